@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Arc needs to build and test, only if missing.
+# Quiet and fast when everything is present. --bench adds nginx, HAProxy, wrk.
+set -euo pipefail
+
+pkgs=(gcc make pkg-config git liburing-dev libjansson-dev libyaml-dev libssl-dev
+      clang libclang-rt-14-dev curl ca-certificates iproute2
+      python3 python3-pytest python3-websockets python3-requests)
+if [[ ${1:-} == --bench ]]; then
+    pkgs=(nginx-light haproxy wrk nghttp2-client procps iproute2 openssl lua5.1)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [[ $st == installed ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo=(sudo)
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,211 @@
+/**
+ * Arc configuration: reading YAML/JSON into a positioned tree, canonical JSON
+ * and its fingerprint, schema validation, and the plain-C `struct arc_config`
+ * that the snapshot compiler (config/snapshot.h) turns into runtime tables.
+ *
+ * Ownership: everything reachable from a `struct arc_config` is owned by it
+ * and released by arc_config_free(). Strings are NUL-terminated heap copies.
+ * Thread: the control thread (main) only; a loaded config is immutable and
+ * may then be read from any thread.
+ *
+ * Units: every duration is in milliseconds (uint64_t), every size in bytes.
+ */
+#ifndef ARC_CONFIG_CONFIG_H
+#define ARC_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* ---------------------------------------------------------------- errors */
+
+/** One problem found in a config file, with the node it points at. */
+struct arc_config_error {
+    char *file;     /* path as given by the caller */
+    int line, col;  /* 1-based; 0 if unknown (e.g. file unreadable) */
+    char *msg;      /* e.g. "unknown key 'lisener' in listeners[0]" */
+};
+
+/** All problems of one load, in file order. Owned. */
+struct arc_config_errors {
+    struct arc_config_error *v;
+    size_t n, cap;
+};
+
+/* Prints "file:line:col: error: msg" lines, one per error. */
+void arc_config_errors_print(const struct arc_config_errors *errs, void *file /* FILE* */);
+void arc_config_errors_dispose(struct arc_config_errors *errs);
+
+/* ---------------------------------------------------------------- schema */
+
+struct arc_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char text[64];              /* as written, normalised "ip:port" / "[ip]:port" */
+};
+
+struct arc_node_conf {
+    char *id;                   /* default: gethostname() */
+    uint32_t workers;           /* 0 = one per online CPU */
+    uint32_t max_connections;   /* per node, 0 = unlimited */
+    uint64_t read_timeout;      /* 30s: client header/body read inactivity */
+    uint64_t write_timeout;     /* 30s: client send stall */
+    uint64_t idle_timeout;      /* 60s: keep-alive idle */
+    uint64_t drain_timeout;     /* 30s: graceful shutdown budget */
+};
+
+struct arc_uring_conf {
+    uint32_t uring_entries;     /* 2048, power of two */
+    bool sqpoll;                /* false */
+    uint32_t sqpoll_idle_ms;    /* 2000 */
+    uint32_t buffer_size;       /* 16kb, provided-buffer size (power of two, 4kb..1mb) */
+    uint32_t buffer_count;      /* 4096 per worker (power of two, <= 32768) */
+};
+
+enum arc_listener_kind { ARC_LISTENER_HTTP = 0 };
+
+struct arc_listener_conf {
+    char *name;
+    enum arc_listener_kind kind;
+    struct arc_addr bind;       /* port 0 = kernel-assigned (shared by all workers) */
+    uint32_t backlog;           /* socket.backlog, 4096 */
+    uint32_t tcp_fastopen_backlog; /* 0 = off */
+    int dscp;                   /* -1 = unset, else 0..63 */
+    uint64_t defer_accept;      /* ms, 0 = off (TCP_DEFER_ACCEPT) */
+    bool keepalive_enabled;     /* true if socket.keepalive given */
+    uint64_t keepalive_idle, keepalive_interval; /* ms */
+    uint32_t keepalive_count;
+};
+
+enum arc_lb_algorithm {
+    ARC_LB_ROUND_ROBIN,
+    ARC_LB_WEIGHTED_ROUND_ROBIN,
+    ARC_LB_LEAST_REQUESTS,
+    ARC_LB_PEAK_EWMA,           /* the default */
+};
+
+struct arc_endpoint_conf {
+    struct arc_addr address;
+    uint32_t weight;            /* 1, range 1..10000 */
+};
+
+struct arc_upstream_conf {
+    char *name;
+    struct arc_endpoint_conf *endpoints;
+    size_t n_endpoints;         /* >= 1 */
+    enum arc_lb_algorithm lb;
+    uint64_t peak_ewma_decay;   /* lb.decay, 10s */
+    /* pool */
+    uint32_t pool_max_idle;     /* 1024, per worker per endpoint */
+    uint64_t pool_idle_ttl;     /* 30s */
+    uint64_t pool_max_lifetime; /* 300s */
+    uint32_t pool_max_connections; /* 0 = unlimited, per endpoint per node */
+    /* timeouts */
+    uint64_t connect_timeout;   /* 2s */
+    uint64_t write_timeout;     /* 30s */
+    uint64_t ttfb_timeout;      /* 30s */
+    uint64_t read_timeout;      /* 30s */
+};
+
+enum arc_action_kind { ARC_ACTION_UPSTREAM, ARC_ACTION_REDIRECT, ARC_ACTION_RESPOND };
+enum arc_hdr_op { ARC_HDR_ADD, ARC_HDR_SET, ARC_HDR_REMOVE };
+
+struct arc_header_op {
+    enum arc_hdr_op op;
+    char *name;
+    char *value;                /* NULL for remove */
+};
+
+struct arc_header_kv {
+    char *name;
+    char *value;
+};
+
+/* Bit per method in route match.methods (0 mask = any method). */
+enum {
+    ARC_M_GET = 1u << 0, ARC_M_HEAD = 1u << 1, ARC_M_POST = 1u << 2,
+    ARC_M_PUT = 1u << 3, ARC_M_DELETE = 1u << 4, ARC_M_CONNECT = 1u << 5,
+    ARC_M_OPTIONS = 1u << 6, ARC_M_TRACE = 1u << 7, ARC_M_PATCH = 1u << 8,
+};
+
+struct arc_route_conf {
+    char *name;
+    int32_t priority;           /* 0 */
+    /* match */
+    char *path;                 /* required; validated syntax */
+    char **hosts;               /* exact "a.example" or "*.example"; lower-cased */
+    size_t n_hosts;             /* 0 = any host */
+    uint32_t methods;           /* ARC_M_* mask, 0 = any */
+    /* action */
+    enum arc_action_kind action;
+    char *upstream;             /* ACTION_UPSTREAM: name (validated to exist) */
+    size_t upstream_index;      /* index into arc_config.upstreams */
+    int redirect_status;        /* ACTION_REDIRECT: 301|302|303|307|308, default 302 */
+    char *redirect_location;    /* may contain {name}, $path, $query */
+    int respond_status;         /* ACTION_RESPOND: 100..599 (default 200) */
+    char *respond_body;         /* "" if none */
+    struct arc_header_kv *respond_headers;
+    size_t n_respond_headers;
+    struct arc_header_op *req_headers;   /* action.headers */
+    size_t n_req_headers;
+    struct arc_header_op *resp_headers;  /* action.response_headers */
+    size_t n_resp_headers;
+    /* forwarded (defaults true) */
+    bool xff, xfp, via;
+    /* position of the route in the file, for compile-time errors */
+    char *file;
+    int line, col;
+};
+
+struct arc_limits_conf {
+    uint32_t max_header_bytes;  /* security.limits.max_header_bytes, 32kb */
+    uint32_t max_headers;       /* 100 */
+    uint32_t max_uri;           /* 8kb */
+};
+
+struct arc_config {
+    char *source;               /* file path or "<embedded>" */
+    char *canonical_json;       /* sorted keys, compact; owned */
+    char fingerprint[65];       /* lowercase hex SHA-256 of canonical_json */
+
+    struct arc_node_conf node;
+    struct arc_uring_conf uring;
+    struct arc_listener_conf *listeners;
+    size_t n_listeners;         /* >= 1 */
+    struct arc_upstream_conf *upstreams;
+    size_t n_upstreams;
+    struct arc_route_conf *routes;
+    size_t n_routes;
+    struct arc_limits_conf limits;
+    struct arc_addr metrics_bind; /* observability.metrics_bind, 127.0.0.1:9090 */
+    bool metrics_enabled;       /* observability.metrics_enabled, true */
+};
+
+/**
+ * Loads and validates a config file; the format is chosen by extension
+ * (.yaml/.yml, .json). On success returns 0 and *out (owned by caller).
+ * On failure returns -1, leaves *out NULL and appends every problem to errs.
+ */
+int arc_config_load_file(const char *path, struct arc_config **out,
+                         struct arc_config_errors *errs);
+
+/**
+ * Same for an in-memory document. `name` is used in error messages and for
+ * the format: "json" or "yaml" (anything else is read as YAML).
+ */
+int arc_config_load_string(const char *text, size_t len, const char *name,
+                           const char *format, struct arc_config **out,
+                           struct arc_config_errors *errs);
+
+void arc_config_free(struct arc_config *cfg);
+
+/* Parses "250ms", "30s", "2m", "1h" (also plain integer = seconds? no: error).
+ * Returns 0 and ms, or -1. Exposed for tests. */
+int arc_config_parse_duration(const char *s, uint64_t *ms);
+/* Parses "512", "64kb", "10mb", "1gb" (1024-based). Returns 0 or -1. */
+int arc_config_parse_size(const char *s, uint64_t *bytes);
+/* Parses "1.2.3.4:80", "[::1]:80", "localhost:80" is NOT accepted (IP only). */
+int arc_config_parse_addr(const char *s, struct arc_addr *out);
+
+#endif

@@ -1,0 +1,180 @@
+/**
+ * HTTP/1.1 message heads and chunked framing (RFC 9110, RFC 9112).
+ *
+ * Pure functions: bytes in, a status and a reason out. No I/O, no allocation;
+ * every view in a parsed message points into the caller's buffer and lives as
+ * long as it does. Safe to fuzz. Thread: any.
+ *
+ * The parser is deliberately strict where leniency enables request smuggling
+ * or response splitting; each rejection names its reason in `err`.
+ */
+#ifndef ARC_HTTP1_HTTP1_H
+#define ARC_HTTP1_HTTP1_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#include "core/common.h"
+
+enum arc_h1_status {
+    ARC_H1_OK = 0,          /* a complete head was parsed */
+    ARC_H1_INCOMPLETE,      /* need more bytes; nothing is wrong so far */
+    ARC_H1_BAD,             /* malformed or ambiguous: 400 (request) / 502 (response) */
+    ARC_H1_URI_TOO_LONG,    /* request-target longer than limits.max_uri: 414 */
+    ARC_H1_HEADERS_TOO_LARGE, /* head bytes > max_header_bytes or count > max_headers: 431 */
+    ARC_H1_NOT_IMPLEMENTED, /* Transfer-Encoding other than chunked: 501 */
+    ARC_H1_BAD_VERSION,     /* HTTP/2.0, HTTP/3.x... on the HTTP/1 codec: 505 */
+};
+
+struct arc_h1_limits {
+    uint32_t max_header_bytes;  /* whole head incl. request line and CRLFCRLF */
+    uint32_t max_headers;       /* number of header fields */
+    uint32_t max_uri;           /* request-target bytes */
+};
+
+struct arc_h1_header {
+    struct arc_str name;        /* as received (case preserved) */
+    struct arc_str value;       /* OWS trimmed on both sides */
+};
+
+enum arc_h1_body {
+    ARC_H1_BODY_NONE,           /* no body (request without CL/TE; HEAD/1xx/204/304 responses) */
+    ARC_H1_BODY_LENGTH,         /* content_length bytes */
+    ARC_H1_BODY_CHUNKED,        /* chunked coding, ends with the last chunk + trailers */
+    ARC_H1_BODY_CLOSE,          /* responses only: until the connection closes */
+};
+
+/* Connection-level facts derived from the head (flags). */
+enum {
+    ARC_H1_F_KEEP_ALIVE   = 1u << 0, /* persistent per version + Connection header */
+    ARC_H1_F_EXPECT_100   = 1u << 1, /* Expect: 100-continue (request) */
+    ARC_H1_F_UPGRADE      = 1u << 2, /* Upgrade header present AND Connection lists "upgrade" */
+    ARC_H1_F_CONN_CLOSE   = 1u << 3, /* Connection lists "close" */
+    ARC_H1_F_HAS_TE       = 1u << 4, /* a Transfer-Encoding header was present */
+};
+
+struct arc_h1_request {
+    struct arc_str method;
+    struct arc_str target;      /* request-target as sent */
+    struct arc_str path;        /* target up to '?' (origin-form); for absolute-form, the path part */
+    struct arc_str query;       /* after '?', without it; len 0 if none */
+    struct arc_str host;        /* Host header value (authority-form/absolute-form host wins) */
+    int minor;                  /* 0 or 1 (HTTP/1.0 or HTTP/1.1) */
+    struct arc_h1_header *headers; /* = caller's array */
+    size_t n_headers;
+    size_t head_len;            /* bytes of the head including the final CRLFCRLF */
+    enum arc_h1_body body;      /* NONE, LENGTH or CHUNKED */
+    uint64_t content_length;    /* valid when body == LENGTH */
+    uint32_t flags;             /* ARC_H1_F_* */
+    const char *err;            /* static reason string when status != OK/INCOMPLETE */
+};
+
+struct arc_h1_response {
+    int status;                 /* 100..999 as a 3-digit number */
+    struct arc_str reason;
+    int minor;
+    struct arc_h1_header *headers;
+    size_t n_headers;
+    size_t head_len;
+    enum arc_h1_body body;      /* framing per RFC 9112 §6.3 given the request */
+    uint64_t content_length;
+    uint32_t flags;             /* KEEP_ALIVE, UPGRADE (on 101), CONN_CLOSE, HAS_TE */
+    const char *err;
+};
+
+/**
+ * Parses a request head from buf[0..len).
+ * `hdrs`/`max_hdrs` is the caller's header array; exceeding it or
+ * limits->max_headers is ARC_H1_HEADERS_TOO_LARGE. An INCOMPLETE head larger
+ * than limits->max_header_bytes is HEADERS_TOO_LARGE (so a caller never
+ * buffers more than that), a target longer than max_uri is URI_TOO_LONG
+ * (reported as soon as it is known, even if the head is incomplete).
+ *
+ * Rejected as ARC_H1_BAD (RFC 9112 §2.2, §3, §5, §6): a bare CR or LF line
+ * ending other than CRLF (a bare LF line ending is also rejected), NUL or
+ * other control bytes (except HTAB in values), obs-fold, invalid token chars
+ * in method or header names, whitespace before the colon, a missing or
+ * repeated Host in HTTP/1.1 (missing is allowed for 1.0), Content-Length
+ * that is not all digits / overflows / differs between repeated fields or
+ * list elements, both Content-Length and Transfer-Encoding, a
+ * Transfer-Encoding whose final coding is not chunked or that repeats
+ * chunked, and leading empty lines beyond one CRLF (one is ignored per §2.2).
+ * Transfer-Encoding on HTTP/1.0 is BAD. A request-target that is not
+ * origin-form ("/..."), absolute-form ("http://h/..."), "*" (OPTIONS only)
+ * or authority-form (CONNECT only) is BAD.
+ */
+enum arc_h1_status arc_h1_parse_request(const char *buf, size_t len,
+                                        const struct arc_h1_limits *limits,
+                                        struct arc_h1_header *hdrs, size_t max_hdrs,
+                                        struct arc_h1_request *out);
+
+/**
+ * Parses a response head. `req_method_head` says the request was HEAD and
+ * `req_connect` that it was CONNECT (both change the body rules, §6.3).
+ * 1xx, 204 and 304 responses have BODY_NONE. A response without CL or TE is
+ * BODY_CLOSE (and never keep-alive). Multiple differing Content-Length, CL
+ * with TE, non-final chunked, bad status line, etc. are ARC_H1_BAD: an
+ * upstream that sends them is answered with 502, never relayed.
+ */
+enum arc_h1_status arc_h1_parse_response(const char *buf, size_t len,
+                                         const struct arc_h1_limits *limits,
+                                         bool req_method_head, bool req_connect,
+                                         struct arc_h1_header *hdrs, size_t max_hdrs,
+                                         struct arc_h1_response *out);
+
+/* ------------------------------------------------------------- chunked */
+
+/**
+ * Incremental chunked-body decoder (RFC 9112 §7.1). Zero-initialise it (or
+ * call arc_h1_chunked_init) per message. It does not copy: it walks framing
+ * and reports where data spans are, so a proxy can forward the validated
+ * bytes verbatim (consumed counts framing + data) or extract data spans.
+ */
+struct arc_h1_chunked {
+    uint8_t state;              /* private */
+    uint8_t _pad[3];
+    uint32_t line_len;          /* private: bytes of the current size/trailer line */
+    uint64_t remaining;         /* private: data bytes left in the current chunk */
+    uint64_t trailer_bytes;     /* private */
+    uint32_t max_line;          /* max chunk-size line / trailer line length (default 4096 if 0) */
+    uint32_t max_trailer_bytes; /* total trailer section limit (default 32768 if 0) */
+};
+
+enum arc_h1_chunk_rc {
+    ARC_H1_CHUNK_AGAIN,         /* everything given was consumed; need more input */
+    ARC_H1_CHUNK_DATA,          /* a data span is reported (may be followed by more) */
+    ARC_H1_CHUNK_DONE,          /* last-chunk and trailer section complete */
+    ARC_H1_CHUNK_ERROR,         /* bad framing: bad hex, size overflow, missing CRLF after data,
+                                   bad chunk-ext chars, bad trailer line, limits exceeded */
+};
+
+void arc_h1_chunked_init(struct arc_h1_chunked *st);
+
+/**
+ * Advances over buf[0..len). Sets *consumed to the bytes eaten by this call
+ * (always <= len). On DATA, *data/*data_len is a span inside the consumed
+ * bytes (the caller calls again with buf+consumed). On DONE, bytes after
+ * *consumed belong to the next message. On ERROR, *err names the reason.
+ */
+enum arc_h1_chunk_rc arc_h1_chunked_next(struct arc_h1_chunked *st,
+                                         const char *buf, size_t len,
+                                         size_t *consumed,
+                                         const char **data, size_t *data_len,
+                                         const char **err);
+
+/* ------------------------------------------------------------- helpers */
+
+/* Case-insensitive: is `name` one of the fixed hop-by-hop fields
+ * (Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding,
+ * Upgrade)? Content-Length is NOT hop-by-hop. */
+bool arc_h1_is_hop_by_hop(struct arc_str name);
+
+/* True if the comma-separated list `value` contains `token` (case-insensitive,
+ * OWS around elements ignored). Used for Connection: a, b. */
+bool arc_h1_list_has(struct arc_str value, const char *token, size_t token_len);
+
+/* Standard reason phrase for a status code ("Not Found"), or "Unknown". */
+const char *arc_h1_reason(int status);
+
+#endif
