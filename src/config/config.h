@@ -60,7 +60,7 @@ struct arc_uring_conf {
     bool sqpoll;                /* false */
     uint32_t sqpoll_idle_ms;    /* 2000 */
     uint32_t buffer_size;       /* 16kb, provided-buffer size (power of two, 4kb..1mb) */
-    uint32_t buffer_count;      /* 4096 per worker (power of two, <= 32768) */
+    uint32_t buffer_count;      /* 1024 per worker (power of two, <= 32768): 16 MiB at 16kb */
 };
 
 enum arc_listener_kind { ARC_LISTENER_HTTP = 0 };
@@ -129,6 +129,14 @@ enum {
     ARC_M_OPTIONS = 1u << 6, ARC_M_TRACE = 1u << 7, ARC_M_PATCH = 1u << 8,
 };
 
+/* A network prefix, e.g. forwarded.trusted_proxies entries. */
+struct arc_cidr {
+    int family;                 /* AF_INET or AF_INET6 */
+    uint8_t addr[16];           /* network bytes, host bits zero; AF_INET uses addr[0..3] */
+    uint8_t prefix;             /* 0..32 (AF_INET) or 0..128 (AF_INET6) */
+    char text[64];              /* normalised "10.0.0.0/8", "2001:db8::/32" */
+};
+
 struct arc_route_conf {
     char *name;
     int32_t priority;           /* 0 */
@@ -143,7 +151,7 @@ struct arc_route_conf {
     size_t upstream_index;      /* index into arc_config.upstreams */
     int redirect_status;        /* ACTION_REDIRECT: 301|302|303|307|308, default 302 */
     char *redirect_location;    /* may contain {name}, $path, $query */
-    int respond_status;         /* ACTION_RESPOND: 100..599 (default 200) */
+    int respond_status;         /* ACTION_RESPOND: 200..599 (default 200; 1xx is never final) */
     char *respond_body;         /* "" if none */
     struct arc_header_kv *respond_headers;
     size_t n_respond_headers;
@@ -156,6 +164,11 @@ struct arc_route_conf {
     /* position of the route in the file, for compile-time errors */
     char *file;
     int line, col;
+    /* forwarded.trusted_proxies: peers whose X-Forwarded-* are kept and
+     * appended to rather than replaced (empty = trust no one). Added after
+     * the first contract; order as written. */
+    struct arc_cidr *trusted_proxies;
+    size_t n_trusted_proxies;
 };
 
 struct arc_limits_conf {
@@ -166,7 +179,7 @@ struct arc_limits_conf {
 
 struct arc_config {
     char *source;               /* file path or "<embedded>" */
-    char *canonical_json;       /* sorted keys, compact; owned */
+    char *canonical_json;       /* sorted keys, compact; owned (rules: config/canon.c) */
     char fingerprint[65];       /* lowercase hex SHA-256 of canonical_json */
 
     struct arc_node_conf node;
@@ -207,5 +220,11 @@ int arc_config_parse_duration(const char *s, uint64_t *ms);
 int arc_config_parse_size(const char *s, uint64_t *bytes);
 /* Parses "1.2.3.4:80", "[::1]:80", "localhost:80" is NOT accepted (IP only). */
 int arc_config_parse_addr(const char *s, struct arc_addr *out);
+/* Parses "10.0.0.0/8", "2001:db8::/32"; a bare IP means /32 or /128. Host
+ * bits must be zero ("10.0.0.1/8" is an error). Returns 0 or -1. */
+int arc_config_parse_cidr(const char *s, struct arc_cidr *out);
+/* True if `sa` (AF_INET or AF_INET6) lies inside `c`. An IPv4-mapped IPv6
+ * address (::ffff:a.b.c.d) is also tested against IPv4 prefixes. */
+bool arc_config_cidr_contains(const struct arc_cidr *c, const struct sockaddr *sa);
 
 #endif

@@ -33,6 +33,11 @@ struct arc_h1_limits {
     uint32_t max_uri;           /* request-target bytes */
 };
 
+/* Used for a NULL `limits` pointer and for any limits field left 0. */
+#define ARC_H1_DEFAULT_MAX_HEADER_BYTES 16384u
+#define ARC_H1_DEFAULT_MAX_HEADERS      100u
+#define ARC_H1_DEFAULT_MAX_URI          8192u
+
 struct arc_h1_header {
     struct arc_str name;        /* as received (case preserved) */
     struct arc_str value;       /* OWS trimmed on both sides */
@@ -57,7 +62,9 @@ enum {
 struct arc_h1_request {
     struct arc_str method;
     struct arc_str target;      /* request-target as sent */
-    struct arc_str path;        /* target up to '?' (origin-form); for absolute-form, the path part */
+    struct arc_str path;        /* target up to '?' (origin-form); for absolute-form, the path part
+                                   (a static "/" if the URI has an empty path); "*" for OPTIONS *;
+                                   empty for CONNECT */
     struct arc_str query;       /* after '?', without it; len 0 if none */
     struct arc_str host;        /* Host header value (authority-form/absolute-form host wins) */
     int minor;                  /* 0 or 1 (HTTP/1.0 or HTTP/1.1) */
@@ -127,9 +134,10 @@ enum arc_h1_status arc_h1_parse_response(const char *buf, size_t len,
 
 /**
  * Incremental chunked-body decoder (RFC 9112 §7.1). Zero-initialise it (or
- * call arc_h1_chunked_init) per message. It does not copy: it walks framing
- * and reports where data spans are, so a proxy can forward the validated
- * bytes verbatim (consumed counts framing + data) or extract data spans.
+ * call arc_h1_chunked_init, which zeroes the limits too: set them after) per
+ * message. It does not copy: it walks framing and reports where data spans
+ * are, so a proxy can forward the validated bytes verbatim (consumed counts
+ * framing + data) or extract data spans.
  */
 struct arc_h1_chunked {
     uint8_t state;              /* private */
@@ -153,8 +161,8 @@ void arc_h1_chunked_init(struct arc_h1_chunked *st);
 
 /**
  * Advances over buf[0..len). Sets *consumed to the bytes eaten by this call
- * (always <= len). On DATA, *data/*data_len is a span inside the consumed
- * bytes (the caller calls again with buf+consumed). On DONE, bytes after
+ * (always <= len). On DATA, *data (*data_len bytes) is a span inside the
+ * consumed bytes (the caller calls again with buf+consumed). On DONE, bytes after
  * *consumed belong to the next message. On ERROR, *err names the reason.
  */
 enum arc_h1_chunk_rc arc_h1_chunked_next(struct arc_h1_chunked *st,

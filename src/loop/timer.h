@@ -35,8 +35,14 @@ struct arc_tw {
     uint32_t tick_ms;
     size_t count;                    /* pending timers */
     struct arc_timer slots[ARC_TW_LEVELS][ARC_TW_SLOTS]; /* private: list heads */
+    /* private (timer.c): */
+    uint64_t _now_ms;                /* `now` of the last advance (or of init) */
+    struct arc_timer _due;           /* armed with deadline <= _now_ms: fire on the next advance */
+    uint64_t _occupied[ARC_TW_LEVELS][ARC_TW_SLOTS / 64]; /* slot may be non-empty (lazy) */
 };
 
+/* The wheel holds pointers to itself once initialised: embed it or allocate
+ * it, but never copy or move it. tick_ms 0 is taken as 1. */
 void arc_tw_init(struct arc_tw *tw, uint64_t now_ms, uint32_t tick_ms);
 void arc_timer_init(struct arc_timer *t, arc_timer_cb cb);
 static inline bool arc_timer_pending(const struct arc_timer *t) { return t->_next != NULL; }

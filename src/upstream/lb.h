@@ -41,7 +41,8 @@ struct arc_lb {
     uint64_t rng;               /* private: xorshift state, never 0 */
 };
 
-/* Returns 0, or -ENOMEM. n >= 1. `seed` varies per worker. */
+/* Returns 0, or -ENOMEM (-EINVAL if n == 0). n >= 1. `seed` varies per
+ * worker. weights may be NULL (all 1); a 0 weight is taken as 1. */
 int arc_lb_init(struct arc_lb *lb, enum arc_lb_algorithm alg,
                 const uint32_t *weights, size_t n, uint64_t decay_ms, uint64_t seed);
 void arc_lb_dispose(struct arc_lb *lb);

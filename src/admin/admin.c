@@ -1,0 +1,310 @@
+/*
+ * Control loop and admin HTTP server. See admin.h.
+ *
+ * Admin connections are served one request each (Connection: close): the
+ * admin port is for probes and scrapers, not for throughput, so keep-alive
+ * and pipelining would add states for no benefit.
+ */
+#include "admin/admin.h"
+#include "core/common.h"
+#include "core/sbuf.h"
+#include "http1/http1.h"
+#include "loop/ring.h"
+#include "obs/metrics.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define ADMIN_BUF 8192
+#define ADMIN_TIMEOUT_MS 5000
+#define TICK_MS 100
+
+enum { UD_ACCEPT = 1, UD_SIGNAL = 2, UD_TICK = 3 };
+enum { AOP_RECV = 1, AOP_SEND = 2, AOP_CLOSE = 3 };
+
+struct admin_conn {
+    int fd;
+    size_t len;
+    char *out;
+    size_t out_len, out_off;
+    uint64_t deadline;
+    bool closing;
+    char buf[ADMIN_BUF];
+};
+
+struct control_state {
+    struct arc_control *ctl;
+    struct io_uring ring;
+    struct signalfd_siginfo si;
+    struct __kernel_timespec tick;
+    bool draining;
+    size_t open_conns;
+    struct admin_conn **conns;       /* open admin connections, for timeouts */
+    size_t n_conns, cap_conns;
+};
+
+static uint64_t conn_ud(struct admin_conn *a, int op)
+{
+    return (uint64_t)(uintptr_t)a | (uint64_t)op;
+}
+
+static void track(struct control_state *cs, struct admin_conn *a)
+{
+    if (cs->n_conns == cs->cap_conns) {
+        size_t cap = cs->cap_conns ? cs->cap_conns * 2 : 16;
+        struct admin_conn **v = realloc(cs->conns, cap * sizeof(*v));
+        ARC_ASSERT(v != NULL);
+        cs->conns = v;
+        cs->cap_conns = cap;
+    }
+    cs->conns[cs->n_conns++] = a;
+}
+
+static void untrack(struct control_state *cs, struct admin_conn *a)
+{
+    for (size_t i = 0; i < cs->n_conns; i++)
+        if (cs->conns[i] == a) {
+            cs->conns[i] = cs->conns[--cs->n_conns];
+            return;
+        }
+}
+
+static void arm_accept(struct control_state *cs)
+{
+    struct io_uring_sqe *sqe = arc_ring_sqe(&cs->ring);
+    io_uring_prep_multishot_accept(sqe, cs->ctl->admin_fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, UD_ACCEPT);
+}
+
+static void arm_signal(struct control_state *cs)
+{
+    struct io_uring_sqe *sqe = arc_ring_sqe(&cs->ring);
+    io_uring_prep_read(sqe, cs->ctl->signal_fd, &cs->si, sizeof(cs->si), 0);
+    io_uring_sqe_set_data64(sqe, UD_SIGNAL);
+}
+
+static void arm_tick(struct control_state *cs)
+{
+    cs->tick.tv_sec = 0;
+    cs->tick.tv_nsec = TICK_MS * 1000000L;
+    struct io_uring_sqe *sqe = arc_ring_sqe(&cs->ring);
+    io_uring_prep_timeout(sqe, &cs->tick, 0, IORING_TIMEOUT_MULTISHOT);
+    io_uring_sqe_set_data64(sqe, UD_TICK);
+}
+
+static void arm_recv(struct control_state *cs, struct admin_conn *a)
+{
+    struct io_uring_sqe *sqe = arc_ring_sqe(&cs->ring);
+    io_uring_prep_recv(sqe, a->fd, a->buf + a->len, ADMIN_BUF - a->len, 0);
+    io_uring_sqe_set_data64(sqe, conn_ud(a, AOP_RECV));
+}
+
+static void conn_close(struct control_state *cs, struct admin_conn *a)
+{
+    a->closing = true;
+    struct io_uring_sqe *sqe = arc_ring_sqe(&cs->ring);
+    io_uring_prep_close(sqe, a->fd);
+    io_uring_sqe_set_data64(sqe, conn_ud(a, AOP_CLOSE));
+}
+
+static void arm_send(struct control_state *cs, struct admin_conn *a)
+{
+    struct io_uring_sqe *sqe = arc_ring_sqe(&cs->ring);
+    io_uring_prep_send(sqe, a->fd, a->out + a->out_off, a->out_len - a->out_off, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, conn_ud(a, AOP_SEND));
+}
+
+static bool workers_ready(struct arc_control *ctl)
+{
+    for (size_t i = 0; i < ctl->n_workers; i++)
+        if (!arc_worker_ready(ctl->workers[i]) || arc_worker_error(ctl->workers[i]))
+            return false;
+    return true;
+}
+
+static void respond(struct control_state *cs, struct admin_conn *a, int status,
+                    const char *ctype, const char *body, size_t blen)
+{
+    struct arc_sbuf b = { 0 };
+    arc_sbuf_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                        "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                    status, arc_h1_reason(status), ctype, blen);
+    arc_sbuf_append(&b, body, blen);
+    a->out = b.p;
+    a->out_len = b.len;
+    a->out_off = 0;
+    arm_send(cs, a);
+}
+
+static void serve(struct control_state *cs, struct admin_conn *a, const struct arc_h1_request *req)
+{
+    struct arc_control *ctl = cs->ctl;
+    bool get = arc_str_eq(req->method, "GET", 3) || arc_str_eq(req->method, "HEAD", 4);
+    if (!get) {
+        respond(cs, a, 405, "text/plain", "method not allowed\n", 19);
+        return;
+    }
+    if (arc_str_eq(req->path, "/healthz", 8)) {
+        respond(cs, a, 200, "text/plain", "ok\n", 3);
+    } else if (arc_str_eq(req->path, "/readyz", 7)) {
+        if (cs->draining)
+            respond(cs, a, 503, "text/plain", "draining\n", 9);
+        else if (workers_ready(ctl))
+            respond(cs, a, 200, "text/plain", "ready\n", 6);
+        else
+            respond(cs, a, 503, "text/plain", "starting\n", 9);
+    } else if (arc_str_eq(req->path, "/metrics", 8)) {
+        struct arc_metrics_shard *shards[ctl->n_workers ? ctl->n_workers : 1];
+        for (size_t i = 0; i < ctl->n_workers; i++)
+            shards[i] = arc_worker_metrics(ctl->workers[i]);
+        struct arc_sbuf m = { 0 };
+        arc_metrics_render(&m, shards, ctl->n_workers, ctl->snap->route_names,
+                           ctl->snap->upstream_names);
+        arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
+                            "arc_workers %zu\n", ctl->n_workers);
+        arc_sbuf_printf(&m, "# HELP arc_config_generation Generation of the active configuration.\n"
+                            "# TYPE arc_config_generation gauge\narc_config_generation %llu\n",
+                        (unsigned long long)ctl->snap->generation);
+        respond(cs, a, 200, "text/plain; version=0.0.4", m.p ? m.p : "", m.len);
+        arc_sbuf_dispose(&m);
+    } else {
+        respond(cs, a, 404, "text/plain", "not found\n", 10);
+    }
+}
+
+static void on_conn(struct control_state *cs, struct admin_conn *a, int op, int res)
+{
+    if (op == AOP_CLOSE) {
+        untrack(cs, a);
+        free(a->out);
+        free(a);
+        cs->open_conns--;
+        return;
+    }
+    if (a->closing)
+        return;
+    if (op == AOP_SEND) {
+        if (res <= 0) {
+            conn_close(cs, a);
+            return;
+        }
+        a->out_off += (size_t)res;
+        if (a->out_off < a->out_len)
+            arm_send(cs, a);
+        else
+            conn_close(cs, a);
+        return;
+    }
+    /* AOP_RECV */
+    if (res <= 0) {
+        conn_close(cs, a);
+        return;
+    }
+    a->len += (size_t)res;
+    struct arc_h1_limits lim = { .max_header_bytes = ADMIN_BUF - 1, .max_headers = 64, .max_uri = 2048 };
+    struct arc_h1_header hdrs[64];
+    struct arc_h1_request req;
+    enum arc_h1_status rc = arc_h1_parse_request(a->buf, a->len, &lim, hdrs, 64, &req);
+    if (rc == ARC_H1_INCOMPLETE && a->len < ADMIN_BUF) {
+        arm_recv(cs, a);
+        return;
+    }
+    if (rc != ARC_H1_OK) {
+        respond(cs, a, rc == ARC_H1_INCOMPLETE || rc == ARC_H1_HEADERS_TOO_LARGE ? 431 : 400,
+                "text/plain", "bad request\n", 12);
+        return;
+    }
+    serve(cs, a, &req);
+}
+
+static bool all_workers_done(struct arc_control *ctl)
+{
+    for (size_t i = 0; i < ctl->n_workers; i++)
+        if (!arc_worker_done(ctl->workers[i]))
+            return false;
+    return true;
+}
+
+int arc_control_run(struct arc_control *ctl)
+{
+    struct control_state cs = { .ctl = ctl };
+    struct arc_ring_opts ro = { .entries = 256, .single_issuer = true };
+    int rc = arc_ring_init(&cs.ring, &ro);
+    if (rc < 0)
+        return rc;
+    if (ctl->admin_fd >= 0)
+        arm_accept(&cs);
+    arm_signal(&cs);
+    arm_tick(&cs);
+
+    bool done = false;
+    while (!done) {
+        rc = io_uring_submit_and_wait(&cs.ring, 1);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+            break;
+        uint64_t now = arc_now_ms();
+        struct io_uring_cqe *cqe;
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&cs.ring, head, cqe) {
+            n++;
+            uint64_t ud = cqe->user_data;
+            if (ud == UD_ACCEPT) {
+                if (!(cqe->flags & IORING_CQE_F_MORE) && !cs.draining)
+                    arm_accept(&cs);
+                if (cqe->res < 0)
+                    continue;
+                struct admin_conn *a = calloc(1, sizeof(*a));
+                if (!a) {
+                    close(cqe->res);
+                    continue;
+                }
+                a->fd = cqe->res;
+                a->deadline = now + ADMIN_TIMEOUT_MS;
+                cs.open_conns++;
+                track(&cs, a);
+                arm_recv(&cs, a);
+            } else if (ud == UD_SIGNAL) {
+                if (cqe->res == (int)sizeof(cs.si)) {
+                    if (cs.draining) {
+                        fprintf(stderr, "arc: second signal, exiting now\n");
+                        fflush(stderr);
+                        _exit(1);
+                    }
+                    cs.draining = true;
+                    fprintf(stderr, "arc: %s received, draining (up to %llu ms)\n",
+                            strsignal((int)cs.si.ssi_signo),
+                            (unsigned long long)ctl->snap->cfg->node.drain_timeout);
+                    arc_workers_drain(ctl->snap->cfg->node.drain_timeout);
+                }
+                arm_signal(&cs);
+            } else if (ud == UD_TICK) {
+                if (!(cqe->flags & IORING_CQE_F_MORE))
+                    arm_tick(&cs);
+                for (size_t i = 0; i < cs.n_conns; i++)
+                    if (!cs.conns[i]->closing && now > cs.conns[i]->deadline) {
+                        struct io_uring_sqe *sqe = arc_ring_sqe(&cs.ring);
+                        io_uring_prep_cancel_fd(sqe, cs.conns[i]->fd, IORING_ASYNC_CANCEL_ALL);
+                        io_uring_sqe_set_data64(sqe, 0);
+                    }
+                if (cs.draining && all_workers_done(ctl))
+                    done = true;
+            } else if (ud > UD_TICK) {
+                on_conn(&cs, (struct admin_conn *)(uintptr_t)(ud & ~(uint64_t)7), (int)(ud & 7), cqe->res);
+            }
+        }
+        io_uring_cq_advance(&cs.ring, n);
+    }
+    for (size_t i = 0; i < cs.n_conns; i++) {
+        close(cs.conns[i]->fd);
+        free(cs.conns[i]->out);
+        free(cs.conns[i]);
+    }
+    free(cs.conns);
+    io_uring_queue_exit(&cs.ring);
+    return 0;
+}

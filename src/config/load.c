@@ -1,0 +1,207 @@
+/*
+ * Entry points: read a file or string, parse it into the positioned tree,
+ * validate it into a struct arc_config, canonicalise it for the
+ * fingerprint. A load either returns a complete, valid config or no config
+ * and every error it found.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/schema_int.h"
+
+static bool ends_with(const char *s, const char *suf)
+{
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && strcasecmp(s + n - m, suf) == 0;
+}
+
+int arc_config_load_string(const char *text, size_t len, const char *name,
+                           const char *format, struct arc_config **out,
+                           struct arc_config_errors *errs)
+{
+    struct arc_conf_diag d;
+    const char *file = name ? name : "<embedded>";
+    *out = NULL;
+    arc_config__diag_init(&d, errs, file);
+    if (len > ARC_CONF_MAX_BYTES) {
+        arc_config__error(&d, 0, 0, "configuration is larger than %u bytes", ARC_CONF_MAX_BYTES);
+        arc_config__diag_finish(&d);
+        return -1;
+    }
+
+    if (!text) {
+        text = "";
+        len = 0;
+    }
+    struct arc_ctree t = { 0 };
+    bool json = format && strcmp(format, "json") == 0;
+    int rc = json ? arc_config__read_json(text, len, &t, &d)
+                  : arc_config__read_yaml(text, len, &t, &d);
+    struct arc_config *cfg = NULL;
+    if (rc == 0) {
+        cfg = arc_config__xcalloc(1, sizeof(*cfg));
+        cfg->source = arc_config__xstrdup(file);
+        arc_config__build(t.root, cfg, &d);
+        /* Duplicate keys recorded by the reader fail the load too. */
+        if (arc_config__error_count(&d) == 0 &&
+            arc_config__canonicalize(t.root, &cfg->canonical_json, cfg->fingerprint) < 0)
+            arc_config__error(&d, 0, 0, "cannot compute the canonical form of the document");
+    }
+    arc_config__tree_free(&t);
+    bool failed = arc_config__error_count(&d) > 0;
+    arc_config__diag_finish(&d);
+    if (failed || rc != 0) {
+        arc_config_free(cfg);
+        return -1;
+    }
+    *out = cfg;
+    return 0;
+}
+
+/* Reads the whole file; 0 or -errno (-EFBIG past the size limit). */
+static int slurp(const char *path, char **buf, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return -EISDIR;
+    }
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    if (!b) {
+        close(fd);
+        return -ENOMEM;
+    }
+    for (;;) {
+        if (n == cap) {
+            if (cap > ARC_CONF_MAX_BYTES) {
+                free(b);
+                close(fd);
+                return -EFBIG;
+            }
+            char *nb = realloc(b, cap * 2);
+            if (!nb) {
+                free(b);
+                close(fd);
+                return -ENOMEM;
+            }
+            b = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, b + n, cap - n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            free(b);
+            close(fd);
+            return -e;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (n > ARC_CONF_MAX_BYTES) {
+        free(b);
+        return -EFBIG;
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+int arc_config_load_file(const char *path, struct arc_config **out,
+                         struct arc_config_errors *errs)
+{
+    struct arc_conf_diag d;
+    *out = NULL;
+    arc_config__diag_init(&d, errs, path);
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = slurp(path, &buf, &len);
+    if (rc == -EFBIG) {
+        arc_config__error(&d, 0, 0, "file is larger than %u bytes", ARC_CONF_MAX_BYTES);
+    } else if (rc == -EISDIR) {
+        arc_config__error(&d, 0, 0, "cannot read: %s", strerror(EISDIR));
+    } else if (rc < 0) {
+        arc_config__error(&d, 0, 0, "cannot open: %s", strerror(-rc));
+    } else if (ends_with(path, ".toml")) {
+        arc_config__error(&d, 0, 0, "TOML configuration is not supported yet in this version "
+                          "(use .yaml, .yml or .json)");
+    } else if (!ends_with(path, ".yaml") && !ends_with(path, ".yml") &&
+               !ends_with(path, ".json")) {
+        arc_config__error(&d, 0, 0, "unknown configuration format (the file name must end in "
+                          ".yaml, .yml or .json)");
+    }
+    if (arc_config__error_count(&d) > 0) {
+        free(buf);
+        arc_config__diag_finish(&d);
+        return -1;
+    }
+    rc = arc_config_load_string(buf, len, path, ends_with(path, ".json") ? "json" : "yaml",
+                                out, errs);
+    free(buf);
+    return rc;
+}
+
+static void free_ops(struct arc_header_op *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].value);
+    }
+    free(v);
+}
+
+void arc_config_free(struct arc_config *cfg)
+{
+    if (!cfg)
+        return;
+    free(cfg->source);
+    free(cfg->canonical_json);
+    free(cfg->node.id);
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        free(cfg->listeners[i].name);
+    free(cfg->listeners);
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        free(cfg->upstreams[i].name);
+        free(cfg->upstreams[i].endpoints);
+    }
+    free(cfg->upstreams);
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        struct arc_route_conf *r = &cfg->routes[i];
+        free(r->name);
+        free(r->path);
+        for (size_t j = 0; j < r->n_hosts; j++)
+            free(r->hosts[j]);
+        free(r->hosts);
+        free(r->upstream);
+        free(r->redirect_location);
+        free(r->respond_body);
+        for (size_t j = 0; j < r->n_respond_headers; j++) {
+            free(r->respond_headers[j].name);
+            free(r->respond_headers[j].value);
+        }
+        free(r->respond_headers);
+        free_ops(r->req_headers, r->n_req_headers);
+        free_ops(r->resp_headers, r->n_resp_headers);
+        free(r->trusted_proxies);
+        free(r->file);
+    }
+    free(cfg->routes);
+    free(cfg);
+}

@@ -1,0 +1,349 @@
+/*
+ * Schema, part 1: the document root, node, io_uring, listeners, security and
+ * observability, plus the checks that span sections. Upstreams and routes
+ * live in schema_upstream.c and schema_route.c.
+ *
+ * Every key CONFIG.md documents is in a key table here; the ones this
+ * version does not implement carry ARC_KEY_LATER and are rejected with "not
+ * supported yet" at their position, so no part of a config is ever silently
+ * ignored. Defaults are the ones written next to each field in config.h.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include "config/schema_int.h"
+
+#define REQ ARC_KEY_REQUIRED
+#define LATER ARC_KEY_LATER
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+#define MS_S 1000ull
+#define MS_H (3600ull * 1000)
+
+static const struct arc_conf_key top_keys[] = {
+    { "node", 0 }, { "io_uring", 0 }, { "listeners", REQ }, { "upstreams", 0 },
+    { "routes", 0 }, { "security", 0 }, { "observability", 0 },
+    { "rate_limits", LATER }, { "plugins", LATER }, { "cache", LATER },
+    { "logging", LATER }, { "control_plane", LATER },
+};
+
+static const struct arc_conf_key node_keys[] = {
+    { "id", 0 }, { "workers", 0 }, { "max_connections", 0 }, { "read_timeout", 0 },
+    { "write_timeout", 0 }, { "idle_timeout", 0 }, { "drain_timeout", 0 },
+};
+
+static const struct arc_conf_key uring_keys[] = {
+    { "uring_entries", 0 }, { "sqpoll", 0 }, { "sqpoll_idle_ms", 0 },
+    { "buffer_size", 0 }, { "buffer_count", 0 },
+};
+
+static const struct arc_conf_key listener_keys[] = {
+    { "name", REQ }, { "kind", REQ }, { "bind", REQ }, { "socket", 0 },
+    { "proxy_protocol", 0 }, { "tls", LATER }, { "upstream", LATER },
+};
+
+static const struct arc_conf_key socket_keys[] = {
+    { "backlog", 0 }, { "tcp_fastopen_backlog", 0 }, { "dscp", 0 },
+    { "defer_accept", 0 }, { "keepalive", 0 },
+};
+
+static const struct arc_conf_key keepalive_keys[] = {
+    { "idle", 0 }, { "interval", 0 }, { "count", 0 },
+};
+
+static const struct arc_conf_key security_keys[] = {
+    { "limits", 0 }, { "xdp", LATER }, { "l7", LATER },
+};
+
+static const struct arc_conf_key limits_keys[] = {
+    { "max_header_bytes", 0 }, { "max_headers", 0 }, { "max_uri", 0 },
+};
+
+static const struct arc_conf_key obs_keys[] = {
+    { "metrics_bind", 0 }, { "metrics_enabled", 0 }, { "tracing", LATER },
+};
+
+/* ------------------------------------------------------------ defaults */
+
+static void set_defaults(struct arc_config *cfg)
+{
+    char host[256];
+    if (gethostname(host, sizeof(host)) < 0 || !host[0])
+        strcpy(host, "arc");
+    host[sizeof(host) - 1] = '\0';
+    cfg->node = (struct arc_node_conf){
+        .id = arc_config__xstrdup(host),
+        .workers = 0,
+        .max_connections = 0,
+        .read_timeout = 30 * MS_S,
+        .write_timeout = 30 * MS_S,
+        .idle_timeout = 60 * MS_S,
+        .drain_timeout = 30 * MS_S,
+    };
+    cfg->uring = (struct arc_uring_conf){
+        .uring_entries = 2048,
+        .sqpoll = false,
+        .sqpoll_idle_ms = 2000,
+        .buffer_size = 16 * 1024,
+        .buffer_count = 1024,
+    };
+    cfg->limits = (struct arc_limits_conf){
+        .max_header_bytes = 32 * 1024,
+        .max_headers = 100,
+        .max_uri = 8 * 1024,
+    };
+    arc_config_parse_addr("127.0.0.1:9090", &cfg->metrics_bind);
+    cfg->metrics_enabled = true;
+}
+
+/* ------------------------------------------------------------ sections */
+
+static void node_section(struct arc_sctx *s, const struct arc_cn *m)
+{
+    struct arc_node_conf *n = &s->cfg->node;
+    const char *p = "node";
+    if (!arc_config__check_map(s, m, p, node_keys, N(node_keys)))
+        return;
+    arc_config__get_str(s, m, p, "id", ARC_STR_NONEMPTY | ARC_STR_NO_CTL, &n->id);
+    arc_config__get_u32(s, m, p, "workers", 0, 1024, &n->workers);
+    arc_config__get_u32(s, m, p, "max_connections", 0, UINT32_MAX, &n->max_connections);
+    arc_config__get_dur(s, m, p, "read_timeout", 1, 24 * MS_H, false, &n->read_timeout);
+    arc_config__get_dur(s, m, p, "write_timeout", 1, 24 * MS_H, false, &n->write_timeout);
+    arc_config__get_dur(s, m, p, "idle_timeout", 1, 24 * MS_H, false, &n->idle_timeout);
+    arc_config__get_dur(s, m, p, "drain_timeout", 0, 24 * MS_H, false, &n->drain_timeout);
+}
+
+static bool pow2_u32(struct arc_sctx *s, const struct arc_cn *m, const char *path,
+                     const char *key, uint32_t min, uint32_t max, uint32_t *out)
+{
+    uint32_t v = *out;
+    if (!arc_config__get_u32(s, m, path, key, min, max, &v))
+        return false;
+    if (v & (v - 1)) {
+        char pb[ARC_PATH_MAX];
+        arc_config__err(s, arc_config__val(m, key), "%s: must be a power of two, got %u",
+                        arc_config__path(pb, path, key), v);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static void uring_section(struct arc_sctx *s, const struct arc_cn *m)
+{
+    struct arc_uring_conf *u = &s->cfg->uring;
+    const char *p = "io_uring";
+    if (!arc_config__check_map(s, m, p, uring_keys, N(uring_keys)))
+        return;
+    /* 32768 is the kernel's IORING_MAX_ENTRIES. */
+    pow2_u32(s, m, p, "uring_entries", 1, 32768, &u->uring_entries);
+    arc_config__get_bool(s, m, p, "sqpoll", &u->sqpoll);
+    arc_config__get_u32(s, m, p, "sqpoll_idle_ms", 0, 3600000, &u->sqpoll_idle_ms);
+    if (!u->sqpoll && arc_config__val(m, "sqpoll_idle_ms"))
+        arc_config__err(s, arc_config__val(m, "sqpoll_idle_ms"),
+                        "io_uring.sqpoll_idle_ms: only applies with sqpoll: true");
+    uint64_t bs = u->buffer_size;
+    if (arc_config__get_size(s, m, p, "buffer_size", 4096, 1u << 20, true, &bs))
+        u->buffer_size = (uint32_t)bs;
+    pow2_u32(s, m, p, "buffer_count", 1, 32768, &u->buffer_count);
+}
+
+static void socket_section(struct arc_sctx *s, const struct arc_cn *m, const char *lpath,
+                           struct arc_listener_conf *l)
+{
+    char p[ARC_PATH_MAX], kp[ARC_PATH_MAX];
+    arc_config__path(p, lpath, "socket");
+    if (!arc_config__check_map(s, m, p, socket_keys, N(socket_keys)))
+        return;
+    arc_config__get_u32(s, m, p, "backlog", 1, 1u << 20, &l->backlog);
+    arc_config__get_u32(s, m, p, "tcp_fastopen_backlog", 0, 1u << 20, &l->tcp_fastopen_backlog);
+    int64_t dscp = l->dscp;
+    if (arc_config__get_int(s, m, p, "dscp", 0, 63, &dscp))
+        l->dscp = (int)dscp;
+    arc_config__get_dur(s, m, p, "defer_accept", 0, MS_H, true, &l->defer_accept);
+    const struct arc_cn *ka = arc_config__val(m, "keepalive");
+    if (ka) {
+        arc_config__path(kp, p, "keepalive");
+        if (arc_config__check_map(s, ka, kp, keepalive_keys, N(keepalive_keys))) {
+            /* Kernel limits: TCP_KEEPIDLE/TCP_KEEPINTVL <= 32767 s,
+             * TCP_KEEPCNT <= 127, all in whole seconds. */
+            l->keepalive_enabled = true;
+            arc_config__get_dur(s, ka, kp, "idle", MS_S, 32767 * MS_S, true, &l->keepalive_idle);
+            arc_config__get_dur(s, ka, kp, "interval", MS_S, 32767 * MS_S, true,
+                                &l->keepalive_interval);
+            arc_config__get_u32(s, ka, kp, "count", 1, 127, &l->keepalive_count);
+        }
+    }
+}
+
+static void listener(struct arc_sctx *s, const struct arc_cn *m, const char *p,
+                     struct arc_listener_conf *l)
+{
+    static const char *const kinds[] = { "http" };
+    static const char *const later_kinds[] = { "https", "h3", "tcp", "udp" };
+    l->kind = ARC_LISTENER_HTTP;
+    l->backlog = 4096;
+    l->dscp = -1;
+    /* Used only when socket.keepalive is given without some of its keys. */
+    l->keepalive_idle = 60 * MS_S;
+    l->keepalive_interval = 10 * MS_S;
+    l->keepalive_count = 6;
+    if (!arc_config__check_map(s, m, p, listener_keys, N(listener_keys)))
+        return;
+    arc_config__get_str(s, m, p, "name", ARC_STR_NAME, &l->name);
+    int kind = 0;
+    if (arc_config__get_enum(s, m, p, "kind", kinds, N(kinds), later_kinds, N(later_kinds), &kind))
+        l->kind = (enum arc_listener_kind)kind;
+    arc_config__get_addr(s, m, p, "bind", true, &l->bind);
+    const struct arc_cn *sock = arc_config__val(m, "socket");
+    if (sock)
+        socket_section(s, sock, p, l);
+    bool pp = false;
+    char pb[ARC_PATH_MAX];
+    if (arc_config__get_bool(s, m, p, "proxy_protocol", &pp) && pp)
+        arc_config__err(s, arc_config__val(m, "proxy_protocol"),
+                        "%s: proxy_protocol: true is not supported yet in this version",
+                        arc_config__path(pb, p, "proxy_protocol"));
+}
+
+static uint16_t addr_port(const struct arc_addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)(const void *)&a->ss)->sin_port;
+    if (a->ss.ss_family == AF_INET6)
+        return ((const struct sockaddr_in6 *)(const void *)&a->ss)->sin6_port;
+    return 0;
+}
+
+static void listeners_section(struct arc_sctx *s, const struct arc_cn *seq)
+{
+    struct arc_config *cfg = s->cfg;
+    if (!arc_config__want(s, seq, "listeners", ARC_CN_SEQ))
+        return;
+    if (seq->n == 0) {
+        arc_config__err(s, seq, "listeners: at least one listener is required");
+        return;
+    }
+    cfg->listeners = arc_config__xcalloc(seq->n, sizeof(*cfg->listeners));
+    cfg->n_listeners = seq->n;
+    size_t i = 0;
+    char p[ARC_PATH_MAX];
+    for (const struct arc_cn *it = seq->first; it; it = it->next, i++)
+        listener(s, it, arc_config__path_index(p, "listeners", i), &cfg->listeners[i]);
+
+    /* Names are unique; two listeners on one ip:port cannot both bind
+     * (port 0 is exempt: each gets its own kernel-assigned port). */
+    i = 0;
+    for (const struct arc_cn *it = seq->first; it; it = it->next, i++) {
+        const struct arc_listener_conf *l = &cfg->listeners[i];
+        size_t j = 0;
+        for (const struct arc_cn *jt = seq->first; jt != it; jt = jt->next, j++) {
+            const struct arc_listener_conf *o = &cfg->listeners[j];
+            if (l->name && o->name && strcmp(l->name, o->name) == 0) {
+                const struct arc_cn *nv = arc_config__val(it, "name");
+                arc_config__err(s, nv, "listeners[%zu].name: duplicate listener name '%s' "
+                                "(first used at line %d)", i, l->name,
+                                arc_config__val(jt, "name")->line);
+                break;
+            }
+        }
+        j = 0;
+        for (const struct arc_cn *jt = seq->first; jt != it; jt = jt->next, j++) {
+            const struct arc_listener_conf *o = &cfg->listeners[j];
+            if (l->bind.len && o->bind.len && addr_port(&l->bind) != 0 &&
+                strcmp(l->bind.text, o->bind.text) == 0) {
+                arc_config__err(s, arc_config__val(it, "bind"),
+                                "listeners[%zu].bind: %s is already used by listener '%s'",
+                                i, l->bind.text, o->name ? o->name : "?");
+                break;
+            }
+        }
+    }
+}
+
+static void security_section(struct arc_sctx *s, const struct arc_cn *m)
+{
+    if (!arc_config__check_map(s, m, "security", security_keys, N(security_keys)))
+        return;
+    const struct arc_cn *lm = arc_config__val(m, "limits");
+    const char *p = "security.limits";
+    if (!lm || !arc_config__check_map(s, lm, p, limits_keys, N(limits_keys)))
+        return;
+    struct arc_limits_conf *l = &s->cfg->limits;
+    uint64_t v = l->max_header_bytes;
+    if (arc_config__get_size(s, lm, p, "max_header_bytes", 1024, 1u << 20, false, &v))
+        l->max_header_bytes = (uint32_t)v;
+    arc_config__get_u32(s, lm, p, "max_headers", 1, 10000, &l->max_headers);
+    v = l->max_uri;
+    if (arc_config__get_size(s, lm, p, "max_uri", 256, 1u << 20, false, &v))
+        l->max_uri = (uint32_t)v;
+}
+
+static void observability_section(struct arc_sctx *s, const struct arc_cn *m)
+{
+    const char *p = "observability";
+    if (!arc_config__check_map(s, m, p, obs_keys, N(obs_keys)))
+        return;
+    arc_config__get_addr(s, m, p, "metrics_bind", true, &s->cfg->metrics_bind);
+    arc_config__get_bool(s, m, p, "metrics_enabled", &s->cfg->metrics_enabled);
+}
+
+/* The metrics listener cannot share an ip:port with a proxy listener. The
+ * error points at metrics_bind if it was written, else at the listener. */
+static void check_metrics_bind(struct arc_sctx *s, const struct arc_cn *root)
+{
+    const struct arc_config *cfg = s->cfg;
+    if (!cfg->metrics_enabled || addr_port(&cfg->metrics_bind) == 0)
+        return;
+    const struct arc_cn *mb = arc_config__val(arc_config__val(root, "observability"),
+                                              "metrics_bind");
+    const struct arc_cn *seq = arc_config__val(root, "listeners");
+    const struct arc_cn *it = seq && seq->kind == ARC_CN_SEQ ? seq->first : NULL;
+    for (size_t i = 0; i < cfg->n_listeners && it; i++, it = it->next) {
+        const struct arc_listener_conf *l = &cfg->listeners[i];
+        if (!l->bind.len || strcmp(l->bind.text, cfg->metrics_bind.text) != 0)
+            continue;
+        if (mb)
+            arc_config__err(s, mb, "observability.metrics_bind: %s is already used by "
+                            "listener '%s'", cfg->metrics_bind.text, l->name ? l->name : "?");
+        else
+            arc_config__err(s, arc_config__val(it, "bind"),
+                            "listeners[%zu].bind: %s is the default observability.metrics_bind;"
+                            " set metrics_bind to another address", i, l->bind.text);
+        return;
+    }
+}
+
+int arc_config__build(const struct arc_cn *root, struct arc_config *cfg,
+                      struct arc_conf_diag *d)
+{
+    struct arc_sctx s = { .d = d, .cfg = cfg };
+    size_t before = arc_config__error_count(d);
+    set_defaults(cfg);
+    if (!root) {
+        arc_config__error(d, 0, 0, "configuration is empty (expected a mapping with at least "
+                          "'listeners')");
+        return -1;
+    }
+    if (!arc_config__check_map(&s, root, "", top_keys, N(top_keys)))
+        return -1;
+    const struct arc_cn *v;
+    if ((v = arc_config__val(root, "node")))
+        node_section(&s, v);
+    if ((v = arc_config__val(root, "io_uring")))
+        uring_section(&s, v);
+    if ((v = arc_config__val(root, "listeners")))
+        listeners_section(&s, v);
+    if ((v = arc_config__val(root, "upstreams")))
+        arc_config__upstreams(&s, v);
+    if ((v = arc_config__val(root, "routes")))
+        arc_config__routes(&s, v);
+    if ((v = arc_config__val(root, "security")))
+        security_section(&s, v);
+    if ((v = arc_config__val(root, "observability")))
+        observability_section(&s, v);
+    check_metrics_bind(&s, root);
+    return arc_config__error_count(d) > before ? -1 : 0;
+}

@@ -1,0 +1,616 @@
+/*
+ * Schema, part 3: routes[] — match (path pattern, hosts, methods), the one
+ * action (upstream | redirect | respond) and its header mutations and
+ * forwarding options. Upstream references are resolved here, so upstreams
+ * must have been read first (schema.c does).
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/schema_int.h"
+#include "router/router.h"
+
+#define REQ ARC_KEY_REQUIRED
+#define LATER ARC_KEY_LATER
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct arc_conf_key route_keys[] = {
+    { "name", REQ }, { "priority", 0 }, { "match", REQ }, { "action", REQ },
+    { "rate_limit", LATER }, { "split", LATER }, { "mirror", LATER }, { "plugins", LATER },
+    { "cache", LATER }, { "compression", LATER },
+};
+
+static const struct arc_conf_key match_keys[] = {
+    { "path", REQ }, { "host", 0 }, { "methods", 0 }, { "headers", LATER },
+    { "cookies", LATER }, { "query", LATER }, { "expr", LATER },
+};
+
+static const struct arc_conf_key action_keys[] = {
+    { "upstream", 0 }, { "redirect", 0 }, { "respond", 0 }, { "headers", 0 },
+    { "response_headers", 0 }, { "forwarded", 0 }, { "rewrite", LATER }, { "retry", LATER },
+    { "timeout", LATER }, { "max_body", LATER },
+};
+
+static const struct arc_conf_key redirect_keys[] = {
+    { "status", 0 }, { "location", REQ },
+};
+
+static const struct arc_conf_key respond_keys[] = {
+    { "status", 0 }, { "body", 0 }, { "headers", 0 },
+};
+
+static const struct arc_conf_key forwarded_keys[] = {
+    { "x_forwarded_for", 0 }, { "x_forwarded_proto", 0 }, { "via", 0 },
+    { "trusted_proxies", 0 },
+};
+
+static const struct arc_conf_key hdr_op_keys[] = {
+    { "op", REQ }, { "name", REQ }, { "value", 0 },
+};
+
+static const struct arc_conf_key hdr_kv_keys[] = {
+    { "name", REQ }, { "value", REQ },
+};
+
+/* Bit i of the mask is method_names[i] (config.h ARC_M_*). */
+static const char *const method_names[] = {
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+};
+
+/* Framing and hop-by-hop fields: Arc computes or strips these itself, and
+ * letting a config set them would break message framing (RFC 9112 §6,
+ * RFC 9110 §7.6.1). */
+static const char *const managed_headers[] = {
+    "content-length", "transfer-encoding", "connection", "keep-alive",
+    "proxy-connection", "te", "trailer", "upgrade",
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static bool is_managed(const char *name)
+{
+    for (size_t i = 0; i < N(managed_headers); i++)
+        if (strcasecmp(name, managed_headers[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool header_name(struct arc_sctx *s, const struct arc_cn *v, const char *what)
+{
+    char b[72];
+    if (!arc_config__str_value(s, v, what, ARC_STR_NONEMPTY))
+        return false;
+    if (!arc_config__is_token(v->v.s.p, v->v.s.len)) {
+        arc_config__err(s, v, "%s: '%s' is not a valid header name", what,
+                        arc_config__show(b, v->v.s.p, v->v.s.len));
+        return false;
+    }
+    if (is_managed(v->v.s.p)) {
+        arc_config__err(s, v, "%s: '%s' is managed by Arc and cannot be set by a route",
+                        what, v->v.s.p);
+        return false;
+    }
+    return true;
+}
+
+static const char *host_problem(const char *h, size_t n)
+{
+    if (n == 0)
+        return "must not be empty";
+    if (n > 253)
+        return "is longer than 253 characters";
+    if (h[0] == '[') {
+        char ip[64];
+        if (h[n - 1] != ']' || n - 2 >= sizeof(ip))
+            return "is not a valid [IPv6] literal";
+        memcpy(ip, h + 1, n - 2);
+        ip[n - 2] = '\0';
+        struct in6_addr a;
+        return inet_pton(AF_INET6, ip, &a) == 1 ? NULL : "is not a valid [IPv6] literal";
+    }
+    size_t i = 0;
+    if (n >= 2 && h[0] == '*' && h[1] == '.')
+        i = 2;
+    if (i == n)
+        return "needs a suffix after '*.'";
+    size_t label = 0;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)h[i];
+        if (c == '.') {
+            if (label == 0)
+                return "has an empty label (check the dots)";
+            label = 0;
+            continue;
+        }
+        if (c == '*')
+            return "may use '*' only as a leading '*.'";
+        if (c == ':')
+            return "is matched without a port; remove the ':port'";
+        if (c >= 0x80)
+            return "must be ASCII (write international names in punycode, xn--...)";
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return "contains a character not allowed in a host name";
+        if (++label > 63)
+            return "has a label longer than 63 characters";
+    }
+    if (label == 0)
+        return "ends with a dot";
+    return NULL;
+}
+
+static void hosts(struct arc_sctx *s, const struct arc_cn *seq, const char *p,
+                  struct arc_route_conf *r)
+{
+    char ip[ARC_PATH_MAX], b[72];
+    if (!arc_config__want(s, seq, p, ARC_CN_SEQ))
+        return;
+    if (seq->n == 0) {
+        arc_config__err(s, seq, "%s: empty list (omit 'host' to match any host)", p);
+        return;
+    }
+    r->hosts = arc_config__xcalloc(seq->n, sizeof(*r->hosts));
+    size_t i = 0;
+    for (const struct arc_cn *it = seq->first; it; it = it->next, i++) {
+        arc_config__path_index(ip, p, i);
+        if (!arc_config__str_value(s, it, ip, 0))
+            continue;
+        const char *why = host_problem(it->v.s.p, it->v.s.len);
+        if (why) {
+            arc_config__err(s, it, "%s: host '%s' %s", ip,
+                            arc_config__show(b, it->v.s.p, it->v.s.len), why);
+            continue;
+        }
+        /* Host matching is case-insensitive (RFC 9110 §4.2.3); store the
+         * canonical lower-case form once so the router need not fold. */
+        char *h = arc_config__xstrdup(it->v.s.p);
+        for (char *c = h; *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c + 32);
+        bool dup = false;
+        for (size_t j = 0; j < r->n_hosts && !dup; j++)
+            dup = strcmp(r->hosts[j], h) == 0;
+        if (dup) {
+            arc_config__err(s, it, "%s: host '%s' is listed twice", ip, h);
+            free(h);
+            continue;
+        }
+        r->hosts[r->n_hosts++] = h;
+    }
+}
+
+static void methods(struct arc_sctx *s, const struct arc_cn *seq, const char *p,
+                    struct arc_route_conf *r)
+{
+    char ip[ARC_PATH_MAX], b[72];
+    if (!arc_config__want(s, seq, p, ARC_CN_SEQ))
+        return;
+    if (seq->n == 0) {
+        arc_config__err(s, seq, "%s: empty list (omit 'methods' to match any method)", p);
+        return;
+    }
+    size_t i = 0;
+    for (const struct arc_cn *it = seq->first; it; it = it->next, i++) {
+        arc_config__path_index(ip, p, i);
+        if (!arc_config__str_value(s, it, ip, 0))
+            continue;
+        size_t k;
+        for (k = 0; k < N(method_names); k++)
+            if (strcmp(it->v.s.p, method_names[k]) == 0)
+                break;
+        if (k == N(method_names)) {
+            /* Methods are case-sensitive (RFC 9110 §9.1): "get" is not GET. */
+            const char *hint = arc_config__suggest(it->v.s.p, method_names, N(method_names));
+            if (hint)
+                arc_config__err(s, it, "%s: unknown method '%s' (did you mean '%s'?)", ip,
+                                arc_config__show(b, it->v.s.p, it->v.s.len), hint);
+            else
+                arc_config__err(s, it, "%s: unknown method '%s' (expected GET, HEAD, POST, PUT, "
+                                "DELETE, CONNECT, OPTIONS, TRACE or PATCH)", ip,
+                                arc_config__show(b, it->v.s.p, it->v.s.len));
+            continue;
+        }
+        if (r->methods & (1u << k)) {
+            arc_config__err(s, it, "%s: method %s is listed twice", ip, method_names[k]);
+            continue;
+        }
+        r->methods |= 1u << k;
+    }
+}
+
+static void match(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
+                  struct arc_route_conf *r)
+{
+    char p[ARC_PATH_MAX], kp[ARC_PATH_MAX];
+    arc_config__path(p, rpath, "match");
+    if (!arc_config__check_map(s, m, p, match_keys, N(match_keys)))
+        return;
+    const struct arc_cn *v = arc_config__val(m, "path");
+    if (v && arc_config__str_value(s, v, arc_config__path(kp, p, "path"),
+                                   ARC_STR_NONEMPTY | ARC_STR_NO_CTL)) {
+        char err[256] = "";
+        if (arc_rt_check_pattern(v->v.s.p, err, sizeof(err)) != 0)
+            arc_config__err(s, v, "%s: %s", kp, err[0] ? err : "invalid path pattern");
+        else
+            r->path = arc_config__xstrdup(v->v.s.p);
+    }
+    if ((v = arc_config__val(m, "host")))
+        hosts(s, v, arc_config__path(kp, p, "host"), r);
+    if ((v = arc_config__val(m, "methods")))
+        methods(s, v, arc_config__path(kp, p, "methods"), r);
+}
+
+/* True if the path pattern captures `name` as {name} or {*name}. */
+static bool captures(const char *pattern, const char *name, size_t n)
+{
+    for (const char *c = pattern; c && (c = strchr(c, '{')); c++) {
+        const char *q = c + 1;
+        if (*q == '*')
+            q++;
+        const char *e = strchr(q, '}');
+        if (e && (size_t)(e - q) == n && memcmp(q, name, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool ident_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Location templates: {name} is a capture of the path, $path and $query
+ * the request's. Anything else that looks like a placeholder is an error
+ * rather than a literal, so a typo cannot reach clients as "{nmae}". */
+static void check_location(struct arc_sctx *s, const struct arc_cn *v, const char *what,
+                           const char *pattern)
+{
+    const char *l = v->v.s.p;
+    for (size_t i = 0; l[i]; i++) {
+        if (l[i] == '{') {
+            size_t j = i + 1;
+            while (ident_char(l[j]))
+                j++;
+            if (l[j] != '}' || j == i + 1) {
+                arc_config__err(s, v, "%s: '{' must start a {name} placeholder", what);
+                return;
+            }
+            if (!pattern || !captures(pattern, l + i + 1, j - i - 1)) {
+                arc_config__err(s, v, "%s: {%.*s} is not captured by the route's path", what,
+                                (int)(j - i - 1), l + i + 1);
+                return;
+            }
+            i = j;
+        } else if (l[i] == '}') {
+            arc_config__err(s, v, "%s: unmatched '}'", what);
+            return;
+        } else if (l[i] == '$' && (ident_char(l[i + 1]))) {
+            size_t j = i + 1;
+            while (ident_char(l[j]))
+                j++;
+            size_t n = j - i - 1;
+            if (!((n == 4 && !memcmp(l + i + 1, "path", 4)) ||
+                  (n == 5 && !memcmp(l + i + 1, "query", 5)))) {
+                arc_config__err(s, v, "%s: unknown variable '$%.*s' (supported: $path, $query)",
+                                what, (int)n, l + i + 1);
+                return;
+            }
+            i = j - 1;
+        }
+    }
+}
+
+static void redirect(struct arc_sctx *s, const struct arc_cn *m, const char *apath,
+                     struct arc_route_conf *r)
+{
+    char p[ARC_PATH_MAX], kp[ARC_PATH_MAX];
+    arc_config__path(p, apath, "redirect");
+    r->redirect_status = 302;
+    if (!arc_config__check_map(s, m, p, redirect_keys, N(redirect_keys)))
+        return;
+    int64_t st = 302;
+    const struct arc_cn *v = arc_config__val(m, "status");
+    if (v && arc_config__int_value(s, v, arc_config__path(kp, p, "status"), 0, 999, &st)) {
+        if (st != 301 && st != 302 && st != 303 && st != 307 && st != 308)
+            arc_config__err(s, v, "%s: must be 301, 302, 303, 307 or 308, got %lld", kp,
+                            (long long)st);
+        else
+            r->redirect_status = (int)st;
+    }
+    v = arc_config__val(m, "location");
+    if (v && arc_config__str_value(s, v, arc_config__path(kp, p, "location"),
+                                   ARC_STR_NONEMPTY | ARC_STR_FIELD)) {
+        r->redirect_location = arc_config__xstrdup(v->v.s.p);
+        check_location(s, v, kp, r->path);
+    }
+}
+
+static void add_kv(struct arc_route_conf *r, const char *name, const char *value)
+{
+    struct arc_header_kv *kv = &r->respond_headers[r->n_respond_headers++];
+    kv->name = arc_config__xstrdup(name);
+    kv->value = arc_config__xstrdup(value);
+}
+
+/* respond.headers: a mapping {name: value} or a list of {name, value} (the
+ * list form allows a field to repeat, e.g. Set-Cookie). */
+static void respond_headers(struct arc_sctx *s, const struct arc_cn *h, const char *p,
+                            struct arc_route_conf *r)
+{
+    char ip[ARC_PATH_MAX], kp[ARC_PATH_MAX], b[72];
+    if (h->kind != ARC_CN_MAP && h->kind != ARC_CN_SEQ) {
+        arc_config__err(s, h, "%s: expected a mapping of name: value or a list of "
+                        "{name, value}, got %s", p, arc_config__kind_name(h->kind));
+        return;
+    }
+    r->respond_headers = arc_config__xcalloc(h->n, sizeof(*r->respond_headers));
+    if (h->kind == ARC_CN_MAP) {
+        for (const struct arc_cn *m = h->first; m; m = m->next) {
+            arc_config__path(kp, p, arc_config__show(b, m->key, m->key_len));
+            if (!arc_config__is_token(m->key, m->key_len)) {
+                arc_config__err_key(s, m, "%s: '%s' is not a valid header name", p,
+                                    arc_config__show(b, m->key, m->key_len));
+                continue;
+            }
+            if (is_managed(m->key)) {
+                arc_config__err_key(s, m, "%s: '%s' is managed by Arc and cannot be set by a "
+                                    "route", p, m->key);
+                continue;
+            }
+            if (arc_config__str_value(s, m, kp, ARC_STR_FIELD))
+                add_kv(r, m->key, m->v.s.p);
+        }
+        return;
+    }
+    size_t i = 0;
+    for (const struct arc_cn *it = h->first; it; it = it->next, i++) {
+        arc_config__path_index(ip, p, i);
+        if (!arc_config__check_map(s, it, ip, hdr_kv_keys, N(hdr_kv_keys)))
+            continue;
+        const struct arc_cn *n = arc_config__val(it, "name");
+        const struct arc_cn *v = arc_config__val(it, "value");
+        bool ok = n && header_name(s, n, arc_config__path(kp, ip, "name"));
+        ok = v && arc_config__str_value(s, v, arc_config__path(kp, ip, "value"),
+                                        ARC_STR_FIELD) && ok;
+        if (ok)
+            add_kv(r, n->v.s.p, v->v.s.p);
+    }
+}
+
+static void respond(struct arc_sctx *s, const struct arc_cn *m, const char *apath,
+                    struct arc_route_conf *r)
+{
+    char p[ARC_PATH_MAX], kp[ARC_PATH_MAX];
+    arc_config__path(p, apath, "respond");
+    r->respond_status = 200;
+    r->respond_body = arc_config__xstrdup("");
+    if (!arc_config__check_map(s, m, p, respond_keys, N(respond_keys)))
+        return;
+    int64_t st = 200;
+    if (arc_config__get_int(s, m, p, "status", 200, 599, &st))
+        r->respond_status = (int)st;
+    const struct arc_cn *v = arc_config__val(m, "body");
+    if (v && arc_config__str_value(s, v, arc_config__path(kp, p, "body"), 0)) {
+        if (v->v.s.len > (1u << 20)) {
+            arc_config__err(s, v, "%s: body is larger than 1mb", kp);
+        } else if (v->v.s.len && (st < 200 || st == 204 || st == 304)) {
+            /* RFC 9110 §6.4.1: these responses never carry content. */
+            arc_config__err(s, v, "%s: a %lld response cannot have a body", kp, (long long)st);
+        } else {
+            free(r->respond_body);
+            r->respond_body = arc_config__xstrdup(v->v.s.p);
+        }
+    }
+    if ((v = arc_config__val(m, "headers")))
+        respond_headers(s, v, arc_config__path(kp, p, "headers"), r);
+}
+
+static void header_ops(struct arc_sctx *s, const struct arc_cn *seq, const char *p,
+                       struct arc_header_op **out, size_t *n_out)
+{
+    static const char *const ops[] = { "add", "set", "remove" }; /* enum arc_hdr_op */
+    char ip[ARC_PATH_MAX], kp[ARC_PATH_MAX];
+    if (!arc_config__want(s, seq, p, ARC_CN_SEQ))
+        return;
+    *out = arc_config__xcalloc(seq->n, sizeof(**out));
+    size_t i = 0;
+    for (const struct arc_cn *it = seq->first; it; it = it->next, i++) {
+        arc_config__path_index(ip, p, i);
+        if (!arc_config__check_map(s, it, ip, hdr_op_keys, N(hdr_op_keys)))
+            continue;
+        int op = -1;
+        bool ok = arc_config__get_enum(s, it, ip, "op", ops, N(ops), NULL, 0, &op) && op >= 0;
+        const struct arc_cn *n = arc_config__val(it, "name");
+        const struct arc_cn *v = arc_config__val(it, "value");
+        ok = n && header_name(s, n, arc_config__path(kp, ip, "name")) && ok;
+        if (op == ARC_HDR_REMOVE && v) {
+            arc_config__err(s, v, "%s.value: not used with op: remove", ip);
+            ok = false;
+        } else if (op >= 0 && op != ARC_HDR_REMOVE) {
+            if (!v) {
+                arc_config__err(s, it, "missing required key 'value' in %s (op: %s)", ip,
+                                ops[op]);
+                ok = false;
+            } else {
+                ok = arc_config__str_value(s, v, arc_config__path(kp, ip, "value"),
+                                           ARC_STR_FIELD) && ok;
+            }
+        }
+        if (!ok)
+            continue;
+        struct arc_header_op *h = &(*out)[(*n_out)++];
+        h->op = (enum arc_hdr_op)op;
+        h->name = arc_config__xstrdup(n->v.s.p);
+        h->value = op == ARC_HDR_REMOVE ? NULL : arc_config__xstrdup(v->v.s.p);
+    }
+}
+
+static void forwarded(struct arc_sctx *s, const struct arc_cn *m, const char *apath,
+                      struct arc_route_conf *r)
+{
+    char p[ARC_PATH_MAX], kp[ARC_PATH_MAX], ip[ARC_PATH_MAX], b[72];
+    arc_config__path(p, apath, "forwarded");
+    if (!arc_config__check_map(s, m, p, forwarded_keys, N(forwarded_keys)))
+        return;
+    arc_config__get_bool(s, m, p, "x_forwarded_for", &r->xff);
+    arc_config__get_bool(s, m, p, "x_forwarded_proto", &r->xfp);
+    arc_config__get_bool(s, m, p, "via", &r->via);
+    const struct arc_cn *seq = arc_config__val(m, "trusted_proxies");
+    if (!seq || !arc_config__want(s, seq, arc_config__path(kp, p, "trusted_proxies"),
+                                  ARC_CN_SEQ))
+        return;
+    r->trusted_proxies = arc_config__xcalloc(seq->n, sizeof(*r->trusted_proxies));
+    size_t i = 0;
+    for (const struct arc_cn *it = seq->first; it; it = it->next, i++) {
+        arc_config__path_index(ip, kp, i);
+        if (!arc_config__str_value(s, it, ip, 0))
+            continue;
+        struct arc_cidr c;
+        if (memchr(it->v.s.p, '\0', it->v.s.len) || arc_config_parse_cidr(it->v.s.p, &c) < 0) {
+            arc_config__err(s, it, "%s: '%s' is not a CIDR prefix like \"10.0.0.0/8\" or "
+                            "\"2001:db8::/32\" (host bits must be zero)", ip,
+                            arc_config__show(b, it->v.s.p, it->v.s.len));
+            continue;
+        }
+        r->trusted_proxies[r->n_trusted_proxies++] = c;
+    }
+}
+
+static void resolve_upstream(struct arc_sctx *s, const struct arc_cn *v, const char *what,
+                             struct arc_route_conf *r)
+{
+    const struct arc_config *cfg = s->cfg;
+    const char *names[64];
+    size_t nn = 0;
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        const char *n = cfg->upstreams[i].name;
+        if (n && strcmp(n, r->upstream) == 0) {
+            r->upstream_index = i;
+            return;
+        }
+        if (n && nn < N(names))
+            names[nn++] = n;
+    }
+    const char *hint = arc_config__suggest(r->upstream, names, nn);
+    if (hint)
+        arc_config__err(s, v, "%s: unknown upstream '%s' (did you mean '%s'?)", what,
+                        r->upstream, hint);
+    else if (cfg->n_upstreams == 0)
+        arc_config__err(s, v, "%s: unknown upstream '%s' (no upstreams are defined)", what,
+                        r->upstream);
+    else
+        arc_config__err(s, v, "%s: unknown upstream '%s'", what, r->upstream);
+}
+
+static void action(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
+                   struct arc_route_conf *r)
+{
+    static const char *const kinds[] = { "upstream", "redirect", "respond" };
+    char p[ARC_PATH_MAX], kp[ARC_PATH_MAX];
+    arc_config__path(p, rpath, "action");
+    if (!arc_config__check_map(s, m, p, action_keys, N(action_keys)))
+        return;
+    const struct arc_cn *present[3];
+    int pk[3], np = 0;
+    for (int k = 0; k < 3; k++) {
+        const struct arc_cn *v = arc_config__val(m, kinds[k]);
+        if (v) {
+            present[np] = v;
+            pk[np++] = k;
+        }
+    }
+    if (np == 0) {
+        arc_config__err(s, m, "%s: needs exactly one of upstream, redirect or respond", p);
+        return;
+    }
+    /* The first one in the file is the action; the others are the error. */
+    int best = 0;
+    for (int i = 1; i < np; i++)
+        if (present[i]->key_line < present[best]->key_line ||
+            (present[i]->key_line == present[best]->key_line &&
+             present[i]->key_col < present[best]->key_col))
+            best = i;
+    for (int i = 0; i < np; i++)
+        if (i != best)
+            arc_config__err_key(s, present[i], "%s: '%s' cannot be combined with '%s' (an "
+                                "action is exactly one of upstream, redirect or respond)", p,
+                                kinds[pk[i]], kinds[pk[best]]);
+    const struct arc_cn *first = present[best];
+    int kind = pk[best];
+    r->action = (enum arc_action_kind)kind;
+    if (kind == ARC_ACTION_UPSTREAM) {
+        if (arc_config__get_str(s, m, p, "upstream", ARC_STR_NAME, &r->upstream) && r->upstream)
+            resolve_upstream(s, first, arc_config__path(kp, p, "upstream"), r);
+    } else if (kind == ARC_ACTION_REDIRECT) {
+        redirect(s, first, p, r);
+    } else {
+        respond(s, first, p, r);
+    }
+
+    /* Request-side options only mean something when a request is proxied. */
+    const struct arc_cn *v;
+    static const char *const proxy_only[] = { "headers", "forwarded" };
+    for (size_t i = 0; i < N(proxy_only); i++)
+        if (kind != ARC_ACTION_UPSTREAM && (v = arc_config__get(m, proxy_only[i])))
+            arc_config__err_key(s, v, "%s.%s: only applies to routes with an upstream", p,
+                                proxy_only[i]);
+    if (kind == ARC_ACTION_UPSTREAM && (v = arc_config__val(m, "headers")))
+        header_ops(s, v, arc_config__path(kp, p, "headers"), &r->req_headers, &r->n_req_headers);
+    if ((v = arc_config__val(m, "response_headers")))
+        header_ops(s, v, arc_config__path(kp, p, "response_headers"), &r->resp_headers,
+                   &r->n_resp_headers);
+    if (kind == ARC_ACTION_UPSTREAM && (v = arc_config__val(m, "forwarded")))
+        forwarded(s, v, p, r);
+}
+
+static void route(struct arc_sctx *s, const struct arc_cn *m, const char *p,
+                  struct arc_route_conf *r)
+{
+    r->xff = r->xfp = r->via = true;
+    r->file = arc_config__xstrdup(s->d->file ? s->d->file : "<config>");
+    r->line = m->line;
+    r->col = m->col;
+    if (!arc_config__check_map(s, m, p, route_keys, N(route_keys)))
+        return;
+    arc_config__get_str(s, m, p, "name", ARC_STR_NAME, &r->name);
+    int64_t prio = 0;
+    if (arc_config__get_int(s, m, p, "priority", INT32_MIN, INT32_MAX, &prio))
+        r->priority = (int32_t)prio;
+    const struct arc_cn *v;
+    if ((v = arc_config__val(m, "match")))
+        match(s, v, p, r);
+    if ((v = arc_config__val(m, "action")))
+        action(s, v, p, r);
+}
+
+void arc_config__routes(struct arc_sctx *s, const struct arc_cn *seq)
+{
+    struct arc_config *cfg = s->cfg;
+    if (!arc_config__want(s, seq, "routes", ARC_CN_SEQ))
+        return;
+    if (seq->n == 0)
+        return;
+    cfg->routes = arc_config__xcalloc(seq->n, sizeof(*cfg->routes));
+    cfg->n_routes = seq->n;
+    char p[ARC_PATH_MAX];
+    size_t i = 0;
+    for (const struct arc_cn *it = seq->first; it; it = it->next, i++)
+        route(s, it, arc_config__path_index(p, "routes", i), &cfg->routes[i]);
+
+    i = 0;
+    for (const struct arc_cn *it = seq->first; it; it = it->next, i++) {
+        const char *name = cfg->routes[i].name;
+        size_t j = 0;
+        for (const struct arc_cn *jt = seq->first; name && jt != it; jt = jt->next, j++) {
+            if (cfg->routes[j].name && strcmp(cfg->routes[j].name, name) == 0) {
+                arc_config__err(s, arc_config__val(it, "name"),
+                                "routes[%zu].name: duplicate route name '%s' (first used at "
+                                "line %d)", i, name, arc_config__val(jt, "name")->line);
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+/*
+ * Schema, part 2: upstreams[] (static discovery, load balancing, pool and
+ * timeouts). Defaults are those in config.h's struct arc_upstream_conf.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/schema_int.h"
+
+#define REQ ARC_KEY_REQUIRED
+#define LATER ARC_KEY_LATER
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+#define MS_S 1000ull
+#define MS_H (3600ull * 1000)
+
+static const struct arc_conf_key upstream_keys[] = {
+    { "name", REQ }, { "discovery", REQ }, { "lb", 0 }, { "pool", 0 }, { "timeouts", 0 },
+    { "protocol", 0 }, { "health", LATER }, { "tls", LATER },
+};
+
+static const struct arc_conf_key discovery_keys[] = {
+    { "type", REQ }, { "endpoints", 0 }, { "hostname", LATER }, { "port", LATER },
+    { "respect_ttl", LATER }, { "fallback_poll", LATER },
+};
+
+static const struct arc_conf_key endpoint_keys[] = {
+    { "address", REQ }, { "weight", 0 },
+};
+
+static const struct arc_conf_key lb_keys[] = {
+    { "algorithm", 0 }, { "decay", 0 }, { "key", LATER }, { "virtual_nodes", LATER },
+};
+
+static const struct arc_conf_key pool_keys[] = {
+    { "max_idle", 0 }, { "idle_ttl", 0 }, { "max_lifetime", 0 }, { "max_connections", 0 },
+};
+
+static const struct arc_conf_key timeout_keys[] = {
+    { "connect", 0 }, { "write", 0 }, { "ttfb", 0 }, { "read", 0 },
+};
+
+/* Same order as enum arc_lb_algorithm. */
+static const char *const lb_names[] = {
+    "round_robin", "weighted_round_robin", "least_requests", "peak_ewma",
+};
+static const char *const lb_later[] = { "consistent_hash", "maglev" };
+
+static void endpoints(struct arc_sctx *s, const struct arc_cn *seq, const char *dpath,
+                      struct arc_upstream_conf *u)
+{
+    char p[ARC_PATH_MAX], ip[ARC_PATH_MAX];
+    arc_config__path(p, dpath, "endpoints");
+    if (!arc_config__want(s, seq, p, ARC_CN_SEQ))
+        return;
+    if (seq->n == 0) {
+        arc_config__err(s, seq, "%s: at least one endpoint is required", p);
+        return;
+    }
+    u->endpoints = arc_config__xcalloc(seq->n, sizeof(*u->endpoints));
+    u->n_endpoints = seq->n;
+    size_t i = 0;
+    for (const struct arc_cn *it = seq->first; it; it = it->next, i++) {
+        struct arc_endpoint_conf *e = &u->endpoints[i];
+        e->weight = 1;
+        arc_config__path_index(ip, p, i);
+        if (!arc_config__check_map(s, it, ip, endpoint_keys, N(endpoint_keys)))
+            continue;
+        /* Port 0 is "any port" for bind, meaningless for connect. */
+        arc_config__get_addr(s, it, ip, "address", false, &e->address);
+        arc_config__get_u32(s, it, ip, "weight", 1, 10000, &e->weight);
+        size_t j = 0;
+        for (const struct arc_cn *jt = seq->first; jt != it; jt = jt->next, j++) {
+            if (e->address.len && u->endpoints[j].address.len &&
+                strcmp(e->address.text, u->endpoints[j].address.text) == 0) {
+                arc_config__err(s, arc_config__val(it, "address"),
+                                "%s.address: duplicate endpoint %s (also %s[%zu])", ip,
+                                e->address.text, p, j);
+                break;
+            }
+        }
+    }
+}
+
+static void discovery(struct arc_sctx *s, const struct arc_cn *m, const char *upath,
+                      struct arc_upstream_conf *u)
+{
+    static const char *const types[] = { "static" };
+    static const char *const later_types[] = { "dns" };
+    char p[ARC_PATH_MAX];
+    arc_config__path(p, upath, "discovery");
+    if (!arc_config__check_map(s, m, p, discovery_keys, N(discovery_keys)))
+        return;
+    int type = -1;
+    arc_config__get_enum(s, m, p, "type", types, N(types), later_types, N(later_types), &type);
+    const struct arc_cn *eps = arc_config__val(m, "endpoints");
+    if (eps)
+        endpoints(s, eps, p, u);
+    else if (type == 0)
+        arc_config__err(s, m, "missing required key 'endpoints' in %s (type: static)", p);
+}
+
+static void lb(struct arc_sctx *s, const struct arc_cn *m, const char *upath,
+               struct arc_upstream_conf *u)
+{
+    char p[ARC_PATH_MAX];
+    arc_config__path(p, upath, "lb");
+    if (!arc_config__check_map(s, m, p, lb_keys, N(lb_keys)))
+        return;
+    int alg = (int)u->lb;
+    bool alg_ok = arc_config__get_enum(s, m, p, "algorithm", lb_names, N(lb_names), lb_later,
+                                       N(lb_later), &alg);
+    if (alg_ok)
+        u->lb = (enum arc_lb_algorithm)alg;
+    const struct arc_cn *decay = arc_config__val(m, "decay");
+    if (!decay)
+        return;
+    if (alg_ok && u->lb != ARC_LB_PEAK_EWMA) {
+        /* A knob that does nothing is a mistake worth reporting. */
+        arc_config__err(s, decay, "%s.decay: only applies to algorithm peak_ewma", p);
+        return;
+    }
+    arc_config__get_dur(s, m, p, "decay", 1, MS_H, false, &u->peak_ewma_decay);
+}
+
+static void upstream(struct arc_sctx *s, const struct arc_cn *m, const char *p,
+                     struct arc_upstream_conf *u)
+{
+    static const char *const protocols[] = { "http1" };
+    static const char *const later_protocols[] = { "http2" };
+    char sp[ARC_PATH_MAX];
+    u->lb = ARC_LB_PEAK_EWMA;
+    u->peak_ewma_decay = 10 * MS_S;
+    u->pool_max_idle = 1024;
+    u->pool_idle_ttl = 30 * MS_S;
+    u->pool_max_lifetime = 300 * MS_S;
+    u->pool_max_connections = 0;
+    u->connect_timeout = 2 * MS_S;
+    u->write_timeout = 30 * MS_S;
+    u->ttfb_timeout = 30 * MS_S;
+    u->read_timeout = 30 * MS_S;
+    if (!arc_config__check_map(s, m, p, upstream_keys, N(upstream_keys)))
+        return;
+    arc_config__get_str(s, m, p, "name", ARC_STR_NAME, &u->name);
+    const struct arc_cn *v;
+    if ((v = arc_config__val(m, "discovery")))
+        discovery(s, v, p, u);
+    if ((v = arc_config__val(m, "lb")))
+        lb(s, v, p, u);
+    if ((v = arc_config__val(m, "pool"))) {
+        arc_config__path(sp, p, "pool");
+        if (arc_config__check_map(s, v, sp, pool_keys, N(pool_keys))) {
+            arc_config__get_u32(s, v, sp, "max_idle", 0, 1000000, &u->pool_max_idle);
+            arc_config__get_dur(s, v, sp, "idle_ttl", 1, 24 * MS_H, false, &u->pool_idle_ttl);
+            arc_config__get_dur(s, v, sp, "max_lifetime", 1, 7 * 24 * MS_H, false,
+                                &u->pool_max_lifetime);
+            arc_config__get_u32(s, v, sp, "max_connections", 0, UINT32_MAX,
+                                &u->pool_max_connections);
+        }
+    }
+    if ((v = arc_config__val(m, "timeouts"))) {
+        arc_config__path(sp, p, "timeouts");
+        if (arc_config__check_map(s, v, sp, timeout_keys, N(timeout_keys))) {
+            arc_config__get_dur(s, v, sp, "connect", 1, 24 * MS_H, false, &u->connect_timeout);
+            arc_config__get_dur(s, v, sp, "write", 1, 24 * MS_H, false, &u->write_timeout);
+            arc_config__get_dur(s, v, sp, "ttfb", 1, 24 * MS_H, false, &u->ttfb_timeout);
+            arc_config__get_dur(s, v, sp, "read", 1, 24 * MS_H, false, &u->read_timeout);
+        }
+    }
+    int proto = 0;
+    arc_config__get_enum(s, m, p, "protocol", protocols, N(protocols), later_protocols,
+                         N(later_protocols), &proto);
+}
+
+void arc_config__upstreams(struct arc_sctx *s, const struct arc_cn *seq)
+{
+    struct arc_config *cfg = s->cfg;
+    if (!arc_config__want(s, seq, "upstreams", ARC_CN_SEQ))
+        return;
+    if (seq->n == 0)
+        return;
+    cfg->upstreams = arc_config__xcalloc(seq->n, sizeof(*cfg->upstreams));
+    cfg->n_upstreams = seq->n;
+    char p[ARC_PATH_MAX];
+    size_t i = 0;
+    for (const struct arc_cn *it = seq->first; it; it = it->next, i++)
+        upstream(s, it, arc_config__path_index(p, "upstreams", i), &cfg->upstreams[i]);
+
+    i = 0;
+    for (const struct arc_cn *it = seq->first; it; it = it->next, i++) {
+        const char *name = cfg->upstreams[i].name;
+        size_t j = 0;
+        for (const struct arc_cn *jt = seq->first; name && jt != it; jt = jt->next, j++) {
+            if (cfg->upstreams[j].name && strcmp(cfg->upstreams[j].name, name) == 0) {
+                arc_config__err(s, arc_config__val(it, "name"),
+                                "upstreams[%zu].name: duplicate upstream name '%s' (first used "
+                                "at line %d)", i, name, arc_config__val(jt, "name")->line);
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,196 @@
+/*
+ * Compiling a config into a snapshot, and publishing it. See snapshot.h.
+ */
+#include "config/snapshot.h"
+#include "core/common.h"
+#include "core/sbuf.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Atomic(struct arc_snapshot *) g_current;
+static _Atomic uint64_t g_generation;
+/* Serialises publish against acquire so a reader never takes a reference on
+ * a snapshot whose last reference is being dropped. Taken only when the
+ * published pointer changed, i.e. once per reload per worker. */
+static pthread_mutex_t g_publish_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void add_error(struct arc_config_errors *errs, const char *file, int line, int col,
+                      const char *msg)
+{
+    if (errs->n == errs->cap) {
+        size_t cap = errs->cap ? errs->cap * 2 : 8;
+        struct arc_config_error *v = realloc(errs->v, cap * sizeof(*v));
+        ARC_ASSERT(v != NULL);
+        errs->v = v;
+        errs->cap = cap;
+    }
+    errs->v[errs->n++] = (struct arc_config_error){
+        .file = strdup(file ? file : "<config>"), .line = line, .col = col, .msg = strdup(msg),
+    };
+}
+
+static void snapshot_free(struct arc_snapshot *s)
+{
+    if (!s)
+        return;
+    if (s->rt)
+        arc_rt_free(s->rt);
+    for (size_t i = 0; i < s->n_routes; i++)
+        free(s->routes[i].respond_head);
+    free(s->routes);
+    for (size_t i = 0; i < s->n_ups; i++)
+        free(s->ups[i].eps);
+    free(s->ups);
+    free(s->route_names);
+    free(s->upstream_names);
+    if (s->cfg)
+        arc_config_free(s->cfg);
+    free(s);
+}
+
+/* A respond action's head never changes: build it once here. */
+static char *build_respond_head(const struct arc_route_conf *rc, size_t *len)
+{
+    struct arc_sbuf b = { 0 };
+    size_t body_len = rc->respond_body ? strlen(rc->respond_body) : 0;
+    arc_sbuf_printf(&b, "HTTP/1.1 %d %s\r\n", rc->respond_status, arc_h1_reason(rc->respond_status));
+    bool has_ct = false;
+    for (size_t i = 0; i < rc->n_respond_headers; i++) {
+        if (strcasecmp(rc->respond_headers[i].name, "content-type") == 0)
+            has_ct = true;
+        arc_sbuf_printf(&b, "%s: %s\r\n", rc->respond_headers[i].name, rc->respond_headers[i].value);
+    }
+    if (!has_ct && body_len)
+        arc_sbuf_printf(&b, "Content-Type: text/plain; charset=utf-8\r\n");
+    /* 1xx/204/304 carry no body and no Content-Length (RFC 9110 §8.6). */
+    if (!(rc->respond_status < 200 || rc->respond_status == 204 || rc->respond_status == 304))
+        arc_sbuf_printf(&b, "Content-Length: %zu\r\n", body_len);
+    *len = b.len;
+    return b.p;
+}
+
+int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
+                       struct arc_config_errors *errs)
+{
+    *out = NULL;
+    struct arc_snapshot *s = calloc(1, sizeof(*s));
+    if (!s) {
+        arc_config_free(cfg);
+        return -1;
+    }
+    s->cfg = cfg;
+    atomic_init(&s->refs, 1);
+    s->limits = (struct arc_h1_limits){
+        .max_header_bytes = cfg->limits.max_header_bytes,
+        .max_headers = cfg->limits.max_headers,
+        .max_uri = cfg->limits.max_uri,
+    };
+
+    s->n_ups = cfg->n_upstreams;
+    s->ups = calloc(s->n_ups ? s->n_ups : 1, sizeof(*s->ups));
+    s->upstream_names = calloc(s->n_ups ? s->n_ups : 1, sizeof(char *));
+    s->n_routes = cfg->n_routes;
+    s->routes = calloc(s->n_routes ? s->n_routes : 1, sizeof(*s->routes));
+    s->route_names = calloc(s->n_routes ? s->n_routes : 1, sizeof(char *));
+    struct arc_rt_spec *specs = calloc(s->n_routes ? s->n_routes : 1, sizeof(*specs));
+    if (!s->ups || !s->upstream_names || !s->routes || !s->route_names || !specs)
+        goto oom;
+
+    for (size_t i = 0; i < s->n_ups; i++) {
+        const struct arc_upstream_conf *uc = &cfg->upstreams[i];
+        struct arc_upstream_rt *u = &s->ups[i];
+        u->conf = uc;
+        u->index = i;
+        u->n_eps = uc->n_endpoints;
+        u->eps = calloc(u->n_eps ? u->n_eps : 1, sizeof(*u->eps));
+        if (!u->eps)
+            goto oom;
+        for (size_t e = 0; e < u->n_eps; e++) {
+            u->eps[e].ss = uc->endpoints[e].address.ss;
+            u->eps[e].len = uc->endpoints[e].address.len;
+            u->eps[e].text = uc->endpoints[e].address.text;
+            u->eps[e].weight = uc->endpoints[e].weight ? uc->endpoints[e].weight : 1;
+            atomic_init(&u->eps[e].open_conns, 0);
+        }
+        s->upstream_names[i] = uc->name;
+    }
+
+    for (size_t i = 0; i < s->n_routes; i++) {
+        const struct arc_route_conf *rc = &cfg->routes[i];
+        struct arc_route_rt *r = &s->routes[i];
+        r->conf = rc;
+        r->index = i;
+        if (rc->action == ARC_ACTION_UPSTREAM) {
+            ARC_ASSERT(rc->upstream_index < s->n_ups);
+            r->up = &s->ups[rc->upstream_index];
+        } else if (rc->action == ARC_ACTION_RESPOND) {
+            r->respond_head = build_respond_head(rc, &r->respond_head_len);
+        }
+        s->route_names[i] = rc->name;
+        specs[i] = (struct arc_rt_spec){
+            .name = rc->name, .path = rc->path,
+            .hosts = (const char *const *)rc->hosts, .n_hosts = rc->n_hosts,
+            .methods = rc->methods, .priority = rc->priority, .data = r,
+        };
+    }
+
+    char err[512];
+    size_t err_index = 0;
+    if (arc_rt_build(specs, s->n_routes, &s->rt, err, sizeof(err), &err_index) < 0) {
+        const struct arc_route_conf *rc = err_index < s->n_routes ? &cfg->routes[err_index] : NULL;
+        add_error(errs, rc && rc->file ? rc->file : cfg->source, rc ? rc->line : 0,
+                  rc ? rc->col : 0, err);
+        free(specs);
+        snapshot_free(s);
+        return -1;
+    }
+    free(specs);
+    s->generation = atomic_fetch_add(&g_generation, 1) + 1;
+    *out = s;
+    return 0;
+
+oom:
+    free(specs);
+    add_error(errs, cfg->source, 0, 0, "out of memory compiling the configuration");
+    snapshot_free(s);
+    return -1;
+}
+
+void arc_snapshot_ref(struct arc_snapshot *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void arc_snapshot_unref(struct arc_snapshot *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        snapshot_free(s);
+}
+
+void arc_snapshot_publish(struct arc_snapshot *s)
+{
+    arc_snapshot_ref(s);
+    pthread_mutex_lock(&g_publish_lock);
+    struct arc_snapshot *old = atomic_exchange_explicit(&g_current, s, memory_order_acq_rel);
+    pthread_mutex_unlock(&g_publish_lock);
+    if (old)
+        arc_snapshot_unref(old);
+}
+
+struct arc_snapshot *arc_snapshot_current(void)
+{
+    return atomic_load_explicit(&g_current, memory_order_acquire);
+}
+
+struct arc_snapshot *arc_snapshot_acquire(void)
+{
+    pthread_mutex_lock(&g_publish_lock);
+    struct arc_snapshot *s = atomic_load_explicit(&g_current, memory_order_acquire);
+    if (s)
+        arc_snapshot_ref(s);
+    pthread_mutex_unlock(&g_publish_lock);
+    return s;
+}

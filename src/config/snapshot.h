@@ -1,0 +1,85 @@
+/**
+ * Immutable, reference-counted runtime form of one configuration generation.
+ *
+ * arc_snapshot_build compiles a validated `struct arc_config` (routes into a
+ * route table, upstreams into endpoint sets, limits into parser limits)
+ * without touching anything live. The control thread publishes a snapshot
+ * with arc_snapshot_publish; each worker adopts the current one at the top
+ * of its loop (arc_snapshot_current) and holds one reference while it uses
+ * it. Requests in flight keep the snapshot they started with, so a reload
+ * only ever has to publish a new pointer.
+ *
+ * Lifetime: everything reachable from a snapshot lives until its last
+ * reference is dropped. Thread: build/publish on the control thread;
+ * ref/unref/current from any thread.
+ */
+#ifndef ARC_CONFIG_SNAPSHOT_H
+#define ARC_CONFIG_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "http1/http1.h"
+#include "router/router.h"
+
+struct arc_endpoint_rt {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    const char *text;           /* "ip:port", owned by the config */
+    uint32_t weight;
+    /* Node-wide open connections to this endpoint, for pool.max_connections.
+     * Touched on connect and close only, never per request. */
+    _Atomic uint32_t open_conns;
+};
+
+struct arc_upstream_rt {
+    const struct arc_upstream_conf *conf;
+    size_t index;
+    struct arc_endpoint_rt *eps;
+    size_t n_eps;
+};
+
+struct arc_route_rt {
+    const struct arc_route_conf *conf;
+    size_t index;
+    struct arc_upstream_rt *up;     /* ACTION_UPSTREAM only */
+    char *respond_head;             /* ACTION_RESPOND: prebuilt head minus Connection */
+    size_t respond_head_len;
+};
+
+struct arc_snapshot {
+    _Atomic uint32_t refs;
+    uint64_t generation;
+    struct arc_config *cfg;         /* owned */
+    struct arc_rt_table *rt;
+    struct arc_route_rt *routes;
+    size_t n_routes;
+    struct arc_upstream_rt *ups;
+    size_t n_ups;
+    const char **route_names;       /* [n_routes], for metrics */
+    const char **upstream_names;    /* [n_ups] */
+    struct arc_h1_limits limits;
+};
+
+/**
+ * Compiles cfg (ownership passes to the snapshot, also on failure). Returns
+ * 0 and *out with one reference, or -1 with errors appended to errs (e.g.
+ * ambiguous routes, with the route's file:line:col).
+ */
+int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
+                       struct arc_config_errors *errs);
+
+void arc_snapshot_ref(struct arc_snapshot *s);
+void arc_snapshot_unref(struct arc_snapshot *s);
+
+/* Makes s the published snapshot (takes its own reference). */
+void arc_snapshot_publish(struct arc_snapshot *s);
+/* The published pointer, for comparison only: it may be released at any
+ * moment, so never dereference it; use arc_snapshot_acquire for that. */
+struct arc_snapshot *arc_snapshot_current(void);
+/* The published snapshot with one reference for the caller (or NULL). */
+struct arc_snapshot *arc_snapshot_acquire(void);
+
+#endif

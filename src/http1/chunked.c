@@ -1,0 +1,305 @@
+/*
+ * Incremental chunked transfer-coding decoder (RFC 9112 §7.1).
+ *
+ *   chunked-body = *chunk last-chunk trailer-section CRLF
+ *   chunk        = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+ *   chunk-ext    = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )
+ *   ext-val      = token / quoted-string
+ *
+ * Every framing byte moves a byte-level state machine, and the only state
+ * kept between calls is in struct arc_h1_chunked, so any split of the input
+ * gives the same result. Data bytes are skipped in one step.
+ *
+ *   state          byte (SP = SP or HTAB)      next
+ *   SIZE0          HEXDIG                      SIZE
+ *   SIZE           HEXDIG ; SP CR              SIZE EXT_NAME0 SIZE_BWS SIZE_LF
+ *   SIZE_BWS       SP ;                        SIZE_BWS EXT_NAME0
+ *   EXT_NAME0      SP tchar                    EXT_NAME0 EXT_NAME
+ *   EXT_NAME       tchar = ; SP CR             EXT_NAME EXT_VAL0 EXT_NAME0 EXT_NAME_BWS SIZE_LF
+ *   EXT_NAME_BWS   SP = ;                      EXT_NAME_BWS EXT_VAL0 EXT_NAME0
+ *   EXT_VAL0       SP tchar DQUOTE             EXT_VAL0 EXT_TOKEN EXT_QS
+ *   EXT_TOKEN      tchar ; SP CR               EXT_TOKEN EXT_NAME0 SIZE_BWS SIZE_LF
+ *   EXT_QS         qdtext \ DQUOTE             EXT_QS EXT_QS_ESC EXT_QS_END
+ *   EXT_QS_ESC     HTAB SP VCHAR obs-text      EXT_QS
+ *   EXT_QS_END     ; SP CR                     EXT_NAME0 SIZE_BWS SIZE_LF
+ *   SIZE_LF        LF                          DATA (size > 0) or TR_LINE0 (size 0)
+ *   DATA           `size` bytes, reported      DATA_CR
+ *   DATA_CR        CR                          DATA_LF
+ *   DATA_LF        LF                          SIZE0
+ *   TR_LINE0       CR tchar                    TR_END_LF TR_NAME
+ *   TR_NAME        tchar :                     TR_NAME TR_VALUE
+ *   TR_VALUE       field-content CR            TR_VALUE TR_LF
+ *   TR_LF          LF                          TR_LINE0
+ *   TR_END_LF      LF                          DONE (sticky: later calls return DONE)
+ *   any state      any other byte, or a limit  FAILED (sticky)
+ *
+ * All moves happen in step(), called only from arc_h1_chunked_next(), which
+ * also handles DATA (whole spans at once), the limits, DONE and FAILED.
+ *
+ * BWS is accepted only where the grammar has it (around ';' and '='), never
+ * before CRLF, and a bare LF or CR is never a line ending: these are where
+ * decoders have disagreed and been used for smuggling.
+ */
+#include "http1/http1.h"
+#include "http1/http1_int.h"
+
+#define IS(c, cl) ARC_H1__IS(c, cl)
+
+#define DEFAULT_MAX_LINE          4096u
+#define DEFAULT_MAX_TRAILER_BYTES 32768u
+
+enum {
+    S_SIZE0 = 0,        /* zero state = start of a chunk-size line */
+    S_SIZE,
+    S_SIZE_BWS,         /* whitespace after size or ext-val: ';' must follow */
+    S_EXT_NAME0,
+    S_EXT_NAME,
+    S_EXT_NAME_BWS,     /* whitespace after ext-name: ';' or '=' must follow */
+    S_EXT_VAL0,
+    S_EXT_TOKEN,
+    S_EXT_QS,
+    S_EXT_QS_ESC,
+    S_EXT_QS_END,
+    S_SIZE_LF,
+    S_DATA,
+    S_DATA_CR,
+    S_DATA_LF,
+    S_TR_LINE0,
+    S_TR_NAME,
+    S_TR_VALUE,
+    S_TR_LF,
+    S_TR_END_LF,
+    S_DONE,
+    S_FAILED,
+};
+
+void arc_h1_chunked_init(struct arc_h1_chunked *st)
+{
+    memset(st, 0, sizeof(*st));
+}
+
+static bool is_ws(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Moves over one framing byte (any state but DATA, DONE, FAILED).
+ * Returns NULL or an error reason. */
+static inline const char *step(struct arc_h1_chunked *st, unsigned char c)
+{
+    switch (st->state) {
+    case S_SIZE0:
+        if (!IS(c, ARC_H1__HEX))
+            return "invalid chunk size";
+        st->remaining = 0;
+        st->state = S_SIZE;
+        /* fallthrough */
+    case S_SIZE:
+        if (IS(c, ARC_H1__HEX)) {
+            /* Keep the size below 2^63 so it fits off_t downstream. */
+            if (st->remaining >> 59)
+                return "chunk size overflows";
+            unsigned d = c <= '9' ? (unsigned)(c - '0') : (unsigned)(c | 0x20) - 'a' + 10;
+            st->remaining = (st->remaining << 4) | d;
+        } else if (c == ';') {
+            st->state = S_EXT_NAME0;
+        } else if (is_ws(c)) {
+            st->state = S_SIZE_BWS;
+        } else if (c == '\r') {
+            st->state = S_SIZE_LF;
+        } else {
+            return "invalid chunk size";
+        }
+        return NULL;
+    case S_SIZE_BWS:
+        if (c == ';')
+            st->state = S_EXT_NAME0;
+        else if (!is_ws(c))
+            return "invalid chunk extension";
+        return NULL;
+    case S_EXT_NAME0:
+        if (IS(c, ARC_H1__TCHAR))
+            st->state = S_EXT_NAME;
+        else if (!is_ws(c))
+            return "invalid chunk extension";
+        return NULL;
+    case S_EXT_NAME:
+        if (IS(c, ARC_H1__TCHAR))
+            ;
+        else if (c == '=')
+            st->state = S_EXT_VAL0;
+        else if (c == ';')
+            st->state = S_EXT_NAME0;
+        else if (is_ws(c))
+            st->state = S_EXT_NAME_BWS;
+        else if (c == '\r')
+            st->state = S_SIZE_LF;
+        else
+            return "invalid chunk extension";
+        return NULL;
+    case S_EXT_NAME_BWS:
+        if (c == '=')
+            st->state = S_EXT_VAL0;
+        else if (c == ';')
+            st->state = S_EXT_NAME0;
+        else if (!is_ws(c))
+            return "invalid chunk extension";
+        return NULL;
+    case S_EXT_VAL0:
+        if (IS(c, ARC_H1__TCHAR))
+            st->state = S_EXT_TOKEN;
+        else if (c == '"')
+            st->state = S_EXT_QS;
+        else if (!is_ws(c))
+            return "invalid chunk extension";
+        return NULL;
+    case S_EXT_TOKEN:
+    case S_EXT_QS_END:
+        if (st->state == S_EXT_TOKEN && IS(c, ARC_H1__TCHAR))
+            ;
+        else if (c == ';')
+            st->state = S_EXT_NAME0;
+        else if (is_ws(c))
+            st->state = S_SIZE_BWS;
+        else if (c == '\r')
+            st->state = S_SIZE_LF;
+        else
+            return "invalid chunk extension";
+        return NULL;
+    case S_EXT_QS:
+        if (c == '"')
+            st->state = S_EXT_QS_END;
+        else if (c == '\\')
+            st->state = S_EXT_QS_ESC;
+        else if (!IS(c, ARC_H1__QDTEXT))
+            return "invalid chunk extension";
+        return NULL;
+    case S_EXT_QS_ESC:
+        /* quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text ) */
+        if (!IS(c, ARC_H1__VALUE))
+            return "invalid chunk extension";
+        st->state = S_EXT_QS;
+        return NULL;
+    case S_SIZE_LF:
+        if (c != '\n')
+            return "bare CR in chunk header";
+        if (st->remaining) {
+            st->state = S_DATA;
+        } else {
+            st->state = S_TR_LINE0;
+        }
+        st->line_len = 0;
+        return NULL;
+    case S_DATA_CR:
+        if (c != '\r')
+            return "missing CRLF after chunk data";
+        st->state = S_DATA_LF;
+        return NULL;
+    case S_DATA_LF:
+        if (c != '\n')
+            return "missing CRLF after chunk data";
+        st->state = S_SIZE0;
+        st->line_len = 0;
+        return NULL;
+    case S_TR_LINE0:
+        if (c == '\r')
+            st->state = S_TR_END_LF;
+        else if (IS(c, ARC_H1__TCHAR))
+            st->state = S_TR_NAME;
+        else
+            return "invalid trailer field";
+        return NULL;
+    case S_TR_NAME:
+        if (c == ':')
+            st->state = S_TR_VALUE;
+        else if (!IS(c, ARC_H1__TCHAR))
+            return "invalid trailer field";
+        return NULL;
+    case S_TR_VALUE:
+        if (c == '\r')
+            st->state = S_TR_LF;
+        else if (!IS(c, ARC_H1__VALUE))
+            return "invalid trailer field";
+        return NULL;
+    case S_TR_LF:
+        if (c != '\n')
+            return "bare CR in trailer section";
+        st->state = S_TR_LINE0;
+        st->line_len = 0;
+        return NULL;
+    case S_TR_END_LF:
+        if (c != '\n')
+            return "bare CR in trailer section";
+        st->state = S_DONE;
+        return NULL;
+    default:
+        /* S_DATA, S_DONE and S_FAILED are handled by the caller. */
+        return "chunked decoder in an invalid state";
+    }
+}
+
+enum arc_h1_chunk_rc arc_h1_chunked_next(struct arc_h1_chunked *st,
+                                         const char *buf, size_t len,
+                                         size_t *consumed,
+                                         const char **data, size_t *data_len,
+                                         const char **err)
+{
+    const char *p = buf, *end = buf + len;
+    uint32_t max_line = st->max_line ? st->max_line : DEFAULT_MAX_LINE;
+    uint32_t max_trailer = st->max_trailer_bytes ? st->max_trailer_bytes
+                                                 : DEFAULT_MAX_TRAILER_BYTES;
+    const char *why;
+
+    *data = NULL;
+    *data_len = 0;
+    *err = NULL;
+    *consumed = 0;
+    if (st->state == S_DONE)
+        return ARC_H1_CHUNK_DONE;
+    if (st->state == S_FAILED) {
+        *err = "chunked body already failed";
+        return ARC_H1_CHUNK_ERROR;
+    }
+
+    while (p < end) {
+        if (st->state == S_DATA) {
+            size_t avail = (size_t)(end - p);
+            size_t n = st->remaining < avail ? (size_t)st->remaining : avail;
+            *data = p;
+            *data_len = n;
+            p += n;
+            st->remaining -= n;
+            if (st->remaining == 0)
+                st->state = S_DATA_CR;
+            *consumed = (size_t)(p - buf);
+            return ARC_H1_CHUNK_DATA;
+        }
+        /* Bounds on the line being read, and on the whole trailer section:
+         * a peer must not make us walk an endless chunk-ext or trailer. */
+        if (st->state >= S_TR_LINE0) {
+            if (++st->trailer_bytes > max_trailer) {
+                why = "trailer section too large";
+                goto fail;
+            }
+        }
+        if (st->state != S_DATA_CR && st->state != S_DATA_LF && ++st->line_len > max_line) {
+            why = "chunk header or trailer line too long";
+            goto fail;
+        }
+        why = step(st, (unsigned char)*p++);
+        if (why)
+            goto fail;
+        if (st->state == S_DONE) {
+            *consumed = (size_t)(p - buf);
+            return ARC_H1_CHUNK_DONE;
+        }
+    }
+    *consumed = len;
+    return ARC_H1_CHUNK_AGAIN;
+
+fail:
+    st->state = S_FAILED;
+    *consumed = (size_t)(p - buf);
+    *err = why;
+    return ARC_H1_CHUNK_ERROR;
+}

@@ -1,0 +1,322 @@
+/*
+ * arc: command-line entry point.
+ *
+ *   arc run [-c FILE]     serve (embedded default config without -c)
+ *   arc check -c FILE     validate, print "ok <fingerprint>" or every error
+ *   arc version           version, build options, io_uring probe
+ */
+#include "admin/admin.h"
+#include "config/config.h"
+#include "config/snapshot.h"
+#include "core/common.h"
+#include "loop/ring.h"
+#include "net/net.h"
+#include "proxy/proxy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#ifndef ARC_VERSION
+#define ARC_VERSION "0.0.0"
+#endif
+#ifndef ARC_GIT_REV
+#define ARC_GIT_REV "unknown"
+#endif
+#ifndef ARC_BUILD
+#define ARC_BUILD "release"
+#endif
+
+/* What `arc run` serves without -c: a working gateway that explains itself. */
+static const char embedded_config[] =
+    "# Arc's embedded default configuration (arc run without -c).\n"
+    "listeners:\n"
+    "  - name: http\n"
+    "    kind: http\n"
+    "    bind: \"127.0.0.1:8080\"\n"
+    "routes:\n"
+    "  - name: welcome\n"
+    "    match:\n"
+    "      path: \"/\"\n"
+    "    action:\n"
+    "      respond:\n"
+    "        status: 200\n"
+    "        headers:\n"
+    "          - name: Content-Type\n"
+    "            value: \"text/plain; charset=utf-8\"\n"
+    "        body: \"Arc is running with its embedded default configuration.\\n\\n"
+    "To proxy to a real service, write a config such as:\\n\\n"
+    "  listeners:\\n"
+    "    - {name: http, kind: http, bind: \\\"127.0.0.1:8080\\\"}\\n"
+    "  upstreams:\\n"
+    "    - name: app\\n"
+    "      discovery: {type: static, endpoints: [{address: \\\"127.0.0.1:3000\\\"}]}\\n"
+    "  routes:\\n"
+    "    - {name: root, match: {path: \\\"/{*rest}\\\"}, action: {upstream: app}}\\n\\n"
+    "and start Arc with: arc run -c arc.yaml   (check it first: arc check -c arc.yaml)\\n"
+    "Admin endpoints: http://127.0.0.1:9090/healthz /readyz /metrics\\n\"\n"
+    "observability:\n"
+    "  metrics_bind: \"127.0.0.1:9090\"\n";
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: arc run [-c FILE]     start the gateway (embedded default config without -c)\n"
+            "       arc check -c FILE     validate a config; prints 'ok <fingerprint>'\n"
+            "       arc version           version, build options and io_uring support\n");
+}
+
+static int load(const char *path, struct arc_config **cfg)
+{
+    struct arc_config_errors errs = { 0 };
+    int rc = path ? arc_config_load_file(path, cfg, &errs)
+                  : arc_config_load_string(embedded_config, sizeof(embedded_config) - 1,
+                                           "<embedded>", "yaml", cfg, &errs);
+    if (rc < 0) {
+        arc_config_errors_print(&errs, stderr);
+        fprintf(stderr, "arc: %zu error%s in %s\n", errs.n, errs.n == 1 ? "" : "s",
+                path ? path : "<embedded>");
+    }
+    arc_config_errors_dispose(&errs);
+    return rc;
+}
+
+static int build_snapshot(const char *path, struct arc_snapshot **snap)
+{
+    struct arc_config *cfg = NULL;
+    if (load(path, &cfg) < 0)
+        return -1;
+    struct arc_config_errors errs = { 0 };
+    if (arc_snapshot_build(cfg, snap, &errs) < 0) {
+        arc_config_errors_print(&errs, stderr);
+        fprintf(stderr, "arc: %zu error%s in %s\n", errs.n, errs.n == 1 ? "" : "s",
+                path ? path : "<embedded>");
+        arc_config_errors_dispose(&errs);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *opt_config(int argc, char **argv, int *bad)
+{
+    const char *path = NULL;
+    for (int i = 2; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+            path = argv[++i];
+        else {
+            fprintf(stderr, "arc: unexpected argument '%s'\n", argv[i]);
+            *bad = 1;
+        }
+    }
+    return path;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    int bad = 0;
+    const char *path = opt_config(argc, argv, &bad);
+    if (bad || !path) {
+        usage(stderr);
+        return 2;
+    }
+    struct arc_snapshot *snap;
+    if (build_snapshot(path, &snap) < 0)
+        return 1;
+    printf("ok %s\n", snap->cfg->fingerprint);
+    arc_snapshot_unref(snap);
+    return 0;
+}
+
+static int cmd_version(void)
+{
+    printf("arc %s (%s, %s build)\n", ARC_VERSION, ARC_GIT_REV, ARC_BUILD);
+    printf("built with: liburing 2.x, gcc %d.%d, C17\n",
+           __GNUC__, __GNUC_MINOR__);
+    printf("features: http/1.1 proxy, yaml+json config, prometheus metrics\n");
+    char msg[512] = "", report[2048] = "";
+    int rc = arc_loop_probe(msg, sizeof(msg), report, sizeof(report));
+    printf("io_uring probe:\n");
+    for (char *line = strtok(report, "\n"); line; line = strtok(NULL, "\n"))
+        printf("  %s\n", line);
+    printf("io_uring: %s%s%s\n", rc == 0 ? "usable" : "NOT usable: ", rc == 0 ? "" : msg, "");
+    return 0;
+}
+
+/* CPUs this process may run on, in order: worker i is pinned to cpus[i]. */
+static size_t usable_cpus(int *cpus, size_t max)
+{
+    cpu_set_t set;
+    size_t n = 0;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0)
+        for (int i = 0; i < CPU_SETSIZE && n < max; i++)
+            if (CPU_ISSET(i, &set))
+                cpus[n++] = i;
+    return n;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    int bad = 0;
+    const char *path = opt_config(argc, argv, &bad);
+    if (bad) {
+        usage(stderr);
+        return 2;
+    }
+    char msg[512];
+    if (arc_loop_probe(msg, sizeof(msg), NULL, 0) < 0) {
+        fprintf(stderr, "arc: cannot start: %s\n", msg);
+        return 1;
+    }
+    struct arc_snapshot *snap;
+    if (build_snapshot(path, &snap) < 0)
+        return 1;
+    const struct arc_config *cfg = snap->cfg;
+    arc_snapshot_publish(snap);
+
+    int cpus[1024];
+    size_t ncpu = usable_cpus(cpus, ARC_ARRAY_LEN(cpus));
+    size_t nw = cfg->node.workers ? cfg->node.workers : (ncpu ? ncpu : 1);
+
+    /* Each proxied connection can need two descriptors (client + upstream). */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+
+    /* Termination signals are read from a signalfd by the control loop;
+     * block them before any thread starts so every thread inherits that. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+    if (sfd < 0) {
+        fprintf(stderr, "arc: signalfd: %s\n", strerror(errno));
+        return 1;
+    }
+
+    /* Listeners: one SO_REUSEPORT socket per listener per worker. With
+     * port 0 the first socket's kernel-assigned port is reused by the rest. */
+    size_t nl = cfg->n_listeners;
+    int *fds = calloc(nw * nl, sizeof(int));
+    unsigned *ports = calloc(nl, sizeof(unsigned));
+    ARC_ASSERT(fds && ports);
+    char err[512];
+    for (size_t l = 0; l < nl; l++) {
+        for (size_t i = 0; i < nw; i++) {
+            int fd = arc_net_listen(&cfg->listeners[l], ports[l], err, sizeof(err));
+            if (fd < 0) {
+                fprintf(stderr, "arc: %s\n", err);
+                return 1;
+            }
+            if (i == 0)
+                ports[l] = arc_net_local_port(fd);
+            fds[i * nl + l] = fd;
+        }
+    }
+    int admin_fd = -1;
+    unsigned admin_port = 0;
+    if (cfg->metrics_enabled) {
+        struct arc_listener_conf al = { .name = "admin", .bind = cfg->metrics_bind, .backlog = 128,
+                                        .dscp = -1 };
+        admin_fd = arc_net_listen(&al, 0, err, sizeof(err));
+        if (admin_fd < 0) {
+            fprintf(stderr, "arc: observability.metrics_bind: %s\n", err);
+            return 1;
+        }
+        admin_port = arc_net_local_port(admin_fd);
+    }
+
+    uint32_t max_per_worker = cfg->node.max_connections
+        ? (uint32_t)((cfg->node.max_connections + nw - 1) / nw) : 0;
+    struct arc_worker **workers = calloc(nw, sizeof(*workers));
+    ARC_ASSERT(workers);
+    for (size_t i = 0; i < nw; i++) {
+        int cpu = nw <= ncpu ? cpus[i] : -1;
+        workers[i] = arc_worker_start((unsigned)i, cpu, snap, &fds[i * nl], nl, max_per_worker,
+                                      err, sizeof(err));
+        if (!workers[i]) {
+            fprintf(stderr, "arc: worker %zu: %s\n", i, err);
+            return 1;
+        }
+    }
+    for (size_t i = 0; i < nw; i++) {
+        while (!arc_worker_ready(workers[i]))
+            usleep(1000);
+        if (arc_worker_error(workers[i])) {
+            fprintf(stderr, "arc: cannot start: %s\n", arc_worker_error(workers[i]));
+            return 1;
+        }
+    }
+    for (size_t l = 0; l < nl; l++) {
+        char a[80];
+        struct arc_addr shown = cfg->listeners[l].bind;
+        if (shown.ss.ss_family == AF_INET)
+            ((struct sockaddr_in *)&shown.ss)->sin_port = htons((uint16_t)ports[l]);
+        else
+            ((struct sockaddr_in6 *)&shown.ss)->sin6_port = htons((uint16_t)ports[l]);
+        arc_net_format((struct sockaddr *)&shown.ss, a, sizeof(a), 1);
+        fprintf(stderr, "arc: listening listener=%s addr=%s\n", cfg->listeners[l].name, a);
+    }
+    if (admin_fd >= 0) {
+        char a[80];
+        struct arc_addr shown = cfg->metrics_bind;
+        if (shown.ss.ss_family == AF_INET)
+            ((struct sockaddr_in *)&shown.ss)->sin_port = htons((uint16_t)admin_port);
+        else
+            ((struct sockaddr_in6 *)&shown.ss)->sin6_port = htons((uint16_t)admin_port);
+        arc_net_format((struct sockaddr *)&shown.ss, a, sizeof(a), 1);
+        fprintf(stderr, "arc: admin listening addr=%s\n", a);
+    }
+    fprintf(stderr, "arc: ready workers=%zu fingerprint=%s\n", nw, cfg->fingerprint);
+    fflush(stderr);
+
+    struct arc_control ctl = { .snap = snap, .workers = workers, .n_workers = nw,
+                               .admin_fd = admin_fd, .signal_fd = sfd };
+    int rc = arc_control_run(&ctl);
+    for (size_t i = 0; i < nw; i++)
+        arc_worker_join(workers[i]);
+    for (size_t i = 0; i < nw; i++)
+        arc_worker_free(workers[i]);
+    free(workers);
+    free(fds);
+    free(ports);
+    if (admin_fd >= 0)
+        close(admin_fd);
+    close(sfd);
+    arc_snapshot_unref(snap);
+    fprintf(stderr, "arc: stopped\n");
+    return rc < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "run") == 0)
+        return cmd_run(argc, argv);
+    if (strcmp(argv[1], "check") == 0)
+        return cmd_check(argc, argv);
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
+        return cmd_version();
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "arc: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

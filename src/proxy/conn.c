@@ -1,0 +1,369 @@
+/*
+ * Connections: the slab they live in, their output queues, arming receives
+ * and sends, stashing unprocessed input, and closing. Protocol logic lives
+ * in client.c and upstream.c; this file only moves bytes and lifetimes.
+ */
+#include "proxy/proxy_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ slab */
+
+static struct arc_conn *slot(struct arc_worker *w, uint32_t idx)
+{
+    return &w->slab.chunks[idx / SLAB_CHUNK][idx % SLAB_CHUNK];
+}
+
+struct arc_conn *arc_px__conn_get(struct arc_worker *w, uint32_t idx)
+{
+    if (idx / SLAB_CHUNK >= w->slab.n_chunks)
+        return NULL;
+    return slot(w, idx);
+}
+
+static int slab_grow(struct slab *s)
+{
+    struct arc_conn **chunks = realloc(s->chunks, (s->n_chunks + 1) * sizeof(*chunks));
+    if (!chunks)
+        return -1;
+    s->chunks = chunks;
+    struct arc_conn *chunk = calloc(SLAB_CHUNK, sizeof(*chunk));
+    if (!chunk)
+        return -1;
+    size_t need = s->n_free + SLAB_CHUNK;
+    if (need > s->cap_free) {
+        uint32_t *f = realloc(s->free_idx, need * sizeof(*f));
+        if (!f) {
+            free(chunk);
+            return -1;
+        }
+        s->free_idx = f;
+        s->cap_free = need;
+    }
+    uint32_t base = (uint32_t)(s->n_chunks * SLAB_CHUNK);
+    s->chunks[s->n_chunks++] = chunk;
+    /* Push in reverse so low indices are handed out first. */
+    for (uint32_t i = SLAB_CHUNK; i-- > 0;) {
+        chunk[i].idx = base + i;
+        s->free_idx[s->n_free++] = base + i;
+    }
+    return 0;
+}
+
+struct arc_conn *arc_px__conn_new(struct arc_worker *w, enum conn_kind kind, int fd)
+{
+    struct slab *s = &w->slab;
+    if (s->n_free == 0 && slab_grow(s) < 0)
+        return NULL;
+    uint32_t idx = s->free_idx[--s->n_free];
+    struct arc_conn *c = slot(w, idx);
+    uint32_t gen = (c->gen + 1) & 0xffffff;
+    memset(c, 0, sizeof(*c));
+    c->idx = idx;
+    c->gen = gen;
+    c->kind = (uint8_t)kind;
+    c->fd = fd;
+    c->stash_bid = -1;
+    c->created_ms = w->now_ms;
+    c->msg.msg_iov = c->iov;
+    arc_timer_init(&c->timer, arc_px__on_timer);
+    s->used++;
+    return c;
+}
+
+static void slab_free(struct arc_worker *w, struct arc_conn *c)
+{
+    c->gen = (c->gen + 1) & 0xffffff;   /* stale completions now mismatch */
+    c->kind = 0;
+    w->slab.free_idx[w->slab.n_free++] = c->idx;
+    w->slab.used--;
+}
+
+/* ------------------------------------------------------------ output */
+
+static void seg_release(struct arc_worker *w, struct seg *s)
+{
+    if (s->bid >= 0)
+        arc_buf_unref(&w->br, (uint16_t)s->bid);
+    else
+        free(s->mem);
+}
+
+static void outq_push(struct arc_worker *w, struct arc_conn *c, struct seg s)
+{
+    /* Callers respect OUTQ_HIGH_SEGS before producing more, so the queue
+     * has headroom for the few segments one event can add. */
+    ARC_ASSERT(c->out.n < OUTQ_SEGS);
+    c->out.seg[(c->out.head + c->out.n) % OUTQ_SEGS] = s;
+    c->out.n++;
+    c->out.bytes += s.len;
+    (void)w;
+}
+
+void arc_px__queue_buf(struct arc_worker *w, struct arc_conn *c, int32_t bid, const char *p, size_t len)
+{
+    if (len == 0)
+        return;
+    if (bid < 0) {
+        arc_px__queue_copy(w, c, p, len);
+        return;
+    }
+    arc_buf_ref(&w->br, (uint16_t)bid);
+    outq_push(w, c, (struct seg){ .p = p, .len = (uint32_t)len, .bid = bid });
+}
+
+void arc_px__queue_copy(struct arc_worker *w, struct arc_conn *c, const void *p, size_t len)
+{
+    if (len == 0)
+        return;
+    char *m = malloc(len);
+    ARC_ASSERT(m != NULL);
+    memcpy(m, p, len);
+    arc_px__queue_owned(w, c, m, len);
+}
+
+void arc_px__queue_owned(struct arc_worker *w, struct arc_conn *c, char *mem, size_t len)
+{
+    if (len == 0) {
+        free(mem);
+        return;
+    }
+    outq_push(w, c, (struct seg){ .p = mem, .len = (uint32_t)len, .bid = -1, .mem = mem });
+}
+
+void arc_px__flush(struct arc_worker *w, struct arc_conn *c)
+{
+    if (c->send_armed || c->out.n == 0 || c->closing || c->shut_wr)
+        return;
+    if (c->kind == CONN_UPSTREAM && !c->u.connected)
+        return;
+    size_t n = ARC_MIN((size_t)c->out.n, (size_t)OUTQ_IOV);
+    for (size_t i = 0; i < n; i++) {
+        struct seg *s = &c->out.seg[(c->out.head + i) % OUTQ_SEGS];
+        c->iov[i].iov_base = (void *)s->p;
+        c->iov[i].iov_len = s->len;
+    }
+    c->msg.msg_iov = c->iov;
+    c->msg.msg_iovlen = n;
+    struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);
+    /* MSG_NOSIGNAL: a peer that vanished must give EPIPE, not kill us. */
+    io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, op_ud(OP_SEND, c->idx, c->gen));
+    c->send_armed = true;
+    c->ops++;
+}
+
+void arc_px__on_send(struct arc_worker *w, struct arc_conn *c, int res)
+{
+    c->send_armed = false;
+    if (res < 0) {
+        /* EPIPE/ECONNRESET: the peer is gone. The owner decides what that
+         * means for the exchange. */
+        if (c->kind == CONN_CLIENT)
+            arc_px__client_eof(w, c, res);
+        else
+            arc_px__up_eof(w, c, res);
+        return;
+    }
+    size_t left = (size_t)res;
+    if (c->kind == CONN_CLIENT)
+        arc_m_add(&w->metrics.bytes_out, left);
+    c->out.bytes -= left;
+    while (left > 0 && c->out.n > 0) {
+        struct seg *s = &c->out.seg[c->out.head];
+        if (left >= s->len) {
+            left -= s->len;
+            seg_release(w, s);
+            c->out.head = (uint16_t)((c->out.head + 1) % OUTQ_SEGS);
+            c->out.n--;
+        } else {
+            s->p += left;
+            s->len -= (uint32_t)left;
+            left = 0;
+        }
+    }
+    if (c->closing)
+        return;
+    if (c->kind == CONN_CLIENT)
+        arc_px__client_sent(w, c);
+    else
+        arc_px__up_sent(w, c);
+}
+
+static void outq_clear(struct arc_worker *w, struct arc_conn *c)
+{
+    while (c->out.n > 0) {
+        seg_release(w, &c->out.seg[c->out.head]);
+        c->out.head = (uint16_t)((c->out.head + 1) % OUTQ_SEGS);
+        c->out.n--;
+    }
+    c->out.bytes = 0;
+}
+
+/* ------------------------------------------------------------ input */
+
+void arc_px__arm_recv(struct arc_worker *w, struct arc_conn *c)
+{
+    if (c->recv_armed || c->closing || c->eof)
+        return;
+    struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);
+    io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
+    /* Unless the last receive filled a whole buffer (more is probably
+     * queued), the socket is most likely empty now: go straight to poll
+     * instead of a receive attempt that would only return EAGAIN. */
+    if (!c->recv_full)
+        sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = w->br.bgid;
+    io_uring_sqe_set_data64(sqe, op_ud(OP_RECV, c->idx, c->gen));
+    c->recv_armed = true;
+    c->ops++;
+}
+
+void arc_px__stash(struct arc_worker *w, struct arc_conn *c, int32_t bid, const char *p, size_t len)
+{
+    ARC_ASSERT(c->stash_len == 0);
+    if (len == 0)
+        return;
+    if (bid >= 0) {
+        arc_buf_ref(&w->br, (uint16_t)bid);
+        c->stash_bid = bid;
+        c->stash_p = p;
+    } else {
+        /* The bytes live in a buffer that is about to be reused (hbuf). */
+        c->stash_mem = malloc(len);
+        ARC_ASSERT(c->stash_mem != NULL);
+        memcpy(c->stash_mem, p, len);
+        c->stash_p = c->stash_mem;
+        c->stash_bid = -1;
+    }
+    c->stash_len = (uint32_t)len;
+}
+
+void arc_px__stash_drop(struct arc_worker *w, struct arc_conn *c)
+{
+    if (c->stash_bid >= 0)
+        arc_buf_unref(&w->br, (uint16_t)c->stash_bid);
+    free(c->stash_mem);
+    c->stash_mem = NULL;
+    c->stash_bid = -1;
+    c->stash_p = NULL;
+    c->stash_len = 0;
+}
+
+bool arc_px__hbuf_append(struct arc_conn *c, const char *p, size_t len, size_t cap)
+{
+    if (c->hlen + len > cap)
+        len = cap - c->hlen;
+    if (c->hlen + len > c->hcap) {
+        size_t ncap = c->hcap ? c->hcap : 1024;
+        while (ncap < c->hlen + len)
+            ncap *= 2;
+        char *nb = realloc(c->hbuf, ncap);
+        if (!nb)
+            return false;
+        c->hbuf = nb;
+        c->hcap = (uint32_t)ncap;
+    }
+    memcpy(c->hbuf + c->hlen, p, len);
+    c->hlen += (uint32_t)len;
+    return true;
+}
+
+void arc_px__hbuf_reset(struct arc_conn *c)
+{
+    c->hlen = 0;
+    /* Keep small buffers for the next head; give big ones back. */
+    if (c->hcap > 8192) {
+        free(c->hbuf);
+        c->hbuf = NULL;
+        c->hcap = 0;
+    }
+}
+
+void arc_px__shutdown_wr(struct arc_worker *w, struct arc_conn *c)
+{
+    if (c->shut_wr || c->closing)
+        return;
+    c->shut_wr = true;
+    /* A plain syscall: it never blocks, and the FIN must follow the data
+     * already handed to the socket, which it does. */
+    shutdown(c->fd, SHUT_WR);
+    (void)w;
+}
+
+/* ------------------------------------------------------------ close */
+
+static void maybe_finish_close(struct arc_worker *w, struct arc_conn *c)
+{
+    if (c->ops > 0 || c->close_queued)
+        return;
+    struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);
+    io_uring_prep_close(sqe, c->fd);
+    io_uring_sqe_set_data64(sqe, op_ud(OP_CLOSE, c->idx, c->gen));
+    c->close_queued = true;
+    c->ops++;
+}
+
+/*
+ * Starts closing c: nothing more is queued or read; pending operations are
+ * cancelled and the descriptor is closed once the last one completed, so no
+ * operation ever runs against a reused descriptor number.
+ */
+void arc_px__conn_close(struct arc_worker *w, struct arc_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    arc_tw_cancel(&w->tw, &c->timer);
+    if (c->starved) {
+        struct arc_conn **pp = &w->starved_head;
+        while (*pp && *pp != c)
+            pp = &(*pp)->starved_next;
+        if (*pp)
+            *pp = c->starved_next;
+        c->starved = false;
+    }
+    arc_px__stash_drop(w, c);
+    free(c->hbuf);
+    c->hbuf = NULL;
+    c->hlen = c->hcap = 0;
+    if (c->kind == CONN_CLIENT) {
+        free(c->c.st.replay);
+        c->c.st.replay = NULL;
+        w->n_clients--;
+        arc_m_add(&w->metrics.conn_closed, 1);
+    } else {
+        if (c->u.in_pool)
+            arc_px__pool_remove(w, c);
+        if (c->u.counted_open) {
+            atomic_fetch_sub_explicit(&((struct arc_endpoint_rt *)c->u.ep_rt)->open_conns, 1,
+                                      memory_order_relaxed);
+            c->u.counted_open = false;
+        }
+        arc_m_sub(&w->metrics.up_pool_open[c->u.up->index], 1);
+    }
+    if (c->ops > 0) {
+        struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);
+        io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, op_ud(OP_IGNORE, 0, 0));
+    }
+    if (!c->send_armed)
+        outq_clear(w, c);
+    maybe_finish_close(w, c);
+}
+
+/* Called for every completion of an op on a closing connection. */
+void arc_px__conn_on_closed(struct arc_worker *w, struct arc_conn *c)
+{
+    if (!c->send_armed)
+        outq_clear(w, c);
+    if (c->close_queued && c->ops == 0) {
+        slab_free(w, c);
+        return;
+    }
+    maybe_finish_close(w, c);
+}

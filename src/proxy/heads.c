@@ -1,0 +1,275 @@
+/*
+ * Building the heads Arc sends: the request head to the upstream and the
+ * response head to the client, plus redirects. This is where hop-by-hop
+ * fields are removed (RFC 9110 §7.6.1), forwarding fields added, route
+ * header operations applied and framing re-declared.
+ *
+ * Framing is always re-declared by Arc, never copied: Content-Length and
+ * Transfer-Encoding from the peer are dropped and the one framing we
+ * validated is written back. That way a head we send can never carry the
+ * ambiguity we rejected on input.
+ */
+#include "proxy/proxy_int.h"
+#include "core/sbuf.h"
+#include "net/net.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+static bool name_is(struct arc_str n, const char *lit)
+{
+    return arc_str_ieq(n, lit, strlen(lit));
+}
+
+/* Is `name` listed in any Connection header (so hop-by-hop for this hop)? */
+static bool conn_listed(const struct arc_h1_header *h, size_t n, struct arc_str name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (name_is(h[i].name, "connection") && arc_h1_list_has(h[i].value, name.p, name.len))
+            return true;
+    return false;
+}
+
+static bool op_touches(const struct arc_header_op *ops, size_t n, struct arc_str name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].op != ARC_HDR_ADD && name_is(name, ops[i].name))
+            return true;
+    return false;
+}
+
+static void emit_ops(struct arc_sbuf *b, const struct arc_header_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].op != ARC_HDR_REMOVE)
+            arc_sbuf_printf(b, "%s: %s\r\n", ops[i].name, ops[i].value ? ops[i].value : "");
+}
+
+static void emit(struct arc_sbuf *b, const struct arc_h1_header *h)
+{
+    arc_sbuf_append(b, h->name.p, h->name.len);
+    arc_sbuf_append(b, ": ", 2);
+    arc_sbuf_append(b, h->value.p, h->value.len);
+    arc_sbuf_append(b, "\r\n", 2);
+}
+
+/* The client's address, looked up once per connection and only when a
+ * route forwards it (accept does not record it: multishot accept shares one
+ * address buffer between completions). */
+static const char *peer_ip(struct arc_conn *c, const struct arc_route_conf *rc)
+{
+    if (!c->c.peer_ip[0]) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0) {
+            arc_net_format((struct sockaddr *)&ss, c->c.peer_ip, sizeof(c->c.peer_ip), 0);
+            for (size_t i = 0; i < rc->n_trusted_proxies; i++)
+                if (arc_config_cidr_contains(&rc->trusted_proxies[i], (struct sockaddr *)&ss))
+                    c->c.peer_trusted = true;
+        } else {
+            strcpy(c->c.peer_ip, "unknown");
+        }
+    }
+    return c->c.peer_ip;
+}
+
+char *arc_px__build_request_head(struct arc_worker *w, struct arc_conn *c,
+                                 const struct arc_h1_request *req, size_t *len)
+{
+    const struct arc_route_conf *rc = c->c.st.route->conf;
+    struct stream *st = &c->c.st;
+    struct arc_sbuf b = { 0 };
+    (void)w;
+
+    arc_sbuf_append(&b, req->method.p, req->method.len);
+    arc_sbuf_append(&b, " ", 1);
+    if (req->target.len && req->target.p[0] == '/') {
+        arc_sbuf_append(&b, req->target.p, req->target.len);
+    } else {
+        /* absolute-form: upstreams get origin-form (RFC 9112 §3.2.1). */
+        arc_sbuf_append(&b, req->path.len ? req->path.p : "/", req->path.len ? req->path.len : 1);
+        if (req->query.len) {
+            arc_sbuf_append(&b, "?", 1);
+            arc_sbuf_append(&b, req->query.p, req->query.len);
+        }
+    }
+    arc_sbuf_append(&b, " HTTP/1.1\r\n", 11);
+
+    const struct arc_h1_header *h = req->headers;
+    size_t n = req->n_headers;
+    struct arc_sbuf xff = { 0 }, via = { 0 };
+    bool have_host = false, have_xfp = false;
+    for (size_t i = 0; i < n; i++) {
+        struct arc_str nm = h[i].name;
+        if (arc_h1_is_hop_by_hop(nm) || name_is(nm, "content-length") || conn_listed(h, n, nm))
+            continue;
+        if (st->expect_100 && name_is(nm, "expect"))
+            continue;
+        if (rc->xff && name_is(nm, "x-forwarded-for")) {
+            if (xff.len)
+                arc_sbuf_append(&xff, ", ", 2);
+            arc_sbuf_append(&xff, h[i].value.p, h[i].value.len);
+            continue;
+        }
+        /* A client may claim any scheme; only a trusted proxy in front of
+         * us knows the original one (forwarded.trusted_proxies). */
+        if (rc->xfp && name_is(nm, "x-forwarded-proto")) {
+            peer_ip(c, rc);
+            if (!c->c.peer_trusted)
+                continue;
+            have_xfp = true;
+        }
+        if (rc->via && name_is(nm, "via")) {
+            if (via.len)
+                arc_sbuf_append(&via, ", ", 2);
+            arc_sbuf_append(&via, h[i].value.p, h[i].value.len);
+            continue;
+        }
+        if (op_touches(rc->req_headers, rc->n_req_headers, nm))
+            continue;
+        if (name_is(nm, "host"))
+            have_host = true;
+        emit(&b, &h[i]);
+    }
+    if (!have_host && req->host.len && !op_touches(rc->req_headers, rc->n_req_headers, ARC_STR_LIT("host"))) {
+        /* HTTP/1.0 without Host, or absolute-form: HTTP/1.1 needs one. */
+        arc_sbuf_append(&b, "Host: ", 6);
+        arc_sbuf_append(&b, req->host.p, req->host.len);
+        arc_sbuf_append(&b, "\r\n", 2);
+    }
+    emit_ops(&b, rc->req_headers, rc->n_req_headers);
+    if (rc->xff) {
+        arc_sbuf_append(&b, "X-Forwarded-For: ", 17);
+        if (xff.len) {
+            arc_sbuf_append(&b, xff.p, xff.len);
+            arc_sbuf_append(&b, ", ", 2);
+        }
+        arc_sbuf_printf(&b, "%s\r\n", peer_ip(c, rc));
+    }
+    if (rc->xfp && !have_xfp)
+        arc_sbuf_append(&b, "X-Forwarded-Proto: http\r\n", 25);
+    if (rc->via) {
+        arc_sbuf_append(&b, "Via: ", 5);
+        if (via.len) {
+            arc_sbuf_append(&b, via.p, via.len);
+            arc_sbuf_append(&b, ", ", 2);
+        }
+        arc_sbuf_printf(&b, "1.%d arc\r\n", req->minor);
+    }
+    arc_sbuf_dispose(&xff);
+    arc_sbuf_dispose(&via);
+
+    if (req->body == ARC_H1_BODY_LENGTH)
+        arc_sbuf_printf(&b, "Content-Length: %llu\r\n", (unsigned long long)req->content_length);
+    else if (req->body == ARC_H1_BODY_CHUNKED)
+        arc_sbuf_append(&b, "Transfer-Encoding: chunked\r\n", 28);
+    if (st->upgrade) {
+        for (size_t i = 0; i < n; i++)
+            if (name_is(h[i].name, "upgrade"))
+                emit(&b, &h[i]);
+        arc_sbuf_append(&b, "Connection: upgrade\r\n", 21);
+    }
+    arc_sbuf_append(&b, "\r\n", 2);
+    *len = b.len;
+    return b.p;
+}
+
+char *arc_px__build_response_head(struct arc_worker *w, struct arc_conn *c,
+                                  const struct arc_h1_response *resp, bool close, size_t *len)
+{
+    const struct arc_route_conf *rc = c->c.st.route->conf;
+    struct stream *st = &c->c.st;
+    struct arc_sbuf b = { 0 };
+    (void)w;
+    arc_sbuf_printf(&b, "HTTP/1.1 %d ", resp->status);
+    if (resp->reason.len)
+        arc_sbuf_append(&b, resp->reason.p, resp->reason.len);
+    else
+        arc_sbuf_printf(&b, "%s", arc_h1_reason(resp->status));
+    arc_sbuf_append(&b, "\r\n", 2);
+
+    const struct arc_h1_header *h = resp->headers;
+    size_t n = resp->n_headers;
+    bool upgrading = resp->status == 101;
+    for (size_t i = 0; i < n; i++) {
+        struct arc_str nm = h[i].name;
+        if (upgrading && name_is(nm, "upgrade")) {
+            emit(&b, &h[i]);
+            continue;
+        }
+        if (arc_h1_is_hop_by_hop(nm) || conn_listed(h, n, nm))
+            continue;
+        /* A bodiless response (HEAD, 304) keeps its Content-Length: it
+         * describes the representation, not this message's framing. */
+        if (name_is(nm, "content-length") && resp->body != ARC_H1_BODY_NONE)
+            continue;
+        if (op_touches(rc->resp_headers, rc->n_resp_headers, nm))
+            continue;
+        emit(&b, &h[i]);
+    }
+    emit_ops(&b, rc->resp_headers, rc->n_resp_headers);
+    if (resp->body == ARC_H1_BODY_LENGTH)
+        arc_sbuf_printf(&b, "Content-Length: %llu\r\n", (unsigned long long)resp->content_length);
+    else if (resp->body == ARC_H1_BODY_CHUNKED)
+        arc_sbuf_append(&b, "Transfer-Encoding: chunked\r\n", 28);
+    if (upgrading)
+        arc_sbuf_append(&b, "Connection: upgrade\r\n", 21);
+    else if (close)
+        arc_sbuf_append(&b, "Connection: close\r\n", 19);
+    else if (st->client_minor == 0)
+        arc_sbuf_append(&b, "Connection: keep-alive\r\n", 24);
+    arc_sbuf_append(&b, "\r\n", 2);
+    *len = b.len;
+    return b.p;
+}
+
+char *arc_px__build_redirect(const struct arc_route_rt *r, const struct arc_h1_request *req,
+                             const struct arc_rt_captures *caps, bool close, size_t *len)
+{
+    const char *t = r->conf->redirect_location;
+    struct arc_sbuf loc = { 0 };
+    while (*t) {
+        if (*t == '{') {
+            const char *end = strchr(t, '}');
+            if (end) {
+                const char *name = t + 1;
+                size_t nl = (size_t)(end - name);
+                if (nl && name[0] == '*') {
+                    name++;
+                    nl--;
+                }
+                for (size_t i = 0; i < caps->n; i++) {
+                    if (caps->v[i].name.len == nl && memcmp(caps->v[i].name.p, name, nl) == 0) {
+                        arc_sbuf_append(&loc, caps->v[i].value.p, caps->v[i].value.len);
+                        break;
+                    }
+                }
+                t = end + 1;
+                continue;
+            }
+        } else if (*t == '$' && strncmp(t, "$path", 5) == 0) {
+            arc_sbuf_append(&loc, req->path.p, req->path.len);
+            t += 5;
+            continue;
+        } else if (*t == '$' && strncmp(t, "$query", 6) == 0) {
+            arc_sbuf_append(&loc, req->query.p, req->query.len);
+            t += 6;
+            continue;
+        }
+        arc_sbuf_append(&loc, t, 1);
+        t++;
+    }
+    struct arc_sbuf b = { 0 };
+    int status = r->conf->redirect_status;
+    arc_sbuf_printf(&b, "HTTP/1.1 %d %s\r\nLocation: ", status, arc_h1_reason(status));
+    if (loc.len)
+        arc_sbuf_append(&b, loc.p, loc.len);
+    arc_sbuf_printf(&b, "\r\nContent-Length: 0\r\n%s\r\n",
+                    close ? "Connection: close\r\n" : (req->minor == 0 ? "Connection: keep-alive\r\n" : ""));
+    arc_sbuf_dispose(&loc);
+    *len = b.len;
+    return b.p;
+}

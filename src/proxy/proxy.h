@@ -1,0 +1,44 @@
+/**
+ * The data plane: per-core worker threads, each with its own io_uring ring,
+ * listeners, provided buffers, connection slab, timer wheel, upstream pools
+ * and metrics shard. The control thread (main) creates the listener sockets,
+ * starts the workers, reads their metrics and asks them to drain.
+ */
+#ifndef ARC_PROXY_PROXY_H
+#define ARC_PROXY_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/snapshot.h"
+#include "obs/metrics.h"
+
+struct arc_worker;
+
+/**
+ * Starts one worker. `listen_fds[n_listen]` are this worker's SO_REUSEPORT
+ * sockets (ownership passes to the worker). `cpu` < 0 leaves it unpinned.
+ * Returns NULL with a message in err on failure (ring setup, buffers).
+ * Thread: control thread.
+ */
+struct arc_worker *arc_worker_start(unsigned id, int cpu, struct arc_snapshot *snap,
+                                    int *listen_fds, size_t n_listen, uint32_t max_conns,
+                                    char *err, size_t errlen);
+/* True once the worker's accepts are armed (or it failed: see errmsg). */
+bool arc_worker_ready(struct arc_worker *w);
+const char *arc_worker_error(struct arc_worker *w);
+/* The worker's metrics shard (valid until arc_worker_free). */
+struct arc_metrics_shard *arc_worker_metrics(struct arc_worker *w);
+/* Asks every worker to stop accepting and drain for at most drain_ms. */
+void arc_workers_drain(uint64_t drain_ms);
+/* Asks every worker to exit now (second signal). */
+void arc_workers_stop_now(void);
+/* True once the worker thread has left its loop (after drain). */
+bool arc_worker_done(struct arc_worker *w);
+void arc_worker_join(struct arc_worker *w);
+void arc_worker_free(struct arc_worker *w);
+
+/* Monotonic milliseconds. */
+uint64_t arc_now_ms(void);
+
+#endif

@@ -1,0 +1,486 @@
+/*
+ * A worker: one pinned thread, one io_uring ring, and everything it needs
+ * to serve connections without touching another worker's memory. This file
+ * owns the loop, completion dispatch, accepts, the timer tick and drain;
+ * client.c and upstream.c own the protocol.
+ */
+#include "proxy/proxy.h"
+#include "proxy/proxy_int.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Control → workers: set by the control thread, polled every loop turn
+ * (the timer tick guarantees a turn at least every TICK_MS). */
+static _Atomic int g_drain;
+static _Atomic uint64_t g_drain_ms;
+static _Atomic int g_stop_now;
+
+#define TICK_MS 20
+/* Buffers that must be back in the kernel before starved receives retry. */
+#define STARVED_RETRY_MIN 32
+
+/* The timer wheel's callbacks receive only the timer; the owning worker is
+ * the one running on this thread. */
+static __thread struct arc_worker *tl_worker;
+
+uint64_t arc_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void arc_px__on_timer(struct arc_timer *t, uint64_t now)
+{
+    struct arc_conn *c = arc_container_of(t, struct arc_conn, timer);
+    (void)now;
+    if (c->closing)
+        return;
+    if (c->kind == CONN_CLIENT)
+        arc_px__client_timeout(tl_worker, c);
+    else
+        arc_px__up_timeout(tl_worker, c);
+}
+
+/* ------------------------------------------------------------ accept */
+
+static void arm_accept(struct arc_worker *w, size_t i)
+{
+    if (w->accept_armed[i] || w->listen_fds[i] < 0 || w->draining)
+        return;
+    struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);
+    io_uring_prep_multishot_accept(sqe, w->listen_fds[i], NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, op_ud(OP_ACCEPT, (uint32_t)i, 0));
+    w->accept_armed[i] = true;
+}
+
+static void on_accept(struct arc_worker *w, struct io_uring_cqe *cqe)
+{
+    uint32_t li = UD_IDX(cqe->user_data);
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        w->accept_armed[li] = false;
+    if (cqe->res < 0) {
+        /* EMFILE/ENFILE/ENOBUFS: re-arming now would spin; the tick re-arms. */
+        return;
+    }
+    if (w->draining || (w->max_conns && w->n_clients >= w->max_conns)) {
+        close(cqe->res);
+        return;
+    }
+    arc_px__client_accepted(w, cqe->res, li);
+    if (!w->accept_armed[li] && cqe->res >= 0)
+        arm_accept(w, li);
+}
+
+/* ------------------------------------------------------------ tick */
+
+static void arm_tick(struct arc_worker *w)
+{
+    w->tick_ts.tv_sec = 0;
+    w->tick_ts.tv_nsec = TICK_MS * 1000000L;
+    struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);
+    io_uring_prep_timeout(sqe, &w->tick_ts, 0, IORING_TIMEOUT_MULTISHOT);
+    io_uring_sqe_set_data64(sqe, op_ud(OP_TICK, 0, 0));
+}
+
+static void start_drain(struct arc_worker *w)
+{
+    w->draining = true;
+    w->drain_deadline = w->now_ms + atomic_load(&g_drain_ms);
+    for (size_t i = 0; i < w->n_listen; i++) {
+        if (w->listen_fds[i] < 0)
+            continue;
+        struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);
+        io_uring_prep_cancel_fd(sqe, w->listen_fds[i], IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, op_ud(OP_IGNORE, 0, 0));
+    }
+    /* Idle keep-alive connections have nothing in flight: close them now.
+     * Busy ones finish their exchange with Connection: close. */
+    for (size_t ch = 0; ch < w->slab.n_chunks; ch++) {
+        for (size_t i = 0; i < SLAB_CHUNK; i++) {
+            struct arc_conn *c = &w->slab.chunks[ch][i];
+            if (c->kind == CONN_CLIENT && !c->closing && c->state == C_HEAD &&
+                c->hlen == 0 && c->stash_len == 0 && c->out.n == 0)
+                arc_px__conn_close(w, c);
+        }
+    }
+}
+
+static void close_everything(struct arc_worker *w)
+{
+    for (size_t ch = 0; ch < w->slab.n_chunks; ch++)
+        for (size_t i = 0; i < SLAB_CHUNK; i++) {
+            struct arc_conn *c = &w->slab.chunks[ch][i];
+            if (c->kind && !c->closing)
+                arc_px__conn_close(w, c);
+        }
+}
+
+static void on_tick(struct arc_worker *w, struct io_uring_cqe *cqe)
+{
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        arm_tick(w);
+    arc_tw_advance(&w->tw, w->now_ms);
+    for (size_t i = 0; i < w->n_listen; i++)
+        arm_accept(w, i);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+static void on_recv(struct arc_worker *w, struct arc_conn *c, struct io_uring_cqe *cqe)
+{
+    c->recv_armed = false;
+    int res = cqe->res;
+    if (res > 0) {
+        ARC_ASSERT(cqe->flags & IORING_CQE_F_BUFFER);
+        uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        arc_buf_taken(&w->br, bid);
+        const char *p = arc_buf_ptr(&w->br, bid);
+        c->recv_full = (uint32_t)res == w->br.size;
+        if (c->closing) {
+            arc_buf_unref(&w->br, bid);
+            return;
+        }
+        if (c->kind == CONN_CLIENT) {
+            arc_m_add(&w->metrics.bytes_in, (uint64_t)res);
+            arc_px__client_data(w, c, bid, p, (size_t)res);
+        } else {
+            arc_px__up_data(w, c, bid, p, (size_t)res);
+        }
+        arc_buf_unref(&w->br, bid);
+        return;
+    }
+    if (c->closing)
+        return;
+    if (res == -ENOBUFS) {
+        /* Every buffer is in use (held by queued sends or stashes): retry
+         * when some come back instead of failing the connection. */
+        if (!c->starved) {
+            c->starved = true;
+            c->starved_next = w->starved_head;
+            w->starved_head = c;
+        }
+        return;
+    }
+    if (res == 0 || res != -ECANCELED) {
+        if (res == 0)
+            c->eof = true;
+        if (c->kind == CONN_CLIENT)
+            arc_px__client_eof(w, c, res);
+        else
+            arc_px__up_eof(w, c, res);
+    }
+}
+
+static void dispatch(struct arc_worker *w, struct io_uring_cqe *cqe)
+{
+    uint64_t ud = cqe->user_data;
+    enum op_kind k = UD_KIND(ud);
+    switch (k) {
+    case OP_IGNORE:
+        return;
+    case OP_ACCEPT:
+        on_accept(w, cqe);
+        return;
+    case OP_TICK:
+        on_tick(w, cqe);
+        return;
+    default:
+        break;
+    }
+    struct arc_conn *c = arc_px__conn_get(w, UD_IDX(ud));
+    if (!c || c->gen != UD_GEN(ud) || !c->kind) {
+        /* Stale: the slot moved on. Give back any buffer the kernel picked. */
+        if (k == OP_RECV && cqe->res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
+            uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+            arc_buf_taken(&w->br, bid);
+            arc_buf_unref(&w->br, bid);
+        }
+        return;
+    }
+    ARC_ASSERT(c->ops > 0);
+    c->ops--;
+    switch (k) {
+    case OP_RECV:
+        on_recv(w, c, cqe);
+        break;
+    case OP_SEND:
+        if (c->closing)
+            c->send_armed = false;
+        else
+            arc_px__on_send(w, c, cqe->res);
+        break;
+    case OP_CONNECT:
+        if (!c->closing)
+            arc_px__up_connected(w, c, cqe->res);
+        break;
+    case OP_CLOSE:
+        break;
+    default:
+        break;
+    }
+    if (c->closing && c->kind)
+        arc_px__conn_on_closed(w, c);
+}
+
+static void retry_starved(struct arc_worker *w)
+{
+    if (!w->starved_head || w->br.in_kernel < STARVED_RETRY_MIN)
+        return;
+    struct arc_conn *c = w->starved_head;
+    w->starved_head = NULL;
+    while (c) {
+        struct arc_conn *next = c->starved_next;
+        c->starved = false;
+        c->starved_next = NULL;
+        if (c->kind == CONN_CLIENT)
+            arc_px__client_pump(w, c);
+        else
+            arc_px__up_pump(w, c);
+        c = next;
+    }
+}
+
+/* ------------------------------------------------------------ thread */
+
+static int worker_setup(struct arc_worker *w)
+{
+    const struct arc_config *cfg = w->snap->cfg;
+    struct arc_ring_opts ro = {
+        .entries = cfg->uring.uring_entries,
+        .sqpoll = cfg->uring.sqpoll,
+        .sqpoll_idle_ms = cfg->uring.sqpoll_idle_ms,
+        .single_issuer = true,
+    };
+    int rc = arc_ring_init(&w->ring, &ro);
+    if (rc < 0) {
+        snprintf(w->errmsg, sizeof(w->errmsg), "worker %u: io_uring setup: %s", w->id, strerror(-rc));
+        return -1;
+    }
+    rc = arc_bufring_init(&w->br, &w->ring, 0, cfg->uring.buffer_count, cfg->uring.buffer_size);
+    if (rc < 0) {
+        snprintf(w->errmsg, sizeof(w->errmsg), "worker %u: provided buffers (%u x %u): %s",
+                 w->id, cfg->uring.buffer_count, cfg->uring.buffer_size, strerror(-rc));
+        return -1;
+    }
+    w->now_ms = arc_now_ms();
+    arc_tw_init(&w->tw, w->now_ms, TICK_MS);
+    w->hdrs = calloc(w->snap->limits.max_headers + 1, sizeof(*w->hdrs));
+    w->ups = calloc(w->snap->n_ups ? w->snap->n_ups : 1, sizeof(*w->ups));
+    if (!w->ups || !w->hdrs)
+        return -1;
+    for (size_t i = 0; i < w->snap->n_ups; i++) {
+        const struct arc_upstream_rt *u = &w->snap->ups[i];
+        uint32_t weights[u->n_eps];
+        for (size_t e = 0; e < u->n_eps; e++)
+            weights[e] = u->eps[e].weight;
+        if (arc_lb_init(&w->ups[i].lb, u->conf->lb, weights, u->n_eps, u->conf->peak_ewma_decay,
+                        0x9e3779b97f4a7c15ULL * (w->id + 1) + i) < 0)
+            return -1;
+        w->ups[i].pools = calloc(u->n_eps, sizeof(struct pool));
+        if (!w->ups[i].pools)
+            return -1;
+    }
+    return 0;
+}
+
+static void worker_teardown(struct arc_worker *w)
+{
+    for (size_t ch = 0; ch < w->slab.n_chunks; ch++) {
+        for (size_t i = 0; i < SLAB_CHUNK; i++) {
+            struct arc_conn *c = &w->slab.chunks[ch][i];
+            free(c->hbuf);
+            free(c->stash_mem);
+            if (c->kind == CONN_CLIENT)
+                free(c->c.st.replay);
+            for (uint16_t s = 0; s < c->out.n; s++) {
+                struct seg *sg = &c->out.seg[(c->out.head + s) % OUTQ_SEGS];
+                if (sg->bid < 0)
+                    free(sg->mem);
+            }
+        }
+        free(w->slab.chunks[ch]);
+    }
+    free(w->slab.chunks);
+    free(w->slab.free_idx);
+    free(w->hdrs);
+    if (w->ups) {
+        for (size_t i = 0; i < w->snap->n_ups; i++) {
+            arc_lb_dispose(&w->ups[i].lb);
+            free(w->ups[i].pools);
+        }
+        free(w->ups);
+    }
+    arc_bufring_dispose(&w->br, &w->ring);
+    if (w->ring.ring_fd > 0)
+        io_uring_queue_exit(&w->ring);
+    for (size_t i = 0; i < w->n_listen; i++)
+        if (w->listen_fds[i] >= 0)
+            close(w->listen_fds[i]);
+}
+
+static void *worker_main(void *arg)
+{
+    struct arc_worker *w = arg;
+    tl_worker = w;
+    char name[16];
+    snprintf(name, sizeof(name), "arc-w%u", w->id);
+    pthread_setname_np(pthread_self(), name);
+    if (w->cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(w->cpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    }
+    if (worker_setup(w) < 0) {
+        if (!w->errmsg[0])
+            snprintf(w->errmsg, sizeof(w->errmsg), "worker %u: out of memory", w->id);
+        atomic_store(&w->ready, -1);
+        worker_teardown(w);
+        atomic_store(&w->done, 1);
+        return NULL;
+    }
+    arm_tick(w);
+    for (size_t i = 0; i < w->n_listen; i++)
+        arm_accept(w, i);
+    io_uring_submit(&w->ring);
+    atomic_store(&w->ready, 1);
+
+    while (!w->stopping) {
+        int rc = io_uring_submit_and_wait(&w->ring, 1);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+            fprintf(stderr, "arc: worker %u: io_uring_enter: %s\n", w->id, strerror(-rc));
+            break;
+        }
+        w->now_ms = arc_now_ms();
+        struct io_uring_cqe *cqe;
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&w->ring, head, cqe) {
+            dispatch(w, cqe);
+            n++;
+        }
+        io_uring_cq_advance(&w->ring, n);
+        arc_bufring_flush(&w->br);
+        retry_starved(w);
+
+        if (atomic_load_explicit(&g_stop_now, memory_order_relaxed))
+            break;
+        if (!w->draining && atomic_load_explicit(&g_drain, memory_order_relaxed))
+            start_drain(w);
+        if (w->draining) {
+            if (w->n_clients == 0)
+                break;
+            if (w->now_ms >= w->drain_deadline) {
+                fprintf(stderr, "arc: worker %u: drain timeout, closing %zu connections\n",
+                        w->id, w->n_clients);
+                break;
+            }
+        }
+    }
+    /* Close what is left and let the kernel finish those operations so no
+     * SQE points into memory we are about to free. */
+    close_everything(w);
+    io_uring_submit(&w->ring);
+    for (int spins = 0; spins < 100 && w->slab.used > 0; spins++) {
+        struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 10 * 1000000L };
+        struct io_uring_cqe *cqe;
+        io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&w->ring, head, cqe) {
+            dispatch(w, cqe);
+            n++;
+        }
+        io_uring_cq_advance(&w->ring, n);
+    }
+    worker_teardown(w);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+bool arc_worker_done(struct arc_worker *w)
+{
+    return atomic_load(&w->done) != 0;
+}
+
+struct arc_worker *arc_worker_start(unsigned id, int cpu, struct arc_snapshot *snap,
+                                    int *listen_fds, size_t n_listen, uint32_t max_conns,
+                                    char *err, size_t errlen)
+{
+    struct arc_worker *w = calloc(1, sizeof(*w));
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    w->id = id;
+    w->cpu = cpu;
+    w->max_conns = max_conns;
+    arc_snapshot_ref(snap);
+    w->snap = snap;
+    w->n_listen = n_listen;
+    w->listen_fds = calloc(n_listen ? n_listen : 1, sizeof(int));
+    w->accept_armed = calloc(n_listen ? n_listen : 1, sizeof(bool));
+    if (!w->listen_fds || !w->accept_armed ||
+        arc_metrics_shard_init(&w->metrics, snap->n_routes, snap->n_ups) < 0) {
+        snprintf(err, errlen, "out of memory");
+        arc_worker_free(w);
+        return NULL;
+    }
+    memcpy(w->listen_fds, listen_fds, n_listen * sizeof(int));
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0) {
+        snprintf(err, errlen, "pthread_create: %s", strerror(rc));
+        arc_worker_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+bool arc_worker_ready(struct arc_worker *w)
+{
+    return atomic_load(&w->ready) != 0;
+}
+
+const char *arc_worker_error(struct arc_worker *w)
+{
+    return atomic_load(&w->ready) < 0 ? w->errmsg : NULL;
+}
+
+struct arc_metrics_shard *arc_worker_metrics(struct arc_worker *w)
+{
+    return &w->metrics;
+}
+
+void arc_workers_drain(uint64_t drain_ms)
+{
+    atomic_store(&g_drain_ms, drain_ms);
+    atomic_store(&g_drain, 1);
+}
+
+void arc_workers_stop_now(void)
+{
+    atomic_store(&g_stop_now, 1);
+}
+
+void arc_worker_join(struct arc_worker *w)
+{
+    pthread_join(w->thread, NULL);
+}
+
+void arc_worker_free(struct arc_worker *w)
+{
+    if (!w)
+        return;
+    arc_metrics_shard_dispose(&w->metrics);
+    free(w->listen_fds);
+    free(w->accept_armed);
+    if (w->snap)
+        arc_snapshot_unref(w->snap);
+    free(w);
+}

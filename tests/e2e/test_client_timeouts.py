@@ -1,0 +1,92 @@
+"""Slow or idle clients are cut off: an incomplete head or a stalled body
+past node.read_timeout gets 408 (or a close), and an idle keep-alive
+connection is closed after node.idle_timeout."""
+import socket
+import time
+
+from arcproc import make_config, upstream_conf
+
+
+def start(arc, servers):
+    up = servers.http(name="echo")
+    return arc(make_config([upstream_conf("echo", up.addr)],
+                           node={"read_timeout": "1s", "idle_timeout": "1s"})), up
+
+
+def expect_408_or_close(c, budget):
+    t0 = time.monotonic()
+    closed = c.wait_closed(budget)
+    took = time.monotonic() - t0
+    assert closed, "connection still open after %.1fs" % budget
+    if c.trailing:
+        assert c.trailing.startswith(b"HTTP/1.1 408"), c.trailing[:200]
+    return took
+
+
+def test_incomplete_head_times_out(arc, servers, arc_bin):
+    a, up = start(arc, servers)
+    c = a.client()
+    c.send(b"GET /slowloris HTTP/1.1\r\nHost: t\r\nX-Partial: ")
+    took = expect_408_or_close(c, 6 * arc_bin.slow)
+    assert took >= 0.5, "closed after %.2fs, before read_timeout" % took
+    assert up.accepted == 0
+
+
+def test_stalled_body_times_out(arc, servers, arc_bin):
+    a, up = start(arc, servers)
+    c = a.client()
+    c.send(b"POST /stalled HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789")
+    t0 = time.monotonic()
+    closed = c.wait_closed(8 * arc_bin.slow)
+    assert closed, "client stalled mid-body but arc kept the connection"
+    assert not c.trailing.startswith(b"HTTP/1.1 2"), c.trailing[:200]
+    assert time.monotonic() - t0 >= 0.5
+
+
+def test_idle_keepalive_connection_closed(arc, servers, arc_bin):
+    a, up = start(arc, servers)
+    c = a.client()
+    r = c.request("GET", "/once")
+    assert r.status == 200
+    t0 = time.monotonic()
+    assert c.wait_closed(6 * arc_bin.slow), "idle keep-alive connection not closed"
+    assert time.monotonic() - t0 >= 0.5
+    assert c.trailing == b"" or c.trailing.startswith(b"HTTP/1.1 408"), c.trailing[:200]
+
+
+def test_active_connection_not_cut(arc, servers):
+    # Requests every 0.5s keep a connection alive well past read/idle timeouts.
+    a, up = start(arc, servers)
+    c = a.client()
+    for i in range(6):
+        r = c.request("GET", "/tick/%d" % i)
+        assert r.status == 200, r
+        time.sleep(0.5)
+
+
+def test_client_that_stops_reading_is_cut_off(arc, servers, arc_bin):
+    up = servers.http(name="echo")
+    a = arc(make_config([upstream_conf("echo", up.addr)], node={"write_timeout": "1s"}))
+    c = a.client(timeout=10)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    c.send(b"GET /stream?bytes=200000000 HTTP/1.1\r\nHost: t\r\n\r\n")
+    time.sleep(4 * arc_bin.slow)     # never read: arc's sends stall
+    got = 0
+    closed = False
+    deadline = time.monotonic() + 10
+    c.sock.settimeout(2)
+    try:
+        while time.monotonic() < deadline:
+            d = c.sock.recv(1 << 20)
+            if not d:
+                closed = True
+                break
+            got += len(d)
+    except (ConnectionResetError, socket.timeout):
+        closed = True
+    assert closed and got < 200000000, "arc kept streaming to a client stalled past write_timeout (got %d bytes)" % got
+    # and the upstream side was released
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and up.conns:
+        time.sleep(0.1)
+    assert not up.conns or len(up.conns) <= 1

@@ -1,0 +1,273 @@
+"""`arc check` accepts a valid config and prints its fingerprint (identical
+for equivalent YAML and JSON, and equal to the one `arc run` reports), and
+rejects bad configs with exit 1 and FILE:LINE:COL errors pointing at the
+planted mistake; `arc run` refuses them too."""
+import json
+import re
+
+import pytest
+
+from arcproc import make_config, upstream_conf, to_yaml
+
+OK_RE = re.compile(r"^ok ([0-9a-f]{64})$")
+ERR_RE = re.compile(r"^(.+?):(\d+):(\d+): error: (.+)$")
+
+
+def good_config():
+    return make_config([upstream_conf("app", "127.0.0.1:3000", timeouts={"ttfb": "5s"})])
+
+
+def check(arc_bin, path):
+    return arc_bin.run(["check", "-c", str(path)])
+
+
+def fingerprint_of(arc_bin, path):
+    cp = check(arc_bin, path)
+    assert cp.returncode == 0, cp.stderr
+    lines = cp.stdout.strip().splitlines()
+    assert len(lines) == 1, cp.stdout
+    m = OK_RE.match(lines[0])
+    assert m, "unexpected arc check output: %r" % cp.stdout
+    return m.group(1)
+
+
+def errors_of(cp, path):
+    errs = []
+    for line in cp.stderr.splitlines():
+        m = ERR_RE.match(line)
+        if m:
+            errs.append((m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)))
+    assert errs, "no FILE:LINE:COL: error: lines in stderr:\n" + cp.stderr
+    for f, _, col, _ in errs:
+        assert f == str(path), "error names file %r, expected %r" % (f, str(path))
+        assert col >= 0
+    return errs
+
+
+def test_check_ok_prints_fingerprint(arc_bin, tmp_path):
+    p = tmp_path / "good.yaml"
+    p.write_text(to_yaml(good_config()))
+    fp = fingerprint_of(arc_bin, p)
+    assert fp == fingerprint_of(arc_bin, p)   # deterministic
+
+
+def test_yaml_and_json_have_same_fingerprint(arc_bin, tmp_path):
+    cfg = good_config()
+    y = tmp_path / "c.yaml"
+    y.write_text("# a comment\n" + to_yaml(cfg))
+    j = tmp_path / "c.json"
+    j.write_text(json.dumps(cfg, indent=4))
+    # key order does not matter either
+    r = tmp_path / "reordered.yaml"
+    r.write_text(to_yaml(dict(reversed(list(cfg.items())))))
+    fy, fj, fr = fingerprint_of(arc_bin, y), fingerprint_of(arc_bin, j), fingerprint_of(arc_bin, r)
+    assert fy == fj == fr
+
+
+def test_different_config_different_fingerprint(arc_bin, tmp_path):
+    a = tmp_path / "a.yaml"
+    a.write_text(to_yaml(good_config()))
+    cfg = good_config()
+    cfg["upstreams"][0]["timeouts"]["ttfb"] = "6s"
+    b = tmp_path / "b.yaml"
+    b.write_text(to_yaml(cfg))
+    assert fingerprint_of(arc_bin, a) != fingerprint_of(arc_bin, b)
+
+
+def test_run_reports_same_fingerprint_as_check(arc, arc_bin, servers, tmp_path):
+    up = servers.http()
+    cfg = make_config([upstream_conf("app", up.addr)])
+    a = arc(cfg)
+    assert a.fingerprint == fingerprint_of(arc_bin, a.config_path)
+    assert len(a.listeners) == 1 and a.admin_port and a.workers == 2
+
+
+BAD_UNKNOWN_KEY = """\
+node:
+  workers: 1
+listeners:
+  - name: http
+    kind: http
+    bind: "127.0.0.1:0"
+    lisener: oops
+upstreams:
+  - name: app
+    discovery:
+      type: static
+      endpoints:
+        - address: "127.0.0.1:3000"
+routes:
+  - name: root
+    match:
+      path: "/{*rest}"
+    action:
+      upstream: app
+"""
+
+BAD_DURATION = """\
+listeners:
+  - name: http
+    kind: http
+    bind: "127.0.0.1:0"
+upstreams:
+  - name: app
+    discovery:
+      type: static
+      endpoints:
+        - address: "127.0.0.1:3000"
+    timeouts:
+      connect: 1s
+      ttfb: "5 parsecs"
+routes:
+  - name: root
+    match:
+      path: "/{*rest}"
+    action:
+      upstream: app
+"""
+
+BAD_UPSTREAM_REF = """\
+listeners:
+  - name: http
+    kind: http
+    bind: "127.0.0.1:0"
+upstreams:
+  - name: app
+    discovery:
+      type: static
+      endpoints:
+        - address: "127.0.0.1:3000"
+routes:
+  - name: root
+    match:
+      path: "/{*rest}"
+    action:
+      upstream: app
+  - name: other
+    match:
+      path: "/other"
+    action:
+      upstream: nosuch
+"""
+
+BAD_ADDRESS = """\
+listeners:
+  - name: http
+    kind: http
+    bind: "localhost:8080"
+upstreams:
+  - name: app
+    discovery:
+      type: static
+      endpoints:
+        - address: "127.0.0.1:3000"
+routes:
+  - name: root
+    match:
+      path: "/{*rest}"
+    action:
+      upstream: app
+"""
+
+BAD_YAML_SYNTAX = """\
+listeners:
+  - name: http
+    kind: http
+    bind: "127.0.0.1:0
+upstreams: []
+"""
+
+BAD_JSON = """\
+{
+  "listeners": [
+    {"name": "http", "kind": "http", "bind": "127.0.0.1:0"}
+  ],
+  "upstreams": [
+    {"name": "app",
+     "discovery": {"type": "static", "endpoints": [{"address": "127.0.0.1:3000"}]},
+     "pool": {"max_idle": "lots"}}
+  ],
+  "routes": [
+    {"name": "root", "match": {"path": "/{*rest}"}, "action": {"upstream": "app"}}
+  ]
+}
+"""
+
+CASES = {
+    # name: (text, extension, a string on the line of the planted error)
+    "unknown_key": (BAD_UNKNOWN_KEY, "yaml", "lisener"),
+    "bad_duration": (BAD_DURATION, "yaml", "parsecs"),
+    "unknown_upstream": (BAD_UPSTREAM_REF, "yaml", "nosuch"),
+    "hostname_bind": (BAD_ADDRESS, "yaml", "localhost"),
+    "json_bad_type": (BAD_JSON, "json", "lots"),
+}
+
+
+def line_of(text, marker):
+    return next(i + 1 for i, l in enumerate(text.splitlines()) if marker in l)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_check_reports_planted_error_line(arc_bin, tmp_path, case):
+    text, ext, marker = CASES[case]
+    line = line_of(text, marker)
+    p = tmp_path / ("bad.%s" % ext)
+    p.write_text(text)
+    cp = check(arc_bin, p)
+    assert cp.returncode == 1, "arc check exit %d\nstdout: %s\nstderr: %s" % (cp.returncode, cp.stdout, cp.stderr)
+    errs = errors_of(cp, p)
+    lines = [e[1] for e in errs]
+    assert line in lines, "expected an error at line %d, got:\n%s" % (line, cp.stderr)
+    assert not cp.stdout.startswith("ok")
+
+
+def test_check_reports_yaml_syntax_error(arc_bin, tmp_path):
+    p = tmp_path / "syntax.yaml"
+    p.write_text(BAD_YAML_SYNTAX)
+    cp = check(arc_bin, p)
+    assert cp.returncode == 1
+    errs = errors_of(cp, p)
+    assert all(e[1] >= 4 for e in errs), cp.stderr   # not before the unterminated string
+
+
+def test_check_reports_all_errors_at_once(arc_bin, tmp_path):
+    text = BAD_UNKNOWN_KEY.replace('        - address: "127.0.0.1:3000"\n',
+                                   '        - address: "127.0.0.1:3000"\n          wieght: 3\n')
+    # line 14 now holds "wieght"
+    assert text.splitlines()[13].strip() == "wieght: 3"
+    p = tmp_path / "two.yaml"
+    p.write_text(text)
+    cp = check(arc_bin, p)
+    assert cp.returncode == 1
+    lines = sorted(e[1] for e in errors_of(cp, p))
+    assert 7 in lines and 14 in lines, cp.stderr
+
+
+def test_run_refuses_bad_config(arc_bin, tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text(BAD_UNKNOWN_KEY)
+    cp = arc_bin.run(["run", "-c", str(p)], timeout=20)
+    assert cp.returncode == 1, cp.stderr
+    assert any(e[1] == 7 for e in errors_of(cp, p))
+
+
+def test_missing_file(arc_bin, tmp_path):
+    p = tmp_path / "does-not-exist.yaml"
+    cp = check(arc_bin, p)
+    assert cp.returncode == 1
+    assert str(p) in cp.stderr
+
+
+def test_version(arc_bin):
+    cp = arc_bin.run(["version"])
+    assert cp.returncode == 0, cp.stderr
+    out = cp.stdout + cp.stderr
+    with open(__file__.rsplit("/tests/", 1)[0] + "/VERSION") as f:
+        version = f.read().strip()
+    assert version in out, out
+    assert "io_uring" in out.lower() or "uring" in out.lower(), out
+
+
+def test_unknown_command_fails(arc_bin):
+    cp = arc_bin.run(["frobnicate"])
+    assert cp.returncode != 0

@@ -1,0 +1,70 @@
+"""Hop-by-hop headers (Connection and the fields it names, Keep-Alive,
+Proxy-Connection, TE, Trailer, Upgrade) are removed in both directions, and
+requests to the upstream carry X-Forwarded-For (appended), X-Forwarded-Proto
+and Via: 1.1 arc."""
+from arcproc import make_config, upstream_conf
+
+HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "x-hop", "x-hop-2"}
+
+
+def start(arc, servers):
+    up = servers.http(name="echo")
+    return arc(make_config([upstream_conf("echo", up.addr)])), up
+
+
+def upstream_headers(r):
+    return [(k.lower(), v) for k, v in r.json()["headers"]]
+
+
+def test_request_hop_by_hop_removed(arc, servers):
+    a, up = start(arc, servers)
+    r = a.client().request("GET", "/hop-req", headers=[
+        ("Connection", "keep-alive, X-Hop, x-hop-2"), ("X-Hop", "1"), ("X-Hop-2", "2"),
+        ("Keep-Alive", "timeout=5"), ("Proxy-Connection", "keep-alive"), ("TE", "trailers"),
+        ("Trailer", "X-T"), ("Upgrade", "foo/1"), ("X-End", "kept")])
+    assert r.status == 200, r
+    names = {k for k, _ in upstream_headers(r)}
+    leaked = (names & HOP) - {"connection"}
+    assert not leaked, "hop-by-hop request headers forwarded: %s" % sorted(leaked)
+    for k, v in upstream_headers(r):
+        if k == "connection":
+            assert "x-hop" not in v.lower() and "upgrade" not in v.lower(), v
+    assert ("x-end", "kept") in upstream_headers(r)
+
+
+def test_response_hop_by_hop_removed(arc, servers):
+    a, up = start(arc, servers)
+    c = a.client()
+    r = c.request("GET", "/hop")
+    assert r.status == 200, r
+    names = {k.lower() for k, _ in r.headers}
+    assert "x-resp-hop" not in names
+    assert r.headers.get("Keep-Alive") != "timeout=5, max=100", "upstream Keep-Alive relayed"
+    assert "proxy-connection" not in names
+    assert "upgrade" not in names
+    assert r.headers.get("X-End-To-End") == "kept"
+    assert "x-resp-hop" not in (r.headers.joined("connection") or "").lower()
+    assert not r.conn_close()
+    assert c.request("GET", "/again").status == 200
+
+
+def test_x_forwarded_for_proto_and_via_added(arc, servers):
+    a, up = start(arc, servers)
+    r = a.client().request("GET", "/fwd")
+    h = upstream_headers(r)
+    xff = [v for k, v in h if k == "x-forwarded-for"]
+    assert xff == ["127.0.0.1"], h
+    assert [v for k, v in h if k == "x-forwarded-proto"] == ["http"]
+    via = ", ".join(v for k, v in h if k == "via")
+    assert "1.1 arc" in via, via
+
+
+def test_x_forwarded_for_and_via_appended(arc, servers):
+    a, up = start(arc, servers)
+    r = a.client().request("GET", "/fwd", headers=[("X-Forwarded-For", "203.0.113.7"), ("Via", "1.0 fred")])
+    h = upstream_headers(r)
+    xff = ", ".join(v for k, v in h if k == "x-forwarded-for")
+    assert [p.strip() for p in xff.split(",")] == ["203.0.113.7", "127.0.0.1"], xff
+    via = ", ".join(v for k, v in h if k == "via")
+    parts = [p.strip() for p in via.split(",")]
+    assert parts[0] == "1.0 fred" and parts[-1].startswith("1.1 arc"), via

@@ -1,0 +1,65 @@
+"""A WebSocket upgrade is tunnelled through arc after the 101: a message the
+server sends first reaches the client, and text and binary messages echo both
+ways (python3-websockets client and server)."""
+import asyncio
+import os
+
+import websockets
+
+from arcproc import make_config, upstream_conf, route_conf
+
+
+def test_websocket_echo_with_server_first_message(arc, servers):
+    ws = servers.ws()
+    up = servers.http(name="echo")
+    routes = [route_conf("ws", "/ws", upstream="ws"), route_conf("default", "/{*rest}", upstream="echo")]
+    a = arc(make_config([upstream_conf("ws", ws.addr), upstream_conf("echo", up.addr)], routes=routes))
+    big = os.urandom(200000)
+
+    async def client():
+        async with websockets.connect("ws://127.0.0.1:%d/ws" % a.port, open_timeout=10,
+                                      close_timeout=5, max_size=1 << 22) as c:
+            first = await asyncio.wait_for(c.recv(), 10)
+            assert first == ws.GREETING
+            for msg in ("ping-1", "ü-unicode", "x" * 70000):
+                await c.send(msg)
+                assert await asyncio.wait_for(c.recv(), 10) == msg
+            await c.send(big)
+            assert await asyncio.wait_for(c.recv(), 10) == big
+            await c.ping()
+    asyncio.run(asyncio.wait_for(client(), 30))
+    # the upstream saw a real upgrade request
+    hdrs = {k.lower(): v for k, v in ws.request_headers[0]}
+    assert hdrs.get("upgrade", "").lower() == "websocket"
+    assert "upgrade" in hdrs.get("connection", "").lower()
+    # and ordinary requests still work
+    r = a.client().request("GET", "/plain")
+    assert r.status == 200
+
+
+def test_websocket_server_closes_first(arc, servers):
+    ws = servers.ws()
+    a = arc(make_config([upstream_conf("ws", ws.addr)]))
+
+    async def client():
+        async with websockets.connect("ws://127.0.0.1:%d/anything" % a.port, open_timeout=10,
+                                      close_timeout=5) as c:
+            assert await asyncio.wait_for(c.recv(), 10) == ws.GREETING
+            await c.send("one")
+            assert await asyncio.wait_for(c.recv(), 10) == "one"
+    asyncio.run(asyncio.wait_for(client(), 30))
+    assert a.alive()
+
+
+def test_upgrade_refused_by_upstream_keeps_http(arc, servers):
+    # The upstream answers an Upgrade request with a plain 200: no tunnel,
+    # the connection goes on as HTTP.
+    up = servers.http(name="echo")
+    a = arc(make_config([upstream_conf("echo", up.addr)]))
+    c = a.client()
+    r = c.request("GET", "/not-ws", headers=[("Connection", "Upgrade"), ("Upgrade", "websocket"),
+                                             ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                                             ("Sec-WebSocket-Version", "13")])
+    assert r.status == 200, r
+    r = c.request("GET", "/after")
+    assert r.status == 200 and r.json()["target"] == "/after"

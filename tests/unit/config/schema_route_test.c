@@ -1,0 +1,464 @@
+/* Proves upstreams[] and routes[] are read into struct arc_config exactly
+ * (endpoints, lb, pool, timeouts; match, the one action, header ops,
+ * forwarded, trusted proxies) and that their mistakes — unknown upstream
+ * references, bad path patterns, duplicate names, conflicting actions, bad
+ * methods, hosts, headers and templates — are reported at exact positions. */
+#include <netinet/in.h>
+
+#include "config_test.h"
+#include "core/common.h"
+
+/* Lines 1-14; routes start at line 15. */
+#define BASE \
+    "listeners:\n" \
+    "  - {name: http, kind: http, bind: \"127.0.0.1:0\"}\n" \
+    "upstreams:\n" \
+    "  - name: app\n" \
+    "    discovery:\n" \
+    "      type: static\n" \
+    "      endpoints:\n" \
+    "        - address: \"127.0.0.1:3000\"\n" \
+    "  - name: api-v2\n" \
+    "    discovery:\n" \
+    "      type: static\n" \
+    "      endpoints:\n" \
+    "        - address: \"127.0.0.1:3001\"\n" \
+    "routes:\n"
+
+static void test_upstream_values(void)
+{
+    struct arc_config *c = must_load("yaml",
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
+        "upstreams:\n"
+        "  - name: a\n"
+        "    protocol: http1\n"
+        "    discovery:\n"
+        "      type: static\n"
+        "      endpoints:\n"
+        "        - {address: \"10.0.0.1:80\", weight: 5}\n"
+        "        - {address: \"[2001:db8::1]:8080\"}\n"
+        "    lb: {algorithm: weighted_round_robin}\n"
+        "    pool: {max_idle: 16, idle_ttl: 10s, max_lifetime: 1h, max_connections: 100}\n"
+        "    timeouts: {connect: 500ms, write: 5s, ttfb: 10s, read: 1m}\n"
+        "  - name: b\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.2:80\"}]}\n"
+        "    lb: {algorithm: peak_ewma, decay: 5s}\n"
+        "  - name: c\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.3:80\"}]}\n"
+        "    lb: {algorithm: round_robin}\n"
+        "  - name: d\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.4:80\"}]}\n"
+        "    lb: {algorithm: least_requests}\n");
+    if (!c)
+        return;
+    CHECK_INT(c->n_upstreams, 4);
+    const struct arc_upstream_conf *u = &c->upstreams[0];
+    CHECK_STR(u->name, "a");
+    CHECK_INT(u->n_endpoints, 2);
+    CHECK_STR(u->endpoints[0].address.text, "10.0.0.1:80");
+    CHECK_INT(u->endpoints[0].weight, 5);
+    CHECK_STR(u->endpoints[1].address.text, "[2001:db8::1]:8080");
+    CHECK_INT(u->endpoints[1].address.ss.ss_family, AF_INET6);
+    CHECK_INT(u->endpoints[1].weight, 1);
+    CHECK_INT(u->lb, ARC_LB_WEIGHTED_ROUND_ROBIN);
+    CHECK_INT(u->pool_max_idle, 16);
+    CHECK_INT(u->pool_idle_ttl, 10000);
+    CHECK_INT(u->pool_max_lifetime, 3600000);
+    CHECK_INT(u->pool_max_connections, 100);
+    CHECK_INT(u->connect_timeout, 500);
+    CHECK_INT(u->write_timeout, 5000);
+    CHECK_INT(u->ttfb_timeout, 10000);
+    CHECK_INT(u->read_timeout, 60000);
+    CHECK_INT(c->upstreams[1].lb, ARC_LB_PEAK_EWMA);
+    CHECK_INT(c->upstreams[1].peak_ewma_decay, 5000);
+    CHECK_INT(c->upstreams[2].lb, ARC_LB_ROUND_ROBIN);
+    CHECK_INT(c->upstreams[3].lb, ARC_LB_LEAST_REQUESTS);
+    arc_config_free(c);
+}
+
+static void test_upstream_errors(void)
+{
+    struct arc_config_errors e;
+    struct arc_config *c = load_str("yaml",
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"         /* 1 */
+        "upstreams:\n"                                                          /* 2 */
+        "  - name: a\n"                                                         /* 3 */
+        "    discovery:\n"                                                      /* 4 */
+        "      type: static\n"                                                  /* 5 */
+        "      endpoints:\n"                                                    /* 6 */
+        "        - {address: \"10.0.0.1:80\", weight: 10001}\n"                 /* 7 */
+        "        - {address: \"10.0.0.1:80\"}\n"                                /* 8 */
+        "        - {address: \"10.0.0.2:0\"}\n"                                 /* 9 */
+        "    lb: {algorithm: maglev, virtual_nodes: 100}\n"                     /* 10 */
+        "    health: {active: {}}\n"                                            /* 11 */
+        "  - name: a\n"                                                         /* 12 */
+        "    discovery: {type: dns, hostname: x.example}\n"                     /* 13 */
+        "    lb: {algorithm: round_robin, decay: 1s}\n"                         /* 14 */
+        "    protocol: http2\n"                                                 /* 15 */
+        "    tls: {insecure: true}\n"                                           /* 16 */
+        "  - name: c\n"                                                         /* 17 */
+        "    discovery: {type: static}\n"                                       /* 18 */
+        "    timeouts: {connect: 0ms}\n"                                        /* 19 */
+        "  - name: d\n"                                                         /* 20 */
+        "    discovery: {type: static, endpoints: []}\n"                        /* 21 */
+        "    lb: {algorithm: roundrobin}\n"                                     /* 22 */
+        "  - discovery: {type: statik, endpoints: [{address: \"1.1.1.1:1\"}]}\n", /* 23 */
+        &e);
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 7, 44, "endpoints[0].weight: must be between 1 and 10000, got 10001");
+    CHECK_ERR(&e, 8, 21, "endpoints[1].address: duplicate endpoint 10.0.0.1:80 (also "
+                         "upstreams[0].discovery.endpoints[0])");
+    CHECK_ERR(&e, 9, 21, "endpoints[2].address: port 0 is not valid here");
+    CHECK_ERR(&e, 10, 21, "upstreams[0].lb.algorithm: 'maglev' is not supported yet");
+    CHECK_ERR(&e, 10, 29, "upstreams[0].lb.virtual_nodes: not supported yet");
+    CHECK_ERR(&e, 11, 5, "upstreams[0].health: not supported yet");
+    CHECK_ERR(&e, 12, 11, "upstreams[1].name: duplicate upstream name 'a' (first used at line 3)");
+    CHECK_ERR(&e, 13, 23, "upstreams[1].discovery.type: 'dns' is not supported yet");
+    CHECK_ERR(&e, 13, 28, "upstreams[1].discovery.hostname: not supported yet");
+    CHECK_ERR(&e, 14, 41, "upstreams[1].lb.decay: only applies to algorithm peak_ewma");
+    CHECK_ERR(&e, 15, 15, "upstreams[1].protocol: 'http2' is not supported yet");
+    CHECK_ERR(&e, 16, 5, "upstreams[1].tls: not supported yet");
+    CHECK_ERR(&e, 18, 16, "missing required key 'endpoints' in upstreams[2].discovery");
+    CHECK_ERR(&e, 19, 25, "upstreams[2].timeouts.connect: must be between 1ms and 24h, got 0ms");
+    CHECK_ERR(&e, 21, 42, "upstreams[3].discovery.endpoints: at least one endpoint is required");
+    CHECK_ERR(&e, 22, 21, "upstreams[3].lb.algorithm: unknown value 'roundrobin' (did you mean "
+                          "'round_robin'?)");
+    CHECK_ERR(&e, 23, 5, "missing required key 'name' in upstreams[4]");
+    CHECK_ERR(&e, 23, 23, "upstreams[4].discovery.type: unknown value 'statik' (did you mean "
+                          "'static'?)");
+    CHECK_INT(e.n, 18);
+    arc_config_errors_dispose(&e);
+}
+
+static void test_route_values(void)
+{
+    struct arc_config *c = must_load("yaml", BASE
+        "  - name: api\n"                                                  /* 15 */
+        "    priority: -5\n"
+        "    match:\n"
+        "      path: \"/api/{version}/{*rest}\"\n"
+        "      host: [Api.Example.COM, \"*.example.org\", \"[::1]\"]\n"
+        "      methods: [GET, POST, PATCH]\n"
+        "    action:\n"
+        "      upstream: api-v2\n"
+        "      headers:\n"
+        "        - {op: set, name: X-Version, value: \"{version}\"}\n"
+        "        - {op: add, name: X-Empty, value: \"\"}\n"
+        "        - {op: remove, name: Cookie}\n"
+        "      response_headers:\n"
+        "        - {op: set, name: Server, value: \"arc\"}\n"
+        "      forwarded:\n"
+        "        x_forwarded_for: false\n"
+        "        via: false\n"
+        "        trusted_proxies: [\"10.0.0.0/8\", \"fd00::/8\", 192.168.1.1]\n"
+        "  - name: old\n"
+        "    match: {path: \"/old/{id}\"}\n"
+        "    action:\n"
+        "      redirect: {status: 301, location: \"https://new.example/{id}?$query\"}\n"
+        "      response_headers: [{op: set, name: Cache-Control, value: max-age=60}]\n"
+        "  - name: health\n"
+        "    match: {path: /healthz, methods: [GET, HEAD]}\n"
+        "    action:\n"
+        "      respond:\n"
+        "        status: 200\n"
+        "        body: \"ok\\n\"\n"
+        "        headers: {Content-Type: text/plain, X-A: \"1\"}\n"
+        "  - name: empty\n"
+        "    match: {path: /e}\n"
+        "    action:\n"
+        "      respond:\n"
+        "        status: 204\n"
+        "        headers: [{name: Set-Cookie, value: a=1}, {name: Set-Cookie, value: b=2}]\n"
+        "  - name: dflt\n"
+        "    match: {path: /d}\n"
+        "    action: {redirect: {location: /e}}\n");
+    if (!c)
+        return;
+    CHECK_INT(c->n_routes, 5);
+    const struct arc_route_conf *r = &c->routes[0];
+    CHECK_STR(r->name, "api");
+    CHECK_STR(r->file, "t.yaml");
+    CHECK_INT(r->line, 15);
+    CHECK_INT(r->col, 5);
+    CHECK_INT(r->priority, -5);
+    CHECK_STR(r->path, "/api/{version}/{*rest}");
+    CHECK_INT(r->n_hosts, 3);
+    CHECK_STR(r->hosts[0], "api.example.com");
+    CHECK_STR(r->hosts[1], "*.example.org");
+    CHECK_STR(r->hosts[2], "[::1]");
+    CHECK_INT(r->methods, ARC_M_GET | ARC_M_POST | ARC_M_PATCH);
+    CHECK_INT(r->action, ARC_ACTION_UPSTREAM);
+    CHECK_STR(r->upstream, "api-v2");
+    CHECK_INT(r->upstream_index, 1);
+    CHECK_INT(r->n_req_headers, 3);
+    CHECK_INT(r->req_headers[0].op, ARC_HDR_SET);
+    CHECK_STR(r->req_headers[0].name, "X-Version");
+    CHECK_STR(r->req_headers[0].value, "{version}");
+    CHECK_INT(r->req_headers[1].op, ARC_HDR_ADD);
+    CHECK_STR(r->req_headers[1].value, "");
+    CHECK_INT(r->req_headers[2].op, ARC_HDR_REMOVE);
+    CHECK(r->req_headers[2].value == NULL);
+    CHECK_INT(r->n_resp_headers, 1);
+    CHECK_STR(r->resp_headers[0].name, "Server");
+    CHECK(!r->xff);
+    CHECK(r->xfp);
+    CHECK(!r->via);
+    CHECK_INT(r->n_trusted_proxies, 3);
+    CHECK_STR(r->trusted_proxies[0].text, "10.0.0.0/8");
+    CHECK_STR(r->trusted_proxies[1].text, "fd00::/8");
+    CHECK_STR(r->trusted_proxies[2].text, "192.168.1.1/32");
+
+    r = &c->routes[1];
+    CHECK_INT(r->action, ARC_ACTION_REDIRECT);
+    CHECK_INT(r->redirect_status, 301);
+    CHECK_STR(r->redirect_location, "https://new.example/{id}?$query");
+    CHECK_INT(r->n_hosts, 0);
+    CHECK_INT(r->methods, 0);
+    CHECK(r->xff && r->xfp && r->via);
+    CHECK_INT(r->n_resp_headers, 1);
+
+    r = &c->routes[2];
+    CHECK_INT(r->action, ARC_ACTION_RESPOND);
+    CHECK_INT(r->respond_status, 200);
+    CHECK_STR(r->respond_body, "ok\n");
+    CHECK_INT(r->n_respond_headers, 2);
+    CHECK_STR(r->respond_headers[0].name, "Content-Type");
+    CHECK_STR(r->respond_headers[0].value, "text/plain");
+    CHECK_STR(r->respond_headers[1].name, "X-A");
+    CHECK_INT(r->methods, ARC_M_GET | ARC_M_HEAD);
+
+    r = &c->routes[3];
+    CHECK_INT(r->respond_status, 204);
+    CHECK_STR(r->respond_body, "");
+    CHECK_INT(r->n_respond_headers, 2);
+    CHECK_STR(r->respond_headers[1].value, "b=2");
+
+    r = &c->routes[4];
+    CHECK_INT(r->redirect_status, 302);
+    arc_config_free(c);
+}
+
+static void test_unknown_upstream(void)
+{
+    CHECK_FAILS("yaml", BASE
+                "  - name: r\n"
+                "    match: {path: /}\n"
+                "    action: {upstream: ap}\n",
+                1, 17, 24, "routes[0].action.upstream: unknown upstream 'ap' (did you mean 'app'?)");
+    CHECK_FAILS("yaml", BASE
+                "  - name: r\n"
+                "    match: {path: /}\n"
+                "    action:\n"
+                "      upstream: billing\n",
+                1, 18, 17, "routes[0].action.upstream: unknown upstream 'billing'");
+    CHECK_FAILS("yaml",
+                "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
+                "routes: [{name: r, match: {path: /}, action: {upstream: app}}]\n",
+                1, 2, 57, "unknown upstream 'app' (no upstreams are defined)");
+}
+
+static void test_bad_path_pattern(void)
+{
+    /* The message text comes from arc_rt_check_pattern; we own the position. */
+    CHECK_FAILS("yaml", BASE
+                "  - name: r\n"
+                "    match:\n"
+                "      path: \"/a/{*rest}/b\"\n"
+                "    action: {upstream: app}\n",
+                1, 17, 13, "routes[0].match.path: ");
+    CHECK_FAILS("yaml", BASE
+                "  - name: r\n"
+                "    match: {path: \"no-slash\"}\n"
+                "    action: {upstream: app}\n",
+                1, 16, 19, "routes[0].match.path: ");
+    CHECK_FAILS("json",
+                "{\"listeners\": [{\"name\": \"h\", \"kind\": \"http\", \"bind\": \"127.0.0.1:0\"}],\n"
+                " \"routes\": [{\"name\": \"r\", \"action\": {\"respond\": {}},\n"
+                "             \"match\": {\"path\": \"/{unclosed\"}}]}\n",
+                1, 3, 32, "routes[0].match.path: ");
+    CHECK_FAILS("yaml", BASE
+                "  - name: r\n"
+                "    match: {path: \"\"}\n"
+                "    action: {upstream: app}\n",
+                1, 16, 19, "routes[0].match.path: must not be empty");
+}
+
+static void test_duplicate_names(void)
+{
+    struct arc_config_errors e;
+    struct arc_config *c = load_str("yaml", BASE
+        "  - name: a\n"                                   /* 15 */
+        "    match: {path: /a}\n"
+        "    action: {upstream: app}\n"
+        "  - name: a\n"                                   /* 18 */
+        "    match: {path: /b}\n"
+        "    action: {upstream: app}\n"
+        "  - name: a\n"                                   /* 21 */
+        "    match: {path: /c}\n"
+        "    action: {upstream: app}\n", &e);
+    CHECK(c == NULL);
+    CHECK_INT(e.n, 2);
+    CHECK_ERR(&e, 18, 11, "routes[1].name: duplicate route name 'a' (first used at line 15)");
+    CHECK_ERR(&e, 21, 11, "routes[2].name: duplicate route name 'a' (first used at line 15)");
+    arc_config_errors_dispose(&e);
+}
+
+static void test_action_exactly_one(void)
+{
+    struct arc_config_errors e;
+    struct arc_config *c = load_str("yaml", BASE
+        "  - name: none\n"                                                  /* 15 */
+        "    match: {path: /a}\n"                                           /* 16 */
+        "    action: {headers: []}\n"                                       /* 17 */
+        "  - name: two\n"                                                   /* 18 */
+        "    match: {path: /b}\n"                                           /* 19 */
+        "    action:\n"                                                     /* 20 */
+        "      respond: {status: 200}\n"                                    /* 21 */
+        "      upstream: app\n"                                             /* 22 */
+        "      redirect: {location: /x}\n"                                  /* 23 */
+        "  - name: noaction\n"                                              /* 24 */
+        "    match: {path: /c}\n", &e);                                     /* 25 */
+    CHECK(c == NULL);
+    CHECK_INT(e.n, 4);
+    CHECK_ERR(&e, 17, 13, "routes[0].action: needs exactly one of upstream, redirect or respond");
+    CHECK_ERR(&e, 22, 7, "routes[1].action: 'upstream' cannot be combined with 'respond'");
+    CHECK_ERR(&e, 23, 7, "routes[1].action: 'redirect' cannot be combined with 'respond'");
+    CHECK_ERR(&e, 24, 5, "missing required key 'action' in routes[2]");
+    arc_config_errors_dispose(&e);
+}
+
+static void test_match_errors(void)
+{
+    struct arc_config_errors e;
+    struct arc_config *c = load_str("yaml", BASE
+        "  - name: r\n"                                                     /* 15 */
+        "    match:\n"                                                      /* 16 */
+        "      path: /\n"                                                   /* 17 */
+        "      methods: [get, FETCH, GET, GET]\n"                           /* 18 */
+        "      host: [\"a.example\", \"A.EXAMPLE\", \"x:80\", \"*\", \"a..b\", \"*.\", \"h\xc3\xa9\"]\n" /* 19 */
+        "      headers: [{name: x, op: exists}]\n"                          /* 20 */
+        "    action: {upstream: app}\n"                                     /* 21 */
+        "  - name: s\n"                                                     /* 22 */
+        "    match: {path: /s, methods: [], host: []}\n"                    /* 23 */
+        "    action: {upstream: app}\n"                                     /* 24 */
+        "    rate_limit: {qps: 10}\n", &e);                                 /* 25 */
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 18, 17, "routes[0].match.methods[0]: unknown method 'get' (did you mean 'GET'?)");
+    CHECK_ERR(&e, 18, 22, "routes[0].match.methods[1]: unknown method 'FETCH'");
+    CHECK_ERR(&e, 18, 34, "routes[0].match.methods[3]: method GET is listed twice");
+    CHECK_ERR(&e, 19, 27, "routes[0].match.host[1]: host 'a.example' is listed twice");
+    CHECK_ERR(&e, 19, 40, "host 'x:80' is matched without a port");
+    CHECK_ERR(&e, 19, 48, "host '*' may use '*' only as a leading '*.'");
+    CHECK_ERR(&e, 19, 53, "host 'a..b' has an empty label");
+    CHECK_ERR(&e, 19, 61, "host '*.' needs a suffix");
+    CHECK_ERR(&e, 19, 67, "must be ASCII");
+    CHECK_ERR(&e, 20, 7, "routes[0].match.headers: not supported yet");
+    CHECK_ERR(&e, 23, 32, "routes[1].match.methods: empty list");
+    CHECK_ERR(&e, 23, 42, "routes[1].match.host: empty list");
+    CHECK_ERR(&e, 25, 5, "routes[1].rate_limit: not supported yet");
+    CHECK_INT(e.n, 13);
+    arc_config_errors_dispose(&e);
+}
+
+static void test_redirect_respond_errors(void)
+{
+    struct arc_config_errors e;
+    struct arc_config *c = load_str("yaml", BASE
+        "  - name: r1\n"                                                    /* 15 */
+        "    match: {path: \"/a/{id}\"}\n"                                  /* 16 */
+        "    action:\n"                                                     /* 17 */
+        "      redirect: {status: 300, location: \"/b/{idd}\"}\n"           /* 18 */
+        "      forwarded: {via: false}\n"                                   /* 19 */
+        "  - name: r2\n"                                                    /* 20 */
+        "    match: {path: /b}\n"                                           /* 21 */
+        "    action: {redirect: {location: \"/x?$host\"}}\n"                /* 22 */
+        "  - name: r3\n"                                                    /* 23 */
+        "    match: {path: /c}\n"                                           /* 24 */
+        "    action: {redirect: {}}\n"                                      /* 25 */
+        "  - name: r4\n"                                                    /* 26 */
+        "    match: {path: /d}\n"                                           /* 27 */
+        "    action:\n"                                                     /* 28 */
+        "      respond:\n"                                                  /* 29 */
+        "        status: 304\n"                                             /* 30 */
+        "        body: nope\n"                                              /* 31 */
+        "        headers:\n"                                                /* 32 */
+        "          Content-Length: \"4\"\n"                                 /* 33 */
+        "          \"Bad Name\": x\n"                                       /* 34 */
+        "          X-Ok: \"a\\r\\nX-Injected: 1\"\n"                        /* 35 */
+        "  - name: r5\n"                                                    /* 36 */
+        "    match: {path: /e}\n"                                           /* 37 */
+        "    action: {respond: {status: 600, headers: [{name: X}]}}\n"      /* 38 */
+        "  - name: r6\n"                                                    /* 39 */
+        "    match: {path: /f}\n"                                           /* 40 */
+        "    action: {redirect: {location: \"/{\"}}\n",                      /* 41 */
+        &e);
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 18, 26, "routes[0].action.redirect.status: must be 301, 302, 303, 307 or 308, got 300");
+    CHECK_ERR(&e, 18, 41, "routes[0].action.redirect.location: {idd} is not captured by the route's path");
+    CHECK_ERR(&e, 19, 7, "routes[0].action.forwarded: only applies to routes with an upstream");
+    CHECK_ERR(&e, 22, 35, "unknown variable '$host' (supported: $path, $query)");
+    CHECK_ERR(&e, 25, 24, "missing required key 'location' in routes[2].action.redirect");
+    CHECK_ERR(&e, 31, 15, "routes[3].action.respond.body: a 304 response cannot have a body");
+    CHECK_ERR(&e, 33, 11, "'Content-Length' is managed by Arc and cannot be set by a route");
+    CHECK_ERR(&e, 34, 11, "'Bad Name' is not a valid header name");
+    CHECK_ERR(&e, 35, 17, "routes[3].action.respond.headers.X-Ok: header values must not contain CR, LF");
+    CHECK_ERR(&e, 38, 32, "routes[4].action.respond.status: must be between 200 and 599, got 600");
+    CHECK_ERR(&e, 38, 47, "missing required key 'value' in routes[4].action.respond.headers[0]");
+    CHECK_ERR(&e, 41, 35, "'{' must start a {name} placeholder");
+    CHECK_INT(e.n, 12);
+    arc_config_errors_dispose(&e);
+}
+
+static void test_header_op_errors(void)
+{
+    struct arc_config_errors e;
+    struct arc_config *c = load_str("yaml", BASE
+        "  - name: r\n"                                                     /* 15 */
+        "    match: {path: /}\n"                                            /* 16 */
+        "    action:\n"                                                     /* 17 */
+        "      upstream: app\n"                                             /* 18 */
+        "      headers:\n"                                                  /* 19 */
+        "        - {op: replace, name: X-A, value: b}\n"                    /* 20 */
+        "        - {op: set, name: \"X:A\", value: b}\n"                    /* 21 */
+        "        - {op: add, name: X-B}\n"                                  /* 22 */
+        "        - {op: remove, name: X-C, value: c}\n"                     /* 23 */
+        "        - {op: set, name: Transfer-Encoding, value: chunked}\n"    /* 24 */
+        "        - {op: set, name: X-D, value: \" padded\"}\n"              /* 25 */
+        "        - {name: X-E, value: e}\n"                                 /* 26 */
+        "      response_headers: {op: set}\n"                               /* 27 */
+        "      forwarded:\n"                                                /* 28 */
+        "        trusted_proxies: [\"10.0.0.1/8\", \"any\", 7]\n"           /* 29 */
+        "        x_forwarded_proto: \"no\"\n"                               /* 30 */
+        "      retry: {max_retries: 2}\n", &e);                             /* 31 */
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 20, 16, "routes[0].action.headers[0].op: unknown value 'replace'");
+    CHECK_ERR(&e, 21, 27, "routes[0].action.headers[1].name: 'X:A' is not a valid header name");
+    CHECK_ERR(&e, 22, 11, "missing required key 'value' in routes[0].action.headers[2] (op: add)");
+    CHECK_ERR(&e, 23, 42, "routes[0].action.headers[3].value: not used with op: remove");
+    CHECK_ERR(&e, 24, 27, "'Transfer-Encoding' is managed by Arc");
+    CHECK_ERR(&e, 25, 39, "header values must not start or end with whitespace");
+    CHECK_ERR(&e, 26, 11, "missing required key 'op' in routes[0].action.headers[6]");
+    CHECK_ERR(&e, 27, 25, "routes[0].action.response_headers: expected a list, got mapping");
+    CHECK_ERR(&e, 29, 27, "trusted_proxies[0]: '10.0.0.1/8' is not a CIDR prefix");
+    CHECK_ERR(&e, 29, 41, "trusted_proxies[1]: 'any' is not a CIDR prefix");
+    CHECK_ERR(&e, 29, 48, "trusted_proxies[2]: expected a string, got integer");
+    CHECK_ERR(&e, 30, 28, "routes[0].action.forwarded.x_forwarded_proto: expected true or false");
+    CHECK_ERR(&e, 31, 7, "routes[0].action.retry: not supported yet");
+    CHECK_INT(e.n, 13);
+    arc_config_errors_dispose(&e);
+}
+
+int main(void)
+{
+    RUN(test_upstream_values);
+    RUN(test_upstream_errors);
+    RUN(test_route_values);
+    RUN(test_unknown_upstream);
+    RUN(test_bad_path_pattern);
+    RUN(test_duplicate_names);
+    RUN(test_action_exactly_one);
+    RUN(test_match_errors);
+    RUN(test_redirect_respond_errors);
+    RUN(test_header_op_errors);
+    return TEST_REPORT();
+}
