@@ -214,8 +214,19 @@ static int cmd_run(int argc, char **argv)
     ARC_ASSERT(fds && ports);
     char err[512];
     for (size_t l = 0; l < nl; l++) {
+        /* The workers' sockets share the port through SO_REUSEPORT, which
+         * would also let them join another process's listener silently.
+         * A plain bind first makes "someone else listens there" an error. */
+        if (arc_net_local_port_of(&cfg->listeners[l].bind) != 0) {
+            int probe = arc_net_listen(&cfg->listeners[l], 0, false, err, sizeof(err));
+            if (probe < 0) {
+                fprintf(stderr, "arc: %s\n", err);
+                return 1;
+            }
+            close(probe);
+        }
         for (size_t i = 0; i < nw; i++) {
-            int fd = arc_net_listen(&cfg->listeners[l], ports[l], err, sizeof(err));
+            int fd = arc_net_listen(&cfg->listeners[l], ports[l], true, err, sizeof(err));
             if (fd < 0) {
                 fprintf(stderr, "arc: %s\n", err);
                 return 1;
@@ -230,7 +241,7 @@ static int cmd_run(int argc, char **argv)
     if (cfg->metrics_enabled) {
         struct arc_listener_conf al = { .name = "admin", .bind = cfg->metrics_bind, .backlog = 128,
                                         .dscp = -1 };
-        admin_fd = arc_net_listen(&al, 0, err, sizeof(err));
+        admin_fd = arc_net_listen(&al, 0, false, err, sizeof(err));
         if (admin_fd < 0) {
             fprintf(stderr, "arc: observability.metrics_bind: %s\n", err);
             return 1;

@@ -20,7 +20,7 @@ static int set_int(int fd, int level, int opt, int v)
 }
 
 int arc_net_listen(const struct arc_listener_conf *l, unsigned port_override,
-                   char *err, size_t errlen)
+                   bool reuseport, char *err, size_t errlen)
 {
     struct sockaddr_storage ss = l->bind.ss;
     if (port_override) {
@@ -41,7 +41,10 @@ int arc_net_listen(const struct arc_listener_conf *l, unsigned port_override,
      * Arc never calls setsockopt on an accepted socket. Without TCP_NODELAY
      * small writes stall ~40 ms on Nagle + delayed ACK. */
     if ((rc = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0) what = "SO_REUSEADDR";
-    else if ((rc = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0) what = "SO_REUSEPORT";
+    /* SO_REUSEPORT only where we want several sockets on one port (one per
+     * worker): elsewhere it would let a second process bind the same port
+     * silently and steal a share of its connections. */
+    else if (reuseport && (rc = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0) what = "SO_REUSEPORT";
     else if ((rc = set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1)) < 0) what = "TCP_NODELAY";
     if (!rc && ss.ss_family == AF_INET6 && (rc = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1)) < 0)
         what = "IPV6_V6ONLY";
@@ -89,6 +92,15 @@ int arc_net_listen(const struct arc_listener_conf *l, unsigned port_override,
         return -e;
     }
     return fd;
+}
+
+unsigned arc_net_local_port_of(const struct arc_addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+    if (a->ss.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+    return 0;
 }
 
 unsigned arc_net_local_port(int fd)

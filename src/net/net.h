@@ -8,6 +8,7 @@
 #ifndef ARC_NET_NET_H
 #define ARC_NET_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -20,7 +21,10 @@
  * when the config says port 0). Returns the fd or -errno (err filled).
  */
 int arc_net_listen(const struct arc_listener_conf *l, unsigned port_override,
-                   char *err, size_t errlen);
+                   bool reuseport, char *err, size_t errlen);
+
+/* Port of a configured address (0 = kernel-assigned). */
+unsigned arc_net_local_port_of(const struct arc_addr *a);
 
 /* Port a bound socket listens on, or 0. */
 unsigned arc_net_local_port(int fd);

@@ -23,10 +23,7 @@ static const struct arc_config *cfg_of(struct arc_worker *w)
     return w->snap->cfg;
 }
 
-static void set_timer(struct arc_worker *w, struct arc_conn *c, uint64_t ms)
-{
-    arc_tw_schedule(&w->tw, &c->timer, w->now_ms + ms);
-}
+#define set_timer arc_px__set_timer
 
 static size_t route_row(struct arc_worker *w, const struct stream *st)
 {
@@ -108,6 +105,8 @@ void arc_px__local_error(struct arc_worker *w, struct arc_conn *c, int status,
  * the peer is gone). Pairs are always torn down together. */
 void arc_px__client_abort(struct arc_worker *w, struct arc_conn *c)
 {
+    if (c->kind == CONN_CLIENT)
+        arc_px__lb_end(w, c);
     if (c->peer) {
         struct arc_conn *u = c->peer;
         c->peer = NULL;
@@ -123,6 +122,7 @@ void arc_px__client_abort(struct arc_worker *w, struct arc_conn *c)
  * than Content-Length), the protocol's only way to say "incomplete". */
 void arc_px__client_cut(struct arc_worker *w, struct arc_conn *c)
 {
+    arc_px__lb_end(w, c);
     if (c->peer) {
         struct arc_conn *u = c->peer;
         c->peer = NULL;
@@ -143,6 +143,7 @@ void arc_px__client_cut(struct arc_worker *w, struct arc_conn *c)
 void arc_px__exchange_done(struct arc_worker *w, struct arc_conn *c)
 {
     struct stream *st = &c->c.st;
+    arc_px__lb_end(w, c);
     arc_m_request(&w->metrics, route_row(w, st), st->status ? st->status : 502);
     free(st->replay);
     st->replay = NULL;
@@ -216,12 +217,14 @@ static void dispatch(struct arc_worker *w, struct arc_conn *c, const struct arc_
     st->req_done = req->body == ARC_H1_BODY_NONE ||
                    (req->body == ARC_H1_BODY_LENGTH && req->content_length == 0);
     st->upgrade = (req->flags & ARC_H1_F_UPGRADE) != 0;
+    uint32_t mbit = arc_rt_method_bit(req->method);
+    st->idempotent = (mbit & (ARC_M_GET | ARC_M_HEAD | ARC_M_OPTIONS | ARC_M_TRACE |
+                              ARC_M_PUT | ARC_M_DELETE)) != 0;
     c->fresh = false;
 
     struct arc_rt_captures caps;
     uint32_t allowed = 0;
-    const struct arc_route_rt *r = arc_rt_match(w->snap->rt, req->host,
-                                                arc_rt_method_bit(req->method),
+    const struct arc_route_rt *r = arc_rt_match(w->snap->rt, req->host, mbit,
                                                 req->path, &caps, &allowed);
     if (!r) {
         if (allowed) {
@@ -261,6 +264,10 @@ static void dispatch(struct arc_worker *w, struct arc_conn *c, const struct arc_
     size_t hlen;
     char *head = arc_px__build_request_head(w, c, req, &hlen);
     c->state = C_PROXY;
+    /* From here the upstream's deadlines govern; the client's header
+     * deadline must not cut a slow (but in-time) response. */
+    if (st->req_done)
+        arc_tw_cancel(&w->tw, &c->timer);
     if (arc_px__up_start(w, c, head, hlen) < 0)
         return;
     if (st->expect_100 && c->state == C_PROXY && !st->resp_started)
@@ -398,10 +405,11 @@ static bool can_process(const struct arc_conn *c)
 
 static void process(struct arc_worker *w, struct arc_conn *c, int32_t bid, const char *p, size_t len)
 {
+    c->in_process = true;
     while (len > 0 && !c->closing) {
         if (!can_process(c)) {
             arc_px__stash(w, c, bid, p, len);
-            return;
+            break;
         }
         size_t n;
         switch (c->state) {
@@ -424,6 +432,7 @@ static void process(struct arc_worker *w, struct arc_conn *c, int32_t bid, const
         p += n;
         len -= n;
     }
+    c->in_process = false;
 }
 
 void arc_px__client_data(struct arc_worker *w, struct arc_conn *c, int32_t bid, const char *p, size_t len)
@@ -438,6 +447,12 @@ void arc_px__client_pump(struct arc_worker *w, struct arc_conn *c)
 {
     if (c->closing)
         return;
+    if (c->in_process) {
+        /* Called from inside process() (an exchange ended mid-buffer):
+         * only push output out; the outer caller re-pumps afterwards. */
+        arc_px__flush(w, c);
+        return;
+    }
     /* Input held back earlier (pipelined request, paused body) goes first,
      * in order, before anything new is read. */
     while (c->stash_len && can_process(c) && !c->closing) {
@@ -486,6 +501,11 @@ void arc_px__client_sent(struct arc_worker *w, struct arc_conn *c)
         arc_tw_cancel(&w->tw, &c->timer);
     else if (c->state == C_TUNNEL && c->peer && c->peer->eof)
         arc_px__shutdown_wr(w, c);
+    if (c->state == C_TUNNEL) {
+        arc_px__tunnel_check(w, c);
+        if (c->closing)
+            return;
+    }
     if (c->peer)
         arc_px__up_pump(w, c->peer);
     arc_px__client_pump(w, c);
@@ -505,13 +525,19 @@ void arc_px__client_eof(struct arc_worker *w, struct arc_conn *c, int err)
             return;
         }
         if (c->state == C_TUNNEL && c->peer) {
-            if (c->peer->out.n == 0)
+            if (c->peer->out.n == 0 && !c->peer->send_armed)
                 arc_px__shutdown_wr(w, c->peer);
-            if (!c->peer->eof)
-                return;
+            arc_px__tunnel_check(w, c);
+            return;
         }
-        if (c->state == C_LOCAL && c->out.n) {
-            return; /* let the answer go out, then close */
+        if ((c->state == C_HEAD || c->state == C_LOCAL) && (c->out.n || c->send_armed)) {
+            /* The client half-closed while our answer is still going out:
+             * finish sending it, then close. */
+            c->c.st.client_keep_alive = false;
+            c->state = C_LOCAL;
+            c->close_after = true;
+            set_timer(w, c, cfg_of(w)->node.write_timeout);
+            return;
         }
     }
     arc_px__client_abort(w, c);

@@ -33,7 +33,9 @@ static int slab_grow(struct slab *s)
     struct arc_conn *chunk = calloc(SLAB_CHUNK, sizeof(*chunk));
     if (!chunk)
         return -1;
-    size_t need = s->n_free + SLAB_CHUNK;
+    /* The free list must be able to hold every slot at once (all of them
+     * free again after a burst), not just the ones free now. */
+    size_t need = (s->n_chunks + 1) * SLAB_CHUNK;
     if (need > s->cap_free) {
         uint32_t *f = realloc(s->free_idx, need * sizeof(*f));
         if (!f) {
@@ -76,6 +78,8 @@ struct arc_conn *arc_px__conn_new(struct arc_worker *w, enum conn_kind kind, int
 
 static void slab_free(struct arc_worker *w, struct arc_conn *c)
 {
+    /* conn_new zeroes the slot: a timer still linked would corrupt the wheel. */
+    arc_tw_cancel(&w->tw, &c->timer);
     c->gen = (c->gen + 1) & 0xffffff;   /* stale completions now mismatch */
     c->kind = 0;
     w->slab.free_idx[w->slab.n_free++] = c->idx;
@@ -228,7 +232,10 @@ void arc_px__stash(struct arc_worker *w, struct arc_conn *c, int32_t bid, const 
     ARC_ASSERT(c->stash_len == 0);
     if (len == 0)
         return;
-    if (bid >= 0) {
+    /* A small remainder is copied so it does not pin a whole provided
+     * buffer while the connection waits (many waiting pipeliners could
+     * otherwise starve every receive of buffers). */
+    if (bid >= 0 && len >= w->br.size / 4) {
         arc_buf_ref(&w->br, (uint16_t)bid);
         c->stash_bid = bid;
         c->stash_p = p;
@@ -282,6 +289,12 @@ void arc_px__hbuf_reset(struct arc_conn *c)
         c->hbuf = NULL;
         c->hcap = 0;
     }
+}
+
+void arc_px__set_timer(struct arc_worker *w, struct arc_conn *c, uint64_t ms)
+{
+    if (!c->closing)
+        arc_tw_schedule(&w->tw, &c->timer, w->now_ms + ms);
 }
 
 void arc_px__shutdown_wr(struct arc_worker *w, struct arc_conn *c)

@@ -86,7 +86,8 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_conn *c,
 
     arc_sbuf_append(&b, req->method.p, req->method.len);
     arc_sbuf_append(&b, " ", 1);
-    if (req->target.len && req->target.p[0] == '/') {
+    bool absolute = !(req->target.len && req->target.p[0] == '/');
+    if (!absolute) {
         arc_sbuf_append(&b, req->target.p, req->target.len);
     } else {
         /* absolute-form: upstreams get origin-form (RFC 9112 §3.2.1). */
@@ -130,14 +131,23 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_conn *c,
         }
         if (op_touches(rc->req_headers, rc->n_req_headers, nm))
             continue;
-        if (name_is(nm, "host"))
+        if (name_is(nm, "host")) {
+            /* absolute-form: the target's authority replaces Host
+             * (RFC 9112 §3.2.2); the parser put it in req->host. */
+            if (absolute)
+                continue;
             have_host = true;
+        }
         emit(&b, &h[i]);
     }
-    if (!have_host && req->host.len && !op_touches(rc->req_headers, rc->n_req_headers, ARC_STR_LIT("host"))) {
-        /* HTTP/1.0 without Host, or absolute-form: HTTP/1.1 needs one. */
+    if (!have_host && !op_touches(rc->req_headers, rc->n_req_headers, ARC_STR_LIT("host"))) {
+        /* HTTP/1.0 without Host, or absolute-form: an HTTP/1.1 request
+         * needs one (RFC 9112 §3.2); fall back to the upstream's address. */
         arc_sbuf_append(&b, "Host: ", 6);
-        arc_sbuf_append(&b, req->host.p, req->host.len);
+        if (req->host.len)
+            arc_sbuf_append(&b, req->host.p, req->host.len);
+        else
+            arc_sbuf_printf(&b, "%s", st->route->up->eps[0].text);
         arc_sbuf_append(&b, "\r\n", 2);
     }
     emit_ops(&b, rc->req_headers, rc->n_req_headers);
@@ -213,7 +223,7 @@ char *arc_px__build_response_head(struct arc_worker *w, struct arc_conn *c,
     emit_ops(&b, rc->resp_headers, rc->n_resp_headers);
     if (resp->body == ARC_H1_BODY_LENGTH)
         arc_sbuf_printf(&b, "Content-Length: %llu\r\n", (unsigned long long)resp->content_length);
-    else if (resp->body == ARC_H1_BODY_CHUNKED)
+    else if (resp->body == ARC_H1_BODY_CHUNKED && !st->dechunk)
         arc_sbuf_append(&b, "Transfer-Encoding: chunked\r\n", 28);
     if (upgrading)
         arc_sbuf_append(&b, "Connection: upgrade\r\n", 21);

@@ -125,6 +125,9 @@ struct stream {
     bool client_keep_alive;             /* client connection may continue after this */
     bool retried;                       /* already retried once on a fresh connection */
     bool resp_keep_alive;               /* upstream allows reuse after this response */
+    bool lb_open;                       /* arc_lb_start ran; arc_lb_done still owed */
+    bool idempotent;                    /* method may be replayed (RFC 9110 §9.2.2) */
+    bool dechunk;                       /* HTTP/1.0 client: forward chunk data only, close after */
     bool extra;                         /* upstream sent bytes past the response end */
     int client_minor;                   /* HTTP/1.x minor version of the request */
     char *replay;                       /* request head kept for one retry (no body) */
@@ -140,6 +143,8 @@ struct arc_conn {
     bool eof;                           /* peer closed its sending side */
     bool starved;                       /* waiting for provided buffers */
     bool recv_full;                     /* last receive filled its buffer */
+    bool in_process;                    /* input is being processed: pumps must not arm a
+                                           receive (new bytes would overtake the current ones) */
     bool shut_wr;
     bool fresh;                         /* client: no request seen yet */
     bool head_started;                  /* client: bytes of the next head arrived (header deadline runs) */
@@ -247,6 +252,8 @@ void arc_px__stash_drop(struct arc_worker *w, struct arc_conn *c);
 bool arc_px__hbuf_append(struct arc_conn *c, const char *p, size_t len, size_t cap);
 void arc_px__hbuf_reset(struct arc_conn *c);
 void arc_px__shutdown_wr(struct arc_worker *w, struct arc_conn *c);
+/* Arms c's deadline ms from now; a no-op on a closing connection. */
+void arc_px__set_timer(struct arc_worker *w, struct arc_conn *c, uint64_t ms);
 static inline bool arc_px__outq_high(const struct arc_conn *c)
 {
     return c->out.bytes >= OUTQ_HIGH_BYTES || c->out.n >= OUTQ_HIGH_SEGS;
@@ -276,6 +283,10 @@ void arc_px__up_timeout(struct arc_worker *w, struct arc_conn *u);
 void arc_px__up_release(struct arc_worker *w, struct arc_conn *u, bool reusable);
 void arc_px__up_sent(struct arc_worker *w, struct arc_conn *u);
 void arc_px__pool_remove(struct arc_worker *w, struct arc_conn *u);
+/* Reports the exchange's end to the load balancer, once. */
+void arc_px__lb_end(struct arc_worker *w, struct arc_conn *c);
+/* Closes a finished tunnel once both sides hit EOF and both queues drained. */
+void arc_px__tunnel_check(struct arc_worker *w, struct arc_conn *c);
 
 /* heads.c */
 char *arc_px__build_request_head(struct arc_worker *w, struct arc_conn *c,

@@ -18,9 +18,28 @@ static const struct arc_upstream_conf *uconf(const struct arc_conn *u)
     return u->u.up->conf;
 }
 
-static void set_timer(struct arc_worker *w, struct arc_conn *c, uint64_t ms)
+#define set_timer arc_px__set_timer
+
+/* ------------------------------------------------------------ exchange */
+
+void arc_px__lb_end(struct arc_worker *w, struct arc_conn *c)
 {
-    arc_tw_schedule(&w->tw, &c->timer, w->now_ms + ms);
+    struct stream *st = &c->c.st;
+    if (!st->lb_open)
+        return;
+    st->lb_open = false;
+    arc_lb_done(&w->ups[st->route->up->index].lb, (size_t)st->ep,
+                (w->now_ms - st->started_ms) * 1000u, w->now_ms);
+}
+
+void arc_px__tunnel_check(struct arc_worker *w, struct arc_conn *c)
+{
+    struct arc_conn *u = c->peer;
+    if (!u || !c->eof || !u->eof)
+        return;
+    if (c->out.n || c->send_armed || u->out.n || u->send_armed)
+        return;
+    arc_px__client_abort(w, c);
 }
 
 /* ------------------------------------------------------------ pool */
@@ -164,7 +183,7 @@ int arc_px__up_start(struct arc_worker *w, struct arc_conn *c, char *head, size_
     /* A request without a body sent on a reused connection may meet a close
      * the upstream sent just before our bytes arrived; keep its head so it
      * can be replayed once on a fresh connection (RFC 9112 §9.3.1). */
-    if (reused && st->req_body == ARC_H1_BODY_NONE && !st->upgrade) {
+    if (reused && st->req_body == ARC_H1_BODY_NONE && !st->upgrade && st->idempotent) {
         st->replay = malloc(head_len);
         if (st->replay) {
             memcpy(st->replay, head, head_len);
@@ -173,6 +192,7 @@ int arc_px__up_start(struct arc_worker *w, struct arc_conn *c, char *head, size_
     }
     arc_px__queue_owned(w, u, head, head_len);
     arc_lb_start(&wu->lb, (size_t)ep);
+    st->lb_open = true;
     arc_m_add(&w->metrics.up_requests[up->index], 1);
     arc_px__up_pump(w, u);
     return 0;
@@ -214,7 +234,6 @@ void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res)
         arc_px__conn_close(w, u);
         if (c) {
             c->peer = NULL;
-            arc_lb_done(&w->ups[u->u.up->index].lb, u->u.ep, 0, w->now_ms);
             arc_px__local_error(w, c, 502, ARC_ERR_UPSTREAM_CONNECT, false);
         }
         return;
@@ -237,8 +256,6 @@ static void finish(struct arc_worker *w, struct arc_conn *u)
     struct arc_conn *c = u->peer;
     struct stream *st = &c->c.st;
     st->resp_done = true;
-    uint64_t lat_us = (w->now_ms - st->started_ms) * 1000u;
-    arc_lb_done(&w->ups[u->u.up->index].lb, u->u.ep, lat_us, w->now_ms);
     bool reusable = st->resp_keep_alive && st->resp_body != ARC_H1_BODY_CLOSE &&
                     st->req_done && !st->extra && u->out.n == 0;
     c->peer = NULL;
@@ -251,7 +268,6 @@ static void fail_response(struct arc_worker *w, struct arc_conn *u, int status, 
     struct arc_conn *c = u->peer;
     c->peer = NULL;
     u->peer = NULL;
-    arc_lb_done(&w->ups[u->u.up->index].lb, u->u.ep, (w->now_ms - c->c.st.started_ms) * 1000u, w->now_ms);
     arc_px__conn_close(w, u);
     arc_px__local_error(w, c, status, k, false);
 }
@@ -309,6 +325,7 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
         arc_px__hbuf_reset(u);
         arc_px__queue_owned(w, c, head, hl);
         st->status = 101;
+        arc_px__lb_end(w, c);
         st->resp_started = st->resp_head_done = true;
         st->req_done = true;
         c->state = C_TUNNEL;
@@ -325,10 +342,13 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
     st->resp_left = resp.content_length;
     st->resp_keep_alive = (resp.flags & ARC_H1_F_KEEP_ALIVE) != 0;
     arc_h1_chunked_init(&st->resp_chunk);
+    /* An HTTP/1.0 client cannot read chunked coding (RFC 9112 §6.1): it
+     * gets the data alone, delimited by the close. */
+    st->dechunk = resp.body == ARC_H1_BODY_CHUNKED && st->client_minor == 0;
     /* The client connection cannot continue after a close-delimited body,
      * nor while its own request body is still unread. */
     bool close = !st->client_keep_alive || resp.body == ARC_H1_BODY_CLOSE || !st->req_done ||
-                 w->draining;
+                 w->draining || st->dechunk;
     if (close)
         st->client_keep_alive = false;
     size_t hl;
@@ -363,9 +383,19 @@ static size_t resp_body(struct arc_worker *w, struct arc_conn *u, int32_t bid, c
             n += used;
             if (rc == ARC_H1_CHUNK_ERROR) {
                 arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_BAD], 1);
-                arc_px__queue_buf(w, c, bid, p, n - used);  /* the valid prefix */
+                if (!st->dechunk)
+                    arc_px__queue_buf(w, c, bid, p, n - used);  /* the valid prefix */
                 arc_px__client_cut(w, c);
                 return len;
+            }
+            if (st->dechunk) {
+                if (rc == ARC_H1_CHUNK_DATA)
+                    arc_px__queue_buf(w, c, bid, data, dlen);
+                if (rc == ARC_H1_CHUNK_DONE)
+                    st->resp_done = true;
+                if (rc != ARC_H1_CHUNK_DATA)
+                    break;
+                continue;
             }
             if (rc == ARC_H1_CHUNK_DONE) {
                 st->resp_done = true;
@@ -379,12 +409,14 @@ static size_t resp_body(struct arc_worker *w, struct arc_conn *u, int32_t bid, c
         n = len;
         break;
     }
-    arc_px__queue_buf(w, c, bid, p, n);
+    if (!st->dechunk)
+        arc_px__queue_buf(w, c, bid, p, n);
     return n;
 }
 
 static void up_process(struct arc_worker *w, struct arc_conn *u, int32_t bid, const char *p, size_t len)
 {
+    u->in_process = true;
     while (len > 0 && !u->closing) {
         struct arc_conn *c = u->peer;
         if (!c) {
@@ -407,20 +439,22 @@ static void up_process(struct arc_worker *w, struct arc_conn *u, int32_t bid, co
             n = read_resp_head(w, u, p, len);
         } else {
             n = resp_body(w, u, bid, p, len);
-            set_timer(w, u, uconf(u)->read_timeout);
+            set_timer(w, u, uconf(u)->read_timeout);   /* no-op if resp_body closed u */
         }
         p += n;
         len -= n;
         if (!u->closing && u->peer && u->state == U_ACTIVE && st->resp_done) {
             st->extra = len > 0;
+            u->in_process = false;
             finish(w, u);   /* exchange_done pumps (and so flushes) the client */
             return;
         }
         if (c->closing)
-            return;
+            break;
     }
+    u->in_process = false;
     /* One send for everything this receive produced (head + body). */
-    if (u->peer)
+    if (u->peer && !u->closing)
         arc_px__flush(w, u->peer);
 }
 
@@ -434,7 +468,7 @@ void arc_px__up_data(struct arc_worker *w, struct arc_conn *u, int32_t bid, cons
 
 void arc_px__up_pump(struct arc_worker *w, struct arc_conn *u)
 {
-    if (u->closing)
+    if (u->closing || u->in_process)
         return;
     struct arc_conn *c = u->peer;
     while (u->stash_len && c && !arc_px__outq_high(c) && !u->closing) {
@@ -487,7 +521,9 @@ void arc_px__up_sent(struct arc_worker *w, struct arc_conn *u)
     } else if (u->state == U_TUNNEL && c) {
         if (u->out.n == 0 && c->eof)
             arc_px__shutdown_wr(w, u);
-        arc_px__client_pump(w, c);
+        arc_px__tunnel_check(w, c);
+        if (!c->closing)
+            arc_px__client_pump(w, c);
     }
     arc_px__up_pump(w, u);
 }
@@ -505,10 +541,10 @@ void arc_px__up_eof(struct arc_worker *w, struct arc_conn *u, int err)
     if (u->state == U_TUNNEL) {
         if (err == 0) {
             u->eof = true;
-            if (c->out.n == 0)
+            if (c->out.n == 0 && !c->send_armed)
                 arc_px__shutdown_wr(w, c);
-            if (!c->eof)
-                return;
+            arc_px__tunnel_check(w, c);
+            return;
         }
         arc_px__client_abort(w, c);
         return;

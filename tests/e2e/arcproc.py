@@ -151,7 +151,9 @@ class ArcProcess:
         self.variant = variant
         self.workdir = workdir
         self.n = ArcProcess.counter
-        if isinstance(config, (dict, list)):
+        if config is None:
+            text = ""
+        elif isinstance(config, (dict, list)):
             text = to_yaml(config) if fmt == "yaml" else json.dumps(config, indent=2)
         else:
             text = config

@@ -74,3 +74,22 @@ def test_admin_unknown_path_is_404(arc, servers):
     a, up = start(arc, servers)
     status, _ = a.admin_get("/no-such-admin-endpoint")
     assert status == 404
+
+
+def test_active_connections_gauge_goes_down(arc, servers):
+    import time
+    a, up = start(arc, servers)
+    base = metric(a.metrics()[0], "arc_connections_active")
+    cs = [a.client() for _ in range(4)]
+    for c in cs:
+        assert c.request("GET", "/api/g").status == 200
+    assert metric(a.metrics()[0], "arc_connections_active") >= base + 4
+    for c in cs:
+        c.close()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        v = metric(a.metrics()[0], "arc_connections_active")
+        if v <= base:
+            break
+        time.sleep(0.1)
+    assert v <= base, "arc_connections_active stuck at %s after clients closed (base %s)" % (v, base)

@@ -70,7 +70,7 @@ def test_client_that_stops_reading_is_cut_off(arc, servers, arc_bin):
     c = a.client(timeout=10)
     c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     c.send(b"GET /stream?bytes=200000000 HTTP/1.1\r\nHost: t\r\n\r\n")
-    time.sleep(4 * arc_bin.slow)     # never read: arc's sends stall
+    time.sleep(3)     # never read: arc's sends stall
     got = 0
     closed = False
     deadline = time.monotonic() + 10
@@ -90,3 +90,31 @@ def test_client_that_stops_reading_is_cut_off(arc, servers, arc_bin):
     while time.monotonic() < deadline and up.conns:
         time.sleep(0.1)
     assert not up.conns or len(up.conns) <= 1
+
+
+def test_silent_new_connection_times_out(arc, servers, arc_bin):
+    # A connection that never sends a byte must not be held forever.
+    a, up = start(arc, servers)
+    c = a.client()
+    t0 = time.monotonic()
+    assert c.wait_closed(6 * arc_bin.slow), "a silent connection outlived read_timeout and idle_timeout (1s)"
+    assert time.monotonic() - t0 >= 0.5
+
+
+def test_client_timeouts_do_not_cut_a_slow_upstream_response(arc, servers):
+    # While arc waits for the upstream the client is not idle or slow.
+    a, up = start(arc, servers)
+    c = a.client()
+    r = c.request("GET", "/slow?ms=2500")
+    assert r.status == 200, r
+    r = c.request("GET", "/after")
+    assert r.status == 200
+
+
+def test_client_timeouts_do_not_cut_a_long_download(arc, servers):
+    # A download that takes longer than read_timeout/idle_timeout, with the
+    # client reading steadily, must complete.
+    a, up = start(arc, servers)
+    c = a.client()
+    r = c.request("GET", "/stream?bytes=%d&pause_at=%d&pause_ms=2500" % (4 << 20, 1 << 20), store_body=False)
+    assert r.status == 200 and r.body_len == 4 << 20

@@ -207,6 +207,73 @@ def line_of(text, marker):
     return next(i + 1 for i, l in enumerate(text.splitlines()) if marker in l)
 
 
+BASE = """\
+node:
+  workers: 1
+io_uring:
+  uring_entries: 2048
+listeners:
+  - name: http
+    kind: http
+    bind: "127.0.0.1:0"
+upstreams:
+  - name: app
+    discovery:
+      type: static
+      endpoints:
+        - address: "127.0.0.1:3000"
+routes:
+  - name: root
+    match:
+      path: "/{*rest}"
+      methods: [GET, POST]
+    action:
+      upstream: app
+  - name: other
+    match:
+      path: "/other/{id}"
+    action:
+      redirect:
+        status: 301
+        location: "/x/{id}"
+"""
+
+# name: (old, new, markers: the error may point at any line containing one)
+MUTATIONS = {
+    "workers_not_a_number": ("workers: 1", "workers: two", ["workers: two"]),
+    "uring_entries_not_power_of_two": ("uring_entries: 2048", "uring_entries: 1000", ["uring_entries"]),
+    "unknown_method": ("methods: [GET, POST]", "methods: [GET, FETCH]", ["FETCH"]),
+    "redirect_status_200": ("status: 301", "status: 200", ["status: 200"]),
+    "bad_path_pattern": ('path: "/other/{id}"', 'path: "/other/{*id}/x"', ["/other/{*id}/x"]),
+    "duplicate_route_name": ("- name: other", "- name: root", ["- name: root"]),
+    "ambiguous_routes": ([('path: "/other/{id}"', 'path: "/{*rest}"'), ('location: "/x/{id}"', 'location: "/x"'),
+                          ("      methods: [GET, POST]\n", "")],
+                         None, ['path: "/{*rest}"', "- name: root", "- name: other"]),
+    "unknown_lb_algorithm": ("    discovery:", "    lb:\n      algorithm: random_walk\n    discovery:", ["random_walk"]),
+    "missing_required_bind": ('    bind: "127.0.0.1:0"\n', "", ["- name: http", "kind: http"]),
+    "kind_unsupported": ("kind: http", "kind: gopher", ["gopher"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MUTATIONS))
+def test_check_reports_mutation_line(arc_bin, tmp_path, case):
+    old, new, markers = MUTATIONS[case]
+    text = BASE
+    for o, n in (old if isinstance(old, list) else [(old, new)]):
+        assert o in text
+        text = text.replace(o, n, 1)
+    ok = tmp_path / "base.yaml"
+    ok.write_text(BASE)
+    fingerprint_of(arc_bin, ok)
+    p = tmp_path / "mut.yaml"
+    p.write_text(text)
+    cp = check(arc_bin, p)
+    assert cp.returncode == 1, "arc check accepted %s (exit %d):\n%s" % (case, cp.returncode, text)
+    allowed = {i + 1 for i, l in enumerate(text.splitlines()) if any(m in l for m in markers)}
+    lines = [e[1] for e in errors_of(cp, p)]
+    assert set(lines) & allowed, "%s: error lines %s, expected one of %s:\n%s" % (case, lines, sorted(allowed), cp.stderr)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_check_reports_planted_error_line(arc_bin, tmp_path, case):
     text, ext, marker = CASES[case]
@@ -271,3 +338,33 @@ def test_version(arc_bin):
 def test_unknown_command_fails(arc_bin):
     cp = arc_bin.run(["frobnicate"])
     assert cp.returncode != 0
+
+
+def test_run_with_json_config(arc, servers):
+    up = servers.http(name="echo")
+    a = arc(make_config([upstream_conf("echo", up.addr)]), fmt="json")
+    r = a.client().request("GET", "/json-config")
+    assert r.status == 200 and r.json()["target"] == "/json-config"
+
+
+def _port_free(port):
+    import socket
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def test_run_without_config_uses_embedded_defaults(arc):
+    if not (_port_free(8080) and _port_free(9090)):
+        pytest.skip("127.0.0.1:8080 or :9090 busy; the embedded config uses fixed ports")
+    a = arc(None, args=["run"])
+    assert a.listeners and list(a.listeners.values())[0] == 8080
+    assert a.admin_port == 9090
+    status, body = a.admin_get("/healthz")
+    assert status == 200 and body.strip() == "ok"

@@ -248,3 +248,19 @@ def test_obs_text_and_tabs_in_values_are_accepted(arc, servers):
     assert hdrs["x-latin"] == "caf\xe9"
     assert hdrs["x-tab"] == "a\tb"
     assert hdrs.get("x-empty") == ""
+
+
+def test_http10_keepalive_is_consistent(arc, servers):
+    a, up = start(arc, servers)
+    c = a.client()
+    c.send(b"GET /k10 HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n")
+    r = c.response()
+    assert r.status == 200
+    assert r.framing != "chunked"
+    if "keep-alive" in r.headers.tokens("connection"):
+        assert r.framing == "length"
+        c.send(b"GET /k10b HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n")
+        r2 = c.response()
+        assert r2.status == 200 and r2.json()["target"] == "/k10b"
+    else:
+        assert c.wait_closed(5), "HTTP/1.0 response without keep-alive but the connection stayed open"

@@ -75,8 +75,16 @@ def test_many_concurrent_clients(arc, servers):
 
 def test_upstream_answers_before_reading_body(arc, servers):
     def h(req):
-        # reject the upload without reading it, then close (like a 413)
+        # Reject the upload without reading it (like a 413), then close
+        # gracefully: half-close and drain, so no RST destroys the answer.
         req.conn.send(response_bytes(413, [("Connection", "close")], b"too big"))
+        req.conn.sock.shutdown(socket.SHUT_WR)
+        req.conn.sock.settimeout(3)
+        try:
+            while req.conn.sock.recv(65536):
+                pass
+        except OSError:
+            pass
         return False
     up = servers.http(handler=h, name="early")
     a = arc(make_config([upstream_conf("early", up.addr)]))

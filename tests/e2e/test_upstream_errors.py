@@ -251,3 +251,34 @@ def test_interim_1xx_from_upstream(arc, servers):
     assert r.status == 200 and r.body == b"final", r
     r = c.request("GET", "/again")
     assert r.status == 200 and r.body == b"final", r
+
+
+def test_ttfb_counts_from_end_of_request_body(arc, servers):
+    # A client uploading slowly must not trip the upstream ttfb timeout: the
+    # upstream cannot answer before it has the body.
+    up = servers.http(name="echo")
+    a = arc(make_config([upstream_conf("echo", up.addr, timeouts={"ttfb": "500ms", "read": "500ms"})]))
+    c = a.client()
+    c.send(b"POST /slow-upload HTTP/1.1\r\nHost: t\r\nContent-Length: 50\r\n\r\n")
+    for i in range(5):
+        time.sleep(0.3)
+        c.send(b"x" * 10)
+    r = c.response()
+    assert r.status == 200, r
+    assert r.json()["body_len"] == 50
+
+
+def test_read_timeout_is_inactivity_not_total(arc, servers):
+    def h(req):
+        req.read_body()
+        req.conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for i in range(5):
+            req.conn.server.stopping.wait(0.3)
+            req.conn.send(b"5\r\npart%d\r\n" % i)
+        req.conn.send(b"0\r\n\r\n")
+        return True
+    up = servers.http(handler=h, name="drip")
+    a = arc(make_config([upstream_conf("drip", up.addr, timeouts={"ttfb": "500ms", "read": "500ms"})]))
+    r = a.client().request("GET", "/drip")
+    assert r.status == 200, r
+    assert r.body == b"part0part1part2part3part4"

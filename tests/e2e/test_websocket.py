@@ -63,3 +63,42 @@ def test_upgrade_refused_by_upstream_keeps_http(arc, servers):
     assert r.status == 200, r
     r = c.request("GET", "/after")
     assert r.status == 200 and r.json()["target"] == "/after"
+
+
+def test_websocket_large_messages_full_duplex(arc, servers):
+    ws = servers.ws()
+    a = arc(make_config([upstream_conf("ws", ws.addr)]))
+    payload = os.urandom(4 << 20)
+
+    async def client():
+        async with websockets.connect("ws://127.0.0.1:%d/big" % a.port, open_timeout=10, close_timeout=5,
+                                      max_size=16 << 20) as c:
+            assert await asyncio.wait_for(c.recv(), 10) == ws.GREETING
+            # several messages in flight both ways at once
+            for _ in range(4):
+                await c.send(payload)
+            for _ in range(4):
+                assert await asyncio.wait_for(c.recv(), 30) == payload
+    asyncio.run(asyncio.wait_for(client(), 60))
+
+
+def test_sigterm_with_open_tunnel_exits(arc, servers, arc_bin):
+    import signal
+    ws = servers.ws()
+    a = arc(make_config([upstream_conf("ws", ws.addr)], node={"drain_timeout": "2s"}))
+
+    async def client():
+        async with websockets.connect("ws://127.0.0.1:%d/t" % a.port, open_timeout=10, close_timeout=2) as c:
+            assert await asyncio.wait_for(c.recv(), 10) == ws.GREETING
+            a.signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(c.recv(), 10 * arc_bin.slow)
+            except websockets.ConnectionClosed:
+                return
+            except asyncio.TimeoutError:
+                raise AssertionError("tunnel still open 10s after SIGTERM with drain_timeout 2s")
+    asyncio.run(asyncio.wait_for(client(), 30 * arc_bin.slow))
+    rc = a.wait_exit(10 * arc_bin.slow)
+    assert rc is not None, "arc did not exit with an open WebSocket tunnel"
+    a.expect_exited = True
+    assert rc == 0

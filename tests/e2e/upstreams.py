@@ -265,8 +265,8 @@ def smart_handler(req):
 
     /slow?ms=N            sleep N ms before answering (echo)
     /status/NNN           answer NNN (204/304 without body)
-    /stream?bytes=N[&chunked=1][&pause_at=B&pause_ms=M]
-                          N bytes of pattern_block, CL or chunked
+    /stream?bytes=N[&chunked=1|&close=1][&pause_at=B&pause_ms=M]
+                          N bytes of pattern_block, CL, chunked or close-delimited
     /sink?pause_at=B&pause_ms=M   read the body pausing once, then echo
     /chunked              a chunked response in several delayed pieces + trailer
     /close-delimited      body without CL/TE, then close
@@ -299,9 +299,14 @@ def smart_handler(req):
         pause_at = int(req.params.get("pause_at", "-1"))
         pause_ms = int(req.params.get("pause_ms", "0"))
         block = pattern_block()
+        close = req.params.get("close") == "1"
         hdrs = [("Content-Type", "application/octet-stream")]
-        hdrs.append(("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(n)))
-        req.conn.send(response_bytes(200, hdrs, b""))
+        if close:
+            # close-delimited: no CL, no TE (response_bytes would add a CL)
+            req.conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n")
+        else:
+            hdrs.append(("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(n)))
+            req.conn.send(response_bytes(200, hdrs, b""))
         if req.method == "HEAD":
             return True
         sent = 0
@@ -318,7 +323,7 @@ def smart_handler(req):
                 stop.wait(pause_ms / 1000.0)
         if chunked:
             req.conn.send(b"0\r\n\r\n")
-        return True
+        return not close
     if seg == "sink":
         pause_at = int(req.params.get("pause_at", "-1"))
         pause_ms = int(req.params.get("pause_ms", "0"))
@@ -421,7 +426,7 @@ class WsServer:
 
         async def main():
             try:
-                self.server = await self.websockets.serve(self._handler, "127.0.0.1", 0)
+                self.server = await self.websockets.serve(self._handler, "127.0.0.1", 0, max_size=32 << 20)
                 self.port = self.server.sockets[0].getsockname()[1]
                 self.addr = "127.0.0.1:%d" % self.port
             except Exception as e:  # pragma: no cover
