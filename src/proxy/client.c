@@ -403,14 +403,13 @@ static bool can_process(const struct arc_conn *c)
     }
 }
 
-static void process(struct arc_worker *w, struct arc_conn *c, int32_t bid, const char *p, size_t len)
+/* Runs input through the state machine for as long as the state accepts
+ * it; returns the bytes consumed (the caller stashes the rest, in order). */
+static size_t process(struct arc_worker *w, struct arc_conn *c, int32_t bid, const char *p, size_t len)
 {
+    size_t total = 0;
     c->in_process = true;
-    while (len > 0 && !c->closing) {
-        if (!can_process(c)) {
-            arc_px__stash(w, c, bid, p, len);
-            break;
-        }
+    while (len > 0 && !c->closing && can_process(c)) {
         size_t n;
         switch (c->state) {
         case C_HEAD:
@@ -431,13 +430,18 @@ static void process(struct arc_worker *w, struct arc_conn *c, int32_t bid, const
         }
         p += n;
         len -= n;
+        total += n;
     }
     c->in_process = false;
+    return c->closing ? total + len : total;
 }
 
 void arc_px__client_data(struct arc_worker *w, struct arc_conn *c, int32_t bid, const char *p, size_t len)
 {
-    process(w, c, bid, p, len);
+    /* Older stashed bytes go first: new ones queue behind them. */
+    size_t n = c->stash_n ? 0 : process(w, c, bid, p, len);
+    if (n < len && !c->closing)
+        arc_px__stash(w, c, bid, p + n, len - n);
     arc_px__client_pump(w, c);
 }
 
@@ -455,25 +459,16 @@ void arc_px__client_pump(struct arc_worker *w, struct arc_conn *c)
     }
     /* Input held back earlier (pipelined request, paused body) goes first,
      * in order, before anything new is read. */
-    while (c->stash_len && can_process(c) && !c->closing) {
-        int32_t bid = c->stash_bid;
-        const char *p = c->stash_p;
-        size_t len = c->stash_len;
-        char *mem = c->stash_mem;
-        c->stash_bid = -1;
-        c->stash_p = NULL;
-        c->stash_len = 0;
-        c->stash_mem = NULL;
-        /* Our stash reference moves to this call; process() takes its own. */
-        process(w, c, mem ? -1 : bid, p, len);
-        if (bid >= 0)
-            arc_buf_unref(&w->br, (uint16_t)bid);
-        free(mem);
-    }
+    arc_px__stash_replay(w, c, can_process, process);
     if (c->closing)
         return;
+    if (c->eof_pending && c->stash_n == 0) {
+        c->eof_pending = false;
+        arc_px__client_eof(w, c, 0);
+        return;
+    }
     arc_px__flush(w, c);
-    if (c->stash_len == 0 && !c->eof && !c->starved && can_process(c))
+    if (c->stash_n == 0 && !c->eof && !c->starved && can_process(c))
         arc_px__arm_recv(w, c);
     if (c->state == C_PROXY && c->c.st.req_done && !arc_timer_pending(&c->timer) && c->out.n)
         set_timer(w, c, cfg_of(w)->node.write_timeout);
@@ -548,7 +543,7 @@ void arc_px__client_timeout(struct arc_worker *w, struct arc_conn *c)
     struct stream *st = &c->c.st;
     switch (c->state) {
     case C_HEAD:
-        if (c->hlen > 0 || c->stash_len > 0) {
+        if (c->hlen > 0 || c->stash_n > 0) {
             memset(st, 0, sizeof(*st));
             st->client_minor = 1;
             arc_px__hbuf_reset(c);

@@ -68,7 +68,6 @@ struct arc_conn *arc_px__conn_new(struct arc_worker *w, enum conn_kind kind, int
     c->gen = gen;
     c->kind = (uint8_t)kind;
     c->fd = fd;
-    c->stash_bid = -1;
     c->created_ms = w->now_ms;
     c->msg.msg_iov = c->iov;
     arc_timer_init(&c->timer, arc_px__on_timer);
@@ -209,12 +208,18 @@ static void outq_clear(struct arc_worker *w, struct arc_conn *c)
 
 /* ------------------------------------------------------------ input */
 
+/*
+ * Receives are multishot: armed once, they keep posting completions (each
+ * with a provided buffer) until an error, EOF, buffer exhaustion or a
+ * cancel ends them, so the common request/response cycle costs no receive
+ * SQE and no poll re-arm at all. Backpressure pauses them (recv_pause).
+ */
 void arc_px__arm_recv(struct arc_worker *w, struct arc_conn *c)
 {
     if (c->recv_armed || c->closing || c->eof)
         return;
     struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);
-    io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
+    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     /* Unless the last receive filled a whole buffer (more is probably
      * queued), the socket is most likely empty now: go straight to poll
      * instead of a receive attempt that would only return EAGAIN. */
@@ -229,36 +234,58 @@ void arc_px__arm_recv(struct arc_worker *w, struct arc_conn *c)
 
 void arc_px__stash(struct arc_worker *w, struct arc_conn *c, int32_t bid, const char *p, size_t len)
 {
-    ARC_ASSERT(c->stash_len == 0);
-    if (len == 0)
+    if (len == 0 || c->closing)
         return;
+    if (c->stash_n == c->stash_cap) {
+        uint32_t cap = c->stash_cap ? c->stash_cap * 2 : 4;
+        struct seg *v = realloc(c->stash, cap * sizeof(*v));
+        ARC_ASSERT(v != NULL);
+        c->stash = v;
+        c->stash_cap = cap;
+    }
+    struct seg sg;
     /* A small remainder is copied so it does not pin a whole provided
      * buffer while the connection waits (many waiting pipeliners could
      * otherwise starve every receive of buffers). */
     if (bid >= 0 && len >= w->br.size / 4) {
         arc_buf_ref(&w->br, (uint16_t)bid);
-        c->stash_bid = bid;
-        c->stash_p = p;
+        sg = (struct seg){ .p = p, .len = (uint32_t)len, .bid = bid };
     } else {
-        /* The bytes live in a buffer that is about to be reused (hbuf). */
-        c->stash_mem = malloc(len);
-        ARC_ASSERT(c->stash_mem != NULL);
-        memcpy(c->stash_mem, p, len);
-        c->stash_p = c->stash_mem;
-        c->stash_bid = -1;
+        char *m = malloc(len);
+        ARC_ASSERT(m != NULL);
+        memcpy(m, p, len);
+        sg = (struct seg){ .p = m, .len = (uint32_t)len, .bid = -1, .mem = m };
     }
-    c->stash_len = (uint32_t)len;
+    c->stash[c->stash_n++] = sg;
+    /* Bytes are piling up that nobody can take: stop the receive so the
+     * stash stays bounded by what was already in flight. */
+    arc_px__recv_pause(w, c);
 }
 
 void arc_px__stash_drop(struct arc_worker *w, struct arc_conn *c)
 {
-    if (c->stash_bid >= 0)
-        arc_buf_unref(&w->br, (uint16_t)c->stash_bid);
-    free(c->stash_mem);
-    c->stash_mem = NULL;
-    c->stash_bid = -1;
-    c->stash_p = NULL;
-    c->stash_len = 0;
+    for (uint32_t i = 0; i < c->stash_n; i++)
+        seg_release(w, &c->stash[i]);
+    c->stash_n = 0;
+}
+
+void arc_px__stash_replay(struct arc_worker *w, struct arc_conn *c,
+                          bool (*can)(const struct arc_conn *c), arc_px_input_fn fn)
+{
+    while (c->stash_n && !c->closing && can(c)) {
+        struct seg *sg = &c->stash[0];
+        size_t n = fn(w, c, sg->bid, sg->p, sg->len);
+        if (c->closing)
+            return;     /* close already released the stash */
+        if (n < sg->len) {
+            sg->p += n;
+            sg->len -= (uint32_t)n;
+            return;
+        }
+        seg_release(w, sg);
+        c->stash_n--;
+        memmove(&c->stash[0], &c->stash[1], c->stash_n * sizeof(*c->stash));
+    }
 }
 
 bool arc_px__hbuf_append(struct arc_conn *c, const char *p, size_t len, size_t cap)
@@ -289,6 +316,16 @@ void arc_px__hbuf_reset(struct arc_conn *c)
         c->hbuf = NULL;
         c->hcap = 0;
     }
+}
+
+void arc_px__recv_pause(struct arc_worker *w, struct arc_conn *c)
+{
+    if (!c->recv_armed || c->recv_cancelling || c->closing)
+        return;
+    struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);
+    io_uring_prep_cancel64(sqe, op_ud(OP_RECV, c->idx, c->gen), 0);
+    io_uring_sqe_set_data64(sqe, op_ud(OP_IGNORE, 0, 0));
+    c->recv_cancelling = true;
 }
 
 void arc_px__set_timer(struct arc_worker *w, struct arc_conn *c, uint64_t ms)
@@ -341,6 +378,9 @@ void arc_px__conn_close(struct arc_worker *w, struct arc_conn *c)
         c->starved = false;
     }
     arc_px__stash_drop(w, c);
+    free(c->stash);
+    c->stash = NULL;
+    c->stash_cap = 0;
     free(c->hbuf);
     c->hbuf = NULL;
     c->hlen = c->hcap = 0;

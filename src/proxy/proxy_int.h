@@ -154,11 +154,14 @@ struct arc_conn {
     struct msghdr msg;
     struct arc_timer timer;
     uint64_t created_ms;
-    /* Input we could not process yet (pipelined request, tunnel bytes). */
-    int32_t stash_bid;                  /* -1: none or heap */
-    const char *stash_p;
-    uint32_t stash_len;
-    char *stash_mem;
+    /* Input received but not processable yet (pipelined requests, bytes
+     * that arrived while the other side was backed up), oldest first.
+     * Segments as in the output queue: a provided-buffer reference or an
+     * owned heap copy. */
+    struct seg *stash;
+    uint32_t stash_n, stash_cap;
+    bool recv_cancelling;               /* a cancel of the multishot receive is in flight */
+    bool eof_pending;                   /* EOF arrived behind stashed bytes: deliver it after them */
     /* Head bytes accumulated across receives (only when a head spans them). */
     char *hbuf;
     uint32_t hlen, hcap;
@@ -249,6 +252,15 @@ void arc_px__queue_copy(struct arc_worker *w, struct arc_conn *c, const void *p,
 void arc_px__queue_owned(struct arc_worker *w, struct arc_conn *c, char *mem, size_t len);
 void arc_px__stash(struct arc_worker *w, struct arc_conn *c, int32_t bid, const char *p, size_t len);
 void arc_px__stash_drop(struct arc_worker *w, struct arc_conn *c);
+/* Feeds stashed input, oldest first, to `fn` while `can` allows; fn returns
+ * the bytes it consumed (less than given = stop, the rest stays first). */
+typedef size_t (*arc_px_input_fn)(struct arc_worker *w, struct arc_conn *c, int32_t bid,
+                                  const char *p, size_t len);
+void arc_px__stash_replay(struct arc_worker *w, struct arc_conn *c,
+                          bool (*can)(const struct arc_conn *c), arc_px_input_fn fn);
+/* Stops the multishot receive (data already in flight still arrives and is
+ * stashed); it is re-armed by the next pump that wants input. */
+void arc_px__recv_pause(struct arc_worker *w, struct arc_conn *c);
 bool arc_px__hbuf_append(struct arc_conn *c, const char *p, size_t len, size_t cap);
 void arc_px__hbuf_reset(struct arc_conn *c);
 void arc_px__shutdown_wr(struct arc_worker *w, struct arc_conn *c);

@@ -68,7 +68,7 @@ static struct arc_conn *pool_take(struct arc_worker *w, const struct arc_upstrea
         /* An idle connection keeps a receive armed, so an upstream close is
          * seen (and the connection dropped) before we would pick it. A
          * connection past its lifetime is retired here rather than reused. */
-        if (u->eof || u->stash_len || w->now_ms - u->created_ms >= uconf(u)->pool_max_lifetime) {
+        if (u->eof || u->stash_n || w->now_ms - u->created_ms >= uconf(u)->pool_max_lifetime) {
             arc_px__conn_close(w, u);
             continue;
         }
@@ -82,7 +82,7 @@ void arc_px__up_release(struct arc_worker *w, struct arc_conn *u, bool reusable)
     const struct arc_upstream_conf *uc = uconf(u);
     struct pool *pl = &w->ups[u->u.up->index].pools[u->u.ep];
     u->peer = NULL;
-    if (!reusable || u->eof || u->out.n || u->stash_len || u->hlen ||
+    if (!reusable || u->eof || u->out.n || u->stash_n || u->hlen ||
         pl->n_idle >= uc->pool_max_idle ||
         w->now_ms - u->created_ms >= uc->pool_max_lifetime) {
         arc_px__conn_close(w, u);
@@ -414,8 +414,12 @@ static size_t resp_body(struct arc_worker *w, struct arc_conn *u, int32_t bid, c
     return n;
 }
 
-static void up_process(struct arc_worker *w, struct arc_conn *u, int32_t bid, const char *p, size_t len)
+/* Runs upstream input through the response state machine while the client
+ * can take more; returns the bytes consumed (all of them if u was closed),
+ * the caller stashes the rest in order. */
+static size_t up_process(struct arc_worker *w, struct arc_conn *u, int32_t bid, const char *p, size_t len)
 {
+    size_t total = 0;
     u->in_process = true;
     while (len > 0 && !u->closing) {
         struct arc_conn *c = u->peer;
@@ -423,12 +427,10 @@ static void up_process(struct arc_worker *w, struct arc_conn *u, int32_t bid, co
             /* Bytes on an idle pooled connection, or after the response
              * ended: the connection is out of sync and cannot be reused. */
             arc_px__conn_close(w, u);
-            return;
+            break;
         }
-        if (arc_px__outq_high(c)) {
-            arc_px__stash(w, u, bid, p, len);
-            return;
-        }
+        if (arc_px__outq_high(c))
+            break;
         struct stream *st = &c->c.st;
         size_t n;
         if (u->state == U_TUNNEL) {
@@ -443,11 +445,12 @@ static void up_process(struct arc_worker *w, struct arc_conn *u, int32_t bid, co
         }
         p += n;
         len -= n;
+        total += n;
         if (!u->closing && u->peer && u->state == U_ACTIVE && st->resp_done) {
             st->extra = len > 0;
             u->in_process = false;
             finish(w, u);   /* exchange_done pumps (and so flushes) the client */
-            return;
+            return total + len;
         }
         if (c->closing)
             break;
@@ -456,13 +459,21 @@ static void up_process(struct arc_worker *w, struct arc_conn *u, int32_t bid, co
     /* One send for everything this receive produced (head + body). */
     if (u->peer && !u->closing)
         arc_px__flush(w, u->peer);
+    return u->closing ? total + len : total;
+}
+
+static bool up_can_process(const struct arc_conn *u)
+{
+    return u->peer && !arc_px__outq_high(u->peer);
 }
 
 void arc_px__up_data(struct arc_worker *w, struct arc_conn *u, int32_t bid, const char *p, size_t len)
 {
     if (u->peer)
         u->u.got_bytes = true;
-    up_process(w, u, bid, p, len);
+    size_t n = u->stash_n ? 0 : up_process(w, u, bid, p, len);
+    if (n < len && !u->closing)
+        arc_px__stash(w, u, bid, p + n, len - n);
     arc_px__up_pump(w, u);
 }
 
@@ -470,24 +481,15 @@ void arc_px__up_pump(struct arc_worker *w, struct arc_conn *u)
 {
     if (u->closing || u->in_process)
         return;
-    struct arc_conn *c = u->peer;
-    while (u->stash_len && c && !arc_px__outq_high(c) && !u->closing) {
-        int32_t bid = u->stash_bid;
-        const char *p = u->stash_p;
-        size_t len = u->stash_len;
-        char *mem = u->stash_mem;
-        u->stash_bid = -1;
-        u->stash_p = NULL;
-        u->stash_len = 0;
-        u->stash_mem = NULL;
-        up_process(w, u, mem ? -1 : bid, p, len);
-        if (bid >= 0)
-            arc_buf_unref(&w->br, (uint16_t)bid);
-        free(mem);
-        c = u->peer;
-    }
+    arc_px__stash_replay(w, u, up_can_process, up_process);
     if (u->closing)
         return;
+    if (u->eof_pending && u->stash_n == 0) {
+        u->eof_pending = false;
+        arc_px__up_eof(w, u, 0);
+        return;
+    }
+    struct arc_conn *c = u->peer;
     arc_px__flush(w, u);
     bool want;
     switch (u->state) {
@@ -503,7 +505,7 @@ void arc_px__up_pump(struct arc_worker *w, struct arc_conn *u)
     default:
         want = false;
     }
-    if (want && !u->starved && u->stash_len == 0)
+    if (want && !u->starved && u->stash_n == 0)
         arc_px__arm_recv(w, u);
 }
 
@@ -552,7 +554,7 @@ void arc_px__up_eof(struct arc_worker *w, struct arc_conn *u, int err)
     if (err == 0 && st->resp_head_done && st->resp_body == ARC_H1_BODY_CLOSE) {
         /* Close-delimited body: EOF is its end (but first flush any bytes
          * the pump held back, which cannot happen while stash is empty). */
-        if (u->stash_len == 0) {
+        if (u->stash_n == 0) {
             finish(w, u);
             return;
         }

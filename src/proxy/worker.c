@@ -107,7 +107,7 @@ static void start_drain(struct arc_worker *w)
         for (size_t i = 0; i < SLAB_CHUNK; i++) {
             struct arc_conn *c = &w->slab.chunks[ch][i];
             if (c->kind == CONN_CLIENT && !c->closing && c->state == C_HEAD &&
-                c->hlen == 0 && c->stash_len == 0 && c->out.n == 0)
+                c->hlen == 0 && c->stash_n == 0 && c->out.n == 0)
                 arc_px__conn_close(w, c);
         }
     }
@@ -136,7 +136,10 @@ static void on_tick(struct arc_worker *w, struct io_uring_cqe *cqe)
 
 static void on_recv(struct arc_worker *w, struct arc_conn *c, struct io_uring_cqe *cqe)
 {
-    c->recv_armed = false;
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        c->recv_armed = false;
+        c->recv_cancelling = false;
+    }
     int res = cqe->res;
     if (res > 0) {
         ARC_ASSERT(cqe->flags & IORING_CQE_F_BUFFER);
@@ -169,9 +172,23 @@ static void on_recv(struct arc_worker *w, struct arc_conn *c, struct io_uring_cq
         }
         return;
     }
-    if (res == 0 || res != -ECANCELED) {
-        if (res == 0)
+    if (res == -ECANCELED) {
+        /* Our pause finished: the pump re-arms once input is wanted again. */
+        if (c->kind == CONN_CLIENT)
+            arc_px__client_pump(w, c);
+        else
+            arc_px__up_pump(w, c);
+        return;
+    }
+    {
+        if (res == 0) {
             c->eof = true;
+            /* The EOF comes after the bytes still stashed: keep it in order. */
+            if (c->stash_n) {
+                c->eof_pending = true;
+                return;
+            }
+        }
         if (c->kind == CONN_CLIENT)
             arc_px__client_eof(w, c, res);
         else
@@ -205,8 +222,11 @@ static void dispatch(struct arc_worker *w, struct io_uring_cqe *cqe)
         }
         return;
     }
-    ARC_ASSERT(c->ops > 0);
-    c->ops--;
+    /* A multishot receive stays in flight until its final completion. */
+    if (!(k == OP_RECV && (cqe->flags & IORING_CQE_F_MORE))) {
+        ARC_ASSERT(c->ops > 0);
+        c->ops--;
+    }
     switch (k) {
     case OP_RECV:
         on_recv(w, c, cqe);
@@ -297,7 +317,10 @@ static void worker_teardown(struct arc_worker *w)
         for (size_t i = 0; i < SLAB_CHUNK; i++) {
             struct arc_conn *c = &w->slab.chunks[ch][i];
             free(c->hbuf);
-            free(c->stash_mem);
+            for (uint32_t s = 0; s < c->stash_n; s++)
+                if (c->stash[s].bid < 0)
+                    free(c->stash[s].mem);
+            free(c->stash);
             if (c->kind == CONN_CLIENT)
                 free(c->c.st.replay);
             for (uint16_t s = 0; s < c->out.n; s++) {
