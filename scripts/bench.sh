@@ -15,4 +15,6 @@ export ARC_BIN=${ARC_BIN:-$top/build/release/arc}
 export RESULTS_ROOT=${RESULTS_ROOT:-$top/bench/results}
 export PROXIES=${PROXIES:-"arc1 arc2 nginx1 nginxauto haproxy1 haproxy2"}
 export H2=${H2:-0}   # Arc has no TLS/HTTP2 listener yet
+# arc1 and arc2 run side by side: give each a kernel-assigned admin port.
+export ARC_EXTRA_YAML=${ARC_EXTRA_YAML:-"observability: {metrics_bind: \"127.0.0.1:0\"}"}
 exec "$harness/run.sh"

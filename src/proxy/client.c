@@ -49,6 +49,18 @@ void arc_px__client_accepted(struct arc_worker *w, int fd, uint32_t listener)
     arc_px__client_pump(w, c);
 }
 
+/* Ends the pairing with the upstream connection, which is closed: it is
+ * mid-exchange, so it cannot go back to a pool. */
+static void drop_upstream(struct arc_worker *w, struct arc_conn *c)
+{
+    struct arc_conn *u = c->peer;
+    if (!u)
+        return;
+    c->peer = NULL;
+    u->peer = NULL;
+    arc_px__conn_close(w, u);
+}
+
 /* ------------------------------------------------------------ local answers */
 
 static void queue_local(struct arc_worker *w, struct arc_conn *c, int status,
@@ -88,12 +100,7 @@ void arc_px__local_error(struct arc_worker *w, struct arc_conn *c, int status,
         arc_px__client_abort(w, c);
         return;
     }
-    if (c->peer) {
-        struct arc_conn *u = c->peer;
-        c->peer = NULL;
-        u->peer = NULL;
-        arc_px__conn_close(w, u);
-    }
+    drop_upstream(w, c);
     char body[96], hdrs[96];
     int bl = snprintf(body, sizeof(body), "%d %s\n", status, arc_h1_reason(status));
     snprintf(hdrs, sizeof(hdrs), "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n", bl);
@@ -107,12 +114,7 @@ void arc_px__client_abort(struct arc_worker *w, struct arc_conn *c)
 {
     if (c->kind == CONN_CLIENT)
         arc_px__lb_end(w, c);
-    if (c->peer) {
-        struct arc_conn *u = c->peer;
-        c->peer = NULL;
-        u->peer = NULL;
-        arc_px__conn_close(w, u);
-    }
+    drop_upstream(w, c);
     arc_px__conn_close(w, c);
 }
 
@@ -123,12 +125,7 @@ void arc_px__client_abort(struct arc_worker *w, struct arc_conn *c)
 void arc_px__client_cut(struct arc_worker *w, struct arc_conn *c)
 {
     arc_px__lb_end(w, c);
-    if (c->peer) {
-        struct arc_conn *u = c->peer;
-        c->peer = NULL;
-        u->peer = NULL;
-        arc_px__conn_close(w, u);
-    }
+    drop_upstream(w, c);
     arc_m_request(&w->metrics, route_row(w, &c->c.st), c->c.st.status ? c->c.st.status : 502);
     c->c.st.client_keep_alive = false;
     c->state = C_LOCAL;

@@ -70,6 +70,7 @@ struct arc_conn *arc_px__conn_new(struct arc_worker *w, enum conn_kind kind, int
     c->fd = fd;
     c->created_ms = w->now_ms;
     c->msg.msg_iov = c->iov;
+    c->tp = &arc_px__plain;
     arc_timer_init(&c->timer, arc_px__on_timer);
     s->used++;
     return c;
@@ -143,6 +144,24 @@ void arc_px__flush(struct arc_worker *w, struct arc_conn *c)
         return;
     if (c->kind == CONN_UPSTREAM && !c->u.connected)
         return;
+    c->tp->flush(w, c);
+}
+
+/* ------------------------------------------------------------ plain TCP */
+
+static void plain_on_recv(struct arc_worker *w, struct arc_conn *c, int32_t bid,
+                          const char *p, size_t len)
+{
+    if (c->kind == CONN_CLIENT)
+        arc_px__client_data(w, c, bid, p, len);
+    else
+        arc_px__up_data(w, c, bid, p, len);
+}
+
+/* Sends the head of the output queue as one sendmsg (up to OUTQ_IOV
+ * segments): a response head and its body leave in one call. */
+static void plain_flush(struct arc_worker *w, struct arc_conn *c)
+{
     size_t n = ARC_MIN((size_t)c->out.n, (size_t)OUTQ_IOV);
     for (size_t i = 0; i < n; i++) {
         struct seg *s = &c->out.seg[(c->out.head + i) % OUTQ_SEGS];
@@ -158,6 +177,12 @@ void arc_px__flush(struct arc_worker *w, struct arc_conn *c)
     c->send_armed = true;
     c->ops++;
 }
+
+const struct arc_transport_vt arc_px__plain = {
+    .name = "tcp",
+    .on_recv = plain_on_recv,
+    .flush = plain_flush,
+};
 
 void arc_px__on_send(struct arc_worker *w, struct arc_conn *c, int res)
 {

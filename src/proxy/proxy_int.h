@@ -95,6 +95,29 @@ struct outq {
 
 enum conn_kind { CONN_CLIENT = 1, CONN_UPSTREAM = 2 };
 
+/* ------------------------------------------------------------ transport */
+
+struct arc_conn;
+struct arc_worker;
+
+/*
+ * What sits between a connection's socket operations and its protocol
+ * state machine. Plain TCP hands received bytes straight to the protocol
+ * and sends the output queue as it is; TLS (next) will decrypt on the way
+ * in and encrypt the queue into records on the way out, without either
+ * state machine noticing.
+ */
+struct arc_transport_vt {
+    const char *name;
+    /* Bytes the socket received (in provided buffer `bid`). */
+    void (*on_recv)(struct arc_worker *w, struct arc_conn *c, int32_t bid,
+                    const char *p, size_t len);
+    /* Push the output queue towards the socket (one send in flight at most). */
+    void (*flush)(struct arc_worker *w, struct arc_conn *c);
+};
+
+extern const struct arc_transport_vt arc_px__plain;
+
 enum client_state { C_HEAD = 1, C_LOCAL, C_PROXY, C_TUNNEL, C_LINGER };
 enum up_state { U_CONNECTING = 1, U_ACTIVE, U_IDLE, U_TUNNEL };
 
@@ -138,6 +161,7 @@ struct arc_conn {
     uint32_t idx, gen;
     uint8_t kind, state;
     uint16_t ops;                       /* io_uring operations in flight */
+    const struct arc_transport_vt *tp;  /* plain TCP for now */
     int fd;
     bool recv_armed, send_armed, closing, close_queued;
     bool eof;                           /* peer closed its sending side */

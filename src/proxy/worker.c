@@ -151,12 +151,9 @@ static void on_recv(struct arc_worker *w, struct arc_conn *c, struct io_uring_cq
             arc_buf_unref(&w->br, bid);
             return;
         }
-        if (c->kind == CONN_CLIENT) {
+        if (c->kind == CONN_CLIENT)
             arc_m_add(&w->metrics.bytes_in, (uint64_t)res);
-            arc_px__client_data(w, c, bid, p, (size_t)res);
-        } else {
-            arc_px__up_data(w, c, bid, p, (size_t)res);
-        }
+        c->tp->on_recv(w, c, bid, p, (size_t)res);
         arc_buf_unref(&w->br, bid);
         return;
     }
