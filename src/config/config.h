@@ -53,6 +53,10 @@ struct arc_node_conf {
     uint64_t write_timeout;     /* 30s: client send stall */
     uint64_t idle_timeout;      /* 60s: keep-alive idle */
     uint64_t drain_timeout;     /* 30s: graceful shutdown budget */
+    uint64_t lingering_timeout; /* 2s (ext): how long a closing client connection keeps
+                                   reading and dropping input after our last byte */
+    uint32_t max_buffered_output; /* 256kb (ext): output queued for one connection before
+                                     the other side of the exchange stops being read */
 };
 
 struct arc_uring_conf {

@@ -32,6 +32,7 @@ static const struct arc_conf_key top_keys[] = {
 static const struct arc_conf_key node_keys[] = {
     { "id", 0 }, { "workers", 0 }, { "max_connections", 0 }, { "read_timeout", 0 },
     { "write_timeout", 0 }, { "idle_timeout", 0 }, { "drain_timeout", 0 },
+    { "lingering_timeout", 0 }, { "max_buffered_output", 0 },
 };
 
 static const struct arc_conf_key uring_keys[] = {
@@ -81,6 +82,8 @@ static void set_defaults(struct arc_config *cfg)
         .write_timeout = 30 * MS_S,
         .idle_timeout = 60 * MS_S,
         .drain_timeout = 30 * MS_S,
+        .lingering_timeout = 2 * MS_S,
+        .max_buffered_output = 256 * 1024,
     };
     cfg->uring = (struct arc_uring_conf){
         .uring_entries = 2048,
@@ -113,6 +116,10 @@ static void node_section(struct arc_sctx *s, const struct arc_cn *m)
     arc_config__get_dur(s, m, p, "write_timeout", 1, 24 * MS_H, false, &n->write_timeout);
     arc_config__get_dur(s, m, p, "idle_timeout", 1, 24 * MS_H, false, &n->idle_timeout);
     arc_config__get_dur(s, m, p, "drain_timeout", 0, 24 * MS_H, false, &n->drain_timeout);
+    arc_config__get_dur(s, m, p, "lingering_timeout", 0, 5 * 60 * MS_S, false, &n->lingering_timeout);
+    uint64_t mb = n->max_buffered_output;
+    if (arc_config__get_size(s, m, p, "max_buffered_output", 4096, 64u << 20, false, &mb))
+        n->max_buffered_output = (uint32_t)mb;
 }
 
 static bool pow2_u32(struct arc_sctx *s, const struct arc_cn *m, const char *path,

@@ -14,9 +14,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* How long a closing connection keeps reading (and dropping) what the client
- * still sends, so our last response is not destroyed by a RST. */
-#define LINGER_MS 2000
 
 static const struct arc_config *cfg_of(struct arc_worker *w)
 {
@@ -471,10 +468,13 @@ void arc_px__client_pump(struct arc_worker *w, struct arc_conn *c)
         set_timer(w, c, cfg_of(w)->node.write_timeout);
     if (c->state == C_LOCAL && c->out.n == 0 && !c->send_armed && c->close_after) {
         /* Everything is handed to the kernel: half-close and linger. */
+        /* Keep reading (and dropping) what the client still sends for
+         * node.lingering_timeout, so a RST does not destroy our last
+         * response before the client read it. */
         arc_px__shutdown_wr(w, c);
         c->state = C_LINGER;
-        set_timer(w, c, LINGER_MS);
-        if (c->eof) {
+        set_timer(w, c, cfg_of(w)->node.lingering_timeout);
+        if (c->eof || cfg_of(w)->node.lingering_timeout == 0) {
             arc_px__conn_close(w, c);
             return;
         }

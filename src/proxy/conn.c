@@ -71,6 +71,7 @@ struct arc_conn *arc_px__conn_new(struct arc_worker *w, enum conn_kind kind, int
     c->created_ms = w->now_ms;
     c->msg.msg_iov = c->iov;
     c->tp = &arc_px__plain;
+    c->out_high = w->snap->cfg->node.max_buffered_output;
     arc_timer_init(&c->timer, arc_px__on_timer);
     s->used++;
     return c;

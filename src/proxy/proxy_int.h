@@ -81,8 +81,8 @@ struct seg {
 
 #define OUTQ_SEGS 32
 #define OUTQ_IOV 16
-/* Stop reading the other side once this much is queued (bytes or segments). */
-#define OUTQ_HIGH_BYTES (256u * 1024u)
+/* Stop reading the other side once this many segments are queued (the byte
+ * limit is node.max_buffered_output, copied into each connection). */
 #define OUTQ_HIGH_SEGS (OUTQ_SEGS - 6)
 
 struct outq {
@@ -162,6 +162,7 @@ struct arc_conn {
     uint8_t kind, state;
     uint16_t ops;                       /* io_uring operations in flight */
     const struct arc_transport_vt *tp;  /* plain TCP for now */
+    uint32_t out_high;                  /* node.max_buffered_output */
     int fd;
     bool recv_armed, send_armed, closing, close_queued;
     bool eof;                           /* peer closed its sending side */
@@ -292,7 +293,7 @@ void arc_px__shutdown_wr(struct arc_worker *w, struct arc_conn *c);
 void arc_px__set_timer(struct arc_worker *w, struct arc_conn *c, uint64_t ms);
 static inline bool arc_px__outq_high(const struct arc_conn *c)
 {
-    return c->out.bytes >= OUTQ_HIGH_BYTES || c->out.n >= OUTQ_HIGH_SEGS;
+    return c->out.bytes >= c->out_high || c->out.n >= OUTQ_HIGH_SEGS;
 }
 
 /* client.c */

@@ -24,6 +24,8 @@ static void test_defaults(void)
     CHECK_INT(c->node.write_timeout, 30000);
     CHECK_INT(c->node.idle_timeout, 60000);
     CHECK_INT(c->node.drain_timeout, 30000);
+    CHECK_INT(c->node.lingering_timeout, 2000);
+    CHECK_INT(c->node.max_buffered_output, 256 * 1024);
     CHECK_INT(c->uring.uring_entries, 2048);
     CHECK(!c->uring.sqpoll);
     CHECK_INT(c->uring.sqpoll_idle_ms, 2000);
@@ -73,6 +75,8 @@ static void test_values(void)
         "  write_timeout: 250ms\n"
         "  idle_timeout: 2m\n"
         "  drain_timeout: 0s\n"
+        "  lingering_timeout: 500ms\n"
+        "  max_buffered_output: 1mb\n"
         "io_uring:\n"
         "  uring_entries: 4096\n"
         "  sqpoll: true\n"
@@ -108,6 +112,8 @@ static void test_values(void)
     CHECK_INT(c->node.write_timeout, 250);
     CHECK_INT(c->node.idle_timeout, 120000);
     CHECK_INT(c->node.drain_timeout, 0);
+    CHECK_INT(c->node.lingering_timeout, 500);
+    CHECK_INT(c->node.max_buffered_output, 1024 * 1024);
     CHECK_INT(c->uring.uring_entries, 4096);
     CHECK(c->uring.sqpoll);
     CHECK_INT(c->uring.sqpoll_idle_ms, 500);
