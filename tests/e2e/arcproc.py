@@ -13,7 +13,7 @@ import time
 import urllib.request
 
 READY_RE = re.compile(r"arc: ready workers=(\d+) fingerprint=([0-9a-f]{64})")
-LISTEN_RE = re.compile(r"arc: listening listener=(\S+) addr=([0-9.]+):(\d+)")
+LISTEN_RE = re.compile(r"arc: listening listener=(\S+) addr=(\S+):(\d+)")
 ADMIN_RE = re.compile(r"arc: admin listening addr=([0-9.]+):(\d+)")
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
                       "UndefinedBehaviorSanitizer", "AddressSanitizer:DEADLYSIGNAL",
