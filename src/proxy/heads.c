@@ -59,21 +59,33 @@ static void emit(struct arc_sbuf *b, const struct arc_h1_header *h)
 /* The client's address, looked up once per connection and only when a
  * route forwards it (accept does not record it: multishot accept shares one
  * address buffer between completions). */
-static const char *peer_ip(struct arc_conn *c, const struct arc_route_conf *rc)
+static const char *peer_ip(struct arc_conn *c)
 {
     if (!c->c.peer_ip[0]) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0) {
-            arc_net_format((struct sockaddr *)&ss, c->c.peer_ip, sizeof(c->c.peer_ip), 0);
-            for (size_t i = 0; i < rc->n_trusted_proxies; i++)
-                if (arc_config_cidr_contains(&rc->trusted_proxies[i], (struct sockaddr *)&ss))
-                    c->c.peer_trusted = true;
+        socklen_t len = sizeof(c->c.peer);
+        if (getpeername(c->fd, (struct sockaddr *)&c->c.peer, &len) == 0) {
+            arc_net_format((struct sockaddr *)&c->c.peer, c->c.peer_ip, sizeof(c->c.peer_ip), 0);
         } else {
+            c->c.peer.ss_family = 0;
             strcpy(c->c.peer_ip, "unknown");
         }
     }
     return c->c.peer_ip;
+}
+
+/* Is the client one of this route's trusted_proxies? Decided per request:
+ * requests on one connection may hit routes with different lists. */
+static bool peer_trusted(struct arc_conn *c, const struct arc_route_conf *rc)
+{
+    if (rc->n_trusted_proxies == 0)
+        return false;
+    peer_ip(c);
+    if (c->c.peer.ss_family == 0)
+        return false;
+    for (size_t i = 0; i < rc->n_trusted_proxies; i++)
+        if (arc_config_cidr_contains(&rc->trusted_proxies[i], (struct sockaddr *)&c->c.peer))
+            return true;
+    return false;
 }
 
 char *arc_px__build_request_head(struct arc_worker *w, struct arc_conn *c,
@@ -118,8 +130,7 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_conn *c,
         /* A client may claim any scheme; only a trusted proxy in front of
          * us knows the original one (forwarded.trusted_proxies). */
         if (rc->xfp && name_is(nm, "x-forwarded-proto")) {
-            peer_ip(c, rc);
-            if (!c->c.peer_trusted)
+            if (!peer_trusted(c, rc))
                 continue;
             have_xfp = true;
         }
@@ -157,7 +168,7 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_conn *c,
             arc_sbuf_append(&b, xff.p, xff.len);
             arc_sbuf_append(&b, ", ", 2);
         }
-        arc_sbuf_printf(&b, "%s\r\n", peer_ip(c, rc));
+        arc_sbuf_printf(&b, "%s\r\n", peer_ip(c));
     }
     if (rc->xfp && !have_xfp)
         arc_sbuf_append(&b, "X-Forwarded-Proto: http\r\n", 25);

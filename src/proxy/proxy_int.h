@@ -197,7 +197,7 @@ struct arc_conn {
             struct stream st;
             uint32_t listener;
             char peer_ip[48];           /* for X-Forwarded-For; "" until needed */
-            bool peer_trusted;          /* peer_ip is in the route's trusted_proxies */
+            struct sockaddr_storage peer; /* valid once peer_ip is set (family 0 = unknown) */
         } c;
         struct {                        /* CONN_UPSTREAM */
             const struct arc_upstream_rt *up;

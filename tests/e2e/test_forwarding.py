@@ -1,8 +1,8 @@
 """Hop-by-hop headers (Connection and the fields it names, Keep-Alive,
 Proxy-Connection, TE, Trailer, Upgrade) are removed in both directions, and
 requests to the upstream carry X-Forwarded-For (appended), X-Forwarded-Proto
-and Via: 1.1 arc."""
-from arcproc import make_config, upstream_conf
+(an incoming one kept only from a route's trusted_proxies) and Via: 1.1 arc."""
+from arcproc import make_config, route_conf, upstream_conf
 
 HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "x-hop", "x-hop-2"}
 
@@ -68,3 +68,21 @@ def test_x_forwarded_for_and_via_appended(arc, servers):
     via = ", ".join(v for k, v in h if k == "via")
     parts = [p.strip() for p in via.split(",")]
     assert parts[0] == "1.0 fred" and parts[-1].startswith("1.1 arc"), via
+
+
+def test_x_forwarded_proto_kept_only_from_trusted_proxies(arc, servers):
+    # The trust decision is per route, so two routes on one keep-alive
+    # connection must each apply their own trusted_proxies list.
+    up = servers.http(name="echo")
+    routes = [
+        route_conf("trusting", "/trusting/{*rest}", upstream="echo",
+                   forwarded={"trusted_proxies": ["127.0.0.0/8"]}),
+        route_conf("other", "/{*rest}", upstream="echo"),
+    ]
+    a = arc(make_config([upstream_conf("echo", up.addr)], routes=routes))
+    c = a.client()
+    for path, want in (("/trusting/a", ["https"]), ("/plain", ["http"]), ("/trusting/b", ["https"])):
+        r = c.request("GET", path, headers=[("X-Forwarded-Proto", "https")])
+        assert r.status == 200, (path, r)
+        xfp = [v for k, v in upstream_headers(r) if k == "x-forwarded-proto"]
+        assert xfp == want, (path, xfp)
