@@ -282,8 +282,7 @@ static enum arc_err_kind err_kind(enum arc_h1_status rc, int *status)
 }
 
 /* Returns the bytes of p it consumed (always > 0 unless the conn closed). */
-static size_t read_head(struct arc_worker *w, struct arc_conn *c, int32_t bid,
-                        const char *p, size_t len)
+static size_t read_head(struct arc_worker *w, struct arc_conn *c, const char *p, size_t len)
 {
     const struct arc_snapshot *s = w->snap;
     if (!c->head_started) {
@@ -294,28 +293,17 @@ static size_t read_head(struct arc_worker *w, struct arc_conn *c, int32_t bid,
         set_timer(w, c, cfg_of(w)->node.read_timeout);
     }
     size_t cap = (size_t)s->limits.max_header_bytes + 1;
-    bool in_hbuf = c->hlen > 0;
-    size_t copied = 0;
-    const char *buf = p;
-    size_t blen = len;
-    if (in_hbuf) {
-        size_t before = c->hlen;
-        if (!arc_px__hbuf_append(c, p, len, cap)) {
-            arc_px__client_abort(w, c);
-            return len;
-        }
-        copied = c->hlen - before;
-        buf = c->hbuf;
-        blen = c->hlen;
+    struct arc_px_head h;
+    if (!arc_px__head_view(c, p, len, cap, &h)) {
+        arc_px__client_abort(w, c);
+        return len;
     }
     struct arc_h1_request req;
-    enum arc_h1_status rc = arc_h1_parse_request(buf, blen, &s->limits, w->hdrs,
+    enum arc_h1_status rc = arc_h1_parse_request(h.buf, h.len, &s->limits, w->hdrs,
                                                  s->limits.max_headers, &req);
     if (rc == ARC_H1_INCOMPLETE) {
-        if (!in_hbuf && !arc_px__hbuf_append(c, p, len, cap)) {
+        if (!arc_px__head_keep(c, &h, p, len, cap))
             arc_px__client_abort(w, c);
-            return len;
-        }
         return len;
     }
     if (rc != ARC_H1_OK) {
@@ -327,8 +315,7 @@ static size_t read_head(struct arc_worker *w, struct arc_conn *c, int32_t bid,
         arc_px__local_error(w, c, status, k, true);
         return len;
     }
-    size_t consumed = in_hbuf ? copied - (c->hlen - req.head_len) : req.head_len;
-    (void)bid;
+    size_t consumed = arc_px__head_used(c, &h, req.head_len);
     dispatch(w, c, &req);
     arc_px__hbuf_reset(c);
     return consumed;
@@ -407,7 +394,7 @@ static size_t process(struct arc_worker *w, struct arc_conn *c, int32_t bid, con
         size_t n;
         switch (c->state) {
         case C_HEAD:
-            n = read_head(w, c, bid, p, len);
+            n = read_head(w, c, p, len);
             break;
         case C_PROXY:
             n = req_body(w, c, bid, p, len);

@@ -333,6 +333,27 @@ bool arc_px__hbuf_append(struct arc_conn *c, const char *p, size_t len, size_t c
     return true;
 }
 
+bool arc_px__head_view(struct arc_conn *c, const char *p, size_t len, size_t cap,
+                       struct arc_px_head *h)
+{
+    *h = (struct arc_px_head){ .buf = p, .len = len, .pending = c->hlen > 0 };
+    if (!h->pending)
+        return true;
+    size_t before = c->hlen;
+    if (!arc_px__hbuf_append(c, p, len, cap))
+        return false;
+    h->copied = c->hlen - before;
+    h->buf = c->hbuf;
+    h->len = c->hlen;
+    return true;
+}
+
+bool arc_px__head_keep(struct arc_conn *c, const struct arc_px_head *h,
+                       const char *p, size_t len, size_t cap)
+{
+    return h->pending || arc_px__hbuf_append(c, p, len, cap);
+}
+
 void arc_px__hbuf_reset(struct arc_conn *c)
 {
     c->hlen = 0;

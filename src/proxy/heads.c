@@ -24,11 +24,44 @@ static bool name_is(struct arc_str n, const char *lit)
     return arc_str_ieq(n, lit, strlen(lit));
 }
 
-/* Is `name` listed in any Connection header (so hop-by-hop for this hop)? */
-static bool conn_listed(const struct arc_h1_header *h, size_t n, struct arc_str name)
+/* The Connection field values of one head, gathered in one pass so that
+ * filtering every field against them stays linear in the head's size. */
+#define CONN_VALUES_MAX 8
+struct conn_values {
+    struct arc_str v[CONN_VALUES_MAX];
+    size_t n;
+    const struct arc_h1_header *all;    /* non-NULL: too many to gather, scan these */
+    size_t n_all;
+};
+
+static void conn_values_init(struct conn_values *cv, const struct arc_h1_header *h, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (name_is(h[i].name, "connection") && arc_h1_list_has(h[i].value, name.p, name.len))
+    cv->n = 0;
+    cv->all = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!name_is(h[i].name, "connection"))
+            continue;
+        if (cv->n == CONN_VALUES_MAX) {
+            cv->all = h;
+            cv->n_all = n;
+            return;
+        }
+        cv->v[cv->n++] = h[i].value;
+    }
+}
+
+/* Is `name` listed in a Connection field (so hop-by-hop for this hop)? */
+static bool conn_listed(const struct conn_values *cv, struct arc_str name)
+{
+    if (cv->all) {
+        for (size_t i = 0; i < cv->n_all; i++)
+            if (name_is(cv->all[i].name, "connection") &&
+                arc_h1_list_has(cv->all[i].value, name.p, name.len))
+                return true;
+        return false;
+    }
+    for (size_t i = 0; i < cv->n; i++)
+        if (arc_h1_list_has(cv->v[i], name.p, name.len))
             return true;
     return false;
 }
@@ -115,9 +148,11 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_conn *c,
     size_t n = req->n_headers;
     struct arc_sbuf xff = { 0 }, via = { 0 };
     bool have_host = false, have_xfp = false;
+    struct conn_values cv;
+    conn_values_init(&cv, h, n);
     for (size_t i = 0; i < n; i++) {
         struct arc_str nm = h[i].name;
-        if (arc_h1_is_hop_by_hop(nm) || name_is(nm, "content-length") || conn_listed(h, n, nm))
+        if (arc_h1_is_hop_by_hop(nm) || name_is(nm, "content-length") || conn_listed(&cv, nm))
             continue;
         if (st->expect_100 && name_is(nm, "expect"))
             continue;
@@ -215,13 +250,15 @@ char *arc_px__build_response_head(struct arc_worker *w, struct arc_conn *c,
     const struct arc_h1_header *h = resp->headers;
     size_t n = resp->n_headers;
     bool upgrading = resp->status == 101;
+    struct conn_values cv;
+    conn_values_init(&cv, h, n);
     for (size_t i = 0; i < n; i++) {
         struct arc_str nm = h[i].name;
         if (upgrading && name_is(nm, "upgrade")) {
             emit(&b, &h[i]);
             continue;
         }
-        if (arc_h1_is_hop_by_hop(nm) || conn_listed(h, n, nm))
+        if (arc_h1_is_hop_by_hop(nm) || conn_listed(&cv, nm))
             continue;
         /* A bodiless response (HEAD, 304) keeps its Content-Length: it
          * describes the representation, not this message's framing. */

@@ -288,6 +288,28 @@ void arc_px__stash_replay(struct arc_worker *w, struct arc_conn *c,
 void arc_px__recv_pause(struct arc_worker *w, struct arc_conn *c);
 bool arc_px__hbuf_append(struct arc_conn *c, const char *p, size_t len, size_t cap);
 void arc_px__hbuf_reset(struct arc_conn *c);
+
+/* A message head may arrive over several receives (either direction).
+ * arc_px__head_view presents the bytes to parse: the received bytes
+ * themselves when nothing is pending (no copy), else the pending bytes in
+ * hbuf with the new ones appended (up to cap). False: out of memory. */
+struct arc_px_head {
+    const char *buf;
+    size_t len;
+    size_t copied;                      /* bytes of the receive appended to hbuf */
+    bool pending;                       /* buf is hbuf */
+};
+bool arc_px__head_view(struct arc_conn *c, const char *p, size_t len, size_t cap,
+                       struct arc_px_head *h);
+/* Incomplete head: keep the received bytes for the next receive. */
+bool arc_px__head_keep(struct arc_conn *c, const struct arc_px_head *h,
+                       const char *p, size_t len, size_t cap);
+/* A head of head_len bytes was parsed: how many received bytes it used. */
+static inline size_t arc_px__head_used(const struct arc_conn *c, const struct arc_px_head *h,
+                                       size_t head_len)
+{
+    return h->pending ? h->copied - (c->hlen - head_len) : head_len;
+}
 void arc_px__shutdown_wr(struct arc_worker *w, struct arc_conn *c);
 /* Arms c's deadline ms from now; a no-op on a closing connection. */
 void arc_px__set_timer(struct arc_worker *w, struct arc_conn *c, uint64_t ms);

@@ -278,25 +278,16 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
     struct stream *st = &c->c.st;
     const struct arc_snapshot *s = w->snap;
     size_t cap = (size_t)s->limits.max_header_bytes + 1;
-    bool in_hbuf = u->hlen > 0;
-    size_t copied = 0;
-    const char *buf = p;
-    size_t blen = len;
-    if (in_hbuf) {
-        size_t before = u->hlen;
-        if (!arc_px__hbuf_append(u, p, len, cap)) {
-            fail_response(w, u, 502, ARC_ERR_UPSTREAM_BAD);
-            return len;
-        }
-        copied = u->hlen - before;
-        buf = u->hbuf;
-        blen = u->hlen;
+    struct arc_px_head h;
+    if (!arc_px__head_view(u, p, len, cap, &h)) {
+        fail_response(w, u, 502, ARC_ERR_UPSTREAM_BAD);
+        return len;
     }
     struct arc_h1_response resp;
-    enum arc_h1_status rc = arc_h1_parse_response(buf, blen, &s->limits, st->is_head, false,
+    enum arc_h1_status rc = arc_h1_parse_response(h.buf, h.len, &s->limits, st->is_head, false,
                                                   w->hdrs, s->limits.max_headers, &resp);
     if (rc == ARC_H1_INCOMPLETE) {
-        if (!in_hbuf && !arc_px__hbuf_append(u, p, len, cap))
+        if (!arc_px__head_keep(u, &h, p, len, cap))
             fail_response(w, u, 502, ARC_ERR_UPSTREAM_BAD);
         return len;
     }
@@ -306,7 +297,7 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
         fail_response(w, u, 502, ARC_ERR_UPSTREAM_BAD);
         return len;
     }
-    size_t consumed = in_hbuf ? copied - (u->hlen - resp.head_len) : resp.head_len;
+    size_t consumed = arc_px__head_used(u, &h, resp.head_len);
 
     if (resp.status < 200 && resp.status != 101) {
         /* Interim responses (100, 103): we answered Expect ourselves, and

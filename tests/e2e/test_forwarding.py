@@ -86,3 +86,16 @@ def test_x_forwarded_proto_kept_only_from_trusted_proxies(arc, servers):
         assert r.status == 200, (path, r)
         xfp = [v for k, v in upstream_headers(r) if k == "x-forwarded-proto"]
         assert xfp == want, (path, xfp)
+
+
+def test_fields_named_by_many_connection_headers_all_removed(arc, servers):
+    # More Connection fields than arc gathers up front: the fallback scan
+    # must still remove every field they name.
+    a, up = start(arc, servers)
+    hdrs = [("Connection", "X-Hop-%d" % i) for i in range(12)]
+    hdrs += [("X-Hop-%d" % i, "v") for i in range(12)] + [("X-Kept", "yes")]
+    r = a.client().request("GET", "/many-conn", headers=hdrs)
+    assert r.status == 200
+    names = [k for k, v in upstream_headers(r)]
+    assert not [k for k in names if k.startswith("x-hop-") or k == "connection"], names
+    assert "x-kept" in names

@@ -115,3 +115,34 @@ def test_pool_metrics_follow_connections(arc, servers):
     ms, text = a.metrics()
     assert metric(ms, "arc_upstream_pool_open", upstream="pm") == 1, text
     assert metric(ms, "arc_upstream_pool_idle", upstream="pm") == 1, text
+
+
+def _answers_once_per_connection(req):
+    # Serves the first request on each connection; on the second it closes
+    # without answering, the race a pooled connection can lose.
+    if req.conn.served >= 1:
+        return False
+    send_echo(req)
+    return True
+
+
+def test_idempotent_request_replayed_after_pooled_connection_dies(arc, servers):
+    up = servers.http(handler=_answers_once_per_connection, name="once")
+    a = arc(make_config([upstream_conf("once", up.addr)], workers=1))
+    c = a.client()
+    assert c.request("GET", "/first").status == 200
+    # Sent on the pooled connection, which closes unanswered: GET is
+    # idempotent, so arc replays it once on a fresh connection.
+    assert c.request("GET", "/second").status == 200
+
+
+def test_non_idempotent_request_not_replayed(arc, servers):
+    up = servers.http(handler=_answers_once_per_connection, name="once")
+    a = arc(make_config([upstream_conf("once", up.addr)], workers=1))
+    c = a.client()
+    assert c.request("GET", "/first").status == 200
+    # A body-less POST may have been acted on: RFC 9110 §9.2.2 forbids an
+    # automatic retry, so the client gets the 502 instead.
+    r = c.request("POST", "/second")
+    assert r.status == 502, r
+    assert [t for _, m, t, _ in up.requests if m == "POST"] == ["/second"]
