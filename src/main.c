@@ -249,13 +249,11 @@ static int cmd_run(int argc, char **argv)
         admin_port = arc_net_local_port(admin_fd);
     }
 
-    uint32_t max_per_worker = cfg->node.max_connections
-        ? (uint32_t)((cfg->node.max_connections + nw - 1) / nw) : 0;
     struct arc_worker **workers = calloc(nw, sizeof(*workers));
     ARC_ASSERT(workers);
     for (size_t i = 0; i < nw; i++) {
         int cpu = nw <= ncpu ? cpus[i] : -1;
-        workers[i] = arc_worker_start((unsigned)i, cpu, snap, &fds[i * nl], nl, max_per_worker,
+        workers[i] = arc_worker_start((unsigned)i, cpu, snap, &fds[i * nl], nl, cfg->node.max_connections,
                                       err, sizeof(err));
         if (!workers[i]) {
             fprintf(stderr, "arc: worker %zu: %s\n", i, err);

@@ -57,6 +57,7 @@ struct arc_node_conf {
                                    reading and dropping input after our last byte */
     uint32_t max_buffered_output; /* 256kb (ext): output queued for one connection before
                                      the other side of the exchange stops being read */
+    uint32_t max_interim_responses; /* 8 (ext): 1xx responses forwarded per exchange */
 };
 
 struct arc_uring_conf {
@@ -65,6 +66,8 @@ struct arc_uring_conf {
     uint32_t sqpoll_idle_ms;    /* 2000 */
     uint32_t buffer_size;       /* 16kb, provided-buffer size (power of two, 4kb..1mb) */
     uint32_t buffer_count;      /* 1024 per worker (power of two, <= 32768): 16 MiB at 16kb */
+    uint32_t buffers_per_connection; /* 4 (ext): provided buffers one connection may hold
+                                        while its peer is slow; beyond, bytes are copied */
 };
 
 enum arc_listener_kind { ARC_LISTENER_HTTP = 0 };

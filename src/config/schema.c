@@ -33,11 +33,12 @@ static const struct arc_conf_key node_keys[] = {
     { "id", 0 }, { "workers", 0 }, { "max_connections", 0 }, { "read_timeout", 0 },
     { "write_timeout", 0 }, { "idle_timeout", 0 }, { "drain_timeout", 0 },
     { "lingering_timeout", 0 }, { "max_buffered_output", 0 },
+    { "max_interim_responses", 0 },
 };
 
 static const struct arc_conf_key uring_keys[] = {
     { "uring_entries", 0 }, { "sqpoll", 0 }, { "sqpoll_idle_ms", 0 },
-    { "buffer_size", 0 }, { "buffer_count", 0 },
+    { "buffer_size", 0 }, { "buffer_count", 0 }, { "buffers_per_connection", 0 },
 };
 
 static const struct arc_conf_key listener_keys[] = {
@@ -84,6 +85,7 @@ static void set_defaults(struct arc_config *cfg)
         .drain_timeout = 30 * MS_S,
         .lingering_timeout = 2 * MS_S,
         .max_buffered_output = 256 * 1024,
+        .max_interim_responses = 8,
     };
     cfg->uring = (struct arc_uring_conf){
         .uring_entries = 2048,
@@ -91,6 +93,7 @@ static void set_defaults(struct arc_config *cfg)
         .sqpoll_idle_ms = 2000,
         .buffer_size = 16 * 1024,
         .buffer_count = 1024,
+        .buffers_per_connection = 4,
     };
     cfg->limits = (struct arc_limits_conf){
         .max_header_bytes = 32 * 1024,
@@ -120,6 +123,7 @@ static void node_section(struct arc_sctx *s, const struct arc_cn *m)
     uint64_t mb = n->max_buffered_output;
     if (arc_config__get_size(s, m, p, "max_buffered_output", 4096, 64u << 20, false, &mb))
         n->max_buffered_output = (uint32_t)mb;
+    arc_config__get_u32(s, m, p, "max_interim_responses", 0, 100, &n->max_interim_responses);
 }
 
 static bool pow2_u32(struct arc_sctx *s, const struct arc_cn *m, const char *path,
@@ -155,6 +159,7 @@ static void uring_section(struct arc_sctx *s, const struct arc_cn *m)
     if (arc_config__get_size(s, m, p, "buffer_size", 4096, 1u << 20, true, &bs))
         u->buffer_size = (uint32_t)bs;
     pow2_u32(s, m, p, "buffer_count", 1, 32768, &u->buffer_count);
+    arc_config__get_u32(s, m, p, "buffers_per_connection", 0, 64, &u->buffers_per_connection);
 }
 
 static void socket_section(struct arc_sctx *s, const struct arc_cn *m, const char *lpath,

@@ -53,6 +53,7 @@ static const char *const err_names[ARC_ERR__COUNT] = {
     [ARC_ERR_UPSTREAM_BAD] = "upstream_bad_response",
     [ARC_ERR_UPSTREAM_RESET] = "upstream_reset",
     [ARC_ERR_NO_ENDPOINT] = "no_endpoint",
+    [ARC_ERR_CLIENT_ABORT] = "client_abort",
 };
 
 /* Label values come from config names, which the schema restricts, but a
@@ -105,6 +106,11 @@ void arc_metrics_render(struct arc_sbuf *o, struct arc_metrics_shard *const *sh,
     arc_sbuf_printf(o, "# HELP arc_connections_closed_total Client connections closed.\n"
                        "# TYPE arc_connections_closed_total counter\n"
                        "arc_connections_closed_total %llu\n", (unsigned long long)closed);
+    arc_sbuf_printf(o, "# HELP arc_connections_refused_total Client connections answered 503 "
+                       "and closed because node.max_connections was reached.\n"
+                       "# TYPE arc_connections_refused_total counter\n"
+                       "arc_connections_refused_total %llu\n",
+                    (unsigned long long)SUM(m->conn_refused));
     arc_sbuf_printf(o, "# HELP arc_connections_active Client connections open now.\n"
                        "# TYPE arc_connections_active gauge\n"
                        "arc_connections_active %llu\n",

@@ -31,6 +31,7 @@ enum arc_err_kind {
     ARC_ERR_UPSTREAM_BAD,       /* 502 malformed response */
     ARC_ERR_UPSTREAM_RESET,     /* 502 upstream closed before a full response */
     ARC_ERR_NO_ENDPOINT,        /* 503 */
+    ARC_ERR_CLIENT_ABORT,       /* client closed or reset the connection mid-exchange */
     ARC_ERR__COUNT
 };
 
@@ -38,6 +39,7 @@ typedef _Atomic uint64_t arc_counter;
 
 struct arc_metrics_shard {
     arc_counter conn_accepted, conn_closed;
+    arc_counter conn_refused;               /* answered 503 over node.max_connections */
     arc_counter bytes_in, bytes_out;        /* client side, bytes received / sent */
     arc_counter errors[ARC_ERR__COUNT];
     size_t n_routes, n_upstreams;

@@ -1,7 +1,15 @@
 /*
  * Connections: the slab they live in, their output queues, arming receives
- * and sends, stashing unprocessed input, and closing. Protocol logic lives
- * in client.c and upstream.c; this file only moves bytes and lifetimes.
+ * and sends, stashing unprocessed input, the plain TCP transport, and
+ * closing. Protocol logic lives in h1_server.c and upstream.c; this file
+ * only moves bytes and lifetimes, and is the one place that dispatches on a
+ * connection's role (arc_px__conn_*).
+ *
+ * Provided buffers are shared by every connection of the worker, so a
+ * connection may hold only a few of them (io_uring.buffers_per_connection)
+ * and none once the ring runs low: past that its bytes are copied into
+ * memory of its own (bounded by node.max_buffered_output), so a peer that
+ * stops reading cannot starve everyone else's receives.
  */
 #include "proxy/proxy_int.h"
 
@@ -9,6 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Pieces smaller than this are copied into the queue's tail block rather
+ * than taking a segment (and a buffer reference) of their own. */
+#define SMALL_PIECE 512
+#define TAIL_BLOCK 4096
 
 /* ------------------------------------------------------------ slab */
 
@@ -81,62 +94,154 @@ static void slab_free(struct arc_worker *w, struct arc_conn *c)
 {
     /* conn_new zeroes the slot: a timer still linked would corrupt the wheel. */
     arc_tw_cancel(&w->tw, &c->timer);
+    free(c->out.seg);
+    c->out.seg = NULL;
     c->gen = (c->gen + 1) & 0xffffff;   /* stale completions now mismatch */
     c->kind = 0;
     w->slab.free_idx[w->slab.n_free++] = c->idx;
     w->slab.used--;
 }
 
-/* ------------------------------------------------------------ output */
+/* ------------------------------------------------------------ role dispatch */
 
-static void seg_release(struct arc_worker *w, struct seg *s)
+void arc_px__conn_input(struct arc_worker *w, struct arc_conn *c, int32_t bid,
+                        const char *p, size_t len)
 {
-    if (s->bid >= 0)
-        arc_buf_unref(&w->br, (uint16_t)s->bid);
+    if (c->kind == CONN_CLIENT)
+        c->c.codec->on_input(w, c, bid, p, len);
     else
-        free(s->mem);
+        arc_px__up_data(w, c, bid, p, len);
 }
 
-static void outq_push(struct arc_worker *w, struct arc_conn *c, struct seg s)
+void arc_px__conn_eof(struct arc_worker *w, struct arc_conn *c, int err)
 {
-    /* Callers respect OUTQ_HIGH_SEGS before producing more, so the queue
-     * has headroom for the few segments one event can add. */
-    ARC_ASSERT(c->out.n < OUTQ_SEGS);
-    c->out.seg[(c->out.head + c->out.n) % OUTQ_SEGS] = s;
-    c->out.n++;
-    c->out.bytes += s.len;
-    (void)w;
+    if (c->kind == CONN_CLIENT)
+        arc_px__client_eof(w, c, err);
+    else
+        arc_px__up_eof(w, c, err);
+}
+
+void arc_px__conn_pump(struct arc_worker *w, struct arc_conn *c)
+{
+    if (c->kind == CONN_CLIENT)
+        arc_px__client_pump(w, c);
+    else
+        arc_px__up_pump(w, c);
+}
+
+void arc_px__conn_sent(struct arc_worker *w, struct arc_conn *c)
+{
+    if (c->kind == CONN_CLIENT)
+        arc_px__client_sent(w, c);
+    else
+        arc_px__up_sent(w, c);
+}
+
+void arc_px__conn_timeout(struct arc_worker *w, struct arc_conn *c)
+{
+    if (c->kind == CONN_CLIENT)
+        arc_px__client_timeout(w, c);
+    else
+        arc_px__up_timeout(w, c);
+}
+
+/* ------------------------------------------------------------ output */
+
+static void seg_release(struct arc_worker *w, struct arc_conn *c, struct seg *s)
+{
+    if (s->bid >= 0) {
+        arc_buf_unref(&w->br, (uint16_t)s->bid);
+        c->pinned--;
+    } else {
+        free(s->mem);
+    }
+}
+
+/* May c take another reference on a provided buffer? */
+static bool may_pin(const struct arc_worker *w, const struct arc_conn *c)
+{
+    return c->pinned < w->snap->cfg->uring.buffers_per_connection &&
+           w->br.in_kernel > w->br.count / 4;
+}
+
+static struct seg *outq_at(struct outq *q, uint32_t i)
+{
+    return &q->seg[(q->head + i) % q->cap];
+}
+
+static void outq_grow(struct outq *q)
+{
+    uint32_t ncap = q->cap ? q->cap * 2 : 8;
+    struct seg *v = malloc(ncap * sizeof(*v));
+    ARC_ASSERT(v != NULL);
+    for (uint32_t i = 0; i < q->n; i++)
+        v[i] = *outq_at(q, i);
+    free(q->seg);
+    q->seg = v;
+    q->cap = ncap;
+    q->head = 0;
+}
+
+static void outq_push(struct arc_conn *c, struct seg s)
+{
+    struct outq *q = &c->out;
+    if (q->n == q->cap)
+        outq_grow(q);
+    *outq_at(q, q->n) = s;
+    q->n++;
+    q->bytes += s.len;
+}
+
+/* Appends a copy of p to the queue, into the tail block when it has room
+ * and is not being sent. */
+static void outq_append_copy(struct arc_conn *c, const char *p, size_t len)
+{
+    struct outq *q = &c->out;
+    if (q->n > q->inflight) {
+        struct seg *t = outq_at(q, q->n - 1);
+        if (t->bid < 0 && t->cap && (size_t)(t->mem + t->cap - (t->p + t->len)) >= len) {
+            memcpy((char *)t->p + t->len, p, len);
+            t->len += (uint32_t)len;
+            q->bytes += len;
+            return;
+        }
+    }
+    size_t cap = len < TAIL_BLOCK ? TAIL_BLOCK : len;
+    char *m = malloc(cap);
+    ARC_ASSERT(m != NULL);
+    memcpy(m, p, len);
+    outq_push(c, (struct seg){ .p = m, .len = (uint32_t)len, .bid = -1, .mem = m,
+                               .cap = (uint32_t)cap });
 }
 
 void arc_px__queue_buf(struct arc_worker *w, struct arc_conn *c, int32_t bid, const char *p, size_t len)
 {
     if (len == 0)
         return;
-    if (bid < 0) {
-        arc_px__queue_copy(w, c, p, len);
+    if (bid < 0 || len < SMALL_PIECE || !may_pin(w, c)) {
+        outq_append_copy(c, p, len);
         return;
     }
     arc_buf_ref(&w->br, (uint16_t)bid);
-    outq_push(w, c, (struct seg){ .p = p, .len = (uint32_t)len, .bid = bid });
+    c->pinned++;
+    outq_push(c, (struct seg){ .p = p, .len = (uint32_t)len, .bid = bid });
 }
 
 void arc_px__queue_copy(struct arc_worker *w, struct arc_conn *c, const void *p, size_t len)
 {
-    if (len == 0)
-        return;
-    char *m = malloc(len);
-    ARC_ASSERT(m != NULL);
-    memcpy(m, p, len);
-    arc_px__queue_owned(w, c, m, len);
+    (void)w;
+    if (len)
+        outq_append_copy(c, p, len);
 }
 
 void arc_px__queue_owned(struct arc_worker *w, struct arc_conn *c, char *mem, size_t len)
 {
+    (void)w;
     if (len == 0) {
         free(mem);
         return;
     }
-    outq_push(w, c, (struct seg){ .p = mem, .len = (uint32_t)len, .bid = -1, .mem = mem });
+    outq_push(c, (struct seg){ .p = mem, .len = (uint32_t)len, .bid = -1, .mem = mem });
 }
 
 void arc_px__flush(struct arc_worker *w, struct arc_conn *c)
@@ -148,27 +253,93 @@ void arc_px__flush(struct arc_worker *w, struct arc_conn *c)
     c->tp->flush(w, c);
 }
 
+/* Consumes `res` sent bytes from the head of the queue. */
+static void outq_sent(struct arc_worker *w, struct arc_conn *c, size_t left)
+{
+    struct outq *q = &c->out;
+    q->bytes -= left;
+    while (left > 0 && q->n > 0) {
+        struct seg *s = outq_at(q, 0);
+        if (left >= s->len) {
+            left -= s->len;
+            seg_release(w, c, s);
+            q->head = (q->head + 1) % q->cap;
+            q->n--;
+        } else {
+            s->p += left;
+            s->len -= (uint32_t)left;
+            left = 0;
+        }
+    }
+}
+
+/* Moves a stalled connection's queued bytes out of provided buffers (into
+ * its own memory), except those a send in flight points at. */
+static void unpin_queue(struct arc_worker *w, struct arc_conn *c)
+{
+    struct outq *q = &c->out;
+    for (uint32_t i = q->inflight; i < q->n && c->pinned; i++) {
+        struct seg *s = outq_at(q, i);
+        if (s->bid < 0)
+            continue;
+        char *m = malloc(s->len);
+        ARC_ASSERT(m != NULL);
+        memcpy(m, s->p, s->len);
+        arc_buf_unref(&w->br, (uint16_t)s->bid);
+        c->pinned--;
+        *s = (struct seg){ .p = m, .len = s->len, .bid = -1, .mem = m };
+    }
+    for (uint32_t i = 0; i < c->stash_n && c->pinned; i++) {
+        struct seg *s = &c->stash[i];
+        if (s->bid < 0)
+            continue;
+        char *m = malloc(s->len);
+        ARC_ASSERT(m != NULL);
+        memcpy(m, s->p, s->len);
+        arc_buf_unref(&w->br, (uint16_t)s->bid);
+        c->pinned--;
+        *s = (struct seg){ .p = m, .len = s->len, .bid = -1, .mem = m };
+    }
+}
+
+/* Called when receives starve: every connection whose output is waiting on
+ * its peer gives its provided buffers back. O(connections), only when the
+ * ring ran dry. */
+void arc_px__unpin_stalled(struct arc_worker *w)
+{
+    for (size_t ch = 0; ch < w->slab.n_chunks; ch++)
+        for (size_t i = 0; i < SLAB_CHUNK; i++) {
+            struct arc_conn *c = &w->slab.chunks[ch][i];
+            if (c->kind && !c->closing && c->pinned)
+                unpin_queue(w, c);
+        }
+}
+
 /* ------------------------------------------------------------ plain TCP */
+
+static void plain_start(struct arc_worker *w, struct arc_conn *c)
+{
+    (void)w;
+    (void)c;
+}
 
 static void plain_on_recv(struct arc_worker *w, struct arc_conn *c, int32_t bid,
                           const char *p, size_t len)
 {
-    if (c->kind == CONN_CLIENT)
-        arc_px__client_data(w, c, bid, p, len);
-    else
-        arc_px__up_data(w, c, bid, p, len);
+    arc_px__conn_input(w, c, bid, p, len);
 }
 
 /* Sends the head of the output queue as one sendmsg (up to OUTQ_IOV
  * segments): a response head and its body leave in one call. */
 static void plain_flush(struct arc_worker *w, struct arc_conn *c)
 {
-    size_t n = ARC_MIN((size_t)c->out.n, (size_t)OUTQ_IOV);
-    for (size_t i = 0; i < n; i++) {
-        struct seg *s = &c->out.seg[(c->out.head + i) % OUTQ_SEGS];
+    uint32_t n = ARC_MIN(c->out.n, (uint32_t)OUTQ_IOV);
+    for (uint32_t i = 0; i < n; i++) {
+        struct seg *s = outq_at(&c->out, i);
         c->iov[i].iov_base = (void *)s->p;
         c->iov[i].iov_len = s->len;
     }
+    c->out.inflight = n;
     c->msg.msg_iov = c->iov;
     c->msg.msg_iovlen = n;
     struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);
@@ -179,57 +350,62 @@ static void plain_flush(struct arc_worker *w, struct arc_conn *c)
     c->ops++;
 }
 
+static void plain_on_sent(struct arc_worker *w, struct arc_conn *c, size_t res)
+{
+    outq_sent(w, c, res);
+}
+
+static void plain_shutdown(struct arc_worker *w, struct arc_conn *c)
+{
+    (void)w;
+    /* A plain syscall: it never blocks, and the FIN follows the data
+     * already handed to the socket. */
+    shutdown(c->fd, SHUT_WR);
+}
+
+static void plain_dispose(struct arc_worker *w, struct arc_conn *c)
+{
+    (void)w;
+    (void)c;
+}
+
 const struct arc_transport_vt arc_px__plain = {
     .name = "tcp",
+    .start = plain_start,
     .on_recv = plain_on_recv,
+    .on_sent = plain_on_sent,
     .flush = plain_flush,
+    .shutdown = plain_shutdown,
+    .dispose = plain_dispose,
 };
 
 void arc_px__on_send(struct arc_worker *w, struct arc_conn *c, int res)
 {
     c->send_armed = false;
+    c->out.inflight = 0;
     if (res < 0) {
         /* EPIPE/ECONNRESET: the peer is gone. The owner decides what that
          * means for the exchange. */
-        if (c->kind == CONN_CLIENT)
-            arc_px__client_eof(w, c, res);
-        else
-            arc_px__up_eof(w, c, res);
+        arc_px__conn_eof(w, c, res);
         return;
     }
-    size_t left = (size_t)res;
     if (c->kind == CONN_CLIENT)
-        arc_m_add(&w->metrics.bytes_out, left);
-    c->out.bytes -= left;
-    while (left > 0 && c->out.n > 0) {
-        struct seg *s = &c->out.seg[c->out.head];
-        if (left >= s->len) {
-            left -= s->len;
-            seg_release(w, s);
-            c->out.head = (uint16_t)((c->out.head + 1) % OUTQ_SEGS);
-            c->out.n--;
-        } else {
-            s->p += left;
-            s->len -= (uint32_t)left;
-            left = 0;
-        }
-    }
+        arc_m_add(&w->metrics.bytes_out, (uint64_t)res);
+    c->tp->on_sent(w, c, (size_t)res);
     if (c->closing)
         return;
-    if (c->kind == CONN_CLIENT)
-        arc_px__client_sent(w, c);
-    else
-        arc_px__up_sent(w, c);
+    arc_px__conn_sent(w, c);
 }
 
 static void outq_clear(struct arc_worker *w, struct arc_conn *c)
 {
     while (c->out.n > 0) {
-        seg_release(w, &c->out.seg[c->out.head]);
-        c->out.head = (uint16_t)((c->out.head + 1) % OUTQ_SEGS);
+        seg_release(w, c, outq_at(&c->out, 0));
+        c->out.head = (c->out.head + 1) % c->out.cap;
         c->out.n--;
     }
     c->out.bytes = 0;
+    c->out.inflight = 0;
 }
 
 /* ------------------------------------------------------------ input */
@@ -270,11 +446,11 @@ void arc_px__stash(struct arc_worker *w, struct arc_conn *c, int32_t bid, const 
         c->stash_cap = cap;
     }
     struct seg sg;
-    /* A small remainder is copied so it does not pin a whole provided
-     * buffer while the connection waits (many waiting pipeliners could
-     * otherwise starve every receive of buffers). */
-    if (bid >= 0 && len >= w->br.size / 4) {
+    /* A small remainder, or one the connection may not pin, is copied so
+     * that a waiting connection does not hold shared receive buffers. */
+    if (bid >= 0 && len >= w->br.size / 4 && may_pin(w, c)) {
         arc_buf_ref(&w->br, (uint16_t)bid);
+        c->pinned++;
         sg = (struct seg){ .p = p, .len = (uint32_t)len, .bid = bid };
     } else {
         char *m = malloc(len);
@@ -291,7 +467,7 @@ void arc_px__stash(struct arc_worker *w, struct arc_conn *c, int32_t bid, const 
 void arc_px__stash_drop(struct arc_worker *w, struct arc_conn *c)
 {
     for (uint32_t i = 0; i < c->stash_n; i++)
-        seg_release(w, &c->stash[i]);
+        seg_release(w, c, &c->stash[i]);
     c->stash_n = 0;
 }
 
@@ -308,7 +484,7 @@ void arc_px__stash_replay(struct arc_worker *w, struct arc_conn *c,
             sg->len -= (uint32_t)n;
             return;
         }
-        seg_release(w, sg);
+        seg_release(w, c, sg);
         c->stash_n--;
         memmove(&c->stash[0], &c->stash[1], c->stash_n * sizeof(*c->stash));
     }
@@ -354,9 +530,25 @@ bool arc_px__head_keep(struct arc_conn *c, const struct arc_px_head *h,
     return h->pending || arc_px__hbuf_append(c, p, len, cap);
 }
 
+bool arc_px__head_may_be_complete(struct arc_conn *c, const struct arc_px_head *h)
+{
+    /* Only pending heads are resumed: fresh bytes are parsed at once (the
+     * common case of a head in one receive costs one pass). A line ends in
+     * LF; the parser decides the rest, and is run only once a new line
+     * arrived since the last pass, so a head trickled byte by byte costs
+     * one parse per line, not one per byte. */
+    if (!h->pending)
+        return true;
+    size_t from = c->hscanned;
+    const char *nl = from < h->len ? memchr(h->buf + from, '\n', h->len - from) : NULL;
+    c->hscanned = (uint32_t)h->len;
+    return nl != NULL;
+}
+
 void arc_px__hbuf_reset(struct arc_conn *c)
 {
     c->hlen = 0;
+    c->hscanned = 0;
     /* Keep small buffers for the next head; give big ones back. */
     if (c->hcap > 8192) {
         free(c->hbuf);
@@ -386,10 +578,7 @@ void arc_px__shutdown_wr(struct arc_worker *w, struct arc_conn *c)
     if (c->shut_wr || c->closing)
         return;
     c->shut_wr = true;
-    /* A plain syscall: it never blocks, and the FIN must follow the data
-     * already handed to the socket, which it does. */
-    shutdown(c->fd, SHUT_WR);
-    (void)w;
+    c->tp->shutdown(w, c);
 }
 
 /* ------------------------------------------------------------ close */
@@ -408,10 +597,15 @@ static void maybe_finish_close(struct arc_worker *w, struct arc_conn *c)
 /*
  * Starts closing c: nothing more is queued or read; pending operations are
  * cancelled and the descriptor is closed once the last one completed, so no
- * operation ever runs against a reused descriptor number.
+ * operation ever runs against a reused descriptor number. A client's
+ * running exchange ends here (as aborted) if its owner did not end it.
  */
 void arc_px__conn_close(struct arc_worker *w, struct arc_conn *c)
 {
+    if (c->closing)
+        return;
+    if (c->kind == CONN_CLIENT && c->c.ex)
+        arc_px__ex_end(w, c->c.ex, EXO_CLIENT_ABORT);
     if (c->closing)
         return;
     c->closing = true;
@@ -430,13 +624,17 @@ void arc_px__conn_close(struct arc_worker *w, struct arc_conn *c)
     c->stash_cap = 0;
     free(c->hbuf);
     c->hbuf = NULL;
-    c->hlen = c->hcap = 0;
+    c->hlen = c->hcap = c->hscanned = 0;
+    c->tp->dispose(w, c);
     if (c->kind == CONN_CLIENT) {
-        free(c->c.st.replay);
-        c->c.st.replay = NULL;
         w->n_clients--;
+        atomic_fetch_sub_explicit(&arc_px__node_clients, 1, memory_order_relaxed);
         arc_m_add(&w->metrics.conn_closed, 1);
     } else {
+        struct arc_exchange *ex = c->u.ex;
+        if (ex && ex->up == c)
+            ex->up = NULL;
+        c->u.ex = NULL;
         if (c->u.in_pool)
             arc_px__pool_remove(w, c);
         if (c->u.counted_open) {
@@ -466,4 +664,20 @@ void arc_px__conn_on_closed(struct arc_worker *w, struct arc_conn *c)
         return;
     }
     maybe_finish_close(w, c);
+}
+
+void arc_px__conn_teardown(struct arc_worker *w, struct arc_conn *c)
+{
+    (void)w;
+    free(c->hbuf);
+    for (uint32_t s = 0; s < c->stash_n; s++)
+        if (c->stash[s].bid < 0)
+            free(c->stash[s].mem);
+    free(c->stash);
+    for (uint32_t s = 0; s < c->out.n; s++) {
+        struct seg *sg = outq_at(&c->out, s);
+        if (sg->bid < 0)
+            free(sg->mem);
+    }
+    free(c->out.seg);
 }

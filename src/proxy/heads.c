@@ -30,33 +30,44 @@ static bool name_is(struct arc_str n, const char *lit)
 struct conn_values {
     struct arc_str v[CONN_VALUES_MAX];
     size_t n;
-    const struct arc_h1_header *all;    /* non-NULL: too many to gather, scan these */
+    bool overflow;                      /* too many to gather: scan the head */
+    const struct arc_hdr *req;          /* the head's fields (one of the two) */
+    const struct arc_h1_header *resp;
     size_t n_all;
 };
 
-static void conn_values_init(struct conn_values *cv, const struct arc_h1_header *h, size_t n)
+static struct arc_str cv_name(const struct conn_values *cv, size_t i)
+{
+    return cv->req ? cv->req[i].name : cv->resp[i].name;
+}
+
+static struct arc_str cv_value(const struct conn_values *cv, size_t i)
+{
+    return cv->req ? cv->req[i].value : cv->resp[i].value;
+}
+
+static void conn_values_gather(struct conn_values *cv)
 {
     cv->n = 0;
-    cv->all = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (!name_is(h[i].name, "connection"))
+    cv->overflow = false;
+    for (size_t i = 0; i < cv->n_all; i++) {
+        if (!name_is(cv_name(cv, i), "connection"))
             continue;
         if (cv->n == CONN_VALUES_MAX) {
-            cv->all = h;
-            cv->n_all = n;
+            cv->overflow = true;
             return;
         }
-        cv->v[cv->n++] = h[i].value;
+        cv->v[cv->n++] = cv_value(cv, i);
     }
 }
 
 /* Is `name` listed in a Connection field (so hop-by-hop for this hop)? */
 static bool conn_listed(const struct conn_values *cv, struct arc_str name)
 {
-    if (cv->all) {
+    if (cv->overflow) {
         for (size_t i = 0; i < cv->n_all; i++)
-            if (name_is(cv->all[i].name, "connection") &&
-                arc_h1_list_has(cv->all[i].value, name.p, name.len))
+            if (name_is(cv_name(cv, i), "connection") &&
+                arc_h1_list_has(cv_value(cv, i), name.p, name.len))
                 return true;
         return false;
     }
@@ -81,11 +92,11 @@ static void emit_ops(struct arc_sbuf *b, const struct arc_header_op *ops, size_t
             arc_sbuf_printf(b, "%s: %s\r\n", ops[i].name, ops[i].value ? ops[i].value : "");
 }
 
-static void emit(struct arc_sbuf *b, const struct arc_h1_header *h)
+static void emit(struct arc_sbuf *b, struct arc_str name, struct arc_str value)
 {
-    arc_sbuf_append(b, h->name.p, h->name.len);
+    arc_sbuf_append(b, name.p, name.len);
     arc_sbuf_append(b, ": ", 2);
-    arc_sbuf_append(b, h->value.p, h->value.len);
+    arc_sbuf_append(b, value.p, value.len);
     arc_sbuf_append(b, "\r\n", 2);
 }
 
@@ -121,18 +132,17 @@ static bool peer_trusted(struct arc_conn *c, const struct arc_route_conf *rc)
     return false;
 }
 
-char *arc_px__build_request_head(struct arc_worker *w, struct arc_conn *c,
-                                 const struct arc_h1_request *req, size_t *len)
+char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, size_t *len)
 {
-    const struct arc_route_conf *rc = c->c.st.route->conf;
-    struct stream *st = &c->c.st;
+    struct arc_conn *c = ex->client;
+    const struct arc_route_conf *rc = ex->route->conf;
+    const struct arc_req *req = &ex->req;
     struct arc_sbuf b = { 0 };
     (void)w;
 
     arc_sbuf_append(&b, req->method.p, req->method.len);
     arc_sbuf_append(&b, " ", 1);
-    bool absolute = !(req->target.len && req->target.p[0] == '/');
-    if (!absolute) {
+    if (!req->absolute_form) {
         arc_sbuf_append(&b, req->target.p, req->target.len);
     } else {
         /* absolute-form: upstreams get origin-form (RFC 9112 §3.2.1). */
@@ -144,28 +154,35 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_conn *c,
     }
     arc_sbuf_append(&b, " HTTP/1.1\r\n", 11);
 
-    const struct arc_h1_header *h = req->headers;
-    size_t n = req->n_headers;
+    const struct arc_hdr *h = req->hdrs;
+    size_t n = req->n_hdrs;
     struct arc_sbuf xff = { 0 }, via = { 0 };
     bool have_host = false, have_xfp = false;
-    struct conn_values cv;
-    conn_values_init(&cv, h, n);
+    /* X-Forwarded-For and X-Forwarded-Proto from a client are only
+     * believed when it is one of the route's trusted_proxies; from anyone
+     * else they are replaced, so an upstream that trusts the leftmost
+     * address cannot be spoofed. Decided per request: requests on one
+     * connection may hit routes with different lists. */
+    bool trusted = (rc->xff || rc->xfp) && peer_trusted(c, rc);
+    bool expect_stripped = ex->req.expect_100;
+    struct conn_values cv = { .req = h, .n_all = n };
+    conn_values_gather(&cv);
     for (size_t i = 0; i < n; i++) {
         struct arc_str nm = h[i].name;
         if (arc_h1_is_hop_by_hop(nm) || name_is(nm, "content-length") || conn_listed(&cv, nm))
             continue;
-        if (st->expect_100 && name_is(nm, "expect"))
+        if (expect_stripped && name_is(nm, "expect"))
             continue;
         if (rc->xff && name_is(nm, "x-forwarded-for")) {
-            if (xff.len)
-                arc_sbuf_append(&xff, ", ", 2);
-            arc_sbuf_append(&xff, h[i].value.p, h[i].value.len);
+            if (trusted) {
+                if (xff.len)
+                    arc_sbuf_append(&xff, ", ", 2);
+                arc_sbuf_append(&xff, h[i].value.p, h[i].value.len);
+            }
             continue;
         }
-        /* A client may claim any scheme; only a trusted proxy in front of
-         * us knows the original one (forwarded.trusted_proxies). */
         if (rc->xfp && name_is(nm, "x-forwarded-proto")) {
-            if (!peer_trusted(c, rc))
+            if (!trusted)
                 continue;
             have_xfp = true;
         }
@@ -179,21 +196,21 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_conn *c,
             continue;
         if (name_is(nm, "host")) {
             /* absolute-form: the target's authority replaces Host
-             * (RFC 9112 §3.2.2); the parser put it in req->host. */
-            if (absolute)
+             * (RFC 9112 §3.2.2); the parser put it in the authority. */
+            if (req->absolute_form)
                 continue;
             have_host = true;
         }
-        emit(&b, &h[i]);
+        emit(&b, h[i].name, h[i].value);
     }
     if (!have_host && !op_touches(rc->req_headers, rc->n_req_headers, ARC_STR_LIT("host"))) {
         /* HTTP/1.0 without Host, or absolute-form: an HTTP/1.1 request
          * needs one (RFC 9112 §3.2); fall back to the upstream's address. */
         arc_sbuf_append(&b, "Host: ", 6);
-        if (req->host.len)
-            arc_sbuf_append(&b, req->host.p, req->host.len);
+        if (req->authority.len)
+            arc_sbuf_append(&b, req->authority.p, req->authority.len);
         else
-            arc_sbuf_printf(&b, "%s", st->route->up->eps[0].text);
+            arc_sbuf_printf(&b, "%s", ex->route->up->eps[0].text);
         arc_sbuf_append(&b, "\r\n", 2);
     }
     emit_ops(&b, rc->req_headers, rc->n_req_headers);
@@ -206,14 +223,17 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_conn *c,
         arc_sbuf_printf(&b, "%s\r\n", peer_ip(c));
     }
     if (rc->xfp && !have_xfp)
-        arc_sbuf_append(&b, "X-Forwarded-Proto: http\r\n", 25);
+        arc_sbuf_printf(&b, "X-Forwarded-Proto: %.*s\r\n", (int)req->scheme.len, req->scheme.p);
     if (rc->via) {
         arc_sbuf_append(&b, "Via: ", 5);
         if (via.len) {
             arc_sbuf_append(&b, via.p, via.len);
             arc_sbuf_append(&b, ", ", 2);
         }
-        arc_sbuf_printf(&b, "1.%d arc\r\n", req->minor);
+        if (req->version >= 20)
+            arc_sbuf_printf(&b, "%d arc\r\n", req->version / 10);
+        else
+            arc_sbuf_printf(&b, "1.%d arc\r\n", req->version % 10);
     }
     arc_sbuf_dispose(&xff);
     arc_sbuf_dispose(&via);
@@ -222,10 +242,10 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_conn *c,
         arc_sbuf_printf(&b, "Content-Length: %llu\r\n", (unsigned long long)req->content_length);
     else if (req->body == ARC_H1_BODY_CHUNKED)
         arc_sbuf_append(&b, "Transfer-Encoding: chunked\r\n", 28);
-    if (st->upgrade) {
+    if (req->upgrade) {
         for (size_t i = 0; i < n; i++)
             if (name_is(h[i].name, "upgrade"))
-                emit(&b, &h[i]);
+                emit(&b, h[i].name, h[i].value);
         arc_sbuf_append(&b, "Connection: upgrade\r\n", 21);
     }
     arc_sbuf_append(&b, "\r\n", 2);
@@ -233,11 +253,11 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_conn *c,
     return b.p;
 }
 
-char *arc_px__build_response_head(struct arc_worker *w, struct arc_conn *c,
-                                  const struct arc_h1_response *resp, bool close, size_t *len)
+char *arc_px__build_response_head(struct arc_worker *w, struct arc_exchange *ex,
+                                  const struct arc_resp *resp, bool close, size_t *len)
 {
-    const struct arc_route_conf *rc = c->c.st.route->conf;
-    struct stream *st = &c->c.st;
+    const struct arc_route_conf *rc = ex->route->conf;
+    struct arc_conn *c = ex->client;
     struct arc_sbuf b = { 0 };
     (void)w;
     arc_sbuf_printf(&b, "HTTP/1.1 %d ", resp->status);
@@ -247,15 +267,16 @@ char *arc_px__build_response_head(struct arc_worker *w, struct arc_conn *c,
         arc_sbuf_printf(&b, "%s", arc_h1_reason(resp->status));
     arc_sbuf_append(&b, "\r\n", 2);
 
-    const struct arc_h1_header *h = resp->headers;
-    size_t n = resp->n_headers;
+    const struct arc_h1_header *h = resp->hdrs;
+    size_t n = resp->n_hdrs;
     bool upgrading = resp->status == 101;
-    struct conn_values cv;
-    conn_values_init(&cv, h, n);
+    bool interim = resp->status < 200 && !upgrading;
+    struct conn_values cv = { .resp = h, .n_all = n };
+    conn_values_gather(&cv);
     for (size_t i = 0; i < n; i++) {
         struct arc_str nm = h[i].name;
         if (upgrading && name_is(nm, "upgrade")) {
-            emit(&b, &h[i]);
+            emit(&b, h[i].name, h[i].value);
             continue;
         }
         if (arc_h1_is_hop_by_hop(nm) || conn_listed(&cv, nm))
@@ -264,28 +285,34 @@ char *arc_px__build_response_head(struct arc_worker *w, struct arc_conn *c,
          * describes the representation, not this message's framing. */
         if (name_is(nm, "content-length") && resp->body != ARC_H1_BODY_NONE)
             continue;
-        if (op_touches(rc->resp_headers, rc->n_resp_headers, nm))
+        if (!interim && op_touches(rc->resp_headers, rc->n_resp_headers, nm))
             continue;
-        emit(&b, &h[i]);
+        emit(&b, h[i].name, h[i].value);
+    }
+    if (interim) {
+        /* 1xx: fields as received (Link for 103), no framing, no ops. */
+        arc_sbuf_append(&b, "\r\n", 2);
+        *len = b.len;
+        return b.p;
     }
     emit_ops(&b, rc->resp_headers, rc->n_resp_headers);
     if (resp->body == ARC_H1_BODY_LENGTH)
         arc_sbuf_printf(&b, "Content-Length: %llu\r\n", (unsigned long long)resp->content_length);
-    else if (resp->body == ARC_H1_BODY_CHUNKED && !st->dechunk)
+    else if (resp->body == ARC_H1_BODY_CHUNKED && !c->c.dechunk)
         arc_sbuf_append(&b, "Transfer-Encoding: chunked\r\n", 28);
     if (upgrading)
         arc_sbuf_append(&b, "Connection: upgrade\r\n", 21);
     else if (close)
         arc_sbuf_append(&b, "Connection: close\r\n", 19);
-    else if (st->client_minor == 0)
+    else if (c->c.minor == 0)
         arc_sbuf_append(&b, "Connection: keep-alive\r\n", 24);
     arc_sbuf_append(&b, "\r\n", 2);
     *len = b.len;
     return b.p;
 }
 
-char *arc_px__build_redirect(const struct arc_route_rt *r, const struct arc_h1_request *req,
-                             const struct arc_rt_captures *caps, bool close, size_t *len)
+char *arc_px__build_location(const struct arc_route_rt *r, const struct arc_req *req,
+                             const struct arc_rt_captures *caps, size_t *len)
 {
     const char *t = r->conf->redirect_location;
     struct arc_sbuf loc = { 0 };
@@ -320,14 +347,6 @@ char *arc_px__build_redirect(const struct arc_route_rt *r, const struct arc_h1_r
         arc_sbuf_append(&loc, t, 1);
         t++;
     }
-    struct arc_sbuf b = { 0 };
-    int status = r->conf->redirect_status;
-    arc_sbuf_printf(&b, "HTTP/1.1 %d %s\r\nLocation: ", status, arc_h1_reason(status));
-    if (loc.len)
-        arc_sbuf_append(&b, loc.p, loc.len);
-    arc_sbuf_printf(&b, "\r\nContent-Length: 0\r\n%s\r\n",
-                    close ? "Connection: close\r\n" : (req->minor == 0 ? "Connection: keep-alive\r\n" : ""));
-    arc_sbuf_dispose(&loc);
-    *len = b.len;
-    return b.p;
+    *len = loc.len;
+    return loc.p;
 }

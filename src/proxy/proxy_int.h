@@ -1,30 +1,27 @@
 /*
- * Proxy module internals shared by worker.c, conn.c, client.c, upstream.c
- * and heads.c. Nothing outside src/proxy/ includes this.
+ * Proxy module internals shared by the files of src/proxy/. Nothing outside
+ * src/proxy/ includes this.
  *
- * Connection state machines
- * -------------------------
- * Client connection (struct arc_conn, kind CONN_CLIENT):
+ * Three layers sit under the request pipeline (ARCHITECTURE.md):
  *
- *   C_HEAD ──head parsed──▶ dispatch ──local answer──▶ C_LOCAL ──sent, keep-alive──▶ C_HEAD
- *     │                         │                         └──sent, close──▶ C_LINGER
- *     │                         └─upstream─▶ C_PROXY ──response done, keep-alive──▶ C_HEAD
- *     │                                        │  └──response done, close──▶ C_LINGER
- *     │                                        └──101 Switching Protocols──▶ C_TUNNEL
- *     └──timeout / bad request──▶ C_LOCAL (408/400, close) or closed
- *   C_LINGER: our side is shut for writing; unread client bytes are read and
- *   dropped until EOF or a short deadline so the client sees our last
- *   response instead of a RST (the classic lingering-close problem).
+ *   socket ── transport ─────── codec ───────────── exchange ── pipeline
+ *             (conn.c: plain)   (h1_server.c,       (exchange.c)  (pipeline.c,
+ *             start, on_recv,    h1 side of          request view,  upstream.c)
+ *             on_sent, flush,    upstream.c)         pinned snapshot,
+ *             shutdown, dispose                      ends in one place
  *
- * Upstream connection (kind CONN_UPSTREAM):
- *   U_CONNECTING ──connected──▶ U_ACTIVE ──response done, reusable──▶ U_IDLE (pool)
- *   U_IDLE ──checked out──▶ U_ACTIVE;  U_IDLE ──EOF/data/idle_ttl──▶ closed
- *   U_ACTIVE ──101──▶ U_TUNNEL
- *
- * All moves happen in client.c (client side) and upstream.c (upstream side);
- * pump() in conn.c re-evaluates, after every event, which receives and sends
- * should be armed, which is where backpressure lives: a side is read only
- * while the other side's output queue is below its high-water mark.
+ * - A connection (struct arc_conn) owns a transport and, for clients, a
+ *   codec. Client and upstream connections have separate state enums and
+ *   separate role structs; the state machines are drawn at the top of the
+ *   file that moves them: h1_server.c (client connections), upstream.c
+ *   (upstream connections), exchange.c (exchanges).
+ * - An exchange (struct arc_exchange) is one request/response. It owns its
+ *   request view in its own arena, pins the snapshot it started on, and is
+ *   paired with an upstream connection for the duration of an attempt: the
+ *   upstream side never sees the client connection, only the exchange.
+ * - Backpressure is per exchange: the upstream side asks the client codec
+ *   whether the exchange may produce more (arc_px__ex_down_blocked), and the
+ *   client side asks the upstream connection of its exchange.
  *
  * In-flight rule: a connection slot is reused only after every io_uring
  * operation referencing it has completed (ops == 0) and its close finished;
@@ -40,6 +37,7 @@
 #include <sys/uio.h>
 #include <sys/socket.h>
 
+#include "core/arena.h"
 #include "core/common.h"
 #include "config/snapshot.h"
 #include "http1/http1.h"
@@ -68,147 +66,266 @@ static inline uint64_t op_ud(enum op_kind k, uint32_t idx, uint32_t gen)
 #define UD_GEN(ud)  ((uint32_t)(((ud) >> 8) & 0xffffff))
 #define UD_IDX(ud)  ((uint32_t)((ud) >> 32))
 
-/* ------------------------------------------------------------ output queue */
+/* ------------------------------------------------------------ byte queues */
 
-/* A segment to send: either inside a provided buffer (bid >= 0, one buffer
- * reference held) or a heap block we own (bid < 0, mem freed when sent). */
+/* A segment of bytes: either inside a provided buffer (bid >= 0, one buffer
+ * reference held) or a heap block we own (bid < 0; mem is freed when the
+ * segment is done, cap > 0 marks a block that may take appended bytes). */
 struct seg {
     const char *p;
     uint32_t len;
     int32_t bid;
-    void *mem;
+    char *mem;
+    uint32_t cap;
 };
 
-#define OUTQ_SEGS 32
+/* Output queue: a growable ring of segments. Its byte size is bounded by
+ * backpressure (node.max_buffered_output stops the producing side), and its
+ * segment count can never overflow: small pieces are coalesced into a tail
+ * block, and the ring grows when needed. */
 #define OUTQ_IOV 16
-/* Stop reading the other side once this many segments are queued (the byte
- * limit is node.max_buffered_output, copied into each connection). */
-#define OUTQ_HIGH_SEGS (OUTQ_SEGS - 6)
-
 struct outq {
-    struct seg seg[OUTQ_SEGS];
-    uint16_t head, n;
+    struct seg *seg;
+    uint32_t cap, head, n;
+    uint32_t inflight;                  /* segments handed to the send in flight */
     size_t bytes;
 };
 
-/* ------------------------------------------------------------ connections */
+/* ------------------------------------------------------------ roles, states */
 
 enum conn_kind { CONN_CLIENT = 1, CONN_UPSTREAM = 2 };
+
+/* Client connection states (h1_server.c draws the machine). */
+enum cstate {
+    CS_HEAD = 1,        /* waiting for / reading the next request head */
+    CS_EXCHANGE,        /* an exchange is running (c->c.ex != NULL) */
+    CS_TUNNEL,          /* 101 Switching Protocols: relaying bytes */
+    CS_CLOSING,         /* last response going out; half-close when sent */
+    CS_LINGER,          /* write side shut; reading and dropping until EOF */
+};
+
+/* Upstream connection states (upstream.c draws the machine). */
+enum ustate {
+    US_CONNECTING = 1,  /* connect SQE in flight */
+    US_BUSY,            /* carrying one exchange's attempt (u->u.ex) */
+    US_IDLE,            /* in the worker's pool, receive armed to see a close */
+    US_TUNNEL,          /* after 101, relaying for its exchange */
+};
+
+/* Exchange states (exchange.c draws the machine). */
+enum ex_state {
+    EX_ROUTING = 1,     /* head parsed; the pipeline is deciding */
+    EX_CONNECTING,      /* waiting for an upstream connection (resumes on connect) */
+    EX_UPSTREAM,        /* attempt open: request going up, response head awaited */
+    EX_STREAMING,       /* response head handed to the client codec; body flowing */
+    EX_TUNNEL,          /* 101: bytes relayed both ways until both sides close */
+};
+
+/* How an exchange ended, for metrics (and the access log later). */
+enum ex_outcome {
+    EXO_COMPLETE,       /* response fully handed to the client codec */
+    EXO_CLIENT_ABORT,   /* client went away or stopped reading mid-exchange */
+    EXO_CLIENT_TIMEOUT, /* client too slow sending the request */
+    EXO_UPSTREAM_CUT,   /* response broke after it started (truncated to the client) */
+    EXO_TUNNEL_END,     /* a tunnel closed (the 101 itself was counted when sent) */
+};
 
 /* ------------------------------------------------------------ transport */
 
 struct arc_conn;
 struct arc_worker;
+struct arc_exchange;
 
 /*
- * What sits between a connection's socket operations and its protocol
- * state machine. Plain TCP hands received bytes straight to the protocol
- * and sends the output queue as it is; TLS (next) will decrypt on the way
- * in and encrypt the queue into records on the way out, without either
- * state machine noticing.
+ * What sits between a connection's socket operations and its protocol.
+ * Plain TCP hands received bytes straight to the protocol and sends the
+ * output queue as it is; TLS decrypts on the way in and encrypts the queue
+ * into records on the way out, without the codec noticing.
  */
 struct arc_transport_vt {
     const char *name;
+    /* The connection is established (accepted, or connect completed):
+     * start a handshake if there is one; the protocol is told when the
+     * transport is ready through arc_px__conn_ready. */
+    void (*start)(struct arc_worker *w, struct arc_conn *c);
     /* Bytes the socket received (in provided buffer `bid`). */
     void (*on_recv)(struct arc_worker *w, struct arc_conn *c, int32_t bid,
                     const char *p, size_t len);
+    /* A send completed with `res` bytes (res > 0). */
+    void (*on_sent)(struct arc_worker *w, struct arc_conn *c, size_t res);
     /* Push the output queue towards the socket (one send in flight at most). */
     void (*flush)(struct arc_worker *w, struct arc_conn *c);
+    /* Orderly end of our sending side after queued bytes (TLS: close_notify). */
+    void (*shutdown)(struct arc_worker *w, struct arc_conn *c);
+    /* The connection is closing: release transport state. */
+    void (*dispose)(struct arc_worker *w, struct arc_conn *c);
 };
 
 extern const struct arc_transport_vt arc_px__plain;
 
-enum client_state { C_HEAD = 1, C_LOCAL, C_PROXY, C_TUNNEL, C_LINGER };
-enum up_state { U_CONNECTING = 1, U_ACTIVE, U_IDLE, U_TUNNEL };
+/* ------------------------------------------------------------ codec */
 
-struct arc_worker;
-
-/* One request/response exchange. Codec-neutral: it records what the
- * pipeline decided and how far each direction got, not HTTP/1 syntax. */
-struct stream {
-    const struct arc_route_rt *route;   /* NULL: no route (metrics row n_routes) */
-    int status;                         /* final status sent to the client, 0 = none yet */
-    uint64_t started_ms;
-    int ep;                             /* endpoint index, -1 before pick */
-    /* request body still coming from the client */
-    enum arc_h1_body req_body;
-    uint64_t req_left;                  /* BODY_LENGTH: bytes still to forward */
-    struct arc_h1_chunked req_chunk;
-    /* response from the upstream */
-    enum arc_h1_body resp_body;
-    uint64_t resp_left;
-    struct arc_h1_chunked resp_chunk;
-    bool req_done;                      /* whole request read from the client */
-    bool resp_head_done;                /* final response head parsed */
-    bool resp_started;                  /* bytes of the response already queued to the client */
-    bool resp_done;
-    bool is_head;                       /* HEAD request */
-    bool expect_100;                    /* we owe (and sent) 100 Continue */
-    bool upgrade;                       /* request asked to upgrade */
-    bool client_keep_alive;             /* client connection may continue after this */
-    bool retried;                       /* already retried once on a fresh connection */
-    bool resp_keep_alive;               /* upstream allows reuse after this response */
-    bool lb_open;                       /* arc_lb_start ran; arc_lb_done still owed */
-    bool idempotent;                    /* method may be replayed (RFC 9110 §9.2.2) */
-    bool dechunk;                       /* HTTP/1.0 client: forward chunk data only, close after */
-    bool extra;                         /* upstream sent bytes past the response end */
-    int client_minor;                   /* HTTP/1.x minor version of the request */
-    char *replay;                       /* request head kept for one retry (no body) */
-    size_t replay_len;
+/* A neutral header field (views into an exchange's arena or a parse buffer). */
+struct arc_hdr {
+    struct arc_str name, value;
 };
+
+/* A response head as the pipeline sees it (no wire syntax). */
+struct arc_resp {
+    int status;
+    struct arc_str reason;              /* may be empty */
+    const struct arc_h1_header *hdrs;   /* as received (views valid during the call) */
+    size_t n_hdrs;
+    enum arc_h1_body body;              /* NONE, LENGTH, CHUNKED or CLOSE (as framed upstream) */
+    uint64_t content_length;
+    bool upgrade;                       /* 101 with Upgrade */
+};
+
+/*
+ * Downstream codec: the client connection's protocol (HTTP/1 today). The
+ * pipeline talks to the client only through these calls, per exchange.
+ */
+struct arc_codec_vt {
+    const char *name;
+    /* Plaintext input from the transport. */
+    void (*on_input)(struct arc_worker *w, struct arc_conn *c, int32_t bid,
+                     const char *p, size_t len);
+    /* A complete local answer: status, extra fields, body. */
+    void (*respond)(struct arc_worker *w, struct arc_exchange *ex, int status,
+                    const struct arc_hdr *hdrs, size_t n_hdrs, const char *body, size_t body_len);
+    /* An interim (1xx) response from the upstream. */
+    void (*interim)(struct arc_worker *w, struct arc_exchange *ex, const struct arc_resp *r);
+    /* The final response head from the upstream. */
+    void (*send_head)(struct arc_worker *w, struct arc_exchange *ex, const struct arc_resp *r);
+    /* Response body bytes; `framed`: still in HTTP/1 chunked coding. */
+    void (*send_body)(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
+                      const char *p, size_t len, bool framed);
+    /* Tunnel bytes after 101. */
+    void (*send_raw)(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
+                     const char *p, size_t len);
+    /* The exchange ended (after metrics): the codec decides what the
+     * connection does next. The exchange is freed right after. */
+    void (*ended)(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome o);
+    /* True while the client side cannot take more response bytes. */
+    bool (*blocked)(const struct arc_exchange *ex);
+    /* The upstream side can take more request body: feed held input. */
+    void (*resume)(struct arc_worker *w, struct arc_exchange *ex);
+};
+
+extern const struct arc_codec_vt arc_px__h1_server;
+
+/* ------------------------------------------------------------ exchange */
+
+/* The request as the pipeline sees it: owned by the exchange's arena, so it
+ * outlives the receive buffer the head was parsed from. */
+struct arc_req {
+    struct arc_str method, scheme, authority, path, query;
+    struct arc_str target;              /* HTTP/1 request-target as sent */
+    bool absolute_form;                 /* target was absolute-form */
+    struct arc_hdr *hdrs;
+    size_t n_hdrs;
+    uint8_t version;                    /* 10, 11 (20 for HTTP/2 later) */
+    enum arc_h1_body body;              /* NONE, LENGTH or CHUNKED */
+    uint64_t content_length;
+    uint32_t mbit;                      /* ARC_M_* bit of the method */
+    bool expect_100, upgrade, keep_alive;
+};
+
+struct arc_exchange {
+    enum ex_state state;
+    struct arc_conn *client;            /* the downstream connection (its codec) */
+    struct arc_conn *up;                /* upstream connection of the attempt, or NULL */
+    struct arc_snapshot *snap;          /* pinned until the exchange ends */
+    const struct arc_route_rt *route;   /* NULL: no route (metrics row n_routes) */
+    struct arc_req req;
+    struct arc_arena arena;
+    int status;                         /* final status sent, 0 = none yet */
+    int ep;                             /* endpoint index, -1 before pick */
+    uint8_t attempts;                   /* upstream attempts made */
+    uint8_t n_interim;                  /* 1xx responses forwarded */
+    bool req_done;                      /* whole request body received */
+    bool resp_started;                  /* response bytes handed to the client codec */
+    bool resp_done;                     /* whole response handed to the client codec */
+    bool lb_open;                       /* arc_lb_start ran; arc_lb_done owed */
+    bool idempotent;                    /* may be replayed (RFC 9110 §9.2.2) */
+    bool is_head;
+    bool resp_passthrough;              /* client codec takes HTTP/1 chunked bytes as they are */
+    char *replay;                       /* request head kept for one replay */
+    size_t replay_len;
+    uint64_t started_ms;
+    uint64_t bytes_in, bytes_out;       /* body bytes from / to the client */
+    struct arc_exchange *next_free;
+};
+
+/* ------------------------------------------------------------ connections */
 
 struct arc_conn {
     uint32_t idx, gen;
-    uint8_t kind, state;
+    uint8_t kind;
     uint16_t ops;                       /* io_uring operations in flight */
-    const struct arc_transport_vt *tp;  /* plain TCP for now */
+    const struct arc_transport_vt *tp;
     uint32_t out_high;                  /* node.max_buffered_output */
     int fd;
     bool recv_armed, send_armed, closing, close_queued;
     bool eof;                           /* peer closed its sending side */
     bool starved;                       /* waiting for provided buffers */
     bool recv_full;                     /* last receive filled its buffer */
-    bool in_process;                    /* input is being processed: pumps must not arm a
-                                           receive (new bytes would overtake the current ones) */
+    bool in_process;                    /* input is being processed: pumps must not
+                                           arm a receive (new bytes would overtake) */
     bool shut_wr;
-    bool fresh;                         /* client: no request seen yet */
-    bool head_started;                  /* client: bytes of the next head arrived (header deadline runs) */
-    bool close_after;                   /* client: close once the output queue drained */
+    bool recv_cancelling;               /* a cancel of the multishot receive is in flight */
+    bool eof_pending;                   /* EOF arrived behind stashed bytes */
+    uint16_t pinned;                    /* provided buffers held by out + stash */
     struct outq out;
     struct iovec iov[OUTQ_IOV];
     struct msghdr msg;
     struct arc_timer timer;
     uint64_t created_ms;
     /* Input received but not processable yet (pipelined requests, bytes
-     * that arrived while the other side was backed up), oldest first.
-     * Segments as in the output queue: a provided-buffer reference or an
-     * owned heap copy. */
+     * that arrived while the other side was backed up), oldest first. */
     struct seg *stash;
     uint32_t stash_n, stash_cap;
-    bool recv_cancelling;               /* a cancel of the multishot receive is in flight */
-    bool eof_pending;                   /* EOF arrived behind stashed bytes: deliver it after them */
     /* Head bytes accumulated across receives (only when a head spans them). */
     char *hbuf;
     uint32_t hlen, hcap;
-    struct arc_conn *peer;              /* client <-> upstream while paired */
+    uint32_t hscanned;                  /* hbuf bytes already known to hold no end of head */
     struct arc_conn *starved_next;
     union {
-        struct {                        /* CONN_CLIENT */
-            struct stream st;
+        struct {                        /* CONN_CLIENT: HTTP/1 server codec */
+            enum cstate state;
+            struct arc_exchange *ex;
+            const struct arc_codec_vt *codec;
             uint32_t listener;
+            enum arc_h1_body req_body;  /* framing of the current request body */
+            uint64_t req_left;
+            struct arc_h1_chunked req_chunk;
+            uint8_t minor;              /* HTTP/1.x minor of the current request */
+            bool keep_alive;            /* connection may continue after this exchange */
+            bool dechunk;               /* HTTP/1.0 client: chunk data only, close after */
+            bool fresh;                 /* no request seen yet */
+            bool head_started;          /* bytes of the next head arrived */
+            bool paused;                /* input held because the upstream is backed up */
             char peer_ip[48];           /* for X-Forwarded-For; "" until needed */
             struct sockaddr_storage peer; /* valid once peer_ip is set (family 0 = unknown) */
         } c;
-        struct {                        /* CONN_UPSTREAM */
+        struct {                        /* CONN_UPSTREAM: HTTP/1 client codec */
+            enum ustate state;
+            struct arc_exchange *ex;
             const struct arc_upstream_rt *up;
             const struct arc_endpoint_rt *ep_rt;
             uint32_t ep;
             struct arc_conn *pool_next, *pool_prev;
             bool in_pool;
             bool reused;                /* carried an earlier request */
-            bool got_bytes;             /* response bytes arrived for this request */
+            bool got_bytes;             /* response bytes arrived for this attempt */
             bool counted_open;          /* holds a slot in ep_rt->open_conns */
             bool connected;
+            bool head_done;             /* final response head parsed */
+            bool keep_alive;            /* upstream allows reuse after this response */
+            bool extra;                 /* bytes past the response end */
+            enum arc_h1_body resp_body;
+            uint64_t resp_left;
+            struct arc_h1_chunked resp_chunk;
         } u;
     };
 };
@@ -234,6 +351,15 @@ struct slab {
 };
 #define SLAB_CHUNK 256
 
+/* A snapshot this worker holds one reference on, with the number of its
+ * exchanges pinned to it (per-worker counts: no shared reference-count
+ * traffic per request). */
+struct held_snap {
+    struct arc_snapshot *snap;
+    uint64_t pins;
+};
+#define HELD_SNAPS 8
+
 struct arc_worker {
     unsigned id;
     int cpu;                            /* -1 = not pinned */
@@ -241,9 +367,13 @@ struct arc_worker {
     struct arc_bufring br;
     struct arc_tw tw;
     uint64_t now_ms;
-    struct arc_snapshot *snap;          /* one reference held */
+    struct arc_snapshot *snap;          /* current; one reference held */
+    struct held_snap held[HELD_SNAPS];
     struct slab slab;
     size_t n_clients;                   /* open client connections */
+    size_t n_exchanges;                 /* live exchanges */
+    struct arc_exchange *ex_free;       /* recycled exchanges (arenas kept) */
+    size_t n_ex_free;
     int *listen_fds;                    /* [n_listeners] */
     bool *accept_armed;
     size_t n_listen;
@@ -253,7 +383,7 @@ struct arc_worker {
     struct __kernel_timespec tick_ts;
     bool draining, stopping;
     uint64_t drain_deadline;
-    uint32_t max_conns;                 /* per-worker share of node.max_connections, 0 = none */
+    uint32_t max_conns;                 /* node.max_connections (node-wide), 0 = none */
     _Atomic int done;                   /* 1 once the thread left its loop */
     _Atomic int ready;                  /* 1 once accepting, -1 on failure (control thread reads) */
     struct arc_h1_header *hdrs;         /* parser scratch, [snap->limits.max_headers] */
@@ -263,6 +393,8 @@ struct arc_worker {
 
 /* worker.c */
 void arc_px__on_timer(struct arc_timer *t, uint64_t now);
+/* Node-wide count of client connections (node.max_connections). */
+extern _Atomic uint32_t arc_px__node_clients;
 
 /* conn.c */
 struct arc_conn *arc_px__conn_new(struct arc_worker *w, enum conn_kind kind, int fd);
@@ -270,8 +402,20 @@ struct arc_conn *arc_px__conn_get(struct arc_worker *w, uint32_t idx);
 void arc_px__conn_close(struct arc_worker *w, struct arc_conn *c);
 void arc_px__conn_on_closed(struct arc_worker *w, struct arc_conn *c);
 void arc_px__arm_recv(struct arc_worker *w, struct arc_conn *c);
+/* Receives ran dry: connections waiting on a peer copy their queued bytes
+ * out of provided buffers. */
+void arc_px__unpin_stalled(struct arc_worker *w);
+/* Worker teardown: frees what a connection still owns (no I/O). */
+void arc_px__conn_teardown(struct arc_worker *w, struct arc_conn *c);
 void arc_px__flush(struct arc_worker *w, struct arc_conn *c);
 void arc_px__on_send(struct arc_worker *w, struct arc_conn *c, int res);
+/* Role dispatch: the one place that switches on the connection kind. */
+void arc_px__conn_input(struct arc_worker *w, struct arc_conn *c, int32_t bid,
+                        const char *p, size_t len);
+void arc_px__conn_eof(struct arc_worker *w, struct arc_conn *c, int err);
+void arc_px__conn_pump(struct arc_worker *w, struct arc_conn *c);
+void arc_px__conn_sent(struct arc_worker *w, struct arc_conn *c);
+void arc_px__conn_timeout(struct arc_worker *w, struct arc_conn *c);
 void arc_px__queue_buf(struct arc_worker *w, struct arc_conn *c, int32_t bid, const char *p, size_t len);
 void arc_px__queue_copy(struct arc_worker *w, struct arc_conn *c, const void *p, size_t len);
 void arc_px__queue_owned(struct arc_worker *w, struct arc_conn *c, char *mem, size_t len);
@@ -304,6 +448,10 @@ bool arc_px__head_view(struct arc_conn *c, const char *p, size_t len, size_t cap
 /* Incomplete head: keep the received bytes for the next receive. */
 bool arc_px__head_keep(struct arc_conn *c, const struct arc_px_head *h,
                        const char *p, size_t len, size_t cap);
+/* Could buf[0..len) hold a complete head? Resumes the scan where the last
+ * one stopped (c->hscanned) so a head trickled in byte by byte is not
+ * re-parsed from byte 0 on every receive. */
+bool arc_px__head_may_be_complete(struct arc_conn *c, const struct arc_px_head *h);
 /* A head of head_len bytes was parsed: how many received bytes it used. */
 static inline size_t arc_px__head_used(const struct arc_conn *c, const struct arc_px_head *h,
                                        size_t head_len)
@@ -315,44 +463,65 @@ void arc_px__shutdown_wr(struct arc_worker *w, struct arc_conn *c);
 void arc_px__set_timer(struct arc_worker *w, struct arc_conn *c, uint64_t ms);
 static inline bool arc_px__outq_high(const struct arc_conn *c)
 {
-    return c->out.bytes >= c->out_high || c->out.n >= OUTQ_HIGH_SEGS;
+    return c->out.bytes >= c->out_high;
 }
 
-/* client.c */
-void arc_px__client_accepted(struct arc_worker *w, int fd, uint32_t listener);
-void arc_px__client_data(struct arc_worker *w, struct arc_conn *c, int32_t bid, const char *p, size_t len);
+/* exchange.c */
+struct arc_exchange *arc_px__ex_new(struct arc_worker *w, struct arc_conn *client);
+/* Copies a parsed HTTP/1 request into the exchange's arena. False: out of memory. */
+bool arc_px__ex_set_request(struct arc_exchange *ex, const struct arc_h1_request *r);
+/* The one place an exchange ends: load balancer, metrics, snapshot, codec. */
+void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome o);
+/* Local answer through the client codec, then the exchange ends. */
+void arc_px__ex_respond(struct arc_worker *w, struct arc_exchange *ex, int status,
+                        const struct arc_hdr *hdrs, size_t n, const char *body, size_t body_len);
+/* Counted error answer (text body "<status> <reason>"). */
+void arc_px__ex_error(struct arc_worker *w, struct arc_exchange *ex, int status,
+                      enum arc_err_kind kind);
+/* The response broke after it started: deliver what was queued, cut. */
+void arc_px__ex_cut(struct arc_worker *w, struct arc_exchange *ex);
+/* Drops the exchange's upstream attempt (the connection is closed). */
+void arc_px__ex_drop_upstream(struct arc_worker *w, struct arc_exchange *ex);
+/* Reports the exchange's end to the load balancer, once. */
+void arc_px__ex_lb_end(struct arc_worker *w, struct arc_exchange *ex);
+void arc_px__ex_pool_dispose(struct arc_worker *w);
+static inline bool arc_px__ex_down_blocked(const struct arc_exchange *ex)
+{
+    return ex->client->c.codec->blocked(ex);
+}
+
+/* pipeline.c */
+/* Runs a new exchange through route → action. */
+void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex);
+
+/* h1_server.c */
+/* over_limit: node.max_connections reached: answer 503 and close. */
+void arc_px__client_accepted(struct arc_worker *w, int fd, uint32_t listener, bool over_limit);
 void arc_px__client_eof(struct arc_worker *w, struct arc_conn *c, int err);
 void arc_px__client_pump(struct arc_worker *w, struct arc_conn *c);
 void arc_px__client_timeout(struct arc_worker *w, struct arc_conn *c);
 void arc_px__client_sent(struct arc_worker *w, struct arc_conn *c);
-/* Called by upstream.c */
-void arc_px__local_error(struct arc_worker *w, struct arc_conn *c, int status, enum arc_err_kind kind,
-                         bool close);
-void arc_px__exchange_done(struct arc_worker *w, struct arc_conn *c);
-void arc_px__client_abort(struct arc_worker *w, struct arc_conn *c);
-void arc_px__client_cut(struct arc_worker *w, struct arc_conn *c);
+/* Closes the client connection with no further byte; ends its exchange. */
+void arc_px__client_abort(struct arc_worker *w, struct arc_conn *c, enum ex_outcome o);
 
 /* upstream.c */
-int arc_px__up_start(struct arc_worker *w, struct arc_conn *c, char *head, size_t head_len);
+/* Starts an attempt for ex with request head `head` (owned). */
+void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex, char *head, size_t head_len);
 void arc_px__up_data(struct arc_worker *w, struct arc_conn *u, int32_t bid, const char *p, size_t len);
 void arc_px__up_eof(struct arc_worker *w, struct arc_conn *u, int err);
 void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res);
 void arc_px__up_pump(struct arc_worker *w, struct arc_conn *u);
 void arc_px__up_timeout(struct arc_worker *w, struct arc_conn *u);
-void arc_px__up_release(struct arc_worker *w, struct arc_conn *u, bool reusable);
 void arc_px__up_sent(struct arc_worker *w, struct arc_conn *u);
 void arc_px__pool_remove(struct arc_worker *w, struct arc_conn *u);
-/* Reports the exchange's end to the load balancer, once. */
-void arc_px__lb_end(struct arc_worker *w, struct arc_conn *c);
 /* Closes a finished tunnel once both sides hit EOF and both queues drained. */
-void arc_px__tunnel_check(struct arc_worker *w, struct arc_conn *c);
+void arc_px__tunnel_check(struct arc_worker *w, struct arc_exchange *ex);
 
 /* heads.c */
-char *arc_px__build_request_head(struct arc_worker *w, struct arc_conn *c,
-                                 const struct arc_h1_request *req, size_t *len);
-char *arc_px__build_response_head(struct arc_worker *w, struct arc_conn *c,
-                                  const struct arc_h1_response *resp, bool close, size_t *len);
-char *arc_px__build_redirect(const struct arc_route_rt *r, const struct arc_h1_request *req,
-                             const struct arc_rt_captures *caps, bool close, size_t *len);
+char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, size_t *len);
+char *arc_px__build_response_head(struct arc_worker *w, struct arc_exchange *ex,
+                                  const struct arc_resp *resp, bool close, size_t *len);
+char *arc_px__build_location(const struct arc_route_rt *r, const struct arc_req *req,
+                             const struct arc_rt_captures *caps, size_t *len);
 
 #endif

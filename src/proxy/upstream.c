@@ -1,9 +1,24 @@
 /*
- * The upstream side of an exchange: picking an endpoint, taking a pooled
- * keep-alive connection or connecting, reading the response head and
- * streaming the body back, retrying a request that died on a stale pooled
- * connection, WebSocket/Upgrade tunnels, and returning connections to the
- * per-worker pool. States: see proxy_int.h.
+ * The upstream side of an exchange, speaking HTTP/1.1 to the service:
+ * picking an endpoint, taking a pooled keep-alive connection or connecting,
+ * reading the response head and streaming the body back through the client
+ * codec, replaying a request that died on a stale pooled connection,
+ * Upgrade tunnels, and returning connections to the per-worker pool.
+ *
+ * An upstream connection pairs with an exchange (u->u.ex, ex->up), never
+ * with a client connection: everything it tells the client goes through
+ * the exchange's codec.
+ *
+ * Upstream connection states (enum ustate):
+ *
+ *   US_CONNECTING ──connected──▶ US_BUSY ──response done, reusable──▶ US_IDLE (pool)
+ *        │                         │  └──response done, not reusable / error──▶ closed
+ *        └──refused, timeout──▶ closed   └──101──▶ US_TUNNEL ──both sides closed──▶ closed
+ *   US_IDLE ──checked out──▶ US_BUSY;  US_IDLE ──EOF, stray bytes, idle_ttl──▶ closed
+ *
+ * Deadlines: connect_timeout while connecting, write_timeout while request
+ * bytes wait on the upstream, ttfb_timeout from the last request byte to
+ * the response head, read_timeout between response bytes, pool idle_ttl.
  */
 #include "proxy/proxy_int.h"
 #include "net/net.h"
@@ -18,28 +33,41 @@ static const struct arc_upstream_conf *uconf(const struct arc_conn *u)
     return u->u.up->conf;
 }
 
-#define set_timer arc_px__set_timer
-
-/* ------------------------------------------------------------ exchange */
-
-void arc_px__lb_end(struct arc_worker *w, struct arc_conn *c)
+static const struct arc_codec_vt *codec_of(const struct arc_exchange *ex)
 {
-    struct stream *st = &c->c.st;
-    if (!st->lb_open)
-        return;
-    st->lb_open = false;
-    arc_lb_done(&w->ups[st->route->up->index].lb, (size_t)st->ep,
-                (w->now_ms - st->started_ms) * 1000u, w->now_ms);
+    return ex->client->c.codec;
 }
 
-void arc_px__tunnel_check(struct arc_worker *w, struct arc_conn *c)
+#define set_timer arc_px__set_timer
+
+/* ------------------------------------------------------------ pairing */
+
+static void attach(struct arc_exchange *ex, struct arc_conn *u)
 {
-    struct arc_conn *u = c->peer;
+    ex->up = u;
+    u->u.ex = ex;
+    u->u.got_bytes = false;
+    u->u.head_done = false;
+    u->u.keep_alive = false;
+    u->u.extra = false;
+    ex->attempts++;
+}
+
+static void detach(struct arc_exchange *ex, struct arc_conn *u)
+{
+    if (ex && ex->up == u)
+        ex->up = NULL;
+    u->u.ex = NULL;
+}
+
+void arc_px__tunnel_check(struct arc_worker *w, struct arc_exchange *ex)
+{
+    struct arc_conn *c = ex->client, *u = ex->up;
     if (!u || !c->eof || !u->eof)
         return;
     if (c->out.n || c->send_armed || u->out.n || u->send_armed)
         return;
-    arc_px__client_abort(w, c);
+    arc_px__client_abort(w, c, EXO_TUNNEL_END);
 }
 
 /* ------------------------------------------------------------ pool */
@@ -77,18 +105,18 @@ static struct arc_conn *pool_take(struct arc_worker *w, const struct arc_upstrea
     return NULL;
 }
 
-void arc_px__up_release(struct arc_worker *w, struct arc_conn *u, bool reusable)
+static void up_release(struct arc_worker *w, struct arc_conn *u, bool reusable)
 {
     const struct arc_upstream_conf *uc = uconf(u);
     struct pool *pl = &w->ups[u->u.up->index].pools[u->u.ep];
-    u->peer = NULL;
+    u->u.ex = NULL;
     if (!reusable || u->eof || u->out.n || u->stash_n || u->hlen ||
         pl->n_idle >= uc->pool_max_idle ||
         w->now_ms - u->created_ms >= uc->pool_max_lifetime) {
         arc_px__conn_close(w, u);
         return;
     }
-    u->state = U_IDLE;
+    u->u.state = US_IDLE;
     u->u.in_pool = true;
     u->u.reused = true;
     u->u.pool_prev = NULL;
@@ -128,7 +156,7 @@ static struct arc_conn *up_connect(struct arc_worker *w, const struct arc_upstre
         errno = ENOMEM;
         return NULL;
     }
-    u->state = U_CONNECTING;
+    u->u.state = US_CONNECTING;
     u->u.up = up;
     u->u.ep_rt = e;
     u->u.ep = (uint32_t)ep;
@@ -142,25 +170,17 @@ static struct arc_conn *up_connect(struct arc_worker *w, const struct arc_upstre
     return u;
 }
 
-static void pair(struct arc_conn *c, struct arc_conn *u)
+void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex, char *head, size_t head_len)
 {
-    c->peer = u;
-    u->peer = c;
-    u->u.got_bytes = false;
-}
-
-int arc_px__up_start(struct arc_worker *w, struct arc_conn *c, char *head, size_t head_len)
-{
-    struct stream *st = &c->c.st;
-    const struct arc_upstream_rt *up = st->route->up;
+    const struct arc_upstream_rt *up = ex->route->up;
     struct wup *wu = &w->ups[up->index];
     int ep = arc_lb_pick(&wu->lb, NULL, w->now_ms);
     if (ep < 0) {
         free(head);
-        arc_px__local_error(w, c, 503, ARC_ERR_NO_ENDPOINT, false);
-        return -1;
+        arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
+        return;
     }
-    st->ep = ep;
+    ex->ep = ep;
     struct arc_conn *u = pool_take(w, up, ep);
     bool reused = u != NULL;
     if (!u) {
@@ -169,82 +189,80 @@ int arc_px__up_start(struct arc_worker *w, struct arc_conn *c, char *head, size_
             free(head);
             arc_m_add(&w->metrics.up_connect_errors[up->index], 1);
             if (errno == EAGAIN)
-                arc_px__local_error(w, c, 503, ARC_ERR_NO_ENDPOINT, false);
+                arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
             else
-                arc_px__local_error(w, c, 502, ARC_ERR_UPSTREAM_CONNECT, false);
-            return -1;
+                arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
+            return;
         }
+        ex->state = EX_CONNECTING;
     } else {
-        u->state = U_ACTIVE;
+        u->u.state = US_BUSY;
+        ex->state = EX_UPSTREAM;
         arc_m_add(&w->metrics.up_reused[up->index], 1);
         set_timer(w, u, uconf(u)->write_timeout);
     }
-    pair(c, u);
+    attach(ex, u);
     /* A request without a body sent on a reused connection may meet a close
      * the upstream sent just before our bytes arrived; keep its head so it
      * can be replayed once on a fresh connection (RFC 9112 §9.3.1). */
-    if (reused && st->req_body == ARC_H1_BODY_NONE && !st->upgrade && st->idempotent) {
-        st->replay = malloc(head_len);
-        if (st->replay) {
-            memcpy(st->replay, head, head_len);
-            st->replay_len = head_len;
+    if (reused && ex->req.body == ARC_H1_BODY_NONE && !ex->req.upgrade && ex->idempotent) {
+        ex->replay = malloc(head_len);
+        if (ex->replay) {
+            memcpy(ex->replay, head, head_len);
+            ex->replay_len = head_len;
         }
     }
     arc_px__queue_owned(w, u, head, head_len);
     arc_lb_start(&wu->lb, (size_t)ep);
-    st->lb_open = true;
+    ex->lb_open = true;
     arc_m_add(&w->metrics.up_requests[up->index], 1);
     arc_px__up_pump(w, u);
-    return 0;
 }
 
 /* Replays the request on a fresh connection; false if that is impossible. */
 static bool retry(struct arc_worker *w, struct arc_conn *u)
 {
-    struct arc_conn *c = u->peer;
-    struct stream *st = &c->c.st;
-    if (!st->replay || st->retried || u->u.got_bytes || !u->u.reused)
+    struct arc_exchange *ex = u->u.ex;
+    if (!ex->replay || ex->attempts > 1 || u->u.got_bytes || !u->u.reused)
         return false;
     const struct arc_upstream_rt *up = u->u.up;
     int ep = (int)u->u.ep;
-    c->peer = NULL;
-    u->peer = NULL;
+    detach(ex, u);
     arc_px__conn_close(w, u);
-    st->retried = true;
     struct arc_conn *nu = up_connect(w, up, ep);
     if (!nu) {
         arc_m_add(&w->metrics.up_connect_errors[up->index], 1);
-        arc_px__local_error(w, c, 502, ARC_ERR_UPSTREAM_CONNECT, false);
+        arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
         return true;
     }
-    pair(c, nu);
-    char *head = st->replay;
-    st->replay = NULL;
-    arc_px__queue_owned(w, nu, head, st->replay_len);
+    ex->state = EX_CONNECTING;
+    attach(ex, nu);
+    char *head = ex->replay;
+    ex->replay = NULL;
+    arc_px__queue_owned(w, nu, head, ex->replay_len);
     arc_px__up_pump(w, nu);
     return true;
 }
 
 void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res)
 {
-    struct arc_conn *c = u->peer;
+    struct arc_exchange *ex = u->u.ex;
     if (res < 0) {
         arc_m_add(&w->metrics.up_connect_errors[u->u.up->index], 1);
-        u->peer = NULL;
+        detach(ex, u);
         arc_px__conn_close(w, u);
-        if (c) {
-            c->peer = NULL;
-            arc_px__local_error(w, c, 502, ARC_ERR_UPSTREAM_CONNECT, false);
-        }
+        if (ex)
+            arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
         return;
     }
     u->u.connected = true;
-    u->state = U_ACTIVE;
-    if (!c) {
-        /* The client left while we were connecting: keep the connection. */
-        arc_px__up_release(w, u, true);
+    u->u.state = US_BUSY;
+    u->tp->start(w, u);
+    if (!ex) {
+        arc_px__conn_close(w, u);
         return;
     }
+    ex->state = EX_UPSTREAM;
     set_timer(w, u, uconf(u)->write_timeout);
     arc_px__up_pump(w, u);
 }
@@ -253,29 +271,26 @@ void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res)
 
 static void finish(struct arc_worker *w, struct arc_conn *u)
 {
-    struct arc_conn *c = u->peer;
-    struct stream *st = &c->c.st;
-    st->resp_done = true;
-    bool reusable = st->resp_keep_alive && st->resp_body != ARC_H1_BODY_CLOSE &&
-                    st->req_done && !st->extra && u->out.n == 0;
-    c->peer = NULL;
-    arc_px__up_release(w, u, reusable);
-    arc_px__exchange_done(w, c);
+    struct arc_exchange *ex = u->u.ex;
+    ex->resp_done = true;
+    bool reusable = u->u.keep_alive && u->u.resp_body != ARC_H1_BODY_CLOSE &&
+                    ex->req_done && !u->u.extra && u->out.n == 0;
+    detach(ex, u);
+    up_release(w, u, reusable);
+    arc_px__ex_end(w, ex, EXO_COMPLETE);
 }
 
 static void fail_response(struct arc_worker *w, struct arc_conn *u, int status, enum arc_err_kind k)
 {
-    struct arc_conn *c = u->peer;
-    c->peer = NULL;
-    u->peer = NULL;
+    struct arc_exchange *ex = u->u.ex;
+    detach(ex, u);
     arc_px__conn_close(w, u);
-    arc_px__local_error(w, c, status, k, false);
+    arc_px__ex_error(w, ex, status, k);
 }
 
 static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const char *p, size_t len)
 {
-    struct arc_conn *c = u->peer;
-    struct stream *st = &c->c.st;
+    struct arc_exchange *ex = u->u.ex;
     const struct arc_snapshot *s = w->snap;
     size_t cap = (size_t)s->limits.max_header_bytes + 1;
     struct arc_px_head h;
@@ -283,9 +298,11 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
         fail_response(w, u, 502, ARC_ERR_UPSTREAM_BAD);
         return len;
     }
-    struct arc_h1_response resp;
-    enum arc_h1_status rc = arc_h1_parse_response(h.buf, h.len, &s->limits, st->is_head, false,
-                                                  w->hdrs, s->limits.max_headers, &resp);
+    struct arc_h1_response r;
+    enum arc_h1_status rc = ARC_H1_INCOMPLETE;
+    if (arc_px__head_may_be_complete(u, &h) || h.len >= cap)
+        rc = arc_h1_parse_response(h.buf, h.len, &s->limits, ex->is_head, false,
+                                   w->hdrs, s->limits.max_headers, &r);
     if (rc == ARC_H1_INCOMPLETE) {
         if (!arc_px__head_keep(u, &h, p, len, cap))
             fail_response(w, u, 502, ARC_ERR_UPSTREAM_BAD);
@@ -297,112 +314,105 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
         fail_response(w, u, 502, ARC_ERR_UPSTREAM_BAD);
         return len;
     }
-    size_t consumed = arc_px__head_used(u, &h, resp.head_len);
+    size_t consumed = arc_px__head_used(u, &h, r.head_len);
+    struct arc_resp resp = {
+        .status = r.status, .reason = r.reason, .hdrs = r.headers, .n_hdrs = r.n_headers,
+        .body = r.body, .content_length = r.content_length,
+        .upgrade = (r.flags & ARC_H1_F_UPGRADE) != 0,
+    };
 
-    if (resp.status < 200 && resp.status != 101) {
-        /* Interim responses (100, 103): we answered Expect ourselves, and
-         * forwarding others is optional (RFC 9110 §15.2); drop them. */
+    if (r.status < 200 && r.status != 101) {
+        /* Interim responses: 100 Continue is ours to answer (we did, and
+         * stripped Expect); others (103 Early Hints) go to the client. */
+        if (r.status != 100)
+            codec_of(ex)->interim(w, ex, &resp);
         arc_px__hbuf_reset(u);
         return consumed;
     }
-    if (resp.status == 101) {
-        if (!st->upgrade || !(resp.flags & ARC_H1_F_UPGRADE)) {
+    if (r.status == 101) {
+        if (!ex->req.upgrade || !resp.upgrade) {
             arc_px__hbuf_reset(u);
             fail_response(w, u, 502, ARC_ERR_UPSTREAM_BAD);
             return len;
         }
-        size_t hl;
-        char *head = arc_px__build_response_head(w, c, &resp, false, &hl);
+        ex->status = 101;
+        arc_px__ex_lb_end(w, ex);
+        ex->resp_started = true;
+        ex->req_done = true;
+        ex->state = EX_TUNNEL;
+        u->u.state = US_TUNNEL;
+        u->u.head_done = true;
+        codec_of(ex)->send_head(w, ex, &resp);
         arc_px__hbuf_reset(u);
-        arc_px__queue_owned(w, c, head, hl);
-        st->status = 101;
-        arc_px__lb_end(w, c);
-        st->resp_started = st->resp_head_done = true;
-        st->req_done = true;
-        c->state = C_TUNNEL;
-        u->state = U_TUNNEL;
-        arc_m_request(&w->metrics, st->route->index, 101);
         arc_tw_cancel(&w->tw, &u->timer);
-        set_timer(w, c, w->snap->cfg->node.idle_timeout);
-        arc_px__client_pump(w, c);
+        codec_of(ex)->resume(w, ex);
         return consumed;
     }
-    st->status = resp.status;
-    st->resp_head_done = true;
-    st->resp_body = resp.body;
-    st->resp_left = resp.content_length;
-    st->resp_keep_alive = (resp.flags & ARC_H1_F_KEEP_ALIVE) != 0;
-    arc_h1_chunked_init(&st->resp_chunk);
-    /* An HTTP/1.0 client cannot read chunked coding (RFC 9112 §6.1): it
-     * gets the data alone, delimited by the close. */
-    st->dechunk = resp.body == ARC_H1_BODY_CHUNKED && st->client_minor == 0;
-    /* The client connection cannot continue after a close-delimited body,
-     * nor while its own request body is still unread. */
-    bool close = !st->client_keep_alive || resp.body == ARC_H1_BODY_CLOSE || !st->req_done ||
-                 w->draining || st->dechunk;
-    if (close)
-        st->client_keep_alive = false;
-    size_t hl;
-    char *head = arc_px__build_response_head(w, c, &resp, close, &hl);
+    ex->status = r.status;
+    u->u.head_done = true;
+    u->u.resp_body = r.body;
+    u->u.resp_left = r.content_length;
+    u->u.keep_alive = (r.flags & ARC_H1_F_KEEP_ALIVE) != 0;
+    arc_h1_chunked_init(&u->u.resp_chunk);
+    codec_of(ex)->send_head(w, ex, &resp);
     arc_px__hbuf_reset(u);
-    arc_px__queue_owned(w, c, head, hl);
-    st->resp_started = true;
-    if (resp.body == ARC_H1_BODY_NONE ||
-        (resp.body == ARC_H1_BODY_LENGTH && resp.content_length == 0))
-        st->resp_done = true;
+    ex->resp_started = true;
+    ex->state = EX_STREAMING;
+    if (r.body == ARC_H1_BODY_NONE || (r.body == ARC_H1_BODY_LENGTH && r.content_length == 0))
+        ex->resp_done = true;
     return consumed;
 }
 
 static size_t resp_body(struct arc_worker *w, struct arc_conn *u, int32_t bid, const char *p, size_t len)
 {
-    struct arc_conn *c = u->peer;
-    struct stream *st = &c->c.st;
+    struct arc_exchange *ex = u->u.ex;
+    const struct arc_codec_vt *cv = codec_of(ex);
     size_t n = 0;
-    switch (st->resp_body) {
+    switch (u->u.resp_body) {
     case ARC_H1_BODY_LENGTH:
-        n = (size_t)ARC_MIN((uint64_t)len, st->resp_left);
-        st->resp_left -= n;
-        if (st->resp_left == 0)
-            st->resp_done = true;
-        break;
+        n = (size_t)ARC_MIN((uint64_t)len, u->u.resp_left);
+        u->u.resp_left -= n;
+        if (u->u.resp_left == 0)
+            ex->resp_done = true;
+        cv->send_body(w, ex, bid, p, n, false);
+        return n;
     case ARC_H1_BODY_CHUNKED:
         while (n < len) {
             size_t used, dlen;
             const char *data, *err;
-            enum arc_h1_chunk_rc rc = arc_h1_chunked_next(&st->resp_chunk, p + n, len - n,
+            enum arc_h1_chunk_rc rc = arc_h1_chunked_next(&u->u.resp_chunk, p + n, len - n,
                                                           &used, &data, &dlen, &err);
             n += used;
             if (rc == ARC_H1_CHUNK_ERROR) {
                 arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_BAD], 1);
-                if (!st->dechunk)
-                    arc_px__queue_buf(w, c, bid, p, n - used);  /* the valid prefix */
-                arc_px__client_cut(w, c);
+                if (ex->resp_passthrough)
+                    cv->send_body(w, ex, bid, p, n - used, true);  /* the valid prefix */
+                arc_px__ex_cut(w, ex);
                 return len;
             }
-            if (st->dechunk) {
+            if (!ex->resp_passthrough) {
                 if (rc == ARC_H1_CHUNK_DATA)
-                    arc_px__queue_buf(w, c, bid, data, dlen);
+                    cv->send_body(w, ex, bid, data, dlen, false);
                 if (rc == ARC_H1_CHUNK_DONE)
-                    st->resp_done = true;
+                    ex->resp_done = true;
                 if (rc != ARC_H1_CHUNK_DATA)
                     break;
                 continue;
             }
             if (rc == ARC_H1_CHUNK_DONE) {
-                st->resp_done = true;
+                ex->resp_done = true;
                 break;
             }
             if (rc == ARC_H1_CHUNK_AGAIN)
                 break;
         }
-        break;
+        if (ex->resp_passthrough)
+            cv->send_body(w, ex, bid, p, n, true);
+        return n;
     default: /* close-delimited */
-        n = len;
-        break;
+        cv->send_body(w, ex, bid, p, len, false);
+        return len;
     }
-    if (!st->dechunk)
-        arc_px__queue_buf(w, c, bid, p, n);
-    return n;
 }
 
 /* Runs upstream input through the response state machine while the client
@@ -413,22 +423,20 @@ static size_t up_process(struct arc_worker *w, struct arc_conn *u, int32_t bid, 
     size_t total = 0;
     u->in_process = true;
     while (len > 0 && !u->closing) {
-        struct arc_conn *c = u->peer;
-        if (!c) {
+        struct arc_exchange *ex = u->u.ex;
+        if (!ex) {
             /* Bytes on an idle pooled connection, or after the response
              * ended: the connection is out of sync and cannot be reused. */
             arc_px__conn_close(w, u);
             break;
         }
-        if (arc_px__outq_high(c))
+        if (arc_px__ex_down_blocked(ex))
             break;
-        struct stream *st = &c->c.st;
         size_t n;
-        if (u->state == U_TUNNEL) {
-            arc_px__queue_buf(w, c, bid, p, len);
-            set_timer(w, c, w->snap->cfg->node.idle_timeout);
+        if (u->u.state == US_TUNNEL) {
+            codec_of(ex)->send_raw(w, ex, bid, p, len);
             n = len;
-        } else if (!st->resp_head_done) {
+        } else if (!u->u.head_done) {
             n = read_resp_head(w, u, p, len);
         } else {
             n = resp_body(w, u, bid, p, len);
@@ -437,30 +445,30 @@ static size_t up_process(struct arc_worker *w, struct arc_conn *u, int32_t bid, 
         p += n;
         len -= n;
         total += n;
-        if (!u->closing && u->peer && u->state == U_ACTIVE && st->resp_done) {
-            st->extra = len > 0;
+        if (!u->closing && u->u.ex == ex && u->u.state == US_BUSY && ex->resp_done) {
+            u->u.extra = len > 0;
             u->in_process = false;
-            finish(w, u);   /* exchange_done pumps (and so flushes) the client */
+            finish(w, u);   /* the exchange's end pumps (and so flushes) the client */
             return total + len;
         }
-        if (c->closing)
+        if (u->u.ex != ex)
             break;
     }
     u->in_process = false;
     /* One send for everything this receive produced (head + body). */
-    if (u->peer && !u->closing)
-        arc_px__flush(w, u->peer);
+    if (u->u.ex && !u->closing)
+        arc_px__flush(w, u->u.ex->client);
     return u->closing ? total + len : total;
 }
 
 static bool up_can_process(const struct arc_conn *u)
 {
-    return u->peer && !arc_px__outq_high(u->peer);
+    return u->u.ex && !arc_px__ex_down_blocked(u->u.ex);
 }
 
 void arc_px__up_data(struct arc_worker *w, struct arc_conn *u, int32_t bid, const char *p, size_t len)
 {
-    if (u->peer)
+    if (u->u.ex)
         u->u.got_bytes = true;
     size_t n = u->stash_n ? 0 : up_process(w, u, bid, p, len);
     if (n < len && !u->closing)
@@ -480,21 +488,21 @@ void arc_px__up_pump(struct arc_worker *w, struct arc_conn *u)
         arc_px__up_eof(w, u, 0);
         return;
     }
-    struct arc_conn *c = u->peer;
+    struct arc_exchange *ex = u->u.ex;
     arc_px__flush(w, u);
-    bool want;
-    switch (u->state) {
-    case U_IDLE:
+    bool want = false;
+    switch (u->u.state) {
+    case US_IDLE:
         want = true;
         break;
-    case U_ACTIVE:
-        want = u->u.connected && c && !c->c.st.resp_done && !arc_px__outq_high(c);
+    case US_BUSY:
+        want = u->u.connected && ex && !ex->resp_done && !arc_px__ex_down_blocked(ex);
         break;
-    case U_TUNNEL:
-        want = c && !arc_px__outq_high(c);
+    case US_TUNNEL:
+        want = ex && !arc_px__ex_down_blocked(ex);
         break;
-    default:
-        want = false;
+    case US_CONNECTING:
+        break;
     }
     if (want && !u->starved && u->stash_n == 0)
         arc_px__arm_recv(w, u);
@@ -502,80 +510,78 @@ void arc_px__up_pump(struct arc_worker *w, struct arc_conn *u)
 
 void arc_px__up_sent(struct arc_worker *w, struct arc_conn *u)
 {
-    struct arc_conn *c = u->peer;
-    if (u->state == U_ACTIVE && c) {
-        struct stream *st = &c->c.st;
+    struct arc_exchange *ex = u->u.ex;
+    if (u->u.state == US_BUSY && ex) {
         if (u->out.n)
             set_timer(w, u, uconf(u)->write_timeout);
-        else if (st->req_done && !st->resp_head_done)
+        else if (ex->req_done && !u->u.head_done)
             set_timer(w, u, uconf(u)->ttfb_timeout);
         /* The client may have paused its body on our backlog. */
-        arc_px__client_pump(w, c);
-    } else if (u->state == U_TUNNEL && c) {
+        codec_of(ex)->resume(w, ex);
+    } else if (u->u.state == US_TUNNEL && ex) {
+        struct arc_conn *c = ex->client;
         if (u->out.n == 0 && c->eof)
             arc_px__shutdown_wr(w, u);
-        arc_px__tunnel_check(w, c);
+        arc_px__tunnel_check(w, ex);
         if (!c->closing)
-            arc_px__client_pump(w, c);
+            codec_of(ex)->resume(w, ex);
     }
-    arc_px__up_pump(w, u);
+    if (!u->closing)
+        arc_px__up_pump(w, u);
 }
 
 /* ------------------------------------------------------------ eof, timeout */
 
 void arc_px__up_eof(struct arc_worker *w, struct arc_conn *u, int err)
 {
-    struct arc_conn *c = u->peer;
-    if (!c || u->state == U_IDLE) {
+    struct arc_exchange *ex = u->u.ex;
+    if (!ex || u->u.state == US_IDLE) {
         arc_px__conn_close(w, u);
         return;
     }
-    struct stream *st = &c->c.st;
-    if (u->state == U_TUNNEL) {
+    if (u->u.state == US_TUNNEL) {
         if (err == 0) {
             u->eof = true;
+            struct arc_conn *c = ex->client;
             if (c->out.n == 0 && !c->send_armed)
                 arc_px__shutdown_wr(w, c);
-            arc_px__tunnel_check(w, c);
+            arc_px__tunnel_check(w, ex);
             return;
         }
-        arc_px__client_abort(w, c);
+        arc_px__client_abort(w, ex->client, EXO_TUNNEL_END);
         return;
     }
-    if (err == 0 && st->resp_head_done && st->resp_body == ARC_H1_BODY_CLOSE) {
-        /* Close-delimited body: EOF is its end (but first flush any bytes
-         * the pump held back, which cannot happen while stash is empty). */
-        if (u->stash_n == 0) {
-            finish(w, u);
-            return;
-        }
+    if (err == 0 && u->u.head_done && u->u.resp_body == ARC_H1_BODY_CLOSE && u->stash_n == 0) {
+        /* Close-delimited body: EOF is its end. */
+        finish(w, u);
+        return;
     }
     if (retry(w, u))
         return;
-    if (!st->resp_started) {
+    if (!ex->resp_started) {
         fail_response(w, u, 502, ARC_ERR_UPSTREAM_RESET);
         return;
     }
     arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_RESET], 1);
-    arc_px__client_cut(w, c);
+    arc_px__ex_cut(w, ex);
 }
 
 void arc_px__up_timeout(struct arc_worker *w, struct arc_conn *u)
 {
-    struct arc_conn *c = u->peer;
-    if (!c || u->state == U_IDLE) {
+    struct arc_exchange *ex = u->u.ex;
+    if (!ex || u->u.state == US_IDLE) {
         arc_px__conn_close(w, u);
         return;
     }
     arc_m_add(&w->metrics.up_timeouts[u->u.up->index], 1);
-    if (u->state == U_TUNNEL) {
-        arc_px__client_abort(w, c);
+    if (u->u.state == US_TUNNEL) {
+        arc_px__client_abort(w, ex->client, EXO_TUNNEL_END);
         return;
     }
-    if (!c->c.st.resp_started) {
+    if (!ex->resp_started) {
         fail_response(w, u, 504, ARC_ERR_UPSTREAM_TIMEOUT);
         return;
     }
     arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_TIMEOUT], 1);
-    arc_px__client_cut(w, c);
+    arc_px__ex_cut(w, ex);
 }

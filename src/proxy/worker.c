@@ -22,6 +22,8 @@ static _Atomic int g_drain;
 static _Atomic uint64_t g_drain_ms;
 static _Atomic int g_stop_now;
 
+_Atomic uint32_t arc_px__node_clients;
+
 #define TICK_MS 20
 /* Buffers that must be back in the kernel before starved receives retry. */
 #define STARVED_RETRY_MIN 32
@@ -43,10 +45,7 @@ void arc_px__on_timer(struct arc_timer *t, uint64_t now)
     (void)now;
     if (c->closing)
         return;
-    if (c->kind == CONN_CLIENT)
-        arc_px__client_timeout(tl_worker, c);
-    else
-        arc_px__up_timeout(tl_worker, c);
+    arc_px__conn_timeout(tl_worker, c);
 }
 
 /* ------------------------------------------------------------ accept */
@@ -70,11 +69,15 @@ static void on_accept(struct arc_worker *w, struct io_uring_cqe *cqe)
         /* EMFILE/ENFILE/ENOBUFS: re-arming now would spin; the tick re-arms. */
         return;
     }
-    if (w->draining || (w->max_conns && w->n_clients >= w->max_conns)) {
+    if (w->draining) {
         close(cqe->res);
         return;
     }
-    arc_px__client_accepted(w, cqe->res, li);
+    /* node.max_connections is one node-wide count shared by the workers
+     * (touched on accept and close only, never per request), so a worker
+     * never refuses while the node is below the limit. */
+    uint32_t before = atomic_fetch_add_explicit(&arc_px__node_clients, 1, memory_order_relaxed);
+    arc_px__client_accepted(w, cqe->res, li, w->max_conns && before >= w->max_conns);
     if (!w->accept_armed[li] && cqe->res >= 0)
         arm_accept(w, li);
 }
@@ -94,19 +97,26 @@ static void start_drain(struct arc_worker *w)
 {
     w->draining = true;
     w->drain_deadline = w->now_ms + atomic_load(&g_drain_ms);
+    /* Stop accepting and close the listening sockets: new connections are
+     * refused at once (a load balancer retries elsewhere) instead of
+     * completing a handshake nobody will answer. The pending multishot
+     * accept holds its own file reference until its cancel completes. */
     for (size_t i = 0; i < w->n_listen; i++) {
         if (w->listen_fds[i] < 0)
             continue;
         struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);
         io_uring_prep_cancel_fd(sqe, w->listen_fds[i], IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data64(sqe, op_ud(OP_IGNORE, 0, 0));
+        io_uring_submit(&w->ring);
+        close(w->listen_fds[i]);
+        w->listen_fds[i] = -1;
     }
     /* Idle keep-alive connections have nothing in flight: close them now.
      * Busy ones finish their exchange with Connection: close. */
     for (size_t ch = 0; ch < w->slab.n_chunks; ch++) {
         for (size_t i = 0; i < SLAB_CHUNK; i++) {
             struct arc_conn *c = &w->slab.chunks[ch][i];
-            if (c->kind == CONN_CLIENT && !c->closing && c->state == C_HEAD &&
+            if (c->kind == CONN_CLIENT && !c->closing && c->c.state == CS_HEAD &&
                 c->hlen == 0 && c->stash_n == 0 && c->out.n == 0)
                 arc_px__conn_close(w, c);
         }
@@ -167,14 +177,14 @@ static void on_recv(struct arc_worker *w, struct arc_conn *c, struct io_uring_cq
             c->starved_next = w->starved_head;
             w->starved_head = c;
         }
+        /* Whoever sits on buffers while waiting for a slow peer gives them
+         * back (copies its bytes into memory of its own). */
+        arc_px__unpin_stalled(w);
         return;
     }
     if (res == -ECANCELED) {
         /* Our pause finished: the pump re-arms once input is wanted again. */
-        if (c->kind == CONN_CLIENT)
-            arc_px__client_pump(w, c);
-        else
-            arc_px__up_pump(w, c);
+        arc_px__conn_pump(w, c);
         return;
     }
     {
@@ -186,10 +196,7 @@ static void on_recv(struct arc_worker *w, struct arc_conn *c, struct io_uring_cq
                 return;
             }
         }
-        if (c->kind == CONN_CLIENT)
-            arc_px__client_eof(w, c, res);
-        else
-            arc_px__up_eof(w, c, res);
+        arc_px__conn_eof(w, c, res);
     }
 }
 
@@ -257,10 +264,7 @@ static void retry_starved(struct arc_worker *w)
         struct arc_conn *next = c->starved_next;
         c->starved = false;
         c->starved_next = NULL;
-        if (c->kind == CONN_CLIENT)
-            arc_px__client_pump(w, c);
-        else
-            arc_px__up_pump(w, c);
+        arc_px__conn_pump(w, c);
         c = next;
     }
 }
@@ -312,25 +316,14 @@ static void worker_teardown(struct arc_worker *w)
 {
     for (size_t ch = 0; ch < w->slab.n_chunks; ch++) {
         for (size_t i = 0; i < SLAB_CHUNK; i++) {
-            struct arc_conn *c = &w->slab.chunks[ch][i];
-            free(c->hbuf);
-            for (uint32_t s = 0; s < c->stash_n; s++)
-                if (c->stash[s].bid < 0)
-                    free(c->stash[s].mem);
-            free(c->stash);
-            if (c->kind == CONN_CLIENT)
-                free(c->c.st.replay);
-            for (uint16_t s = 0; s < c->out.n; s++) {
-                struct seg *sg = &c->out.seg[(c->out.head + s) % OUTQ_SEGS];
-                if (sg->bid < 0)
-                    free(sg->mem);
-            }
+            arc_px__conn_teardown(w, &w->slab.chunks[ch][i]);
         }
         free(w->slab.chunks[ch]);
     }
     free(w->slab.chunks);
     free(w->slab.free_idx);
     free(w->hdrs);
+    arc_px__ex_pool_dispose(w);
     if (w->ups) {
         for (size_t i = 0; i < w->snap->n_ups; i++) {
             arc_lb_dispose(&w->ups[i].lb);

@@ -1,7 +1,9 @@
 """Hop-by-hop headers (Connection and the fields it names, Keep-Alive,
 Proxy-Connection, TE, Trailer, Upgrade) are removed in both directions, and
-requests to the upstream carry X-Forwarded-For (appended), X-Forwarded-Proto
-(an incoming one kept only from a route's trusted_proxies) and Via: 1.1 arc."""
+requests to the upstream carry X-Forwarded-For (an incoming one replaced
+with the peer address, or appended to when the peer is one of the route's
+trusted_proxies), X-Forwarded-Proto (an incoming one kept only from
+trusted_proxies) and Via: 1.1 arc (appended)."""
 from arcproc import make_config, route_conf, upstream_conf
 
 HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "x-hop", "x-hop-2"}
@@ -59,15 +61,30 @@ def test_x_forwarded_for_proto_and_via_added(arc, servers):
     assert "1.1 arc" in via, via
 
 
-def test_x_forwarded_for_and_via_appended(arc, servers):
+def test_untrusted_x_forwarded_for_is_replaced_and_via_appended(arc, servers):
+    # An upstream that trusts the leftmost address must not be spoofable
+    # by a client that sends its own X-Forwarded-For.
     a, up = start(arc, servers)
-    r = a.client().request("GET", "/fwd", headers=[("X-Forwarded-For", "203.0.113.7"), ("Via", "1.0 fred")])
+    r = a.client().request("GET", "/fwd", headers=[("X-Forwarded-For", "203.0.113.7"),
+                                                   ("X-Forwarded-For", "198.51.100.1"),
+                                                   ("Via", "1.0 fred")])
     h = upstream_headers(r)
-    xff = ", ".join(v for k, v in h if k == "x-forwarded-for")
-    assert [p.strip() for p in xff.split(",")] == ["203.0.113.7", "127.0.0.1"], xff
+    xff = [v for k, v in h if k == "x-forwarded-for"]
+    assert xff == ["127.0.0.1"], xff
     via = ", ".join(v for k, v in h if k == "via")
     parts = [p.strip() for p in via.split(",")]
     assert parts[0] == "1.0 fred" and parts[-1].startswith("1.1 arc"), via
+
+
+def test_x_forwarded_for_appended_from_trusted_proxies(arc, servers):
+    up = servers.http(name="echo")
+    routes = [route_conf("trusting", "/{*rest}", upstream="echo",
+                         forwarded={"trusted_proxies": ["127.0.0.0/8"]})]
+    a = arc(make_config([upstream_conf("echo", up.addr)], routes=routes))
+    r = a.client().request("GET", "/fwd", headers=[("X-Forwarded-For", "203.0.113.7"),
+                                                   ("X-Forwarded-For", "198.51.100.1")])
+    xff = ", ".join(v for k, v in upstream_headers(r) if k == "x-forwarded-for")
+    assert [p.strip() for p in xff.split(",")] == ["203.0.113.7", "198.51.100.1", "127.0.0.1"], xff
 
 
 def test_x_forwarded_proto_kept_only_from_trusted_proxies(arc, servers):

@@ -1,0 +1,255 @@
+/*
+ * Exchanges: one request/response, independent of the wire protocol.
+ *
+ *   (head parsed) ─arc_px__ex_new─▶ EX_ROUTING ──local answer (respond,
+ *        │                            │          redirect, 404/405, error)──▶ end
+ *        │                            └─upstream─▶ EX_CONNECTING ──connected──▶ EX_UPSTREAM
+ *        │                                             │  (pooled connection: straight to EX_UPSTREAM)
+ *        │                                             └─connect failed──▶ 502/503 ──▶ end
+ *        │   EX_UPSTREAM ──final response head──▶ EX_STREAMING ──response complete──▶ end
+ *        │        │  └─stale pooled connection, nothing received──▶ replay (EX_CONNECTING)
+ *        │        └─upstream error/timeout before the head──▶ 502/504 ──▶ end
+ *        │   EX_STREAMING ──upstream broke──▶ cut (truncated) ──▶ end
+ *        │   EX_UPSTREAM ──101──▶ EX_TUNNEL ──both sides closed──▶ end
+ *        └── any state ──client gone / client timeout──▶ end (aborted)
+ *
+ * "end" is arc_px__ex_end, the only place an exchange finishes: it reports
+ * the load balancer outcome, counts the request (every exchange exactly
+ * once, aborted ones included, as 499 when no status was sent), unpins the
+ * snapshot, tells the client codec, and recycles the exchange.
+ *
+ * Lifetime: an exchange is owned by its client connection (c->c.ex) and
+ * referenced by the upstream connection of its current attempt (u->u.ex /
+ * ex->up). Its request view lives in its arena and dies with it.
+ */
+#include "proxy/proxy_int.h"
+#include "router/router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Recycled exchanges kept per worker (their arenas keep one block). */
+#define EX_FREE_MAX 256
+
+/* ------------------------------------------------------------ snapshots */
+
+static struct arc_snapshot *snap_pin(struct arc_worker *w)
+{
+    for (size_t i = 0; i < HELD_SNAPS; i++)
+        if (w->held[i].snap == w->snap) {
+            w->held[i].pins++;
+            return w->snap;
+        }
+    for (size_t i = 0; i < HELD_SNAPS; i++)
+        if (!w->held[i].snap) {
+            arc_snapshot_ref(w->snap);
+            w->held[i] = (struct held_snap){ .snap = w->snap, .pins = 1 };
+            return w->snap;
+        }
+    /* More generations in flight than slots: fall back to a shared
+     * reference for this one exchange (rare: only across many reloads). */
+    arc_snapshot_ref(w->snap);
+    return w->snap;
+}
+
+static void snap_unpin(struct arc_worker *w, struct arc_snapshot *s)
+{
+    for (size_t i = 0; i < HELD_SNAPS; i++)
+        if (w->held[i].snap == s) {
+            if (--w->held[i].pins == 0) {
+                w->held[i].snap = NULL;
+                arc_snapshot_unref(s);
+            }
+            return;
+        }
+    arc_snapshot_unref(s);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+struct arc_exchange *arc_px__ex_new(struct arc_worker *w, struct arc_conn *client)
+{
+    struct arc_exchange *ex = w->ex_free;
+    if (ex) {
+        w->ex_free = ex->next_free;
+        w->n_ex_free--;
+        struct arc_arena keep = ex->arena;
+        memset(ex, 0, sizeof(*ex));
+        ex->arena = keep;
+    } else {
+        ex = calloc(1, sizeof(*ex));
+        if (!ex)
+            return NULL;
+        arc_arena_init(&ex->arena, 2048);
+    }
+    ex->state = EX_ROUTING;
+    ex->client = client;
+    ex->snap = snap_pin(w);
+    ex->ep = -1;
+    ex->started_ms = w->now_ms;
+    w->n_exchanges++;
+    return ex;
+}
+
+static struct arc_str dup_str(struct arc_arena *a, struct arc_str s, bool *ok)
+{
+    if (s.len == 0)
+        return (struct arc_str){ "", 0 };
+    char *d = arc_arena_dup(a, s.p, s.len);
+    if (!d) {
+        *ok = false;
+        return (struct arc_str){ "", 0 };
+    }
+    return (struct arc_str){ d, s.len };
+}
+
+bool arc_px__ex_set_request(struct arc_exchange *ex, const struct arc_h1_request *r)
+{
+    struct arc_arena *a = &ex->arena;
+    struct arc_req *q = &ex->req;
+    bool ok = true;
+    q->method = dup_str(a, r->method, &ok);
+    q->target = dup_str(a, r->target, &ok);
+    q->path = dup_str(a, r->path, &ok);
+    q->query = dup_str(a, r->query, &ok);
+    q->authority = dup_str(a, r->host, &ok);
+    q->scheme = ARC_STR_LIT("http");
+    q->absolute_form = !(r->target.len && r->target.p[0] == '/');
+    q->version = (uint8_t)(10 + r->minor);
+    q->body = r->body;
+    q->content_length = r->content_length;
+    q->mbit = arc_rt_method_bit(r->method);
+    q->expect_100 = (r->flags & ARC_H1_F_EXPECT_100) != 0;
+    q->upgrade = (r->flags & ARC_H1_F_UPGRADE) != 0;
+    q->keep_alive = (r->flags & ARC_H1_F_KEEP_ALIVE) != 0;
+    q->n_hdrs = r->n_headers;
+    q->hdrs = arc_arena_alloc(a, (r->n_headers ? r->n_headers : 1) * sizeof(*q->hdrs));
+    if (!q->hdrs)
+        return false;
+    for (size_t i = 0; i < r->n_headers; i++) {
+        q->hdrs[i].name = dup_str(a, r->headers[i].name, &ok);
+        q->hdrs[i].value = dup_str(a, r->headers[i].value, &ok);
+    }
+    ex->is_head = arc_str_eq(r->method, "HEAD", 4);
+    ex->idempotent = (q->mbit & (ARC_M_GET | ARC_M_HEAD | ARC_M_OPTIONS | ARC_M_TRACE |
+                                 ARC_M_PUT | ARC_M_DELETE)) != 0;
+    return ok;
+}
+
+void arc_px__ex_lb_end(struct arc_worker *w, struct arc_exchange *ex)
+{
+    if (!ex->lb_open)
+        return;
+    ex->lb_open = false;
+    arc_lb_done(&w->ups[ex->route->up->index].lb, (size_t)ex->ep,
+                (w->now_ms - ex->started_ms) * 1000u, w->now_ms);
+}
+
+void arc_px__ex_drop_upstream(struct arc_worker *w, struct arc_exchange *ex)
+{
+    struct arc_conn *u = ex->up;
+    if (!u)
+        return;
+    ex->up = NULL;
+    u->u.ex = NULL;
+    arc_px__conn_close(w, u);
+}
+
+static void ex_free(struct arc_worker *w, struct arc_exchange *ex)
+{
+    free(ex->replay);
+    ex->replay = NULL;
+    arc_arena_reset(&ex->arena);
+    w->n_exchanges--;
+    if (w->n_ex_free < EX_FREE_MAX) {
+        ex->next_free = w->ex_free;
+        w->ex_free = ex;
+        w->n_ex_free++;
+        return;
+    }
+    arc_arena_dispose(&ex->arena);
+    free(ex);
+}
+
+void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome o)
+{
+    struct arc_conn *c = ex->client;
+    arc_px__ex_lb_end(w, ex);
+    /* An upstream still attached mid-exchange cannot be reused. */
+    arc_px__ex_drop_upstream(w, ex);
+    size_t row = ex->route ? ex->route->index : ex->snap->n_routes;
+    switch (o) {
+    case EXO_TUNNEL_END:
+        break;                          /* the 101 was counted when it went out */
+    case EXO_CLIENT_ABORT:
+    case EXO_CLIENT_TIMEOUT:
+        /* 499 (nginx's "client closed request") when nothing was answered. */
+        arc_m_request(&w->metrics, row, ex->status ? ex->status : 499);
+        arc_m_add(&w->metrics.errors[ARC_ERR_CLIENT_ABORT], o == EXO_CLIENT_ABORT);
+        break;
+    case EXO_UPSTREAM_CUT:
+    case EXO_COMPLETE:
+        arc_m_request(&w->metrics, row, ex->status ? ex->status : 502);
+        break;
+    }
+    c->c.ex = NULL;
+    snap_unpin(w, ex->snap);
+    ex->snap = NULL;
+    c->c.codec->ended(w, ex, o);
+    ex_free(w, ex);
+}
+
+void arc_px__ex_pool_dispose(struct arc_worker *w)
+{
+    while (w->ex_free) {
+        struct arc_exchange *ex = w->ex_free;
+        w->ex_free = ex->next_free;
+        arc_arena_dispose(&ex->arena);
+        free(ex);
+    }
+    w->n_ex_free = 0;
+    for (size_t i = 0; i < HELD_SNAPS; i++)
+        if (w->held[i].snap) {
+            arc_snapshot_unref(w->held[i].snap);
+            w->held[i].snap = NULL;
+        }
+}
+
+/* ------------------------------------------------------------ answers */
+
+void arc_px__ex_respond(struct arc_worker *w, struct arc_exchange *ex, int status,
+                        const struct arc_hdr *hdrs, size_t n, const char *body, size_t body_len)
+{
+    arc_px__ex_drop_upstream(w, ex);
+    ex->status = status;
+    ex->resp_started = ex->resp_done = true;
+    ex->client->c.codec->respond(w, ex, status, hdrs, n, body, body_len);
+    arc_px__ex_end(w, ex, EXO_COMPLETE);
+}
+
+void arc_px__ex_error(struct arc_worker *w, struct arc_exchange *ex, int status,
+                      enum arc_err_kind kind)
+{
+    arc_m_add(&w->metrics.errors[kind], 1);
+    if (ex->resp_started) {
+        /* Part of a response already went out: the only honest signal left
+         * is to cut the connection. */
+        arc_px__ex_cut(w, ex);
+        return;
+    }
+    char body[96];
+    int bl = snprintf(body, sizeof(body), "%d %s\n", status, arc_h1_reason(status));
+    static const struct arc_hdr ct = { ARC_STR_LIT("Content-Type"),
+                                       ARC_STR_LIT("text/plain; charset=utf-8") };
+    arc_px__ex_respond(w, ex, status, &ct, 1, body, (size_t)bl);
+}
+
+/* The response broke after it started (bad chunk framing, upstream reset or
+ * timeout mid-body): deliver the bytes already validated and queued, then
+ * close. The client sees a truncated body (no final chunk, or fewer bytes
+ * than Content-Length), the protocol's only way to say "incomplete". */
+void arc_px__ex_cut(struct arc_worker *w, struct arc_exchange *ex)
+{
+    arc_px__ex_end(w, ex, EXO_UPSTREAM_CUT);
+}

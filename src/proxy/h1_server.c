@@ -1,0 +1,642 @@
+/*
+ * The HTTP/1.1 server codec: a client connection speaking HTTP/1.x. It
+ * parses request heads into exchanges, streams request bodies to the
+ * exchange's upstream, writes what the pipeline answers, and decides after
+ * each exchange whether the connection continues.
+ *
+ * Client connection states (enum cstate):
+ *
+ *   CS_HEAD ──head parsed──▶ CS_EXCHANGE ──exchange ended, keep-alive──▶ CS_HEAD
+ *     │  ▲                     │   └──exchange ended, close (or body unread)──▶ CS_CLOSING
+ *     │  └─idle timeout: close │
+ *     │                        └──101 Switching Protocols──▶ CS_TUNNEL ──both closed──▶ closed
+ *     ├──bad head / header timeout──▶ (exchange answers 4xx) ──▶ CS_CLOSING
+ *     └──EOF with an answer still going out──▶ CS_CLOSING
+ *   CS_CLOSING ──output sent──▶ CS_LINGER (write side shut) ──EOF / lingering_timeout──▶ closed
+ *   any ──client gone, write stall──▶ closed (a running exchange ends as aborted)
+ *
+ * CS_LINGER: unread client bytes are read and dropped until EOF or a short
+ * deadline so the client sees our last response instead of a RST (the
+ * classic lingering-close problem).
+ *
+ * Deadlines: read_timeout runs from the first byte of a head (not extended
+ * by later bytes) and between request body bytes; it is paused while the
+ * upstream is not taking the body (Arc is the one not reading then, and
+ * the upstream's write_timeout blames the upstream instead); write_timeout
+ * runs while our output waits on the client; idle_timeout between requests.
+ */
+#include "proxy/proxy_int.h"
+#include "core/sbuf.h"
+#include "router/router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const struct arc_config *cfg_of(struct arc_worker *w)
+{
+    return w->snap->cfg;
+}
+
+#define set_timer arc_px__set_timer
+
+static size_t process(struct arc_worker *w, struct arc_conn *c, int32_t bid, const char *p, size_t len);
+
+/* ------------------------------------------------------------ local answers */
+
+static bool status_has_no_body(int status)
+{
+    return status < 200 || status == 204 || status == 304;
+}
+
+/* Serialises a complete local answer. */
+static char *local_bytes(int status, const struct arc_hdr *hdrs, size_t n, const char *body,
+                         size_t body_len, bool head_only, const char *conn, size_t *len)
+{
+    struct arc_sbuf b = { 0 };
+    arc_sbuf_printf(&b, "HTTP/1.1 %d %s\r\n", status, arc_h1_reason(status));
+    for (size_t i = 0; i < n; i++) {
+        arc_sbuf_append(&b, hdrs[i].name.p, hdrs[i].name.len);
+        arc_sbuf_append(&b, ": ", 2);
+        arc_sbuf_append(&b, hdrs[i].value.p, hdrs[i].value.len);
+        arc_sbuf_append(&b, "\r\n", 2);
+    }
+    /* 1xx/204/304 carry no body and no Content-Length (RFC 9110 §8.6); a
+     * HEAD answer declares the length the GET would have had. */
+    bool no_body = status_has_no_body(status);
+    if (!no_body)
+        arc_sbuf_printf(&b, "Content-Length: %zu\r\n", body_len);
+    arc_sbuf_printf(&b, "%s\r\n", conn);
+    if (!no_body && !head_only && body_len)
+        arc_sbuf_append(&b, body, body_len);
+    *len = b.len;
+    return b.p;
+}
+
+static const char *conn_field(const struct arc_conn *c, bool close)
+{
+    return close ? "Connection: close\r\n" : (c->c.minor == 0 ? "Connection: keep-alive\r\n" : "");
+}
+
+static void h1_respond(struct arc_worker *w, struct arc_exchange *ex, int status,
+                       const struct arc_hdr *hdrs, size_t n, const char *body, size_t body_len)
+{
+    struct arc_conn *c = ex->client;
+    bool close = !c->c.keep_alive || !ex->req_done;
+    if (close)
+        c->c.keep_alive = false;
+    size_t len;
+    char *m = local_bytes(status, hdrs, n, body, body_len, ex->is_head, conn_field(c, close), &len);
+    arc_px__queue_owned(w, c, m, len);
+}
+
+static void h1_interim(struct arc_worker *w, struct arc_exchange *ex, const struct arc_resp *r)
+{
+    struct arc_conn *c = ex->client;
+    /* HTTP/1.0 clients cannot receive 1xx (RFC 9110 §15.2). */
+    if (c->c.minor == 0 || ex->n_interim >= cfg_of(w)->node.max_interim_responses)
+        return;
+    ex->n_interim++;
+    size_t len;
+    char *m = arc_px__build_response_head(w, ex, r, false, &len);
+    arc_px__queue_owned(w, c, m, len);
+}
+
+static void h1_send_head(struct arc_worker *w, struct arc_exchange *ex, const struct arc_resp *r)
+{
+    struct arc_conn *c = ex->client;
+    if (r->status == 101) {
+        size_t len;
+        char *m = arc_px__build_response_head(w, ex, r, false, &len);
+        arc_px__queue_owned(w, c, m, len);
+        c->c.state = CS_TUNNEL;
+        c->c.keep_alive = false;
+        set_timer(w, c, cfg_of(w)->node.idle_timeout);
+        return;
+    }
+    /* An HTTP/1.0 client cannot read chunked coding (RFC 9112 §6.1): it
+     * gets the data alone, delimited by the close. Otherwise chunked bytes
+     * are forwarded as they are (validated, never re-encoded). */
+    c->c.dechunk = r->body == ARC_H1_BODY_CHUNKED && c->c.minor == 0;
+    ex->resp_passthrough = !c->c.dechunk;
+    /* The connection cannot continue after a close-delimited body, nor
+     * while its own request body is still unread. */
+    bool close = !c->c.keep_alive || r->body == ARC_H1_BODY_CLOSE || !ex->req_done ||
+                 w->draining || c->c.dechunk;
+    if (close)
+        c->c.keep_alive = false;
+    size_t len;
+    char *m = arc_px__build_response_head(w, ex, r, close, &len);
+    arc_px__queue_owned(w, c, m, len);
+}
+
+static void h1_send_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
+                         const char *p, size_t len, bool framed)
+{
+    (void)framed;   /* framed bytes are only sent when resp_passthrough said so */
+    ex->bytes_out += len;
+    arc_px__queue_buf(w, ex->client, bid, p, len);
+}
+
+static void h1_send_raw(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
+                        const char *p, size_t len)
+{
+    arc_px__queue_buf(w, ex->client, bid, p, len);
+    set_timer(w, ex->client, cfg_of(w)->node.idle_timeout);
+}
+
+static bool h1_blocked(const struct arc_exchange *ex)
+{
+    return arc_px__outq_high(ex->client);
+}
+
+static void h1_resume(struct arc_worker *w, struct arc_exchange *ex)
+{
+    arc_px__client_pump(w, ex->client);
+}
+
+static void h1_ended(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome o)
+{
+    struct arc_conn *c = ex->client;
+    c->c.paused = false;
+    if (c->closing)
+        return;
+    switch (o) {
+    case EXO_CLIENT_ABORT:
+    case EXO_CLIENT_TIMEOUT:
+    case EXO_TUNNEL_END:
+        /* The caller closes the connection. */
+        c->c.state = CS_CLOSING;
+        return;
+    case EXO_UPSTREAM_CUT:
+        c->c.keep_alive = false;
+        c->c.state = CS_CLOSING;
+        arc_px__stash_drop(w, c);
+        set_timer(w, c, cfg_of(w)->node.write_timeout);
+        break;
+    case EXO_COMPLETE:
+        if (!c->c.keep_alive || !ex->req_done || w->draining || c->eof) {
+            c->c.keep_alive = false;
+            c->c.state = CS_CLOSING;
+            set_timer(w, c, cfg_of(w)->node.write_timeout);
+        } else {
+            c->c.state = CS_HEAD;
+            c->c.head_started = false;
+            set_timer(w, c, cfg_of(w)->node.idle_timeout);
+        }
+        break;
+    }
+    arc_px__client_pump(w, c);
+}
+
+static void h1_on_input(struct arc_worker *w, struct arc_conn *c, int32_t bid,
+                        const char *p, size_t len)
+{
+    /* Older stashed bytes go first: new ones queue behind them. */
+    size_t n = c->stash_n ? 0 : process(w, c, bid, p, len);
+    if (n < len && !c->closing)
+        arc_px__stash(w, c, bid, p + n, len - n);
+    arc_px__client_pump(w, c);
+}
+
+const struct arc_codec_vt arc_px__h1_server = {
+    .name = "http/1.1",
+    .on_input = h1_on_input,
+    .respond = h1_respond,
+    .interim = h1_interim,
+    .send_head = h1_send_head,
+    .send_body = h1_send_body,
+    .send_raw = h1_send_raw,
+    .ended = h1_ended,
+    .blocked = h1_blocked,
+    .resume = h1_resume,
+};
+
+/* ------------------------------------------------------------ accept */
+
+void arc_px__client_accepted(struct arc_worker *w, int fd, uint32_t listener, bool over_limit)
+{
+    struct arc_conn *c = arc_px__conn_new(w, CONN_CLIENT, fd);
+    if (!c) {
+        close(fd);
+        atomic_fetch_sub_explicit(&arc_px__node_clients, 1, memory_order_relaxed);
+        return;
+    }
+    c->c.codec = &arc_px__h1_server;
+    c->c.listener = listener;
+    c->c.fresh = true;
+    c->c.minor = 1;
+    w->n_clients++;
+    arc_m_add(&w->metrics.conn_accepted, 1);
+    c->tp->start(w, c);
+    if (over_limit) {
+        /* Over node.max_connections: a clear 503 and a close rather than
+         * a reset, so a client (or a load balancer) knows to go elsewhere. */
+        static const struct arc_hdr h[] = {
+            { ARC_STR_LIT("Content-Type"), ARC_STR_LIT("text/plain; charset=utf-8") },
+            { ARC_STR_LIT("Retry-After"), ARC_STR_LIT("1") },
+        };
+        size_t len;
+        char *m = local_bytes(503, h, 2, "503 Service Unavailable\n", 24, false,
+                              "Connection: close\r\n", &len);
+        arc_m_add(&w->metrics.errors[ARC_ERR_NO_ENDPOINT], 1);
+        arc_m_add(&w->metrics.conn_refused, 1);
+        arc_px__queue_owned(w, c, m, len);
+        c->c.state = CS_CLOSING;
+        set_timer(w, c, cfg_of(w)->node.write_timeout);
+        arc_px__client_pump(w, c);
+        return;
+    }
+    c->c.state = CS_HEAD;
+    /* A new connection must send its first head within read_timeout. */
+    set_timer(w, c, cfg_of(w)->node.read_timeout);
+    arc_px__client_pump(w, c);
+}
+
+void arc_px__client_abort(struct arc_worker *w, struct arc_conn *c, enum ex_outcome o)
+{
+    if (c->c.ex)
+        arc_px__ex_end(w, c->c.ex, o);
+    arc_px__conn_close(w, c);
+}
+
+/* ------------------------------------------------------------ heads */
+
+static enum arc_err_kind err_kind(enum arc_h1_status rc, int *status)
+{
+    switch (rc) {
+    case ARC_H1_URI_TOO_LONG: *status = 414; return ARC_ERR_URI_TOO_LONG;
+    case ARC_H1_HEADERS_TOO_LARGE: *status = 431; return ARC_ERR_HEADERS_TOO_LARGE;
+    case ARC_H1_NOT_IMPLEMENTED: *status = 501; return ARC_ERR_NOT_IMPLEMENTED;
+    case ARC_H1_BAD_VERSION: *status = 505; return ARC_ERR_BAD_VERSION;
+    default: *status = 400; return ARC_ERR_BAD_REQUEST;
+    }
+}
+
+/* An answer that ends the connection before any request was understood
+ * (bad head, header timeout): it is still an exchange, counted once. */
+static void head_error(struct arc_worker *w, struct arc_conn *c, int status, enum arc_err_kind k)
+{
+    arc_px__hbuf_reset(c);
+    c->c.minor = 1;
+    c->c.keep_alive = false;
+    struct arc_exchange *ex = arc_px__ex_new(w, c);
+    if (!ex) {
+        arc_px__conn_close(w, c);
+        return;
+    }
+    ex->req_done = true;
+    c->c.ex = ex;
+    c->c.state = CS_EXCHANGE;
+    arc_px__ex_error(w, ex, status, k);
+}
+
+/* Returns the bytes of p it consumed (always > 0 unless the conn closed). */
+static size_t read_head(struct arc_worker *w, struct arc_conn *c, const char *p, size_t len)
+{
+    const struct arc_snapshot *s = w->snap;
+    if (!c->c.head_started) {
+        /* The header deadline runs from the first byte and is not extended
+         * by later bytes: a slowloris client trickling one byte at a time
+         * still gets cut off after read_timeout. */
+        c->c.head_started = true;
+        set_timer(w, c, cfg_of(w)->node.read_timeout);
+    }
+    size_t cap = (size_t)s->limits.max_header_bytes + 1;
+    struct arc_px_head h;
+    if (!arc_px__head_view(c, p, len, cap, &h)) {
+        arc_px__client_abort(w, c, EXO_CLIENT_ABORT);
+        return len;
+    }
+    if (!arc_px__head_may_be_complete(c, &h) && h.len < cap) {
+        if (!arc_px__head_keep(c, &h, p, len, cap))
+            arc_px__client_abort(w, c, EXO_CLIENT_ABORT);
+        return len;
+    }
+    struct arc_h1_request req;
+    enum arc_h1_status rc = arc_h1_parse_request(h.buf, h.len, &s->limits, w->hdrs,
+                                                 s->limits.max_headers, &req);
+    if (rc == ARC_H1_INCOMPLETE) {
+        if (!arc_px__head_keep(c, &h, p, len, cap))
+            arc_px__client_abort(w, c, EXO_CLIENT_ABORT);
+        return len;
+    }
+    if (rc != ARC_H1_OK) {
+        int status;
+        enum arc_err_kind k = err_kind(rc, &status);
+        head_error(w, c, status, k);
+        return len;
+    }
+    size_t consumed = arc_px__head_used(c, &h, req.head_len);
+    struct arc_exchange *ex = arc_px__ex_new(w, c);
+    if (!ex || !arc_px__ex_set_request(ex, &req)) {
+        /* Out of memory for this head: refuse it like an oversized one. */
+        if (ex) {
+            c->c.ex = ex;
+            c->c.state = CS_EXCHANGE;
+            c->c.keep_alive = false;
+            ex->req_done = true;
+            arc_px__hbuf_reset(c);
+            arc_px__ex_error(w, ex, 431, ARC_ERR_HEADERS_TOO_LARGE);
+        } else {
+            arc_px__client_abort(w, c, EXO_CLIENT_ABORT);
+        }
+        return len;
+    }
+    /* The exchange holds its own copy of the request now. */
+    arc_px__hbuf_reset(c);
+    c->c.fresh = false;
+    c->c.minor = (uint8_t)req.minor;
+    c->c.keep_alive = (req.flags & ARC_H1_F_KEEP_ALIVE) && !w->draining;
+    c->c.dechunk = false;
+    c->c.req_body = req.body;
+    c->c.req_left = req.content_length;
+    arc_h1_chunked_init(&c->c.req_chunk);
+    ex->req_done = req.body == ARC_H1_BODY_NONE ||
+                   (req.body == ARC_H1_BODY_LENGTH && req.content_length == 0);
+    /* We answer Expect: 100-continue ourselves (and strip it upstream): the
+     * client learns at once that its body is wanted, and an upstream that
+     * does not implement Expect cannot stall the upload. */
+    ex->req.expect_100 = ex->req.expect_100 && !ex->req_done && req.minor == 1;
+    c->c.ex = ex;
+    c->c.state = CS_EXCHANGE;
+    /* From here the upstream's deadlines govern; the client's header
+     * deadline must not cut a slow (but in-time) response. */
+    if (ex->req_done)
+        arc_tw_cancel(&w->tw, &c->timer);
+    arc_px__pipeline_start(w, ex);
+    if (c->c.ex == ex && ex->req.expect_100 && !ex->resp_started && !c->closing)
+        arc_px__queue_copy(w, c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    return consumed;
+}
+
+/* ------------------------------------------------------------ request body */
+
+static size_t req_body(struct arc_worker *w, struct arc_conn *c, int32_t bid,
+                       const char *p, size_t len)
+{
+    struct arc_exchange *ex = c->c.ex;
+    size_t n = 0;
+    if (c->c.req_body == ARC_H1_BODY_LENGTH) {
+        n = (size_t)ARC_MIN((uint64_t)len, c->c.req_left);
+        c->c.req_left -= n;
+        if (c->c.req_left == 0)
+            ex->req_done = true;
+    } else {
+        while (n < len) {
+            size_t used;
+            const char *data, *err;
+            size_t dlen;
+            enum arc_h1_chunk_rc rc = arc_h1_chunked_next(&c->c.req_chunk, p + n, len - n,
+                                                          &used, &data, &dlen, &err);
+            n += used;
+            if (rc == ARC_H1_CHUNK_ERROR) {
+                c->c.keep_alive = false;
+                arc_px__ex_error(w, ex, 400, ARC_ERR_BAD_REQUEST);
+                return len;
+            }
+            if (rc == ARC_H1_CHUNK_DONE) {
+                ex->req_done = true;
+                break;
+            }
+            if (rc == ARC_H1_CHUNK_AGAIN)
+                break;
+        }
+    }
+    ex->bytes_in += n;
+    /* Chunked bodies are forwarded verbatim: the framing was validated
+     * above, and re-encoding would only cost copies. */
+    struct arc_conn *u = ex->up;
+    if (u)
+        arc_px__queue_buf(w, u, bid, p, n);
+    if (ex->req_done && !ex->resp_started)
+        arc_tw_cancel(&w->tw, &c->timer);
+    else if (!ex->req_done)
+        set_timer(w, c, cfg_of(w)->node.read_timeout);
+    if (u)
+        arc_px__up_pump(w, u);
+    return n;
+}
+
+/* ------------------------------------------------------------ input */
+
+/* Is the exchange's upstream backed up (so the client must wait)? */
+static bool upstream_full(const struct arc_conn *c)
+{
+    const struct arc_exchange *ex = c->c.ex;
+    return ex && ex->up && arc_px__outq_high(ex->up);
+}
+
+static bool can_process(const struct arc_conn *c)
+{
+    switch (c->c.state) {
+    case CS_HEAD:
+        return !arc_px__outq_high(c);
+    case CS_EXCHANGE:
+        return c->c.ex && !c->c.ex->req_done && !upstream_full(c);
+    case CS_TUNNEL:
+        return c->c.ex && c->c.ex->up && !upstream_full(c);
+    case CS_LINGER:
+        return true;
+    case CS_CLOSING:
+        return false;
+    }
+    return false;
+}
+
+/* Runs input through the state machine for as long as the state accepts
+ * it; returns the bytes consumed (the caller stashes the rest, in order). */
+static size_t process(struct arc_worker *w, struct arc_conn *c, int32_t bid, const char *p, size_t len)
+{
+    size_t total = 0;
+    c->in_process = true;
+    while (len > 0 && !c->closing && can_process(c)) {
+        size_t n;
+        switch (c->c.state) {
+        case CS_HEAD:
+            n = read_head(w, c, p, len);
+            break;
+        case CS_EXCHANGE:
+            n = req_body(w, c, bid, p, len);
+            break;
+        case CS_TUNNEL:
+            arc_px__queue_buf(w, c->c.ex->up, bid, p, len);
+            arc_px__up_pump(w, c->c.ex->up);
+            set_timer(w, c, cfg_of(w)->node.idle_timeout);
+            n = len;
+            break;
+        default: /* CS_LINGER: read and drop */
+            n = len;
+            break;
+        }
+        p += n;
+        len -= n;
+        total += n;
+    }
+    c->in_process = false;
+    return c->closing ? total + len : total;
+}
+
+/* ------------------------------------------------------------ pump */
+
+void arc_px__client_pump(struct arc_worker *w, struct arc_conn *c)
+{
+    if (c->closing)
+        return;
+    if (c->in_process) {
+        /* Called from inside process() (an exchange ended mid-buffer):
+         * only push output out; the outer caller re-pumps afterwards. */
+        arc_px__flush(w, c);
+        return;
+    }
+    /* Input held back earlier (pipelined request, paused body) goes first,
+     * in order, before anything new is read. */
+    arc_px__stash_replay(w, c, can_process, process);
+    if (c->closing)
+        return;
+    if (c->eof_pending && c->stash_n == 0) {
+        c->eof_pending = false;
+        arc_px__client_eof(w, c, 0);
+        return;
+    }
+    arc_px__flush(w, c);
+    if (c->stash_n == 0 && !c->eof && !c->starved && can_process(c))
+        arc_px__arm_recv(w, c);
+    struct arc_exchange *ex = c->c.ex;
+    if (c->c.state == CS_EXCHANGE && ex) {
+        /* Blame: while the upstream does not take the body, Arc is the one
+         * not reading the client, so the client's read deadline pauses;
+         * the upstream connection's write_timeout runs meanwhile. */
+        bool paused = !ex->req_done && upstream_full(c);
+        if (paused) {
+            /* (req_body re-arms the read deadline for every piece it takes,
+             * so this runs whenever the upstream is still full.) */
+            c->c.paused = true;
+            if (!ex->resp_started)
+                arc_tw_cancel(&w->tw, &c->timer);
+        } else if (c->c.paused) {
+            c->c.paused = false;
+            if (!ex->req_done)
+                set_timer(w, c, cfg_of(w)->node.read_timeout);
+        }
+        if (ex->req_done && !arc_timer_pending(&c->timer) && c->out.n)
+            set_timer(w, c, cfg_of(w)->node.write_timeout);
+    }
+    if (c->c.state == CS_CLOSING && c->out.n == 0 && !c->send_armed) {
+        /* Everything is handed to the kernel: half-close, then keep reading
+         * (and dropping) what the client still sends for
+         * node.lingering_timeout, so a RST does not destroy our last
+         * response before the client read it. */
+        arc_px__shutdown_wr(w, c);
+        c->c.state = CS_LINGER;
+        set_timer(w, c, cfg_of(w)->node.lingering_timeout);
+        if (c->eof || cfg_of(w)->node.lingering_timeout == 0) {
+            arc_px__conn_close(w, c);
+            return;
+        }
+        arc_px__stash_drop(w, c);
+        if (!c->starved)
+            arc_px__arm_recv(w, c);
+    }
+}
+
+void arc_px__client_sent(struct arc_worker *w, struct arc_conn *c)
+{
+    struct arc_exchange *ex = c->c.ex;
+    if (c->out.n)
+        set_timer(w, c, cfg_of(w)->node.write_timeout);
+    else if (c->c.state == CS_HEAD && !c->c.head_started)
+        set_timer(w, c, cfg_of(w)->node.idle_timeout); /* keep-alive idle from the last byte out */
+    else if (c->c.state == CS_EXCHANGE && ex && ex->req_done)
+        arc_tw_cancel(&w->tw, &c->timer);
+    else if (c->c.state == CS_TUNNEL && ex && ex->up && ex->up->eof)
+        arc_px__shutdown_wr(w, c);
+    if (c->c.state == CS_TUNNEL && ex) {
+        arc_px__tunnel_check(w, ex);
+        if (c->closing)
+            return;
+    }
+    if (ex && ex->up)
+        arc_px__up_pump(w, ex->up);
+    arc_px__client_pump(w, c);
+}
+
+/* ------------------------------------------------------------ eof, timeout */
+
+void arc_px__client_eof(struct arc_worker *w, struct arc_conn *c, int err)
+{
+    struct arc_exchange *ex = c->c.ex;
+    if (err == 0) {
+        c->eof = true;
+        switch (c->c.state) {
+        case CS_EXCHANGE:
+            /* A client may half-close after sending its whole request
+             * (HTTP/1.0 style): the response is still owed. */
+            if (ex && ex->req_done) {
+                c->c.keep_alive = false;
+                return;
+            }
+            break;
+        case CS_TUNNEL:
+            if (ex && ex->up) {
+                if (ex->up->out.n == 0 && !ex->up->send_armed)
+                    arc_px__shutdown_wr(w, ex->up);
+                arc_px__tunnel_check(w, ex);
+                return;
+            }
+            break;
+        case CS_HEAD:
+        case CS_CLOSING:
+            if (c->out.n || c->send_armed) {
+                /* The client half-closed while our answer is still going
+                 * out: finish sending it, then close. */
+                c->c.keep_alive = false;
+                c->c.state = CS_CLOSING;
+                set_timer(w, c, cfg_of(w)->node.write_timeout);
+                return;
+            }
+            break;
+        case CS_LINGER:
+            break;
+        }
+    }
+    arc_px__client_abort(w, c, EXO_CLIENT_ABORT);
+}
+
+void arc_px__client_timeout(struct arc_worker *w, struct arc_conn *c)
+{
+    struct arc_exchange *ex = c->c.ex;
+    switch (c->c.state) {
+    case CS_HEAD:
+        if (c->hlen > 0 || c->stash_n > 0)
+            head_error(w, c, 408, ARC_ERR_CLIENT_TIMEOUT);
+        else
+            arc_px__conn_close(w, c);   /* idle keep-alive, or never spoke: close quietly */
+        return;
+    case CS_EXCHANGE:
+        if (ex && !ex->req_done) {
+            /* The client is too slow sending its body. */
+            c->c.keep_alive = false;
+            if (ex->resp_started) {
+                arc_m_add(&w->metrics.errors[ARC_ERR_CLIENT_TIMEOUT], 1);
+                arc_px__client_abort(w, c, EXO_CLIENT_TIMEOUT);
+            } else {
+                arc_px__ex_error(w, ex, 408, ARC_ERR_CLIENT_TIMEOUT);
+            }
+            return;
+        }
+        /* The client stopped reading our response. */
+        arc_m_add(&w->metrics.errors[ARC_ERR_CLIENT_TIMEOUT], 1);
+        arc_px__client_abort(w, c, EXO_CLIENT_TIMEOUT);
+        return;
+    case CS_TUNNEL:
+        arc_px__client_abort(w, c, EXO_TUNNEL_END);
+        return;
+    case CS_CLOSING:
+    case CS_LINGER:
+        arc_px__conn_close(w, c);
+        return;
+    }
+}
