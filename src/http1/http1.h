@@ -185,4 +185,13 @@ bool arc_h1_list_has(struct arc_str value, const char *token, size_t token_len);
 /* Standard reason phrase for a status code ("Not Found"), or "Unknown". */
 const char *arc_h1_reason(int status);
 
+/**
+ * Resumable scan of a head arriving in pieces: did buf[*scanned..len) bring
+ * a new line (LF)? Updates *scanned to len. A caller that re-parses an
+ * incomplete head only when this says yes parses once per line instead of
+ * once per received piece, so a head trickled in byte by byte costs
+ * O(lines x length), not O(length^2). Pure; *scanned starts at 0 per head.
+ */
+bool arc_h1_head_scan(const char *buf, size_t len, uint32_t *scanned);
+
 #endif

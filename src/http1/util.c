@@ -125,3 +125,10 @@ const char *arc_h1_reason(int status)
     default:  return "Unknown";
     }
 }
+
+bool arc_h1_head_scan(const char *buf, size_t len, uint32_t *scanned)
+{
+    size_t from = *scanned;
+    *scanned = (uint32_t)len;
+    return from < len && memchr(buf + from, '\n', len - from) != NULL;
+}

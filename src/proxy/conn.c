@@ -539,10 +539,7 @@ bool arc_px__head_may_be_complete(struct arc_conn *c, const struct arc_px_head *
      * one parse per line, not one per byte. */
     if (!h->pending)
         return true;
-    size_t from = c->hscanned;
-    const char *nl = from < h->len ? memchr(h->buf + from, '\n', h->len - from) : NULL;
-    c->hscanned = (uint32_t)h->len;
-    return nl != NULL;
+    return arc_h1_head_scan(h->buf, h->len, &c->hscanned);
 }
 
 void arc_px__hbuf_reset(struct arc_conn *c)
