@@ -170,6 +170,26 @@ static int cmd_run(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* Signals are read from a signalfd by the control loop; block them
+     * before anything else (and before any thread starts, so every thread
+     * inherits the mask): a SIGHUP during start-up must not kill Arc either.
+     * A SIGTERM or SIGINT that arrives while starting begins the drain as
+     * soon as the control loop runs. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    /* Writes to a closed peer fail with EPIPE (sends also pass MSG_NOSIGNAL). */
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+    if (sfd < 0) {
+        fprintf(stderr, "arc: signalfd: %s\n", strerror(errno));
+        return 1;
+    }
+
     char msg[512];
     if (arc_loop_probe(msg, sizeof(msg), NULL, 0) < 0) {
         fprintf(stderr, "arc: cannot start: %s\n", msg);
@@ -190,20 +210,6 @@ static int cmd_run(int argc, char **argv)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
-    }
-
-    /* Termination signals are read from a signalfd by the control loop;
-     * block them before any thread starts so every thread inherits that. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
-    if (sfd < 0) {
-        fprintf(stderr, "arc: signalfd: %s\n", strerror(errno));
-        return 1;
     }
 
     /* Listeners: one SO_REUSEPORT socket per listener per worker. With

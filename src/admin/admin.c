@@ -272,6 +272,26 @@ static void on_conn(struct control_state *cs, struct admin_conn *a, int op, int 
     serve(cs, a, &req);
 }
 
+static bool termination_signal(uint32_t signo)
+{
+    return signo == SIGTERM || signo == SIGINT;
+}
+
+/* SIGHUP and SIGUSR1 are what operators and tools (logrotate, process
+ * managers) send out of habit, expecting a reload or a log reopen. Their
+ * default action would kill the process; until those features exist they
+ * are said to be ignored, so the operator sees why nothing happened. */
+static void ignore_signal(uint32_t signo)
+{
+    if (signo == SIGHUP)
+        fprintf(stderr, "arc: SIGHUP received: reload is not implemented yet; ignored\n");
+    else if (signo == SIGUSR1)
+        fprintf(stderr, "arc: SIGUSR1 received: log reopening is not implemented yet; ignored\n");
+    else
+        fprintf(stderr, "arc: signal %u received: ignored\n", (unsigned)signo);
+    fflush(stderr);
+}
+
 static bool all_workers_done(struct arc_control *ctl)
 {
     for (size_t i = 0; i < ctl->n_workers; i++)
@@ -309,7 +329,9 @@ int arc_control_run(struct arc_control *ctl)
                 if (!cs.draining)
                     arm_accept(&cs);
             } else if (ud == UD_SIGNAL) {
-                if (cqe->res == (int)sizeof(cs.si)) {
+                if (cqe->res == (int)sizeof(cs.si) && !termination_signal(cs.si.ssi_signo)) {
+                    ignore_signal(cs.si.ssi_signo);
+                } else if (cqe->res == (int)sizeof(cs.si)) {
                     if (cs.draining) {
                         fprintf(stderr, "arc: second signal, exiting now\n");
                         fflush(stderr);
