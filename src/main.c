@@ -1,9 +1,14 @@
 /*
  * arc: command-line entry point.
  *
- *   arc run [-c FILE]     serve (embedded default config without -c)
- *   arc check -c FILE     validate, print "ok <fingerprint>" or every error
+ *   arc run [-c FILE]     serve
+ *   arc check [-c FILE]   validate, print "ok <fingerprint>" or every error
  *   arc version           version, build options, io_uring probe
+ *
+ * Without -c both use ARC_DEFAULT_CONFIG (/etc/arc/arc.yaml) when it exists,
+ * else the embedded default config, and say on stderr which one.
+ * Exit status: 0 success, 1 failure (bad config, cannot start, second
+ * termination signal), 2 usage error.
  */
 #include "admin/admin.h"
 #include "config/config.h"
@@ -34,10 +39,14 @@
 #ifndef ARC_BUILD
 #define ARC_BUILD "release"
 #endif
+#ifndef ARC_DEFAULT_CONFIG
+#define ARC_DEFAULT_CONFIG "/etc/arc/arc.yaml"
+#endif
 
-/* What `arc run` serves without -c: a working gateway that explains itself. */
+/* What `arc run` serves without -c when ARC_DEFAULT_CONFIG does not exist:
+ * a working gateway that explains itself. */
 static const char embedded_config[] =
-    "# Arc's embedded default configuration (arc run without -c).\n"
+    "# Arc's embedded default configuration (arc run without -c and no /etc/arc/arc.yaml).\n"
     "listeners:\n"
     "  - name: http\n"
     "    kind: http\n"
@@ -69,9 +78,10 @@ static const char embedded_config[] =
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: arc run [-c FILE]     start the gateway (embedded default config without -c)\n"
-            "       arc check -c FILE     validate a config; prints 'ok <fingerprint>'\n"
-            "       arc version           version, build options and io_uring support\n");
+            "usage: arc run [-c FILE]     start the gateway\n"
+            "       arc check [-c FILE]   validate a config; prints 'ok <fingerprint>'\n"
+            "       arc version           version, build options and io_uring support\n"
+            "Without -c: " ARC_DEFAULT_CONFIG " if it exists, else the embedded default config.\n");
 }
 
 static int load(const char *path, struct arc_config **cfg)
@@ -105,13 +115,37 @@ static int build_snapshot(const char *path, struct arc_snapshot **snap)
     return 0;
 }
 
+/* The file to use when no -c was given: ARC_DEFAULT_CONFIG if it exists,
+ * else NULL (the embedded default). Only a file that is certainly absent
+ * falls back: one that exists but cannot be read is loaded, so that the
+ * error is reported instead of a different config starting silently. */
+static const char *default_config(void)
+{
+    if (access(ARC_DEFAULT_CONFIG, F_OK) == 0 || errno != ENOENT)
+        return ARC_DEFAULT_CONFIG;
+    return NULL;
+}
+
+static void say_config(const char *path, bool given)
+{
+    if (path)
+        fprintf(stderr, "arc: using config %s%s\n", path, given ? "" : " (no -c given)");
+    else
+        fprintf(stderr, "arc: using the embedded default config (no -c given and "
+                        ARC_DEFAULT_CONFIG " does not exist)\n");
+}
+
 static const char *opt_config(int argc, char **argv, int *bad)
 {
     const char *path = NULL;
     for (int i = 2; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+        bool opt_c = strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0;
+        if (opt_c && i + 1 < argc) {
             path = argv[++i];
-        else {
+        } else if (opt_c) {
+            fprintf(stderr, "arc: %s needs a file name\n", argv[i]);
+            *bad = 1;
+        } else {
             fprintf(stderr, "arc: unexpected argument '%s'\n", argv[i]);
             *bad = 1;
         }
@@ -123,9 +157,13 @@ static int cmd_check(int argc, char **argv)
 {
     int bad = 0;
     const char *path = opt_config(argc, argv, &bad);
-    if (bad || !path) {
+    if (bad) {
         usage(stderr);
         return 2;
+    }
+    if (!path) {
+        path = default_config();
+        say_config(path, false);
     }
     struct arc_snapshot *snap;
     if (build_snapshot(path, &snap) < 0)
@@ -170,6 +208,31 @@ static int cmd_run(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* Signals are read from a signalfd by the control loop; block them
+     * before anything else (and before any thread starts, so every thread
+     * inherits the mask): a SIGHUP during start-up must not kill Arc either.
+     * A SIGTERM or SIGINT that arrives while starting begins the drain as
+     * soon as the control loop runs. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    /* Writes to a closed peer fail with EPIPE (sends also pass MSG_NOSIGNAL). */
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+    if (sfd < 0) {
+        fprintf(stderr, "arc: signalfd: %s\n", strerror(errno));
+        return 1;
+    }
+
+    bool given = path != NULL;
+    if (!given)
+        path = default_config();
+    say_config(path, given);
+
     char msg[512];
     if (arc_loop_probe(msg, sizeof(msg), NULL, 0) < 0) {
         fprintf(stderr, "arc: cannot start: %s\n", msg);
@@ -190,20 +253,6 @@ static int cmd_run(int argc, char **argv)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
-    }
-
-    /* Termination signals are read from a signalfd by the control loop;
-     * block them before any thread starts so every thread inherits that. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
-    if (sfd < 0) {
-        fprintf(stderr, "arc: signalfd: %s\n", strerror(errno));
-        return 1;
     }
 
     /* Listeners: one SO_REUSEPORT socket per listener per worker. With

@@ -23,8 +23,12 @@
 #define ADMIN_BUF 8192
 #define ADMIN_TIMEOUT_MS 5000
 #define TICK_MS 100
+/* After a failed accept (EMFILE, ENFILE, ENOBUFS, ENOMEM) the multishot
+ * accept has ended. Re-arming at once fails again at once while a connection
+ * waits in the backlog, so the loop would spin; the retry waits this long. */
+#define ACCEPT_RETRY_MS 50
 
-enum { UD_ACCEPT = 1, UD_SIGNAL = 2, UD_TICK = 3 };
+enum { UD_ACCEPT = 1, UD_SIGNAL = 2, UD_TICK = 3, UD_ACCEPT_RETRY = 4 };
 enum { AOP_RECV = 1, AOP_SEND = 2, AOP_CLOSE = 3 };
 
 struct admin_conn {
@@ -42,6 +46,8 @@ struct control_state {
     struct io_uring ring;
     struct signalfd_siginfo si;
     struct __kernel_timespec tick;
+    struct __kernel_timespec accept_retry;
+    int accept_error;               /* last accept error (-errno) of this episode, 0 if none */
     bool draining;
     size_t open_conns;
     struct admin_conn **conns;       /* open admin connections, for timeouts */
@@ -79,6 +85,50 @@ static void arm_accept(struct control_state *cs)
     struct io_uring_sqe *sqe = arc_ring_sqe(&cs->ring);
     io_uring_prep_multishot_accept(sqe, cs->ctl->admin_fd, NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, UD_ACCEPT);
+}
+
+static void arm_recv(struct control_state *cs, struct admin_conn *a);
+
+static void arm_accept_retry(struct control_state *cs)
+{
+    cs->accept_retry.tv_sec = 0;
+    cs->accept_retry.tv_nsec = ACCEPT_RETRY_MS * 1000000L;
+    struct io_uring_sqe *sqe = arc_ring_sqe(&cs->ring);
+    io_uring_prep_timeout(sqe, &cs->accept_retry, 0, 0);
+    io_uring_sqe_set_data64(sqe, UD_ACCEPT_RETRY);
+}
+
+/* One multishot accept completion. The first failure of an episode is
+ * logged, the recovery too; the retries in between are not, so a process
+ * out of descriptors does not also flood its log. */
+static void on_accept(struct control_state *cs, const struct io_uring_cqe *cqe, uint64_t now)
+{
+    bool more = cqe->flags & IORING_CQE_F_MORE;
+    if (cqe->res < 0) {
+        if (cqe->res != cs->accept_error)
+            fprintf(stderr, "arc: admin accept: %s; retrying every %d ms\n",
+                    strerror(-cqe->res), ACCEPT_RETRY_MS);
+        cs->accept_error = cqe->res;
+        if (!more && !cs->draining)
+            arm_accept_retry(cs);
+        return;
+    }
+    if (cs->accept_error) {
+        fprintf(stderr, "arc: admin accept works again\n");
+        cs->accept_error = 0;
+    }
+    if (!more && !cs->draining)
+        arm_accept(cs);
+    struct admin_conn *a = calloc(1, sizeof(*a));
+    if (!a) {
+        close(cqe->res);
+        return;
+    }
+    a->fd = cqe->res;
+    a->deadline = now + ADMIN_TIMEOUT_MS;
+    cs->open_conns++;
+    track(cs, a);
+    arm_recv(cs, a);
 }
 
 static void arm_signal(struct control_state *cs)
@@ -222,6 +272,26 @@ static void on_conn(struct control_state *cs, struct admin_conn *a, int op, int 
     serve(cs, a, &req);
 }
 
+static bool termination_signal(uint32_t signo)
+{
+    return signo == SIGTERM || signo == SIGINT;
+}
+
+/* SIGHUP and SIGUSR1 are what operators and tools (logrotate, process
+ * managers) send out of habit, expecting a reload or a log reopen. Their
+ * default action would kill the process; until those features exist they
+ * are said to be ignored, so the operator sees why nothing happened. */
+static void ignore_signal(uint32_t signo)
+{
+    if (signo == SIGHUP)
+        fprintf(stderr, "arc: SIGHUP received: reload is not implemented yet; ignored\n");
+    else if (signo == SIGUSR1)
+        fprintf(stderr, "arc: SIGUSR1 received: log reopening is not implemented yet; ignored\n");
+    else
+        fprintf(stderr, "arc: signal %u received: ignored\n", (unsigned)signo);
+    fflush(stderr);
+}
+
 static bool all_workers_done(struct arc_control *ctl)
 {
     for (size_t i = 0; i < ctl->n_workers; i++)
@@ -254,22 +324,14 @@ int arc_control_run(struct arc_control *ctl)
             n++;
             uint64_t ud = cqe->user_data;
             if (ud == UD_ACCEPT) {
-                if (!(cqe->flags & IORING_CQE_F_MORE) && !cs.draining)
+                on_accept(&cs, cqe, now);
+            } else if (ud == UD_ACCEPT_RETRY) {
+                if (!cs.draining)
                     arm_accept(&cs);
-                if (cqe->res < 0)
-                    continue;
-                struct admin_conn *a = calloc(1, sizeof(*a));
-                if (!a) {
-                    close(cqe->res);
-                    continue;
-                }
-                a->fd = cqe->res;
-                a->deadline = now + ADMIN_TIMEOUT_MS;
-                cs.open_conns++;
-                track(&cs, a);
-                arm_recv(&cs, a);
             } else if (ud == UD_SIGNAL) {
-                if (cqe->res == (int)sizeof(cs.si)) {
+                if (cqe->res == (int)sizeof(cs.si) && !termination_signal(cs.si.ssi_signo)) {
+                    ignore_signal(cs.si.ssi_signo);
+                } else if (cqe->res == (int)sizeof(cs.si)) {
                     if (cs.draining) {
                         fprintf(stderr, "arc: second signal, exiting now\n");
                         fflush(stderr);
@@ -293,7 +355,7 @@ int arc_control_run(struct arc_control *ctl)
                     }
                 if (cs.draining && all_workers_done(ctl))
                     done = true;
-            } else if (ud > UD_TICK) {
+            } else if (ud > UD_ACCEPT_RETRY) {
                 on_conn(&cs, (struct admin_conn *)(uintptr_t)(ud & ~(uint64_t)7), (int)(ud & 7), cqe->res);
             }
         }

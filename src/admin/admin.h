@@ -1,7 +1,8 @@
 /**
  * The control thread's event loop: the admin HTTP listener (/healthz,
- * /readyz, /metrics), termination signals (SIGTERM/SIGINT drain, a second
- * one exits at once) and watching the workers finish. It runs on the main
+ * /readyz, /metrics), signals (SIGTERM/SIGINT drain, a second one exits at
+ * once; SIGHUP/SIGUSR1 are logged and ignored) and watching the workers
+ * finish. It runs on the main
  * thread with its own io_uring ring, the loop/ ring wrapper and the same
  * HTTP/1 parser as the data plane.
  */
@@ -19,7 +20,7 @@ struct arc_control {
     struct arc_worker **workers;    /* borrowed */
     size_t n_workers;
     int admin_fd;                   /* listening socket, -1 if metrics are disabled */
-    int signal_fd;                  /* signalfd for SIGTERM, SIGINT */
+    int signal_fd;                  /* signalfd for SIGTERM, SIGINT, SIGHUP, SIGUSR1 */
 };
 
 /**

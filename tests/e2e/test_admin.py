@@ -93,3 +93,86 @@ def test_active_connections_gauge_goes_down(arc, servers):
             break
         time.sleep(0.1)
     assert v <= base, "arc_connections_active stuck at %s after clients closed (base %s)" % (v, base)
+
+
+def _thread_cpu_ticks(pid, names):
+    """utime+stime (clock ticks) summed over the threads of `pid` whose name is in `names`."""
+    import os
+    total, seen = 0, 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        if comm not in names:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])     # utime, stime (stat fields 14, 15)
+        seen += 1
+    assert seen, "no thread named %s in /proc/%d/task" % (names, pid)
+    return total
+
+
+NOFILE = 64
+
+
+def test_admin_accept_backs_off_when_out_of_descriptors(arc_bin, servers, tmp_path):
+    """With every descriptor in use, a connection waiting on the admin port
+    makes each accept fail with EMFILE. The control thread (the main thread,
+    named "arc"; workers are arc-w<N>) must retry on a timer, not re-arm the
+    accept at once in a busy loop, and must serve again once descriptors are
+    free. arc runs under `prlimit` with soft = hard = NOFILE: io_uring takes
+    the limit when an accept is prepared, so it must be in force from the
+    start (and arc raises the soft limit to the hard one)."""
+    import os
+    import socket
+    import time
+    import pytest
+    from arcproc import ArcProcess, ArcStartError
+    up = servers.http(name="echo")
+    p = ArcProcess("/usr/bin/prlimit", arc_bin.variant, make_config([upstream_conf("echo", up.addr)]),
+                   tmp_path)
+    p.args = ["--nofile=%d:%d" % (NOFILE, NOFILE), arc_bin.path, "run", "-c", p.config_path]
+    socks = []
+    try:
+        p.start()
+        try:
+            p.wait_ready()
+        except ArcStartError as e:
+            pytest.fail(str(e), pytrace=False)
+        assert p.admin_get("/healthz")[0] == 200
+        # Let the workers' accepts take every remaining descriptor.
+        for _ in range(NOFILE + 16):
+            socks.append(socket.create_connection(("127.0.0.1", p.port), timeout=5))
+        deadline = time.monotonic() + 5 * arc_bin.slow
+        while time.monotonic() < deadline and len(os.listdir("/proc/%d/fd" % p.pid)) < NOFILE:
+            time.sleep(0.05)
+        assert len(os.listdir("/proc/%d/fd" % p.pid)) >= NOFILE, "arc did not use up its descriptors"
+        # A probe arrives on the admin port; arc cannot accept it.
+        probe = socket.create_connection(("127.0.0.1", p.admin_port), timeout=5)
+        socks.append(probe)
+        probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        time.sleep(0.3)
+        hz = os.sysconf("SC_CLK_TCK")
+        c0, t0 = _thread_cpu_ticks(p.pid, {"arc"}), time.monotonic()
+        time.sleep(1.5)
+        c1, t1 = _thread_cpu_ticks(p.pid, {"arc"}), time.monotonic()
+        share = (c1 - c0) / hz / (t1 - t0)
+        assert share < 0.30, "control thread used %.0f%% of a CPU while accept failed with EMFILE" % (
+            share * 100)
+        assert p.alive()
+        assert "admin accept" in p.stderr_text(), "the accept failure was not logged"
+        # Descriptors come back: the admin listener serves again, the
+        # waiting probe first.
+        for s in socks[:-1]:
+            s.close()
+        probe.settimeout(5 * arc_bin.slow)
+        assert probe.recv(64).startswith(b"HTTP/1.1 200"), "the queued admin probe was never answered"
+        assert p.admin_get("/healthz")[0] == 200
+    finally:
+        for s in socks:
+            s.close()
+        problems = p.stop(timeout=20.0 * arc_bin.slow)
+    assert not problems, "\n".join(problems)

@@ -3,6 +3,7 @@ for equivalent YAML and JSON, and equal to the one `arc run` reports), and
 rejects bad configs with exit 1 and FILE:LINE:COL errors pointing at the
 planted mistake; `arc run` refuses them too."""
 import json
+import os
 import re
 
 import pytest
@@ -347,24 +348,182 @@ def test_run_with_json_config(arc, servers):
     assert r.status == 200 and r.json()["target"] == "/json-config"
 
 
-def _port_free(port):
-    import socket
-    s = socket.socket()
+# ------------------------------------------------- namespaces of the test's own
+#
+# The default config lookup reads the real /etc/arc/arc.yaml and the embedded
+# default binds the fixed ports 127.0.0.1:8080 and :9090, so these tests run
+# arc in a mount namespace (and, for fixed ports, a network namespace) that
+# dies with it: /etc is an overlay on a private tmpfs, so the test can create
+# or hide /etc/arc without changing the host's /etc, and the new network
+# namespace has nothing on any port.
+
+def _ns_script(tmp_path, argv, etc_arc=None, net=False):
+    """sh script: private /etc overlay, /etc/arc made as asked, then exec argv.
+    etc_arc: None (no /etc/arc), or {"name": text-or-None} (None = a directory)."""
+    import shlex
+    mnt = tmp_path / "ns-tmpfs"
+    mnt.mkdir(exist_ok=True)
+    lines = ["set -e",
+             "mount -t tmpfs tmpfs %s" % shlex.quote(str(mnt)),
+             "mkdir %s/upper %s/work" % (shlex.quote(str(mnt)), shlex.quote(str(mnt))),
+             "mount -t overlay overlay -o lowerdir=/etc,upperdir=%s/upper,workdir=%s/work /etc"
+             % (shlex.quote(str(mnt)), shlex.quote(str(mnt))),
+             "rm -rf /etc/arc"]
+    if etc_arc is not None:
+        lines.append("mkdir /etc/arc")
+        for name, text in etc_arc.items():
+            if text is None:
+                lines.append("mkdir /etc/arc/%s" % shlex.quote(name))
+            else:
+                src = tmp_path / ("etc-arc-" + name)
+                src.write_text(text)
+                lines.append("cp %s /etc/arc/%s" % (shlex.quote(str(src)), shlex.quote(name)))
+    if net:
+        lines.append("ip link set lo up")
+    lines.append("exec " + " ".join(shlex.quote(a) for a in argv))
+    return "\n".join(lines)
+
+
+def _unshare(net=False):
+    return ["/usr/bin/unshare", "--mount", "--propagation", "private"] + (["--net"] if net else [])
+
+
+def run_isolated(arc_bin, tmp_path, args, etc_arc=None):
+    """Runs a one-shot `arc ARGS` with /etc/arc as given; CompletedProcess."""
+    import subprocess
+    from arcproc import DEFAULT_SAN_ENV
+    env = dict(os.environ)
+    for k, v in DEFAULT_SAN_ENV.items():
+        env.setdefault(k, v)
+    cp = subprocess.run(_unshare() + ["sh", "-c", _ns_script(tmp_path, [arc_bin.path] + args, etc_arc)],
+                        capture_output=True, text=True, timeout=30 * arc_bin.slow, env=env,
+                        stdin=subprocess.DEVNULL)
+    assert "mount" not in cp.stderr.split("arc:")[0], "namespace set-up failed:\n" + cp.stderr
+    assert cp.returncode >= 0, "arc killed by signal %d:\n%s" % (-cp.returncode, cp.stderr)
+    return cp
+
+
+def start_isolated(arc_bin, tmp_path, args, etc_arc=None, net=False):
+    """Starts `arc ARGS` (ArcProcess, ready) in its own mount (and network) namespace.
+    The pid is arc's own: unshare and sh exec into it."""
+    from arcproc import ArcProcess, ArcStartError
+    p = ArcProcess(_unshare(net)[0], arc_bin.variant, None, tmp_path)
+    p.args = _unshare(net)[1:] + ["sh", "-c", _ns_script(tmp_path, [arc_bin.path] + args, etc_arc, net)]
+    p.start()
     try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
+        p.wait_ready()
+    except ArcStartError as e:
+        p.stop()
+        pytest.fail(str(e), pytrace=False)
+    return p
+
+
+def stop_isolated(p, arc_bin):
+    problems = p.stop(timeout=20.0 * arc_bin.slow)
+    assert not problems, "\n".join(problems)
+
+
+def ns_get(p, url):
+    """(status, body) of GET url from inside arc's network namespace."""
+    import subprocess
+    cp = subprocess.run(["nsenter", "--net=/proc/%d/ns/net" % p.pid, "curl", "-sS", "--max-time", "10",
+                         "-o", "-", "-w", "\n%{http_code}", url], capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 0, "curl %s in arc's namespace: %s" % (url, cp.stderr)
+    body, _, code = cp.stdout.rpartition("\n")
+    return int(code), body
+
+
+EMBEDDED_LINE = "arc: using the embedded default config (no -c given and /etc/arc/arc.yaml does not exist)"
+
+
+def test_run_without_config_uses_embedded_defaults(arc_bin, tmp_path):
+    # Fixed ports 8080/9090 are always free in a network namespace of our own;
+    # the mount namespace makes sure no /etc/arc/arc.yaml is picked up.
+    import os.path
+    assert os.path.exists("/proc/self/ns/net")
+    p = start_isolated(arc_bin, tmp_path, ["run"], net=True)
+    try:
+        assert p.listeners == {"http": 8080}, p.stderr_text()
+        assert p.admin_port == 9090
+        assert EMBEDDED_LINE in p.stderr_text()
+        status, body = ns_get(p, "http://127.0.0.1:9090/healthz")
+        assert status == 200 and body.strip() == "ok"
+        status, body = ns_get(p, "http://127.0.0.1:8080/")
+        assert status == 200 and "embedded default configuration" in body, body
     finally:
-        s.close()
+        stop_isolated(p, arc_bin)
 
 
-def test_run_without_config_uses_embedded_defaults(arc):
-    if not (_port_free(8080) and _port_free(9090)):
-        pytest.skip("127.0.0.1:8080 or :9090 busy; the embedded config uses fixed ports")
-    a = arc(None, args=["run"])
-    assert a.listeners and list(a.listeners.values())[0] == 8080
-    assert a.admin_port == 9090
-    status, body = a.admin_get("/healthz")
-    assert status == 200 and body.strip() == "ok"
+RESPOND_CONFIG = """\
+node:
+  workers: 1
+listeners:
+  - name: http
+    kind: http
+    bind: "127.0.0.1:0"
+routes:
+  - name: hello
+    match:
+      path: "/{*rest}"
+    action:
+      respond:
+        status: 200
+        body: "from /etc/arc/arc.yaml\\n"
+observability:
+  metrics_bind: "127.0.0.1:0"
+"""
+
+
+def test_run_without_config_loads_etc_arc(arc_bin, tmp_path):
+    ref = tmp_path / "ref.yaml"
+    ref.write_text(RESPOND_CONFIG)
+    fp = fingerprint_of(arc_bin, ref)
+    p = start_isolated(arc_bin, tmp_path, ["run"], etc_arc={"arc.yaml": RESPOND_CONFIG})
+    try:
+        assert p.fingerprint == fp, "arc run without -c did not load /etc/arc/arc.yaml:\n" + p.stderr_text()
+        assert "arc: using config /etc/arc/arc.yaml (no -c given)" in p.stderr_text()
+        r = p.client().request("GET", "/x")
+        assert r.status == 200 and r.body == b"from /etc/arc/arc.yaml\n", r
+    finally:
+        stop_isolated(p, arc_bin)
+
+
+def test_check_without_config_checks_etc_arc(arc_bin, tmp_path):
+    ref = tmp_path / "ref.yaml"
+    ref.write_text(RESPOND_CONFIG)
+    fp = fingerprint_of(arc_bin, ref)
+    cp = run_isolated(arc_bin, tmp_path, ["check"], etc_arc={"arc.yaml": RESPOND_CONFIG})
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout == "ok %s\n" % fp
+    assert "arc: using config /etc/arc/arc.yaml (no -c given)" in cp.stderr
+    # A bad /etc/arc/arc.yaml is reported against that file.
+    cp = run_isolated(arc_bin, tmp_path, ["check"], etc_arc={"arc.yaml": BAD_UNKNOWN_KEY})
+    assert cp.returncode == 1, cp.stderr
+    assert any(e[1] == 7 for e in errors_of(cp, "/etc/arc/arc.yaml"))
+    # -c wins over /etc/arc/arc.yaml.
+    good = tmp_path / "good.yaml"
+    good.write_text(to_yaml(good_config()))
+    cp = run_isolated(arc_bin, tmp_path, ["check", "-c", str(good)], etc_arc={"arc.yaml": BAD_UNKNOWN_KEY})
+    assert cp.returncode == 0 and cp.stdout == "ok %s\n" % fingerprint_of(arc_bin, good), cp.stderr
+
+
+def test_check_without_config_falls_back_only_when_absent(arc_bin, tmp_path):
+    cp = run_isolated(arc_bin, tmp_path, ["check"])
+    assert cp.returncode == 0, cp.stderr
+    assert OK_RE.match(cp.stdout.strip()), cp.stdout
+    assert EMBEDDED_LINE in cp.stderr
+    # Present but unreadable (here: a directory) is an error, not a silent
+    # switch to the embedded config.
+    cp = run_isolated(arc_bin, tmp_path, ["check"], etc_arc={"arc.yaml": None})
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    assert "/etc/arc/arc.yaml" in cp.stderr and not cp.stdout.startswith("ok")
+
+
+@pytest.mark.parametrize("args", [[], ["frobnicate"], ["run", "--frobnicate"], ["run", "-c"],
+                                  ["check", "-c"], ["check", "x.yaml"], ["run", "-c", "x.yaml", "extra"]],
+                         ids=lambda a: " ".join(a) or "no-args")
+def test_usage_errors_exit_2(arc_bin, tmp_path, args):
+    cp = arc_bin.run(args)
+    assert cp.returncode == 2, "arc %s: exit %d\n%s" % (" ".join(args), cp.returncode, cp.stderr)
+    assert "usage: arc" in cp.stderr
+    assert cp.stdout == ""

@@ -6,6 +6,9 @@
 #include "config/tree_int.h"
 #include "core/common.h"
 
+#include <math.h>
+#include <stdint.h>
+
 /* Canonical text of a bare document (not validated as a config). */
 static char *canon(const char *format, const char *text, char hex[65])
 {
@@ -49,14 +52,94 @@ static void test_exact_text(void)
 static void test_numbers_by_value(void)
 {
     char h1[65], h2[65];
-    /* 4, 4.0, 0x4 and 4e0 are one number; 0.1 round-trips; -0.0 is 0 */
+    /* 4, 4.0, 0x4 and 4e0 are one number; 0.1 is written 0.1; -0.0 is 0 */
     char *a = canon("yaml", "v: [4, 4.0, 0x4, 4e0, 0o4, 0.1, -0.0, 1e300]\n", h1);
     char *b = canon("json", "{\"v\": [4, 4.0, 4, 4E0, 4, 0.1, -0, 1e300]}", h2);
-    CHECK_STR(a, "{\"v\":[4,4,4,4,4,0.10000000000000001,0,1.0000000000000001e300]}");
+    CHECK_STR(a, "{\"v\":[4,4,4,4,4,0.1,0,1e300]}");
     CHECK_STR(a, b);
     CHECK_STR(h1, h2);
     free(a);
     free(b);
+}
+
+/* Non-integral numbers are written with the fewest digits that read back as
+ * the same double: never rounded to fewer (1.0000000000000002 is not 1),
+ * never padded to 17 (0.3 is not 0.29999999999999999). */
+static void test_numbers_shortest_round_trip(void)
+{
+    static const struct { const char *in, *out; } cases[] = {
+        { "1.0000000000000002", "1.0000000000000002" },
+        { "0.3", "0.3" },
+        { "0.1e1", "1" },                               /* integral: an integer */
+        { "2.5", "2.5" },
+        { "-0.000001", "-1e-6" },
+        { "100.125", "100.125" },
+        { "123456789.12345679", "123456789.12345679" },
+        { "0.30000000000000004", "0.30000000000000004" },
+        { "1e21", "1e21" },                             /* integral, beyond 2^53 */
+        { "5e-324", "5e-324" },
+        { "1.7976931348623157e308", "1.7976931348623157e308" },
+        { "9007199254740993.0", "9007199254740992" },   /* nearest double is 2^53 */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char doc[128], want[128], hex[65];
+        snprintf(doc, sizeof(doc), "{\"v\": %s}", cases[i].in);
+        snprintf(want, sizeof(want), "{\"v\":%s}", cases[i].out);
+        char *j = canon("json", doc, hex);
+        CHECK_STR(j, want);
+        free(j);
+        snprintf(doc, sizeof(doc), "v: %s\n", cases[i].in);
+        char *y = canon("yaml", doc, hex);
+        CHECK_STR(y, want);
+        free(y);
+    }
+
+    /* Pseudo-random doubles of every magnitude: the text reads back as the
+     * same double, and one digit fewer would not. */
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    int checked = 0;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double v;
+        memcpy(&v, &x, sizeof(v));
+        if (!isfinite(v) || v == trunc(v))
+            continue;
+        char doc[64], hex[65];
+        snprintf(doc, sizeof(doc), "[%.17g]", v);
+        char *j = canon("json", doc, hex);
+        if (!j) {
+            CHECK(j != NULL);
+            break;
+        }
+        size_t len = strlen(j);
+        CHECK(len > 2 && j[0] == '[' && j[len - 1] == ']');
+        j[len - 1] = '\0';
+        char *end;
+        double back = strtod(j + 1, &end);
+        if (back != v || *end != '\0') {
+            CHECK_STR(j + 1, doc);
+            free(j);
+            break;
+        }
+        int digits = 0;
+        for (const char *p = j + 1; *p && *p != 'e'; p++)
+            digits += *p >= '0' && *p <= '9';
+        /* "0.001" counts its leading zeros; %.Ng counts significant ones. */
+        for (const char *p = j + 1; *p == '-' || *p == '0' || *p == '.'; p++)
+            digits -= *p == '0';
+        if (digits > 1) {
+            char shorter[400];   /* %g of a double never needs more */
+            snprintf(shorter, sizeof(shorter), "%.*g", digits - 1, v);
+            if (strtod(shorter, NULL) == v) {
+                CHECK_STR(j + 1, shorter);
+                free(j);
+                break;
+            }
+        }
+        free(j);
+        checked++;
+    }
+    CHECK(checked > 10000);
 }
 
 static const char *const doc_yaml =
@@ -168,6 +251,7 @@ int main(void)
 {
     RUN(test_exact_text);
     RUN(test_numbers_by_value);
+    RUN(test_numbers_shortest_round_trip);
     RUN(test_yaml_json_same_fingerprint);
     RUN(test_changes_change_fingerprint);
     RUN(test_key_order_whitespace);
