@@ -106,7 +106,8 @@ void arc_tls_server_free(struct arc_tls_server *s);
 
 /* Certificates in configuration order, for the
  * arc_tls_cert_expiry_seconds{sni} metric: the configured `sni` ("" for a
- * default certificate without one) and notAfter as Unix time. */
+ * default certificate without one; owned by `s`) and notAfter as Unix
+ * time. Thread: any. */
 size_t arc_tls_server_cert_count(const struct arc_tls_server *s);
 const char *arc_tls_server_cert_sni(const struct arc_tls_server *s, size_t i);
 time_t arc_tls_server_cert_not_after(const struct arc_tls_server *s, size_t i);
@@ -203,7 +204,9 @@ struct arc_tls_conn {
 
 /**
  * Initialises `c` as the server end of a new connection on context `s`
- * (which must outlive it). Returns 0 or -ENOMEM. Thread: the owner's.
+ * (borrowed: it must outlive `c`, e.g. by living in the snapshot the
+ * connection pins). Returns 0 or -ENOMEM. Thread: the owner's, from here
+ * to dispose.
  */
 int arc_tls_conn_init_server(struct arc_tls_conn *c, struct arc_tls_server *s);
 
