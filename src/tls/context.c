@@ -35,7 +35,6 @@
 void arc_tls__drain_errors(char *buf, size_t len, int *reason)
 {
     unsigned long e;
-    size_t o = 0;
     bool first = true;
     if (len)
         buf[0] = '\0';
@@ -49,8 +48,7 @@ void arc_tls__drain_errors(char *buf, size_t len, int *reason)
                 ERR_error_string_n(e, tmp, sizeof(tmp));
                 r = tmp;
             }
-            o = (size_t)snprintf(buf, len, "%s", r);
-            (void)o;
+            snprintf(buf, len, "%s", r);
         }
         first = false;
     }
