@@ -70,7 +70,45 @@ struct arc_uring_conf {
                                         while its peer is slow; beyond, bytes are copied */
 };
 
-enum arc_listener_kind { ARC_LISTENER_HTTP = 0 };
+enum arc_listener_kind { ARC_LISTENER_HTTP = 0, ARC_LISTENER_HTTPS = 1 };
+
+/* TLS protocol versions a listener accepts (TLS 1.0/1.1 are obsolete, RFC 8996). */
+enum arc_tls_version { ARC_TLS_V12 = 0, ARC_TLS_V13 = 1 };
+
+struct arc_tls_cert_conf {
+    char *sni;                  /* "a.example" or "*.example" (lower-case); NULL only for
+                                   certificates[0], the default */
+    char *cert_pem;             /* certificate, then its chain, PEM */
+    char *key_pem;              /* unencrypted private key, PEM */
+};
+
+/* listeners[].tls (kind https). Paths are used as written (relative to the
+ * working directory) and read when the TLS contexts are built. */
+struct arc_listener_tls_conf {
+    struct arc_tls_cert_conf *certs;
+    size_t n_certs;             /* >= 1; certs[0] is the default */
+    enum arc_tls_version min_version; /* tls12 */
+    enum arc_tls_version max_version; /* tls13 */
+    char **cipher_suites;       /* OpenSSL or IANA names, TLS 1.2 and 1.3 mixed; */
+    size_t n_cipher_suites;     /* 0 = OpenSSL's defaults */
+    bool session_resumption;    /* true: stateless session tickets */
+    bool client_auth;           /* client_auth given */
+    char *client_ca_pem;        /* client_auth.ca_pem */
+    bool client_auth_required;  /* client_auth.required, true */
+    int line, col;              /* position of the tls mapping */
+};
+
+/* upstreams[].tls */
+struct arc_upstream_tls_conf {
+    char *ca_pem;               /* NULL = the system CA bundle */
+    char *client_cert_pem;      /* both or neither */
+    char *client_key_pem;
+    char *server_name;          /* host name (SNI + check) or IP; required unless insecure */
+    bool insecure;              /* false; true = no certificate verification at all */
+    int line, col;              /* position of the tls mapping */
+};
+
+enum arc_up_protocol { ARC_UP_HTTP1 = 0, ARC_UP_HTTP2 = 1 };
 
 struct arc_listener_conf {
     char *name;
@@ -83,6 +121,7 @@ struct arc_listener_conf {
     bool keepalive_enabled;     /* true if socket.keepalive given */
     uint64_t keepalive_idle, keepalive_interval; /* ms */
     uint32_t keepalive_count;
+    struct arc_listener_tls_conf *tls; /* kind https: set; otherwise NULL */
 };
 
 enum arc_lb_algorithm {
@@ -113,6 +152,9 @@ struct arc_upstream_conf {
     uint64_t write_timeout;     /* 30s */
     uint64_t ttfb_timeout;      /* 30s */
     uint64_t read_timeout;      /* 30s */
+    struct arc_upstream_tls_conf *tls;  /* NULL = plain TCP */
+    enum arc_up_protocol protocol;      /* http1 */
+    int protocol_line, protocol_col;    /* position of 'protocol' if written, else 0 */
 };
 
 enum arc_action_kind { ARC_ACTION_UPSTREAM, ARC_ACTION_REDIRECT, ARC_ACTION_RESPOND };

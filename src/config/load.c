@@ -174,12 +174,35 @@ void arc_config_free(struct arc_config *cfg)
     free(cfg->source);
     free(cfg->canonical_json);
     free(cfg->node.id);
-    for (size_t i = 0; i < cfg->n_listeners; i++)
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
         free(cfg->listeners[i].name);
+        struct arc_listener_tls_conf *t = cfg->listeners[i].tls;
+        if (!t)
+            continue;
+        for (size_t j = 0; j < t->n_certs; j++) {
+            free(t->certs[j].sni);
+            free(t->certs[j].cert_pem);
+            free(t->certs[j].key_pem);
+        }
+        free(t->certs);
+        for (size_t j = 0; j < t->n_cipher_suites; j++)
+            free(t->cipher_suites[j]);
+        free(t->cipher_suites);
+        free(t->client_ca_pem);
+        free(t);
+    }
     free(cfg->listeners);
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         free(cfg->upstreams[i].name);
         free(cfg->upstreams[i].endpoints);
+        struct arc_upstream_tls_conf *t = cfg->upstreams[i].tls;
+        if (t) {
+            free(t->ca_pem);
+            free(t->client_cert_pem);
+            free(t->client_key_pem);
+            free(t->server_name);
+            free(t);
+        }
     }
     free(cfg->upstreams);
     for (size_t i = 0; i < cfg->n_routes; i++) {

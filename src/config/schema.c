@@ -43,7 +43,7 @@ static const struct arc_conf_key uring_keys[] = {
 
 static const struct arc_conf_key listener_keys[] = {
     { "name", REQ }, { "kind", REQ }, { "bind", REQ }, { "socket", 0 },
-    { "proxy_protocol", 0 }, { "tls", LATER }, { "upstream", LATER },
+    { "proxy_protocol", 0 }, { "tls", 0 }, { "upstream", LATER },
 };
 
 static const struct arc_conf_key socket_keys[] = {
@@ -193,8 +193,9 @@ static void socket_section(struct arc_sctx *s, const struct arc_cn *m, const cha
 static void listener(struct arc_sctx *s, const struct arc_cn *m, const char *p,
                      struct arc_listener_conf *l)
 {
-    static const char *const kinds[] = { "http" };
-    static const char *const later_kinds[] = { "https", "h3", "tcp", "udp" };
+    /* Same order as enum arc_listener_kind. */
+    static const char *const kinds[] = { "http", "https" };
+    static const char *const later_kinds[] = { "h3", "tcp", "udp" };
     l->kind = ARC_LISTENER_HTTP;
     l->backlog = 4096;
     l->dscp = -1;
@@ -205,15 +206,27 @@ static void listener(struct arc_sctx *s, const struct arc_cn *m, const char *p,
     if (!arc_config__check_map(s, m, p, listener_keys, N(listener_keys)))
         return;
     arc_config__get_str(s, m, p, "name", ARC_STR_NAME, &l->name);
-    int kind = 0;
-    if (arc_config__get_enum(s, m, p, "kind", kinds, N(kinds), later_kinds, N(later_kinds), &kind))
+    int kind = -1;
+    if (arc_config__get_enum(s, m, p, "kind", kinds, N(kinds), later_kinds, N(later_kinds), &kind) &&
+        kind >= 0)
         l->kind = (enum arc_listener_kind)kind;
+    char pb[ARC_PATH_MAX];
+    const struct arc_cn *tls = arc_config__get(m, "tls");
+    if (tls && tls->kind != ARC_CN_NULL) {
+        if (kind == ARC_LISTENER_HTTP)
+            arc_config__err_key(s, tls, "%s: only applies to kind https (this listener is "
+                                "kind http)", arc_config__path(pb, p, "tls"));
+        else    /* https, or a kind already reported: still check the section */
+            arc_config__listener_tls(s, tls, p, l);
+    } else if (kind == ARC_LISTENER_HTTPS) {
+        arc_config__err(s, arc_config__val(m, "kind"), "%s: kind https needs a 'tls' section "
+                        "with at least one certificate", arc_config__path(pb, p, "tls"));
+    }
     arc_config__get_addr(s, m, p, "bind", true, &l->bind);
     const struct arc_cn *sock = arc_config__val(m, "socket");
     if (sock)
         socket_section(s, sock, p, l);
     bool pp = false;
-    char pb[ARC_PATH_MAX];
     if (arc_config__get_bool(s, m, p, "proxy_protocol", &pp) && pp)
         arc_config__err(s, arc_config__val(m, "proxy_protocol"),
                         "%s: proxy_protocol: true is not supported yet in this version",

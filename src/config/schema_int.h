@@ -119,4 +119,11 @@ bool arc_config__is_token(const char *s, size_t n);
 void arc_config__upstreams(struct arc_sctx *s, const struct arc_cn *seq);
 void arc_config__routes(struct arc_sctx *s, const struct arc_cn *seq);
 
+/* schema_tls.c: `m` is the tls mapping; the conf is allocated even when the
+ * mapping is malformed, so the caller's kind checks see that it was given. */
+void arc_config__listener_tls(struct arc_sctx *s, const struct arc_cn *m, const char *lpath,
+                              struct arc_listener_conf *l);
+void arc_config__upstream_tls(struct arc_sctx *s, const struct arc_cn *m, const char *upath,
+                              struct arc_upstream_conf *u);
+
 #endif

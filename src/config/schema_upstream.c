@@ -16,7 +16,7 @@
 
 static const struct arc_conf_key upstream_keys[] = {
     { "name", REQ }, { "discovery", REQ }, { "lb", 0 }, { "pool", 0 }, { "timeouts", 0 },
-    { "protocol", 0 }, { "health", LATER }, { "tls", LATER },
+    { "protocol", 0 }, { "health", LATER }, { "tls", 0 },
 };
 
 static const struct arc_conf_key discovery_keys[] = {
@@ -126,8 +126,8 @@ static void lb(struct arc_sctx *s, const struct arc_cn *m, const char *upath,
 static void upstream(struct arc_sctx *s, const struct arc_cn *m, const char *p,
                      struct arc_upstream_conf *u)
 {
-    static const char *const protocols[] = { "http1" };
-    static const char *const later_protocols[] = { "http2" };
+    /* Same order as enum arc_up_protocol. */
+    static const char *const protocols[] = { "http1", "http2" };
     char sp[ARC_PATH_MAX];
     u->lb = ARC_LB_PEAK_EWMA;
     u->peak_ewma_decay = 10 * MS_S;
@@ -167,9 +167,16 @@ static void upstream(struct arc_sctx *s, const struct arc_cn *m, const char *p,
             arc_config__get_dur(s, v, sp, "read", 1, 24 * MS_H, false, &u->read_timeout);
         }
     }
-    int proto = 0;
-    arc_config__get_enum(s, m, p, "protocol", protocols, N(protocols), later_protocols,
-                         N(later_protocols), &proto);
+    int proto = (int)ARC_UP_HTTP1;
+    if (arc_config__get_enum(s, m, p, "protocol", protocols, N(protocols), NULL, 0, &proto)) {
+        u->protocol = (enum arc_up_protocol)proto;
+        if ((v = arc_config__val(m, "protocol"))) {
+            u->protocol_line = v->line;
+            u->protocol_col = v->col;
+        }
+    }
+    if ((v = arc_config__val(m, "tls")))
+        arc_config__upstream_tls(s, v, p, u);
 }
 
 void arc_config__upstreams(struct arc_sctx *s, const struct arc_cn *seq)

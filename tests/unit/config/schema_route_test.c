@@ -94,8 +94,8 @@ static void test_upstream_errors(void)
         "  - name: a\n"                                                         /* 12 */
         "    discovery: {type: dns, hostname: x.example}\n"                     /* 13 */
         "    lb: {algorithm: round_robin, decay: 1s}\n"                         /* 14 */
-        "    protocol: http2\n"                                                 /* 15 */
-        "    tls: {insecure: true}\n"                                           /* 16 */
+        "    protocol: h2\n"                                                    /* 15 */
+        "    tls: {insecure: true, ca_pem: ca.pem}\n"                           /* 16 */
         "  - name: c\n"                                                         /* 17 */
         "    discovery: {type: static}\n"                                       /* 18 */
         "    timeouts: {connect: 0ms}\n"                                        /* 19 */
@@ -116,8 +116,8 @@ static void test_upstream_errors(void)
     CHECK_ERR(&e, 13, 23, "upstreams[1].discovery.type: 'dns' is not supported yet");
     CHECK_ERR(&e, 13, 28, "upstreams[1].discovery.hostname: not supported yet");
     CHECK_ERR(&e, 14, 41, "upstreams[1].lb.decay: only applies to algorithm peak_ewma");
-    CHECK_ERR(&e, 15, 15, "upstreams[1].protocol: 'http2' is not supported yet");
-    CHECK_ERR(&e, 16, 5, "upstreams[1].tls: not supported yet");
+    CHECK_ERR(&e, 15, 15, "upstreams[1].protocol: unknown value 'h2' (expected one of: http1, http2)");
+    CHECK_ERR(&e, 16, 35, "upstreams[1].tls.ca_pem: has no effect with insecure: true");
     CHECK_ERR(&e, 18, 16, "missing required key 'endpoints' in upstreams[2].discovery");
     CHECK_ERR(&e, 19, 25, "upstreams[2].timeouts.connect: must be between 1ms and 24h, got 0ms");
     CHECK_ERR(&e, 21, 42, "upstreams[3].discovery.endpoints: at least one endpoint is required");
