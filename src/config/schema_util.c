@@ -242,6 +242,18 @@ bool arc_config__get_bool(struct arc_sctx *s, const struct arc_cn *map, const ch
     return true;
 }
 
+/* The fewest significant digits that read back as f: an error quotes the
+ * number the user wrote (1.0000000000000002, not %g's "1"). */
+static const char *shortest(double f, char *buf, size_t n)
+{
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, n, "%.*g", p, f);
+        if (strtod(buf, NULL) == f)
+            break;
+    }
+    return buf;
+}
+
 bool arc_config__int_value(struct arc_sctx *s, const struct arc_cn *v, const char *what,
                            int64_t min, int64_t max, int64_t *out)
 {
@@ -253,7 +265,9 @@ bool arc_config__int_value(struct arc_sctx *s, const struct arc_cn *v, const cha
         /* 4.0 is the integer 4 (canon.c writes it so; validity must agree). */
         i = (int64_t)v->v.f;
     } else if (v->kind == ARC_CN_FLOAT) {
-        arc_config__err(s, v, "%s: expected an integer, got %g", what, v->v.f);
+        char num[32];
+        arc_config__err(s, v, "%s: expected an integer, got %s", what,
+                        shortest(v->v.f, num, sizeof(num)));
         return false;
     } else {
         return arc_config__want(s, v, what, ARC_CN_INT);

@@ -164,6 +164,16 @@ static void test_null_and_integral_float(void)
     arc_config_free(c);
 }
 
+static void test_near_integer_quoted_exactly(void)
+{
+    /* 1.0000000000000002 is not an integer; the error must quote it as
+     * written, not rounded to "1" (which would read as nonsense). */
+    check_fails(__FILE__, __LINE__, "yaml",
+                "node: {workers: 1.0000000000000002}\n"
+                "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n",
+                1, 1, 17, "node.workers: expected an integer, got 1.0000000000000002");
+}
+
 static void test_unknown_keys(void)
 {
     CHECK_FAILS("yaml",
@@ -453,6 +463,7 @@ int main(void)
     RUN(test_defaults);
     RUN(test_values);
     RUN(test_null_and_integral_float);
+    RUN(test_near_integer_quoted_exactly);
     RUN(test_unknown_keys);
     RUN(test_wrong_types);
     RUN(test_durations_and_sizes);
