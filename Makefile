@@ -38,9 +38,9 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 # Unit tests of module M link lib M, libcore and $(DEPS_M) (archives: only
 # the members a test uses are pulled in).
-DEPS_config   := router http1
-DEPS_proxy    := loop net http1 router upstream config admin obs
-DEPS_admin    := loop net http1 obs
+DEPS_config   := router http1 tls
+DEPS_proxy    := loop net http1 router upstream config tls admin obs
+DEPS_admin    := loop net http1 obs config tls router
 
 # ----------------------------------------------------------------- sources
 mod_srcs  = $(filter-out src/main.c,$(wildcard src/$(1)/*.c))

@@ -3,7 +3,7 @@
 # Quiet and fast when everything is present. --bench adds nginx, HAProxy, wrk.
 set -euo pipefail
 
-pkgs=(gcc make pkg-config git liburing-dev libjansson-dev libyaml-dev libssl-dev
+pkgs=(gcc make pkg-config git liburing-dev libjansson-dev libyaml-dev libssl-dev openssl
       clang libclang-rt-14-dev curl ca-certificates iproute2
       python3 python3-pytest python3-websockets python3-requests)
 if [[ ${1:-} == --bench ]]; then

@@ -11,6 +11,7 @@
 #include "http1/http1.h"
 #include "loop/ring.h"
 #include "obs/metrics.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ADMIN_BUF 8192
@@ -46,6 +48,7 @@ struct control_state {
     struct io_uring ring;
     struct signalfd_siginfo si;
     struct __kernel_timespec tick;
+    uint64_t next_ticket_rotation;   /* arc_now_ms() of the next ticket key rotation */
     struct __kernel_timespec accept_retry;
     int accept_error;               /* last accept error (-errno) of this episode, 0 if none */
     bool draining;
@@ -138,6 +141,24 @@ static void arm_signal(struct control_state *cs)
     io_uring_sqe_set_data64(sqe, UD_SIGNAL);
 }
 
+/* Session-ticket keys are rotated on the control thread: a new key seals
+ * new tickets, the two previous ones still open older tickets, so a ticket
+ * resumes for up to three periods and a stolen key exposes at most that. */
+#define TICKET_ROTATE_MS (12u * 3600u * 1000u)
+
+static void rotate_ticket_keys(struct control_state *cs, uint64_t now)
+{
+    if (!cs->next_ticket_rotation) {
+        cs->next_ticket_rotation = now + TICKET_ROTATE_MS;
+        return;
+    }
+    if (now < cs->next_ticket_rotation)
+        return;
+    cs->next_ticket_rotation = now + TICKET_ROTATE_MS;
+    if (arc_tls_ticket_keys_rotate(arc_snapshot_ticket_keys()) < 0)
+        fprintf(stderr, "arc: TLS ticket key rotation failed (random generator); keeping the keys\n");
+}
+
 static void arm_tick(struct control_state *cs)
 {
     cs->tick.tv_sec = 0;
@@ -191,6 +212,44 @@ static void respond(struct control_state *cs, struct admin_conn *a, int status,
     arm_send(cs, a);
 }
 
+/* TLS handshakes by side and result, and each https certificate's expiry
+ * (arc_tls_cert_expiry_seconds{listener,sni}: seconds until notAfter,
+ * negative once expired). */
+static void render_tls(struct arc_sbuf *m, const struct arc_control *ctl,
+                       struct arc_metrics_shard *const *shards)
+{
+    static const char *const sides[2] = { "downstream", "upstream" };
+    arc_sbuf_printf(m, "# HELP arc_tls_handshakes_total TLS handshakes by side and result.\n"
+                       "# TYPE arc_tls_handshakes_total counter\n");
+    for (size_t sd = 0; sd < 2; sd++)
+        for (size_t r = 0; r < ARC_M_TLS_RESULTS; r++) {
+            uint64_t v = 0;
+            for (size_t i = 0; i < ctl->n_workers; i++)
+                v += arc_m_get(&shards[i]->tls_handshakes[sd][r]);
+            arc_sbuf_printf(m, "arc_tls_handshakes_total{side=\"%s\",result=\"%s\"} %llu\n",
+                            sides[sd], r ? arc_tls_fail_name((enum arc_tls_fail)r) : "ok",
+                            (unsigned long long)v);
+        }
+    const struct arc_snapshot *s = ctl->snap;
+    bool head = false;
+    time_t now = time(NULL);
+    for (size_t l = 0; l < s->n_listeners; l++) {
+        const struct arc_tls_server *ts = s->listener_tls[l];
+        if (!ts)
+            continue;
+        if (!head) {
+            arc_sbuf_printf(m, "# HELP arc_tls_cert_expiry_seconds Seconds until the certificate "
+                               "expires (negative: expired).\n"
+                               "# TYPE arc_tls_cert_expiry_seconds gauge\n");
+            head = true;
+        }
+        for (size_t i = 0; i < arc_tls_server_cert_count(ts); i++)
+            arc_sbuf_printf(m, "arc_tls_cert_expiry_seconds{listener=\"%s\",sni=\"%s\"} %lld\n",
+                            s->cfg->listeners[l].name, arc_tls_server_cert_sni(ts, i),
+                            (long long)(arc_tls_server_cert_not_after(ts, i) - now));
+    }
+}
+
 static void serve(struct control_state *cs, struct admin_conn *a, const struct arc_h1_request *req)
 {
     struct arc_control *ctl = cs->ctl;
@@ -215,6 +274,7 @@ static void serve(struct control_state *cs, struct admin_conn *a, const struct a
         struct arc_sbuf m = { 0 };
         arc_metrics_render(&m, shards, ctl->n_workers, ctl->snap->route_names,
                            ctl->snap->upstream_names);
+        render_tls(&m, ctl, shards);
         arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
                             "arc_workers %zu\n", ctl->n_workers);
         arc_sbuf_printf(&m, "# HELP arc_config_generation Generation of the active configuration.\n"
@@ -355,6 +415,7 @@ int arc_control_run(struct arc_control *ctl)
                     }
                 if (cs.draining && all_workers_done(ctl))
                     done = true;
+                rotate_ticket_keys(&cs, now);
             } else if (ud > UD_ACCEPT_RETRY) {
                 on_conn(&cs, (struct admin_conn *)(uintptr_t)(ud & ~(uint64_t)7), (int)(ud & 7), cqe->res);
             }

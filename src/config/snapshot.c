@@ -4,6 +4,7 @@
 #include "config/snapshot.h"
 #include "core/common.h"
 #include "core/sbuf.h"
+#include "tls/tls.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -41,8 +42,15 @@ static void snapshot_free(struct arc_snapshot *s)
     for (size_t i = 0; i < s->n_routes; i++)
         free(s->routes[i].respond_head);
     free(s->routes);
-    for (size_t i = 0; i < s->n_ups; i++)
+    for (size_t i = 0; i < s->n_ups; i++) {
         free(s->ups[i].eps);
+        arc_tls_client_free(s->ups[i].tls);
+    }
+    if (s->listener_tls) {
+        for (size_t i = 0; i < s->n_listeners; i++)
+            arc_tls_server_free(s->listener_tls[i]);
+        free(s->listener_tls);
+    }
     free(s->ups);
     free(s->route_names);
     free(s->upstream_names);
@@ -83,27 +91,64 @@ static size_t refuse_unserved(const struct arc_config *cfg, struct arc_config_er
 {
     char msg[256];
     size_t n = 0;
-    for (size_t i = 0; i < cfg->n_listeners; i++) {
-        const struct arc_listener_conf *l = &cfg->listeners[i];
-        if (l->kind != ARC_LISTENER_HTTPS)
-            continue;
-        snprintf(msg, sizeof(msg), "listeners[%zu] '%s': kind https is valid but not served by "
-                 "this version yet (TLS is not wired into the proxy)", i, l->name);
-        add_error(errs, cfg->source, l->tls ? l->tls->line : 0, l->tls ? l->tls->col : 0, msg);
-        n++;
-    }
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         const struct arc_upstream_conf *u = &cfg->upstreams[i];
-        if (u->tls) {
-            snprintf(msg, sizeof(msg), "upstreams[%zu].tls: valid but not served by this "
-                     "version yet (TLS to upstreams is not wired into the proxy)", i);
-            add_error(errs, cfg->source, u->tls->line, u->tls->col, msg);
-            n++;
-        }
         if (u->protocol == ARC_UP_HTTP2) {
             snprintf(msg, sizeof(msg), "upstreams[%zu].protocol: http2 is valid but not served "
                      "by this version yet (upstreams speak HTTP/1.1)", i);
             add_error(errs, cfg->source, u->protocol_line, u->protocol_col, msg);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* One process-wide ticket key store: every worker's contexts, and every
+ * snapshot's, seal and open tickets with the same keys, so a client resumes
+ * on whichever worker the kernel hands it to, across reloads too. */
+static pthread_mutex_t g_keys_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct arc_tls_ticket_keys *g_ticket_keys;
+
+struct arc_tls_ticket_keys *arc_snapshot_ticket_keys(void)
+{
+    pthread_mutex_lock(&g_keys_lock);
+    if (!g_ticket_keys)
+        g_ticket_keys = arc_tls_ticket_keys_new(2);
+    struct arc_tls_ticket_keys *k = g_ticket_keys;
+    pthread_mutex_unlock(&g_keys_lock);
+    return k;
+}
+
+/* Builds the TLS contexts (reading every certificate and key now, so a bad
+ * file is a config error with its location, never a failure later). */
+static size_t build_tls(struct arc_snapshot *s, struct arc_config_errors *errs)
+{
+    const struct arc_config *cfg = s->cfg;
+    char err[512], msg[700];
+    size_t n = 0;
+    /* HTTP/2 is offered once its codec is wired; until then http/1.1 only. */
+    static const char *const alpn[] = { "http/1.1" };
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct arc_listener_conf *l = &cfg->listeners[i];
+        if (l->kind != ARC_LISTENER_HTTPS || !l->tls)
+            continue;
+        struct arc_tls_server_opts o = { .alpn = alpn, .n_alpn = 1,
+                                         .ticket_keys = arc_snapshot_ticket_keys() };
+        s->listener_tls[i] = arc_tls_server_new(l->tls, &o, err, sizeof(err));
+        if (!s->listener_tls[i]) {
+            snprintf(msg, sizeof(msg), "listeners[%zu] '%s'.tls: %s", i, l->name, err);
+            add_error(errs, cfg->source, l->tls->line, l->tls->col, msg);
+            n++;
+        }
+    }
+    for (size_t i = 0; i < s->n_ups; i++) {
+        const struct arc_upstream_conf *uc = s->ups[i].conf;
+        if (!uc->tls)
+            continue;
+        s->ups[i].tls = arc_tls_client_new(uc, err, sizeof(err));
+        if (!s->ups[i].tls) {
+            snprintf(msg, sizeof(msg), "upstreams[%zu] '%s'.tls: %s", i, uc->name, err);
+            add_error(errs, cfg->source, uc->tls->line, uc->tls->col, msg);
             n++;
         }
     }
@@ -138,7 +183,10 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
     s->routes = calloc(s->n_routes ? s->n_routes : 1, sizeof(*s->routes));
     s->route_names = calloc(s->n_routes ? s->n_routes : 1, sizeof(char *));
     struct arc_rt_spec *specs = calloc(s->n_routes ? s->n_routes : 1, sizeof(*specs));
-    if (!s->ups || !s->upstream_names || !s->routes || !s->route_names || !specs)
+    s->n_listeners = cfg->n_listeners;
+    s->listener_tls = calloc(s->n_listeners ? s->n_listeners : 1, sizeof(*s->listener_tls));
+    if (!s->ups || !s->upstream_names || !s->routes || !s->route_names || !specs ||
+        !s->listener_tls)
         goto oom;
 
     for (size_t i = 0; i < s->n_ups; i++) {
@@ -177,6 +225,12 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
             .hosts = (const char *const *)rc->hosts, .n_hosts = rc->n_hosts,
             .methods = rc->methods, .priority = rc->priority, .data = r,
         };
+    }
+
+    if (build_tls(s, errs)) {
+        free(specs);
+        snapshot_free(s);
+        return -1;
     }
 
     char err[512];

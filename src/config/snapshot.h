@@ -34,8 +34,13 @@ struct arc_endpoint_rt {
     _Atomic uint32_t open_conns;
 };
 
+struct arc_tls_server;
+struct arc_tls_client;
+struct arc_tls_ticket_keys;
+
 struct arc_upstream_rt {
     const struct arc_upstream_conf *conf;
+    struct arc_tls_client *tls;     /* upstreams[].tls set: its client context, owned */
     size_t index;
     struct arc_endpoint_rt *eps;
     size_t n_eps;
@@ -58,6 +63,8 @@ struct arc_snapshot {
     size_t n_routes;
     struct arc_upstream_rt *ups;
     size_t n_ups;
+    struct arc_tls_server **listener_tls; /* [n_listeners]: https listeners' contexts, owned */
+    size_t n_listeners;
     const char **route_names;       /* [n_routes], for metrics */
     const char **upstream_names;    /* [n_ups] */
     struct arc_h1_limits limits;
@@ -70,6 +77,10 @@ struct arc_snapshot {
  */
 int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
                        struct arc_config_errors *errs);
+
+/* The process-wide TLS session-ticket key store (created on first use; lives
+ * as long as the process, outside every snapshot). Thread: any. */
+struct arc_tls_ticket_keys *arc_snapshot_ticket_keys(void);
 
 void arc_snapshot_ref(struct arc_snapshot *s);
 void arc_snapshot_unref(struct arc_snapshot *s);

@@ -94,6 +94,8 @@ static void slab_free(struct arc_worker *w, struct arc_conn *c)
 {
     /* conn_new zeroes the slot: a timer still linked would corrupt the wheel. */
     arc_tw_cancel(&w->tw, &c->timer);
+    /* Only now: a send in flight may have pointed into transport memory. */
+    c->tp->dispose(w, c);
     free(c->out.seg);
     c->out.seg = NULL;
     c->gen = (c->gen + 1) & 0xffffff;   /* stale completions now mismatch */
@@ -246,15 +248,14 @@ void arc_px__queue_owned(struct arc_worker *w, struct arc_conn *c, char *mem, si
 
 void arc_px__flush(struct arc_worker *w, struct arc_conn *c)
 {
-    if (c->send_armed || c->out.n == 0 || c->closing || c->shut_wr)
+    if (c->send_armed || c->closing)
         return;
     if (c->kind == CONN_UPSTREAM && !c->u.connected)
         return;
     c->tp->flush(w, c);
 }
 
-/* Consumes `res` sent bytes from the head of the queue. */
-static void outq_sent(struct arc_worker *w, struct arc_conn *c, size_t left)
+void arc_px__outq_consume(struct arc_worker *w, struct arc_conn *c, size_t left)
 {
     struct outq *q = &c->out;
     q->bytes -= left;
@@ -333,6 +334,8 @@ static void plain_on_recv(struct arc_worker *w, struct arc_conn *c, int32_t bid,
  * segments): a response head and its body leave in one call. */
 static void plain_flush(struct arc_worker *w, struct arc_conn *c)
 {
+    if (c->out.n == 0 || c->shut_wr)
+        return;
     uint32_t n = ARC_MIN(c->out.n, (uint32_t)OUTQ_IOV);
     for (uint32_t i = 0; i < n; i++) {
         struct seg *s = outq_at(&c->out, i);
@@ -352,7 +355,7 @@ static void plain_flush(struct arc_worker *w, struct arc_conn *c)
 
 static void plain_on_sent(struct arc_worker *w, struct arc_conn *c, size_t res)
 {
-    outq_sent(w, c, res);
+    arc_px__outq_consume(w, c, res);
 }
 
 static void plain_shutdown(struct arc_worker *w, struct arc_conn *c)
@@ -622,7 +625,6 @@ void arc_px__conn_close(struct arc_worker *w, struct arc_conn *c)
     free(c->hbuf);
     c->hbuf = NULL;
     c->hlen = c->hcap = c->hscanned = 0;
-    c->tp->dispose(w, c);
     if (c->kind == CONN_CLIENT) {
         w->n_clients--;
         atomic_fetch_sub_explicit(&arc_px__node_clients, 1, memory_order_relaxed);
@@ -665,7 +667,8 @@ void arc_px__conn_on_closed(struct arc_worker *w, struct arc_conn *c)
 
 void arc_px__conn_teardown(struct arc_worker *w, struct arc_conn *c)
 {
-    (void)w;
+    if (c->kind)
+        c->tp->dispose(w, c);
     free(c->hbuf);
     for (uint32_t s = 0; s < c->stash_n; s++)
         if (c->stash[s].bid < 0)

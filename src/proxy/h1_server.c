@@ -230,6 +230,21 @@ void arc_px__client_accepted(struct arc_worker *w, int fd, uint32_t listener, bo
     c->c.minor = 1;
     w->n_clients++;
     arc_m_add(&w->metrics.conn_accepted, 1);
+    struct arc_tls_server *tls = w->snap->listener_tls[listener];
+    if (tls) {
+        /* Over the limit there is no cheap way to answer over TLS (that
+         * would take a handshake): such a client is closed. */
+        c->tls = calloc(1, sizeof(*c->tls));
+        if (over_limit || !c->tls || arc_tls_conn_init_server(c->tls, tls) < 0) {
+            if (over_limit)
+                arc_m_add(&w->metrics.conn_refused, 1);
+            free(c->tls);
+            c->tls = NULL;
+            arc_px__conn_close(w, c);
+            return;
+        }
+        c->tp = &arc_px__tls;
+    }
     c->tp->start(w, c);
     if (over_limit) {
         /* Over node.max_connections: a clear 503 and a close rather than
@@ -253,6 +268,14 @@ void arc_px__client_accepted(struct arc_worker *w, int fd, uint32_t listener, bo
     /* A new connection must send its first head within read_timeout. */
     set_timer(w, c, cfg_of(w)->node.read_timeout);
     arc_px__client_pump(w, c);
+}
+
+void arc_px__client_ready(struct arc_worker *w, struct arc_conn *c, const char *alpn)
+{
+    /* Only http/1.1 is offered in ALPN until the HTTP/2 codec is wired, so
+     * a client either agreed on it or sent no ALPN (HTTP/1.1 then). */
+    if (alpn && strcmp(alpn, "http/1.1") != 0)
+        arc_px__conn_close(w, c);
 }
 
 void arc_px__client_abort(struct arc_worker *w, struct arc_conn *c, enum ex_outcome o)
@@ -347,6 +370,8 @@ static size_t read_head(struct arc_worker *w, struct arc_conn *c, const char *p,
     }
     /* The exchange holds its own copy of the request now. */
     arc_px__hbuf_reset(c);
+    if (c->tls)
+        ex->req.scheme = ARC_STR_LIT("https");
     c->c.fresh = false;
     c->c.minor = (uint8_t)req.minor;
     c->c.keep_alive = (req.flags & ARC_H1_F_KEEP_ALIVE) && !w->draining;
@@ -521,10 +546,10 @@ void arc_px__client_pump(struct arc_worker *w, struct arc_conn *c)
             if (!ex->req_done)
                 set_timer(w, c, cfg_of(w)->node.read_timeout);
         }
-        if (ex->req_done && !arc_timer_pending(&c->timer) && c->out.n)
+        if (ex->req_done && !arc_timer_pending(&c->timer) && !arc_px__out_idle(c))
             set_timer(w, c, cfg_of(w)->node.write_timeout);
     }
-    if (c->c.state == CS_CLOSING && c->out.n == 0 && !c->send_armed) {
+    if (c->c.state == CS_CLOSING && arc_px__out_idle(c)) {
         /* Everything is handed to the kernel: half-close, then keep reading
          * (and dropping) what the client still sends for
          * node.lingering_timeout, so a RST does not destroy our last
@@ -545,7 +570,7 @@ void arc_px__client_pump(struct arc_worker *w, struct arc_conn *c)
 void arc_px__client_sent(struct arc_worker *w, struct arc_conn *c)
 {
     struct arc_exchange *ex = c->c.ex;
-    if (c->out.n)
+    if (!arc_px__out_idle(c))
         set_timer(w, c, cfg_of(w)->node.write_timeout);
     else if (c->c.state == CS_HEAD && !c->c.head_started)
         set_timer(w, c, cfg_of(w)->node.idle_timeout); /* keep-alive idle from the last byte out */
@@ -581,7 +606,7 @@ void arc_px__client_eof(struct arc_worker *w, struct arc_conn *c, int err)
             break;
         case CS_TUNNEL:
             if (ex && ex->up) {
-                if (ex->up->out.n == 0 && !ex->up->send_armed)
+                if (arc_px__out_idle(ex->up))
                     arc_px__shutdown_wr(w, ex->up);
                 arc_px__tunnel_check(w, ex);
                 return;
@@ -589,7 +614,7 @@ void arc_px__client_eof(struct arc_worker *w, struct arc_conn *c, int err)
             break;
         case CS_HEAD:
         case CS_CLOSING:
-            if (c->out.n || c->send_armed) {
+            if (!arc_px__out_idle(c)) {
                 /* The client half-closed while our answer is still going
                  * out: finish sending it, then close. */
                 c->c.keep_alive = false;

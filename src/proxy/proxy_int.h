@@ -44,6 +44,7 @@
 #include "loop/ring.h"
 #include "loop/timer.h"
 #include "obs/metrics.h"
+#include "tls/tls.h"
 #include "upstream/lb.h"
 
 /* ------------------------------------------------------------ user_data */
@@ -153,15 +154,19 @@ struct arc_transport_vt {
                     const char *p, size_t len);
     /* A send completed with `res` bytes (res > 0). */
     void (*on_sent)(struct arc_worker *w, struct arc_conn *c, size_t res);
-    /* Push the output queue towards the socket (one send in flight at most). */
+    /* Push the output queue towards the socket (one send in flight at most).
+     * Called whenever output may be waiting; the transport decides. */
     void (*flush)(struct arc_worker *w, struct arc_conn *c);
     /* Orderly end of our sending side after queued bytes (TLS: close_notify). */
     void (*shutdown)(struct arc_worker *w, struct arc_conn *c);
-    /* The connection is closing: release transport state. */
+    /* The connection's slot is being freed (no operation references it any
+     * more): release transport state. */
     void (*dispose)(struct arc_worker *w, struct arc_conn *c);
 };
 
 extern const struct arc_transport_vt arc_px__plain;
+/* TLS over the same socket operations (transport_tls.c); c->tls is set. */
+extern const struct arc_transport_vt arc_px__tls;
 
 /* ------------------------------------------------------------ codec */
 
@@ -276,6 +281,8 @@ struct arc_conn {
     bool recv_cancelling;               /* a cancel of the multishot receive is in flight */
     bool eof_pending;                   /* EOF arrived behind stashed bytes */
     uint16_t pinned;                    /* provided buffers held by out + stash */
+    bool tls_close;                     /* TLS failed: close once the alert is sent */
+    struct arc_tls_conn *tls;           /* TLS transport state (NULL: plain TCP) */
     struct outq out;
     struct iovec iov[OUTQ_IOV];
     struct msghdr msg;
@@ -354,6 +361,8 @@ struct slab {
 /* A snapshot this worker holds one reference on, with the number of its
  * exchanges pinned to it (per-worker counts: no shared reference-count
  * traffic per request). */
+#define TLS_PLAIN_BUF 16384
+
 struct held_snap {
     struct arc_snapshot *snap;
     uint64_t pins;
@@ -387,6 +396,7 @@ struct arc_worker {
     _Atomic int done;                   /* 1 once the thread left its loop */
     _Atomic int ready;                  /* 1 once accepting, -1 on failure (control thread reads) */
     struct arc_h1_header *hdrs;         /* parser scratch, [snap->limits.max_headers] */
+    char *tls_plain;                    /* decrypted-input scratch, TLS_PLAIN_BUF bytes */
     pthread_t thread;
     char errmsg[256];
 };
@@ -461,10 +471,25 @@ static inline size_t arc_px__head_used(const struct arc_conn *c, const struct ar
 void arc_px__shutdown_wr(struct arc_worker *w, struct arc_conn *c);
 /* Arms c's deadline ms from now; a no-op on a closing connection. */
 void arc_px__set_timer(struct arc_worker *w, struct arc_conn *c, uint64_t ms);
+/* Bytes accepted for sending and not yet taken by the socket (plaintext
+ * queue plus, with TLS, encrypted records). */
+static inline size_t arc_px__out_bytes(const struct arc_conn *c)
+{
+    return c->out.bytes + (c->tls ? arc_tls_conn_out_pending(c->tls) : 0);
+}
 static inline bool arc_px__outq_high(const struct arc_conn *c)
 {
-    return c->out.bytes >= c->out_high;
+    return arc_px__out_bytes(c) >= c->out_high;
 }
+/* Nothing left to send and no send in flight. */
+static inline bool arc_px__out_idle(const struct arc_conn *c)
+{
+    return c->out.n == 0 && !c->send_armed &&
+           !(c->tls && arc_tls_conn_out_pending(c->tls));
+}
+/* Consumes n bytes from the head of the output queue (they were sent, or
+ * handed to TLS). */
+void arc_px__outq_consume(struct arc_worker *w, struct arc_conn *c, size_t n);
 
 /* exchange.c */
 struct arc_exchange *arc_px__ex_new(struct arc_worker *w, struct arc_conn *client);
@@ -497,6 +522,8 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex);
 /* h1_server.c */
 /* over_limit: node.max_connections reached: answer 503 and close. */
 void arc_px__client_accepted(struct arc_worker *w, int fd, uint32_t listener, bool over_limit);
+/* The transport is ready for the protocol (TLS: handshake done, alpn set). */
+void arc_px__client_ready(struct arc_worker *w, struct arc_conn *c, const char *alpn);
 void arc_px__client_eof(struct arc_worker *w, struct arc_conn *c, int err);
 void arc_px__client_pump(struct arc_worker *w, struct arc_conn *c);
 void arc_px__client_timeout(struct arc_worker *w, struct arc_conn *c);

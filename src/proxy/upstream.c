@@ -24,6 +24,7 @@
 #include "net/net.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -65,7 +66,7 @@ void arc_px__tunnel_check(struct arc_worker *w, struct arc_exchange *ex)
     struct arc_conn *c = ex->client, *u = ex->up;
     if (!u || !c->eof || !u->eof)
         return;
-    if (c->out.n || c->send_armed || u->out.n || u->send_armed)
+    if (!arc_px__out_idle(c) || !arc_px__out_idle(u))
         return;
     arc_px__client_abort(w, c, EXO_TUNNEL_END);
 }
@@ -110,7 +111,7 @@ static void up_release(struct arc_worker *w, struct arc_conn *u, bool reusable)
     const struct arc_upstream_conf *uc = uconf(u);
     struct pool *pl = &w->ups[u->u.up->index].pools[u->u.ep];
     u->u.ex = NULL;
-    if (!reusable || u->eof || u->out.n || u->stash_n || u->hlen ||
+    if (!reusable || u->eof || !arc_px__out_idle(u) || u->stash_n || u->hlen ||
         pl->n_idle >= uc->pool_max_idle ||
         w->now_ms - u->created_ms >= uc->pool_max_lifetime) {
         arc_px__conn_close(w, u);
@@ -162,6 +163,21 @@ static struct arc_conn *up_connect(struct arc_worker *w, const struct arc_upstre
     u->u.ep = (uint32_t)ep;
     u->u.counted_open = maxc != 0;
     arc_m_add(&w->metrics.up_pool_open[up->index], 1);
+    if (up->tls) {
+        /* Sessions are cached per endpoint and offered on the next
+         * connection to it (resumption on pooled reconnects). */
+        char key[160];
+        snprintf(key, sizeof(key), "%s|%s", up->conf->name, e->text);
+        u->tls = calloc(1, sizeof(*u->tls));
+        if (!u->tls || arc_tls_conn_init_client(u->tls, up->tls, key) < 0) {
+            free(u->tls);
+            u->tls = NULL;
+            arc_px__conn_close(w, u);
+            errno = ENOMEM;
+            return NULL;
+        }
+        u->tp = &arc_px__tls;
+    }
     struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);
     io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&e->ss, e->len);
     io_uring_sqe_set_data64(sqe, op_ud(OP_CONNECT, u->idx, u->gen));
@@ -274,7 +290,7 @@ static void finish(struct arc_worker *w, struct arc_conn *u)
     struct arc_exchange *ex = u->u.ex;
     ex->resp_done = true;
     bool reusable = u->u.keep_alive && u->u.resp_body != ARC_H1_BODY_CLOSE &&
-                    ex->req_done && !u->u.extra && u->out.n == 0;
+                    ex->req_done && !u->u.extra && arc_px__out_idle(u);
     detach(ex, u);
     up_release(w, u, reusable);
     arc_px__ex_end(w, ex, EXO_COMPLETE);
@@ -512,7 +528,7 @@ void arc_px__up_sent(struct arc_worker *w, struct arc_conn *u)
 {
     struct arc_exchange *ex = u->u.ex;
     if (u->u.state == US_BUSY && ex) {
-        if (u->out.n)
+        if (!arc_px__out_idle(u))
             set_timer(w, u, uconf(u)->write_timeout);
         else if (ex->req_done && !u->u.head_done)
             set_timer(w, u, uconf(u)->ttfb_timeout);
@@ -520,7 +536,7 @@ void arc_px__up_sent(struct arc_worker *w, struct arc_conn *u)
         codec_of(ex)->resume(w, ex);
     } else if (u->u.state == US_TUNNEL && ex) {
         struct arc_conn *c = ex->client;
-        if (u->out.n == 0 && c->eof)
+        if (arc_px__out_idle(u) && c->eof)
             arc_px__shutdown_wr(w, u);
         arc_px__tunnel_check(w, ex);
         if (!c->closing)
@@ -543,7 +559,7 @@ void arc_px__up_eof(struct arc_worker *w, struct arc_conn *u, int err)
         if (err == 0) {
             u->eof = true;
             struct arc_conn *c = ex->client;
-            if (c->out.n == 0 && !c->send_armed)
+            if (arc_px__out_idle(c))
                 arc_px__shutdown_wr(w, c);
             arc_px__tunnel_check(w, ex);
             return;

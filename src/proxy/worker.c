@@ -117,7 +117,7 @@ static void start_drain(struct arc_worker *w)
         for (size_t i = 0; i < SLAB_CHUNK; i++) {
             struct arc_conn *c = &w->slab.chunks[ch][i];
             if (c->kind == CONN_CLIENT && !c->closing && c->c.state == CS_HEAD &&
-                c->hlen == 0 && c->stash_n == 0 && c->out.n == 0)
+                c->hlen == 0 && c->stash_n == 0 && arc_px__out_idle(c))
                 arc_px__conn_close(w, c);
         }
     }
@@ -294,6 +294,9 @@ static int worker_setup(struct arc_worker *w)
     w->now_ms = arc_now_ms();
     arc_tw_init(&w->tw, w->now_ms, TICK_MS);
     w->hdrs = calloc(w->snap->limits.max_headers + 1, sizeof(*w->hdrs));
+    w->tls_plain = malloc(TLS_PLAIN_BUF);
+    if (!w->tls_plain)
+        return -1;
     w->ups = calloc(w->snap->n_ups ? w->snap->n_ups : 1, sizeof(*w->ups));
     if (!w->ups || !w->hdrs)
         return -1;
@@ -323,6 +326,7 @@ static void worker_teardown(struct arc_worker *w)
     free(w->slab.chunks);
     free(w->slab.free_idx);
     free(w->hdrs);
+    free(w->tls_plain);
     arc_px__ex_pool_dispose(w);
     if (w->ups) {
         for (size_t i = 0; i < w->snap->n_ups; i++) {
