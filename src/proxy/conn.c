@@ -311,7 +311,8 @@ void arc_px__unpin_stalled(struct arc_worker *w)
     for (size_t ch = 0; ch < w->slab.n_chunks; ch++)
         for (size_t i = 0; i < SLAB_CHUNK; i++) {
             struct arc_conn *c = &w->slab.chunks[ch][i];
-            if (c->kind && !c->closing && c->pinned)
+            /* waiting on its peer: a send in flight, or input held back */
+            if (c->kind && !c->closing && c->pinned && (c->send_armed || c->stash_n))
                 unpin_queue(w, c);
         }
 }
@@ -480,8 +481,10 @@ void arc_px__stash_replay(struct arc_worker *w, struct arc_conn *c,
     while (c->stash_n && !c->closing && can(c)) {
         struct seg *sg = &c->stash[0];
         size_t n = fn(w, c, sg->bid, sg->p, sg->len);
-        if (c->closing)
-            return;     /* close already released the stash */
+        /* fn may end an exchange, and with it close the connection or drop
+         * the stash (segment included): nothing of it is ours any more. */
+        if (c->closing || c->stash_n == 0 || sg != &c->stash[0])
+            return;
         if (n < sg->len) {
             sg->p += n;
             sg->len -= (uint32_t)n;

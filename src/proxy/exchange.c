@@ -180,14 +180,13 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
     arc_px__ex_drop_upstream(w, ex);
     size_t row = ex->route ? ex->route->index : ex->snap->n_routes;
     switch (o) {
-    case EXO_TUNNEL_END:
-        break;                          /* the 101 was counted when it went out */
     case EXO_CLIENT_ABORT:
     case EXO_CLIENT_TIMEOUT:
         /* 499 (nginx's "client closed request") when nothing was answered. */
         arc_m_request(&w->metrics, row, ex->status ? ex->status : 499);
         arc_m_add(&w->metrics.errors[ARC_ERR_CLIENT_ABORT], o == EXO_CLIENT_ABORT);
         break;
+    case EXO_TUNNEL_END:                /* counted as its 101, once the tunnel closed */
     case EXO_UPSTREAM_CUT:
     case EXO_COMPLETE:
         arc_m_request(&w->metrics, row, ex->status ? ex->status : 502);

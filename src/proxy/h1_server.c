@@ -171,9 +171,10 @@ static void h1_ended(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
         c->c.state = CS_CLOSING;
         return;
     case EXO_UPSTREAM_CUT:
+        /* (Held input is dropped when CS_CLOSING turns into CS_LINGER; not
+         * here, where a stash replay may be running.) */
         c->c.keep_alive = false;
         c->c.state = CS_CLOSING;
-        arc_px__stash_drop(w, c);
         set_timer(w, c, cfg_of(w)->node.write_timeout);
         break;
     case EXO_COMPLETE:
@@ -256,7 +257,6 @@ void arc_px__client_accepted(struct arc_worker *w, int fd, uint32_t listener, bo
         size_t len;
         char *m = local_bytes(503, h, 2, "503 Service Unavailable\n", 24, false,
                               "Connection: close\r\n", &len);
-        arc_m_add(&w->metrics.errors[ARC_ERR_NO_ENDPOINT], 1);
         arc_m_add(&w->metrics.conn_refused, 1);
         arc_px__queue_owned(w, c, m, len);
         c->c.state = CS_CLOSING;
@@ -438,8 +438,8 @@ static size_t req_body(struct arc_worker *w, struct arc_conn *c, int32_t bid,
         arc_px__queue_buf(w, u, bid, p, n);
     if (ex->req_done && !ex->resp_started)
         arc_tw_cancel(&w->tw, &c->timer);
-    else if (!ex->req_done)
-        set_timer(w, c, cfg_of(w)->node.read_timeout);
+    else if (!ex->req_done && !(u && arc_px__outq_high(u)))
+        set_timer(w, c, cfg_of(w)->node.read_timeout);  /* (full: the pump pauses it) */
     if (u)
         arc_px__up_pump(w, u);
     return n;
@@ -536,11 +536,14 @@ void arc_px__client_pump(struct arc_worker *w, struct arc_conn *c)
          * the upstream connection's write_timeout runs meanwhile. */
         bool paused = !ex->req_done && upstream_full(c);
         if (paused) {
-            /* (req_body re-arms the read deadline for every piece it takes,
-             * so this runs whenever the upstream is still full.) */
+            /* While paused only a stall of our output (the client not
+             * reading a response that already started) is the client's. */
+            bool was = c->c.paused;
             c->c.paused = true;
-            if (!ex->resp_started)
+            if (arc_px__out_idle(c))
                 arc_tw_cancel(&w->tw, &c->timer);
+            else if (!was || !arc_timer_pending(&c->timer))
+                set_timer(w, c, cfg_of(w)->node.write_timeout);
         } else if (c->c.paused) {
             c->c.paused = false;
             if (!ex->req_done)
@@ -572,6 +575,8 @@ void arc_px__client_sent(struct arc_worker *w, struct arc_conn *c)
     struct arc_exchange *ex = c->c.ex;
     if (!arc_px__out_idle(c))
         set_timer(w, c, cfg_of(w)->node.write_timeout);
+    else if (c->c.state == CS_TUNNEL)
+        set_timer(w, c, cfg_of(w)->node.idle_timeout);  /* back from a write stall */
     else if (c->c.state == CS_HEAD && !c->c.head_started)
         set_timer(w, c, cfg_of(w)->node.idle_timeout); /* keep-alive idle from the last byte out */
     else if (c->c.state == CS_EXCHANGE && ex && ex->req_done)
@@ -641,7 +646,7 @@ void arc_px__client_timeout(struct arc_worker *w, struct arc_conn *c)
             arc_px__conn_close(w, c);   /* idle keep-alive, or never spoke: close quietly */
         return;
     case CS_EXCHANGE:
-        if (ex && !ex->req_done) {
+        if (ex && !ex->req_done && !c->c.paused) {
             /* The client is too slow sending its body. */
             c->c.keep_alive = false;
             if (ex->resp_started) {

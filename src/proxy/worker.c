@@ -256,7 +256,9 @@ static void dispatch(struct arc_worker *w, struct io_uring_cqe *cqe)
 
 static void retry_starved(struct arc_worker *w)
 {
-    if (!w->starved_head || w->br.in_kernel < ARC_MIN(STARVED_RETRY_MIN, w->br.count / 2 + 1))
+    /* (may_pin keeps more than a quarter of the buffers in the kernel, so
+     * this threshold is always reachable) */
+    if (!w->starved_head || w->br.in_kernel < ARC_MIN(STARVED_RETRY_MIN, w->br.count / 4 + 1))
         return;
     struct arc_conn *c = w->starved_head;
     w->starved_head = NULL;

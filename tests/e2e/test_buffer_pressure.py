@@ -86,3 +86,50 @@ def test_non_reading_clients_do_not_starve_others(arc, servers):
     finally:
         for s in slow:
             s.close()
+
+
+def test_bad_chunk_in_held_body_after_response_started(arc, servers):
+    # The upstream answers at once and then reads the body slowly, so the
+    # client's later bytes (ending in broken chunk framing) wait in arc's
+    # stash. Replaying them must end the exchange cleanly (the response is
+    # cut, since it already started), never release a held buffer twice.
+    def h(req):
+        req.conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        s = req.conn.sock
+        s.settimeout(10)
+        try:
+            while True:
+                d = s.recv(4096)
+                if not d:
+                    break
+                time.sleep(0.002)
+        except OSError:
+            pass
+        return False
+    up = servers.http(handler=h, name="slowread")
+    routes = [route_conf("alive", "/alive", respond={"status": 200, "body": "ok"}),
+              route_conf("all", "/{*rest}", upstream="slowread")]
+    a = arc(make_config([upstream_conf("slowread", up.addr)], routes=routes, workers=1,
+                        node={"max_buffered_output": "4kb", "lingering_timeout": "1s"}))
+    s = socket.create_connection(("127.0.0.1", a.port), timeout=30)
+    s.sendall(b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+    body = (b"3e8\r\n" + b"x" * 1000 + b"\r\n") * 2000 + b"ZZZZ\r\n" * 1000 + b"p" * (256 << 10)
+    try:
+        s.sendall(body)
+    except OSError:
+        pass
+    s.settimeout(30)
+    got = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+    except (ConnectionResetError, socket.timeout):
+        pass
+    s.close()
+    assert got.startswith(b"HTTP/1.1 200 OK"), got[:100]
+    assert not got.endswith(b"0\r\n\r\n")      # truncated: never a complete chunked body
+    r = a.client().request("GET", "/alive")     # the process is still serving
+    assert r.status == 200, r

@@ -50,6 +50,8 @@ static void fk_on_recv(struct arc_worker *w, struct arc_conn *c, int32_t bid,
 static void fk_flush(struct arc_worker *w, struct arc_conn *c)
 {
     (void)w;
+    if (c->out.n == 0 || c->shut_wr)
+        return;
     c->send_armed = true;
     c->out.inflight = ARC_MIN(c->out.n, (uint32_t)OUTQ_IOV);
     c->ops++;
