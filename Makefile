@@ -10,8 +10,8 @@
 
 CC      ?= gcc
 WERROR  ?= 1
-PKGS    := liburing jansson yaml-0.1 libcrypto
-MODULES := core loop net http1 router upstream config proxy admin obs
+PKGS    := liburing jansson yaml-0.1 libcrypto libnghttp2
+MODULES := core loop net http1 http2 router upstream config proxy admin obs
 
 ifeq ($(V),1)
 Q :=
@@ -26,7 +26,7 @@ CFLAGS_COMMON := -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Wshadow \
 ifeq ($(WERROR),1)
 CFLAGS_COMMON += -Werror
 endif
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -ljansson -lyaml -lcrypto) -lpthread -lm
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -ljansson -lyaml -lcrypto -lnghttp2) -lpthread -lm
 
 CFLAGS_release := -O2 -g
 CFLAGS_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -41,6 +41,7 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DEPS_config   := router
 DEPS_proxy    := loop net http1 router upstream config admin obs
 DEPS_admin    := loop net http1 obs
+DEPS_http2    := http1
 
 # ----------------------------------------------------------------- sources
 mod_srcs  = $(filter-out src/main.c,$(wildcard src/$(1)/*.c))
