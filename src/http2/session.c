@@ -315,9 +315,10 @@ static int on_frame_not_send(nghttp2_session *ng, const nghttp2_frame *f, int er
     struct arc_h2__stream *st;
 
     /* A request HEADERS that never left (GOAWAY arrived, ids ran out, the
-     * owner reset it first): nghttp2 never opened the stream, so no
-     * on_stream_close will come. Close it here; REFUSED_STREAM tells the
-     * owner a retry elsewhere is safe. */
+     * owner reset it first). nghttp2 1.52 opens the stream before that check
+     * and closes it with REFUSED_STREAM through on_stream_close; if a version
+     * does not, no on_stream_close would come: close it here the same way
+     * (REFUSED_STREAM tells the owner a retry elsewhere is safe). */
     if (s->server || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     for (st = s->streams; st; st = st->next)

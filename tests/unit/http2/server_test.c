@@ -298,6 +298,28 @@ static void test_host_and_authority(void)
     teardown();
 }
 
+/* Connection-specific fields in a received request make it malformed
+ * (RFC 9113 §8.2.2); nghttp2 enforces this, the owner never sees them. */
+static void test_connection_specific_request_fields(void)
+{
+    setup();
+    const nghttp2_nv conn[] = { NV(":method", "GET"), NV(":scheme", "https"),
+                                NV(":authority", "h"), NV(":path", "/"), NV("connection", "close") };
+    const nghttp2_nv te[] = { NV(":method", "GET"), NV(":scheme", "https"),
+                              NV(":authority", "h"), NV(":path", "/"), NV("te", "gzip") };
+    const nghttp2_nv tenc[] = { NV(":method", "GET"), NV(":scheme", "https"), NV(":authority", "h"),
+                                NV(":path", "/"), NV("transfer-encoding", "chunked") };
+    peer_get(conn, 5);
+    peer_get(te, 5);
+    peer_get(tenc, 5);
+    CHECK_INT(shuttle(O.s, &P), 0);
+    CHECK_NOLOG(&O.log, "req");
+    CHECK_LOG(&P.log, "prst 1 1\n");
+    CHECK_LOG(&P.log, "prst 3 1\n");
+    CHECK_LOG(&P.log, "prst 5 1\n");
+    teardown();
+}
+
 static void test_connect_refused_unless_allowed(void)
 {
     const nghttp2_nv connect[] = { NV(":method", "CONNECT"), NV(":authority", "db.internal:5432") };
@@ -467,6 +489,7 @@ int main(void)
     RUN(test_deferred_response_body);
     RUN(test_partial_sends);
     RUN(test_host_and_authority);
+    RUN(test_connection_specific_request_fields);
     RUN(test_connect_refused_unless_allowed);
     RUN(test_header_list_too_large);
     RUN(test_refused_and_peer_reset);
