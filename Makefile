@@ -104,9 +104,9 @@ run: deps
 # committed corpora through the ASan build in the normal test run.
 FUZZ_SRCS := $(wildcard tests/fuzz/*_fuzz.c)
 fuzz: $(patsubst tests/fuzz/%_fuzz.c,build/fuzz/%_fuzz,$(FUZZ_SRCS))
-build/fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(call mod_srcs,core) $(call mod_srcs,http1)
+build/fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(call mod_srcs,core) $(call mod_srcs,http1) $(call mod_srcs,http2)
 	@mkdir -p $(dir $@)
-	clang -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $^
+	clang -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ -lnghttp2
 build/asan/fuzz/%_replay: tests/fuzz/%_fuzz.c tests/fuzz/replay_main.c $(LIBS_asan)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS_COMMON) $(CFLAGS_asan) $(LDFLAGS_asan) -o $@ tests/fuzz/$*_fuzz.c tests/fuzz/replay_main.c \
