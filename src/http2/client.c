@@ -75,8 +75,10 @@ int arc_h2__client_on_headers(struct arc_h2_session *s, const nghttp2_frame *f,
     struct arc_h2_response resp = { .content_length = -1, .end_stream = end };
     size_t n = 0;
 
-    if (st->close_code)
-        return 0;                           /* already failed; reset on its way */
+    if (!arc_h2__live(st)) {
+        arc_h2__fields_clear(st);           /* reset, or already failed: RST on its way */
+        return 0;
+    }
     if (st->too_large) {
         /* The owner sees on_close(INTERNAL_ERROR) and answers 502, even if
          * the peer's END_STREAM closes the stream before our reset leaves. */

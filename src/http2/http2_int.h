@@ -38,6 +38,7 @@ struct arc_h2__stream {
     bool local_reject;          /* answered by the module (400/405/431) */
     bool rst_after_reply;       /* RST_STREAM(NO_ERROR) once that answer is sent */
     bool too_large;             /* header list over the limit; fields dropped */
+    bool replied;               /* S: final response submitted */
     uint32_t close_code;        /* reported by on_close instead of a clean 0 */
     uint64_t unconsumed;        /* received body bytes not yet given back by the owner */
     size_t hdr_bytes;           /* RFC 9113 §6.5.2 size of the head being received */
@@ -94,6 +95,13 @@ struct arc_str arc_h2__find_host(const struct arc_h2_header *h, size_t n);
 int arc_h2__charge(struct arc_h2_session *s, enum arc_h2_flood_kind kind);
 int arc_h2__breach(struct arc_h2_session *s, enum arc_h2_breach why);
 extern const nghttp2_data_provider arc_h2__provider;
+
+/* Does the owner still want this stream's events (heads, data, end)? Not
+ * after it reset the stream or the module failed it; on_close still comes. */
+static inline bool arc_h2__live(const struct arc_h2__stream *st)
+{
+    return st->delivered && !st->local_reject && !st->owner_reset && !st->close_code;
+}
 
 static inline struct arc_str arc_h2__rc(nghttp2_rcbuf *b)
 {

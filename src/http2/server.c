@@ -48,11 +48,13 @@ int arc_h2_submit_response(struct arc_h2_session *s, int32_t sid, int status,
     struct arc_h2__stream *st = arc_h2__stream_find(s, sid);
     int rv;
 
-    if (!s->server || !st || !st->delivered || st->has_provider)
+    if (!s->server || !st || !st->delivered || st->replied)
         return ARC_H2_E_STREAM;
     rv = submit_head(s, sid, status, hdrs, n, has_body, true);
-    if (rv == 0 && has_body)
-        st->has_provider = true;
+    if (rv == 0) {
+        st->replied = true;
+        st->has_provider = has_body;
+    }
     return rv;
 }
 
@@ -61,7 +63,7 @@ int arc_h2_submit_informational(struct arc_h2_session *s, int32_t sid, int statu
 {
     struct arc_h2__stream *st = arc_h2__stream_find(s, sid);
 
-    if (!s->server || !st || !st->delivered)
+    if (!s->server || !st || !st->delivered || st->replied)
         return ARC_H2_E_STREAM;
     return submit_head(s, sid, status, hdrs, n, false, false);
 }
@@ -207,16 +209,18 @@ static int on_request_head(struct arc_h2_session *s, struct arc_h2__stream *st, 
     req.headers = s->scratch;
     req.n_headers = n;
 
+    /* Delivered before the call so the owner can answer from inside it. */
+    st->delivered = true;
     int refuse = s->cb.on_request ? s->cb.on_request(s->ud, st->id, &req, &st->ud) : 1;
     arc_h2__fields_clear(st);
     if (refuse) {
+        st->delivered = false;
         st->owner_reset = true;
         int rv = nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id,
                                            NGHTTP2_REFUSED_STREAM);
         return nghttp2_is_fatal(rv) ? rv : 0;
     }
-    st->delivered = true;
-    if (end && s->cb.on_end)
+    if (end && arc_h2__live(st) && s->cb.on_end)
         s->cb.on_end(s->ud, st->id, st->ud);
     return 0;
 }
@@ -230,7 +234,7 @@ int arc_h2__server_on_headers(struct arc_h2_session *s, const nghttp2_frame *f,
         return on_request_head(s, st, end);
     /* Trailers: nghttp2 has checked they end the stream and carry no
      * pseudo-fields. */
-    if (!st->delivered || st->local_reject) {
+    if (!arc_h2__live(st)) {
         arc_h2__fields_clear(st);
         return 0;
     }

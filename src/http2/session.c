@@ -214,8 +214,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
     switch (f->hd.type) {
     case NGHTTP2_DATA:
         st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
-        if (st && st->delivered && !st->close_code && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
-            s->cb.on_end)
+        if (st && arc_h2__live(st) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->cb.on_end)
             s->cb.on_end(s->ud, st->id, st->ud);
         return 0;
     case NGHTTP2_HEADERS:
@@ -239,7 +238,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t sid, const 
     struct arc_h2_session *s = user;
     struct arc_h2__stream *st = nghttp2_session_get_stream_user_data(ng, sid);
 
-    if (!st || !st->delivered || st->local_reject || st->close_code) {
+    if (!st || !arc_h2__live(st)) {
         /* Nobody will consume these: give the window back now. */
         int rv = nghttp2_session_consume(ng, sid, len);
         return nghttp2_is_fatal(rv) ? rv : 0;

@@ -64,8 +64,8 @@ static int on_request(void *ud, int32_t sid, const struct arc_h2_request *r, voi
     f->taken++;
     /* Answer at once; the body is pulled through read_body. */
     static const struct arc_h2_header h[] = { { ARC_STR_LIT("content-type"), ARC_STR_LIT("text/plain") } };
-    (void)arc_h2_submit_response(f->s, sid, 200, h, 1, true);
-    (void)arc_h2_end_body(f->s, sid, (sid % 4 == 1) ? h : NULL, (sid % 4 == 1) ? 1 : 0);
+    REQUIRE(arc_h2_submit_response(f->s, sid, 200, h, 1, true) == 0);
+    REQUIRE(arc_h2_end_body(f->s, sid, (sid % 4 == 1) ? h : NULL, (sid % 4 == 1) ? 1 : 0) == 0);
     return 0;
 }
 

@@ -60,6 +60,7 @@ struct owner {
     struct arc_h2_session *s;
     struct qstream st[MAXS];
     int refuse;             /* on_request returns this */
+    bool answer_now;        /* on_request answers 200 "now" from inside the callback */
     int n_close;
 };
 
@@ -120,6 +121,11 @@ static inline int o_on_request(void *ud, int32_t sid, const struct arc_h2_reques
              (int)r->protocol.len, r->protocol.p);
     log_fields(&o->log, "hdr", sid, r->headers, r->n_headers);
     *sud = qs(o, sid);
+    if (o->answer_now) {
+        CHECK_INT(arc_h2_submit_response(o->s, sid, 200, NULL, 0, true), 0);
+        owner_queue(o, sid, "now", 3);
+        CHECK_INT(arc_h2_end_body(o->s, sid, NULL, 0), 0);
+    }
     return o->refuse;
 }
 

@@ -373,6 +373,50 @@ static void test_header_list_too_large(void)
     teardown();
 }
 
+/* The owner may answer from inside on_request (local answers, cache hits). */
+static void test_answer_inside_on_request(void)
+{
+    setup();
+    O.answer_now = true;
+    const nghttp2_nv req[] = { NV(":method", "GET"), NV(":scheme", "https"),
+                               NV(":authority", "example.com"), NV(":path", "/") };
+    int32_t sid = peer_get(req, 4);
+    CHECK_INT(shuttle(O.s, &P), 0);
+    CHECK_LOG(&P.log, "phdr 1 :status: 200\npheaders 1 end=0\npdata 1 now\npend 1\npclose 1 0\n");
+    CHECK_LOG(&O.log, "close 1 0\n");
+    teardown();
+
+    /* Once the final response is out, neither another one nor an interim
+     * one may follow. */
+    setup();
+    sid = peer_get(req, 4);
+    CHECK_INT(nghttp2_submit_rst_stream(P.ng, NGHTTP2_FLAG_NONE, sid, NGHTTP2_NO_ERROR), 0);
+    sid = nghttp2_submit_headers(P.ng, NGHTTP2_FLAG_NONE, -1, NULL, req, 4, NULL);
+    CHECK_INT(shuttle(O.s, &P), 0);
+    CHECK_INT(arc_h2_submit_response(O.s, sid, 200, NULL, 0, true), 0);
+    CHECK_INT(arc_h2_submit_response(O.s, sid, 200, NULL, 0, false), ARC_H2_E_STREAM);
+    CHECK_INT(arc_h2_submit_informational(O.s, sid, 100, NULL, 0), ARC_H2_E_STREAM);
+    CHECK_INT(arc_h2_end_body(O.s, sid, NULL, 0), 0);
+    CHECK_INT(shuttle(O.s, &P), 0);
+    CHECK_LOG(&P.log, "phdr 3 :status: 200\n");
+    /* Data arriving after the owner reset the stream (its RST not yet
+     * sent) is not delivered; on_close still comes. */
+    CHECK_INT(arc_h2_reset(O.s, sid, NGHTTP2_CANCEL), 0);
+    P.src = (const uint8_t *)"late";
+    P.src_len = 4;
+    CHECK_INT(nghttp2_submit_data(P.ng, NGHTTP2_FLAG_END_STREAM, sid, &peer_provider), 0);
+    const uint8_t *d;
+    ssize_t m;
+    while ((m = nghttp2_session_mem_send(P.ng, &d)) > 0)
+        CHECK_INT(arc_h2_recv(O.s, d, (size_t)m), 0);
+    CHECK_INT(P.src_off, 4);                /* the DATA did go out */
+    CHECK_INT(shuttle(O.s, &P), 0);
+    CHECK_INT(qs(&O, sid)->in_bytes, 0);
+    CHECK_NOLOG(&O.log, "end 3");
+    CHECK_LOG(&O.log, "close 3 8\n");
+    teardown();
+}
+
 static void test_refused_and_peer_reset(void)
 {
     setup();
@@ -492,6 +536,7 @@ int main(void)
     RUN(test_connection_specific_request_fields);
     RUN(test_connect_refused_unless_allowed);
     RUN(test_header_list_too_large);
+    RUN(test_answer_inside_on_request);
     RUN(test_refused_and_peer_reset);
     RUN(test_owner_reset_and_shutdown);
     RUN(test_h2c_upgrade);
