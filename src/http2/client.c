@@ -45,7 +45,7 @@ int32_t arc_h2_submit_request(struct arc_h2_session *s, const struct arc_h2_requ
         return ARC_H2_E_NOMEM;
     }
     st->ud = sud;
-    st->delivered = true;
+    arc_h2__set_delivered(s, st, true);
     st->has_provider = has_body;
     sid = nghttp2_submit_request(s->ng, NULL, nv, nnv, has_body ? &arc_h2__provider : NULL, st);
     free(nv);

@@ -179,9 +179,11 @@ struct arc_h2_session;                /* opaque; owned by whoever created it */
 struct arc_h2_callbacks {
     /* S: a request head is complete. Return 0 to take the stream (and set
      * *sud), or nonzero to refuse it with RST_STREAM(REFUSED_STREAM) (the
-     * client may retry). Not called for requests the module answers itself
-     * (malformed Host/:authority, CONNECT when not allowed, header list too
-     * large). */
+     * client may retry). The owner may answer from inside this call
+     * (arc_h2_submit_response, arc_h2_end_body). Not called for requests the
+     * module answers itself (Host differing from :authority, CONNECT when not
+     * allowed, header list too large) nor for those nghttp2 rejects as
+     * malformed. */
     int (*on_request)(void *ud, int32_t sid, const struct arc_h2_request *req, void **sud);
     /* C: an interim 1xx response (100, 103...). */
     void (*on_informational)(void *ud, int32_t sid, void *sud, const struct arc_h2_response *resp);
@@ -338,12 +340,15 @@ bool arc_h2_can_submit(const struct arc_h2_session *s);
  * than "trailers") and pseudo-fields are dropped, names are lower-cased,
  * fields nghttp2 deems invalid are dropped. With has_body the body is pulled
  * through read_body until arc_h2_end_body; without, END_STREAM is on the
- * HEADERS frame. Returns 0, ARC_H2_E_STREAM, ARC_H2_E_NOMEM, ARC_H2_E_INVAL.
+ * HEADERS frame. One final response per stream. Returns 0, ARC_H2_E_STREAM
+ * (unknown or closed stream, not taken by on_request, already answered),
+ * ARC_H2_E_NOMEM, ARC_H2_E_INVAL (status outside 200..999).
  */
 int arc_h2_submit_response(struct arc_h2_session *s, int32_t sid, int status,
                            const struct arc_h2_header *hdrs, size_t n, bool has_body);
 
-/** S: an interim 1xx response (e.g. 100 Continue, 103 Early Hints). */
+/** S: an interim 1xx response (e.g. 100 Continue, 103 Early Hints), before
+ *  the final one. ARC_H2_E_INVAL for a status outside 100..199. */
 int arc_h2_submit_informational(struct arc_h2_session *s, int32_t sid, int status,
                                 const struct arc_h2_header *hdrs, size_t n);
 
@@ -358,13 +363,15 @@ int arc_h2_submit_informational(struct arc_h2_session *s, int32_t sid, int statu
 int32_t arc_h2_submit_request(struct arc_h2_session *s, const struct arc_h2_request *req,
                               bool has_body, void *sud);
 
-/** S, C: the owner queued more body bytes for `sid`: wake its provider. */
+/** S, C: the owner queued more body bytes for `sid`: wake its provider.
+ *  ARC_H2_E_STREAM if the stream is gone or sends no body. */
 int arc_h2_resume(struct arc_h2_session *s, int32_t sid);
 
 /**
  * S, C: no body bytes beyond what read_body still hands out. With trailers
  * (n > 0; copied, filtered like heads) they follow the last DATA frame;
- * otherwise the last DATA frame carries END_STREAM.
+ * otherwise the last DATA frame carries END_STREAM. Only for a head
+ * submitted with has_body; once per stream (else ARC_H2_E_STREAM).
  */
 int arc_h2_end_body(struct arc_h2_session *s, int32_t sid,
                     const struct arc_h2_header *trailers, size_t n);

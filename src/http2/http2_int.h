@@ -64,7 +64,8 @@ struct arc_h2_session {
     uint64_t (*now_ms)(void *);
     void *clock_ud;
     uint32_t n_cont;            /* CONTINUATION frames in the current header block */
-    uint32_t n_streams;
+    uint32_t n_streams;         /* module-side stream records */
+    uint32_t n_open;            /* of which delivered (owner-known): arc_h2_open_streams */
     struct arc_h2__stream *streams;
     /* Output: obuf[ooff..olen) first, then held (inside nghttp2's buffer,
      * valid until the next mem_send, which waits until both are drained). */
@@ -101,6 +102,14 @@ extern const nghttp2_data_provider arc_h2__provider;
 static inline bool arc_h2__live(const struct arc_h2__stream *st)
 {
     return st->delivered && !st->local_reject && !st->owner_reset && !st->close_code;
+}
+
+static inline void arc_h2__set_delivered(struct arc_h2_session *s, struct arc_h2__stream *st,
+                                         bool on)
+{
+    if (st->delivered != on)
+        s->n_open += on ? 1u : (uint32_t)-1;
+    st->delivered = on;
 }
 
 static inline struct arc_str arc_h2__rc(nghttp2_rcbuf *b)

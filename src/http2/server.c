@@ -210,11 +210,11 @@ static int on_request_head(struct arc_h2_session *s, struct arc_h2__stream *st, 
     req.n_headers = n;
 
     /* Delivered before the call so the owner can answer from inside it. */
-    st->delivered = true;
+    arc_h2__set_delivered(s, st, true);
     int refuse = s->cb.on_request ? s->cb.on_request(s->ud, st->id, &req, &st->ud) : 1;
     arc_h2__fields_clear(st);
     if (refuse) {
-        st->delivered = false;
+        arc_h2__set_delivered(s, st, false);
         st->owner_reset = true;
         int rv = nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id,
                                            NGHTTP2_REFUSED_STREAM);
@@ -285,7 +285,7 @@ int arc_h2_server_new_upgrade(const struct arc_h2_callbacks *cb, void *ud,
         return ARC_H2_E_NOMEM;
     }
     st->ud = sud1;
-    st->delivered = true;
+    arc_h2__set_delivered(s, st, true);
     st->head_seen = true;
     /* Stream 1 opens half-closed (remote): the HTTP/1 request was the whole
      * request. HEAD matters for nghttp2's content-length checks. */

@@ -55,6 +55,7 @@ void arc_h2__stream_free(struct arc_h2_session *s, struct arc_h2__stream *st)
     if (st->next)
         st->next->prev = st->prev;
     s->n_streams--;
+    arc_h2__set_delivered(s, st, false);
     arc_h2__fields_clear(st);
     free(st->f);
     free(st->trailers);
@@ -740,11 +741,7 @@ uint32_t arc_h2_peer_max_concurrent_streams(const struct arc_h2_session *s)
 
 uint32_t arc_h2_open_streams(const struct arc_h2_session *s)
 {
-    uint32_t n = 0;
-
-    for (const struct arc_h2__stream *st = s->streams; st; st = st->next)
-        n += st->delivered;
-    return n;
+    return s->n_open;
 }
 
 /* --------------------------------------------------- stream calls */
