@@ -111,6 +111,17 @@ int arc_h2__client_on_headers(struct arc_h2_session *s, const nghttp2_frame *f,
     }
     resp.headers = s->scratch;
     resp.n_headers = n;
+    if (!st->head_seen && (resp.status < 100 || resp.status == 101)) {
+        /* nghttp2 accepts any three digits; "000" or 101 (which RFC 9113
+         * §8.6 rules out) would read as an interim response. Malformed
+         * (§8.1.1): reset, and tell the owner so. */
+        arc_h2__fields_clear(st);
+        st->owner_reset = true;
+        st->close_code = NGHTTP2_PROTOCOL_ERROR;
+        int rv = nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id,
+                                           NGHTTP2_PROTOCOL_ERROR);
+        return nghttp2_is_fatal(rv) ? rv : 0;
+    }
     if (st->head_seen) {
         /* A HEADERS frame after the final response: trailers (gRPC puts
          * grpc-status here), reported apart from the head. */

@@ -250,6 +250,23 @@ static void test_queued_request_refused_by_goaway(void)
     teardown();
 }
 
+/* A :status nghttp2 lets through but HTTP/2 cannot carry ("000", 101)
+ * must not pass for an interim response. */
+static void test_bad_status_codes(void)
+{
+    setup();
+    int32_t a = get("/a", qs(&O, 1)), b = get("/b", qs(&O, 3));
+    CHECK_INT(shuttle(O.s, &P), 0);
+    respond(a, "000", true);
+    respond(b, "101", false);
+    CHECK_INT(shuttle(O.s, &P), 0);
+    CHECK_NOLOG(&O.log, "info");
+    CHECK_NOLOG(&O.log, "resp");
+    CHECK_LOG(&O.log, "close 1 1\n");
+    CHECK_LOG(&O.log, "close 3 1\n");
+    teardown();
+}
+
 static void test_owner_reset(void)
 {
     setup();
@@ -293,6 +310,7 @@ int main(void)
     RUN(test_response_flow_control);
     RUN(test_max_concurrent_and_goaway);
     RUN(test_queued_request_refused_by_goaway);
+    RUN(test_bad_status_codes);
     RUN(test_owner_reset);
     RUN(test_response_head_too_large);
     owner_dispose(&O);
