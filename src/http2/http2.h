@@ -262,6 +262,17 @@ int arc_h2_server_new_upgrade(const struct arc_h2_callbacks *cb, void *ud,
                               struct arc_str method, void *sud1,
                               struct arc_h2_session **out);
 
+/** What the first bytes of a cleartext connection are. */
+enum arc_h2_sniff {
+    ARC_H2_SNIFF_NEED_MORE = -1,  /* a prefix of the HTTP/2 preface: wait for more bytes */
+    ARC_H2_SNIFF_HTTP1 = 0,       /* not the preface: hand the bytes to the HTTP/1 codec */
+    ARC_H2_SNIFF_H2 = 1,          /* starts with the 24-byte preface: arc_h2_server_new, feed all */
+};
+
+/** Tells h2c prior knowledge (RFC 9113 §3.3) from HTTP/1 on a cleartext
+ *  listener by the client's first bytes. Pure; thread: any. */
+enum arc_h2_sniff arc_h2_sniff_preface(const uint8_t *p, size_t len);
+
 /** Creates a client session (upstream). The preface and our SETTINGS are
  *  queued at once. Ownership as arc_h2_server_new. */
 int arc_h2_client_new(const struct arc_h2_callbacks *cb, void *ud,

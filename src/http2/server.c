@@ -261,6 +261,15 @@ int arc_h2__server_on_headers(struct arc_h2_session *s, const nghttp2_frame *f,
 
 /* ------------------------------------------------------------ create */
 
+enum arc_h2_sniff arc_h2_sniff_preface(const uint8_t *p, size_t len)
+{
+    size_t n = ARC_MIN(len, (size_t)NGHTTP2_CLIENT_MAGIC_LEN);
+
+    if (n && memcmp(p, NGHTTP2_CLIENT_MAGIC, n) != 0)
+        return ARC_H2_SNIFF_HTTP1;
+    return n == NGHTTP2_CLIENT_MAGIC_LEN ? ARC_H2_SNIFF_H2 : ARC_H2_SNIFF_NEED_MORE;
+}
+
 int arc_h2_server_new(const struct arc_h2_callbacks *cb, void *ud,
                       const struct arc_h2_options *opt, struct arc_h2_session **out)
 {

@@ -500,6 +500,18 @@ static void test_h2c_upgrade(void)
     teardown();
 }
 
+static void test_sniff_preface(void)
+{
+    static const char magic[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    static const char h1[] = "PRIX / HTTP/1.1\r\n";
+    CHECK_INT(arc_h2_sniff_preface((const uint8_t *)magic, 24), ARC_H2_SNIFF_H2);
+    CHECK_INT(arc_h2_sniff_preface((const uint8_t *)magic, 0), ARC_H2_SNIFF_NEED_MORE);
+    CHECK_INT(arc_h2_sniff_preface((const uint8_t *)magic, 3), ARC_H2_SNIFF_NEED_MORE);
+    CHECK_INT(arc_h2_sniff_preface((const uint8_t *)magic, 23), ARC_H2_SNIFF_NEED_MORE);
+    CHECK_INT(arc_h2_sniff_preface((const uint8_t *)h1, 4), ARC_H2_SNIFF_HTTP1);
+    CHECK_INT(arc_h2_sniff_preface((const uint8_t *)"GET / HTTP/1.1", 14), ARC_H2_SNIFF_HTTP1);
+}
+
 static void test_bad_preface(void)
 {
     setup();
@@ -540,6 +552,7 @@ int main(void)
     RUN(test_refused_and_peer_reset);
     RUN(test_owner_reset_and_shutdown);
     RUN(test_h2c_upgrade);
+    RUN(test_sniff_preface);
     RUN(test_bad_preface);
     owner_dispose(&O);
     return TEST_REPORT();
