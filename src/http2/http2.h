@@ -233,7 +233,7 @@ enum arc_h2_err {
     ARC_H2_E_STREAM = -4,     /* no such stream, or it is not in a state for this call */
     ARC_H2_E_INVAL = -5,      /* bad argument (e.g. malformed HTTP2-Settings payload) */
     ARC_H2_E_REFUSED = -6,    /* client: no new stream possible (GOAWAY, ids exhausted) */
-    ARC_H2_E_CLOSED = -7,     /* the session already failed or was terminated */
+    ARC_H2_E_CLOSED = -7,     /* arc_h2_shutdown: the session is already going away */
 };
 
 /**
