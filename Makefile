@@ -10,8 +10,8 @@
 
 CC      ?= gcc
 WERROR  ?= 1
-PKGS    := liburing jansson yaml-0.1 libssl libcrypto
-MODULES := core loop net http1 router upstream config tls proxy admin obs
+PKGS    := liburing jansson yaml-0.1 libssl libcrypto libnghttp2
+MODULES := core loop net http1 http2 router upstream config tls proxy admin obs
 
 ifeq ($(V),1)
 Q :=
@@ -26,7 +26,7 @@ CFLAGS_COMMON := -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Wshadow \
 ifeq ($(WERROR),1)
 CFLAGS_COMMON += -Werror
 endif
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -ljansson -lyaml -lssl -lcrypto) -lpthread -lm
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -ljansson -lyaml -lssl -lcrypto -lnghttp2) -lpthread -lm
 
 CFLAGS_release := -O2 -g
 CFLAGS_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -39,8 +39,9 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # Unit tests of module M link lib M, libcore and $(DEPS_M) (archives: only
 # the members a test uses are pulled in).
 DEPS_config   := router http1 tls
-DEPS_proxy    := loop net http1 router upstream config tls admin obs
+DEPS_proxy    := loop net http1 http2 router upstream config tls admin obs
 DEPS_admin    := loop net http1 obs config tls router
+DEPS_http2    := http1
 
 # ----------------------------------------------------------------- sources
 mod_srcs  = $(filter-out src/main.c,$(wildcard src/$(1)/*.c))
@@ -103,9 +104,9 @@ run: deps
 # committed corpora through the ASan build in the normal test run.
 FUZZ_SRCS := $(wildcard tests/fuzz/*_fuzz.c)
 fuzz: $(patsubst tests/fuzz/%_fuzz.c,build/fuzz/%_fuzz,$(FUZZ_SRCS))
-build/fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(call mod_srcs,core) $(call mod_srcs,http1)
+build/fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(call mod_srcs,core) $(call mod_srcs,http1) $(call mod_srcs,http2)
 	@mkdir -p $(dir $@)
-	clang -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $^
+	clang -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ -lnghttp2
 build/asan/fuzz/%_replay: tests/fuzz/%_fuzz.c tests/fuzz/replay_main.c $(LIBS_asan)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS_COMMON) $(CFLAGS_asan) $(LDFLAGS_asan) -o $@ tests/fuzz/$*_fuzz.c tests/fuzz/replay_main.c \

@@ -3,9 +3,9 @@
 # Quiet and fast when everything is present. --bench adds nginx, HAProxy, wrk.
 set -euo pipefail
 
-pkgs=(gcc make pkg-config git liburing-dev libjansson-dev libyaml-dev libssl-dev openssl
+pkgs=(gcc make pkg-config git liburing-dev libjansson-dev libyaml-dev libssl-dev openssl libnghttp2-dev
       clang libclang-rt-14-dev curl ca-certificates iproute2
-      python3 python3-pytest python3-websockets python3-requests)
+      nghttp2-client python3 python3-pytest python3-websockets python3-requests python3-h2)
 if [[ ${1:-} == --bench ]]; then
     pkgs=(nginx-light haproxy wrk nghttp2-client procps iproute2 openssl lua5.1)
 fi
