@@ -12,6 +12,7 @@
 #include "loop/ring.h"
 #include "obs/metrics.h"
 #include "tls/tls.h"
+#include "http2/http2.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -230,6 +231,16 @@ static void render_tls(struct arc_sbuf *m, const struct arc_control *ctl,
                             sides[sd], r ? arc_tls_fail_name((enum arc_tls_fail)r) : "ok",
                             (unsigned long long)v);
         }
+    arc_sbuf_printf(m, "# HELP arc_h2_flood_trips_total HTTP/2 connections cut by a flood "
+                       "guard (GOAWAY ENHANCE_YOUR_CALM), by reason.\n"
+                       "# TYPE arc_h2_flood_trips_total counter\n");
+    for (size_t r = 1; r < ARC_M_H2_BREACHES; r++) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < ctl->n_workers; i++)
+            v += arc_m_get(&shards[i]->h2_flood[r]);
+        arc_sbuf_printf(m, "arc_h2_flood_trips_total{reason=\"%s\"} %llu\n",
+                        arc_h2_breach_name((enum arc_h2_breach)r), (unsigned long long)v);
+    }
     const struct arc_snapshot *s = ctl->snap;
     bool head = false;
     time_t now = time(NULL);

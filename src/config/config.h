@@ -226,6 +226,18 @@ struct arc_limits_conf {
     uint32_t max_uri;           /* 8kb */
 };
 
+/* security.l7.h2_flood: HTTP/2 flood guards (RFC 9113 §10.5). A client
+ * over a limit gets GOAWAY(ENHANCE_YOUR_CALM) and is disconnected. */
+struct arc_h2_conf {
+    uint32_t max_concurrent_streams;  /* 100 (ext) */
+    uint32_t max_rst_per_sec;         /* 100: RST_STREAM received + resets we had to send */
+    uint32_t max_settings_per_sec;    /* 20 */
+    uint32_t max_ping_per_sec;        /* 20 */
+    uint32_t max_priority_per_sec;    /* 100 (ext) */
+    uint32_t max_empty_data_per_sec;  /* 100 (ext) */
+    uint32_t max_continuations;       /* 8 (ext): CONTINUATION frames per header block */
+};
+
 struct arc_config {
     char *source;               /* file path or "<embedded>" */
     char *canonical_json;       /* sorted keys, compact; owned (rules: config/canon.c) */
@@ -240,6 +252,7 @@ struct arc_config {
     struct arc_route_conf *routes;
     size_t n_routes;
     struct arc_limits_conf limits;
+    struct arc_h2_conf h2;
     struct arc_addr metrics_bind; /* observability.metrics_bind, 127.0.0.1:9090 */
     bool metrics_enabled;       /* observability.metrics_enabled, true */
 };

@@ -56,7 +56,18 @@ static const struct arc_conf_key keepalive_keys[] = {
 };
 
 static const struct arc_conf_key security_keys[] = {
-    { "limits", 0 }, { "xdp", LATER }, { "l7", LATER },
+    { "limits", 0 }, { "xdp", LATER }, { "l7", 0 },
+};
+
+static const struct arc_conf_key l7_keys[] = {
+    { "slowloris", LATER }, { "tls_flood", LATER }, { "h2_flood", 0 },
+    { "max_connections_per_ip", LATER },
+};
+
+static const struct arc_conf_key h2_flood_keys[] = {
+    { "max_rst_per_sec", 0 }, { "max_settings_per_sec", 0 }, { "max_ping_per_sec", 0 },
+    { "max_priority_per_sec", 0 }, { "max_empty_data_per_sec", 0 },
+    { "max_concurrent_streams", 0 }, { "max_continuations", 0 },
 };
 
 static const struct arc_conf_key limits_keys[] = {
@@ -99,6 +110,11 @@ static void set_defaults(struct arc_config *cfg)
         .max_header_bytes = 32 * 1024,
         .max_headers = 100,
         .max_uri = 8 * 1024,
+    };
+    cfg->h2 = (struct arc_h2_conf){
+        .max_concurrent_streams = 100, .max_rst_per_sec = 100, .max_settings_per_sec = 20,
+        .max_ping_per_sec = 20, .max_priority_per_sec = 100, .max_empty_data_per_sec = 100,
+        .max_continuations = 8,
     };
     arc_config_parse_addr("127.0.0.1:9090", &cfg->metrics_bind);
     cfg->metrics_enabled = true;
@@ -288,10 +304,31 @@ static void listeners_section(struct arc_sctx *s, const struct arc_cn *seq)
     }
 }
 
+static void l7_section(struct arc_sctx *s, const struct arc_cn *m)
+{
+    if (!arc_config__check_map(s, m, "security.l7", l7_keys, N(l7_keys)))
+        return;
+    const struct arc_cn *f = arc_config__val(m, "h2_flood");
+    const char *p = "security.l7.h2_flood";
+    if (!f || !arc_config__check_map(s, f, p, h2_flood_keys, N(h2_flood_keys)))
+        return;
+    struct arc_h2_conf *h = &s->cfg->h2;
+    arc_config__get_u32(s, f, p, "max_rst_per_sec", 1, 1000000, &h->max_rst_per_sec);
+    arc_config__get_u32(s, f, p, "max_settings_per_sec", 1, 1000000, &h->max_settings_per_sec);
+    arc_config__get_u32(s, f, p, "max_ping_per_sec", 1, 1000000, &h->max_ping_per_sec);
+    arc_config__get_u32(s, f, p, "max_priority_per_sec", 1, 1000000, &h->max_priority_per_sec);
+    arc_config__get_u32(s, f, p, "max_empty_data_per_sec", 1, 1000000, &h->max_empty_data_per_sec);
+    arc_config__get_u32(s, f, p, "max_concurrent_streams", 1, 10000, &h->max_concurrent_streams);
+    arc_config__get_u32(s, f, p, "max_continuations", 1, 1000, &h->max_continuations);
+}
+
 static void security_section(struct arc_sctx *s, const struct arc_cn *m)
 {
     if (!arc_config__check_map(s, m, "security", security_keys, N(security_keys)))
         return;
+    const struct arc_cn *l7 = arc_config__val(m, "l7");
+    if (l7)
+        l7_section(s, l7);
     const struct arc_cn *lm = arc_config__val(m, "limits");
     const char *p = "security.limits";
     if (!lm || !arc_config__check_map(s, lm, p, limits_keys, N(limits_keys)))

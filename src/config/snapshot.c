@@ -126,13 +126,12 @@ static size_t build_tls(struct arc_snapshot *s, struct arc_config_errors *errs)
     const struct arc_config *cfg = s->cfg;
     char err[512], msg[700];
     size_t n = 0;
-    /* HTTP/2 is offered once its codec is wired; until then http/1.1 only. */
-    static const char *const alpn[] = { "http/1.1" };
+    static const char *const alpn[] = { "h2", "http/1.1" };
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct arc_listener_conf *l = &cfg->listeners[i];
         if (l->kind != ARC_LISTENER_HTTPS || !l->tls)
             continue;
-        struct arc_tls_server_opts o = { .alpn = alpn, .n_alpn = 1,
+        struct arc_tls_server_opts o = { .alpn = alpn, .n_alpn = 2,
                                          .ticket_keys = arc_snapshot_ticket_keys() };
         s->listener_tls[i] = arc_tls_server_new(l->tls, &o, err, sizeof(err));
         if (!s->listener_tls[i]) {

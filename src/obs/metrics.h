@@ -40,11 +40,14 @@ typedef _Atomic uint64_t arc_counter;
 /* TLS handshake results: 0 = ok, then one slot per failure reason
  * (= ARC_TLS_FAIL__COUNT, checked where they are counted). */
 #define ARC_M_TLS_RESULTS 12
+/* HTTP/2 flood-guard reasons (= ARC_H2_BREACH__COUNT, checked where counted). */
+#define ARC_M_H2_BREACHES 8
 
 struct arc_metrics_shard {
     arc_counter conn_accepted, conn_closed;
     arc_counter conn_refused;               /* answered 503 over node.max_connections */
     arc_counter tls_handshakes[2][ARC_M_TLS_RESULTS]; /* [downstream, upstream][result] */
+    arc_counter h2_flood[ARC_M_H2_BREACHES];  /* HTTP/2 connections cut by a flood guard */
     arc_counter bytes_in, bytes_out;        /* client side, bytes received / sent */
     arc_counter errors[ARC_ERR__COUNT];
     size_t n_routes, n_upstreams;

@@ -607,11 +607,9 @@ void arc_px__conn_close(struct arc_worker *w, struct arc_conn *c)
 {
     if (c->closing)
         return;
-    if (c->kind == CONN_CLIENT && c->c.ex)
-        arc_px__ex_end(w, c->c.ex, EXO_CLIENT_ABORT);
-    if (c->closing)
-        return;
     c->closing = true;
+    if (c->kind == CONN_CLIENT)
+        c->c.codec->teardown(w, c);
     arc_tw_cancel(&w->tw, &c->timer);
     if (c->starved) {
         struct arc_conn **pp = &w->starved_head;

@@ -192,7 +192,8 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
         arc_m_request(&w->metrics, row, ex->status ? ex->status : 502);
         break;
     }
-    c->c.ex = NULL;
+    if (c->c.ex == ex)
+        c->c.ex = NULL;
     snap_unpin(w, ex->snap);
     ex->snap = NULL;
     c->c.codec->ended(w, ex, o);

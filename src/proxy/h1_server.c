@@ -27,6 +27,7 @@
  */
 #include "proxy/proxy_int.h"
 #include "core/sbuf.h"
+#include "http2/http2.h"
 #include "router/router.h"
 
 #include <stdio.h>
@@ -192,9 +193,27 @@ static void h1_ended(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
     arc_px__client_pump(w, c);
 }
 
+static void h1_teardown(struct arc_worker *w, struct arc_conn *c)
+{
+    if (c->c.ex)
+        arc_px__ex_end(w, c->c.ex, EXO_CLIENT_ABORT);
+}
+
 static void h1_on_input(struct arc_worker *w, struct arc_conn *c, int32_t bid,
                         const char *p, size_t len)
 {
+    /* h2c with prior knowledge: the HTTP/2 connection preface as the very
+     * first bytes of a cleartext connection (RFC 9113 §3.3). */
+    if (c->c.fresh && c->c.state == CS_HEAD && c->hlen == 0 && c->stash_n == 0 && !c->tls &&
+        arc_h2_sniff_preface((const uint8_t *)p, len) == ARC_H2_SNIFF_H2) {
+        if (!arc_px__h2_start(w, c)) {
+            arc_px__conn_close(w, c);
+            return;
+        }
+        arc_px__h2_input(w, c, p, len);
+        arc_px__client_pump(w, c);
+        return;
+    }
     /* Older stashed bytes go first: new ones queue behind them. */
     size_t n = c->stash_n ? 0 : process(w, c, bid, p, len);
     if (n < len && !c->closing)
@@ -213,6 +232,7 @@ const struct arc_codec_vt arc_px__h1_server = {
     .ended = h1_ended,
     .blocked = h1_blocked,
     .resume = h1_resume,
+    .teardown = h1_teardown,
 };
 
 /* ------------------------------------------------------------ accept */
@@ -272,9 +292,8 @@ void arc_px__client_accepted(struct arc_worker *w, int fd, uint32_t listener, bo
 
 void arc_px__client_ready(struct arc_worker *w, struct arc_conn *c, const char *alpn)
 {
-    /* Only http/1.1 is offered in ALPN until the HTTP/2 codec is wired, so
-     * a client either agreed on it or sent no ALPN (HTTP/1.1 then). */
-    if (alpn && strcmp(alpn, "http/1.1") != 0)
+    /* ALPN picks the codec; no ALPN means HTTP/1.1. */
+    if (alpn && strcmp(alpn, "h2") == 0 && !arc_px__h2_start(w, c))
         arc_px__conn_close(w, c);
 }
 
@@ -464,6 +483,7 @@ static bool can_process(const struct arc_conn *c)
     case CS_TUNNEL:
         return c->c.ex && c->c.ex->up && !upstream_full(c);
     case CS_LINGER:
+    case CS_H2:
         return true;
     case CS_CLOSING:
         return false;
@@ -485,6 +505,10 @@ static size_t process(struct arc_worker *w, struct arc_conn *c, int32_t bid, con
             break;
         case CS_EXCHANGE:
             n = req_body(w, c, bid, p, len);
+            break;
+        case CS_H2:
+            arc_px__h2_input(w, c, p, len);
+            n = len;
             break;
         case CS_TUNNEL:
             arc_px__queue_buf(w, c->c.ex->up, bid, p, len);
@@ -573,6 +597,19 @@ void arc_px__client_pump(struct arc_worker *w, struct arc_conn *c)
 void arc_px__client_sent(struct arc_worker *w, struct arc_conn *c)
 {
     struct arc_exchange *ex = c->c.ex;
+    if (c->c.state == CS_H2) {
+        /* Deadlines: our output stalled on the client, or no stream left
+         * (idle); while streams wait on upstreams, theirs govern. */
+        if (!arc_px__out_idle(c))
+            set_timer(w, c, cfg_of(w)->node.write_timeout);
+        else if (arc_px__h2_streams(c) == 0)
+            set_timer(w, c, cfg_of(w)->node.idle_timeout);
+        else
+            arc_tw_cancel(&w->tw, &c->timer);
+        arc_px__h2_sent(w, c);
+        arc_px__client_pump(w, c);
+        return;
+    }
     if (!arc_px__out_idle(c))
         set_timer(w, c, cfg_of(w)->node.write_timeout);
     else if (c->c.state == CS_TUNNEL)
@@ -629,6 +666,7 @@ void arc_px__client_eof(struct arc_worker *w, struct arc_conn *c, int err)
             }
             break;
         case CS_LINGER:
+        case CS_H2:
             break;
         }
     }
@@ -663,6 +701,13 @@ void arc_px__client_timeout(struct arc_worker *w, struct arc_conn *c)
         return;
     case CS_TUNNEL:
         arc_px__client_abort(w, c, EXO_TUNNEL_END);
+        return;
+    case CS_H2:
+        /* Idle (no stream) or our output stalled: streams still running
+         * end as aborted. */
+        if (arc_px__h2_streams(c))
+            arc_m_add(&w->metrics.errors[ARC_ERR_CLIENT_TIMEOUT], 1);
+        arc_px__client_abort(w, c, EXO_CLIENT_TIMEOUT);
         return;
     case CS_CLOSING:
     case CS_LINGER:

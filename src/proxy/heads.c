@@ -350,3 +350,38 @@ char *arc_px__build_location(const struct arc_route_rt *r, const struct arc_req 
     *len = loc.len;
     return loc.p;
 }
+
+bool arc_px__response_fields(struct arc_exchange *ex, const struct arc_resp *resp,
+                             struct arc_hdr **out, size_t *n)
+{
+    const struct arc_route_conf *rc = ex->route->conf;
+    size_t cap = resp->n_hdrs + rc->n_resp_headers + 1;
+    struct arc_hdr *v = arc_arena_alloc(&ex->arena, cap * sizeof(*v));
+    if (!v)
+        return false;
+    const struct arc_h1_header *h = resp->hdrs;
+    bool interim = resp->status < 200;
+    struct conn_values cv = { .resp = h, .n_all = resp->n_hdrs };
+    conn_values_gather(&cv);
+    size_t k = 0;
+    for (size_t i = 0; i < resp->n_hdrs; i++) {
+        struct arc_str nm = h[i].name;
+        if (arc_h1_is_hop_by_hop(nm) || conn_listed(&cv, nm))
+            continue;
+        if (!interim && op_touches(rc->resp_headers, rc->n_resp_headers, nm))
+            continue;
+        v[k++] = (struct arc_hdr){ nm, h[i].value };
+    }
+    if (!interim) {
+        for (size_t i = 0; i < rc->n_resp_headers; i++) {
+            const struct arc_header_op *op = &rc->resp_headers[i];
+            if (op->op == ARC_HDR_REMOVE)
+                continue;
+            const char *val = op->value ? op->value : "";
+            v[k++] = (struct arc_hdr){ { op->name, strlen(op->name) }, { val, strlen(val) } };
+        }
+    }
+    *out = v;
+    *n = k;
+    return true;
+}

@@ -103,6 +103,7 @@ enum cstate {
     CS_TUNNEL,          /* 101 Switching Protocols: relaying bytes */
     CS_CLOSING,         /* last response going out; half-close when sent */
     CS_LINGER,          /* write side shut; reading and dropping until EOF */
+    CS_H2,              /* HTTP/2: exchanges multiplexed (h2_server.c) */
 };
 
 /* Upstream connection states (upstream.c draws the machine). */
@@ -215,9 +216,14 @@ struct arc_codec_vt {
     bool (*blocked)(const struct arc_exchange *ex);
     /* The upstream side can take more request body: feed held input. */
     void (*resume)(struct arc_worker *w, struct arc_exchange *ex);
+    /* The connection is closing: end every exchange still running (as
+     * aborted) and free codec state. */
+    void (*teardown)(struct arc_worker *w, struct arc_conn *c);
 };
 
 extern const struct arc_codec_vt arc_px__h1_server;
+extern const struct arc_codec_vt arc_px__h2_server;
+struct arc_h2c;
 
 /* ------------------------------------------------------------ exchange */
 
@@ -255,6 +261,7 @@ struct arc_exchange {
     bool idempotent;                    /* may be replayed (RFC 9110 §9.2.2) */
     bool is_head;
     bool resp_passthrough;              /* client codec takes HTTP/1 chunked bytes as they are */
+    void *cx;                           /* the client codec's per-exchange state (HTTP/2 stream) */
     char *replay;                       /* request head kept for one replay */
     size_t replay_len;
     uint64_t started_ms;
@@ -312,6 +319,7 @@ struct arc_conn {
             bool fresh;                 /* no request seen yet */
             bool head_started;          /* bytes of the next head arrived */
             bool paused;                /* input held because the upstream is backed up */
+            struct arc_h2c *h2;         /* CS_H2: the HTTP/2 session and its streams */
             char peer_ip[48];           /* for X-Forwarded-For; "" until needed */
             struct sockaddr_storage peer; /* valid once peer_ip is set (family 0 = unknown) */
         } c;
@@ -518,6 +526,20 @@ static inline bool arc_px__ex_down_blocked(const struct arc_exchange *ex)
 /* pipeline.c */
 /* Runs a new exchange through route → action. */
 void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex);
+
+/* h2_server.c */
+/* Switches a fresh client connection to HTTP/2 (TLS ALPN h2, or the h2c
+ * preface seen on a cleartext listener). False: out of memory. */
+bool arc_px__h2_start(struct arc_worker *w, struct arc_conn *c);
+/* Input, output progress, drain and timeouts of a CS_H2 connection. */
+void arc_px__h2_input(struct arc_worker *w, struct arc_conn *c, const char *p, size_t len);
+void arc_px__h2_sent(struct arc_worker *w, struct arc_conn *c);
+void arc_px__h2_drain(struct arc_worker *w, struct arc_conn *c);
+size_t arc_px__h2_streams(const struct arc_conn *c);
+
+/* heads.c (neutral response fields: hop-by-hop removed, route ops applied) */
+bool arc_px__response_fields(struct arc_exchange *ex, const struct arc_resp *resp,
+                             struct arc_hdr **out, size_t *n);
 
 /* h1_server.c */
 /* over_limit: node.max_connections reached: answer 503 and close. */

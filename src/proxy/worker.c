@@ -119,6 +119,8 @@ static void start_drain(struct arc_worker *w)
             if (c->kind == CONN_CLIENT && !c->closing && c->c.state == CS_HEAD &&
                 c->hlen == 0 && c->stash_n == 0 && arc_px__out_idle(c))
                 arc_px__conn_close(w, c);
+            else if (c->kind == CONN_CLIENT && !c->closing && c->c.state == CS_H2)
+                arc_px__h2_drain(w, c);     /* GOAWAY: running streams finish */
         }
     }
 }

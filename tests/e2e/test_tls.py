@@ -1,6 +1,6 @@
 """TLS on https listeners and to upstreams, with real peers (curl, openssl
 s_client, openssl s_server): certificates chosen by SNI (exact, wildcard,
-default), ALPN http/1.1, session resumption with tickets on every worker
+default), ALPN (h2 preferred, http/1.1), session resumption with tickets on every worker
 (and none when it is turned off), client certificates required and optional, X-Forwarded-Proto
 https, large bodies both ways, handshake failures counted by reason, bad
 certificate files refused by `arc check` with their location, and upstream
@@ -112,10 +112,12 @@ def test_sni_picks_exact_wildcard_and_default(arc, servers, pki):
     assert rc == 0 and code == 200, err
 
 
-def test_alpn_answers_http11(arc, servers, pki):
+def test_alpn_prefers_h2_then_http11(arc, servers, pki):
     up = servers.http(name="echo")
     a = arc(https_config(pki, up))
-    out = s_client(a.port, "-alpn", "h2,http/1.1", input_=b"Q\n")
+    out = s_client(a.port, "-alpn", "http/1.1,h2", input_=b"Q\n")
+    assert "ALPN protocol: h2" in out, out[-2000:]
+    out = s_client(a.port, "-alpn", "http/1.1", input_=b"Q\n")
     assert "ALPN protocol: http/1.1" in out, out[-2000:]
 
 

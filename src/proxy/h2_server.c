@@ -1,0 +1,659 @@
+/*
+ * The HTTP/2 server codec: a client connection speaking HTTP/2 (TLS with
+ * ALPN h2, or h2c with the connection preface on a cleartext listener),
+ * driving the I/O-free session of src/http2/. Every stream becomes an
+ * exchange and goes through the same pipeline as an HTTP/1.1 request; the
+ * upstream side is unchanged (HTTP/1.1 to the service).
+ *
+ * Connection: CS_H2 from the preface until the session is done (GOAWAY sent
+ * and streams finished, a flood guard tripped, or the peer left), then
+ * CS_CLOSING → CS_LINGER like HTTP/1 (h1_server.c).
+ *
+ * Stream (struct h2s), one per stream the session handed us:
+ *
+ *   on_request ──▶ exchange running (s->ex) ──exchange ended──▶ draining its
+ *      │               │                                    queued response body
+ *      │               └──peer reset (on_close)──▶ exchange ends as aborted
+ *      └── on_close (always, once) ──▶ freed
+ *
+ * Flow control both ways is tied to the other side's pace: request body
+ * bytes are acknowledged (WINDOW_UPDATE via arc_h2_consume) only once the
+ * upstream connection has room for them, and a response body is read from
+ * the upstream only while the stream's queue is below
+ * node.max_buffered_output, the queue being drained as the client's
+ * windows allow. Nothing is buffered whole.
+ *
+ * Re-entrancy: the session calls back from inside arc_h2_recv() and
+ * arc_h2_output(); from there only submit/resume/end_body/consume/reset may
+ * be called, so output is pulled (h2_flush) only from the outside, and
+ * upstreams that were waiting on a stream's queue are woken after sends.
+ */
+#include "proxy/proxy_int.h"
+#include "http2/http2.h"
+#include "router/router.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(ARC_M_H2_BREACHES == ARC_H2_BREACH__COUNT, "metrics shard HTTP/2 breach slots");
+
+struct h2s {
+    int32_t sid;
+    struct arc_exchange *ex;            /* NULL once the exchange ended */
+    struct arc_h2c *h;
+    struct h2s *next, *prev;            /* the connection's streams */
+    char *q;                            /* response body bytes not yet pulled by the session */
+    size_t q_off, q_len, q_cap;
+    size_t unconsumed;                  /* request body bytes not yet acknowledged */
+    bool head_sent;                     /* response head submitted */
+    bool with_body;                     /* ... with a body (end_body owed) */
+    bool body_ended;                    /* end_body called */
+    bool req_chunked;                   /* request body forwarded with chunked coding */
+    bool req_trailers;                  /* trailers (and so the last chunk) already forwarded */
+    bool waiting;                       /* the upstream waits for this queue to drain */
+};
+
+struct arc_h2c {
+    struct arc_h2_session *s;
+    struct arc_conn *c;
+    struct arc_worker *w;
+    struct h2s *streams;
+    size_t n_streams;
+    int in_cb;                          /* inside a session call: no output pulls */
+    bool counted_breach;
+};
+
+static const struct arc_config *cfg_of(struct arc_worker *w)
+{
+    return w->snap->cfg;
+}
+
+/* ------------------------------------------------------------ output */
+
+/* Moves the session's output into the connection's queue (a copy: the
+ * session's view must be handed back before the next pull) while the
+ * queue is below its bound, then sends. */
+static void h2_flush(struct arc_worker *w, struct arc_conn *c)
+{
+    struct arc_h2c *h = c->c.h2;
+    if (!h || h->in_cb || c->closing)
+        return;
+    while (!arc_px__outq_high(c)) {
+        const uint8_t *p;
+        h->in_cb++;
+        size_t n = arc_h2_output(h->s, &p);
+        h->in_cb--;
+        if (c->closing)
+            return;
+        if (n == 0)
+            break;
+        arc_px__queue_copy(w, c, p, n);
+        arc_h2_sent(h->s, n);
+    }
+    arc_px__flush(w, c);
+}
+
+/* After input or output progress: is the session over? */
+static void check_done(struct arc_worker *w, struct arc_conn *c)
+{
+    struct arc_h2c *h = c->c.h2;
+    if (!h || c->closing || c->c.state != CS_H2)
+        return;
+    enum arc_h2_breach b = arc_h2_breach(h->s);
+    if (b != ARC_H2_BREACH_NONE && !h->counted_breach) {
+        h->counted_breach = true;
+        arc_m_add(&w->metrics.h2_flood[b], 1);
+    }
+    if (arc_h2_want_read(h->s) || arc_h2_want_write(h->s))
+        return;
+    /* GOAWAY is out (or the peer is done): finish like HTTP/1. */
+    c->c.state = CS_CLOSING;
+    arc_px__set_timer(w, c, cfg_of(w)->node.write_timeout);
+    arc_px__client_pump(w, c);
+}
+
+/* ------------------------------------------------------------ streams */
+
+static void stream_unlink(struct arc_h2c *h, struct h2s *st)
+{
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        h->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    h->n_streams--;
+}
+
+static bool queue_body(struct h2s *st, const char *p, size_t len)
+{
+    if (st->q_off && st->q_off == st->q_len)
+        st->q_off = st->q_len = 0;
+    if (st->q_len + len > st->q_cap) {
+        if (st->q_off) {
+            memmove(st->q, st->q + st->q_off, st->q_len - st->q_off);
+            st->q_len -= st->q_off;
+            st->q_off = 0;
+        }
+        if (st->q_len + len > st->q_cap) {
+            size_t cap = st->q_cap ? st->q_cap : 16384;
+            while (cap < st->q_len + len)
+                cap *= 2;
+            char *q = realloc(st->q, cap);
+            if (!q)
+                return false;
+            st->q = q;
+            st->q_cap = cap;
+        }
+    }
+    memcpy(st->q + st->q_len, p, len);
+    st->q_len += len;
+    return true;
+}
+
+static size_t queued(const struct h2s *st)
+{
+    return st->q_len - st->q_off;
+}
+
+/* ------------------------------------------------------------ request */
+
+static struct arc_str adup(struct arc_arena *a, const char *p, size_t n, bool *ok)
+{
+    char *d = arc_arena_dup(a, p, n);
+    if (!d) {
+        *ok = false;
+        return (struct arc_str){ "", 0 };
+    }
+    return (struct arc_str){ d, n };
+}
+
+static bool set_request(struct arc_exchange *ex, const struct arc_h2_request *r)
+{
+    struct arc_arena *a = &ex->arena;
+    struct arc_req *q = &ex->req;
+    bool ok = true;
+    q->method = adup(a, r->method.p, r->method.len, &ok);
+    q->scheme = adup(a, r->scheme.p, r->scheme.len, &ok);
+    q->authority = adup(a, r->authority.p, r->authority.len, &ok);
+    q->target = adup(a, r->path.p, r->path.len, &ok);
+    const char *qm = memchr(q->target.p, '?', q->target.len);
+    size_t plen = qm ? (size_t)(qm - q->target.p) : q->target.len;
+    q->path = (struct arc_str){ q->target.p, plen };
+    q->query = qm ? (struct arc_str){ qm + 1, q->target.len - plen - 1 } : (struct arc_str){ "", 0 };
+    q->absolute_form = false;
+    q->version = 20;
+    q->mbit = arc_rt_method_bit(q->method);
+    q->keep_alive = true;
+    if (r->end_stream) {
+        q->body = ARC_H1_BODY_NONE;
+    } else if (r->content_length >= 0) {
+        q->body = ARC_H1_BODY_LENGTH;
+        q->content_length = (uint64_t)r->content_length;
+    } else {
+        q->body = ARC_H1_BODY_CHUNKED;  /* re-framed for the HTTP/1.1 upstream */
+    }
+    q->n_hdrs = r->n_headers;
+    q->hdrs = arc_arena_alloc(a, (r->n_headers ? r->n_headers : 1) * sizeof(*q->hdrs));
+    if (!q->hdrs)
+        return false;
+    for (size_t i = 0; i < r->n_headers; i++) {
+        q->hdrs[i].name = adup(a, r->headers[i].name.p, r->headers[i].name.len, &ok);
+        q->hdrs[i].value = adup(a, r->headers[i].value.p, r->headers[i].value.len, &ok);
+    }
+    ex->is_head = arc_str_eq(q->method, "HEAD", 4);
+    ex->idempotent = (q->mbit & (ARC_M_GET | ARC_M_HEAD | ARC_M_OPTIONS | ARC_M_TRACE |
+                                 ARC_M_PUT | ARC_M_DELETE)) != 0;
+    ex->req_done = r->end_stream || (q->body == ARC_H1_BODY_LENGTH && q->content_length == 0);
+    return ok;
+}
+
+static int cb_request(void *ud, int32_t sid, const struct arc_h2_request *r, void **sud)
+{
+    struct arc_h2c *h = ud;
+    struct arc_worker *w = h->w;
+    struct arc_conn *c = h->c;
+    if (w->draining)
+        return -1;                      /* refused: GOAWAY follows */
+    struct h2s *st = calloc(1, sizeof(*st));
+    struct arc_exchange *ex = st ? arc_px__ex_new(w, c) : NULL;
+    if (!ex) {
+        free(st);
+        return -1;
+    }
+    st->sid = sid;
+    st->h = h;
+    st->ex = ex;
+    st->next = h->streams;
+    if (h->streams)
+        h->streams->prev = st;
+    h->streams = st;
+    h->n_streams++;
+    *sud = st;
+    ex->cx = st;
+    if (c->tls && r->scheme.len == 0)
+        ex->req.scheme = ARC_STR_LIT("https");
+    if (!set_request(ex, r)) {
+        arc_px__ex_error(w, ex, 431, ARC_ERR_HEADERS_TOO_LARGE);
+        return 0;
+    }
+    st->req_chunked = ex->req.body == ARC_H1_BODY_CHUNKED;
+    arc_tw_cancel(&w->tw, &c->timer);   /* a stream is running: no idle deadline */
+    arc_px__pipeline_start(w, ex);
+    return 0;
+}
+
+/* Acknowledges request body bytes the upstream connection has taken. */
+static void ack_body(struct h2s *st)
+{
+    struct arc_exchange *ex = st->ex;
+    if (!st->unconsumed || (ex && ex->up && arc_px__outq_high(ex->up)))
+        return;
+    arc_h2_consume(st->h->s, st->sid, st->unconsumed);
+    st->unconsumed = 0;
+}
+
+static void cb_data(void *ud, int32_t sid, void *sud, const uint8_t *p, size_t len)
+{
+    struct arc_h2c *h = ud;
+    struct h2s *st = sud;
+    struct arc_exchange *ex = st ? st->ex : NULL;
+    (void)sid;
+    if (!st)
+        return;
+    st->unconsumed += len;
+    if (!ex || !ex->up || ex->req_done) {
+        ack_body(st);                   /* nobody wants these bytes: drop them */
+        return;
+    }
+    ex->bytes_in += len;
+    if (st->req_chunked) {
+        char hd[24];
+        int n = snprintf(hd, sizeof(hd), "%zx\r\n", len);
+        arc_px__queue_copy(h->w, ex->up, hd, (size_t)n);
+        arc_px__queue_copy(h->w, ex->up, p, len);
+        arc_px__queue_copy(h->w, ex->up, "\r\n", 2);
+    } else {
+        arc_px__queue_copy(h->w, ex->up, p, len);
+    }
+    ack_body(st);
+    arc_px__up_pump(h->w, ex->up);
+}
+
+static void cb_trailers(void *ud, int32_t sid, void *sud, const struct arc_h2_header *t, size_t n)
+{
+    struct arc_h2c *h = ud;
+    struct h2s *st = sud;
+    (void)sid;
+    if (!st || !st->ex || !st->ex->up || !st->req_chunked)
+        return;                         /* (a Content-Length body cannot carry trailers in HTTP/1.1) */
+    struct arc_conn *u = st->ex->up;
+    arc_px__queue_copy(h->w, u, "0\r\n", 3);
+    for (size_t i = 0; i < n; i++) {
+        arc_px__queue_copy(h->w, u, t[i].name.p, t[i].name.len);
+        arc_px__queue_copy(h->w, u, ": ", 2);
+        arc_px__queue_copy(h->w, u, t[i].value.p, t[i].value.len);
+        arc_px__queue_copy(h->w, u, "\r\n", 2);
+    }
+    arc_px__queue_copy(h->w, u, "\r\n", 2);
+    st->req_trailers = true;
+}
+
+static void cb_end(void *ud, int32_t sid, void *sud)
+{
+    struct arc_h2c *h = ud;
+    struct h2s *st = sud;
+    (void)sid;
+    if (!st || !st->ex)
+        return;
+    struct arc_exchange *ex = st->ex;
+    ex->req_done = true;
+    if (!ex->up)
+        return;
+    if (st->req_chunked && !st->req_trailers)
+        arc_px__queue_copy(h->w, ex->up, "0\r\n\r\n", 5);
+    arc_px__up_pump(h->w, ex->up);
+}
+
+static void cb_close(void *ud, int32_t sid, void *sud, uint32_t error_code)
+{
+    struct arc_h2c *h = ud;
+    struct h2s *st = sud;
+    (void)sid;
+    (void)error_code;
+    if (!st)
+        return;
+    if (st->ex) {
+        /* The peer reset the stream (or the session failed) mid-exchange. */
+        struct arc_exchange *ex = st->ex;
+        st->ex = NULL;
+        ex->cx = NULL;
+        arc_px__ex_end(h->w, ex, EXO_CLIENT_ABORT);
+    }
+    stream_unlink(h, st);
+    free(st->q);
+    free(st);
+    if (h->n_streams == 0 && !h->c->closing)
+        arc_px__set_timer(h->w, h->c, cfg_of(h->w)->node.idle_timeout);
+}
+
+static size_t cb_read_body(void *ud, int32_t sid, void *sud, uint8_t *buf, size_t cap)
+{
+    struct h2s *st = sud;
+    (void)ud;
+    (void)sid;
+    if (!st)
+        return 0;
+    size_t n = ARC_MIN(cap, queued(st));
+    if (n)
+        memcpy(buf, st->q + st->q_off, n);
+    st->q_off += n;
+    return n;
+}
+
+static const struct arc_h2_callbacks callbacks = {
+    .on_request = cb_request,
+    .on_data = cb_data,
+    .on_trailers = cb_trailers,
+    .on_end = cb_end,
+    .on_close = cb_close,
+    .read_body = cb_read_body,
+};
+
+/* ------------------------------------------------------------ codec */
+
+static struct h2s *stream_of(const struct arc_exchange *ex)
+{
+    return ex->cx;
+}
+
+static void submit_head(struct arc_exchange *ex, int status, const struct arc_hdr *hdrs, size_t n,
+                        bool body)
+{
+    struct h2s *st = stream_of(ex);
+    if (!st)
+        return;
+    st->head_sent = true;
+    st->with_body = body;
+    /* struct arc_hdr and struct arc_h2_header are the same pair of views. */
+    _Static_assert(sizeof(struct arc_hdr) == sizeof(struct arc_h2_header), "header layout");
+    arc_h2_submit_response(st->h->s, st->sid, status, (const struct arc_h2_header *)hdrs, n, body);
+}
+
+static void h2_respond(struct arc_worker *w, struct arc_exchange *ex, int status,
+                       const struct arc_hdr *hdrs, size_t n, const char *body, size_t body_len)
+{
+    struct h2s *st = stream_of(ex);
+    if (!st)
+        return;
+    bool no_body = status < 200 || status == 204 || status == 304;
+    struct arc_hdr *v = arc_arena_alloc(&ex->arena, (n + 1) * sizeof(*v));
+    if (!v)
+        return;
+    if (n)
+        memcpy(v, hdrs, n * sizeof(*v));
+    size_t k = n;
+    if (!no_body) {
+        char *cl = arc_arena_alloc(&ex->arena, 24);
+        if (cl) {
+            int l = snprintf(cl, 24, "%zu", body_len);
+            v[k++] = (struct arc_hdr){ ARC_STR_LIT("content-length"), { cl, (size_t)l } };
+        }
+    }
+    bool with = !no_body && !ex->is_head && body_len > 0;
+    if (with && !queue_body(st, body, body_len))
+        with = false;
+    submit_head(ex, status, v, k, with);
+    h2_flush(w, ex->client);
+}
+
+static void h2_interim(struct arc_worker *w, struct arc_exchange *ex, const struct arc_resp *r)
+{
+    struct h2s *st = stream_of(ex);
+    struct arc_hdr *v;
+    size_t n;
+    if (!st || ex->n_interim >= cfg_of(w)->node.max_interim_responses ||
+        !arc_px__response_fields(ex, r, &v, &n))
+        return;
+    ex->n_interim++;
+    arc_h2_submit_informational(st->h->s, st->sid, r->status, (const struct arc_h2_header *)v, n);
+    h2_flush(w, ex->client);
+}
+
+static void h2_send_head(struct arc_worker *w, struct arc_exchange *ex, const struct arc_resp *r)
+{
+    struct arc_hdr *v;
+    size_t n;
+    ex->resp_passthrough = false;       /* data arrives decoded; DATA frames carry it */
+    if (r->status == 101 || !arc_px__response_fields(ex, r, &v, &n)) {
+        /* No Upgrade over HTTP/2 (the request could not ask for one). */
+        submit_head(ex, 502, NULL, 0, false);
+        return;
+    }
+    bool body = r->body != ARC_H1_BODY_NONE && !ex->is_head &&
+                !(r->body == ARC_H1_BODY_LENGTH && r->content_length == 0);
+    submit_head(ex, r->status, v, n, body);
+    h2_flush(w, ex->client);
+}
+
+static void h2_send_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
+                         const char *p, size_t len, bool framed)
+{
+    (void)bid;
+    (void)framed;
+    struct h2s *st = stream_of(ex);
+    if (!st || len == 0)
+        return;
+    ex->bytes_out += len;
+    if (!queue_body(st, p, len)) {
+        arc_px__ex_cut(w, ex);
+        return;
+    }
+    arc_h2_resume(st->h->s, st->sid);
+    h2_flush(w, ex->client);
+}
+
+static void h2_send_raw(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
+                        const char *p, size_t len)
+{
+    (void)w; (void)ex; (void)bid; (void)p; (void)len;   /* no tunnels over HTTP/2 here */
+}
+
+static bool h2_blocked(const struct arc_exchange *ex)
+{
+    struct h2s *st = stream_of(ex);
+    if (!st)
+        return false;
+    if (queued(st) >= ex->client->out_high || arc_px__outq_high(ex->client)) {
+        st->waiting = true;
+        return true;
+    }
+    return false;
+}
+
+static void h2_resume(struct arc_worker *w, struct arc_exchange *ex)
+{
+    struct h2s *st = stream_of(ex);
+    if (!st)
+        return;
+    ack_body(st);
+    h2_flush(w, ex->client);
+}
+
+static void h2_ended(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome o)
+{
+    struct h2s *st = stream_of(ex);
+    struct arc_conn *c = ex->client;
+    if (!st)
+        return;
+    st->ex = NULL;
+    ex->cx = NULL;
+    struct arc_h2_session *s = st->h->s;
+    switch (o) {
+    case EXO_COMPLETE:
+    case EXO_TUNNEL_END:
+        if (!st->head_sent)
+            arc_h2_reset(s, st->sid, 2 /* INTERNAL_ERROR */);
+        else if (st->with_body && !st->body_ended) {
+            st->body_ended = true;
+            arc_h2_end_body(s, st->sid, NULL, 0);
+        }
+        break;
+    case EXO_UPSTREAM_CUT:
+        /* The response broke after it started: a reset is HTTP/2's way to
+         * say "incomplete" (the client must not take it as whole). */
+        arc_h2_reset(s, st->sid, 2 /* INTERNAL_ERROR */);
+        break;
+    case EXO_CLIENT_ABORT:
+    case EXO_CLIENT_TIMEOUT:
+        if (!c->closing)
+            arc_h2_reset(s, st->sid, 8 /* CANCEL */);
+        break;
+    }
+    /* Any request body still coming is no longer wanted. */
+    if (st->unconsumed) {
+        arc_h2_consume(s, st->sid, st->unconsumed);
+        st->unconsumed = 0;
+    }
+    h2_flush(w, c);
+}
+
+static void h2_teardown(struct arc_worker *w, struct arc_conn *c)
+{
+    struct arc_h2c *h = c->c.h2;
+    if (!h)
+        return;
+    for (struct h2s *st = h->streams; st; st = st->next)
+        if (st->ex) {
+            struct arc_exchange *ex = st->ex;
+            st->ex = NULL;
+            ex->cx = NULL;
+            arc_px__ex_end(w, ex, EXO_CLIENT_ABORT);
+        }
+    struct h2s *st = h->streams;
+    while (st) {
+        struct h2s *next = st->next;
+        free(st->q);
+        free(st);
+        st = next;
+    }
+    arc_h2_free(h->s);
+    free(h);
+    c->c.h2 = NULL;
+}
+
+static void h2_on_input(struct arc_worker *w, struct arc_conn *c, int32_t bid,
+                        const char *p, size_t len)
+{
+    (void)bid;
+    arc_px__h2_input(w, c, p, len);
+    arc_px__client_pump(w, c);
+}
+
+const struct arc_codec_vt arc_px__h2_server = {
+    .name = "h2",
+    .on_input = h2_on_input,
+    .respond = h2_respond,
+    .interim = h2_interim,
+    .send_head = h2_send_head,
+    .send_body = h2_send_body,
+    .send_raw = h2_send_raw,
+    .ended = h2_ended,
+    .blocked = h2_blocked,
+    .resume = h2_resume,
+    .teardown = h2_teardown,
+};
+
+/* ------------------------------------------------------------ connection */
+
+static uint64_t clock_ms(void *ud)
+{
+    return ((struct arc_worker *)ud)->now_ms;
+}
+
+bool arc_px__h2_start(struct arc_worker *w, struct arc_conn *c)
+{
+    struct arc_h2c *h = calloc(1, sizeof(*h));
+    if (!h)
+        return false;
+    h->c = c;
+    h->w = w;
+    const struct arc_config *cfg = cfg_of(w);
+    struct arc_h2_limits lim = {
+        .max_concurrent_streams = cfg->h2.max_concurrent_streams,
+        .max_header_list_size = cfg->limits.max_header_bytes,
+        .max_continuations = cfg->h2.max_continuations,
+        .resets_per_sec = cfg->h2.max_rst_per_sec,
+        .settings_per_sec = cfg->h2.max_settings_per_sec,
+        .pings_per_sec = cfg->h2.max_ping_per_sec,
+        .priority_per_sec = cfg->h2.max_priority_per_sec,
+        .empty_data_per_sec = cfg->h2.max_empty_data_per_sec,
+    };
+    struct arc_h2_options o = { .limits = &lim, .now_ms = clock_ms, .clock_ud = w };
+    if (arc_h2_server_new(&callbacks, h, &o, &h->s) != ARC_H2_OK) {
+        free(h);
+        return false;
+    }
+    c->c.h2 = h;
+    c->c.codec = &arc_px__h2_server;
+    c->c.state = CS_H2;
+    c->c.fresh = false;
+    arc_px__set_timer(w, c, cfg->node.idle_timeout);
+    h2_flush(w, c);                     /* our SETTINGS */
+    return true;
+}
+
+void arc_px__h2_input(struct arc_worker *w, struct arc_conn *c, const char *p, size_t len)
+{
+    struct arc_h2c *h = c->c.h2;
+    if (!h || c->c.state != CS_H2)
+        return;                         /* closing: input is dropped */
+    h->in_cb++;
+    int rc = arc_h2_recv(h->s, (const uint8_t *)p, len);
+    h->in_cb--;
+    if (c->closing)
+        return;
+    h2_flush(w, c);
+    if (rc < 0 || !arc_h2_want_read(h->s))
+        check_done(w, c);
+}
+
+void arc_px__h2_sent(struct arc_worker *w, struct arc_conn *c)
+{
+    struct arc_h2c *h = c->c.h2;
+    if (!h)
+        return;
+    h2_flush(w, c);
+    /* Upstreams waiting on a stream's queue, now drained below the bound.
+     * Collected first: pumping one may end its stream (and free it). */
+    struct { struct arc_conn *u; uint32_t gen; } wake[64];
+    size_t n = 0;
+    for (struct h2s *st = h->streams; st && n < ARC_ARRAY_LEN(wake); st = st->next)
+        if (st->waiting && st->ex && st->ex->up && !h2_blocked(st->ex)) {
+            st->waiting = false;
+            wake[n].u = st->ex->up;
+            wake[n++].gen = st->ex->up->gen;
+        }
+    for (size_t i = 0; i < n && !c->closing; i++)
+        if (wake[i].u->kind && wake[i].u->gen == wake[i].gen)
+            arc_px__up_pump(w, wake[i].u);
+    if (!c->closing)
+        check_done(w, c);
+}
+
+void arc_px__h2_drain(struct arc_worker *w, struct arc_conn *c)
+{
+    struct arc_h2c *h = c->c.h2;
+    if (!h)
+        return;
+    arc_h2_shutdown(h->s);
+    h2_flush(w, c);
+    check_done(w, c);
+}
+
+size_t arc_px__h2_streams(const struct arc_conn *c)
+{
+    return c->c.h2 ? c->c.h2->n_streams : 0;
+}
