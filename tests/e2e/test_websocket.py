@@ -37,17 +37,46 @@ def test_websocket_echo_with_server_first_message(arc, servers):
     assert r.status == 200
 
 
-def test_websocket_server_closes_first(arc, servers):
+def test_websocket_server_closes_first(arc, servers, arc_bin):
+    # The upstream starts the closing handshake and then closes its TCP
+    # connection (RFC 6455 §7.1.1: the server closes the TCP connection
+    # first). The client must see the close frame and then the TCP close
+    # promptly, which only happens if arc passes the upstream's EOF on; the
+    # client's own close_timeout and arc's idle_timeout are both far longer,
+    # so neither can close the connection in time instead.
+    import time
     ws = servers.ws()
-    a = arc(make_config([upstream_conf("ws", ws.addr)]))
+    a = arc(make_config([upstream_conf("ws", ws.addr)], node={"idle_timeout": "60s"}))
+    budget = 3.0 * arc_bin.slow
 
     async def client():
-        async with websockets.connect("ws://127.0.0.1:%d/anything" % a.port, open_timeout=10,
-                                      close_timeout=5) as c:
+        c = await websockets.connect("ws://127.0.0.1:%d/anything" % a.port, open_timeout=10,
+                                     close_timeout=30)
+        try:
             assert await asyncio.wait_for(c.recv(), 10) == ws.GREETING
             await c.send("one")
             assert await asyncio.wait_for(c.recv(), 10) == "one"
-    asyncio.run(asyncio.wait_for(client(), 30))
+            t0 = time.monotonic()
+            await c.send(ws.CLOSE_REQUEST)
+            # recv() raises only once the closing handshake is over and the
+            # TCP connection is closed (or close_timeout gives up on it).
+            try:
+                got = await asyncio.wait_for(c.recv(), budget)
+                raise AssertionError("expected the server's close, got a message %r" % (got,))
+            except websockets.ConnectionClosedOK:
+                pass
+            except asyncio.TimeoutError:
+                raise AssertionError("the server closed first but the client's connection was still "
+                                     "open %.1fs later: arc did not pass the upstream's close on"
+                                     % budget) from None
+            assert c.close_code == 1000 and c.close_reason == ws.CLOSE_REASON, \
+                (c.close_code, c.close_reason)
+            await asyncio.wait_for(c.wait_closed(), budget)
+            return time.monotonic() - t0
+        finally:
+            c.transport.abort()     # no-op once closed; never wait out close_timeout
+    took = asyncio.run(asyncio.wait_for(client(), 60))
+    assert took < budget, took
     assert a.alive()
 
 
