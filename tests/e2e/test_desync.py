@@ -1,24 +1,28 @@
 """Upstream connections that could be out of sync are never reused: after a
 ttfb timeout, a client abort, or an upstream that sends a body where none is
 allowed (HEAD, 204, 304), the next request still gets its own response."""
-import time
-
 from arcproc import make_config, upstream_conf
 from upstreams import send_echo
 
 
-def test_no_reuse_after_ttfb_timeout(arc, servers):
+def test_no_reuse_after_ttfb_timeout(arc, servers, arc_bin):
     up = servers.http(name="slow")
     a = arc(make_config([upstream_conf("slow", up.addr, timeouts={"ttfb": "300ms"})], workers=1))
     c = a.client()
     r = c.request("GET", "/slow?ms=700")
     assert r.status == 504, r
-    time.sleep(0.8)     # the late response has now arrived on that upstream connection
+    slow = up.conn_of("/slow?ms=700")
+    # At once (the late response is still due on the timed-out connection)
+    # and after the late response was sent, requests never go to that
+    # connection and never get its late response.
     c2 = a.client()
     for i in range(3):
+        if i == 1:
+            assert slow.closed.wait(5 * arc_bin.slow), "arc kept the upstream connection that timed out"
         r = c2.request("GET", "/fresh/%d" % i)
         assert r.status == 200, r
         assert r.json()["target"] == "/fresh/%d" % i, "got a stale response: %r" % r.body[:200]
+        assert r.json()["conn_id"] != slow.id, "request %d went to the timed-out upstream connection" % i
 
 
 def assert_fresh_connection_serves_next(c, up, bad_target, arc_bin):
