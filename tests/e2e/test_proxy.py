@@ -191,18 +191,29 @@ def test_many_headers_forwarded_intact(arc, servers):
     assert [(k.lower(), v) for k, v in got] == [(k.lower(), v) for k, v in sent]
 
 
-def test_client_disconnect_releases_slow_upstream_request(arc, servers):
+def test_client_disconnect_releases_slow_upstream_request(arc, servers, arc_bin):
     # A client that goes away while its request is in flight: arc must not
-    # reuse that upstream connection for someone else's request.
+    # use that upstream connection for someone else's request while the
+    # abandoned response is still due on it (a half-closed client is still
+    # owed its response, so once that response is complete the connection
+    # may be pooled again).
     a, up = start(arc, servers, workers=1)
     c = a.client()
     c.send(b"GET /slow?ms=800 HTTP/1.1\r\nHost: t\r\n\r\n")
-    time.sleep(0.2)
+    deadline = time.monotonic() + 5 * arc_bin.slow
+    while up.conn_of("/slow?ms=800") is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    slow = up.conn_of("/slow?ms=800")
+    assert slow is not None, "the request never reached the upstream"
     c.close()
     c2 = a.client()
     r = c2.request("GET", "/fresh")
     assert r.status == 200 and r.json()["target"] == "/fresh", r
-    time.sleep(1.0)
+    assert r.json()["conn_id"] != slow.id, "/fresh was sent on the busy upstream connection"
+    deadline = time.monotonic() + 5 * arc_bin.slow
+    while slow.served == 0 and not slow.closed.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)    # until the upstream has sent the abandoned response
+    assert slow.served == 1 or slow.closed.is_set()
     r = c2.request("GET", "/fresh2")
     assert r.status == 200 and r.json()["target"] == "/fresh2", r
 
