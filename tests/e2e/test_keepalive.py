@@ -4,7 +4,7 @@ connection that the upstream closed (idle, or announced with Connection:
 close) is never used for the next request, which still succeeds."""
 import time
 
-from arcproc import make_config, upstream_conf
+from arcproc import make_config, upstream_conf, metric
 from upstreams import send_echo
 
 
@@ -41,8 +41,17 @@ def test_pooled_connection_closed_by_upstream_when_idle(arc, servers):
     for i in range(3):
         r = c.request("GET", "/i/%d" % i)
         assert r.status == 200, "request %d after the upstream closed the pooled connection: %r" % (i, r)
-        time.sleep(0.6)
+        # the upstream closes the idle connection after 200 ms; arc notices
+        conn = up.history[up.accepted]
+        assert conn.closed.wait(5), "the upstream did not close its idle connection"
+        time.sleep(0.3)
     assert up.accepted == 3
+    # Each request went out on a fresh connection: none was sent on the
+    # dead pooled one (a replay after the failure would hide that).
+    assert [c.targets for c in up.history.values()] == [["/i/0"], ["/i/1"], ["/i/2"]]
+    ms, _ = a.metrics()
+    assert metric(ms, "arc_upstream_reused_total", upstream="idle") == 0, \
+        "a request was sent on a pooled connection the upstream had closed"
 
 
 def test_upstream_closing_right_after_each_response(arc, servers):
