@@ -80,6 +80,47 @@ def test_websocket_server_closes_first(arc, servers, arc_bin):
     assert a.alive()
 
 
+def test_upgrade_tunnel_passes_half_close_both_ways(arc, servers, arc_bin):
+    # A raw Upgrade tunnel: the client sends bytes and half-closes; the
+    # upstream must see that EOF (arc passes the client's FIN on), answer
+    # with what it read, and close; the client must get that answer and
+    # then the close. Either FIN not passed on leaves one side waiting for
+    # timeouts far longer than the budget.
+    import socket
+    seen = {}
+
+    def h(req):
+        req.conn.send(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: raw-test\r\n\r\n")
+        got = bytearray(req.conn.rd.buf)
+        req.conn.rd.buf.clear()
+        req.conn.sock.settimeout(30)
+        while True:
+            d = req.conn.sock.recv(65536)
+            if not d:
+                break
+            got += d
+        seen["got"] = bytes(got)
+        req.conn.send(b"upstream saw EOF after %d bytes" % len(got))
+        return False    # the server closes the connection
+    up = servers.http(handler=h, name="raw")
+    a = arc(make_config([upstream_conf("raw", up.addr)], node={"idle_timeout": "60s"}))
+    budget = 3.0 * arc_bin.slow
+    c = a.client(timeout=budget)
+    c.send(b"GET /raw HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: raw-test\r\n\r\n")
+    head = c.rd.read_head()
+    assert head.startswith(b"HTTP/1.1 101"), head
+    payload = b"0123456789abcdef" * 4096
+    c.send(payload)
+    c.sock.shutdown(socket.SHUT_WR)
+    try:
+        answer = c.rd.read_to_close()
+    except socket.timeout:
+        raise AssertionError("tunnel still open %.1fs after the client half-closed (upstream saw %r bytes)"
+                             % (budget, len(seen["got"]) if "got" in seen else None)) from None
+    assert seen.get("got") == payload
+    assert answer == b"upstream saw EOF after %d bytes" % len(payload), answer[:200]
+
+
 def test_upgrade_refused_by_upstream_keeps_http(arc, servers):
     # The upstream answers an Upgrade request with a plain 200: no tunnel,
     # the connection goes on as HTTP.
