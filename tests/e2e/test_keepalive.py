@@ -34,17 +34,24 @@ def test_sequential_client_connections_share_pool(arc, servers):
         up.accepted, a.workers)
 
 
-def test_pooled_connection_closed_by_upstream_when_idle(arc, servers):
+def test_pooled_connection_closed_by_upstream_when_idle(arc, servers, arc_bin):
     up = servers.http(name="idle", idle_close_ms=200)
     a = arc(make_config([upstream_conf("idle", up.addr)]))
     c = a.client()
     for i in range(3):
         r = c.request("GET", "/i/%d" % i)
         assert r.status == 200, "request %d after the upstream closed the pooled connection: %r" % (i, r)
-        # the upstream closes the idle connection after 200 ms; arc notices
+        # the upstream closes the idle connection after 200 ms; arc must
+        # notice and drop it from its pool
         conn = up.history[up.accepted]
         assert conn.closed.wait(5), "the upstream did not close its idle connection"
-        time.sleep(0.3)
+        deadline = time.monotonic() + 5 * arc_bin.slow
+        while True:
+            ms, _ = a.metrics()
+            if metric(ms, "arc_upstream_pool_open", upstream="idle") == 0:
+                break
+            assert time.monotonic() < deadline, "arc kept a pooled connection the upstream had closed"
+            time.sleep(0.05)
     assert up.accepted == 3
     # Each request went out on a fresh connection: none was sent on the
     # dead pooled one (a replay after the failure would hide that).
