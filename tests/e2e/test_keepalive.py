@@ -149,7 +149,12 @@ def test_idempotent_request_replayed_after_pooled_connection_dies(arc, servers):
     assert c.request("GET", "/first").status == 200
     # Sent on the pooled connection, which closes unanswered: GET is
     # idempotent, so arc replays it once on a fresh connection.
-    assert c.request("GET", "/second").status == 200
+    r = c.request("GET", "/second")
+    assert r.status == 200 and r.json()["target"] == "/second", r
+    sent = [cid for cid, m, t, _ in up.requests if t == "/second"]
+    first = up.conn_of("/first").id
+    assert sent == [first, r.json()["conn_id"]] and sent[1] != first, \
+        "expected /second on the pooled connection #%d, then once on a new one; got %r" % (first, sent)
 
 
 def test_non_idempotent_request_not_replayed(arc, servers):
