@@ -1,6 +1,8 @@
 """Runs every C unit-test executable of both builds (build/{release,asan}/tests/**/*_test)
 as one pytest case each, and replays each committed fuzz corpus
-(tests/fuzz/corpus/<name>/) through its ASan replay binary (build/asan/fuzz/<name>_replay)."""
+(tests/fuzz/corpus/<name>/) through its ASan replay binary (build/asan/fuzz/<name>_replay),
+which it (re)builds with make first so the replay always runs the current
+harness against the current sources."""
 import glob
 import os
 import subprocess
@@ -24,11 +26,14 @@ def _unit_bins():
 
 
 def _replays():
+    # One case per fuzz target source, not per binary found: a replay binary
+    # that was never built (make build asan does not build it) or is stale
+    # must not make the corpus replay silently disappear or test old code.
     out = []
-    for path in sorted(glob.glob(os.path.join(ROOT, "build", "asan", "fuzz", "*_replay"))):
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            name = os.path.basename(path)[:-len("_replay")]
-            out.append(pytest.param(path, name, id="asan/fuzz/%s" % name))
+    for src in sorted(glob.glob(os.path.join(ROOT, "tests", "fuzz", "*_fuzz.c"))):
+        name = os.path.basename(src)[:-len("_fuzz.c")]
+        path = os.path.join(ROOT, "build", "asan", "fuzz", name + "_replay")
+        out.append(pytest.param(path, name, id="asan/fuzz/%s" % name))
     return out
 
 
@@ -57,6 +62,15 @@ def test_unit_binary(path):
 
 @pytest.mark.parametrize("path,name", _replays())
 def test_fuzz_corpus_replay(path, name):
+    # (Re)build the replay binary: make rebuilds it only if its harness or
+    # the sources it links changed.
+    rel = os.path.relpath(path, ROOT)
+    try:
+        cp = subprocess.run(["make", "-s", rel], capture_output=True, text=True, timeout=600, cwd=ROOT,
+                            stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail("make %s timed out" % rel, pytrace=False)
+    assert cp.returncode == 0, "make %s failed:\n%s" % (rel, _show(cp))
     corpus = os.path.join(ROOT, "tests", "fuzz", "corpus", name)
     files = sorted(f for f in glob.glob(os.path.join(corpus, "**", "*"), recursive=True) if os.path.isfile(f))
     assert files, "no corpus for fuzz target %r in %s" % (name, corpus)

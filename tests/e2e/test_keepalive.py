@@ -4,7 +4,7 @@ connection that the upstream closed (idle, or announced with Connection:
 close) is never used for the next request, which still succeeds."""
 import time
 
-from arcproc import make_config, upstream_conf
+from arcproc import make_config, upstream_conf, metric
 from upstreams import send_echo
 
 
@@ -34,15 +34,31 @@ def test_sequential_client_connections_share_pool(arc, servers):
         up.accepted, a.workers)
 
 
-def test_pooled_connection_closed_by_upstream_when_idle(arc, servers):
+def test_pooled_connection_closed_by_upstream_when_idle(arc, servers, arc_bin):
     up = servers.http(name="idle", idle_close_ms=200)
     a = arc(make_config([upstream_conf("idle", up.addr)]))
     c = a.client()
     for i in range(3):
         r = c.request("GET", "/i/%d" % i)
         assert r.status == 200, "request %d after the upstream closed the pooled connection: %r" % (i, r)
-        time.sleep(0.6)
+        # the upstream closes the idle connection after 200 ms; arc must
+        # notice and drop it from its pool
+        conn = up.history[up.accepted]
+        assert conn.closed.wait(5), "the upstream did not close its idle connection"
+        deadline = time.monotonic() + 5 * arc_bin.slow
+        while True:
+            ms, _ = a.metrics()
+            if metric(ms, "arc_upstream_pool_open", upstream="idle") == 0:
+                break
+            assert time.monotonic() < deadline, "arc kept a pooled connection the upstream had closed"
+            time.sleep(0.05)
     assert up.accepted == 3
+    # Each request went out on a fresh connection: none was sent on the
+    # dead pooled one (a replay after the failure would hide that).
+    assert [c.targets for c in up.history.values()] == [["/i/0"], ["/i/1"], ["/i/2"]]
+    ms, _ = a.metrics()
+    assert metric(ms, "arc_upstream_reused_total", upstream="idle") == 0, \
+        "a request was sent on a pooled connection the upstream had closed"
 
 
 def test_upstream_closing_right_after_each_response(arc, servers):
@@ -133,7 +149,12 @@ def test_idempotent_request_replayed_after_pooled_connection_dies(arc, servers):
     assert c.request("GET", "/first").status == 200
     # Sent on the pooled connection, which closes unanswered: GET is
     # idempotent, so arc replays it once on a fresh connection.
-    assert c.request("GET", "/second").status == 200
+    r = c.request("GET", "/second")
+    assert r.status == 200 and r.json()["target"] == "/second", r
+    sent = [cid for cid, m, t, _ in up.requests if t == "/second"]
+    first = up.conn_of("/first").id
+    assert sent == [first, r.json()["conn_id"]] and sent[1] != first, \
+        "expected /second on the pooled connection #%d, then once on a new one; got %r" % (first, sent)
 
 
 def test_non_idempotent_request_not_replayed(arc, servers):

@@ -50,19 +50,37 @@ def test_pipeline_with_local_responses_keeps_order(arc, servers):
 
 
 def test_pipeline_split_at_every_byte_boundary(arc, servers):
+    # Four pipelined requests (no body, Content-Length body, chunked body)
+    # sent in two writes, split once at every byte boundary in turn, then
+    # once more a byte at a time: every split point in a request line, a
+    # field line, a CRLF pair, the end of a head and a body must give the
+    # same four responses in order.
     a, up = start(arc, servers)
     data = (build_request("GET", "/s/1") + build_request("POST", "/s/2", body=b"hello")
             + build_request("POST", "/s/3", headers=[("Transfer-Encoding", "chunked")],
                             body=b"3\r\nabc\r\n0\r\n\r\n") + build_request("GET", "/s/4"))
+    expect = (("/s/1", 0), ("/s/2", 5), ("/s/3", 3), ("/s/4", 0))
     c = a.client()
-    for i in range(0, len(data), 7):
-        c.send(data[i:i + 7])
-        time.sleep(0.002)
-    for t, n in (("/s/1", 0), ("/s/2", 5), ("/s/3", 3), ("/s/4", 0)):
-        r = c.response()
-        assert r.status == 200, r
-        assert r.json()["target"] == t
-        assert r.json()["body_len"] == n
+
+    def check(what):
+        for t, n in expect:
+            try:
+                r = c.response()
+            except OSError as e:
+                raise AssertionError("%s: no response for %s (%r)" % (what, t, e)) from None
+            assert r.status == 200, (what, r)
+            j = r.json()
+            assert (j["target"], j["body_len"]) == (t, n), (what, j["target"], j["body_len"])
+
+    for k in range(1, len(data)):
+        c.send(data[:k])
+        time.sleep(0.003)   # let the first part arrive on its own
+        c.send(data[k:])
+        check("split at byte %d of %d" % (k, len(data)))
+    for i in range(len(data)):
+        c.send(data[i:i + 1])
+        time.sleep(0.001)
+    check("one byte per write")
 
 
 def test_deep_pipeline(arc, servers):

@@ -37,18 +37,88 @@ def test_websocket_echo_with_server_first_message(arc, servers):
     assert r.status == 200
 
 
-def test_websocket_server_closes_first(arc, servers):
+def test_websocket_server_closes_first(arc, servers, arc_bin):
+    # The upstream starts the closing handshake and then closes its TCP
+    # connection (RFC 6455 §7.1.1: the server closes the TCP connection
+    # first). The client must see the close frame and then the TCP close
+    # promptly, which only happens if arc passes the upstream's EOF on; the
+    # client's own close_timeout and arc's idle_timeout are both far longer,
+    # so neither can close the connection in time instead.
+    import time
     ws = servers.ws()
-    a = arc(make_config([upstream_conf("ws", ws.addr)]))
+    a = arc(make_config([upstream_conf("ws", ws.addr)], node={"idle_timeout": "60s"}))
+    budget = 3.0 * arc_bin.slow
 
     async def client():
-        async with websockets.connect("ws://127.0.0.1:%d/anything" % a.port, open_timeout=10,
-                                      close_timeout=5) as c:
+        c = await websockets.connect("ws://127.0.0.1:%d/anything" % a.port, open_timeout=10,
+                                     close_timeout=30)
+        try:
             assert await asyncio.wait_for(c.recv(), 10) == ws.GREETING
             await c.send("one")
             assert await asyncio.wait_for(c.recv(), 10) == "one"
-    asyncio.run(asyncio.wait_for(client(), 30))
+            t0 = time.monotonic()
+            await c.send(ws.CLOSE_REQUEST)
+            # recv() raises only once the closing handshake is over and the
+            # TCP connection is closed (or close_timeout gives up on it).
+            try:
+                got = await asyncio.wait_for(c.recv(), budget)
+                raise AssertionError("expected the server's close, got a message %r" % (got,))
+            except websockets.ConnectionClosedOK:
+                pass
+            except asyncio.TimeoutError:
+                raise AssertionError("the server closed first but the client's connection was still "
+                                     "open %.1fs later: arc did not pass the upstream's close on"
+                                     % budget) from None
+            assert c.close_code == 1000 and c.close_reason == ws.CLOSE_REASON, \
+                (c.close_code, c.close_reason)
+            await asyncio.wait_for(c.wait_closed(), budget)
+            return time.monotonic() - t0
+        finally:
+            c.transport.abort()     # no-op once closed; never wait out close_timeout
+    took = asyncio.run(asyncio.wait_for(client(), 60))
+    assert took < budget, took
     assert a.alive()
+
+
+def test_upgrade_tunnel_passes_half_close_both_ways(arc, servers, arc_bin):
+    # A raw Upgrade tunnel: the client sends bytes and half-closes; the
+    # upstream must see that EOF (arc passes the client's FIN on), answer
+    # with what it read, and close; the client must get that answer and
+    # then the close. Either FIN not passed on leaves one side waiting for
+    # timeouts far longer than the budget.
+    import socket
+    seen = {}
+
+    def h(req):
+        req.conn.send(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: raw-test\r\n\r\n")
+        got = bytearray(req.conn.rd.buf)
+        req.conn.rd.buf.clear()
+        req.conn.sock.settimeout(30)
+        while True:
+            d = req.conn.sock.recv(65536)
+            if not d:
+                break
+            got += d
+        seen["got"] = bytes(got)
+        req.conn.send(b"upstream saw EOF after %d bytes" % len(got))
+        return False    # the server closes the connection
+    up = servers.http(handler=h, name="raw")
+    a = arc(make_config([upstream_conf("raw", up.addr)], node={"idle_timeout": "60s"}))
+    budget = 3.0 * arc_bin.slow
+    c = a.client(timeout=budget)
+    c.send(b"GET /raw HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: raw-test\r\n\r\n")
+    head = c.rd.read_head()
+    assert head.startswith(b"HTTP/1.1 101"), head
+    payload = b"0123456789abcdef" * 4096
+    c.send(payload)
+    c.sock.shutdown(socket.SHUT_WR)
+    try:
+        answer = c.rd.read_to_close()
+    except socket.timeout:
+        raise AssertionError("tunnel still open %.1fs after the client half-closed (upstream saw %r bytes)"
+                             % (budget, len(seen["got"]) if "got" in seen else None)) from None
+    assert seen.get("got") == payload
+    assert answer == b"upstream saw EOF after %d bytes" % len(payload), answer[:200]
 
 
 def test_upgrade_refused_by_upstream_keeps_http(arc, servers):

@@ -93,12 +93,21 @@ class Request:
 
 
 class ServerConn:
+    """One accepted connection. `closed` is set once the server side closed
+    it; `close_reason` then says why: "eof" (arc closed first, between
+    requests), "reset" (arc closed or reset it while the handler was reading
+    or writing), "handler" (the handler or a Connection: close ended it),
+    "stop" (the server was stopped)."""
+
     def __init__(self, server, sock, cid):
         self.server = server
         self.sock = sock
         self.id = cid
         self.rd = BufReader(sock)
         self.served = 0
+        self.targets = []           # request targets read on this connection, in order
+        self.closed = threading.Event()
+        self.close_reason = None
 
     def send(self, data):
         if isinstance(data, str):
@@ -140,7 +149,8 @@ class Upstream:
         self.accepted = 0
         self.requests = []          # (conn_id, method, target, headers)
         self.errors = []
-        self.conns = {}
+        self.conns = {}             # open connections by id
+        self.history = {}           # every connection ever accepted, by id (kept after close)
         self.threads = []
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -167,12 +177,14 @@ class Upstream:
                 cid = self.accepted
                 c = ServerConn(self, s, cid)
                 self.conns[cid] = c
+                self.history[cid] = c
             t = threading.Thread(target=self._serve, args=(c,), name="up-%s-%d" % (self.name, cid), daemon=True)
             t.start()
             with self.lock:
                 self.threads.append(t)
 
     def _serve(self, c):
+        reason = "handler"
         try:
             while not self.stopping.is_set():
                 if self.idle_close_ms is not None and c.served > 0 and not c.rd.buf:
@@ -182,12 +194,14 @@ class Upstream:
                 try:
                     head = c.rd.read_head(1 << 20)
                 except Closed:
+                    reason = "eof"
                     return
                 first, hdrs = parse_head_lines(head)
                 method, target, version = first.split(" ", 2)
                 req = Request(c, method, target, version, hdrs, head)
                 with self.lock:
                     self.requests.append((c.id, method, target, hdrs))
+                    c.targets.append(target)
                 keep = self.handler(req)
                 c.served += 1
                 if keep is False or "close" in hdrs.tokens("connection"):
@@ -195,9 +209,12 @@ class Upstream:
                 if not req.body_read:
                     req.read_body(keep=0)
         except (OSError, Closed, ValueError) as e:
+            reason = "reset"
             if not self.stopping.is_set():
                 self.errors.append(repr(e))
         finally:
+            if self.stopping.is_set() and reason != "eof":
+                reason = "stop"
             with self.lock:
                 self.conns.pop(c.id, None)
             try:
@@ -205,10 +222,27 @@ class Upstream:
             except OSError:
                 pass
             c.sock.close()
+            c.close_reason = reason
+            c.closed.set()
 
     def targets(self):
         with self.lock:
             return [t for _, _, t, _ in self.requests]
+
+    def conn_of(self, target):
+        """The ServerConn that read the (first) request for `target`, or None."""
+        with self.lock:
+            for c in self.history.values():
+                if target in c.targets:
+                    return c
+        return None
+
+    def wait_all_closed(self, timeout):
+        """True once every connection ever accepted is closed (within timeout)."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            conns = list(self.history.values())
+        return all(c.closed.wait(max(0.0, deadline - time.monotonic())) for c in conns)
 
     def stop(self):
         self.stopping.set()
@@ -397,9 +431,14 @@ def raw_handler(data, close=True, read_body=True):
 
 class WsServer:
     """python3-websockets server in its own asyncio loop thread. Sends a
-    greeting first (server-initiated message), then echoes every message."""
+    greeting first (server-initiated message), then echoes every message,
+    except CLOSE_REQUEST: that makes the server start the closing handshake
+    itself (close code 1000, reason CLOSE_REASON), so the server closes
+    first."""
 
     GREETING = "hello from server"
+    CLOSE_REQUEST = "server, close please"
+    CLOSE_REASON = "server closes first"
 
     def __init__(self):
         import websockets
@@ -419,6 +458,9 @@ class WsServer:
         self.request_headers.append(list(ws.request_headers.raw_items()))
         await ws.send(self.GREETING)
         async for msg in ws:
+            if msg == self.CLOSE_REQUEST:
+                await ws.close(1000, self.CLOSE_REASON)
+                return
             await ws.send(msg)
 
     def _run(self):

@@ -4,7 +4,12 @@
  * invariant breaks: views outside the buffer, head_len past the input, a
  * prefix of the input parsing differently from the whole, the chunked
  * decoder consuming more than given, making no progress, or giving
- * different results for different splits of the same input.
+ * different results for different splits of the same input. Every request
+ * that parses is also serialised again in canonical forms (see
+ * check_reserialised) that must parse to the same fields, so the parser's
+ * normalisations (OWS trimming on both sides of values, case-insensitive
+ * field names) are checked on every corpus input, not only that it does not
+ * crash.
  *
  * Built two ways (Makefile): with clang -fsanitize=fuzzer for exploration,
  * and with tests/fuzz/replay_main.c under gcc ASan to replay the corpus.
@@ -57,6 +62,24 @@ static void check_headers(const struct arc_h1_header *h, size_t n, const char *b
             char first = h[i].value.p[0], last = h[i].value.p[h[i].value.len - 1];
             REQUIRE(first != ' ' && first != '\t' && last != ' ' && last != '\t');
         }
+        /* The views sit where field-line = field-name ":" OWS field-value
+         * OWS CRLF puts them: the name starts a line (nothing folded or
+         * indented into it), a colon follows it at once, and only SP/HTAB
+         * lies between the colon and the value and between the value and
+         * the CRLF. */
+        const char *np = h[i].name.p, *ne = np + h[i].name.len;
+        REQUIRE(np > buf && np[-1] == '\n');
+        REQUIRE(ne < buf + len && *ne == ':');
+        const char *vp = h[i].value.len ? h[i].value.p : NULL;
+        const char *q = ne + 1;
+        while (q < buf + len && (*q == ' ' || *q == '\t') && q != vp)
+            q++;
+        if (vp)
+            REQUIRE(q == vp);
+        q = vp ? vp + h[i].value.len : q;
+        while (q < buf + len && (*q == ' ' || *q == '\t'))
+            q++;
+        REQUIRE(q + 1 < buf + len && q[0] == '\r' && q[1] == '\n');
     }
 }
 
@@ -68,6 +91,119 @@ static enum arc_h1_status parse_req(const char *buf, size_t len, struct arc_h1_h
     /* Views would dangle after free; callers only compare scalars. */
     free(c);
     return st;
+}
+
+/* Limits for re-parsing a serialised head: room for the OWS added. */
+static const struct arc_h1_limits LIM_RE = { 65536, MAX_H, 512 };
+
+enum name_case { NAME_ASIS, NAME_LOWER, NAME_UPPER };
+
+static size_t put(char *out, size_t off, const void *p, size_t n)
+{
+    memcpy(out + off, p, n);
+    return off + n;
+}
+
+/*
+ * Serialises a parsed request head again: the request line with HTTP/1.minor,
+ * then every field as name ":" ows value ows CRLF, with the name's case
+ * changed per `nc` and `ows` (possibly empty) on both sides of the value.
+ * Returns a malloc'd exact-size buffer.
+ */
+static char *serialise(const struct arc_h1_request *r, enum name_case nc, const char *ows,
+                       size_t *out_len)
+{
+    size_t ol = strlen(ows);
+    size_t n = r->method.len + 1 + r->target.len + 11;
+    for (size_t i = 0; i < r->n_headers; i++)
+        n += r->headers[i].name.len + 1 + 2 * ol + r->headers[i].value.len + 2;
+    n += 2;
+    char *out = malloc(n);
+    REQUIRE(out != NULL);
+    size_t off = put(out, 0, r->method.p, r->method.len);
+    off = put(out, off, " ", 1);
+    off = put(out, off, r->target.p, r->target.len);
+    off = put(out, off, r->minor ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n", 11);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        const struct arc_h1_header *h = &r->headers[i];
+        size_t at = off;
+        off = put(out, off, h->name.p, h->name.len);
+        for (size_t k = at; k < off; k++) {
+            char ch = out[k];
+            if (nc == NAME_LOWER && ch >= 'A' && ch <= 'Z')
+                out[k] = (char)(ch - 'A' + 'a');
+            else if (nc == NAME_UPPER && ch >= 'a' && ch <= 'z')
+                out[k] = (char)(ch - 'a' + 'A');
+        }
+        off = put(out, off, ":", 1);
+        off = put(out, off, ows, ol);
+        off = put(out, off, h->value.p, h->value.len);
+        off = put(out, off, ows, ol);
+        off = put(out, off, "\r\n", 2);
+    }
+    off = put(out, off, "\r\n", 2);
+    REQUIRE(off == n);
+    *out_len = n;
+    return out;
+}
+
+static bool str_same(struct arc_str a, struct arc_str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+static bool str_same_icase(struct arc_str a, struct arc_str b)
+{
+    if (a.len != b.len)
+        return false;
+    for (size_t i = 0; i < a.len; i++) {
+        unsigned char x = (unsigned char)a.p[i], y = (unsigned char)b.p[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z')
+            y = (unsigned char)(y - 'A' + 'a');
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * A request that parsed (r, over buf) must parse to the same thing when it
+ * is written out again canonically: field names in any case (names are
+ * case-insensitive, RFC 9110 §5.1, so framing, Host and the connection
+ * flags must not change), and with OWS (SP and HTAB) added on both sides of
+ * every value (RFC 9112 §5: OWS around a field value is not part of it, so
+ * every value must come back byte for byte).
+ */
+static void check_reserialised(const struct arc_h1_request *r)
+{
+    static const char *const ows[] = { "", " ", "\t", " \t  \t" };
+    for (int nc = NAME_ASIS; nc <= NAME_UPPER; nc++) {
+        for (size_t o = 0; o < ARC_ARRAY_LEN(ows); o++) {
+            size_t n;
+            char *s = serialise(r, (enum name_case)nc, ows[o], &n);
+            struct arc_h1_header h2[MAX_H];
+            struct arc_h1_request r2;
+            enum arc_h1_status st = arc_h1_parse_request(s, n, &LIM_RE, h2, MAX_H, &r2);
+            REQUIRE(st == ARC_H1_OK);
+            REQUIRE(r2.head_len == n);
+            check_headers(h2, r2.n_headers, s, n);
+            REQUIRE(r2.n_headers == r->n_headers);
+            for (size_t i = 0; i < r->n_headers; i++) {
+                REQUIRE(str_same_icase(h2[i].name, r->headers[i].name));
+                REQUIRE(nc != NAME_ASIS || str_same(h2[i].name, r->headers[i].name));
+                REQUIRE(str_same(h2[i].value, r->headers[i].value));
+            }
+            REQUIRE(str_same(r2.method, r->method) && str_same(r2.target, r->target));
+            REQUIRE(str_same(r2.path, r->path) && str_same(r2.query, r->query));
+            REQUIRE(str_same(r2.host, r->host));
+            REQUIRE(r2.minor == r->minor);
+            REQUIRE(r2.body == r->body && r2.content_length == r->content_length);
+            REQUIRE(r2.flags == r->flags);
+            free(s);
+        }
+    }
 }
 
 static void check_request(const char *buf, size_t len)
@@ -98,6 +234,7 @@ static void check_request(const char *buf, size_t len)
         REQUIRE(!((r.flags & ARC_H1_F_KEEP_ALIVE) && (r.flags & ARC_H1_F_CONN_CLOSE)));
         if (r.flags & ARC_H1_F_HAS_TE)
             REQUIRE(r.body == ARC_H1_BODY_CHUNKED && r.minor == 1);
+        check_reserialised(&r);
     }
 
     /* A prefix parses as INCOMPLETE or exactly like the whole: nothing the
