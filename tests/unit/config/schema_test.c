@@ -174,6 +174,30 @@ static void test_near_integer_quoted_exactly(void)
                 1, 1, 17, "node.workers: expected an integer, got 1.0000000000000002");
 }
 
+static void test_h2_flood(void)
+{
+    struct arc_config *c = must_load("yaml",
+        "security: {l7: {h2_flood: {max_rst_per_sec: 50, max_ping_per_sec: 5,\n"
+        "                           max_continuations: 3}}}\n"
+        "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n");
+    if (c) {
+        CHECK_INT(c->h2.max_rst_per_sec, 50);
+        CHECK_INT(c->h2.max_ping_per_sec, 5);
+        CHECK_INT(c->h2.max_continuations, 3);
+        CHECK_INT(c->h2.max_settings_per_sec, 20);       /* default */
+        CHECK_INT(c->h2.max_concurrent_streams, 100);    /* default */
+        arc_config_free(c);
+    }
+    check_fails(__FILE__, __LINE__, "yaml",
+                "security: {l7: {h2_flood: {max_rst_per_sec: 0}}}\n"
+                "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n",
+                1, 1, 45, "security.l7.h2_flood.max_rst_per_sec");
+    check_fails(__FILE__, __LINE__, "yaml",
+                "security: {l7: {slowloris: {}}}\n"
+                "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n",
+                1, 1, 17, "not supported yet");
+}
+
 static void test_unknown_keys(void)
 {
     CHECK_FAILS("yaml",
@@ -336,7 +360,7 @@ static void test_not_supported_yet(void)
         "cache: {}\n"                                    /* 9 */
         "logging: {}\n"                                  /* 10 */
         "control_plane: {enabled: false}\n"              /* 11 */
-        "security: {xdp: {enabled: false}, l7: {}}\n"    /* 12 */
+        "security: {xdp: {enabled: false}, l7: {slowloris: {}}}\n" /* 12 */
         "observability: {tracing: {sample: 0.5}}\n",     /* 13 */
         &e);
     CHECK(c == NULL);
@@ -352,7 +376,7 @@ static void test_not_supported_yet(void)
     CHECK_ERR(&e, 10, 1, "logging: not supported yet");
     CHECK_ERR(&e, 11, 1, "control_plane: not supported yet");
     CHECK_ERR(&e, 12, 12, "security.xdp: not supported yet");
-    CHECK_ERR(&e, 12, 35, "security.l7: not supported yet");
+    CHECK_ERR(&e, 12, 40, "security.l7.slowloris: not supported yet");
     CHECK_ERR(&e, 13, 17, "observability.tracing: not supported yet");
     arc_config_errors_dispose(&e);
 }
@@ -464,6 +488,7 @@ int main(void)
     RUN(test_values);
     RUN(test_null_and_integral_float);
     RUN(test_near_integer_quoted_exactly);
+    RUN(test_h2_flood);
     RUN(test_unknown_keys);
     RUN(test_wrong_types);
     RUN(test_durations_and_sizes);
