@@ -248,6 +248,8 @@ void arc_px__queue_owned(struct arc_worker *w, struct arc_conn *c, char *mem, si
 
 void arc_px__flush(struct arc_worker *w, struct arc_conn *c)
 {
+    if (c->kind == CONN_CLIENT && c->c.h2)
+        arc_px__h2_pull(w, c);          /* the session's frames into the queue */
     if (c->send_armed || c->closing)
         return;
     if (c->kind == CONN_UPSTREAM && !c->u.connected)

@@ -30,6 +30,7 @@
 #include "http2/http2.h"
 #include "router/router.h"
 
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,6 +336,66 @@ static void head_error(struct arc_worker *w, struct arc_conn *c, int status, enu
     arc_px__ex_error(w, ex, status, k);
 }
 
+/* base64url without padding (RFC 7540 §3.2.1) → bytes; -1 if malformed. */
+static int b64url_decode(struct arc_str in, uint8_t *out, size_t cap)
+{
+    char tmp[1024];
+    size_t n = in.len;
+    if (n == 0 || n + 4 > sizeof(tmp) || (n + 3) / 4 * 3 > cap)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char ch = in.p[i];
+        if (ch == '-')
+            ch = '+';
+        else if (ch == '_')
+            ch = '/';
+        else if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')))
+            return -1;
+        tmp[i] = ch;
+    }
+    size_t pad = (4 - n % 4) % 4;
+    if (pad == 3)
+        return -1;
+    memset(tmp + n, '=', pad);
+    int len = EVP_DecodeBlock(out, (const unsigned char *)tmp, (int)(n + pad));
+    return len < 0 ? -1 : len - (int)pad;
+}
+
+/* "Upgrade: h2c" with HTTP2-Settings, on a cleartext connection, for a
+ * request without a body: answer 101 and continue in HTTP/2 with this
+ * request as stream 1. Anything else is served as plain HTTP/1.1 (the
+ * upgrade is optional for the server, RFC 9110 §7.8). */
+static int try_h2c_upgrade(struct arc_worker *w, struct arc_conn *c, struct arc_exchange *ex)
+{
+    const struct arc_req *q = &ex->req;
+    if (c->tls || !ex->req_done || q->version != 11)
+        return 0;
+    struct arc_str up = { 0 }, settings = { 0 };
+    int n_settings = 0;
+    for (size_t i = 0; i < q->n_hdrs; i++) {
+        if (arc_str_ieq(q->hdrs[i].name, "upgrade", 7))
+            up = q->hdrs[i].value;
+        else if (arc_str_ieq(q->hdrs[i].name, "http2-settings", 14)) {
+            settings = q->hdrs[i].value;
+            n_settings++;
+        }
+    }
+    if (!arc_h1_list_has(up, "h2c", 3) || n_settings != 1)
+        return 0;
+    uint8_t raw[768];
+    int len = b64url_decode(settings, raw, sizeof(raw));
+    if (len < 0 || len % 6)
+        return 0;
+    ex->req.upgrade = false;            /* not an upgrade for the upstream */
+    arc_px__queue_copy(w, c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                             "Upgrade: h2c\r\n\r\n", 71);
+    if (!arc_px__h2_upgrade(w, c, ex, raw, (size_t)len)) {
+        arc_px__client_abort(w, c, EXO_CLIENT_ABORT);
+        return -1;
+    }
+    return 1;
+}
+
 /* Returns the bytes of p it consumed (always > 0 unless the conn closed). */
 static size_t read_head(struct arc_worker *w, struct arc_conn *c, const char *p, size_t len)
 {
@@ -410,6 +471,15 @@ static size_t read_head(struct arc_worker *w, struct arc_conn *c, const char *p,
      * deadline must not cut a slow (but in-time) response. */
     if (ex->req_done)
         arc_tw_cancel(&w->tw, &c->timer);
+    if (ex->req.upgrade) {
+        int up = try_h2c_upgrade(w, c, ex);
+        if (up < 0)
+            return len;                 /* (the connection is gone) */
+        if (up > 0) {
+            arc_px__pipeline_start(w, ex);  /* answered on stream 1 */
+            return consumed;
+        }
+    }
     arc_px__pipeline_start(w, ex);
     if (c->c.ex == ex && ex->req.expect_100 && !ex->resp_started && !c->closing)
         arc_px__queue_copy(w, c, "HTTP/1.1 100 Continue\r\n\r\n", 25);

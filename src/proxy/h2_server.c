@@ -74,8 +74,12 @@ static const struct arc_config *cfg_of(struct arc_worker *w)
 
 /* Moves the session's output into the connection's queue (a copy: the
  * session's view must be handed back before the next pull) while the
- * queue is below its bound, then sends. */
-static void h2_flush(struct arc_worker *w, struct arc_conn *c)
+ * queue is below its bound. Called by arc_px__flush for CS_H2 connections,
+ * so every "push output out" of the generic code pulls from the session.
+ * Never from inside a session callback; and the codec calls made by the
+ * pipeline (respond, send_head, send_body) do not pull either: a pull may
+ * close streams, and the caller still uses its exchange. */
+void arc_px__h2_pull(struct arc_worker *w, struct arc_conn *c)
 {
     struct arc_h2c *h = c->c.h2;
     if (!h || h->in_cb || c->closing)
@@ -92,6 +96,10 @@ static void h2_flush(struct arc_worker *w, struct arc_conn *c)
         arc_px__queue_copy(w, c, p, n);
         arc_h2_sent(h->s, n);
     }
+}
+
+static void h2_flush(struct arc_worker *w, struct arc_conn *c)
+{
     arc_px__flush(w, c);
 }
 
@@ -326,11 +334,14 @@ static void cb_close(void *ud, int32_t sid, void *sud, uint32_t error_code)
     if (!st)
         return;
     if (st->ex) {
-        /* The peer reset the stream (or the session failed) mid-exchange. */
         struct arc_exchange *ex = st->ex;
         st->ex = NULL;
         ex->cx = NULL;
-        arc_px__ex_end(h->w, ex, EXO_CLIENT_ABORT);
+        /* Closed after our whole response was submitted: the exchange ends
+         * on its own (the codec no longer has a stream for it). Otherwise
+         * the peer reset the stream, or the session failed, mid-exchange. */
+        if (!(st->head_sent && (!st->with_body || st->body_ended)))
+            arc_px__ex_end(h->w, ex, EXO_CLIENT_ABORT);
     }
     stream_unlink(h, st);
     free(st->q);
@@ -406,7 +417,6 @@ static void h2_respond(struct arc_worker *w, struct arc_exchange *ex, int status
     if (with && !queue_body(st, body, body_len))
         with = false;
     submit_head(ex, status, v, k, with);
-    h2_flush(w, ex->client);
 }
 
 static void h2_interim(struct arc_worker *w, struct arc_exchange *ex, const struct arc_resp *r)
@@ -419,7 +429,6 @@ static void h2_interim(struct arc_worker *w, struct arc_exchange *ex, const stru
         return;
     ex->n_interim++;
     arc_h2_submit_informational(st->h->s, st->sid, r->status, (const struct arc_h2_header *)v, n);
-    h2_flush(w, ex->client);
 }
 
 static void h2_send_head(struct arc_worker *w, struct arc_exchange *ex, const struct arc_resp *r)
@@ -435,7 +444,6 @@ static void h2_send_head(struct arc_worker *w, struct arc_exchange *ex, const st
     bool body = r->body != ARC_H1_BODY_NONE && !ex->is_head &&
                 !(r->body == ARC_H1_BODY_LENGTH && r->content_length == 0);
     submit_head(ex, r->status, v, n, body);
-    h2_flush(w, ex->client);
 }
 
 static void h2_send_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
@@ -452,7 +460,6 @@ static void h2_send_body(struct arc_worker *w, struct arc_exchange *ex, int32_t 
         return;
     }
     arc_h2_resume(st->h->s, st->sid);
-    h2_flush(w, ex->client);
 }
 
 static void h2_send_raw(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
@@ -573,7 +580,10 @@ static uint64_t clock_ms(void *ud)
     return ((struct arc_worker *)ud)->now_ms;
 }
 
-bool arc_px__h2_start(struct arc_worker *w, struct arc_conn *c)
+/* Both starts: prior knowledge (ex == NULL) and Upgrade: h2c, where the
+ * HTTP/1.1 request `ex` becomes stream 1. */
+static bool h2_start(struct arc_worker *w, struct arc_conn *c, struct arc_exchange *ex,
+                     const uint8_t *settings, size_t settings_len)
 {
     struct arc_h2c *h = calloc(1, sizeof(*h));
     if (!h)
@@ -592,17 +602,54 @@ bool arc_px__h2_start(struct arc_worker *w, struct arc_conn *c)
         .empty_data_per_sec = cfg->h2.max_empty_data_per_sec,
     };
     struct arc_h2_options o = { .limits = &lim, .now_ms = clock_ms, .clock_ud = w };
-    if (arc_h2_server_new(&callbacks, h, &o, &h->s) != ARC_H2_OK) {
+    struct h2s *st = NULL;
+    int rc;
+    if (ex) {
+        st = calloc(1, sizeof(*st));
+        if (!st) {
+            free(h);
+            return false;
+        }
+        rc = arc_h2_server_new_upgrade(&callbacks, h, &o, settings, settings_len, ex->req.method,
+                                       st, &h->s);
+    } else {
+        rc = arc_h2_server_new(&callbacks, h, &o, &h->s);
+    }
+    if (rc != ARC_H2_OK) {
+        free(st);
         free(h);
         return false;
+    }
+    if (st) {
+        st->sid = 1;
+        st->h = h;
+        st->ex = ex;
+        ex->cx = st;
+        h->streams = st;
+        h->n_streams = 1;
+        c->c.ex = NULL;                 /* the exchange is stream 1's now */
     }
     c->c.h2 = h;
     c->c.codec = &arc_px__h2_server;
     c->c.state = CS_H2;
     c->c.fresh = false;
-    arc_px__set_timer(w, c, cfg->node.idle_timeout);
+    if (ex)
+        arc_tw_cancel(&w->tw, &c->timer);
+    else
+        arc_px__set_timer(w, c, cfg->node.idle_timeout);
     h2_flush(w, c);                     /* our SETTINGS */
     return true;
+}
+
+bool arc_px__h2_start(struct arc_worker *w, struct arc_conn *c)
+{
+    return h2_start(w, c, NULL, NULL, 0);
+}
+
+bool arc_px__h2_upgrade(struct arc_worker *w, struct arc_conn *c, struct arc_exchange *ex,
+                        const uint8_t *settings, size_t settings_len)
+{
+    return h2_start(w, c, ex, settings, settings_len);
 }
 
 void arc_px__h2_input(struct arc_worker *w, struct arc_conn *c, const char *p, size_t len)

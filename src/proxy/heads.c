@@ -186,6 +186,11 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, 
                 continue;
             have_xfp = true;
         }
+        /* Only Arc vouches for a client certificate: an incoming field
+         * is replaced (Envoy's "sanitize" behaviour), unless the peer is
+         * one of the route's trusted proxies. */
+        if (name_is(nm, "x-forwarded-client-cert") && !trusted)
+            continue;
         if (rc->via && name_is(nm, "via")) {
             if (via.len)
                 arc_sbuf_append(&via, ", ", 2);
@@ -221,6 +226,19 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, 
             arc_sbuf_append(&b, ", ", 2);
         }
         arc_sbuf_printf(&b, "%s\r\n", peer_ip(c));
+    }
+    const char *subject = c->tls ? arc_tls_conn_peer_subject(c->tls) : NULL;
+    if (subject) {
+        /* The verified client certificate's subject, quoted (RFC 2253 DNs
+         * may hold commas and quotes: escape the latter). */
+        arc_sbuf_append(&b, "X-Forwarded-Client-Cert: Subject=\"", 34);
+        for (const char *s = subject; *s; s++) {
+            if (*s == '"' || *s == '\\')
+                arc_sbuf_append(&b, "\\", 1);
+            if ((unsigned char)*s >= 0x20 && *s != 0x7f)
+                arc_sbuf_append(&b, s, 1);
+        }
+        arc_sbuf_append(&b, "\"\r\n", 3);
     }
     if (rc->xfp && !have_xfp)
         arc_sbuf_printf(&b, "X-Forwarded-Proto: %.*s\r\n", (int)req->scheme.len, req->scheme.p);

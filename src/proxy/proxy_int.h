@@ -531,9 +531,14 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex);
 /* Switches a fresh client connection to HTTP/2 (TLS ALPN h2, or the h2c
  * preface seen on a cleartext listener). False: out of memory. */
 bool arc_px__h2_start(struct arc_worker *w, struct arc_conn *c);
+/* HTTP/1.1 "Upgrade: h2c" (RFC 7540 §3.2): the 101 is already queued; `ex`
+ * (a request without a body) becomes stream 1. */
+bool arc_px__h2_upgrade(struct arc_worker *w, struct arc_conn *c, struct arc_exchange *ex,
+                        const uint8_t *settings, size_t settings_len);
 /* Input, output progress, drain and timeouts of a CS_H2 connection. */
 void arc_px__h2_input(struct arc_worker *w, struct arc_conn *c, const char *p, size_t len);
 void arc_px__h2_sent(struct arc_worker *w, struct arc_conn *c);
+void arc_px__h2_pull(struct arc_worker *w, struct arc_conn *c);
 void arc_px__h2_drain(struct arc_worker *w, struct arc_conn *c);
 size_t arc_px__h2_streams(const struct arc_conn *c);
 

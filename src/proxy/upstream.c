@@ -532,6 +532,10 @@ void arc_px__up_sent(struct arc_worker *w, struct arc_conn *u)
             set_timer(w, u, uconf(u)->write_timeout);
         else if (ex->req_done && !u->u.head_done)
             set_timer(w, u, uconf(u)->ttfb_timeout);
+        else if (!ex->req_done)
+            /* Waiting for the client's next body bytes: for HTTP/2 no
+             * per-connection deadline covers one stream's body. */
+            set_timer(w, u, w->snap->cfg->node.read_timeout);
         /* The client may have paused its body on our backlog. */
         codec_of(ex)->resume(w, ex);
     } else if (u->u.state == US_TUNNEL && ex) {
@@ -587,6 +591,14 @@ void arc_px__up_timeout(struct arc_worker *w, struct arc_conn *u)
     struct arc_exchange *ex = u->u.ex;
     if (!ex || u->u.state == US_IDLE) {
         arc_px__conn_close(w, u);
+        return;
+    }
+    if (u->u.state == US_BUSY && u->u.connected && !ex->req_done && arc_px__out_idle(u)) {
+        /* Everything the client sent is upstream: the client is the one
+         * that stalled its body (node.read_timeout). */
+        detach(ex, u);
+        arc_px__conn_close(w, u);
+        arc_px__ex_error(w, ex, 408, ARC_ERR_CLIENT_TIMEOUT);
         return;
     }
     arc_m_add(&w->metrics.up_timeouts[u->u.up->index], 1);

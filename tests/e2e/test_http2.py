@@ -343,3 +343,67 @@ def test_connect_is_refused(arc, servers):
     st, _, _ = c.response(sid)
     assert st == 405 or (isinstance(st, tuple) and st[0] == "reset"), st
     c.close()
+
+
+def test_upgrade_h2c(arc, servers):
+    # RFC 7540 §3.2: a body-less request with Upgrade: h2c and HTTP2-Settings
+    # is answered on stream 1 after 101; the connection then speaks HTTP/2.
+    up = servers.http(name="echo")
+    a = arc(h2_config(up))
+    rc, out, err = curl(["--http2", "-w", "\n%{http_version}", "http://127.0.0.1:%d/up?x=1" % a.port])
+    assert rc == 0, err
+    body, _, ver = out.rpartition(b"\n")
+    assert ver == b"2", out[-200:]
+    j = json.loads(body)
+    assert j["path"] == "/up" and j["query"] == "x=1"
+    names = {k.lower() for k, _ in j["headers"]}
+    assert "upgrade" not in names and "http2-settings" not in names
+    # with a body the upgrade is declined: plain HTTP/1.1
+    rc, out, err = curl(["--http2", "-d", "abc", "-w", "\n%{http_version}",
+                         "http://127.0.0.1:%d/post" % a.port])
+    assert rc == 0 and out.endswith(b"\n1.1"), (out[-100:], err)
+    assert json.loads(out.rpartition(b"\n")[0])["body"] == "abc"
+
+
+def test_stalled_stream_body_is_a_client_timeout(arc, servers):
+    # One stream stops sending its body: it alone is answered 408 after
+    # node.read_timeout; the connection and its other streams carry on.
+    up = servers.http(name="echo")
+    a = arc(h2_config(up, read_timeout="1s"))
+    c = H2Client(a.port)
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "h2.test"),
+                              (":path", "/stall"), ("content-length", "100")])
+    c.conn.send_data(sid, b"x" * 10)
+    c.flush()
+    st, _, _ = c.response(sid, timeout=15)
+    assert st == 408, st
+    st, _, body = c.response(c.request("/ping"))
+    assert st == 200 and body == b"pong"
+    c.close()
+    ms, _ = a.metrics()
+    assert metric(ms, "arc_errors_total", kind="client_timeout") == 1
+    assert (metric(ms, "arc_errors_total", kind="upstream_timeout") or 0) == 0
+
+
+def test_bodiless_upstream_responses(arc, servers):
+    # A response without a body ends the stream with its HEADERS frame; the
+    # exchange must still end exactly once (regression: it was freed while
+    # the upstream side was still using it).
+    up = servers.http(name="echo")
+    a = arc(h2_config(up))
+    c = H2Client(a.port)
+    for path, method in (("/status/204", "GET"), ("/x", "HEAD"), ("/stream?bytes=0", "GET"),
+                         ("/status/304", "GET")):
+        st, hd, body = c.response(c.request(path, method=method))
+        assert st in (200, 204, 304) and body == b"", (path, st, body)
+    st, _, body = c.response(c.request("/after"))
+    assert st == 200 and json.loads(body)["path"] == "/after"
+    c.close()
+    r = subprocess.run(["h2load", "-n", "2000", "-c", "8", "-m", "8",
+                        "http://127.0.0.1:%d/status/204" % a.port], capture_output=True, text=True,
+                       timeout=120)
+    assert "2000 succeeded, 0 failed" in r.stdout, r.stdout
+    ms, _ = a.metrics()
+    assert metric(ms, "arc_requests_total", route="all", **{"class": "2xx"}) == 2004
+    assert metric(ms, "arc_requests_total", route="all", **{"class": "3xx"}) == 1

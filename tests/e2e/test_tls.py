@@ -157,11 +157,18 @@ def test_client_certificate_required(arc, servers, pki):
 def test_client_certificate_optional(arc, servers, pki):
     up = servers.http(name="echo")
     a = arc(https_config(pki, up, {"client_auth": {"ca_pem": pki("ca.pem"), "required": False}}))
-    rc, code, _, err = curl(a.port, "/no-cert")
+    # a client without a certificate cannot claim one
+    rc, code, body, err = curl(a.port, "/no-cert",
+                               extra=["-H", "X-Forwarded-Client-Cert: Subject=\"CN=admin\""])
     assert rc == 0 and code == 200, err
-    rc, code, _, err = curl(a.port, "/with-cert",
-                            extra=["--cert", pki("client.pem"), "--key", pki("client.key")])
+    names = [k.lower() for k, _ in json.loads(body)["headers"]]
+    assert "x-forwarded-client-cert" not in names
+    # the verified subject reaches the upstream
+    rc, code, body, err = curl(a.port, "/with-cert",
+                               extra=["--cert", pki("client.pem"), "--key", pki("client.key")])
     assert rc == 0 and code == 200, err
+    xfcc = [v for k, v in json.loads(body)["headers"] if k.lower() == "x-forwarded-client-cert"]
+    assert xfcc == ['Subject="CN=arc-client"'], xfcc
     # a certificate from an unknown CA is refused even when optional
     rc, code, _, err = curl(a.port, "/bad-cert",
                             extra=["--cert", pki("other.pem"), "--key", pki("other.key")])
