@@ -16,7 +16,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 harness=${BENCH_HARNESS:-$top/../shared/bench}
 res=${1:?usage: bench/tls_idle.sh RESULTS_DIR}
-run=$res/run
+run=$(cd "$res" && pwd)/run
 SECS=${SECS:-8}
 IDLE=${IDLE:-8000}
 ARC_BIN=${ARC_BIN:-$top/build/release/arc}
@@ -40,7 +40,7 @@ cpu() {   # utime+stime ticks of PID and its children (threads are in the PID)
 start() {   # start NAME -> sets PID
     case $1 in
     arc1) "$ARC_BIN" run -c "$run/arc1/arc.yaml" >"$tmp/arc1.log" 2>&1 & ;;
-    nginx1) mkdir -p "$run/nginx1/tmp"; nginx -c "$run/nginx1/nginx.conf" -g 'daemon off;' >"$tmp/nginx1.log" 2>&1 & ;;
+    nginx1) mkdir -p "$run/nginx1/tmp"; nginx -c "$run/nginx1/nginx.conf" >"$tmp/nginx1.log" 2>&1 & ;;
     haproxy1) haproxy -f "$run/haproxy1/haproxy.cfg" >"$tmp/haproxy1.log" 2>&1 & ;;
     esac
     PID=$!
@@ -52,7 +52,7 @@ declare -A H1=([arc1]=18085 [nginx1]=18081 [haproxy1]=18083)
 declare -A H2=([arc1]=18445 [nginx1]=18441 [haproxy1]=18443)
 hz=$(getconf CLK_TCK)
 printf '| proxy | full handshakes/s | µs CPU/handshake | resumed/s | µs CPU/resumed | idle KiB/conn (plain) | idle KiB/conn (TLS) |\n|---|--:|--:|--:|--:|--:|--:|\n'
-for p in arc1 nginx1 haproxy1; do
+for p in ${PROXIES:-arc1 nginx1 haproxy1}; do
     start "$p"
     row="| $p"
     for mode in -new -reuse; do

@@ -39,8 +39,6 @@ static void snapshot_free(struct arc_snapshot *s)
         return;
     if (s->rt)
         arc_rt_free(s->rt);
-    for (size_t i = 0; i < s->n_routes; i++)
-        free(s->routes[i].respond_head);
     free(s->routes);
     for (size_t i = 0; i < s->n_ups; i++) {
         free(s->ups[i].eps);
@@ -59,26 +57,6 @@ static void snapshot_free(struct arc_snapshot *s)
     free(s);
 }
 
-/* A respond action's head never changes: build it once here. */
-static char *build_respond_head(const struct arc_route_conf *rc, size_t *len)
-{
-    struct arc_sbuf b = { 0 };
-    size_t body_len = rc->respond_body ? strlen(rc->respond_body) : 0;
-    arc_sbuf_printf(&b, "HTTP/1.1 %d %s\r\n", rc->respond_status, arc_h1_reason(rc->respond_status));
-    bool has_ct = false;
-    for (size_t i = 0; i < rc->n_respond_headers; i++) {
-        if (strcasecmp(rc->respond_headers[i].name, "content-type") == 0)
-            has_ct = true;
-        arc_sbuf_printf(&b, "%s: %s\r\n", rc->respond_headers[i].name, rc->respond_headers[i].value);
-    }
-    if (!has_ct && body_len)
-        arc_sbuf_printf(&b, "Content-Type: text/plain; charset=utf-8\r\n");
-    /* 1xx/204/304 carry no body and no Content-Length (RFC 9110 §8.6). */
-    if (!(rc->respond_status < 200 || rc->respond_status == 204 || rc->respond_status == 304))
-        arc_sbuf_printf(&b, "Content-Length: %zu\r\n", body_len);
-    *len = b.len;
-    return b.p;
-}
 
 /*
  * The schema accepts TLS listeners, TLS upstreams and HTTP/2 upstreams, and
@@ -215,8 +193,6 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
         if (rc->action == ARC_ACTION_UPSTREAM) {
             ARC_ASSERT(rc->upstream_index < s->n_ups);
             r->up = &s->ups[rc->upstream_index];
-        } else if (rc->action == ARC_ACTION_RESPOND) {
-            r->respond_head = build_respond_head(rc, &r->respond_head_len);
         }
         s->route_names[i] = rc->name;
         specs[i] = (struct arc_rt_spec){

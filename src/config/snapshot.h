@@ -50,8 +50,6 @@ struct arc_route_rt {
     const struct arc_route_conf *conf;
     size_t index;
     struct arc_upstream_rt *up;     /* ACTION_UPSTREAM only */
-    char *respond_head;             /* ACTION_RESPOND: prebuilt head minus Connection */
-    size_t respond_head_len;
 };
 
 struct arc_snapshot {

@@ -81,7 +81,7 @@ struct arc_exchange *arc_px__ex_new(struct arc_worker *w, struct arc_conn *clien
         ex = calloc(1, sizeof(*ex));
         if (!ex)
             return NULL;
-        arc_arena_init(&ex->arena, 2048);
+        arc_arena_init(&ex->arena, 1024);
     }
     ex->state = EX_ROUTING;
     ex->client = client;
