@@ -276,33 +276,28 @@ void arc_px__outq_consume(struct arc_worker *w, struct arc_conn *c, size_t left)
     }
 }
 
+/* Replaces a segment's provided-buffer reference with a copy of its bytes. */
+static void seg_unpin(struct arc_worker *w, struct arc_conn *c, struct seg *s)
+{
+    char *m = malloc(s->len);
+    ARC_ASSERT(m != NULL);
+    memcpy(m, s->p, s->len);
+    arc_buf_unref(&w->br, (uint16_t)s->bid);
+    c->pinned--;
+    *s = (struct seg){ .p = m, .len = s->len, .bid = -1, .mem = m };
+}
+
 /* Moves a stalled connection's queued bytes out of provided buffers (into
  * its own memory), except those a send in flight points at. */
 static void unpin_queue(struct arc_worker *w, struct arc_conn *c)
 {
     struct outq *q = &c->out;
-    for (uint32_t i = q->inflight; i < q->n && c->pinned; i++) {
-        struct seg *s = outq_at(q, i);
-        if (s->bid < 0)
-            continue;
-        char *m = malloc(s->len);
-        ARC_ASSERT(m != NULL);
-        memcpy(m, s->p, s->len);
-        arc_buf_unref(&w->br, (uint16_t)s->bid);
-        c->pinned--;
-        *s = (struct seg){ .p = m, .len = s->len, .bid = -1, .mem = m };
-    }
-    for (uint32_t i = 0; i < c->stash_n && c->pinned; i++) {
-        struct seg *s = &c->stash[i];
-        if (s->bid < 0)
-            continue;
-        char *m = malloc(s->len);
-        ARC_ASSERT(m != NULL);
-        memcpy(m, s->p, s->len);
-        arc_buf_unref(&w->br, (uint16_t)s->bid);
-        c->pinned--;
-        *s = (struct seg){ .p = m, .len = s->len, .bid = -1, .mem = m };
-    }
+    for (uint32_t i = q->inflight; i < q->n && c->pinned; i++)
+        if (outq_at(q, i)->bid >= 0)
+            seg_unpin(w, c, outq_at(q, i));
+    for (uint32_t i = 0; i < c->stash_n && c->pinned; i++)
+        if (c->stash[i].bid >= 0)
+            seg_unpin(w, c, &c->stash[i]);
 }
 
 /* Called when receives starve: every connection whose output is waiting on
