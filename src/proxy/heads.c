@@ -92,6 +92,23 @@ static void emit_ops(struct arc_sbuf *b, const struct arc_header_op *ops, size_t
             arc_sbuf_printf(b, "%s: %s\r\n", ops[i].name, ops[i].value ? ops[i].value : "");
 }
 
+/* Decimal without printf: heads are built for every request. */
+static void append_u64(struct arc_sbuf *b, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    arc_sbuf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
+static void append_cstr(struct arc_sbuf *b, const char *s)
+{
+    arc_sbuf_append(b, s, strlen(s));
+}
+
 static void emit(struct arc_sbuf *b, struct arc_str name, struct arc_str value)
 {
     arc_sbuf_append(b, name.p, name.len);
@@ -215,7 +232,7 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, 
         if (req->authority.len)
             arc_sbuf_append(&b, req->authority.p, req->authority.len);
         else
-            arc_sbuf_printf(&b, "%s", ex->route->up->eps[0].text);
+            append_cstr(&b, ex->route->up->eps[0].text);
         arc_sbuf_append(&b, "\r\n", 2);
     }
     emit_ops(&b, rc->req_headers, rc->n_req_headers);
@@ -225,7 +242,8 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, 
             arc_sbuf_append(&b, xff.p, xff.len);
             arc_sbuf_append(&b, ", ", 2);
         }
-        arc_sbuf_printf(&b, "%s\r\n", peer_ip(c));
+        append_cstr(&b, peer_ip(c));
+        arc_sbuf_append(&b, "\r\n", 2);
     }
     const char *subject = c->tls ? arc_tls_conn_peer_subject(c->tls) : NULL;
     if (subject) {
@@ -240,26 +258,35 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, 
         }
         arc_sbuf_append(&b, "\"\r\n", 3);
     }
-    if (rc->xfp && !have_xfp)
-        arc_sbuf_printf(&b, "X-Forwarded-Proto: %.*s\r\n", (int)req->scheme.len, req->scheme.p);
+    if (rc->xfp && !have_xfp) {
+        arc_sbuf_append(&b, "X-Forwarded-Proto: ", 19);
+        arc_sbuf_append(&b, req->scheme.p, req->scheme.len);
+        arc_sbuf_append(&b, "\r\n", 2);
+    }
     if (rc->via) {
         arc_sbuf_append(&b, "Via: ", 5);
         if (via.len) {
             arc_sbuf_append(&b, via.p, via.len);
             arc_sbuf_append(&b, ", ", 2);
         }
+        /* (appends, not printf: this runs for every request) */
         if (req->version >= 20)
-            arc_sbuf_printf(&b, "%d arc\r\n", req->version / 10);
+            arc_sbuf_append(&b, "2 arc\r\n", 7);
+        else if (req->version == 10)
+            arc_sbuf_append(&b, "1.0 arc\r\n", 9);
         else
-            arc_sbuf_printf(&b, "1.%d arc\r\n", req->version % 10);
+            arc_sbuf_append(&b, "1.1 arc\r\n", 9);
     }
     arc_sbuf_dispose(&xff);
     arc_sbuf_dispose(&via);
 
-    if (req->body == ARC_H1_BODY_LENGTH)
-        arc_sbuf_printf(&b, "Content-Length: %llu\r\n", (unsigned long long)req->content_length);
-    else if (req->body == ARC_H1_BODY_CHUNKED)
+    if (req->body == ARC_H1_BODY_LENGTH) {
+        arc_sbuf_append(&b, "Content-Length: ", 16);
+        append_u64(&b, (unsigned long long)req->content_length);
+        arc_sbuf_append(&b, "\r\n", 2);
+    } else if (req->body == ARC_H1_BODY_CHUNKED) {
         arc_sbuf_append(&b, "Transfer-Encoding: chunked\r\n", 28);
+    }
     if (req->upgrade) {
         for (size_t i = 0; i < n; i++)
             if (name_is(h[i].name, "upgrade"))
@@ -278,11 +305,13 @@ char *arc_px__build_response_head(struct arc_worker *w, struct arc_exchange *ex,
     struct arc_conn *c = ex->client;
     struct arc_sbuf b = { 0 };
     (void)w;
-    arc_sbuf_printf(&b, "HTTP/1.1 %d ", resp->status);
+    arc_sbuf_append(&b, "HTTP/1.1 ", 9);
+    append_u64(&b, (unsigned long long)resp->status);
+    arc_sbuf_append(&b, " ", 1);
     if (resp->reason.len)
         arc_sbuf_append(&b, resp->reason.p, resp->reason.len);
     else
-        arc_sbuf_printf(&b, "%s", arc_h1_reason(resp->status));
+        append_cstr(&b, arc_h1_reason(resp->status));
     arc_sbuf_append(&b, "\r\n", 2);
 
     const struct arc_h1_header *h = resp->hdrs;
@@ -314,10 +343,13 @@ char *arc_px__build_response_head(struct arc_worker *w, struct arc_exchange *ex,
         return b.p;
     }
     emit_ops(&b, rc->resp_headers, rc->n_resp_headers);
-    if (resp->body == ARC_H1_BODY_LENGTH)
-        arc_sbuf_printf(&b, "Content-Length: %llu\r\n", (unsigned long long)resp->content_length);
-    else if (resp->body == ARC_H1_BODY_CHUNKED && !c->c.dechunk)
+    if (resp->body == ARC_H1_BODY_LENGTH) {
+        arc_sbuf_append(&b, "Content-Length: ", 16);
+        append_u64(&b, (unsigned long long)resp->content_length);
+        arc_sbuf_append(&b, "\r\n", 2);
+    } else if (resp->body == ARC_H1_BODY_CHUNKED && !c->c.dechunk) {
         arc_sbuf_append(&b, "Transfer-Encoding: chunked\r\n", 28);
+    }
     if (upgrading)
         arc_sbuf_append(&b, "Connection: upgrade\r\n", 21);
     else if (close)
