@@ -92,11 +92,11 @@ struct arc_exchange *arc_px__ex_new(struct arc_worker *w, struct arc_conn *clien
     return ex;
 }
 
-static struct arc_str dup_str(struct arc_arena *a, struct arc_str s, bool *ok)
+struct arc_str arc_px__ex_dup(struct arc_exchange *ex, struct arc_str s, bool *ok)
 {
     if (s.len == 0)
         return (struct arc_str){ "", 0 };
-    char *d = arc_arena_dup(a, s.p, s.len);
+    char *d = arc_arena_dup(&ex->arena, s.p, s.len);
     if (!d) {
         *ok = false;
         return (struct arc_str){ "", 0 };
@@ -104,37 +104,46 @@ static struct arc_str dup_str(struct arc_arena *a, struct arc_str s, bool *ok)
     return (struct arc_str){ d, s.len };
 }
 
-bool arc_px__ex_set_request(struct arc_exchange *ex, const struct arc_h1_request *r)
+bool arc_px__ex_take_fields(struct arc_exchange *ex, const struct arc_hdr *f, size_t n)
 {
-    struct arc_arena *a = &ex->arena;
     struct arc_req *q = &ex->req;
     bool ok = true;
-    q->method = dup_str(a, r->method, &ok);
-    q->target = dup_str(a, r->target, &ok);
-    q->path = dup_str(a, r->path, &ok);
-    q->query = dup_str(a, r->query, &ok);
-    q->authority = dup_str(a, r->host, &ok);
+    q->n_hdrs = n;
+    q->hdrs = arc_arena_alloc(&ex->arena, (n ? n : 1) * sizeof(*q->hdrs));
+    if (!q->hdrs)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        q->hdrs[i].name = arc_px__ex_dup(ex, f[i].name, &ok);
+        q->hdrs[i].value = arc_px__ex_dup(ex, f[i].value, &ok);
+    }
+    q->mbit = arc_rt_method_bit(q->method);
+    ex->is_head = arc_str_eq(q->method, "HEAD", 4);
+    ex->idempotent = (q->mbit & (ARC_M_GET | ARC_M_HEAD | ARC_M_OPTIONS | ARC_M_TRACE |
+                                 ARC_M_PUT | ARC_M_DELETE)) != 0;
+    return ok;
+}
+
+/* struct arc_h1_header is the same pair of views as struct arc_hdr. */
+_Static_assert(sizeof(struct arc_h1_header) == sizeof(struct arc_hdr), "header layout");
+
+bool arc_px__ex_set_request(struct arc_exchange *ex, const struct arc_h1_request *r)
+{
+    struct arc_req *q = &ex->req;
+    bool ok = true;
+    q->method = arc_px__ex_dup(ex, r->method, &ok);
+    q->target = arc_px__ex_dup(ex, r->target, &ok);
+    q->path = arc_px__ex_dup(ex, r->path, &ok);
+    q->query = arc_px__ex_dup(ex, r->query, &ok);
+    q->authority = arc_px__ex_dup(ex, r->host, &ok);
     q->scheme = ARC_STR_LIT("http");
     q->absolute_form = !(r->target.len && r->target.p[0] == '/');
     q->version = (uint8_t)(10 + r->minor);
     q->body = r->body;
     q->content_length = r->content_length;
-    q->mbit = arc_rt_method_bit(r->method);
     q->expect_100 = (r->flags & ARC_H1_F_EXPECT_100) != 0;
     q->upgrade = (r->flags & ARC_H1_F_UPGRADE) != 0;
     q->keep_alive = (r->flags & ARC_H1_F_KEEP_ALIVE) != 0;
-    q->n_hdrs = r->n_headers;
-    q->hdrs = arc_arena_alloc(a, (r->n_headers ? r->n_headers : 1) * sizeof(*q->hdrs));
-    if (!q->hdrs)
-        return false;
-    for (size_t i = 0; i < r->n_headers; i++) {
-        q->hdrs[i].name = dup_str(a, r->headers[i].name, &ok);
-        q->hdrs[i].value = dup_str(a, r->headers[i].value, &ok);
-    }
-    ex->is_head = arc_str_eq(r->method, "HEAD", 4);
-    ex->idempotent = (q->mbit & (ARC_M_GET | ARC_M_HEAD | ARC_M_OPTIONS | ARC_M_TRACE |
-                                 ARC_M_PUT | ARC_M_DELETE)) != 0;
-    return ok;
+    return arc_px__ex_take_fields(ex, (const struct arc_hdr *)r->headers, r->n_headers) && ok;
 }
 
 void arc_px__ex_lb_end(struct arc_worker *w, struct arc_exchange *ex)

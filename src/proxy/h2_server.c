@@ -25,7 +25,7 @@
  *
  * Re-entrancy: the session calls back from inside arc_h2_recv() and
  * arc_h2_output(); from there only submit/resume/end_body/consume/reset may
- * be called, so output is pulled (h2_flush) only from the outside, and
+ * be called, so output is pulled (arc_px__h2_pull, through arc_px__flush) only from the outside, and
  * upstreams that were waiting on a stream's queue are woken after sends.
  */
 #include "proxy/proxy_int.h"
@@ -98,11 +98,6 @@ void arc_px__h2_pull(struct arc_worker *w, struct arc_conn *c)
     }
 }
 
-static void h2_flush(struct arc_worker *w, struct arc_conn *c)
-{
-    arc_px__flush(w, c);
-}
-
 /* After input or output progress: is the session over? */
 static void check_done(struct arc_worker *w, struct arc_conn *c)
 {
@@ -168,32 +163,20 @@ static size_t queued(const struct h2s *st)
 
 /* ------------------------------------------------------------ request */
 
-static struct arc_str adup(struct arc_arena *a, const char *p, size_t n, bool *ok)
-{
-    char *d = arc_arena_dup(a, p, n);
-    if (!d) {
-        *ok = false;
-        return (struct arc_str){ "", 0 };
-    }
-    return (struct arc_str){ d, n };
-}
-
 static bool set_request(struct arc_exchange *ex, const struct arc_h2_request *r)
 {
-    struct arc_arena *a = &ex->arena;
     struct arc_req *q = &ex->req;
     bool ok = true;
-    q->method = adup(a, r->method.p, r->method.len, &ok);
-    q->scheme = adup(a, r->scheme.p, r->scheme.len, &ok);
-    q->authority = adup(a, r->authority.p, r->authority.len, &ok);
-    q->target = adup(a, r->path.p, r->path.len, &ok);
+    q->method = arc_px__ex_dup(ex, r->method, &ok);
+    q->scheme = arc_px__ex_dup(ex, r->scheme, &ok);
+    q->authority = arc_px__ex_dup(ex, r->authority, &ok);
+    q->target = arc_px__ex_dup(ex, r->path, &ok);
     const char *qm = memchr(q->target.p, '?', q->target.len);
     size_t plen = qm ? (size_t)(qm - q->target.p) : q->target.len;
     q->path = (struct arc_str){ q->target.p, plen };
     q->query = qm ? (struct arc_str){ qm + 1, q->target.len - plen - 1 } : (struct arc_str){ "", 0 };
     q->absolute_form = false;
     q->version = 20;
-    q->mbit = arc_rt_method_bit(q->method);
     q->keep_alive = true;
     if (r->end_stream) {
         q->body = ARC_H1_BODY_NONE;
@@ -203,19 +186,8 @@ static bool set_request(struct arc_exchange *ex, const struct arc_h2_request *r)
     } else {
         q->body = ARC_H1_BODY_CHUNKED;  /* re-framed for the HTTP/1.1 upstream */
     }
-    q->n_hdrs = r->n_headers;
-    q->hdrs = arc_arena_alloc(a, (r->n_headers ? r->n_headers : 1) * sizeof(*q->hdrs));
-    if (!q->hdrs)
-        return false;
-    for (size_t i = 0; i < r->n_headers; i++) {
-        q->hdrs[i].name = adup(a, r->headers[i].name.p, r->headers[i].name.len, &ok);
-        q->hdrs[i].value = adup(a, r->headers[i].value.p, r->headers[i].value.len, &ok);
-    }
-    ex->is_head = arc_str_eq(q->method, "HEAD", 4);
-    ex->idempotent = (q->mbit & (ARC_M_GET | ARC_M_HEAD | ARC_M_OPTIONS | ARC_M_TRACE |
-                                 ARC_M_PUT | ARC_M_DELETE)) != 0;
     ex->req_done = r->end_stream || (q->body == ARC_H1_BODY_LENGTH && q->content_length == 0);
-    return ok;
+    return arc_px__ex_take_fields(ex, (const struct arc_hdr *)r->headers, r->n_headers) && ok;
 }
 
 static int cb_request(void *ud, int32_t sid, const struct arc_h2_request *r, void **sud)
@@ -486,7 +458,7 @@ static void h2_resume(struct arc_worker *w, struct arc_exchange *ex)
     if (!st)
         return;
     ack_body(st);
-    h2_flush(w, ex->client);
+    arc_px__flush(w, ex->client);
 }
 
 static void h2_ended(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome o)
@@ -524,7 +496,7 @@ static void h2_ended(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
         arc_h2_consume(s, st->sid, st->unconsumed);
         st->unconsumed = 0;
     }
-    h2_flush(w, c);
+    arc_px__flush(w, c);
 }
 
 static void h2_teardown(struct arc_worker *w, struct arc_conn *c)
@@ -637,7 +609,7 @@ static bool h2_start(struct arc_worker *w, struct arc_conn *c, struct arc_exchan
         arc_tw_cancel(&w->tw, &c->timer);
     else
         arc_px__set_timer(w, c, cfg->node.idle_timeout);
-    h2_flush(w, c);                     /* our SETTINGS */
+    arc_px__flush(w, c);                     /* our SETTINGS */
     return true;
 }
 
@@ -662,7 +634,7 @@ void arc_px__h2_input(struct arc_worker *w, struct arc_conn *c, const char *p, s
     h->in_cb--;
     if (c->closing)
         return;
-    h2_flush(w, c);
+    arc_px__flush(w, c);
     if (rc < 0 || !arc_h2_want_read(h->s))
         check_done(w, c);
 }
@@ -672,7 +644,7 @@ void arc_px__h2_sent(struct arc_worker *w, struct arc_conn *c)
     struct arc_h2c *h = c->c.h2;
     if (!h)
         return;
-    h2_flush(w, c);
+    arc_px__flush(w, c);
     /* Upstreams waiting on a stream's queue, now drained below the bound.
      * Collected first: pumping one may end its stream (and free it). */
     struct { struct arc_conn *u; uint32_t gen; } wake[64];
@@ -696,7 +668,7 @@ void arc_px__h2_drain(struct arc_worker *w, struct arc_conn *c)
     if (!h)
         return;
     arc_h2_shutdown(h->s);
-    h2_flush(w, c);
+    arc_px__flush(w, c);
     check_done(w, c);
 }
 

@@ -503,6 +503,11 @@ void arc_px__outq_consume(struct arc_worker *w, struct arc_conn *c, size_t n);
 struct arc_exchange *arc_px__ex_new(struct arc_worker *w, struct arc_conn *client);
 /* Copies a parsed HTTP/1 request into the exchange's arena. False: out of memory. */
 bool arc_px__ex_set_request(struct arc_exchange *ex, const struct arc_h1_request *r);
+/* Codecs' building blocks for that: a string copied into the arena (*ok
+ * cleared on out of memory), and the header fields copied in, with the
+ * method's facts (mbit, HEAD, idempotent) derived from req.method. */
+struct arc_str arc_px__ex_dup(struct arc_exchange *ex, struct arc_str s, bool *ok);
+bool arc_px__ex_take_fields(struct arc_exchange *ex, const struct arc_hdr *f, size_t n);
 /* The one place an exchange ends: load balancer, metrics, snapshot, codec. */
 void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome o);
 /* Local answer through the client codec, then the exchange ends. */
