@@ -211,7 +211,7 @@ def test_client_reset_counts_abort_and_siblings_finish(arc, servers):
     up = servers.http(name="echo")
     a = arc(h2_config(up))
     c = H2Client(a.port)
-    slow = c.request("/slow?ms=1500")
+    slow = c.request("/slow?ms=5000")   # far longer than the reset takes, even under load
     fast = c.request("/fast")
     time.sleep(0.3)
     c.conn.reset_stream(slow, error_code=8)
