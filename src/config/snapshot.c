@@ -58,29 +58,6 @@ static void snapshot_free(struct arc_snapshot *s)
 }
 
 
-/*
- * The schema accepts TLS listeners, TLS upstreams and HTTP/2 upstreams, and
- * src/tls implements TLS, but the proxy does not drive them yet. Serving
- * such a config would mean plaintext where the file says TLS, so it is
- * refused here, where every consumer of a config (check, run, reload)
- * passes. Returns the number of errors added.
- */
-static size_t refuse_unserved(const struct arc_config *cfg, struct arc_config_errors *errs)
-{
-    char msg[256];
-    size_t n = 0;
-    for (size_t i = 0; i < cfg->n_upstreams; i++) {
-        const struct arc_upstream_conf *u = &cfg->upstreams[i];
-        if (u->protocol == ARC_UP_HTTP2) {
-            snprintf(msg, sizeof(msg), "upstreams[%zu].protocol: http2 is valid but not served "
-                     "by this version yet (upstreams speak HTTP/1.1)", i);
-            add_error(errs, cfg->source, u->protocol_line, u->protocol_col, msg);
-            n++;
-        }
-    }
-    return n;
-}
-
 /* One process-wide ticket key store: every worker's contexts, and every
  * snapshot's, seal and open tickets with the same keys, so a client resumes
  * on whichever worker the kernel hands it to, across reloads too. */
@@ -136,10 +113,6 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
                        struct arc_config_errors *errs)
 {
     *out = NULL;
-    if (refuse_unserved(cfg, errs)) {
-        arc_config_free(cfg);
-        return -1;
-    }
     struct arc_snapshot *s = calloc(1, sizeof(*s));
     if (!s) {
         arc_config_free(cfg);

@@ -250,6 +250,8 @@ void arc_px__flush(struct arc_worker *w, struct arc_conn *c)
 {
     if (c->kind == CONN_CLIENT && c->c.h2)
         arc_px__h2_pull(w, c);          /* the session's frames into the queue */
+    else if (c->kind == CONN_UPSTREAM && c->u.h2)
+        arc_px__h2u_pull(w, c);
     if (c->send_armed || c->closing)
         return;
     if (c->kind == CONN_UPSTREAM && !c->u.connected)
@@ -607,6 +609,8 @@ void arc_px__conn_close(struct arc_worker *w, struct arc_conn *c)
     c->closing = true;
     if (c->kind == CONN_CLIENT)
         c->c.codec->teardown(w, c);
+    else if (c->u.h2)
+        arc_px__h2u_closed(w, c);       /* its exchanges fail or move */
     arc_tw_cancel(&w->tw, &c->timer);
     if (c->starved) {
         struct arc_conn **pp = &w->starved_head;
@@ -665,6 +669,8 @@ void arc_px__conn_on_closed(struct arc_worker *w, struct arc_conn *c)
 
 void arc_px__conn_teardown(struct arc_worker *w, struct arc_conn *c)
 {
+    if (c->kind == CONN_UPSTREAM)
+        arc_px__h2u_dispose(c);
     if (c->kind)
         c->tp->dispose(w, c);
     free(c->hbuf);

@@ -157,6 +157,10 @@ void arc_px__ex_lb_end(struct arc_worker *w, struct arc_exchange *ex)
 
 void arc_px__ex_drop_upstream(struct arc_worker *w, struct arc_exchange *ex)
 {
+    if (ex->ux) {
+        arc_px__h2u_detach(w, ex);      /* its stream is cancelled; the connection stays */
+        return;
+    }
     struct arc_conn *u = ex->up;
     if (!u)
         return;

@@ -122,7 +122,10 @@ static void h1_send_head(struct arc_worker *w, struct arc_exchange *ex, const st
      * gets the data alone, delimited by the close. Otherwise chunked bytes
      * are forwarded as they are (validated, never re-encoded). */
     c->c.dechunk = r->body == ARC_H1_BODY_CHUNKED && c->c.minor == 0;
-    ex->resp_passthrough = !c->c.dechunk;
+    /* Bytes from an HTTP/2 upstream arrive decoded: an HTTP/1.1 client
+     * gets them chunked by us (and the trailers in the last chunk). */
+    c->c.rechunk = r->body == ARC_H1_BODY_CHUNKED && r->decoded && !c->c.dechunk;
+    ex->resp_passthrough = !c->c.dechunk && !r->decoded;
     /* The connection cannot continue after a close-delimited body, nor
      * while its own request body is still unread. */
     bool close = !c->c.keep_alive || r->body == ARC_H1_BODY_CLOSE || !ex->req_done ||
@@ -138,8 +141,42 @@ static void h1_send_body(struct arc_worker *w, struct arc_exchange *ex, int32_t 
                          const char *p, size_t len, bool framed)
 {
     (void)framed;   /* framed bytes are only sent when resp_passthrough said so */
+    struct arc_conn *c = ex->client;
     ex->bytes_out += len;
-    arc_px__queue_buf(w, ex->client, bid, p, len);
+    if (c->c.rechunk) {
+        if (len == 0)
+            return;                     /* (an empty chunk would end the body) */
+        char hd[24];
+        int n = snprintf(hd, sizeof(hd), "%zx\r\n", len);
+        arc_px__queue_copy(w, c, hd, (size_t)n);
+        arc_px__queue_buf(w, c, bid, p, len);
+        arc_px__queue_copy(w, c, "\r\n", 2);
+        return;
+    }
+    arc_px__queue_buf(w, c, bid, p, len);
+}
+
+/* The last chunk, with the trailer fields (RFC 9112 §7.1.2), ends a body we
+ * chunked ourselves; other framings have no place for trailers. */
+static void last_chunk(struct arc_worker *w, struct arc_conn *c, const struct arc_hdr *t, size_t n)
+{
+    c->c.rechunk = false;
+    arc_px__queue_copy(w, c, "0\r\n", 3);
+    for (size_t i = 0; i < n; i++) {
+        arc_px__queue_copy(w, c, t[i].name.p, t[i].name.len);
+        arc_px__queue_copy(w, c, ": ", 2);
+        arc_px__queue_copy(w, c, t[i].value.p, t[i].value.len);
+        arc_px__queue_copy(w, c, "\r\n", 2);
+    }
+    arc_px__queue_copy(w, c, "\r\n", 2);
+}
+
+static void h1_trailers(struct arc_worker *w, struct arc_exchange *ex,
+                        const struct arc_hdr *hdrs, size_t n)
+{
+    struct arc_conn *c = ex->client;
+    if (c->c.rechunk)
+        last_chunk(w, c, hdrs, n);
 }
 
 static void h1_send_raw(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
@@ -163,8 +200,12 @@ static void h1_ended(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
 {
     struct arc_conn *c = ex->client;
     c->c.paused = false;
+    bool rechunk = c->c.rechunk;
+    c->c.rechunk = false;
     if (c->closing)
         return;
+    if (o == EXO_COMPLETE && rechunk)
+        last_chunk(w, c, NULL, 0);
     switch (o) {
     case EXO_CLIENT_ABORT:
     case EXO_CLIENT_TIMEOUT:
@@ -229,6 +270,7 @@ const struct arc_codec_vt arc_px__h1_server = {
     .interim = h1_interim,
     .send_head = h1_send_head,
     .send_body = h1_send_body,
+    .trailers = h1_trailers,
     .send_raw = h1_send_raw,
     .ended = h1_ended,
     .blocked = h1_blocked,
@@ -456,6 +498,7 @@ static size_t read_head(struct arc_worker *w, struct arc_conn *c, const char *p,
     c->c.minor = (uint8_t)req.minor;
     c->c.keep_alive = (req.flags & ARC_H1_F_KEEP_ALIVE) && !w->draining;
     c->c.dechunk = false;
+    c->c.rechunk = false;
     c->c.req_body = req.body;
     c->c.req_left = req.content_length;
     arc_h1_chunked_init(&c->c.req_chunk);
@@ -492,12 +535,17 @@ static size_t req_body(struct arc_worker *w, struct arc_conn *c, int32_t bid,
                        const char *p, size_t len)
 {
     struct arc_exchange *ex = c->c.ex;
+    /* Chunked bodies go to an HTTP/1.1 upstream verbatim: the framing was
+     * validated here, and re-encoding would only cost copies. An HTTP/2
+     * upstream gets the data alone. */
+    bool framed = arc_px__up_framed(ex);
     size_t n = 0;
     if (c->c.req_body == ARC_H1_BODY_LENGTH) {
         n = (size_t)ARC_MIN((uint64_t)len, c->c.req_left);
         c->c.req_left -= n;
         if (c->c.req_left == 0)
             ex->req_done = true;
+        arc_px__up_body(w, ex, bid, p, n, false);
     } else {
         while (n < len) {
             size_t used;
@@ -511,6 +559,8 @@ static size_t req_body(struct arc_worker *w, struct arc_conn *c, int32_t bid,
                 arc_px__ex_error(w, ex, 400, ARC_ERR_BAD_REQUEST);
                 return len;
             }
+            if (rc == ARC_H1_CHUNK_DATA && !framed)
+                arc_px__up_body(w, ex, bid, data, dlen, false);
             if (rc == ARC_H1_CHUNK_DONE) {
                 ex->req_done = true;
                 break;
@@ -518,19 +568,17 @@ static size_t req_body(struct arc_worker *w, struct arc_conn *c, int32_t bid,
             if (rc == ARC_H1_CHUNK_AGAIN)
                 break;
         }
+        if (framed)
+            arc_px__up_body(w, ex, bid, p, n, true);
     }
     ex->bytes_in += n;
-    /* Chunked bodies are forwarded verbatim: the framing was validated
-     * above, and re-encoding would only cost copies. */
-    struct arc_conn *u = ex->up;
-    if (u)
-        arc_px__queue_buf(w, u, bid, p, n);
+    if (ex->req_done && !framed)
+        arc_px__up_body_end(w, ex, NULL, 0);
     if (ex->req_done && !ex->resp_started)
         arc_tw_cancel(&w->tw, &c->timer);
-    else if (!ex->req_done && !(u && arc_px__outq_high(u)))
+    else if (!ex->req_done && !arc_px__up_full(ex))
         set_timer(w, c, cfg_of(w)->node.read_timeout);  /* (full: the pump pauses it) */
-    if (u)
-        arc_px__up_pump(w, u);
+    arc_px__up_kick(w, ex);
     return n;
 }
 
@@ -540,7 +588,7 @@ static size_t req_body(struct arc_worker *w, struct arc_conn *c, int32_t bid,
 static bool upstream_full(const struct arc_conn *c)
 {
     const struct arc_exchange *ex = c->c.ex;
-    return ex && ex->up && arc_px__outq_high(ex->up);
+    return ex && arc_px__up_full(ex);
 }
 
 static bool can_process(const struct arc_conn *c)

@@ -3,7 +3,8 @@
  * ALPN h2, or h2c with the connection preface on a cleartext listener),
  * driving the I/O-free session of src/http2/. Every stream becomes an
  * exchange and goes through the same pipeline as an HTTP/1.1 request; the
- * upstream side is unchanged (HTTP/1.1 to the service).
+ * upstream side (HTTP/1.1 or HTTP/2 to the service) is reached through the
+ * exchange only (arc_px__up_body and friends).
  *
  * Connection: CS_H2 from the preface until the session is done (GOAWAY sent
  * and streams finished, a flood guard tripped, or the peer left), then
@@ -44,14 +45,12 @@ struct h2s {
     struct arc_exchange *ex;            /* NULL once the exchange ended */
     struct arc_h2c *h;
     struct h2s *next, *prev;            /* the connection's streams */
-    char *q;                            /* response body bytes not yet pulled by the session */
-    size_t q_off, q_len, q_cap;
+    struct arc_px_bytes q;              /* response body bytes not yet pulled by the session */
     size_t unconsumed;                  /* request body bytes not yet acknowledged */
     bool head_sent;                     /* response head submitted */
     bool with_body;                     /* ... with a body (end_body owed) */
     bool body_ended;                    /* end_body called */
-    bool req_chunked;                   /* request body forwarded with chunked coding */
-    bool req_trailers;                  /* trailers (and so the last chunk) already forwarded */
+    bool req_trailers;                  /* the request's trailers (and so its end) went upstream */
     bool waiting;                       /* the upstream waits for this queue to drain */
 };
 
@@ -130,37 +129,6 @@ static void stream_unlink(struct arc_h2c *h, struct h2s *st)
     h->n_streams--;
 }
 
-static bool queue_body(struct h2s *st, const char *p, size_t len)
-{
-    if (st->q_off && st->q_off == st->q_len)
-        st->q_off = st->q_len = 0;
-    if (st->q_len + len > st->q_cap) {
-        if (st->q_off) {
-            memmove(st->q, st->q + st->q_off, st->q_len - st->q_off);
-            st->q_len -= st->q_off;
-            st->q_off = 0;
-        }
-        if (st->q_len + len > st->q_cap) {
-            size_t cap = st->q_cap ? st->q_cap : 16384;
-            while (cap < st->q_len + len)
-                cap *= 2;
-            char *q = realloc(st->q, cap);
-            if (!q)
-                return false;
-            st->q = q;
-            st->q_cap = cap;
-        }
-    }
-    memcpy(st->q + st->q_len, p, len);
-    st->q_len += len;
-    return true;
-}
-
-static size_t queued(const struct h2s *st)
-{
-    return st->q_len - st->q_off;
-}
-
 /* ------------------------------------------------------------ request */
 
 static bool set_request(struct arc_exchange *ex, const struct arc_h2_request *r)
@@ -184,7 +152,7 @@ static bool set_request(struct arc_exchange *ex, const struct arc_h2_request *r)
         q->body = ARC_H1_BODY_LENGTH;
         q->content_length = (uint64_t)r->content_length;
     } else {
-        q->body = ARC_H1_BODY_CHUNKED;  /* re-framed for the HTTP/1.1 upstream */
+        q->body = ARC_H1_BODY_CHUNKED;  /* (an HTTP/1.1 upstream gets it chunked) */
     }
     ex->req_done = r->end_stream || (q->body == ARC_H1_BODY_LENGTH && q->content_length == 0);
     return arc_px__ex_take_fields(ex, (const struct arc_hdr *)r->headers, r->n_headers) && ok;
@@ -219,7 +187,6 @@ static int cb_request(void *ud, int32_t sid, const struct arc_h2_request *r, voi
         arc_px__ex_error(w, ex, 431, ARC_ERR_HEADERS_TOO_LARGE);
         return 0;
     }
-    st->req_chunked = ex->req.body == ARC_H1_BODY_CHUNKED;
     arc_tw_cancel(&w->tw, &c->timer);   /* a stream is running: no idle deadline */
     arc_px__pipeline_start(w, ex);
     return 0;
@@ -229,7 +196,7 @@ static int cb_request(void *ud, int32_t sid, const struct arc_h2_request *r, voi
 static void ack_body(struct h2s *st)
 {
     struct arc_exchange *ex = st->ex;
-    if (!st->unconsumed || (ex && ex->up && arc_px__outq_high(ex->up)))
+    if (!st->unconsumed || (ex && arc_px__up_full(ex)))
         return;
     arc_h2_consume(st->h->s, st->sid, st->unconsumed);
     st->unconsumed = 0;
@@ -249,17 +216,9 @@ static void cb_data(void *ud, int32_t sid, void *sud, const uint8_t *p, size_t l
         return;
     }
     ex->bytes_in += len;
-    if (st->req_chunked) {
-        char hd[24];
-        int n = snprintf(hd, sizeof(hd), "%zx\r\n", len);
-        arc_px__queue_copy(h->w, ex->up, hd, (size_t)n);
-        arc_px__queue_copy(h->w, ex->up, p, len);
-        arc_px__queue_copy(h->w, ex->up, "\r\n", 2);
-    } else {
-        arc_px__queue_copy(h->w, ex->up, p, len);
-    }
+    arc_px__up_body(h->w, ex, -1, (const char *)p, len, false);
     ack_body(st);
-    arc_px__up_pump(h->w, ex->up);
+    arc_px__up_kick(h->w, ex);
 }
 
 static void cb_trailers(void *ud, int32_t sid, void *sud, const struct arc_h2_header *t, size_t n)
@@ -267,17 +226,10 @@ static void cb_trailers(void *ud, int32_t sid, void *sud, const struct arc_h2_he
     struct arc_h2c *h = ud;
     struct h2s *st = sud;
     (void)sid;
-    if (!st || !st->ex || !st->ex->up || !st->req_chunked)
-        return;                         /* (a Content-Length body cannot carry trailers in HTTP/1.1) */
-    struct arc_conn *u = st->ex->up;
-    arc_px__queue_copy(h->w, u, "0\r\n", 3);
-    for (size_t i = 0; i < n; i++) {
-        arc_px__queue_copy(h->w, u, t[i].name.p, t[i].name.len);
-        arc_px__queue_copy(h->w, u, ": ", 2);
-        arc_px__queue_copy(h->w, u, t[i].value.p, t[i].value.len);
-        arc_px__queue_copy(h->w, u, "\r\n", 2);
-    }
-    arc_px__queue_copy(h->w, u, "\r\n", 2);
+    if (!st || !st->ex || !st->ex->up)
+        return;
+    /* struct arc_hdr and struct arc_h2_header are the same pair of views. */
+    arc_px__up_body_end(h->w, st->ex, (const struct arc_hdr *)t, n);
     st->req_trailers = true;
 }
 
@@ -292,9 +244,9 @@ static void cb_end(void *ud, int32_t sid, void *sud)
     ex->req_done = true;
     if (!ex->up)
         return;
-    if (st->req_chunked && !st->req_trailers)
-        arc_px__queue_copy(h->w, ex->up, "0\r\n\r\n", 5);
-    arc_px__up_pump(h->w, ex->up);
+    if (!st->req_trailers)
+        arc_px__up_body_end(h->w, ex, NULL, 0);
+    arc_px__up_kick(h->w, ex);
 }
 
 static void cb_close(void *ud, int32_t sid, void *sud, uint32_t error_code)
@@ -316,7 +268,7 @@ static void cb_close(void *ud, int32_t sid, void *sud, uint32_t error_code)
             arc_px__ex_end(h->w, ex, EXO_CLIENT_ABORT);
     }
     stream_unlink(h, st);
-    free(st->q);
+    arc_px__bytes_free(&st->q);
     free(st);
     if (h->n_streams == 0 && !h->c->closing)
         arc_px__set_timer(h->w, h->c, cfg_of(h->w)->node.idle_timeout);
@@ -327,13 +279,7 @@ static size_t cb_read_body(void *ud, int32_t sid, void *sud, uint8_t *buf, size_
     struct h2s *st = sud;
     (void)ud;
     (void)sid;
-    if (!st)
-        return 0;
-    size_t n = ARC_MIN(cap, queued(st));
-    if (n)
-        memcpy(buf, st->q + st->q_off, n);
-    st->q_off += n;
-    return n;
+    return st ? arc_px__bytes_take(&st->q, buf, cap) : 0;
 }
 
 static const struct arc_h2_callbacks callbacks = {
@@ -386,7 +332,7 @@ static void h2_respond(struct arc_worker *w, struct arc_exchange *ex, int status
         }
     }
     bool with = !no_body && !ex->is_head && body_len > 0;
-    if (with && !queue_body(st, body, body_len))
+    if (with && !arc_px__bytes_put(&st->q, body, body_len))
         with = false;
     submit_head(ex, status, v, k, with);
 }
@@ -427,11 +373,22 @@ static void h2_send_body(struct arc_worker *w, struct arc_exchange *ex, int32_t 
     if (!st || len == 0)
         return;
     ex->bytes_out += len;
-    if (!queue_body(st, p, len)) {
+    if (!arc_px__bytes_put(&st->q, p, len)) {
         arc_px__ex_cut(w, ex);
         return;
     }
     arc_h2_resume(st->h->s, st->sid);
+}
+
+static void h2_trailers(struct arc_worker *w, struct arc_exchange *ex,
+                        const struct arc_hdr *hdrs, size_t n)
+{
+    (void)w;
+    struct h2s *st = stream_of(ex);
+    if (!st || !st->with_body || st->body_ended || n == 0)
+        return;                         /* (a bodiless answer has no place for them) */
+    st->body_ended = true;
+    arc_h2_end_body(st->h->s, st->sid, (const struct arc_h2_header *)hdrs, n);
 }
 
 static void h2_send_raw(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
@@ -445,7 +402,7 @@ static bool h2_blocked(const struct arc_exchange *ex)
     struct h2s *st = stream_of(ex);
     if (!st)
         return false;
-    if (queued(st) >= ex->client->out_high || arc_px__outq_high(ex->client)) {
+    if (arc_px__bytes_len(&st->q) >= ex->client->out_high || arc_px__outq_high(ex->client)) {
         st->waiting = true;
         return true;
     }
@@ -514,7 +471,7 @@ static void h2_teardown(struct arc_worker *w, struct arc_conn *c)
     struct h2s *st = h->streams;
     while (st) {
         struct h2s *next = st->next;
-        free(st->q);
+        arc_px__bytes_free(&st->q);
         free(st);
         st = next;
     }
@@ -538,6 +495,7 @@ const struct arc_codec_vt arc_px__h2_server = {
     .interim = h2_interim,
     .send_head = h2_send_head,
     .send_body = h2_send_body,
+    .trailers = h2_trailers,
     .send_raw = h2_send_raw,
     .ended = h2_ended,
     .blocked = h2_blocked,

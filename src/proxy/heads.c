@@ -149,6 +149,94 @@ static bool peer_trusted(struct arc_conn *c, const struct arc_route_conf *rc)
     return false;
 }
 
+/* What the request builders share: which incoming fields go upstream as
+ * they are, and the incoming forwarding values that are kept. */
+struct fwd {
+    const struct arc_exchange *ex;
+    const struct arc_route_conf *rc;
+    bool trusted;
+    struct conn_values cv;
+    struct arc_sbuf xff, via;           /* incoming values kept (trusted XFF, every Via) */
+    bool have_host, have_xfp;
+};
+
+static void fwd_init(struct fwd *f, struct arc_exchange *ex)
+{
+    const struct arc_route_conf *rc = ex->route->conf;
+    *f = (struct fwd){ .ex = ex, .rc = rc };
+    /* X-Forwarded-For and X-Forwarded-Proto from a client are only
+     * believed when it is one of the route's trusted_proxies; from anyone
+     * else they are replaced, so an upstream that trusts the leftmost
+     * address cannot be spoofed. Decided per request: requests on one
+     * connection may hit routes with different lists. */
+    f->trusted = (rc->xff || rc->xfp) && peer_trusted(ex->client, rc);
+    f->cv = (struct conn_values){ .req = ex->req.hdrs, .n_all = ex->req.n_hdrs };
+    conn_values_gather(&f->cv);
+}
+
+/* True: forward the field as it is. Gathers kept XFF and Via values. */
+static bool fwd_keep(struct fwd *f, const struct arc_hdr *h)
+{
+    const struct arc_route_conf *rc = f->rc;
+    struct arc_str nm = h->name;
+    if (arc_h1_is_hop_by_hop(nm) || name_is(nm, "content-length") || conn_listed(&f->cv, nm))
+        return false;
+    if (f->ex->req.expect_100 && name_is(nm, "expect"))
+        return false;
+    if (rc->xff && name_is(nm, "x-forwarded-for")) {
+        if (f->trusted) {
+            if (f->xff.len)
+                arc_sbuf_append(&f->xff, ", ", 2);
+            arc_sbuf_append(&f->xff, h->value.p, h->value.len);
+        }
+        return false;
+    }
+    if (rc->xfp && name_is(nm, "x-forwarded-proto")) {
+        if (!f->trusted)
+            return false;
+        f->have_xfp = true;
+    }
+    /* Only Arc vouches for a client certificate: an incoming field
+     * is replaced (Envoy's "sanitize" behaviour), unless the peer is
+     * one of the route's trusted proxies. */
+    if (name_is(nm, "x-forwarded-client-cert") && !f->trusted)
+        return false;
+    if (rc->via && name_is(nm, "via")) {
+        if (f->via.len)
+            arc_sbuf_append(&f->via, ", ", 2);
+        arc_sbuf_append(&f->via, h->value.p, h->value.len);
+        return false;
+    }
+    if (op_touches(rc->req_headers, rc->n_req_headers, nm))
+        return false;
+    if (name_is(nm, "host")) {
+        /* absolute-form: the target's authority replaces Host
+         * (RFC 9112 §3.2.2); the parser put it in the authority. */
+        if (f->ex->req.absolute_form)
+            return false;
+        f->have_host = true;
+    }
+    return true;
+}
+
+/* The verified client certificate's subject as an X-Forwarded-Client-Cert
+ * value, quoted (RFC 2253 DNs may hold commas and quotes: escape the
+ * latter). Empty when the client presented none. */
+static void xfcc_value(struct arc_conn *c, struct arc_sbuf *b)
+{
+    const char *subject = c->tls ? arc_tls_conn_peer_subject(c->tls) : NULL;
+    if (!subject)
+        return;
+    arc_sbuf_append(b, "Subject=\"", 9);
+    for (const char *s = subject; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            arc_sbuf_append(b, "\\", 1);
+        if ((unsigned char)*s >= 0x20 && *s != 0x7f)
+            arc_sbuf_append(b, s, 1);
+    }
+    arc_sbuf_append(b, "\"", 1);
+}
+
 char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, size_t *len)
 {
     struct arc_conn *c = ex->client;
@@ -173,58 +261,13 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, 
 
     const struct arc_hdr *h = req->hdrs;
     size_t n = req->n_hdrs;
-    struct arc_sbuf xff = { 0 }, via = { 0 };
-    bool have_host = false, have_xfp = false;
-    /* X-Forwarded-For and X-Forwarded-Proto from a client are only
-     * believed when it is one of the route's trusted_proxies; from anyone
-     * else they are replaced, so an upstream that trusts the leftmost
-     * address cannot be spoofed. Decided per request: requests on one
-     * connection may hit routes with different lists. */
-    bool trusted = (rc->xff || rc->xfp) && peer_trusted(c, rc);
-    bool expect_stripped = ex->req.expect_100;
-    struct conn_values cv = { .req = h, .n_all = n };
-    conn_values_gather(&cv);
-    for (size_t i = 0; i < n; i++) {
-        struct arc_str nm = h[i].name;
-        if (arc_h1_is_hop_by_hop(nm) || name_is(nm, "content-length") || conn_listed(&cv, nm))
-            continue;
-        if (expect_stripped && name_is(nm, "expect"))
-            continue;
-        if (rc->xff && name_is(nm, "x-forwarded-for")) {
-            if (trusted) {
-                if (xff.len)
-                    arc_sbuf_append(&xff, ", ", 2);
-                arc_sbuf_append(&xff, h[i].value.p, h[i].value.len);
-            }
-            continue;
-        }
-        if (rc->xfp && name_is(nm, "x-forwarded-proto")) {
-            if (!trusted)
-                continue;
-            have_xfp = true;
-        }
-        /* Only Arc vouches for a client certificate: an incoming field
-         * is replaced (Envoy's "sanitize" behaviour), unless the peer is
-         * one of the route's trusted proxies. */
-        if (name_is(nm, "x-forwarded-client-cert") && !trusted)
-            continue;
-        if (rc->via && name_is(nm, "via")) {
-            if (via.len)
-                arc_sbuf_append(&via, ", ", 2);
-            arc_sbuf_append(&via, h[i].value.p, h[i].value.len);
-            continue;
-        }
-        if (op_touches(rc->req_headers, rc->n_req_headers, nm))
-            continue;
-        if (name_is(nm, "host")) {
-            /* absolute-form: the target's authority replaces Host
-             * (RFC 9112 §3.2.2); the parser put it in the authority. */
-            if (req->absolute_form)
-                continue;
-            have_host = true;
-        }
-        emit(&b, h[i].name, h[i].value);
-    }
+    struct fwd f;
+    fwd_init(&f, ex);
+    for (size_t i = 0; i < n; i++)
+        if (fwd_keep(&f, &h[i]))
+            emit(&b, h[i].name, h[i].value);
+    struct arc_sbuf xff = f.xff, via = f.via;
+    bool have_host = f.have_host, have_xfp = f.have_xfp;
     if (!have_host && !op_touches(rc->req_headers, rc->n_req_headers, ARC_STR_LIT("host"))) {
         /* HTTP/1.0 without Host, or absolute-form: an HTTP/1.1 request
          * needs one (RFC 9112 §3.2); fall back to the upstream's address. */
@@ -245,18 +288,12 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, 
         append_cstr(&b, peer_ip(c));
         arc_sbuf_append(&b, "\r\n", 2);
     }
-    const char *subject = c->tls ? arc_tls_conn_peer_subject(c->tls) : NULL;
-    if (subject) {
-        /* The verified client certificate's subject, quoted (RFC 2253 DNs
-         * may hold commas and quotes: escape the latter). */
-        arc_sbuf_append(&b, "X-Forwarded-Client-Cert: Subject=\"", 34);
-        for (const char *s = subject; *s; s++) {
-            if (*s == '"' || *s == '\\')
-                arc_sbuf_append(&b, "\\", 1);
-            if ((unsigned char)*s >= 0x20 && *s != 0x7f)
-                arc_sbuf_append(&b, s, 1);
-        }
-        arc_sbuf_append(&b, "\"\r\n", 3);
+    if (c->tls) {
+        struct arc_sbuf cert = { 0 };
+        xfcc_value(c, &cert);
+        if (cert.len)
+            emit(&b, ARC_STR_LIT("X-Forwarded-Client-Cert"), (struct arc_str){ cert.p, cert.len });
+        arc_sbuf_dispose(&cert);
     }
     if (rc->xfp && !have_xfp) {
         arc_sbuf_append(&b, "X-Forwarded-Proto: ", 19);
@@ -434,4 +471,74 @@ bool arc_px__response_fields(struct arc_exchange *ex, const struct arc_resp *res
     *out = v;
     *n = k;
     return true;
+}
+
+/* A value built in `b`, moved into the exchange's arena (b is emptied). */
+static struct arc_str arena_value(struct arc_exchange *ex, struct arc_sbuf *b, bool *ok)
+{
+    struct arc_str v = arc_px__ex_dup(ex, (struct arc_str){ b->p ? b->p : "", b->len }, ok);
+    arc_sbuf_dispose(b);
+    *b = (struct arc_sbuf){ 0 };
+    return v;
+}
+
+bool arc_px__request_fields(struct arc_exchange *ex, struct arc_hdr **out, size_t *n)
+{
+    const struct arc_route_conf *rc = ex->route->conf;
+    const struct arc_req *req = &ex->req;
+    struct arc_conn *c = ex->client;
+    size_t cap = req->n_hdrs + rc->n_req_headers + 5;
+    struct arc_hdr *v = arc_arena_alloc(&ex->arena, cap * sizeof(*v));
+    if (!v)
+        return false;
+    struct fwd f;
+    fwd_init(&f, ex);
+    size_t k = 0;
+    bool te_trailers = false, ok = true;
+    for (size_t i = 0; i < req->n_hdrs; i++) {
+        const struct arc_hdr *h = &req->hdrs[i];
+        /* TE is hop-by-hop, but "trailers" in it says the client takes
+         * trailer fields, which gRPC servers insist on (RFC 9113 §8.2.2). */
+        if (name_is(h->name, "te") && arc_h1_list_has(h->value, "trailers", 8))
+            te_trailers = true;
+        /* Host becomes :authority (the caller's), never a field. */
+        if (fwd_keep(&f, h) && !name_is(h->name, "host"))
+            v[k++] = *h;
+    }
+    for (size_t i = 0; i < rc->n_req_headers; i++) {
+        const struct arc_header_op *op = &rc->req_headers[i];
+        if (op->op == ARC_HDR_REMOVE)
+            continue;
+        const char *val = op->value ? op->value : "";
+        v[k++] = (struct arc_hdr){ { op->name, strlen(op->name) }, { val, strlen(val) } };
+    }
+    if (rc->xff) {
+        if (f.xff.len)
+            arc_sbuf_append(&f.xff, ", ", 2);
+        append_cstr(&f.xff, peer_ip(c));
+        v[k++] = (struct arc_hdr){ ARC_STR_LIT("x-forwarded-for"), arena_value(ex, &f.xff, &ok) };
+    }
+    if (c->tls) {
+        struct arc_sbuf cert = { 0 };
+        xfcc_value(c, &cert);
+        if (cert.len)
+            v[k++] = (struct arc_hdr){ ARC_STR_LIT("x-forwarded-client-cert"),
+                                       arena_value(ex, &cert, &ok) };
+        arc_sbuf_dispose(&cert);
+    }
+    if (rc->xfp && !f.have_xfp)
+        v[k++] = (struct arc_hdr){ ARC_STR_LIT("x-forwarded-proto"), req->scheme };
+    if (rc->via) {
+        if (f.via.len)
+            arc_sbuf_append(&f.via, ", ", 2);
+        append_cstr(&f.via, req->version >= 20 ? "2 arc" : req->version == 10 ? "1.0 arc" : "1.1 arc");
+        v[k++] = (struct arc_hdr){ ARC_STR_LIT("via"), arena_value(ex, &f.via, &ok) };
+    }
+    if (te_trailers)
+        v[k++] = (struct arc_hdr){ ARC_STR_LIT("te"), ARC_STR_LIT("trailers") };
+    arc_sbuf_dispose(&f.xff);
+    arc_sbuf_dispose(&f.via);
+    *out = v;
+    *n = k;
+    return ok;
 }

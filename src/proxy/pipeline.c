@@ -98,7 +98,5 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
     case ARC_ACTION_UPSTREAM:
         break;
     }
-    size_t hlen;
-    char *head = arc_px__build_request_head(w, ex, &hlen);
-    arc_px__up_start(w, ex, head, hlen);
+    arc_px__up_start(w, ex);
 }

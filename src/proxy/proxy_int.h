@@ -92,6 +92,19 @@ struct outq {
     size_t bytes;
 };
 
+/* A body waiting on an HTTP/2 session's pull (bytes.c). */
+struct arc_px_bytes {
+    char *p;
+    size_t off, len, cap;
+};
+bool arc_px__bytes_put(struct arc_px_bytes *q, const void *p, size_t len);
+size_t arc_px__bytes_take(struct arc_px_bytes *q, void *dst, size_t cap);
+void arc_px__bytes_free(struct arc_px_bytes *q);
+static inline size_t arc_px__bytes_len(const struct arc_px_bytes *q)
+{
+    return q->len - q->off;
+}
+
 /* ------------------------------------------------------------ roles, states */
 
 enum conn_kind { CONN_CLIENT = 1, CONN_UPSTREAM = 2 };
@@ -112,6 +125,7 @@ enum ustate {
     US_BUSY,            /* carrying one exchange's attempt (u->u.ex) */
     US_IDLE,            /* in the worker's pool, receive armed to see a close */
     US_TUNNEL,          /* after 101, relaying for its exchange */
+    US_H2,              /* HTTP/2: many exchanges multiplexed (h2_upstream.c) */
 };
 
 /* Exchange states (exchange.c draws the machine). */
@@ -185,6 +199,8 @@ struct arc_resp {
     enum arc_h1_body body;              /* NONE, LENGTH, CHUNKED or CLOSE (as framed upstream) */
     uint64_t content_length;
     bool upgrade;                       /* 101 with Upgrade */
+    bool decoded;                       /* CHUNKED: body bytes arrive without chunk framing
+                                           (an HTTP/2 upstream); the codec frames them */
 };
 
 /*
@@ -206,6 +222,11 @@ struct arc_codec_vt {
     /* Response body bytes; `framed`: still in HTTP/1 chunked coding. */
     void (*send_body)(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
                       const char *p, size_t len, bool framed);
+    /* Trailer fields of a response whose body arrived decoded (resp->decoded),
+     * after its last body byte and before the exchange ends. Views valid
+     * during the call. */
+    void (*trailers)(struct arc_worker *w, struct arc_exchange *ex,
+                     const struct arc_hdr *hdrs, size_t n);
     /* Tunnel bytes after 101. */
     void (*send_raw)(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
                      const char *p, size_t len);
@@ -224,6 +245,7 @@ struct arc_codec_vt {
 extern const struct arc_codec_vt arc_px__h1_server;
 extern const struct arc_codec_vt arc_px__h2_server;
 struct arc_h2c;
+struct arc_h2u;
 
 /* ------------------------------------------------------------ exchange */
 
@@ -262,6 +284,8 @@ struct arc_exchange {
     bool is_head;
     bool resp_passthrough;              /* client codec takes HTTP/1 chunked bytes as they are */
     void *cx;                           /* the client codec's per-exchange state (HTTP/2 stream) */
+    void *ux;                           /* the upstream side's per-exchange state (its HTTP/2
+                                           stream on ex->up), NULL for HTTP/1 upstreams */
     char *replay;                       /* request head kept for one replay */
     size_t replay_len;
     uint64_t started_ms;
@@ -316,6 +340,7 @@ struct arc_conn {
             uint8_t minor;              /* HTTP/1.x minor of the current request */
             bool keep_alive;            /* connection may continue after this exchange */
             bool dechunk;               /* HTTP/1.0 client: chunk data only, close after */
+            bool rechunk;               /* chunking a decoded body ourselves (HTTP/2 upstream) */
             bool fresh;                 /* no request seen yet */
             bool head_started;          /* bytes of the next head arrived */
             bool paused;                /* input held because the upstream is backed up */
@@ -330,6 +355,7 @@ struct arc_conn {
             const struct arc_endpoint_rt *ep_rt;
             uint32_t ep;
             struct arc_conn *pool_next, *pool_prev;
+            struct arc_h2u *h2;         /* US_H2: the HTTP/2 session and its streams */
             bool in_pool;
             bool reused;                /* carried an earlier request */
             bool got_bytes;             /* response bytes arrived for this attempt */
@@ -350,6 +376,7 @@ struct arc_conn {
 struct pool {
     struct arc_conn *head;              /* idle connections, most recent first */
     uint32_t n_idle;
+    struct arc_h2u *h2;                 /* HTTP/2 connections (shared by exchanges) */
 };
 
 struct wup {                            /* a worker's state for one upstream */
@@ -564,8 +591,22 @@ void arc_px__client_sent(struct arc_worker *w, struct arc_conn *c);
 void arc_px__client_abort(struct arc_worker *w, struct arc_conn *c, enum ex_outcome o);
 
 /* upstream.c */
-/* Starts an attempt for ex with request head `head` (owned). */
-void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex, char *head, size_t head_len);
+/* Starts an attempt for ex on its route's upstream (HTTP/1 or HTTP/2). */
+void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex);
+/* The request body towards the exchange's upstream, whatever it speaks.
+ * up_framed: the upstream takes HTTP/1 chunked bytes as they are (the
+ * HTTP/1 client codec then forwards chunked framing verbatim); otherwise
+ * body bytes are given decoded and up_body_end says where they end. */
+bool arc_px__up_framed(const struct arc_exchange *ex);
+void arc_px__up_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
+                     const char *p, size_t len, bool framed);
+/* The decoded request body is complete; trailers (n may be 0) follow it. */
+void arc_px__up_body_end(struct arc_worker *w, struct arc_exchange *ex,
+                         const struct arc_hdr *trailers, size_t n);
+/* True while the upstream side holds as much request body as it may. */
+bool arc_px__up_full(const struct arc_exchange *ex);
+/* Push the exchange's upstream side (send what was queued, read if it may). */
+void arc_px__up_kick(struct arc_worker *w, struct arc_exchange *ex);
 void arc_px__up_data(struct arc_worker *w, struct arc_conn *u, int32_t bid, const char *p, size_t len);
 void arc_px__up_eof(struct arc_worker *w, struct arc_conn *u, int err);
 void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res);
@@ -575,8 +616,40 @@ void arc_px__up_sent(struct arc_worker *w, struct arc_conn *u);
 void arc_px__pool_remove(struct arc_worker *w, struct arc_conn *u);
 /* Closes a finished tunnel once both sides hit EOF and both queues drained. */
 void arc_px__tunnel_check(struct arc_worker *w, struct arc_exchange *ex);
+/* Upstream TLS handshake done: `alpn` is the negotiated protocol or NULL. */
+void arc_px__up_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn);
+/* Opens a connection to endpoint `ep` of `up` (pool_max_connections, TLS).
+ * NULL with errno EAGAIN (limit reached) or another error. */
+struct arc_conn *arc_px__up_connect(struct arc_worker *w, const struct arc_upstream_rt *up, int ep);
+
+/* h2_upstream.c: exchanges over multiplexed HTTP/2 upstream connections */
+struct arc_h2u;
+void arc_px__h2u_start(struct arc_worker *w, struct arc_exchange *ex, int ep);
+void arc_px__h2u_body(struct arc_worker *w, struct arc_exchange *ex, const char *p, size_t len);
+void arc_px__h2u_body_end(struct arc_worker *w, struct arc_exchange *ex,
+                          const struct arc_hdr *trailers, size_t n);
+bool arc_px__h2u_full(const struct arc_exchange *ex);
+/* The exchange lets go of its stream (reset if still open). */
+void arc_px__h2u_detach(struct arc_worker *w, struct arc_exchange *ex);
+void arc_px__h2u_connected(struct arc_worker *w, struct arc_conn *u, int res);
+void arc_px__h2u_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn);
+void arc_px__h2u_input(struct arc_worker *w, struct arc_conn *u, const char *p, size_t len);
+void arc_px__h2u_eof(struct arc_worker *w, struct arc_conn *u, int err);
+void arc_px__h2u_pump(struct arc_worker *w, struct arc_conn *u);
+void arc_px__h2u_sent(struct arc_worker *w, struct arc_conn *u);
+void arc_px__h2u_timeout(struct arc_worker *w, struct arc_conn *u);
+/* The session's frames into the connection's queue (from arc_px__flush). */
+void arc_px__h2u_pull(struct arc_worker *w, struct arc_conn *u);
+/* The connection is closing: end its exchanges, free the session. */
+void arc_px__h2u_closed(struct arc_worker *w, struct arc_conn *u);
+/* Worker teardown: free the session without ending anything. */
+void arc_px__h2u_dispose(struct arc_conn *u);
 
 /* heads.c */
+/* The request's fields for an HTTP/2 upstream (no Host, framing or
+ * hop-by-hop fields; forwarding fields and route operations applied), in
+ * the exchange's arena. False: out of memory. */
+bool arc_px__request_fields(struct arc_exchange *ex, struct arc_hdr **out, size_t *n);
 char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, size_t *len);
 char *arc_px__build_response_head(struct arc_worker *w, struct arc_exchange *ex,
                                   const struct arc_resp *resp, bool close, size_t *len);

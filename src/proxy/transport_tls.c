@@ -135,6 +135,8 @@ static void tls_on_recv(struct arc_worker *w, struct arc_conn *c, int32_t bid,
             count_handshake(w, c, ARC_TLS_FAIL_NONE);
             if (c->kind == CONN_CLIENT)
                 arc_px__client_ready(w, c, arc_tls_conn_alpn(c->tls));
+            else
+                arc_px__up_ready(w, c, arc_tls_conn_alpn(c->tls));
             if (c->closing)
                 return;
             break;

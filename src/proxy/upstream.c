@@ -133,7 +133,7 @@ static void up_release(struct arc_worker *w, struct arc_conn *u, bool reusable)
 
 /* ------------------------------------------------------------ connect */
 
-static struct arc_conn *up_connect(struct arc_worker *w, const struct arc_upstream_rt *up, int ep)
+struct arc_conn *arc_px__up_connect(struct arc_worker *w, const struct arc_upstream_rt *up, int ep)
 {
     struct arc_endpoint_rt *e = &up->eps[ep];
     uint32_t maxc = up->conf->pool_max_connections;
@@ -186,21 +186,30 @@ static struct arc_conn *up_connect(struct arc_worker *w, const struct arc_upstre
     return u;
 }
 
-void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex, char *head, size_t head_len)
+void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
 {
     const struct arc_upstream_rt *up = ex->route->up;
     struct wup *wu = &w->ups[up->index];
     int ep = arc_lb_pick(&wu->lb, NULL, w->now_ms);
     if (ep < 0) {
-        free(head);
         arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
         return;
     }
     ex->ep = ep;
+    if (up->conf->protocol == ARC_UP_HTTP2) {
+        arc_px__h2u_start(w, ex, ep);
+        return;
+    }
+    size_t head_len;
+    char *head = arc_px__build_request_head(w, ex, &head_len);
+    if (!head) {
+        arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
+        return;
+    }
     struct arc_conn *u = pool_take(w, up, ep);
     bool reused = u != NULL;
     if (!u) {
-        u = up_connect(w, up, ep);
+        u = arc_px__up_connect(w, up, ep);
         if (!u) {
             free(head);
             arc_m_add(&w->metrics.up_connect_errors[up->index], 1);
@@ -245,7 +254,7 @@ static bool retry(struct arc_worker *w, struct arc_conn *u)
     int ep = (int)u->u.ep;
     detach(ex, u);
     arc_px__conn_close(w, u);
-    struct arc_conn *nu = up_connect(w, up, ep);
+    struct arc_conn *nu = arc_px__up_connect(w, up, ep);
     if (!nu) {
         arc_m_add(&w->metrics.up_connect_errors[up->index], 1);
         arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
@@ -262,6 +271,10 @@ static bool retry(struct arc_worker *w, struct arc_conn *u)
 
 void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res)
 {
+    if (u->u.h2) {
+        arc_px__h2u_connected(w, u, res);
+        return;
+    }
     struct arc_exchange *ex = u->u.ex;
     if (res < 0) {
         arc_m_add(&w->metrics.up_connect_errors[u->u.up->index], 1);
@@ -484,6 +497,10 @@ static bool up_can_process(const struct arc_conn *u)
 
 void arc_px__up_data(struct arc_worker *w, struct arc_conn *u, int32_t bid, const char *p, size_t len)
 {
+    if (u->u.h2) {
+        arc_px__h2u_input(w, u, p, len);
+        return;
+    }
     if (u->u.ex)
         u->u.got_bytes = true;
     size_t n = u->stash_n ? 0 : up_process(w, u, bid, p, len);
@@ -496,6 +513,10 @@ void arc_px__up_pump(struct arc_worker *w, struct arc_conn *u)
 {
     if (u->closing || u->in_process)
         return;
+    if (u->u.h2) {
+        arc_px__h2u_pump(w, u);
+        return;
+    }
     arc_px__stash_replay(w, u, up_can_process, up_process);
     if (u->closing)
         return;
@@ -518,6 +539,7 @@ void arc_px__up_pump(struct arc_worker *w, struct arc_conn *u)
         want = ex && !arc_px__ex_down_blocked(ex);
         break;
     case US_CONNECTING:
+    case US_H2:
         break;
     }
     if (want && !u->starved && u->stash_n == 0)
@@ -526,6 +548,10 @@ void arc_px__up_pump(struct arc_worker *w, struct arc_conn *u)
 
 void arc_px__up_sent(struct arc_worker *w, struct arc_conn *u)
 {
+    if (u->u.h2) {
+        arc_px__h2u_sent(w, u);
+        return;
+    }
     struct arc_exchange *ex = u->u.ex;
     if (u->u.state == US_BUSY && ex) {
         if (!arc_px__out_idle(u))
@@ -554,6 +580,10 @@ void arc_px__up_sent(struct arc_worker *w, struct arc_conn *u)
 
 void arc_px__up_eof(struct arc_worker *w, struct arc_conn *u, int err)
 {
+    if (u->u.h2) {
+        arc_px__h2u_eof(w, u, err);
+        return;
+    }
     struct arc_exchange *ex = u->u.ex;
     if (!ex || u->u.state == US_IDLE) {
         arc_px__conn_close(w, u);
@@ -588,6 +618,10 @@ void arc_px__up_eof(struct arc_worker *w, struct arc_conn *u, int err)
 
 void arc_px__up_timeout(struct arc_worker *w, struct arc_conn *u)
 {
+    if (u->u.h2) {
+        arc_px__h2u_timeout(w, u);
+        return;
+    }
     struct arc_exchange *ex = u->u.ex;
     if (!ex || u->u.state == US_IDLE) {
         arc_px__conn_close(w, u);
@@ -612,4 +646,72 @@ void arc_px__up_timeout(struct arc_worker *w, struct arc_conn *u)
     }
     arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_TIMEOUT], 1);
     arc_px__ex_cut(w, ex);
+}
+
+void arc_px__up_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn)
+{
+    if (u->u.h2)
+        arc_px__h2u_ready(w, u, alpn);
+}
+
+/* ------------------------------------------------------------ request body */
+
+bool arc_px__up_framed(const struct arc_exchange *ex)
+{
+    return !ex->route || ex->route->up->conf->protocol != ARC_UP_HTTP2;
+}
+
+void arc_px__up_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
+                     const char *p, size_t len, bool framed)
+{
+    if (ex->ux) {
+        arc_px__h2u_body(w, ex, p, len);
+        return;
+    }
+    struct arc_conn *u = ex->up;
+    if (!u || len == 0)
+        return;
+    if (framed || ex->req.body != ARC_H1_BODY_CHUNKED) {
+        arc_px__queue_buf(w, u, bid, p, len);
+        return;
+    }
+    /* Decoded bytes of a body the HTTP/1.1 upstream gets chunked. */
+    char hd[24];
+    int n = snprintf(hd, sizeof(hd), "%zx\r\n", len);
+    arc_px__queue_copy(w, u, hd, (size_t)n);
+    arc_px__queue_buf(w, u, bid, p, len);
+    arc_px__queue_copy(w, u, "\r\n", 2);
+}
+
+void arc_px__up_body_end(struct arc_worker *w, struct arc_exchange *ex,
+                         const struct arc_hdr *trailers, size_t n)
+{
+    if (ex->ux) {
+        arc_px__h2u_body_end(w, ex, trailers, n);
+        return;
+    }
+    struct arc_conn *u = ex->up;
+    if (!u || ex->req.body != ARC_H1_BODY_CHUNKED)
+        return;         /* (a Content-Length body cannot carry trailers in HTTP/1.1) */
+    arc_px__queue_copy(w, u, "0\r\n", 3);
+    for (size_t i = 0; i < n; i++) {
+        arc_px__queue_copy(w, u, trailers[i].name.p, trailers[i].name.len);
+        arc_px__queue_copy(w, u, ": ", 2);
+        arc_px__queue_copy(w, u, trailers[i].value.p, trailers[i].value.len);
+        arc_px__queue_copy(w, u, "\r\n", 2);
+    }
+    arc_px__queue_copy(w, u, "\r\n", 2);
+}
+
+bool arc_px__up_full(const struct arc_exchange *ex)
+{
+    if (ex->ux)
+        return arc_px__h2u_full(ex);
+    return ex->up && arc_px__outq_high(ex->up);
+}
+
+void arc_px__up_kick(struct arc_worker *w, struct arc_exchange *ex)
+{
+    if (ex->up)
+        arc_px__up_pump(w, ex->up);
 }

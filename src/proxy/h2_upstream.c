@@ -1,0 +1,880 @@
+/*
+ * The upstream side of exchanges over HTTP/2 (upstreams[].protocol: http2):
+ * h2c with prior knowledge, or h2 over TLS with ALPN "h2". One connection
+ * carries many exchanges, each on a stream of its own. Per worker and
+ * endpoint, a list of connections (struct pool .h2): a new exchange goes on
+ * the first that can open another stream (below the peer's
+ * SETTINGS_MAX_CONCURRENT_STREAMS, no GOAWAY either way); when none can,
+ * another connection is opened; at pool_max_connections the stream waits
+ * in the least busy connection (nghttp2 holds it until a slot frees).
+ *
+ * Connection (u->u.state; the session in u->u.h2):
+ *
+ *   US_CONNECTING ──connected (TLS: handshake, ALPN h2)──▶ US_H2
+ *        │                                                  │
+ *        └──refused, timeout, no ALPN h2──▶ closed           ├──GOAWAY, past pool_max_lifetime──▶ retiring:
+ *                                                           │     no new streams; closed once it has none
+ *                                                           ├──no streams for pool_idle_ttl──▶ closed
+ *                                                           └──EOF, protocol error──▶ closed
+ *
+ * Stream (struct h2us), one per exchange attempt:
+ *
+ *   submitted ──response head──▶ streaming ──END_STREAM──▶ exchange complete
+ *      │                            └──reset, connection lost──▶ cut (truncated for the client)
+ *      ├──REFUSED_STREAM, or the connection was lost with nothing received nor
+ *      │  of the body sent (idempotent)──▶ retried once on another connection
+ *      ├──reset, connection lost before the head──▶ 502
+ *      └──deadline──▶ 504 (write, ttfb, read), 408 (the client stalled its body)
+ *   the exchange ends first (client gone, answered) ──▶ RST_STREAM(CANCEL) if still open
+ *
+ * Flow control is tied to the client's pace both ways: response DATA is
+ * acknowledged (WINDOW_UPDATE) only once the client codec took it and is not
+ * blocked, and the request body waits in the stream's queue for the
+ * session's pull (the upstream's windows), the client being paused while
+ * that queue holds node.max_buffered_output.
+ *
+ * Re-entrancy (as in h2_server.c): the session calls back from inside
+ * arc_h2_recv and arc_h2_output. From there, client codec calls that only
+ * queue bytes or submit frames are fine, and exchanges may end (which may
+ * start new exchanges: submitting is allowed in callbacks), but output is
+ * never pulled (h->in_cb) and the session is never freed (h->free_pending
+ * defers it). Clients waiting on a stream's queue are woken only from the
+ * top-level events (input, send completion).
+ */
+#include "proxy/proxy_int.h"
+#include "http2/http2.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(sizeof(struct arc_hdr) == sizeof(struct arc_h2_header), "header layout");
+
+#define H2_CANCEL 8u
+#define H2_REFUSED_STREAM 7u
+
+struct h2us {
+    struct arc_exchange *ex;            /* NULL once the exchange let go */
+    struct arc_h2u *h;
+    int32_t sid;
+    struct h2us *next, *prev;           /* the connection's streams */
+    struct arc_timer timer;             /* write / ttfb / read deadline */
+    struct arc_px_bytes q;              /* request body waiting for the session's pull */
+    size_t unconsumed;                  /* response body handed on, not yet acknowledged */
+    uint64_t pulled;                    /* request body bytes the session took */
+    bool with_body;                     /* the request has a body (end_body owed) */
+    bool body_ended;                    /* end_body called */
+    bool got_head;                      /* final response head received */
+    bool remote_ended;                  /* END_STREAM received */
+    bool client_waits;                  /* the client paused on this queue */
+    bool client_dirty;                  /* response bytes queued for the client: flush it */
+};
+
+struct arc_h2u {
+    struct arc_h2_session *s;
+    struct arc_conn *u;
+    struct arc_worker *w;
+    struct h2us *streams;
+    uint32_t n_streams;
+    struct arc_h2u *next, *prev;        /* the endpoint's HTTP/2 connections */
+    int in_cb;                          /* inside a session call */
+    bool ready;                         /* connected (TLS: handshake done, ALPN h2) */
+    bool dead;                          /* closing: takes no stream */
+    bool free_pending;                  /* closed inside a session call: free on return */
+};
+
+static const struct arc_upstream_conf *uconf(const struct arc_h2u *h)
+{
+    return h->u->u.up->conf;
+}
+
+static const struct arc_codec_vt *codec_of(const struct arc_exchange *ex)
+{
+    return ex->client->c.codec;
+}
+
+static struct pool *pool_of(struct arc_worker *w, const struct arc_conn *u)
+{
+    return &w->ups[u->u.up->index].pools[u->u.ep];
+}
+
+/* ------------------------------------------------------------ deadlines */
+
+static void stream_timeout(struct arc_timer *t, uint64_t now);
+
+/* The deadline that applies to the stream now. */
+static void stream_arm(struct arc_worker *w, struct h2us *st)
+{
+    struct arc_exchange *ex = st->ex;
+    struct arc_h2u *h = st->h;
+    if (!ex || !h->ready) {
+        arc_tw_cancel(&w->tw, &st->timer);   /* (connect_timeout covers connecting) */
+        return;
+    }
+    const struct arc_upstream_conf *uc = uconf(h);
+    uint64_t ms;
+    if (st->got_head)
+        ms = uc->read_timeout;
+    else if (arc_px__bytes_len(&st->q))
+        ms = uc->write_timeout;
+    else if (st->with_body && !st->body_ended)
+        ms = w->snap->cfg->node.read_timeout;   /* waiting for the client's body */
+    else
+        ms = uc->ttfb_timeout;
+    arc_tw_schedule(&w->tw, &st->timer, w->now_ms + ms);
+}
+
+/* ------------------------------------------------------------ streams */
+
+static void stream_link(struct arc_h2u *h, struct h2us *st)
+{
+    st->h = h;
+    st->prev = NULL;
+    st->next = h->streams;
+    if (h->streams)
+        h->streams->prev = st;
+    h->streams = st;
+    h->n_streams++;
+}
+
+static void stream_free(struct arc_h2u *h, struct h2us *st)
+{
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        h->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    h->n_streams--;
+    arc_tw_cancel(&h->w->tw, &st->timer);
+    arc_px__bytes_free(&st->q);
+    free(st);
+}
+
+/* The exchange and its stream part (no frame is sent). */
+static struct arc_exchange *unpair(struct h2us *st)
+{
+    struct arc_exchange *ex = st->ex;
+    if (!ex)
+        return NULL;
+    st->ex = NULL;
+    ex->ux = NULL;
+    if (ex->up == st->h->u)
+        ex->up = NULL;
+    arc_tw_cancel(&st->h->w->tw, &st->timer);
+    return ex;
+}
+
+/* ------------------------------------------------------------ connections */
+
+static void pool_unlink(struct arc_worker *w, struct arc_h2u *h)
+{
+    struct pool *pl = pool_of(w, h->u);
+    if (h->prev)
+        h->prev->next = h->next;
+    else if (pl->h2 == h)
+        pl->h2 = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    h->next = h->prev = NULL;
+}
+
+static bool retiring(const struct arc_worker *w, const struct arc_h2u *h)
+{
+    return h->dead || h->u->closing || !arc_h2_can_submit(h->s) ||
+           w->now_ms - h->u->created_ms >= uconf(h)->pool_max_lifetime;
+}
+
+static uint64_t clock_ms(void *ud)
+{
+    return ((struct arc_worker *)ud)->now_ms;
+}
+
+static const struct arc_h2_callbacks callbacks;
+
+static struct arc_h2u *conn_open(struct arc_worker *w, const struct arc_upstream_rt *up, int ep)
+{
+    struct arc_h2u *h = calloc(1, sizeof(*h));
+    if (!h) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct arc_conn *u = arc_px__up_connect(w, up, ep);
+    if (!u) {
+        int e = errno;
+        free(h);
+        errno = e;
+        return NULL;
+    }
+    const struct arc_config *cfg = w->snap->cfg;
+    struct arc_h2_limits lim = {
+        .max_concurrent_streams = cfg->h2.max_concurrent_streams,
+        .max_header_list_size = cfg->limits.max_header_bytes,
+        .max_continuations = cfg->h2.max_continuations,
+        /* Services cancel streams for their own reasons (gRPC does):
+         * their resets are not an attack on us. */
+        .resets_per_sec = ARC_H2_UNLIMITED,
+        .settings_per_sec = cfg->h2.max_settings_per_sec,
+        .pings_per_sec = cfg->h2.max_ping_per_sec,
+        .priority_per_sec = cfg->h2.max_priority_per_sec,
+        .empty_data_per_sec = cfg->h2.max_empty_data_per_sec,
+    };
+    struct arc_h2_options o = { .limits = &lim, .now_ms = clock_ms, .clock_ud = w };
+    if (arc_h2_client_new(&callbacks, h, &o, &h->s) != ARC_H2_OK) {
+        free(h);
+        arc_px__conn_close(w, u);
+        errno = ENOMEM;
+        return NULL;
+    }
+    h->u = u;
+    h->w = w;
+    u->u.h2 = h;
+    struct pool *pl = pool_of(w, u);
+    h->next = pl->h2;
+    if (pl->h2)
+        pl->h2->prev = h;
+    pl->h2 = h;
+    return h;
+}
+
+/* A connection for one more stream to endpoint ep (never `not`), or NULL
+ * (errno). */
+static struct arc_h2u *conn_pick(struct arc_worker *w, const struct arc_upstream_rt *up, int ep,
+                                 const struct arc_h2u *not)
+{
+    struct arc_h2u *least = NULL;
+    for (struct arc_h2u *h = w->ups[up->index].pools[ep].h2; h; h = h->next) {
+        if (h == not || h->dead || h->u->closing ||
+            w->now_ms - h->u->created_ms >= uconf(h)->pool_max_lifetime)
+            continue;
+        if (arc_h2_can_submit(h->s))
+            return h;
+        /* At the peer's stream limit (not going away): a place to wait. */
+        if (!arc_h2_goaway_received(h->s, NULL) && (!least || h->n_streams < least->n_streams))
+            least = h;
+    }
+    struct arc_h2u *h = conn_open(w, up, ep);
+    if (h)
+        return h;
+    if (errno == EAGAIN && least)
+        return least;                   /* at pool_max_connections: queue there */
+    return NULL;
+}
+
+/* ------------------------------------------------------------ attempts */
+
+/* Opens a stream for ex on a connection (not `not`). `body` is the request
+ * body already queued by an earlier attempt (taken over). False: ex was
+ * answered with an error. */
+static bool attempt(struct arc_worker *w, struct arc_exchange *ex, int ep,
+                    const struct arc_h2u *not, struct arc_px_bytes *body, bool body_ended)
+{
+    const struct arc_upstream_rt *up = ex->route->up;
+    struct arc_h2u *h = conn_pick(w, up, ep, not);
+    if (!h) {
+        if (body)
+            arc_px__bytes_free(body);
+        arc_m_add(&w->metrics.up_connect_errors[up->index], 1);
+        arc_px__ex_error(w, ex, errno == EAGAIN ? 503 : 502,
+                         errno == EAGAIN ? ARC_ERR_NO_ENDPOINT : ARC_ERR_UPSTREAM_CONNECT);
+        return false;
+    }
+    struct h2us *st = calloc(1, sizeof(*st));
+    struct arc_hdr *f = NULL;
+    size_t nf = 0;
+    if (!st || !arc_px__request_fields(ex, &f, &nf)) {
+        free(st);
+        if (body)
+            arc_px__bytes_free(body);
+        arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
+        return false;
+    }
+    const struct arc_req *q = &ex->req;
+    /* :authority: a Host set by the route, else the client's, else the
+     * endpoint's address. */
+    struct arc_str authority = q->authority;
+    for (size_t i = 0; i < nf; i++)
+        if (arc_str_ieq(f[i].name, "host", 4)) {
+            authority = f[i].value;
+            f[i] = f[--nf];
+            break;
+        }
+    if (!authority.len)
+        authority = (struct arc_str){ up->eps[ep].text, strlen(up->eps[ep].text) };
+    struct arc_str path = q->target;
+    if (q->absolute_form) {
+        /* absolute-form from an HTTP/1 client: origin-form upstream. */
+        struct arc_str abs = q->path.len ? q->path : ARC_STR_LIT("/");
+        size_t len = abs.len + (q->query.len ? q->query.len + 1 : 0);
+        char *p = arc_arena_alloc(&ex->arena, len);
+        if (p) {
+            memcpy(p, abs.p, abs.len);
+            if (q->query.len) {
+                p[abs.len] = '?';
+                memcpy(p + abs.len + 1, q->query.p, q->query.len);
+            }
+            path = (struct arc_str){ p, len };
+        }
+    }
+    bool has_body = q->body == ARC_H1_BODY_CHUNKED ||
+                    (q->body == ARC_H1_BODY_LENGTH && q->content_length > 0);
+    struct arc_h2_request rq = {
+        .method = q->method,
+        .scheme = up->tls ? ARC_STR_LIT("https") : ARC_STR_LIT("http"),
+        .authority = authority,
+        .path = path,
+        .headers = (const struct arc_h2_header *)f,
+        .n_headers = nf,
+        .content_length = q->body == ARC_H1_BODY_LENGTH ? (int64_t)q->content_length : -1,
+    };
+    int32_t sid = arc_h2_submit_request(h->s, &rq, has_body, st);
+    if (sid < 0) {
+        free(st);
+        if (body)
+            arc_px__bytes_free(body);
+        arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
+        return false;
+    }
+    arc_timer_init(&st->timer, stream_timeout);
+    st->sid = sid;
+    st->ex = ex;
+    st->with_body = has_body;
+    if (body) {
+        st->q = *body;
+        *body = (struct arc_px_bytes){ 0 };
+    }
+    stream_link(h, st);
+    if (h->n_streams == 1 && h->ready)
+        arc_tw_cancel(&w->tw, &h->u->timer);   /* no longer idle */
+    ex->ux = st;
+    ex->up = h->u;
+    ex->attempts++;
+    ex->state = h->ready ? EX_UPSTREAM : EX_CONNECTING;
+    if (h->ready)
+        arc_m_add(&w->metrics.up_reused[up->index], 1);
+    if (has_body && (body_ended || ex->req_done)) {
+        st->body_ended = true;
+        arc_h2_end_body(h->s, sid, NULL, 0);
+    }
+    if (arc_px__bytes_len(&st->q))
+        arc_h2_resume(h->s, sid);
+    stream_arm(w, st);
+    if (!h->in_cb)
+        arc_px__flush(w, h->u);
+    return true;
+}
+
+void arc_px__h2u_start(struct arc_worker *w, struct arc_exchange *ex, int ep)
+{
+    const struct arc_upstream_rt *up = ex->route->up;
+    ex->req.upgrade = false;            /* no Upgrade over HTTP/2 (RFC 9113 §8.6) */
+    arc_lb_start(&w->ups[up->index].lb, (size_t)ep);
+    ex->lb_open = true;
+    arc_m_add(&w->metrics.up_requests[up->index], 1);
+    attempt(w, ex, ep, NULL, NULL, false);  /* (may end ex: touch nothing after) */
+}
+
+/* The stream failed before a response head: once more elsewhere when that
+ * is safe (the server refused it, or the connection died with nothing
+ * received and none of the body sent), otherwise an error answer. */
+static void stream_failed(struct arc_worker *w, struct h2us *st, bool refused,
+                          int status, enum arc_err_kind kind)
+{
+    struct arc_h2u *h = st->h;
+    bool got_head = st->got_head;
+    bool safe = !got_head && st->pulled == 0 && st->ex && st->ex->attempts < 2 &&
+                (refused || (h->ready && st->ex->idempotent));
+    struct arc_px_bytes body = st->q;
+    bool body_ended = st->body_ended;
+    st->q = (struct arc_px_bytes){ 0 };
+    struct arc_exchange *ex = unpair(st);
+    if (!ex) {
+        arc_px__bytes_free(&body);
+        return;
+    }
+    if (safe) {
+        attempt(w, ex, ex->ep, h, &body, body_ended);
+        return;
+    }
+    arc_px__bytes_free(&body);
+    if (got_head || ex->resp_started) {
+        arc_m_add(&w->metrics.errors[kind], 1);
+        arc_px__ex_cut(w, ex);
+        return;
+    }
+    arc_px__ex_error(w, ex, status, kind);
+}
+
+static void h2u_free(struct arc_h2u *h);
+
+/* Every exchange still on the connection fails (it is going away). While
+ * they end, no output is pulled (in_cb), so no stream is freed under the
+ * walk. True if the connection was closed meanwhile and h is gone. */
+static bool fail_all(struct arc_worker *w, struct arc_h2u *h, int status, enum arc_err_kind kind)
+{
+    h->dead = true;
+    h->in_cb++;
+    for (struct h2us *st = h->streams; st; st = st->next)
+        if (st->ex)
+            stream_failed(w, st, false, status, kind);
+    h->in_cb--;
+    if (h->free_pending && h->in_cb == 0) {
+        h2u_free(h);
+        return true;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------ session callbacks */
+
+static void cb_informational(void *ud, int32_t sid, void *sud, const struct arc_h2_response *r)
+{
+    struct arc_h2u *h = ud;
+    struct h2us *st = sud;
+    (void)sid;
+    if (!st || !st->ex || r->status == 100)
+        return;                         /* (100 Continue was ours to answer) */
+    struct arc_resp resp = {
+        .status = r->status,
+        .hdrs = (const struct arc_h1_header *)r->headers,
+        .n_hdrs = r->n_headers,
+    };
+    codec_of(st->ex)->interim(h->w, st->ex, &resp);
+    st->client_dirty = true;
+}
+
+static void cb_response(void *ud, int32_t sid, void *sud, const struct arc_h2_response *r)
+{
+    struct arc_h2u *h = ud;
+    struct h2us *st = sud;
+    (void)sid;
+    if (!st || !st->ex)
+        return;
+    struct arc_exchange *ex = st->ex;
+    struct arc_resp resp = {
+        .status = r->status,
+        .hdrs = (const struct arc_h1_header *)r->headers,
+        .n_hdrs = r->n_headers,
+    };
+    if (r->end_stream || ex->is_head || r->status == 204 || r->status == 304) {
+        resp.body = ARC_H1_BODY_NONE;
+    } else if (r->content_length >= 0) {
+        resp.body = ARC_H1_BODY_LENGTH;
+        resp.content_length = (uint64_t)r->content_length;
+    } else {
+        resp.body = ARC_H1_BODY_CHUNKED;
+        resp.decoded = true;
+    }
+    st->got_head = true;
+    ex->status = r->status;
+    ex->resp_started = true;
+    ex->state = EX_STREAMING;
+    codec_of(ex)->send_head(h->w, ex, &resp);
+    st->client_dirty = true;
+    stream_arm(h->w, st);
+}
+
+static void cb_data(void *ud, int32_t sid, void *sud, const uint8_t *p, size_t len)
+{
+    struct arc_h2u *h = ud;
+    struct h2us *st = sud;
+    if (!st)
+        return;
+    struct arc_exchange *ex = st->ex;
+    if (!ex || !st->got_head || ex->is_head) {
+        arc_h2_consume(h->s, sid, len);  /* nobody takes these bytes */
+        return;
+    }
+    codec_of(ex)->send_body(h->w, ex, -1, (const char *)p, len, false);
+    st->client_dirty = true;
+    /* The window reopens once the client side has room. */
+    if (st->ex && !arc_px__ex_down_blocked(ex))
+        arc_h2_consume(h->s, sid, len);
+    else
+        st->unconsumed += len;
+    stream_arm(h->w, st);
+}
+
+static void cb_trailers(void *ud, int32_t sid, void *sud, const struct arc_h2_header *t, size_t n)
+{
+    struct arc_h2u *h = ud;
+    struct h2us *st = sud;
+    (void)sid;
+    if (st && st->ex && st->got_head && !st->ex->is_head) {
+        codec_of(st->ex)->trailers(h->w, st->ex, (const struct arc_hdr *)t, n);
+        st->client_dirty = true;
+    }
+}
+
+static void cb_end(void *ud, int32_t sid, void *sud)
+{
+    struct arc_h2u *h = ud;
+    struct h2us *st = sud;
+    (void)sid;
+    if (!st)
+        return;
+    st->remote_ended = true;
+    if (!st->ex || !st->got_head)
+        return;                         /* (END_STREAM without a final head: on_close fails it) */
+    struct arc_exchange *ex = st->ex;
+    ex->resp_done = true;
+    /* A complete response ends the exchange even while its request body
+     * is still going up (the stream is then cancelled): the server has
+     * answered (RFC 9113 §8.1). */
+    arc_px__ex_end(h->w, ex, EXO_COMPLETE);
+}
+
+static void cb_close(void *ud, int32_t sid, void *sud, uint32_t error_code)
+{
+    struct arc_h2u *h = ud;
+    struct h2us *st = sud;
+    (void)sid;
+    if (!st)
+        return;
+    if (st->ex)
+        stream_failed(h->w, st, error_code == H2_REFUSED_STREAM, 502, ARC_ERR_UPSTREAM_RESET);
+    stream_free(h, st);
+}
+
+static size_t cb_read_body(void *ud, int32_t sid, void *sud, uint8_t *buf, size_t cap)
+{
+    struct h2us *st = sud;
+    (void)ud;
+    (void)sid;
+    if (!st)
+        return 0;
+    size_t n = arc_px__bytes_take(&st->q, buf, cap);
+    st->pulled += n;
+    return n;
+}
+
+static const struct arc_h2_callbacks callbacks = {
+    .on_informational = cb_informational,
+    .on_response = cb_response,
+    .on_data = cb_data,
+    .on_trailers = cb_trailers,
+    .on_end = cb_end,
+    .on_close = cb_close,
+    .read_body = cb_read_body,
+};
+
+/* ------------------------------------------------------------ connection life */
+
+static void h2u_free(struct arc_h2u *h)
+{
+    while (h->streams)
+        stream_free(h, h->streams);
+    arc_h2_free(h->s);
+    free(h);
+}
+
+/* After input or output: close a connection that is done, or idle. */
+static void check(struct arc_worker *w, struct arc_h2u *h)
+{
+    struct arc_conn *u = h->u;
+    if (u->closing)
+        return;
+    if (!arc_h2_want_read(h->s) && !arc_h2_want_write(h->s)) {
+        arc_px__conn_close(w, u);       /* GOAWAY went out, or the peer is done */
+        return;
+    }
+    if (h->n_streams || !h->ready)
+        return;
+    if (retiring(w, h)) {
+        arc_px__conn_close(w, u);
+        return;
+    }
+    if (!arc_timer_pending(&u->timer))
+        arc_px__set_timer(w, u, uconf(h)->pool_idle_ttl);
+}
+
+/* Clients paused on a stream's queue, now below the bound: resume them,
+ * one at a time (resuming one may end exchanges and free streams, so the
+ * walk starts over; each stream is woken once). */
+static void wake_clients(struct arc_worker *w, struct arc_h2u *h)
+{
+    struct arc_conn *u = h->u;
+    for (;;) {
+        struct h2us *st = h->streams;
+        while (st && !(st->client_waits && st->ex && !arc_px__h2u_full(st->ex)))
+            st = st->next;
+        if (!st)
+            return;
+        st->client_waits = false;
+        codec_of(st->ex)->resume(w, st->ex);
+        if (u->closing || u->u.h2 != h)
+            return;
+    }
+}
+
+/* One send per client for everything this input produced. No output of
+ * ours is pulled during the walk (in_cb), so no stream is freed under it.
+ * True if the connection was closed meanwhile and h is gone. */
+static bool flush_clients(struct arc_worker *w, struct arc_h2u *h)
+{
+    h->in_cb++;
+    for (struct h2us *st = h->streams; st; st = st->next)
+        if (st->client_dirty) {
+            st->client_dirty = false;
+            if (st->ex)
+                arc_px__flush(w, st->ex->client);
+        }
+    h->in_cb--;
+    if (h->free_pending && h->in_cb == 0) {
+        h2u_free(h);
+        return true;
+    }
+    return false;
+}
+
+void arc_px__h2u_pull(struct arc_worker *w, struct arc_conn *u)
+{
+    struct arc_h2u *h = u->u.h2;
+    if (!h || h->in_cb || u->closing)
+        return;
+    while (!arc_px__outq_high(u)) {
+        const uint8_t *p;
+        h->in_cb++;
+        size_t n = arc_h2_output(h->s, &p);
+        h->in_cb--;
+        if (h->free_pending) {
+            h2u_free(h);
+            return;
+        }
+        if (u->closing || n == 0)
+            break;
+        arc_px__queue_copy(w, u, p, n);
+        arc_h2_sent(h->s, n);
+    }
+}
+
+void arc_px__h2u_connected(struct arc_worker *w, struct arc_conn *u, int res)
+{
+    struct arc_h2u *h = u->u.h2;
+    if (res < 0) {
+        arc_m_add(&w->metrics.up_connect_errors[u->u.up->index], 1);
+        if (h)
+            fail_all(w, h, 502, ARC_ERR_UPSTREAM_CONNECT);
+        arc_px__conn_close(w, u);
+        return;
+    }
+    u->u.connected = true;
+    u->tp->start(w, u);
+    if (u->closing)
+        return;
+    if (!u->tls)
+        arc_px__h2u_ready(w, u, "h2");  /* h2c: prior knowledge */
+    else
+        arc_px__flush(w, u);
+}
+
+void arc_px__h2u_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn)
+{
+    struct arc_h2u *h = u->u.h2;
+    if (!h)
+        return;
+    if (!alpn || strcmp(alpn, "h2") != 0) {
+        /* The server does not speak HTTP/2 over TLS: a failed connect. */
+        arc_m_add(&w->metrics.up_connect_errors[u->u.up->index], 1);
+        fail_all(w, h, 502, ARC_ERR_UPSTREAM_CONNECT);
+        arc_px__conn_close(w, u);
+        return;
+    }
+    h->ready = true;
+    u->u.state = US_H2;
+    arc_tw_cancel(&w->tw, &u->timer);
+    for (struct h2us *st = h->streams; st; st = st->next)
+        if (st->ex) {
+            st->ex->state = EX_UPSTREAM;
+            stream_arm(w, st);
+        }
+    arc_px__flush(w, u);
+    if (!u->closing)
+        arc_px__arm_recv(w, u);
+    if (!u->closing)
+        check(w, h);
+}
+
+void arc_px__h2u_input(struct arc_worker *w, struct arc_conn *u, const char *p, size_t len)
+{
+    struct arc_h2u *h = u->u.h2;
+    if (!h || u->closing)
+        return;
+    h->in_cb++;
+    int rc = arc_h2_recv(h->s, (const uint8_t *)p, len);
+    h->in_cb--;
+    if (h->free_pending) {
+        h2u_free(h);
+        return;
+    }
+    if (u->closing)
+        return;
+    if (rc < 0)
+        arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_BAD], 1);
+    if (flush_clients(w, h) || u->closing)
+        return;
+    arc_px__flush(w, u);
+    if (u->closing || u->u.h2 != h)
+        return;
+    wake_clients(w, h);
+    if (!u->closing && u->u.h2 == h)
+        check(w, h);
+    if (!u->closing)
+        arc_px__arm_recv(w, u);
+}
+
+void arc_px__h2u_eof(struct arc_worker *w, struct arc_conn *u, int err)
+{
+    (void)err;
+    struct arc_h2u *h = u->u.h2;
+    if (h)
+        fail_all(w, h, 502, ARC_ERR_UPSTREAM_RESET);
+    arc_px__conn_close(w, u);           /* (h, if still there, is freed by the close) */
+}
+
+void arc_px__h2u_pump(struct arc_worker *w, struct arc_conn *u)
+{
+    struct arc_h2u *h = u->u.h2;
+    if (!h || u->closing)
+        return;
+    /* Response bytes the client side has taken since: reopen windows. */
+    for (struct h2us *st = h->streams; st; st = st->next)
+        if (st->unconsumed && (!st->ex || !arc_px__ex_down_blocked(st->ex))) {
+            arc_h2_consume(h->s, st->sid, st->unconsumed);
+            st->unconsumed = 0;
+        }
+    arc_px__flush(w, u);
+    if (!u->closing && u->u.connected && !u->starved && u->stash_n == 0)
+        arc_px__arm_recv(w, u);
+}
+
+void arc_px__h2u_sent(struct arc_worker *w, struct arc_conn *u)
+{
+    struct arc_h2u *h = u->u.h2;
+    if (!h || u->closing)
+        return;
+    arc_px__flush(w, u);
+    if (u->closing || u->u.h2 != h)
+        return;
+    for (struct h2us *st = h->streams; st; st = st->next)
+        if (st->ex)
+            stream_arm(w, st);
+    wake_clients(w, h);
+    if (!u->closing && u->u.h2 == h) {
+        check(w, h);
+        arc_px__h2u_pump(w, u);
+    }
+}
+
+void arc_px__h2u_timeout(struct arc_worker *w, struct arc_conn *u)
+{
+    struct arc_h2u *h = u->u.h2;
+    if (h && h->ready && h->n_streams)
+        return;                         /* (ready: its own timer is only pool_idle_ttl) */
+    if (h && !h->ready) {
+        /* connect_timeout (TCP and TLS handshake) */
+        arc_m_add(&w->metrics.up_timeouts[u->u.up->index], 1);
+        fail_all(w, h, 504, ARC_ERR_UPSTREAM_TIMEOUT);
+    }
+    arc_px__conn_close(w, u);
+}
+
+static void stream_timeout(struct arc_timer *t, uint64_t now)
+{
+    (void)now;
+    struct h2us *st = (struct h2us *)((char *)t - offsetof(struct h2us, timer));
+    struct arc_h2u *h = st->h;
+    struct arc_worker *w = h->w;
+    struct arc_exchange *ex = st->ex;
+    if (!ex)
+        return;
+    if (!st->got_head && st->with_body && !st->body_ended && arc_px__bytes_len(&st->q) == 0) {
+        /* Everything the client sent is upstream: the client is the one
+         * that stalled its body (node.read_timeout). */
+        arc_px__ex_error(w, ex, 408, ARC_ERR_CLIENT_TIMEOUT);
+        return;
+    }
+    arc_m_add(&w->metrics.up_timeouts[h->u->u.up->index], 1);
+    arc_px__ex_error(w, ex, 504, ARC_ERR_UPSTREAM_TIMEOUT);
+}
+
+void arc_px__h2u_closed(struct arc_worker *w, struct arc_conn *u)
+{
+    struct arc_h2u *h = u->u.h2;
+    if (!h)
+        return;
+    pool_unlink(w, h);
+    u->u.h2 = NULL;
+    /* Freed by fail_all, or by the session call in progress when it returns. */
+    h->free_pending = true;
+    fail_all(w, h, 502, ARC_ERR_UPSTREAM_RESET);
+}
+
+void arc_px__h2u_dispose(struct arc_conn *u)
+{
+    struct arc_h2u *h = u->u.h2;
+    if (!h)
+        return;
+    for (struct h2us *st = h->streams; st; st = st->next)
+        if (st->ex) {
+            st->ex->ux = NULL;
+            st->ex = NULL;
+        }
+    u->u.h2 = NULL;
+    h2u_free(h);
+}
+
+/* ------------------------------------------------------------ the exchange's side */
+
+void arc_px__h2u_body(struct arc_worker *w, struct arc_exchange *ex, const char *p, size_t len)
+{
+    struct h2us *st = ex->ux;
+    if (!st || !st->with_body || st->body_ended || len == 0)
+        return;
+    if (!arc_px__bytes_put(&st->q, p, len)) {
+        arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
+        return;
+    }
+    arc_h2_resume(st->h->s, st->sid);
+    if (arc_px__h2u_full(ex))
+        st->client_waits = true;
+    stream_arm(w, st);
+}
+
+void arc_px__h2u_body_end(struct arc_worker *w, struct arc_exchange *ex,
+                          const struct arc_hdr *trailers, size_t n)
+{
+    struct h2us *st = ex->ux;
+    if (!st || !st->with_body || st->body_ended)
+        return;
+    st->body_ended = true;
+    arc_h2_end_body(st->h->s, st->sid, (const struct arc_h2_header *)trailers, n);
+    stream_arm(w, st);
+}
+
+bool arc_px__h2u_full(const struct arc_exchange *ex)
+{
+    const struct h2us *st = ex->ux;
+    return st && arc_px__bytes_len(&st->q) >= st->h->u->out_high;
+}
+
+void arc_px__h2u_detach(struct arc_worker *w, struct arc_exchange *ex)
+{
+    struct h2us *st = ex->ux;
+    if (!st)
+        return;
+    struct arc_h2u *h = st->h;
+    unpair(st);
+    /* Stop the stream unless both sides are done with it already. */
+    bool done = st->remote_ended && (!st->with_body || (st->body_ended && !arc_px__bytes_len(&st->q)));
+    if (!done)
+        arc_h2_reset(h->s, st->sid, H2_CANCEL);
+    if (st->unconsumed) {
+        arc_h2_consume(h->s, st->sid, st->unconsumed);
+        st->unconsumed = 0;
+    }
+    arc_px__bytes_free(&st->q);
+    if (!h->in_cb && !h->u->closing)
+        arc_px__flush(w, h->u);
+}
