@@ -422,3 +422,39 @@ bool arc_h1_chunked_trailer_next(const struct arc_h1_chunked *st, size_t *pos,
     *pos = (size_t)(nl + 1 - st->_tr_buf);
     return true;
 }
+
+/* RFC 9110 §6.5.1 (see arc_h1_trailer_allowed in http1.h for the groups). */
+#define NAME(s) { s, sizeof(s) - 1 }
+static const struct {
+    const char *name;
+    size_t len;
+} NOT_IN_TRAILERS[] = {
+    /* framing, connection */
+    NAME("Transfer-Encoding"), NAME("Content-Length"), NAME("Trailer"), NAME("TE"),
+    NAME("Connection"), NAME("Keep-Alive"), NAME("Proxy-Connection"), NAME("Upgrade"),
+    /* routing, request modifiers */
+    NAME("Host"), NAME("Max-Forwards"), NAME("Expect"), NAME("Range"), NAME("If-Match"),
+    NAME("If-None-Match"), NAME("If-Modified-Since"), NAME("If-Unmodified-Since"),
+    NAME("If-Range"),
+    /* authentication, state */
+    NAME("Authorization"), NAME("Proxy-Authorization"), NAME("WWW-Authenticate"),
+    NAME("Proxy-Authenticate"), NAME("Cookie"), NAME("Set-Cookie"),
+    /* response controls */
+    NAME("Age"), NAME("Cache-Control"), NAME("Date"), NAME("Expires"), NAME("Location"),
+    NAME("Pragma"), NAME("Retry-After"), NAME("Vary"), NAME("Warning"),
+    /* content format */
+    NAME("Content-Type"), NAME("Content-Encoding"), NAME("Content-Language"),
+    NAME("Content-Location"), NAME("Content-Range"),
+};
+#undef NAME
+
+bool arc_h1_trailer_allowed(struct arc_str name)
+{
+    /* A linear scan: it runs once per trailer field, which few messages
+     * have, and most names fail on the length. */
+    for (size_t i = 0; i < ARC_ARRAY_LEN(NOT_IN_TRAILERS); i++)
+        if (name.len == NOT_IN_TRAILERS[i].len &&
+            arc_str_ieq(name, NOT_IN_TRAILERS[i].name, NOT_IN_TRAILERS[i].len))
+            return false;
+    return true;
+}

@@ -228,6 +228,34 @@ size_t arc_h1_chunked_trailer_count(const struct arc_h1_chunked *st);
 bool arc_h1_chunked_trailer_next(const struct arc_h1_chunked *st, size_t *pos,
                                  struct arc_h1_header *out);
 
+/**
+ * Case-insensitive: may a field with this name be forwarded from a trailer
+ * section? False for the fields RFC 9110 §6.5.1 says cannot be processed
+ * outside the header section (the groups RFC 7230 §4.1.2 spelled out); a
+ * trailer cannot change what was already acted on, so a proxy drops them
+ * rather than forward or merge them (RFC 9110 §6.5.2):
+ *   framing, connection (RFC 9112 §6.1, RFC 9110 §6.6.2, §7.6.1, §7.8, §8.6,
+ *     §10.1.4; connection-specific in HTTP/2 too, RFC 9113 §8.2.2):
+ *     Transfer-Encoding, Content-Length, Trailer, TE, Connection,
+ *     Keep-Alive, Proxy-Connection, Upgrade
+ *   routing, request modifiers (RFC 9110 §7.2, §7.6.2, §10.1.1, §13.1,
+ *     §14.2): Host, Max-Forwards, Expect, Range, If-Match, If-None-Match,
+ *     If-Modified-Since, If-Unmodified-Since, If-Range
+ *   authentication, state (RFC 9110 §11.6, §11.7, RFC 6265): Authorization,
+ *     Proxy-Authorization, WWW-Authenticate, Proxy-Authenticate, Cookie,
+ *     Set-Cookie
+ *   response controls (RFC 9110 §6.6.1, §10.2, §12.5.5, RFC 9111 §5): Age,
+ *     Cache-Control, Date, Expires, Location, Pragma, Retry-After, Vary,
+ *     Warning
+ *   content format (RFC 9110 §8.3-§8.7, §14.4): Content-Type,
+ *     Content-Encoding, Content-Language, Content-Location, Content-Range
+ * Everything else is allowed, including fields made for trailers:
+ * grpc-status, grpc-message, Content-Digest and Repr-Digest (RFC 9530),
+ * Server-Timing, Authentication-Info (RFC 9110 §11.6.3). Pure; the HTTP/2
+ * codec still lower-cases names and drops what nghttp2 rejects.
+ */
+bool arc_h1_trailer_allowed(struct arc_str name);
+
 /* ------------------------------------------------------------- helpers */
 
 /* Case-insensitive: is `name` one of the fixed hop-by-hop fields

@@ -1,7 +1,8 @@
 /* Proves the chunked decoder follows RFC 9112 §7.1 (chunk extensions and
  * trailers validated, limits enforced, sizes bounded) and gives identical
  * data, status, consumed count and kept trailer fields however its input is
- * split; and that keeping trailers changes nothing else. */
+ * split; that keeping trailers changes nothing else; and which field names
+ * arc_h1_trailer_allowed turns away. */
 #include "test.h"
 #include "http1/http1.h"
 #include "core/arena.h"
@@ -687,6 +688,37 @@ static void test_trailers_lifetime(void)
     arc_arena_dispose(&arena);
 }
 
+static void test_trailer_allowed(void)
+{
+    static const char *const banned[] = {
+        "Transfer-Encoding", "Content-Length", "Trailer", "TE", "Connection", "Keep-Alive",
+        "Proxy-Connection", "Upgrade", "Host", "Max-Forwards", "Expect", "Range", "If-Match",
+        "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range",
+        "Authorization", "Proxy-Authorization", "WWW-Authenticate", "Proxy-Authenticate",
+        "Cookie", "Set-Cookie", "Age", "Cache-Control", "Date", "Expires", "Location",
+        "Pragma", "Retry-After", "Vary", "Warning", "Content-Type", "Content-Encoding",
+        "Content-Language", "Content-Location", "Content-Range",
+        "content-length", "HOST", "transfer-ENCODING", "te", "set-cookie",
+    };
+    static const char *const allowed[] = {
+        "grpc-status", "grpc-message", "Grpc-Status-Details-Bin", "Content-Digest",
+        "Repr-Digest", "Content-MD5", "Digest", "Server-Timing", "Authentication-Info",
+        "X-Checksum", "Expires-X", "Hos", "Hosts", "T", "TEE", "Content-Lengths", "X",
+        "Content", "Contentlength",
+    };
+    for (size_t i = 0; i < ARC_ARRAY_LEN(banned); i++)
+        if (arc_h1_trailer_allowed(arc_str_make(banned[i], strlen(banned[i])))) {
+            fprintf(stderr, "allowed in trailers: %s\n", banned[i]);
+            CHECK(0);
+        }
+    for (size_t i = 0; i < ARC_ARRAY_LEN(allowed); i++)
+        if (!arc_h1_trailer_allowed(arc_str_make(allowed[i], strlen(allowed[i])))) {
+            fprintf(stderr, "refused in trailers: %s\n", allowed[i]);
+            CHECK(0);
+        }
+    CHECK(arc_h1_trailer_allowed(arc_str_make(NULL, 0)));
+}
+
 int main(void)
 {
     RUN(test_simple);
@@ -709,5 +741,6 @@ int main(void)
     RUN(test_trailers_empty);
     RUN(test_trailers_not_requested);
     RUN(test_trailers_lifetime);
+    RUN(test_trailer_allowed);
     return TEST_REPORT();
 }
