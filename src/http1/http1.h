@@ -1,9 +1,10 @@
 /**
  * HTTP/1.1 message heads and chunked framing (RFC 9110, RFC 9112).
  *
- * Pure functions: bytes in, a status and a reason out. No I/O, no allocation;
- * every view in a parsed message points into the caller's buffer and lives as
- * long as it does. Safe to fuzz. Thread: any.
+ * Pure functions: bytes in, a status and a reason out. No I/O, no allocation
+ * (except trailer fields a caller asks the chunked decoder to keep, which go
+ * into the caller's arena); every view in a parsed message points into the
+ * caller's buffer and lives as long as it does. Safe to fuzz. Thread: any.
  *
  * The parser is deliberately strict where leniency enables request smuggling
  * or response splitting; each rejection names its reason in `err`.
@@ -132,12 +133,16 @@ enum arc_h1_status arc_h1_parse_response(const char *buf, size_t len,
 
 /* ------------------------------------------------------------- chunked */
 
+struct arc_arena;
+
 /**
  * Incremental chunked-body decoder (RFC 9112 §7.1). Zero-initialise it (or
  * call arc_h1_chunked_init, which zeroes the limits too: set them after) per
  * message. It does not copy: it walks framing and reports where data spans
  * are, so a proxy can forward the validated bytes verbatim (consumed counts
- * framing + data) or extract data spans.
+ * framing + data) or extract data spans. Trailer fields are validated and
+ * dropped unless the caller asks to keep them (arc_h1_chunked_keep_trailers).
+ * Fields starting with `_` are private to chunked.c.
  */
 struct arc_h1_chunked {
     uint8_t state;              /* private */
@@ -147,6 +152,12 @@ struct arc_h1_chunked {
     uint64_t trailer_bytes;     /* private */
     uint32_t max_line;          /* max chunk-size line / trailer line length (default 4096 if 0) */
     uint32_t max_trailer_bytes; /* total trailer section limit (default 32768 if 0) */
+    struct arc_arena *_tr_arena; /* NULL: trailer fields are not kept */
+    char *_tr_buf;              /* kept fields, "name:value\n" each, in _tr_arena */
+    uint32_t _tr_len, _tr_cap;
+    uint32_t _tr_vstart;        /* where the current value starts in _tr_buf */
+    uint32_t _tr_vend;          /* ... and ends, trailing OWS excluded */
+    uint32_t _tr_count;         /* complete fields in _tr_buf */
 };
 
 enum arc_h1_chunk_rc {
@@ -154,7 +165,8 @@ enum arc_h1_chunk_rc {
     ARC_H1_CHUNK_DATA,          /* a data span is reported (may be followed by more) */
     ARC_H1_CHUNK_DONE,          /* last-chunk and trailer section complete */
     ARC_H1_CHUNK_ERROR,         /* bad framing: bad hex, size overflow, missing CRLF after data,
-                                   bad chunk-ext chars, bad trailer line, limits exceeded */
+                                   bad chunk-ext chars, bad trailer line, limits exceeded,
+                                   no memory for kept trailer fields */
 };
 
 void arc_h1_chunked_init(struct arc_h1_chunked *st);
@@ -170,6 +182,79 @@ enum arc_h1_chunk_rc arc_h1_chunked_next(struct arc_h1_chunked *st,
                                          size_t *consumed,
                                          const char **data, size_t *data_len,
                                          const char **err);
+
+/**
+ * Keeps this message's trailer fields so that, once arc_h1_chunked_next has
+ * returned DONE, arc_h1_chunked_trailer_next can hand them out however the
+ * trailer section was split across calls. Call it after arc_h1_chunked_init
+ * and before the trailer section starts (in practice: before the first
+ * arc_h1_chunked_next); arc_h1_chunked_init turns it off again, so it is
+ * per message. A decoder not told to keep trailers never allocates.
+ *
+ * Storage comes from `arena` (borrowed; it must stay valid, and not be reset,
+ * until the decoder returns DONE or ERROR or is re-initialised). Nothing is
+ * allocated for a message whose trailer section is empty; otherwise the
+ * fields are stored normalised (name, value without OWS) in a buffer that
+ * doubles from 256 bytes up to max_trailer_bytes, so the arena holds at most
+ * about twice max_trailer_bytes. The arena owns all of it: there is nothing
+ * to free but the arena (arc_arena_reset/dispose), and the views handed out
+ * live until then. Running out of memory is ARC_H1_CHUNK_ERROR
+ * ("out of memory for trailer fields").
+ *
+ * Field lines are checked the same whether kept or not (RFC 9112 §7.1.2,
+ * RFC 9110 §5): a token name directly followed by ':', a value of
+ * field-content (no CR, LF, NUL or other controls but HTAB), no obs-fold,
+ * each line within max_line and the whole section within
+ * max_trailer_bytes; anything else is ARC_H1_CHUNK_ERROR with its reason.
+ */
+void arc_h1_chunked_keep_trailers(struct arc_h1_chunked *st, struct arc_arena *arena);
+
+/**
+ * Number of kept trailer fields: 0 unless trailers were kept and the
+ * decoder has returned DONE (a section that is not complete and valid
+ * yields nothing, so a proxy never forwards part of a bad one).
+ */
+size_t arc_h1_chunked_trailer_count(const struct arc_h1_chunked *st);
+
+/**
+ * Iterates over the kept trailer fields in the order received: start with
+ * *pos = 0; each call that returns true sets *out and advances *pos. False
+ * when there are no more, or under the same conditions that make the count
+ * 0. out->name is as received (case preserved, a non-empty token);
+ * out->value has leading and trailing OWS (SP, HTAB) removed, inner OWS kept,
+ * and may be empty. Repeated names are returned as separate fields. Views
+ * point into the arena given to arc_h1_chunked_keep_trailers.
+ */
+bool arc_h1_chunked_trailer_next(const struct arc_h1_chunked *st, size_t *pos,
+                                 struct arc_h1_header *out);
+
+/**
+ * Case-insensitive: may a field with this name be forwarded from a trailer
+ * section? False for the fields RFC 9110 §6.5.1 says cannot be processed
+ * outside the header section (the groups RFC 7230 §4.1.2 spelled out); a
+ * trailer cannot change what was already acted on, so a proxy drops them
+ * rather than forward or merge them (RFC 9110 §6.5.2):
+ *   framing, connection (RFC 9112 §6.1, RFC 9110 §6.6.2, §7.6.1, §7.8, §8.6,
+ *     §10.1.4; connection-specific in HTTP/2 too, RFC 9113 §8.2.2):
+ *     Transfer-Encoding, Content-Length, Trailer, TE, Connection,
+ *     Keep-Alive, Proxy-Connection, Upgrade
+ *   routing, request modifiers (RFC 9110 §7.2, §7.6.2, §10.1.1, §13.1,
+ *     §14.2): Host, Max-Forwards, Expect, Range, If-Match, If-None-Match,
+ *     If-Modified-Since, If-Unmodified-Since, If-Range
+ *   authentication, state (RFC 9110 §11.6, §11.7, RFC 6265): Authorization,
+ *     Proxy-Authorization, WWW-Authenticate, Proxy-Authenticate, Cookie,
+ *     Set-Cookie
+ *   response controls (RFC 9110 §6.6.1, §10.2, §12.5.5, RFC 9111 §5): Age,
+ *     Cache-Control, Date, Expires, Location, Pragma, Retry-After, Vary,
+ *     Warning
+ *   content format (RFC 9110 §8.3-§8.7, §14.4): Content-Type,
+ *     Content-Encoding, Content-Language, Content-Location, Content-Range
+ * Everything else is allowed, including fields made for trailers:
+ * grpc-status, grpc-message, Content-Digest and Repr-Digest (RFC 9530),
+ * Server-Timing, Authentication-Info (RFC 9110 §11.6.3). Pure; the HTTP/2
+ * codec still lower-cases names and drops what nghttp2 rejects.
+ */
+bool arc_h1_trailer_allowed(struct arc_str name);
 
 /* ------------------------------------------------------------- helpers */
 
