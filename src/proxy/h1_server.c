@@ -502,6 +502,8 @@ static size_t read_head(struct arc_worker *w, struct arc_conn *c, const char *p,
     c->c.req_body = req.body;
     c->c.req_left = req.content_length;
     arc_h1_chunked_init(&c->c.req_chunk);
+    if (req.body == ARC_H1_BODY_CHUNKED)    /* (for an HTTP/2 upstream; costs nothing without) */
+        arc_h1_chunked_keep_trailers(&c->c.req_chunk, &ex->arena);
     ex->req_done = req.body == ARC_H1_BODY_NONE ||
                    (req.body == ARC_H1_BODY_LENGTH && req.content_length == 0);
     /* We answer Expect: 100-continue ourselves (and strip it upstream): the
@@ -572,8 +574,12 @@ static size_t req_body(struct arc_worker *w, struct arc_conn *c, int32_t bid,
             arc_px__up_body(w, ex, bid, p, n, true);
     }
     ex->bytes_in += n;
-    if (ex->req_done && !framed)
-        arc_px__up_body_end(w, ex, NULL, 0);
+    if (ex->req_done && !framed) {
+        struct arc_hdr *t = NULL;
+        size_t nt = c->c.req_body == ARC_H1_BODY_CHUNKED
+                        ? arc_px__chunk_trailers(ex, &c->c.req_chunk, &t) : 0;
+        arc_px__up_body_end(w, ex, t, nt);
+    }
     if (ex->req_done && !ex->resp_started)
         arc_tw_cancel(&w->tw, &c->timer);
     else if (!ex->req_done && !arc_px__up_full(ex))

@@ -264,14 +264,14 @@ static struct arc_h2u *conn_pick(struct arc_worker *w, const struct arc_upstream
 
 /* ------------------------------------------------------------ attempts */
 
-/* Opens a stream for ex on a connection (not `not`). `body` is the request
- * body already queued by an earlier attempt (taken over). False: ex was
- * answered with an error. */
-static bool attempt(struct arc_worker *w, struct arc_exchange *ex, int ep,
+/* Opens a stream for ex: on `on` when given, else on a connection picked
+ * (never `not`). `body` is the request body already queued by an earlier
+ * attempt (taken over). False: ex was answered with an error. */
+static bool attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, struct arc_h2u *on,
                     const struct arc_h2u *not, struct arc_px_bytes *body, bool body_ended)
 {
     const struct arc_upstream_rt *up = ex->route->up;
-    struct arc_h2u *h = conn_pick(w, up, ep, not);
+    struct arc_h2u *h = on ? on : conn_pick(w, up, ep, not);
     if (!h) {
         if (body)
             arc_px__bytes_free(body);
@@ -372,7 +372,7 @@ void arc_px__h2u_start(struct arc_worker *w, struct arc_exchange *ex, int ep)
     arc_lb_start(&w->ups[up->index].lb, (size_t)ep);
     ex->lb_open = true;
     arc_m_add(&w->metrics.up_requests[up->index], 1);
-    attempt(w, ex, ep, NULL, NULL, false);  /* (may end ex: touch nothing after) */
+    attempt(w, ex, ep, NULL, NULL, NULL, false);  /* (may end ex: touch nothing after) */
 }
 
 /* The stream failed before a response head: once more elsewhere when that
@@ -383,8 +383,16 @@ static void stream_failed(struct arc_worker *w, struct h2us *st, bool refused,
 {
     struct arc_h2u *h = st->h;
     bool got_head = st->got_head;
-    bool safe = !got_head && st->pulled == 0 && st->ex && st->ex->attempts < 2 &&
-                (refused || (h->ready && st->ex->idempotent));
+    /* REFUSED_STREAM is the server's word that it did nothing with the
+     * stream: a retry is always safe. A server refuses streams over its
+     * SETTINGS_MAX_CONCURRENT_STREAMS when they were sent before its
+     * SETTINGS arrived; now they have (they come first), so the same
+     * connection queues the retry until a stream slot frees. */
+    bool safe = !got_head && st->pulled == 0 && st->ex &&
+                (refused ? st->ex->attempts < 4 : h->ready && st->ex->idempotent &&
+                                                  st->ex->attempts < 2);
+    struct arc_h2u *again = refused && !h->dead && !h->u->closing &&
+                            !arc_h2_goaway_received(h->s, NULL) ? h : NULL;
     struct arc_px_bytes body = st->q;
     bool body_ended = st->body_ended;
     st->q = (struct arc_px_bytes){ 0 };
@@ -394,7 +402,7 @@ static void stream_failed(struct arc_worker *w, struct h2us *st, bool refused,
         return;
     }
     if (safe) {
-        attempt(w, ex, ex->ep, h, &body, body_ended);
+        attempt(w, ex, ex->ep, again, h, &body, body_ended);
         return;
     }
     arc_px__bytes_free(&body);

@@ -542,3 +542,16 @@ bool arc_px__request_fields(struct arc_exchange *ex, struct arc_hdr **out, size_
     *n = k;
     return ok;
 }
+
+size_t arc_px__chunk_trailers(struct arc_exchange *ex, const struct arc_h1_chunked *st,
+                              struct arc_hdr **out)
+{
+    size_t n = arc_h1_chunked_trailer_count(st), k = 0, pos = 0;
+    struct arc_hdr *v = n ? arc_arena_alloc(&ex->arena, n * sizeof(*v)) : NULL;
+    struct arc_h1_header f;
+    while (v && arc_h1_chunked_trailer_next(st, &pos, &f))
+        if (arc_h1_trailer_allowed(f.name))
+            v[k++] = (struct arc_hdr){ f.name, f.value };
+    *out = v;
+    return k;
+}

@@ -650,6 +650,11 @@ void arc_px__h2u_dispose(struct arc_conn *u);
  * hop-by-hop fields; forwarding fields and route operations applied), in
  * the exchange's arena. False: out of memory. */
 bool arc_px__request_fields(struct arc_exchange *ex, struct arc_hdr **out, size_t *n);
+/* The trailer fields a chunked body kept (arc_h1_chunked_keep_trailers),
+ * those allowed in trailers only (RFC 9110 §6.5.1), in the exchange's
+ * arena; returns their count. */
+size_t arc_px__chunk_trailers(struct arc_exchange *ex, const struct arc_h1_chunked *st,
+                              struct arc_hdr **out);
 char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, size_t *len);
 char *arc_px__build_response_head(struct arc_worker *w, struct arc_exchange *ex,
                                   const struct arc_resp *resp, bool close, size_t *len);

@@ -384,6 +384,10 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
     u->u.keep_alive = (r.flags & ARC_H1_F_KEEP_ALIVE) != 0;
     arc_h1_chunked_init(&u->u.resp_chunk);
     codec_of(ex)->send_head(w, ex, &resp);
+    /* A client codec that takes the data alone (HTTP/2) gets the trailers
+     * as fields (the HTTP/1.1 pass-through carries them in the bytes). */
+    if (r.body == ARC_H1_BODY_CHUNKED && !ex->resp_passthrough)
+        arc_h1_chunked_keep_trailers(&u->u.resp_chunk, &ex->arena);
     arc_px__hbuf_reset(u);
     ex->resp_started = true;
     ex->state = EX_STREAMING;
@@ -422,8 +426,13 @@ static size_t resp_body(struct arc_worker *w, struct arc_conn *u, int32_t bid, c
             if (!ex->resp_passthrough) {
                 if (rc == ARC_H1_CHUNK_DATA)
                     cv->send_body(w, ex, bid, data, dlen, false);
-                if (rc == ARC_H1_CHUNK_DONE)
+                if (rc == ARC_H1_CHUNK_DONE) {
+                    struct arc_hdr *t;
+                    size_t nt = arc_px__chunk_trailers(ex, &u->u.resp_chunk, &t);
+                    if (nt)
+                        cv->trailers(w, ex, t, nt);
                     ex->resp_done = true;
+                }
                 if (rc != ARC_H1_CHUNK_DATA)
                     break;
                 continue;

@@ -71,6 +71,7 @@ class H2Client:
 
     def response(self, sid, timeout=10):
         status, hdrs, body = None, [], b""
+        self.trailers = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             evs = self.events(timeout)
@@ -84,6 +85,8 @@ class H2Client:
                     body += e.data
                     self.conn.acknowledge_received_data(e.flow_controlled_length, sid)
                     self.flush()
+                elif isinstance(e, h2.events.TrailersReceived) and e.stream_id == sid:
+                    self.trailers = [(k.decode(), v.decode()) for k, v in e.headers]
                 elif isinstance(e, h2.events.StreamEnded) and e.stream_id == sid:
                     return status, hdrs, body
                 elif isinstance(e, h2.events.StreamReset) and e.stream_id == sid:
@@ -194,6 +197,23 @@ def test_upload_without_length_is_chunked_with_trailers(arc, servers):
     assert ["X-Checksum", "42"] in [list(t) for t in j["trailers"]] or \
            ["x-checksum", "42"] in [list(t) for t in j["trailers"]], j["trailers"]
     c.close()
+
+
+def test_chunked_response_trailers_reach_h2_client(arc, servers):
+    """A chunked HTTP/1.1 response's trailer section becomes a trailing
+    HEADERS frame; fields not allowed in trailers (RFC 9110 §6.5.1) are
+    dropped."""
+    up = servers.http(name="echo")
+    a = arc(h2_config(up))
+    c = H2Client(a.port)
+    try:
+        st, hdrs, body = c.response(c.request("/chunked", headers=[("te", "trailers")]))
+    finally:
+        c.close()
+    assert st == 200
+    assert body == b"hello chunked world" + b"x" * 70000
+    assert c.trailers == [("x-checksum", "42")], c.trailers
+    assert "x-checksum" not in dict(hdrs)
 
 
 def test_many_streams_multiplexed_h2load(arc, servers):

@@ -173,6 +173,32 @@ def test_http1_chunked_upload_is_dechunked(gw, h2s):
     assert c.request("GET", "/info?after=1").status == 200
 
 
+def test_http1_chunked_upload_trailers_reach_upstream(gw, h2s):
+    """The trailer section of a chunked HTTP/1.1 request becomes the
+    stream's trailing HEADERS; fields not allowed in trailers are dropped."""
+    srv = h2s()
+    a = gw(config(srv))
+    c = a.client()
+    c.send(build_request("POST", "/info", [("Transfer-Encoding", "chunked"), ("TE", "trailers")], None) +
+           chunk_encode([b"grpc-", b"web"], [("X-Sum", "  7  "), ("Content-Length", "5")]))
+    r = c.response()
+    assert r.status == 200, r
+    st = only_stream(srv, "/info")
+    assert bytes(st.body) == b"grpc-web"
+    assert [list(t) for t in st.trailers] == [["x-sum", "7"]], st.trailers
+
+
+def test_response_trailers_reach_http11_client_in_last_chunk(gw, h2s):
+    srv = h2s()
+    a = gw(config(srv))
+    r = a.client().request("GET", "/trailers")
+    assert r.status == 200 and r.framing == "chunked", r
+    assert r.body == b"first piece, second piece, last piece"
+    t = {k.lower(): v for k, v in r.trailers}
+    assert t.get("x-checksum") == hashlib.sha256(r.body).hexdigest(), r.trailers
+    assert t.get("x-count") == "3", r.trailers
+
+
 def test_http1_head_204_304_and_status_relayed(gw, h2s):
     srv = h2s()
     a = gw(config(srv))

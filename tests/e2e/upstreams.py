@@ -376,7 +376,8 @@ def smart_handler(req):
         for piece in (b"hello ", b"chunked ", b"world", b"x" * 70000):
             req.conn.send(b"%x\r\n" % len(piece) + piece + CRLF)
             stop.wait(0.05)
-        req.conn.send(b"0\r\nX-Checksum: 42\r\n\r\n")
+        # (Content-Type is not allowed in trailers: proxies drop it)
+        req.conn.send(b"0\r\nX-Checksum: 42\r\nContent-Type: text/evil\r\n\r\n")
         return True
     if seg == "close-delimited":
         req.read_body()
