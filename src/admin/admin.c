@@ -283,8 +283,12 @@ static void serve(struct control_state *cs, struct admin_conn *a, const struct a
         for (size_t i = 0; i < ctl->n_workers; i++)
             shards[i] = arc_worker_metrics(ctl->workers[i]);
         struct arc_sbuf m = { 0 };
-        arc_metrics_render(&m, shards, ctl->n_workers, ctl->snap->route_names,
-                           ctl->snap->upstream_names);
+        const struct arc_snapshot *s = ctl->snap;
+        struct arc_m_names names = {
+            .route_ids = s->route_ids, .route_names = s->route_names, .n_routes = s->n_routes,
+            .up_ids = s->upstream_ids, .up_names = s->upstream_names, .n_ups = s->n_ups,
+        };
+        arc_metrics_render(&m, shards, ctl->n_workers, &names);
         render_tls(&m, ctl, shards);
         arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
                             "arc_workers %zu\n", ctl->n_workers);

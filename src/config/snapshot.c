@@ -2,6 +2,7 @@
  * Compiling a config into a snapshot, and publishing it. See snapshot.h.
  */
 #include "config/snapshot.h"
+#include "config/ident.h"
 #include "core/common.h"
 #include "core/sbuf.h"
 #include "tls/tls.h"
@@ -52,6 +53,8 @@ static void snapshot_free(struct arc_snapshot *s)
     free(s->ups);
     free(s->route_names);
     free(s->upstream_names);
+    free(s->route_ids);
+    free(s->upstream_ids);
     if (s->cfg)
         arc_config_free(s->cfg);
     free(s);
@@ -129,21 +132,25 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
     s->n_ups = cfg->n_upstreams;
     s->ups = calloc(s->n_ups ? s->n_ups : 1, sizeof(*s->ups));
     s->upstream_names = calloc(s->n_ups ? s->n_ups : 1, sizeof(char *));
+    s->upstream_ids = calloc(s->n_ups ? s->n_ups : 1, sizeof(uint32_t));
     s->n_routes = cfg->n_routes;
+    s->route_ids = calloc(s->n_routes ? s->n_routes : 1, sizeof(uint32_t));
     s->routes = calloc(s->n_routes ? s->n_routes : 1, sizeof(*s->routes));
     s->route_names = calloc(s->n_routes ? s->n_routes : 1, sizeof(char *));
     struct arc_rt_spec *specs = calloc(s->n_routes ? s->n_routes : 1, sizeof(*specs));
     s->n_listeners = cfg->n_listeners;
     s->listener_tls = calloc(s->n_listeners ? s->n_listeners : 1, sizeof(*s->listener_tls));
     if (!s->ups || !s->upstream_names || !s->routes || !s->route_names || !specs ||
-        !s->listener_tls)
+        !s->listener_tls || !s->upstream_ids || !s->route_ids)
         goto oom;
 
     for (size_t i = 0; i < s->n_ups; i++) {
         const struct arc_upstream_conf *uc = &cfg->upstreams[i];
         struct arc_upstream_rt *u = &s->ups[i];
         u->conf = uc;
-        u->index = i;
+        u->id = arc_ident_of(ARC_IDENT_UPSTREAM, uc->name, strlen(uc->name));
+        if (u->id == ARC_IDENT_NONE)
+            goto too_many;
         u->n_eps = uc->n_endpoints;
         u->eps = calloc(u->n_eps ? u->n_eps : 1, sizeof(*u->eps));
         if (!u->eps)
@@ -153,16 +160,26 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
             u->eps[e].len = uc->endpoints[e].address.len;
             u->eps[e].text = uc->endpoints[e].address.text;
             u->eps[e].weight = uc->endpoints[e].weight ? uc->endpoints[e].weight : 1;
-            atomic_init(&u->eps[e].open_conns, 0);
+            char key[512];
+            int kl = snprintf(key, sizeof(key), "%s|%s", uc->name, u->eps[e].text);
+            u->eps[e].id = arc_ident_of(ARC_IDENT_ENDPOINT, key,
+                                        (size_t)ARC_MIN(kl, (int)sizeof(key) - 1));
+            if (u->eps[e].id == ARC_IDENT_NONE)
+                goto too_many;
+            u->eps[e].open_conns = arc_ident_endpoint_open(u->eps[e].id);
         }
         s->upstream_names[i] = uc->name;
+        s->upstream_ids[i] = u->id;
     }
 
     for (size_t i = 0; i < s->n_routes; i++) {
         const struct arc_route_conf *rc = &cfg->routes[i];
         struct arc_route_rt *r = &s->routes[i];
         r->conf = rc;
-        r->index = i;
+        r->id = arc_ident_of(ARC_IDENT_ROUTE, rc->name, strlen(rc->name));
+        if (r->id == ARC_IDENT_NONE)
+            goto too_many;
+        s->route_ids[i] = r->id;
         if (rc->action == ARC_ACTION_UPSTREAM) {
             ARC_ASSERT(rc->upstream_index < s->n_ups);
             r->up = &s->ups[rc->upstream_index];
@@ -192,9 +209,21 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
         return -1;
     }
     free(specs);
+    s->n_route_ids = arc_ident_count(ARC_IDENT_ROUTE);
+    s->n_up_ids = arc_ident_count(ARC_IDENT_UPSTREAM);
+    s->n_ep_ids = arc_ident_count(ARC_IDENT_ENDPOINT);
     s->generation = atomic_fetch_add(&g_generation, 1) + 1;
     *out = s;
     return 0;
+
+too_many:
+    /* (only after ARC_IDENT_MAX distinct names of one kind in one process,
+     * reloads included, or out of memory) */
+    free(specs);
+    add_error(errs, cfg->source, 0, 0, "too many distinct route, upstream or endpoint names "
+              "in this process's life (65536 of a kind), or out of memory: restart arc");
+    snapshot_free(s);
+    return -1;
 
 oom:
     free(specs);

@@ -29,9 +29,11 @@ struct arc_endpoint_rt {
     socklen_t len;
     const char *text;           /* "ip:port", owned by the config */
     uint32_t weight;
-    /* Node-wide open connections to this endpoint, for pool.max_connections.
+    uint32_t id;                /* stable identity (config/ident.h): upstream name + address */
+    /* Node-wide open connections to this endpoint, for pool.max_connections
+     * (outside the snapshot: every snapshot naming the endpoint shares it).
      * Touched on connect and close only, never per request. */
-    _Atomic uint32_t open_conns;
+    _Atomic uint32_t *open_conns;
 };
 
 struct arc_tls_server;
@@ -41,14 +43,14 @@ struct arc_tls_ticket_keys;
 struct arc_upstream_rt {
     const struct arc_upstream_conf *conf;
     struct arc_tls_client *tls;     /* upstreams[].tls set: its client context, owned */
-    size_t index;
+    uint32_t id;                    /* stable identity: worker tables and metrics rows */
     struct arc_endpoint_rt *eps;
     size_t n_eps;
 };
 
 struct arc_route_rt {
     const struct arc_route_conf *conf;
-    size_t index;
+    uint32_t id;                    /* stable identity: metrics rows */
     struct arc_upstream_rt *up;     /* ACTION_UPSTREAM only */
 };
 
@@ -65,6 +67,11 @@ struct arc_snapshot {
     size_t n_listeners;
     const char **route_names;       /* [n_routes], for metrics */
     const char **upstream_names;    /* [n_ups] */
+    uint32_t *route_ids;            /* [n_routes] */
+    uint32_t *upstream_ids;         /* [n_ups] */
+    /* Identities handed out when this snapshot was built: tables indexed
+     * by id and sized to these cover every id it carries. */
+    uint32_t n_route_ids, n_up_ids, n_ep_ids;
     struct arc_h1_limits limits;
 };
 

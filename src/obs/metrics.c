@@ -5,38 +5,67 @@
 #include "core/common.h"
 
 #include <stdlib.h>
+#include <string.h>
 
-int arc_metrics_shard_init(struct arc_metrics_shard *m, size_t n_routes, size_t n_upstreams)
+int arc_metrics_shard_init(struct arc_metrics_shard *m)
 {
     memset(m, 0, sizeof(*m));
-    m->n_routes = n_routes;
-    m->n_upstreams = n_upstreams;
-    size_t nu = n_upstreams ? n_upstreams : 1;
-    m->requests = calloc((n_routes + 1) * 5, sizeof(arc_counter));
-    m->up_requests = calloc(nu, sizeof(arc_counter));
-    m->up_connect_errors = calloc(nu, sizeof(arc_counter));
-    m->up_timeouts = calloc(nu, sizeof(arc_counter));
-    m->up_pool_open = calloc(nu, sizeof(arc_counter));
-    m->up_pool_idle = calloc(nu, sizeof(arc_counter));
-    m->up_reused = calloc(nu, sizeof(arc_counter));
-    if (!m->requests || !m->up_requests || !m->up_connect_errors || !m->up_timeouts ||
-        !m->up_pool_open || !m->up_pool_idle || !m->up_reused) {
-        arc_metrics_shard_dispose(m);
-        return -1;
-    }
+    m->routes.width = 5;
+    m->ups.width = ARC_MU__COUNT;
     return 0;
+}
+
+static int table_fit(struct arc_m_table *t, size_t n)
+{
+    size_t have = atomic_load_explicit(&t->n, memory_order_relaxed);
+    if (n <= have)
+        return 0;
+    arc_counter *old = atomic_load_explicit(&t->v, memory_order_relaxed);
+    arc_counter **retired = realloc(t->retired, (t->n_retired + 1) * sizeof(*retired));
+    if (!retired)
+        return -1;
+    t->retired = retired;
+    arc_counter *v = calloc(n * t->width, sizeof(arc_counter));
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < have * t->width; i++)
+        atomic_init(&v[i], arc_m_get(&old[i]));
+    if (old)
+        t->retired[t->n_retired++] = old;
+    atomic_store_explicit(&t->v, v, memory_order_release);
+    atomic_store_explicit(&t->n, n, memory_order_release);
+    return 0;
+}
+
+int arc_metrics_shard_fit(struct arc_metrics_shard *m, size_t n_routes, size_t n_ups)
+{
+    return table_fit(&m->routes, n_routes) < 0 || table_fit(&m->ups, n_ups) < 0 ? -1 : 0;
+}
+
+static void table_dispose(struct arc_m_table *t)
+{
+    for (size_t i = 0; i < t->n_retired; i++)
+        free(t->retired[i]);
+    free(t->retired);
+    free(atomic_load_explicit(&t->v, memory_order_relaxed));
 }
 
 void arc_metrics_shard_dispose(struct arc_metrics_shard *m)
 {
-    free(m->requests);
-    free(m->up_requests);
-    free(m->up_connect_errors);
-    free(m->up_timeouts);
-    free(m->up_pool_open);
-    free(m->up_pool_idle);
-    free(m->up_reused);
+    table_dispose(&m->routes);
+    table_dispose(&m->ups);
     memset(m, 0, sizeof(*m));
+}
+
+/* A reader's view of row `id`, column `col` (0 when the shard has no such
+ * row yet): row count first, then the array it was published with. */
+static uint64_t table_get(const struct arc_m_table *t, size_t id, size_t col)
+{
+    size_t n = atomic_load_explicit(&((struct arc_m_table *)t)->n, memory_order_acquire);
+    if (id >= n)
+        return 0;
+    arc_counter *v = atomic_load_explicit(&((struct arc_m_table *)t)->v, memory_order_acquire);
+    return arc_m_get(&v[id * t->width + col]);
 }
 
 static const char *const err_names[ARC_ERR__COUNT] = {
@@ -75,29 +104,26 @@ static void label(struct arc_sbuf *o, const char *s)
     const struct arc_metrics_shard *m = sh[_i]; _s += arc_m_get(&(expr)); } _s; })
 
 static void up_series(struct arc_sbuf *o, struct arc_metrics_shard *const *sh, size_t n,
-                      const char *const *upstream_names, size_t nu, const char *name,
-                      const char *type, const char *help, size_t field_off)
+                      const struct arc_m_names *nm, enum arc_m_up col, const char *name,
+                      const char *type, const char *help)
 {
     arc_sbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-    for (size_t u = 0; u < nu; u++) {
+    for (size_t u = 0; u < nm->n_ups; u++) {
         uint64_t s = 0;
-        for (size_t i = 0; i < n; i++) {
-            arc_counter *arr = *(arc_counter **)((char *)sh[i] + field_off);
-            s += arc_m_get(&arr[u]);
-        }
+        for (size_t i = 0; i < n; i++)
+            s += table_get(&sh[i]->ups, nm->up_ids[u], col);
         arc_sbuf_printf(o, "%s{upstream=\"", name);
-        label(o, upstream_names[u]);
+        label(o, nm->up_names[u]);
         arc_sbuf_printf(o, "\"} %llu\n", (unsigned long long)s);
     }
 }
 
 void arc_metrics_render(struct arc_sbuf *o, struct arc_metrics_shard *const *sh,
-                        size_t n, const char *const *route_names,
-                        const char *const *upstream_names)
+                        size_t n, const struct arc_m_names *nm)
 {
     if (n == 0)
         return;
-    size_t nr = sh[0]->n_routes, nu = sh[0]->n_upstreams;
+    size_t nr = nm->n_routes;
     uint64_t acc = SUM(m->conn_accepted), closed = SUM(m->conn_closed);
 
     arc_sbuf_printf(o, "# HELP arc_connections_accepted_total Client connections accepted.\n"
@@ -127,13 +153,16 @@ void arc_metrics_render(struct arc_sbuf *o, struct arc_metrics_shard *const *sh,
     static const char *const cls[5] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
     for (size_t r = 0; r <= nr; r++) {
         for (size_t c = 0; c < 5; c++) {
-            uint64_t v = SUM(m->requests[r * 5 + c]);
+            uint64_t v = 0;
+            for (size_t i = 0; i < n; i++)
+                v += r < nr ? table_get(&sh[i]->routes, nm->route_ids[r], c)
+                            : arc_m_get(&sh[i]->no_route[c]);
             /* Classes that never happened are omitted, except 2xx which
              * dashboards expect to exist for every configured route. */
             if (v == 0 && (c != 1 || r == nr))
                 continue;
             arc_sbuf_printf(o, "arc_requests_total{route=\"");
-            label(o, r < nr ? route_names[r] : "");
+            label(o, r < nr ? nm->route_names[r] : "");
             arc_sbuf_printf(o, "\",class=\"%s\"} %llu\n", cls[c], (unsigned long long)v);
         }
     }
@@ -144,16 +173,17 @@ void arc_metrics_render(struct arc_sbuf *o, struct arc_metrics_shard *const *sh,
         arc_sbuf_printf(o, "arc_errors_total{kind=\"%s\"} %llu\n", err_names[e],
                         (unsigned long long)SUM(m->errors[e]));
 
-    up_series(o, sh, n, upstream_names, nu, "arc_upstream_requests_total", "counter",
-              "Requests sent to the upstream.", offsetof(struct arc_metrics_shard, up_requests));
-    up_series(o, sh, n, upstream_names, nu, "arc_upstream_reused_total", "counter",
-              "Requests sent on a pooled keep-alive connection.", offsetof(struct arc_metrics_shard, up_reused));
-    up_series(o, sh, n, upstream_names, nu, "arc_upstream_connect_errors_total", "counter",
-              "Upstream connects that failed.", offsetof(struct arc_metrics_shard, up_connect_errors));
-    up_series(o, sh, n, upstream_names, nu, "arc_upstream_timeouts_total", "counter",
-              "Upstream connect, first-byte and read timeouts.", offsetof(struct arc_metrics_shard, up_timeouts));
-    up_series(o, sh, n, upstream_names, nu, "arc_upstream_pool_open", "gauge",
-              "Upstream connections open (busy and idle).", offsetof(struct arc_metrics_shard, up_pool_open));
-    up_series(o, sh, n, upstream_names, nu, "arc_upstream_pool_idle", "gauge",
-              "Idle upstream connections in the keep-alive pools.", offsetof(struct arc_metrics_shard, up_pool_idle));
+    up_series(o, sh, n, nm, ARC_MU_REQUESTS, "arc_upstream_requests_total", "counter",
+              "Requests sent to the upstream.");
+    up_series(o, sh, n, nm, ARC_MU_REUSED, "arc_upstream_reused_total", "counter",
+              "Requests sent on a connection already open (a pooled keep-alive "
+              "connection, or a stream on an HTTP/2 connection).");
+    up_series(o, sh, n, nm, ARC_MU_CONNECT_ERRORS, "arc_upstream_connect_errors_total", "counter",
+              "Upstream connects that failed.");
+    up_series(o, sh, n, nm, ARC_MU_TIMEOUTS, "arc_upstream_timeouts_total", "counter",
+              "Upstream connect, first-byte and read timeouts.");
+    up_series(o, sh, n, nm, ARC_MU_POOL_OPEN, "arc_upstream_pool_open", "gauge",
+              "Upstream connections open (busy and idle).");
+    up_series(o, sh, n, nm, ARC_MU_POOL_IDLE, "arc_upstream_pool_idle", "gauge",
+              "Idle upstream connections in the keep-alive pools.");
 }

@@ -639,11 +639,11 @@ void arc_px__conn_close(struct arc_worker *w, struct arc_conn *c)
         if (c->u.in_pool)
             arc_px__pool_remove(w, c);
         if (c->u.counted_open) {
-            atomic_fetch_sub_explicit(&((struct arc_endpoint_rt *)c->u.ep_rt)->open_conns, 1,
+            atomic_fetch_sub_explicit(c->u.ep_rt->open_conns, 1,
                                       memory_order_relaxed);
             c->u.counted_open = false;
         }
-        arc_m_sub(&w->metrics.up_pool_open[c->u.up->index], 1);
+        arc_m_sub(arc_m_up(&w->metrics, c->u.up->id, ARC_MU_POOL_OPEN), 1);
     }
     if (c->ops > 0) {
         struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);

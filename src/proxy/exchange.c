@@ -151,7 +151,7 @@ void arc_px__ex_lb_end(struct arc_worker *w, struct arc_exchange *ex)
     if (!ex->lb_open)
         return;
     ex->lb_open = false;
-    arc_lb_done(&w->ups[ex->route->up->index].lb, (size_t)ex->ep,
+    arc_lb_done(&w->ups[ex->route->up->id].lb, (size_t)ex->ep,
                 (w->now_ms - ex->started_ms) * 1000u, w->now_ms);
 }
 
@@ -191,7 +191,7 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
     arc_px__ex_lb_end(w, ex);
     /* An upstream still attached mid-exchange cannot be reused. */
     arc_px__ex_drop_upstream(w, ex);
-    size_t row = ex->route ? ex->route->index : ex->snap->n_routes;
+    uint32_t row = ex->route ? ex->route->id : ARC_M_NO_ROUTE;
     switch (o) {
     case EXO_CLIENT_ABORT:
     case EXO_CLIENT_TIMEOUT:

@@ -96,7 +96,7 @@ static const struct arc_codec_vt *codec_of(const struct arc_exchange *ex)
 
 static struct pool *pool_of(struct arc_worker *w, const struct arc_conn *u)
 {
-    return &w->ups[u->u.up->index].pools[u->u.ep];
+    return &w->pools[u->u.ep_rt->id];
 }
 
 /* ------------------------------------------------------------ deadlines */
@@ -244,7 +244,7 @@ static struct arc_h2u *conn_pick(struct arc_worker *w, const struct arc_upstream
                                  const struct arc_h2u *not)
 {
     struct arc_h2u *least = NULL;
-    for (struct arc_h2u *h = w->ups[up->index].pools[ep].h2; h; h = h->next) {
+    for (struct arc_h2u *h = w->pools[up->eps[ep].id].h2; h; h = h->next) {
         if (h == not || h->dead || h->u->closing ||
             w->now_ms - h->u->created_ms >= uconf(h)->pool_max_lifetime)
             continue;
@@ -275,7 +275,7 @@ static bool attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, struc
     if (!h) {
         if (body)
             arc_px__bytes_free(body);
-        arc_m_add(&w->metrics.up_connect_errors[up->index], 1);
+        arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
         arc_px__ex_error(w, ex, errno == EAGAIN ? 503 : 502,
                          errno == EAGAIN ? ARC_ERR_NO_ENDPOINT : ARC_ERR_UPSTREAM_CONNECT);
         return false;
@@ -352,7 +352,7 @@ static bool attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, struc
     ex->attempts++;
     ex->state = h->ready ? EX_UPSTREAM : EX_CONNECTING;
     if (h->ready)
-        arc_m_add(&w->metrics.up_reused[up->index], 1);
+        arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REUSED), 1);
     if (has_body && (body_ended || ex->req_done)) {
         st->body_ended = true;
         arc_h2_end_body(h->s, sid, NULL, 0);
@@ -369,9 +369,9 @@ void arc_px__h2u_start(struct arc_worker *w, struct arc_exchange *ex, int ep)
 {
     const struct arc_upstream_rt *up = ex->route->up;
     ex->req.upgrade = false;            /* no Upgrade over HTTP/2 (RFC 9113 §8.6) */
-    arc_lb_start(&w->ups[up->index].lb, (size_t)ep);
+    arc_lb_start(&w->ups[up->id].lb, (size_t)ep);
     ex->lb_open = true;
-    arc_m_add(&w->metrics.up_requests[up->index], 1);
+    arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
     attempt(w, ex, ep, NULL, NULL, NULL, false);  /* (may end ex: touch nothing after) */
 }
 
@@ -661,7 +661,7 @@ void arc_px__h2u_connected(struct arc_worker *w, struct arc_conn *u, int res)
 {
     struct arc_h2u *h = u->u.h2;
     if (res < 0) {
-        arc_m_add(&w->metrics.up_connect_errors[u->u.up->index], 1);
+        arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_CONNECT_ERRORS), 1);
         if (h)
             fail_all(w, h, 502, ARC_ERR_UPSTREAM_CONNECT);
         arc_px__conn_close(w, u);
@@ -684,7 +684,7 @@ void arc_px__h2u_ready(struct arc_worker *w, struct arc_conn *u, const char *alp
         return;
     if (!alpn || strcmp(alpn, "h2") != 0) {
         /* The server does not speak HTTP/2 over TLS: a failed connect. */
-        arc_m_add(&w->metrics.up_connect_errors[u->u.up->index], 1);
+        arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_CONNECT_ERRORS), 1);
         fail_all(w, h, 502, ARC_ERR_UPSTREAM_CONNECT);
         arc_px__conn_close(w, u);
         return;
@@ -782,7 +782,7 @@ void arc_px__h2u_timeout(struct arc_worker *w, struct arc_conn *u)
         return;                         /* (ready: its own timer is only pool_idle_ttl) */
     if (h && !h->ready) {
         /* connect_timeout (TCP and TLS handshake) */
-        arc_m_add(&w->metrics.up_timeouts[u->u.up->index], 1);
+        arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_TIMEOUTS), 1);
         fail_all(w, h, 504, ARC_ERR_UPSTREAM_TIMEOUT);
     }
     arc_px__conn_close(w, u);
@@ -803,7 +803,7 @@ static void stream_timeout(struct arc_timer *t, uint64_t now)
         arc_px__ex_error(w, ex, 408, ARC_ERR_CLIENT_TIMEOUT);
         return;
     }
-    arc_m_add(&w->metrics.up_timeouts[h->u->u.up->index], 1);
+    arc_m_add(arc_m_up(&w->metrics, h->u->u.up->id, ARC_MU_TIMEOUTS), 1);
     arc_px__ex_error(w, ex, 504, ARC_ERR_UPSTREAM_TIMEOUT);
 }
 

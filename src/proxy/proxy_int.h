@@ -381,7 +381,7 @@ struct pool {
 
 struct wup {                            /* a worker's state for one upstream */
     struct arc_lb lb;
-    struct pool *pools;                 /* [n_eps] */
+    bool live;                          /* lb built (a snapshot named this upstream) */
 };
 
 struct slab {
@@ -422,7 +422,12 @@ struct arc_worker {
     bool *accept_armed;
     size_t n_listen;
     struct arc_metrics_shard metrics;
-    struct wup *ups;                    /* [snap->n_ups] */
+    /* Tables indexed by stable identity (config/ident.h), grown to fit
+     * every snapshot the worker adopts: never by position in a snapshot. */
+    struct wup *ups;                    /* [n_ups]: by upstream id */
+    size_t n_ups;
+    struct pool *pools;                 /* [n_pools]: by endpoint id */
+    size_t n_pools;
     struct arc_conn *starved_head;
     struct __kernel_timespec tick_ts;
     bool draining, stopping;

@@ -75,7 +75,7 @@ void arc_px__tunnel_check(struct arc_worker *w, struct arc_exchange *ex)
 
 void arc_px__pool_remove(struct arc_worker *w, struct arc_conn *u)
 {
-    struct pool *pl = &w->ups[u->u.up->index].pools[u->u.ep];
+    struct pool *pl = &w->pools[u->u.ep_rt->id];
     if (u->u.pool_prev)
         u->u.pool_prev->u.pool_next = u->u.pool_next;
     else
@@ -85,12 +85,12 @@ void arc_px__pool_remove(struct arc_worker *w, struct arc_conn *u)
     u->u.pool_next = u->u.pool_prev = NULL;
     u->u.in_pool = false;
     pl->n_idle--;
-    arc_m_sub(&w->metrics.up_pool_idle[u->u.up->index], 1);
+    arc_m_sub(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_POOL_IDLE), 1);
 }
 
 static struct arc_conn *pool_take(struct arc_worker *w, const struct arc_upstream_rt *up, int ep)
 {
-    struct pool *pl = &w->ups[up->index].pools[ep];
+    struct pool *pl = &w->pools[up->eps[ep].id];
     while (pl->head) {
         struct arc_conn *u = pl->head;
         arc_px__pool_remove(w, u);
@@ -109,7 +109,7 @@ static struct arc_conn *pool_take(struct arc_worker *w, const struct arc_upstrea
 static void up_release(struct arc_worker *w, struct arc_conn *u, bool reusable)
 {
     const struct arc_upstream_conf *uc = uconf(u);
-    struct pool *pl = &w->ups[u->u.up->index].pools[u->u.ep];
+    struct pool *pl = &w->pools[u->u.ep_rt->id];
     u->u.ex = NULL;
     if (!reusable || u->eof || !arc_px__out_idle(u) || u->stash_n || u->hlen ||
         pl->n_idle >= uc->pool_max_idle ||
@@ -126,7 +126,7 @@ static void up_release(struct arc_worker *w, struct arc_conn *u, bool reusable)
         pl->head->u.pool_prev = u;
     pl->head = u;
     pl->n_idle++;
-    arc_m_add(&w->metrics.up_pool_idle[u->u.up->index], 1);
+    arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_POOL_IDLE), 1);
     set_timer(w, u, uc->pool_idle_ttl);
     arc_px__arm_recv(w, u);
 }
@@ -137,15 +137,15 @@ struct arc_conn *arc_px__up_connect(struct arc_worker *w, const struct arc_upstr
 {
     struct arc_endpoint_rt *e = &up->eps[ep];
     uint32_t maxc = up->conf->pool_max_connections;
-    if (maxc && atomic_fetch_add_explicit(&e->open_conns, 1, memory_order_relaxed) >= maxc) {
-        atomic_fetch_sub_explicit(&e->open_conns, 1, memory_order_relaxed);
+    if (maxc && atomic_fetch_add_explicit(e->open_conns, 1, memory_order_relaxed) >= maxc) {
+        atomic_fetch_sub_explicit(e->open_conns, 1, memory_order_relaxed);
         errno = EAGAIN;
         return NULL;
     }
     int fd = arc_net_upstream_socket((const struct sockaddr *)&e->ss);
     if (fd < 0) {
         if (maxc)
-            atomic_fetch_sub_explicit(&e->open_conns, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(e->open_conns, 1, memory_order_relaxed);
         errno = -fd;
         return NULL;
     }
@@ -153,7 +153,7 @@ struct arc_conn *arc_px__up_connect(struct arc_worker *w, const struct arc_upstr
     if (!u) {
         close(fd);
         if (maxc)
-            atomic_fetch_sub_explicit(&e->open_conns, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(e->open_conns, 1, memory_order_relaxed);
         errno = ENOMEM;
         return NULL;
     }
@@ -162,7 +162,7 @@ struct arc_conn *arc_px__up_connect(struct arc_worker *w, const struct arc_upstr
     u->u.ep_rt = e;
     u->u.ep = (uint32_t)ep;
     u->u.counted_open = maxc != 0;
-    arc_m_add(&w->metrics.up_pool_open[up->index], 1);
+    arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_POOL_OPEN), 1);
     if (up->tls) {
         /* Sessions are cached per endpoint and offered on the next
          * connection to it (resumption on pooled reconnects). */
@@ -189,7 +189,7 @@ struct arc_conn *arc_px__up_connect(struct arc_worker *w, const struct arc_upstr
 void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
 {
     const struct arc_upstream_rt *up = ex->route->up;
-    struct wup *wu = &w->ups[up->index];
+    struct wup *wu = &w->ups[up->id];
     int ep = arc_lb_pick(&wu->lb, NULL, w->now_ms);
     if (ep < 0) {
         arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
@@ -212,7 +212,7 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
         u = arc_px__up_connect(w, up, ep);
         if (!u) {
             free(head);
-            arc_m_add(&w->metrics.up_connect_errors[up->index], 1);
+            arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
             if (errno == EAGAIN)
                 arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
             else
@@ -223,7 +223,7 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
     } else {
         u->u.state = US_BUSY;
         ex->state = EX_UPSTREAM;
-        arc_m_add(&w->metrics.up_reused[up->index], 1);
+        arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REUSED), 1);
         set_timer(w, u, uconf(u)->write_timeout);
     }
     attach(ex, u);
@@ -240,7 +240,7 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
     arc_px__queue_owned(w, u, head, head_len);
     arc_lb_start(&wu->lb, (size_t)ep);
     ex->lb_open = true;
-    arc_m_add(&w->metrics.up_requests[up->index], 1);
+    arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
     arc_px__up_pump(w, u);
 }
 
@@ -256,7 +256,7 @@ static bool retry(struct arc_worker *w, struct arc_conn *u)
     arc_px__conn_close(w, u);
     struct arc_conn *nu = arc_px__up_connect(w, up, ep);
     if (!nu) {
-        arc_m_add(&w->metrics.up_connect_errors[up->index], 1);
+        arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
         arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
         return true;
     }
@@ -277,7 +277,7 @@ void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res)
     }
     struct arc_exchange *ex = u->u.ex;
     if (res < 0) {
-        arc_m_add(&w->metrics.up_connect_errors[u->u.up->index], 1);
+        arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_CONNECT_ERRORS), 1);
         detach(ex, u);
         arc_px__conn_close(w, u);
         if (ex)
@@ -644,7 +644,7 @@ void arc_px__up_timeout(struct arc_worker *w, struct arc_conn *u)
         arc_px__ex_error(w, ex, 408, ARC_ERR_CLIENT_TIMEOUT);
         return;
     }
-    arc_m_add(&w->metrics.up_timeouts[u->u.up->index], 1);
+    arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_TIMEOUTS), 1);
     if (u->u.state == US_TUNNEL) {
         arc_px__client_abort(w, ex->client, EXO_TUNNEL_END);
         return;

@@ -275,6 +275,49 @@ static void retry_starved(struct arc_worker *w)
 
 /* ------------------------------------------------------------ thread */
 
+/* Grows a table of `n` elements of `size` bytes to `want` (new ones zeroed). */
+static int grow(void **tab, size_t *n, size_t want, size_t size)
+{
+    if (want <= *n)
+        return 0;
+    char *t = realloc(*tab, want * size);
+    if (!t)
+        return -1;
+    memset(t + *n * size, 0, (want - *n) * size);
+    *tab = t;
+    *n = want;
+    return 0;
+}
+
+/* Sizes the worker's tables for the identities snapshot `s` carries (they
+ * only grow, so an exchange pinned to an older snapshot still finds its
+ * rows): a load balancer per upstream id, a pool per endpoint id, metrics
+ * rows per route and upstream id. An upstream gets its load balancer the
+ * first time a snapshot names it. */
+static int tables_fit(struct arc_worker *w, const struct arc_snapshot *s)
+{
+    size_t n_eps = w->n_pools;
+    if (grow((void **)&w->ups, &w->n_ups, s->n_up_ids, sizeof(*w->ups)) < 0 ||
+        grow((void **)&w->pools, &n_eps, s->n_ep_ids, sizeof(*w->pools)) < 0 ||
+        arc_metrics_shard_fit(&w->metrics, s->n_route_ids, s->n_up_ids) < 0)
+        return -1;
+    w->n_pools = n_eps;
+    for (size_t i = 0; i < s->n_ups; i++) {
+        const struct arc_upstream_rt *u = &s->ups[i];
+        struct wup *wu = &w->ups[u->id];
+        if (wu->live)
+            continue;
+        uint32_t weights[u->n_eps];
+        for (size_t e = 0; e < u->n_eps; e++)
+            weights[e] = u->eps[e].weight;
+        if (arc_lb_init(&wu->lb, u->conf->lb, weights, u->n_eps, u->conf->peak_ewma_decay,
+                        0x9e3779b97f4a7c15ULL * (w->id + 1) + u->id) < 0)
+            return -1;
+        wu->live = true;
+    }
+    return 0;
+}
+
 static int worker_setup(struct arc_worker *w)
 {
     const struct arc_config *cfg = w->snap->cfg;
@@ -301,21 +344,8 @@ static int worker_setup(struct arc_worker *w)
     w->tls_plain = malloc(TLS_PLAIN_BUF);
     if (!w->tls_plain)
         return -1;
-    w->ups = calloc(w->snap->n_ups ? w->snap->n_ups : 1, sizeof(*w->ups));
-    if (!w->ups || !w->hdrs)
+    if (!w->hdrs || tables_fit(w, w->snap) < 0)
         return -1;
-    for (size_t i = 0; i < w->snap->n_ups; i++) {
-        const struct arc_upstream_rt *u = &w->snap->ups[i];
-        uint32_t weights[u->n_eps];
-        for (size_t e = 0; e < u->n_eps; e++)
-            weights[e] = u->eps[e].weight;
-        if (arc_lb_init(&w->ups[i].lb, u->conf->lb, weights, u->n_eps, u->conf->peak_ewma_decay,
-                        0x9e3779b97f4a7c15ULL * (w->id + 1) + i) < 0)
-            return -1;
-        w->ups[i].pools = calloc(u->n_eps, sizeof(struct pool));
-        if (!w->ups[i].pools)
-            return -1;
-    }
     return 0;
 }
 
@@ -332,13 +362,11 @@ static void worker_teardown(struct arc_worker *w)
     free(w->hdrs);
     free(w->tls_plain);
     arc_px__ex_pool_dispose(w);
-    if (w->ups) {
-        for (size_t i = 0; i < w->snap->n_ups; i++) {
+    for (size_t i = 0; i < w->n_ups; i++)
+        if (w->ups[i].live)
             arc_lb_dispose(&w->ups[i].lb);
-            free(w->ups[i].pools);
-        }
-        free(w->ups);
-    }
+    free(w->ups);
+    free(w->pools);
     arc_bufring_dispose(&w->br, &w->ring);
     if (w->ring.ring_fd > 0)
         io_uring_queue_exit(&w->ring);
@@ -448,7 +476,7 @@ struct arc_worker *arc_worker_start(unsigned id, int cpu, struct arc_snapshot *s
     w->listen_fds = calloc(n_listen ? n_listen : 1, sizeof(int));
     w->accept_armed = calloc(n_listen ? n_listen : 1, sizeof(bool));
     if (!w->listen_fds || !w->accept_armed ||
-        arc_metrics_shard_init(&w->metrics, snap->n_routes, snap->n_ups) < 0) {
+        arc_metrics_shard_init(&w->metrics) < 0) {
         snprintf(err, errlen, "out of memory");
         arc_worker_free(w);
         return NULL;

@@ -107,13 +107,18 @@ static void setup(void)
     ARC_ASSERT(arc_ring_init(&W.ring, &ro) == 0);
     W.now_ms = 1000;
     arc_tw_init(&W.tw, W.now_ms, 20);
-    ARC_ASSERT(arc_metrics_shard_init(&W.metrics, W.snap->n_routes, W.snap->n_ups) == 0);
+    ARC_ASSERT(arc_metrics_shard_init(&W.metrics) == 0);
+    ARC_ASSERT(arc_metrics_shard_fit(&W.metrics, W.snap->n_route_ids, W.snap->n_up_ids) == 0);
     W.hdrs = calloc(W.snap->limits.max_headers + 1, sizeof(*W.hdrs));
-    W.ups = calloc(W.snap->n_ups, sizeof(*W.ups));
+    W.n_ups = W.snap->n_up_ids;
+    W.ups = calloc(W.n_ups, sizeof(*W.ups));
+    W.n_pools = W.snap->n_ep_ids;
+    W.pools = calloc(W.n_pools, sizeof(*W.pools));
     for (size_t i = 0; i < W.snap->n_ups; i++) {
         uint32_t weight = 1;
-        ARC_ASSERT(arc_lb_init(&W.ups[i].lb, W.snap->ups[i].conf->lb, &weight, 1, 10000, 1) == 0);
-        W.ups[i].pools = calloc(W.snap->ups[i].n_eps, sizeof(struct pool));
+        struct wup *wu = &W.ups[W.snap->ups[i].id];
+        ARC_ASSERT(arc_lb_init(&wu->lb, W.snap->ups[i].conf->lb, &weight, 1, 10000, 1) == 0);
+        wu->live = true;
     }
 }
 
@@ -157,8 +162,11 @@ static const char *feed(struct arc_conn *c, const char *in, size_t step)
 static uint64_t requests_counted(void)
 {
     uint64_t n = 0;
-    for (size_t i = 0; i < (W.snap->n_routes + 1) * 5; i++)
-        n += arc_m_get(&W.metrics.requests[i]);
+    for (size_t c = 0; c < 5; c++) {
+        n += arc_m_get(&W.metrics.no_route[c]);
+        for (size_t r = 0; r < W.snap->n_routes; r++)
+            n += arc_m_get(arc_m_cell(&W.metrics.routes, W.snap->routes[r].id, c));
+    }
     return n;
 }
 
@@ -283,7 +291,7 @@ static void test_request_view_outlives_its_input(void)
     /* The client goes away: the exchange ends once, as aborted (499). */
     arc_px__client_eof(&W, c, -ECONNRESET);
     CHECK_INT(requests_counted() - before, 1);
-    CHECK_INT(arc_m_get(&W.metrics.requests[2 * 5 + 3]), 1);   /* route "api", class 4xx */
+    CHECK_INT(arc_m_get(arc_m_cell(&W.metrics.routes, W.snap->routes[2].id, 3)), 1); /* "api", 4xx */
     CHECK_INT(arc_m_get(&W.metrics.errors[ARC_ERR_CLIENT_ABORT]), 1);
     CHECK_INT(W.n_exchanges, 0);
 }
