@@ -275,6 +275,15 @@ int arc_config_load_string(const char *text, size_t len, const char *name,
 
 void arc_config_free(struct arc_config *cfg);
 
+/**
+ * The fields that differ between a running config and a new one and that
+ * need a restart (listeners and their socket settings, node.workers,
+ * io_uring sizing, the admin listener): returns how many, and writes their
+ * names, comma-separated, to out (truncated to len; may be NULL).
+ */
+size_t arc_config_restart_diff(const struct arc_config *old, const struct arc_config *new,
+                               char *out, size_t len);
+
 /* Parses "250ms", "30s", "2m", "1h" (also plain integer = seconds? no: error).
  * Returns 0 and ms, or -1. Exposed for tests. */
 int arc_config_parse_duration(const char *s, uint64_t *ms);

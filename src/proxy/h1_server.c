@@ -98,7 +98,7 @@ static void h1_interim(struct arc_worker *w, struct arc_exchange *ex, const stru
 {
     struct arc_conn *c = ex->client;
     /* HTTP/1.0 clients cannot receive 1xx (RFC 9110 §15.2). */
-    if (c->c.minor == 0 || ex->n_interim >= cfg_of(w)->node.max_interim_responses)
+    if (c->c.minor == 0 || ex->n_interim >= ex->snap->cfg->node.max_interim_responses)
         return;
     ex->n_interim++;
     size_t len;

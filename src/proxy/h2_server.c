@@ -342,7 +342,7 @@ static void h2_interim(struct arc_worker *w, struct arc_exchange *ex, const stru
     struct h2s *st = stream_of(ex);
     struct arc_hdr *v;
     size_t n;
-    if (!st || ex->n_interim >= cfg_of(w)->node.max_interim_responses ||
+    if (!st || ex->n_interim >= ex->snap->cfg->node.max_interim_responses ||
         !arc_px__response_fields(ex, r, &v, &n))
         return;
     ex->n_interim++;

@@ -119,7 +119,7 @@ static void stream_arm(struct arc_worker *w, struct h2us *st)
     else if (arc_px__bytes_len(&st->q))
         ms = uc->write_timeout;
     else if (st->with_body && !st->body_ended)
-        ms = w->snap->cfg->node.read_timeout;   /* waiting for the client's body */
+        ms = ex->snap->cfg->node.read_timeout; /* waiting for the client's body */
     else
         ms = uc->ttfb_timeout;
     arc_tw_schedule(&w->tw, &st->timer, w->now_ms + ms);

@@ -16,7 +16,9 @@
  *   file that moves them: h1_server.c (client connections), upstream.c
  *   (upstream connections), exchange.c (exchanges).
  * - An exchange (struct arc_exchange) is one request/response. It owns its
- *   request view in its own arena, pins the snapshot it started on, and is
+ *   request view in its own arena, pins the snapshot it started on (its
+ *   route, upstream and per-exchange limits come from ex->snap; connection
+ *   deadlines and head-parsing limits from the worker's current w->snap), and is
  *   paired with an upstream connection for the duration of an attempt: the
  *   upstream side never sees the client connection, only the exchange.
  * - Backpressure is per exchange: the upstream side asks the client codec

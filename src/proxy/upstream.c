@@ -570,7 +570,7 @@ void arc_px__up_sent(struct arc_worker *w, struct arc_conn *u)
         else if (!ex->req_done)
             /* Waiting for the client's next body bytes: for HTTP/2 no
              * per-connection deadline covers one stream's body. */
-            set_timer(w, u, w->snap->cfg->node.read_timeout);
+            set_timer(w, u, ex->snap->cfg->node.read_timeout);
         /* The client may have paused its body on our backlog. */
         codec_of(ex)->resume(w, ex);
     } else if (u->u.state == US_TUNNEL && ex) {

@@ -1,0 +1,91 @@
+/*
+ * Fields a running Arc cannot change without a restart (a reload that
+ * changes them is refused, naming each): the listener set and every
+ * socket-level setting of a listener, the worker count, io_uring sizing,
+ * and the admin listener. Everything else is adopted by a reload.
+ */
+#include "config/config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+struct diff {
+    char *out;
+    size_t len, used;
+    size_t n;
+};
+
+static void changed(struct diff *d, const char *fmt, ...)
+{
+    d->n++;
+    if (!d->out || d->used + 1 >= d->len)
+        return;
+    if (d->used) {
+        int k = snprintf(d->out + d->used, d->len - d->used, ", ");
+        d->used += (size_t)k < d->len - d->used ? (size_t)k : d->len - d->used - 1;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(d->out + d->used, d->len - d->used, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        d->used += (size_t)k < d->len - d->used ? (size_t)k : d->len - d->used - 1;
+}
+
+static bool addr_eq(const struct arc_addr *a, const struct arc_addr *b)
+{
+    return strcmp(a->text, b->text) == 0;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void listener_diff(struct diff *d, size_t i, const struct arc_listener_conf *a,
+                          const struct arc_listener_conf *b)
+{
+#define LF(field, cond) do { if (cond) changed(d, "listeners[%zu].%s", i, field); } while (0)
+    LF("name", !str_eq(a->name, b->name));
+    LF("kind", a->kind != b->kind);
+    LF("bind", !addr_eq(&a->bind, &b->bind));
+    LF("socket.backlog", a->backlog != b->backlog);
+    LF("socket.tcp_fastopen_backlog", a->tcp_fastopen_backlog != b->tcp_fastopen_backlog);
+    LF("socket.dscp", a->dscp != b->dscp);
+    LF("socket.defer_accept", a->defer_accept != b->defer_accept);
+    LF("socket.keepalive", a->keepalive_enabled != b->keepalive_enabled ||
+                           a->keepalive_idle != b->keepalive_idle ||
+                           a->keepalive_interval != b->keepalive_interval ||
+                           a->keepalive_count != b->keepalive_count);
+#undef LF
+}
+
+size_t arc_config_restart_diff(const struct arc_config *old, const struct arc_config *new,
+                               char *out, size_t len)
+{
+    struct diff d = { out, len, 0, 0 };
+    if (out && len)
+        out[0] = '\0';
+    if (old->n_listeners != new->n_listeners)
+        changed(&d, "listeners (%zu -> %zu)", old->n_listeners, new->n_listeners);
+    size_t nl = old->n_listeners < new->n_listeners ? old->n_listeners : new->n_listeners;
+    for (size_t i = 0; i < nl; i++)
+        listener_diff(&d, i, &old->listeners[i], &new->listeners[i]);
+    if (old->node.workers != new->node.workers)
+        changed(&d, "node.workers");
+    const struct arc_uring_conf *ua = &old->uring, *ub = &new->uring;
+#define UF(field, name) do { if (ua->field != ub->field) changed(&d, "io_uring.%s", name); } while (0)
+    UF(uring_entries, "uring_entries");
+    UF(sqpoll, "sqpoll");
+    UF(sqpoll_idle_ms, "sqpoll_idle_ms");
+    UF(buffer_size, "buffer_size");
+    UF(buffer_count, "buffer_count");
+#undef UF
+    if (old->metrics_enabled != new->metrics_enabled)
+        changed(&d, "observability.metrics_enabled");
+    if (old->metrics_enabled && new->metrics_enabled &&
+        !addr_eq(&old->metrics_bind, &new->metrics_bind))
+        changed(&d, "observability.metrics_bind");
+    return d.n;
+}

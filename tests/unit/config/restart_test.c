@@ -1,0 +1,68 @@
+/* A reload that changes a restart-only field is refused naming each field;
+ * everything else (routes, upstreams, timeouts, TLS certificates) is not
+ * restart-only. */
+#include "test.h"
+#include "config/config.h"
+
+#include <string.h>
+
+static struct arc_config *load(const char *yaml)
+{
+    struct arc_config_errors e = { 0 };
+    struct arc_config *c = NULL;
+    if (arc_config_load_string(yaml, strlen(yaml), "t.yaml", "yaml", &c, &e) != 0)
+        arc_config_errors_print(&e, stderr);
+    arc_config_errors_dispose(&e);
+    CHECK(c != NULL);
+    return c;
+}
+
+#define BASE "listeners:\n  - {name: web, kind: http, bind: \"127.0.0.1:8080\"}\n"
+#define UPS "upstreams:\n  - name: a\n    discovery: {type: static, endpoints: [{address: \"127.0.0.1:81\"}]}\n"
+#define RT "routes:\n  - name: r\n    match: {path: \"/{*x}\"}\n    action: {upstream: a}\n"
+
+static void test_same_and_reloadable_changes(void)
+{
+    struct arc_config *a = load(BASE UPS RT);
+    struct arc_config *b = load(BASE "node: {read_timeout: 5s, max_connections: 10}\n"
+                                "upstreams:\n  - name: a\n    discovery: {type: static, endpoints: "
+                                "[{address: \"127.0.0.1:82\"}]}\n  - name: b\n    discovery: {type: "
+                                "static, endpoints: [{address: \"127.0.0.1:83\"}]}\n" RT);
+    if (!a || !b)
+        return;
+    char out[256];
+    CHECK_INT(arc_config_restart_diff(a, a, out, sizeof(out)), 0);
+    CHECK_STR(out, "");
+    CHECK_INT(arc_config_restart_diff(a, b, out, sizeof(out)), 0);
+    arc_config_free(a);
+    arc_config_free(b);
+}
+
+static void test_restart_only_fields_are_named(void)
+{
+    struct arc_config *a = load(BASE UPS RT);
+    struct arc_config *b = load("listeners:\n  - {name: web, kind: http, bind: \"127.0.0.1:8081\", "
+                                "socket: {backlog: 10}}\n  - {name: two, kind: http, bind: "
+                                "\"127.0.0.1:8082\"}\n"
+                                "node: {workers: 3}\nio_uring: {buffer_count: 2048}\n"
+                                "observability: {metrics_bind: \"127.0.0.1:9999\"}\n" UPS RT);
+    if (!a || !b)
+        return;
+    char out[256];
+    CHECK_INT(arc_config_restart_diff(a, b, out, sizeof(out)), 6);
+    CHECK_STR(out, "listeners (1 -> 2), listeners[0].bind, listeners[0].socket.backlog, "
+                   "node.workers, io_uring.buffer_count, observability.metrics_bind");
+    char tiny[12];
+    CHECK_INT(arc_config_restart_diff(a, b, tiny, sizeof(tiny)), 6);   /* truncated, counted */
+    CHECK(strlen(tiny) < sizeof(tiny));
+    CHECK_INT(arc_config_restart_diff(a, b, NULL, 0), 6);
+    arc_config_free(a);
+    arc_config_free(b);
+}
+
+int main(void)
+{
+    RUN(test_same_and_reloadable_changes);
+    RUN(test_restart_only_fields_are_named);
+    return TEST_REPORT();
+}
