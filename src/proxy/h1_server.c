@@ -241,21 +241,50 @@ static void h1_teardown(struct arc_worker *w, struct arc_conn *c)
         arc_px__ex_end(w, c->c.ex, EXO_CLIENT_ABORT);
 }
 
+/* The first bytes of a cleartext connection: true when they were taken
+ * (the HTTP/2 preface, or a prefix of it kept for the next receive). */
+static bool sniff_h2(struct arc_worker *w, struct arc_conn *c, const char *p, size_t len)
+{
+    uint8_t first[24];
+    size_t have = ARC_MIN((size_t)c->hlen, sizeof(first));
+    if (have)
+        memcpy(first, c->hbuf, have);
+    size_t add = ARC_MIN(len, sizeof(first) - have);
+    memcpy(first + have, p, add);
+    switch (arc_h2_sniff_preface(first, have + add)) {
+    case ARC_H2_SNIFF_HTTP1:
+        return false;                   /* (a kept prefix is the head reader's now) */
+    case ARC_H2_SNIFF_NEED_MORE:
+        if (!arc_px__hbuf_append(c, p, len, sizeof(first)))
+            arc_px__conn_close(w, c);
+        arc_px__client_pump(w, c);
+        return true;
+    case ARC_H2_SNIFF_H2:
+        break;
+    }
+    if (!arc_px__h2_start(w, c)) {
+        arc_px__conn_close(w, c);
+        return true;
+    }
+    if (c->hlen) {
+        arc_px__h2_input(w, c, c->hbuf, c->hlen);
+        arc_px__hbuf_reset(c);
+    }
+    if (!c->closing)
+        arc_px__h2_input(w, c, p, len);
+    if (!c->closing)
+        arc_px__client_pump(w, c);
+    return true;
+}
+
 static void h1_on_input(struct arc_worker *w, struct arc_conn *c, int32_t bid,
                         const char *p, size_t len)
 {
     /* h2c with prior knowledge: the HTTP/2 connection preface as the very
-     * first bytes of a cleartext connection (RFC 9113 §3.3). */
-    if (c->c.fresh && c->c.state == CS_HEAD && c->hlen == 0 && c->stash_n == 0 && !c->tls &&
-        arc_h2_sniff_preface((const uint8_t *)p, len) == ARC_H2_SNIFF_H2) {
-        if (!arc_px__h2_start(w, c)) {
-            arc_px__conn_close(w, c);
-            return;
-        }
-        arc_px__h2_input(w, c, p, len);
-        arc_px__client_pump(w, c);
+     * first bytes of a cleartext connection (RFC 9113 §3.3), possibly
+     * split across receives (a prefix waits in hbuf for the rest). */
+    if (c->c.fresh && c->c.state == CS_HEAD && c->stash_n == 0 && !c->tls && sniff_h2(w, c, p, len))
         return;
-    }
     /* Older stashed bytes go first: new ones queue behind them. */
     size_t n = c->stash_n ? 0 : process(w, c, bid, p, len);
     if (n < len && !c->closing)

@@ -110,7 +110,16 @@ static void check_done(struct arc_worker *w, struct arc_conn *c)
     }
     if (arc_h2_want_read(h->s) || arc_h2_want_write(h->s))
         return;
-    /* GOAWAY is out (or the peer is done): finish like HTTP/1. */
+    /* GOAWAY is out (or the peer is done): finish like HTTP/1. Streams
+     * still running when the session ended (a connection error) are over:
+     * nothing more of theirs can reach the client. */
+    for (struct h2s *st = h->streams; st; st = st->next)
+        if (st->ex) {
+            struct arc_exchange *ex = st->ex;
+            arc_px__ex_end(w, ex, EXO_CLIENT_ABORT);
+            if (c->closing || c->c.h2 != h)
+                return;
+        }
     c->c.state = CS_CLOSING;
     arc_px__set_timer(w, c, cfg_of(w)->node.write_timeout);
     arc_px__client_pump(w, c);
@@ -603,19 +612,18 @@ void arc_px__h2_sent(struct arc_worker *w, struct arc_conn *c)
     if (!h)
         return;
     arc_px__flush(w, c);
-    /* Upstreams waiting on a stream's queue, now drained below the bound.
-     * Collected first: pumping one may end its stream (and free it). */
-    struct { struct arc_conn *u; uint32_t gen; } wake[64];
-    size_t n = 0;
-    for (struct h2s *st = h->streams; st && n < ARC_ARRAY_LEN(wake); st = st->next)
-        if (st->waiting && st->ex && st->ex->up && !h2_blocked(st->ex)) {
-            st->waiting = false;
-            wake[n].u = st->ex->up;
-            wake[n++].gen = st->ex->up->gen;
-        }
-    for (size_t i = 0; i < n && !c->closing; i++)
-        if (wake[i].u->kind && wake[i].u->gen == wake[i].gen)
-            arc_px__up_pump(w, wake[i].u);
+    /* Upstreams waiting on a stream's queue, now drained below the bound:
+     * pumped one at a time, the walk starting over after each (a pump may
+     * end exchanges and free streams); each stream is woken once. */
+    for (;;) {
+        struct h2s *st = h->streams;
+        while (st && !(st->waiting && st->ex && st->ex->up && !h2_blocked(st->ex)))
+            st = st->next;
+        if (!st || c->closing)
+            break;
+        st->waiting = false;
+        arc_px__up_kick(w, st->ex);
+    }
     if (!c->closing)
         check_done(w, c);
 }

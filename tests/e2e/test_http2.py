@@ -216,6 +216,38 @@ def test_chunked_response_trailers_reach_h2_client(arc, servers):
     assert "x-checksum" not in dict(hdrs)
 
 
+def test_h2c_preface_split_across_packets(arc, servers):
+    """Prior knowledge whose 24-byte preface arrives in pieces is still
+    HTTP/2 (not an HTTP/1 request line with version 2.0 answered 505)."""
+    up = servers.http(name="echo")
+    a = arc(h2_config(up))
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    sid = conn.get_next_available_stream_id()
+    conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "h2.test"),
+                            (":path", "/ping")], end_stream=True)
+    data = conn.data_to_send()
+    s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for piece in (data[:3], data[3:10], data[10:24], data[24:]):
+            s.sendall(piece)
+            time.sleep(0.05)
+        got, status = b"", None
+        deadline = time.monotonic() + 10
+        while status is None and time.monotonic() < deadline:
+            d = s.recv(65536)
+            assert d, "arc closed the connection: %r" % got[:80]
+            got += d
+            assert not got.startswith(b"HTTP/1."), got[:80]
+            for e in conn.receive_data(d):
+                if isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid:
+                    status = dict(e.headers)[b":status"]
+    finally:
+        s.close()
+    assert status == b"200"
+
+
 def test_many_streams_multiplexed_h2load(arc, servers):
     up = servers.http(name="echo")
     a = arc(h2_config(up))
