@@ -115,6 +115,13 @@ static int build_snapshot(const char *path, struct arc_snapshot **snap)
     return 0;
 }
 
+/* The reload source: the same file (or the embedded default) again. */
+static struct arc_snapshot *reload_load(void *ud)
+{
+    struct arc_snapshot *s = NULL;
+    return build_snapshot(ud, &s) < 0 ? NULL : s;
+}
+
 /* The file to use when no -c was given: ARC_DEFAULT_CONFIG if it exists,
  * else NULL (the embedded default). Only a file that is certainly absent
  * falls back: one that exists but cannot be read is loaded, so that the
@@ -340,8 +347,10 @@ static int cmd_run(int argc, char **argv)
     fprintf(stderr, "arc: ready workers=%zu fingerprint=%s\n", nw, cfg->fingerprint);
     fflush(stderr);
 
+    /* The control thread takes over our reference (reloads replace it). */
     struct arc_control ctl = { .snap = snap, .workers = workers, .n_workers = nw,
-                               .admin_fd = admin_fd, .signal_fd = sfd };
+                               .admin_fd = admin_fd, .signal_fd = sfd,
+                               .load = reload_load, .load_ud = (void *)path };
     int rc = arc_control_run(&ctl);
     for (size_t i = 0; i < nw; i++)
         arc_worker_join(workers[i]);
@@ -353,7 +362,6 @@ static int cmd_run(int argc, char **argv)
     if (admin_fd >= 0)
         close(admin_fd);
     close(sfd);
-    arc_snapshot_unref(snap);
     fprintf(stderr, "arc: stopped\n");
     return rc < 0 ? 1 : 0;
 }

@@ -292,6 +292,20 @@ static void serve(struct control_state *cs, struct admin_conn *a, const struct a
         render_tls(&m, ctl, shards);
         arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
                             "arc_workers %zu\n", ctl->n_workers);
+        arc_sbuf_printf(&m, "# HELP arc_config_reloads_total Configuration reloads, by result "
+                            "(error: the new config did not load; refused: it changed a "
+                            "restart-only field).\n# TYPE arc_config_reloads_total counter\n"
+                            "arc_config_reloads_total{result=\"ok\"} %llu\n"
+                            "arc_config_reloads_total{result=\"error\"} %llu\n"
+                            "arc_config_reloads_total{result=\"refused\"} %llu\n",
+                        (unsigned long long)ctl->reloads[ARC_RELOAD_OK],
+                        (unsigned long long)ctl->reloads[ARC_RELOAD_ERROR],
+                        (unsigned long long)ctl->reloads[ARC_RELOAD_REFUSED]);
+        arc_sbuf_printf(&m, "# HELP arc_config_live_snapshots Compiled configurations in memory "
+                            "(the running one, and older ones still held by exchanges or "
+                            "connections that started on them).\n"
+                            "# TYPE arc_config_live_snapshots gauge\narc_config_live_snapshots %u\n",
+                        (unsigned)arc_snapshot_live());
         arc_sbuf_printf(&m, "# HELP arc_config_generation Generation of the active configuration.\n"
                             "# TYPE arc_config_generation gauge\narc_config_generation %llu\n",
                         (unsigned long long)ctl->snap->generation);
@@ -352,15 +366,46 @@ static bool termination_signal(uint32_t signo)
     return signo == SIGTERM || signo == SIGINT;
 }
 
-/* SIGHUP and SIGUSR1 are what operators and tools (logrotate, process
- * managers) send out of habit, expecting a reload or a log reopen. Their
- * default action would kill the process; until those features exist they
- * are said to be ignored, so the operator sees why nothing happened. */
+int arc_control_reload(struct arc_control *ctl, const char *trigger)
+{
+    struct arc_snapshot *ns = ctl->load ? ctl->load(ctl->load_ud) : NULL;
+    if (!ns) {
+        fprintf(stderr, "arc: reload (%s) failed: the config above was not applied; still "
+                "serving fingerprint=%s\n", trigger, ctl->snap->cfg->fingerprint);
+        fflush(stderr);
+        ctl->reloads[ARC_RELOAD_ERROR]++;
+        return ARC_RELOAD_ERROR;
+    }
+    char fields[512];
+    if (arc_config_restart_diff(ctl->snap->cfg, ns->cfg, fields, sizeof(fields))) {
+        fprintf(stderr, "arc: reload (%s) refused: these fields need a restart: %s; still "
+                "serving fingerprint=%s\n", trigger, fields, ctl->snap->cfg->fingerprint);
+        fflush(stderr);
+        arc_snapshot_unref(ns);
+        ctl->reloads[ARC_RELOAD_REFUSED]++;
+        return ARC_RELOAD_REFUSED;
+    }
+    /* Workers adopt it at the top of their loops; exchanges running finish
+     * on the snapshot they started with. */
+    arc_snapshot_publish(ns);
+    struct arc_snapshot *old = ctl->snap;
+    ctl->snap = ns;
+    fprintf(stderr, "arc: reloaded (%s) generation=%llu fingerprint=%s%s\n", trigger,
+            (unsigned long long)ns->generation, ns->cfg->fingerprint,
+            strcmp(old->cfg->fingerprint, ns->cfg->fingerprint) ? "" : " (unchanged)");
+    fflush(stderr);
+    arc_snapshot_unref(old);
+    ctl->reloads[ARC_RELOAD_OK]++;
+    return ARC_RELOAD_OK;
+}
+
+/* SIGUSR1 is what logrotate's postrotate sends out of habit, expecting a
+ * log reopen. Its default action would kill the process; until that
+ * feature exists it is said to be ignored, so the operator sees why
+ * nothing happened. */
 static void ignore_signal(uint32_t signo)
 {
-    if (signo == SIGHUP)
-        fprintf(stderr, "arc: SIGHUP received: reload is not implemented yet; ignored\n");
-    else if (signo == SIGUSR1)
+    if (signo == SIGUSR1)
         fprintf(stderr, "arc: SIGUSR1 received: log reopening is not implemented yet; ignored\n");
     else
         fprintf(stderr, "arc: signal %u received: ignored\n", (unsigned)signo);
@@ -380,8 +425,11 @@ int arc_control_run(struct arc_control *ctl)
     struct control_state cs = { .ctl = ctl };
     struct arc_ring_opts ro = { .entries = 256, .single_issuer = true };
     int rc = arc_ring_init(&cs.ring, &ro);
-    if (rc < 0)
+    if (rc < 0) {
+        arc_snapshot_unref(ctl->snap);
+        ctl->snap = NULL;
         return rc;
+    }
     if (ctl->admin_fd >= 0)
         arm_accept(&cs);
     arm_signal(&cs);
@@ -404,7 +452,14 @@ int arc_control_run(struct arc_control *ctl)
                 if (!cs.draining)
                     arm_accept(&cs);
             } else if (ud == UD_SIGNAL) {
-                if (cqe->res == (int)sizeof(cs.si) && !termination_signal(cs.si.ssi_signo)) {
+                if (cqe->res == (int)sizeof(cs.si) && cs.si.ssi_signo == SIGHUP) {
+                    if (cs.draining) {
+                        fprintf(stderr, "arc: SIGHUP while draining: not reloaded\n");
+                        fflush(stderr);
+                    } else {
+                        arc_control_reload(ctl, "SIGHUP");
+                    }
+                } else if (cqe->res == (int)sizeof(cs.si) && !termination_signal(cs.si.ssi_signo)) {
                     ignore_signal(cs.si.ssi_signo);
                 } else if (cqe->res == (int)sizeof(cs.si)) {
                     if (cs.draining) {
@@ -444,5 +499,7 @@ int arc_control_run(struct arc_control *ctl)
     }
     free(cs.conns);
     io_uring_queue_exit(&cs.ring);
+    arc_snapshot_unref(ctl->snap);
+    ctl->snap = NULL;
     return 0;
 }

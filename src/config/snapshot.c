@@ -14,6 +14,7 @@
 
 static _Atomic(struct arc_snapshot *) g_current;
 static _Atomic uint64_t g_generation;
+static _Atomic uint32_t g_live;         /* snapshots built and not yet freed */
 /* Serialises publish against acquire so a reader never takes a reference on
  * a snapshot whose last reference is being dropped. Taken only when the
  * published pointer changed, i.e. once per reload per worker. */
@@ -36,6 +37,8 @@ static void add_error(struct arc_config_errors *errs, const char *file, int line
 
 static void snapshot_free(struct arc_snapshot *s)
 {
+    if (s->counted)
+        atomic_fetch_sub_explicit(&g_live, 1, memory_order_relaxed);
     if (!s)
         return;
     if (s->rt)
@@ -213,6 +216,8 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
     s->n_up_ids = arc_ident_count(ARC_IDENT_UPSTREAM);
     s->n_ep_ids = arc_ident_count(ARC_IDENT_ENDPOINT);
     s->generation = atomic_fetch_add(&g_generation, 1) + 1;
+    s->counted = true;
+    atomic_fetch_add_explicit(&g_live, 1, memory_order_relaxed);
     *out = s;
     return 0;
 
@@ -230,6 +235,11 @@ oom:
     add_error(errs, cfg->source, 0, 0, "out of memory compiling the configuration");
     snapshot_free(s);
     return -1;
+}
+
+uint32_t arc_snapshot_live(void)
+{
+    return atomic_load_explicit(&g_live, memory_order_relaxed);
 }
 
 void arc_snapshot_ref(struct arc_snapshot *s)

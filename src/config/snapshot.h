@@ -73,6 +73,7 @@ struct arc_snapshot {
      * by id and sized to these cover every id it carries. */
     uint32_t n_route_ids, n_up_ids, n_ep_ids;
     struct arc_h1_limits limits;
+    bool counted;                   /* in arc_snapshot_live() */
 };
 
 /**
@@ -86,6 +87,10 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
 /* The process-wide TLS session-ticket key store (created on first use; lives
  * as long as the process, outside every snapshot). Thread: any. */
 struct arc_tls_ticket_keys *arc_snapshot_ticket_keys(void);
+
+/* Snapshots built and not yet freed (the published one, and older ones
+ * still held by a worker, an exchange or a connection). */
+uint32_t arc_snapshot_live(void);
 
 void arc_snapshot_ref(struct arc_snapshot *s);
 void arc_snapshot_unref(struct arc_snapshot *s);

@@ -96,6 +96,12 @@ static void slab_free(struct arc_worker *w, struct arc_conn *c)
     arc_tw_cancel(&w->tw, &c->timer);
     /* Only now: a send in flight may have pointed into transport memory. */
     c->tp->dispose(w, c);
+    /* An upstream connection's definition (and its TLS client context) live
+     * in the snapshot it pinned: released last. */
+    if (c->kind == CONN_UPSTREAM && c->u.snap)
+        arc_px__snap_unpin(w, c->u.snap);
+    else if (c->kind == CONN_CLIENT && c->c.snap)
+        arc_px__snap_unpin(w, c->c.snap);
     free(c->out.seg);
     c->out.seg = NULL;
     c->gen = (c->gen + 1) & 0xffffff;   /* stale completions now mismatch */

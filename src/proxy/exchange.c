@@ -34,26 +34,26 @@
 
 /* ------------------------------------------------------------ snapshots */
 
-static struct arc_snapshot *snap_pin(struct arc_worker *w)
+struct arc_snapshot *arc_px__snap_pin(struct arc_worker *w, struct arc_snapshot *s)
 {
     for (size_t i = 0; i < HELD_SNAPS; i++)
-        if (w->held[i].snap == w->snap) {
+        if (w->held[i].snap == s) {
             w->held[i].pins++;
-            return w->snap;
+            return s;
         }
     for (size_t i = 0; i < HELD_SNAPS; i++)
         if (!w->held[i].snap) {
-            arc_snapshot_ref(w->snap);
-            w->held[i] = (struct held_snap){ .snap = w->snap, .pins = 1 };
-            return w->snap;
+            arc_snapshot_ref(s);
+            w->held[i] = (struct held_snap){ .snap = s, .pins = 1 };
+            return s;
         }
     /* More generations in flight than slots: fall back to a shared
-     * reference for this one exchange (rare: only across many reloads). */
-    arc_snapshot_ref(w->snap);
-    return w->snap;
+     * reference for this one pin (rare: only across many reloads). */
+    arc_snapshot_ref(s);
+    return s;
 }
 
-static void snap_unpin(struct arc_worker *w, struct arc_snapshot *s)
+void arc_px__snap_unpin(struct arc_worker *w, struct arc_snapshot *s)
 {
     for (size_t i = 0; i < HELD_SNAPS; i++)
         if (w->held[i].snap == s) {
@@ -85,7 +85,7 @@ struct arc_exchange *arc_px__ex_new(struct arc_worker *w, struct arc_conn *clien
     }
     ex->state = EX_ROUTING;
     ex->client = client;
-    ex->snap = snap_pin(w);
+    ex->snap = arc_px__snap_pin(w, w->snap);
     ex->ep = -1;
     ex->started_ms = w->now_ms;
     w->n_exchanges++;
@@ -151,7 +151,10 @@ void arc_px__ex_lb_end(struct arc_worker *w, struct arc_exchange *ex)
     if (!ex->lb_open)
         return;
     ex->lb_open = false;
-    arc_lb_done(&w->ups[ex->route->up->id].lb, (size_t)ex->ep,
+    struct wup *wu = &w->ups[ex->route->up->id];
+    if (wu->gen != ex->lb_gen)
+        return;                         /* the balancer was rebuilt by a reload since */
+    arc_lb_done(&wu->lb, (size_t)ex->ep,
                 (w->now_ms - ex->started_ms) * 1000u, w->now_ms);
 }
 
@@ -207,7 +210,7 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
     }
     if (c->c.ex == ex)
         c->c.ex = NULL;
-    snap_unpin(w, ex->snap);
+    arc_px__snap_unpin(w, ex->snap);
     ex->snap = NULL;
     c->c.codec->ended(w, ex, o);
     ex_free(w, ex);

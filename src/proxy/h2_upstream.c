@@ -193,14 +193,15 @@ static uint64_t clock_ms(void *ud)
 
 static const struct arc_h2_callbacks callbacks;
 
-static struct arc_h2u *conn_open(struct arc_worker *w, const struct arc_upstream_rt *up, int ep)
+static struct arc_h2u *conn_open(struct arc_worker *w, struct arc_snapshot *snap,
+                                 const struct arc_upstream_rt *up, int ep)
 {
     struct arc_h2u *h = calloc(1, sizeof(*h));
     if (!h) {
         errno = ENOMEM;
         return NULL;
     }
-    struct arc_conn *u = arc_px__up_connect(w, up, ep);
+    struct arc_conn *u = arc_px__up_connect(w, snap, up, ep);
     if (!u) {
         int e = errno;
         free(h);
@@ -240,12 +241,14 @@ static struct arc_h2u *conn_open(struct arc_worker *w, const struct arc_upstream
 
 /* A connection for one more stream to endpoint ep (never `not`), or NULL
  * (errno). */
-static struct arc_h2u *conn_pick(struct arc_worker *w, const struct arc_upstream_rt *up, int ep,
+static struct arc_h2u *conn_pick(struct arc_worker *w, const struct arc_exchange *ex,
+                                 const struct arc_upstream_rt *up, int ep,
                                  const struct arc_h2u *not)
 {
     struct arc_h2u *least = NULL;
     for (struct arc_h2u *h = w->pools[up->eps[ep].id].h2; h; h = h->next) {
-        if (h == not || h->dead || h->u->closing ||
+        /* (a TLS connection serves its own config generation only) */
+        if (h == not || h->dead || h->u->closing || (h->u->tls && h->u->u.snap != ex->snap) ||
             w->now_ms - h->u->created_ms >= uconf(h)->pool_max_lifetime)
             continue;
         if (arc_h2_can_submit(h->s))
@@ -254,7 +257,7 @@ static struct arc_h2u *conn_pick(struct arc_worker *w, const struct arc_upstream
         if (!arc_h2_goaway_received(h->s, NULL) && (!least || h->n_streams < least->n_streams))
             least = h;
     }
-    struct arc_h2u *h = conn_open(w, up, ep);
+    struct arc_h2u *h = conn_open(w, ex->snap, up, ep);
     if (h)
         return h;
     if (errno == EAGAIN && least)
@@ -271,7 +274,7 @@ static bool attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, struc
                     const struct arc_h2u *not, struct arc_px_bytes *body, bool body_ended)
 {
     const struct arc_upstream_rt *up = ex->route->up;
-    struct arc_h2u *h = on ? on : conn_pick(w, up, ep, not);
+    struct arc_h2u *h = on ? on : conn_pick(w, ex, up, ep, not);
     if (!h) {
         if (body)
             arc_px__bytes_free(body);
@@ -371,6 +374,7 @@ void arc_px__h2u_start(struct arc_worker *w, struct arc_exchange *ex, int ep)
     ex->req.upgrade = false;            /* no Upgrade over HTTP/2 (RFC 9113 §8.6) */
     arc_lb_start(&w->ups[up->id].lb, (size_t)ep);
     ex->lb_open = true;
+    ex->lb_gen = w->ups[up->id].gen;
     arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
     attempt(w, ex, ep, NULL, NULL, NULL, false);  /* (may end ex: touch nothing after) */
 }
@@ -885,4 +889,21 @@ void arc_px__h2u_detach(struct arc_worker *w, struct arc_exchange *ex)
     arc_px__bytes_free(&st->q);
     if (!h->in_cb && !h->u->closing)
         arc_px__flush(w, h->u);
+}
+
+/* ------------------------------------------------------------ reloads */
+
+struct arc_h2u *arc_px__h2u_next(const struct arc_h2u *h)
+{
+    return h->next;
+}
+
+void arc_px__h2u_adopt(struct arc_worker *w, struct arc_h2u *h)
+{
+    struct arc_conn *u = h->u;
+    if (h->dead || u->closing || arc_px__up_repoint(w, u, w->snap))
+        return;
+    h->dead = true;                     /* no new streams; closed with its last one */
+    if (h->n_streams == 0 && !h->in_cb)
+        arc_px__conn_close(w, u);
 }

@@ -276,6 +276,7 @@ struct arc_exchange {
     struct arc_arena arena;
     int status;                         /* final status sent, 0 = none yet */
     int ep;                             /* endpoint index, -1 before pick */
+    uint32_t lb_gen;                    /* w->ups[..].gen at arc_lb_start */
     uint8_t attempts;                   /* upstream attempts made */
     uint8_t n_interim;                  /* 1xx responses forwarded */
     bool req_done;                      /* whole request body received */
@@ -347,12 +348,14 @@ struct arc_conn {
             bool head_started;          /* bytes of the next head arrived */
             bool paused;                /* input held because the upstream is backed up */
             struct arc_h2c *h2;         /* CS_H2: the HTTP/2 session and its streams */
+            struct arc_snapshot *snap;  /* TLS: pinned (its listener context is in it) */
             char peer_ip[48];           /* for X-Forwarded-For; "" until needed */
             struct sockaddr_storage peer; /* valid once peer_ip is set (family 0 = unknown) */
         } c;
         struct {                        /* CONN_UPSTREAM: HTTP/1 client codec */
             enum ustate state;
             struct arc_exchange *ex;
+            struct arc_snapshot *snap;  /* pinned: up and ep_rt live in it */
             const struct arc_upstream_rt *up;
             const struct arc_endpoint_rt *ep_rt;
             uint32_t ep;
@@ -384,6 +387,10 @@ struct pool {
 struct wup {                            /* a worker's state for one upstream */
     struct arc_lb lb;
     bool live;                          /* lb built (a snapshot named this upstream) */
+    uint32_t gen;                       /* bumped when a reload rebuilds lb (its endpoint
+                                           list or algorithm changed) */
+    uint64_t def;                       /* what lb was built from (hash) */
+    const struct arc_upstream_rt *rt;   /* the current snapshot's definition, or NULL */
 };
 
 struct slab {
@@ -437,7 +444,9 @@ struct arc_worker {
     uint32_t max_conns;                 /* node.max_connections (node-wide), 0 = none */
     _Atomic int done;                   /* 1 once the thread left its loop */
     _Atomic int ready;                  /* 1 once accepting, -1 on failure (control thread reads) */
-    struct arc_h1_header *hdrs;         /* parser scratch, [snap->limits.max_headers] */
+    struct arc_h1_header *hdrs;         /* parser scratch, [n_hdrs >= snap->limits.max_headers + 1] */
+    size_t n_hdrs;
+    uint64_t adopt_failed;              /* generation that could not be adopted (no retry) */
     char *tls_plain;                    /* decrypted-input scratch, TLS_PLAIN_BUF bytes */
     pthread_t thread;
     char errmsg[256];
@@ -534,6 +543,9 @@ static inline bool arc_px__out_idle(const struct arc_conn *c)
 void arc_px__outq_consume(struct arc_worker *w, struct arc_conn *c, size_t n);
 
 /* exchange.c */
+/* Per-worker pins on a snapshot (no shared reference-count traffic). */
+struct arc_snapshot *arc_px__snap_pin(struct arc_worker *w, struct arc_snapshot *s);
+void arc_px__snap_unpin(struct arc_worker *w, struct arc_snapshot *s);
 struct arc_exchange *arc_px__ex_new(struct arc_worker *w, struct arc_conn *client);
 /* Copies a parsed HTTP/1 request into the exchange's arena. False: out of memory. */
 bool arc_px__ex_set_request(struct arc_exchange *ex, const struct arc_h1_request *r);
@@ -627,7 +639,14 @@ void arc_px__tunnel_check(struct arc_worker *w, struct arc_exchange *ex);
 void arc_px__up_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn);
 /* Opens a connection to endpoint `ep` of `up` (pool_max_connections, TLS).
  * NULL with errno EAGAIN (limit reached) or another error. */
-struct arc_conn *arc_px__up_connect(struct arc_worker *w, const struct arc_upstream_rt *up, int ep);
+struct arc_conn *arc_px__up_connect(struct arc_worker *w, struct arc_snapshot *snap,
+                                    const struct arc_upstream_rt *up, int ep);
+/* A reload was adopted: pooled connections follow their endpoint into the
+ * new snapshot when nothing about connecting to it changed, else close. */
+void arc_px__pools_adopt(struct arc_worker *w);
+/* Points upstream connection u at snapshot s's definition of its endpoint
+ * (moving its pin); false when s does not have it unchanged. */
+bool arc_px__up_repoint(struct arc_worker *w, struct arc_conn *u, struct arc_snapshot *s);
 
 /* h2_upstream.c: exchanges over multiplexed HTTP/2 upstream connections */
 struct arc_h2u;
@@ -651,6 +670,11 @@ void arc_px__h2u_pull(struct arc_worker *w, struct arc_conn *u);
 void arc_px__h2u_closed(struct arc_worker *w, struct arc_conn *u);
 /* Worker teardown: free the session without ending anything. */
 void arc_px__h2u_dispose(struct arc_conn *u);
+/* Reloads: the endpoint's next HTTP/2 connection; a connection follows the
+ * new config (arc_px__up_repoint) or retires (no new streams, closed with
+ * its last one). */
+struct arc_h2u *arc_px__h2u_next(const struct arc_h2u *h);
+void arc_px__h2u_adopt(struct arc_worker *w, struct arc_h2u *h);
 
 /* heads.c */
 /* The request's fields for an HTTP/2 upstream (no Host, framing or

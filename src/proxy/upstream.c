@@ -88,11 +88,17 @@ void arc_px__pool_remove(struct arc_worker *w, struct arc_conn *u)
     arc_m_sub(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_POOL_IDLE), 1);
 }
 
-static struct arc_conn *pool_take(struct arc_worker *w, const struct arc_upstream_rt *up, int ep)
+static struct arc_conn *pool_take(struct arc_worker *w, const struct arc_exchange *ex,
+                                  const struct arc_upstream_rt *up, int ep)
 {
     struct pool *pl = &w->pools[up->eps[ep].id];
     while (pl->head) {
         struct arc_conn *u = pl->head;
+        /* A TLS connection made for another config generation may have
+         * verified the server differently: only its own generation's
+         * exchanges use it. */
+        if (u->tls && u->u.snap != ex->snap)
+            return NULL;
         arc_px__pool_remove(w, u);
         /* An idle connection keeps a receive armed, so an upstream close is
          * seen (and the connection dropped) before we would pick it. A
@@ -108,9 +114,12 @@ static struct arc_conn *pool_take(struct arc_worker *w, const struct arc_upstrea
 
 static void up_release(struct arc_worker *w, struct arc_conn *u, bool reusable)
 {
+    u->u.ex = NULL;
+    /* Pools hold connections of the current config only. */
+    if (reusable && !arc_px__up_repoint(w, u, w->snap))
+        reusable = false;
     const struct arc_upstream_conf *uc = uconf(u);
     struct pool *pl = &w->pools[u->u.ep_rt->id];
-    u->u.ex = NULL;
     if (!reusable || u->eof || !arc_px__out_idle(u) || u->stash_n || u->hlen ||
         pl->n_idle >= uc->pool_max_idle ||
         w->now_ms - u->created_ms >= uc->pool_max_lifetime) {
@@ -133,7 +142,8 @@ static void up_release(struct arc_worker *w, struct arc_conn *u, bool reusable)
 
 /* ------------------------------------------------------------ connect */
 
-struct arc_conn *arc_px__up_connect(struct arc_worker *w, const struct arc_upstream_rt *up, int ep)
+struct arc_conn *arc_px__up_connect(struct arc_worker *w, struct arc_snapshot *snap,
+                                    const struct arc_upstream_rt *up, int ep)
 {
     struct arc_endpoint_rt *e = &up->eps[ep];
     uint32_t maxc = up->conf->pool_max_connections;
@@ -158,6 +168,7 @@ struct arc_conn *arc_px__up_connect(struct arc_worker *w, const struct arc_upstr
         return NULL;
     }
     u->u.state = US_CONNECTING;
+    u->u.snap = arc_px__snap_pin(w, snap);
     u->u.up = up;
     u->u.ep_rt = e;
     u->u.ep = (uint32_t)ep;
@@ -206,10 +217,10 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
         arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
         return;
     }
-    struct arc_conn *u = pool_take(w, up, ep);
+    struct arc_conn *u = pool_take(w, ex, up, ep);
     bool reused = u != NULL;
     if (!u) {
-        u = arc_px__up_connect(w, up, ep);
+        u = arc_px__up_connect(w, ex->snap, up, ep);
         if (!u) {
             free(head);
             arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
@@ -240,6 +251,7 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
     arc_px__queue_owned(w, u, head, head_len);
     arc_lb_start(&wu->lb, (size_t)ep);
     ex->lb_open = true;
+    ex->lb_gen = wu->gen;
     arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
     arc_px__up_pump(w, u);
 }
@@ -250,11 +262,11 @@ static bool retry(struct arc_worker *w, struct arc_conn *u)
     struct arc_exchange *ex = u->u.ex;
     if (!ex->replay || ex->attempts > 1 || u->u.got_bytes || !u->u.reused)
         return false;
-    const struct arc_upstream_rt *up = u->u.up;
-    int ep = (int)u->u.ep;
+    const struct arc_upstream_rt *up = ex->route->up;
+    int ep = ex->ep;
     detach(ex, u);
     arc_px__conn_close(w, u);
-    struct arc_conn *nu = arc_px__up_connect(w, up, ep);
+    struct arc_conn *nu = arc_px__up_connect(w, ex->snap, up, ep);
     if (!nu) {
         arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
         arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
@@ -723,4 +735,53 @@ void arc_px__up_kick(struct arc_worker *w, struct arc_exchange *ex)
 {
     if (ex->up)
         arc_px__up_pump(w, ex->up);
+}
+
+/* ------------------------------------------------------------ reloads */
+
+bool arc_px__up_repoint(struct arc_worker *w, struct arc_conn *u, struct arc_snapshot *s)
+{
+    if (u->u.snap == s)
+        return true;
+    /* A TLS connection keeps the client context (trust, identity, session
+     * cache) of the config it was made under: never carried over. */
+    if (u->tls)
+        return false;
+    const struct arc_upstream_rt *nu = NULL;
+    for (size_t i = 0; i < s->n_ups && !nu; i++)
+        if (s->ups[i].id == u->u.up->id)
+            nu = &s->ups[i];
+    if (!nu || nu->tls || nu->conf->protocol != u->u.up->conf->protocol)
+        return false;
+    for (size_t k = 0; k < nu->n_eps; k++) {
+        if (nu->eps[k].id != u->u.ep_rt->id)
+            continue;
+        u->u.up = nu;
+        u->u.ep_rt = &nu->eps[k];
+        u->u.ep = (uint32_t)k;
+        arc_px__snap_pin(w, s);
+        arc_px__snap_unpin(w, u->u.snap);
+        u->u.snap = s;
+        return true;
+    }
+    return false;
+}
+
+void arc_px__pools_adopt(struct arc_worker *w)
+{
+    for (size_t i = 0; i < w->n_pools; i++) {
+        struct pool *pl = &w->pools[i];
+        struct arc_conn *u = pl->head;
+        while (u) {
+            struct arc_conn *next = u->u.pool_next;
+            if (!arc_px__up_repoint(w, u, w->snap))
+                arc_px__conn_close(w, u);       /* (leaves the pool) */
+            u = next;
+        }
+        for (struct arc_h2u *h = pl->h2; h; ) {
+            struct arc_h2u *next = arc_px__h2u_next(h);
+            arc_px__h2u_adopt(w, h);
+            h = next;
+        }
+    }
 }

@@ -294,6 +294,27 @@ static int grow(void **tab, size_t *n, size_t want, size_t size)
  * rows): a load balancer per upstream id, a pool per endpoint id, metrics
  * rows per route and upstream id. An upstream gets its load balancer the
  * first time a snapshot names it. */
+/* What a load balancer is built from: its algorithm and the endpoints
+ * (identity and weight, in order, since picks are indexes into them). */
+static uint64_t lb_def(const struct arc_upstream_rt *u)
+{
+    uint64_t h = 1469598103934665603ull;
+    uint64_t v[3] = { (uint64_t)u->conf->lb, u->conf->peak_ewma_decay, u->n_eps };
+    for (size_t i = 0; i < 3 + 2 * u->n_eps; i++) {
+        uint64_t x = i < 3 ? v[i] : (i - 3) % 2 == 0 ? u->eps[(i - 3) / 2].id
+                                                     : u->eps[(i - 3) / 2].weight;
+        h = (h ^ x) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* Sizes the worker's tables for the identities snapshot `s` carries (they
+ * only grow, so an exchange pinned to an older snapshot still finds its
+ * rows): a load balancer per upstream id, a pool per endpoint id, metrics
+ * rows per route and upstream id. An upstream gets its load balancer the
+ * first time a snapshot names it, and a new one when a reload changes its
+ * endpoints or algorithm (exchanges started on the old one then report to
+ * nobody: wup.gen). */
 static int tables_fit(struct arc_worker *w, const struct arc_snapshot *s)
 {
     size_t n_eps = w->n_pools;
@@ -302,20 +323,64 @@ static int tables_fit(struct arc_worker *w, const struct arc_snapshot *s)
         arc_metrics_shard_fit(&w->metrics, s->n_route_ids, s->n_up_ids) < 0)
         return -1;
     w->n_pools = n_eps;
+    if (s->limits.max_headers + 1 > w->n_hdrs) {
+        struct arc_h1_header *h = calloc(s->limits.max_headers + 1, sizeof(*h));
+        if (!h)
+            return -1;
+        free(w->hdrs);
+        w->hdrs = h;
+        w->n_hdrs = s->limits.max_headers + 1;
+    }
+    for (size_t i = 0; i < w->n_ups; i++)
+        w->ups[i].rt = NULL;
     for (size_t i = 0; i < s->n_ups; i++) {
         const struct arc_upstream_rt *u = &s->ups[i];
         struct wup *wu = &w->ups[u->id];
-        if (wu->live)
+        wu->rt = u;
+        uint64_t def = lb_def(u);
+        if (wu->live && wu->def == def)
             continue;
         uint32_t weights[u->n_eps];
         for (size_t e = 0; e < u->n_eps; e++)
             weights[e] = u->eps[e].weight;
-        if (arc_lb_init(&wu->lb, u->conf->lb, weights, u->n_eps, u->conf->peak_ewma_decay,
+        struct arc_lb lb;
+        if (arc_lb_init(&lb, u->conf->lb, weights, u->n_eps, u->conf->peak_ewma_decay,
                         0x9e3779b97f4a7c15ULL * (w->id + 1) + u->id) < 0)
             return -1;
+        if (wu->live)
+            arc_lb_dispose(&wu->lb);
+        wu->lb = lb;
         wu->live = true;
+        wu->def = def;
+        wu->gen++;
     }
     return 0;
+}
+
+/* Adopts the published snapshot when it is not ours (top of the loop):
+ * tables grow to fit it, pooled connections follow it or close, new
+ * exchanges start on it; running ones finish on the snapshot they pinned. */
+static void adopt(struct arc_worker *w)
+{
+    struct arc_snapshot *ns = arc_snapshot_acquire();
+    if (!ns || ns == w->snap || ns->generation == w->adopt_failed) {
+        arc_snapshot_unref(ns);
+        return;
+    }
+    if (tables_fit(w, ns) < 0) {
+        fprintf(stderr, "arc: worker %u: out of memory adopting config generation %llu; "
+                "still serving generation %llu\n", w->id, (unsigned long long)ns->generation,
+                (unsigned long long)w->snap->generation);
+        w->adopt_failed = ns->generation;
+        tables_fit(w, w->snap);         /* (only resets what the failed fit touched) */
+        arc_snapshot_unref(ns);
+        return;
+    }
+    struct arc_snapshot *old = w->snap;
+    w->snap = ns;
+    w->max_conns = ns->cfg->node.max_connections;
+    arc_px__pools_adopt(w);
+    arc_snapshot_unref(old);
 }
 
 static int worker_setup(struct arc_worker *w)
@@ -340,11 +405,10 @@ static int worker_setup(struct arc_worker *w)
     }
     w->now_ms = arc_now_ms();
     arc_tw_init(&w->tw, w->now_ms, TICK_MS);
-    w->hdrs = calloc(w->snap->limits.max_headers + 1, sizeof(*w->hdrs));
     w->tls_plain = malloc(TLS_PLAIN_BUF);
     if (!w->tls_plain)
         return -1;
-    if (!w->hdrs || tables_fit(w, w->snap) < 0)
+    if (tables_fit(w, w->snap) < 0)
         return -1;
     return 0;
 }
@@ -418,6 +482,8 @@ static void *worker_main(void *arg)
         io_uring_cq_advance(&w->ring, n);
         arc_bufring_flush(&w->br);
         retry_starved(w);
+        if (!w->draining && arc_snapshot_current() != w->snap)
+            adopt(w);
 
         if (atomic_load_explicit(&g_stop_now, memory_order_relaxed))
             break;
