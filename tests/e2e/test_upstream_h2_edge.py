@@ -1534,3 +1534,161 @@ def _sendall_quiet(s, data):
         s.sendall(data)
     except OSError:
         pass
+
+
+# ------------------------------------------------------------ chaos
+
+def _chaos_script(seed):
+    """A randomised upstream: per connection, random SETTINGS, then for each
+    request one of many behaviours (proper answers of every framing, partial
+    answers, resets of every kind, GOAWAY, window games, PINGs, 1xx, closes)."""
+    import random
+    lock = threading.Lock()
+    counter = {"n": 0}
+
+    def script(c):
+        with lock:
+            counter["n"] += 1
+            rnd = random.Random(seed * 1000 + counter["n"])
+        if rnd.random() < 0.3:
+            c.settings([(3, rnd.choice([1, 2, 3, 100])), (4, rnd.choice([0, 1, 100, 65535, 1 << 20]))])
+        dec = hpack.Decoder()
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            f = c.frame(0.2)
+            if f is None:
+                if not c._alive():
+                    return
+                continue
+            t, fl, sid, payload = f
+            if t != T_HEADERS:
+                if rnd.random() < 0.05:
+                    c.window_update(0, rnd.randint(1, 1 << 20))
+                continue
+            try:
+                if fl & 0x8:
+                    payload = payload[1:len(payload) - payload[0]]
+                if fl & 0x20:
+                    payload = payload[5:]
+                dec.decode(payload)
+            except Exception:                       # noqa: BLE001 (CONTINUATION etc.)
+                pass
+            k = rnd.randrange(16)
+            if k <= 3:
+                body = b"b" * rnd.choice([0, 1, 100, 20000])
+                hd = ok_head([("content-length", str(len(body)))] if rnd.random() < 0.5 else [])
+                c.headers(sid, hd, end_stream=not body)
+                if body:
+                    c.data(sid, body, end_stream=rnd.random() < 0.8)
+                    if rnd.random() < 0.3:
+                        c.headers(sid, [("x-trailer", "t")], end_stream=True)
+            elif k == 4:
+                c.rst(sid, rnd.choice([NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, REFUSED_STREAM, CANCEL]))
+            elif k == 5:
+                c.headers(sid, ok_head())
+                c.data(sid, b"p" * rnd.randint(1, 5000))
+                c.rst(sid, rnd.choice([NO_ERROR, INTERNAL_ERROR, CANCEL]))
+            elif k == 6:
+                c.goaway(max(0, sid - rnd.choice([0, 2, 4])), rnd.choice([NO_ERROR, PROTOCOL_ERROR]))
+            elif k == 7:
+                c.headers(sid, [(":status", "103")])
+                c.headers(sid, ok_head([("content-length", "2")]))
+                c.data(sid, b"ok", end_stream=True)
+            elif k == 8:
+                c.send_frame(T_PING, 0, 0, struct.pack(">Q", sid))
+            elif k == 9:
+                c.headers(sid, ok_head([("content-length", "10")]))
+                c.data(sid, b"short", end_stream=True)
+            elif k == 10:
+                c.settings([(3, rnd.choice([0, 1, 5]))])
+            elif k == 11:
+                return                              # drop the connection
+            elif k == 12:
+                c.window_update(sid, 0x7fffffff)
+                c.window_update(sid, 0x7fffffff)
+            elif k == 13:
+                c.headers(sid, [(":status", "204")], end_stream=True)
+            # 14, 15: silence (timeouts)
+    return script
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_chaos_upstream_with_mixed_clients(gw, raw_up, seed):
+    """A few seconds of random upstream behaviour against HTTP/1.1 clients
+    (GET, POST with and without length, pipelining) and an HTTP/2 client that
+    also resets streams: arc must stay up with no sanitizer report, answer
+    or close every request, and then serve a normal request."""
+    import random
+    up = raw_up(_chaos_script(seed))
+    good_srv = H2Server(name="good")
+    try:
+        cfg = make_config([upstream_conf("h2up", up.addr, protocol="http2",
+                                         timeouts={"ttfb": "300ms", "read": "300ms", "write": "300ms"}),
+                           upstream_conf("good", good_srv.addr, protocol="http2")],
+                          routes=[route_conf("good", "/good/{*rest}", upstream="good"),
+                                  route_conf("h2", "/{*rest}", upstream="h2up")],
+                          workers=1, node={"read_timeout": "1s", "max_buffered_output": "16kb"})
+        a = gw(cfg)
+        stop_at = time.monotonic() + 4
+        errors = []
+
+        def h1_worker(i):
+            rnd = random.Random(seed * 10 + i)
+            while time.monotonic() < stop_at:
+                try:
+                    s = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+                except OSError as e:
+                    errors.append(repr(e))
+                    return
+                try:
+                    reqs = []
+                    for j in range(rnd.randint(1, 4)):
+                        m = rnd.choice(["GET", "POST", "PUT", "HEAD"])
+                        body = os.urandom(rnd.choice([0, 10, 70000])) if m in ("POST", "PUT") else None
+                        reqs.append(build_request(m, "/c?i=%d&j=%d" % (i, j), body=body))
+                    s.sendall(b"".join(reqs))
+                    read_any(s, 3)
+                except OSError:
+                    pass
+                finally:
+                    s.close()
+
+        def h2_worker():
+            rnd = random.Random(seed)
+            while time.monotonic() < stop_at:
+                try:
+                    c = H2Client(a.port, timeout=5)
+                except OSError as e:
+                    errors.append(repr(e))
+                    return
+                try:
+                    sids = []
+                    for j in range(rnd.randint(1, 12)):
+                        if rnd.random() < 0.3:
+                            sids.append(c.request("/h?j=%d" % j, method="POST", body=os.urandom(rnd.choice([5, 40000]))))
+                        else:
+                            sids.append(c.request("/h?j=%d" % j))
+                    for sid in sids:
+                        if rnd.random() < 0.2:
+                            c.reset(sid)
+                    t_end = time.monotonic() + 2
+                    while time.monotonic() < t_end and not all(c.streams[x].done for x in sids):
+                        if not c.pump(0.3) and c.eof:
+                            break
+                except Exception:                   # noqa: BLE001 (the chaos may break the client)
+                    pass
+                finally:
+                    c.close()
+
+        ts = [threading.Thread(target=h1_worker, args=(i,), daemon=True) for i in range(3)]
+        ts.append(threading.Thread(target=h2_worker, daemon=True))
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(20)
+        assert not errors, errors
+        assert a.alive(), "arc died:\n" + a.stderr_tail(60)
+        r = a.client().request("GET", "/good/info")
+        assert r.status == 200, r
+    finally:
+        good_srv.stop()
