@@ -177,7 +177,7 @@ def test_stream_deadline_not_extended_by_upstream_pings(gw, h2s, phase):
     """A stream that stalls (no response head: timeouts.ttfb; head and part
     of the body, then nothing: timeouts.read) must end after its deadline
     (504, or a cut response), however busy the connection is otherwise. An
-    upstream that sends PING every 200 ms makes arc answer PING ACKs, and
+    upstream that sends PING every 100 ms makes arc answer PING ACKs, and
     h2_upstream.c arc_px__h2u_sent re-arms every stream's timer on each
     completed send: the stalled stream never times out."""
     def ping_stall(st):
@@ -186,7 +186,7 @@ def test_stream_deadline_not_extended_by_upstream_pings(gw, h2s, phase):
             st.send_headers(200, [("content-length", 1000)])
             st.send_data(b"x" * 100)
         n = 0
-        while not st.sleep(0.2):
+        while not st.sleep(0.1):
             n += 1
             st.conn._call(st, lambda h2c: h2c.ping(b"pg%06d" % n))
 
