@@ -15,6 +15,7 @@
 #include "http2/http2.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ struct control_state {
     struct __kernel_timespec accept_retry;
     int accept_error;               /* last accept error (-errno) of this episode, 0 if none */
     bool draining;
+    uint32_t live_before;           /* arc_snapshot_live() at the last tick */
     size_t open_conns;
     struct admin_conn **conns;       /* open admin connections, for timeouts */
     size_t n_conns, cap_conns;
@@ -485,6 +487,14 @@ int arc_control_run(struct arc_control *ctl)
                     }
                 if (cs.draining && all_workers_done(ctl))
                     done = true;
+                /* The last old config was freed (its memory went back to
+                 * the allocator from whichever thread let go of it last):
+                 * hand the freed pages back to the kernel once, here, off
+                 * the data path. */
+                uint32_t live = arc_snapshot_live();
+                if (live == 1 && cs.live_before > 1)
+                    malloc_trim(0);
+                cs.live_before = live;
                 rotate_ticket_keys(&cs, now);
             } else if (ud > UD_ACCEPT_RETRY) {
                 on_conn(&cs, (struct admin_conn *)(uintptr_t)(ud & ~(uint64_t)7), (int)(ud & 7), cqe->res);

@@ -9,11 +9,12 @@
  * session runs over plain TCP (h2c), TLS, or an in-memory peer in tests.
  *
  * Backpressure both ways, nothing unbounded:
- *  - received bodies: automatic WINDOW_UPDATE is off; the stream and connection
- *    windows reopen only when the owner calls arc_h2_consume() for bytes the
- *    other side (the upstream, the client) has accepted. The module never
- *    buffers body bytes; an owner buffers at most the stream window per stream
- *    and the connection window per connection.
+ *  - received bodies: automatic WINDOW_UPDATE is off; a stream's window
+ *    reopens only when the owner calls arc_h2_consume() for bytes the other
+ *    side (the upstream, the client) has accepted, while the connection
+ *    window reopens as bytes arrive, so a stream whose other side is slow
+ *    holds back only itself. The module never buffers body bytes; an owner
+ *    buffers at most the stream window per stream.
  *  - sent bodies: nghttp2 pulls through callbacks.read_body; the owner returns
  *    0 when it has nothing queued (the stream is then deferred) and calls
  *    arc_h2_resume() when it has more, arc_h2_end_body() when it is done.
@@ -389,9 +390,9 @@ int arc_h2_end_body(struct arc_h2_session *s, int32_t sid,
 
 /**
  * S, C: the owner passed on `n` received body bytes of `sid`; reopens the
- * stream and connection windows by that much (WINDOW_UPDATE goes out when
- * nghttp2 finds it worthwhile). A closed stream is a no-op (its unconsumed
- * bytes were returned to the connection window when it closed).
+ * stream's window by that much (WINDOW_UPDATE goes out when nghttp2 finds it
+ * worthwhile; the connection window reopened when the bytes arrived). A
+ * closed stream is a no-op.
  */
 int arc_h2_consume(struct arc_h2_session *s, int32_t sid, size_t n);
 

@@ -244,6 +244,12 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t sid, const 
         int rv = nghttp2_session_consume(ng, sid, len);
         return nghttp2_is_fatal(rv) ? rv : 0;
     }
+    /* The connection window reopens at once, the stream's only when the
+     * owner passed the bytes on (arc_h2_consume): a stream whose other side
+     * is slow holds back itself (at most its window), never its siblings. */
+    int rv = nghttp2_session_consume_connection(ng, len);
+    if (nghttp2_is_fatal(rv))
+        return rv;
     st->unconsumed += len;
     if (s->cb.on_data)
         s->cb.on_data(s->ud, sid, st->ud, data, len);
@@ -257,13 +263,7 @@ static int on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code, void
 
     if (!st)
         return 0;
-    /* Bytes the owner never consumed still occupy the connection window. */
-    if (st->unconsumed) {
-        int rv = nghttp2_session_consume_connection(ng, st->unconsumed);
-        if (nghttp2_is_fatal(rv))
-            return rv;
-        st->unconsumed = 0;
-    }
+    st->unconsumed = 0;         /* (the connection window took them back on receipt) */
     nghttp2_session_set_stream_user_data(ng, sid, NULL);
     if (st->delivered && s->cb.on_close)
         s->cb.on_close(s->ud, sid, st->ud, code ? code : st->close_code);
@@ -790,7 +790,7 @@ int arc_h2_consume(struct arc_h2_session *s, int32_t sid, size_t n)
     if (!n)
         return 0;
     st->unconsumed -= n;
-    int rv = nghttp2_session_consume(s->ng, sid, n);
+    int rv = nghttp2_session_consume_stream(s->ng, sid, n);
     return nghttp2_is_fatal(rv) ? ARC_H2_E_NOMEM : 0;
 }
 

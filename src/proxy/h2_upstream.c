@@ -63,11 +63,17 @@ struct h2us {
     struct arc_px_bytes q;              /* request body waiting for the session's pull */
     size_t unconsumed;                  /* response body handed on, not yet acknowledged */
     uint64_t pulled;                    /* request body bytes the session took */
+    uint64_t armed_pulled;              /* `pulled` when the deadline was last set */
+    struct arc_px_bytes sent;           /* the pulled bytes, kept for a retry while they fit
+                                           node.max_buffered_output (keep_sent) */
+    const struct arc_hdr *tr;           /* request trailers (in the exchange's arena) */
+    size_t n_tr;
     bool with_body;                     /* the request has a body (end_body owed) */
     bool body_ended;                    /* end_body called */
     bool got_head;                      /* final response head received */
     bool remote_ended;                  /* END_STREAM received */
     bool client_waits;                  /* the client paused on this queue */
+    bool keep_sent;                     /* `sent` holds every pulled byte */
     bool client_dirty;                  /* response bytes queued for the client: flush it */
 };
 
@@ -122,6 +128,7 @@ static void stream_arm(struct arc_worker *w, struct h2us *st)
         ms = ex->snap->cfg->node.read_timeout; /* waiting for the client's body */
     else
         ms = uc->ttfb_timeout;
+    st->armed_pulled = st->pulled;
     arc_tw_schedule(&w->tw, &st->timer, w->now_ms + ms);
 }
 
@@ -149,6 +156,7 @@ static void stream_free(struct arc_h2u *h, struct h2us *st)
     h->n_streams--;
     arc_tw_cancel(&h->w->tw, &st->timer);
     arc_px__bytes_free(&st->q);
+    arc_px__bytes_free(&st->sent);
     free(st);
 }
 
@@ -245,34 +253,51 @@ static struct arc_h2u *conn_pick(struct arc_worker *w, const struct arc_exchange
                                  const struct arc_upstream_rt *up, int ep,
                                  const struct arc_h2u *not)
 {
-    struct arc_h2u *least = NULL;
+    struct arc_h2u *least = NULL, *old = NULL;
     for (struct arc_h2u *h = w->pools[up->eps[ep].id].h2; h; h = h->next) {
         /* (a TLS connection serves its own config generation only) */
         if (h == not || h->dead || h->u->closing || (h->u->tls && h->u->u.snap != ex->snap) ||
-            w->now_ms - h->u->created_ms >= uconf(h)->pool_max_lifetime)
+            arc_h2_goaway_received(h->s, NULL))
             continue;
+        if (w->now_ms - h->u->created_ms >= uconf(h)->pool_max_lifetime) {
+            if (arc_h2_can_submit(h->s))
+                old = h;                /* past its lifetime: only if nothing else */
+            continue;
+        }
         if (arc_h2_can_submit(h->s))
             return h;
-        /* At the peer's stream limit (not going away): a place to wait. */
-        if (!arc_h2_goaway_received(h->s, NULL) && (!least || h->n_streams < least->n_streams))
+        /* At the peer's stream limit: a place to wait. */
+        if (!least || h->n_streams < least->n_streams)
             least = h;
     }
     struct arc_h2u *h = conn_open(w, ex->snap, up, ep);
     if (h)
         return h;
-    if (errno == EAGAIN && least)
-        return least;                   /* at pool_max_connections: queue there */
+    /* At pool_max_connections: wait for a stream slot on the least busy
+     * connection, or use one past its lifetime rather than refuse. */
+    if (errno == EAGAIN && (least || old))
+        return least ? least : old;
     return NULL;
 }
 
 /* ------------------------------------------------------------ attempts */
 
+/* What a retried stream takes over from the failed one: the whole request
+ * body received so far, whether it ended, its trailers. */
+struct carry {
+    struct arc_px_bytes body;
+    bool body_ended;
+    const struct arc_hdr *tr;
+    size_t n_tr;
+};
+
 /* Opens a stream for ex: on `on` when given, else on a connection picked
- * (never `not`). `body` is the request body already queued by an earlier
- * attempt (taken over). False: ex was answered with an error. */
+ * (never `not`). `cv` (or NULL) is what an earlier attempt carries over;
+ * its body is taken. False: ex was answered with an error. */
 static bool attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, struct arc_h2u *on,
-                    const struct arc_h2u *not, struct arc_px_bytes *body, bool body_ended)
+                    const struct arc_h2u *not, struct carry *cv)
 {
+    struct arc_px_bytes *body = cv ? &cv->body : NULL;
     const struct arc_upstream_rt *up = ex->route->up;
     struct arc_h2u *h = on ? on : conn_pick(w, ex, up, ep, not);
     if (!h) {
@@ -343,9 +368,12 @@ static bool attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, struc
     st->sid = sid;
     st->ex = ex;
     st->with_body = has_body;
+    st->keep_sent = has_body;
     if (body) {
         st->q = *body;
         *body = (struct arc_px_bytes){ 0 };
+        /* (its client may have paused on the failed stream's queue) */
+        st->client_waits = arc_px__bytes_len(&st->q) > 0;
     }
     stream_link(h, st);
     if (h->n_streams == 1 && h->ready)
@@ -356,9 +384,11 @@ static bool attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, struc
     ex->state = h->ready ? EX_UPSTREAM : EX_CONNECTING;
     if (h->ready)
         arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REUSED), 1);
-    if (has_body && (body_ended || ex->req_done)) {
+    if (has_body && ((cv && cv->body_ended) || ex->req_done)) {
         st->body_ended = true;
-        arc_h2_end_body(h->s, sid, NULL, 0);
+        st->tr = cv ? cv->tr : NULL;
+        st->n_tr = cv ? cv->n_tr : 0;
+        arc_h2_end_body(h->s, sid, (const struct arc_h2_header *)st->tr, st->n_tr);
     }
     if (arc_px__bytes_len(&st->q))
         arc_h2_resume(h->s, sid);
@@ -376,40 +406,48 @@ void arc_px__h2u_start(struct arc_worker *w, struct arc_exchange *ex, int ep)
     ex->lb_open = true;
     ex->lb_gen = w->ups[up->id].gen;
     arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
-    attempt(w, ex, ep, NULL, NULL, NULL, false);  /* (may end ex: touch nothing after) */
+    attempt(w, ex, ep, NULL, NULL, NULL);  /* (may end ex: touch nothing after) */
 }
 
-/* The stream failed before a response head: once more elsewhere when that
- * is safe (the server refused it, or the connection died with nothing
- * received and none of the body sent), otherwise an error answer. */
-static void stream_failed(struct arc_worker *w, struct h2us *st, bool refused,
+/* The stream failed before a response head: once more when that is safe
+ * (the server refused it: it did nothing with it; or the connection was
+ * lost with nothing received, for an idempotent request), with the whole
+ * body received so far, else an error answer. */
+static void stream_failed(struct arc_worker *w, struct h2us *st, bool refused, bool conn_lost,
                           int status, enum arc_err_kind kind)
 {
     struct arc_h2u *h = st->h;
     bool got_head = st->got_head;
-    /* REFUSED_STREAM is the server's word that it did nothing with the
-     * stream: a retry is always safe. A server refuses streams over its
-     * SETTINGS_MAX_CONCURRENT_STREAMS when they were sent before its
-     * SETTINGS arrived; now they have (they come first), so the same
-     * connection queues the retry until a stream slot frees. */
-    bool safe = !got_head && st->pulled == 0 && st->ex &&
-                (refused ? st->ex->attempts < 4 : h->ready && st->ex->idempotent &&
-                                                  st->ex->attempts < 2);
+    /* A server refuses streams over its SETTINGS_MAX_CONCURRENT_STREAMS
+     * when they were sent before its SETTINGS arrived; now they have (they
+     * come first), so the same connection queues the retry until a stream
+     * slot frees. */
+    bool have_body = st->pulled == 0 || st->keep_sent;
+    bool safe = !got_head && have_body && st->ex &&
+                (refused ? st->ex->attempts < 4
+                         : conn_lost && h->ready && st->ex->idempotent && st->ex->attempts < 2);
     struct arc_h2u *again = refused && !h->dead && !h->u->closing &&
                             !arc_h2_goaway_received(h->s, NULL) ? h : NULL;
-    struct arc_px_bytes body = st->q;
-    bool body_ended = st->body_ended;
-    st->q = (struct arc_px_bytes){ 0 };
+    struct carry cv = { .body_ended = st->body_ended, .tr = st->tr, .n_tr = st->n_tr };
+    if (safe) {
+        /* the bytes already sent, then those still queued */
+        cv.body = st->sent;
+        st->sent = (struct arc_px_bytes){ 0 };
+        if (arc_px__bytes_len(&st->q) &&
+            !arc_px__bytes_put(&cv.body, st->q.p + st->q.off, arc_px__bytes_len(&st->q)))
+            safe = false;
+    }
     struct arc_exchange *ex = unpair(st);
     if (!ex) {
-        arc_px__bytes_free(&body);
+        arc_px__bytes_free(&cv.body);
         return;
     }
     if (safe) {
-        attempt(w, ex, ex->ep, again, h, &body, body_ended);
+        attempt(w, ex, ex->ep, again, h, &cv);
+        arc_px__bytes_free(&cv.body);
         return;
     }
-    arc_px__bytes_free(&body);
+    arc_px__bytes_free(&cv.body);
     if (got_head || ex->resp_started) {
         arc_m_add(&w->metrics.errors[kind], 1);
         arc_px__ex_cut(w, ex);
@@ -429,7 +467,7 @@ static bool fail_all(struct arc_worker *w, struct arc_h2u *h, int status, enum a
     h->in_cb++;
     for (struct h2us *st = h->streams; st; st = st->next)
         if (st->ex)
-            stream_failed(w, st, false, status, kind);
+            stream_failed(w, st, false, true, status, kind);
     h->in_cb--;
     if (h->free_pending && h->in_cb == 0) {
         h2u_free(h);
@@ -469,8 +507,10 @@ static void cb_response(void *ud, int32_t sid, void *sud, const struct arc_h2_re
         .hdrs = (const struct arc_h1_header *)r->headers,
         .n_hdrs = r->n_headers,
     };
-    if (r->end_stream || ex->is_head || r->status == 204 || r->status == 304) {
-        resp.body = ARC_H1_BODY_NONE;
+    if (ex->is_head || r->status == 204 || r->status == 304) {
+        resp.body = ARC_H1_BODY_NONE;       /* (a HEAD answer's Content-Length is kept) */
+    } else if (r->end_stream) {
+        resp.body = ARC_H1_BODY_LENGTH;     /* empty: said so to an HTTP/1.1 client */
     } else if (r->content_length >= 0) {
         resp.body = ARC_H1_BODY_LENGTH;
         resp.content_length = (uint64_t)r->content_length;
@@ -545,7 +585,7 @@ static void cb_close(void *ud, int32_t sid, void *sud, uint32_t error_code)
     if (!st)
         return;
     if (st->ex)
-        stream_failed(h->w, st, error_code == H2_REFUSED_STREAM, 502, ARC_ERR_UPSTREAM_RESET);
+        stream_failed(h->w, st, error_code == H2_REFUSED_STREAM, false, 502, ARC_ERR_UPSTREAM_RESET);
     stream_free(h, st);
 }
 
@@ -558,6 +598,14 @@ static size_t cb_read_body(void *ud, int32_t sid, void *sud, uint8_t *buf, size_
         return 0;
     size_t n = arc_px__bytes_take(&st->q, buf, cap);
     st->pulled += n;
+    if (st->keep_sent && n) {
+        /* Kept for a retry while small (as for HTTP/1 replays); a bigger
+         * body cannot be sent twice. */
+        if (st->pulled > st->h->u->out_high || !arc_px__bytes_put(&st->sent, buf, n)) {
+            st->keep_sent = false;
+            arc_px__bytes_free(&st->sent);
+        }
+    }
     return n;
 }
 
@@ -597,8 +645,12 @@ static void check(struct arc_worker *w, struct arc_h2u *h)
         arc_px__conn_close(w, u);
         return;
     }
-    if (!arc_timer_pending(&u->timer))
-        arc_px__set_timer(w, u, uconf(h)->pool_idle_ttl);
+    /* Idle: closed after pool_idle_ttl, or when its lifetime ends if sooner. */
+    if (!arc_timer_pending(&u->timer)) {
+        uint64_t age = w->now_ms - u->created_ms, life = uconf(h)->pool_max_lifetime;
+        uint64_t ttl = uconf(h)->pool_idle_ttl;
+        arc_px__set_timer(w, u, life > age && life - age < ttl ? life - age : ttl);
+    }
 }
 
 /* Clients paused on a stream's queue, now below the bound: resume them,
@@ -769,8 +821,10 @@ void arc_px__h2u_sent(struct arc_worker *w, struct arc_conn *u)
     arc_px__flush(w, u);
     if (u->closing || u->u.h2 != h)
         return;
+    /* Deadlines move with this stream's own progress (its body bytes taken
+     * by the server), never with the connection's other traffic. */
     for (struct h2us *st = h->streams; st; st = st->next)
-        if (st->ex)
+        if (st->ex && st->pulled != st->armed_pulled)
             stream_arm(w, st);
     wake_clients(w, h);
     if (!u->closing && u->u.h2 == h) {
@@ -861,6 +915,14 @@ void arc_px__h2u_body_end(struct arc_worker *w, struct arc_exchange *ex,
     if (!st || !st->with_body || st->body_ended)
         return;
     st->body_ended = true;
+    /* Kept (in the exchange's arena) in case the stream must be sent again. */
+    struct arc_hdr *tr = n ? arc_arena_alloc(&ex->arena, n * sizeof(*tr)) : NULL;
+    bool ok = true;
+    for (size_t i = 0; tr && i < n; i++)
+        tr[i] = (struct arc_hdr){ arc_px__ex_dup(ex, trailers[i].name, &ok),
+                                  arc_px__ex_dup(ex, trailers[i].value, &ok) };
+    st->tr = tr && ok ? tr : NULL;
+    st->n_tr = tr && ok ? n : 0;
     arc_h2_end_body(st->h->s, st->sid, (const struct arc_h2_header *)trailers, n);
     stream_arm(w, st);
 }

@@ -1263,22 +1263,25 @@ def test_max_connections_queues_streams_on_the_least_busy(gw, h2s):
     assert all(cn.max_open_acked <= 2 for cn in srv.connections())
 
 
-def test_goaway_at_max_connections_is_not_503(gw, h2s):
+def test_goaway_at_max_connections_is_a_prompt_503(gw, h2s):
     """pool.max_connections 1: the server sends GOAWAY(NO_ERROR) while a
-    long stream runs; requests arriving meanwhile have no connection to go
-    to until the old one closes; they get 503 at once (conn_pick offers no
-    place to wait) rather than waiting for the slot."""
+    long stream runs. The cap is a hard limit (docs/http2.md): a request
+    arriving while the only connection drains gets a prompt 503 (no
+    endpoint) rather than a second connection or a hang; the running
+    stream finishes; once the old connection closed, requests flow again."""
     srv = h2s(goaway_after=1)
     a = gw(config(srv.addr, pool={"max_connections": 1}))
     long_c = a.client(timeout=15 * gw.bin.slow)
     long_c.send(build_request("GET", "/sleep?ms=1500"))
     srv.wait_stream("/sleep")
     time.sleep(0.3)
+    t0 = time.monotonic()
     r = a.client(timeout=15 * gw.bin.slow).request("GET", "/info?during=1")
-    assert r.status == 200, "request while the only connection drains after GOAWAY: %d %r" % (
-        r.status, r.body[:80])
+    assert r.status == 503 and time.monotonic() - t0 < 1.0 * gw.bin.slow, r
     assert long_c.response().status == 200
-
+    wait_for(lambda: a.client().request("GET", "/info?after=1").status == 200, 10 * gw.bin.slow,
+             "a request after the draining connection closed")
+    assert len(srv.connections()) == 2
 
 
 # ------------------------------------------------------------------- TLS
