@@ -20,7 +20,9 @@
 #           (RFC 8446 C.4, what browsers and OpenSSL's client cache do): a
 #           connection resumes only if the previous one brought a new ticket;
 #   reuse   offers (a copy of) the newest ticket even if it was used before:
-#           the cost of resumed handshakes at ~100 % resumption everywhere.
+#           the cost of resumed handshakes at ~100 % resumption everywhere;
+#   plain   the same loop without TLS on the plaintext port: what a new
+#           connection + one proxied GET costs without any TLS (baseline).
 #
 # Per run: handshakes/s, and server CPU (utime+stime of its process tree from
 # /proc, before/after) per 1000 handshakes - robust even when the client is
@@ -42,7 +44,7 @@ harness=$(cd "$harness" && pwd) || { echo "harness not found (set BENCH_HARNESS)
 export BENCH_HARNESS=$harness
 
 TARGETS=${TARGETS:-"arc1 nginx1 haproxy1 arc2 nginxauto haproxy2"}
-MODES=${MODES:-"full resume reuse"}
+MODES=${MODES:-"full resume reuse plain"}
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-2}
@@ -186,9 +188,10 @@ done
 # ------------------------------------------------------------ warmup
 for t in $TARGETS; do
     for m in $MODES; do
-        flag=(); [[ $m == resume ]] && flag=(-r); [[ $m == reuse ]] && flag=(-R)
+        flag=(); port=${PORT_H2[$t]}
+        case $m in resume) flag=(-r) ;; reuse) flag=(-R) ;; plain) flag=(-n); port=${PORT_H1[$t]} ;; esac
         cpin=(); [[ -n $CLIENT_CPUS ]] && cpin=(taskset -c "$CLIENT_CPUS")
-        "${cpin[@]}" "$TLS_HS" -p "${PORT_H2[$t]}" -c "$CLIENTS" -d "$WARMUP" "${flag[@]}" \
+        "${cpin[@]}" "$TLS_HS" -p "$port" -c "$CLIENTS" -d "$WARMUP" "${flag[@]}" \
             >"$LOG_DIR/warmup-$t-$m.txt" 2>&1 || true
     done
 done
@@ -199,12 +202,13 @@ for r in $(seq "$ROUNDS"); do
     for m in $MODES; do
         for t in $TARGETS; do
             sleep "$COOLDOWN"
-            flag=(); [[ $m == resume ]] && flag=(-r); [[ $m == reuse ]] && flag=(-R)
+            flag=(); port=${PORT_H2[$t]}
+            case $m in resume) flag=(-r) ;; reuse) flag=(-R) ;; plain) flag=(-n); port=${PORT_H1[$t]} ;; esac
             cpin=(); [[ -n $CLIENT_CPUS ]] && cpin=(taskset -c "$CLIENT_CPUS")
             python3 "$HERE/tls_handshakes.py" measure --out "$OUT/runs.jsonl" \
                 --log "$LOG_DIR/$t-$m-r$r.txt" --target "$t" --mode "$m" --round "$r" \
                 --server-pids "${PROXY_PID[$t]}" --backend-pids "$BACKEND_PID" --duration "$DURATION" \
-                -- "${cpin[@]}" "$TLS_HS" -p "${PORT_H2[$t]}" -c "$CLIENTS" -d "$DURATION" "${flag[@]}" \
+                -- "${cpin[@]}" "$TLS_HS" -p "$port" -c "$CLIENTS" -d "$DURATION" "${flag[@]}" \
                 | tee -a "$OUT/console.log" || log "measure failed: $t $m r$r"
         done
     done

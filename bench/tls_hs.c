@@ -5,6 +5,7 @@
  *   tls_hs -p 18445 -c 4 -d 8            # full handshakes, 4 client processes, 8 s
  *   tls_hs -p 18445 -c 4 -d 8 -r         # resumed, single-use tickets
  *   tls_hs -p 18445 -c 4 -d 8 -R         # resumed, a ticket may be offered again
+ *   tls_hs -p 18085 -c 4 -d 8 -n         # no TLS: the same loop in plaintext (baseline)
  *
  * Each of the -c client processes loops until the deadline:
  *   socket + connect -> SSL_connect (TLS 1.3 only, SNI, ALPN http/1.1; in
@@ -71,6 +72,7 @@ struct stats {
 
 static const char *opt_host = "127.0.0.1", *opt_sni = "localhost", *opt_path = "/";
 static int opt_port, opt_procs = 4, opt_resume /* 0, 1 = -r, 2 = -R */, opt_timeout_ms = 5000;
+static int opt_plain;           /* -n: no TLS (plaintext baseline: TCP + HTTP only) */
 static double opt_secs = 8;
 
 static SSL_SESSION *g_latest;       /* newest ticket of this process */
@@ -116,8 +118,18 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
     return 0;                   /* OpenSSL keeps its own reference */
 }
 
+static int io_read(SSL *ssl, int fd, char *b, int n)
+{
+    return ssl ? SSL_read(ssl, b, n) : (int)read(fd, b, (size_t)n);
+}
+
+static int io_write(SSL *ssl, int fd, const char *b, int n)
+{
+    return ssl ? SSL_write(ssl, b, n) : (int)write(fd, b, (size_t)n);
+}
+
 /* Reads one HTTP/1.1 response; returns the status code, or -1. */
-static int read_response(SSL *ssl)
+static int read_response(SSL *ssl, int fd)
 {
     char buf[16384];
     size_t have = 0;
@@ -127,7 +139,7 @@ static int read_response(SSL *ssl)
     for (;;) {
         if (have == sizeof buf)
             return -1;          /* our responses are tiny */
-        int n = SSL_read(ssl, buf + have, (int)(sizeof buf - have - 1));
+        int n = io_read(ssl, fd, buf + have, (int)(sizeof buf - have - 1));
         if (n <= 0) {
             set_error("read", ssl, n);
             return -1;
@@ -181,7 +193,11 @@ static void one_connection(SSL_CTX *ctx, const struct sockaddr_in *sa, const cha
         usleep(1000);
         return;
     }
-    SSL *ssl = SSL_new(ctx);
+    SSL *ssl = NULL;
+    int rc, reused = 0;
+    if (opt_plain)
+        goto request;
+    ssl = SSL_new(ctx);
     SSL_set_fd(ssl, fd);
     SSL_set_tlsext_host_name(ssl, opt_sni);
     if (opt_resume && g_latest) {
@@ -193,13 +209,13 @@ static void one_connection(SSL_CTX *ctx, const struct sockaddr_in *sa, const cha
         if (offer && offer != g_latest)
             SSL_SESSION_free(offer);    /* the SSL holds its own reference */
     }
-    int rc = SSL_connect(ssl);
+    rc = SSL_connect(ssl);
     if (rc != 1) {
         g_st->err_handshake++;
         set_error("handshake", ssl, rc);
         goto out;
     }
-    int reused = SSL_session_reused(ssl);
+    reused = SSL_session_reused(ssl);
     if (!g_st->proto[0]) {
         snprintf(g_st->proto, sizeof g_st->proto, "%s", SSL_get_version(ssl));
         snprintf(g_st->cipher, sizeof g_st->cipher, "%s", SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
@@ -211,13 +227,14 @@ static void one_connection(SSL_CTX *ctx, const struct sockaddr_in *sa, const cha
         SSL_get0_alpn_selected(ssl, &a, &alen);
         snprintf(g_st->alpn, sizeof g_st->alpn, "%.*s", (int)alen, a ? (const char *)a : "");
     }
-    rc = SSL_write(ssl, req, (int)reqlen);
+request:
+    rc = io_write(ssl, fd, req, (int)reqlen);
     if (rc != (int)reqlen) {
         g_st->err_io++;
         set_error("write", ssl, rc);
         goto out;
     }
-    int status = read_response(ssl);
+    int status = read_response(ssl, fd);
     if (status < 0) {
         g_st->err_io++;
         goto out;
@@ -234,10 +251,11 @@ static void one_connection(SSL_CTX *ctx, const struct sockaddr_in *sa, const cha
     g_st->lat_sum_us += us;
     size_t b = us / HIST_STEP_US;
     g_st->hist[b < HIST_BUCKETS ? b : HIST_BUCKETS - 1]++;
-    SSL_shutdown(ssl);          /* send close_notify; do not wait for the peer's */
+    if (ssl)
+        SSL_shutdown(ssl);      /* send close_notify; do not wait for the peer's */
 out:
     ERR_clear_error();
-    SSL_free(ssl);
+    SSL_free(ssl);              /* NULL in plaintext mode: a no-op */
     close(fd);
 }
 
@@ -295,14 +313,14 @@ static void json_str(const char *k, const char *v)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: tls_hs -p PORT [-H 127.0.0.1] [-s SNI] [-u PATH] [-c PROCS] [-d SECS] [-r|-R] [-t TIMEOUT_MS]\n");
+    fprintf(stderr, "usage: tls_hs -p PORT [-H 127.0.0.1] [-s SNI] [-u PATH] [-c PROCS] [-d SECS] [-r|-R|-n] [-t TIMEOUT_MS]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     int o;
-    while ((o = getopt(argc, argv, "H:p:s:u:c:d:rRt:")) != -1) {
+    while ((o = getopt(argc, argv, "H:p:s:u:c:d:rRnt:")) != -1) {
         switch (o) {
         case 'H': opt_host = optarg; break;
         case 'p': opt_port = atoi(optarg); break;
@@ -312,6 +330,7 @@ int main(int argc, char **argv)
         case 'd': opt_secs = atof(optarg); break;
         case 'r': opt_resume = 1; break;
         case 'R': opt_resume = 2; break;
+        case 'n': opt_plain = 1; break;
         case 't': opt_timeout_ms = atoi(optarg); break;
         default: usage();
         }
@@ -382,7 +401,7 @@ int main(int argc, char **argv)
     }
     uint64_t errors = tot.err_connect + tot.err_handshake + tot.err_io + tot.err_status;
     uint64_t attempts = tot.ok + errors;
-    printf("{\"mode\":\"%s\",\"procs\":%d,\"duration\":%.3f,\"elapsed\":%.3f", opt_resume == 2 ? "reuse" : opt_resume ? "resume" : "full",
+    printf("{\"mode\":\"%s\",\"procs\":%d,\"duration\":%.3f,\"elapsed\":%.3f", opt_plain ? "plain" : opt_resume == 2 ? "reuse" : opt_resume ? "resume" : "full",
            opt_procs, opt_secs, elapsed);
     printf(",\"ok\":%llu,\"rate\":%.1f,\"resumed\":%llu,\"full\":%llu,\"offered\":%llu,\"tickets\":%llu",
            (unsigned long long)tot.ok, (double)tot.ok / opt_secs, (unsigned long long)tot.resumed,
