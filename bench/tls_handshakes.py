@@ -156,7 +156,7 @@ def cmd_summarize(a):
     def n(v, fmt):
         return "—" if v is None else format(v, fmt)
 
-    lines = [f"# TLS handshakes: {a.dir}", "",
+    lines = [f"# TLS handshakes: {os.path.basename(os.path.abspath(a.dir))}", "",
              "Medians over the rounds; server CPU = utime+stime of the server's process tree "
              "per 1000 completed connections (one TLS 1.3 handshake + one GET each); "
              "min–max over the rounds in brackets. Resumed = connections where "
