@@ -430,7 +430,12 @@ static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv[EVP_
             goto out;
         }
         k = &set.k[i];
-        rc = i == 0 ? 1 : 2;    /* 2: valid, but reissue under the current key */
+        /* 2: valid, and issue a new ticket. Always for TLS 1.3, whose
+         * clients use a ticket once (RFC 8446 §C.4): with 1, OpenSSL sends
+         * none on a resumed connection and every other connection would
+         * be a full handshake. For TLS 1.2, only to move an old key's
+         * ticket under the current key. */
+        rc = i == 0 && SSL_version(ssl) != TLS1_3_VERSION ? 1 : 2;
     }
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)k->hmac, sizeof(k->hmac)),

@@ -139,6 +139,26 @@ def test_session_resumption_on_every_worker(arc, servers, pki, tmp_path, resumpt
     assert reused == (6 if resumption else 0), reused
 
 
+def test_resumed_tls13_session_gets_a_fresh_ticket(arc, servers, pki, tmp_path):
+    """TLS 1.3 clients use each ticket once (RFC 8446 §C.4): a resumed
+    connection must bring a new ticket, so a chain of connections each
+    resuming with the ticket of the one before stays resumed."""
+    up = servers.http(name="echo")
+    a = arc(https_config(pki, up, workers=2))
+    req = b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+    sess = [str(tmp_path / ("s%d.pem" % i)) for i in range(5)]
+    out = s_client(a.port, "-servername", "a.test", "-sess_out", sess[0], "-ign_eof", input_=req)
+    assert "200 OK" in out and "New, TLSv1.3" in out, out[-2000:]
+    for i in range(1, 5):
+        out = s_client(a.port, "-servername", "a.test", "-sess_in", sess[i - 1], "-sess_out", sess[i],
+                       "-ign_eof", input_=req)
+        assert "Reused, TLSv1.3" in out, "connection %d of the chain was not resumed:\n%s" % (
+            i, out[-1500:])
+        assert os.path.getsize(sess[i]) > 0
+        with open(sess[i - 1]) as f1, open(sess[i]) as f2:
+            assert f1.read() != f2.read(), "connection %d brought no new ticket" % i
+
+
 def test_client_certificate_required(arc, servers, pki):
     up = servers.http(name="echo")
     a = arc(https_config(pki, up, {"client_auth": {"ca_pem": pki("ca.pem"), "required": True}}))
