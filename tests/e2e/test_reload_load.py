@@ -52,7 +52,10 @@ def config(variant, ep1, ep2, ws, cert):
               route_conf("h2", "/h2/{*rest}", upstream="echo"),
               route_conf("ws", "/ws", upstream="ws"),
               route_conf("only%d" % variant, "/only%d" % variant, upstream="echo")]
-    cfg = make_config([upstream_conf("echo", eps), upstream_conf("ws", ws)], routes=routes, workers=2)
+    # (idle_timeout: the HTTP/2 connection opened before the reloads stays
+    # idle through them, longer than the 60 s default under a sanitizer)
+    cfg = make_config([upstream_conf("echo", eps), upstream_conf("ws", ws)], routes=routes, workers=2,
+                      node={"idle_timeout": "300s"})
     cfg["listeners"].append({"name": "tls", "kind": "https", "bind": "127.0.0.1:0",
                              "tls": {"certificates": [{"cert_pem": cert[0], "key_pem": cert[1]}]}})
     return cfg
