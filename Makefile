@@ -102,12 +102,16 @@ run: deps
 
 # Fuzz targets: libFuzzer binaries (clang) for exploring, plus a replay of the
 # committed corpora through the ASan build in the normal test run.
+# The config reader targets link the readers and the canonicaliser only, not
+# the schema (which would pull in most modules).
 FUZZ_SRCS := $(wildcard tests/fuzz/*_fuzz.c)
+FUZZ_HDRS := $(wildcard tests/fuzz/*.h)
+FUZZ_CONF_SRCS := $(addprefix src/config/,tree.c errors.c json.c yaml.c toml.c canon.c)
 fuzz: $(patsubst tests/fuzz/%_fuzz.c,build/fuzz/%_fuzz,$(FUZZ_SRCS))
-build/fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(call mod_srcs,core) $(call mod_srcs,http1) $(call mod_srcs,http2)
+build/fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(call mod_srcs,core) $(call mod_srcs,http1) $(call mod_srcs,http2) $(FUZZ_CONF_SRCS) $(FUZZ_HDRS)
 	@mkdir -p $(dir $@)
-	clang -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ -lnghttp2
-build/asan/fuzz/%_replay: tests/fuzz/%_fuzz.c tests/fuzz/replay_main.c $(LIBS_asan)
+	clang -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) $(LDLIBS)
+build/asan/fuzz/%_replay: tests/fuzz/%_fuzz.c tests/fuzz/replay_main.c $(FUZZ_HDRS) $(LIBS_asan)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS_COMMON) $(CFLAGS_asan) $(LDFLAGS_asan) -o $@ tests/fuzz/$*_fuzz.c tests/fuzz/replay_main.c \
 	  -Wl,--start-group $(LIBS_asan) -Wl,--end-group $(LDLIBS)

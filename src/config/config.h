@@ -259,15 +259,15 @@ struct arc_config {
 
 /**
  * Loads and validates a config file; the format is chosen by extension
- * (.yaml/.yml, .json). On success returns 0 and *out (owned by caller).
+ * (.yaml/.yml, .json, .toml). On success returns 0 and *out (owned by caller).
  * On failure returns -1, leaves *out NULL and appends every problem to errs.
  */
 int arc_config_load_file(const char *path, struct arc_config **out,
                          struct arc_config_errors *errs);
 
 /**
- * Same for an in-memory document. `name` is used in error messages and for
- * the format: "json" or "yaml" (anything else is read as YAML).
+ * Same for an in-memory document. `name` is used in error messages;
+ * `format` is "json", "toml" or "yaml" (anything else is read as YAML).
  */
 int arc_config_load_string(const char *text, size_t len, const char *name,
                            const char *format, struct arc_config **out,

@@ -39,9 +39,13 @@ int arc_config_load_string(const char *text, size_t len, const char *name,
         len = 0;
     }
     struct arc_ctree t = { 0 };
-    bool json = format && strcmp(format, "json") == 0;
-    int rc = json ? arc_config__read_json(text, len, &t, &d)
-                  : arc_config__read_yaml(text, len, &t, &d);
+    int rc;
+    if (format && strcmp(format, "json") == 0)
+        rc = arc_config__read_json(text, len, &t, &d);
+    else if (format && strcmp(format, "toml") == 0)
+        rc = arc_config__read_toml(text, len, &t, &d);
+    else
+        rc = arc_config__read_yaml(text, len, &t, &d);
     struct arc_config *cfg = NULL;
     if (rc == 0) {
         cfg = arc_config__xcalloc(1, sizeof(*cfg));
@@ -139,21 +143,19 @@ int arc_config_load_file(const char *path, struct arc_config **out,
         arc_config__error(&d, 0, 0, "cannot read: %s", strerror(EISDIR));
     } else if (rc < 0) {
         arc_config__error(&d, 0, 0, "cannot open: %s", strerror(-rc));
-    } else if (ends_with(path, ".toml")) {
-        arc_config__error(&d, 0, 0, "TOML configuration is not supported yet in this version "
-                          "(use .yaml, .yml or .json)");
     } else if (!ends_with(path, ".yaml") && !ends_with(path, ".yml") &&
-               !ends_with(path, ".json")) {
+               !ends_with(path, ".json") && !ends_with(path, ".toml")) {
         arc_config__error(&d, 0, 0, "unknown configuration format (the file name must end in "
-                          ".yaml, .yml or .json)");
+                          ".yaml, .yml, .json or .toml)");
     }
     if (arc_config__error_count(&d) > 0) {
         free(buf);
         arc_config__diag_finish(&d);
         return -1;
     }
-    rc = arc_config_load_string(buf, len, path, ends_with(path, ".json") ? "json" : "yaml",
-                                out, errs);
+    const char *format = ends_with(path, ".json") ? "json"
+                       : ends_with(path, ".toml") ? "toml" : "yaml";
+    rc = arc_config_load_string(buf, len, path, format, out, errs);
     free(buf);
     return rc;
 }

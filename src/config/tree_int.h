@@ -1,16 +1,16 @@
 /**
- * Config module internals: the positioned document tree that both readers
- * (yaml.c, json.c) produce, the arena it lives in, error collection and the
- * canonicaliser (canon.c).
+ * Config module internals: the positioned document tree that the readers
+ * (yaml.c, json.c, toml.c) produce, the arena it lives in, error collection
+ * and the canonicaliser (canon.c).
  *
  * Only the config module (src/config) and its unit tests may include this
  * header.
  *
  * The tree is format-neutral: after reading, nothing downstream knows whether
- * the text was YAML or JSON. Every node carries the 1-based line and column
- * (counted in characters, as libyaml counts) of its first character, and a
- * map member additionally carries the position of its key, so that "unknown
- * key" errors point at the key and "bad value" errors at the value.
+ * the text was YAML, JSON or TOML. Every node carries the 1-based line and
+ * column (counted in characters, as libyaml counts) of its first character,
+ * and a map member additionally carries the position of its key, so that
+ * "unknown key" errors point at the key and "bad value" errors at the value.
  *
  * Memory: every node and string is allocated from one arena, released in
  * one go by arc_config__tree_free(). Allocation failure aborts (the config
@@ -27,7 +27,7 @@
 
 #include "config/config.h"
 
-/* Nesting deeper than this is rejected by both readers (stack safety for
+/* Nesting deeper than this is rejected by every reader (stack safety for
  * the recursive walkers; real configs nest about 6 deep). */
 #define ARC_CONF_MAX_DEPTH 64
 
@@ -128,13 +128,18 @@ void arc_config__diag_finish(struct arc_conf_diag *d);
 
 /* ---------------------------------------------------------------- readers */
 
-/* Both return 0 on success; on a syntax error they record it (with its
- * position) and return -1, leaving t->root NULL. Duplicate keys are recorded
- * but not fatal (the first occurrence is kept), so the schema can still
- * report further problems. */
+/* All return 0 on success; on a syntax error they record it (with its
+ * position) and return -1, leaving t->root NULL. In YAML and JSON duplicate
+ * keys are recorded but not fatal (the first occurrence is kept), so the
+ * schema can still report further problems. */
 int arc_config__read_yaml(const char *text, size_t len, struct arc_ctree *t,
                           struct arc_conf_diag *d);
 int arc_config__read_json(const char *text, size_t len, struct arc_ctree *t,
+                          struct arc_conf_diag *d);
+/* TOML 1.0.0 (toml.c). Redefinitions (a key or table defined twice, a
+ * table extended where TOML forbids it) are recorded and reading goes on to
+ * find more, but any error fails the read (-1, t->root NULL). */
+int arc_config__read_toml(const char *text, size_t len, struct arc_ctree *t,
                           struct arc_conf_diag *d);
 
 /* ---------------------------------------------------------------- canon.c */
