@@ -84,12 +84,26 @@ static void usage(FILE *f)
             "Without -c: " ARC_DEFAULT_CONFIG " if it exists, else the embedded default config.\n");
 }
 
-static int load(const char *path, struct arc_config **cfg)
+static int load(const char *path, struct arc_config **cfg, struct arc_config_errors *errs)
+{
+    return path ? arc_config_load_file(path, cfg, errs)
+                : arc_config_load_string(embedded_config, sizeof(embedded_config) - 1,
+                                         "<embedded>", "yaml", cfg, errs);
+}
+
+/* Loads and compiles; every error is appended to errs. */
+static int compile(const char *path, struct arc_snapshot **snap, struct arc_config_errors *errs)
+{
+    struct arc_config *cfg = NULL;
+    if (load(path, &cfg, errs) < 0)
+        return -1;
+    return arc_snapshot_build(cfg, snap, errs);
+}
+
+static int build_snapshot(const char *path, struct arc_snapshot **snap)
 {
     struct arc_config_errors errs = { 0 };
-    int rc = path ? arc_config_load_file(path, cfg, &errs)
-                  : arc_config_load_string(embedded_config, sizeof(embedded_config) - 1,
-                                           "<embedded>", "yaml", cfg, &errs);
+    int rc = compile(path, snap, &errs);
     if (rc < 0) {
         arc_config_errors_print(&errs, stderr);
         fprintf(stderr, "arc: %zu error%s in %s\n", errs.n, errs.n == 1 ? "" : "s",
@@ -99,27 +113,12 @@ static int load(const char *path, struct arc_config **cfg)
     return rc;
 }
 
-static int build_snapshot(const char *path, struct arc_snapshot **snap)
-{
-    struct arc_config *cfg = NULL;
-    if (load(path, &cfg) < 0)
-        return -1;
-    struct arc_config_errors errs = { 0 };
-    if (arc_snapshot_build(cfg, snap, &errs) < 0) {
-        arc_config_errors_print(&errs, stderr);
-        fprintf(stderr, "arc: %zu error%s in %s\n", errs.n, errs.n == 1 ? "" : "s",
-                path ? path : "<embedded>");
-        arc_config_errors_dispose(&errs);
-        return -1;
-    }
-    return 0;
-}
-
-/* The reload source: the same file (or the embedded default) again. */
-static struct arc_snapshot *reload_load(void *ud)
+/* The reload source: the same file (or the embedded default) again. The
+ * control thread prints the errors, with the reload's trigger. */
+static struct arc_snapshot *reload_load(void *ud, struct arc_config_errors *errs)
 {
     struct arc_snapshot *s = NULL;
-    return build_snapshot(ud, &s) < 0 ? NULL : s;
+    return compile(ud, &s, errs) < 0 ? NULL : s;
 }
 
 /* The file to use when no -c was given: ARC_DEFAULT_CONFIG if it exists,
@@ -193,6 +192,18 @@ static int cmd_version(void)
         printf("  %s\n", line);
     printf("io_uring: %s%s%s\n", rc == 0 ? "usable" : "NOT usable: ", rc == 0 ? "" : msg, "");
     return 0;
+}
+
+/* `a` with its port replaced by the one the kernel gave, as text. */
+static const char *shown_addr(const struct arc_addr *a, unsigned port, char *out, size_t len)
+{
+    struct arc_addr shown = *a;
+    if (shown.ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&shown.ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)&shown.ss)->sin6_port = htons((uint16_t)port);
+    arc_net_format((struct sockaddr *)&shown.ss, out, len, 1);
+    return out;
 }
 
 /* CPUs this process may run on, in order: worker i is pinned to cpus[i]. */
@@ -305,6 +316,19 @@ static int cmd_run(int argc, char **argv)
         admin_port = arc_net_local_port(admin_fd);
     }
 
+    int ctl_fd = -1;
+    unsigned ctl_port = 0;
+    if (cfg->control_plane.enabled) {
+        struct arc_listener_conf cl = { .name = "control", .bind = cfg->control_plane.bind,
+                                        .backlog = 128, .dscp = -1 };
+        ctl_fd = arc_net_listen(&cl, 0, false, err, sizeof(err));
+        if (ctl_fd < 0) {
+            fprintf(stderr, "arc: control_plane.bind: %s\n", err);
+            return 1;
+        }
+        ctl_port = arc_net_local_port(ctl_fd);
+    }
+
     struct arc_worker **workers = calloc(nw, sizeof(*workers));
     ARC_ASSERT(workers);
     for (size_t i = 0; i < nw; i++) {
@@ -326,30 +350,27 @@ static int cmd_run(int argc, char **argv)
     }
     for (size_t l = 0; l < nl; l++) {
         char a[80];
-        struct arc_addr shown = cfg->listeners[l].bind;
-        if (shown.ss.ss_family == AF_INET)
-            ((struct sockaddr_in *)&shown.ss)->sin_port = htons((uint16_t)ports[l]);
-        else
-            ((struct sockaddr_in6 *)&shown.ss)->sin6_port = htons((uint16_t)ports[l]);
-        arc_net_format((struct sockaddr *)&shown.ss, a, sizeof(a), 1);
-        fprintf(stderr, "arc: listening listener=%s addr=%s\n", cfg->listeners[l].name, a);
+        fprintf(stderr, "arc: listening listener=%s addr=%s\n", cfg->listeners[l].name,
+                shown_addr(&cfg->listeners[l].bind, ports[l], a, sizeof(a)));
     }
     if (admin_fd >= 0) {
         char a[80];
-        struct arc_addr shown = cfg->metrics_bind;
-        if (shown.ss.ss_family == AF_INET)
-            ((struct sockaddr_in *)&shown.ss)->sin_port = htons((uint16_t)admin_port);
-        else
-            ((struct sockaddr_in6 *)&shown.ss)->sin6_port = htons((uint16_t)admin_port);
-        arc_net_format((struct sockaddr *)&shown.ss, a, sizeof(a), 1);
-        fprintf(stderr, "arc: admin listening addr=%s\n", a);
+        fprintf(stderr, "arc: admin listening addr=%s\n",
+                shown_addr(&cfg->metrics_bind, admin_port, a, sizeof(a)));
+    }
+    if (ctl_fd >= 0) {
+        char a[80];
+        fprintf(stderr, "arc: control plane listening addr=%s auth=%s\n",
+                shown_addr(&cfg->control_plane.bind, ctl_port, a, sizeof(a)),
+                cfg->control_plane.has_token ? "bearer-token" : "loopback-only");
     }
     fprintf(stderr, "arc: ready workers=%zu fingerprint=%s\n", nw, cfg->fingerprint);
     fflush(stderr);
 
     /* The control thread takes over our reference (reloads replace it). */
     struct arc_control ctl = { .snap = snap, .workers = workers, .n_workers = nw,
-                               .admin_fd = admin_fd, .signal_fd = sfd,
+                               .admin_fd = admin_fd, .ctl_fd = ctl_fd, .signal_fd = sfd,
+                               .config_path = path,
                                .load = reload_load, .load_ud = (void *)path };
     int rc = arc_control_run(&ctl);
     for (size_t i = 0; i < nw; i++)
@@ -361,6 +382,8 @@ static int cmd_run(int argc, char **argv)
     free(ports);
     if (admin_fd >= 0)
         close(admin_fd);
+    if (ctl_fd >= 0)
+        close(ctl_fd);
     close(sfd);
     fprintf(stderr, "arc: stopped\n");
     return rc < 0 ? 1 : 0;
