@@ -6,6 +6,9 @@
  * file or a file it names changes (inotify, see watch.c), and watching the
  * workers finish. It runs on the main thread with its own io_uring ring,
  * the loop/ ring wrapper and the same HTTP/1 parser as the data plane.
+ *
+ * Also the client side of the control-plane API, for `arc reload`,
+ * `arc status` and `arc config get` (arc_ctl_client_request).
  */
 #ifndef ARC_ADMIN_ADMIN_H
 #define ARC_ADMIN_ADMIN_H
@@ -64,5 +67,28 @@ int arc_control_reload(struct arc_control *ctl, const char *trigger);
  * fails (returns -errno). Thread: main only.
  */
 int arc_control_run(struct arc_control *ctl);
+
+/* ------------------------------------------------------------ client */
+
+/** One answer of the control-plane API, as the client read it. */
+struct arc_ctl_reply {
+    int status;                     /* HTTP status */
+    char *body;                     /* owned, NUL-terminated (may hold NULs) */
+    size_t body_len;
+};
+
+/**
+ * Sends one request to the control-plane API at `addr` ("ip:port" or
+ * "[ipv6]:port") and reads the whole answer (the server closes after each).
+ * `token` (may be NULL) goes out as `Authorization: Bearer`; `body` (may be
+ * NULL) with `content_type`. Blocking, with `timeout_ms` for the connect
+ * and for each read and write. Returns 0 and fills *reply (free its body),
+ * or -1 with a message in err (cannot connect, timeout, malformed answer).
+ * Thread: any (it touches no shared state).
+ */
+int arc_ctl_client_request(const char *addr, const char *method, const char *path,
+                           const char *token, const char *content_type, const char *body,
+                           size_t body_len, unsigned timeout_ms, struct arc_ctl_reply *reply,
+                           char *err, size_t errlen);
 
 #endif
