@@ -3,23 +3,27 @@
  *
  *   arc run [-c FILE]     serve
  *   arc check [-c FILE]   validate, print "ok <fingerprint>" or every error
+ *   arc reload | status | config get [-c FILE] [--addr IP:PORT]
+ *                         talk to a running Arc's control-plane API
  *   arc version           version, build options, io_uring probe
  *
- * Without -c both use ARC_DEFAULT_CONFIG (/etc/arc/arc.yaml) when it exists,
- * else the embedded default config, and say on stderr which one.
+ * Without -c, run and check use ARC_DEFAULT_CONFIG (/etc/arc/arc.yaml) when
+ * it exists, else the embedded default config, and say on stderr which one.
  * Exit status: 0 success, 1 failure (bad config, cannot start, second
- * termination signal), 2 usage error.
+ * termination signal, a refused or failed API request), 2 usage error.
  */
 #include "admin/admin.h"
 #include "config/config.h"
 #include "config/snapshot.h"
 #include "core/common.h"
+#include "http1/http1.h"
 #include "loop/ring.h"
 #include "net/net.h"
 #include "proxy/proxy.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -80,16 +84,38 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: arc run [-c FILE]     start the gateway\n"
             "       arc check [-c FILE]   validate a config; prints 'ok <fingerprint>'\n"
+            "       arc reload [-c FILE] [--addr IP:PORT]\n"
+            "                             make a running arc read its config file again\n"
+            "       arc status [-c FILE] [--addr IP:PORT]\n"
+            "                             a running arc's status (JSON)\n"
+            "       arc config get [-c FILE] [--addr IP:PORT]\n"
+            "                             a running arc's config (canonical JSON)\n"
             "       arc version           version, build options and io_uring support\n"
-            "Without -c: " ARC_DEFAULT_CONFIG " if it exists, else the embedded default config.\n");
+            "Without -c: " ARC_DEFAULT_CONFIG " if it exists, else the embedded default config.\n"
+            "reload/status/config get reach the control-plane API at --addr, else at the\n"
+            "config's control_plane.bind; the token is $ARC_TOKEN, else control_plane.auth_token.\n");
 }
 
-static int load(const char *path, struct arc_config **cfg)
+static int load(const char *path, struct arc_config **cfg, struct arc_config_errors *errs)
+{
+    return path ? arc_config_load_file(path, cfg, errs)
+                : arc_config_load_string(embedded_config, sizeof(embedded_config) - 1,
+                                         "<embedded>", "yaml", cfg, errs);
+}
+
+/* Loads and compiles; every error is appended to errs. */
+static int compile(const char *path, struct arc_snapshot **snap, struct arc_config_errors *errs)
+{
+    struct arc_config *cfg = NULL;
+    if (load(path, &cfg, errs) < 0)
+        return -1;
+    return arc_snapshot_build(cfg, snap, errs);
+}
+
+static int build_snapshot(const char *path, struct arc_snapshot **snap)
 {
     struct arc_config_errors errs = { 0 };
-    int rc = path ? arc_config_load_file(path, cfg, &errs)
-                  : arc_config_load_string(embedded_config, sizeof(embedded_config) - 1,
-                                           "<embedded>", "yaml", cfg, &errs);
+    int rc = compile(path, snap, &errs);
     if (rc < 0) {
         arc_config_errors_print(&errs, stderr);
         fprintf(stderr, "arc: %zu error%s in %s\n", errs.n, errs.n == 1 ? "" : "s",
@@ -99,27 +125,12 @@ static int load(const char *path, struct arc_config **cfg)
     return rc;
 }
 
-static int build_snapshot(const char *path, struct arc_snapshot **snap)
-{
-    struct arc_config *cfg = NULL;
-    if (load(path, &cfg) < 0)
-        return -1;
-    struct arc_config_errors errs = { 0 };
-    if (arc_snapshot_build(cfg, snap, &errs) < 0) {
-        arc_config_errors_print(&errs, stderr);
-        fprintf(stderr, "arc: %zu error%s in %s\n", errs.n, errs.n == 1 ? "" : "s",
-                path ? path : "<embedded>");
-        arc_config_errors_dispose(&errs);
-        return -1;
-    }
-    return 0;
-}
-
-/* The reload source: the same file (or the embedded default) again. */
-static struct arc_snapshot *reload_load(void *ud)
+/* The reload source: the same file (or the embedded default) again. The
+ * control thread prints the errors, with the reload's trigger. */
+static struct arc_snapshot *reload_load(void *ud, struct arc_config_errors *errs)
 {
     struct arc_snapshot *s = NULL;
-    return build_snapshot(ud, &s) < 0 ? NULL : s;
+    return compile(ud, &s, errs) < 0 ? NULL : s;
 }
 
 /* The file to use when no -c was given: ARC_DEFAULT_CONFIG if it exists,
@@ -193,6 +204,18 @@ static int cmd_version(void)
         printf("  %s\n", line);
     printf("io_uring: %s%s%s\n", rc == 0 ? "usable" : "NOT usable: ", rc == 0 ? "" : msg, "");
     return 0;
+}
+
+/* `a` with its port replaced by the one the kernel gave, as text. */
+static const char *shown_addr(const struct arc_addr *a, unsigned port, char *out, size_t len)
+{
+    struct arc_addr shown = *a;
+    if (shown.ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&shown.ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)&shown.ss)->sin6_port = htons((uint16_t)port);
+    arc_net_format((struct sockaddr *)&shown.ss, out, len, 1);
+    return out;
 }
 
 /* CPUs this process may run on, in order: worker i is pinned to cpus[i]. */
@@ -305,6 +328,19 @@ static int cmd_run(int argc, char **argv)
         admin_port = arc_net_local_port(admin_fd);
     }
 
+    int ctl_fd = -1;
+    unsigned ctl_port = 0;
+    if (cfg->control_plane.enabled) {
+        struct arc_listener_conf cl = { .name = "control", .bind = cfg->control_plane.bind,
+                                        .backlog = 128, .dscp = -1 };
+        ctl_fd = arc_net_listen(&cl, 0, false, err, sizeof(err));
+        if (ctl_fd < 0) {
+            fprintf(stderr, "arc: control_plane.bind: %s\n", err);
+            return 1;
+        }
+        ctl_port = arc_net_local_port(ctl_fd);
+    }
+
     struct arc_worker **workers = calloc(nw, sizeof(*workers));
     ARC_ASSERT(workers);
     for (size_t i = 0; i < nw; i++) {
@@ -326,30 +362,27 @@ static int cmd_run(int argc, char **argv)
     }
     for (size_t l = 0; l < nl; l++) {
         char a[80];
-        struct arc_addr shown = cfg->listeners[l].bind;
-        if (shown.ss.ss_family == AF_INET)
-            ((struct sockaddr_in *)&shown.ss)->sin_port = htons((uint16_t)ports[l]);
-        else
-            ((struct sockaddr_in6 *)&shown.ss)->sin6_port = htons((uint16_t)ports[l]);
-        arc_net_format((struct sockaddr *)&shown.ss, a, sizeof(a), 1);
-        fprintf(stderr, "arc: listening listener=%s addr=%s\n", cfg->listeners[l].name, a);
+        fprintf(stderr, "arc: listening listener=%s addr=%s\n", cfg->listeners[l].name,
+                shown_addr(&cfg->listeners[l].bind, ports[l], a, sizeof(a)));
     }
     if (admin_fd >= 0) {
         char a[80];
-        struct arc_addr shown = cfg->metrics_bind;
-        if (shown.ss.ss_family == AF_INET)
-            ((struct sockaddr_in *)&shown.ss)->sin_port = htons((uint16_t)admin_port);
-        else
-            ((struct sockaddr_in6 *)&shown.ss)->sin6_port = htons((uint16_t)admin_port);
-        arc_net_format((struct sockaddr *)&shown.ss, a, sizeof(a), 1);
-        fprintf(stderr, "arc: admin listening addr=%s\n", a);
+        fprintf(stderr, "arc: admin listening addr=%s\n",
+                shown_addr(&cfg->metrics_bind, admin_port, a, sizeof(a)));
+    }
+    if (ctl_fd >= 0) {
+        char a[80];
+        fprintf(stderr, "arc: control plane listening addr=%s auth=%s\n",
+                shown_addr(&cfg->control_plane.bind, ctl_port, a, sizeof(a)),
+                cfg->control_plane.has_token ? "bearer-token" : "loopback-only");
     }
     fprintf(stderr, "arc: ready workers=%zu fingerprint=%s\n", nw, cfg->fingerprint);
     fflush(stderr);
 
     /* The control thread takes over our reference (reloads replace it). */
     struct arc_control ctl = { .snap = snap, .workers = workers, .n_workers = nw,
-                               .admin_fd = admin_fd, .signal_fd = sfd,
+                               .admin_fd = admin_fd, .ctl_fd = ctl_fd, .signal_fd = sfd,
+                               .config_path = path,
                                .load = reload_load, .load_ud = (void *)path };
     int rc = arc_control_run(&ctl);
     for (size_t i = 0; i < nw; i++)
@@ -361,9 +394,187 @@ static int cmd_run(int argc, char **argv)
     free(ports);
     if (admin_fd >= 0)
         close(admin_fd);
+    if (ctl_fd >= 0)
+        close(ctl_fd);
     close(sfd);
     fprintf(stderr, "arc: stopped\n");
     return rc < 0 ? 1 : 0;
+}
+
+/* ------------------------------------------------------------ API client */
+
+#define CLI_TIMEOUT_MS 30000
+
+struct cli_target {
+    char addr[80];
+    char token[ARC_CP_TOKEN_MAX + 1];
+};
+
+/* Where the control plane of the config at `path` listens, as an address
+ * to connect to (a wildcard bind is reached on loopback). */
+static int bind_to_connect(const struct arc_addr *bind, char *out, size_t len)
+{
+    struct arc_addr a = *bind;
+    if (a.ss.ss_family == AF_INET) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&a.ss;
+        if (s4->sin_addr.s_addr == htonl(INADDR_ANY))
+            s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (!s4->sin_port)
+            return -1;
+    } else {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a.ss;
+        if (IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr))
+            s6->sin6_addr = in6addr_loopback;
+        if (!s6->sin6_port)
+            return -1;
+    }
+    arc_net_format((struct sockaddr *)&a.ss, out, len, 1);
+    return 0;
+}
+
+/* Parses [-c FILE] [--addr IP:PORT] from argv[first..] and finds the
+ * address and token. Returns 0, 1 (error, said) or 2 (usage error, said). */
+static int cli_target(int argc, char **argv, int first, struct cli_target *t)
+{
+    const char *path = NULL, *addr = NULL;
+    for (int i = first; i < argc; i++) {
+        bool opt_c = strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0;
+        bool opt_a = strcmp(argv[i], "--addr") == 0;
+        if ((opt_c || opt_a) && i + 1 < argc) {
+            *(opt_c ? &path : &addr) = argv[++i];
+        } else if (strncmp(argv[i], "--addr=", 7) == 0) {
+            addr = argv[i] + 7;
+        } else if (opt_c || opt_a) {
+            fprintf(stderr, "arc: %s needs %s\n", argv[i], opt_c ? "a file name" : "an address");
+            return 2;
+        } else {
+            fprintf(stderr, "arc: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    memset(t, 0, sizeof(*t));
+    struct arc_config *cfg = NULL;
+    /* With --addr the config is read only if -c names one (for its token). */
+    if (!addr && !path && !(path = default_config())) {
+        fprintf(stderr, "arc: no config file to find the control plane in (no -c given and "
+                ARC_DEFAULT_CONFIG " does not exist); pass --addr\n");
+        return 1;
+    }
+    if (path) {
+        struct arc_config_errors errs = { 0 };
+        if (arc_config_load_file(path, &cfg, &errs) < 0) {
+            arc_config_errors_print(&errs, stderr);
+            fprintf(stderr, "arc: %zu error%s in %s\n", errs.n, errs.n == 1 ? "" : "s", path);
+            arc_config_errors_dispose(&errs);
+            return 1;
+        }
+        arc_config_errors_dispose(&errs);
+    }
+    int rc = 0;
+    if (addr) {
+        snprintf(t->addr, sizeof(t->addr), "%s", addr);
+    } else if (!cfg->control_plane.enabled) {
+        fprintf(stderr, "arc: control_plane is not enabled in %s; pass --addr to reach another "
+                "address\n", path);
+        rc = 1;
+    } else if (bind_to_connect(&cfg->control_plane.bind, t->addr, sizeof(t->addr)) < 0) {
+        fprintf(stderr, "arc: control_plane.bind in %s has port 0 (kernel-assigned: see the "
+                "'control plane listening' line of arc run); pass --addr\n", path);
+        rc = 1;
+    }
+    const char *env = getenv("ARC_TOKEN");
+    if (env && *env)
+        snprintf(t->token, sizeof(t->token), "%s", env);
+    else if (cfg && cfg->control_plane.has_token)
+        snprintf(t->token, sizeof(t->token), "%s", cfg->control_plane.auth_token);
+    arc_config_free(cfg);
+    return rc;
+}
+
+/* Says why a request did not succeed: the server's message (the JSON
+ * "error" or "message" member, and each config error), else its body. */
+static void cli_explain(const char *what, const struct arc_ctl_reply *r)
+{
+    json_error_t je;
+    json_t *doc = json_loadb(r->body, r->body_len, 0, &je);
+    const char *msg = NULL;
+    if (json_is_object(doc)) {
+        msg = json_string_value(json_object_get(doc, "error"));
+        if (!msg)
+            msg = json_string_value(json_object_get(doc, "message"));
+    }
+    if (msg)
+        fprintf(stderr, "arc: %s: %d %s: %s\n", what, r->status, arc_h1_reason(r->status), msg);
+    else
+        fprintf(stderr, "arc: %s: %d %s%s%.*s\n", what, r->status, arc_h1_reason(r->status),
+                r->body_len ? ": " : "", (int)ARC_MIN(r->body_len, 2000), r->body);
+    json_t *errs = json_is_object(doc) ? json_object_get(doc, "errors") : NULL;
+    size_t i;
+    json_t *e;
+    json_array_foreach(errs, i, e)
+        fprintf(stderr, "%s:%lld:%lld: error: %s\n",
+                json_string_value(json_object_get(e, "file")) ?: "?",
+                (long long)json_integer_value(json_object_get(e, "line")),
+                (long long)json_integer_value(json_object_get(e, "col")),
+                json_string_value(json_object_get(e, "message")) ?: "");
+    json_t *fields = json_is_object(doc) ? json_object_get(doc, "restart_required") : NULL;
+    if (json_array_size(fields)) {
+        fprintf(stderr, "arc: fields that need a restart:");
+        json_array_foreach(fields, i, e)
+            fprintf(stderr, " %s", json_string_value(e) ?: "?");
+        fprintf(stderr, "\n");
+    }
+    json_decref(doc);
+}
+
+/* arc reload | status | config get: 0 on a 2xx answer, 1 otherwise. */
+static int cmd_api(int argc, char **argv)
+{
+    bool config_get = strcmp(argv[1], "config") == 0;
+    if (config_get && (argc < 3 || strcmp(argv[2], "get") != 0)) {
+        fprintf(stderr, "arc: 'arc config' needs a subcommand: get\n");
+        usage(stderr);
+        return 2;
+    }
+    struct cli_target t;
+    int rc = cli_target(argc, argv, config_get ? 3 : 2, &t);
+    if (rc == 2)
+        usage(stderr);
+    if (rc)
+        return rc;
+    const char *method = "GET", *path = "/v1/status", *what = "status";
+    if (strcmp(argv[1], "reload") == 0) {
+        method = "POST";
+        path = "/v1/reload";
+        what = "reload";
+    } else if (config_get) {
+        path = "/v1/config";
+        what = "config get";
+    }
+    struct arc_ctl_reply r;
+    char err[512];
+    if (arc_ctl_client_request(t.addr, method, path, t.token, NULL, NULL, 0, CLI_TIMEOUT_MS,
+                               &r, err, sizeof(err)) < 0) {
+        fprintf(stderr, "arc: %s: %s\n", what, err);
+        return 1;
+    }
+    if (r.status / 100 != 2) {
+        cli_explain(what, &r);
+        free(r.body);
+        return 1;
+    }
+    if (strcmp(what, "reload") == 0) {
+        json_t *doc = json_loadb(r.body, r.body_len, 0, NULL);
+        const char *msg = json_string_value(json_object_get(doc, "message"));
+        printf("reloaded: %s\n", msg ? msg : "ok");
+        json_decref(doc);
+    } else {
+        fwrite(r.body, 1, r.body_len, stdout);
+        if (!r.body_len || r.body[r.body_len - 1] != '\n')
+            putchar('\n');
+    }
+    free(r.body);
+    return fflush(stdout) == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -376,6 +587,9 @@ int main(int argc, char **argv)
         return cmd_run(argc, argv);
     if (strcmp(argv[1], "check") == 0)
         return cmd_check(argc, argv);
+    if (strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "status") == 0 ||
+        strcmp(argv[1], "config") == 0)
+        return cmd_api(argc, argv);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
         return cmd_version();
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

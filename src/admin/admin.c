@@ -4,8 +4,13 @@
  * Admin connections are served one request each (Connection: close): the
  * admin port is for probes and scrapers, not for throughput, so keep-alive
  * and pipelining would add states for no benefit.
+ *
+ * The loop also carries the control-plane API (ctlapi.c) and the file
+ * watcher (watch.c). After every batch of completions it checks whether
+ * the running config changed (whichever trigger changed it): if so the
+ * watches follow the new config's files and parked long polls are answered.
  */
-#include "admin/admin.h"
+#include "admin/admin_int.h"
 #include "core/common.h"
 #include "core/sbuf.h"
 #include "http1/http1.h"
@@ -16,6 +21,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,13 +33,7 @@
 #define ADMIN_BUF 8192
 #define ADMIN_TIMEOUT_MS 5000
 #define TICK_MS 100
-/* After a failed accept (EMFILE, ENFILE, ENOBUFS, ENOMEM) the multishot
- * accept has ended. Re-arming at once fails again at once while a connection
- * waits in the backlog, so the loop would spin; the retry waits this long. */
-#define ACCEPT_RETRY_MS 50
-
-enum { UD_ACCEPT = 1, UD_SIGNAL = 2, UD_TICK = 3, UD_ACCEPT_RETRY = 4 };
-enum { AOP_RECV = 1, AOP_SEND = 2, AOP_CLOSE = 3 };
+#define ACCEPT_RETRY_MS ARC_ADMIN_ACCEPT_RETRY_MS
 
 struct admin_conn {
     int fd;
@@ -45,27 +45,12 @@ struct admin_conn {
     char buf[ADMIN_BUF];
 };
 
-struct control_state {
-    struct arc_control *ctl;
-    struct io_uring ring;
-    struct signalfd_siginfo si;
-    struct __kernel_timespec tick;
-    uint64_t next_ticket_rotation;   /* arc_now_ms() of the next ticket key rotation */
-    struct __kernel_timespec accept_retry;
-    int accept_error;               /* last accept error (-errno) of this episode, 0 if none */
-    bool draining;
-    uint32_t live_before;           /* arc_snapshot_live() at the last tick */
-    size_t open_conns;
-    struct admin_conn **conns;       /* open admin connections, for timeouts */
-    size_t n_conns, cap_conns;
-};
-
 static uint64_t conn_ud(struct admin_conn *a, int op)
 {
-    return (uint64_t)(uintptr_t)a | (uint64_t)op;
+    return arc_admin__ud(a, op);
 }
 
-static void track(struct control_state *cs, struct admin_conn *a)
+static void track(struct arc_ctl_loop *cs, struct admin_conn *a)
 {
     if (cs->n_conns == cs->cap_conns) {
         size_t cap = cs->cap_conns ? cs->cap_conns * 2 : 16;
@@ -77,7 +62,7 @@ static void track(struct control_state *cs, struct admin_conn *a)
     cs->conns[cs->n_conns++] = a;
 }
 
-static void untrack(struct control_state *cs, struct admin_conn *a)
+static void untrack(struct arc_ctl_loop *cs, struct admin_conn *a)
 {
     for (size_t i = 0; i < cs->n_conns; i++)
         if (cs->conns[i] == a) {
@@ -86,16 +71,16 @@ static void untrack(struct control_state *cs, struct admin_conn *a)
         }
 }
 
-static void arm_accept(struct control_state *cs)
+static void arm_accept(struct arc_ctl_loop *cs)
 {
     struct io_uring_sqe *sqe = arc_ring_sqe(&cs->ring);
     io_uring_prep_multishot_accept(sqe, cs->ctl->admin_fd, NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, UD_ACCEPT);
 }
 
-static void arm_recv(struct control_state *cs, struct admin_conn *a);
+static void arm_recv(struct arc_ctl_loop *cs, struct admin_conn *a);
 
-static void arm_accept_retry(struct control_state *cs)
+static void arm_accept_retry(struct arc_ctl_loop *cs)
 {
     cs->accept_retry.tv_sec = 0;
     cs->accept_retry.tv_nsec = ACCEPT_RETRY_MS * 1000000L;
@@ -107,7 +92,7 @@ static void arm_accept_retry(struct control_state *cs)
 /* One multishot accept completion. The first failure of an episode is
  * logged, the recovery too; the retries in between are not, so a process
  * out of descriptors does not also flood its log. */
-static void on_accept(struct control_state *cs, const struct io_uring_cqe *cqe, uint64_t now)
+static void on_accept(struct arc_ctl_loop *cs, const struct io_uring_cqe *cqe, uint64_t now)
 {
     bool more = cqe->flags & IORING_CQE_F_MORE;
     if (cqe->res < 0) {
@@ -137,7 +122,7 @@ static void on_accept(struct control_state *cs, const struct io_uring_cqe *cqe, 
     arm_recv(cs, a);
 }
 
-static void arm_signal(struct control_state *cs)
+static void arm_signal(struct arc_ctl_loop *cs)
 {
     struct io_uring_sqe *sqe = arc_ring_sqe(&cs->ring);
     io_uring_prep_read(sqe, cs->ctl->signal_fd, &cs->si, sizeof(cs->si), 0);
@@ -149,7 +134,7 @@ static void arm_signal(struct control_state *cs)
  * resumes for up to three periods and a stolen key exposes at most that. */
 #define TICKET_ROTATE_MS (12u * 3600u * 1000u)
 
-static void rotate_ticket_keys(struct control_state *cs, uint64_t now)
+static void rotate_ticket_keys(struct arc_ctl_loop *cs, uint64_t now)
 {
     if (!cs->next_ticket_rotation) {
         cs->next_ticket_rotation = now + TICKET_ROTATE_MS;
@@ -162,7 +147,7 @@ static void rotate_ticket_keys(struct control_state *cs, uint64_t now)
         fprintf(stderr, "arc: TLS ticket key rotation failed (random generator); keeping the keys\n");
 }
 
-static void arm_tick(struct control_state *cs)
+static void arm_tick(struct arc_ctl_loop *cs)
 {
     cs->tick.tv_sec = 0;
     cs->tick.tv_nsec = TICK_MS * 1000000L;
@@ -171,14 +156,14 @@ static void arm_tick(struct control_state *cs)
     io_uring_sqe_set_data64(sqe, UD_TICK);
 }
 
-static void arm_recv(struct control_state *cs, struct admin_conn *a)
+static void arm_recv(struct arc_ctl_loop *cs, struct admin_conn *a)
 {
     struct io_uring_sqe *sqe = arc_ring_sqe(&cs->ring);
     io_uring_prep_recv(sqe, a->fd, a->buf + a->len, ADMIN_BUF - a->len, 0);
     io_uring_sqe_set_data64(sqe, conn_ud(a, AOP_RECV));
 }
 
-static void conn_close(struct control_state *cs, struct admin_conn *a)
+static void conn_close(struct arc_ctl_loop *cs, struct admin_conn *a)
 {
     a->closing = true;
     struct io_uring_sqe *sqe = arc_ring_sqe(&cs->ring);
@@ -186,7 +171,7 @@ static void conn_close(struct control_state *cs, struct admin_conn *a)
     io_uring_sqe_set_data64(sqe, conn_ud(a, AOP_CLOSE));
 }
 
-static void arm_send(struct control_state *cs, struct admin_conn *a)
+static void arm_send(struct arc_ctl_loop *cs, struct admin_conn *a)
 {
     struct io_uring_sqe *sqe = arc_ring_sqe(&cs->ring);
     io_uring_prep_send(sqe, a->fd, a->out + a->out_off, a->out_len - a->out_off, MSG_NOSIGNAL);
@@ -201,7 +186,7 @@ static bool workers_ready(struct arc_control *ctl)
     return true;
 }
 
-static void respond(struct control_state *cs, struct admin_conn *a, int status,
+static void respond(struct arc_ctl_loop *cs, struct admin_conn *a, int status,
                     const char *ctype, const char *body, size_t blen)
 {
     struct arc_sbuf b = { 0 };
@@ -263,7 +248,7 @@ static void render_tls(struct arc_sbuf *m, const struct arc_control *ctl,
     }
 }
 
-static void serve(struct control_state *cs, struct admin_conn *a, const struct arc_h1_request *req)
+static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct arc_h1_request *req)
 {
     struct arc_control *ctl = cs->ctl;
     bool get = arc_str_eq(req->method, "GET", 3) || arc_str_eq(req->method, "HEAD", 4);
@@ -318,7 +303,7 @@ static void serve(struct control_state *cs, struct admin_conn *a, const struct a
     }
 }
 
-static void on_conn(struct control_state *cs, struct admin_conn *a, int op, int res)
+static void on_conn(struct arc_ctl_loop *cs, struct admin_conn *a, int op, int res)
 {
     if (op == AOP_CLOSE) {
         untrack(cs, a);
@@ -368,39 +353,6 @@ static bool termination_signal(uint32_t signo)
     return signo == SIGTERM || signo == SIGINT;
 }
 
-int arc_control_reload(struct arc_control *ctl, const char *trigger)
-{
-    struct arc_snapshot *ns = ctl->load ? ctl->load(ctl->load_ud) : NULL;
-    if (!ns) {
-        fprintf(stderr, "arc: reload (%s) failed: the config above was not applied; still "
-                "serving fingerprint=%s\n", trigger, ctl->snap->cfg->fingerprint);
-        fflush(stderr);
-        ctl->reloads[ARC_RELOAD_ERROR]++;
-        return ARC_RELOAD_ERROR;
-    }
-    char fields[512];
-    if (arc_config_restart_diff(ctl->snap->cfg, ns->cfg, fields, sizeof(fields))) {
-        fprintf(stderr, "arc: reload (%s) refused: these fields need a restart: %s; still "
-                "serving fingerprint=%s\n", trigger, fields, ctl->snap->cfg->fingerprint);
-        fflush(stderr);
-        arc_snapshot_unref(ns);
-        ctl->reloads[ARC_RELOAD_REFUSED]++;
-        return ARC_RELOAD_REFUSED;
-    }
-    /* Workers adopt it at the top of their loops; exchanges running finish
-     * on the snapshot they started with. */
-    arc_snapshot_publish(ns);
-    struct arc_snapshot *old = ctl->snap;
-    ctl->snap = ns;
-    fprintf(stderr, "arc: reloaded (%s) generation=%llu fingerprint=%s%s\n", trigger,
-            (unsigned long long)ns->generation, ns->cfg->fingerprint,
-            strcmp(old->cfg->fingerprint, ns->cfg->fingerprint) ? "" : " (unchanged)");
-    fflush(stderr);
-    arc_snapshot_unref(old);
-    ctl->reloads[ARC_RELOAD_OK]++;
-    return ARC_RELOAD_OK;
-}
-
 /* SIGUSR1 is what logrotate's postrotate sends out of habit, expecting a
  * log reopen. Its default action would kill the process; until that
  * feature exists it is said to be ignored, so the operator sees why
@@ -422,9 +374,90 @@ static bool all_workers_done(struct arc_control *ctl)
     return true;
 }
 
+static void arm_watch(struct arc_ctl_loop *cs)
+{
+    struct io_uring_sqe *sqe = arc_ring_sqe(&cs->ring);
+    io_uring_prep_poll_multishot(sqe, cs->watch.fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, UD_WATCH);
+}
+
+int arc_admin__reload_file(struct arc_ctl_loop *cs, const char *trigger,
+                           struct arc_config_errors *keep)
+{
+    arc_admin__watch_read(&cs->watch, arc_now_ms());
+    int rc = arc_admin__reload_source(cs->ctl, trigger, false, keep);
+    arc_admin__watch_clear(&cs->watch);
+    return rc;
+}
+
+/* The debounce ran out: reload for the files that changed. A change to the
+ * config file alone that leaves its meaning unchanged is no reload; a
+ * change to a certificate or key always is (the config does not say what
+ * the file holds). */
+static void file_changed(struct arc_ctl_loop *cs)
+{
+    unsigned what = cs->watch.pending;
+    fprintf(stderr, "arc: file change seen: %s\n", cs->watch.seen);
+    arc_admin__watch_clear(&cs->watch);
+    if (cs->draining) {
+        fprintf(stderr, "arc: file change while draining: not reloaded\n");
+        fflush(stderr);
+        return;
+    }
+    arc_admin__reload_source(cs->ctl, "file change", !(what & ARC_WATCH_REF), NULL);
+}
+
+/* Whatever changed the running config: the watches follow its files and
+ * long polls waiting for a new fingerprint are answered. */
+static void after_events(struct arc_ctl_loop *cs)
+{
+    const struct arc_snapshot *s = cs->ctl->snap;
+    if (s == cs->seen_snap)
+        return;
+    cs->seen_snap = s;
+    arc_admin__watch_set(&cs->watch, cs->ctl->config_path, s->cfg);
+    if (strcmp(cs->seen_fp, s->cfg->fingerprint) != 0) {
+        memcpy(cs->seen_fp, s->cfg->fingerprint, sizeof(cs->seen_fp));
+        arc_admin__ctl_config_changed(cs);
+    }
+}
+
+static void on_signal(struct arc_ctl_loop *cs, const struct io_uring_cqe *cqe)
+{
+    struct arc_control *ctl = cs->ctl;
+    if (cqe->res != (int)sizeof(cs->si)) {
+        arm_signal(cs);
+        return;
+    }
+    uint32_t signo = cs->si.ssi_signo;
+    if (signo == SIGHUP) {
+        if (cs->draining) {
+            fprintf(stderr, "arc: SIGHUP while draining: not reloaded\n");
+            fflush(stderr);
+        } else {
+            arc_admin__reload_file(cs, "SIGHUP", NULL);
+        }
+    } else if (!termination_signal(signo)) {
+        ignore_signal(signo);
+    } else {
+        if (cs->draining) {
+            fprintf(stderr, "arc: second signal, exiting now\n");
+            fflush(stderr);
+            _exit(1);
+        }
+        cs->draining = true;
+        fprintf(stderr, "arc: %s received, draining (up to %llu ms)\n", strsignal((int)signo),
+                (unsigned long long)ctl->snap->cfg->node.drain_timeout);
+        arc_workers_drain(ctl->snap->cfg->node.drain_timeout);
+        arc_admin__ctl_drain(cs);
+    }
+    arm_signal(cs);
+}
+
 int arc_control_run(struct arc_control *ctl)
 {
-    struct control_state cs = { .ctl = ctl };
+    struct arc_ctl_loop cs = { .ctl = ctl };
+    ctl->last.result = ARC_RELOAD_NONE;
     struct arc_ring_opts ro = { .entries = 256, .single_issuer = true };
     int rc = arc_ring_init(&cs.ring, &ro);
     if (rc < 0) {
@@ -432,10 +465,21 @@ int arc_control_run(struct arc_control *ctl)
         ctl->snap = NULL;
         return rc;
     }
+    cs.watch.fd = -1;
+    if (ctl->config_path) {
+        int wrc = arc_admin__watch_init(&cs.watch);
+        if (wrc < 0)
+            fprintf(stderr, "arc: inotify: %s; the config file is not watched (reload with "
+                    "SIGHUP or the API)\n", strerror(-wrc));
+    }
     if (ctl->admin_fd >= 0)
         arm_accept(&cs);
+    arc_admin__ctl_start(&cs);
     arm_signal(&cs);
     arm_tick(&cs);
+    if (cs.watch.fd >= 0)
+        arm_watch(&cs);
+    after_events(&cs);
 
     bool done = false;
     while (!done) {
@@ -453,29 +497,16 @@ int arc_control_run(struct arc_control *ctl)
             } else if (ud == UD_ACCEPT_RETRY) {
                 if (!cs.draining)
                     arm_accept(&cs);
+            } else if (ud == UD_CTL_ACCEPT) {
+                arc_admin__ctl_on_accept(&cs, cqe, now);
+            } else if (ud == UD_CTL_ACCEPT_RETRY) {
+                arc_admin__ctl_accept_retry(&cs);
             } else if (ud == UD_SIGNAL) {
-                if (cqe->res == (int)sizeof(cs.si) && cs.si.ssi_signo == SIGHUP) {
-                    if (cs.draining) {
-                        fprintf(stderr, "arc: SIGHUP while draining: not reloaded\n");
-                        fflush(stderr);
-                    } else {
-                        arc_control_reload(ctl, "SIGHUP");
-                    }
-                } else if (cqe->res == (int)sizeof(cs.si) && !termination_signal(cs.si.ssi_signo)) {
-                    ignore_signal(cs.si.ssi_signo);
-                } else if (cqe->res == (int)sizeof(cs.si)) {
-                    if (cs.draining) {
-                        fprintf(stderr, "arc: second signal, exiting now\n");
-                        fflush(stderr);
-                        _exit(1);
-                    }
-                    cs.draining = true;
-                    fprintf(stderr, "arc: %s received, draining (up to %llu ms)\n",
-                            strsignal((int)cs.si.ssi_signo),
-                            (unsigned long long)ctl->snap->cfg->node.drain_timeout);
-                    arc_workers_drain(ctl->snap->cfg->node.drain_timeout);
-                }
-                arm_signal(&cs);
+                on_signal(&cs, cqe);
+            } else if (ud == UD_WATCH) {
+                arc_admin__watch_read(&cs.watch, now);
+                if (!(cqe->flags & IORING_CQE_F_MORE))
+                    arm_watch(&cs);
             } else if (ud == UD_TICK) {
                 if (!(cqe->flags & IORING_CQE_F_MORE))
                     arm_tick(&cs);
@@ -485,6 +516,9 @@ int arc_control_run(struct arc_control *ctl)
                         io_uring_prep_cancel_fd(sqe, cs.conns[i]->fd, IORING_ASYNC_CANCEL_ALL);
                         io_uring_sqe_set_data64(sqe, 0);
                     }
+                arc_admin__ctl_tick(&cs, now);
+                if (cs.watch.pending && now >= cs.watch.due)
+                    file_changed(&cs);
                 if (cs.draining && all_workers_done(ctl))
                     done = true;
                 /* The last old config was freed (its memory went back to
@@ -496,19 +530,29 @@ int arc_control_run(struct arc_control *ctl)
                     malloc_trim(0);
                 cs.live_before = live;
                 rotate_ticket_keys(&cs, now);
-            } else if (ud > UD_ACCEPT_RETRY) {
-                on_conn(&cs, (struct admin_conn *)(uintptr_t)(ud & ~(uint64_t)7), (int)(ud & 7), cqe->res);
+            } else if (ud > UD__LAST) {
+                void *conn = (void *)(uintptr_t)(ud & ~(uint64_t)7);
+                int op = (int)(ud & 7);
+                if (op >= COP_RECV)
+                    arc_admin__ctl_on_cqe(&cs, conn, op, cqe->res, now);
+                else
+                    on_conn(&cs, conn, op, cqe->res);
             }
         }
         io_uring_cq_advance(&cs.ring, n);
+        after_events(&cs);
     }
+    /* The ring goes first: operations still pending point into the
+     * connections' buffers. */
+    io_uring_queue_exit(&cs.ring);
     for (size_t i = 0; i < cs.n_conns; i++) {
         close(cs.conns[i]->fd);
         free(cs.conns[i]->out);
         free(cs.conns[i]);
     }
     free(cs.conns);
-    io_uring_queue_exit(&cs.ring);
+    arc_admin__ctl_dispose(&cs);
+    arc_admin__watch_dispose(&cs.watch);
     arc_snapshot_unref(ctl->snap);
     ctl->snap = NULL;
     return 0;

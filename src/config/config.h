@@ -238,6 +238,19 @@ struct arc_h2_conf {
     uint32_t max_continuations;       /* 8 (ext): CONTINUATION frames per header block */
 };
 
+/* control_plane (restart-only as a whole). Strings are held inline so the
+ * section adds nothing for arc_config_free to release. */
+#define ARC_CP_TOKEN_MAX 256    /* auth_token length limit */
+#define ARC_CP_NODE_ID_MAX 128  /* node_id length limit */
+struct arc_control_plane_conf {
+    bool enabled;               /* false */
+    struct arc_addr bind;       /* 127.0.0.1:22100; port 0 = kernel-assigned */
+    bool has_token;             /* auth_token given: Bearer required from every peer */
+    char auth_token[ARC_CP_TOKEN_MAX + 1]; /* "" when !has_token (loopback peers only) */
+    char node_id[ARC_CP_NODE_ID_MAX + 1];  /* "" = node.id */
+    uint32_t max_body;          /* 4mb (ext): larger request bodies get 413 */
+};
+
 struct arc_config {
     char *source;               /* file path or "<embedded>" */
     char *canonical_json;       /* sorted keys, compact; owned (rules: config/canon.c) */
@@ -255,6 +268,7 @@ struct arc_config {
     struct arc_h2_conf h2;
     struct arc_addr metrics_bind; /* observability.metrics_bind, 127.0.0.1:9090 */
     bool metrics_enabled;       /* observability.metrics_enabled, true */
+    struct arc_control_plane_conf control_plane;
 };
 
 /**
@@ -278,8 +292,9 @@ void arc_config_free(struct arc_config *cfg);
 /**
  * The fields that differ between a running config and a new one and that
  * need a restart (listeners and their socket settings, node.workers,
- * io_uring sizing, the admin listener): returns how many, and writes their
- * names, comma-separated, to out (truncated to len; may be NULL).
+ * io_uring sizing, the admin listener, the control_plane section): returns
+ * how many, and writes their names, comma-separated, to out (truncated to
+ * len; may be NULL).
  */
 size_t arc_config_restart_diff(const struct arc_config *old, const struct arc_config *new,
                                char *out, size_t len);

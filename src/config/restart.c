@@ -2,7 +2,11 @@
  * Fields a running Arc cannot change without a restart (a reload that
  * changes them is refused, naming each): the listener set and every
  * socket-level setting of a listener, the worker count, io_uring sizing,
- * and the admin listener. Everything else is adopted by a reload.
+ * the admin listener and the control plane (CONFIG.md makes the whole
+ * section restart-only: its listener is bound once, and a token that the
+ * API itself could replace would let one caller lock the others out).
+ * Everything else is adopted by a reload. While the control plane is
+ * disabled on both sides its other keys do nothing and are not compared.
  */
 #include "config/config.h"
 
@@ -87,5 +91,18 @@ size_t arc_config_restart_diff(const struct arc_config *old, const struct arc_co
     if (old->metrics_enabled && new->metrics_enabled &&
         !addr_eq(&old->metrics_bind, &new->metrics_bind))
         changed(&d, "observability.metrics_bind");
+    const struct arc_control_plane_conf *ca = &old->control_plane, *cb = &new->control_plane;
+    if (ca->enabled != cb->enabled)
+        changed(&d, "control_plane.enabled");
+    if (ca->enabled && cb->enabled) {
+        if (!addr_eq(&ca->bind, &cb->bind))
+            changed(&d, "control_plane.bind");
+        if (ca->has_token != cb->has_token || strcmp(ca->auth_token, cb->auth_token) != 0)
+            changed(&d, "control_plane.auth_token");
+        if (strcmp(ca->node_id, cb->node_id) != 0)
+            changed(&d, "control_plane.node_id");
+        if (ca->max_body != cb->max_body)
+            changed(&d, "control_plane.max_body");
+    }
     return d.n;
 }

@@ -8,6 +8,7 @@
  * supported yet" at their position, so no part of a config is ever silently
  * ignored. Defaults are the ones written next to each field in config.h.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,7 +27,7 @@ static const struct arc_conf_key top_keys[] = {
     { "node", 0 }, { "io_uring", 0 }, { "listeners", REQ }, { "upstreams", 0 },
     { "routes", 0 }, { "security", 0 }, { "observability", 0 },
     { "rate_limits", LATER }, { "plugins", LATER }, { "cache", LATER },
-    { "logging", LATER }, { "control_plane", LATER },
+    { "logging", LATER }, { "control_plane", 0 },
 };
 
 static const struct arc_conf_key node_keys[] = {
@@ -74,6 +75,15 @@ static const struct arc_conf_key limits_keys[] = {
     { "max_header_bytes", 0 }, { "max_headers", 0 }, { "max_uri", 0 },
 };
 
+static const struct arc_conf_key control_plane_keys[] = {
+    { "enabled", 0 }, { "bind", 0 }, { "auth_token", 0 }, { "node_id", 0 },
+    { "config_source", 0 }, { "max_body", 0 },
+};
+
+static const struct arc_conf_key config_source_keys[] = {
+    { "etcd", LATER },
+};
+
 static const struct arc_conf_key obs_keys[] = {
     { "metrics_bind", 0 }, { "metrics_enabled", 0 }, { "tracing", LATER },
 };
@@ -118,6 +128,8 @@ static void set_defaults(struct arc_config *cfg)
     };
     arc_config_parse_addr("127.0.0.1:9090", &cfg->metrics_bind);
     cfg->metrics_enabled = true;
+    cfg->control_plane = (struct arc_control_plane_conf){ .max_body = 4u << 20 };
+    arc_config_parse_addr("127.0.0.1:22100", &cfg->control_plane.bind);
 }
 
 /* ------------------------------------------------------------ sections */
@@ -352,6 +364,76 @@ static void observability_section(struct arc_sctx *s, const struct arc_cn *m)
     arc_config__get_bool(s, m, p, "metrics_enabled", &s->cfg->metrics_enabled);
 }
 
+/* A bearer token travels in an Authorization header: RFC 6750's b64token
+ * characters only, so it never needs quoting or escaping, and long enough
+ * that guessing it is hopeless. */
+#define CP_TOKEN_MIN 16
+
+static bool b64token_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '=';
+}
+
+static void control_plane_token(struct arc_sctx *s, const struct arc_cn *m, const char *p)
+{
+    struct arc_control_plane_conf *cp = &s->cfg->control_plane;
+    const struct arc_cn *v = arc_config__val(m, "auth_token");
+    char pb[ARC_PATH_MAX];
+    const char *what = arc_config__path(pb, p, "auth_token");
+    if (!v || !arc_config__want(s, v, what, ARC_CN_STR))
+        return;
+    size_t n = v->v.s.len;
+    bool ok = n >= CP_TOKEN_MIN && n <= ARC_CP_TOKEN_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = b64token_char(v->v.s.p[i]);
+    /* The value is a secret: never quote it in an error. */
+    if (!ok) {
+        arc_config__err(s, v, "%s: expected %d to %d characters of A-Z a-z 0-9 - . _ ~ + / = "
+                        "(a bearer token, RFC 6750), got %zu characters%s", what, CP_TOKEN_MIN,
+                        ARC_CP_TOKEN_MAX, n, n >= CP_TOKEN_MIN && n <= ARC_CP_TOKEN_MAX
+                        ? " with others among them" : "");
+        return;
+    }
+    memcpy(cp->auth_token, v->v.s.p, n);
+    cp->auth_token[n] = '\0';
+    cp->has_token = true;
+}
+
+static void control_plane_section(struct arc_sctx *s, const struct arc_cn *m)
+{
+    struct arc_control_plane_conf *cp = &s->cfg->control_plane;
+    const char *p = "control_plane";
+    if (!arc_config__check_map(s, m, p, control_plane_keys, N(control_plane_keys)))
+        return;
+    char pb[ARC_PATH_MAX];
+    arc_config__get_bool(s, m, p, "enabled", &cp->enabled);
+    arc_config__get_addr(s, m, p, "bind", true, &cp->bind);
+    control_plane_token(s, m, p);
+    char *id = NULL;
+    if (arc_config__get_str(s, m, p, "node_id", ARC_STR_NAME, &id) && id) {
+        snprintf(cp->node_id, sizeof(cp->node_id), "%s", id);
+        free(id);
+    }
+    uint64_t mb = cp->max_body;
+    if (arc_config__get_size(s, m, p, "max_body", 1024, ARC_CONF_MAX_BYTES, false, &mb))
+        cp->max_body = (uint32_t)mb;
+    /* `file` (the default) is the file given to `arc run`; `etcd` is
+     * in CONFIG.md but not implemented. */
+    const struct arc_cn *src = arc_config__val(m, "config_source");
+    const char *sp = arc_config__path(pb, p, "config_source");
+    if (src && src->kind == ARC_CN_MAP) {
+        if (arc_config__check_map(s, src, sp, config_source_keys, N(config_source_keys)) &&
+            src->n == 0)
+            arc_config__err(s, src, "%s: expected file or etcd", sp);
+    } else if (src) {
+        static const char *const kinds[] = { "file" };
+        static const char *const later[] = { "etcd" };
+        int k = 0;
+        arc_config__get_enum(s, m, p, "config_source", kinds, N(kinds), later, N(later), &k);
+    }
+}
+
 /* The metrics listener cannot share an ip:port with a proxy listener. The
  * error points at metrics_bind if it was written, else at the listener. */
 static void check_metrics_bind(struct arc_sctx *s, const struct arc_cn *root)
@@ -376,6 +458,30 @@ static void check_metrics_bind(struct arc_sctx *s, const struct arc_cn *root)
                             " set metrics_bind to another address", i, l->bind.text);
         return;
     }
+}
+
+/* The control-plane listener cannot share an ip:port with a proxy
+ * listener or the metrics listener (port 0 is exempt: its own port). */
+static void check_control_bind(struct arc_sctx *s, const struct arc_cn *root)
+{
+    const struct arc_config *cfg = s->cfg;
+    const struct arc_control_plane_conf *cp = &cfg->control_plane;
+    if (!cp->enabled || addr_port(&cp->bind) == 0)
+        return;
+    const struct arc_cn *cm = arc_config__val(root, "control_plane");
+    const struct arc_cn *at = arc_config__val(cm, "bind");
+    if (!at)
+        at = arc_config__val(cm, "enabled");
+    const char *by = NULL;
+    for (size_t i = 0; i < cfg->n_listeners && !by; i++)
+        if (cfg->listeners[i].bind.len && strcmp(cfg->listeners[i].bind.text, cp->bind.text) == 0)
+            by = cfg->listeners[i].name ? cfg->listeners[i].name : "?";
+    if (by)
+        arc_config__err(s, at, "control_plane.bind: %s is already used by listener '%s'",
+                        cp->bind.text, by);
+    else if (cfg->metrics_enabled && strcmp(cfg->metrics_bind.text, cp->bind.text) == 0)
+        arc_config__err(s, at, "control_plane.bind: %s is already used by "
+                        "observability.metrics_bind", cp->bind.text);
 }
 
 int arc_config__build(const struct arc_cn *root, struct arc_config *cfg,
@@ -406,6 +512,9 @@ int arc_config__build(const struct arc_cn *root, struct arc_config *cfg,
         security_section(&s, v);
     if ((v = arc_config__val(root, "observability")))
         observability_section(&s, v);
+    if ((v = arc_config__val(root, "control_plane")))
+        control_plane_section(&s, v);
     check_metrics_bind(&s, root);
+    check_control_bind(&s, root);
     return arc_config__error_count(d) > before ? -1 : 0;
 }

@@ -60,9 +60,32 @@ static void test_restart_only_fields_are_named(void)
     arc_config_free(b);
 }
 
+static void test_control_plane_is_restart_only(void)
+{
+    struct arc_config *off = load(BASE UPS RT "control_plane: {bind: \"127.0.0.1:1\"}\n");
+    struct arc_config *off2 = load(BASE UPS RT "control_plane: {bind: \"127.0.0.1:2\"}\n");
+    struct arc_config *on = load(BASE UPS RT "control_plane: {enabled: true}\n");
+    struct arc_config *on2 = load(BASE UPS RT "control_plane: {enabled: true, bind: \"127.0.0.1:2\", "
+                                  "auth_token: \"0123456789abcdef\", node_id: n, max_body: 1mb}\n");
+    if (!off || !off2 || !on || !on2)
+        return;
+    char out[256];
+    CHECK_INT(arc_config_restart_diff(off, off2, out, sizeof(out)), 0);   /* disabled: inert */
+    CHECK_INT(arc_config_restart_diff(off, on, out, sizeof(out)), 1);
+    CHECK_STR(out, "control_plane.enabled");
+    CHECK_INT(arc_config_restart_diff(on, on2, out, sizeof(out)), 4);
+    CHECK_STR(out, "control_plane.bind, control_plane.auth_token, control_plane.node_id, "
+                   "control_plane.max_body");
+    arc_config_free(off);
+    arc_config_free(off2);
+    arc_config_free(on);
+    arc_config_free(on2);
+}
+
 int main(void)
 {
     RUN(test_same_and_reloadable_changes);
     RUN(test_restart_only_fields_are_named);
+    RUN(test_control_plane_is_restart_only);
     return TEST_REPORT();
 }

@@ -359,7 +359,7 @@ static void test_not_supported_yet(void)
         "plugins: {wasm: []}\n"                          /* 8 */
         "cache: {}\n"                                    /* 9 */
         "logging: {}\n"                                  /* 10 */
-        "control_plane: {enabled: false}\n"              /* 11 */
+        "control_plane: {config_source: {etcd: {}}}\n"  /* 11 */
         "security: {xdp: {enabled: false}, l7: {slowloris: {}}}\n" /* 12 */
         "observability: {tracing: {sample: 0.5}}\n",     /* 13 */
         &e);
@@ -374,10 +374,69 @@ static void test_not_supported_yet(void)
     CHECK_ERR(&e, 8, 1, "plugins: not supported yet");
     CHECK_ERR(&e, 9, 1, "cache: not supported yet");
     CHECK_ERR(&e, 10, 1, "logging: not supported yet");
-    CHECK_ERR(&e, 11, 1, "control_plane: not supported yet");
+    CHECK_ERR(&e, 11, 33, "control_plane.config_source.etcd: not supported yet");
     CHECK_ERR(&e, 12, 12, "security.xdp: not supported yet");
     CHECK_ERR(&e, 12, 40, "security.l7.slowloris: not supported yet");
     CHECK_ERR(&e, 13, 17, "observability.tracing: not supported yet");
+    arc_config_errors_dispose(&e);
+}
+
+static void test_control_plane(void)
+{
+    struct arc_config *c = must_load("yaml", MINI_YAML);
+    if (c) {
+        const struct arc_control_plane_conf *cp = &c->control_plane;
+        CHECK(!cp->enabled);
+        CHECK_STR(cp->bind.text, "127.0.0.1:22100");
+        CHECK(!cp->has_token);
+        CHECK_STR(cp->auth_token, "");
+        CHECK_STR(cp->node_id, "");
+        CHECK_INT(cp->max_body, 4 << 20);
+        arc_config_free(c);
+    }
+    c = must_load("yaml", MINI_YAML "control_plane: {enabled: true, bind: \"[::1]:0\", "
+                  "auth_token: \"abcDEF0123456789-._~+/=\", node_id: edge-1.a, max_body: 64kb, "
+                  "config_source: file}\n");
+    if (c) {
+        const struct arc_control_plane_conf *cp = &c->control_plane;
+        CHECK(cp->enabled);
+        CHECK_STR(cp->bind.text, "[::1]:0");
+        CHECK(cp->has_token);
+        CHECK_STR(cp->auth_token, "abcDEF0123456789-._~+/=");
+        CHECK_STR(cp->node_id, "edge-1.a");
+        CHECK_INT(cp->max_body, 65536);
+        arc_config_free(c);
+    }
+    struct arc_config_errors e;
+    c = load_str("yaml",
+        "listeners:\n"                                           /* 1 */
+        "  - {name: a, kind: http, bind: \"127.0.0.1:80\"}\n"    /* 2 */
+        "control_plane:\n"                                       /* 3 */
+        "  enabled: true\n"                                      /* 4 */
+        "  bind: \"127.0.0.1:80\"\n"                             /* 5 */
+        "  auth_token: \"0123456789 abcdef\"\n"                  /* 6 */
+        "  node_id: \"\"\n"                                       /* 7 */
+        "  max_body: 100\n"                                      /* 8 */
+        "  config_source: etcd\n"                                /* 9 */
+        "  tokn: x\n",                                           /* 10 */
+        &e);
+    CHECK(c == NULL);
+    CHECK_INT(e.n, 6);
+    CHECK_ERR(&e, 5, 9, "control_plane.bind: 127.0.0.1:80 is already used by listener 'a'");
+    CHECK_ERR(&e, 6, 15, "control_plane.auth_token: expected 16 to 256 characters");
+    /* a secret is never quoted back */
+    CHECK(strstr(e.v[1].msg, "0123456789") == NULL);
+    CHECK_ERR(&e, 7, 12, "control_plane.node_id: must not be empty");
+    CHECK_ERR(&e, 8, 13, "control_plane.max_body: must be between 1kb and 16mb");
+    CHECK_ERR(&e, 9, 18, "control_plane.config_source: 'etcd' is not supported yet");
+    CHECK_ERR(&e, 10, 3, "unknown key 'tokn' in control_plane");
+    arc_config_errors_dispose(&e);
+    c = load_str("yaml", MINI_YAML "observability: {metrics_bind: \"127.0.0.1:7000\"}\n"
+                 "control_plane: {enabled: true, bind: \"127.0.0.1:7000\"}\n", &e);
+    CHECK(c == NULL);
+    CHECK_INT(e.n, 1);
+    CHECK_ERR(&e, 12, 38, "control_plane.bind: 127.0.0.1:7000 is already used by "
+              "observability.metrics_bind");
     arc_config_errors_dispose(&e);
 }
 
@@ -495,6 +554,7 @@ int main(void)
     RUN(test_ranges);
     RUN(test_required);
     RUN(test_not_supported_yet);
+    RUN(test_control_plane);
     RUN(test_listener_conflicts);
     RUN(test_bad_names_and_addresses);
     RUN(test_many_errors_in_file_order);

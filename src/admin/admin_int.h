@@ -1,0 +1,240 @@
+/**
+ * Admin module internals shared by its files: the control loop's state
+ * (admin.c), reloads (reload.c), the control-plane API server (ctlapi.c)
+ * and its pure protocol helpers (ctlproto.c), and the file watcher
+ * (watch.c). Only src/admin and its unit tests include this header.
+ * Thread: everything here runs on the control thread, except the pure
+ * helpers (any thread).
+ */
+#ifndef ARC_ADMIN_ADMIN_INT_H
+#define ARC_ADMIN_ADMIN_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+
+#include "admin/admin.h"
+#include "core/common.h"
+#include "loop/ring.h"
+
+/* user_data of the loop's own operations. Connections use their (8-byte
+ * aligned) address with the operation in the low three bits; no heap
+ * address is this small, so the two never collide. */
+enum {
+    UD_ACCEPT = 1, UD_SIGNAL, UD_TICK, UD_ACCEPT_RETRY, UD_WATCH,
+    UD_CTL_ACCEPT, UD_CTL_ACCEPT_RETRY, UD__LAST
+};
+/* Operations of admin connections (admin.c) and control-plane ones (ctlapi.c). */
+enum { AOP_RECV = 1, AOP_SEND = 2, AOP_CLOSE = 3, COP_RECV = 4, COP_SEND = 5, COP_CLOSE = 6 };
+
+static inline uint64_t arc_admin__ud(const void *conn, int op)
+{
+    return (uint64_t)(uintptr_t)conn | (uint64_t)op;
+}
+
+/* After a failed accept (EMFILE, ENFILE, ENOBUFS, ENOMEM) the multishot
+ * accept has ended. Re-arming at once fails again at once while a connection
+ * waits in the backlog, so the loop would spin; the retry waits this long. */
+#define ARC_ADMIN_ACCEPT_RETRY_MS 50
+
+/* ------------------------------------------------------------ watch.c */
+
+/* What a batch of file events touched. */
+enum { ARC_WATCH_CONFIG = 1u, ARC_WATCH_REF = 2u };
+
+/* Debounce: a reload starts this long after the last event of a burst
+ * (an editor's save or a certificate rotation is several events). */
+#define ARC_WATCH_DEBOUNCE_MS 200
+
+struct arc_watch_file {
+    char *dir;                  /* as inotify_add_watch was given it ("." for a bare name) */
+    char *name;                 /* the entry in dir */
+    int wd;                     /* -1: adding the watch failed */
+    unsigned kind;              /* ARC_WATCH_CONFIG or _REF */
+};
+
+/**
+ * Watches the directories holding the config file and every file the
+ * running config names (TLS certificates, keys, CA bundles), and matches
+ * entry names, so that a write in place, an editor's rename into place, a
+ * delete-and-recreate and a symlink swap (the resolved path is watched too)
+ * are all seen. Directories, not files: a watch on a file follows the
+ * inode an editor's rename just replaced.
+ */
+struct arc_watch {
+    int fd;                     /* inotify descriptor (non-blocking), -1 if none */
+    struct arc_watch_file *files;
+    size_t n_files;
+    unsigned pending;           /* ARC_WATCH_* seen since the last reload */
+    uint64_t due;               /* arc_now_ms() at which the pending reload starts */
+    char seen[256];             /* names seen, for the log line ("a.yaml, cert.pem") */
+};
+
+/* 0 or -errno (inotify unavailable: then nothing is watched). */
+int arc_admin__watch_init(struct arc_watch *w);
+/* Watches what `cfg` (the running config, read from `config_path`) names,
+ * dropping watches no longer needed. Logs directories that cannot be
+ * watched. `config_path` NULL: nothing is watched. */
+void arc_admin__watch_set(struct arc_watch *w, const char *config_path,
+                          const struct arc_config *cfg);
+/* Reads every queued event (non-blocking); an event on a watched name
+ * marks it pending and moves `due` to now + ARC_WATCH_DEBOUNCE_MS.
+ * Returns true if any did. */
+bool arc_admin__watch_read(struct arc_watch *w, uint64_t now);
+/* Forgets pending events (a reload that read the files has just run). */
+void arc_admin__watch_clear(struct arc_watch *w);
+void arc_admin__watch_dispose(struct arc_watch *w);
+/* Pure: splits `path` into the directory to watch and the entry name
+ * ("a/b/c.pem" -> "a/b", "c.pem"; "c.pem" -> ".", "c.pem"; "/c" -> "/",
+ * "c"). -1 if a part does not fit or the name is empty ("a/"). */
+int arc_admin__split_path(const char *path, char *dir, size_t dirlen, char *name,
+                          size_t namelen);
+
+/* ------------------------------------------------------------ reload.c */
+
+struct arc_ctl_loop;
+
+/* The outcome of one config submitted through the API (validated, or
+ * validated and applied). */
+struct arc_admin_outcome {
+    int result;                     /* ARC_RELOAD_OK, _ERROR or _REFUSED */
+    struct arc_config_errors errs;  /* _ERROR: every problem (dispose it) */
+    char fields[4096];              /* restart-only fields changed, ", "-separated */
+    size_t n_fields;
+    char fingerprint[65];           /* the submitted config's (when it loaded) */
+    uint64_t generation;            /* applied: the generation now running */
+    bool unchanged;                 /* same fingerprint as the running config */
+};
+
+/**
+ * Reloads from the config's source like arc_control_reload; with
+ * `skip_unchanged`, a config whose fingerprint equals the running one is
+ * not published (logged, not counted): a file event that changed nothing
+ * the config says (an editor saving the same text, a touch) is no reload.
+ * `keep` (may be NULL) receives the errors of a config that did not load
+ * (the caller disposes them).
+ */
+int arc_admin__reload_source(struct arc_control *ctl, const char *trigger, bool skip_unchanged,
+                             struct arc_config_errors *keep);
+
+/**
+ * Loads `text` (`format`: "json", "yaml" or "toml") and compiles it. With
+ * `apply`, a config that loads and changes no restart-only field is
+ * published like a reload (logged with `trigger`, counted); without, only
+ * the outcome is reported (nothing is logged or counted; a validation
+ * still compiles, so it reads the certificate files the config names).
+ */
+void arc_admin__submit(struct arc_control *ctl, const char *text, size_t len, const char *format,
+                       const char *trigger, bool apply, struct arc_admin_outcome *out);
+
+/**
+ * A reload that reads the config file (SIGHUP, POST /v1/reload). It sees
+ * every change made before it, so the file events queued until now are
+ * read and dropped: they would only repeat it. (admin.c)
+ */
+int arc_admin__reload_file(struct arc_ctl_loop *cs, const char *trigger,
+                           struct arc_config_errors *keep);
+
+/* "ok", "error", "refused", "none" (the metrics' result label). */
+const char *arc_admin__result_name(int result);
+
+/* ------------------------------------------------------------ ctlapi.c */
+
+struct ctl_conn;
+
+/* The control-plane server's part of the loop state. */
+struct arc_ctl_server {
+    struct ctl_conn **conns;        /* open connections (timeouts, shutdown) */
+    size_t n_conns, cap_conns;
+    size_t n_parked;                /* long polls waiting for a new fingerprint */
+    int accept_error;               /* last accept error (-errno) of this episode, 0 if none */
+    struct __kernel_timespec accept_retry;
+    uint64_t started_ms;            /* arc_now_ms() at start, for uptime */
+};
+
+/* The control loop's state (admin.c owns it; the other files use it). */
+struct arc_ctl_loop {
+    struct arc_control *ctl;
+    struct io_uring ring;
+    struct signalfd_siginfo si;
+    struct __kernel_timespec tick;
+    uint64_t next_ticket_rotation;   /* arc_now_ms() of the next ticket key rotation */
+    struct __kernel_timespec accept_retry;
+    int accept_error;               /* admin listener: last accept error of this episode */
+    bool draining;
+    uint32_t live_before;           /* arc_snapshot_live() at the last tick */
+    size_t open_conns;
+    struct admin_conn **conns;       /* open admin connections, for timeouts */
+    size_t n_conns, cap_conns;
+    struct arc_watch watch;
+    const struct arc_snapshot *seen_snap; /* the running snapshot the watches were set for */
+    char seen_fp[65];               /* the fingerprint long polls last saw */
+    struct arc_ctl_server srv;
+};
+
+void arc_admin__ctl_start(struct arc_ctl_loop *cs);
+void arc_admin__ctl_on_accept(struct arc_ctl_loop *cs, const struct io_uring_cqe *cqe, uint64_t now);
+void arc_admin__ctl_accept_retry(struct arc_ctl_loop *cs);
+void arc_admin__ctl_on_cqe(struct arc_ctl_loop *cs, struct ctl_conn *c, int op, int res,
+                           uint64_t now);
+/* Timeouts and long polls that reached their deadline. */
+void arc_admin__ctl_tick(struct arc_ctl_loop *cs, uint64_t now);
+/* The running fingerprint changed: parked long polls are answered. */
+void arc_admin__ctl_config_changed(struct arc_ctl_loop *cs);
+/* A drain began: parked long polls are answered 503. */
+void arc_admin__ctl_drain(struct arc_ctl_loop *cs);
+/* Loop exit: closes every connection (their operations die with the ring). */
+void arc_admin__ctl_dispose(struct arc_ctl_loop *cs);
+
+/* ------------------------------------------------------------ ctlproto.c */
+
+/**
+ * Constant-time equality of a presented secret and the expected one, in
+ * time independent of where they differ and of either length: both are
+ * hashed (SHA-256) and the digests compared with CRYPTO_memcmp, so even a
+ * length mismatch costs the same as a match.
+ */
+bool arc_admin__token_eq(const char *given, size_t given_len, const char *want, size_t want_len);
+
+/* The token of an `Authorization: Bearer <token>` value (scheme
+ * case-insensitive, RFC 9110 §11.4, RFC 6750 §2.1); false for another
+ * scheme or an empty token. */
+bool arc_admin__bearer(struct arc_str value, struct arc_str *token);
+
+/* Loopback peer: 127.0.0.0/8, ::1, or an IPv4-mapped 127.x address. */
+bool arc_admin__is_loopback(const struct sockaddr *sa);
+
+/* Long-poll parameters. */
+#define ARC_LONGPOLL_DEFAULT_MS 30000u
+#define ARC_LONGPOLL_MAX_MS 300000u
+struct arc_longpoll_q {
+    bool has_since;
+    char since[65];                 /* lower-case hex fingerprint */
+    uint64_t timeout_ms;            /* default 30s; at most 300s (longer is cut to it) */
+};
+
+/**
+ * Parses the query of GET /v1/config/longpoll: `since=<fingerprint>` (64
+ * hex digits, either case) and `timeout=<duration>` ("30s", "500ms", "2m";
+ * a bare number is seconds), both optional, each at most once, values
+ * percent-decoded; other parameters are ignored. Returns 0, or -1 with a
+ * static reason in *err.
+ */
+int arc_admin__longpoll_query(struct arc_str query, struct arc_longpoll_q *out, const char **err);
+
+/* Does an If-None-Match value match the entity tag "<fp>"? Handles lists,
+ * weak tags (W/ compares weakly, RFC 9110 §13.1.2) and "*". */
+bool arc_admin__etag_match(struct arc_str if_none_match, const char *fp);
+
+/**
+ * The config format of a request body from its Content-Type (parameters
+ * ignored): "json", "yaml" or "toml"; with no Content-Type (or
+ * application/octet-stream) a body starting with '{' is JSON, else YAML.
+ * NULL: a media type that is none of these (415).
+ */
+const char *arc_admin__body_format(const struct arc_str *content_type, const char *body,
+                                   size_t len);
+
+#endif
