@@ -809,7 +809,9 @@ static uint32_t seg_hash(const char *p, size_t n)
 /* Nodes with this many literal children get a hash index: a root with
  * 10,000 literal first segments would otherwise cost ~14 string compares
  * (and as many cache misses) per request. */
+#ifndef LIT_HASH_MIN
 #define LIT_HASH_MIN 8
+#endif
 
 /* Hashes every node's literal labels and indexes the large sets. */
 static int finalize(struct node *n)
