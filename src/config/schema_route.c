@@ -332,8 +332,9 @@ static void matcher_list(struct arc_sctx *s, const struct arc_cn *seq, const cha
             ok = false;
         }
 
-        const struct arc_cn *val = arc_config__get(it, "value");
-        const struct arc_cn *pat = arc_config__get(it, "pattern");
+        /* (null means "not given", as everywhere in the schema) */
+        const struct arc_cn *val = arc_config__val(it, "value");
+        const struct arc_cn *pat = arc_config__val(it, "pattern");
         const char *arg = NULL;
         if (op == ARC_RT_EXISTS) {
             if (val)

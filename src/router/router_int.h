@@ -1,6 +1,8 @@
 /**
- * Router internals shared by pattern.c (syntax) and router.c (tree, match).
- * Nothing here is used outside src/router/ except by the router's own tests.
+ * Router internals shared by pattern.c (syntax), predicate.c (reading a
+ * request's fields, PCRE2), expr.c (expressions, satisfiability) and
+ * router.c (tree, build, match). Nothing here is used outside src/router/
+ * except by the router's own tests and benchmark.
  */
 #ifndef ARC_ROUTER_ROUTER_INT_H
 #define ARC_ROUTER_ROUTER_INT_H
