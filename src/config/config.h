@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "router/router.h"
+
 /* ---------------------------------------------------------------- errors */
 
 /** One problem found in a config file, with the node it points at. */
@@ -194,6 +196,12 @@ struct arc_route_conf {
     char **hosts;               /* exact "a.example" or "*.example"; lower-cased */
     size_t n_hosts;             /* 0 = any host */
     uint32_t methods;           /* ARC_M_* mask, 0 = any */
+    /* match.headers, match.cookies and match.query: every matcher, in that
+     * order, each list as written. name, value and id are heap strings
+     * owned by the config (const only because the router reads them). */
+    struct arc_rt_pred *preds;
+    size_t n_preds;             /* <= ARC_RT_MAX_PREDS */
+    char *expr;                 /* match.expr (validated), NULL = all matchers must hold */
     /* action */
     enum arc_action_kind action;
     char *upstream;             /* ACTION_UPSTREAM: name (validated to exist) */

@@ -214,6 +214,13 @@ void arc_config_free(struct arc_config *cfg)
         for (size_t j = 0; j < r->n_hosts; j++)
             free(r->hosts[j]);
         free(r->hosts);
+        for (size_t j = 0; j < r->n_preds; j++) {
+            free((char *)r->preds[j].name);
+            free((char *)r->preds[j].value);
+            free((char *)r->preds[j].id);
+        }
+        free(r->preds);
+        free(r->expr);
         free(r->upstream);
         free(r->redirect_location);
         free(r->respond_body);

@@ -24,8 +24,12 @@ static const struct arc_conf_key route_keys[] = {
 };
 
 static const struct arc_conf_key match_keys[] = {
-    { "path", REQ }, { "host", 0 }, { "methods", 0 }, { "headers", LATER },
-    { "cookies", LATER }, { "query", LATER }, { "expr", LATER },
+    { "path", REQ }, { "host", 0 }, { "methods", 0 }, { "headers", 0 },
+    { "cookies", 0 }, { "query", 0 }, { "expr", 0 },
+};
+
+static const struct arc_conf_key matcher_keys[] = {
+    { "name", REQ }, { "op", REQ }, { "value", 0 }, { "pattern", 0 }, { "id", 0 },
 };
 
 static const struct arc_conf_key action_keys[] = {
@@ -221,6 +225,344 @@ static void methods(struct arc_sctx *s, const struct arc_cn *seq, const char *p,
     }
 }
 
+/* ------------------------------------------------------------ matchers */
+
+static bool ident_char(char c);
+
+/* One item of match.headers / cookies / query as read, for the checks that
+ * look at the route's matchers together (ids, expr). */
+struct matcher_ref {
+    const struct arc_cn *item;  /* the {name, op, ...} mapping */
+    const struct arc_cn *id;    /* its id value if present and well formed */
+    char path[ARC_PATH_MAX];
+};
+
+struct matchers {
+    struct matcher_ref v[ARC_RT_MAX_PREDS];
+    size_t n;                   /* items seen (may exceed what fits in v) */
+};
+
+static bool is_expr_keyword(const char *s)
+{
+    return !strcmp(s, "and") || !strcmp(s, "or") || !strcmp(s, "not");
+}
+
+/* id: [A-Za-z_][A-Za-z0-9_-]*, not an operator (router.h, expr grammar). */
+static bool matcher_id(struct arc_sctx *s, const struct arc_cn *v, const char *what)
+{
+    char b[72];
+    if (!arc_config__str_value(s, v, what, ARC_STR_NONEMPTY))
+        return false;
+    const char *p = v->v.s.p;
+    bool ok = v->v.s.len <= 64 && (ident_char(p[0]) && !(p[0] >= '0' && p[0] <= '9'));
+    for (size_t i = 1; ok && i < v->v.s.len; i++)
+        ok = ident_char(p[i]) || p[i] == '-';
+    if (!ok) {
+        arc_config__err(s, v, "%s: '%s' is not a valid matcher id (a letter or '_', then "
+                        "letters, digits, '_' or '-'; at most 64)", what,
+                        arc_config__show(b, p, v->v.s.len));
+        return false;
+    }
+    if (is_expr_keyword(p)) {
+        arc_config__err(s, v, "%s: '%s' is an expr operator and cannot be a matcher id", what, p);
+        return false;
+    }
+    return true;
+}
+
+static void matcher_list(struct arc_sctx *s, const struct arc_cn *seq, const char *p,
+                         enum arc_rt_source src, struct arc_route_conf *r, struct matchers *ms)
+{
+    static const char *const ops[] = { "exists", "equals", "contains", "regex" }; /* arc_rt_op */
+    char ip[ARC_PATH_MAX], kp[ARC_PATH_MAX], b[72];
+    if (!arc_config__want(s, seq, p, ARC_CN_SEQ))
+        return;
+    if (seq->n == 0) {
+        arc_config__err(s, seq, "%s: empty list (leave the key out instead)", p);
+        return;
+    }
+    size_t i = 0;
+    for (const struct arc_cn *it = seq->first; it; it = it->next, i++) {
+        arc_config__path_index(ip, p, i);
+        if (ms->n++ == ARC_RT_MAX_PREDS) {
+            arc_config__err(s, it, "%s: more than %d matchers in one route (headers, cookies "
+                            "and query together)", ip, ARC_RT_MAX_PREDS);
+            continue;
+        }
+        if (ms->n > ARC_RT_MAX_PREDS)
+            continue;
+        struct matcher_ref *ref = &ms->v[ms->n - 1];
+        ref->item = it;
+        snprintf(ref->path, sizeof(ref->path), "%s", ip);
+        if (!arc_config__check_map(s, it, ip, matcher_keys, N(matcher_keys)))
+            continue;
+        const struct arc_cn *id = arc_config__val(it, "id");
+        if (id && matcher_id(s, id, arc_config__path(kp, ip, "id"))) {
+            ref->id = id;
+            for (size_t j = 0; j + 1 < ms->n; j++) {
+                const struct arc_cn *o = ms->v[j].id;
+                if (o && strcmp(o->v.s.p, id->v.s.p) == 0) {
+                    arc_config__err(s, id, "%s: matcher id '%s' is already used by %s", kp,
+                                    id->v.s.p, ms->v[j].path);
+                    ref->id = NULL;
+                    break;
+                }
+            }
+        }
+
+        int op = -1;
+        bool ok = arc_config__get_enum(s, it, ip, "op", ops, N(ops), NULL, 0, &op) && op >= 0;
+        const struct arc_cn *n = arc_config__val(it, "name");
+        if (n) {
+            arc_config__path(kp, ip, "name");
+            if (src == ARC_RT_QUERY) {
+                /* compared with the decoded parameter name */
+                ok = arc_config__str_value(s, n, kp, ARC_STR_NONEMPTY | ARC_STR_NO_CTL) && ok;
+            } else if (arc_config__str_value(s, n, kp, ARC_STR_NONEMPTY)) {
+                if (!arc_config__is_token(n->v.s.p, n->v.s.len)) {
+                    arc_config__err(s, n, "%s: '%s' is not a valid %s name", kp,
+                                    arc_config__show(b, n->v.s.p, n->v.s.len),
+                                    src == ARC_RT_HEADER ? "header" : "cookie");
+                    ok = false;
+                }
+            } else {
+                ok = false;
+            }
+        } else {
+            ok = false;
+        }
+
+        /* (null means "not given", as everywhere in the schema) */
+        const struct arc_cn *val = arc_config__val(it, "value");
+        const struct arc_cn *pat = arc_config__val(it, "pattern");
+        const char *arg = NULL;
+        if (op == ARC_RT_EXISTS) {
+            if (val)
+                arc_config__err_key(s, val, "%s.value: not used with op: exists", ip);
+            if (pat)
+                arc_config__err_key(s, pat, "%s.pattern: not used with op: exists", ip);
+            ok = ok && !val && !pat;
+        } else if (op == ARC_RT_EQUALS || op == ARC_RT_CONTAINS) {
+            if (pat) {
+                arc_config__err_key(s, pat, "%s.pattern: only used with op: regex (op: %s "
+                                    "takes 'value')", ip, ops[op]);
+                ok = false;
+            }
+            val = arc_config__val(it, "value");
+            arc_config__path(kp, ip, "value");
+            /* Header values reach us with surrounding whitespace trimmed
+             * (RFC 9110 §5.5), so an equals value with edge whitespace
+             * could never match; a contains value may have inner spaces. */
+            unsigned flags = src == ARC_RT_HEADER && op == ARC_RT_EQUALS ? ARC_STR_FIELD
+                                                                        : ARC_STR_NO_CTL;
+            if (!val) {
+                arc_config__err(s, it, "missing required key 'value' in %s (op: %s)", ip, ops[op]);
+                ok = false;
+            } else if (!arc_config__str_value(s, val, kp, flags)) {
+                ok = false;
+            } else if (op == ARC_RT_CONTAINS && val->v.s.len == 0) {
+                arc_config__err(s, val, "%s: an empty value is contained in every value; use "
+                                "op: exists", kp);
+                ok = false;
+            } else {
+                arg = val->v.s.p;
+            }
+        } else if (op == ARC_RT_REGEX) {
+            if (val) {
+                arc_config__err_key(s, val, "%s.value: not used with op: regex (write the "
+                                    "expression in 'pattern')", ip);
+                ok = false;
+            }
+            pat = arc_config__val(it, "pattern");
+            arc_config__path(kp, ip, "pattern");
+            if (!pat) {
+                arc_config__err(s, it, "missing required key 'pattern' in %s (op: regex)", ip);
+                ok = false;
+            } else if (!arc_config__str_value(s, pat, kp, ARC_STR_NONEMPTY)) {
+                ok = false;
+            } else {
+                char why[256];
+                size_t off = 0;
+                if (arc_rt_check_regex(pat->v.s.p, why, sizeof(why), &off) < 0) {
+                    arc_config__err(s, pat, "%s: invalid regex '%s': %s at offset %zu", kp,
+                                    arc_config__show(b, pat->v.s.p, pat->v.s.len), why, off);
+                    ok = false;
+                } else {
+                    arg = pat->v.s.p;
+                }
+            }
+        }
+        if (!ok)
+            continue;
+        r->preds[r->n_preds++] = (struct arc_rt_pred){
+            .source = (uint8_t)src, .op = (uint8_t)op,
+            .name = arc_config__xstrdup(n->v.s.p),
+            .value = arg ? arc_config__xstrdup(arg) : NULL,
+            .id = ref->id ? arc_config__xstrdup(ref->id->v.s.p) : NULL,
+        };
+    }
+}
+
+static size_t utf8_chars(const char *p, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)p[i] & 0xc0) != 0x80;
+    return c;
+}
+
+/*
+ * File position of byte `off` of the string value v. The tree records where
+ * a scalar starts, not how it was written, so read the source and walk it
+ * alongside the value: skip an opening quote or a block indicator ('|',
+ * '>') and its line, then consume equal bytes, and where the value has a
+ * space or newline the source has a line break (a folded line), move to the
+ * next line's first non-blank. That maps plain, quoted and block scalars
+ * exactly. Where the walk fails (an escape sequence, a file changed since
+ * it was read, a config that is not a file) returns false and the scalar's
+ * own start. Only used on the error path.
+ */
+static bool text_pos(struct arc_sctx *s, const struct arc_cn *v, size_t off, int *line, int *col)
+{
+    *line = v->line;
+    *col = v->col;
+    const char *file = s->d->file;
+    if (!file || v->line < 1 || v->col < 1)
+        return false;
+    FILE *f = fopen(file, "re");
+    if (!f)
+        return false;
+    /* the file was read whole once already (at most 16 MiB) */
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (size_t r; buf && (r = fread(buf + len, 1, cap - len, f)) > 0;) {
+        len += r;
+        if (len == cap) {
+            char *nb = cap <= ARC_CONF_MAX_BYTES ? realloc(buf, cap * 2) : NULL;
+            if (!nb)
+                free(buf);
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf)
+        return false;
+
+    /* (line, column in characters) of the scalar's first character → byte */
+    size_t b = 0;
+    int ln = 1, c = 1;
+    while (b < len && ln < v->line)
+        if (buf[b++] == '\n')
+            ln++;
+    while (b < len && buf[b] != '\n' && c < v->col) {
+        b++;
+        while (b < len && ((unsigned char)buf[b] & 0xc0) == 0x80)
+            b++;
+        c++;
+    }
+    bool ok = ln == v->line && c == v->col && b < len;
+    int indent = -1;            /* block scalars: the content's indentation */
+    if (ok && (buf[b] == '"' || buf[b] == '\'')) {
+        b++;
+        c++;
+    } else if (ok && (buf[b] == '|' || buf[b] == '>')) {
+        while (b < len && buf[b] != '\n')
+            b++;
+        ok = b < len;
+        b++;
+        ln++;
+        c = 1;
+        while (b < len && buf[b] == ' ') {
+            b++;
+            c++;
+        }
+        indent = c;
+    }
+    const char *val = v->v.s.p;
+    for (size_t i = 0; ok && i < off; i++) {
+        if (b < len && buf[b] == val[i] && buf[b] != '\n') {
+            b++;
+            c += ((unsigned char)val[i] & 0xc0) != 0x80;
+            continue;
+        }
+        /* a line break in the source where the value has a space (folded)
+         * or a newline (literal); trailing blanks before it are not content */
+        while (b < len && (buf[b] == ' ' || buf[b] == '\t' || buf[b] == '\r'))
+            b++;
+        if (!(b < len && buf[b] == '\n' && (val[i] == ' ' || val[i] == '\n'))) {
+            ok = false;
+            break;
+        }
+        b++;
+        ln++;
+        c = 1;
+        /* a block keeps what is indented beyond its indentation; a flow
+         * scalar drops all leading blanks of a continuation line */
+        while (b < len && (buf[b] == ' ' || (indent < 0 && buf[b] == '\t')) &&
+               (indent < 0 || c < indent)) {
+            b++;
+            c++;
+        }
+    }
+    free(buf);
+    if (!ok)
+        return false;
+    *line = ln;
+    *col = c;
+    return true;
+}
+
+static void expr(struct arc_sctx *s, const struct arc_cn *v, const char *what,
+                 struct arc_route_conf *r, const struct matchers *ms)
+{
+    char b[72];
+    if (!arc_config__str_value(s, v, what, ARC_STR_NONEMPTY))
+        return;
+    size_t nm = ARC_MIN(ms->n, (size_t)ARC_RT_MAX_PREDS);
+    if (nm == 0) {
+        arc_config__err(s, v, "%s: the route has no header, cookie or query matchers for the "
+                        "expression to combine", what);
+        return;
+    }
+    const char *ids[ARC_RT_MAX_PREDS];
+    bool all_ids = true;
+    for (size_t i = 0; i < nm; i++) {
+        const struct arc_cn *id = ms->v[i].id;
+        ids[i] = id ? id->v.s.p : NULL;
+        if (!id && !arc_config__get(ms->v[i].item, "id")) {
+            arc_config__err(s, ms->v[i].item, "%s: needs an 'id' to be used in match.expr "
+                            "(with expr, every matcher is combined through its id)",
+                            ms->v[i].path);
+            all_ids = false;
+        } else if (!id) {
+            all_ids = false;    /* a bad id: already reported */
+        }
+    }
+    char why[256];
+    size_t off = 0;
+    uint64_t used = 0;
+    if (arc_rt_check_expr(v->v.s.p, ids, nm, &used, why, sizeof(why), &off) < 0) {
+        /* An unknown id may be one whose definition was already reported. */
+        if (!all_ids && strncmp(why, "unknown matcher", 15) == 0)
+            return;
+        int line, col;
+        if (text_pos(s, v, off, &line, &col))
+            arc_config__error(s->d, line, col, "%s: %s", what, why);
+        else
+            arc_config__error(s->d, line, col, "%s: %s (at character %zu of '%s')", what, why,
+                              utf8_chars(v->v.s.p, off) + 1,
+                              arc_config__show(b, v->v.s.p, v->v.s.len));
+        return;
+    }
+    for (size_t i = 0; i < nm; i++)
+        if (ids[i] && !(used & (1ull << i)))
+            arc_config__err(s, ms->v[i].id, "%s.id: matcher '%s' is not used in match.expr",
+                            ms->v[i].path, ids[i]);
+    if (all_ids)
+        r->expr = arc_config__xstrdup(v->v.s.p);
+}
+
 static void match(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
                   struct arc_route_conf *r)
 {
@@ -241,6 +583,21 @@ static void match(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
         hosts(s, v, arc_config__path(kp, p, "host"), r);
     if ((v = arc_config__val(m, "methods")))
         methods(s, v, arc_config__path(kp, p, "methods"), r);
+
+    static const char *const lists[] = { "headers", "cookies", "query" }; /* arc_rt_source */
+    size_t total = 0;
+    for (size_t i = 0; i < N(lists); i++)
+        if ((v = arc_config__val(m, lists[i])) && v->kind == ARC_CN_SEQ)
+            total += v->n;
+    if (total)
+        r->preds = arc_config__xcalloc(ARC_MIN(total, (size_t)ARC_RT_MAX_PREDS), sizeof(*r->preds));
+    struct matchers *ms = arc_config__xcalloc(1, sizeof(*ms));
+    for (size_t i = 0; i < N(lists); i++)
+        if ((v = arc_config__val(m, lists[i])))
+            matcher_list(s, v, arc_config__path(kp, p, lists[i]), (enum arc_rt_source)i, r, ms);
+    if ((v = arc_config__val(m, "expr")))
+        expr(s, v, arc_config__path(kp, p, "expr"), r, ms);
+    free(ms);
 }
 
 /* True if the path pattern captures `name` as {name} or {*name}. */

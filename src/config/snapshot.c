@@ -192,6 +192,7 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
             .name = rc->name, .path = rc->path,
             .hosts = (const char *const *)rc->hosts, .n_hosts = rc->n_hosts,
             .methods = rc->methods, .priority = rc->priority, .data = r,
+            .preds = rc->preds, .n_preds = rc->n_preds, .expr = rc->expr,
         };
     }
 

@@ -10,6 +10,7 @@
 #include "proxy/proxy_int.h"
 #include "router/router.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,8 +79,16 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
     const struct arc_req *q = &ex->req;
     struct arc_rt_captures caps;
     uint32_t allowed = 0;
-    const struct arc_route_rt *r = arc_rt_match(ex->snap->rt, q->authority, q->mbit,
-                                                q->path, &caps, &allowed);
+    /* The router reads header fields through its own view type, which has
+     * the same layout as struct arc_hdr. */
+    _Static_assert(sizeof(struct arc_rt_field) == sizeof(struct arc_hdr) &&
+                   offsetof(struct arc_rt_field, value) == offsetof(struct arc_hdr, value),
+                   "arc_rt_field and arc_hdr differ");
+    const struct arc_rt_input in = {
+        .method_bit = q->mbit, .host = q->authority, .path = q->path, .query = q->query,
+        .fields = (const struct arc_rt_field *)q->hdrs, .n_fields = q->n_hdrs,
+    };
+    const struct arc_route_rt *r = arc_rt_match(ex->snap->rt, &in, &caps, &allowed);
     if (!r) {
         if (allowed)
             answer_405(w, ex, allowed);

@@ -336,7 +336,7 @@ static void test_match_errors(void)
         "      path: /\n"                                                   /* 17 */
         "      methods: [get, FETCH, GET, GET]\n"                           /* 18 */
         "      host: [\"a.example\", \"A.EXAMPLE\", \"x:80\", \"*\", \"a..b\", \"*.\", \"h\xc3\xa9\"]\n" /* 19 */
-        "      headers: [{name: x, op: exists}]\n"                          /* 20 */
+        "      headers: [{name: x, op: exists, value: y}]\n"                /* 20 */
         "    action: {upstream: app}\n"                                     /* 21 */
         "  - name: s\n"                                                     /* 22 */
         "    match: {path: /s, methods: [], host: []}\n"                    /* 23 */
@@ -352,7 +352,7 @@ static void test_match_errors(void)
     CHECK_ERR(&e, 19, 53, "host 'a..b' has an empty label");
     CHECK_ERR(&e, 19, 61, "host '*.' needs a suffix");
     CHECK_ERR(&e, 19, 67, "must be ASCII");
-    CHECK_ERR(&e, 20, 7, "routes[0].match.headers: not supported yet");
+    CHECK_ERR(&e, 20, 39, "routes[0].match.headers[0].value: not used with op: exists");
     CHECK_ERR(&e, 23, 32, "routes[1].match.methods: empty list");
     CHECK_ERR(&e, 23, 42, "routes[1].match.host: empty list");
     CHECK_ERR(&e, 25, 5, "routes[1].rate_limit: not supported yet");
