@@ -22,6 +22,9 @@
  * than taking a segment (and a buffer reference) of their own. */
 #define SMALL_PIECE 512
 #define TAIL_BLOCK 4096
+/* Output blocks a worker keeps for reuse: enough that connections take and
+ * return them without malloc under load; the rest of a burst's are freed. */
+#define OUTBLK_FREE_MAX 256
 
 /* ------------------------------------------------------------ slab */
 
@@ -82,7 +85,6 @@ struct arc_conn *arc_px__conn_new(struct arc_worker *w, enum conn_kind kind, int
     c->kind = (uint8_t)kind;
     c->fd = fd;
     c->created_ms = w->now_ms;
-    c->msg.msg_iov = c->iov;
     c->tp = &arc_px__plain;
     c->out_high = w->snap->cfg->node.max_buffered_output;
     arc_timer_init(&c->timer, arc_px__on_timer);
@@ -90,20 +92,21 @@ struct arc_conn *arc_px__conn_new(struct arc_worker *w, enum conn_kind kind, int
     return c;
 }
 
+static void outq_clear(struct arc_worker *w, struct arc_conn *c);
+
 static void slab_free(struct arc_worker *w, struct arc_conn *c)
 {
     /* conn_new zeroes the slot: a timer still linked would corrupt the wheel. */
     arc_tw_cancel(&w->tw, &c->timer);
     /* Only now: a send in flight may have pointed into transport memory. */
     c->tp->dispose(w, c);
+    outq_clear(w, c);                   /* (already empty: gives the block back) */
     /* An upstream connection's definition (and its TLS client context) live
      * in the snapshot it pinned: released last. */
     if (c->kind == CONN_UPSTREAM && c->u.snap)
         arc_px__snap_unpin(w, c->u.snap);
     else if (c->kind == CONN_CLIENT && c->c.snap)
         arc_px__snap_unpin(w, c->c.snap);
-    free(c->out.seg);
-    c->out.seg = NULL;
     c->gen = (c->gen + 1) & 0xffffff;   /* stale completions now mismatch */
     c->kind = 0;
     w->slab.free_idx[w->slab.n_free++] = c->idx;
@@ -177,22 +180,84 @@ static struct seg *outq_at(struct outq *q, uint32_t i)
     return &q->seg[(q->head + i) % q->cap];
 }
 
+/* ------------------------------------------------------------ output blocks
+ *
+ * A connection holds an output block (struct outblk: sendmsg header, iovec,
+ * first segments) only while it has output: attached when a segment is
+ * queued or a send armed, returned to the worker's pool once the queue is
+ * empty and no send is in flight (a send's iovec must stay put until its
+ * completion). A busy keep-alive connection takes one from the pool and
+ * gives it back per response (no malloc); an idle one holds none. */
+
+struct outblk *arc_px__outblk(struct arc_worker *w, struct arc_conn *c)
+{
+    struct outq *q = &c->out;
+    if (q->blk)
+        return q->blk;
+    struct outblk *b = w->outblk_free;
+    if (b) {
+        w->outblk_free = b->next_free;
+        w->n_outblk_free--;
+    } else {
+        b = malloc(sizeof(*b));
+        ARC_ASSERT(b != NULL);
+    }
+    ARC_ASSERT(q->n == 0);
+    q->blk = b;
+    q->seg = b->seg;
+    q->cap = OUTQ_INLINE;
+    q->head = 0;
+    return b;
+}
+
+/* Gives the block back once the connection has no output left. */
+static void outq_detach(struct arc_worker *w, struct arc_conn *c)
+{
+    struct outq *q = &c->out;
+    struct outblk *b = q->blk;
+    if (!b || q->n || c->send_armed)
+        return;
+    if (q->seg != b->seg)
+        free(q->seg);                   /* the ring had outgrown the block */
+    if (w->n_outblk_free < OUTBLK_FREE_MAX) {
+        b->next_free = w->outblk_free;
+        w->outblk_free = b;
+        w->n_outblk_free++;
+    } else {
+        free(b);
+    }
+    *q = (struct outq){ 0 };
+}
+
+void arc_px__outblk_pool_dispose(struct arc_worker *w)
+{
+    while (w->outblk_free) {
+        struct outblk *b = w->outblk_free;
+        w->outblk_free = b->next_free;
+        free(b);
+    }
+    w->n_outblk_free = 0;
+}
+
 static void outq_grow(struct outq *q)
 {
-    uint32_t ncap = q->cap ? q->cap * 2 : 8;
+    uint32_t ncap = q->cap * 2;
     struct seg *v = malloc(ncap * sizeof(*v));
     ARC_ASSERT(v != NULL);
     for (uint32_t i = 0; i < q->n; i++)
         v[i] = *outq_at(q, i);
-    free(q->seg);
+    if (q->seg != q->blk->seg)
+        free(q->seg);
     q->seg = v;
     q->cap = ncap;
     q->head = 0;
 }
 
-static void outq_push(struct arc_conn *c, struct seg s)
+static void outq_push(struct arc_worker *w, struct arc_conn *c, struct seg s)
 {
     struct outq *q = &c->out;
+    if (!q->blk)
+        arc_px__outblk(w, c);
     if (q->n == q->cap)
         outq_grow(q);
     *outq_at(q, q->n) = s;
@@ -202,7 +267,7 @@ static void outq_push(struct arc_conn *c, struct seg s)
 
 /* Appends a copy of p to the queue, into the tail block when it has room
  * and is not being sent. */
-static void outq_append_copy(struct arc_conn *c, const char *p, size_t len)
+static void outq_append_copy(struct arc_worker *w, struct arc_conn *c, const char *p, size_t len)
 {
     struct outq *q = &c->out;
     if (q->n > q->inflight) {
@@ -218,8 +283,8 @@ static void outq_append_copy(struct arc_conn *c, const char *p, size_t len)
     char *m = malloc(cap);
     ARC_ASSERT(m != NULL);
     memcpy(m, p, len);
-    outq_push(c, (struct seg){ .p = m, .len = (uint32_t)len, .bid = -1, .mem = m,
-                               .cap = (uint32_t)cap });
+    outq_push(w, c, (struct seg){ .p = m, .len = (uint32_t)len, .bid = -1, .mem = m,
+                                  .cap = (uint32_t)cap });
 }
 
 void arc_px__queue_buf(struct arc_worker *w, struct arc_conn *c, int32_t bid, const char *p, size_t len)
@@ -227,29 +292,27 @@ void arc_px__queue_buf(struct arc_worker *w, struct arc_conn *c, int32_t bid, co
     if (len == 0)
         return;
     if (bid < 0 || len < SMALL_PIECE || !may_pin(w, c)) {
-        outq_append_copy(c, p, len);
+        outq_append_copy(w, c, p, len);
         return;
     }
     arc_buf_ref(&w->br, (uint16_t)bid);
     c->pinned++;
-    outq_push(c, (struct seg){ .p = p, .len = (uint32_t)len, .bid = bid });
+    outq_push(w, c, (struct seg){ .p = p, .len = (uint32_t)len, .bid = bid });
 }
 
 void arc_px__queue_copy(struct arc_worker *w, struct arc_conn *c, const void *p, size_t len)
 {
-    (void)w;
     if (len)
-        outq_append_copy(c, p, len);
+        outq_append_copy(w, c, p, len);
 }
 
 void arc_px__queue_owned(struct arc_worker *w, struct arc_conn *c, char *mem, size_t len)
 {
-    (void)w;
     if (len == 0) {
         free(mem);
         return;
     }
-    outq_push(c, (struct seg){ .p = mem, .len = (uint32_t)len, .bid = -1, .mem = mem });
+    outq_push(w, c, (struct seg){ .p = mem, .len = (uint32_t)len, .bid = -1, .mem = mem });
 }
 
 void arc_px__flush(struct arc_worker *w, struct arc_conn *c)
@@ -342,18 +405,18 @@ static void plain_flush(struct arc_worker *w, struct arc_conn *c)
 {
     if (c->out.n == 0 || c->shut_wr)
         return;
+    struct outblk *b = c->out.blk;     /* attached: the queue is not empty */
     uint32_t n = ARC_MIN(c->out.n, (uint32_t)OUTQ_IOV);
     for (uint32_t i = 0; i < n; i++) {
         struct seg *s = outq_at(&c->out, i);
-        c->iov[i].iov_base = (void *)s->p;
-        c->iov[i].iov_len = s->len;
+        b->iov[i].iov_base = (void *)s->p;
+        b->iov[i].iov_len = s->len;
     }
     c->out.inflight = n;
-    c->msg.msg_iov = c->iov;
-    c->msg.msg_iovlen = n;
+    b->msg = (struct msghdr){ .msg_iov = b->iov, .msg_iovlen = n };
     struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);
     /* MSG_NOSIGNAL: a peer that vanished must give EPIPE, not kill us. */
-    io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    io_uring_prep_sendmsg(sqe, c->fd, &b->msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, op_ud(OP_SEND, c->idx, c->gen));
     c->send_armed = true;
     c->ops++;
@@ -404,6 +467,17 @@ void arc_px__on_send(struct arc_worker *w, struct arc_conn *c, int res)
     if (c->closing)
         return;
     arc_px__conn_sent(w, c);
+    if (c->closing)
+        return;
+    /* Output done for now (the codec queued nothing more): what the
+     * connection only needs while it has something to send or replay goes
+     * back, so an idle keep-alive connection is little more than its slot. */
+    outq_detach(w, c);
+    if (c->stash_n == 0 && c->stash) {
+        free(c->stash);
+        c->stash = NULL;
+        c->stash_cap = 0;
+    }
 }
 
 static void outq_clear(struct arc_worker *w, struct arc_conn *c)
@@ -415,6 +489,7 @@ static void outq_clear(struct arc_worker *w, struct arc_conn *c)
     }
     c->out.bytes = 0;
     c->out.inflight = 0;
+    outq_detach(w, c);
 }
 
 /* ------------------------------------------------------------ input */
@@ -689,5 +764,8 @@ void arc_px__conn_teardown(struct arc_worker *w, struct arc_conn *c)
         if (sg->bid < 0)
             free(sg->mem);
     }
-    free(c->out.seg);
+    if (c->out.blk && c->out.seg != c->out.blk->seg)
+        free(c->out.seg);
+    free(c->out.blk);
 }
+

@@ -82,16 +82,32 @@ struct seg {
     uint32_t cap;
 };
 
-/* Output queue: a growable ring of segments. Its byte size is bounded by
- * backpressure (node.max_buffered_output stops the producing side), and its
- * segment count can never overflow: small pieces are coalesced into a tail
- * block, and the ring grows when needed. */
+/* What a connection needs only while it has output: the sendmsg header and
+ * its iovec (they must stay put until the send's completion: in-flight
+ * rule) and room for the queue's first segments. Taken from the worker's
+ * pool (conn.c) when output appears and given back once the queue is empty
+ * and no send is in flight, so an idle connection holds none of it. */
 #define OUTQ_IOV 16
+#define OUTQ_INLINE 8
+struct outblk {
+    struct msghdr msg;
+    struct iovec iov[OUTQ_IOV];
+    struct seg seg[OUTQ_INLINE];
+    struct outblk *next_free;
+};
+
+/* Output queue: a growable ring of segments (in blk->seg, or a heap array
+ * once it outgrew that). Its byte size is bounded by backpressure
+ * (node.max_buffered_output stops the producing side), and its segment
+ * count can never overflow: small pieces are coalesced into a tail block,
+ * and the ring grows when needed. seg, cap and blk are NULL/0 while the
+ * connection has no output. */
 struct outq {
     struct seg *seg;
     uint32_t cap, head, n;
     uint32_t inflight;                  /* segments handed to the send in flight */
     size_t bytes;
+    struct outblk *blk;
 };
 
 /* A body waiting on an HTTP/2 session's pull (bytes.c). */
@@ -318,8 +334,6 @@ struct arc_conn {
     bool tls_close;                     /* TLS failed: close once the alert is sent */
     struct arc_tls_conn *tls;           /* TLS transport state (NULL: plain TCP) */
     struct outq out;
-    struct iovec iov[OUTQ_IOV];
-    struct msghdr msg;
     struct arc_timer timer;
     uint64_t created_ms;
     /* Input received but not processable yet (pipelined requests, bytes
@@ -427,6 +441,8 @@ struct arc_worker {
     size_t n_exchanges;                 /* live exchanges */
     struct arc_exchange *ex_free;       /* recycled exchanges (arenas kept) */
     size_t n_ex_free;
+    struct outblk *outblk_free;         /* output blocks not in use (conn.c) */
+    size_t n_outblk_free;
     int *listen_fds;                    /* [n_listeners] */
     bool *accept_armed;
     size_t n_listen;
@@ -468,6 +484,12 @@ void arc_px__arm_recv(struct arc_worker *w, struct arc_conn *c);
 void arc_px__unpin_stalled(struct arc_worker *w);
 /* Worker teardown: frees what a connection still owns (no I/O). */
 void arc_px__conn_teardown(struct arc_worker *w, struct arc_conn *c);
+/* c's output block (attached from the worker's pool if c has none): the
+ * sendmsg header and iovec of a send, which stay put until its completion. */
+struct outblk *arc_px__outblk(struct arc_worker *w, struct arc_conn *c);
+/* Worker teardown: frees the pool of output blocks. */
+void arc_px__outblk_pool_dispose(struct arc_worker *w);
+
 void arc_px__flush(struct arc_worker *w, struct arc_conn *c);
 void arc_px__on_send(struct arc_worker *w, struct arc_conn *c, int res);
 /* Role dispatch: the one place that switches on the connection kind. */

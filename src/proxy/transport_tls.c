@@ -39,12 +39,12 @@ static void send_records(struct arc_worker *w, struct arc_conn *c)
 {
     if (c->send_armed || !arc_tls_conn_out_pending(c->tls))
         return;
-    int n = arc_tls_conn_out_iov(c->tls, c->iov, OUTQ_IOV);
-    c->msg.msg_iov = c->iov;
-    c->msg.msg_iovlen = (size_t)n;
+    struct outblk *b = arc_px__outblk(w, c);
+    int n = arc_tls_conn_out_iov(c->tls, b->iov, OUTQ_IOV);
+    b->msg = (struct msghdr){ .msg_iov = b->iov, .msg_iovlen = (size_t)n };
     c->out.inflight = 0;                /* the send points at records, not at the queue */
     struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);
-    io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    io_uring_prep_sendmsg(sqe, c->fd, &b->msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, op_ud(OP_SEND, c->idx, c->gen));
     c->send_armed = true;
     c->ops++;

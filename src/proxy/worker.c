@@ -426,6 +426,7 @@ static void worker_teardown(struct arc_worker *w)
     free(w->hdrs);
     free(w->tls_plain);
     arc_px__ex_pool_dispose(w);
+    arc_px__outblk_pool_dispose(w);
     for (size_t i = 0; i < w->n_ups; i++)
         if (w->ups[i].live)
             arc_lb_dispose(&w->ups[i].lb);
