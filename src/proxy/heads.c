@@ -117,34 +117,17 @@ static void emit(struct arc_sbuf *b, struct arc_str name, struct arc_str value)
     arc_sbuf_append(b, "\r\n", 2);
 }
 
-/* The client's address, looked up once per connection and only when a
- * route forwards it (accept does not record it: multishot accept shares one
- * address buffer between completions). */
-static const char *peer_ip(struct arc_conn *c)
-{
-    if (!c->c.peer_ip[0]) {
-        socklen_t len = sizeof(c->c.peer);
-        if (getpeername(c->fd, (struct sockaddr *)&c->c.peer, &len) == 0) {
-            arc_net_format((struct sockaddr *)&c->c.peer, c->c.peer_ip, sizeof(c->c.peer_ip), 0);
-        } else {
-            c->c.peer.ss_family = 0;
-            strcpy(c->c.peer_ip, "unknown");
-        }
-    }
-    return c->c.peer_ip;
-}
-
 /* Is the client one of this route's trusted_proxies? Decided per request:
  * requests on one connection may hit routes with different lists. */
 static bool peer_trusted(struct arc_conn *c, const struct arc_route_conf *rc)
 {
     if (rc->n_trusted_proxies == 0)
         return false;
-    peer_ip(c);
-    if (c->c.peer.ss_family == 0)
+    const struct sockaddr *peer = arc_px__peer_addr(c);
+    if (!peer)
         return false;
     for (size_t i = 0; i < rc->n_trusted_proxies; i++)
-        if (arc_config_cidr_contains(&rc->trusted_proxies[i], (struct sockaddr *)&c->c.peer))
+        if (arc_config_cidr_contains(&rc->trusted_proxies[i], peer))
             return true;
     return false;
 }
@@ -285,7 +268,8 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, 
             arc_sbuf_append(&b, xff.p, xff.len);
             arc_sbuf_append(&b, ", ", 2);
         }
-        append_cstr(&b, peer_ip(c));
+        char ip[ARC_PX_PEER_TEXT];
+        append_cstr(&b, arc_px__peer_text(c, ip));
         arc_sbuf_append(&b, "\r\n", 2);
     }
     if (c->tls) {
@@ -515,7 +499,8 @@ bool arc_px__request_fields(struct arc_exchange *ex, struct arc_hdr **out, size_
     if (rc->xff) {
         if (f.xff.len)
             arc_sbuf_append(&f.xff, ", ", 2);
-        append_cstr(&f.xff, peer_ip(c));
+        char ip[ARC_PX_PEER_TEXT];
+        append_cstr(&f.xff, arc_px__peer_text(c, ip));
         v[k++] = (struct arc_hdr){ ARC_STR_LIT("x-forwarded-for"), arena_value(ex, &f.xff, &ok) };
     }
     if (c->tls) {

@@ -38,6 +38,7 @@
 #include <pthread.h>
 #include <sys/uio.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #include "core/arena.h"
 #include "core/common.h"
@@ -361,10 +362,16 @@ struct arc_conn {
             bool fresh;                 /* no request seen yet */
             bool head_started;          /* bytes of the next head arrived */
             bool paused;                /* input held because the upstream is backed up */
+            bool peer_known;            /* peer was looked up (family AF_UNSPEC: unknown) */
             struct arc_h2c *h2;         /* CS_H2: the HTTP/2 session and its streams */
             struct arc_snapshot *snap;  /* TLS: pinned (its listener context is in it) */
-            char peer_ip[48];           /* for X-Forwarded-For; "" until needed */
-            struct sockaddr_storage peer; /* valid once peer_ip is set (family 0 = unknown) */
+            /* The client's address, looked up on first use (arc_px__peer_addr);
+             * its text is made when needed, not kept. */
+            union {
+                struct sockaddr sa;
+                struct sockaddr_in in;
+                struct sockaddr_in6 in6;
+            } peer;
         } c;
         struct {                        /* CONN_UPSTREAM: HTTP/1 client codec */
             enum ustate state;
@@ -489,6 +496,13 @@ void arc_px__conn_teardown(struct arc_worker *w, struct arc_conn *c);
 struct outblk *arc_px__outblk(struct arc_worker *w, struct arc_conn *c);
 /* Worker teardown: frees the pool of output blocks. */
 void arc_px__outblk_pool_dispose(struct arc_worker *w);
+/* The client's address (getpeername on first use); NULL if it cannot be
+ * had or is not an IP address. Valid while c is. */
+const struct sockaddr *arc_px__peer_addr(struct arc_conn *c);
+/* The client's address as text ("unknown" without one), written into buf
+ * (formatted on each call: idle connections keep no text). */
+#define ARC_PX_PEER_TEXT 46             /* INET6_ADDRSTRLEN */
+const char *arc_px__peer_text(struct arc_conn *c, char buf[ARC_PX_PEER_TEXT]);
 
 void arc_px__flush(struct arc_worker *w, struct arc_conn *c);
 void arc_px__on_send(struct arc_worker *w, struct arc_conn *c, int res);
