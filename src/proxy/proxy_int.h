@@ -315,13 +315,16 @@ struct arc_exchange {
 
 /* ------------------------------------------------------------ connections */
 
+/* Fields are ordered to leave no holes: an idle connection is little more
+ * than its slot, and 8,000 idle connections are 8,000 slots. */
 struct arc_conn {
     uint32_t idx, gen;
-    uint8_t kind;
-    uint16_t ops;                       /* io_uring operations in flight */
     const struct arc_transport_vt *tp;
     uint32_t out_high;                  /* node.max_buffered_output */
-    int fd;
+    uint16_t ops;                       /* io_uring operations in flight */
+    uint16_t pinned;                    /* provided buffers held by out + stash */
+    uint8_t kind;
+    bool tls_close;                     /* TLS failed: close once the alert is sent */
     bool recv_armed, send_armed, closing, close_queued;
     bool eof;                           /* peer closed its sending side */
     bool starved;                       /* waiting for provided buffers */
@@ -331,8 +334,6 @@ struct arc_conn {
     bool shut_wr;
     bool recv_cancelling;               /* a cancel of the multishot receive is in flight */
     bool eof_pending;                   /* EOF arrived behind stashed bytes */
-    uint16_t pinned;                    /* provided buffers held by out + stash */
-    bool tls_close;                     /* TLS failed: close once the alert is sent */
     struct arc_tls_conn *tls;           /* TLS transport state (NULL: plain TCP) */
     struct outq out;
     struct arc_timer timer;
@@ -345,6 +346,7 @@ struct arc_conn {
     char *hbuf;
     uint32_t hlen, hcap;
     uint32_t hscanned;                  /* hbuf bytes already known to hold no end of head */
+    int fd;
     struct arc_conn *starved_next;
     union {
         struct {                        /* CONN_CLIENT: HTTP/1 server codec */
