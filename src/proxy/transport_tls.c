@@ -113,16 +113,9 @@ static void deliver_eof(struct arc_worker *w, struct arc_conn *c, int err)
     arc_px__conn_eof(w, c, err);
 }
 
-static void tls_on_recv(struct arc_worker *w, struct arc_conn *c, int32_t bid,
-                        const char *p, size_t len)
+/* Handshake and decryption of what was fed. */
+static void tls_process(struct arc_worker *w, struct arc_conn *c)
 {
-    (void)bid;
-    if (c->tls_close || c->eof)
-        return;
-    if (arc_tls_conn_feed(c->tls, p, len) < 0) {
-        arc_px__conn_eof(w, c, -ENOMEM);
-        return;
-    }
     if (!arc_tls_conn_established(c->tls)) {
         switch (arc_tls_conn_handshake(c->tls)) {
         case ARC_TLS_HS_AGAIN:
@@ -159,6 +152,21 @@ static void tls_on_recv(struct arc_worker *w, struct arc_conn *c, int32_t bid,
      * protocol may have queued an answer. */
     if (!c->closing)
         arc_px__flush(w, c);
+}
+
+static void tls_on_recv(struct arc_worker *w, struct arc_conn *c, int32_t bid,
+                        const char *p, size_t len)
+{
+    (void)bid;
+    if (c->tls_close || c->eof)
+        return;
+    /* OpenSSL reads the ciphertext straight from the provided buffer (it
+     * stays ours until this returns); only bytes it did not take yet are
+     * copied, so an idle connection keeps no input buffer. */
+    arc_tls_conn_feed_borrow(c->tls, p, len);
+    tls_process(w, c);
+    if (arc_tls_conn_feed_end(c->tls) < 0 && !c->closing)
+        arc_px__conn_eof(w, c, -ENOMEM);
 }
 
 static void tls_on_sent(struct arc_worker *w, struct arc_conn *c, size_t res)

@@ -1,6 +1,14 @@
 /*
- * One TLS connection over memory: a memory BIO takes the ciphertext the
- * caller received, a chunk BIO collects the ciphertext OpenSSL writes.
+ * One TLS connection over memory: an input BIO hands OpenSSL the ciphertext
+ * the caller received, a chunk BIO collects the ciphertext OpenSSL writes.
+ *
+ * Why a home-made input BIO: a memory BIO copies every received byte into a
+ * buffer of its own and keeps that buffer (as large as the biggest feed,
+ * often the ClientHello) for the connection's life, on every idle
+ * connection. Ours reads the caller's bytes in place while it processes
+ * them (arc_tls_conn_feed_borrow .. feed_end) and keeps memory only for
+ * bytes OpenSSL has not asked for yet, which reading until AGAIN leaves
+ * none of.
  *
  * Why a home-made output BIO: the caller hands the pending output to a send
  * SQE and only learns later how much the kernel took. A memory BIO
@@ -124,6 +132,83 @@ __attribute__((destructor)) static void out_method_fini(void)
     g_out_method = NULL;
 }
 
+/* ------------------------------------------------------------ input BIO */
+
+static int in_read(BIO *b, char *out, int len)
+{
+    struct arc_tls_conn *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    size_t want = (size_t)len, got = 0;
+    if (c->_kept) {
+        got = ARC_MIN(want, c->_kept_len - c->_kept_off);
+        memcpy(out, c->_kept + c->_kept_off, got);
+        c->_kept_off += got;
+        if (c->_kept_off == c->_kept_len) {
+            free(c->_kept);
+            c->_kept = NULL;
+            c->_kept_off = c->_kept_len = c->_kept_cap = 0;
+        }
+    }
+    if (got < want && c->_in_len) {
+        size_t n = ARC_MIN(want - got, c->_in_len);
+        memcpy(out + got, c->_in, n);
+        c->_in += n;
+        c->_in_len -= n;
+        got += n;
+    }
+    if (got)
+        return (int)got;
+    if (c->_in_eof)
+        return 0;
+    BIO_set_retry_read(b);      /* empty input means "more may come" */
+    return -1;
+}
+
+static long in_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num, (void)ptr;
+    struct arc_tls_conn *c = BIO_get_data(b);
+    size_t pending = c->_kept_len - c->_kept_off + c->_in_len;
+    switch (cmd) {
+    case BIO_CTRL_PENDING:
+        return (long)pending;
+    case BIO_CTRL_EOF:
+        return c->_in_eof && pending == 0;
+    case BIO_CTRL_FLUSH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static BIO_METHOD *g_in_method;
+static pthread_once_t g_in_once = PTHREAD_ONCE_INIT;
+
+static void in_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "arc tls input");
+    if (m && BIO_meth_set_read(m, in_read) == 1 && BIO_meth_set_ctrl(m, in_ctrl) == 1 &&
+        BIO_meth_set_create(m, out_create) == 1) {
+        g_in_method = m;
+        return;
+    }
+    BIO_meth_free(m);
+}
+
+static const BIO_METHOD *in_method(void)
+{
+    pthread_once(&g_in_once, in_method_init);
+    return g_in_method;
+}
+
+__attribute__((destructor)) static void in_method_fini(void)
+{
+    BIO_meth_free(g_in_method);
+    g_in_method = NULL;
+}
+
 /* ------------------------------------------------------------ failures */
 
 const char *arc_tls_fail_name(enum arc_tls_fail f)
@@ -245,24 +330,23 @@ static void fail(struct arc_tls_conn *c, int ssl_err)
 static int conn_init(struct arc_tls_conn *c, SSL_CTX *ctx)
 {
     *c = (struct arc_tls_conn){ 0 };
-    const BIO_METHOD *m = out_method();
-    if (!m)
+    const BIO_METHOD *om = out_method(), *im = in_method();
+    if (!om || !im)
         return -ENOMEM;
     c->_ssl = SSL_new(ctx);
-    c->_rbio = BIO_new(BIO_s_mem());
-    c->_wbio = BIO_new(m);
-    if (!c->_ssl || !c->_rbio || !c->_wbio) {
+    BIO *rbio = BIO_new(im);
+    c->_wbio = BIO_new(om);
+    if (!c->_ssl || !rbio || !c->_wbio) {
         SSL_free(c->_ssl);
-        BIO_free(c->_rbio);
+        BIO_free(rbio);
         BIO_free(c->_wbio);
         *c = (struct arc_tls_conn){ 0 };
         ERR_clear_error();
         return -ENOMEM;
     }
-    /* Empty input means "more may come" until arc_tls_conn_feed_eof. */
-    BIO_set_mem_eof_return(c->_rbio, -1);
+    BIO_set_data(rbio, c);
     BIO_set_data(c->_wbio, c);
-    SSL_set_bio(c->_ssl, c->_rbio, c->_wbio);   /* the SSL owns both now */
+    SSL_set_bio(c->_ssl, rbio, c->_wbio);       /* the SSL owns both now */
     SSL_set_app_data(c->_ssl, c);
     return 0;
 }
@@ -325,6 +409,7 @@ void arc_tls_conn_dispose(struct arc_tls_conn *c)
         free(k);
     }
     free(c->_spare);
+    free(c->_kept);
     free(c->_session_key);
     free(c->_peer_subject);
     *c = (struct arc_tls_conn){ 0 };
@@ -332,24 +417,55 @@ void arc_tls_conn_dispose(struct arc_tls_conn *c)
 
 /* ------------------------------------------------------------ input */
 
+void arc_tls_conn_feed_borrow(struct arc_tls_conn *c, const void *p, size_t len)
+{
+    ARC_ASSERT(c->_in_len == 0);        /* the previous borrow was ended */
+    c->_in = p;
+    c->_in_len = len;
+}
+
+int arc_tls_conn_feed_end(struct arc_tls_conn *c)
+{
+    const unsigned char *p = c->_in;
+    size_t left = c->_in_len;
+    c->_in = NULL;
+    c->_in_len = 0;
+    if (left == 0)
+        return 0;
+    /* Appended to what is kept already (a caller may feed many small
+     * pieces before reading): the buffer grows geometrically. */
+    size_t have = c->_kept_len - c->_kept_off;
+    if (c->_kept_cap - c->_kept_len < left) {
+        if (c->_kept_off) {
+            memmove(c->_kept, c->_kept + c->_kept_off, have);
+            c->_kept_off = 0;
+            c->_kept_len = have;
+        }
+        if (c->_kept_cap - have < left) {
+            size_t cap = c->_kept_cap ? c->_kept_cap : 1024;
+            while (cap < have + left)
+                cap *= 2;
+            unsigned char *k = realloc(c->_kept, cap);
+            if (!k)
+                return -ENOMEM;
+            c->_kept = k;
+            c->_kept_cap = cap;
+        }
+    }
+    memcpy(c->_kept + c->_kept_len, p, left);
+    c->_kept_len += left;
+    return 0;
+}
+
 int arc_tls_conn_feed(struct arc_tls_conn *c, const void *p, size_t len)
 {
-    const char *s = p;
-    while (len) {
-        int n = len > (1u << 30) ? (1 << 30) : (int)len;
-        if (BIO_write(c->_rbio, s, n) != n) {
-            ERR_clear_error();
-            return -ENOMEM;
-        }
-        s += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    arc_tls_conn_feed_borrow(c, p, len);
+    return arc_tls_conn_feed_end(c);
 }
 
 void arc_tls_conn_feed_eof(struct arc_tls_conn *c)
 {
-    BIO_set_mem_eof_return(c->_rbio, 0);
+    c->_in_eof = true;
 }
 
 /* ------------------------------------------------------------ handshake */

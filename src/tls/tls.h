@@ -189,15 +189,20 @@ struct arc_tls_chunk;
  */
 struct arc_tls_conn {
     struct ssl_st *_ssl;
-    struct bio_st *_rbio;           /* memory BIO: ciphertext fed in */
     struct bio_st *_wbio;           /* chunk BIO: ciphertext out */
     struct arc_tls_chunk *_head, *_tail, *_spare;
     size_t _out_bytes;              /* total pending output */
+    /* Ciphertext in (the input BIO): bytes kept from earlier feeds (owned,
+     * NULL when none) are read first, then the caller's borrowed ones. */
+    const unsigned char *_in;
+    size_t _in_len;
+    unsigned char *_kept;
+    size_t _kept_off, _kept_len, _kept_cap;
     struct arc_tls_client *_client; /* client side: session cache owner */
     char *_session_key;             /* client side: cache key, owned */
     char *_peer_subject;            /* lazily built, owned */
     enum arc_tls_fail _fail;
-    bool _done, _failed, _peer_closed, _sent_close;
+    bool _done, _failed, _peer_closed, _sent_close, _in_eof;
     char _alpn[32];
     char _err[200];
 };
@@ -228,6 +233,15 @@ void arc_tls_conn_dispose(struct arc_tls_conn *c);
  * the caller may reuse its buffer at once). Returns 0 or -ENOMEM.
  */
 int arc_tls_conn_feed(struct arc_tls_conn *c, const void *p, size_t len);
+/**
+ * The same without a copy: [p, p+len) is read in place by the handshake
+ * and read calls that follow, and must stay valid and unchanged until
+ * arc_tls_conn_feed_end(), which keeps a copy of whatever they did not
+ * consume yet (normally nothing: reading until AGAIN consumes it all).
+ * No other feed in between. feed_end returns 0 or -ENOMEM.
+ */
+void arc_tls_conn_feed_borrow(struct arc_tls_conn *c, const void *p, size_t len);
+int arc_tls_conn_feed_end(struct arc_tls_conn *c);
 /** The transport reached end of input; reads then report CLOSED or EOF. */
 void arc_tls_conn_feed_eof(struct arc_tls_conn *c);
 

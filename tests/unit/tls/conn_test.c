@@ -2,8 +2,9 @@
  * memory between the two ends: 1 MiB each way in small, odd-sized feeds,
  * the pending-output view staying put while more is written, close_notify
  * seen by the peer, truncation (EOF without close_notify) told apart from
- * it, garbage input failing with a countable reason, and calls made in the
- * wrong state refused rather than obeyed. */
+ * it, garbage input failing with a countable reason, calls made in the
+ * wrong state refused rather than obeyed, and borrowed input read in place
+ * with only its unread rest kept. */
 #include <sys/uio.h>
 
 #include "tls_test.h"
@@ -235,6 +236,46 @@ static void test_garbage_and_misuse(void)
     CHECK_STR(arc_tls_fail_name(ARC_TLS_FAIL__COUNT), "other");
 }
 
+/* Borrowed input is read in place: reading until AGAIN leaves nothing
+ * kept (an idle connection holds no input buffer), and bytes not read
+ * before feed_end are copied, so the caller's buffer may change after. */
+static void test_borrowed_input_keeps_only_the_unread_rest(void)
+{
+    struct duo d;
+    duo_open(&d, g_srv, g_cli, NULL);
+    duo_settle(&d);
+    CHECK(d.s._kept == NULL && d.c._kept == NULL);
+    unsigned char msg[5000], wire[8192], got[8192];
+    pattern(msg, sizeof(msg), 11);
+    size_t n;
+    CHECK_INT(arc_tls_conn_write(&d.c, msg, sizeof(msg), &n), ARC_TLS_IO_OK);
+    const void *p;
+    size_t len = arc_tls_conn_out_peek(&d.c, &p);
+    CHECK_INT(len, arc_tls_conn_out_pending(&d.c));
+    CHECK(len <= sizeof(wire));
+    memcpy(wire, p, len);
+    arc_tls_conn_out_consume(&d.c, len);
+
+    /* Half of it, read until AGAIN: OpenSSL took every byte offered. */
+    size_t half = len / 2, all = 0, k;
+    arc_tls_conn_feed_borrow(&d.s, wire, half);
+    CHECK_INT(drain(&d.s, (char *)got, sizeof(got), &k), ARC_TLS_IO_AGAIN);
+    all += k;
+    CHECK_INT(arc_tls_conn_feed_end(&d.s), 0);
+    CHECK(d.s._kept == NULL);
+    /* The rest, ended before any read: kept as a copy... */
+    arc_tls_conn_feed_borrow(&d.s, wire + half, len - half);
+    CHECK_INT(arc_tls_conn_feed_end(&d.s), 0);
+    CHECK(d.s._kept != NULL);
+    memset(wire, 'Z', sizeof(wire));    /* ...so the caller's bytes may go */
+    CHECK_INT(drain(&d.s, (char *)got + all, sizeof(got) - all, &k), ARC_TLS_IO_AGAIN);
+    all += k;
+    CHECK_INT(all, sizeof(msg));
+    CHECK(memcmp(got, msg, sizeof(msg)) == 0);
+    CHECK(d.s._kept == NULL);           /* read: given back */
+    duo_close(&d);
+}
+
 int main(void)
 {
     pki_make();
@@ -251,6 +292,7 @@ int main(void)
         RUN(test_close_notify);
         RUN(test_truncation_is_not_close);
         RUN(test_garbage_and_misuse);
+        RUN(test_borrowed_input_keeps_only_the_unread_rest);
     }
     arc_tls_server_free(g_srv);
     arc_tls_client_free(g_cli);
