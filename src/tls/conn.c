@@ -29,6 +29,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +305,20 @@ static enum arc_tls_fail classify(int reason, long verify)
     }
 }
 
+/* The failure text is allocated only when there is one: it would
+ * otherwise be 200 bytes in every connection. */
+__attribute__((format(printf, 2, 3)))
+static void set_error(struct arc_tls_conn *c, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    free(c->_err);
+    c->_err = strdup(buf);      /* NULL on out of memory: reported as "" */
+}
+
 /* Records why the connection failed and empties the error queue. */
 static void fail(struct arc_tls_conn *c, int ssl_err)
 {
@@ -314,15 +329,15 @@ static void fail(struct arc_tls_conn *c, int ssl_err)
     c->_failed = true;
     if (ssl_err == SSL_ERROR_SYSCALL && !why[0]) {
         c->_fail = ARC_TLS_FAIL_OTHER;
-        snprintf(c->_err, sizeof(c->_err), "I/O error in the TLS layer");
+        set_error(c, "I/O error in the TLS layer");
         return;
     }
     c->_fail = classify(reason, v);
     if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED && v != X509_V_OK)
-        snprintf(c->_err, sizeof(c->_err), "%s: %s", why[0] ? why : "certificate verify failed",
-                 X509_verify_cert_error_string(v));
+        set_error(c, "%s: %s", why[0] ? why : "certificate verify failed",
+                  X509_verify_cert_error_string(v));
     else
-        snprintf(c->_err, sizeof(c->_err), "%s", why[0] ? why : "TLS error");
+        set_error(c, "%s", why[0] ? why : "TLS error");
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -412,6 +427,7 @@ void arc_tls_conn_dispose(struct arc_tls_conn *c)
     free(c->_kept);
     free(c->_session_key);
     free(c->_peer_subject);
+    free(c->_err);
     *c = (struct arc_tls_conn){ 0 };
 }
 
@@ -541,8 +557,7 @@ enum arc_tls_io arc_tls_conn_write(struct arc_tls_conn *c, const void *p, size_t
     if (c->_failed)
         return ARC_TLS_IO_ERROR;
     if (!c->_done || c->_sent_close) {
-        snprintf(c->_err, sizeof(c->_err), "%s", c->_done ? "write after shutdown"
-                                                          : "write before the handshake completed");
+        set_error(c, "%s", c->_done ? "write after shutdown" : "write before the handshake completed");
         return ARC_TLS_IO_ERROR;
     }
     if (len == 0)
@@ -689,7 +704,7 @@ enum arc_tls_fail arc_tls_conn_fail(const struct arc_tls_conn *c)
 
 const char *arc_tls_conn_error(const struct arc_tls_conn *c)
 {
-    return c->_err;
+    return c->_err ? c->_err : "";
 }
 
 bool arc_tls_conn_peer_closed(const struct arc_tls_conn *c)

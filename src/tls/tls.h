@@ -201,10 +201,10 @@ struct arc_tls_conn {
     struct arc_tls_client *_client; /* client side: session cache owner */
     char *_session_key;             /* client side: cache key, owned */
     char *_peer_subject;            /* lazily built, owned */
+    char *_err;                     /* why it failed, owned (NULL: no failure text) */
     enum arc_tls_fail _fail;
     bool _done, _failed, _peer_closed, _sent_close, _in_eof;
     char _alpn[32];
-    char _err[200];
 };
 
 /**
