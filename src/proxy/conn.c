@@ -230,14 +230,19 @@ static void outq_detach(struct arc_worker *w, struct arc_conn *c)
     *q = (struct outq){ 0 };
 }
 
-void arc_px__outblk_pool_dispose(struct arc_worker *w)
+void arc_px__outblk_pool_shrink(struct arc_worker *w, size_t keep)
 {
-    while (w->outblk_free) {
+    while (w->n_outblk_free > keep) {
         struct outblk *b = w->outblk_free;
         w->outblk_free = b->next_free;
+        w->n_outblk_free--;
         free(b);
     }
-    w->n_outblk_free = 0;
+}
+
+void arc_px__outblk_pool_dispose(struct arc_worker *w)
+{
+    arc_px__outblk_pool_shrink(w, 0);
 }
 
 static void outq_grow(struct outq *q)

@@ -216,15 +216,20 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
     ex_free(w, ex);
 }
 
-void arc_px__ex_pool_dispose(struct arc_worker *w)
+void arc_px__ex_pool_shrink(struct arc_worker *w, size_t keep)
 {
-    while (w->ex_free) {
+    while (w->n_ex_free > keep) {
         struct arc_exchange *ex = w->ex_free;
         w->ex_free = ex->next_free;
+        w->n_ex_free--;
         arc_arena_dispose(&ex->arena);
         free(ex);
     }
-    w->n_ex_free = 0;
+}
+
+void arc_px__ex_pool_dispose(struct arc_worker *w)
+{
+    arc_px__ex_pool_shrink(w, 0);
     for (size_t i = 0; i < HELD_SNAPS; i++)
         if (w->held[i].snap) {
             arc_snapshot_unref(w->held[i].snap);

@@ -467,6 +467,8 @@ struct arc_worker {
     bool draining, stopping;
     uint64_t drain_deadline;
     uint32_t max_conns;                 /* node.max_connections (node-wide), 0 = none */
+    size_t trim_peak, trim_last_live;   /* after-burst trimming (worker.c) */
+    uint64_t trim_settle_ms, trim_ms;
     _Atomic int done;                   /* 1 once the thread left its loop */
     _Atomic int ready;                  /* 1 once accepting, -1 on failure (control thread reads) */
     struct arc_h1_header *hdrs;         /* parser scratch, [n_hdrs >= snap->limits.max_headers + 1] */
@@ -498,6 +500,8 @@ void arc_px__conn_teardown(struct arc_worker *w, struct arc_conn *c);
 struct outblk *arc_px__outblk(struct arc_worker *w, struct arc_conn *c);
 /* Worker teardown: frees the pool of output blocks. */
 void arc_px__outblk_pool_dispose(struct arc_worker *w);
+/* After a burst: keeps at most `keep` free output blocks. */
+void arc_px__outblk_pool_shrink(struct arc_worker *w, size_t keep);
 /* The client's address (getpeername on first use); NULL if it cannot be
  * had or is not an IP address. Valid while c is. */
 const struct sockaddr *arc_px__peer_addr(struct arc_conn *c);
@@ -607,6 +611,8 @@ void arc_px__ex_drop_upstream(struct arc_worker *w, struct arc_exchange *ex);
 /* Reports the exchange's end to the load balancer, once. */
 void arc_px__ex_lb_end(struct arc_worker *w, struct arc_exchange *ex);
 void arc_px__ex_pool_dispose(struct arc_worker *w);
+/* After a burst: keeps at most `keep` recycled exchanges. */
+void arc_px__ex_pool_shrink(struct arc_worker *w, size_t keep);
 static inline bool arc_px__ex_down_blocked(const struct arc_exchange *ex)
 {
     return ex->client->c.codec->blocked(ex);

@@ -8,6 +8,7 @@
 #include "proxy/proxy_int.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -135,11 +136,52 @@ static void close_everything(struct arc_worker *w)
         }
 }
 
+/*
+ * After a burst (a connect storm, a spike of exchanges and upstream
+ * connections) its memory is free again but stays resident: glibc gives
+ * back only the top of a heap, and the burst's blocks lie under ones that
+ * outlive it (the connections that stay). Idle keep-alive connections then
+ * cost what the burst left behind rather than what they hold. Once a burst
+ * has subsided (TRIM_DROP fewer live connections and exchanges than at its
+ * peak, and no longer falling), the worker's caches are cut back and
+ * malloc_trim(0) hands the free pages of every arena back to the kernel. It walks the free lists, so it runs only
+ * then and at most every TRIM_EVERY_MS: never on a steady worker.
+ */
+#define TRIM_DROP 1024
+#define TRIM_SETTLE_MS 200
+#define TRIM_EVERY_MS 1000
+/* Recycled exchanges and output blocks kept past a burst (a busy worker
+ * refills its caches from these without malloc). */
+#define TRIM_KEEP 32
+
+static void maybe_trim(struct arc_worker *w)
+{
+    size_t live = w->slab.used + w->n_exchanges;
+    if (live > w->trim_peak)
+        w->trim_peak = live;
+    if (live + 16 < w->trim_last_live)
+        w->trim_settle_ms = w->now_ms + TRIM_SETTLE_MS;     /* still falling */
+    w->trim_last_live = live;
+    if (w->trim_peak - live < TRIM_DROP || w->now_ms < w->trim_settle_ms ||
+        w->now_ms < w->trim_ms + TRIM_EVERY_MS)
+        return;
+    /* The caches filled up during the burst: their blocks are scattered
+     * over pages that could otherwise go back. */
+    arc_px__ex_pool_shrink(w, TRIM_KEEP);
+    arc_px__outblk_pool_shrink(w, TRIM_KEEP);
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+    w->trim_peak = live;
+    w->trim_ms = w->now_ms;
+}
+
 static void on_tick(struct arc_worker *w, struct io_uring_cqe *cqe)
 {
     if (!(cqe->flags & IORING_CQE_F_MORE))
         arm_tick(w);
     arc_tw_advance(&w->tw, w->now_ms);
+    maybe_trim(w);
     for (size_t i = 0; i < w->n_listen; i++)
         arm_accept(w, i);
 }
