@@ -484,6 +484,15 @@ void arc_px__on_send(struct arc_worker *w, struct arc_conn *c, int res)
         c->stash = NULL;
         c->stash_cap = 0;
     }
+    /* A head that spanned receives left its buffer (kept by hbuf_reset for
+     * the next head on a busy connection); no head is pending now, and
+     * nothing points into it between completions. */
+    if (c->hlen == 0 && c->hbuf) {
+        free(c->hbuf);
+        c->hbuf = NULL;
+        c->hcap = 0;
+        c->hscanned = 0;
+    }
 }
 
 static void outq_clear(struct arc_worker *w, struct arc_conn *c)

@@ -2,7 +2,7 @@
  * Connections (conn.c): proves that an idle keep-alive connection holds no
  * output memory (its output block goes back to the worker's pool once the
  * response is sent, never while a send is in flight, and is reused by the
- * next response), and that the client's address, kept compact, is
+ * next response) and no head buffer, and that the client's address, kept compact, is
  * formatted exactly as inet_ntop would.
  */
 #include "test.h"
@@ -143,6 +143,19 @@ static void test_idle_connection_holds_no_output_memory(void)
     arc_px__conn_close(&W, c);
 }
 
+static void test_head_buffer_given_back_once_idle(void)
+{
+    struct arc_conn *c = client();
+    char a[] = "GET /ping HTTP/1.1\r\nHo", b[] = "st: t\r\n\r\n";
+    c->tp->on_recv(&W, c, -1, a, sizeof(a) - 1);
+    CHECK(c->hbuf != NULL && c->hlen == sizeof(a) - 1);      /* head pending */
+    c->tp->on_recv(&W, c, -1, b, sizeof(b) - 1);
+    CHECK(pending == c && c->hlen == 0);
+    complete_send();
+    CHECK(c->c.state == CS_HEAD && c->hbuf == NULL && c->hcap == 0);
+    arc_px__conn_close(&W, c);
+}
+
 static void test_close_with_send_in_flight_keeps_block_until_completion(void)
 {
     struct arc_conn *c = client();
@@ -227,6 +240,7 @@ int main(void)
 {
     setup();
     RUN(test_idle_connection_holds_no_output_memory);
+    RUN(test_head_buffer_given_back_once_idle);
     RUN(test_close_with_send_in_flight_keeps_block_until_completion);
     RUN(test_peer_text_matches_inet_ntop);
     RUN(test_peer_looked_up_once_from_the_socket);
