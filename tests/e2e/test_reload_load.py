@@ -155,10 +155,13 @@ def test_hundred_reloads_under_load(arc, servers, tmp_path, arc_bin):
     t0 = time.monotonic()
     for i in range(1, RELOADS + 1):
         v = i % 2
+        done = metric(a.metrics()[0], "arc_config_reloads_total", result="ok")
         with open(a.config_path, "w") as f:
             f.write(cfgs[v])
         a.signal(signal.SIGHUP)
-        assert wait_for(lambda: metric(a.metrics()[0], "arc_config_reloads_total", result="ok") == i), \
+        # (the file watcher may reload first: then the SIGHUP is a second,
+        # unchanged reload; either way the count moves)
+        assert wait_for(lambda: metric(a.metrics()[0], "arc_config_reloads_total", result="ok") > done), \
             a.stderr_tail(10)
         assert wait_for(lambda: a.client().request("GET", "/only%d" % v).status == 200), \
             "generation %d was not adopted" % (i + 1)
@@ -187,7 +190,7 @@ def test_hundred_reloads_under_load(arc, servers, tmp_path, arc_bin):
     h2c.s.close()
     assert served_cn(tls_port) == "gen-a"           # 100 reloads: back on variant 0
     ms = a.metrics()[0]
-    assert metric(ms, "arc_config_reloads_total", result="ok") == RELOADS
+    assert metric(ms, "arc_config_reloads_total", result="ok") >= RELOADS
     assert metric(ms, "arc_config_reloads_total", result="error") == 0
     assert wait_for(lambda: metric(a.metrics()[0], "arc_config_live_snapshots") == 1, 10), \
         "old configs still held after the load ended"
