@@ -88,6 +88,7 @@ struct arc_exchange *arc_px__ex_new(struct arc_worker *w, struct arc_conn *clien
     ex->snap = arc_px__snap_pin(w, w->snap);
     ex->ep = -1;
     ex->started_ms = w->now_ms;
+    ex->t_start_ns = arc_now_ns();
     w->n_exchanges++;
     return ex;
 }
@@ -191,6 +192,7 @@ static void ex_free(struct arc_worker *w, struct arc_exchange *ex)
 void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome o)
 {
     struct arc_conn *c = ex->client;
+    ex->t_end_ns = arc_now_ns();
     arc_px__ex_lb_end(w, ex);
     /* An upstream still attached mid-exchange cannot be reused. */
     arc_px__ex_drop_upstream(w, ex);
@@ -253,6 +255,7 @@ void arc_px__ex_error(struct arc_worker *w, struct arc_exchange *ex, int status,
                       enum arc_err_kind kind)
 {
     arc_m_add(&w->metrics.errors[kind], 1);
+    ex->err = (uint8_t)(kind + 1);
     if (ex->resp_started) {
         /* Part of a response already went out: the only honest signal left
          * is to cut the connection. */

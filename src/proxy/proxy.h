@@ -40,5 +40,7 @@ void arc_worker_free(struct arc_worker *w);
 
 /* Monotonic milliseconds. */
 uint64_t arc_now_ms(void);
+/* CLOCK_MONOTONIC in nanoseconds (exchange timings). */
+uint64_t arc_now_ns(void);
 
 #endif

@@ -46,6 +46,7 @@
 #include "http1/http1.h"
 #include "loop/ring.h"
 #include "loop/timer.h"
+#include "proxy/proxy.h"
 #include "obs/metrics.h"
 #include "tls/tls.h"
 #include "upstream/lb.h"
@@ -309,6 +310,15 @@ struct arc_exchange {
     char *replay;                       /* request head kept for one replay */
     size_t replay_len;
     uint64_t started_ms;
+    /* Timings, CLOCK_MONOTONIC ns (arc_now_ns); 0 = did not happen. They
+     * describe the last upstream attempt when there were several. */
+    uint64_t t_start_ns;                /* head parsed: the exchange was created */
+    uint64_t t_up_ns;                   /* upstream attempt began (endpoint picked) */
+    uint64_t t_conn_ns;                 /* its connection was ready (= t_up_ns when pooled) */
+    uint64_t t_head_ns;                 /* the upstream's final response head arrived */
+    uint64_t t_end_ns;                  /* arc_px__ex_end */
+    uint8_t err;                        /* 1 + enum arc_err_kind that answered or ended it
+                                           (the last one when several), 0 = none */
     uint64_t bytes_in, bytes_out;       /* body bytes from / to the client */
     struct arc_exchange *next_free;
 };

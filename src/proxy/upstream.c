@@ -207,6 +207,8 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
         return;
     }
     ex->ep = ep;
+    ex->t_up_ns = arc_now_ns();
+    ex->t_conn_ns = ex->t_head_ns = 0;
     if (up->conf->protocol == ARC_UP_HTTP2) {
         arc_px__h2u_start(w, ex, ep);
         return;
@@ -234,6 +236,7 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
     } else {
         u->u.state = US_BUSY;
         ex->state = EX_UPSTREAM;
+        ex->t_conn_ns = ex->t_up_ns;
         arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REUSED), 1);
         set_timer(w, u, uconf(u)->write_timeout);
     }
@@ -273,6 +276,8 @@ static bool retry(struct arc_worker *w, struct arc_conn *u)
         return true;
     }
     ex->state = EX_CONNECTING;
+    ex->t_up_ns = arc_now_ns();
+    ex->t_conn_ns = 0;
     attach(ex, nu);
     char *head = ex->replay;
     ex->replay = NULL;
@@ -304,6 +309,7 @@ void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res)
         return;
     }
     ex->state = EX_UPSTREAM;
+    ex->t_conn_ns = arc_now_ns();
     set_timer(w, u, uconf(u)->write_timeout);
     arc_px__up_pump(w, u);
 }
@@ -377,6 +383,7 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
             return len;
         }
         ex->status = 101;
+        ex->t_head_ns = arc_now_ns();
         arc_px__ex_lb_end(w, ex);
         ex->resp_started = true;
         ex->req_done = true;
@@ -390,6 +397,7 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
         return consumed;
     }
     ex->status = r.status;
+    ex->t_head_ns = arc_now_ns();
     u->u.head_done = true;
     u->u.resp_body = r.body;
     u->u.resp_left = r.content_length;

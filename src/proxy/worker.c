@@ -40,6 +40,13 @@ uint64_t arc_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t arc_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void arc_px__on_timer(struct arc_timer *t, uint64_t now)
 {
     struct arc_conn *c = arc_container_of(t, struct arc_conn, timer);
