@@ -226,6 +226,11 @@ struct arc_route_conf {
      * the first contract; order as written. */
     struct arc_cidr *trusted_proxies;
     size_t n_trusted_proxies;
+    /* action.rewrite (upstream routes): a PCRE2 pattern over the path and
+     * the template replacing what it matched; NULL = none. */
+    char *rewrite_pattern, *rewrite_replace;
+    uint64_t timeout_ms;        /* action.timeout: whole-exchange deadline, 0 = none */
+    uint64_t max_body;          /* action.max_body: request body bytes, 10mb; 0 = no limit */
 };
 
 struct arc_limits_conf {

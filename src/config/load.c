@@ -223,6 +223,8 @@ void arc_config_free(struct arc_config *cfg)
         free(r->expr);
         free(r->upstream);
         free(r->redirect_location);
+        free(r->rewrite_pattern);
+        free(r->rewrite_replace);
         free(r->respond_body);
         for (size_t j = 0; j < r->n_respond_headers; j++) {
             free(r->respond_headers[j].name);

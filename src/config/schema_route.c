@@ -34,8 +34,12 @@ static const struct arc_conf_key matcher_keys[] = {
 
 static const struct arc_conf_key action_keys[] = {
     { "upstream", 0 }, { "redirect", 0 }, { "respond", 0 }, { "headers", 0 },
-    { "response_headers", 0 }, { "forwarded", 0 }, { "rewrite", LATER }, { "retry", LATER },
-    { "timeout", LATER }, { "max_body", LATER },
+    { "response_headers", 0 }, { "forwarded", 0 }, { "rewrite", 0 }, { "retry", LATER },
+    { "timeout", 0 }, { "max_body", 0 },
+};
+
+static const struct arc_conf_key rewrite_keys[] = {
+    { "pattern", REQ }, { "replace", REQ },
 };
 
 static const struct arc_conf_key redirect_keys[] = {
@@ -862,6 +866,63 @@ static void resolve_upstream(struct arc_sctx *s, const struct arc_cn *v, const c
         arc_config__err(s, v, "%s: unknown upstream '%s'", what, r->upstream);
 }
 
+/* action.timeout at most a week; action.max_body at most 1 PiB. */
+#define ROUTE_TIMEOUT_MAX (7ull * 24 * 3600 * 1000)
+#define ROUTE_MAX_BODY_MAX (1ull << 50)
+#define ROUTE_MAX_BODY_DEFAULT (10ull << 20)
+
+static bool path_captures(const char *name, size_t n, const void *ud)
+{
+    return captures(ud, name, n);
+}
+
+/* The error for byte `off` of string v, at its position in the file. */
+static void err_at(struct arc_sctx *s, const struct arc_cn *v, size_t off, const char *what,
+                   const char *why)
+{
+    int line, col;
+    char b[72];
+    if (text_pos(s, v, off, &line, &col))
+        arc_config__error(s->d, line, col, "%s: %s", what, why);
+    else
+        arc_config__error(s->d, line, col, "%s: %s (at character %zu of '%s')", what, why,
+                          utf8_chars(v->v.s.p, off) + 1, arc_config__show(b, v->v.s.p, v->v.s.len));
+}
+
+static void rewrite(struct arc_sctx *s, const struct arc_cn *m, const char *apath,
+                    struct arc_route_conf *r)
+{
+    char p[ARC_PATH_MAX], pp[ARC_PATH_MAX], rp[ARC_PATH_MAX];
+    arc_config__path(p, apath, "rewrite");
+    if (!arc_config__check_map(s, m, p, rewrite_keys, N(rewrite_keys)))
+        return;
+    const struct arc_cn *pat = arc_config__val(m, "pattern"), *rep = arc_config__val(m, "replace");
+    if (!pat || !rep ||
+        !arc_config__str_value(s, pat, arc_config__path(pp, p, "pattern"), ARC_STR_NONEMPTY) ||
+        !arc_config__str_value(s, rep, arc_config__path(rp, p, "replace"), ARC_STR_NONEMPTY))
+        return;
+    if (rep->v.s.len > ARC_RT_REWRITE_MAX / 2) {
+        arc_config__err(s, rep, "%s: longer than %d bytes", rp, ARC_RT_REWRITE_MAX / 2);
+        return;
+    }
+    char why[160];
+    size_t off;
+    bool in_rep;
+    if (arc_rt_rewrite_check(pat->v.s.p, rep->v.s.p, path_captures, r->path, why, sizeof(why),
+                             &off, &in_rep) < 0) {
+        if (in_rep) {
+            err_at(s, rep, off, rp, why);
+        } else {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "regex does not compile: %s", why);
+            err_at(s, pat, off, pp, msg);
+        }
+        return;
+    }
+    r->rewrite_pattern = arc_config__xstrdup(pat->v.s.p);
+    r->rewrite_replace = arc_config__xstrdup(rep->v.s.p);
+}
+
 static void action(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
                    struct arc_route_conf *r)
 {
@@ -909,7 +970,8 @@ static void action(struct arc_sctx *s, const struct arc_cn *m, const char *rpath
 
     /* Request-side options only mean something when a request is proxied. */
     const struct arc_cn *v;
-    static const char *const proxy_only[] = { "headers", "forwarded" };
+    static const char *const proxy_only[] = { "headers", "forwarded", "rewrite", "timeout",
+                                              "max_body" };
     for (size_t i = 0; i < N(proxy_only); i++)
         if (kind != ARC_ACTION_UPSTREAM && (v = arc_config__get(m, proxy_only[i])))
             arc_config__err_key(s, v, "%s.%s: only applies to routes with an upstream", p,
@@ -921,12 +983,19 @@ static void action(struct arc_sctx *s, const struct arc_cn *m, const char *rpath
                    &r->n_resp_headers);
     if (kind == ARC_ACTION_UPSTREAM && (v = arc_config__val(m, "forwarded")))
         forwarded(s, v, p, r);
+    if (kind != ARC_ACTION_UPSTREAM)
+        return;
+    if ((v = arc_config__val(m, "rewrite")))
+        rewrite(s, v, p, r);
+    arc_config__get_dur(s, m, p, "timeout", 0, ROUTE_TIMEOUT_MAX, false, &r->timeout_ms);
+    arc_config__get_size(s, m, p, "max_body", 0, ROUTE_MAX_BODY_MAX, false, &r->max_body);
 }
 
 static void route(struct arc_sctx *s, const struct arc_cn *m, const char *p,
                   struct arc_route_conf *r)
 {
     r->xff = r->xfp = r->via = true;
+    r->max_body = ROUTE_MAX_BODY_DEFAULT;
     r->file = arc_config__xstrdup(s->d->file ? s->d->file : "<config>");
     r->line = m->line;
     r->col = m->col;

@@ -37,12 +37,14 @@ static void add_error(struct arc_config_errors *errs, const char *file, int line
 
 static void snapshot_free(struct arc_snapshot *s)
 {
-    if (s->counted)
-        atomic_fetch_sub_explicit(&g_live, 1, memory_order_relaxed);
     if (!s)
         return;
+    if (s->counted)
+        atomic_fetch_sub_explicit(&g_live, 1, memory_order_relaxed);
     if (s->rt)
         arc_rt_free(s->rt);
+    for (size_t i = 0; s->routes && i < s->n_routes; i++)
+        arc_rt_rewrite_free(s->routes[i].rewrite);
     free(s->routes);
     for (size_t i = 0; i < s->n_ups; i++) {
         free(s->ups[i].eps);
@@ -187,6 +189,9 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
             ARC_ASSERT(rc->upstream_index < s->n_ups);
             r->up = &s->ups[rc->upstream_index];
         }
+        if (rc->rewrite_pattern &&
+            !(r->rewrite = arc_rt_rewrite_new(rc->rewrite_pattern, rc->rewrite_replace)))
+            goto oom;
         s->route_names[i] = rc->name;
         specs[i] = (struct arc_rt_spec){
             .name = rc->name, .path = rc->path,

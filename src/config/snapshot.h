@@ -52,6 +52,7 @@ struct arc_route_rt {
     const struct arc_route_conf *conf;
     uint32_t id;                    /* stable identity: metrics rows */
     struct arc_upstream_rt *up;     /* ACTION_UPSTREAM only */
+    struct arc_rt_rewrite *rewrite; /* action.rewrite compiled, or NULL; owned */
 };
 
 struct arc_snapshot {

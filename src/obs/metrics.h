@@ -32,6 +32,8 @@ enum arc_err_kind {
     ARC_ERR_UPSTREAM_RESET,     /* 502 upstream closed before a full response */
     ARC_ERR_NO_ENDPOINT,        /* 503 */
     ARC_ERR_CLIENT_ABORT,       /* client closed or reset the connection mid-exchange */
+    ARC_ERR_BODY_TOO_LARGE,     /* 413: request body over the route's max_body */
+    ARC_ERR_ROUTE_TIMEOUT,      /* 504 (or a cut response): the route's total timeout */
     ARC_ERR__COUNT
 };
 

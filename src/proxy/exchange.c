@@ -89,6 +89,7 @@ struct arc_exchange *arc_px__ex_new(struct arc_worker *w, struct arc_conn *clien
     ex->ep = -1;
     ex->started_ms = w->now_ms;
     ex->t_start_ns = arc_now_ns();
+    arc_timer_init(&ex->deadline, arc_px__ex_on_deadline);
     w->n_exchanges++;
     return ex;
 }
@@ -193,6 +194,7 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
 {
     struct arc_conn *c = ex->client;
     ex->t_end_ns = arc_now_ns();
+    arc_tw_cancel(&w->tw, &ex->deadline);
     arc_px__ex_lb_end(w, ex);
     /* An upstream still attached mid-exchange cannot be reused. */
     arc_px__ex_drop_upstream(w, ex);
@@ -267,6 +269,13 @@ void arc_px__ex_error(struct arc_worker *w, struct arc_exchange *ex, int status,
     static const struct arc_hdr ct = { ARC_STR_LIT("Content-Type"),
                                        ARC_STR_LIT("text/plain; charset=utf-8") };
     arc_px__ex_respond(w, ex, status, &ct, 1, body, (size_t)bl);
+}
+
+void arc_px__ex_deadline(struct arc_worker *w, struct arc_exchange *ex)
+{
+    if (ex->state == EX_TUNNEL)
+        return;                         /* (disarmed at the 101; a tunnel has no deadline) */
+    arc_px__ex_error(w, ex, 504, ARC_ERR_ROUTE_TIMEOUT);
 }
 
 /* The response broke after it started (bad chunk framing, upstream reset or

@@ -579,6 +579,7 @@ static size_t req_body(struct arc_worker *w, struct arc_conn *c, int32_t bid,
         c->c.req_left -= n;
         if (c->c.req_left == 0)
             ex->req_done = true;
+        ex->body_in += n;
         arc_px__up_body(w, ex, bid, p, n, false);
     } else {
         while (n < len) {
@@ -593,6 +594,8 @@ static size_t req_body(struct arc_worker *w, struct arc_conn *c, int32_t bid,
                 arc_px__ex_error(w, ex, 400, ARC_ERR_BAD_REQUEST);
                 return len;
             }
+            if (rc == ARC_H1_CHUNK_DATA)
+                ex->body_in += dlen;
             if (rc == ARC_H1_CHUNK_DATA && !framed)
                 arc_px__up_body(w, ex, bid, data, dlen, false);
             if (rc == ARC_H1_CHUNK_DONE) {
@@ -606,6 +609,8 @@ static size_t req_body(struct arc_worker *w, struct arc_conn *c, int32_t bid,
             arc_px__up_body(w, ex, bid, p, n, true);
     }
     ex->bytes_in += n;
+    if (arc_px__body_over(w, ex))
+        return len;                     /* answered 413 (the connection closes) */
     if (ex->req_done && !framed) {
         struct arc_hdr *t = NULL;
         size_t nt = c->c.req_body == ARC_H1_BODY_CHUNKED

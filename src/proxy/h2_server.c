@@ -225,6 +225,9 @@ static void cb_data(void *ud, int32_t sid, void *sud, const uint8_t *p, size_t l
         return;
     }
     ex->bytes_in += len;
+    ex->body_in += len;
+    if (arc_px__body_over(h->w, ex))
+        return;                         /* answered 413; the stream is reset */
     arc_px__up_body(h->w, ex, -1, (const char *)p, len, false);
     ack_body(st);
     arc_px__up_kick(h->w, ex);

@@ -331,7 +331,9 @@ static bool attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, struc
     if (!authority.len)
         authority = (struct arc_str){ up->eps[ep].text, strlen(up->eps[ep].text) };
     struct arc_str path = q->target;
-    if (q->absolute_form) {
+    if (q->up_target.len) {
+        path = q->up_target;            /* rewritten by the route */
+    } else if (q->absolute_form) {
         /* absolute-form from an HTTP/1 client: origin-form upstream. */
         struct arc_str abs = q->path.len ? q->path : ARC_STR_LIT("/");
         size_t len = abs.len + (q->query.len ? q->query.len + 1 : 0);

@@ -230,7 +230,9 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, 
 
     arc_sbuf_append(&b, req->method.p, req->method.len);
     arc_sbuf_append(&b, " ", 1);
-    if (!req->absolute_form) {
+    if (req->up_target.len) {
+        arc_sbuf_append(&b, req->up_target.p, req->up_target.len);   /* rewritten */
+    } else if (!req->absolute_form) {
         arc_sbuf_append(&b, req->target.p, req->target.len);
     } else {
         /* absolute-form: upstreams get origin-form (RFC 9112 §3.2.1). */

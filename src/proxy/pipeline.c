@@ -4,6 +4,12 @@
  * go out through the client codec's respond call, and the upstream side is
  * started with the exchange's request view.
  *
+ * Between route and action: the route's max_body (a declared length over
+ * it is a 413 at once; codecs check streamed bodies with
+ * arc_px__body_over), its total timeout (armed on the exchange), and its
+ * path rewrite (ex->req.up_target; the request view keeps what the client
+ * sent, for logs and matching).
+ *
  * Later stages (rate limiting, plugins) slot in between route and action;
  * they may hold the exchange and continue it with the same calls.
  */
@@ -74,6 +80,36 @@ static void answer_redirect(struct arc_worker *w, struct arc_exchange *ex,
     arc_px__ex_respond(w, ex, ex->route->conf->redirect_status, &h, 1, NULL, 0);
 }
 
+/* routes[].action.rewrite: the upstream gets the rewritten target. False:
+ * the exchange was answered (out of memory, or a target too long). */
+static bool rewrite(struct arc_worker *w, struct arc_exchange *ex,
+                    const struct arc_rt_captures *caps)
+{
+    char out[ARC_RT_REWRITE_MAX];
+    ssize_t n = arc_rt_rewrite_apply(ex->route->rewrite, ex->req.path, ex->req.query, caps,
+                                     out, sizeof(out));
+    if (n <= 0 && n != -2)
+        return true;                    /* no match (or the match limit): as it is */
+    if (n == -2) {
+        arc_px__ex_error(w, ex, 414, ARC_ERR_URI_TOO_LONG);
+        return false;
+    }
+    bool ok = true;
+    ex->req.up_target = arc_px__ex_dup(ex, (struct arc_str){ out, (size_t)n }, &ok);
+    if (!ok)
+        arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
+    return ok;
+}
+
+bool arc_px__body_over(struct arc_worker *w, struct arc_exchange *ex)
+{
+    uint64_t max = ex->route ? ex->route->conf->max_body : 0;
+    if (!max || ex->body_in <= max)
+        return false;
+    arc_px__ex_error(w, ex, 413, ARC_ERR_BODY_TOO_LARGE);
+    return true;
+}
+
 void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
 {
     const struct arc_req *q = &ex->req;
@@ -97,7 +133,16 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
         return;
     }
     ex->route = r;
-    switch (r->conf->action) {
+    const struct arc_route_conf *rc = r->conf;
+    if (rc->max_body && q->body == ARC_H1_BODY_LENGTH && q->content_length > rc->max_body) {
+        arc_px__ex_error(w, ex, 413, ARC_ERR_BODY_TOO_LARGE);
+        return;
+    }
+    if (rc->timeout_ms)
+        arc_tw_schedule(&w->tw, &ex->deadline, ex->started_ms + rc->timeout_ms);
+    if (r->rewrite && !rewrite(w, ex, &caps))
+        return;
+    switch (rc->action) {
     case ARC_ACTION_RESPOND:
         answer_respond(w, ex);
         return;

@@ -274,6 +274,8 @@ struct arc_h2u;
 struct arc_req {
     struct arc_str method, scheme, authority, path, query;
     struct arc_str target;              /* HTTP/1 request-target as sent */
+    struct arc_str up_target;           /* origin-form target for the upstream when the
+                                           route rewrote it; empty = derive from the above */
     bool absolute_form;                 /* target was absolute-form */
     struct arc_hdr *hdrs;
     size_t n_hdrs;
@@ -317,9 +319,11 @@ struct arc_exchange {
     uint64_t t_conn_ns;                 /* its connection was ready (= t_up_ns when pooled) */
     uint64_t t_head_ns;                 /* the upstream's final response head arrived */
     uint64_t t_end_ns;                  /* arc_px__ex_end */
+    struct arc_timer deadline;          /* the route's action.timeout, when it has one */
     uint8_t err;                        /* 1 + enum arc_err_kind that answered or ended it
                                            (the last one when several), 0 = none */
-    uint64_t bytes_in, bytes_out;       /* body bytes from / to the client */
+    uint64_t bytes_in, bytes_out;       /* body bytes from / to the client (as framed) */
+    uint64_t body_in;                   /* request body bytes received, decoded (max_body) */
     struct arc_exchange *next_free;
 };
 
@@ -616,6 +620,10 @@ void arc_px__ex_error(struct arc_worker *w, struct arc_exchange *ex, int status,
                       enum arc_err_kind kind);
 /* The response broke after it started: deliver what was queued, cut. */
 void arc_px__ex_cut(struct arc_worker *w, struct arc_exchange *ex);
+/* The route's whole-exchange deadline (action.timeout) passed: 504, or a
+ * cut response once it started. The timer callback is in worker.c. */
+void arc_px__ex_deadline(struct arc_worker *w, struct arc_exchange *ex);
+void arc_px__ex_on_deadline(struct arc_timer *t, uint64_t now);
 /* Drops the exchange's upstream attempt (the connection is closed). */
 void arc_px__ex_drop_upstream(struct arc_worker *w, struct arc_exchange *ex);
 /* Reports the exchange's end to the load balancer, once. */
@@ -631,6 +639,10 @@ static inline bool arc_px__ex_down_blocked(const struct arc_exchange *ex)
 /* pipeline.c */
 /* Runs a new exchange through route → action. */
 void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex);
+/* Codecs call this after counting request body bytes (ex->bytes_in): over
+ * the route's max_body the exchange is answered 413 (or cut) and true is
+ * returned — the exchange is gone. */
+bool arc_px__body_over(struct arc_worker *w, struct arc_exchange *ex);
 
 /* h2_server.c */
 /* Switches a fresh client connection to HTTP/2 (TLS ALPN h2, or the h2c

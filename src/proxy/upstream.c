@@ -384,6 +384,7 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
         }
         ex->status = 101;
         ex->t_head_ns = arc_now_ns();
+        arc_tw_cancel(&w->tw, &ex->deadline);   /* a tunnel lives as long as its peers */
         arc_px__ex_lb_end(w, ex);
         ex->resp_started = true;
         ex->req_done = true;

@@ -56,6 +56,12 @@ void arc_px__on_timer(struct arc_timer *t, uint64_t now)
     arc_px__conn_timeout(tl_worker, c);
 }
 
+void arc_px__ex_on_deadline(struct arc_timer *t, uint64_t now)
+{
+    (void)now;
+    arc_px__ex_deadline(tl_worker, arc_container_of(t, struct arc_exchange, deadline));
+}
+
 /* ------------------------------------------------------------ accept */
 
 static void arm_accept(struct arc_worker *w, size_t i)

@@ -59,6 +59,8 @@
 
 #include "core/common.h"
 
+#include <sys/types.h>
+
 #define ARC_RT_MAX_CAPTURES 16
 /* Matchers per route (an expression's results are cached in a 64-bit mask). */
 #define ARC_RT_MAX_PREDS 64
@@ -176,5 +178,41 @@ const void *arc_rt_match(const struct arc_rt_table *t, const struct arc_rt_input
 
 /* ARC_M_* bit for a method token ("GET" → ARC_M_GET), 0 for others. */
 uint32_t arc_rt_method_bit(struct arc_str method);
+
+/* ------------------------------------------------------------ rewrites */
+
+/* Largest rewritten target (path and query) arc_rt_rewrite_apply writes. */
+#define ARC_RT_REWRITE_MAX 8192
+
+struct arc_rt_rewrite;          /* compiled routes[].action.rewrite; immutable */
+
+/**
+ * Checks a rewrite for the config: `pattern` compiles as a PCRE2 regex and
+ * `replace` is a valid template (starts with '/', $0-$9 within the
+ * pattern's groups, {name} captured by the route's path as has_capture
+ * says, only path/query characters, %XX escapes). Returns 0, or -1 with a
+ * message in err, *in_replace telling which string is wrong and *offset
+ * the byte in it. Thread: any.
+ */
+int arc_rt_rewrite_check(const char *pattern, const char *replace,
+                         bool (*has_capture)(const char *name, size_t n, const void *ud),
+                         const void *ud, char *err, size_t errlen, size_t *offset,
+                         bool *in_replace);
+
+/* Compiles a checked rewrite (JIT when available); NULL on out of memory. */
+struct arc_rt_rewrite *arc_rt_rewrite_new(const char *pattern, const char *replace);
+void arc_rt_rewrite_free(struct arc_rt_rewrite *rw);
+
+/**
+ * Applies the rewrite to a request's path: the first match of the pattern
+ * is replaced by the expanded template (captures from the route's match in
+ * caps), the rest of the path follows, and the query is kept unless the
+ * template sets one. Writes the new origin-form target (no NUL) to out.
+ * Returns its length, 0 when the pattern does not match (or the match limit
+ * was hit: -1), -2 when it would not fit in cap. Thread: any worker.
+ */
+ssize_t arc_rt_rewrite_apply(const struct arc_rt_rewrite *rw, struct arc_str path,
+                             struct arc_str query, const struct arc_rt_captures *caps,
+                             char *out, size_t cap);
 
 #endif

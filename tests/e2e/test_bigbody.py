@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from arcproc import make_config, upstream_conf
+from arcproc import make_config, route_conf, upstream_conf
 from httpraw import pattern_block, stream_sha256
 import hashlib
 
@@ -51,7 +51,9 @@ def start(arc, servers, arc_bin):
     # A small provided-buffer pool (256 x 16 KiB per worker): the default
     # pool (4096 x 16 KiB per worker) is itself 64 MB per worker once
     # touched, which would hide (or fake) buffering in the measurement.
+    # (max_body 0: no limit on the 100 MB uploads; the default is 10mb)
     a = arc(make_config([upstream_conf("bulk", up.addr, timeouts={"read": "60s", "write": "60s"})],
+                        routes=[route_conf("default", "/{*rest}", upstream="bulk", max_body=0)],
                         node={"read_timeout": "60s", "write_timeout": "60s"},
                         extra={"io_uring": {"buffer_size": "16kb", "buffer_count": 256}}), env=env)
     return a, up

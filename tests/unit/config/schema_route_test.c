@@ -448,6 +448,78 @@ static void test_header_op_errors(void)
     arc_config_errors_dispose(&e);
 }
 
+/* action.rewrite, timeout and max_body: values, the default, and errors at
+ * the character they are about. */
+static void test_action_options(void)
+{
+    struct arc_config *c = must_load("yaml", BASE
+        "  - name: r\n"
+        "    match: {path: \"/api/{ver}/{*rest}\"}\n"
+        "    action:\n"
+        "      upstream: app\n"
+        "      rewrite: {pattern: \"^/api/([^/]+)/(.*)$\", replace: \"/{ver}/$2?v=$1\"}\n"
+        "      timeout: 1500ms\n"
+        "      max_body: 1mb\n"
+        "  - name: s\n"
+        "    match: {path: /s}\n"
+        "    action: {upstream: app, max_body: 0}\n");
+    if (!c)
+        return;
+    const struct arc_route_conf *r = &c->routes[0];
+    CHECK_STR(r->rewrite_pattern, "^/api/([^/]+)/(.*)$");
+    CHECK_STR(r->rewrite_replace, "/{ver}/$2?v=$1");
+    CHECK_INT(r->timeout_ms, 1500);
+    CHECK_INT(r->max_body, 1 << 20);
+    CHECK(c->routes[1].rewrite_pattern == NULL);
+    CHECK_INT(c->routes[1].timeout_ms, 0);
+    CHECK_INT(c->routes[1].max_body, 0);
+    arc_config_free(c);
+
+    c = must_load("yaml", BASE "  - {name: d, match: {path: /d}, action: {upstream: app}}\n");
+    if (c) {
+        CHECK_INT(c->routes[0].max_body, 10 << 20);
+        arc_config_free(c);
+    }
+
+    struct arc_config_errors e;
+    c = load_str("yaml", BASE
+        "  - name: r1\n"                                                    /* 15 */
+        "    match: {path: \"/a/{id}\"}\n"                                  /* 16 */
+        "    action:\n"                                                     /* 17 */
+        "      upstream: app\n"                                             /* 18 */
+        "      rewrite: {pattern: \"^/a/(x\", replace: /b}\n"               /* 19 */
+        "      timeout: soon\n"                                             /* 20 */
+        "      max_body: -1\n"                                              /* 21 */
+        "  - name: r2\n"                                                    /* 22 */
+        "    match: {path: \"/b/{id}\"}\n"                                  /* 23 */
+        "    action: {upstream: app, rewrite: {pattern: \"^/b/(.*)\", replace: \"/c/$2\"}}\n" /* 24 */
+        "  - name: r3\n"                                                    /* 25 */
+        "    match: {path: \"/c/{id}\"}\n"                                  /* 26 */
+        "    action: {upstream: app, rewrite: {pattern: c, replace: \"/{idd}\"}}\n" /* 27 */
+        "  - name: r4\n"                                                    /* 28 */
+        "    match: {path: /d}\n"                                           /* 29 */
+        "    action: {upstream: app, rewrite: {pattern: d, replace: \"/x#frag\"}}\n" /* 30 */
+        "  - name: r5\n"                                                    /* 31 */
+        "    match: {path: /e}\n"                                           /* 32 */
+        "    action: {upstream: app, rewrite: {pattern: e, replace: \"x/\"}}\n" /* 33 */
+        "  - name: r6\n"                                                    /* 34 */
+        "    match: {path: /f}\n"                                           /* 35 */
+        "    action: {respond: {status: 200}, timeout: 1s, rewrite: {pattern: f}}\n", /* 36 */
+        &e);
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 19, 26, "routes[0].action.rewrite.pattern: regex does not compile: missing closing parenthesis");
+    CHECK_ERR(&e, 20, 16, "routes[0].action.timeout:");
+    CHECK_ERR(&e, 21, 17, "routes[0].action.max_body:");
+    CHECK_ERR(&e, 24, 69, "routes[1].action.rewrite.replace: $2: the pattern has 1 group");
+    CHECK_ERR(&e, 27, 60, "routes[2].action.rewrite.replace: {idd} is not captured by the route's path");
+    CHECK_ERR(&e, 30, 60, "routes[3].action.rewrite.replace: '#' is not allowed in a path or query");
+    CHECK_ERR(&e, 33, 60, "routes[4].action.rewrite.replace: must start with '/'");
+    CHECK_ERR(&e, 36, 38, "routes[5].action.timeout: only applies to routes with an upstream");
+    CHECK_ERR(&e, 36, 51, "routes[5].action.rewrite: only applies to routes with an upstream");
+    CHECK_INT(e.n, 9);
+    arc_config_errors_dispose(&e);
+}
+
 int main(void)
 {
     RUN(test_upstream_values);
@@ -460,5 +532,6 @@ int main(void)
     RUN(test_match_errors);
     RUN(test_redirect_respond_errors);
     RUN(test_header_op_errors);
+    RUN(test_action_options);
     return TEST_REPORT();
 }
