@@ -166,7 +166,20 @@ struct arc_header_op {
     enum arc_hdr_op op;
     char *name;
     char *value;                /* NULL for remove */
+    bool vars;                  /* value holds $variables (expanded per request) */
 };
+
+/* Variables in header operation values and redirect locations, in the
+ * order of enum arc_var: `$host`, `$client_ip`, ... (config.c checks the
+ * names; the proxy expands them). */
+enum arc_var {
+    ARC_VAR_HOST, ARC_VAR_CLIENT_IP, ARC_VAR_CLIENT_PORT, ARC_VAR_SCHEME, ARC_VAR_METHOD,
+    ARC_VAR_PATH, ARC_VAR_QUERY, ARC_VAR_REQUEST_URI, ARC_VAR_ROUTE,
+    ARC_VAR__COUNT
+};
+extern const char *const arc_var_names[ARC_VAR__COUNT];
+/* The variable `$name` (n bytes after the '$'), or -1. */
+int arc_var_lookup(const char *name, size_t n);
 
 struct arc_header_kv {
     char *name;

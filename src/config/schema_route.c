@@ -623,8 +623,39 @@ static bool ident_char(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-/* Location templates: {name} is a capture of the path, $path and $query
- * the request's. Anything else that looks like a placeholder is an error
+static void err_at(struct arc_sctx *s, const struct arc_cn *v, size_t off, const char *what,
+                   const char *why);
+
+/* A '$' at l[i]: `$$` (a literal '$') or a known `$variable`. Returns the
+ * index after it, or 0 after reporting an unknown one. A '$' followed by
+ * neither a letter, '_' nor '$' is a literal. */
+static size_t var_at(struct arc_sctx *s, const struct arc_cn *v, const char *what,
+                     const char *l, size_t i)
+{
+    if (l[i + 1] == '$')
+        return i + 2;
+    char c = l[i + 1];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'))
+        return i + 1;                   /* "$5", "$ " and a trailing '$' are literal */
+    size_t j = i + 1;
+    while (ident_char(l[j]))
+        j++;
+    if (arc_var_lookup(l + i + 1, j - i - 1) >= 0)
+        return j;
+    char list[160];
+    size_t off = 0;
+    for (int k = 0; k < ARC_VAR__COUNT; k++)
+        off += (size_t)snprintf(list + off, sizeof(list) - off, "%s$%s", k ? ", " : "",
+                                arc_var_names[k]);
+    char why[320];
+    snprintf(why, sizeof(why), "unknown variable '$%.*s' (supported: %s; write $$ for a '$')",
+             (int)(j - i - 1), l + i + 1, list);
+    err_at(s, v, i, what, why);
+    return 0;
+}
+
+/* Location templates: {name} is a capture of the path, $variables the
+ * request's (var_at). Anything else that looks like a placeholder is an error
  * rather than a literal, so a typo cannot reach clients as "{nmae}". */
 static void check_location(struct arc_sctx *s, const struct arc_cn *v, const char *what,
                            const char *pattern)
@@ -648,20 +679,32 @@ static void check_location(struct arc_sctx *s, const struct arc_cn *v, const cha
         } else if (l[i] == '}') {
             arc_config__err(s, v, "%s: unmatched '}'", what);
             return;
-        } else if (l[i] == '$' && (ident_char(l[i + 1]))) {
-            size_t j = i + 1;
-            while (ident_char(l[j]))
-                j++;
-            size_t n = j - i - 1;
-            if (!((n == 4 && !memcmp(l + i + 1, "path", 4)) ||
-                  (n == 5 && !memcmp(l + i + 1, "query", 5)))) {
-                arc_config__err(s, v, "%s: unknown variable '$%.*s' (supported: $path, $query)",
-                                what, (int)n, l + i + 1);
+        } else if (l[i] == '$') {
+            size_t j = var_at(s, v, what, l, i);
+            if (j == 0)
                 return;
-            }
             i = j - 1;
         }
     }
+}
+
+/* Header operation values: $variables (and `$$`); sets *vars when the
+ * value has any. False: an error was reported. */
+static bool check_value_vars(struct arc_sctx *s, const struct arc_cn *v, const char *what,
+                             bool *vars)
+{
+    const char *l = v->v.s.p;
+    *vars = false;
+    for (size_t i = 0; l[i]; i++) {
+        if (l[i] != '$')
+            continue;
+        size_t j = var_at(s, v, what, l, i);
+        if (j == 0)
+            return false;
+        *vars = true;
+        i = j - 1;
+    }
+    return true;
 }
 
 static void redirect(struct arc_sctx *s, const struct arc_cn *m, const char *apath,
@@ -783,6 +826,7 @@ static void header_ops(struct arc_sctx *s, const struct arc_cn *seq, const char 
         if (!arc_config__check_map(s, it, ip, hdr_op_keys, N(hdr_op_keys)))
             continue;
         int op = -1;
+        bool vars = false;
         bool ok = arc_config__get_enum(s, it, ip, "op", ops, N(ops), NULL, 0, &op) && op >= 0;
         const struct arc_cn *n = arc_config__val(it, "name");
         const struct arc_cn *v = arc_config__val(it, "value");
@@ -798,6 +842,7 @@ static void header_ops(struct arc_sctx *s, const struct arc_cn *seq, const char 
             } else {
                 ok = arc_config__str_value(s, v, arc_config__path(kp, ip, "value"),
                                            ARC_STR_FIELD) && ok;
+                ok = ok && check_value_vars(s, v, kp, &vars);
             }
         }
         if (!ok)
@@ -806,6 +851,7 @@ static void header_ops(struct arc_sctx *s, const struct arc_cn *seq, const char 
         h->op = (enum arc_hdr_op)op;
         h->name = arc_config__xstrdup(n->v.s.p);
         h->value = op == ARC_HDR_REMOVE ? NULL : arc_config__xstrdup(v->v.s.p);
+        h->vars = vars;
     }
 }
 

@@ -219,3 +219,23 @@ bool arc_config_cidr_contains(const struct arc_cidr *c, const struct sockaddr *s
     uint8_t mask = (uint8_t)(0xff << (8 - rest));
     return (a[full] & mask) == c->addr[full];
 }
+
+const char *const arc_var_names[ARC_VAR__COUNT] = {
+    [ARC_VAR_HOST] = "host",
+    [ARC_VAR_CLIENT_IP] = "client_ip",
+    [ARC_VAR_CLIENT_PORT] = "client_port",
+    [ARC_VAR_SCHEME] = "scheme",
+    [ARC_VAR_METHOD] = "method",
+    [ARC_VAR_PATH] = "path",
+    [ARC_VAR_QUERY] = "query",
+    [ARC_VAR_REQUEST_URI] = "request_uri",
+    [ARC_VAR_ROUTE] = "route",
+};
+
+int arc_var_lookup(const char *name, size_t n)
+{
+    for (int i = 0; i < ARC_VAR__COUNT; i++)
+        if (strlen(arc_var_names[i]) == n && memcmp(arc_var_names[i], name, n) == 0)
+            return i;
+    return -1;
+}

@@ -13,6 +13,8 @@
 #include "core/sbuf.h"
 #include "net/net.h"
 
+#include <ctype.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,13 +87,6 @@ static bool op_touches(const struct arc_header_op *ops, size_t n, struct arc_str
     return false;
 }
 
-static void emit_ops(struct arc_sbuf *b, const struct arc_header_op *ops, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (ops[i].op != ARC_HDR_REMOVE)
-            arc_sbuf_printf(b, "%s: %s\r\n", ops[i].name, ops[i].value ? ops[i].value : "");
-}
-
 /* Decimal without printf: heads are built for every request. */
 static void append_u64(struct arc_sbuf *b, unsigned long long v)
 {
@@ -107,6 +102,123 @@ static void append_u64(struct arc_sbuf *b, unsigned long long v)
 static void append_cstr(struct arc_sbuf *b, const char *s)
 {
     arc_sbuf_append(b, s, strlen(s));
+}
+
+static void append_str(struct arc_sbuf *b, struct arc_str v)
+{
+    if (v.len)
+        arc_sbuf_append(b, v.p, v.len);
+}
+
+/* The value of $variable `var` for this exchange (config.h enum arc_var). */
+static void append_var(struct arc_sbuf *b, struct arc_exchange *ex, int var)
+{
+    const struct arc_req *q = &ex->req;
+    char ip[ARC_PX_PEER_TEXT];
+    switch (var) {
+    case ARC_VAR_HOST:
+        append_str(b, q->authority);
+        break;
+    case ARC_VAR_CLIENT_IP:
+        append_cstr(b, arc_px__peer_text(ex->client, ip));
+        break;
+    case ARC_VAR_CLIENT_PORT: {
+        const struct sockaddr *sa = arc_px__peer_addr(ex->client);
+        if (sa)
+            append_u64(b, ntohs(sa->sa_family == AF_INET6
+                                    ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                                    : ((const struct sockaddr_in *)sa)->sin_port));
+        break;
+    }
+    case ARC_VAR_SCHEME:
+        append_str(b, q->scheme);
+        break;
+    case ARC_VAR_METHOD:
+        append_str(b, q->method);
+        break;
+    case ARC_VAR_PATH:
+        append_str(b, q->path);
+        break;
+    case ARC_VAR_QUERY:
+        append_str(b, q->query);
+        break;
+    case ARC_VAR_REQUEST_URI:
+        append_str(b, q->path);
+        if (q->query.len) {
+            arc_sbuf_append(b, "?", 1);
+            append_str(b, q->query);
+        }
+        break;
+    case ARC_VAR_ROUTE:
+        if (ex->route)
+            append_cstr(b, ex->route->conf->name);
+        break;
+    }
+}
+
+/* Appends template t with its $variables expanded ($$ is a '$'); a '$'
+ * not starting a known name is itself (the config checked the names).
+ * {name} captures are expanded only where the caller passes them. */
+static void expand(struct arc_sbuf *b, struct arc_exchange *ex, const char *t,
+                   const struct arc_rt_captures *caps)
+{
+    while (*t) {
+        const char *lit = t;
+        while (*t && *t != '$' && !(caps && *t == '{'))
+            t++;
+        if (t > lit)
+            arc_sbuf_append(b, lit, (size_t)(t - lit));
+        if (!*t)
+            break;
+        if (*t == '{') {
+            const char *end = strchr(t, '}');
+            if (!end) {
+                append_cstr(b, t);
+                break;
+            }
+            const char *name = t + 1;
+            size_t nl = (size_t)(end - name);
+            for (size_t i = 0; i < caps->n; i++)
+                if (caps->v[i].name.len == nl && memcmp(caps->v[i].name.p, name, nl) == 0) {
+                    append_str(b, caps->v[i].value);
+                    break;
+                }
+            t = end + 1;
+            continue;
+        }
+        if (t[1] == '$') {
+            arc_sbuf_append(b, "$", 1);
+            t += 2;
+            continue;
+        }
+        size_t n = 0;
+        if (isalpha((unsigned char)t[1]) || t[1] == '_')
+            while (isalnum((unsigned char)t[1 + n]) || t[1 + n] == '_')
+                n++;
+        int var = n ? arc_var_lookup(t + 1, n) : -1;
+        if (var < 0) {
+            arc_sbuf_append(b, t, 1 + n);
+        } else {
+            append_var(b, ex, var);
+        }
+        t += 1 + n;
+    }
+}
+
+static void emit_ops(struct arc_sbuf *b, struct arc_exchange *ex,
+                     const struct arc_header_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].op == ARC_HDR_REMOVE)
+            continue;
+        append_cstr(b, ops[i].name);
+        arc_sbuf_append(b, ": ", 2);
+        if (ops[i].vars)
+            expand(b, ex, ops[i].value, NULL);
+        else if (ops[i].value)
+            append_cstr(b, ops[i].value);
+        arc_sbuf_append(b, "\r\n", 2);
+    }
 }
 
 static void emit(struct arc_sbuf *b, struct arc_str name, struct arc_str value)
@@ -263,7 +375,7 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, 
             append_cstr(&b, ex->route->up->eps[0].text);
         arc_sbuf_append(&b, "\r\n", 2);
     }
-    emit_ops(&b, rc->req_headers, rc->n_req_headers);
+    emit_ops(&b, ex, rc->req_headers, rc->n_req_headers);
     if (rc->xff) {
         arc_sbuf_append(&b, "X-Forwarded-For: ", 17);
         if (xff.len) {
@@ -365,7 +477,7 @@ char *arc_px__build_response_head(struct arc_worker *w, struct arc_exchange *ex,
         *len = b.len;
         return b.p;
     }
-    emit_ops(&b, rc->resp_headers, rc->n_resp_headers);
+    emit_ops(&b, ex, rc->resp_headers, rc->n_resp_headers);
     if (resp->body == ARC_H1_BODY_LENGTH) {
         arc_sbuf_append(&b, "Content-Length: ", 16);
         append_u64(&b, (unsigned long long)resp->content_length);
@@ -384,44 +496,27 @@ char *arc_px__build_response_head(struct arc_worker *w, struct arc_exchange *ex,
     return b.p;
 }
 
-char *arc_px__build_location(const struct arc_route_rt *r, const struct arc_req *req,
-                             const struct arc_rt_captures *caps, size_t *len)
+char *arc_px__build_location(struct arc_exchange *ex, const struct arc_rt_captures *caps,
+                             size_t *len)
 {
-    const char *t = r->conf->redirect_location;
     struct arc_sbuf loc = { 0 };
-    while (*t) {
-        if (*t == '{') {
-            const char *end = strchr(t, '}');
-            if (end) {
-                const char *name = t + 1;
-                size_t nl = (size_t)(end - name);
-                if (nl && name[0] == '*') {
-                    name++;
-                    nl--;
-                }
-                for (size_t i = 0; i < caps->n; i++) {
-                    if (caps->v[i].name.len == nl && memcmp(caps->v[i].name.p, name, nl) == 0) {
-                        arc_sbuf_append(&loc, caps->v[i].value.p, caps->v[i].value.len);
-                        break;
-                    }
-                }
-                t = end + 1;
-                continue;
-            }
-        } else if (*t == '$' && strncmp(t, "$path", 5) == 0) {
-            arc_sbuf_append(&loc, req->path.p, req->path.len);
-            t += 5;
-            continue;
-        } else if (*t == '$' && strncmp(t, "$query", 6) == 0) {
-            arc_sbuf_append(&loc, req->query.p, req->query.len);
-            t += 6;
-            continue;
-        }
-        arc_sbuf_append(&loc, t, 1);
-        t++;
-    }
+    expand(&loc, ex, ex->route->conf->redirect_location, caps);
     *len = loc.len;
     return loc.p;
+}
+
+/* A header operation's value for this exchange: as configured, or with its
+ * $variables expanded into the arena (*ok cleared on out of memory). */
+static struct arc_str op_value(struct arc_exchange *ex, const struct arc_header_op *op, bool *ok)
+{
+    const char *val = op->value ? op->value : "";
+    if (!op->vars)
+        return (struct arc_str){ val, strlen(val) };
+    struct arc_sbuf b = { 0 };
+    expand(&b, ex, val, NULL);
+    struct arc_str r = arc_px__ex_dup(ex, (struct arc_str){ b.p ? b.p : "", b.len }, ok);
+    arc_sbuf_dispose(&b);
+    return r;
 }
 
 bool arc_px__response_fields(struct arc_exchange *ex, const struct arc_resp *resp,
@@ -437,6 +532,7 @@ bool arc_px__response_fields(struct arc_exchange *ex, const struct arc_resp *res
     struct conn_values cv = { .resp = h, .n_all = resp->n_hdrs };
     conn_values_gather(&cv);
     size_t k = 0;
+    bool ok = true;
     for (size_t i = 0; i < resp->n_hdrs; i++) {
         struct arc_str nm = h[i].name;
         if (arc_h1_is_hop_by_hop(nm) || conn_listed(&cv, nm))
@@ -450,13 +546,12 @@ bool arc_px__response_fields(struct arc_exchange *ex, const struct arc_resp *res
             const struct arc_header_op *op = &rc->resp_headers[i];
             if (op->op == ARC_HDR_REMOVE)
                 continue;
-            const char *val = op->value ? op->value : "";
-            v[k++] = (struct arc_hdr){ { op->name, strlen(op->name) }, { val, strlen(val) } };
+            v[k++] = (struct arc_hdr){ { op->name, strlen(op->name) }, op_value(ex, op, &ok) };
         }
     }
     *out = v;
     *n = k;
-    return true;
+    return ok;
 }
 
 /* A value built in `b`, moved into the exchange's arena (b is emptied). */
@@ -495,8 +590,7 @@ bool arc_px__request_fields(struct arc_exchange *ex, struct arc_hdr **out, size_
         const struct arc_header_op *op = &rc->req_headers[i];
         if (op->op == ARC_HDR_REMOVE)
             continue;
-        const char *val = op->value ? op->value : "";
-        v[k++] = (struct arc_hdr){ { op->name, strlen(op->name) }, { val, strlen(val) } };
+        v[k++] = (struct arc_hdr){ { op->name, strlen(op->name) }, op_value(ex, op, &ok) };
     }
     if (rc->xff) {
         if (f.xff.len)

@@ -69,7 +69,7 @@ static void answer_redirect(struct arc_worker *w, struct arc_exchange *ex,
                             const struct arc_rt_captures *caps)
 {
     size_t len;
-    char *loc = arc_px__build_location(ex->route, &ex->req, caps, &len);
+    char *loc = arc_px__build_location(ex, caps, &len);
     char *kept = arc_arena_dup(&ex->arena, loc ? loc : "", loc ? len : 0);
     free(loc);
     if (!kept) {

@@ -755,7 +755,8 @@ size_t arc_px__chunk_trailers(struct arc_exchange *ex, const struct arc_h1_chunk
 char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, size_t *len);
 char *arc_px__build_response_head(struct arc_worker *w, struct arc_exchange *ex,
                                   const struct arc_resp *resp, bool close, size_t *len);
-char *arc_px__build_location(const struct arc_route_rt *r, const struct arc_req *req,
-                             const struct arc_rt_captures *caps, size_t *len);
+/* The route's redirect location with {name} captures and $variables. */
+char *arc_px__build_location(struct arc_exchange *ex, const struct arc_rt_captures *caps,
+                             size_t *len);
 
 #endif

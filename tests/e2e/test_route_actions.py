@@ -260,3 +260,77 @@ def test_config_errors_have_file_positions(arc_bin, tmp_path):
     out = cp.stdout + cp.stderr
     assert "bad.yaml:8:33: error: routes[0].action.rewrite.pattern: regex does not compile" in out, out
     assert "bad.yaml:11:63: error: routes[1].action.rewrite.replace: {nope} is not captured" in out, out
+
+
+# ------------------------------------------------------------------ variables
+
+@pytest.fixture
+def va(arc, servers):
+    up = servers.http(smart_handler, name="up")
+    routes = [
+        route_conf("vars", "/vars/{*rest}", upstream="up",
+                   headers=[{"op": "set", "name": "X-Real-IP", "value": "$client_ip"},
+                            {"op": "set", "name": "X-Orig", "value": "$method $scheme://$host$request_uri"},
+                            {"op": "set", "name": "X-Port", "value": "$client_port"},
+                            {"op": "set", "name": "X-Price", "value": "$$5 and $5 and $"}],
+                   response_headers=[{"op": "set", "name": "X-Route", "value": "$route"},
+                                     {"op": "add", "name": "X-Path", "value": "[$path|$query]"}]),
+        route_conf("go", "/go/{id}", redirect={"location": "https://$host/items/{id}?from=$path&$query"}),
+    ]
+    return arc(make_config([upstream_conf("up", up.addr)], routes=routes)), up
+
+
+def test_header_variables_http1(va):
+    a, up = va
+    c = a.client()
+    r = c.request("GET", "/vars/a/b?x=1&y=2", host="example.test")
+    assert r.status == 200, r
+    hdrs = {k.lower(): v for k, v in r.json()["headers"]}
+    assert hdrs["x-real-ip"] == "127.0.0.1"
+    assert hdrs["x-orig"] == "GET http://example.test/vars/a/b?x=1&y=2"
+    assert hdrs["x-port"] == str(c.sock.getsockname()[1])
+    assert hdrs["x-price"] == "$5 and $5 and $"
+    assert r.headers.get("X-Route") == "vars"
+    assert r.headers.get("X-Path") == "[/vars/a/b|x=1&y=2]"
+
+
+def test_header_variables_http2_client(va):
+    a, up = va
+    s, h = _h2_conn(a.port)
+    try:
+        h.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":authority", "h2.test"),
+                           (":path", "/vars/z")], end_stream=True)
+        s.sendall(h.data_to_send())
+        ev = _h2_pump(s, h, lambda es: any(isinstance(e, h2.events.StreamEnded) for e in es))
+        resp = [dict(e.headers) for e in ev if isinstance(e, h2.events.ResponseReceived)][0]
+        assert resp[b"x-route"] == b"vars" and resp[b"x-path"] == b"[/vars/z|]", resp
+        body = b"".join(e.data for e in ev if isinstance(e, h2.events.DataReceived))
+        import json
+        hdrs = {k.lower(): v for k, v in json.loads(body)["headers"]}
+        assert hdrs["x-orig"] == "GET http://h2.test/vars/z", hdrs
+    finally:
+        s.close()
+
+
+def test_redirect_variables(va):
+    a, up = va
+    r = a.client().request("GET", "/go/7?q=1", host="shop.test")
+    assert r.status == 302, r
+    assert r.headers.get("Location") == "https://shop.test/items/7?from=/go/7&q=1"
+
+
+def test_unknown_variable_is_a_config_error(arc_bin, tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text(
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
+        "upstreams: [{name: up, discovery: {type: static, endpoints: [{address: \"127.0.0.1:9\"}]}}]\n"
+        "routes:\n"
+        "  - name: r\n"
+        "    match: {path: /}\n"
+        "    action:\n"
+        "      upstream: up\n"
+        "      headers: [{op: set, name: X-A, value: \"$client_addr\"}]\n")
+    cp = arc_bin.run(["check", "-c", str(p)])
+    assert cp.returncode == 1, cp
+    assert "bad.yaml:8:46: error: routes[0].action.headers[0].value: unknown variable '$client_addr'" \
+        in cp.stdout + cp.stderr, cp.stdout + cp.stderr

@@ -371,7 +371,7 @@ static void test_redirect_respond_errors(void)
         "      forwarded: {via: false}\n"                                   /* 19 */
         "  - name: r2\n"                                                    /* 20 */
         "    match: {path: /b}\n"                                           /* 21 */
-        "    action: {redirect: {location: \"/x?$host\"}}\n"                /* 22 */
+        "    action: {redirect: {location: \"/x?$hots\"}}\n"                /* 22 */
         "  - name: r3\n"                                                    /* 23 */
         "    match: {path: /c}\n"                                           /* 24 */
         "    action: {redirect: {}}\n"                                      /* 25 */
@@ -396,7 +396,8 @@ static void test_redirect_respond_errors(void)
     CHECK_ERR(&e, 18, 26, "routes[0].action.redirect.status: must be 301, 302, 303, 307 or 308, got 300");
     CHECK_ERR(&e, 18, 41, "routes[0].action.redirect.location: {idd} is not captured by the route's path");
     CHECK_ERR(&e, 19, 7, "routes[0].action.forwarded: only applies to routes with an upstream");
-    CHECK_ERR(&e, 22, 35, "unknown variable '$host' (supported: $path, $query)");
+    CHECK_ERR(&e, 22, 35, "unknown variable '$hots' (supported: $host, $client_ip, $client_port, "
+              "$scheme, $method, $path, $query, $request_uri, $route; write $$ for a '$')");
     CHECK_ERR(&e, 25, 24, "missing required key 'location' in routes[2].action.redirect");
     CHECK_ERR(&e, 31, 15, "routes[3].action.respond.body: a 304 response cannot have a body");
     CHECK_ERR(&e, 33, 11, "'Content-Length' is managed by Arc and cannot be set by a route");
