@@ -106,8 +106,8 @@ static void slab_free(struct arc_worker *w, struct arc_conn *c)
      * in the snapshot it pinned: released last. */
     if (c->kind == CONN_UPSTREAM && c->u.snap)
         arc_px__snap_unpin(w, c->u.snap);
-    else if (c->kind == CONN_CLIENT && c->c.snap)
-        arc_px__snap_unpin(w, c->c.snap);
+    else if (c->kind == CONN_CLIENT && c->c.tls_srv)
+        arc_tls_server_free(c->c.tls_srv);     /* (after dispose freed the SSL) */
     c->gen = (c->gen + 1) & 0xffffff;   /* stale completions now mismatch */
     c->kind = 0;
     w->slab.free_idx[w->slab.n_free++] = c->idx;

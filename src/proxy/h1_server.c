@@ -337,9 +337,10 @@ void arc_px__client_accepted(struct arc_worker *w, int fd, uint32_t listener, bo
             return;
         }
         c->tp = &arc_px__tls;
-        /* The TLS context (certificates, callbacks) lives in the snapshot
-         * the connection was accepted on: pinned for the connection. */
-        c->c.snap = arc_px__snap_pin(w, w->snap);
+        /* The TLS context (certificates, callbacks) of the snapshot the
+         * connection was accepted on: referenced for the connection, so a
+         * reload can free the rest of that snapshot. */
+        c->c.tls_srv = arc_tls_server_ref(tls);
     }
     c->tp->start(w, c);
     if (over_limit) {

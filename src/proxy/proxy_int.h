@@ -380,7 +380,9 @@ struct arc_conn {
             bool paused;                /* input held because the upstream is backed up */
             bool peer_known;            /* peer was looked up (family AF_UNSPEC: unknown) */
             struct arc_h2c *h2;         /* CS_H2: the HTTP/2 session and its streams */
-            struct arc_snapshot *snap;  /* TLS: pinned (its listener context is in it) */
+            struct arc_tls_server *tls_srv; /* TLS: its listener context, one reference held
+                                           (OpenSSL calls back into it after the
+                                           handshake); the snapshot is not pinned */
             /* The client's address, looked up on first use (arc_px__peer_addr);
              * its text is made when needed, not kept. */
             union {

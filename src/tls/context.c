@@ -581,6 +581,7 @@ struct arc_tls_server *arc_tls_server_new(const struct arc_listener_tls_conf *co
         set_err(err, errlen, "out of memory");
         return NULL;
     }
+    atomic_init(&s->refs, 1);
     const char *const *alpn = opts && opts->alpn ? opts->alpn : default_alpn;
     size_t n_alpn = opts && opts->alpn ? opts->n_alpn : ARC_ARRAY_LEN(default_alpn);
     if (alpn_wire(alpn, n_alpn, &s->alpn, &s->alpn_len, err, errlen) < 0)
@@ -615,9 +616,15 @@ fail:
     return NULL;
 }
 
+struct arc_tls_server *arc_tls_server_ref(struct arc_tls_server *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return s;
+}
+
 void arc_tls_server_free(struct arc_tls_server *s)
 {
-    if (!s)
+    if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (size_t i = 0; i < s->n_certs; i++) {
         SSL_CTX_free(s->certs[i].ctx);

@@ -102,6 +102,13 @@ struct arc_tls_server_opts {
 struct arc_tls_server *arc_tls_server_new(const struct arc_listener_tls_conf *conf,
                                           const struct arc_tls_server_opts *opts,
                                           char *err, size_t errlen);
+/* Reference counting: a context starts with one reference (its snapshot's);
+ * each TLS client connection holds another for its life, because OpenSSL
+ * calls back into the context after the handshake (TLS 1.3 session tickets)
+ * and the connection must not keep the whole snapshot alive for that.
+ * arc_tls_server_free drops a reference and frees on the last one.
+ * Thread: any (atomic count; once per connection, never per request). */
+struct arc_tls_server *arc_tls_server_ref(struct arc_tls_server *s);
 void arc_tls_server_free(struct arc_tls_server *s);
 
 /* Certificates in configuration order, for the

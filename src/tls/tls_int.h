@@ -5,6 +5,7 @@
 #ifndef ARC_TLS_TLS_INT_H
 #define ARC_TLS_TLS_INT_H
 
+#include <stdatomic.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
 
@@ -32,6 +33,7 @@ struct arc_tls_srv_cert {
 };
 
 struct arc_tls_server {
+    _Atomic uint32_t refs;      /* snapshot + live connections (arc_tls_server_ref) */
     struct arc_tls_srv_cert *certs;
     size_t n_certs;
     unsigned char *alpn;        /* wire format: length-prefixed names */

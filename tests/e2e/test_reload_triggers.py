@@ -143,6 +143,10 @@ def test_certificate_replaced(arc, tmp_path):
     assert logged(a, "reloaded (file change)")
     err = a.stderr_text()
     assert "site.key" in err and "site.pem" in err
+    # The old connection keeps working, and does not keep the old config
+    # in memory (it holds only its listener's TLS context).
+    assert wait_for(lambda: metric(a.metrics()[0], "arc_config_live_snapshots") == 1), \
+        metric(a.metrics()[0], "arc_config_live_snapshots")
     old.sendall(b"GET /probe HTTP/1.1\r\nHost: a.test\r\n\r\n")
     assert old.recv(4096).startswith(b"HTTP/1.1 200")
     old.close()
