@@ -7,6 +7,7 @@ pkgs=(gcc make pkg-config git liburing-dev libjansson-dev libyaml-dev libssl-dev
       clang libclang-rt-14-dev curl ca-certificates iproute2
       nghttp2-client python3 python3-pytest python3-websockets python3-requests python3-h2
       python3-grpcio)
+pkgs+=(etcd-server etcd-client)     # the etcd config source's tests
 if [[ ${1:-} == --bench ]]; then
     pkgs=(nginx-light haproxy wrk nghttp2-client procps iproute2 openssl lua5.1)
 fi

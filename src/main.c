@@ -5,6 +5,8 @@
  *   arc check [-c FILE]   validate, print "ok <fingerprint>" or every error
  *   arc reload | status | config get [-c FILE] [--addr IP:PORT]
  *                         talk to a running Arc's control-plane API
+ *   arc config push -c FILE [--etcd URL] [--prefix P]
+ *                         validate a config and store it in etcd (a fleet)
  *   arc version           version, build options, io_uring probe
  *
  * Without -c, run and check use ARC_DEFAULT_CONFIG (/etc/arc/arc.yaml) when
@@ -90,6 +92,9 @@ static void usage(FILE *f)
             "                             a running arc's status (JSON)\n"
             "       arc config get [-c FILE] [--addr IP:PORT]\n"
             "                             a running arc's config (canonical JSON)\n"
+            "       arc config push -c FILE [--etcd http://IP:PORT] [--prefix P]\n"
+            "                             validate FILE and store it in etcd for a fleet\n"
+            "                             (default: the file's own config_source.etcd)\n"
             "       arc version           version, build options and io_uring support\n"
             "Without -c: " ARC_DEFAULT_CONFIG " if it exists, else the embedded default config.\n"
             "reload/status/config get reach the control-plane API at --addr, else at the\n"
@@ -528,12 +533,73 @@ static void cli_explain(const char *what, const struct arc_ctl_reply *r)
     json_decref(doc);
 }
 
+/* arc config push -c FILE [--etcd http://IP:PORT] [--prefix P]: compiles the
+ * file like `arc check` (certificates included), then stores its canonical
+ * JSON in etcd. 0 pushed, 1 invalid or etcd failed, 2 usage. */
+static int cmd_config_push(int argc, char **argv)
+{
+    const char *path = NULL, *etcd = NULL, *prefix = NULL;
+    for (int i = 3; i < argc; i++) {
+        const char **dst = strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0 ? &path
+                         : strcmp(argv[i], "--etcd") == 0 ? &etcd
+                         : strcmp(argv[i], "--prefix") == 0 ? &prefix : NULL;
+        if (!dst || i + 1 >= argc) {
+            fprintf(stderr, "arc: %s '%s'\n", dst ? "a value is needed after" : "unexpected "
+                    "argument", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+        *dst = argv[++i];
+    }
+    if (!path) {
+        fprintf(stderr, "arc: config push needs -c FILE\n");
+        usage(stderr);
+        return 2;
+    }
+    struct arc_snapshot *snap;
+    if (build_snapshot(path, &snap) < 0)
+        return 1;
+    const struct arc_control_plane_conf *cp = &snap->cfg->control_plane;
+    char ep[80];
+    if (etcd) {
+        struct arc_addr a;
+        if (strncmp(etcd, "http://", 7) != 0 || arc_config_parse_addr(etcd + 7, &a) < 0) {
+            fprintf(stderr, "arc: --etcd '%s': expected http://ip:port\n", etcd);
+            arc_snapshot_unref(snap);
+            return 2;
+        }
+        snprintf(ep, sizeof(ep), "%s", a.text);
+    } else if (cp->n_etcd) {
+        snprintf(ep, sizeof(ep), "%s", cp->etcd[0].text);
+    } else {
+        fprintf(stderr, "arc: %s has no control_plane.config_source.etcd: pass --etcd\n", path);
+        arc_snapshot_unref(snap);
+        return 2;
+    }
+    if (!prefix)
+        prefix = cp->n_etcd ? cp->etcd_prefix : "/arc/";
+    long long rev = 0;
+    char err[512];
+    const char *text = snap->cfg->canonical_json;
+    int rc = arc_etcd_push(ep, prefix, text, strlen(text), CLI_TIMEOUT_MS, &rev, err,
+                           sizeof(err));
+    if (rc < 0)
+        fprintf(stderr, "arc: config push to etcd %s: %s\n", ep, err);
+    else
+        printf("pushed fingerprint=%s to etcd http://%s key %sconfig revision=%lld\n",
+               snap->cfg->fingerprint, ep, prefix, rev);
+    arc_snapshot_unref(snap);
+    return rc < 0 ? 1 : 0;
+}
+
 /* arc reload | status | config get: 0 on a 2xx answer, 1 otherwise. */
 static int cmd_api(int argc, char **argv)
 {
     bool config_get = strcmp(argv[1], "config") == 0;
+    if (config_get && argc >= 3 && strcmp(argv[2], "push") == 0)
+        return cmd_config_push(argc, argv);
     if (config_get && (argc < 3 || strcmp(argv[2], "get") != 0)) {
-        fprintf(stderr, "arc: 'arc config' needs a subcommand: get\n");
+        fprintf(stderr, "arc: 'arc config' needs a subcommand: get or push\n");
         usage(stderr);
         return 2;
     }

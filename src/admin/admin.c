@@ -381,9 +381,31 @@ static void arm_watch(struct arc_ctl_loop *cs)
     io_uring_sqe_set_data64(sqe, UD_WATCH);
 }
 
+int arc_admin__etcd_apply(struct arc_ctl_loop *cs, const char *trigger,
+                          struct arc_config_errors *keep)
+{
+    struct arc_etcd *e = cs->etcd;
+    char name[ARC_CP_ETCD_PREFIX_MAX + 16];
+    snprintf(name, sizeof(name), "etcd:%s", e->key);
+    struct arc_admin_outcome out;
+    arc_admin__submit(cs->ctl, e->value, e->value_len, "json", name, trigger, true, &out);
+    if (keep)
+        *keep = out.errs;
+    else
+        arc_config_errors_dispose(&out.errs);
+    return out.result;
+}
+
 int arc_admin__reload_file(struct arc_ctl_loop *cs, const char *trigger,
                            struct arc_config_errors *keep)
 {
+    /* etcd is the source: a reload compiles its value again (reading the
+     * certificate files anew); the file only started Arc. */
+    if (cs->etcd && cs->etcd->value) {
+        arc_admin__watch_read(&cs->watch, arc_now_ms());
+        arc_admin__watch_clear(&cs->watch);
+        return arc_admin__etcd_apply(cs, trigger, keep);
+    }
     arc_admin__watch_read(&cs->watch, arc_now_ms());
     int rc = arc_admin__reload_source(cs->ctl, trigger, false, keep);
     arc_admin__watch_clear(&cs->watch);
@@ -401,6 +423,15 @@ static void file_changed(struct arc_ctl_loop *cs)
     arc_admin__watch_clear(&cs->watch);
     if (cs->draining) {
         fprintf(stderr, "arc: file change while draining: not reloaded\n");
+        fflush(stderr);
+        return;
+    }
+    if (cs->etcd && cs->etcd->value) {
+        if (what & ARC_WATCH_REF)
+            arc_admin__etcd_apply(cs, "file change", NULL);
+        else
+            fprintf(stderr, "arc: the config comes from etcd (%s): the file's change is not "
+                    "applied\n", cs->etcd->key);
         fflush(stderr);
         return;
     }
@@ -475,6 +506,9 @@ int arc_control_run(struct arc_control *ctl)
     if (ctl->admin_fd >= 0)
         arm_accept(&cs);
     arc_admin__ctl_start(&cs);
+    const struct arc_control_plane_conf *cp = &ctl->snap->cfg->control_plane;
+    if (cp->n_etcd && arc_admin__etcd_start(&cs, cp) < 0)
+        fprintf(stderr, "arc: etcd: out of memory; the config is not watched\n");
     arm_signal(&cs);
     arm_tick(&cs);
     if (cs.watch.fd >= 0)
@@ -501,6 +535,8 @@ int arc_control_run(struct arc_control *ctl)
                 arc_admin__ctl_on_accept(&cs, cqe, now);
             } else if (ud == UD_CTL_ACCEPT_RETRY) {
                 arc_admin__ctl_accept_retry(&cs);
+            } else if (ud == UD_ETCD_CONNECT || ud == UD_ETCD_SEND || ud == UD_ETCD_RECV) {
+                arc_admin__etcd_on_cqe(&cs, ud, cqe->res, now);
             } else if (ud == UD_SIGNAL) {
                 on_signal(&cs, cqe);
             } else if (ud == UD_WATCH) {
@@ -517,6 +553,7 @@ int arc_control_run(struct arc_control *ctl)
                         io_uring_sqe_set_data64(sqe, 0);
                     }
                 arc_admin__ctl_tick(&cs, now);
+                arc_admin__etcd_tick(&cs, now);
                 if (cs.watch.pending && now >= cs.watch.due)
                     file_changed(&cs);
                 if (cs.draining && all_workers_done(ctl))
@@ -545,6 +582,7 @@ int arc_control_run(struct arc_control *ctl)
     /* The ring goes first: operations still pending point into the
      * connections' buffers. */
     io_uring_queue_exit(&cs.ring);
+    arc_admin__etcd_dispose(&cs);
     for (size_t i = 0; i < cs.n_conns; i++) {
         close(cs.conns[i]->fd);
         free(cs.conns[i]->out);

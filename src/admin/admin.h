@@ -91,4 +91,13 @@ int arc_ctl_client_request(const char *addr, const char *method, const char *pat
                            size_t body_len, unsigned timeout_ms, struct arc_ctl_reply *reply,
                            char *err, size_t errlen);
 
+/**
+ * `arc config push`: stores `text` (a config, canonical JSON) as the value
+ * of key <prefix>config in etcd at `endpoint` ("ip:port"), through etcd's
+ * JSON gateway (POST /v3/kv/put). Blocking. Returns 0 and the key's new
+ * revision, or -1 with a message in err. Thread: any.
+ */
+int arc_etcd_push(const char *endpoint, const char *prefix, const char *text, size_t len,
+                  unsigned timeout_ms, long long *revision, char *err, size_t errlen);
+
 #endif

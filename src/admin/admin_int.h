@@ -16,6 +16,9 @@
 #include <sys/socket.h>
 
 #include "admin/admin.h"
+#include "config/config.h"
+#include "core/sbuf.h"
+#include "http1/http1.h"
 #include "core/common.h"
 #include "loop/ring.h"
 
@@ -24,7 +27,7 @@
  * address is this small, so the two never collide. */
 enum {
     UD_ACCEPT = 1, UD_SIGNAL, UD_TICK, UD_ACCEPT_RETRY, UD_WATCH,
-    UD_CTL_ACCEPT, UD_CTL_ACCEPT_RETRY, UD__LAST
+    UD_CTL_ACCEPT, UD_CTL_ACCEPT_RETRY, UD_ETCD_CONNECT, UD_ETCD_SEND, UD_ETCD_RECV, UD__LAST
 };
 /* Operations of admin connections (admin.c) and control-plane ones (ctlapi.c). */
 enum { AOP_RECV = 1, AOP_SEND = 2, AOP_CLOSE = 3, COP_RECV = 4, COP_SEND = 5, COP_CLOSE = 6 };
@@ -127,7 +130,8 @@ int arc_admin__reload_source(struct arc_control *ctl, const char *trigger, bool 
  * still compiles, so it reads the certificate files the config names).
  */
 void arc_admin__submit(struct arc_control *ctl, const char *text, size_t len, const char *format,
-                       const char *trigger, bool apply, struct arc_admin_outcome *out);
+                       const char *name, const char *trigger, bool apply,
+                       struct arc_admin_outcome *out);
 
 /**
  * A reload that reads the config file (SIGHUP, POST /v1/reload). It sees
@@ -172,6 +176,7 @@ struct arc_ctl_loop {
     const struct arc_snapshot *seen_snap; /* the running snapshot the watches were set for */
     char seen_fp[65];               /* the fingerprint long polls last saw */
     struct arc_ctl_server srv;
+    struct arc_etcd *etcd;          /* config_source etcd (etcd.c), or NULL */
 };
 
 void arc_admin__ctl_start(struct arc_ctl_loop *cs);
@@ -187,6 +192,98 @@ void arc_admin__ctl_config_changed(struct arc_ctl_loop *cs);
 void arc_admin__ctl_drain(struct arc_ctl_loop *cs);
 /* Loop exit: closes every connection (their operations die with the ring). */
 void arc_admin__ctl_dispose(struct arc_ctl_loop *cs);
+
+/* ------------------------------------------------------------ etcd.c */
+
+/* A value read from etcd (text owned, NUL-terminated). */
+struct arc_etcd_value {
+    char *text;
+    size_t len;
+    int64_t mod_revision;
+};
+
+/* One watch response line. */
+struct arc_etcd_event {
+    int64_t revision;               /* the response header's */
+    bool created;                   /* the watch's first response */
+    bool has_value;                 /* the key was put (value holds the last put) */
+    bool deleted;                   /* the last event deleted the key */
+    struct arc_etcd_value value;
+};
+
+/* An HTTP/1.1 response read incrementally: head, then the body decoded
+ * (Content-Length, chunked or until close) into `body`. */
+struct arc_etcd_reader {
+    struct arc_sbuf raw;            /* bytes until the head is complete */
+    struct arc_sbuf body;           /* decoded body bytes (from `off` not consumed yet) */
+    size_t off;
+    struct arc_h1_chunked chunk;
+    uint64_t left;                  /* Content-Length bytes to come */
+    int status;
+    int framing;                    /* enum arc_h1_body */
+    bool head_done, done;
+};
+
+enum arc_etcd_state { ES_WAIT, ES_CONNECTING, ES_RANGE, ES_WATCH };
+
+struct arc_etcd {
+    struct arc_addr eps[ARC_CP_ETCD_MAX];
+    size_t n_eps, ep;               /* endpoints; the one in use (rotates on failure) */
+    char *key;                      /* <prefix>config */
+    int fd;                         /* -1: none */
+    enum arc_etcd_state state;
+    unsigned inflight;              /* ring operations on fd */
+    bool closing;                   /* fd closes when inflight reaches 0 */
+    bool up;                        /* last range succeeded and the watch runs */
+    uint64_t retry_at, deadline;    /* arc_now_ms(); deadline 0 = none */
+    unsigned backoff_ms;
+    int64_t revision;               /* highest revision seen */
+    struct arc_sbuf out;            /* request being sent */
+    size_t out_off;
+    struct arc_etcd_reader rd;
+    char rbuf[16384];
+    char *value;                    /* the last value read (applied or refused) */
+    size_t value_len;
+    char last_error[200];
+};
+
+/* Pure helpers (etcdproto.c, unit-tested). Strings returned are malloc'd. */
+struct json_t;
+/* An int64 field of a JSON object, as etcd writes them ("42"), else 0. */
+int64_t arc_etcd__int64(const struct json_t *o, const char *name);
+char *arc_etcd__b64(const void *p, size_t n);
+char *arc_etcd__unb64(const char *s, size_t n, size_t *out_len);
+char *arc_etcd__key(const char *prefix);
+char *arc_etcd__range_body(const char *key);
+char *arc_etcd__watch_body(const char *key, int64_t start_revision);
+char *arc_etcd__put_body(const char *key, const char *value, size_t len);
+/* 1: the key has a value (*out, free out->text); 0: not set; -1: bad answer. */
+int arc_etcd__parse_range(const char *body, size_t len, struct arc_etcd_value *out,
+                          int64_t *revision, char *err, size_t errlen);
+/* 0 (free ev->value.text) or -1 (an error, or the watch was canceled). */
+int arc_etcd__parse_watch(const char *line, size_t len, struct arc_etcd_event *ev,
+                          char *err, size_t errlen);
+void arc_etcd__reader_init(struct arc_etcd_reader *r);
+void arc_etcd__reader_dispose(struct arc_etcd_reader *r);
+/* 1: the response is complete, 0: more to come, -1: malformed (err). */
+int arc_etcd__reader_feed(struct arc_etcd_reader *r, const char *p, size_t n, char *err,
+                          size_t errlen);
+/* The next complete body line (with its '\n', *line into the buffer, valid
+ * until the next feed or compact), or 0. */
+size_t arc_etcd__reader_line(struct arc_etcd_reader *r, char **line);
+void arc_etcd__reader_compact(struct arc_etcd_reader *r);
+
+/* Loop side. */
+int arc_admin__etcd_start(struct arc_ctl_loop *cs, const struct arc_control_plane_conf *cp);
+void arc_admin__etcd_on_cqe(struct arc_ctl_loop *cs, uint64_t ud, int res, uint64_t now);
+void arc_admin__etcd_tick(struct arc_ctl_loop *cs, uint64_t now);
+void arc_admin__etcd_dispose(struct arc_ctl_loop *cs);
+const char *arc_admin__etcd_state(const struct arc_etcd *e);
+/* Compiles and applies the last value read from etcd (admin.c): after a
+ * new value, or when a reload is asked for (SIGHUP, a watched certificate
+ * changed) while etcd is the source. */
+int arc_admin__etcd_apply(struct arc_ctl_loop *cs, const char *trigger,
+                          struct arc_config_errors *keep);
 
 /* ------------------------------------------------------------ ctlproto.c */
 

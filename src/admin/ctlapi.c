@@ -272,6 +272,16 @@ static void ep_status(struct arc_ctl_loop *cs, struct ctl_conn *c)
         "reloads", "ok", (json_int_t)ctl->reloads[ARC_RELOAD_OK],
         "error", (json_int_t)ctl->reloads[ARC_RELOAD_ERROR],
         "refused", (json_int_t)ctl->reloads[ARC_RELOAD_REFUSED], "last_reload", last);
+    const struct arc_etcd *e = cs->etcd;
+    if (doc && e)
+        json_object_set_new(doc, "etcd", json_pack("{s:s,s:s,s:s,s:b,s:I,s:o}",
+                                                   "state", arc_admin__etcd_state(e),
+                                                   "endpoint", e->eps[e->ep].text, "key", e->key,
+                                                   "has_value", e->value != NULL,
+                                                   "revision", (json_int_t)e->revision,
+                                                   "last_error", e->last_error[0]
+                                                       ? json_string(e->last_error)
+                                                       : json_null()));
     respond_json(cs, c, 200, NULL, doc);
 }
 
@@ -354,7 +364,7 @@ static void ep_validate(struct arc_ctl_loop *cs, struct ctl_conn *c, const char 
 {
     struct arc_admin_outcome *o = malloc(sizeof(*o));
     ARC_ASSERT(o != NULL);
-    arc_admin__submit(cs->ctl, c->body ? c->body : "", c->body_len, format, NULL, false, o);
+    arc_admin__submit(cs->ctl, c->body ? c->body : "", c->body_len, format, "<request>", NULL, false, o);
     if (o->result == ARC_RELOAD_ERROR)
         respond_json(cs, c, 400, NULL, json_pack("{s:b,s:o}", "valid", 0,
                                                  "errors", errors_json(&o->errs)));
@@ -373,7 +383,7 @@ static void ep_apply(struct arc_ctl_loop *cs, struct ctl_conn *c, const char *fo
     ARC_ASSERT(o != NULL);
     char trigger[160];
     snprintf(trigger, sizeof(trigger), "API POST /v1/config from %s", c->peer);
-    arc_admin__submit(cs->ctl, c->body ? c->body : "", c->body_len, format, trigger, true, o);
+    arc_admin__submit(cs->ctl, c->body ? c->body : "", c->body_len, format, "<request>", trigger, true, o);
     if (o->result == ARC_RELOAD_ERROR) {
         log_mutation(c, 400, "(the config did not load; not applied)");
         respond_json(cs, c, 400, NULL, json_pack("{s:s,s:o,s:o}", "result", "error",

@@ -169,8 +169,33 @@ int arc_ctl_client_request(const char *addr, const char *method, const char *pat
     } else if (resp.body == ARC_H1_BODY_NONE) {
         blen = 0;
     } else if (resp.body == ARC_H1_BODY_CHUNKED) {
-        arc_sbuf_dispose(&in);
-        return fail(err, errlen, "control plane at %s: unexpected chunked answer", a.text);
+        /* (etcd's gateway, which `arc config push` talks to, may chunk) */
+        struct arc_h1_chunked ch;
+        arc_h1_chunked_init(&ch);
+        const char *p = in.p + resp.head_len;
+        size_t left = blen, out = 0;
+        enum arc_h1_chunk_rc crc = ARC_H1_CHUNK_AGAIN;
+        while (left) {
+            size_t used, dlen;
+            const char *data, *why;
+            crc = arc_h1_chunked_next(&ch, p, left, &used, &data, &dlen, &why);
+            if (crc == ARC_H1_CHUNK_ERROR)
+                break;
+            if (crc == ARC_H1_CHUNK_DATA) {
+                memmove(in.p + resp.head_len + out, data, dlen);  /* decoded <= framed */
+                out += dlen;
+            }
+            p += used;
+            left -= used;
+            if (crc == ARC_H1_CHUNK_DONE)
+                break;
+        }
+        if (crc != ARC_H1_CHUNK_DONE) {
+            arc_sbuf_dispose(&in);
+            return fail(err, errlen, "control plane at %s: truncated or malformed chunked "
+                        "answer", a.text);
+        }
+        blen = out;
     }
     reply->status = resp.status;
     reply->body = malloc(blen + 1);

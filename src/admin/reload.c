@@ -116,14 +116,16 @@ int arc_control_reload(struct arc_control *ctl, const char *trigger)
 }
 
 void arc_admin__submit(struct arc_control *ctl, const char *text, size_t len, const char *format,
-                       const char *trigger, bool apply_it, struct arc_admin_outcome *out)
+                       const char *name, const char *trigger, bool apply_it,
+                       struct arc_admin_outcome *out)
 {
     memset(out, 0, sizeof(*out));
     struct arc_config *cfg = NULL;
     struct arc_snapshot *ns = NULL;
-    /* Errors name the body "<request>"; certificate paths in it are read
-     * relative to Arc's working directory, like the file's. */
-    if (arc_config_load_string(text, len, "<request>", format, &cfg, &out->errs) == 0) {
+    /* Errors name the text `name` ("<request>", "etcd:/arc/config");
+     * certificate paths in it are read relative to Arc's working
+     * directory, like the file's. */
+    if (arc_config_load_string(text, len, name, format, &cfg, &out->errs) == 0) {
         snprintf(out->fingerprint, sizeof(out->fingerprint), "%s", cfg->fingerprint);
         if (arc_snapshot_build(cfg, &ns, &out->errs) < 0)
             ns = NULL;

@@ -268,6 +268,8 @@ struct arc_h2_conf {
  * section adds nothing for arc_config_free to release. */
 #define ARC_CP_TOKEN_MAX 256    /* auth_token length limit */
 #define ARC_CP_NODE_ID_MAX 128  /* node_id length limit */
+#define ARC_CP_ETCD_MAX 8       /* config_source.etcd.endpoints */
+#define ARC_CP_ETCD_PREFIX_MAX 255
 struct arc_control_plane_conf {
     bool enabled;               /* false */
     struct arc_addr bind;       /* 127.0.0.1:22100; port 0 = kernel-assigned */
@@ -275,6 +277,11 @@ struct arc_control_plane_conf {
     char auth_token[ARC_CP_TOKEN_MAX + 1]; /* "" when !has_token (loopback peers only) */
     char node_id[ARC_CP_NODE_ID_MAX + 1];  /* "" = node.id */
     uint32_t max_body;          /* 4mb (ext): larger request bodies get 413 */
+    /* config_source: etcd {endpoints, prefix}: the config is the value of
+     * key <prefix>config, watched (admin/etcd.c). n_etcd 0 = the file. */
+    struct arc_addr etcd[ARC_CP_ETCD_MAX];
+    size_t n_etcd;
+    char etcd_prefix[ARC_CP_ETCD_PREFIX_MAX + 1];
 };
 
 struct arc_config {

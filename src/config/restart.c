@@ -104,5 +104,10 @@ size_t arc_config_restart_diff(const struct arc_config *old, const struct arc_co
         if (ca->max_body != cb->max_body)
             changed(&d, "control_plane.max_body");
     }
+    bool etcd_same = ca->n_etcd == cb->n_etcd && strcmp(ca->etcd_prefix, cb->etcd_prefix) == 0;
+    for (size_t i = 0; etcd_same && i < ca->n_etcd; i++)
+        etcd_same = addr_eq(&ca->etcd[i], &cb->etcd[i]);
+    if (!etcd_same)
+        changed(&d, "control_plane.config_source");
     return d.n;
 }

@@ -81,7 +81,11 @@ static const struct arc_conf_key control_plane_keys[] = {
 };
 
 static const struct arc_conf_key config_source_keys[] = {
-    { "etcd", LATER },
+    { "etcd", 0 },
+};
+
+static const struct arc_conf_key etcd_keys[] = {
+    { "endpoints", REQ }, { "prefix", 0 },
 };
 
 static const struct arc_conf_key obs_keys[] = {
@@ -400,6 +404,53 @@ static void control_plane_token(struct arc_sctx *s, const struct arc_cn *m, cons
     cp->has_token = true;
 }
 
+/* config_source.etcd: endpoints are "http://ip:port" (etcd's JSON gateway;
+ * TLS to etcd is not supported), the prefix a key prefix. */
+static void etcd_source(struct arc_sctx *s, const struct arc_cn *m, const char *sp)
+{
+    struct arc_control_plane_conf *cp = &s->cfg->control_plane;
+    char p[ARC_PATH_MAX], ip[ARC_PATH_MAX];
+    arc_config__path(p, sp, "etcd");
+    if (!arc_config__check_map(s, m, p, etcd_keys, N(etcd_keys)))
+        return;
+    const struct arc_cn *eps = arc_config__val(m, "endpoints");
+    const char *epp = arc_config__path(ip, p, "endpoints");
+    if (eps && arc_config__want(s, eps, epp, ARC_CN_SEQ)) {
+        if (eps->n == 0 || eps->n > ARC_CP_ETCD_MAX)
+            arc_config__err(s, eps, "%s: expected 1 to %d endpoints, got %zu", epp,
+                            ARC_CP_ETCD_MAX, eps->n);
+        size_t i = 0;
+        for (const struct arc_cn *it = eps->first; it && i < ARC_CP_ETCD_MAX; it = it->next, i++) {
+            char what[ARC_PATH_MAX];
+            snprintf(what, sizeof(what), "%s[%zu]", epp, i);
+            if (!arc_config__want(s, it, what, ARC_CN_STR))
+                continue;
+            const char *u = it->v.s.p;
+            if (strncmp(u, "https://", 8) == 0) {
+                arc_config__err(s, it, "%s: https endpoints are not supported yet (use "
+                                "http:// on a trusted network or loopback)", what);
+                continue;
+            }
+            if (strncmp(u, "http://", 7) != 0 ||
+                arc_config_parse_addr(u + 7, &cp->etcd[cp->n_etcd]) < 0) {
+                arc_config__err(s, it, "%s: '%s' is not an endpoint (expected http://ip:port, "
+                                "an IP literal)", what, u);
+                continue;
+            }
+            cp->n_etcd++;
+        }
+    }
+    const struct arc_cn *pre = arc_config__val(m, "prefix");
+    const char *pp = arc_config__path(ip, p, "prefix");
+    snprintf(cp->etcd_prefix, sizeof(cp->etcd_prefix), "/arc/");
+    if (pre && arc_config__str_value(s, pre, pp, ARC_STR_NONEMPTY | ARC_STR_NO_CTL)) {
+        if (pre->v.s.len > ARC_CP_ETCD_PREFIX_MAX)
+            arc_config__err(s, pre, "%s: longer than %d bytes", pp, ARC_CP_ETCD_PREFIX_MAX);
+        else
+            memcpy(cp->etcd_prefix, pre->v.s.p, pre->v.s.len + 1);
+    }
+}
+
 static void control_plane_section(struct arc_sctx *s, const struct arc_cn *m)
 {
     struct arc_control_plane_conf *cp = &s->cfg->control_plane;
@@ -418,19 +469,24 @@ static void control_plane_section(struct arc_sctx *s, const struct arc_cn *m)
     uint64_t mb = cp->max_body;
     if (arc_config__get_size(s, m, p, "max_body", 1024, ARC_CONF_MAX_BYTES, false, &mb))
         cp->max_body = (uint32_t)mb;
-    /* `file` (the default) is the file given to `arc run`; `etcd` is
-     * in CONFIG.md but not implemented. */
+    /* `file` (the default) is the file given to `arc run`; `etcd
+     * {endpoints, prefix}` a key in etcd, watched (admin/etcd.c). */
     const struct arc_cn *src = arc_config__val(m, "config_source");
     const char *sp = arc_config__path(pb, p, "config_source");
     if (src && src->kind == ARC_CN_MAP) {
         if (arc_config__check_map(s, src, sp, config_source_keys, N(config_source_keys)) &&
             src->n == 0)
             arc_config__err(s, src, "%s: expected file or etcd", sp);
+        const struct arc_cn *e = arc_config__val(src, "etcd");
+        if (e)
+            etcd_source(s, e, sp);
+    } else if (src && src->kind == ARC_CN_STR && strcmp(src->v.s.p, "etcd") == 0) {
+        arc_config__err(s, src, "%s: etcd needs its settings: {etcd: {endpoints: "
+                        "[\"http://ip:port\"], prefix: \"/arc/\"}}", sp);
     } else if (src) {
         static const char *const kinds[] = { "file" };
-        static const char *const later[] = { "etcd" };
         int k = 0;
-        arc_config__get_enum(s, m, p, "config_source", kinds, N(kinds), later, N(later), &k);
+        arc_config__get_enum(s, m, p, "config_source", kinds, N(kinds), NULL, 0, &k);
     }
 }
 

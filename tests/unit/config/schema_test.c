@@ -374,7 +374,7 @@ static void test_not_supported_yet(void)
     CHECK_ERR(&e, 8, 1, "plugins: not supported yet");
     CHECK_ERR(&e, 9, 1, "cache: not supported yet");
     CHECK_ERR(&e, 10, 1, "logging: not supported yet");
-    CHECK_ERR(&e, 11, 33, "control_plane.config_source.etcd: not supported yet");
+    CHECK_ERR(&e, 11, 39, "missing required key 'endpoints' in control_plane.config_source.etcd");
     CHECK_ERR(&e, 12, 12, "security.xdp: not supported yet");
     CHECK_ERR(&e, 12, 40, "security.l7.slowloris: not supported yet");
     CHECK_ERR(&e, 13, 17, "observability.tracing: not supported yet");
@@ -428,7 +428,7 @@ static void test_control_plane(void)
     CHECK(strstr(e.v[1].msg, "0123456789") == NULL);
     CHECK_ERR(&e, 7, 12, "control_plane.node_id: must not be empty");
     CHECK_ERR(&e, 8, 13, "control_plane.max_body: must be between 1kb and 16mb");
-    CHECK_ERR(&e, 9, 18, "control_plane.config_source: 'etcd' is not supported yet");
+    CHECK_ERR(&e, 9, 18, "control_plane.config_source: etcd needs its settings");
     CHECK_ERR(&e, 10, 3, "unknown key 'tokn' in control_plane");
     arc_config_errors_dispose(&e);
     c = load_str("yaml", MINI_YAML "observability: {metrics_bind: \"127.0.0.1:7000\"}\n"
