@@ -296,6 +296,16 @@ static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct ar
         arc_sbuf_printf(&m, "# HELP arc_config_generation Generation of the active configuration.\n"
                             "# TYPE arc_config_generation gauge\narc_config_generation %llu\n",
                         (unsigned long long)ctl->snap->generation);
+        if (cs->etcd)
+            arc_sbuf_printf(&m, "# HELP arc_config_etcd_up 1 while the etcd config source is "
+                                "read and watched, 0 while it is unreachable (the running "
+                                "config stays).\n# TYPE arc_config_etcd_up gauge\n"
+                                "arc_config_etcd_up %d\n"
+                                "# HELP arc_config_etcd_revision Highest etcd revision seen.\n"
+                                "# TYPE arc_config_etcd_revision gauge\n"
+                                "arc_config_etcd_revision %lld\n",
+                            cs->etcd->up && cs->etcd->state == ES_WATCH,
+                            (long long)cs->etcd->revision);
         respond(cs, a, 200, "text/plain; version=0.0.4", m.p ? m.p : "", m.len);
         arc_sbuf_dispose(&m);
     } else {

@@ -184,9 +184,19 @@ def test_a_fleet_follows_one_push(arc, arc_bin, tmp_path, etcd):
     nodes = [arc(node_config(etcd, "file")) for _ in range(2)]
     for a in nodes:
         assert wait_for(lambda: status(a).get("etcd", {}).get("state") == "watching")
-    assert push(arc_bin, tmp_path, node_config(etcd, "fleet")).returncode == 0
+        assert metric(a.metrics()[0], "arc_config_etcd_up") == 1
+    cp = push(arc_bin, tmp_path, node_config(etcd, "fleet"))
+    assert cp.returncode == 0
+    fp = re.search(r"fingerprint=(\w+)", cp.stdout).group(1)
     for a in nodes:
         assert wait_for(lambda: probe(a) == "fleet"), a.stderr_tail(10)
+        assert status(a)["fingerprint"] == fp
+    # a bad value: refused by both, both keep serving
+    etcd.put("/arc/config", "{not json")
+    for a in nodes:
+        assert wait_for(lambda: (metric(a.metrics()[0], "arc_config_reloads_total", result="error")
+                                 or 0) == 1), a.stderr_tail(10)
+        assert probe(a) == "fleet" and status(a)["fingerprint"] == fp
 
 
 def test_bad_values_and_restart_only_changes_are_refused(arc, arc_bin, tmp_path, etcd):
@@ -213,6 +223,7 @@ def test_etcd_down_and_back(arc, arc_bin, tmp_path, etcd):
     assert wait_for(lambda: probe(a) == "first"), a.stderr_tail(10)
     etcd.stop()
     assert wait_for(lambda: status(a)["etcd"]["last_error"] is not None), status(a)
+    assert metric(a.metrics()[0], "arc_config_etcd_up") == 0
     assert status(a)["etcd"]["state"] != "watching"
     for _ in range(5):
         assert probe(a) == "first"          # nothing changes while etcd is away
