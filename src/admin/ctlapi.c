@@ -469,7 +469,7 @@ static uint64_t up_counter(struct arc_metrics_shard *m, uint32_t id, enum arc_m_
 static void ep_upstreams(struct arc_ctl_loop *cs, struct ctl_conn *c)
 {
     static const char *const lbs[] = { "round_robin", "weighted_round_robin", "least_requests",
-                                       "peak_ewma" };
+                                       "peak_ewma", "consistent_hash", "maglev" };
     const struct arc_control *ctl = cs->ctl;
     const struct arc_snapshot *s = ctl->snap;
     json_t *ups = json_array();

@@ -131,7 +131,12 @@ enum arc_lb_algorithm {
     ARC_LB_WEIGHTED_ROUND_ROBIN,
     ARC_LB_LEAST_REQUESTS,
     ARC_LB_PEAK_EWMA,           /* the default */
+    ARC_LB_CONSISTENT_HASH,     /* ketama ring, lb.key */
+    ARC_LB_MAGLEV,              /* Maglev lookup table, lb.key */
 };
+
+/* lb.key.by: what consistent_hash and maglev hash. */
+enum arc_lb_key_by { ARC_LB_KEY_CLIENT_IP, ARC_LB_KEY_HEADER, ARC_LB_KEY_COOKIE };
 
 struct arc_endpoint_conf {
     struct arc_addr address;
@@ -144,6 +149,11 @@ struct arc_upstream_conf {
     size_t n_endpoints;         /* >= 1 */
     enum arc_lb_algorithm lb;
     uint64_t peak_ewma_decay;   /* lb.decay, 10s */
+    enum arc_lb_key_by lb_key_by;   /* lb.key.by, client_ip */
+    char *lb_key_name;          /* lb.key.name (header or cookie name), else NULL */
+    uint32_t lb_virtual_nodes;  /* lb.virtual_nodes, 160: consistent_hash ring points per
+                                   endpoint of average weight */
+    uint32_t lb_table_size;     /* lb.table_size (ext), 65537: maglev slots, a prime */
     /* pool */
     uint32_t pool_max_idle;     /* 1024, per worker per endpoint */
     uint64_t pool_idle_ttl;     /* 30s */

@@ -197,11 +197,78 @@ struct arc_conn *arc_px__up_connect(struct arc_worker *w, struct arc_snapshot *s
     return u;
 }
 
+/* The value of cookie `name` in the request's Cookie fields (RFC 6265
+ * §4.2.1: "a=1; b=2", possibly several fields over HTTP/2). */
+static bool cookie_value(const struct arc_req *q, const char *name, struct arc_str *out)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < q->n_hdrs; i++) {
+        if (!arc_str_ieq(q->hdrs[i].name, "cookie", 6))
+            continue;
+        const char *p = q->hdrs[i].value.p, *end = p + q->hdrs[i].value.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ';'))
+                p++;
+            const char *item = p;
+            while (p < end && *p != ';')
+                p++;
+            if ((size_t)(p - item) > nl && memcmp(item, name, nl) == 0 && item[nl] == '=') {
+                *out = (struct arc_str){ item + nl + 1, (size_t)(p - item) - nl - 1 };
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* The hash of the request's balancing key (lb.key) for consistent_hash and
+ * maglev; false when the request has none (the balancer picks at random). */
+static bool lb_key(struct arc_exchange *ex, const struct arc_upstream_conf *uc, uint64_t *h)
+{
+    if (uc->lb != ARC_LB_CONSISTENT_HASH && uc->lb != ARC_LB_MAGLEV)
+        return false;
+    const struct arc_req *q = &ex->req;
+    switch (uc->lb_key_by) {
+    case ARC_LB_KEY_CLIENT_IP: {
+        const struct sockaddr *sa = arc_px__peer_addr(ex->client);
+        if (!sa)
+            return false;
+        if (sa->sa_family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+            *h = arc_lb_hash(&in->sin_addr, sizeof(in->sin_addr));
+        } else {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+            *h = arc_lb_hash(&in6->sin6_addr, sizeof(in6->sin6_addr));
+        }
+        return true;
+    }
+    case ARC_LB_KEY_HEADER: {
+        size_t nl = strlen(uc->lb_key_name);
+        for (size_t i = 0; i < q->n_hdrs; i++)
+            if (arc_str_ieq(q->hdrs[i].name, uc->lb_key_name, nl)) {
+                *h = arc_lb_hash(q->hdrs[i].value.p, q->hdrs[i].value.len);
+                return true;
+            }
+        return false;
+    }
+    case ARC_LB_KEY_COOKIE: {
+        struct arc_str v;
+        if (!cookie_value(q, uc->lb_key_name, &v))
+            return false;
+        *h = arc_lb_hash(v.p, v.len);
+        return true;
+    }
+    }
+    return false;
+}
+
 void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
 {
     const struct arc_upstream_rt *up = ex->route->up;
     struct wup *wu = &w->ups[up->id];
-    int ep = arc_lb_pick(&wu->lb, NULL, w->now_ms);
+    uint64_t key;
+    bool has_key = lb_key(ex, up->conf, &key);
+    int ep = arc_lb_pick_key(&wu->lb, NULL, has_key ? &key : NULL, w->now_ms);
     if (ep < 0) {
         arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
         return;

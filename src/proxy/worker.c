@@ -341,10 +341,11 @@ static int grow(void **tab, size_t *n, size_t want, size_t size)
 static uint64_t lb_def(const struct arc_upstream_rt *u)
 {
     uint64_t h = 1469598103934665603ull;
-    uint64_t v[3] = { (uint64_t)u->conf->lb, u->conf->peak_ewma_decay, u->n_eps };
-    for (size_t i = 0; i < 3 + 2 * u->n_eps; i++) {
-        uint64_t x = i < 3 ? v[i] : (i - 3) % 2 == 0 ? u->eps[(i - 3) / 2].id
-                                                     : u->eps[(i - 3) / 2].weight;
+    uint64_t v[5] = { (uint64_t)u->conf->lb, u->conf->peak_ewma_decay, u->n_eps,
+                      u->conf->lb_virtual_nodes, u->conf->lb_table_size };
+    for (size_t i = 0; i < 5 + 2 * u->n_eps; i++) {
+        uint64_t x = i < 5 ? v[i] : (i - 5) % 2 == 0 ? u->eps[(i - 5) / 2].id
+                                                     : u->eps[(i - 5) / 2].weight;
         h = (h ^ x) * 1099511628211ull;
     }
     return h;
@@ -383,12 +384,19 @@ static int tables_fit(struct arc_worker *w, const struct arc_snapshot *s)
         if (wu->live && wu->def == def)
             continue;
         uint32_t weights[u->n_eps];
-        for (size_t e = 0; e < u->n_eps; e++)
+        const char *names[u->n_eps];
+        for (size_t e = 0; e < u->n_eps; e++) {
             weights[e] = u->eps[e].weight;
+            names[e] = u->eps[e].text;
+        }
         struct arc_lb lb;
         if (arc_lb_init(&lb, u->conf->lb, weights, u->n_eps, u->conf->peak_ewma_decay,
                         0x9e3779b97f4a7c15ULL * (w->id + 1) + u->id) < 0)
             return -1;
+        if (arc_lb_build_hash(&lb, names, u->conf->lb_virtual_nodes, u->conf->lb_table_size) < 0) {
+            arc_lb_dispose(&lb);
+            return -1;
+        }
         if (wu->live)
             arc_lb_dispose(&wu->lb);
         wu->lb = lb;

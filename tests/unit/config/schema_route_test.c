@@ -89,7 +89,7 @@ static void test_upstream_errors(void)
         "        - {address: \"10.0.0.1:80\", weight: 10001}\n"                 /* 7 */
         "        - {address: \"10.0.0.1:80\"}\n"                                /* 8 */
         "        - {address: \"10.0.0.2:0\"}\n"                                 /* 9 */
-        "    lb: {algorithm: maglev, virtual_nodes: 100}\n"                     /* 10 */
+        "    lb: {algorithm: maglev, virtual_nodes: 100, table_size: 100}\n"    /* 10 */
         "    health: {active: {}}\n"                                            /* 11 */
         "  - name: a\n"                                                         /* 12 */
         "    discovery: {type: dns, hostname: x.example}\n"                     /* 13 */
@@ -109,8 +109,9 @@ static void test_upstream_errors(void)
     CHECK_ERR(&e, 8, 21, "endpoints[1].address: duplicate endpoint 10.0.0.1:80 (also "
                          "upstreams[0].discovery.endpoints[0])");
     CHECK_ERR(&e, 9, 21, "endpoints[2].address: port 0 is not valid here");
-    CHECK_ERR(&e, 10, 21, "upstreams[0].lb.algorithm: 'maglev' is not supported yet");
-    CHECK_ERR(&e, 10, 29, "upstreams[0].lb.virtual_nodes: not supported yet");
+    CHECK_ERR(&e, 10, 44, "upstreams[0].lb.virtual_nodes: only applies to algorithm "
+                          "consistent_hash");
+    CHECK_ERR(&e, 10, 61, "upstreams[0].lb.table_size: 100 is not a prime");
     CHECK_ERR(&e, 11, 5, "upstreams[0].health: not supported yet");
     CHECK_ERR(&e, 12, 11, "upstreams[1].name: duplicate upstream name 'a' (first used at line 3)");
     CHECK_ERR(&e, 13, 23, "upstreams[1].discovery.type: 'dns' is not supported yet");
@@ -448,9 +449,68 @@ static void test_header_op_errors(void)
     arc_config_errors_dispose(&e);
 }
 
+/* consistent_hash / maglev: their key, ring and table settings, and what
+ * is refused. */
+static void test_hash_lb(void)
+{
+    struct arc_config *c = must_load("yaml",
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
+        "upstreams:\n"
+        "  - name: a\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.1:80\"}]}\n"
+        "    lb: {algorithm: consistent_hash, key: {by: header, name: X-User}, virtual_nodes: 40}\n"
+        "  - name: b\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.2:80\"}]}\n"
+        "    lb: {algorithm: maglev, key: {by: cookie, name: sid}, table_size: 251}\n"
+        "  - name: c\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.3:80\"}]}\n"
+        "    lb: {algorithm: maglev}\n");
+    if (!c)
+        return;
+    CHECK_INT(c->upstreams[0].lb, ARC_LB_CONSISTENT_HASH);
+    CHECK_INT(c->upstreams[0].lb_key_by, ARC_LB_KEY_HEADER);
+    CHECK_STR(c->upstreams[0].lb_key_name, "X-User");
+    CHECK_INT(c->upstreams[0].lb_virtual_nodes, 40);
+    CHECK_INT(c->upstreams[1].lb, ARC_LB_MAGLEV);
+    CHECK_INT(c->upstreams[1].lb_key_by, ARC_LB_KEY_COOKIE);
+    CHECK_STR(c->upstreams[1].lb_key_name, "sid");
+    CHECK_INT(c->upstreams[1].lb_table_size, 251);
+    CHECK_INT(c->upstreams[2].lb_key_by, ARC_LB_KEY_CLIENT_IP);
+    CHECK(c->upstreams[2].lb_key_name == NULL);
+    CHECK_INT(c->upstreams[2].lb_table_size, 65537);
+    arc_config_free(c);
+
+    struct arc_config_errors e;
+    c = load_str("yaml",
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"           /* 1 */
+        "upstreams:\n"                                                              /* 2 */
+        "  - name: a\n"                                                             /* 3 */
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.1:80\"}]}\n"   /* 4 */
+        "    lb: {algorithm: consistent_hash, key: {by: header}}\n"                  /* 5 */
+        "  - name: b\n"                                                             /* 6 */
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.2:80\"}]}\n"   /* 7 */
+        "    lb: {algorithm: round_robin, key: {by: client_ip}}\n"                   /* 8 */
+        "  - name: c\n"                                                             /* 9 */
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.3:80\"}]}\n"   /* 10 */
+        "    lb: {algorithm: maglev, key: {by: client_ip, name: x}}\n"               /* 11 */
+        "  - name: d\n"                                                             /* 12 */
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.4:80\"}]}\n"   /* 13 */
+        "    lb: {algorithm: maglev, key: {by: header, name: \"a b\"}, table_size: 2}\n", /* 14 */
+        &e);
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 5, 43, "upstreams[0].lb.key: by: header needs a name");
+    CHECK_ERR(&e, 8, 39, "upstreams[1].lb.key: only applies to algorithms consistent_hash and "
+                         "maglev");
+    CHECK_ERR(&e, 11, 56, "upstreams[2].lb.key.name: not used with by: client_ip");
+    CHECK_ERR(&e, 14, 53, "upstreams[3].lb.key.name: 'a b' is not a valid header name");
+    CHECK_ERR(&e, 14, 73, "upstreams[3].lb.table_size: must be between 3 and");
+    arc_config_errors_dispose(&e);
+}
+
 int main(void)
 {
     RUN(test_upstream_values);
+    RUN(test_hash_lb);
     RUN(test_upstream_errors);
     RUN(test_route_values);
     RUN(test_unknown_upstream);
