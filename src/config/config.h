@@ -143,6 +143,19 @@ struct arc_endpoint_conf {
     uint32_t weight;            /* 1, range 1..10000 */
 };
 
+/* upstreams[].health.passive: outlier ejection from real traffic, per
+ * worker per endpoint (upstream/health.h). */
+struct arc_passive_conf {
+    bool enabled;               /* health.passive given */
+    uint32_t consecutive_failures; /* 5; 0 = this rule is off */
+    double error_rate_threshold;   /* 0.2; 0 = this rule is off */
+    uint64_t window;            /* 30s: error-rate window */
+    uint32_t min_requests;      /* 10 (ext): attempts in the window before the rate counts */
+    uint64_t ejection_time;     /* 30s: first ejection; the n-th lasts n times as long */
+    uint64_t max_ejection_time; /* 300s (ext): cap of the growing ejection time */
+    uint32_t max_ejection_percent; /* 50: at most this share of endpoints ejected at once */
+};
+
 struct arc_upstream_conf {
     char *name;
     struct arc_endpoint_conf *endpoints;
@@ -165,6 +178,9 @@ struct arc_upstream_conf {
     uint64_t ttfb_timeout;      /* 30s */
     uint64_t read_timeout;      /* 30s */
     struct arc_upstream_tls_conf *tls;  /* NULL = plain TCP */
+    struct arc_passive_conf passive;    /* health.passive */
+    uint32_t panic_threshold;   /* health.panic_threshold (ext), 50: below this share of
+                                   usable endpoints, balance over all of them */
     enum arc_up_protocol protocol;      /* http1 */
     int protocol_line, protocol_col;    /* position of 'protocol' if written, else 0 */
 };

@@ -17,7 +17,17 @@
 
 static const struct arc_conf_key upstream_keys[] = {
     { "name", REQ }, { "discovery", REQ }, { "lb", 0 }, { "pool", 0 }, { "timeouts", 0 },
-    { "protocol", 0 }, { "health", LATER }, { "tls", 0 },
+    { "protocol", 0 }, { "health", 0 }, { "tls", 0 },
+};
+
+static const struct arc_conf_key health_keys[] = {
+    { "active", LATER }, { "passive", 0 }, { "panic_threshold", 0 },
+};
+
+static const struct arc_conf_key passive_keys[] = {
+    { "consecutive_failures", 0 }, { "error_rate_threshold", 0 }, { "window", 0 },
+    { "min_requests", 0 }, { "ejection_time", 0 }, { "max_ejection_time", 0 },
+    { "max_ejection_percent", 0 },
 };
 
 static const struct arc_conf_key discovery_keys[] = {
@@ -187,6 +197,59 @@ static void lb(struct arc_sctx *s, const struct arc_cn *m, const char *upath,
     arc_config__get_dur(s, m, p, "decay", 1, MS_H, false, &u->peak_ewma_decay);
 }
 
+/* A number in [0, 1] (0 and 1 may be written as integers). */
+static void get_fraction(struct arc_sctx *s, const struct arc_cn *m, const char *path,
+                         const char *key, double *out)
+{
+    const struct arc_cn *v = arc_config__val(m, key);
+    if (!v)
+        return;
+    double f;
+    if (v->kind == ARC_CN_INT)
+        f = (double)v->v.i;
+    else if (v->kind == ARC_CN_FLOAT)
+        f = v->v.f;
+    else {
+        arc_config__err(s, v, "%s.%s: expected a number between 0 and 1", path, key);
+        return;
+    }
+    if (f < 0 || f > 1) {
+        arc_config__err(s, v, "%s.%s: must be between 0 and 1, got %g", path, key, f);
+        return;
+    }
+    *out = f;
+}
+
+static void health(struct arc_sctx *s, const struct arc_cn *m, const char *upath,
+                   struct arc_upstream_conf *u)
+{
+    char p[ARC_PATH_MAX], pp[ARC_PATH_MAX];
+    arc_config__path(p, upath, "health");
+    if (!arc_config__check_map(s, m, p, health_keys, N(health_keys)))
+        return;
+    arc_config__get_u32(s, m, p, "panic_threshold", 0, 100, &u->panic_threshold);
+    const struct arc_cn *v = arc_config__val(m, "passive");
+    if (!v)
+        return;
+    arc_config__path(pp, p, "passive");
+    struct arc_passive_conf *pc = &u->passive;
+    if (!arc_config__check_map(s, v, pp, passive_keys, N(passive_keys)))
+        return;
+    pc->enabled = true;
+    arc_config__get_u32(s, v, pp, "consecutive_failures", 0, 1000000, &pc->consecutive_failures);
+    get_fraction(s, v, pp, "error_rate_threshold", &pc->error_rate_threshold);
+    arc_config__get_dur(s, v, pp, "window", 1, 24 * MS_H, false, &pc->window);
+    arc_config__get_u32(s, v, pp, "min_requests", 1, 1000000, &pc->min_requests);
+    arc_config__get_dur(s, v, pp, "ejection_time", 1, 24 * MS_H, false, &pc->ejection_time);
+    arc_config__get_dur(s, v, pp, "max_ejection_time", 1, 24 * MS_H, false,
+                        &pc->max_ejection_time);
+    arc_config__get_u32(s, v, pp, "max_ejection_percent", 0, 100, &pc->max_ejection_percent);
+    const struct arc_cn *mx = arc_config__val(v, "max_ejection_time");
+    if (pc->max_ejection_time < pc->ejection_time)
+        arc_config__err(s, mx ? mx : v, "%s.max_ejection_time: must not be below ejection_time",
+                        pp);
+}
+
 static void upstream(struct arc_sctx *s, const struct arc_cn *m, const char *p,
                      struct arc_upstream_conf *u)
 {
@@ -206,6 +269,12 @@ static void upstream(struct arc_sctx *s, const struct arc_cn *m, const char *p,
     u->write_timeout = 30 * MS_S;
     u->ttfb_timeout = 30 * MS_S;
     u->read_timeout = 30 * MS_S;
+    u->passive = (struct arc_passive_conf){
+        .consecutive_failures = 5, .error_rate_threshold = 0.2, .window = 30 * MS_S,
+        .min_requests = 10, .ejection_time = 30 * MS_S, .max_ejection_time = 300 * MS_S,
+        .max_ejection_percent = 50,
+    };
+    u->panic_threshold = 50;
     if (!arc_config__check_map(s, m, p, upstream_keys, N(upstream_keys)))
         return;
     arc_config__get_str(s, m, p, "name", ARC_STR_NAME, &u->name);
@@ -244,6 +313,8 @@ static void upstream(struct arc_sctx *s, const struct arc_cn *m, const char *p,
     }
     if ((v = arc_config__val(m, "tls")))
         arc_config__upstream_tls(s, v, p, u);
+    if ((v = arc_config__val(m, "health")))
+        health(s, v, p, u);
 }
 
 void arc_config__upstreams(struct arc_sctx *s, const struct arc_cn *seq)

@@ -49,6 +49,7 @@
 #include "obs/metrics.h"
 #include "tls/tls.h"
 #include "upstream/lb.h"
+#include "upstream/health.h"
 
 /* ------------------------------------------------------------ user_data */
 
@@ -414,6 +415,14 @@ struct wup {                            /* a worker's state for one upstream */
                                            list or algorithm changed) */
     uint64_t def;                       /* what lb was built from (hash) */
     const struct arc_upstream_rt *rt;   /* the current snapshot's definition, or NULL */
+    /* Passive health (upstream.c): usable[i] is false while rt->eps[i] is
+     * ejected; n_ejected of them are; the next readmission is due at
+     * next_readmit. scratch: a per-pick mask (retries avoid endpoints
+     * already tried). Both [cap] >= rt->n_eps. */
+    bool *usable, *scratch;
+    size_t cap;
+    uint32_t n_ejected;
+    uint64_t next_readmit;
 };
 
 struct slab {
@@ -462,6 +471,7 @@ struct arc_worker {
     size_t n_ups;
     struct pool *pools;                 /* [n_pools]: by endpoint id */
     size_t n_pools;
+    struct arc_htable health;           /* passive health, by endpoint id */
     struct arc_conn *starved_head;
     struct __kernel_timespec tick_ts;
     bool draining, stopping;
@@ -685,6 +695,12 @@ void arc_px__up_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn
  * NULL with errno EAGAIN (limit reached) or another error. */
 struct arc_conn *arc_px__up_connect(struct arc_worker *w, struct arc_snapshot *snap,
                                     const struct arc_upstream_rt *up, int ep);
+/* Passive health: the outcome of an attempt on endpoint ep of up (a
+ * no-op unless health.passive is on); may eject the endpoint. */
+void arc_px__ep_result(struct arc_worker *w, const struct arc_upstream_rt *up, int ep, bool ok);
+/* Recomputes wu's usable mask for its current definition (after a reload
+ * and when readmissions are due). -1 on out of memory. */
+int arc_px__health_sync(struct arc_worker *w, struct wup *wu);
 /* A reload was adopted: pooled connections follow their endpoint into the
  * new snapshot when nothing about connecting to it changed, else close. */
 void arc_px__pools_adopt(struct arc_worker *w);

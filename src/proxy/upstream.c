@@ -197,6 +197,86 @@ struct arc_conn *arc_px__up_connect(struct arc_worker *w, struct arc_snapshot *s
     return u;
 }
 
+/* ------------------------------------------------------------ passive health */
+
+int arc_px__health_sync(struct arc_worker *w, struct wup *wu)
+{
+    const struct arc_upstream_rt *up = wu->rt;
+    if (!up)
+        return 0;
+    if (wu->cap < up->n_eps) {
+        bool *a = calloc(up->n_eps, sizeof(*a)), *b = calloc(up->n_eps, sizeof(*b));
+        if (!a || !b) {
+            free(a);
+            free(b);
+            return -1;
+        }
+        free(wu->usable);
+        free(wu->scratch);
+        wu->usable = a;
+        wu->scratch = b;
+        wu->cap = up->n_eps;
+    }
+    wu->n_ejected = 0;
+    wu->next_readmit = UINT64_MAX;
+    for (size_t i = 0; i < up->n_eps; i++) {
+        struct arc_hep *h = arc_htable_row(&w->health, up->eps[i].id);
+        arc_health_readmit(h, w->now_ms);
+        bool out = atomic_load_explicit(&h->state, memory_order_relaxed) == ARC_HS_EJECTED;
+        wu->usable[i] = !out;
+        if (out) {
+            wu->n_ejected++;
+            if (h->until < wu->next_readmit)
+                wu->next_readmit = h->until;
+        }
+    }
+    return 0;
+}
+
+void arc_px__ep_result(struct arc_worker *w, const struct arc_upstream_rt *up, int ep, bool ok)
+{
+    const struct arc_passive_conf *pc = &up->conf->passive;
+    if (!pc->enabled || ep < 0 || (size_t)ep >= up->n_eps)
+        return;
+    struct arc_hep *h = arc_htable_row(&w->health, up->eps[ep].id);
+    enum arc_hreason r = arc_health_record(pc, h, ok, w->now_ms);
+    struct wup *wu = &w->ups[up->id];
+    const struct arc_upstream_rt *cur = wu->rt;
+    /* Ejection is judged on the upstream as configured now (an exchange of
+     * an older generation may report an endpoint it no longer has). */
+    if (r == ARC_HR_NONE || !cur || !cur->conf->passive.enabled)
+        return;
+    if (!arc_health_may_eject(&cur->conf->passive, wu->n_ejected, cur->n_eps))
+        return;
+    for (size_t i = 0; i < cur->n_eps; i++) {
+        if (cur->eps[i].id != up->eps[ep].id)
+            continue;
+        uint64_t until = arc_health_eject(&cur->conf->passive, h, r, w->now_ms);
+        wu->usable[i] = false;
+        wu->n_ejected++;
+        if (until < wu->next_readmit)
+            wu->next_readmit = until;
+        fprintf(stderr, "arc: worker %u: upstream %s: endpoint %s ejected (%s) for %llums\n",
+                w->id, cur->conf->name, cur->eps[i].text, arc_health_reason_names[r],
+                (unsigned long long)(until - w->now_ms));
+        return;
+    }
+}
+
+/* The endpoints a pick may choose (NULL: all): ejected ones are left out
+ * unless too few remain (panic: then all are candidates again). */
+static const bool *usable_mask(struct arc_worker *w, struct wup *wu)
+{
+    if (!wu->n_ejected || !wu->rt)
+        return NULL;
+    if (w->now_ms >= wu->next_readmit && arc_px__health_sync(w, wu) < 0)
+        return NULL;
+    size_t n = wu->rt->n_eps;
+    if (!wu->n_ejected || arc_health_panic(wu->rt->conf->panic_threshold, n - wu->n_ejected, n))
+        return NULL;
+    return wu->usable;
+}
+
 /* The value of cookie `name` in the request's Cookie fields (RFC 6265
  * §4.2.1: "a=1; b=2", possibly several fields over HTTP/2). */
 static bool cookie_value(const struct arc_req *q, const char *name, struct arc_str *out)
@@ -268,7 +348,7 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
     struct wup *wu = &w->ups[up->id];
     uint64_t key;
     bool has_key = lb_key(ex, up->conf, &key);
-    int ep = arc_lb_pick_key(&wu->lb, NULL, has_key ? &key : NULL, w->now_ms);
+    int ep = arc_lb_pick_key(&wu->lb, usable_mask(w, wu), has_key ? &key : NULL, w->now_ms);
     if (ep < 0) {
         arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
         return;
@@ -291,6 +371,8 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
         if (!u) {
             free(head);
             arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
+            if (errno != EAGAIN)
+                arc_px__ep_result(w, up, ep, false);
             if (errno == EAGAIN)
                 arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
             else
@@ -357,6 +439,7 @@ void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res)
     struct arc_exchange *ex = u->u.ex;
     if (res < 0) {
         arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_CONNECT_ERRORS), 1);
+        arc_px__ep_result(w, u->u.up, (int)u->u.ep, false);
         detach(ex, u);
         arc_px__conn_close(w, u);
         if (ex)
@@ -391,6 +474,7 @@ static void finish(struct arc_worker *w, struct arc_conn *u)
 static void fail_response(struct arc_worker *w, struct arc_conn *u, int status, enum arc_err_kind k)
 {
     struct arc_exchange *ex = u->u.ex;
+    arc_px__ep_result(w, u->u.up, (int)u->u.ep, false);
     detach(ex, u);
     arc_px__conn_close(w, u);
     arc_px__ex_error(w, ex, status, k);
@@ -456,6 +540,7 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
         codec_of(ex)->resume(w, ex);
         return consumed;
     }
+    arc_px__ep_result(w, u->u.up, (int)u->u.ep, r.status < 500);
     ex->status = r.status;
     u->u.head_done = true;
     u->u.resp_body = r.body;

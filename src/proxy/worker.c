@@ -363,7 +363,8 @@ static int tables_fit(struct arc_worker *w, const struct arc_snapshot *s)
     size_t n_eps = w->n_pools;
     if (grow((void **)&w->ups, &w->n_ups, s->n_up_ids, sizeof(*w->ups)) < 0 ||
         grow((void **)&w->pools, &n_eps, s->n_ep_ids, sizeof(*w->pools)) < 0 ||
-        arc_metrics_shard_fit(&w->metrics, s->n_route_ids, s->n_up_ids) < 0)
+        arc_metrics_shard_fit(&w->metrics, s->n_route_ids, s->n_up_ids) < 0 ||
+        arc_htable_fit(&w->health, s->n_ep_ids) < 0)
         return -1;
     w->n_pools = n_eps;
     if (s->limits.max_headers + 1 > w->n_hdrs) {
@@ -380,6 +381,8 @@ static int tables_fit(struct arc_worker *w, const struct arc_snapshot *s)
         const struct arc_upstream_rt *u = &s->ups[i];
         struct wup *wu = &w->ups[u->id];
         wu->rt = u;
+        if (arc_px__health_sync(w, wu) < 0)
+            return -1;
         uint64_t def = lb_def(u);
         if (wu->live && wu->def == def)
             continue;
@@ -477,9 +480,12 @@ static void worker_teardown(struct arc_worker *w)
     free(w->tls_plain);
     arc_px__ex_pool_dispose(w);
     arc_px__outblk_pool_dispose(w);
-    for (size_t i = 0; i < w->n_ups; i++)
+    for (size_t i = 0; i < w->n_ups; i++) {
         if (w->ups[i].live)
             arc_lb_dispose(&w->ups[i].lb);
+        free(w->ups[i].usable);
+        free(w->ups[i].scratch);
+    }
     free(w->ups);
     free(w->pools);
     arc_bufring_dispose(&w->br, &w->ring);
@@ -623,6 +629,11 @@ struct arc_metrics_shard *arc_worker_metrics(struct arc_worker *w)
     return &w->metrics;
 }
 
+const struct arc_htable *arc_worker_health(struct arc_worker *w)
+{
+    return &w->health;
+}
+
 void arc_workers_drain(uint64_t drain_ms)
 {
     atomic_store(&g_drain_ms, drain_ms);
@@ -644,6 +655,7 @@ void arc_worker_free(struct arc_worker *w)
     if (!w)
         return;
     arc_metrics_shard_dispose(&w->metrics);
+    arc_htable_dispose(&w->health);
     free(w->listen_fds);
     free(w->accept_armed);
     if (w->snap)

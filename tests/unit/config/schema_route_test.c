@@ -112,7 +112,7 @@ static void test_upstream_errors(void)
     CHECK_ERR(&e, 10, 44, "upstreams[0].lb.virtual_nodes: only applies to algorithm "
                           "consistent_hash");
     CHECK_ERR(&e, 10, 61, "upstreams[0].lb.table_size: 100 is not a prime");
-    CHECK_ERR(&e, 11, 5, "upstreams[0].health: not supported yet");
+    CHECK_ERR(&e, 11, 14, "upstreams[0].health.active: not supported yet");
     CHECK_ERR(&e, 12, 11, "upstreams[1].name: duplicate upstream name 'a' (first used at line 3)");
     CHECK_ERR(&e, 13, 23, "upstreams[1].discovery.type: 'dns' is not supported yet");
     CHECK_ERR(&e, 13, 28, "upstreams[1].discovery.hostname: not supported yet");
@@ -507,9 +507,66 @@ static void test_hash_lb(void)
     arc_config_errors_dispose(&e);
 }
 
+static void test_passive_health(void)
+{
+    struct arc_config *c = must_load("yaml",
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
+        "upstreams:\n"
+        "  - name: a\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.1:80\"}]}\n"
+        "    health:\n"
+        "      panic_threshold: 30\n"
+        "      passive: {consecutive_failures: 3, error_rate_threshold: 0.5, window: 10s,\n"
+        "                min_requests: 4, ejection_time: 2s, max_ejection_time: 1m,\n"
+        "                max_ejection_percent: 100}\n"
+        "  - name: b\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.2:80\"}]}\n"
+        "    health: {passive: {}}\n"
+        "  - name: c\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.3:80\"}]}\n");
+    if (!c)
+        return;
+    const struct arc_passive_conf *p = &c->upstreams[0].passive;
+    CHECK(p->enabled);
+    CHECK_INT(p->consecutive_failures, 3);
+    CHECK(p->error_rate_threshold == 0.5);
+    CHECK_INT(p->window, 10000);
+    CHECK_INT(p->min_requests, 4);
+    CHECK_INT(p->ejection_time, 2000);
+    CHECK_INT(p->max_ejection_time, 60000);
+    CHECK_INT(p->max_ejection_percent, 100);
+    CHECK_INT(c->upstreams[0].panic_threshold, 30);
+    p = &c->upstreams[1].passive;
+    CHECK(p->enabled);
+    CHECK_INT(p->consecutive_failures, 5);
+    CHECK(p->error_rate_threshold == 0.2);
+    CHECK_INT(p->window, 30000);
+    CHECK_INT(p->ejection_time, 30000);
+    CHECK_INT(p->max_ejection_percent, 50);
+    CHECK_INT(c->upstreams[1].panic_threshold, 50);
+    CHECK(!c->upstreams[2].passive.enabled);
+    arc_config_free(c);
+
+    CHECK_FAILS("yaml",
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
+        "upstreams:\n"
+        "  - name: a\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.1:80\"}]}\n"
+        "    health: {passive: {error_rate_threshold: 1.5}}\n",
+        1, 5, 46, "upstreams[0].health.passive.error_rate_threshold: must be between 0 and 1");
+    CHECK_FAILS("yaml",
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
+        "upstreams:\n"
+        "  - name: a\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.1:80\"}]}\n"
+        "    health: {passive: {ejection_time: 10m}}\n",
+        1, 5, 23, "max_ejection_time: must not be below ejection_time");
+}
+
 int main(void)
 {
     RUN(test_upstream_values);
+    RUN(test_passive_health);
     RUN(test_hash_lb);
     RUN(test_upstream_errors);
     RUN(test_route_values);
