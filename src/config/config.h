@@ -214,6 +214,26 @@ struct arc_cidr {
     char text[64];              /* normalised "10.0.0.0/8", "2001:db8::/32" */
 };
 
+/* routes[].action.retry: present (even {}) turns retries on. */
+#define ARC_RETRY_MAX_STATUSES 16
+struct arc_retry_conf {
+    bool enabled;
+    uint32_t max_retries;       /* 1, 0..10: attempts after the first */
+    uint64_t backoff;           /* 50ms: before retry n, backoff * 2^(n-1), jittered to
+                                   [half, full] */
+    bool idempotent_only;       /* true: only GET HEAD OPTIONS TRACE PUT DELETE */
+    bool on_connect_failure;    /* on: connect_failure (refused, unreachable, timeout) */
+    bool on_reset;              /* on: reset (closed before a response head) */
+    uint16_t statuses[ARC_RETRY_MAX_STATUSES]; /* on: response statuses (504 also
+                                   covers a first-byte timeout, 502 a malformed head) */
+    size_t n_statuses;
+    uint32_t budget;            /* 20 (percent, ext): retries at most this share of the
+                                   route's requests over budget_window */
+    uint32_t budget_min;        /* 3 (ext): retries always allowed per window */
+    uint64_t budget_window;     /* 10s (ext) */
+    uint64_t max_body;          /* 64kb (ext): request bodies kept for replay up to this */
+};
+
 struct arc_route_conf {
     char *name;
     int32_t priority;           /* 0 */
@@ -252,6 +272,7 @@ struct arc_route_conf {
      * the first contract; order as written. */
     struct arc_cidr *trusted_proxies;
     size_t n_trusted_proxies;
+    struct arc_retry_conf retry;        /* action.retry */
 };
 
 struct arc_limits_conf {

@@ -186,4 +186,10 @@ void arc_metrics_render(struct arc_sbuf *o, struct arc_metrics_shard *const *sh,
               "Upstream connections open (busy and idle).");
     up_series(o, sh, n, nm, ARC_MU_POOL_IDLE, "arc_upstream_pool_idle", "gauge",
               "Idle upstream connections in the keep-alive pools.");
+    up_series(o, sh, n, nm, ARC_MU_RETRIES, "arc_upstream_retries_total", "counter",
+              "Attempts made again by a route's retry policy (each also counts in "
+              "arc_upstream_requests_total).");
+    up_series(o, sh, n, nm, ARC_MU_RETRY_BUDGET_EXHAUSTED,
+              "arc_upstream_retry_budget_exhausted_total", "counter",
+              "Retries not made because the route's retry budget was spent.");
 }

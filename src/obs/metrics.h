@@ -65,6 +65,8 @@ enum arc_m_up {
     ARC_MU_TIMEOUTS,
     ARC_MU_POOL_OPEN,                       /* gauge: connections open */
     ARC_MU_POOL_IDLE,                       /* gauge: idle in the keep-alive pool */
+    ARC_MU_RETRIES,                         /* attempts made again (action.retry) */
+    ARC_MU_RETRY_BUDGET_EXHAUSTED,          /* retries refused by the route's budget */
     ARC_MU__COUNT
 };
 

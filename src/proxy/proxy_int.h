@@ -309,6 +309,17 @@ struct arc_exchange {
                                            stream on ex->up), NULL for HTTP/1 upstreams */
     char *replay;                       /* request head kept for one replay */
     size_t replay_len;
+    /* Retries (action.retry, upstream.c): the request bytes as sent to an
+     * HTTP/1 upstream (head, then body up to retry.max_body), kept while a
+     * retry is possible (rbuf_on); retry_wait while the backoff timer runs
+     * (no upstream attached, client input held). */
+    char *rbuf;
+    size_t rlen, rcap, rhead;
+    bool rbuf_on;
+    bool retry_wait;
+    uint8_t retries;                    /* retries made (attempts after the first) */
+    uint64_t tried;                     /* endpoint indexes (< 64) already tried */
+    struct arc_timer retry_timer;
     uint64_t started_ms;
     uint64_t bytes_in, bytes_out;       /* body bytes from / to the client */
     struct arc_exchange *next_free;
@@ -425,6 +436,13 @@ struct wup {                            /* a worker's state for one upstream */
     uint64_t next_readmit;
 };
 
+/* A route's retry budget on one worker: requests and retries in the
+ * current and the previous fixed window (upstream.c). */
+struct arc_rbudget {
+    uint64_t start;
+    uint32_t req, ret, prev_req, prev_ret;
+};
+
 struct slab {
     struct arc_conn **chunks;           /* stable addresses: chunks never move */
     size_t n_chunks;
@@ -472,6 +490,8 @@ struct arc_worker {
     struct pool *pools;                 /* [n_pools]: by endpoint id */
     size_t n_pools;
     struct arc_htable health;           /* passive health, by endpoint id */
+    struct arc_rbudget *budgets;        /* [n_budgets]: retry budgets by route id */
+    size_t n_budgets;
     struct arc_conn *starved_head;
     struct __kernel_timespec tick_ts;
     bool draining, stopping;
@@ -491,6 +511,8 @@ struct arc_worker {
 
 /* worker.c */
 void arc_px__on_timer(struct arc_timer *t, uint64_t now);
+/* The worker running on this thread (for timer callbacks). */
+struct arc_worker *arc_px__worker(void);
 /* Node-wide count of client connections (node.max_connections). */
 extern _Atomic uint32_t arc_px__node_clients;
 
@@ -695,6 +717,8 @@ void arc_px__up_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn
  * NULL with errno EAGAIN (limit reached) or another error. */
 struct arc_conn *arc_px__up_connect(struct arc_worker *w, struct arc_snapshot *snap,
                                     const struct arc_upstream_rt *up, int ep);
+/* Retries: the exchange's retry timer fired or it was cancelled (ex_end). */
+void arc_px__retry_cancel(struct arc_worker *w, struct arc_exchange *ex);
 /* Passive health: the outcome of an attempt on endpoint ep of up (a
  * no-op unless health.passive is on); may eject the endpoint. */
 void arc_px__ep_result(struct arc_worker *w, const struct arc_upstream_rt *up, int ep, bool ok);

@@ -41,6 +41,18 @@ static const struct arc_codec_vt *codec_of(const struct arc_exchange *ex)
 
 #define set_timer arc_px__set_timer
 
+/* How an attempt failed, for action.retry.on. */
+enum rkind { RK_CONNECT, RK_RESET, RK_STATUS };
+
+static bool retry_possible(struct arc_worker *w, struct arc_exchange *ex, enum rkind rk,
+                           int status);
+static void start_retry(struct arc_worker *w, struct arc_exchange *ex, int failed_ep);
+static void retry_setup(struct arc_worker *w, struct arc_exchange *ex, const char *head,
+                        size_t len);
+static void keep(struct arc_exchange *ex, const void *p, size_t len);
+static void fail_attempt(struct arc_worker *w, struct arc_conn *u, int status,
+                         enum arc_err_kind k, enum rkind rk);
+
 /* ------------------------------------------------------------ pairing */
 
 static void attach(struct arc_exchange *ex, struct arc_conn *u)
@@ -342,13 +354,35 @@ static bool lb_key(struct arc_exchange *ex, const struct arc_upstream_conf *uc, 
     return false;
 }
 
-void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
+/* An endpoint for ex's next attempt: among the usable ones (passive
+ * health) those not tried yet, when there are any. -1: none. */
+static int pick(struct arc_worker *w, struct arc_exchange *ex)
 {
     const struct arc_upstream_rt *up = ex->route->up;
     struct wup *wu = &w->ups[up->id];
     uint64_t key;
     bool has_key = lb_key(ex, up->conf, &key);
-    int ep = arc_lb_pick_key(&wu->lb, usable_mask(w, wu), has_key ? &key : NULL, w->now_ms);
+    const bool *mask = usable_mask(w, wu);
+    if (ex->tried && wu->rt == up) {
+        bool any = false;
+        for (size_t i = 0; i < up->n_eps; i++) {
+            wu->scratch[i] = (!mask || mask[i]) && !(i < 64 && (ex->tried >> i & 1));
+            any = any || wu->scratch[i];
+        }
+        if (any)
+            mask = wu->scratch;
+    }
+    int ep = arc_lb_pick_key(&wu->lb, mask, has_key ? &key : NULL, w->now_ms);
+    /* (the balancer is built for the current config; an exchange of an
+     * older one whose endpoint list was shorter cannot use every index) */
+    return ep >= 0 && (size_t)ep < up->n_eps ? ep : -1;
+}
+
+void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
+{
+    const struct arc_upstream_rt *up = ex->route->up;
+    struct wup *wu = &w->ups[up->id];
+    int ep = pick(w, ex);
     if (ep < 0) {
         arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
         return;
@@ -364,15 +398,23 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
         arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
         return;
     }
+    retry_setup(w, ex, head, head_len);
     struct arc_conn *u = pool_take(w, ex, up, ep);
     bool reused = u != NULL;
     if (!u) {
         u = arc_px__up_connect(w, ex->snap, up, ep);
         if (!u) {
+            int err = errno;
             free(head);
             arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
-            if (errno != EAGAIN)
+            if (err != EAGAIN)
                 arc_px__ep_result(w, up, ep, false);
+            if (err != EAGAIN && retry_possible(w, ex, RK_CONNECT, 502)) {
+                arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_CONNECT], 1);
+                start_retry(w, ex, ep);
+                return;
+            }
+            errno = err;
             if (errno == EAGAIN)
                 arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
             else
@@ -439,11 +481,12 @@ void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res)
     struct arc_exchange *ex = u->u.ex;
     if (res < 0) {
         arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_CONNECT_ERRORS), 1);
+        if (ex) {
+            fail_attempt(w, u, 502, ARC_ERR_UPSTREAM_CONNECT, RK_CONNECT);
+            return;
+        }
         arc_px__ep_result(w, u->u.up, (int)u->u.ep, false);
-        detach(ex, u);
         arc_px__conn_close(w, u);
-        if (ex)
-            arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
         return;
     }
     u->u.connected = true;
@@ -471,13 +514,28 @@ static void finish(struct arc_worker *w, struct arc_conn *u)
     arc_px__ex_end(w, ex, EXO_COMPLETE);
 }
 
-static void fail_response(struct arc_worker *w, struct arc_conn *u, int status, enum arc_err_kind k)
+/* The attempt on u failed before a response reached the client: retried
+ * when action.retry allows (status and rk say how it failed), else the
+ * error answer. */
+static void fail_attempt(struct arc_worker *w, struct arc_conn *u, int status,
+                         enum arc_err_kind k, enum rkind rk)
 {
     struct arc_exchange *ex = u->u.ex;
-    arc_px__ep_result(w, u->u.up, (int)u->u.ep, false);
+    int ep = (int)u->u.ep;
+    arc_px__ep_result(w, u->u.up, ep, false);
     detach(ex, u);
     arc_px__conn_close(w, u);
+    if (retry_possible(w, ex, rk, status)) {
+        arc_m_add(&w->metrics.errors[k], 1);
+        start_retry(w, ex, ep);
+        return;
+    }
     arc_px__ex_error(w, ex, status, k);
+}
+
+static void fail_response(struct arc_worker *w, struct arc_conn *u, int status, enum arc_err_kind k)
+{
+    fail_attempt(w, u, status, k, RK_STATUS);
 }
 
 static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const char *p, size_t len)
@@ -541,6 +599,16 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
         return consumed;
     }
     arc_px__ep_result(w, u->u.up, (int)u->u.ep, r.status < 500);
+    if (retry_possible(w, ex, RK_STATUS, r.status)) {
+        /* The upstream's answer is dropped unseen (its body unread, so the
+         * connection cannot be reused) and the request goes again. */
+        int ep = (int)u->u.ep;
+        arc_px__hbuf_reset(u);
+        detach(ex, u);
+        arc_px__conn_close(w, u);
+        start_retry(w, ex, ep);
+        return len;
+    }
     ex->status = r.status;
     u->u.head_done = true;
     u->u.resp_body = r.body;
@@ -782,7 +850,7 @@ void arc_px__up_eof(struct arc_worker *w, struct arc_conn *u, int err)
     if (retry(w, u))
         return;
     if (!ex->resp_started) {
-        fail_response(w, u, 502, ARC_ERR_UPSTREAM_RESET);
+        fail_attempt(w, u, 502, ARC_ERR_UPSTREAM_RESET, RK_RESET);
         return;
     }
     arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_RESET], 1);
@@ -814,7 +882,10 @@ void arc_px__up_timeout(struct arc_worker *w, struct arc_conn *u)
         return;
     }
     if (!ex->resp_started) {
-        fail_response(w, u, 504, ARC_ERR_UPSTREAM_TIMEOUT);
+        /* A connect that timed out is a connect failure; a first-byte (or
+         * write) timeout is the 504 it would be answered with. */
+        fail_attempt(w, u, 504, ARC_ERR_UPSTREAM_TIMEOUT,
+                     u->u.state == US_CONNECTING ? RK_CONNECT : RK_STATUS);
         return;
     }
     arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_TIMEOUT], 1);
@@ -825,6 +896,249 @@ void arc_px__up_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn
 {
     if (u->u.h2)
         arc_px__h2u_ready(w, u, alpn);
+}
+
+/* ------------------------------------------------------------ retries */
+
+/*
+ * action.retry: an attempt that failed before anything of a response
+ * reached the client (connect failure, reset, a first-byte timeout as 504,
+ * or a response status in `on`) is made again after a jittered backoff on
+ * the timer wheel, preferably on an endpoint not tried yet, with the
+ * request bytes exactly as they were sent (head and body kept in ex->rbuf;
+ * a body over max_body is not kept, and its request is not retried).
+ * Retries of a route are capped per worker by its budget: at most
+ * `budget` percent of its requests over budget_window (plus budget_min),
+ * so a failing upstream does not get its load multiplied.
+ * HTTP/2 upstreams keep their own narrower retry (REFUSED_STREAM, a lost
+ * connection): this policy does not apply to them.
+ */
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* The route's budget window on this worker, rolled forward to now. */
+static struct arc_rbudget *rbudget(struct arc_worker *w, const struct arc_exchange *ex)
+{
+    uint64_t win = ex->route->conf->retry.budget_window;
+    struct arc_rbudget *b = &w->budgets[ex->route->id];
+    if (w->now_ms >= b->start + win) {
+        if (w->now_ms < b->start + 2 * win) {
+            b->prev_req = b->req;
+            b->prev_ret = b->ret;
+            b->start += win;
+        } else {
+            b->prev_req = b->prev_ret = 0;
+            b->start = w->now_ms;
+        }
+        b->req = b->ret = 0;
+    }
+    return b;
+}
+
+static bool budget_allows(struct arc_worker *w, const struct arc_exchange *ex)
+{
+    const struct arc_retry_conf *rc = &ex->route->conf->retry;
+    struct arc_rbudget *b = rbudget(w, ex);
+    /* sliding window: the previous one weighted by its overlap */
+    double keep_prev = 1.0 - (double)(w->now_ms - b->start) / (double)rc->budget_window;
+    if (keep_prev < 0)
+        keep_prev = 0;
+    double req = b->req + keep_prev * b->prev_req, ret = b->ret + keep_prev * b->prev_ret;
+    double cap = req * rc->budget / 100.0;
+    if (cap < rc->budget_min)
+        cap = rc->budget_min;
+    return ret + 1 <= cap;
+}
+
+static void retry_setup(struct arc_worker *w, struct arc_exchange *ex, const char *head,
+                        size_t len)
+{
+    const struct arc_retry_conf *rc = &ex->route->conf->retry;
+    if (!rc->enabled)
+        return;
+    rbudget(w, ex)->req++;
+    if (rc->max_retries == 0 || (rc->idempotent_only && !ex->idempotent) || ex->req.upgrade ||
+        (ex->req.body == ARC_H1_BODY_LENGTH && ex->req.content_length > rc->max_body))
+        return;
+    size_t want = len + 256;
+    if (ex->rcap < want) {
+        char *b = realloc(ex->rbuf, want);
+        if (!b)
+            return;
+        ex->rbuf = b;
+        ex->rcap = want;
+    }
+    memcpy(ex->rbuf, head, len);
+    ex->rlen = ex->rhead = len;
+    ex->rbuf_on = true;
+}
+
+/* Request bytes as they went (or would go) to the upstream, for a replay. */
+static void keep(struct arc_exchange *ex, const void *p, size_t len)
+{
+    if (!ex->rbuf_on)
+        return;
+    const struct arc_retry_conf *rc = &ex->route->conf->retry;
+    if (ex->rlen + len > ex->rhead + rc->max_body) {
+        ex->rbuf_on = false;            /* too big to replay: no more retries */
+        return;
+    }
+    if (ex->rlen + len > ex->rcap) {
+        size_t cap = ex->rcap * 2;
+        if (cap < ex->rlen + len)
+            cap = ex->rlen + len;
+        char *b = realloc(ex->rbuf, cap);
+        if (!b) {
+            ex->rbuf_on = false;
+            return;
+        }
+        ex->rbuf = b;
+        ex->rcap = cap;
+    }
+    memcpy(ex->rbuf + ex->rlen, p, len);
+    ex->rlen += len;
+}
+
+/* Queues bytes to u (when attached) and keeps them for a replay. */
+static void send_both(struct arc_worker *w, struct arc_conn *u, struct arc_exchange *ex,
+                      const void *p, size_t len)
+{
+    keep(ex, p, len);
+    if (u)
+        arc_px__queue_copy(w, u, p, len);
+}
+
+static bool retry_possible(struct arc_worker *w, struct arc_exchange *ex, enum rkind rk,
+                           int status)
+{
+    if (!ex || !ex->route || !ex->rbuf_on || ex->resp_started || ex->n_interim)
+        return false;
+    const struct arc_retry_conf *rc = &ex->route->conf->retry;
+    if (ex->retries >= rc->max_retries)
+        return false;
+    bool on = false;
+    switch (rk) {
+    case RK_CONNECT:
+        on = rc->on_connect_failure;
+        break;
+    case RK_RESET:
+        on = rc->on_reset;
+        break;
+    case RK_STATUS:
+        for (size_t i = 0; i < rc->n_statuses; i++)
+            on = on || rc->statuses[i] == status;
+        break;
+    }
+    if (!on)
+        return false;
+    if (!budget_allows(w, ex)) {
+        arc_m_add(arc_m_up(&w->metrics, ex->route->up->id, ARC_MU_RETRY_BUDGET_EXHAUSTED), 1);
+        return false;
+    }
+    return true;
+}
+
+static void next_attempt(struct arc_worker *w, struct arc_exchange *ex);
+
+static void on_retry_timer(struct arc_timer *t, uint64_t now)
+{
+    struct arc_exchange *ex = arc_container_of(t, struct arc_exchange, retry_timer);
+    (void)now;
+    ex->retry_wait = false;
+    next_attempt(arc_px__worker(), ex);
+}
+
+void arc_px__retry_cancel(struct arc_worker *w, struct arc_exchange *ex)
+{
+    if (ex->retry_wait)
+        arc_tw_cancel(&w->tw, &ex->retry_timer);
+    ex->retry_wait = false;
+}
+
+static void start_retry(struct arc_worker *w, struct arc_exchange *ex, int failed_ep)
+{
+    const struct arc_retry_conf *rc = &ex->route->conf->retry;
+    ex->retries++;
+    rbudget(w, ex)->ret++;
+    arc_m_add(arc_m_up(&w->metrics, ex->route->up->id, ARC_MU_RETRIES), 1);
+    arc_px__ex_lb_end(w, ex);           /* the failed attempt, to the balancer */
+    if (failed_ep >= 0 && failed_ep < 64)
+        ex->tried |= 1ull << failed_ep;
+    /* Exponential, with jitter over [half, full] so that requests failed
+     * together do not come back together. */
+    unsigned shift = ex->retries - 1u < 10u ? ex->retries - 1u : 10u;
+    uint64_t base = rc->backoff << shift, delay = 0;
+    if (base)
+        delay = base / 2 + mix64(w->now_ms ^ (uintptr_t)ex ^ ex->tried) % (base - base / 2 + 1);
+    ex->retry_wait = true;
+    ex->state = EX_CONNECTING;
+    /* Always through the wheel (even with no backoff): the failure is
+     * being handled deep in a completion, and the next attempt starts
+     * from a clean stack. */
+    arc_timer_init(&ex->retry_timer, on_retry_timer);
+    arc_tw_schedule(&w->tw, &ex->retry_timer, w->now_ms + delay);
+}
+
+static int pick(struct arc_worker *w, struct arc_exchange *ex);
+
+static void next_attempt(struct arc_worker *w, struct arc_exchange *ex)
+{
+    if (!ex->rbuf_on) {
+        /* (the client's body outgrew max_body meanwhile) */
+        arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_RESET);
+        return;
+    }
+    const struct arc_upstream_rt *up = ex->route->up;
+    struct wup *wu = &w->ups[up->id];
+    int ep = pick(w, ex);
+    if (ep < 0) {
+        arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
+        return;
+    }
+    ex->ep = ep;
+    struct arc_conn *u = pool_take(w, ex, up, ep);
+    if (!u) {
+        u = arc_px__up_connect(w, ex->snap, up, ep);
+        if (!u) {
+            int err = errno;
+            arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
+            if (err != EAGAIN) {
+                arc_px__ep_result(w, up, ep, false);
+                if (retry_possible(w, ex, RK_CONNECT, 502)) {
+                    arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_CONNECT], 1);
+                    start_retry(w, ex, ep);
+                    return;
+                }
+            }
+            if (err == EAGAIN)
+                arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
+            else
+                arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
+            return;
+        }
+        ex->state = EX_CONNECTING;
+    } else {
+        u->u.state = US_BUSY;
+        ex->state = EX_UPSTREAM;
+        arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REUSED), 1);
+        set_timer(w, u, uconf(u)->write_timeout);
+    }
+    attach(ex, u);
+    arc_px__queue_copy(w, u, ex->rbuf, ex->rlen);
+    arc_lb_start(&wu->lb, (size_t)ep);
+    ex->lb_open = true;
+    ex->lb_gen = wu->gen;
+    arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
+    arc_px__up_pump(w, u);
+    /* The client's body was held while no attempt could take it. */
+    if (!ex->req_done && ex->up == u)
+        codec_of(ex)->resume(w, ex);
 }
 
 /* ------------------------------------------------------------ request body */
@@ -842,15 +1156,22 @@ void arc_px__up_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
         return;
     }
     struct arc_conn *u = ex->up;
-    if (!u || len == 0)
+    if ((!u && !ex->retry_wait) || len == 0)
         return;
     if (framed || ex->req.body != ARC_H1_BODY_CHUNKED) {
-        arc_px__queue_buf(w, u, bid, p, len);
+        keep(ex, p, len);
+        if (u)
+            arc_px__queue_buf(w, u, bid, p, len);
         return;
     }
     /* Decoded bytes of a body the HTTP/1.1 upstream gets chunked. */
     char hd[24];
     int n = snprintf(hd, sizeof(hd), "%zx\r\n", len);
+    keep(ex, hd, (size_t)n);
+    keep(ex, p, len);
+    keep(ex, "\r\n", 2);
+    if (!u)
+        return;
     arc_px__queue_copy(w, u, hd, (size_t)n);
     arc_px__queue_buf(w, u, bid, p, len);
     arc_px__queue_copy(w, u, "\r\n", 2);
@@ -864,20 +1185,22 @@ void arc_px__up_body_end(struct arc_worker *w, struct arc_exchange *ex,
         return;
     }
     struct arc_conn *u = ex->up;
-    if (!u || ex->req.body != ARC_H1_BODY_CHUNKED)
+    if ((!u && !ex->retry_wait) || ex->req.body != ARC_H1_BODY_CHUNKED)
         return;         /* (a Content-Length body cannot carry trailers in HTTP/1.1) */
-    arc_px__queue_copy(w, u, "0\r\n", 3);
+    send_both(w, u, ex, "0\r\n", 3);
     for (size_t i = 0; i < n; i++) {
-        arc_px__queue_copy(w, u, trailers[i].name.p, trailers[i].name.len);
-        arc_px__queue_copy(w, u, ": ", 2);
-        arc_px__queue_copy(w, u, trailers[i].value.p, trailers[i].value.len);
-        arc_px__queue_copy(w, u, "\r\n", 2);
+        send_both(w, u, ex, trailers[i].name.p, trailers[i].name.len);
+        send_both(w, u, ex, ": ", 2);
+        send_both(w, u, ex, trailers[i].value.p, trailers[i].value.len);
+        send_both(w, u, ex, "\r\n", 2);
     }
-    arc_px__queue_copy(w, u, "\r\n", 2);
+    send_both(w, u, ex, "\r\n", 2);
 }
 
 bool arc_px__up_full(const struct arc_exchange *ex)
 {
+    if (ex->retry_wait)
+        return true;            /* the client waits for the next attempt */
     if (ex->ux)
         return arc_px__h2u_full(ex);
     return ex->up && arc_px__outq_high(ex->up);

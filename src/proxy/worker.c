@@ -40,6 +40,11 @@ uint64_t arc_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+struct arc_worker *arc_px__worker(void)
+{
+    return tl_worker;
+}
+
 void arc_px__on_timer(struct arc_timer *t, uint64_t now)
 {
     struct arc_conn *c = arc_container_of(t, struct arc_conn, timer);
@@ -364,7 +369,8 @@ static int tables_fit(struct arc_worker *w, const struct arc_snapshot *s)
     if (grow((void **)&w->ups, &w->n_ups, s->n_up_ids, sizeof(*w->ups)) < 0 ||
         grow((void **)&w->pools, &n_eps, s->n_ep_ids, sizeof(*w->pools)) < 0 ||
         arc_metrics_shard_fit(&w->metrics, s->n_route_ids, s->n_up_ids) < 0 ||
-        arc_htable_fit(&w->health, s->n_ep_ids) < 0)
+        arc_htable_fit(&w->health, s->n_ep_ids) < 0 ||
+        grow((void **)&w->budgets, &w->n_budgets, s->n_route_ids, sizeof(*w->budgets)) < 0)
         return -1;
     w->n_pools = n_eps;
     if (s->limits.max_headers + 1 > w->n_hdrs) {
@@ -488,6 +494,7 @@ static void worker_teardown(struct arc_worker *w)
     }
     free(w->ups);
     free(w->pools);
+    free(w->budgets);
     arc_bufring_dispose(&w->br, &w->ring);
     if (w->ring.ring_fd > 0)
         io_uring_queue_exit(&w->ring);

@@ -7,6 +7,8 @@ MODE "http" (default): keep-alive echo server. GET/POST/... answer JSON
 {server, method, path, body_len, body_sha256, n} where n counts the requests
 this process served; /status/NNN answers NNN; /slow?ms=N sleeps first.
 MODE "blackhole": accepts connections and reads, never answers.
+MODE "fail503": reads each request (body included) and answers 503.
+MODE "reset": reads each request (body included) and closes without answering.
 It prints "ready" on stdout once listening.
 """
 import hashlib
@@ -56,6 +58,11 @@ class H(BaseHTTPRequestHandler):
         status = 200
         if u.path.startswith("/status/"):
             status = int(u.path.split("/")[2])
+        if MODE == "fail503":
+            status = 503
+        if MODE == "reset":
+            self.close_connection = True
+            return
         payload = json.dumps({"server": NAME, "method": self.command, "path": self.path,
                               "body_len": len(body),
                               "body_sha256": hashlib.sha256(body).hexdigest(),

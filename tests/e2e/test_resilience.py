@@ -3,12 +3,14 @@ maglev keep a key on one endpoint; (later in this file) a killed endpoint is
 retried around, ejected and re-admitted, a black-holed one times out and is
 retried elsewhere, POST is not retried unless allowed, a body up to max_body
 is replayed byte-exact, and circuit limits answer 503 fast."""
+import hashlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -143,3 +145,149 @@ def test_dead_endpoint_is_ejected_and_readmitted(arc, procs, arc_bin):
                                   for _ in range(3)), timeout=10 * arc_bin.slow)
     assert served, "e1 never served again after it came back"
     assert ep_health(a, "app", ups[1].addr)["state"] == "healthy"
+
+
+def test_kill_endpoint_under_load_every_request_succeeds(arc, procs, arc_bin):
+    """Kill one of three endpoints while idempotent requests run: every one
+    succeeds (retried elsewhere), the endpoint is ejected, and it serves
+    again once it is back."""
+    ups = [procs("e%d" % i) for i in range(3)]
+    a = arc(resil_config(ups, route_extra={"retry": {"backoff": "10ms"}}, workers=2,
+                         lb={"algorithm": "round_robin"},
+                         health={"passive": {"consecutive_failures": 2, "ejection_time": "1s",
+                                             "max_ejection_time": "1s"}}))
+    stop = threading.Event()
+    results, errors = [], []
+
+    def load(k):
+        c = None
+        i = 0
+        while not stop.is_set():
+            try:
+                if c is None:
+                    c = a.client(timeout=10)
+                r = c.request("GET", "/load/%d/%d" % (k, i))
+                results.append(r.status)
+                if r.conn_close():
+                    c = None
+            except Exception as e:      # noqa: BLE001 - reported below
+                errors.append(repr(e))
+                c = None
+            i += 1
+    threads = [threading.Thread(target=load, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        ups[1].kill()
+        time.sleep(1.0)
+        assert wait_for(lambda: ep_health(a, "app", ups[1].addr)["state"] == "ejected",
+                        timeout=5), ep_health(a, "app", ups[1].addr)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(20)
+    bad = [s for s in results if s != 200]
+    assert not errors and not bad, (errors[:5], bad[:10], len(results))
+    assert len(results) > 50, len(results)
+    ms, _ = a.metrics()
+    assert metric(ms, "arc_upstream_retries_total", upstream="app") >= 1
+
+    ups[1].start()
+    served = wait_for(lambda: any(a.client().request("GET", "/back").json()["server"] == "e1"
+                                  for _ in range(6)), timeout=10 * arc_bin.slow)
+    assert served, "e1 was not re-admitted after it came back"
+
+
+def test_blackholed_endpoint_times_out_and_is_retried_elsewhere(arc, procs, arc_bin):
+    hole = procs("hole", mode="blackhole")
+    good = procs("good")
+    a = arc(resil_config([hole, good],
+                         route_extra={"retry": {"backoff": "0ms", "budget_min": 100}},
+                         lb={"algorithm": "round_robin"}, timeouts={"ttfb": "300ms"}))
+    c = a.client()
+    took = []
+    for i in range(4):
+        t0 = time.monotonic()
+        r = c.request("GET", "/bh/%d" % i)
+        took.append(time.monotonic() - t0)
+        assert r.status == 200 and r.json()["server"] == "good", r
+    # (round robin: the black hole's turn comes first again after each retry)
+    assert sum(1 for t in took if t >= 0.25) >= 1, took
+    ms, _ = a.metrics()
+    assert metric(ms, "arc_upstream_retries_total", upstream="app") >= 1
+    assert metric(ms, "arc_upstream_timeouts_total", upstream="app") >= 1
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_post_is_retried_only_when_allowed(arc, procs, allow):
+    good = procs("good")
+    dead = "127.0.0.1:%d" % free_port()
+    retry = {"backoff": "0ms", "budget_min": 100}
+    if allow:
+        retry["idempotent_only"] = False
+    cfg = make_config([upstream_conf("app", [dead, good.addr], lb={"algorithm": "round_robin"})],
+                      routes=[route_conf("r", "/{*rest}", upstream="app", retry=retry)], workers=1)
+    a = arc(cfg)
+    statuses = [a.client().request("POST", "/p/%d" % i, body=b"x" * 100).status for i in range(6)]
+    if allow:
+        assert statuses == [200] * 6, statuses
+    else:
+        assert statuses.count(502) == 3 and statuses.count(200) == 3, statuses
+    # GET on the same route is retried either way
+    assert all(a.client().request("GET", "/g/%d" % i).status == 200 for i in range(4))
+
+
+def test_body_up_to_max_body_is_replayed_byte_exact(arc, procs):
+    bad = procs("bad", mode="fail503")
+    good = procs("good")
+    cfg = make_config([upstream_conf("app", [bad.addr, good.addr],
+                                     lb={"algorithm": "round_robin"})],
+                      routes=[route_conf("r", "/{*rest}", upstream="app",
+                                         retry={"backoff": "0ms", "max_body": "64kb",
+                                                "budget_min": 100})], workers=1)
+    a = arc(cfg)
+    body = os.urandom(60000)
+    want = hashlib.sha256(body).hexdigest()
+    for i in range(4):
+        r = a.client().request("PUT", "/put/%d" % i, body=body)
+        assert r.status == 200, r
+        j = r.json()
+        assert j["server"] == "good" and j["body_len"] == len(body) and j["body_sha256"] == want
+    # chunked, from the client as it was
+    for i in range(2):
+        c = a.client()
+        c.send(b"PUT /chunked/%d HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" % i +
+               b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:1000], body[1000:30000]))
+               + b"0\r\n\r\n")
+        r = c.response(method="PUT")
+        assert r.status == 200, r
+        assert r.json()["body_sha256"] == hashlib.sha256(body[:30000]).hexdigest()
+    # over max_body: not kept, not retried (the 503 goes to the client)
+    big = os.urandom(70000)
+    statuses = [a.client().request("PUT", "/big/%d" % i, body=big).status for i in range(4)]
+    assert sorted(statuses) == [200, 200, 503, 503], statuses
+
+
+def test_reset_before_response_is_retried(arc, procs):
+    rst = procs("rst", mode="reset")
+    good = procs("good")
+    a = arc(resil_config([rst, good], route_extra={"retry": {"backoff": "0ms", "budget_min": 100}},
+                         lb={"algorithm": "round_robin"}))
+    for i in range(6):
+        r = a.client().request("GET", "/r/%d" % i)
+        assert r.status == 200 and r.json()["server"] == "good", r
+
+
+def test_retry_budget_stops_retry_storms(arc, procs):
+    """With every attempt failing, retries stop at the budget: budget_min
+    per window when the share of requests is smaller."""
+    bad = procs("bad", mode="fail503")
+    a = arc(resil_config([bad], route_extra={"retry": {"backoff": "0ms", "budget": 0,
+                                                        "budget_min": 2, "budget_window": "1h"}}))
+    for i in range(6):
+        assert a.client().request("GET", "/s/%d" % i).status == 503
+    ms, _ = a.metrics()
+    assert metric(ms, "arc_upstream_retries_total", upstream="app") == 2
+    assert metric(ms, "arc_upstream_retry_budget_exhausted_total", upstream="app") == 4
+    assert metric(ms, "arc_upstream_requests_total", upstream="app") == 8

@@ -430,7 +430,7 @@ static void test_header_op_errors(void)
         "      forwarded:\n"                                                /* 28 */
         "        trusted_proxies: [\"10.0.0.1/8\", \"any\", 7]\n"           /* 29 */
         "        x_forwarded_proto: \"no\"\n"                               /* 30 */
-        "      retry: {max_retries: 2}\n", &e);                             /* 31 */
+        "      retry: {max_retries: 11}\n", &e);                            /* 31 */
     CHECK(c == NULL);
     CHECK_ERR(&e, 20, 16, "routes[0].action.headers[0].op: unknown value 'replace'");
     CHECK_ERR(&e, 21, 27, "routes[0].action.headers[1].name: 'X:A' is not a valid header name");
@@ -444,7 +444,7 @@ static void test_header_op_errors(void)
     CHECK_ERR(&e, 29, 41, "trusted_proxies[1]: 'any' is not a CIDR prefix");
     CHECK_ERR(&e, 29, 48, "trusted_proxies[2]: expected a string, got integer");
     CHECK_ERR(&e, 30, 28, "routes[0].action.forwarded.x_forwarded_proto: expected true or false");
-    CHECK_ERR(&e, 31, 7, "routes[0].action.retry: not supported yet");
+    CHECK_ERR(&e, 31, 28, "routes[0].action.retry.max_retries: must be between 0 and 10");
     CHECK_INT(e.n, 13);
     arc_config_errors_dispose(&e);
 }
