@@ -156,6 +156,17 @@ struct arc_passive_conf {
     uint32_t max_ejection_percent; /* 50: at most this share of endpoints ejected at once */
 };
 
+/* upstreams[].circuit_breaker (ext): limits per worker, 0 = none. Over a
+ * request limit, or over a connection limit with the wait queue full, a
+ * request is answered 503 at once. */
+struct arc_circuit_conf {
+    uint32_t max_connections;   /* upstream connections of the upstream */
+    uint32_t max_pending;       /* requests waiting for a connection (the wait queue) */
+    uint32_t max_requests;      /* requests in flight to the upstream */
+    uint32_t ep_max_connections, ep_max_pending, ep_max_requests; /* per_endpoint.* */
+    uint64_t pending_timeout;   /* 1s: longest wait in the queue, then 503 */
+};
+
 struct arc_upstream_conf {
     char *name;
     struct arc_endpoint_conf *endpoints;
@@ -179,6 +190,7 @@ struct arc_upstream_conf {
     uint64_t read_timeout;      /* 30s */
     struct arc_upstream_tls_conf *tls;  /* NULL = plain TCP */
     struct arc_passive_conf passive;    /* health.passive */
+    struct arc_circuit_conf circuit;    /* circuit_breaker */
     uint32_t panic_threshold;   /* health.panic_threshold (ext), 50: below this share of
                                    usable endpoints, balance over all of them */
     enum arc_up_protocol protocol;      /* http1 */

@@ -18,6 +18,16 @@
 static const struct arc_conf_key upstream_keys[] = {
     { "name", REQ }, { "discovery", REQ }, { "lb", 0 }, { "pool", 0 }, { "timeouts", 0 },
     { "protocol", 0 }, { "health", 0 }, { "tls", 0 },
+    { "circuit_breaker", 0 },
+};
+
+static const struct arc_conf_key circuit_keys[] = {
+    { "max_connections", 0 }, { "max_pending", 0 }, { "max_requests", 0 },
+    { "pending_timeout", 0 }, { "per_endpoint", 0 },
+};
+
+static const struct arc_conf_key circuit_ep_keys[] = {
+    { "max_connections", 0 }, { "max_pending", 0 }, { "max_requests", 0 },
 };
 
 static const struct arc_conf_key health_keys[] = {
@@ -250,6 +260,27 @@ static void health(struct arc_sctx *s, const struct arc_cn *m, const char *upath
                         pp);
 }
 
+static void circuit(struct arc_sctx *s, const struct arc_cn *m, const char *upath,
+                    struct arc_upstream_conf *u)
+{
+    char p[ARC_PATH_MAX], ep[ARC_PATH_MAX];
+    arc_config__path(p, upath, "circuit_breaker");
+    if (!arc_config__check_map(s, m, p, circuit_keys, N(circuit_keys)))
+        return;
+    struct arc_circuit_conf *c = &u->circuit;
+    arc_config__get_u32(s, m, p, "max_connections", 0, 1000000, &c->max_connections);
+    arc_config__get_u32(s, m, p, "max_pending", 0, 1000000, &c->max_pending);
+    arc_config__get_u32(s, m, p, "max_requests", 0, 1000000, &c->max_requests);
+    arc_config__get_dur(s, m, p, "pending_timeout", 1, 24 * MS_H, false, &c->pending_timeout);
+    const struct arc_cn *v = arc_config__val(m, "per_endpoint");
+    arc_config__path(ep, p, "per_endpoint");
+    if (v && arc_config__check_map(s, v, ep, circuit_ep_keys, N(circuit_ep_keys))) {
+        arc_config__get_u32(s, v, ep, "max_connections", 0, 1000000, &c->ep_max_connections);
+        arc_config__get_u32(s, v, ep, "max_pending", 0, 1000000, &c->ep_max_pending);
+        arc_config__get_u32(s, v, ep, "max_requests", 0, 1000000, &c->ep_max_requests);
+    }
+}
+
 static void upstream(struct arc_sctx *s, const struct arc_cn *m, const char *p,
                      struct arc_upstream_conf *u)
 {
@@ -275,6 +306,7 @@ static void upstream(struct arc_sctx *s, const struct arc_cn *m, const char *p,
         .max_ejection_percent = 50,
     };
     u->panic_threshold = 50;
+    u->circuit.pending_timeout = 1 * MS_S;
     if (!arc_config__check_map(s, m, p, upstream_keys, N(upstream_keys)))
         return;
     arc_config__get_str(s, m, p, "name", ARC_STR_NAME, &u->name);
@@ -315,6 +347,8 @@ static void upstream(struct arc_sctx *s, const struct arc_cn *m, const char *p,
         arc_config__upstream_tls(s, v, p, u);
     if ((v = arc_config__val(m, "health")))
         health(s, v, p, u);
+    if ((v = arc_config__val(m, "circuit_breaker")))
+        circuit(s, v, p, u);
 }
 
 void arc_config__upstreams(struct arc_sctx *s, const struct arc_cn *seq)

@@ -207,7 +207,7 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
 {
     struct arc_conn *c = ex->client;
     arc_px__ex_lb_end(w, ex);
-    arc_px__retry_cancel(w, ex);
+    arc_px__up_ex_end(w, ex);
     /* An upstream still attached mid-exchange cannot be reused. */
     arc_px__ex_drop_upstream(w, ex);
     uint32_t row = ex->route ? ex->route->id : ARC_M_NO_ROUTE;

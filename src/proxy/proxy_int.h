@@ -316,10 +316,16 @@ struct arc_exchange {
     char *rbuf;
     size_t rlen, rcap, rhead;
     bool rbuf_on;
-    bool retry_wait;
+    bool retry_wait;                    /* between attempts (backoff, or the wait queue) */
     uint8_t retries;                    /* retries made (attempts after the first) */
     uint64_t tried;                     /* endpoint indexes (< 64) already tried */
-    struct arc_timer retry_timer;
+    struct arc_timer up_timer;          /* retry backoff, or the wait for a connection */
+    /* Circuit breaking (upstream.c): counted in the requests of upstream
+     * cb_up and endpoint cb_ep (ids); waiting in cb_up's queue. */
+    bool cb_req, cb_wait, cb_woken, cb_requeue, hold_failed;
+    uint32_t cb_up, cb_ep;
+    uint64_t wait_deadline;
+    struct arc_exchange *wait_next, *wait_prev;
     uint64_t started_ms;
     uint64_t bytes_in, bytes_out;       /* body bytes from / to the client */
     struct arc_exchange *next_free;
@@ -400,6 +406,7 @@ struct arc_conn {
             bool reused;                /* carried an earlier request */
             bool got_bytes;             /* response bytes arrived for this attempt */
             bool counted_open;          /* holds a slot in ep_rt->open_conns */
+            bool cb_counted;            /* counted in the worker's circuit-breaking counts */
             bool connected;
             bool head_done;             /* final response head parsed */
             bool keep_alive;            /* upstream allows reuse after this response */
@@ -416,6 +423,8 @@ struct arc_conn {
 struct pool {
     struct arc_conn *head;              /* idle connections, most recent first */
     uint32_t n_idle;
+    uint32_t n_conns, n_reqs, n_pending; /* circuit breaking: this worker's connections,
+                                           requests in flight and waiters of the endpoint */
     struct arc_h2u *h2;                 /* HTTP/2 connections (shared by exchanges) */
 };
 
@@ -434,6 +443,10 @@ struct wup {                            /* a worker's state for one upstream */
     size_t cap;
     uint32_t n_ejected;
     uint64_t next_readmit;
+    /* Circuit breaking (upstream.c): this worker's connections, requests in
+     * flight and requests waiting for a connection (FIFO) to the upstream. */
+    uint32_t n_conns, n_reqs, n_pending;
+    struct arc_exchange *wait_head, *wait_tail;
 };
 
 /* A route's retry budget on one worker: requests and retries in the
@@ -717,8 +730,12 @@ void arc_px__up_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn
  * NULL with errno EAGAIN (limit reached) or another error. */
 struct arc_conn *arc_px__up_connect(struct arc_worker *w, struct arc_snapshot *snap,
                                     const struct arc_upstream_rt *up, int ep);
-/* Retries: the exchange's retry timer fired or it was cancelled (ex_end). */
-void arc_px__retry_cancel(struct arc_worker *w, struct arc_exchange *ex);
+/* The exchange ends: its retry backoff or wait for a connection stops and
+ * it leaves the circuit-breaking counts. */
+void arc_px__up_ex_end(struct arc_worker *w, struct arc_exchange *ex);
+/* An upstream connection is closing (conn.c): circuit-breaking counts, and
+ * a request waiting for a connection may go. */
+void arc_px__up_conn_gone(struct arc_worker *w, struct arc_conn *u);
 /* Passive health: the outcome of an attempt on endpoint ep of up (a
  * no-op unless health.passive is on); may eject the endpoint. */
 void arc_px__ep_result(struct arc_worker *w, const struct arc_upstream_rt *up, int ep, bool ok);

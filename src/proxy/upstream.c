@@ -52,6 +52,8 @@ static void retry_setup(struct arc_worker *w, struct arc_exchange *ex, const cha
 static void keep(struct arc_exchange *ex, const void *p, size_t len);
 static void fail_attempt(struct arc_worker *w, struct arc_conn *u, int status,
                          enum arc_err_kind k, enum rkind rk);
+static void wake(struct arc_worker *w, uint32_t up_id);
+static int pick(struct arc_worker *w, struct arc_exchange *ex);
 
 /* ------------------------------------------------------------ pairing */
 
@@ -150,6 +152,7 @@ static void up_release(struct arc_worker *w, struct arc_conn *u, bool reusable)
     arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_POOL_IDLE), 1);
     set_timer(w, u, uc->pool_idle_ttl);
     arc_px__arm_recv(w, u);
+    wake(w, u->u.up->id);
 }
 
 /* ------------------------------------------------------------ connect */
@@ -185,6 +188,9 @@ struct arc_conn *arc_px__up_connect(struct arc_worker *w, struct arc_snapshot *s
     u->u.ep_rt = e;
     u->u.ep = (uint32_t)ep;
     u->u.counted_open = maxc != 0;
+    u->u.cb_counted = true;
+    w->ups[up->id].n_conns++;
+    w->pools[e->id].n_conns++;
     arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_POOL_OPEN), 1);
     if (up->tls) {
         /* Sessions are cached per endpoint and offered on the next
@@ -378,16 +384,269 @@ static int pick(struct arc_worker *w, struct arc_exchange *ex)
     return ep >= 0 && (size_t)ep < up->n_eps ? ep : -1;
 }
 
-void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
+/* ------------------------------------------------------------ circuit breaking */
+
+/*
+ * upstreams[].circuit_breaker, per worker: requests in flight per upstream
+ * and per endpoint (from the pick to the exchange's end), connections per
+ * upstream and per endpoint, and a bounded FIFO of requests waiting for a
+ * connection (per upstream, at most max_pending, each for at most
+ * pending_timeout). A connection given back to the pool or closed wakes the
+ * first waiter on the next timer tick; it takes a pooled connection or
+ * connects, or waits on at the front of the queue.
+ */
+
+static bool cb_requests_ok(struct arc_worker *w, const struct arc_upstream_rt *up, int ep)
+{
+    const struct arc_circuit_conf *cc = &up->conf->circuit;
+    return !(cc->max_requests && w->ups[up->id].n_reqs >= cc->max_requests) &&
+           !(cc->ep_max_requests && w->pools[up->eps[ep].id].n_reqs >= cc->ep_max_requests);
+}
+
+static void cb_req_take(struct arc_worker *w, struct arc_exchange *ex,
+                        const struct arc_upstream_rt *up, int ep)
+{
+    ex->cb_req = true;
+    ex->cb_up = up->id;
+    ex->cb_ep = up->eps[ep].id;
+    w->ups[ex->cb_up].n_reqs++;
+    w->pools[ex->cb_ep].n_reqs++;
+}
+
+static void cb_req_release(struct arc_worker *w, struct arc_exchange *ex)
+{
+    if (!ex->cb_req)
+        return;
+    ex->cb_req = false;
+    w->ups[ex->cb_up].n_reqs--;
+    w->pools[ex->cb_ep].n_reqs--;
+}
+
+static bool cb_conn_room(struct arc_worker *w, const struct arc_upstream_rt *up, int ep)
+{
+    const struct arc_circuit_conf *cc = &up->conf->circuit;
+    return !(cc->max_connections && w->ups[up->id].n_conns >= cc->max_connections) &&
+           !(cc->ep_max_connections &&
+             w->pools[up->eps[ep].id].n_conns >= cc->ep_max_connections);
+}
+
+static void overflow(struct arc_worker *w, struct arc_exchange *ex)
+{
+    arc_m_add(arc_m_up(&w->metrics, ex->route->up->id, ARC_MU_OVERFLOW), 1);
+    arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
+}
+
+static void wait_unlink(struct arc_worker *w, struct arc_exchange *ex)
+{
+    struct wup *wu = &w->ups[ex->cb_up];
+    if (ex->wait_prev)
+        ex->wait_prev->wait_next = ex->wait_next;
+    else
+        wu->wait_head = ex->wait_next;
+    if (ex->wait_next)
+        ex->wait_next->wait_prev = ex->wait_prev;
+    else
+        wu->wait_tail = ex->wait_prev;
+    ex->wait_next = ex->wait_prev = NULL;
+    wu->n_pending--;
+    w->pools[ex->cb_ep].n_pending--;
+    ex->cb_wait = false;
+    ex->retry_wait = false;
+}
+
+static void attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, char *head,
+                    size_t head_len);
+
+static void on_wait_timer(struct arc_timer *t, uint64_t now)
+{
+    struct arc_exchange *ex = arc_container_of(t, struct arc_exchange, up_timer);
+    struct arc_worker *w = arc_px__worker();
+    wait_unlink(w, ex);
+    if (now >= ex->wait_deadline || ex->hold_failed) {
+        arc_m_add(arc_m_up(&w->metrics, ex->route->up->id, ARC_MU_PENDING_TIMEOUTS), 1);
+        overflow(w, ex);
+        return;
+    }
+    ex->cb_requeue = true;              /* still blocked: back to the front */
+    attempt(w, ex, ex->ep, NULL, 0);
+}
+
+/* Over a connection limit: wait in the upstream's queue when it has room
+ * (the request's bytes so far move into ex->rbuf; head is taken). False:
+ * no room, head untouched. */
+static bool enqueue(struct arc_worker *w, struct arc_exchange *ex, int ep, char *head,
+                    size_t head_len)
+{
+    const struct arc_upstream_rt *up = ex->route->up;
+    const struct arc_circuit_conf *cc = &up->conf->circuit;
+    struct wup *wu = &w->ups[up->id];
+    struct pool *pl = &w->pools[up->eps[ep].id];
+    bool again = ex->cb_requeue;
+    ex->cb_requeue = false;
+    if (!again && (!cc->max_pending || wu->n_pending >= cc->max_pending ||
+                   (cc->ep_max_pending && pl->n_pending >= cc->ep_max_pending)))
+        return false;
+    if (head) {
+        if (!ex->rbuf_on) {
+            if (ex->rcap < head_len) {
+                char *b = realloc(ex->rbuf, head_len);
+                if (!b)
+                    return false;
+                ex->rbuf = b;
+                ex->rcap = head_len;
+            }
+            memcpy(ex->rbuf, head, head_len);
+            ex->rlen = ex->rhead = head_len;
+        }
+        free(head);
+    }
+    ex->cb_wait = ex->retry_wait = true;
+    ex->state = EX_CONNECTING;
+    ex->cb_up = up->id;                 /* (the same as its request count's) */
+    ex->cb_ep = up->eps[ep].id;
+    if (again) {
+        ex->wait_next = wu->wait_head;
+        if (wu->wait_head)
+            wu->wait_head->wait_prev = ex;
+        else
+            wu->wait_tail = ex;
+        wu->wait_head = ex;
+    } else {
+        ex->wait_deadline = w->now_ms + cc->pending_timeout;
+        ex->wait_prev = wu->wait_tail;
+        if (wu->wait_tail)
+            wu->wait_tail->wait_next = ex;
+        else
+            wu->wait_head = ex;
+        wu->wait_tail = ex;
+    }
+    wu->n_pending++;
+    pl->n_pending++;
+    ex->cb_woken = false;
+    arc_timer_init(&ex->up_timer, on_wait_timer);
+    arc_tw_schedule(&w->tw, &ex->up_timer, ex->wait_deadline);
+    return true;
+}
+
+/* A connection of upstream `up_id` was given back or closed: the first
+ * waiter tries again (on the next tick: never inside the caller). */
+static void wake(struct arc_worker *w, uint32_t up_id)
+{
+    if (up_id >= w->n_ups)
+        return;
+    struct arc_exchange *ex = w->ups[up_id].wait_head;
+    if (!ex || ex->cb_woken)
+        return;
+    ex->cb_woken = true;
+    arc_tw_schedule(&w->tw, &ex->up_timer, w->now_ms);
+}
+
+void arc_px__up_conn_gone(struct arc_worker *w, struct arc_conn *u)
+{
+    if (u->u.cb_counted) {
+        u->u.cb_counted = false;
+        w->ups[u->u.up->id].n_conns--;
+        w->pools[u->u.ep_rt->id].n_conns--;
+    }
+    wake(w, u->u.up->id);
+}
+
+void arc_px__up_ex_end(struct arc_worker *w, struct arc_exchange *ex)
+{
+    arc_tw_cancel(&w->tw, &ex->up_timer);   /* (a no-op when not armed) */
+    if (ex->cb_wait)
+        wait_unlink(w, ex);
+    ex->retry_wait = false;
+    cb_req_release(w, ex);
+}
+
+/* ------------------------------------------------------------ attempts */
+
+/* Sends ex's request to endpoint ep: `head` (owned) on the first attempt,
+ * else the bytes kept in ex->rbuf. May end ex. */
+static void attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, char *head,
+                    size_t head_len)
 {
     const struct arc_upstream_rt *up = ex->route->up;
     struct wup *wu = &w->ups[up->id];
+    ex->ep = ep;
+    struct arc_conn *u = pool_take(w, ex, up, ep);
+    bool reused = u != NULL;
+    if (!u) {
+        int err = EAGAIN;
+        if (cb_conn_room(w, up, ep)) {
+            u = arc_px__up_connect(w, ex->snap, up, ep);
+            err = u ? 0 : errno;
+        }
+        if (!u && err == EAGAIN) {
+            /* a connection limit: wait for a connection, or fail fast */
+            if (enqueue(w, ex, ep, head, head_len))
+                return;
+            free(head);
+            overflow(w, ex);
+            return;
+        }
+        if (!u) {
+            free(head);
+            arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
+            arc_px__ep_result(w, up, ep, false);
+            if (retry_possible(w, ex, RK_CONNECT, 502)) {
+                arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_CONNECT], 1);
+                start_retry(w, ex, ep);
+                return;
+            }
+            arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
+            return;
+        }
+        ex->state = EX_CONNECTING;
+    } else {
+        u->u.state = US_BUSY;
+        ex->state = EX_UPSTREAM;
+        arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REUSED), 1);
+        set_timer(w, u, uconf(u)->write_timeout);
+    }
+    ex->cb_requeue = false;
+    attach(ex, u);
+    if (head) {
+        /* A request without a body sent on a reused connection may meet a
+         * close the upstream sent just before our bytes arrived; keep its
+         * head so it can be replayed once on a fresh connection (RFC 9112
+         * §9.3.1). */
+        if (reused && ex->req.body == ARC_H1_BODY_NONE && !ex->req.upgrade && ex->idempotent) {
+            ex->replay = malloc(head_len);
+            if (ex->replay) {
+                memcpy(ex->replay, head, head_len);
+                ex->replay_len = head_len;
+            }
+        }
+        arc_px__queue_owned(w, u, head, head_len);
+    } else {
+        arc_px__queue_copy(w, u, ex->rbuf, ex->rlen);
+    }
+    arc_lb_start(&wu->lb, (size_t)ep);
+    ex->lb_open = true;
+    ex->lb_gen = wu->gen;
+    arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
+    arc_px__up_pump(w, u);
+    /* The client's body was held while no attempt could take it. */
+    if (!head && !ex->req_done && ex->up == u)
+        codec_of(ex)->resume(w, ex);
+}
+
+void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
+{
+    const struct arc_upstream_rt *up = ex->route->up;
     int ep = pick(w, ex);
     if (ep < 0) {
         arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
         return;
     }
     ex->ep = ep;
+    if (!cb_requests_ok(w, up, ep)) {
+        overflow(w, ex);
+        return;
+    }
+    cb_req_take(w, ex, up, ep);
     if (up->conf->protocol == ARC_UP_HTTP2) {
         arc_px__h2u_start(w, ex, ep);
         return;
@@ -399,52 +658,7 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
         return;
     }
     retry_setup(w, ex, head, head_len);
-    struct arc_conn *u = pool_take(w, ex, up, ep);
-    bool reused = u != NULL;
-    if (!u) {
-        u = arc_px__up_connect(w, ex->snap, up, ep);
-        if (!u) {
-            int err = errno;
-            free(head);
-            arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
-            if (err != EAGAIN)
-                arc_px__ep_result(w, up, ep, false);
-            if (err != EAGAIN && retry_possible(w, ex, RK_CONNECT, 502)) {
-                arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_CONNECT], 1);
-                start_retry(w, ex, ep);
-                return;
-            }
-            errno = err;
-            if (errno == EAGAIN)
-                arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
-            else
-                arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
-            return;
-        }
-        ex->state = EX_CONNECTING;
-    } else {
-        u->u.state = US_BUSY;
-        ex->state = EX_UPSTREAM;
-        arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REUSED), 1);
-        set_timer(w, u, uconf(u)->write_timeout);
-    }
-    attach(ex, u);
-    /* A request without a body sent on a reused connection may meet a close
-     * the upstream sent just before our bytes arrived; keep its head so it
-     * can be replayed once on a fresh connection (RFC 9112 §9.3.1). */
-    if (reused && ex->req.body == ARC_H1_BODY_NONE && !ex->req.upgrade && ex->idempotent) {
-        ex->replay = malloc(head_len);
-        if (ex->replay) {
-            memcpy(ex->replay, head, head_len);
-            ex->replay_len = head_len;
-        }
-    }
-    arc_px__queue_owned(w, u, head, head_len);
-    arc_lb_start(&wu->lb, (size_t)ep);
-    ex->lb_open = true;
-    ex->lb_gen = wu->gen;
-    arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
-    arc_px__up_pump(w, u);
+    attempt(w, ex, ep, head, head_len);
 }
 
 /* Replays the request on a fresh connection; false if that is impossible. */
@@ -982,12 +1196,17 @@ static void retry_setup(struct arc_worker *w, struct arc_exchange *ex, const cha
 /* Request bytes as they went (or would go) to the upstream, for a replay. */
 static void keep(struct arc_exchange *ex, const void *p, size_t len)
 {
-    if (!ex->rbuf_on)
+    /* While the request waits for a connection (circuit_breaker queue) the
+     * bytes are held whatever their size: they have nowhere else to go (an
+     * HTTP/1 client is paused; an HTTP/2 one only sends its window). */
+    bool hold = ex->cb_wait;
+    if (!ex->rbuf_on && !hold)
         return;
     const struct arc_retry_conf *rc = &ex->route->conf->retry;
-    if (ex->rlen + len > ex->rhead + rc->max_body) {
+    if (ex->rbuf_on && ex->rlen + len > ex->rhead + rc->max_body) {
         ex->rbuf_on = false;            /* too big to replay: no more retries */
-        return;
+        if (!hold)
+            return;
     }
     if (ex->rlen + len > ex->rcap) {
         size_t cap = ex->rcap * 2;
@@ -996,6 +1215,7 @@ static void keep(struct arc_exchange *ex, const void *p, size_t len)
         char *b = realloc(ex->rbuf, cap);
         if (!b) {
             ex->rbuf_on = false;
+            ex->hold_failed = hold;
             return;
         }
         ex->rbuf = b;
@@ -1048,17 +1268,10 @@ static void next_attempt(struct arc_worker *w, struct arc_exchange *ex);
 
 static void on_retry_timer(struct arc_timer *t, uint64_t now)
 {
-    struct arc_exchange *ex = arc_container_of(t, struct arc_exchange, retry_timer);
+    struct arc_exchange *ex = arc_container_of(t, struct arc_exchange, up_timer);
     (void)now;
     ex->retry_wait = false;
     next_attempt(arc_px__worker(), ex);
-}
-
-void arc_px__retry_cancel(struct arc_worker *w, struct arc_exchange *ex)
-{
-    if (ex->retry_wait)
-        arc_tw_cancel(&w->tw, &ex->retry_timer);
-    ex->retry_wait = false;
 }
 
 static void start_retry(struct arc_worker *w, struct arc_exchange *ex, int failed_ep)
@@ -1081,11 +1294,9 @@ static void start_retry(struct arc_worker *w, struct arc_exchange *ex, int faile
     /* Always through the wheel (even with no backoff): the failure is
      * being handled deep in a completion, and the next attempt starts
      * from a clean stack. */
-    arc_timer_init(&ex->retry_timer, on_retry_timer);
-    arc_tw_schedule(&w->tw, &ex->retry_timer, w->now_ms + delay);
+    arc_timer_init(&ex->up_timer, on_retry_timer);
+    arc_tw_schedule(&w->tw, &ex->up_timer, w->now_ms + delay);
 }
-
-static int pick(struct arc_worker *w, struct arc_exchange *ex);
 
 static void next_attempt(struct arc_worker *w, struct arc_exchange *ex)
 {
@@ -1095,50 +1306,18 @@ static void next_attempt(struct arc_worker *w, struct arc_exchange *ex)
         return;
     }
     const struct arc_upstream_rt *up = ex->route->up;
-    struct wup *wu = &w->ups[up->id];
     int ep = pick(w, ex);
     if (ep < 0) {
         arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
         return;
     }
-    ex->ep = ep;
-    struct arc_conn *u = pool_take(w, ex, up, ep);
-    if (!u) {
-        u = arc_px__up_connect(w, ex->snap, up, ep);
-        if (!u) {
-            int err = errno;
-            arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
-            if (err != EAGAIN) {
-                arc_px__ep_result(w, up, ep, false);
-                if (retry_possible(w, ex, RK_CONNECT, 502)) {
-                    arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_CONNECT], 1);
-                    start_retry(w, ex, ep);
-                    return;
-                }
-            }
-            if (err == EAGAIN)
-                arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
-            else
-                arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
-            return;
-        }
-        ex->state = EX_CONNECTING;
-    } else {
-        u->u.state = US_BUSY;
-        ex->state = EX_UPSTREAM;
-        arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REUSED), 1);
-        set_timer(w, u, uconf(u)->write_timeout);
+    cb_req_release(w, ex);              /* the request moves to its new endpoint */
+    if (!cb_requests_ok(w, up, ep)) {
+        overflow(w, ex);
+        return;
     }
-    attach(ex, u);
-    arc_px__queue_copy(w, u, ex->rbuf, ex->rlen);
-    arc_lb_start(&wu->lb, (size_t)ep);
-    ex->lb_open = true;
-    ex->lb_gen = wu->gen;
-    arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
-    arc_px__up_pump(w, u);
-    /* The client's body was held while no attempt could take it. */
-    if (!ex->req_done && ex->up == u)
-        codec_of(ex)->resume(w, ex);
+    cb_req_take(w, ex, up, ep);
+    attempt(w, ex, ep, NULL, 0);
 }
 
 /* ------------------------------------------------------------ request body */

@@ -291,3 +291,81 @@ def test_retry_budget_stops_retry_storms(arc, procs):
     assert metric(ms, "arc_upstream_retries_total", upstream="app") == 2
     assert metric(ms, "arc_upstream_retry_budget_exhausted_total", upstream="app") == 4
     assert metric(ms, "arc_upstream_requests_total", upstream="app") == 8
+
+
+def _bg_request(a, path, out, key):
+    def run():
+        t0 = time.monotonic()
+        try:
+            r = a.client(timeout=20).request("GET", path)
+            out[key] = (r.status, time.monotonic() - t0)
+        except Exception as e:          # noqa: BLE001 - the test reports it
+            out[key] = (repr(e), time.monotonic() - t0)
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def _in_flight(a, n):
+    ms, _ = a.metrics()
+    return metric(ms, "arc_upstream_pool_open", upstream="app") == n and \
+        metric(ms, "arc_upstream_pool_idle", upstream="app") == 0
+
+
+def test_circuit_max_requests_fails_fast(arc, procs, arc_bin):
+    up = procs("slow")
+    a = arc(resil_config([up], circuit_breaker={"max_requests": 2}))
+    out = {}
+    ts = [_bg_request(a, "/slow%d?ms=2000" % i, out, i) for i in range(2)]
+    assert wait_for(lambda: _in_flight(a, 2), timeout=10), "the two slow requests never started"
+    t0 = time.monotonic()
+    r = a.client().request("GET", "/third")
+    took = time.monotonic() - t0
+    assert r.status == 503, r
+    assert took < 1.0 * arc_bin.slow, took        # not waiting for the slow ones (2s)
+    for t in ts:
+        t.join(20)
+    assert out[0][0] == 200 and out[1][0] == 200, out
+    ms, _ = a.metrics()
+    assert metric(ms, "arc_upstream_overflow_total", upstream="app") == 1
+    # once they are done, requests pass again
+    assert a.client().request("GET", "/after").status == 200
+
+
+def test_circuit_wait_queue_for_a_connection(arc, procs, arc_bin):
+    up = procs("one")
+    a = arc(resil_config([up], circuit_breaker={"max_connections": 1, "max_pending": 1,
+                                                "pending_timeout": "10s"}))
+    out = {}
+    first = _bg_request(a, "/slow?ms=1500", out, "a")
+    assert wait_for(lambda: _in_flight(a, 1), timeout=10)
+    # two more: one waits for the connection (and gets it when the first is
+    # done), the other finds the queue full and is answered 503 at once
+    ts = [_bg_request(a, "/q%d" % i, out, i) for i in range(2)]
+    for t in [first] + ts:
+        t.join(20)
+    assert out["a"][0] == 200, out
+    got = sorted([out[0], out[1]], key=lambda x: str(x[0]))
+    assert [g[0] for g in got] == [200, 503], out
+    assert got[1][1] < 1.0 * arc_bin.slow, out    # the 503 did not wait
+    ms, _ = a.metrics()
+    assert metric(ms, "arc_upstream_overflow_total", upstream="app") == 1
+    assert metric(ms, "arc_upstream_pool_open", upstream="app") == 1   # never a second one
+
+
+def test_circuit_pending_timeout(arc, procs, arc_bin):
+    up = procs("one")
+    a = arc(resil_config([up], circuit_breaker={"max_connections": 1, "max_pending": 4,
+                                                "pending_timeout": "300ms"}))
+    out = {}
+    first = _bg_request(a, "/slow?ms=3000", out, "a")
+    assert wait_for(lambda: _in_flight(a, 1), timeout=10)
+    t0 = time.monotonic()
+    r = a.client().request("POST", "/waits", body=b"b" * 5000)
+    took = time.monotonic() - t0
+    assert r.status == 503, r
+    assert 0.25 <= took < 2.5 * arc_bin.slow, took
+    first.join(20)
+    assert out["a"][0] == 200
+    ms, _ = a.metrics()
+    assert metric(ms, "arc_upstream_pending_timeouts_total", upstream="app") == 1
