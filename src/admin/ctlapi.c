@@ -43,6 +43,7 @@
 #include "http1/http1.h"
 #include "net/net.h"
 #include "obs/metrics.h"
+#include "upstream/health.h"
 
 #ifndef ARC_VERSION
 #define ARC_VERSION "0.0.0"
@@ -476,10 +477,44 @@ static uint64_t up_counter(struct arc_metrics_shard *m, uint32_t id, enum arc_m_
     return arc_m_get(&v[(size_t)id * m->ups.width + col]);
 }
 
+/* An endpoint's passive-health state over the workers (each judges by its
+ * own traffic): "healthy" in all, "ejected" in all, or "degraded" (ejected
+ * in some); the reason of the latest ejection seen, and counts. */
+static json_t *ep_health(const struct arc_control *ctl, const struct arc_upstream_rt *u, size_t e)
+{
+    size_t ejected = 0;
+    uint64_t total[ARC_HR__COUNT] = { 0 };
+    enum arc_hreason why = ARC_HR_NONE;
+    for (size_t w = 0; w < ctl->n_workers; w++) {
+        struct arc_health_view v;
+        if (!arc_health_get(arc_worker_health(ctl->workers[w]), u->eps[e].id, &v))
+            continue;
+        if (v.state == ARC_HS_EJECTED) {
+            ejected++;
+            why = v.reason;
+        } else if (why == ARC_HR_NONE) {
+            why = v.reason;
+        }
+        for (size_t r = 0; r < ARC_HR__COUNT; r++)
+            total[r] += v.ejections[r];
+    }
+    json_t *by = json_object();
+    for (size_t r = 1; r < ARC_HR__COUNT; r++)
+        json_object_set_new(by, arc_health_reason_names[r], json_integer((json_int_t)total[r]));
+    const char *state = ejected == 0 ? "healthy" : ejected == ctl->n_workers ? "ejected"
+                                                                              : "degraded";
+    json_t *h = json_pack("{s:s,s:I,s:I,s:o}", "state", state, "ejected_workers",
+                          (json_int_t)ejected, "workers", (json_int_t)ctl->n_workers,
+                          "ejections", by);
+    json_object_set_new(h, "reason", why == ARC_HR_NONE ? json_null()
+                                     : json_string(arc_health_reason_names[why]));
+    return h;
+}
+
 static void ep_upstreams(struct arc_ctl_loop *cs, struct ctl_conn *c)
 {
     static const char *const lbs[] = { "round_robin", "weighted_round_robin", "least_requests",
-                                       "peak_ewma" };
+                                       "peak_ewma", "consistent_hash", "maglev" };
     const struct arc_control *ctl = cs->ctl;
     const struct arc_snapshot *s = ctl->snap;
     json_t *ups = json_array();
@@ -506,6 +541,8 @@ static void ep_upstreams(struct arc_ctl_loop *cs, struct ctl_conn *c)
                 json_object_set_new(ep, "open_connections",
                                     json_integer(atomic_load_explicit(u->eps[e].open_conns,
                                                                       memory_order_relaxed)));
+            if (u->conf->passive.enabled)
+                json_object_set_new(ep, "health", ep_health(ctl, u, e));
             json_array_append_new(eps, ep);
         }
         unsigned lb = (unsigned)u->conf->lb;

@@ -131,11 +131,40 @@ enum arc_lb_algorithm {
     ARC_LB_WEIGHTED_ROUND_ROBIN,
     ARC_LB_LEAST_REQUESTS,
     ARC_LB_PEAK_EWMA,           /* the default */
+    ARC_LB_CONSISTENT_HASH,     /* ketama ring, lb.key */
+    ARC_LB_MAGLEV,              /* Maglev lookup table, lb.key */
 };
+
+/* lb.key.by: what consistent_hash and maglev hash. */
+enum arc_lb_key_by { ARC_LB_KEY_CLIENT_IP, ARC_LB_KEY_HEADER, ARC_LB_KEY_COOKIE };
 
 struct arc_endpoint_conf {
     struct arc_addr address;
     uint32_t weight;            /* 1, range 1..10000 */
+};
+
+/* upstreams[].health.passive: outlier ejection from real traffic, per
+ * worker per endpoint (upstream/health.h). */
+struct arc_passive_conf {
+    bool enabled;               /* health.passive given */
+    uint32_t consecutive_failures; /* 5; 0 = this rule is off */
+    double error_rate_threshold;   /* 0.2; 0 = this rule is off */
+    uint64_t window;            /* 30s: error-rate window */
+    uint32_t min_requests;      /* 10 (ext): attempts in the window before the rate counts */
+    uint64_t ejection_time;     /* 30s: first ejection; the n-th lasts n times as long */
+    uint64_t max_ejection_time; /* 300s (ext): cap of the growing ejection time */
+    uint32_t max_ejection_percent; /* 50: at most this share of endpoints ejected at once */
+};
+
+/* upstreams[].circuit_breaker (ext): limits per worker, 0 = none. Over a
+ * request limit, or over a connection limit with the wait queue full, a
+ * request is answered 503 at once. */
+struct arc_circuit_conf {
+    uint32_t max_connections;   /* upstream connections of the upstream */
+    uint32_t max_pending;       /* requests waiting for a connection (the wait queue) */
+    uint32_t max_requests;      /* requests in flight to the upstream */
+    uint32_t ep_max_connections, ep_max_pending, ep_max_requests; /* per_endpoint.* */
+    uint64_t pending_timeout;   /* 1s: longest wait in the queue, then 503 */
 };
 
 struct arc_upstream_conf {
@@ -144,6 +173,11 @@ struct arc_upstream_conf {
     size_t n_endpoints;         /* >= 1 */
     enum arc_lb_algorithm lb;
     uint64_t peak_ewma_decay;   /* lb.decay, 10s */
+    enum arc_lb_key_by lb_key_by;   /* lb.key.by, client_ip */
+    char *lb_key_name;          /* lb.key.name (header or cookie name), else NULL */
+    uint32_t lb_virtual_nodes;  /* lb.virtual_nodes, 160: consistent_hash ring points per
+                                   endpoint of average weight */
+    uint32_t lb_table_size;     /* lb.table_size (ext), 65537: maglev slots, a prime */
     /* pool */
     uint32_t pool_max_idle;     /* 1024, per worker per endpoint */
     uint64_t pool_idle_ttl;     /* 30s */
@@ -155,6 +189,10 @@ struct arc_upstream_conf {
     uint64_t ttfb_timeout;      /* 30s */
     uint64_t read_timeout;      /* 30s */
     struct arc_upstream_tls_conf *tls;  /* NULL = plain TCP */
+    struct arc_passive_conf passive;    /* health.passive */
+    struct arc_circuit_conf circuit;    /* circuit_breaker */
+    uint32_t panic_threshold;   /* health.panic_threshold (ext), 50: below this share of
+                                   usable endpoints, balance over all of them */
     enum arc_up_protocol protocol;      /* http1 */
     int protocol_line, protocol_col;    /* position of 'protocol' if written, else 0 */
 };
@@ -201,6 +239,26 @@ struct arc_cidr {
     char text[64];              /* normalised "10.0.0.0/8", "2001:db8::/32" */
 };
 
+/* routes[].action.retry: present (even {}) turns retries on. */
+#define ARC_RETRY_MAX_STATUSES 16
+struct arc_retry_conf {
+    bool enabled;
+    uint32_t max_retries;       /* 1, 0..10: attempts after the first */
+    uint64_t backoff;           /* 50ms: before retry n, backoff * 2^(n-1), jittered to
+                                   [half, full] */
+    bool idempotent_only;       /* true: only GET HEAD OPTIONS TRACE PUT DELETE */
+    bool on_connect_failure;    /* on: connect_failure (refused, unreachable, timeout) */
+    bool on_reset;              /* on: reset (closed before a response head) */
+    uint16_t statuses[ARC_RETRY_MAX_STATUSES]; /* on: response statuses (504 also
+                                   covers a first-byte timeout, 502 a malformed head) */
+    size_t n_statuses;
+    uint32_t budget;            /* 20 (percent, ext): retries at most this share of the
+                                   route's requests over budget_window */
+    uint32_t budget_min;        /* 3 (ext): retries always allowed per window */
+    uint64_t budget_window;     /* 10s (ext) */
+    uint64_t max_body;          /* 64kb (ext): request bodies kept for replay up to this */
+};
+
 struct arc_route_conf {
     char *name;
     int32_t priority;           /* 0 */
@@ -244,6 +302,7 @@ struct arc_route_conf {
     char *rewrite_pattern, *rewrite_replace;
     uint64_t timeout_ms;        /* action.timeout: whole-exchange deadline, 0 = none */
     uint64_t max_body;          /* action.max_body: request body bytes, 10mb; 0 = no limit */
+    struct arc_retry_conf retry;        /* action.retry */
 };
 
 struct arc_limits_conf {

@@ -34,12 +34,17 @@ static const struct arc_conf_key matcher_keys[] = {
 
 static const struct arc_conf_key action_keys[] = {
     { "upstream", 0 }, { "redirect", 0 }, { "respond", 0 }, { "headers", 0 },
-    { "response_headers", 0 }, { "forwarded", 0 }, { "rewrite", 0 }, { "retry", LATER },
+    { "response_headers", 0 }, { "forwarded", 0 }, { "rewrite", 0 }, { "retry", 0 },
     { "timeout", 0 }, { "max_body", 0 },
 };
 
 static const struct arc_conf_key rewrite_keys[] = {
     { "pattern", REQ }, { "replace", REQ },
+};
+
+static const struct arc_conf_key retry_keys[] = {
+    { "max_retries", 0 }, { "backoff", 0 }, { "idempotent_only", 0 }, { "on", 0 },
+    { "budget", 0 }, { "budget_min", 0 }, { "budget_window", 0 }, { "max_body", 0 },
 };
 
 static const struct arc_conf_key redirect_keys[] = {
@@ -969,6 +974,50 @@ static void rewrite(struct arc_sctx *s, const struct arc_cn *m, const char *apat
     r->rewrite_replace = arc_config__xstrdup(rep->v.s.p);
 }
 
+static void retry(struct arc_sctx *s, const struct arc_cn *m, const char *apath,
+                  struct arc_retry_conf *rc)
+{
+    char p[ARC_PATH_MAX], ip[ARC_PATH_MAX];
+    arc_config__path(p, apath, "retry");
+    if (!arc_config__check_map(s, m, p, retry_keys, N(retry_keys)))
+        return;
+    rc->enabled = true;
+    arc_config__get_u32(s, m, p, "max_retries", 0, 10, &rc->max_retries);
+    arc_config__get_dur(s, m, p, "backoff", 0, 60 * 1000, false, &rc->backoff);
+    arc_config__get_bool(s, m, p, "idempotent_only", &rc->idempotent_only);
+    arc_config__get_u32(s, m, p, "budget", 0, 100, &rc->budget);
+    arc_config__get_u32(s, m, p, "budget_min", 0, 1000000, &rc->budget_min);
+    arc_config__get_dur(s, m, p, "budget_window", 1, 3600 * 1000, false, &rc->budget_window);
+    arc_config__get_size(s, m, p, "max_body", 0, 64ull << 20, false, &rc->max_body);
+    const struct arc_cn *on = arc_config__val(m, "on");
+    char op[ARC_PATH_MAX];
+    arc_config__path(op, p, "on");
+    if (!on || !arc_config__want(s, on, op, ARC_CN_SEQ))
+        return;
+    rc->on_connect_failure = rc->on_reset = false;
+    rc->n_statuses = 0;
+    size_t i = 0;
+    for (const struct arc_cn *it = on->first; it; it = it->next, i++) {
+        arc_config__path_index(ip, op, i);
+        if (it->kind == ARC_CN_STR && strcmp(it->v.s.p, "connect_failure") == 0) {
+            rc->on_connect_failure = true;
+        } else if (it->kind == ARC_CN_STR && strcmp(it->v.s.p, "reset") == 0) {
+            rc->on_reset = true;
+        } else if (it->kind == ARC_CN_INT) {
+            int64_t st;
+            if (!arc_config__int_value(s, it, ip, 200, 599, &st))
+                continue;
+            if (rc->n_statuses == ARC_RETRY_MAX_STATUSES) {
+                arc_config__err(s, it, "%s: at most %d statuses", op, ARC_RETRY_MAX_STATUSES);
+                return;
+            }
+            rc->statuses[rc->n_statuses++] = (uint16_t)st;
+        } else {
+            arc_config__err(s, it, "%s: expected connect_failure, reset or a status 200-599", ip);
+        }
+    }
+}
+
 static void action(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
                    struct arc_route_conf *r)
 {
@@ -1017,7 +1066,7 @@ static void action(struct arc_sctx *s, const struct arc_cn *m, const char *rpath
     /* Request-side options only mean something when a request is proxied. */
     const struct arc_cn *v;
     static const char *const proxy_only[] = { "headers", "forwarded", "rewrite", "timeout",
-                                              "max_body" };
+                                              "max_body", "retry" };
     for (size_t i = 0; i < N(proxy_only); i++)
         if (kind != ARC_ACTION_UPSTREAM && (v = arc_config__get(m, proxy_only[i])))
             arc_config__err_key(s, v, "%s.%s: only applies to routes with an upstream", p,
@@ -1029,8 +1078,15 @@ static void action(struct arc_sctx *s, const struct arc_cn *m, const char *rpath
                    &r->n_resp_headers);
     if (kind == ARC_ACTION_UPSTREAM && (v = arc_config__val(m, "forwarded")))
         forwarded(s, v, p, r);
+    r->retry = (struct arc_retry_conf){
+        .max_retries = 1, .backoff = 50, .idempotent_only = true, .on_connect_failure = true,
+        .on_reset = true, .statuses = { 502, 503, 504 }, .n_statuses = 3, .budget = 20,
+        .budget_min = 3, .budget_window = 10000, .max_body = 64 * 1024,
+    };
     if (kind != ARC_ACTION_UPSTREAM)
         return;
+    if ((v = arc_config__val(m, "retry")))
+        retry(s, v, p, &r->retry);
     if ((v = arc_config__val(m, "rewrite")))
         rewrite(s, v, p, r);
     arc_config__get_dur(s, m, p, "timeout", 0, ROUTE_TIMEOUT_MAX, false, &r->timeout_ms);

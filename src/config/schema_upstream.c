@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config/schema_int.h"
+#include "upstream/lb.h"
 
 #define REQ ARC_KEY_REQUIRED
 #define LATER ARC_KEY_LATER
@@ -16,7 +17,27 @@
 
 static const struct arc_conf_key upstream_keys[] = {
     { "name", REQ }, { "discovery", REQ }, { "lb", 0 }, { "pool", 0 }, { "timeouts", 0 },
-    { "protocol", 0 }, { "health", LATER }, { "tls", 0 },
+    { "protocol", 0 }, { "health", 0 }, { "tls", 0 },
+    { "circuit_breaker", 0 },
+};
+
+static const struct arc_conf_key circuit_keys[] = {
+    { "max_connections", 0 }, { "max_pending", 0 }, { "max_requests", 0 },
+    { "pending_timeout", 0 }, { "per_endpoint", 0 },
+};
+
+static const struct arc_conf_key circuit_ep_keys[] = {
+    { "max_connections", 0 }, { "max_pending", 0 }, { "max_requests", 0 },
+};
+
+static const struct arc_conf_key health_keys[] = {
+    { "active", LATER }, { "passive", 0 }, { "panic_threshold", 0 },
+};
+
+static const struct arc_conf_key passive_keys[] = {
+    { "consecutive_failures", 0 }, { "error_rate_threshold", 0 }, { "window", 0 },
+    { "min_requests", 0 }, { "ejection_time", 0 }, { "max_ejection_time", 0 },
+    { "max_ejection_percent", 0 },
 };
 
 static const struct arc_conf_key discovery_keys[] = {
@@ -29,7 +50,12 @@ static const struct arc_conf_key endpoint_keys[] = {
 };
 
 static const struct arc_conf_key lb_keys[] = {
-    { "algorithm", 0 }, { "decay", 0 }, { "key", LATER }, { "virtual_nodes", LATER },
+    { "algorithm", 0 }, { "decay", 0 }, { "key", 0 }, { "virtual_nodes", 0 },
+    { "table_size", 0 },
+};
+
+static const struct arc_conf_key lb_key_keys[] = {
+    { "by", REQ }, { "name", 0 },
 };
 
 static const struct arc_conf_key pool_keys[] = {
@@ -42,9 +68,9 @@ static const struct arc_conf_key timeout_keys[] = {
 
 /* Same order as enum arc_lb_algorithm. */
 static const char *const lb_names[] = {
-    "round_robin", "weighted_round_robin", "least_requests", "peak_ewma",
+    "round_robin", "weighted_round_robin", "least_requests", "peak_ewma", "consistent_hash",
+    "maglev",
 };
-static const char *const lb_later[] = { "consistent_hash", "maglev" };
 
 static void endpoints(struct arc_sctx *s, const struct arc_cn *seq, const char *dpath,
                       struct arc_upstream_conf *u)
@@ -100,6 +126,14 @@ static void discovery(struct arc_sctx *s, const struct arc_cn *m, const char *up
         arc_config__err(s, m, "missing required key 'endpoints' in %s (type: static)", p);
 }
 
+static bool is_prime(uint32_t v)
+{
+    for (uint32_t d = 2; (uint64_t)d * d <= v; d++)
+        if (v % d == 0)
+            return false;
+    return v >= 2;
+}
+
 static void lb(struct arc_sctx *s, const struct arc_cn *m, const char *upath,
                struct arc_upstream_conf *u)
 {
@@ -108,10 +142,60 @@ static void lb(struct arc_sctx *s, const struct arc_cn *m, const char *upath,
     if (!arc_config__check_map(s, m, p, lb_keys, N(lb_keys)))
         return;
     int alg = (int)u->lb;
-    bool alg_ok = arc_config__get_enum(s, m, p, "algorithm", lb_names, N(lb_names), lb_later,
-                                       N(lb_later), &alg);
+    bool alg_ok = arc_config__get_enum(s, m, p, "algorithm", lb_names, N(lb_names), NULL, 0,
+                                       &alg);
     if (alg_ok)
         u->lb = (enum arc_lb_algorithm)alg;
+    bool hashed = u->lb == ARC_LB_CONSISTENT_HASH || u->lb == ARC_LB_MAGLEV;
+    /* A knob that does nothing is a mistake worth reporting. */
+    const struct arc_cn *v;
+    if (alg_ok && !hashed && (v = arc_config__val(m, "key")))
+        arc_config__err(s, v, "%s.key: only applies to algorithms consistent_hash and maglev", p);
+    if (alg_ok && u->lb != ARC_LB_CONSISTENT_HASH && (v = arc_config__val(m, "virtual_nodes")))
+        arc_config__err(s, v, "%s.virtual_nodes: only applies to algorithm consistent_hash", p);
+    if (alg_ok && u->lb != ARC_LB_MAGLEV && (v = arc_config__val(m, "table_size")))
+        arc_config__err(s, v, "%s.table_size: only applies to algorithm maglev", p);
+    if (alg_ok && u->lb == ARC_LB_CONSISTENT_HASH &&
+        arc_config__get_u32(s, m, p, "virtual_nodes", 1, 10000, &u->lb_virtual_nodes)) {
+        uint64_t slots = (uint64_t)u->lb_virtual_nodes * (u->n_endpoints ? u->n_endpoints : 1);
+        const struct arc_cn *vn = arc_config__val(m, "virtual_nodes");
+        if (slots > ARC_LB_MAX_SLOTS)
+            arc_config__err(s, vn ? vn : m, "%s.virtual_nodes: %u per endpoint x %zu endpoints "
+                            "is over the limit of %u ring points", p, u->lb_virtual_nodes,
+                            u->n_endpoints, (unsigned)ARC_LB_MAX_SLOTS);
+    }
+    if (alg_ok && u->lb == ARC_LB_MAGLEV &&
+        arc_config__get_u32(s, m, p, "table_size", 3, ARC_LB_MAX_SLOTS, &u->lb_table_size)) {
+        const struct arc_cn *ts = arc_config__val(m, "table_size");
+        if (!is_prime(u->lb_table_size))
+            arc_config__err(s, ts ? ts : m, "%s.table_size: %u is not a prime", p,
+                            u->lb_table_size);
+        else if (u->lb_table_size <= u->n_endpoints)
+            arc_config__err(s, ts ? ts : m, "%s.table_size: %u must be larger than the number "
+                            "of endpoints (%zu)", p, u->lb_table_size, u->n_endpoints);
+    }
+    if (alg_ok && hashed) {
+        const struct arc_cn *k = arc_config__val(m, "key");
+        char kp[ARC_PATH_MAX];
+        arc_config__path(kp, p, "key");
+        if (k && arc_config__check_map(s, k, kp, lb_key_keys, N(lb_key_keys))) {
+            /* Same order as enum arc_lb_key_by. */
+            static const char *const bys[] = { "client_ip", "header", "cookie" };
+            int by = (int)u->lb_key_by;
+            if (arc_config__get_enum(s, k, kp, "by", bys, N(bys), NULL, 0, &by))
+                u->lb_key_by = (enum arc_lb_key_by)by;
+            const struct arc_cn *nm = arc_config__val(k, "name");
+            if (u->lb_key_by == ARC_LB_KEY_CLIENT_IP && nm)
+                arc_config__err(s, nm, "%s.name: not used with by: client_ip", kp);
+            else if (u->lb_key_by != ARC_LB_KEY_CLIENT_IP && !nm)
+                arc_config__err(s, k, "%s: by: %s needs a name", kp, bys[u->lb_key_by]);
+            else if (nm && arc_config__get_str(s, k, kp, "name", ARC_STR_NONEMPTY, &u->lb_key_name) &&
+                     u->lb_key_by == ARC_LB_KEY_HEADER &&
+                     !arc_config__is_token(u->lb_key_name, strlen(u->lb_key_name)))
+                arc_config__err(s, nm, "%s.name: '%s' is not a valid header name", kp,
+                                u->lb_key_name);
+        }
+    }
     const struct arc_cn *decay = arc_config__val(m, "decay");
     if (!decay)
         return;
@@ -123,6 +207,80 @@ static void lb(struct arc_sctx *s, const struct arc_cn *m, const char *upath,
     arc_config__get_dur(s, m, p, "decay", 1, MS_H, false, &u->peak_ewma_decay);
 }
 
+/* A number in [0, 1] (0 and 1 may be written as integers). */
+static void get_fraction(struct arc_sctx *s, const struct arc_cn *m, const char *path,
+                         const char *key, double *out)
+{
+    const struct arc_cn *v = arc_config__val(m, key);
+    if (!v)
+        return;
+    double f;
+    if (v->kind == ARC_CN_INT)
+        f = (double)v->v.i;
+    else if (v->kind == ARC_CN_FLOAT)
+        f = v->v.f;
+    else {
+        arc_config__err(s, v, "%s.%s: expected a number between 0 and 1", path, key);
+        return;
+    }
+    if (f < 0 || f > 1) {
+        arc_config__err(s, v, "%s.%s: must be between 0 and 1, got %g", path, key, f);
+        return;
+    }
+    *out = f;
+}
+
+static void health(struct arc_sctx *s, const struct arc_cn *m, const char *upath,
+                   struct arc_upstream_conf *u)
+{
+    char p[ARC_PATH_MAX], pp[ARC_PATH_MAX];
+    arc_config__path(p, upath, "health");
+    if (!arc_config__check_map(s, m, p, health_keys, N(health_keys)))
+        return;
+    arc_config__get_u32(s, m, p, "panic_threshold", 0, 100, &u->panic_threshold);
+    const struct arc_cn *v = arc_config__val(m, "passive");
+    if (!v)
+        return;
+    arc_config__path(pp, p, "passive");
+    struct arc_passive_conf *pc = &u->passive;
+    if (!arc_config__check_map(s, v, pp, passive_keys, N(passive_keys)))
+        return;
+    pc->enabled = true;
+    arc_config__get_u32(s, v, pp, "consecutive_failures", 0, 1000000, &pc->consecutive_failures);
+    get_fraction(s, v, pp, "error_rate_threshold", &pc->error_rate_threshold);
+    arc_config__get_dur(s, v, pp, "window", 1, 24 * MS_H, false, &pc->window);
+    arc_config__get_u32(s, v, pp, "min_requests", 1, 1000000, &pc->min_requests);
+    arc_config__get_dur(s, v, pp, "ejection_time", 1, 24 * MS_H, false, &pc->ejection_time);
+    arc_config__get_dur(s, v, pp, "max_ejection_time", 1, 24 * MS_H, false,
+                        &pc->max_ejection_time);
+    arc_config__get_u32(s, v, pp, "max_ejection_percent", 0, 100, &pc->max_ejection_percent);
+    const struct arc_cn *mx = arc_config__val(v, "max_ejection_time");
+    if (pc->max_ejection_time < pc->ejection_time)
+        arc_config__err(s, mx ? mx : v, "%s.max_ejection_time: must not be below ejection_time",
+                        pp);
+}
+
+static void circuit(struct arc_sctx *s, const struct arc_cn *m, const char *upath,
+                    struct arc_upstream_conf *u)
+{
+    char p[ARC_PATH_MAX], ep[ARC_PATH_MAX];
+    arc_config__path(p, upath, "circuit_breaker");
+    if (!arc_config__check_map(s, m, p, circuit_keys, N(circuit_keys)))
+        return;
+    struct arc_circuit_conf *c = &u->circuit;
+    arc_config__get_u32(s, m, p, "max_connections", 0, 1000000, &c->max_connections);
+    arc_config__get_u32(s, m, p, "max_pending", 0, 1000000, &c->max_pending);
+    arc_config__get_u32(s, m, p, "max_requests", 0, 1000000, &c->max_requests);
+    arc_config__get_dur(s, m, p, "pending_timeout", 1, 24 * MS_H, false, &c->pending_timeout);
+    const struct arc_cn *v = arc_config__val(m, "per_endpoint");
+    arc_config__path(ep, p, "per_endpoint");
+    if (v && arc_config__check_map(s, v, ep, circuit_ep_keys, N(circuit_ep_keys))) {
+        arc_config__get_u32(s, v, ep, "max_connections", 0, 1000000, &c->ep_max_connections);
+        arc_config__get_u32(s, v, ep, "max_pending", 0, 1000000, &c->ep_max_pending);
+        arc_config__get_u32(s, v, ep, "max_requests", 0, 1000000, &c->ep_max_requests);
+    }
+}
+
 static void upstream(struct arc_sctx *s, const struct arc_cn *m, const char *p,
                      struct arc_upstream_conf *u)
 {
@@ -131,6 +289,9 @@ static void upstream(struct arc_sctx *s, const struct arc_cn *m, const char *p,
     char sp[ARC_PATH_MAX];
     u->lb = ARC_LB_PEAK_EWMA;
     u->peak_ewma_decay = 10 * MS_S;
+    u->lb_key_by = ARC_LB_KEY_CLIENT_IP;
+    u->lb_virtual_nodes = 160;
+    u->lb_table_size = 65537;
     u->pool_max_idle = 1024;
     u->pool_idle_ttl = 30 * MS_S;
     u->pool_max_lifetime = 300 * MS_S;
@@ -139,6 +300,13 @@ static void upstream(struct arc_sctx *s, const struct arc_cn *m, const char *p,
     u->write_timeout = 30 * MS_S;
     u->ttfb_timeout = 30 * MS_S;
     u->read_timeout = 30 * MS_S;
+    u->passive = (struct arc_passive_conf){
+        .consecutive_failures = 5, .error_rate_threshold = 0.2, .window = 30 * MS_S,
+        .min_requests = 10, .ejection_time = 30 * MS_S, .max_ejection_time = 300 * MS_S,
+        .max_ejection_percent = 50,
+    };
+    u->panic_threshold = 50;
+    u->circuit.pending_timeout = 1 * MS_S;
     if (!arc_config__check_map(s, m, p, upstream_keys, N(upstream_keys)))
         return;
     arc_config__get_str(s, m, p, "name", ARC_STR_NAME, &u->name);
@@ -177,6 +345,10 @@ static void upstream(struct arc_sctx *s, const struct arc_cn *m, const char *p,
     }
     if ((v = arc_config__val(m, "tls")))
         arc_config__upstream_tls(s, v, p, u);
+    if ((v = arc_config__val(m, "health")))
+        health(s, v, p, u);
+    if ((v = arc_config__val(m, "circuit_breaker")))
+        circuit(s, v, p, u);
 }
 
 void arc_config__upstreams(struct arc_sctx *s, const struct arc_cn *seq)

@@ -188,4 +188,16 @@ void arc_metrics_render(struct arc_sbuf *o, struct arc_metrics_shard *const *sh,
               "Upstream connections open (busy and idle).");
     up_series(o, sh, n, nm, ARC_MU_POOL_IDLE, "arc_upstream_pool_idle", "gauge",
               "Idle upstream connections in the keep-alive pools.");
+    up_series(o, sh, n, nm, ARC_MU_RETRIES, "arc_upstream_retries_total", "counter",
+              "Attempts made again by a route's retry policy (each also counts in "
+              "arc_upstream_requests_total).");
+    up_series(o, sh, n, nm, ARC_MU_RETRY_BUDGET_EXHAUSTED,
+              "arc_upstream_retry_budget_exhausted_total", "counter",
+              "Retries not made because the route's retry budget was spent.");
+    up_series(o, sh, n, nm, ARC_MU_OVERFLOW, "arc_upstream_overflow_total", "counter",
+              "Requests answered 503 at once by a circuit_breaker limit (requests, or "
+              "connections with the wait queue full), or after waiting in vain.");
+    up_series(o, sh, n, nm, ARC_MU_PENDING_TIMEOUTS, "arc_upstream_pending_timeouts_total",
+              "counter", "Requests that waited circuit_breaker.pending_timeout for a "
+              "connection in vain (also in arc_upstream_overflow_total).");
 }

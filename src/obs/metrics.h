@@ -67,6 +67,10 @@ enum arc_m_up {
     ARC_MU_TIMEOUTS,
     ARC_MU_POOL_OPEN,                       /* gauge: connections open */
     ARC_MU_POOL_IDLE,                       /* gauge: idle in the keep-alive pool */
+    ARC_MU_RETRIES,                         /* attempts made again (action.retry) */
+    ARC_MU_RETRY_BUDGET_EXHAUSTED,          /* retries refused by the route's budget */
+    ARC_MU_OVERFLOW,                        /* answered 503 by a circuit_breaker limit */
+    ARC_MU_PENDING_TIMEOUTS,                /* ... of which waited pending_timeout in vain */
     ARC_MU__COUNT
 };
 

@@ -740,6 +740,7 @@ void arc_px__conn_close(struct arc_worker *w, struct arc_conn *c)
             c->u.counted_open = false;
         }
         arc_m_sub(arc_m_up(&w->metrics, c->u.up->id, ARC_MU_POOL_OPEN), 1);
+        arc_px__up_conn_gone(w, c);
     }
     if (c->ops > 0) {
         struct io_uring_sqe *sqe = arc_ring_sqe(&w->ring);

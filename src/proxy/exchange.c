@@ -8,6 +8,9 @@
  *        │                                             └─connect failed──▶ 502/503 ──▶ end
  *        │   EX_UPSTREAM ──final response head──▶ EX_STREAMING ──response complete──▶ end
  *        │        │  └─stale pooled connection, nothing received──▶ replay (EX_CONNECTING)
+ *        │   EX_CONNECTING / EX_UPSTREAM ──connect failure, reset, timeout or a retry status,
+ *        │        nothing sent to the client, action.retry allows──▶ EX_CONNECTING with
+ *        │        retry_wait (backoff timer) ──fires──▶ next attempt (upstream.c)
  *        │        └─upstream error/timeout before the head──▶ 502/504 ──▶ end
  *        │   EX_STREAMING ──upstream broke──▶ cut (truncated) ──▶ end
  *        │   EX_UPSTREAM ──101──▶ EX_TUNNEL ──both sides closed──▶ end
@@ -31,6 +34,8 @@
 
 /* Recycled exchanges kept per worker (their arenas keep one block). */
 #define EX_FREE_MAX 256
+/* A recycled exchange keeps a retry buffer (action.retry) up to this size. */
+#define EX_RBUF_KEEP 16384
 
 /* ------------------------------------------------------------ snapshots */
 
@@ -75,8 +80,12 @@ struct arc_exchange *arc_px__ex_new(struct arc_worker *w, struct arc_conn *clien
         w->ex_free = ex->next_free;
         w->n_ex_free--;
         struct arc_arena keep = ex->arena;
+        char *rbuf = ex->rbuf;          /* (a retry buffer is kept too, like the arena) */
+        size_t rcap = ex->rcap;
         memset(ex, 0, sizeof(*ex));
         ex->arena = keep;
+        ex->rbuf = rbuf;
+        ex->rcap = rcap;
     } else {
         ex = calloc(1, sizeof(*ex));
         if (!ex)
@@ -178,6 +187,11 @@ static void ex_free(struct arc_worker *w, struct arc_exchange *ex)
 {
     free(ex->replay);
     ex->replay = NULL;
+    if (ex->rcap > EX_RBUF_KEEP) {
+        free(ex->rbuf);
+        ex->rbuf = NULL;
+        ex->rcap = 0;
+    }
     arc_arena_reset(&ex->arena);
     w->n_exchanges--;
     if (w->n_ex_free < EX_FREE_MAX) {
@@ -186,6 +200,7 @@ static void ex_free(struct arc_worker *w, struct arc_exchange *ex)
         w->n_ex_free++;
         return;
     }
+    free(ex->rbuf);
     arc_arena_dispose(&ex->arena);
     free(ex);
 }
@@ -196,6 +211,7 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
     ex->t_end_ns = arc_now_ns();
     arc_tw_cancel(&w->tw, &ex->deadline);
     arc_px__ex_lb_end(w, ex);
+    arc_px__up_ex_end(w, ex);
     /* An upstream still attached mid-exchange cannot be reused. */
     arc_px__ex_drop_upstream(w, ex);
     uint32_t row = ex->route ? ex->route->id : ARC_M_NO_ROUTE;
@@ -226,6 +242,7 @@ void arc_px__ex_pool_shrink(struct arc_worker *w, size_t keep)
         struct arc_exchange *ex = w->ex_free;
         w->ex_free = ex->next_free;
         w->n_ex_free--;
+        free(ex->rbuf);
         arc_arena_dispose(&ex->arena);
         free(ex);
     }

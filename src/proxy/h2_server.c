@@ -220,7 +220,7 @@ static void cb_data(void *ud, int32_t sid, void *sud, const uint8_t *p, size_t l
     if (!st)
         return;
     st->unconsumed += len;
-    if (!ex || !ex->up || ex->req_done) {
+    if (!ex || (!ex->up && !ex->retry_wait) || ex->req_done) {
         ack_body(st);                   /* nobody wants these bytes: drop them */
         return;
     }
@@ -238,7 +238,7 @@ static void cb_trailers(void *ud, int32_t sid, void *sud, const struct arc_h2_he
     struct arc_h2c *h = ud;
     struct h2s *st = sud;
     (void)sid;
-    if (!st || !st->ex || !st->ex->up)
+    if (!st || !st->ex || (!st->ex->up && !st->ex->retry_wait))
         return;
     /* struct arc_hdr and struct arc_h2_header are the same pair of views. */
     arc_px__up_body_end(h->w, st->ex, (const struct arc_hdr *)t, n);
@@ -254,7 +254,7 @@ static void cb_end(void *ud, int32_t sid, void *sud)
         return;
     struct arc_exchange *ex = st->ex;
     ex->req_done = true;
-    if (!ex->up)
+    if (!ex->up && !ex->retry_wait)
         return;
     if (!st->req_trailers)
         arc_px__up_body_end(h->w, ex, NULL, 0);

@@ -447,6 +447,9 @@ static void stream_failed(struct arc_worker *w, struct h2us *st, bool refused, b
         arc_px__bytes_free(&cv.body);
         return;
     }
+    /* A refused stream is the server pacing us, not failing. */
+    if (!refused && !got_head)
+        arc_px__ep_result(w, ex->route->up, ex->ep, false);
     if (safe) {
         attempt(w, ex, ex->ep, again, h, &cv);
         arc_px__bytes_free(&cv.body);
@@ -524,6 +527,7 @@ static void cb_response(void *ud, int32_t sid, void *sud, const struct arc_h2_re
         resp.decoded = true;
     }
     st->got_head = true;
+    arc_px__ep_result(h->w, ex->route->up, ex->ep, r->status < 500);
     ex->status = r->status;
     ex->t_head_ns = arc_now_ns();
     ex->resp_started = true;

@@ -29,6 +29,10 @@ bool arc_worker_ready(struct arc_worker *w);
 const char *arc_worker_error(struct arc_worker *w);
 /* The worker's metrics shard (valid until arc_worker_free). */
 struct arc_metrics_shard *arc_worker_metrics(struct arc_worker *w);
+/* The worker's passive-health table, by endpoint id (upstream/health.h;
+ * valid until arc_worker_free, read with arc_health_get). */
+struct arc_htable;
+const struct arc_htable *arc_worker_health(struct arc_worker *w);
 /* Asks every worker to stop accepting and drain for at most drain_ms. */
 void arc_workers_drain(uint64_t drain_ms);
 /* Asks every worker to exit now (second signal). */

@@ -50,6 +50,7 @@
 #include "obs/metrics.h"
 #include "tls/tls.h"
 #include "upstream/lb.h"
+#include "upstream/health.h"
 
 /* ------------------------------------------------------------ user_data */
 
@@ -311,6 +312,23 @@ struct arc_exchange {
                                            stream on ex->up), NULL for HTTP/1 upstreams */
     char *replay;                       /* request head kept for one replay */
     size_t replay_len;
+    /* Retries (action.retry, upstream.c): the request bytes as sent to an
+     * HTTP/1 upstream (head, then body up to retry.max_body), kept while a
+     * retry is possible (rbuf_on); retry_wait while the backoff timer runs
+     * (no upstream attached, client input held). */
+    char *rbuf;
+    size_t rlen, rcap, rhead;
+    bool rbuf_on;
+    bool retry_wait;                    /* between attempts (backoff, or the wait queue) */
+    uint8_t retries;                    /* retries made (attempts after the first) */
+    uint64_t tried;                     /* endpoint indexes (< 64) already tried */
+    struct arc_timer up_timer;          /* retry backoff, or the wait for a connection */
+    /* Circuit breaking (upstream.c): counted in the requests of upstream
+     * cb_up and endpoint cb_ep (ids); waiting in cb_up's queue. */
+    bool cb_req, cb_wait, cb_woken, cb_requeue, hold_failed;
+    uint32_t cb_up, cb_ep;
+    uint64_t wait_deadline;
+    struct arc_exchange *wait_next, *wait_prev;
     uint64_t started_ms;
     /* Timings, CLOCK_MONOTONIC ns (arc_now_ns); 0 = did not happen. They
      * describe the last upstream attempt when there were several. */
@@ -404,6 +422,7 @@ struct arc_conn {
             bool reused;                /* carried an earlier request */
             bool got_bytes;             /* response bytes arrived for this attempt */
             bool counted_open;          /* holds a slot in ep_rt->open_conns */
+            bool cb_counted;            /* counted in the worker's circuit-breaking counts */
             bool connected;
             bool head_done;             /* final response head parsed */
             bool keep_alive;            /* upstream allows reuse after this response */
@@ -420,6 +439,8 @@ struct arc_conn {
 struct pool {
     struct arc_conn *head;              /* idle connections, most recent first */
     uint32_t n_idle;
+    uint32_t n_conns, n_reqs, n_pending; /* circuit breaking: this worker's connections,
+                                           requests in flight and waiters of the endpoint */
     struct arc_h2u *h2;                 /* HTTP/2 connections (shared by exchanges) */
 };
 
@@ -430,6 +451,25 @@ struct wup {                            /* a worker's state for one upstream */
                                            list or algorithm changed) */
     uint64_t def;                       /* what lb was built from (hash) */
     const struct arc_upstream_rt *rt;   /* the current snapshot's definition, or NULL */
+    /* Passive health (upstream.c): usable[i] is false while rt->eps[i] is
+     * ejected; n_ejected of them are; the next readmission is due at
+     * next_readmit. scratch: a per-pick mask (retries avoid endpoints
+     * already tried). Both [cap] >= rt->n_eps. */
+    bool *usable, *scratch;
+    size_t cap;
+    uint32_t n_ejected;
+    uint64_t next_readmit;
+    /* Circuit breaking (upstream.c): this worker's connections, requests in
+     * flight and requests waiting for a connection (FIFO) to the upstream. */
+    uint32_t n_conns, n_reqs, n_pending;
+    struct arc_exchange *wait_head, *wait_tail;
+};
+
+/* A route's retry budget on one worker: requests and retries in the
+ * current and the previous fixed window (upstream.c). */
+struct arc_rbudget {
+    uint64_t start;
+    uint32_t req, ret, prev_req, prev_ret;
 };
 
 struct slab {
@@ -478,6 +518,9 @@ struct arc_worker {
     size_t n_ups;
     struct pool *pools;                 /* [n_pools]: by endpoint id */
     size_t n_pools;
+    struct arc_htable health;           /* passive health, by endpoint id */
+    struct arc_rbudget *budgets;        /* [n_budgets]: retry budgets by route id */
+    size_t n_budgets;
     struct arc_conn *starved_head;
     struct __kernel_timespec tick_ts;
     bool draining, stopping;
@@ -497,6 +540,8 @@ struct arc_worker {
 
 /* worker.c */
 void arc_px__on_timer(struct arc_timer *t, uint64_t now);
+/* The worker running on this thread (for timer callbacks). */
+struct arc_worker *arc_px__worker(void);
 /* Node-wide count of client connections (node.max_connections). */
 extern _Atomic uint32_t arc_px__node_clients;
 
@@ -709,6 +754,18 @@ void arc_px__up_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn
  * NULL with errno EAGAIN (limit reached) or another error. */
 struct arc_conn *arc_px__up_connect(struct arc_worker *w, struct arc_snapshot *snap,
                                     const struct arc_upstream_rt *up, int ep);
+/* The exchange ends: its retry backoff or wait for a connection stops and
+ * it leaves the circuit-breaking counts. */
+void arc_px__up_ex_end(struct arc_worker *w, struct arc_exchange *ex);
+/* An upstream connection is closing (conn.c): circuit-breaking counts, and
+ * a request waiting for a connection may go. */
+void arc_px__up_conn_gone(struct arc_worker *w, struct arc_conn *u);
+/* Passive health: the outcome of an attempt on endpoint ep of up (a
+ * no-op unless health.passive is on); may eject the endpoint. */
+void arc_px__ep_result(struct arc_worker *w, const struct arc_upstream_rt *up, int ep, bool ok);
+/* Recomputes wu's usable mask for its current definition (after a reload
+ * and when readmissions are due). -1 on out of memory. */
+int arc_px__health_sync(struct arc_worker *w, struct wup *wu);
 /* A reload was adopted: pooled connections follow their endpoint into the
  * new snapshot when nothing about connecting to it changed, else close. */
 void arc_px__pools_adopt(struct arc_worker *w);

@@ -41,6 +41,20 @@ static const struct arc_codec_vt *codec_of(const struct arc_exchange *ex)
 
 #define set_timer arc_px__set_timer
 
+/* How an attempt failed, for action.retry.on. */
+enum rkind { RK_CONNECT, RK_RESET, RK_STATUS };
+
+static bool retry_possible(struct arc_worker *w, struct arc_exchange *ex, enum rkind rk,
+                           int status);
+static void start_retry(struct arc_worker *w, struct arc_exchange *ex, int failed_ep);
+static void retry_setup(struct arc_worker *w, struct arc_exchange *ex, const char *head,
+                        size_t len);
+static void keep(struct arc_exchange *ex, const void *p, size_t len);
+static void fail_attempt(struct arc_worker *w, struct arc_conn *u, int status,
+                         enum arc_err_kind k, enum rkind rk);
+static void wake(struct arc_worker *w, uint32_t up_id);
+static int pick(struct arc_worker *w, struct arc_exchange *ex);
+
 /* ------------------------------------------------------------ pairing */
 
 static void attach(struct arc_exchange *ex, struct arc_conn *u)
@@ -138,6 +152,7 @@ static void up_release(struct arc_worker *w, struct arc_conn *u, bool reusable)
     arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_POOL_IDLE), 1);
     set_timer(w, u, uc->pool_idle_ttl);
     arc_px__arm_recv(w, u);
+    wake(w, u->u.up->id);
 }
 
 /* ------------------------------------------------------------ connect */
@@ -173,6 +188,9 @@ struct arc_conn *arc_px__up_connect(struct arc_worker *w, struct arc_snapshot *s
     u->u.ep_rt = e;
     u->u.ep = (uint32_t)ep;
     u->u.counted_open = maxc != 0;
+    u->u.cb_counted = true;
+    w->ups[up->id].n_conns++;
+    w->pools[e->id].n_conns++;
     arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_POOL_OPEN), 1);
     if (up->tls) {
         /* Sessions are cached per endpoint and offered on the next
@@ -197,39 +215,389 @@ struct arc_conn *arc_px__up_connect(struct arc_worker *w, struct arc_snapshot *s
     return u;
 }
 
-void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
+/* ------------------------------------------------------------ passive health */
+
+int arc_px__health_sync(struct arc_worker *w, struct wup *wu)
+{
+    const struct arc_upstream_rt *up = wu->rt;
+    if (!up)
+        return 0;
+    if (wu->cap < up->n_eps) {
+        bool *a = calloc(up->n_eps, sizeof(*a)), *b = calloc(up->n_eps, sizeof(*b));
+        if (!a || !b) {
+            free(a);
+            free(b);
+            return -1;
+        }
+        free(wu->usable);
+        free(wu->scratch);
+        wu->usable = a;
+        wu->scratch = b;
+        wu->cap = up->n_eps;
+    }
+    wu->n_ejected = 0;
+    wu->next_readmit = UINT64_MAX;
+    for (size_t i = 0; i < up->n_eps; i++) {
+        struct arc_hep *h = arc_htable_row(&w->health, up->eps[i].id);
+        arc_health_readmit(h, w->now_ms);
+        bool out = atomic_load_explicit(&h->state, memory_order_relaxed) == ARC_HS_EJECTED;
+        wu->usable[i] = !out;
+        if (out) {
+            wu->n_ejected++;
+            if (h->until < wu->next_readmit)
+                wu->next_readmit = h->until;
+        }
+    }
+    return 0;
+}
+
+void arc_px__ep_result(struct arc_worker *w, const struct arc_upstream_rt *up, int ep, bool ok)
+{
+    const struct arc_passive_conf *pc = &up->conf->passive;
+    if (!pc->enabled || ep < 0 || (size_t)ep >= up->n_eps)
+        return;
+    struct arc_hep *h = arc_htable_row(&w->health, up->eps[ep].id);
+    enum arc_hreason r = arc_health_record(pc, h, ok, w->now_ms);
+    struct wup *wu = &w->ups[up->id];
+    const struct arc_upstream_rt *cur = wu->rt;
+    /* Ejection is judged on the upstream as configured now (an exchange of
+     * an older generation may report an endpoint it no longer has). */
+    if (r == ARC_HR_NONE || !cur || !cur->conf->passive.enabled)
+        return;
+    if (!arc_health_may_eject(&cur->conf->passive, wu->n_ejected, cur->n_eps))
+        return;
+    for (size_t i = 0; i < cur->n_eps; i++) {
+        if (cur->eps[i].id != up->eps[ep].id)
+            continue;
+        uint64_t until = arc_health_eject(&cur->conf->passive, h, r, w->now_ms);
+        wu->usable[i] = false;
+        wu->n_ejected++;
+        if (until < wu->next_readmit)
+            wu->next_readmit = until;
+        fprintf(stderr, "arc: worker %u: upstream %s: endpoint %s ejected (%s) for %llums\n",
+                w->id, cur->conf->name, cur->eps[i].text, arc_health_reason_names[r],
+                (unsigned long long)(until - w->now_ms));
+        return;
+    }
+}
+
+/* The endpoints a pick may choose (NULL: all): ejected ones are left out
+ * unless too few remain (panic: then all are candidates again). */
+static const bool *usable_mask(struct arc_worker *w, struct wup *wu)
+{
+    if (!wu->n_ejected || !wu->rt)
+        return NULL;
+    if (w->now_ms >= wu->next_readmit && arc_px__health_sync(w, wu) < 0)
+        return NULL;
+    size_t n = wu->rt->n_eps;
+    if (!wu->n_ejected || arc_health_panic(wu->rt->conf->panic_threshold, n - wu->n_ejected, n))
+        return NULL;
+    return wu->usable;
+}
+
+/* The value of cookie `name` in the request's Cookie fields (RFC 6265
+ * §4.2.1: "a=1; b=2", possibly several fields over HTTP/2). */
+static bool cookie_value(const struct arc_req *q, const char *name, struct arc_str *out)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < q->n_hdrs; i++) {
+        if (!arc_str_ieq(q->hdrs[i].name, "cookie", 6))
+            continue;
+        const char *p = q->hdrs[i].value.p, *end = p + q->hdrs[i].value.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ';'))
+                p++;
+            const char *item = p;
+            while (p < end && *p != ';')
+                p++;
+            if ((size_t)(p - item) > nl && memcmp(item, name, nl) == 0 && item[nl] == '=') {
+                *out = (struct arc_str){ item + nl + 1, (size_t)(p - item) - nl - 1 };
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* The hash of the request's balancing key (lb.key) for consistent_hash and
+ * maglev; false when the request has none (the balancer picks at random). */
+static bool lb_key(struct arc_exchange *ex, const struct arc_upstream_conf *uc, uint64_t *h)
+{
+    if (uc->lb != ARC_LB_CONSISTENT_HASH && uc->lb != ARC_LB_MAGLEV)
+        return false;
+    const struct arc_req *q = &ex->req;
+    switch (uc->lb_key_by) {
+    case ARC_LB_KEY_CLIENT_IP: {
+        const struct sockaddr *sa = arc_px__peer_addr(ex->client);
+        if (!sa)
+            return false;
+        if (sa->sa_family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+            *h = arc_lb_hash(&in->sin_addr, sizeof(in->sin_addr));
+        } else {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+            *h = arc_lb_hash(&in6->sin6_addr, sizeof(in6->sin6_addr));
+        }
+        return true;
+    }
+    case ARC_LB_KEY_HEADER: {
+        size_t nl = strlen(uc->lb_key_name);
+        for (size_t i = 0; i < q->n_hdrs; i++)
+            if (arc_str_ieq(q->hdrs[i].name, uc->lb_key_name, nl)) {
+                *h = arc_lb_hash(q->hdrs[i].value.p, q->hdrs[i].value.len);
+                return true;
+            }
+        return false;
+    }
+    case ARC_LB_KEY_COOKIE: {
+        struct arc_str v;
+        if (!cookie_value(q, uc->lb_key_name, &v))
+            return false;
+        *h = arc_lb_hash(v.p, v.len);
+        return true;
+    }
+    }
+    return false;
+}
+
+/* An endpoint for ex's next attempt: among the usable ones (passive
+ * health) those not tried yet, when there are any. -1: none. */
+static int pick(struct arc_worker *w, struct arc_exchange *ex)
 {
     const struct arc_upstream_rt *up = ex->route->up;
     struct wup *wu = &w->ups[up->id];
-    int ep = arc_lb_pick(&wu->lb, NULL, w->now_ms);
-    if (ep < 0) {
-        arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
+    uint64_t key;
+    bool has_key = lb_key(ex, up->conf, &key);
+    const bool *mask = usable_mask(w, wu);
+    if (ex->tried && wu->rt == up) {
+        bool any = false;
+        for (size_t i = 0; i < up->n_eps; i++) {
+            wu->scratch[i] = (!mask || mask[i]) && !(i < 64 && (ex->tried >> i & 1));
+            any = any || wu->scratch[i];
+        }
+        if (any)
+            mask = wu->scratch;
+    }
+    int ep = arc_lb_pick_key(&wu->lb, mask, has_key ? &key : NULL, w->now_ms);
+    /* (the balancer is built for the current config; an exchange of an
+     * older one whose endpoint list was shorter cannot use every index) */
+    return ep >= 0 && (size_t)ep < up->n_eps ? ep : -1;
+}
+
+/* ------------------------------------------------------------ circuit breaking */
+
+/*
+ * upstreams[].circuit_breaker, per worker: requests in flight per upstream
+ * and per endpoint (from the pick to the exchange's end), connections per
+ * upstream and per endpoint, and a bounded FIFO of requests waiting for a
+ * connection (per upstream, at most max_pending, each for at most
+ * pending_timeout). A connection given back to the pool or closed wakes the
+ * first waiter on the next timer tick; it takes a pooled connection or
+ * connects, or waits on at the front of the queue.
+ */
+
+static bool cb_requests_ok(struct arc_worker *w, const struct arc_upstream_rt *up, int ep)
+{
+    const struct arc_circuit_conf *cc = &up->conf->circuit;
+    return !(cc->max_requests && w->ups[up->id].n_reqs >= cc->max_requests) &&
+           !(cc->ep_max_requests && w->pools[up->eps[ep].id].n_reqs >= cc->ep_max_requests);
+}
+
+static void cb_req_take(struct arc_worker *w, struct arc_exchange *ex,
+                        const struct arc_upstream_rt *up, int ep)
+{
+    ex->cb_req = true;
+    ex->cb_up = up->id;
+    ex->cb_ep = up->eps[ep].id;
+    w->ups[ex->cb_up].n_reqs++;
+    w->pools[ex->cb_ep].n_reqs++;
+}
+
+static void cb_req_release(struct arc_worker *w, struct arc_exchange *ex)
+{
+    if (!ex->cb_req)
+        return;
+    ex->cb_req = false;
+    w->ups[ex->cb_up].n_reqs--;
+    w->pools[ex->cb_ep].n_reqs--;
+}
+
+static bool cb_conn_room(struct arc_worker *w, const struct arc_upstream_rt *up, int ep)
+{
+    const struct arc_circuit_conf *cc = &up->conf->circuit;
+    return !(cc->max_connections && w->ups[up->id].n_conns >= cc->max_connections) &&
+           !(cc->ep_max_connections &&
+             w->pools[up->eps[ep].id].n_conns >= cc->ep_max_connections);
+}
+
+static void overflow(struct arc_worker *w, struct arc_exchange *ex)
+{
+    arc_m_add(arc_m_up(&w->metrics, ex->route->up->id, ARC_MU_OVERFLOW), 1);
+    arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
+}
+
+static void wait_unlink(struct arc_worker *w, struct arc_exchange *ex)
+{
+    struct wup *wu = &w->ups[ex->cb_up];
+    if (ex->wait_prev)
+        ex->wait_prev->wait_next = ex->wait_next;
+    else
+        wu->wait_head = ex->wait_next;
+    if (ex->wait_next)
+        ex->wait_next->wait_prev = ex->wait_prev;
+    else
+        wu->wait_tail = ex->wait_prev;
+    ex->wait_next = ex->wait_prev = NULL;
+    wu->n_pending--;
+    w->pools[ex->cb_ep].n_pending--;
+    ex->cb_wait = false;
+    ex->retry_wait = false;
+}
+
+static void attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, char *head,
+                    size_t head_len);
+
+static void on_wait_timer(struct arc_timer *t, uint64_t now)
+{
+    struct arc_exchange *ex = arc_container_of(t, struct arc_exchange, up_timer);
+    struct arc_worker *w = arc_px__worker();
+    wait_unlink(w, ex);
+    if (now >= ex->wait_deadline || ex->hold_failed) {
+        arc_m_add(arc_m_up(&w->metrics, ex->route->up->id, ARC_MU_PENDING_TIMEOUTS), 1);
+        overflow(w, ex);
         return;
     }
+    ex->cb_requeue = true;              /* still blocked: back to the front */
+    attempt(w, ex, ex->ep, NULL, 0);
+}
+
+/* Over a connection limit: wait in the upstream's queue when it has room
+ * (the request's bytes so far move into ex->rbuf; head is taken). False:
+ * no room, head untouched. */
+static bool enqueue(struct arc_worker *w, struct arc_exchange *ex, int ep, char *head,
+                    size_t head_len)
+{
+    const struct arc_upstream_rt *up = ex->route->up;
+    const struct arc_circuit_conf *cc = &up->conf->circuit;
+    struct wup *wu = &w->ups[up->id];
+    struct pool *pl = &w->pools[up->eps[ep].id];
+    bool again = ex->cb_requeue;
+    ex->cb_requeue = false;
+    if (!again && (!cc->max_pending || wu->n_pending >= cc->max_pending ||
+                   (cc->ep_max_pending && pl->n_pending >= cc->ep_max_pending)))
+        return false;
+    if (head) {
+        if (!ex->rbuf_on) {
+            if (ex->rcap < head_len) {
+                char *b = realloc(ex->rbuf, head_len);
+                if (!b)
+                    return false;
+                ex->rbuf = b;
+                ex->rcap = head_len;
+            }
+            memcpy(ex->rbuf, head, head_len);
+            ex->rlen = ex->rhead = head_len;
+        }
+        free(head);
+    }
+    ex->cb_wait = ex->retry_wait = true;
+    ex->state = EX_CONNECTING;
+    ex->cb_up = up->id;                 /* (the same as its request count's) */
+    ex->cb_ep = up->eps[ep].id;
+    if (again) {
+        ex->wait_next = wu->wait_head;
+        if (wu->wait_head)
+            wu->wait_head->wait_prev = ex;
+        else
+            wu->wait_tail = ex;
+        wu->wait_head = ex;
+    } else {
+        ex->wait_deadline = w->now_ms + cc->pending_timeout;
+        ex->wait_prev = wu->wait_tail;
+        if (wu->wait_tail)
+            wu->wait_tail->wait_next = ex;
+        else
+            wu->wait_head = ex;
+        wu->wait_tail = ex;
+    }
+    wu->n_pending++;
+    pl->n_pending++;
+    ex->cb_woken = false;
+    arc_timer_init(&ex->up_timer, on_wait_timer);
+    arc_tw_schedule(&w->tw, &ex->up_timer, ex->wait_deadline);
+    return true;
+}
+
+/* A connection of upstream `up_id` was given back or closed: the first
+ * waiter tries again (on the next tick: never inside the caller). */
+static void wake(struct arc_worker *w, uint32_t up_id)
+{
+    if (up_id >= w->n_ups)
+        return;
+    struct arc_exchange *ex = w->ups[up_id].wait_head;
+    if (!ex || ex->cb_woken)
+        return;
+    ex->cb_woken = true;
+    arc_tw_schedule(&w->tw, &ex->up_timer, w->now_ms);
+}
+
+void arc_px__up_conn_gone(struct arc_worker *w, struct arc_conn *u)
+{
+    if (u->u.cb_counted) {
+        u->u.cb_counted = false;
+        w->ups[u->u.up->id].n_conns--;
+        w->pools[u->u.ep_rt->id].n_conns--;
+    }
+    wake(w, u->u.up->id);
+}
+
+void arc_px__up_ex_end(struct arc_worker *w, struct arc_exchange *ex)
+{
+    arc_tw_cancel(&w->tw, &ex->up_timer);   /* (a no-op when not armed) */
+    if (ex->cb_wait)
+        wait_unlink(w, ex);
+    ex->retry_wait = false;
+    cb_req_release(w, ex);
+}
+
+/* ------------------------------------------------------------ attempts */
+
+/* Sends ex's request to endpoint ep: `head` (owned) on the first attempt,
+ * else the bytes kept in ex->rbuf. May end ex. */
+static void attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, char *head,
+                    size_t head_len)
+{
+    const struct arc_upstream_rt *up = ex->route->up;
+    struct wup *wu = &w->ups[up->id];
     ex->ep = ep;
     ex->t_up_ns = arc_now_ns();
     ex->t_conn_ns = ex->t_head_ns = 0;
-    if (up->conf->protocol == ARC_UP_HTTP2) {
-        arc_px__h2u_start(w, ex, ep);
-        return;
-    }
-    size_t head_len;
-    char *head = arc_px__build_request_head(w, ex, &head_len);
-    if (!head) {
-        arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
-        return;
-    }
     struct arc_conn *u = pool_take(w, ex, up, ep);
     bool reused = u != NULL;
     if (!u) {
-        u = arc_px__up_connect(w, ex->snap, up, ep);
+        int err = EAGAIN;
+        if (cb_conn_room(w, up, ep)) {
+            u = arc_px__up_connect(w, ex->snap, up, ep);
+            err = u ? 0 : errno;
+        }
+        if (!u && err == EAGAIN) {
+            /* a connection limit: wait for a connection, or fail fast */
+            if (enqueue(w, ex, ep, head, head_len))
+                return;
+            free(head);
+            overflow(w, ex);
+            return;
+        }
         if (!u) {
             free(head);
             arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
-            if (errno == EAGAIN)
-                arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
-            else
-                arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
+            arc_px__ep_result(w, up, ep, false);
+            if (retry_possible(w, ex, RK_CONNECT, 502)) {
+                arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_CONNECT], 1);
+                start_retry(w, ex, ep);
+                return;
+            }
+            arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
             return;
         }
         ex->state = EX_CONNECTING;
@@ -240,23 +608,60 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
         arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REUSED), 1);
         set_timer(w, u, uconf(u)->write_timeout);
     }
+    ex->cb_requeue = false;
     attach(ex, u);
-    /* A request without a body sent on a reused connection may meet a close
-     * the upstream sent just before our bytes arrived; keep its head so it
-     * can be replayed once on a fresh connection (RFC 9112 §9.3.1). */
-    if (reused && ex->req.body == ARC_H1_BODY_NONE && !ex->req.upgrade && ex->idempotent) {
-        ex->replay = malloc(head_len);
-        if (ex->replay) {
-            memcpy(ex->replay, head, head_len);
-            ex->replay_len = head_len;
+    if (head) {
+        /* A request without a body sent on a reused connection may meet a
+         * close the upstream sent just before our bytes arrived; keep its
+         * head so it can be replayed once on a fresh connection (RFC 9112
+         * §9.3.1). */
+        if (reused && ex->req.body == ARC_H1_BODY_NONE && !ex->req.upgrade && ex->idempotent) {
+            ex->replay = malloc(head_len);
+            if (ex->replay) {
+                memcpy(ex->replay, head, head_len);
+                ex->replay_len = head_len;
+            }
         }
+        arc_px__queue_owned(w, u, head, head_len);
+    } else {
+        arc_px__queue_copy(w, u, ex->rbuf, ex->rlen);
     }
-    arc_px__queue_owned(w, u, head, head_len);
     arc_lb_start(&wu->lb, (size_t)ep);
     ex->lb_open = true;
     ex->lb_gen = wu->gen;
     arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
     arc_px__up_pump(w, u);
+    /* The client's body was held while no attempt could take it. */
+    if (!head && !ex->req_done && ex->up == u)
+        codec_of(ex)->resume(w, ex);
+}
+
+void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
+{
+    const struct arc_upstream_rt *up = ex->route->up;
+    int ep = pick(w, ex);
+    if (ep < 0) {
+        arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
+        return;
+    }
+    ex->ep = ep;
+    if (!cb_requests_ok(w, up, ep)) {
+        overflow(w, ex);
+        return;
+    }
+    cb_req_take(w, ex, up, ep);
+    if (up->conf->protocol == ARC_UP_HTTP2) {
+        arc_px__h2u_start(w, ex, ep);
+        return;
+    }
+    size_t head_len;
+    char *head = arc_px__build_request_head(w, ex, &head_len);
+    if (!head) {
+        arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
+        return;
+    }
+    retry_setup(w, ex, head, head_len);
+    attempt(w, ex, ep, head, head_len);
 }
 
 /* Replays the request on a fresh connection; false if that is impossible. */
@@ -295,10 +700,12 @@ void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res)
     struct arc_exchange *ex = u->u.ex;
     if (res < 0) {
         arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_CONNECT_ERRORS), 1);
-        detach(ex, u);
+        if (ex) {
+            fail_attempt(w, u, 502, ARC_ERR_UPSTREAM_CONNECT, RK_CONNECT);
+            return;
+        }
+        arc_px__ep_result(w, u->u.up, (int)u->u.ep, false);
         arc_px__conn_close(w, u);
-        if (ex)
-            arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
         return;
     }
     u->u.connected = true;
@@ -327,12 +734,28 @@ static void finish(struct arc_worker *w, struct arc_conn *u)
     arc_px__ex_end(w, ex, EXO_COMPLETE);
 }
 
-static void fail_response(struct arc_worker *w, struct arc_conn *u, int status, enum arc_err_kind k)
+/* The attempt on u failed before a response reached the client: retried
+ * when action.retry allows (status and rk say how it failed), else the
+ * error answer. */
+static void fail_attempt(struct arc_worker *w, struct arc_conn *u, int status,
+                         enum arc_err_kind k, enum rkind rk)
 {
     struct arc_exchange *ex = u->u.ex;
+    int ep = (int)u->u.ep;
+    arc_px__ep_result(w, u->u.up, ep, false);
     detach(ex, u);
     arc_px__conn_close(w, u);
+    if (retry_possible(w, ex, rk, status)) {
+        arc_m_add(&w->metrics.errors[k], 1);
+        start_retry(w, ex, ep);
+        return;
+    }
     arc_px__ex_error(w, ex, status, k);
+}
+
+static void fail_response(struct arc_worker *w, struct arc_conn *u, int status, enum arc_err_kind k)
+{
+    fail_attempt(w, u, status, k, RK_STATUS);
 }
 
 static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const char *p, size_t len)
@@ -396,6 +819,17 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
         arc_tw_cancel(&w->tw, &u->timer);
         codec_of(ex)->resume(w, ex);
         return consumed;
+    }
+    arc_px__ep_result(w, u->u.up, (int)u->u.ep, r.status < 500);
+    if (retry_possible(w, ex, RK_STATUS, r.status)) {
+        /* The upstream's answer is dropped unseen (its body unread, so the
+         * connection cannot be reused) and the request goes again. */
+        int ep = (int)u->u.ep;
+        arc_px__hbuf_reset(u);
+        detach(ex, u);
+        arc_px__conn_close(w, u);
+        start_retry(w, ex, ep);
+        return len;
     }
     ex->status = r.status;
     ex->t_head_ns = arc_now_ns();
@@ -639,7 +1073,7 @@ void arc_px__up_eof(struct arc_worker *w, struct arc_conn *u, int err)
     if (retry(w, u))
         return;
     if (!ex->resp_started) {
-        fail_response(w, u, 502, ARC_ERR_UPSTREAM_RESET);
+        fail_attempt(w, u, 502, ARC_ERR_UPSTREAM_RESET, RK_RESET);
         return;
     }
     arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_RESET], 1);
@@ -671,7 +1105,10 @@ void arc_px__up_timeout(struct arc_worker *w, struct arc_conn *u)
         return;
     }
     if (!ex->resp_started) {
-        fail_response(w, u, 504, ARC_ERR_UPSTREAM_TIMEOUT);
+        /* A connect that timed out is a connect failure; a first-byte (or
+         * write) timeout is the 504 it would be answered with. */
+        fail_attempt(w, u, 504, ARC_ERR_UPSTREAM_TIMEOUT,
+                     u->u.state == US_CONNECTING ? RK_CONNECT : RK_STATUS);
         return;
     }
     arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_TIMEOUT], 1);
@@ -682,6 +1119,214 @@ void arc_px__up_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn
 {
     if (u->u.h2)
         arc_px__h2u_ready(w, u, alpn);
+}
+
+/* ------------------------------------------------------------ retries */
+
+/*
+ * action.retry: an attempt that failed before anything of a response
+ * reached the client (connect failure, reset, a first-byte timeout as 504,
+ * or a response status in `on`) is made again after a jittered backoff on
+ * the timer wheel, preferably on an endpoint not tried yet, with the
+ * request bytes exactly as they were sent (head and body kept in ex->rbuf;
+ * a body over max_body is not kept, and its request is not retried).
+ * Retries of a route are capped per worker by its budget: at most
+ * `budget` percent of its requests over budget_window (plus budget_min),
+ * so a failing upstream does not get its load multiplied.
+ * HTTP/2 upstreams keep their own narrower retry (REFUSED_STREAM, a lost
+ * connection): this policy does not apply to them.
+ */
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* The route's budget window on this worker, rolled forward to now. */
+static struct arc_rbudget *rbudget(struct arc_worker *w, const struct arc_exchange *ex)
+{
+    uint64_t win = ex->route->conf->retry.budget_window;
+    struct arc_rbudget *b = &w->budgets[ex->route->id];
+    if (w->now_ms >= b->start + win) {
+        if (w->now_ms < b->start + 2 * win) {
+            b->prev_req = b->req;
+            b->prev_ret = b->ret;
+            b->start += win;
+        } else {
+            b->prev_req = b->prev_ret = 0;
+            b->start = w->now_ms;
+        }
+        b->req = b->ret = 0;
+    }
+    return b;
+}
+
+static bool budget_allows(struct arc_worker *w, const struct arc_exchange *ex)
+{
+    const struct arc_retry_conf *rc = &ex->route->conf->retry;
+    struct arc_rbudget *b = rbudget(w, ex);
+    /* sliding window: the previous one weighted by its overlap */
+    double keep_prev = 1.0 - (double)(w->now_ms - b->start) / (double)rc->budget_window;
+    if (keep_prev < 0)
+        keep_prev = 0;
+    double req = b->req + keep_prev * b->prev_req, ret = b->ret + keep_prev * b->prev_ret;
+    double cap = req * rc->budget / 100.0;
+    if (cap < rc->budget_min)
+        cap = rc->budget_min;
+    return ret + 1 <= cap;
+}
+
+static void retry_setup(struct arc_worker *w, struct arc_exchange *ex, const char *head,
+                        size_t len)
+{
+    const struct arc_retry_conf *rc = &ex->route->conf->retry;
+    if (!rc->enabled)
+        return;
+    rbudget(w, ex)->req++;
+    if (rc->max_retries == 0 || (rc->idempotent_only && !ex->idempotent) || ex->req.upgrade ||
+        (ex->req.body == ARC_H1_BODY_LENGTH && ex->req.content_length > rc->max_body))
+        return;
+    size_t want = len + 256;
+    if (ex->rcap < want) {
+        char *b = realloc(ex->rbuf, want);
+        if (!b)
+            return;
+        ex->rbuf = b;
+        ex->rcap = want;
+    }
+    memcpy(ex->rbuf, head, len);
+    ex->rlen = ex->rhead = len;
+    ex->rbuf_on = true;
+}
+
+/* Request bytes as they went (or would go) to the upstream, for a replay. */
+static void keep(struct arc_exchange *ex, const void *p, size_t len)
+{
+    /* While the request waits for a connection (circuit_breaker queue) the
+     * bytes are held whatever their size: they have nowhere else to go (an
+     * HTTP/1 client is paused; an HTTP/2 one only sends its window). */
+    bool hold = ex->cb_wait;
+    if (!ex->rbuf_on && !hold)
+        return;
+    const struct arc_retry_conf *rc = &ex->route->conf->retry;
+    if (ex->rbuf_on && ex->rlen + len > ex->rhead + rc->max_body) {
+        ex->rbuf_on = false;            /* too big to replay: no more retries */
+        if (!hold)
+            return;
+    }
+    if (ex->rlen + len > ex->rcap) {
+        size_t cap = ex->rcap * 2;
+        if (cap < ex->rlen + len)
+            cap = ex->rlen + len;
+        char *b = realloc(ex->rbuf, cap);
+        if (!b) {
+            ex->rbuf_on = false;
+            ex->hold_failed = hold;
+            return;
+        }
+        ex->rbuf = b;
+        ex->rcap = cap;
+    }
+    memcpy(ex->rbuf + ex->rlen, p, len);
+    ex->rlen += len;
+}
+
+/* Queues bytes to u (when attached) and keeps them for a replay. */
+static void send_both(struct arc_worker *w, struct arc_conn *u, struct arc_exchange *ex,
+                      const void *p, size_t len)
+{
+    keep(ex, p, len);
+    if (u)
+        arc_px__queue_copy(w, u, p, len);
+}
+
+static bool retry_possible(struct arc_worker *w, struct arc_exchange *ex, enum rkind rk,
+                           int status)
+{
+    if (!ex || !ex->route || !ex->rbuf_on || ex->resp_started || ex->n_interim)
+        return false;
+    const struct arc_retry_conf *rc = &ex->route->conf->retry;
+    if (ex->retries >= rc->max_retries)
+        return false;
+    bool on = false;
+    switch (rk) {
+    case RK_CONNECT:
+        on = rc->on_connect_failure;
+        break;
+    case RK_RESET:
+        on = rc->on_reset;
+        break;
+    case RK_STATUS:
+        for (size_t i = 0; i < rc->n_statuses; i++)
+            on = on || rc->statuses[i] == status;
+        break;
+    }
+    if (!on)
+        return false;
+    if (!budget_allows(w, ex)) {
+        arc_m_add(arc_m_up(&w->metrics, ex->route->up->id, ARC_MU_RETRY_BUDGET_EXHAUSTED), 1);
+        return false;
+    }
+    return true;
+}
+
+static void next_attempt(struct arc_worker *w, struct arc_exchange *ex);
+
+static void on_retry_timer(struct arc_timer *t, uint64_t now)
+{
+    struct arc_exchange *ex = arc_container_of(t, struct arc_exchange, up_timer);
+    (void)now;
+    ex->retry_wait = false;
+    next_attempt(arc_px__worker(), ex);
+}
+
+static void start_retry(struct arc_worker *w, struct arc_exchange *ex, int failed_ep)
+{
+    const struct arc_retry_conf *rc = &ex->route->conf->retry;
+    ex->retries++;
+    rbudget(w, ex)->ret++;
+    arc_m_add(arc_m_up(&w->metrics, ex->route->up->id, ARC_MU_RETRIES), 1);
+    arc_px__ex_lb_end(w, ex);           /* the failed attempt, to the balancer */
+    if (failed_ep >= 0 && failed_ep < 64)
+        ex->tried |= 1ull << failed_ep;
+    /* Exponential, with jitter over [half, full] so that requests failed
+     * together do not come back together. */
+    unsigned shift = ex->retries - 1u < 10u ? ex->retries - 1u : 10u;
+    uint64_t base = rc->backoff << shift, delay = 0;
+    if (base)
+        delay = base / 2 + mix64(w->now_ms ^ (uintptr_t)ex ^ ex->tried) % (base - base / 2 + 1);
+    ex->retry_wait = true;
+    ex->state = EX_CONNECTING;
+    /* Always through the wheel (even with no backoff): the failure is
+     * being handled deep in a completion, and the next attempt starts
+     * from a clean stack. */
+    arc_timer_init(&ex->up_timer, on_retry_timer);
+    arc_tw_schedule(&w->tw, &ex->up_timer, w->now_ms + delay);
+}
+
+static void next_attempt(struct arc_worker *w, struct arc_exchange *ex)
+{
+    if (!ex->rbuf_on) {
+        /* (the client's body outgrew max_body meanwhile) */
+        arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_RESET);
+        return;
+    }
+    const struct arc_upstream_rt *up = ex->route->up;
+    int ep = pick(w, ex);
+    if (ep < 0) {
+        arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
+        return;
+    }
+    cb_req_release(w, ex);              /* the request moves to its new endpoint */
+    if (!cb_requests_ok(w, up, ep)) {
+        overflow(w, ex);
+        return;
+    }
+    cb_req_take(w, ex, up, ep);
+    attempt(w, ex, ep, NULL, 0);
 }
 
 /* ------------------------------------------------------------ request body */
@@ -699,15 +1344,22 @@ void arc_px__up_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
         return;
     }
     struct arc_conn *u = ex->up;
-    if (!u || len == 0)
+    if ((!u && !ex->retry_wait) || len == 0)
         return;
     if (framed || ex->req.body != ARC_H1_BODY_CHUNKED) {
-        arc_px__queue_buf(w, u, bid, p, len);
+        keep(ex, p, len);
+        if (u)
+            arc_px__queue_buf(w, u, bid, p, len);
         return;
     }
     /* Decoded bytes of a body the HTTP/1.1 upstream gets chunked. */
     char hd[24];
     int n = snprintf(hd, sizeof(hd), "%zx\r\n", len);
+    keep(ex, hd, (size_t)n);
+    keep(ex, p, len);
+    keep(ex, "\r\n", 2);
+    if (!u)
+        return;
     arc_px__queue_copy(w, u, hd, (size_t)n);
     arc_px__queue_buf(w, u, bid, p, len);
     arc_px__queue_copy(w, u, "\r\n", 2);
@@ -721,20 +1373,22 @@ void arc_px__up_body_end(struct arc_worker *w, struct arc_exchange *ex,
         return;
     }
     struct arc_conn *u = ex->up;
-    if (!u || ex->req.body != ARC_H1_BODY_CHUNKED)
+    if ((!u && !ex->retry_wait) || ex->req.body != ARC_H1_BODY_CHUNKED)
         return;         /* (a Content-Length body cannot carry trailers in HTTP/1.1) */
-    arc_px__queue_copy(w, u, "0\r\n", 3);
+    send_both(w, u, ex, "0\r\n", 3);
     for (size_t i = 0; i < n; i++) {
-        arc_px__queue_copy(w, u, trailers[i].name.p, trailers[i].name.len);
-        arc_px__queue_copy(w, u, ": ", 2);
-        arc_px__queue_copy(w, u, trailers[i].value.p, trailers[i].value.len);
-        arc_px__queue_copy(w, u, "\r\n", 2);
+        send_both(w, u, ex, trailers[i].name.p, trailers[i].name.len);
+        send_both(w, u, ex, ": ", 2);
+        send_both(w, u, ex, trailers[i].value.p, trailers[i].value.len);
+        send_both(w, u, ex, "\r\n", 2);
     }
-    arc_px__queue_copy(w, u, "\r\n", 2);
+    send_both(w, u, ex, "\r\n", 2);
 }
 
 bool arc_px__up_full(const struct arc_exchange *ex)
 {
+    if (ex->retry_wait)
+        return true;            /* the client waits for the next attempt */
     if (ex->ux)
         return arc_px__h2u_full(ex);
     return ex->up && arc_px__outq_high(ex->up);

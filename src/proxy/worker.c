@@ -47,6 +47,11 @@ uint64_t arc_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+struct arc_worker *arc_px__worker(void)
+{
+    return tl_worker;
+}
+
 void arc_px__on_timer(struct arc_timer *t, uint64_t now)
 {
     struct arc_conn *c = arc_container_of(t, struct arc_conn, timer);
@@ -354,10 +359,11 @@ static int grow(void **tab, size_t *n, size_t want, size_t size)
 static uint64_t lb_def(const struct arc_upstream_rt *u)
 {
     uint64_t h = 1469598103934665603ull;
-    uint64_t v[3] = { (uint64_t)u->conf->lb, u->conf->peak_ewma_decay, u->n_eps };
-    for (size_t i = 0; i < 3 + 2 * u->n_eps; i++) {
-        uint64_t x = i < 3 ? v[i] : (i - 3) % 2 == 0 ? u->eps[(i - 3) / 2].id
-                                                     : u->eps[(i - 3) / 2].weight;
+    uint64_t v[5] = { (uint64_t)u->conf->lb, u->conf->peak_ewma_decay, u->n_eps,
+                      u->conf->lb_virtual_nodes, u->conf->lb_table_size };
+    for (size_t i = 0; i < 5 + 2 * u->n_eps; i++) {
+        uint64_t x = i < 5 ? v[i] : (i - 5) % 2 == 0 ? u->eps[(i - 5) / 2].id
+                                                     : u->eps[(i - 5) / 2].weight;
         h = (h ^ x) * 1099511628211ull;
     }
     return h;
@@ -375,7 +381,9 @@ static int tables_fit(struct arc_worker *w, const struct arc_snapshot *s)
     size_t n_eps = w->n_pools;
     if (grow((void **)&w->ups, &w->n_ups, s->n_up_ids, sizeof(*w->ups)) < 0 ||
         grow((void **)&w->pools, &n_eps, s->n_ep_ids, sizeof(*w->pools)) < 0 ||
-        arc_metrics_shard_fit(&w->metrics, s->n_route_ids, s->n_up_ids) < 0)
+        arc_metrics_shard_fit(&w->metrics, s->n_route_ids, s->n_up_ids) < 0 ||
+        arc_htable_fit(&w->health, s->n_ep_ids) < 0 ||
+        grow((void **)&w->budgets, &w->n_budgets, s->n_route_ids, sizeof(*w->budgets)) < 0)
         return -1;
     w->n_pools = n_eps;
     if (s->limits.max_headers + 1 > w->n_hdrs) {
@@ -392,16 +400,25 @@ static int tables_fit(struct arc_worker *w, const struct arc_snapshot *s)
         const struct arc_upstream_rt *u = &s->ups[i];
         struct wup *wu = &w->ups[u->id];
         wu->rt = u;
+        if (arc_px__health_sync(w, wu) < 0)
+            return -1;
         uint64_t def = lb_def(u);
         if (wu->live && wu->def == def)
             continue;
         uint32_t weights[u->n_eps];
-        for (size_t e = 0; e < u->n_eps; e++)
+        const char *names[u->n_eps];
+        for (size_t e = 0; e < u->n_eps; e++) {
             weights[e] = u->eps[e].weight;
+            names[e] = u->eps[e].text;
+        }
         struct arc_lb lb;
         if (arc_lb_init(&lb, u->conf->lb, weights, u->n_eps, u->conf->peak_ewma_decay,
                         0x9e3779b97f4a7c15ULL * (w->id + 1) + u->id) < 0)
             return -1;
+        if (arc_lb_build_hash(&lb, names, u->conf->lb_virtual_nodes, u->conf->lb_table_size) < 0) {
+            arc_lb_dispose(&lb);
+            return -1;
+        }
         if (wu->live)
             arc_lb_dispose(&wu->lb);
         wu->lb = lb;
@@ -482,11 +499,15 @@ static void worker_teardown(struct arc_worker *w)
     free(w->tls_plain);
     arc_px__ex_pool_dispose(w);
     arc_px__outblk_pool_dispose(w);
-    for (size_t i = 0; i < w->n_ups; i++)
+    for (size_t i = 0; i < w->n_ups; i++) {
         if (w->ups[i].live)
             arc_lb_dispose(&w->ups[i].lb);
+        free(w->ups[i].usable);
+        free(w->ups[i].scratch);
+    }
     free(w->ups);
     free(w->pools);
+    free(w->budgets);
     arc_bufring_dispose(&w->br, &w->ring);
     if (w->ring.ring_fd > 0)
         io_uring_queue_exit(&w->ring);
@@ -628,6 +649,11 @@ struct arc_metrics_shard *arc_worker_metrics(struct arc_worker *w)
     return &w->metrics;
 }
 
+const struct arc_htable *arc_worker_health(struct arc_worker *w)
+{
+    return &w->health;
+}
+
 void arc_workers_drain(uint64_t drain_ms)
 {
     atomic_store(&g_drain_ms, drain_ms);
@@ -649,6 +675,7 @@ void arc_worker_free(struct arc_worker *w)
     if (!w)
         return;
     arc_metrics_shard_dispose(&w->metrics);
+    arc_htable_dispose(&w->health);
     free(w->listen_fds);
     free(w->accept_armed);
     if (w->snap)

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-from arcproc import make_config, metric, upstream_conf
+from arcproc import make_config, metric, route_conf, upstream_conf
 
 
 def _never_reads(req):
@@ -32,6 +32,7 @@ def _send_body(port, n, result):
 def test_body_paused_by_upstream_is_an_upstream_timeout(arc, servers):
     up = servers.http(handler=_never_reads, name="stuck")
     a = arc(make_config([upstream_conf("stuck", up.addr, timeouts={"write": "3s"})],
+                        routes=[route_conf("default", "/{*rest}", upstream="stuck", max_body=0)],
                         node={"read_timeout": "1s"}))
     result = {}
     t = threading.Thread(target=_send_body, args=(a.port, 64 << 20, result), daemon=True)

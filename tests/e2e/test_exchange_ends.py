@@ -10,7 +10,7 @@ import time
 
 import websockets
 
-from arcproc import make_config, metric, upstream_conf
+from arcproc import make_config, metric, route_conf, upstream_conf
 
 
 def _requests(a, cls):
@@ -44,6 +44,7 @@ def test_body_stalled_by_upstream_after_response_started_is_upstream_timeout(arc
         return False
     up = servers.http(handler=h, name="early")
     a = arc(make_config([upstream_conf("early", up.addr, timeouts={"write": "3s"})],
+                        routes=[route_conf("default", "/{*rest}", upstream="early", max_body=0)],
                         node={"read_timeout": "1s"}))
     s = socket.create_connection(("127.0.0.1", a.port), timeout=30)
     done = {}

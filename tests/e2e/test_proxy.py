@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from arcproc import make_config, upstream_conf
+from arcproc import make_config, route_conf, upstream_conf
 from httpraw import chunk_encode, stream_sha256
 
 
@@ -136,7 +136,9 @@ def test_request_and_response_headers_pass_through(arc, servers):
 
 
 def test_20mb_chunked_both_directions(arc, servers):
-    a, up = start(arc, servers)
+    # (max_body 0: over the 10mb default)
+    a, up = start(arc, servers, routes=[route_conf("default", "/{*rest}", upstream="echo",
+                                                   max_body=0)])
     c = a.client(timeout=30)
     block = bytes(range(256)) * 256   # 64 KiB
     n = 320

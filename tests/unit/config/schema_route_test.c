@@ -89,7 +89,7 @@ static void test_upstream_errors(void)
         "        - {address: \"10.0.0.1:80\", weight: 10001}\n"                 /* 7 */
         "        - {address: \"10.0.0.1:80\"}\n"                                /* 8 */
         "        - {address: \"10.0.0.2:0\"}\n"                                 /* 9 */
-        "    lb: {algorithm: maglev, virtual_nodes: 100}\n"                     /* 10 */
+        "    lb: {algorithm: maglev, virtual_nodes: 100, table_size: 100}\n"    /* 10 */
         "    health: {active: {}}\n"                                            /* 11 */
         "  - name: a\n"                                                         /* 12 */
         "    discovery: {type: dns, hostname: x.example}\n"                     /* 13 */
@@ -109,9 +109,10 @@ static void test_upstream_errors(void)
     CHECK_ERR(&e, 8, 21, "endpoints[1].address: duplicate endpoint 10.0.0.1:80 (also "
                          "upstreams[0].discovery.endpoints[0])");
     CHECK_ERR(&e, 9, 21, "endpoints[2].address: port 0 is not valid here");
-    CHECK_ERR(&e, 10, 21, "upstreams[0].lb.algorithm: 'maglev' is not supported yet");
-    CHECK_ERR(&e, 10, 29, "upstreams[0].lb.virtual_nodes: not supported yet");
-    CHECK_ERR(&e, 11, 5, "upstreams[0].health: not supported yet");
+    CHECK_ERR(&e, 10, 44, "upstreams[0].lb.virtual_nodes: only applies to algorithm "
+                          "consistent_hash");
+    CHECK_ERR(&e, 10, 61, "upstreams[0].lb.table_size: 100 is not a prime");
+    CHECK_ERR(&e, 11, 14, "upstreams[0].health.active: not supported yet");
     CHECK_ERR(&e, 12, 11, "upstreams[1].name: duplicate upstream name 'a' (first used at line 3)");
     CHECK_ERR(&e, 13, 23, "upstreams[1].discovery.type: 'dns' is not supported yet");
     CHECK_ERR(&e, 13, 28, "upstreams[1].discovery.hostname: not supported yet");
@@ -430,7 +431,7 @@ static void test_header_op_errors(void)
         "      forwarded:\n"                                                /* 28 */
         "        trusted_proxies: [\"10.0.0.1/8\", \"any\", 7]\n"           /* 29 */
         "        x_forwarded_proto: \"no\"\n"                               /* 30 */
-        "      retry: {max_retries: 2}\n", &e);                             /* 31 */
+        "      retry: {max_retries: 11}\n", &e);                            /* 31 */
     CHECK(c == NULL);
     CHECK_ERR(&e, 20, 16, "routes[0].action.headers[0].op: unknown value 'replace'");
     CHECK_ERR(&e, 21, 27, "routes[0].action.headers[1].name: 'X:A' is not a valid header name");
@@ -444,7 +445,7 @@ static void test_header_op_errors(void)
     CHECK_ERR(&e, 29, 41, "trusted_proxies[1]: 'any' is not a CIDR prefix");
     CHECK_ERR(&e, 29, 48, "trusted_proxies[2]: expected a string, got integer");
     CHECK_ERR(&e, 30, 28, "routes[0].action.forwarded.x_forwarded_proto: expected true or false");
-    CHECK_ERR(&e, 31, 7, "routes[0].action.retry: not supported yet");
+    CHECK_ERR(&e, 31, 28, "routes[0].action.retry.max_retries: must be between 0 and 10");
     CHECK_INT(e.n, 13);
     arc_config_errors_dispose(&e);
 }
@@ -521,9 +522,125 @@ static void test_action_options(void)
     arc_config_errors_dispose(&e);
 }
 
+/* consistent_hash / maglev: their key, ring and table settings, and what
+ * is refused. */
+static void test_hash_lb(void)
+{
+    struct arc_config *c = must_load("yaml",
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
+        "upstreams:\n"
+        "  - name: a\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.1:80\"}]}\n"
+        "    lb: {algorithm: consistent_hash, key: {by: header, name: X-User}, virtual_nodes: 40}\n"
+        "  - name: b\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.2:80\"}]}\n"
+        "    lb: {algorithm: maglev, key: {by: cookie, name: sid}, table_size: 251}\n"
+        "  - name: c\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.3:80\"}]}\n"
+        "    lb: {algorithm: maglev}\n");
+    if (!c)
+        return;
+    CHECK_INT(c->upstreams[0].lb, ARC_LB_CONSISTENT_HASH);
+    CHECK_INT(c->upstreams[0].lb_key_by, ARC_LB_KEY_HEADER);
+    CHECK_STR(c->upstreams[0].lb_key_name, "X-User");
+    CHECK_INT(c->upstreams[0].lb_virtual_nodes, 40);
+    CHECK_INT(c->upstreams[1].lb, ARC_LB_MAGLEV);
+    CHECK_INT(c->upstreams[1].lb_key_by, ARC_LB_KEY_COOKIE);
+    CHECK_STR(c->upstreams[1].lb_key_name, "sid");
+    CHECK_INT(c->upstreams[1].lb_table_size, 251);
+    CHECK_INT(c->upstreams[2].lb_key_by, ARC_LB_KEY_CLIENT_IP);
+    CHECK(c->upstreams[2].lb_key_name == NULL);
+    CHECK_INT(c->upstreams[2].lb_table_size, 65537);
+    arc_config_free(c);
+
+    struct arc_config_errors e;
+    c = load_str("yaml",
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"           /* 1 */
+        "upstreams:\n"                                                              /* 2 */
+        "  - name: a\n"                                                             /* 3 */
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.1:80\"}]}\n"   /* 4 */
+        "    lb: {algorithm: consistent_hash, key: {by: header}}\n"                  /* 5 */
+        "  - name: b\n"                                                             /* 6 */
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.2:80\"}]}\n"   /* 7 */
+        "    lb: {algorithm: round_robin, key: {by: client_ip}}\n"                   /* 8 */
+        "  - name: c\n"                                                             /* 9 */
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.3:80\"}]}\n"   /* 10 */
+        "    lb: {algorithm: maglev, key: {by: client_ip, name: x}}\n"               /* 11 */
+        "  - name: d\n"                                                             /* 12 */
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.4:80\"}]}\n"   /* 13 */
+        "    lb: {algorithm: maglev, key: {by: header, name: \"a b\"}, table_size: 2}\n", /* 14 */
+        &e);
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 5, 43, "upstreams[0].lb.key: by: header needs a name");
+    CHECK_ERR(&e, 8, 39, "upstreams[1].lb.key: only applies to algorithms consistent_hash and "
+                         "maglev");
+    CHECK_ERR(&e, 11, 56, "upstreams[2].lb.key.name: not used with by: client_ip");
+    CHECK_ERR(&e, 14, 53, "upstreams[3].lb.key.name: 'a b' is not a valid header name");
+    CHECK_ERR(&e, 14, 73, "upstreams[3].lb.table_size: must be between 3 and");
+    arc_config_errors_dispose(&e);
+}
+
+static void test_passive_health(void)
+{
+    struct arc_config *c = must_load("yaml",
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
+        "upstreams:\n"
+        "  - name: a\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.1:80\"}]}\n"
+        "    health:\n"
+        "      panic_threshold: 30\n"
+        "      passive: {consecutive_failures: 3, error_rate_threshold: 0.5, window: 10s,\n"
+        "                min_requests: 4, ejection_time: 2s, max_ejection_time: 1m,\n"
+        "                max_ejection_percent: 100}\n"
+        "  - name: b\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.2:80\"}]}\n"
+        "    health: {passive: {}}\n"
+        "  - name: c\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.3:80\"}]}\n");
+    if (!c)
+        return;
+    const struct arc_passive_conf *p = &c->upstreams[0].passive;
+    CHECK(p->enabled);
+    CHECK_INT(p->consecutive_failures, 3);
+    CHECK(p->error_rate_threshold == 0.5);
+    CHECK_INT(p->window, 10000);
+    CHECK_INT(p->min_requests, 4);
+    CHECK_INT(p->ejection_time, 2000);
+    CHECK_INT(p->max_ejection_time, 60000);
+    CHECK_INT(p->max_ejection_percent, 100);
+    CHECK_INT(c->upstreams[0].panic_threshold, 30);
+    p = &c->upstreams[1].passive;
+    CHECK(p->enabled);
+    CHECK_INT(p->consecutive_failures, 5);
+    CHECK(p->error_rate_threshold == 0.2);
+    CHECK_INT(p->window, 30000);
+    CHECK_INT(p->ejection_time, 30000);
+    CHECK_INT(p->max_ejection_percent, 50);
+    CHECK_INT(c->upstreams[1].panic_threshold, 50);
+    CHECK(!c->upstreams[2].passive.enabled);
+    arc_config_free(c);
+
+    CHECK_FAILS("yaml",
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
+        "upstreams:\n"
+        "  - name: a\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.1:80\"}]}\n"
+        "    health: {passive: {error_rate_threshold: 1.5}}\n",
+        1, 5, 46, "upstreams[0].health.passive.error_rate_threshold: must be between 0 and 1");
+    CHECK_FAILS("yaml",
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
+        "upstreams:\n"
+        "  - name: a\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.1:80\"}]}\n"
+        "    health: {passive: {ejection_time: 10m}}\n",
+        1, 5, 23, "max_ejection_time: must not be below ejection_time");
+}
+
 int main(void)
 {
     RUN(test_upstream_values);
+    RUN(test_passive_health);
+    RUN(test_hash_lb);
     RUN(test_upstream_errors);
     RUN(test_route_values);
     RUN(test_unknown_upstream);
