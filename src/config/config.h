@@ -188,6 +188,29 @@ struct arc_cidr {
     char text[64];              /* normalised "10.0.0.0/8", "2001:db8::/32" */
 };
 
+/* routes[].rate_limit (schema_limit.c). Algorithms are enum arc_rl_algo
+ * (limit/limit.h) in the same order as the names in the file. */
+enum arc_rl_key_by {
+    ARC_RL_BY_CLIENT_IP, ARC_RL_BY_HEADER, ARC_RL_BY_COOKIE, ARC_RL_BY_ROUTE,
+    ARC_RL_BY_CLIENT_CERT,
+};
+enum arc_rl_headers { ARC_RL_HEADERS_ALWAYS, ARC_RL_HEADERS_REJECTED, ARC_RL_HEADERS_NONE };
+
+struct arc_rate_limit_conf {
+    double qps;                 /* required, 0.01 .. 1,000,000 */
+    uint32_t burst;             /* bucket algorithms; default ceil(qps) */
+    int algorithm;              /* gcra (0) */
+    uint64_t window;            /* window algorithms, 1s */
+    uint64_t max_delay;         /* leaky_bucket, 1s */
+    uint32_t max_keys;          /* 100000 */
+    int key_by;                 /* enum arc_rl_key_by, client_ip */
+    char *key_name;             /* header / cookie name */
+    uint32_t ipv6_prefix;       /* 64 */
+    int status;                 /* 429 */
+    int headers;                /* enum arc_rl_headers, always */
+    bool legacy_headers;        /* false: X-RateLimit-Limit/-Remaining/-Reset too */
+};
+
 struct arc_route_conf {
     char *name;
     int32_t priority;           /* 0 */
@@ -226,6 +249,7 @@ struct arc_route_conf {
      * the first contract; order as written. */
     struct arc_cidr *trusted_proxies;
     size_t n_trusted_proxies;
+    struct arc_rate_limit_conf *rate_limit;     /* NULL = not limited */
 };
 
 struct arc_limits_conf {

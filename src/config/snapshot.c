@@ -5,6 +5,7 @@
 #include "config/ident.h"
 #include "core/common.h"
 #include "core/sbuf.h"
+#include "limit/limit.h"
 #include "tls/tls.h"
 
 #include <pthread.h>
@@ -43,6 +44,8 @@ static void snapshot_free(struct arc_snapshot *s)
         return;
     if (s->rt)
         arc_rt_free(s->rt);
+    for (size_t i = 0; s->routes && i < s->n_routes; i++)
+        arc_rl_table_unref(s->routes[i].limit);
     free(s->routes);
     for (size_t i = 0; i < s->n_ups; i++) {
         free(s->ups[i].eps);
@@ -186,6 +189,15 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
         if (rc->action == ARC_ACTION_UPSTREAM) {
             ARC_ASSERT(rc->upstream_index < s->n_ups);
             r->up = &s->ups[rc->upstream_index];
+        }
+        if (rc->rate_limit) {
+            const struct arc_rate_limit_conf *lc = rc->rate_limit;
+            struct arc_rl_rule rule;
+            arc_rl_rule_init(&rule, (enum arc_rl_algo)lc->algorithm, lc->qps, lc->burst,
+                             lc->window, lc->max_delay);
+            r->limit = arc_rl_table_get(r->id, &rule, lc->max_keys);
+            if (!r->limit)
+                goto oom;
         }
         s->route_names[i] = rc->name;
         specs[i] = (struct arc_rt_spec){

@@ -4,8 +4,9 @@
  * go out through the client codec's respond call, and the upstream side is
  * started with the exchange's request view.
  *
- * Later stages (rate limiting, plugins) slot in between route and action;
- * they may hold the exchange and continue it with the same calls.
+ * Stages slot in between route and action (the rate limit today, plugins
+ * later); they may answer, or hold the exchange (EX_WAITING) and continue
+ * it with arc_px__pipeline_action.
  */
 #include "proxy/proxy_int.h"
 #include "router/router.h"
@@ -40,7 +41,7 @@ static void answer_respond(struct arc_worker *w, struct arc_exchange *ex)
     const char *body = rc->respond_body ? rc->respond_body : "";
     size_t blen = strlen(body);
     size_t n = rc->n_respond_headers;
-    struct arc_hdr *h = arc_arena_alloc(&ex->arena, (n + 1) * sizeof(*h));
+    struct arc_hdr *h = arc_arena_alloc(&ex->arena, (n + 1 + ARC_PX_LIMIT_FIELDS) * sizeof(*h));
     if (!h) {
         arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
         return;
@@ -56,6 +57,7 @@ static void answer_respond(struct arc_worker *w, struct arc_exchange *ex)
     if (!has_ct && blen)
         h[n++] = (struct arc_hdr){ ARC_STR_LIT("Content-Type"),
                                    ARC_STR_LIT("text/plain; charset=utf-8") };
+    n += arc_px__limit_fields(ex, h + n);
     arc_px__ex_respond(w, ex, rc->respond_status, h, n, body, blen);
 }
 
@@ -70,8 +72,25 @@ static void answer_redirect(struct arc_worker *w, struct arc_exchange *ex,
         arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
         return;
     }
-    struct arc_hdr h = { ARC_STR_LIT("Location"), { kept, len } };
-    arc_px__ex_respond(w, ex, ex->route->conf->redirect_status, &h, 1, NULL, 0);
+    struct arc_hdr h[1 + ARC_PX_LIMIT_FIELDS] = { { ARC_STR_LIT("Location"), { kept, len } } };
+    size_t n = 1 + arc_px__limit_fields(ex, h + 1);
+    arc_px__ex_respond(w, ex, ex->route->conf->redirect_status, h, n, NULL, 0);
+}
+
+static void run_action(struct arc_worker *w, struct arc_exchange *ex,
+                       const struct arc_rt_captures *caps)
+{
+    switch (ex->route->conf->action) {
+    case ARC_ACTION_RESPOND:
+        answer_respond(w, ex);
+        return;
+    case ARC_ACTION_REDIRECT:
+        answer_redirect(w, ex, caps);
+        return;
+    case ARC_ACTION_UPSTREAM:
+        break;
+    }
+    arc_px__up_start(w, ex);
 }
 
 void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
@@ -97,15 +116,27 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
         return;
     }
     ex->route = r;
-    switch (r->conf->action) {
-    case ARC_ACTION_RESPOND:
-        answer_respond(w, ex);
+    /* Stages between route and action: the rate limit (which may answer
+     * or hold the exchange; a held one continues in
+     * arc_px__pipeline_action); plugins later. */
+    if (r->limit && !arc_px__limit(w, ex))
         return;
-    case ARC_ACTION_REDIRECT:
-        answer_redirect(w, ex, &caps);
-        return;
-    case ARC_ACTION_UPSTREAM:
-        break;
+    run_action(w, ex, &caps);
+}
+
+void arc_px__pipeline_action(struct arc_worker *w, struct arc_exchange *ex)
+{
+    struct arc_rt_captures caps = { .n = 0 };
+    if (ex->route->conf->action == ARC_ACTION_REDIRECT) {
+        /* The captures were on the stack of the first pass: match again
+         * (same snapshot, same request: the same route). */
+        const struct arc_req *q = &ex->req;
+        uint32_t allowed = 0;
+        const struct arc_rt_input in = {
+            .method_bit = q->mbit, .host = q->authority, .path = q->path, .query = q->query,
+            .fields = (const struct arc_rt_field *)q->hdrs, .n_fields = q->n_hdrs,
+        };
+        arc_rt_match(ex->snap->rt, &in, &caps, &allowed);
     }
-    arc_px__up_start(w, ex);
+    run_action(w, ex, &caps);
 }

@@ -726,6 +726,8 @@ void arc_px__up_body_end(struct arc_worker *w, struct arc_exchange *ex,
 
 bool arc_px__up_full(const struct arc_exchange *ex)
 {
+    if (ex->state == EX_WAITING)
+        return true;                    /* nothing takes the body until it continues */
     if (ex->ux)
         return arc_px__h2u_full(ex);
     return ex->up && arc_px__outq_high(ex->up);
