@@ -41,6 +41,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/common.h"
 
 enum arc_rl_algo {
     ARC_RL_GCRA,
@@ -140,5 +143,27 @@ size_t arc_rl_table_live(const struct arc_rl_table *t, uint64_t now_ns);
 
 /* Keyed 64-bit hash of a key (SipHash-1-3 under a per-process random key). */
 uint64_t arc_rl_hash(const void *p, size_t len);
+
+/* ------------------------------------------------------------ keys (key.c) */
+
+/* An address as key bytes: IPv4, and IPv4-mapped IPv6, by the 4 address
+ * bytes; IPv6 by its first `v6_prefix` bits (one host rotating addresses
+ * inside its /64 stays one key). Returns the length written (<= 17). */
+#define ARC_RL_KEY_ADDR 17
+size_t arc_rl_key_addr(const struct sockaddr *sa, uint32_t v6_prefix,
+                       uint8_t out[ARC_RL_KEY_ADDR]);
+/* One X-Forwarded-For entry ("1.2.3.4", "2001:db8::1", "[2001:db8::1]",
+ * blanks around allowed) as an address; false if it is not one. */
+bool arc_rl_parse_ip(const char *p, size_t n, struct sockaddr_storage *ss);
+typedef bool (*arc_rl_trusted_fn)(const void *ud, const struct sockaddr *sa);
+/* The client behind trusted proxies: the X-Forwarded-For field values (in
+ * the order received) walked from the right, i.e. from the hop nearest to
+ * us; each trusted hop is skipped, the first untrusted address is the
+ * client. An entry that is not an address stops the walk: the last good
+ * hop stands. *out starts as the peer and is left as the answer. */
+void arc_rl_xff_client(const struct arc_str *values, size_t n, arc_rl_trusted_fn trusted,
+                       const void *ud, struct sockaddr_storage *out);
+/* The value of cookie `name` in Cookie field values ({NULL, 0}: absent). */
+struct arc_str arc_rl_cookie(const struct arc_str *values, size_t n, const char *name);
 
 #endif

@@ -55,97 +55,29 @@ static uint64_t mono_ns(void)
 
 /* ------------------------------------------------------------ keys */
 
-#define KEY_MAX 18
-
-/* An address as key bytes: IPv4 (also IPv4-mapped IPv6) by its 4 bytes,
- * IPv6 by its first `prefix` bits. */
-static size_t addr_key(const struct sockaddr *sa, uint32_t prefix, uint8_t *out)
+static bool trusted(const void *ud, const struct sockaddr *sa)
 {
-    if (sa->sa_family == AF_INET) {
-        out[0] = 4;
-        memcpy(out + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-        return 5;
-    }
-    const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-    if (memcmp(a, mapped, 12) == 0) {
-        out[0] = 4;
-        memcpy(out + 1, a + 12, 4);
-        return 5;
-    }
-    out[0] = 6;
-    memset(out + 1, 0, 16);
-    uint32_t full = prefix / 8, rem = prefix % 8;
-    memcpy(out + 1, a, full);
-    if (rem)
-        out[1 + full] = (uint8_t)(a[full] & (0xff << (8 - rem)));
-    return 17;
-}
-
-static bool trusted(const struct arc_route_conf *rc, const struct sockaddr *sa)
-{
+    const struct arc_route_conf *rc = ud;
     for (size_t i = 0; i < rc->n_trusted_proxies; i++)
         if (arc_config_cidr_contains(&rc->trusted_proxies[i], sa))
             return true;
     return false;
 }
 
-/* One X-Forwarded-For entry as an address ("1.2.3.4", "2001:db8::1",
- * "[2001:db8::1]"); false if it is not one. */
-static bool parse_ip(const char *p, size_t n, struct sockaddr_storage *ss)
+/* The values of every field `name` (lower case), in order, into v[] (at
+ * most cap); returns how many. */
+static size_t values(const struct arc_req *q, const char *name, struct arc_str *v, size_t cap)
 {
-    while (n && (p[0] == ' ' || p[0] == '\t'))
-        p++, n--;
-    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-        n--;
-    if (n >= 2 && p[0] == '[' && p[n - 1] == ']')
-        p++, n -= 2;
-    char buf[64];
-    if (n == 0 || n >= sizeof(buf))
-        return false;
-    memcpy(buf, p, n);
-    buf[n] = '\0';
-    memset(ss, 0, sizeof(*ss));
-    struct sockaddr_in *in = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, buf, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        return true;
-    }
-    if (inet_pton(AF_INET6, buf, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        return true;
-    }
-    return false;
+    size_t n = 0, nl = strlen(name);
+    for (size_t i = 0; i < q->n_hdrs && n < cap; i++)
+        if (arc_str_ieq(q->hdrs[i].name, name, nl))
+            v[n++] = q->hdrs[i].value;
+    return n;
 }
 
-/* The client behind trusted proxies: X-Forwarded-For from the right (the
- * hop nearest to us), trusted hops skipped. `out` starts as the peer. */
-static void xff_client(const struct arc_exchange *ex, const struct arc_route_conf *rc,
-                       struct sockaddr_storage *out)
-{
-    const struct arc_req *q = &ex->req;
-    for (size_t i = q->n_hdrs; i-- > 0;) {
-        if (!arc_str_ieq(q->hdrs[i].name, "x-forwarded-for", 15))
-            continue;
-        const char *v = q->hdrs[i].value.p;
-        size_t end = q->hdrs[i].value.len;
-        for (;;) {
-            size_t start = end;
-            while (start > 0 && v[start - 1] != ',')
-                start--;
-            struct sockaddr_storage ss;
-            if (!parse_ip(v + start, end - start, &ss))
-                return;                 /* garbage: the last good hop stands */
-            *out = ss;
-            if (!trusted(rc, (const struct sockaddr *)&ss))
-                return;
-            if (start == 0)
-                break;
-            end = start - 1;
-        }
-    }
-}
+/* Fields of one name looked at (more are ignored: the nearest hops of
+ * X-Forwarded-For come last, and a client sends one Cookie field). */
+#define MAX_FIELDS 16
 
 static struct arc_str field(const struct arc_req *q, const char *name)
 {
@@ -156,33 +88,11 @@ static struct arc_str field(const struct arc_req *q, const char *name)
     return (struct arc_str){ "", 0 };
 }
 
-static struct arc_str cookie(const struct arc_req *q, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < q->n_hdrs; i++) {
-        if (!arc_str_ieq(q->hdrs[i].name, "cookie", 6))
-            continue;
-        const char *p = q->hdrs[i].value.p, *e = p + q->hdrs[i].value.len;
-        while (p < e) {
-            while (p < e && (*p == ' ' || *p == ';'))
-                p++;
-            const char *eq = memchr(p, '=', (size_t)(e - p));
-            const char *semi = memchr(p, ';', (size_t)(e - p));
-            if (!semi)
-                semi = e;
-            if (eq && eq < semi && (size_t)(eq - p) == n && memcmp(p, name, n) == 0)
-                return (struct arc_str){ eq + 1, (size_t)(semi - eq - 1) };
-            p = semi;
-        }
-    }
-    return (struct arc_str){ "", 0 };
-}
-
 static uint64_t key_hash(struct arc_exchange *ex, const struct arc_rate_limit_conf *lc)
 {
     const struct arc_route_conf *rc = ex->route->conf;
-    uint8_t kb[KEY_MAX];
-    struct arc_str s;
+    uint8_t kb[ARC_RL_KEY_ADDR];
+    struct arc_str s, v[MAX_FIELDS];
     switch ((enum arc_rl_key_by)lc->key_by) {
     case ARC_RL_BY_CLIENT_IP: {
         const struct sockaddr *sa = arc_px__peer_addr(ex->client);
@@ -192,17 +102,27 @@ static uint64_t key_hash(struct arc_exchange *ex, const struct arc_rate_limit_co
         if (rc->n_trusted_proxies && trusted(rc, sa)) {
             memcpy(&ss, sa, sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
                                                      : sizeof(struct sockaddr_in6));
-            xff_client(ex, rc, &ss);
+            /* (the last MAX_FIELDS fields: the nearest hops) */
+            size_t n = 0, first = 0;
+            for (size_t i = 0; i < ex->req.n_hdrs; i++)
+                n += arc_str_ieq(ex->req.hdrs[i].name, "x-forwarded-for", 15);
+            if (n > MAX_FIELDS)
+                first = n - MAX_FIELDS;
+            n = 0;
+            for (size_t i = 0, k = 0; i < ex->req.n_hdrs; i++)
+                if (arc_str_ieq(ex->req.hdrs[i].name, "x-forwarded-for", 15) && k++ >= first)
+                    v[n++] = ex->req.hdrs[i].value;
+            arc_rl_xff_client(v, n, trusted, rc, &ss);
             sa = (const struct sockaddr *)&ss;
         }
-        return arc_rl_hash(kb, addr_key(sa, lc->ipv6_prefix, kb));
+        return arc_rl_hash(kb, arc_rl_key_addr(sa, lc->ipv6_prefix, kb));
     }
     case ARC_RL_BY_HEADER:
         s = field(&ex->req, lc->key_name);
         return arc_rl_hash(s.p, s.len);
     case ARC_RL_BY_COOKIE:
-        s = cookie(&ex->req, lc->key_name);
-        return arc_rl_hash(s.p, s.len);
+        s = arc_rl_cookie(v, values(&ex->req, "cookie", v, MAX_FIELDS), lc->key_name);
+        return arc_rl_hash(s.p ? s.p : "", s.len);
     case ARC_RL_BY_CLIENT_CERT: {
         const char *subj = ex->client->tls ? arc_tls_conn_peer_subject(ex->client->tls) : NULL;
         return subj ? arc_rl_hash(subj, strlen(subj)) : arc_rl_hash("", 0);

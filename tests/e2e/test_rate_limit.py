@@ -279,6 +279,55 @@ def test_client_reset_while_waiting_h2_and_body_held(arc, servers):
     assert [q[2] for q in up.requests] == ["/lb/first", "/lb/upload"]
 
 
+def test_connection_closing_while_streams_wait_h2(arc, servers):
+    """An HTTP/2 connection that goes away with streams waiting: each ends
+    (aborted) through the one end of an exchange, nothing reaches the
+    upstream, and the queue places go back."""
+    up = servers.http(name="echo")
+    cfg = make_config([upstream_conf("echo", up.addr)], routes=[
+        limited("lb", "/lb/{*rest}", {"qps": 1, "burst": 1, "algorithm": "leaky_bucket",
+                                      "max_delay": "10s", "key": {"by": "route"}}, upstream="echo")],
+        workers=1)
+    a = arc(cfg)
+    c = H2Client(a.port)
+    st, _, _ = c.response(c.request("/lb/first"))
+    assert st == 200
+    for i in range(3):
+        c.request("/lb/wait%d" % i)
+    assert wait_for(lambda: decisions(a, "lb")["delayed"] == 3)
+    c.close()
+    _wait_aborted(a, 3)
+    t = time.monotonic()
+    assert a.client().request("GET", "/lb/next").status == 200
+    assert time.monotonic() - t < 1.6             # the three places were given back
+    assert [q[2] for q in up.requests] == ["/lb/first", "/lb/next"]
+
+
+def test_reload_while_waiting_finishes_on_its_snapshot(arc, servers):
+    """A request waiting in a leaky bucket when a reload removes its route
+    continues on the config it started with."""
+    up = servers.http(name="echo")
+    routes = [limited("lb", "/lb/{*rest}", {"qps": 1, "burst": 1, "algorithm": "leaky_bucket",
+                                            "max_delay": "5s", "key": {"by": "route"}},
+                      upstream="echo")]
+    cfg = make_config([upstream_conf("echo", up.addr)], routes=routes, workers=1)
+    a = arc(cfg)
+    assert a.client().request("GET", "/lb/first").status == 200
+    out = [None]
+    t = threading.Thread(target=_timed_get, args=(a.port, "/lb/waiting", out, 0))
+    t.start()
+    assert wait_for(lambda: decisions(a, "lb")["delayed"] == 1)
+    cfg2 = make_config([upstream_conf("echo", up.addr)], routes=[
+        route_conf("other", "/other", respond={"status": 204})], workers=1)
+    with open(a.config_path, "w") as f:
+        f.write(to_yaml(cfg2))
+    reload(a)
+    t.join()
+    assert out[0][0] == 200, out
+    assert out[0][2].json()["path"] == "/lb/waiting"
+    assert a.client().request("GET", "/lb/x").status == 404       # the new config
+
+
 # ------------------------------------------------------------ reloads
 
 def test_reload_keeps_state_when_the_definition_is_unchanged(arc):
