@@ -110,24 +110,54 @@ def test_header_and_cookie_keys(arc, servers):
 
 
 # ------------------------------------------------------------ accuracy
+#
+# On a loaded machine the clients stall now and then, and a limit cannot
+# admit what was not offered (a quiet gap refills only the burst). So the
+# measure is: arc admits what the algorithm's definition admits for the
+# very arrivals it saw. Every request's time is taken as the middle of its
+# round trip (time.monotonic is arc's CLOCK_MONOTONIC), replayed through a
+# reference model, and the counts compared.
 
-def _hammer(port, path, stop_at, counts, lock):
-    ok = rej = 0
+def _hammer(port, path, stop_at, out, lock):
+    seen = []
     c = Client(port)
     try:
         while time.monotonic() < stop_at:
+            t = time.monotonic()
             r = c.request("GET", path)
-            if r.status == 200:
-                ok += 1
-            elif r.status == 429:
-                rej += 1
-            else:
-                raise AssertionError(r)
+            assert r.status in (200, 429), r
+            seen.append(((t + time.monotonic()) / 2, r.status == 200))
     finally:
         c.close()
     with lock:
-        counts[0] += ok
-        counts[1] += rej
+        out.extend(seen)
+
+
+def model_bucket(times, qps, burst):
+    tokens, last, n = float(burst), None, 0
+    for t in times:
+        if last is not None:
+            tokens = min(burst, tokens + (t - last) * qps)
+        last = t
+        if tokens >= 1:
+            tokens -= 1
+            n += 1
+    return n
+
+
+def model_sliding(times, qps, window):
+    lim = round(qps * window)
+    win, prev, cur, n = None, 0, 0, 0
+    for t in times:
+        w = int(t // window)
+        if w != win:
+            prev = cur if win is not None and w == win + 1 else 0
+            cur, win = 0, w
+        e = (t - w * window) / window
+        if prev * (1 - e) + cur + 1 <= lim:
+            cur += 1
+            n += 1
+    return n
 
 
 def _accuracy(arc, workers, algorithm, qps, burst=None, window=None, duration=4.0, conns=6):
@@ -139,41 +169,43 @@ def _accuracy(arc, workers, algorithm, qps, burst=None, window=None, duration=4.
     cfg = make_config([], routes=[limited("acc", "/acc", limit, respond={"status": 200})],
                       workers=workers)
     a = arc(cfg)
-    counts, lock = [0, 0], threading.Lock()
-    t0 = time.monotonic()
-    stop_at = t0 + duration
-    ths = [threading.Thread(target=_hammer, args=(a.port, "/acc", stop_at, counts, lock))
+    seen, lock = [], threading.Lock()
+    stop_at = time.monotonic() + duration
+    ths = [threading.Thread(target=_hammer, args=(a.port, "/acc", stop_at, seen, lock))
            for _ in range(conns)]
     for t in ths:
         t.start()
     for t in ths:
         t.join()
-    elapsed = time.monotonic() - t0
+    seen.sort()
+    ok = sum(1 for _, allowed in seen if allowed)
     d = decisions(a, "acc")
-    assert d["allowed"] == counts[0] and d["rejected"] == counts[1], (d, counts)
-    return counts, elapsed, a
+    assert d["allowed"] == ok and d["rejected"] == len(seen) - ok, (d, ok, len(seen))
+    return ok, [t for t, _ in seen]
 
 
 def test_gcra_accuracy_one_and_two_workers(arc):
     """Route-wide GCRA at 150 qps, offered several times that from 6
-    connections: allowed = burst + qps x elapsed within 2%."""
+    connections: allowed within 2% of what the definition admits for the
+    same arrivals. (A burst of half a second's worth: a stall of arc or of
+    the clients shorter than that loses no admission, so the comparison
+    measures the limiter, not the machine's scheduling.)"""
     for workers in (1, 2):
-        (ok, rej), elapsed, a = _accuracy(arc, workers, "gcra", 150, burst=10)
-        expected = 10 + 150 * elapsed
-        assert rej > ok / 2, "offered load did not exceed the limit: %d ok %d rejected" % (ok, rej)
-        print("gcra workers=%d: %d allowed, %d rejected in %.3f s; expected %.1f (%+.2f%%)"
-              % (workers, ok, rej, elapsed, expected, 100.0 * (ok - expected) / expected))
-        assert abs(ok - expected) <= 0.02 * expected, \
-            "workers=%d: %d allowed in %.3f s, expected %.0f" % (workers, ok, elapsed, expected)
+        ok, times = _accuracy(arc, workers, "gcra", 150, burst=75)
+        want = model_bucket(times, 150, 75)
+        print("gcra workers=%d: %d allowed of %d; the model admits %d (%+.2f%%); naive %d"
+              % (workers, ok, len(times), want, 100.0 * (ok - want) / want,
+                 75 + 150 * (times[-1] - times[0])))
+        assert len(times) > 2 * ok, "offered load did not exceed the limit"
+        assert abs(ok - want) <= 0.02 * want, (workers, ok, want)
 
 
 def test_sliding_window_accuracy_two_workers(arc):
-    (ok, rej), elapsed, a = _accuracy(arc, 2, "sliding_window", 100, window="1s")
-    # the estimate admits at most qps x (elapsed + one window)
-    print("sliding_window workers=2: %d allowed, %d rejected in %.3f s" % (ok, rej, elapsed))
-    assert rej > 0
-    assert ok <= 100 * (elapsed + 1) * 1.02, (ok, elapsed)
-    assert ok >= 100 * elapsed * 0.98, (ok, elapsed)
+    ok, times = _accuracy(arc, 2, "sliding_window", 100, window="1s")
+    want = model_sliding(times, 100, 1.0)
+    print("sliding_window workers=2: %d allowed of %d; the model admits %d (%+.2f%%)"
+          % (ok, len(times), want, 100.0 * (ok - want) / want))
+    assert abs(ok - want) <= 0.02 * want, (ok, want)
 
 
 # ------------------------------------------------------------ leaky bucket
