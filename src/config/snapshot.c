@@ -195,6 +195,13 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
             struct arc_rl_rule rule;
             arc_rl_rule_init(&rule, (enum arc_rl_algo)lc->algorithm, lc->qps, lc->burst,
                              lc->window, lc->max_delay);
+            /* What keys are is part of the definition (FNV-1a of it). */
+            char kd[300];
+            int kl = snprintf(kd, sizeof(kd), "%d|%s|%u", lc->key_by,
+                              lc->key_name ? lc->key_name : "", lc->ipv6_prefix);
+            rule.key_def = 1469598103934665603ull;
+            for (int k = 0; k < kl && k < (int)sizeof(kd); k++)
+                rule.key_def = (rule.key_def ^ (unsigned char)kd[k]) * 1099511628211ull;
             r->limit = arc_rl_table_get(r->id, &rule, lc->max_keys);
             if (!r->limit)
                 goto oom;

@@ -66,6 +66,8 @@ struct arc_rl_rule {
     uint32_t burst;             /* bucket algorithms (>= 1) */
     uint64_t window_ms;         /* window algorithms */
     uint64_t max_delay_ns;      /* leaky bucket */
+    uint64_t key_def;           /* what keys are (opaque to this module): part of the
+                                   definition, so a changed key starts a new table */
     /* derived */
     uint64_t t_ns;              /* emission interval 1/qps */
     uint32_t limit;             /* window algorithms: requests per window */

@@ -251,7 +251,8 @@ static struct arc_rl_table *g_tables;
 static bool same_rule(const struct arc_rl_rule *a, const struct arc_rl_rule *b)
 {
     return a->algo == b->algo && a->mqps == b->mqps && a->burst == b->burst &&
-           a->window_ms == b->window_ms && a->max_delay_ns == b->max_delay_ns;
+           a->window_ms == b->window_ms && a->max_delay_ns == b->max_delay_ns &&
+           a->key_def == b->key_def;
 }
 
 struct arc_rl_table *arc_rl_table_get(uint32_t route_id, const struct arc_rl_rule *rule,

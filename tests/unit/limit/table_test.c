@@ -105,8 +105,12 @@ static void test_registry(void)
     struct arc_rl_table *c = arc_rl_table_get(7, &r2, 100);
     struct arc_rl_table *e = arc_rl_table_get(8, &r1, 100);
     struct arc_rl_table *f = arc_rl_table_get(7, &r1, 200);
+    struct arc_rl_rule r3 = r1;
+    r3.key_def = 42;                    /* same numbers, other keys */
+    struct arc_rl_table *k = arc_rl_table_get(7, &r3, 100);
     CHECK(a == b);
-    CHECK(a != c && a != e && a != f);
+    CHECK(a != c && a != e && a != f && a != k);
+    arc_rl_table_unref(k);
     arc_rl_table_unref(a);
     arc_rl_table_unref(c);
     arc_rl_table_unref(e);
