@@ -11,7 +11,7 @@
 CC      ?= gcc
 WERROR  ?= 1
 PKGS    := liburing jansson yaml-0.1 libssl libcrypto libnghttp2
-MODULES := core loop net http1 http2 router upstream config tls proxy admin obs
+MODULES := core loop net http1 http2 router upstream limit config tls proxy admin obs
 
 ifeq ($(V),1)
 Q :=
@@ -26,6 +26,10 @@ CFLAGS_COMMON := -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Wshadow \
 ifeq ($(WERROR),1)
 CFLAGS_COMMON += -Werror
 endif
+# The rate limiter's table cells are 16-byte compare-and-swaps (cmpxchg16b).
+ifeq ($(shell uname -m),x86_64)
+CFLAGS_COMMON += -mcx16
+endif
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -ljansson -lyaml -lssl -lcrypto -lnghttp2) -lpcre2-8 -lpthread -lm
 
 CFLAGS_release := -O2 -g
@@ -38,9 +42,9 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 # Unit tests of module M link lib M, libcore and $(DEPS_M) (archives: only
 # the members a test uses are pulled in).
-DEPS_config   := router http1 tls
-DEPS_proxy    := loop net http1 http2 router upstream config tls admin obs
-DEPS_admin    := loop net http1 http2 obs config tls router
+DEPS_config   := router http1 tls limit
+DEPS_proxy    := loop net http1 http2 router upstream limit config tls admin obs
+DEPS_admin    := loop net http1 http2 obs config tls router limit
 DEPS_http2    := http1
 
 # ----------------------------------------------------------------- sources

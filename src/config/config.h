@@ -259,6 +259,29 @@ struct arc_retry_conf {
     uint64_t max_body;          /* 64kb (ext): request bodies kept for replay up to this */
 };
 
+/* routes[].rate_limit (schema_limit.c). Algorithms are enum arc_rl_algo
+ * (limit/limit.h) in the same order as the names in the file. */
+enum arc_rl_key_by {
+    ARC_RL_BY_CLIENT_IP, ARC_RL_BY_HEADER, ARC_RL_BY_COOKIE, ARC_RL_BY_ROUTE,
+    ARC_RL_BY_CLIENT_CERT,
+};
+enum arc_rl_headers { ARC_RL_HEADERS_ALWAYS, ARC_RL_HEADERS_REJECTED, ARC_RL_HEADERS_NONE };
+
+struct arc_rate_limit_conf {
+    double qps;                 /* required, 0.01 .. 1,000,000 */
+    uint32_t burst;             /* bucket algorithms; default ceil(qps) */
+    int algorithm;              /* gcra (0) */
+    uint64_t window;            /* window algorithms, 1s */
+    uint64_t max_delay;         /* leaky_bucket, 1s */
+    uint32_t max_keys;          /* 100000 */
+    int key_by;                 /* enum arc_rl_key_by, client_ip */
+    char *key_name;             /* header / cookie name */
+    uint32_t ipv6_prefix;       /* 64 */
+    int status;                 /* 429 */
+    int headers;                /* enum arc_rl_headers, always */
+    bool legacy_headers;        /* false: X-RateLimit-Limit/-Remaining/-Reset too */
+};
+
 struct arc_route_conf {
     char *name;
     int32_t priority;           /* 0 */
@@ -303,6 +326,7 @@ struct arc_route_conf {
     uint64_t timeout_ms;        /* action.timeout: whole-exchange deadline, 0 = none */
     uint64_t max_body;          /* action.max_body: request body bytes, 10mb; 0 = no limit */
     struct arc_retry_conf retry;        /* action.retry */
+    struct arc_rate_limit_conf *rate_limit;     /* NULL = not limited */
 };
 
 struct arc_limits_conf {

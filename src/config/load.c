@@ -235,6 +235,9 @@ void arc_config_free(struct arc_config *cfg)
         free_ops(r->req_headers, r->n_req_headers);
         free_ops(r->resp_headers, r->n_resp_headers);
         free(r->trusted_proxies);
+        if (r->rate_limit)
+            free(r->rate_limit->key_name);
+        free(r->rate_limit);
         free(r->file);
     }
     free(cfg->routes);

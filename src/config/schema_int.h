@@ -118,6 +118,9 @@ bool arc_config__is_token(const char *s, size_t n);
 /* schema_upstream.c / schema_route.c */
 void arc_config__upstreams(struct arc_sctx *s, const struct arc_cn *seq);
 void arc_config__routes(struct arc_sctx *s, const struct arc_cn *seq);
+/* schema_limit.c: routes[i].rate_limit (rpath "routes[i]"). */
+void arc_config__rate_limit(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
+                            struct arc_route_conf *r);
 
 /* schema_tls.c: `m` is the tls mapping; the conf is allocated even when the
  * mapping is malformed, so the caller's kind checks see that it was given. */

@@ -19,7 +19,7 @@
 
 static const struct arc_conf_key route_keys[] = {
     { "name", REQ }, { "priority", 0 }, { "match", REQ }, { "action", REQ },
-    { "rate_limit", LATER }, { "split", LATER }, { "mirror", LATER }, { "plugins", LATER },
+    { "rate_limit", 0 }, { "split", LATER }, { "mirror", LATER }, { "plugins", LATER },
     { "cache", LATER }, { "compression", LATER },
 };
 
@@ -1112,6 +1112,8 @@ static void route(struct arc_sctx *s, const struct arc_cn *m, const char *p,
         match(s, v, p, r);
     if ((v = arc_config__val(m, "action")))
         action(s, v, p, r);
+    if ((v = arc_config__val(m, "rate_limit")))
+        arc_config__rate_limit(s, v, p, r);
 }
 
 void arc_config__routes(struct arc_sctx *s, const struct arc_cn *seq)

@@ -5,6 +5,7 @@
 #include "config/ident.h"
 #include "core/common.h"
 #include "core/sbuf.h"
+#include "limit/limit.h"
 #include "tls/tls.h"
 
 #include <pthread.h>
@@ -43,8 +44,10 @@ static void snapshot_free(struct arc_snapshot *s)
         atomic_fetch_sub_explicit(&g_live, 1, memory_order_relaxed);
     if (s->rt)
         arc_rt_free(s->rt);
-    for (size_t i = 0; s->routes && i < s->n_routes; i++)
+    for (size_t i = 0; s->routes && i < s->n_routes; i++) {
         arc_rt_rewrite_free(s->routes[i].rewrite);
+        arc_rl_table_unref(s->routes[i].limit);
+    }
     free(s->routes);
     for (size_t i = 0; i < s->n_ups; i++) {
         free(s->ups[i].eps);
@@ -192,6 +195,22 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
         if (rc->rewrite_pattern &&
             !(r->rewrite = arc_rt_rewrite_new(rc->rewrite_pattern, rc->rewrite_replace)))
             goto oom;
+        if (rc->rate_limit) {
+            const struct arc_rate_limit_conf *lc = rc->rate_limit;
+            struct arc_rl_rule rule;
+            arc_rl_rule_init(&rule, (enum arc_rl_algo)lc->algorithm, lc->qps, lc->burst,
+                             lc->window, lc->max_delay);
+            /* What keys are is part of the definition (FNV-1a of it). */
+            char kd[300];
+            int kl = snprintf(kd, sizeof(kd), "%d|%s|%u", lc->key_by,
+                              lc->key_name ? lc->key_name : "", lc->ipv6_prefix);
+            rule.key_def = 1469598103934665603ull;
+            for (int k = 0; k < kl && k < (int)sizeof(kd); k++)
+                rule.key_def = (rule.key_def ^ (unsigned char)kd[k]) * 1099511628211ull;
+            r->limit = arc_rl_table_get(r->id, &rule, lc->max_keys);
+            if (!r->limit)
+                goto oom;
+        }
         s->route_names[i] = rc->name;
         specs[i] = (struct arc_rt_spec){
             .name = rc->name, .path = rc->path,

@@ -48,11 +48,17 @@ struct arc_upstream_rt {
     size_t n_eps;
 };
 
+struct arc_rl_table;
+
 struct arc_route_rt {
     const struct arc_route_conf *conf;
     uint32_t id;                    /* stable identity: metrics rows */
     struct arc_upstream_rt *up;     /* ACTION_UPSTREAM only */
     struct arc_rt_rewrite *rewrite; /* action.rewrite compiled, or NULL; owned */
+    /* rate_limit: the key table shared by every worker, and by every
+     * snapshot whose limit has the same definition (limit/limit.h); one
+     * reference held. NULL = not limited. */
+    struct arc_rl_table *limit;
 };
 
 struct arc_snapshot {

@@ -12,6 +12,7 @@ int arc_metrics_shard_init(struct arc_metrics_shard *m)
     memset(m, 0, sizeof(*m));
     m->routes.width = 5;
     m->ups.width = ARC_MU__COUNT;
+    m->limits.width = ARC_ML__COUNT;
     return 0;
 }
 
@@ -39,7 +40,8 @@ static int table_fit(struct arc_m_table *t, size_t n)
 
 int arc_metrics_shard_fit(struct arc_metrics_shard *m, size_t n_routes, size_t n_ups)
 {
-    return table_fit(&m->routes, n_routes) < 0 || table_fit(&m->ups, n_ups) < 0 ? -1 : 0;
+    return table_fit(&m->routes, n_routes) < 0 || table_fit(&m->ups, n_ups) < 0 ||
+           table_fit(&m->limits, n_routes) < 0 ? -1 : 0;
 }
 
 static void table_dispose(struct arc_m_table *t)
@@ -54,6 +56,7 @@ void arc_metrics_shard_dispose(struct arc_metrics_shard *m)
 {
     table_dispose(&m->routes);
     table_dispose(&m->ups);
+    table_dispose(&m->limits);
     memset(m, 0, sizeof(*m));
 }
 
@@ -200,4 +203,5 @@ void arc_metrics_render(struct arc_sbuf *o, struct arc_metrics_shard *const *sh,
     up_series(o, sh, n, nm, ARC_MU_PENDING_TIMEOUTS, "arc_upstream_pending_timeouts_total",
               "counter", "Requests that waited circuit_breaker.pending_timeout for a "
               "connection in vain (also in arc_upstream_overflow_total).");
+    arc_metrics_render_limits(o, sh, n, nm);
 }

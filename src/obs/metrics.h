@@ -74,6 +74,9 @@ enum arc_m_up {
     ARC_MU__COUNT
 };
 
+/* Rate-limit decisions per route (columns of the limits table). */
+enum arc_m_limit { ARC_ML_ALLOWED, ARC_ML_REJECTED, ARC_ML_DELAYED, ARC_ML__COUNT };
+
 struct arc_metrics_shard {
     arc_counter conn_accepted, conn_closed;
     arc_counter conn_refused;               /* answered 503 over node.max_connections */
@@ -84,6 +87,7 @@ struct arc_metrics_shard {
     arc_counter no_route[5];                /* requests that matched no route, by class */
     struct arc_m_table routes;              /* [route id][status class] */
     struct arc_m_table ups;                 /* [upstream id][enum arc_m_up] */
+    struct arc_m_table limits;              /* [route id][enum arc_m_limit] */
 };
 
 /* An empty shard (no rows yet): -1 on out of memory. */
@@ -151,5 +155,8 @@ struct arc_m_names {
  */
 void arc_metrics_render(struct arc_sbuf *out, struct arc_metrics_shard *const *shards,
                         size_t n_shards, const struct arc_m_names *names);
+/* The rate-limit series (metrics_limit.c; called by arc_metrics_render). */
+void arc_metrics_render_limits(struct arc_sbuf *out, struct arc_metrics_shard *const *shards,
+                               size_t n_shards, const struct arc_m_names *names);
 
 #endif

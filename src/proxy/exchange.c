@@ -2,7 +2,10 @@
  * Exchanges: one request/response, independent of the wire protocol.
  *
  *   (head parsed) ─arc_px__ex_new─▶ EX_ROUTING ──local answer (respond,
- *        │                            │          redirect, 404/405, error)──▶ end
+ *        │                            │          redirect, 404/405, error, 429)──▶ end
+ *        │                            ├─a stage waits (arc_px__ex_wait)──▶ EX_WAITING
+ *        │                            │     ──deadline or arc_px__ex_wake──▶ back to EX_ROUTING,
+ *        │                            │       the stage's on_wake continues the pipeline
  *        │                            └─upstream─▶ EX_CONNECTING ──connected──▶ EX_UPSTREAM
  *        │                                             │  (pooled connection: straight to EX_UPSTREAM)
  *        │                                             └─connect failed──▶ 502/503 ──▶ end
@@ -15,6 +18,18 @@
  *        │   EX_STREAMING ──upstream broke──▶ cut (truncated) ──▶ end
  *        │   EX_UPSTREAM ──101──▶ EX_TUNNEL ──both sides closed──▶ end
  *        └── any state ──client gone / client timeout──▶ end (aborted)
+ *
+ * EX_WAITING is generic: a pipeline stage (the rate limiter's leaky-bucket
+ * delay today; plugins and the Redis tier later) suspends the exchange with
+ * a deadline on the worker's timer wheel and a continuation. While it
+ * waits, client input is held (HTTP/1: stashed and no longer read once
+ * bytes pile up; HTTP/2: body bytes kept unacknowledged on the stream) and
+ * fed upstream after it continues. If the exchange ends while waiting (the
+ * client reset or closed it: an HTTP/1 EOF counts as leaving, since a
+ * half-close cannot be told from a close; an HTTP/2 RST_STREAM or the
+ * connection going away; worker stop), arc_px__ex_end cancels the timer
+ * and calls the stage's on_cancel. A reload meanwhile changes nothing for
+ * it: it continues on the snapshot it pinned.
  *
  * "end" is arc_px__ex_end, the only place an exchange finishes: it reports
  * the load balancer outcome, counts the request (every exchange exactly
@@ -210,6 +225,12 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
     struct arc_conn *c = ex->client;
     ex->t_end_ns = arc_now_ns();
     arc_tw_cancel(&w->tw, &ex->deadline);
+    if (ex->state == EX_WAITING) {
+        arc_tw_cancel(&w->tw, &ex->wait.timer);
+        ex->state = ex->wait.prev;
+        if (ex->wait.on_cancel)
+            ex->wait.on_cancel(w, ex);
+    }
     arc_px__ex_lb_end(w, ex);
     arc_px__up_ex_end(w, ex);
     /* An upstream still attached mid-exchange cannot be reused. */
@@ -233,7 +254,51 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
     arc_px__snap_unpin(w, ex->snap);
     ex->snap = NULL;
     c->c.codec->ended(w, ex, o);
-    ex_free(w, ex);
+    ex->ended = true;
+    if (ex->holds == 0)
+        ex_free(w, ex);
+}
+
+/* ------------------------------------------------------------ waiting */
+
+static void wake(struct arc_worker *w, struct arc_exchange *ex, bool timed_out)
+{
+    if (ex->state != EX_WAITING)
+        return;
+    arc_tw_cancel(&w->tw, &ex->wait.timer);
+    ex->state = ex->wait.prev;
+    ex->wait.timed_out = timed_out;
+    /* Held while the stage continues it, so that input held during the
+     * wait can be fed on afterwards if it is still running. */
+    ex->holds++;
+    ex->wait.on_wake(w, ex);
+    if (!ex->ended)
+        ex->client->c.codec->resume(w, ex);
+    if (--ex->holds == 0 && ex->ended)
+        ex_free(w, ex);
+}
+
+static void on_wait_timer(struct arc_timer *t, uint64_t now)
+{
+    (void)now;
+    struct arc_exchange *ex = arc_container_of(t, struct arc_exchange, wait.timer);
+    wake(ex->wait.w, ex, true);
+}
+
+void arc_px__ex_wait(struct arc_worker *w, struct arc_exchange *ex, uint64_t deadline_ms,
+                     arc_px_wait_fn on_wake, arc_px_wait_fn on_cancel, uint64_t arg)
+{
+    ARC_ASSERT(ex->state != EX_WAITING && on_wake);
+    ex->wait = (struct arc_px_wait){ .w = w, .on_wake = on_wake, .on_cancel = on_cancel,
+                                     .arg = arg, .prev = ex->state };
+    arc_timer_init(&ex->wait.timer, on_wait_timer);
+    ex->state = EX_WAITING;
+    arc_tw_schedule(&w->tw, &ex->wait.timer, deadline_ms);
+}
+
+void arc_px__ex_wake(struct arc_worker *w, struct arc_exchange *ex)
+{
+    wake(w, ex, false);
 }
 
 void arc_px__ex_pool_shrink(struct arc_worker *w, size_t keep)

@@ -802,8 +802,10 @@ void arc_px__client_eof(struct arc_worker *w, struct arc_conn *c, int err)
         switch (c->c.state) {
         case CS_EXCHANGE:
             /* A client may half-close after sending its whole request
-             * (HTTP/1.0 style): the response is still owed. */
-            if (ex && ex->req_done) {
+             * (HTTP/1.0 style): the response is still owed. Not while the
+             * exchange waits (exchange.c): a half-close cannot be told
+             * from a client that left, and a waiting one holds a place. */
+            if (ex && ex->req_done && !arc_px__ex_waiting(ex)) {
                 c->c.keep_alive = false;
                 return;
             }

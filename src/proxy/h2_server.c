@@ -52,6 +52,13 @@ struct h2s {
     bool body_ended;                    /* end_body called */
     bool req_trailers;                  /* the request's trailers (and so its end) went upstream */
     bool waiting;                       /* the upstream waits for this queue to drain */
+    /* Request input that arrived while the exchange waited (EX_WAITING),
+     * fed upstream when it continues (unacknowledged meanwhile, so the
+     * stream's window bounds it). */
+    struct arc_px_bytes held;
+    bool held_end;                      /* ... and the request's end */
+    struct arc_hdr *held_tr;            /* its trailers (exchange arena) */
+    size_t n_held_tr;
 };
 
 struct arc_h2c {
@@ -220,6 +227,11 @@ static void cb_data(void *ud, int32_t sid, void *sud, const uint8_t *p, size_t l
     if (!st)
         return;
     st->unconsumed += len;
+    if (ex && arc_px__ex_waiting(ex) && !st->held_end) {
+        if (!arc_px__bytes_put(&st->held, p, len))
+            arc_px__ex_error(h->w, ex, 500, ARC_ERR_BAD_REQUEST);  /* (out of memory) */
+        return;
+    }
     if (!ex || (!ex->up && !ex->retry_wait) || ex->req_done) {
         ack_body(st);                   /* nobody wants these bytes: drop them */
         return;
@@ -238,6 +250,17 @@ static void cb_trailers(void *ud, int32_t sid, void *sud, const struct arc_h2_he
     struct arc_h2c *h = ud;
     struct h2s *st = sud;
     (void)sid;
+    if (st && st->ex && arc_px__ex_waiting(st->ex)) {
+        struct arc_exchange *ex = st->ex;
+        st->held_tr = arc_arena_alloc(&ex->arena, (n ? n : 1) * sizeof(*st->held_tr));
+        bool ok = st->held_tr != NULL;
+        for (size_t i = 0; ok && i < n; i++) {
+            st->held_tr[i].name = arc_px__ex_dup(ex, (struct arc_str){ t[i].name.p, t[i].name.len }, &ok);
+            st->held_tr[i].value = arc_px__ex_dup(ex, (struct arc_str){ t[i].value.p, t[i].value.len }, &ok);
+        }
+        st->n_held_tr = ok ? n : 0;
+        return;
+    }
     if (!st || !st->ex || (!st->ex->up && !st->ex->retry_wait))
         return;
     /* struct arc_hdr and struct arc_h2_header are the same pair of views. */
@@ -253,6 +276,10 @@ static void cb_end(void *ud, int32_t sid, void *sud)
     if (!st || !st->ex)
         return;
     struct arc_exchange *ex = st->ex;
+    if (arc_px__ex_waiting(ex)) {
+        st->held_end = true;            /* (req_done once what was held is fed) */
+        return;
+    }
     ex->req_done = true;
     if (!ex->up && !ex->retry_wait)
         return;
@@ -281,6 +308,7 @@ static void cb_close(void *ud, int32_t sid, void *sud, uint32_t error_code)
     }
     stream_unlink(h, st);
     arc_px__bytes_free(&st->q);
+    arc_px__bytes_free(&st->held);
     free(st);
     if (h->n_streams == 0 && !h->c->closing)
         arc_px__set_timer(h->w, h->c, cfg_of(h->w)->node.idle_timeout);
@@ -421,10 +449,38 @@ static bool h2_blocked(const struct arc_exchange *ex)
     return false;
 }
 
+/* The exchange continued after a wait: what the client sent meanwhile goes
+ * on to the upstream (or is dropped when there is none). */
+static void feed_held(struct arc_worker *w, struct h2s *st)
+{
+    struct arc_exchange *ex = st->ex;
+    if (!ex || arc_px__ex_waiting(ex) || (!arc_px__bytes_len(&st->held) && !st->held_end))
+        return;
+    size_t n = arc_px__bytes_len(&st->held);
+    if (n && ex->up && !ex->req_done) {
+        ex->bytes_in += n;
+        arc_px__up_body(w, ex, -1, st->held.p + st->held.off, n, false);
+    }
+    arc_px__bytes_free(&st->held);
+    if (st->held_end) {
+        st->held_end = false;
+        ex->req_done = true;
+        if (ex->up && !st->req_trailers) {
+            arc_px__up_body_end(w, ex, st->held_tr, st->n_held_tr);
+            st->req_trailers = true;
+        }
+    }
+    if (ex->up)
+        arc_px__up_kick(w, ex);
+}
+
 static void h2_resume(struct arc_worker *w, struct arc_exchange *ex)
 {
     struct h2s *st = stream_of(ex);
     if (!st)
+        return;
+    feed_held(w, st);
+    if (stream_of(ex) != st || st->ex != ex)
         return;
     ack_body(st);
     arc_px__flush(w, ex->client);
@@ -461,6 +517,8 @@ static void h2_ended(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
         break;
     }
     /* Any request body still coming is no longer wanted. */
+    arc_px__bytes_free(&st->held);
+    st->held_end = false;
     if (st->unconsumed) {
         arc_h2_consume(s, st->sid, st->unconsumed);
         st->unconsumed = 0;
@@ -484,6 +542,7 @@ static void h2_teardown(struct arc_worker *w, struct arc_conn *c)
     while (st) {
         struct h2s *next = st->next;
         arc_px__bytes_free(&st->q);
+        arc_px__bytes_free(&st->held);
         free(st);
         st = next;
     }

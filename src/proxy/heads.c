@@ -478,6 +478,12 @@ char *arc_px__build_response_head(struct arc_worker *w, struct arc_exchange *ex,
         return b.p;
     }
     emit_ops(&b, ex, rc->resp_headers, rc->n_resp_headers);
+    if (ex->limit) {                    /* the route's RateLimit fields (ratelimit.c) */
+        struct arc_hdr lf[ARC_PX_LIMIT_FIELDS];
+        size_t nl = arc_px__limit_fields(ex, lf);
+        for (size_t i = 0; i < nl; i++)
+            emit(&b, lf[i].name, lf[i].value);
+    }
     if (resp->body == ARC_H1_BODY_LENGTH) {
         arc_sbuf_append(&b, "Content-Length: ", 16);
         append_u64(&b, (unsigned long long)resp->content_length);
@@ -523,7 +529,7 @@ bool arc_px__response_fields(struct arc_exchange *ex, const struct arc_resp *res
                              struct arc_hdr **out, size_t *n)
 {
     const struct arc_route_conf *rc = ex->route->conf;
-    size_t cap = resp->n_hdrs + rc->n_resp_headers + 1;
+    size_t cap = resp->n_hdrs + rc->n_resp_headers + 1 + ARC_PX_LIMIT_FIELDS;
     struct arc_hdr *v = arc_arena_alloc(&ex->arena, cap * sizeof(*v));
     if (!v)
         return false;
@@ -548,6 +554,8 @@ bool arc_px__response_fields(struct arc_exchange *ex, const struct arc_resp *res
                 continue;
             v[k++] = (struct arc_hdr){ { op->name, strlen(op->name) }, op_value(ex, op, &ok) };
         }
+        if (ex->limit)
+            k += arc_px__limit_fields(ex, v + k);
     }
     *out = v;
     *n = k;

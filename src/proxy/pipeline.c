@@ -6,12 +6,12 @@
  *
  * Between route and action: the route's max_body (a declared length over
  * it is a 413 at once; codecs check streamed bodies with
- * arc_px__body_over), its total timeout (armed on the exchange), and its
- * path rewrite (ex->req.up_target; the request view keeps what the client
- * sent, for logs and matching).
- *
- * Later stages (rate limiting, plugins) slot in between route and action;
- * they may hold the exchange and continue it with the same calls.
+ * arc_px__body_over), its total timeout (armed on the exchange), the
+ * stages (the rate limit today, plugins later), which may answer, or hold
+ * the exchange (EX_WAITING) and continue it with arc_px__pipeline_action;
+ * then the action, an upstream one after the route's path rewrite
+ * (ex->req.up_target; the request view keeps what the client sent, for
+ * logs and matching).
  */
 #include "proxy/proxy_int.h"
 #include "router/router.h"
@@ -46,7 +46,7 @@ static void answer_respond(struct arc_worker *w, struct arc_exchange *ex)
     const char *body = rc->respond_body ? rc->respond_body : "";
     size_t blen = strlen(body);
     size_t n = rc->n_respond_headers;
-    struct arc_hdr *h = arc_arena_alloc(&ex->arena, (n + 1) * sizeof(*h));
+    struct arc_hdr *h = arc_arena_alloc(&ex->arena, (n + 1 + ARC_PX_LIMIT_FIELDS) * sizeof(*h));
     if (!h) {
         arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
         return;
@@ -62,6 +62,7 @@ static void answer_respond(struct arc_worker *w, struct arc_exchange *ex)
     if (!has_ct && blen)
         h[n++] = (struct arc_hdr){ ARC_STR_LIT("Content-Type"),
                                    ARC_STR_LIT("text/plain; charset=utf-8") };
+    n += arc_px__limit_fields(ex, h + n);
     arc_px__ex_respond(w, ex, rc->respond_status, h, n, body, blen);
 }
 
@@ -76,8 +77,9 @@ static void answer_redirect(struct arc_worker *w, struct arc_exchange *ex,
         arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
         return;
     }
-    struct arc_hdr h = { ARC_STR_LIT("Location"), { kept, len } };
-    arc_px__ex_respond(w, ex, ex->route->conf->redirect_status, &h, 1, NULL, 0);
+    struct arc_hdr h[1 + ARC_PX_LIMIT_FIELDS] = { { ARC_STR_LIT("Location"), { kept, len } } };
+    size_t n = 1 + arc_px__limit_fields(ex, h + 1);
+    arc_px__ex_respond(w, ex, ex->route->conf->redirect_status, h, n, NULL, 0);
 }
 
 /* routes[].action.rewrite: the upstream gets the rewritten target. False:
@@ -99,6 +101,24 @@ static bool rewrite(struct arc_worker *w, struct arc_exchange *ex,
     if (!ok)
         arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
     return ok;
+}
+
+static void run_action(struct arc_worker *w, struct arc_exchange *ex,
+                       const struct arc_rt_captures *caps)
+{
+    switch (ex->route->conf->action) {
+    case ARC_ACTION_RESPOND:
+        answer_respond(w, ex);
+        return;
+    case ARC_ACTION_REDIRECT:
+        answer_redirect(w, ex, caps);
+        return;
+    case ARC_ACTION_UPSTREAM:
+        break;
+    }
+    if (ex->route->rewrite && !rewrite(w, ex, caps))
+        return;
+    arc_px__up_start(w, ex);
 }
 
 bool arc_px__body_over(struct arc_worker *w, struct arc_exchange *ex)
@@ -138,19 +158,30 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
         arc_px__ex_error(w, ex, 413, ARC_ERR_BODY_TOO_LARGE);
         return;
     }
+    /* (the deadline covers a wait in a stage too) */
     if (rc->timeout_ms)
         arc_tw_schedule(&w->tw, &ex->deadline, ex->started_ms + rc->timeout_ms);
-    if (r->rewrite && !rewrite(w, ex, &caps))
+    /* Stages between route and action: the rate limit (which may answer
+     * or hold the exchange; a held one continues in
+     * arc_px__pipeline_action); plugins later. */
+    if (r->limit && !arc_px__limit(w, ex))
         return;
-    switch (rc->action) {
-    case ARC_ACTION_RESPOND:
-        answer_respond(w, ex);
-        return;
-    case ARC_ACTION_REDIRECT:
-        answer_redirect(w, ex, &caps);
-        return;
-    case ARC_ACTION_UPSTREAM:
-        break;
+    run_action(w, ex, &caps);
+}
+
+void arc_px__pipeline_action(struct arc_worker *w, struct arc_exchange *ex)
+{
+    struct arc_rt_captures caps = { .n = 0 };
+    if (ex->route->conf->action == ARC_ACTION_REDIRECT || ex->route->rewrite) {
+        /* The captures were on the stack of the first pass: match again
+         * (same snapshot, same request: the same route). */
+        const struct arc_req *q = &ex->req;
+        uint32_t allowed = 0;
+        const struct arc_rt_input in = {
+            .method_bit = q->mbit, .host = q->authority, .path = q->path, .query = q->query,
+            .fields = (const struct arc_rt_field *)q->hdrs, .n_fields = q->n_hdrs,
+        };
+        arc_rt_match(ex->snap->rt, &in, &caps, &allowed);
     }
-    arc_px__up_start(w, ex);
+    run_action(w, ex, &caps);
 }

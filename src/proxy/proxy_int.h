@@ -156,6 +156,9 @@ enum ex_state {
     EX_UPSTREAM,        /* attempt open: request going up, response head awaited */
     EX_STREAMING,       /* response head handed to the client codec; body flowing */
     EX_TUNNEL,          /* 101: bytes relayed both ways until both sides close */
+    EX_WAITING,         /* a pipeline stage holds it until a deadline or a wake
+                           (arc_px__ex_wait; the rate limiter's delay, later
+                           plugins and the Redis tier) */
 };
 
 /* How an exchange ended, for metrics (and the access log later). */
@@ -287,6 +290,22 @@ struct arc_req {
     bool expect_100, upgrade, keep_alive;
 };
 
+/* A pipeline stage's wait (EX_WAITING; exchange.c). `on_wake` runs when
+ * the deadline passes or the stage calls arc_px__ex_wake, with the
+ * exchange back in the state it waited in; `on_cancel` (may be NULL) when
+ * the exchange ends while waiting (client gone, connection closed), before
+ * it is recycled, so the stage lets go of what it holds for it. */
+struct arc_px_wait;
+typedef void (*arc_px_wait_fn)(struct arc_worker *w, struct arc_exchange *ex);
+struct arc_px_wait {
+    struct arc_timer timer;             /* the deadline, on the worker's wheel */
+    struct arc_worker *w;               /* (the wheel's callback gets only the timer) */
+    arc_px_wait_fn on_wake, on_cancel;
+    uint64_t arg;                       /* the stage's own word (e.g. its key) */
+    enum ex_state prev;                 /* the state it waited in */
+    bool timed_out;                     /* on_wake: the deadline passed (not a wake call) */
+};
+
 struct arc_exchange {
     enum ex_state state;
     struct arc_conn *client;            /* the downstream connection (its codec) */
@@ -342,6 +361,11 @@ struct arc_exchange {
                                            (the last one when several), 0 = none */
     uint64_t bytes_in, bytes_out;       /* body bytes from / to the client (as framed) */
     uint64_t body_in;                   /* request body bytes received, decoded (max_body) */
+    struct arc_px_wait wait;            /* EX_WAITING only */
+    void *limit;                        /* the rate limiter's note for the response
+                                           (ratelimit.c; arena memory), or NULL */
+    uint8_t holds;                      /* arc_px__ex_hold: ended exchanges stay until 0 */
+    bool ended;                         /* arc_px__ex_end ran (while held) */
     struct arc_exchange *next_free;
 };
 
@@ -659,6 +683,21 @@ struct arc_str arc_px__ex_dup(struct arc_exchange *ex, struct arc_str s, bool *o
 bool arc_px__ex_take_fields(struct arc_exchange *ex, const struct arc_hdr *f, size_t n);
 /* The one place an exchange ends: load balancer, metrics, snapshot, codec. */
 void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome o);
+/* Suspends ex (EX_WAITING) until deadline_ms on the worker's timer wheel
+ * or arc_px__ex_wake, whichever comes first; then on_wake continues it.
+ * If the exchange ends meanwhile, on_cancel runs instead (arc_px__ex_end
+ * stays the one place it ends). Input the client sends while it waits is
+ * held (HTTP/1: not read past what was in flight; HTTP/2: not
+ * acknowledged) and fed on to the upstream once it continues. */
+void arc_px__ex_wait(struct arc_worker *w, struct arc_exchange *ex, uint64_t deadline_ms,
+                     arc_px_wait_fn on_wake, arc_px_wait_fn on_cancel, uint64_t arg);
+/* Ends a wait before its deadline (e.g. a reply arrived); a no-op unless
+ * ex is waiting. */
+void arc_px__ex_wake(struct arc_worker *w, struct arc_exchange *ex);
+static inline bool arc_px__ex_waiting(const struct arc_exchange *ex)
+{
+    return ex->state == EX_WAITING;
+}
 /* Local answer through the client codec, then the exchange ends. */
 void arc_px__ex_respond(struct arc_worker *w, struct arc_exchange *ex, int status,
                         const struct arc_hdr *hdrs, size_t n, const char *body, size_t body_len);
@@ -684,12 +723,23 @@ static inline bool arc_px__ex_down_blocked(const struct arc_exchange *ex)
 }
 
 /* pipeline.c */
-/* Runs a new exchange through route → action. */
+/* Runs a new exchange through route → rate limit → action. */
 void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex);
 /* Codecs call this after counting request body bytes (ex->bytes_in): over
  * the route's max_body the exchange is answered 413 (or cut) and true is
  * returned — the exchange is gone. */
 bool arc_px__body_over(struct arc_worker *w, struct arc_exchange *ex);
+/* Runs the action of an exchange whose route is set (after a wait). */
+void arc_px__pipeline_action(struct arc_worker *w, struct arc_exchange *ex);
+
+/* ratelimit.c */
+/* The route's rate limit for ex: true when the pipeline goes on now;
+ * false when the exchange was answered (rejected) or waits (delayed). */
+bool arc_px__limit(struct arc_worker *w, struct arc_exchange *ex);
+/* The RateLimit fields for a response of ex (none without a limit): up to
+ * ARC_PX_LIMIT_FIELDS entries written to out (values in ex's arena). */
+#define ARC_PX_LIMIT_FIELDS 5
+size_t arc_px__limit_fields(struct arc_exchange *ex, struct arc_hdr *out);
 
 /* h2_server.c */
 /* Switches a fresh client connection to HTTP/2 (TLS ALPN h2, or the h2c

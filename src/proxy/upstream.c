@@ -1389,6 +1389,8 @@ bool arc_px__up_full(const struct arc_exchange *ex)
 {
     if (ex->retry_wait)
         return true;            /* the client waits for the next attempt */
+    if (ex->state == EX_WAITING)
+        return true;                    /* nothing takes the body until it continues */
     if (ex->ux)
         return arc_px__h2u_full(ex);
     return ex->up && arc_px__outq_high(ex->up);

@@ -342,7 +342,7 @@ static void test_match_errors(void)
         "  - name: s\n"                                                     /* 22 */
         "    match: {path: /s, methods: [], host: []}\n"                    /* 23 */
         "    action: {upstream: app}\n"                                     /* 24 */
-        "    rate_limit: {qps: 10}\n", &e);                                 /* 25 */
+        "    split: {choices: []}\n", &e);                                  /* 25 */
     CHECK(c == NULL);
     CHECK_ERR(&e, 18, 17, "routes[0].match.methods[0]: unknown method 'get' (did you mean 'GET'?)");
     CHECK_ERR(&e, 18, 22, "routes[0].match.methods[1]: unknown method 'FETCH'");
@@ -356,7 +356,7 @@ static void test_match_errors(void)
     CHECK_ERR(&e, 20, 39, "routes[0].match.headers[0].value: not used with op: exists");
     CHECK_ERR(&e, 23, 32, "routes[1].match.methods: empty list");
     CHECK_ERR(&e, 23, 42, "routes[1].match.host: empty list");
-    CHECK_ERR(&e, 25, 5, "routes[1].rate_limit: not supported yet");
+    CHECK_ERR(&e, 25, 5, "routes[1].split: not supported yet");
     CHECK_INT(e.n, 13);
     arc_config_errors_dispose(&e);
 }

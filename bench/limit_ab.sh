@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Proxy CPU per request with a per-client-IP GCRA limit on vs off, the same
+# arc binary in the same run: two arc processes (one worker each) in front
+# of the shared harness's backend, measured alternately with its bench.py
+# (wrk; the proxy's utime+stime around each run / completed requests).
+# The limit is set so high that it never rejects: every request pays the
+# key, the hash, the clock read and the table's compare-and-swap.
+#
+#   bench/limit_ab.sh                   # ROUNDS=5 DURATION=8 CONNS=256
+# Results in bench/results/<timestamp>-limit/ (runs.jsonl, summary printed).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+harness=${BENCH_HARNESS:-$top/../shared/bench}
+[[ -d $harness ]] || harness=$top/../../shared/bench
+BIN=${BIN:-$top/build/release/arc}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-8}
+CONNS=${CONNS:-256}
+PORT_BASE=${PORT_BASE:-28380}
+OUT=${1:-$top/bench/results/$(date +%Y%m%d-%H%M%S)-limit}
+mkdir -p "$OUT/logs" "$OUT/run"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+ulimit -n "$(ulimit -Hn)"
+gcc -O2 -Wall -Wextra -pthread -o "$OUT/run/backend" "$harness/backend.c"
+"$OUT/run/backend" -p "$PORT_BASE" -b 0 -t 1 >"$OUT/logs/backend.log" 2>&1 &
+pids+=($!); backend_pid=$!
+
+conf() {   # conf NAME PORT ADMIN_PORT LIMIT_YAML
+    cat >"$OUT/$1.yaml" <<YAML
+node: {workers: 1}
+listeners: [{name: http, kind: http, bind: "127.0.0.1:$2"}]
+observability: {metrics_bind: "127.0.0.1:$3"}
+upstreams:
+  - name: b
+    discovery: {type: static, endpoints: [{address: "127.0.0.1:$PORT_BASE"}]}
+routes:
+  - name: r
+    match: {path: "/{*rest}"}
+    action: {upstream: b}
+$4
+YAML
+}
+conf off $((PORT_BASE + 1)) $((PORT_BASE + 11)) ""
+conf on $((PORT_BASE + 2)) $((PORT_BASE + 12)) \
+    "    rate_limit: {qps: 1000000, burst: 1000000, key: {by: client_ip}}"
+for v in off on; do
+    "$BIN" run -c "$OUT/$v.yaml" >"$OUT/logs/arc-$v.log" 2>&1 &
+    pids+=($!); eval "pid_$v=$!"
+done
+sleep 1
+for v in off on; do
+    port=$((PORT_BASE + $([[ $v == off ]] && echo 1 || echo 2)))
+    curl -sf -o /dev/null "http://127.0.0.1:$port/" || { echo "arc ($v) not answering"; exit 1; }
+    wrk -t1 -c"$CONNS" -d2 "http://127.0.0.1:$port/" >/dev/null   # warmup
+done
+for r in $(seq 1 "$ROUNDS"); do
+    order="off on"; (( r % 2 == 0 )) && order="on off"
+    for v in $order; do
+        port=$((PORT_BASE + $([[ $v == off ]] && echo 1 || echo 2)))
+        pid=$([[ $v == off ]] && echo "$pid_off" || echo "$pid_on")
+        sleep 1
+        python3 "$harness/bench.py" measure --out "$OUT/runs.jsonl" --log "$OUT/logs/wrk-$v-$r.log" \
+            --tool wrk --target "limit-$v" --case "c$CONNS" --round "$r" --proxy-pids "$pid" \
+            --backend-pids "$backend_pid" --conns "$CONNS" --threads 1 --duration "$DURATION" \
+            "http://127.0.0.1:$port/" >/dev/null
+    done
+done
+python3 - "$OUT/runs.jsonl" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+by = {}
+for r in runs:
+    by.setdefault(r["target"], []).append(r)
+med = {}
+for t, rs in sorted(by.items()):
+    cpu = statistics.median(r["proxy_us_per_req"] for r in rs)
+    rps = statistics.median(r.get("rps") or 0 for r in rs)
+    med[t] = cpu
+    print("%-10s proxy CPU %.2f us/request (median of %d; runs %s), %.0f req/s"
+          % (t, cpu, len(rs), ", ".join("%.2f" % r["proxy_us_per_req"] for r in rs), rps))
+if "limit-on" in med and "limit-off" in med:
+    print("limit on vs off: %+.1f%% proxy CPU per request" % (100 * (med["limit-on"] / med["limit-off"] - 1)))
+PY

@@ -1,0 +1,155 @@
+/*
+ * Schema, part 4: routes[].rate_limit — the algorithm and its numbers, the
+ * key a request is counted under, and the answer when it is over the
+ * limit. `scope: global` (the Redis tier) is refused as not supported yet.
+ * The runtime side is src/limit/ (algorithms, tables) and
+ * src/proxy/ratelimit.c (keys, answers, fields).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/schema_int.h"
+#include "limit/limit.h"
+
+#define REQ ARC_KEY_REQUIRED
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct arc_conf_key limit_keys[] = {
+    { "qps", REQ }, { "burst", 0 }, { "key", 0 }, { "status", 0 }, { "algorithm", 0 },
+    { "window", 0 }, { "scope", 0 }, { "max_delay", 0 }, { "max_keys", 0 },
+    { "headers", 0 }, { "legacy_headers", 0 },
+};
+
+static const struct arc_conf_key key_keys[] = {
+    { "by", 0 }, { "name", 0 }, { "ipv6_prefix", 0 },
+};
+
+/* enum arc_rl_algo order */
+static const char *const algorithms[] = {
+    "gcra", "token_bucket", "leaky_bucket", "fixed_window", "sliding_window",
+};
+/* enum arc_rl_key_by order */
+static const char *const key_bys[] = { "client_ip", "header", "cookie", "route", "client_cert" };
+static const char *const header_modes[] = { "always", "rejected", "none" };
+static const char *const scopes[] = { "local" };
+static const char *const later_scopes[] = { "global" };
+
+#define MAX_QPS 1000000.0
+#define MIN_QPS 0.01
+
+static bool is_window(int algo)
+{
+    return algo == ARC_RL_FIXED_WINDOW || algo == ARC_RL_SLIDING_WINDOW;
+}
+
+static void key(struct arc_sctx *s, const struct arc_cn *m, const char *lp,
+                struct arc_rate_limit_conf *rl)
+{
+    char p[ARC_PATH_MAX], kp[ARC_PATH_MAX];
+    arc_config__path(p, lp, "key");
+    if (!arc_config__check_map(s, m, p, key_keys, N(key_keys)))
+        return;
+    arc_config__get_enum(s, m, p, "by", key_bys, N(key_bys), NULL, 0, &rl->key_by);
+    const struct arc_cn *v = arc_config__val(m, "name");
+    bool named = rl->key_by == ARC_RL_BY_HEADER || rl->key_by == ARC_RL_BY_COOKIE;
+    if (named && !v)
+        arc_config__err(s, m, "missing required key 'name' in %s (by: %s)", p,
+                        key_bys[rl->key_by]);
+    if (!named && v)
+        arc_config__err_key(s, arc_config__get(m, "name"), "%s.name: only used with by: header "
+                            "or by: cookie", p);
+    if (named && v && arc_config__str_value(s, v, arc_config__path(kp, p, "name"),
+                                            ARC_STR_NONEMPTY)) {
+        if (!arc_config__is_token(v->v.s.p, v->v.s.len))
+            arc_config__err(s, v, "%s: '%s' is not a valid %s name", kp, v->v.s.p,
+                            rl->key_by == ARC_RL_BY_HEADER ? "header" : "cookie");
+        else
+            rl->key_name = arc_config__xstrdup(v->v.s.p);
+    }
+    if (arc_config__val(m, "ipv6_prefix")) {
+        if (rl->key_by != ARC_RL_BY_CLIENT_IP)
+            arc_config__err_key(s, arc_config__get(m, "ipv6_prefix"), "%s.ipv6_prefix: only "
+                                "used with by: client_ip", p);
+        else
+            arc_config__get_u32(s, m, p, "ipv6_prefix", 1, 128, &rl->ipv6_prefix);
+    }
+}
+
+void arc_config__rate_limit(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
+                            struct arc_route_conf *r)
+{
+    char p[ARC_PATH_MAX], kp[ARC_PATH_MAX];
+    arc_config__path(p, rpath, "rate_limit");
+    if (!arc_config__check_map(s, m, p, limit_keys, N(limit_keys)))
+        return;
+    struct arc_rate_limit_conf *rl = arc_config__xcalloc(1, sizeof(*rl));
+    r->rate_limit = rl;
+    *rl = (struct arc_rate_limit_conf){
+        .qps = 0, .algorithm = ARC_RL_GCRA, .window = 1000, .max_delay = 1000,
+        .max_keys = 100000, .key_by = ARC_RL_BY_CLIENT_IP, .ipv6_prefix = 64, .status = 429,
+        .headers = ARC_RL_HEADERS_ALWAYS,
+    };
+    bool ok = true;
+    const struct arc_cn *v = arc_config__val(m, "qps");
+    if (v) {
+        arc_config__path(kp, p, "qps");
+        double q = v->kind == ARC_CN_INT ? (double)v->v.i : v->kind == ARC_CN_FLOAT ? v->v.f : NAN;
+        if (v->kind != ARC_CN_INT && v->kind != ARC_CN_FLOAT) {
+            arc_config__want(s, v, kp, ARC_CN_FLOAT);
+            ok = false;
+        } else if (!(q >= MIN_QPS && q <= MAX_QPS)) {
+            arc_config__err(s, v, "%s: %g is out of range (0.01 .. 1000000 requests per second)",
+                            kp, q);
+            ok = false;
+        } else {
+            rl->qps = q;
+        }
+    }
+    arc_config__get_enum(s, m, p, "algorithm", algorithms, N(algorithms), NULL, 0,
+                         &rl->algorithm);
+    int scope = 0;
+    arc_config__get_enum(s, m, p, "scope", scopes, N(scopes), later_scopes, N(later_scopes),
+                         &scope);
+    if (arc_config__val(m, "burst")) {
+        if (is_window(rl->algorithm))
+            arc_config__err_key(s, arc_config__get(m, "burst"), "%s.burst: not used by %s "
+                                "(its limit is qps x window requests per window)", p,
+                                algorithms[rl->algorithm]);
+        else
+            arc_config__get_u32(s, m, p, "burst", 1, ARC_RL_MAX_BURST, &rl->burst);
+    }
+    if (rl->burst == 0)
+        rl->burst = rl->qps >= 1 ? (uint32_t)ceil(rl->qps) : 1;
+    if (arc_config__val(m, "window")) {
+        if (!is_window(rl->algorithm))
+            arc_config__err_key(s, arc_config__get(m, "window"), "%s.window: only used by "
+                                "fixed_window and sliding_window", p);
+        else
+            ok = arc_config__get_dur(s, m, p, "window", 1000, 86400000, true, &rl->window) && ok;
+    }
+    if (ok && is_window(rl->algorithm)) {
+        double lim = floor(rl->qps * (double)rl->window / 1000.0 + 0.5);
+        if (lim < 1 || lim > ARC_RL_MAX_WINDOW_LIMIT)
+            arc_config__err(s, arc_config__val(m, "window") ? arc_config__val(m, "window") : m,
+                            "%s: qps x window = %.0f requests per window; it must be 1 .. %u",
+                            p, lim, ARC_RL_MAX_WINDOW_LIMIT);
+    }
+    if (arc_config__val(m, "max_delay")) {
+        if (rl->algorithm != ARC_RL_LEAKY_BUCKET)
+            arc_config__err_key(s, arc_config__get(m, "max_delay"), "%s.max_delay: only used "
+                                "by leaky_bucket", p);
+        else
+            arc_config__get_dur(s, m, p, "max_delay", 0, 60000, false, &rl->max_delay);
+    }
+    arc_config__get_u32(s, m, p, "max_keys", 1, 50000000, &rl->max_keys);
+    int64_t st = 429;
+    if (arc_config__get_int(s, m, p, "status", 400, 599, &st))
+        rl->status = (int)st;
+    arc_config__get_enum(s, m, p, "headers", header_modes, N(header_modes), NULL, 0,
+                         &rl->headers);
+    arc_config__get_bool(s, m, p, "legacy_headers", &rl->legacy_headers);
+    if ((v = arc_config__val(m, "key")))
+        key(s, v, p, rl);
+}

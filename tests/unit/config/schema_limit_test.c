@@ -1,0 +1,125 @@
+/* Proves routes[].rate_limit is read exactly (defaults, every key) and that
+ * its mistakes — a missing qps, values out of range, keys that do not apply
+ * to the chosen algorithm or key, a missing header name, scope: global (not
+ * supported yet) — are reported at their exact positions. */
+#include "config_test.h"
+#include "limit/limit.h"
+
+/* Lines 1-4; routes start at line 5. */
+#define BASE \
+    "listeners:\n" \
+    "  - {name: http, kind: http, bind: \"127.0.0.1:0\"}\n" \
+    "routes:\n" \
+    "  - {name: x, match: {path: /x}, action: {respond: {status: 200}}}\n"
+
+static void test_defaults_and_values(void)
+{
+    struct arc_config *c = must_load("yaml", BASE
+        "  - name: a\n"
+        "    match: {path: /a}\n"
+        "    action: {respond: {status: 200}}\n"
+        "    rate_limit: {qps: 2.5}\n"
+        "  - name: b\n"
+        "    match: {path: /b}\n"
+        "    action: {respond: {status: 200}}\n"
+        "    rate_limit:\n"
+        "      qps: 100\n"
+        "      burst: 20\n"
+        "      algorithm: leaky_bucket\n"
+        "      max_delay: 250ms\n"
+        "      max_keys: 5000\n"
+        "      status: 503\n"
+        "      headers: rejected\n"
+        "      legacy_headers: true\n"
+        "      scope: local\n"
+        "      key: {by: client_ip, ipv6_prefix: 48}\n"
+        "  - name: c\n"
+        "    match: {path: /c}\n"
+        "    action: {respond: {status: 200}}\n"
+        "    rate_limit: {qps: 10, algorithm: sliding_window, window: 60s, key: {by: header, name: X-Api-Key}}\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK(c->routes[0].rate_limit == NULL);
+    const struct arc_rate_limit_conf *a = c->routes[1].rate_limit;
+    CHECK(a != NULL);
+    CHECK(a->qps == 2.5);
+    CHECK_INT(a->burst, 3);                     /* ceil(qps) */
+    CHECK_INT(a->algorithm, ARC_RL_GCRA);
+    CHECK_INT(a->key_by, ARC_RL_BY_CLIENT_IP);
+    CHECK_INT(a->ipv6_prefix, 64);
+    CHECK_INT(a->status, 429);
+    CHECK_INT(a->max_keys, 100000);
+    CHECK_INT(a->headers, ARC_RL_HEADERS_ALWAYS);
+    CHECK(!a->legacy_headers);
+    const struct arc_rate_limit_conf *b = c->routes[2].rate_limit;
+    CHECK_INT(b->burst, 20);
+    CHECK_INT(b->algorithm, ARC_RL_LEAKY_BUCKET);
+    CHECK_INT(b->max_delay, 250);
+    CHECK_INT(b->max_keys, 5000);
+    CHECK_INT(b->status, 503);
+    CHECK_INT(b->headers, ARC_RL_HEADERS_REJECTED);
+    CHECK(b->legacy_headers);
+    CHECK_INT(b->ipv6_prefix, 48);
+    const struct arc_rate_limit_conf *cc = c->routes[3].rate_limit;
+    CHECK_INT(cc->algorithm, ARC_RL_SLIDING_WINDOW);
+    CHECK_INT(cc->window, 60000);
+    CHECK_INT(cc->key_by, ARC_RL_BY_HEADER);
+    CHECK_STR(cc->key_name, "X-Api-Key");
+    arc_config_free(c);
+}
+
+static void test_errors(void)
+{
+    struct arc_config_errors e;
+    struct arc_config *c = load_str("yaml", BASE
+        "  - name: a\n"                                                        /* 5 */
+        "    match: {path: /a}\n"                                              /* 6 */
+        "    action: {respond: {status: 200}}\n"                               /* 7 */
+        "    rate_limit: {burst: 0, status: 200, scope: global}\n"             /* 8 */
+        "  - name: b\n"                                                        /* 9 */
+        "    match: {path: /b}\n"                                              /* 10 */
+        "    action: {respond: {status: 200}}\n"                               /* 11 */
+        "    rate_limit:\n"                                                    /* 12 */
+        "      qps: 0\n"                                                       /* 13 */
+        "      window: 10s\n"                                                  /* 14 */
+        "      max_delay: 1s\n"                                                /* 15 */
+        "      key: {by: header, ipv6_prefix: 64}\n"                           /* 16 */
+        "  - name: c\n"                                                        /* 17 */
+        "    match: {path: /c}\n"                                              /* 18 */
+        "    action: {respond: {status: 200}}\n"                               /* 19 */
+        "    rate_limit: {qps: 10, algorithm: fixed_window, burst: 5, key: {by: route, name: x}}\n" /* 20 */
+        "  - name: d\n"                                                        /* 21 */
+        "    match: {path: /d}\n"                                              /* 22 */
+        "    action: {respond: {status: 200}}\n"                               /* 23 */
+        "    rate_limit: {qps: 2000000, algorithm: sliding_windw, max_keys: 0}\n" /* 24 */
+        "  - name: e\n"                                                        /* 25 */
+        "    match: {path: /e}\n"                                              /* 26 */
+        "    action: {respond: {status: 200}}\n"                               /* 27 */
+        "    rate_limit: {qps: 100000, algorithm: fixed_window, window: 60s}\n", &e); /* 28 */
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 8, 17, "missing required key 'qps' in routes[1].rate_limit");
+    CHECK_ERR(&e, 8, 25, "routes[1].rate_limit.burst");
+    CHECK_ERR(&e, 8, 36, "routes[1].rate_limit.status");
+    CHECK_ERR(&e, 8, 48, "'global' is not supported yet");
+    CHECK_ERR(&e, 13, 12, "routes[2].rate_limit.qps: 0 is out of range");
+    CHECK_ERR(&e, 14, 7, "routes[2].rate_limit.window: only used by fixed_window and sliding_window");
+    CHECK_ERR(&e, 15, 7, "routes[2].rate_limit.max_delay: only used by leaky_bucket");
+    CHECK_ERR(&e, 16, 12, "missing required key 'name' in routes[2].rate_limit.key (by: header)");
+    CHECK_ERR(&e, 16, 25, "routes[2].rate_limit.key.ipv6_prefix: only used with by: client_ip");
+    CHECK_ERR(&e, 20, 52, "routes[3].rate_limit.burst: not used by fixed_window");
+    CHECK_ERR(&e, 20, 79, "routes[3].rate_limit.key.name: only used with by: header or by: cookie");
+    CHECK_ERR(&e, 24, 23, "routes[4].rate_limit.qps: 2e+06 is out of range");
+    CHECK_ERR(&e, 24, 43, "did you mean 'sliding_window'?");
+    CHECK_ERR(&e, 24, 68, "routes[4].rate_limit.max_keys");
+    CHECK_ERR(&e, 28, 64, "routes[5].rate_limit: qps x window = 6000000 requests per window");
+    CHECK_INT(e.n, 15);
+    arc_config_errors_dispose(&e);
+}
+
+int main(void)
+{
+    RUN(test_defaults_and_values);
+    RUN(test_errors);
+    return TEST_REPORT();
+}
