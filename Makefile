@@ -26,7 +26,7 @@ CFLAGS_COMMON := -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Wshadow \
 ifeq ($(WERROR),1)
 CFLAGS_COMMON += -Werror
 endif
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -ljansson -lyaml -lssl -lcrypto -lnghttp2) -lpcre2-8 -lpthread -lm
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -ljansson -lyaml -lssl -lcrypto -lnghttp2) -lpcre2-8 -lz -lpthread -lm
 
 CFLAGS_release := -O2 -g
 CFLAGS_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined

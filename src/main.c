@@ -19,6 +19,7 @@
 #include "http1/http1.h"
 #include "loop/ring.h"
 #include "net/net.h"
+#include "obs/accesslog.h"
 #include "proxy/proxy.h"
 
 #include <arpa/inet.h>
@@ -342,6 +343,11 @@ static int cmd_run(int argc, char **argv)
         ctl_port = arc_net_local_port(ctl_fd);
     }
 
+    /* The access log's rings exist before the workers that fill them. */
+    if (cfg->logging.enabled && arc_alog_start(&cfg->logging, nw, err, sizeof(err)) < 0) {
+        fprintf(stderr, "arc: %s\n", err);
+        return 1;
+    }
     struct arc_worker **workers = calloc(nw, sizeof(*workers));
     ARC_ASSERT(workers);
     for (size_t i = 0; i < nw; i++) {
@@ -391,6 +397,7 @@ static int cmd_run(int argc, char **argv)
     for (size_t i = 0; i < nw; i++)
         arc_worker_free(workers[i]);
     free(workers);
+    arc_alog_stop();                    /* after the workers: their last records are written */
     free(fds);
     free(ports);
     if (admin_fd >= 0)

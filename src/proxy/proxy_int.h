@@ -284,6 +284,8 @@ struct arc_req {
     bool expect_100, upgrade, keep_alive;
 };
 
+#define ARC_PX_RID_MAX 64               /* longest X-Request-Id kept from a trusted peer */
+
 struct arc_exchange {
     enum ex_state state;
     struct arc_conn *client;            /* the downstream connection (its codec) */
@@ -320,6 +322,13 @@ struct arc_exchange {
     uint8_t err;                        /* 1 + enum arc_err_kind that answered or ended it
                                            (the last one when several), 0 = none */
     uint64_t bytes_in, bytes_out;       /* body bytes from / to the client */
+    /* Request id and W3C trace context (obs.c), set when routing starts
+     * (rid_len 0 until then). span_id is the upstream hop's span. */
+    uint8_t rid_len;
+    bool traced, has_parent;
+    uint8_t trace_flags;
+    uint8_t trace_id[16], span_id[8], parent_id[8];
+    char rid[ARC_PX_RID_MAX + 1];
     struct arc_exchange *next_free;
 };
 
@@ -485,6 +494,7 @@ struct arc_worker {
     size_t n_hdrs;
     uint64_t adopt_failed;              /* generation that could not be adopted (no retry) */
     char *tls_plain;                    /* decrypted-input scratch, TLS_PLAIN_BUF bytes */
+    uint64_t rng;                       /* obs.c: ids and sampling (not cryptographic) */
     pthread_t thread;
     char errmsg[256];
 };
@@ -627,6 +637,18 @@ static inline bool arc_px__ex_down_blocked(const struct arc_exchange *ex)
 {
     return ex->client->c.codec->blocked(ex);
 }
+
+/* obs.c: request id, trace context, access-log record */
+/* Sets ex's request id (kept from a trusted peer of route r, else a new
+ * UUIDv7) and trace context (the client's traceparent continued, else a
+ * new trace sampled per observability.tracing.sample; a new span id for
+ * the upstream hop). r may be NULL (no route). */
+void arc_px__obs_ids(struct arc_worker *w, struct arc_exchange *ex, const struct arc_route_rt *r);
+/* The exchange's access-log record into the worker's ring (sampling and
+ * redaction applied); a no-op when logging is off. */
+void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome o);
+/* "traceparent" value for the upstream hop: 55 characters + NUL. */
+void arc_px__obs_traceparent(const struct arc_exchange *ex, char out[56]);
 
 /* pipeline.c */
 /* Runs a new exchange through route → action. */
