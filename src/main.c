@@ -5,6 +5,7 @@
  *   arc check [-c FILE]   validate, print "ok <fingerprint>" or every error
  *   arc reload | status | config get [-c FILE] [--addr IP:PORT]
  *                         talk to a running Arc's control-plane API
+ *   arc logs tail|query   read the access log (obs/logcli.c)
  *   arc version           version, build options, io_uring probe
  *
  * Without -c, run and check use ARC_DEFAULT_CONFIG (/etc/arc/arc.yaml) when
@@ -20,6 +21,7 @@
 #include "loop/ring.h"
 #include "net/net.h"
 #include "obs/accesslog.h"
+#include "obs/logcli.h"
 #include "proxy/proxy.h"
 
 #include <arpa/inet.h>
@@ -91,6 +93,9 @@ static void usage(FILE *f)
             "                             a running arc's status (JSON)\n"
             "       arc config get [-c FILE] [--addr IP:PORT]\n"
             "                             a running arc's config (canonical JSON)\n"
+            "       arc logs tail [-f] [-n N] | arc logs query  [--file F | -c FILE] [filters] [--json]\n"
+            "                             read the access log (filters: --status 5xx|429|404,\n"
+            "                             --route, --upstream, --client-ip, --trace-id, --since 10m)\n"
             "       arc version           version, build options and io_uring support\n"
             "Without -c: " ARC_DEFAULT_CONFIG " if it exists, else the embedded default config.\n"
             "reload/status/config get reach the control-plane API at --addr, else at the\n"
@@ -598,6 +603,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "status") == 0 ||
         strcmp(argv[1], "config") == 0)
         return cmd_api(argc, argv);
+    if (strcmp(argv[1], "logs") == 0)
+        return arc_logs_main(argc, argv, ARC_DEFAULT_CONFIG);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
         return cmd_version();
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

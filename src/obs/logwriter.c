@@ -243,7 +243,8 @@ static void prune(void)
             n++;
     }
     closedir(d);
-    qsort(names, n, sizeof(*names), name_cmp);
+    if (n)
+        qsort(names, n, sizeof(*names), name_cmp);
     for (size_t i = 0; i + L.conf.max_files < n; i++) {
         char p[8192];
         snprintf(p, sizeof(p), "%s/%s", dir, names[i]);

@@ -249,6 +249,8 @@ void arc_px__ex_respond(struct arc_worker *w, struct arc_exchange *ex, int statu
     arc_px__ex_drop_upstream(w, ex);
     ex->status = status;
     ex->resp_started = ex->resp_done = true;
+    if (!ex->is_head)
+        ex->bytes_out += body_len;      /* body bytes to the client, as for proxied ones */
     struct arc_hdr *with_id = ex->rid_len ? arc_arena_alloc(&ex->arena, (n + 1) * sizeof(*with_id))
                                           : NULL;
     if (with_id) {                      /* the request id goes back with local answers too */

@@ -311,7 +311,7 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, 
         arc_px__obs_traceparent(ex, tp);
         arc_sbuf_append(&b, "X-Request-Id: ", 14);
         arc_sbuf_append(&b, ex->rid, ex->rid_len);
-        arc_sbuf_append(&b, "\r\ntraceparent: ", 17);
+        arc_sbuf_append(&b, "\r\ntraceparent: ", 15);
         arc_sbuf_append(&b, tp, 55);
         arc_sbuf_append(&b, "\r\n", 2);
     }
