@@ -80,10 +80,17 @@ static const char *const trunc_names[ARC_ALOG_T__COUNT] = {
 
 /* ------------------------------------------------------------ JSON text */
 
-static void lit(struct arc_sbuf *o, const char *s)
-{
-    arc_sbuf_append(o, s, strlen(s));
-}
+/* The formatter writes through a cursor into room reserved once per line
+ * (LINE_MAX bounds any record: every string byte may become a 6-byte
+ * escape), not through a bounds-checked append per piece: it runs once per
+ * request on the writer thread, and that thread's CPU is the log's cost. */
+#define STR_BYTES (ARC_ALOG_METHOD + ARC_ALOG_HOST + ARC_ALOG_PATH + ARC_ALOG_QUERY + \
+                   2 * ARC_ALOG_NAME + ARC_ALOG_ADDR + ARC_ALOG_RID + ARC_ALOG_TLSV + \
+                   ARC_ALOG_CIPHER + ARC_ALOG_SNI + ARC_ALOG_SUBJECT + ARC_ALOG_UA + \
+                   ARC_ALOG_REFERER)
+#define LINE_MAX (6 * STR_BYTES + 2048)
+
+#define LIT(w, s) (memcpy((w), (s), sizeof(s) - 1), (w) += sizeof(s) - 1)
 
 /* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid. */
 static size_t utf8_len(const unsigned char *p, size_t n)
@@ -120,159 +127,241 @@ static size_t utf8_len(const unsigned char *p, size_t n)
     return len;
 }
 
-static void jstr(struct arc_sbuf *o, const char *s)
+static char *jstr(char *w, const char *s)
 {
-    arc_sbuf_append(o, "\"", 1);
+    *w++ = '"';
     const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s), run = 0, i = 0;
+    size_t n = strlen(s), i = 0;
+    static const char hx[] = "0123456789abcdef";
     while (i < n) {
-        unsigned char c = p[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+        size_t run = i;
+        while (run < n && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\')
             run++;
-            i++;
+        if (run > i) {
+            memcpy(w, p + i, run - i);
+            w += run - i;
+            i = run;
             continue;
         }
-        if (run)
-            arc_sbuf_append(o, p + i - run, run);
-        run = 0;
+        unsigned char c = p[i];
         if (c == '"' || c == '\\') {
-            char e[2] = { '\\', (char)c };
-            arc_sbuf_append(o, e, 2);
+            *w++ = '\\';
+            *w++ = (char)c;
             i++;
         } else if (c < 0x20 || c == 0x7f) {
-            char e[8];
-            snprintf(e, sizeof(e), "\\u%04x", c);
-            arc_sbuf_append(o, e, 6);
+            LIT(w, "\\u00");
+            *w++ = hx[c >> 4];
+            *w++ = hx[c & 15];
             i++;
         } else {
             size_t l = utf8_len(p + i, n - i);
             if (l) {
-                arc_sbuf_append(o, p + i, l);
+                memcpy(w, p + i, l);
+                w += l;
                 i += l;
             } else {
-                lit(o, "\\ufffd");
+                LIT(w, "\\ufffd");
                 i++;
             }
         }
     }
-    if (run)
-        arc_sbuf_append(o, p + n - run, run);
-    arc_sbuf_append(o, "\"", 1);
+    *w++ = '"';
+    return w;
 }
 
-/* "key": "value" or "key": null for an empty string. */
-static void kstr(struct arc_sbuf *o, const char *key, const char *v)
+static char *u64(char *w, uint64_t v)
 {
-    arc_sbuf_printf(o, ",\"%s\":", key);
-    if (v && *v)
-        jstr(o, v);
-    else
-        lit(o, "null");
+    char t[24];
+    size_t i = sizeof(t);
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(w, t + i, sizeof(t) - i);
+    return w + sizeof(t) - i;
 }
 
-static void hex(struct arc_sbuf *o, const uint8_t *b, size_t n)
+/* ,"key": then the string, or null for an empty one. KEY is a literal. */
+#define KSTR(w, key, v) do { LIT(w, ",\"" key "\":"); \
+    const char *_v = (v); if (_v && *_v) w = jstr(w, _v); else LIT(w, "null"); } while (0)
+
+static char *hex(char *w, const uint8_t *b, size_t n)
 {
     static const char d[] = "0123456789abcdef";
-    char t[64];
     for (size_t i = 0; i < n; i++) {
-        t[2 * i] = d[b[i] >> 4];
-        t[2 * i + 1] = d[b[i] & 15];
+        *w++ = d[b[i] >> 4];
+        *w++ = d[b[i] & 15];
     }
-    arc_sbuf_append(o, t, 2 * n);
+    return w;
 }
 
-/* ns → "12.345" ms (µs resolution), or null when it did not happen. */
-static void kms(struct arc_sbuf *o, const char *key, uint64_t ns)
+/* ns → 12.345 (ms, µs resolution), or null when it did not happen. */
+static char *ms(char *w, uint64_t ns)
 {
     if (ns == ARC_ALOG_NONE) {
-        arc_sbuf_printf(o, ",\"%s\":null", key);
-        return;
+        LIT(w, "null");
+        return w;
     }
     uint64_t us = (ns + 500) / 1000;
-    arc_sbuf_printf(o, ",\"%s\":%llu.%03llu", key, (unsigned long long)(us / 1000),
-                    (unsigned long long)(us % 1000));
+    w = u64(w, us / 1000);
+    *w++ = '.';
+    *w++ = (char)('0' + us % 1000 / 100);
+    *w++ = (char)('0' + us % 100 / 10);
+    *w++ = (char)('0' + us % 10);
+    return w;
+}
+
+/* The "YYYY-MM-DDTHH:MM:SS" of a second, remembered: lines come in time
+ * order per worker, so the calendar math runs about once a second. */
+static _Thread_local time_t ts_sec = -1;
+static _Thread_local char ts_text[64];
+
+static char *timestamp(char *w, uint64_t ns)
+{
+    time_t sec = (time_t)(ns / 1000000000ull);
+    if (sec != ts_sec) {
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        snprintf(ts_text, sizeof(ts_text), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        ts_sec = sec;
+    }
+    memcpy(w, ts_text, 19);
+    w += 19;
+    uint32_t frac = (uint32_t)(ns % 1000000000ull);
+    *w = '.';
+    for (int i = 9; i >= 1; i--) {
+        w[i] = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    w[10] = 'Z';
+    return w + 11;
+}
+
+static char *ipv4(char *w, const struct in_addr *a)
+{
+    const uint8_t *b = (const uint8_t *)&a->s_addr;
+    for (int i = 0; i < 4; i++) {
+        if (i)
+            *w++ = '.';
+        w = u64(w, b[i]);
+    }
+    return w;
 }
 
 void arc_alog_format(struct arc_sbuf *o, const struct arc_alog_rec *r)
 {
-    time_t sec = (time_t)(r->ts_ns / 1000000000ull);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    arc_sbuf_printf(o, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%09lluZ\",\"kind\":\"access\"",
-                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                    tm.tm_sec, (unsigned long long)(r->ts_ns % 1000000000ull));
-    kstr(o, "request_id", r->request_id);
+    if (o->cap - o->len < LINE_MAX + 1) {
+        size_t cap = o->cap ? o->cap : 4096;
+        while (cap - o->len < LINE_MAX + 1)
+            cap *= 2;
+        char *np = realloc(o->p, cap);
+        if (!np)
+            abort();                    /* as arc_sbuf does: no sane way on */
+        o->p = np;
+        o->cap = cap;
+    }
+    char *w = o->p + o->len;
+    LIT(w, "{\"ts\":\"");
+    w = timestamp(w, r->ts_ns);
+    LIT(w, "\",\"kind\":\"access\"");
+    KSTR(w, "request_id", r->request_id);
     if (r->traced) {
-        lit(o, ",\"trace_id\":\"");
-        hex(o, r->trace_id, 16);
-        lit(o, "\",\"span_id\":\"");
-        hex(o, r->span_id, 8);
-        lit(o, "\",\"parent_span_id\":");
+        LIT(w, ",\"trace_id\":\"");
+        w = hex(w, r->trace_id, 16);
+        LIT(w, "\",\"span_id\":\"");
+        w = hex(w, r->span_id, 8);
+        LIT(w, "\",\"parent_span_id\":");
         if (r->has_parent) {
-            lit(o, "\"");
-            hex(o, r->parent_id, 8);
-            lit(o, "\"");
+            *w++ = '"';
+            w = hex(w, r->parent_id, 8);
+            *w++ = '"';
         } else {
-            lit(o, "null");
+            LIT(w, "null");
         }
-        arc_sbuf_printf(o, ",\"trace_sampled\":%s", (r->trace_flags & 1) ? "true" : "false");
+        if (r->trace_flags & 1)
+            LIT(w, ",\"trace_sampled\":true");
+        else
+            LIT(w, ",\"trace_sampled\":false");
     } else {
-        lit(o, ",\"trace_id\":null,\"span_id\":null,\"parent_span_id\":null,\"trace_sampled\":false");
+        LIT(w, ",\"trace_id\":null,\"span_id\":null,\"parent_span_id\":null,\"trace_sampled\":false");
     }
-    kstr(o, "method", r->method);
-    kstr(o, "scheme", r->https ? "https" : "http");
-    kstr(o, "host", r->host);
-    kstr(o, "path", r->path);
-    kstr(o, "query", r->query);
-    kstr(o, "protocol", r->protocol == ARC_ALOG_H2 ? "h2" : r->protocol == ARC_ALOG_H10
-                                                                ? "http/1.0" : "http/1.1");
-    arc_sbuf_printf(o, ",\"status\":%u", r->status);
-    kstr(o, "route", r->route);
-    kstr(o, "upstream", r->has_upstream ? r->upstream : NULL);
-    kstr(o, "upstream_addr", r->has_upstream ? r->upstream_addr : NULL);
-    arc_sbuf_printf(o, ",\"attempt\":%u", r->attempt);
-    char ip[INET6_ADDRSTRLEN] = "";
-    unsigned port = 0;
-    if (r->client.sa.sa_family == AF_INET) {
-        inet_ntop(AF_INET, &r->client.in.sin_addr, ip, sizeof(ip));
-        port = ntohs(r->client.in.sin_port);
-    } else if (r->client.sa.sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &r->client.in6.sin6_addr, ip, sizeof(ip));
-        port = ntohs(r->client.in6.sin6_port);
-    }
-    kstr(o, "client_ip", ip);
-    if (ip[0])
-        arc_sbuf_printf(o, ",\"client_port\":%u", port);
+    KSTR(w, "method", r->method);
+    if (r->https)
+        LIT(w, ",\"scheme\":\"https\"");
     else
-        lit(o, ",\"client_port\":null");
-    if (r->tls) {
-        lit(o, ",\"tls\":{\"version\":");
-        r->tls_version[0] ? jstr(o, r->tls_version) : lit(o, "null");
-        kstr(o, "cipher", r->tls_cipher);
-        kstr(o, "sni", r->tls_sni);
-        kstr(o, "client_subject", r->tls_subject);
-        lit(o, "}");
+        LIT(w, ",\"scheme\":\"http\"");
+    KSTR(w, "host", r->host);
+    KSTR(w, "path", r->path);
+    KSTR(w, "query", r->query);
+    if (r->protocol == ARC_ALOG_H2)
+        LIT(w, ",\"protocol\":\"h2\"");
+    else if (r->protocol == ARC_ALOG_H10)
+        LIT(w, ",\"protocol\":\"http/1.0\"");
+    else
+        LIT(w, ",\"protocol\":\"http/1.1\"");
+    LIT(w, ",\"status\":");
+    w = u64(w, r->status);
+    KSTR(w, "route", r->route);
+    KSTR(w, "upstream", r->has_upstream ? r->upstream : NULL);
+    KSTR(w, "upstream_addr", r->has_upstream ? r->upstream_addr : NULL);
+    LIT(w, ",\"attempt\":");
+    w = u64(w, r->attempt);
+    if (r->client.sa.sa_family == AF_INET) {
+        LIT(w, ",\"client_ip\":\"");
+        w = ipv4(w, &r->client.in.sin_addr);
+        LIT(w, "\",\"client_port\":");
+        w = u64(w, ntohs(r->client.in.sin_port));
+    } else if (r->client.sa.sa_family == AF_INET6) {
+        char ip[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &r->client.in6.sin6_addr, ip, sizeof(ip));
+        KSTR(w, "client_ip", ip);
+        LIT(w, ",\"client_port\":");
+        w = u64(w, ntohs(r->client.in6.sin6_port));
     } else {
-        lit(o, ",\"tls\":null");
+        LIT(w, ",\"client_ip\":null,\"client_port\":null");
     }
-    arc_sbuf_printf(o, ",\"bytes_received\":%llu,\"bytes_sent\":%llu",
-                    (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out);
-    kms(o, "duration_ms", r->dur_ns);
-    kms(o, "upstream_connect_ms", r->connect_ns);
-    kms(o, "upstream_ttfb_ms", r->ttfb_ns);
-    kms(o, "upstream_response_ms", r->response_ns);
-    kstr(o, "user_agent", r->user_agent);
-    kstr(o, "referer", r->referer);
-    kstr(o, "error", arc_alog_error_text(r->err, r->outcome));
+    if (r->tls) {
+        LIT(w, ",\"tls\":{\"version\":");
+        if (r->tls_version[0])
+            w = jstr(w, r->tls_version);
+        else
+            LIT(w, "null");
+        KSTR(w, "cipher", r->tls_cipher);
+        KSTR(w, "sni", r->tls_sni);
+        KSTR(w, "client_subject", r->tls_subject);
+        *w++ = '}';
+    } else {
+        LIT(w, ",\"tls\":null");
+    }
+    LIT(w, ",\"bytes_received\":");
+    w = u64(w, r->bytes_in);
+    LIT(w, ",\"bytes_sent\":");
+    w = u64(w, r->bytes_out);
+    LIT(w, ",\"duration_ms\":");
+    w = ms(w, r->dur_ns);
+    LIT(w, ",\"upstream_connect_ms\":");
+    w = ms(w, r->connect_ns);
+    LIT(w, ",\"upstream_ttfb_ms\":");
+    w = ms(w, r->ttfb_ns);
+    LIT(w, ",\"upstream_response_ms\":");
+    w = ms(w, r->response_ns);
+    KSTR(w, "user_agent", r->user_agent);
+    KSTR(w, "referer", r->referer);
+    KSTR(w, "error", arc_alog_error_text(r->err, r->outcome));
     if (r->truncated) {
-        lit(o, ",\"truncated\":[");
+        LIT(w, ",\"truncated\":[");
         bool first = true;
         for (unsigned i = 0; i < ARC_ALOG_T__COUNT; i++)
             if (r->truncated & (1u << i)) {
-                arc_sbuf_printf(o, "%s\"%s\"", first ? "" : ",", trunc_names[i]);
+                if (!first)
+                    *w++ = ',';
+                w = jstr(w, trunc_names[i]);
                 first = false;
             }
-        lit(o, "]");
+        *w++ = ']';
     }
-    lit(o, "}\n");
+    LIT(w, "}\n");
+    o->len = (size_t)(w - o->p);
+    o->p[o->len] = '\0';
 }
