@@ -22,6 +22,7 @@
 #include "net/net.h"
 #include "obs/accesslog.h"
 #include "obs/logcli.h"
+#include "obs/otlp.h"
 #include "proxy/proxy.h"
 
 #include <arpa/inet.h>
@@ -353,6 +354,10 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "arc: %s\n", err);
         return 1;
     }
+    if (arc_otlp_start(&cfg->tracing, cfg->node.id, nw, err, sizeof(err)) < 0) {
+        fprintf(stderr, "arc: %s\n", err);
+        return 1;
+    }
     struct arc_worker **workers = calloc(nw, sizeof(*workers));
     ARC_ASSERT(workers);
     for (size_t i = 0; i < nw; i++) {
@@ -403,6 +408,7 @@ static int cmd_run(int argc, char **argv)
         arc_worker_free(workers[i]);
     free(workers);
     arc_alog_stop();                    /* after the workers: their last records are written */
+    arc_otlp_stop();                    /* (and their last spans sent) */
     free(fds);
     free(ports);
     if (admin_fd >= 0)

@@ -287,6 +287,18 @@ static inline bool arc_logging_forced_status(const struct arc_logging_conf *l, i
     return status >= 0 && status < 600 && (l->force_status[status >> 3] >> (status & 7)) & 1;
 }
 
+/* observability.tracing: OTLP/HTTP JSON export of sampled spans. Restart-
+ * only except `sample` (the exporter thread and its queues start with Arc). */
+struct arc_tracing_conf {
+    bool export;                /* endpoint given */
+    struct arc_addr addr;       /* its ip:port */
+    char path[256];             /* its path, "/v1/traces" when none */
+    char endpoint[320];         /* as written */
+    uint32_t queue_capacity;    /* 4096 (ext): spans queued per worker (power of two) */
+    uint64_t flush_interval;    /* 1s (ext): longest a span waits to be sent */
+    uint64_t timeout;           /* 2s (ext): one export's connect + send + answer */
+};
+
 struct arc_config {
     char *source;               /* file path or "<embedded>" */
     char *canonical_json;       /* sorted keys, compact; owned (rules: config/canon.c) */
@@ -307,6 +319,7 @@ struct arc_config {
     struct arc_control_plane_conf control_plane;
     struct arc_logging_conf logging;
     double tracing_sample;      /* observability.tracing.sample, 0.01 */
+    struct arc_tracing_conf tracing;
 };
 
 /**

@@ -127,5 +127,16 @@ size_t arc_config_restart_diff(const struct arc_config *old, const struct arc_co
         if (la->flush_interval != lb->flush_interval)
             changed(&d, "logging.writer.flush_interval");
     }
+    const struct arc_tracing_conf *ta = &old->tracing, *tb = &new->tracing;
+    if (ta->export != tb->export || strcmp(ta->endpoint, tb->endpoint) != 0)
+        changed(&d, "observability.tracing.endpoint");
+    if (ta->export && tb->export) {
+        if (ta->queue_capacity != tb->queue_capacity)
+            changed(&d, "observability.tracing.queue_capacity");
+        if (ta->flush_interval != tb->flush_interval)
+            changed(&d, "observability.tracing.flush_interval");
+        if (ta->timeout != tb->timeout)
+            changed(&d, "observability.tracing.timeout");
+    }
     return d.n;
 }

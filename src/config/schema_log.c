@@ -43,7 +43,8 @@ static const struct arc_conf_key log_writer_keys[] = {
 };
 
 static const struct arc_conf_key tracing_keys[] = {
-    { "endpoint", LATER }, { "sample", 0 },
+    { "endpoint", 0 }, { "sample", 0 }, { "queue_capacity", 0 }, { "flush_interval", 0 },
+    { "timeout", 0 },
 };
 
 static void force_set(struct arc_logging_conf *l, int status)
@@ -68,6 +69,9 @@ void arc_config__logging_defaults(struct arc_config *cfg)
     for (size_t i = 0; i < N(forced); i++)
         force_set(l, forced[i]);
     cfg->tracing_sample = 0.01;
+    cfg->tracing = (struct arc_tracing_conf){
+        .queue_capacity = 4096, .flush_interval = 1000, .timeout = 2000,
+    };
 }
 
 /* A probability 0..1 (an integer 0 or 1 is accepted too). */
@@ -222,4 +226,45 @@ void arc_config__tracing(struct arc_sctx *s, const struct arc_cn *m)
     if (!arc_config__check_map(s, m, p, tracing_keys, N(tracing_keys)))
         return;
     get_ratio(s, m, p, "sample", &s->cfg->tracing_sample);
+    struct arc_tracing_conf *t = &s->cfg->tracing;
+    char pb[ARC_PATH_MAX];
+    const struct arc_cn *e = arc_config__val(m, "endpoint");
+    if (e && arc_config__str_value(s, e, arc_config__path(pb, p, "endpoint"),
+                                   ARC_STR_NONEMPTY | ARC_STR_NO_CTL)) {
+        /* http://IP:PORT[/path]: plain HTTP to an address (a collector or
+         * agent nearby; names would need a resolver on this path). */
+        const char *v = e->v.s.p;
+        const char *hp = strncmp(v, "http://", 7) == 0 ? v + 7 : NULL;
+        const char *slash = hp ? strchr(hp, '/') : NULL;
+        char host[128] = "";
+        size_t hl = hp ? (slash ? (size_t)(slash - hp) : strlen(hp)) : 0;
+        bool ok = hp && hl > 0 && hl < sizeof(host) && strlen(slash ? slash : "") < sizeof(t->path) &&
+                  strlen(v) < sizeof(t->endpoint);
+        if (ok) {
+            memcpy(host, hp, hl);
+            host[hl] = '\0';
+            ok = arc_config_parse_addr(host, &t->addr) == 0;
+        }
+        if (!ok) {
+            char sb[72];
+            arc_config__err(s, e, "%s: expected http://IP:PORT[/path] (OTLP/HTTP, e.g. "
+                            "\"http://127.0.0.1:4318/v1/traces\"), got '%s'", pb,
+                            arc_config__show(sb, v, e->v.s.len));
+        } else {
+            t->export = true;
+            snprintf(t->path, sizeof(t->path), "%s", slash && slash[1] ? slash : "/v1/traces");
+            snprintf(t->endpoint, sizeof(t->endpoint), "%s", v);
+        }
+    }
+    uint32_t qc = t->queue_capacity;
+    if (arc_config__get_u32(s, m, p, "queue_capacity", 2, 1u << 20, &qc)) {
+        if (qc & (qc - 1))
+            arc_config__err(s, arc_config__val(m, "queue_capacity"),
+                            "%s: must be a power of two, got %u",
+                            arc_config__path(pb, p, "queue_capacity"), qc);
+        else
+            t->queue_capacity = qc;
+    }
+    arc_config__get_dur(s, m, p, "flush_interval", 10, 60 * MS_S, false, &t->flush_interval);
+    arc_config__get_dur(s, m, p, "timeout", 10, 60 * MS_S, false, &t->timeout);
 }

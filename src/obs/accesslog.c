@@ -169,6 +169,24 @@ static char *jstr(char *w, const char *s)
     return w;
 }
 
+void arc_alog_json_str(struct arc_sbuf *o, const char *s)
+{
+    size_t need = 6 * strlen(s) + 3;
+    if (o->cap - o->len < need + 1) {
+        size_t cap = o->cap ? o->cap : 256;
+        while (cap - o->len < need + 1)
+            cap *= 2;
+        char *np = realloc(o->p, cap);
+        if (!np)
+            abort();
+        o->p = np;
+        o->cap = cap;
+    }
+    char *w = jstr(o->p + o->len, s);
+    o->len = (size_t)(w - o->p);
+    o->p[o->len] = '\0';
+}
+
 static char *u64(char *w, uint64_t v)
 {
     char t[24];

@@ -93,6 +93,7 @@ struct arc_alog_rec {
     uint8_t has_parent;                 /* the client sent a traceparent */
     uint8_t has_upstream;               /* upstream / upstream_addr are set */
     uint8_t trace_id[16], span_id[8], parent_id[8];
+    uint8_t server_span_id[8];          /* Arc's server span (OTLP export only) */
     union {
         struct sockaddr sa;
         struct sockaddr_in in;
@@ -167,6 +168,9 @@ static inline void arc_alog_ring_release(struct arc_alog_ring *r, uint64_t n)
 
 /* One NDJSON line for rec (with its '\n') appended to out. */
 void arc_alog_format(struct arc_sbuf *out, const struct arc_alog_rec *rec);
+
+/* s as a JSON string (quoted, escaped, invalid UTF-8 as U+FFFD). */
+void arc_alog_json_str(struct arc_sbuf *out, const char *s);
 
 /* Text of an error byte (1 + enum arc_err_kind) and an outcome, as logged. */
 const char *arc_alog_error_text(unsigned err, unsigned outcome);

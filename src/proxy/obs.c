@@ -20,6 +20,7 @@
  */
 #include "proxy/proxy_int.h"
 #include "obs/accesslog.h"
+#include "obs/otlp.h"
 
 #include <string.h>
 #include <sys/random.h>
@@ -186,6 +187,9 @@ void arc_px__obs_ids(struct arc_worker *w, struct arc_exchange *ex, const struct
     do
         rnd_bytes(w, ex->span_id, 8);
     while (all_zero(ex->span_id, 8));
+    do
+        rnd_bytes(w, ex->server_span, 8);
+    while (all_zero(ex->server_span, 8));
     ex->traced = true;
 }
 
@@ -284,7 +288,9 @@ static void query_copy(char *dst, size_t cap, struct arc_str q, const struct arc
 void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome o)
 {
     struct arc_alog_ring *ring = arc_alog_ring(w->id);
-    if (!ring)
+    /* Sampled traces also go to the OTLP exporter's queue (otlp.c). */
+    struct arc_alog_ring *spans = ex->traced && (ex->trace_flags & 1) ? arc_otlp_ring(w->id) : NULL;
+    if (!ring && !spans)
         return;
     const struct arc_logging_conf *lc = &ex->snap->cfg->logging;
     bool aborted = o == EXO_CLIENT_ABORT || o == EXO_CLIENT_TIMEOUT;
@@ -294,11 +300,14 @@ void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
     uint64_t dur = ex->t_end_ns > ex->t_start_ns ? ex->t_end_ns - ex->t_start_ns : 0;
     bool forced = arc_logging_forced_status(lc, status) ||
                   (lc->force_on_slow && dur >= lc->force_on_slow * 1000000ull);
-    if (!forced && lc->sample < 1.0 && !(lc->sample > 0 && rnd01(w) < lc->sample))
-        return;
-    struct arc_alog_rec *r = arc_alog_ring_claim(ring);
+    if (ring && !forced && lc->sample < 1.0 && !(lc->sample > 0 && rnd01(w) < lc->sample))
+        ring = NULL;
+    struct arc_alog_rec *r = ring ? arc_alog_ring_claim(ring) : NULL;
+    struct arc_alog_rec *sr = spans ? arc_alog_ring_claim(spans) : NULL;
+    if (!r && !sr)
+        return;                         /* sampled out, or counted as dropped */
     if (!r)
-        return;                         /* counted in ring->dropped */
+        r = sr;
     struct arc_conn *c = ex->client;
     const struct arc_req *q = &ex->req;
     uint32_t tr = 0;
@@ -333,6 +342,7 @@ void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
     memcpy(r->trace_id, ex->trace_id, 16);
     memcpy(r->span_id, ex->span_id, 8);
     memcpy(r->parent_id, ex->parent_id, 8);
+    memcpy(r->server_span_id, ex->server_span, 8);
     const struct sockaddr *peer = arc_px__peer_addr(c);
     r->client.sa.sa_family = 0;
     if (peer && peer->sa_family == AF_INET)
@@ -376,5 +386,10 @@ void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
         }
     }
     r->truncated = tr;
-    arc_alog_ring_commit(ring);
+    if (sr && sr != r)
+        memcpy(sr, r, sizeof(*sr));
+    if (r != sr)
+        arc_alog_ring_commit(ring);
+    if (sr)
+        arc_alog_ring_commit(spans);
 }

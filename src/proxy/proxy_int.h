@@ -328,6 +328,8 @@ struct arc_exchange {
     bool traced, has_parent;
     uint8_t trace_flags;
     uint8_t trace_id[16], span_id[8], parent_id[8];
+    uint8_t server_span[8];             /* Arc's own span for the request (its parent:
+                                           parent_id; span_id's parent: this one) */
     char rid[ARC_PX_RID_MAX + 1];
     struct arc_exchange *next_free;
 };

@@ -514,3 +514,139 @@ def test_arc_logs_filters_tail_and_follow(arc, servers, tmp_path, arc_bin):
     finally:
         f.kill()
         f.wait(5)
+
+
+class _Collector:
+    """A recording OTLP/HTTP collector: keeps every POSTed JSON body."""
+
+    def __init__(self, status=200):
+        import http.server
+        import threading
+        bodies = self.bodies = []
+        self.paths = []
+        paths = self.paths
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                data = self.rfile.read(n)
+                paths.append((self.path, self.headers.get("Content-Type")))
+                bodies.append(json.loads(data))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.srv.server_address[1]
+        self.t = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.t.start()
+
+    def spans(self):
+        out = []
+        for b in self.bodies:
+            for rs in b["resourceSpans"]:
+                for ss in rs["scopeSpans"]:
+                    out += ss["spans"]
+        return out
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def _attrs(span):
+    out = {}
+    for a in span["attributes"]:
+        v = a["value"]
+        out[a["key"]] = v.get("stringValue", v.get("intValue"))
+    return out
+
+
+def test_otlp_export_of_sampled_spans(arc, servers, tmp_path, arc_bin):
+    col = _Collector()
+    try:
+        up = servers.http(name="echo")
+        dead = "127.0.0.1:%d" % free_port()
+        routes = [route_conf("dead", "/dead", upstream="gone"),
+                  route_conf("api", "/{*rest}", upstream="echo")]
+        a = arc(log_config(tmp_path, [upstream_conf("echo", up.addr), upstream_conf("gone", dead)],
+                           routes=routes,
+                           extra={"observability": {
+                               "metrics_bind": "127.0.0.1:0",
+                               "tracing": {"sample": 0.0, "flush_interval": "100ms",
+                                           "endpoint": "http://127.0.0.1:%d/v1/traces" % col.port}}}))
+        c = a.client()
+        tid, pid = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+        assert c.request("GET", "/traced?q=1", headers={"traceparent": "00-%s-%s-01" % (tid, pid),
+                                                        "User-Agent": "otel-test"}).status == 200
+        up_tp = TRACEPARENT.match(hdr(up.requests[-1][3], "traceparent"))
+        # not sampled: neither the client's flag 00 nor tracing.sample 0 exports anything
+        assert c.request("GET", "/unsampled", headers={
+            "traceparent": "00-%s-%s-00" % ("1" * 32, "2" * 16)}).status == 200
+        assert c.request("GET", "/untraced").status == 200
+        assert c.request("GET", "/dead", headers={
+            "traceparent": "00-%s-%s-01" % ("3" * 32, "4" * 16)}).status == 502
+        deadline = time.monotonic() + 10 * arc_bin.slow
+        while len(col.spans()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        spans = col.spans()
+        assert len(spans) == 4, json.dumps(spans, indent=1)
+        assert col.paths[0] == ("/v1/traces", "application/json")
+        res = {a["key"]: a["value"]["stringValue"] for a in col.bodies[0]["resourceSpans"][0]["resource"]["attributes"]}
+        assert res["service.name"] == "arc"
+        by = {}
+        for s in spans:
+            by.setdefault(s["traceId"], []).append(s)
+        server, client = sorted(by[tid], key=lambda s: s["kind"])
+        assert server["kind"] == 2 and client["kind"] == 3
+        assert server["parentSpanId"] == pid
+        assert client["parentSpanId"] == server["spanId"]
+        assert client["spanId"] == up_tp.group(2)          # the id the upstream saw as its parent
+        assert int(server["startTimeUnixNano"]) <= int(client["startTimeUnixNano"]) <= \
+            int(client["endTimeUnixNano"]) <= int(server["endTimeUnixNano"])
+        assert server["name"] == "GET api" and server["status"]["code"] == 0
+        sa = _attrs(server)
+        assert sa["http.request.method"] == "GET" and sa["http.response.status_code"] == "200"
+        assert sa["url.path"] == "/traced" and sa["url.query"] == "q=1"
+        assert sa["user_agent.original"] == "otel-test" and sa["client.address"] == "127.0.0.1"
+        assert sa["network.protocol.version"] == "1.1" and sa["url.scheme"] == "http"
+        ca = _attrs(client)
+        assert ca["server.address"] == "127.0.0.1" and ca["server.port"] == str(up.port)
+        assert ca["http.response.status_code"] == "200" and ca["arc.upstream"] == "echo"
+        ds, dc = sorted(by["3" * 32], key=lambda s: s["kind"])
+        assert ds["status"]["code"] == 2 and _attrs(ds)["error.type"] == "upstream_connect"
+        assert dc["status"]["code"] == 2 and "http.response.status_code" not in _attrs(dc)
+        ms, _ = a.metrics()
+        assert metric(ms, "arc_tracing_spans_exported_total") == 4
+        assert metric(ms, "arc_tracing_export_errors_total") == 0
+    finally:
+        col.stop()
+
+
+def test_otlp_export_failures_are_counted(arc, servers, tmp_path, arc_bin):
+    up = servers.http(name="echo")
+    gone = free_port()
+    a = arc(log_config(tmp_path, [upstream_conf("echo", up.addr)],
+                       extra={"observability": {
+                           "metrics_bind": "127.0.0.1:0",
+                           "tracing": {"sample": 1.0, "flush_interval": "50ms", "timeout": "500ms",
+                                       "endpoint": "http://127.0.0.1:%d" % gone}}}))
+    c = a.client()
+    for i in range(3):
+        assert c.request("GET", "/x/%d" % i).status == 200
+    deadline = time.monotonic() + 10 * arc_bin.slow
+    lost = 0
+    while time.monotonic() < deadline:
+        ms, _ = a.metrics()
+        lost = metric(ms, "arc_tracing_spans_lost_total")
+        if lost == 6:
+            break
+        time.sleep(0.05)
+    assert lost == 6
+    assert metric(ms, "arc_tracing_export_errors_total") >= 1
+    assert "tracing: export to http://127.0.0.1:%d failed: connect" % gone in a.stderr_text()
+    # serving went on, and the access log has every request
+    assert len(read_lines(str(tmp_path / "access.log"), 3)) == 3

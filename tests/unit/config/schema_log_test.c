@@ -45,7 +45,8 @@ static void test_values(void)
         "  access: {sample: 0.25, force_on_status: [404, 599], force_on_slow: 2s}\n"
         "  redact: {headers: [Referer, User-Agent], query_params: [token]}\n"
         "  writer: {ring_capacity: 16, batch_bytes: 8kb, flush_interval: 5ms}\n"
-        "observability: {tracing: {sample: 1}}\n");
+        "observability: {tracing: {sample: 1, endpoint: \"http://127.0.0.1:4318\", "
+        "queue_capacity: 64, flush_interval: 200ms, timeout: 1s}}\n");
     if (!c)
         return;
     const struct arc_logging_conf *l = &c->logging;
@@ -72,7 +73,30 @@ static void test_values(void)
     CHECK_INT(l->batch_bytes, 8192);
     CHECK_INT(l->flush_interval, 5);
     CHECK(c->tracing_sample == 1.0);
+    CHECK(c->tracing.export);
+    CHECK_STR(c->tracing.addr.text, "127.0.0.1:4318");
+    CHECK_STR(c->tracing.path, "/v1/traces");
+    CHECK_INT(c->tracing.queue_capacity, 64);
+    CHECK_INT(c->tracing.flush_interval, 200);
+    CHECK_INT(c->tracing.timeout, 1000);
     arc_config_free(c);
+    c = must_load("yaml", MINI_YAML "observability: {tracing: {endpoint: \"http://[::1]:4318/otlp/v1/traces\"}}\n");
+    if (c) {
+        CHECK_STR(c->tracing.path, "/otlp/v1/traces");
+        CHECK_STR(c->tracing.addr.text, "[::1]:4318");
+        CHECK_INT(c->tracing.queue_capacity, 4096);
+        arc_config_free(c);
+    }
+}
+
+static void test_tracing_errors(void)
+{
+    CHECK_FAILS("yaml", MINI_YAML "observability: {tracing: {endpoint: \"https://127.0.0.1:4318\"}}\n",
+                1, 11, 37, "observability.tracing.endpoint: expected http://IP:PORT[/path]");
+    CHECK_FAILS("yaml", MINI_YAML "observability: {tracing: {endpoint: \"http://collector:4318\"}}\n",
+                1, 11, 37, "got 'http://collector:4318'");
+    CHECK_FAILS("yaml", MINI_YAML "observability: {tracing: {queue_capacity: 100}}\n",
+                1, 11, 43, "observability.tracing.queue_capacity: must be a power of two");
 }
 
 static void test_errors(void)
@@ -118,9 +142,13 @@ static void test_restart_only(void)
     struct arc_config *other = with_logging("logging: {output: {file: /tmp/b.log}, "
                                             "writer: {ring_capacity: 64}}\n");
     struct arc_config *sampled = with_logging("logging: {output: {file: /tmp/a.log}, "
-                                              "access: {sample: 0.5}, redact: {headers: [referer]}}\n");
-    if (!off || !on || !other || !sampled)
+                                              "access: {sample: 0.5}, redact: {headers: [referer]}}\n"
+                                              "observability: {tracing: {sample: 0.5}}\n");
+    struct arc_config *otlp = with_logging("logging: {output: {file: /tmp/a.log}}\n"
+                                           "observability: {tracing: {endpoint: \"http://127.0.0.1:1\"}}\n");
+    if (!off || !on || !other || !sampled || !otlp)
         goto out;
+    CHECK_INT(arc_config_restart_diff(on, otlp, NULL, 0), 1);
     char buf[512];
     CHECK_INT(arc_config_restart_diff(off, on, buf, sizeof(buf)), 1);
     CHECK(strstr(buf, "logging.output (logging turned on)") != NULL);
@@ -135,6 +163,7 @@ out:
     arc_config_free(on);
     arc_config_free(other);
     arc_config_free(sampled);
+    arc_config_free(otlp);
 }
 
 int main(void)
@@ -142,6 +171,7 @@ int main(void)
     RUN(test_defaults);
     RUN(test_values);
     RUN(test_errors);
+    RUN(test_tracing_errors);
     RUN(test_restart_only);
     return TEST_REPORT();
 }

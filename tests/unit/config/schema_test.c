@@ -377,7 +377,7 @@ static void test_not_supported_yet(void)
     CHECK_ERR(&e, 11, 33, "control_plane.config_source.etcd: not supported yet");
     CHECK_ERR(&e, 12, 12, "security.xdp: not supported yet");
     CHECK_ERR(&e, 12, 40, "security.l7.slowloris: not supported yet");
-    CHECK_ERR(&e, 13, 27, "observability.tracing.endpoint: not supported yet");
+    CHECK_ERR(&e, 13, 37, "observability.tracing.endpoint: expected http://IP:PORT[/path]");
     arc_config_errors_dispose(&e);
 }
 
