@@ -314,8 +314,7 @@ void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
     struct timespec rt;
     clock_gettime(CLOCK_REALTIME, &rt);
     uint64_t real_now = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec;
-    uint64_t since_start = arc_now_ns() - ex->t_start_ns;
-    r->ts_ns = real_now - since_start;
+    r->ts_ns = real_now - dur;          /* t_end_ns was just taken (arc_px__ex_end) */
     r->dur_ns = dur;
     r->connect_ns = ex->t_conn_ns && ex->t_up_ns ? ex->t_conn_ns - ex->t_up_ns : ARC_ALOG_NONE;
     r->ttfb_ns = ex->t_head_ns && ex->t_up_ns ? ex->t_head_ns - ex->t_up_ns : ARC_ALOG_NONE;
@@ -375,6 +374,8 @@ void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
     r->user_agent[0] = r->referer[0] = '\0';
     for (size_t i = 0; i < q->n_hdrs; i++) {
         struct arc_str nm = q->hdrs[i].name, v = q->hdrs[i].value;
+        if (nm.len != 10 && nm.len != 7)
+            continue;                   /* neither name: skip the comparisons */
         if (arc_str_ieq(nm, "user-agent", 10)) {
             if (redacted_header(lc, "user-agent"))
                 v = ARC_STR_LIT(REDACTED);
