@@ -7,7 +7,11 @@
 #
 #   OLD_BIN=/path/to/old/arc bench/ab.sh          # NEW_BIN: build/release/arc
 #   CASES="wrk:0:256 wrk:1024:256" ROUNDS=7 OLD_BIN=... bench/ab.sh
+#   NEW_EXTRA="$(printf 'logging:\n  output: {file: \"@DIR@/access.log\"}')" \
+#       OLD_BIN=build/release/arc bench/ab.sh     # one build, a config key on vs off
 #
+# NEW_EXTRA / OLD_EXTRA: top-level YAML appended to that side's config
+# (@DIR@ = its run directory).
 # CASES: tool:body_bytes:connections (h2load = TLS + HTTP/2, 8 streams per
 # connection). Rounds alternate the order (new old, old new, ...). Results
 # in bench/results/<timestamp>-ab/ (results.md, summary.json, runs.jsonl).
@@ -73,7 +77,9 @@ start_backend 0
 for t in new old; do
     bin=$NEW_BIN
     [[ $t == old ]] && bin=$OLD_BIN
-    "$top/bench/arc_peer.sh" "$bin" "${H1[$t]}" "${H2[$t]}" >"$RUN_DIR/$t.log" 2>&1 &
+    extra=${NEW_EXTRA:-}
+    [[ $t == old ]] && extra=${OLD_EXTRA:-}
+    ARC_PEER_EXTRA=$extra "$top/bench/arc_peer.sh" "$bin" "${H1[$t]}" "${H2[$t]}" >"$RUN_DIR/$t.log" 2>&1 &
     PID[$t]=$!
     pids+=("${PID[$t]}")
     wait_ok "http://127.0.0.1:${H1[$t]}/"

@@ -29,5 +29,8 @@ mkdir -p "$d"
     printf '    pool:\n      max_idle: 1024\n'
     printf 'routes:\n  - name: all\n    match:\n      path: "/{*rest}"\n    action:\n      upstream: backend\n'
     printf 'observability:\n  metrics_bind: "127.0.0.1:0"\n'
+    # Extra top-level YAML for this peer (ab.sh: NEW_EXTRA / OLD_EXTRA), with
+    # @DIR@ standing for the peer's own directory.
+    if [[ -n ${ARC_PEER_EXTRA:-} ]]; then printf '%s\n' "${ARC_PEER_EXTRA//@DIR@/$d}"; fi
 } >"$d/arc.yaml"
 exec "$bin" run -c "$d/arc.yaml"

@@ -7,6 +7,7 @@
  *                         talk to a running Arc's control-plane API
  *   arc config push -c FILE [--etcd URL] [--prefix P]
  *                         validate a config and store it in etcd (a fleet)
+ *   arc logs tail|query   read the access log (obs/logcli.c)
  *   arc version           version, build options, io_uring probe
  *
  * Without -c, run and check use ARC_DEFAULT_CONFIG (/etc/arc/arc.yaml) when
@@ -21,6 +22,9 @@
 #include "http1/http1.h"
 #include "loop/ring.h"
 #include "net/net.h"
+#include "obs/accesslog.h"
+#include "obs/logcli.h"
+#include "obs/otlp.h"
 #include "proxy/proxy.h"
 
 #include <arpa/inet.h>
@@ -95,6 +99,9 @@ static void usage(FILE *f)
             "       arc config push -c FILE [--etcd http://IP:PORT] [--prefix P]\n"
             "                             validate FILE and store it in etcd for a fleet\n"
             "                             (default: the file's own config_source.etcd)\n"
+            "       arc logs tail [-f] [-n N] | arc logs query  [--file F | -c FILE] [filters] [--json]\n"
+            "                             read the access log (filters: --status 5xx|429|404,\n"
+            "                             --route, --upstream, --client-ip, --trace-id, --since 10m)\n"
             "       arc version           version, build options and io_uring support\n"
             "Without -c: " ARC_DEFAULT_CONFIG " if it exists, else the embedded default config.\n"
             "reload/status/config get reach the control-plane API at --addr, else at the\n"
@@ -347,6 +354,15 @@ static int cmd_run(int argc, char **argv)
         ctl_port = arc_net_local_port(ctl_fd);
     }
 
+    /* The access log's rings exist before the workers that fill them. */
+    if (cfg->logging.enabled && arc_alog_start(&cfg->logging, nw, err, sizeof(err)) < 0) {
+        fprintf(stderr, "arc: %s\n", err);
+        return 1;
+    }
+    if (arc_otlp_start(&cfg->tracing, cfg->node.id, nw, err, sizeof(err)) < 0) {
+        fprintf(stderr, "arc: %s\n", err);
+        return 1;
+    }
     struct arc_worker **workers = calloc(nw, sizeof(*workers));
     ARC_ASSERT(workers);
     for (size_t i = 0; i < nw; i++) {
@@ -396,6 +412,8 @@ static int cmd_run(int argc, char **argv)
     for (size_t i = 0; i < nw; i++)
         arc_worker_free(workers[i]);
     free(workers);
+    arc_alog_stop();                    /* after the workers: their last records are written */
+    arc_otlp_stop();                    /* (and their last spans sent) */
     free(fds);
     free(ports);
     if (admin_fd >= 0)
@@ -657,6 +675,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "status") == 0 ||
         strcmp(argv[1], "config") == 0)
         return cmd_api(argc, argv);
+    if (strcmp(argv[1], "logs") == 0)
+        return arc_logs_main(argc, argv, ARC_DEFAULT_CONFIG);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
         return cmd_version();
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

@@ -15,6 +15,8 @@
 #include "core/sbuf.h"
 #include "http1/http1.h"
 #include "loop/ring.h"
+#include "obs/accesslog.h"
+#include "obs/otlp.h"
 #include "obs/metrics.h"
 #include "upstream/health.h"
 #include "tls/tls.h"
@@ -282,6 +284,8 @@ static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct ar
         for (size_t i = 0; i < ctl->n_workers; i++)
             health[i] = arc_worker_health(ctl->workers[i]);
         arc_health_render(&m, health, ctl->n_workers, s);
+        arc_alog_render_metrics(&m);
+        arc_otlp_render_metrics(&m);
         arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
                             "arc_workers %zu\n", ctl->n_workers);
         arc_sbuf_printf(&m, "# HELP arc_config_reloads_total Configuration reloads, by result "
@@ -368,14 +372,17 @@ static bool termination_signal(uint32_t signo)
     return signo == SIGTERM || signo == SIGINT;
 }
 
-/* SIGUSR1 is what logrotate's postrotate sends out of habit, expecting a
- * log reopen. Its default action would kill the process; until that
- * feature exists it is said to be ignored, so the operator sees why
- * nothing happened. */
+/* SIGUSR1 is what logrotate's postrotate sends: the access-log writer
+ * reopens its file (its default action would kill the process). Without
+ * an access log it is said to be ignored, so the operator sees why
+ * nothing happened. Other signals that reach here are ignored. */
 static void ignore_signal(uint32_t signo)
 {
-    if (signo == SIGUSR1)
-        fprintf(stderr, "arc: SIGUSR1 received: log reopening is not implemented yet; ignored\n");
+    if (signo == SIGUSR1 && arc_alog_running()) {
+        arc_alog_reopen();
+        fprintf(stderr, "arc: SIGUSR1 received: reopening the access log\n");
+    } else if (signo == SIGUSR1)
+        fprintf(stderr, "arc: SIGUSR1 received: no access log to reopen; ignored\n");
     else
         fprintf(stderr, "arc: signal %u received: ignored\n", (unsigned)signo);
     fflush(stderr);

@@ -367,6 +367,46 @@ struct arc_control_plane_conf {
     char etcd_prefix[ARC_CP_ETCD_PREFIX_MAX + 1];
 };
 
+/* logging (schema_log.c). Restart-only: whether logging is on at all,
+ * output.* and writer.* (the writer thread, its file and the workers' rings
+ * are set up at start); access.* and redact.* are read per exchange from
+ * the exchange's snapshot, so a reload changes them. */
+struct arc_logging_conf {
+    bool enabled;               /* output.file or output.stdout: true */
+    char *file;                 /* output.file, NULL = none */
+    bool to_stdout;             /* output.stdout, false */
+    uint64_t max_size;          /* output.rotation.max_size, 500mb */
+    uint32_t max_files;         /* output.rotation.max_files, 30 rotated files kept */
+    bool compress;              /* output.rotation.compress, true (gzip) */
+    double sample;              /* access.sample, 1.0 (0..1) */
+    uint8_t force_status[75];   /* access.force_on_status as a bitmap over 0..599 */
+    uint64_t force_on_slow;     /* access.force_on_slow, 500ms (0 = off) */
+    char **redact_headers;      /* redact.headers (lower-cased) */
+    size_t n_redact_headers;
+    char **redact_query;        /* redact.query_params (as written, compared exactly) */
+    size_t n_redact_query;
+    uint32_t ring_capacity;     /* writer.ring_capacity, 8192 records per worker (power of two) */
+    uint32_t batch_bytes;       /* writer.batch_bytes, 256kb */
+    uint64_t flush_interval;    /* writer.flush_interval, 50ms */
+};
+
+static inline bool arc_logging_forced_status(const struct arc_logging_conf *l, int status)
+{
+    return status >= 0 && status < 600 && (l->force_status[status >> 3] >> (status & 7)) & 1;
+}
+
+/* observability.tracing: OTLP/HTTP JSON export of sampled spans. Restart-
+ * only except `sample` (the exporter thread and its queues start with Arc). */
+struct arc_tracing_conf {
+    bool export;                /* endpoint given */
+    struct arc_addr addr;       /* its ip:port */
+    char path[256];             /* its path, "/v1/traces" when none */
+    char endpoint[320];         /* as written */
+    uint32_t queue_capacity;    /* 4096 (ext): spans queued per worker (power of two) */
+    uint64_t flush_interval;    /* 1s (ext): longest a span waits to be sent */
+    uint64_t timeout;           /* 2s (ext): one export's connect + send + answer */
+};
+
 struct arc_config {
     char *source;               /* file path or "<embedded>" */
     char *canonical_json;       /* sorted keys, compact; owned (rules: config/canon.c) */
@@ -385,6 +425,9 @@ struct arc_config {
     struct arc_addr metrics_bind; /* observability.metrics_bind, 127.0.0.1:9090 */
     bool metrics_enabled;       /* observability.metrics_enabled, true */
     struct arc_control_plane_conf control_plane;
+    struct arc_logging_conf logging;
+    double tracing_sample;      /* observability.tracing.sample, 0.01 */
+    struct arc_tracing_conf tracing;
 };
 
 /**

@@ -241,5 +241,12 @@ void arc_config_free(struct arc_config *cfg)
         free(r->file);
     }
     free(cfg->routes);
+    free(cfg->logging.file);
+    for (size_t i = 0; i < cfg->logging.n_redact_headers; i++)
+        free(cfg->logging.redact_headers[i]);
+    free(cfg->logging.redact_headers);
+    for (size_t i = 0; i < cfg->logging.n_redact_query; i++)
+        free(cfg->logging.redact_query[i]);
+    free(cfg->logging.redact_query);
     free(cfg);
 }

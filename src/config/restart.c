@@ -109,5 +109,39 @@ size_t arc_config_restart_diff(const struct arc_config *old, const struct arc_co
         etcd_same = addr_eq(&ca->etcd[i], &cb->etcd[i]);
     if (!etcd_same)
         changed(&d, "control_plane.config_source");
+    /* Logging: the writer thread, its output and the workers' rings are
+     * set up at start; sampling and redaction follow reloads. */
+    const struct arc_logging_conf *la = &old->logging, *lb = &new->logging;
+    if (la->enabled != lb->enabled)
+        changed(&d, "logging.output (logging turned %s)", lb->enabled ? "on" : "off");
+    if (la->enabled && lb->enabled) {
+        if (!str_eq(la->file, lb->file))
+            changed(&d, "logging.output.file");
+        if (la->to_stdout != lb->to_stdout)
+            changed(&d, "logging.output.stdout");
+        if (la->max_size != lb->max_size)
+            changed(&d, "logging.output.rotation.max_size");
+        if (la->max_files != lb->max_files)
+            changed(&d, "logging.output.rotation.max_files");
+        if (la->compress != lb->compress)
+            changed(&d, "logging.output.rotation.compress");
+        if (la->ring_capacity != lb->ring_capacity)
+            changed(&d, "logging.writer.ring_capacity");
+        if (la->batch_bytes != lb->batch_bytes)
+            changed(&d, "logging.writer.batch_bytes");
+        if (la->flush_interval != lb->flush_interval)
+            changed(&d, "logging.writer.flush_interval");
+    }
+    const struct arc_tracing_conf *ta = &old->tracing, *tb = &new->tracing;
+    if (ta->export != tb->export || strcmp(ta->endpoint, tb->endpoint) != 0)
+        changed(&d, "observability.tracing.endpoint");
+    if (ta->export && tb->export) {
+        if (ta->queue_capacity != tb->queue_capacity)
+            changed(&d, "observability.tracing.queue_capacity");
+        if (ta->flush_interval != tb->flush_interval)
+            changed(&d, "observability.tracing.flush_interval");
+        if (ta->timeout != tb->timeout)
+            changed(&d, "observability.tracing.timeout");
+    }
     return d.n;
 }

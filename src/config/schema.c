@@ -27,7 +27,7 @@ static const struct arc_conf_key top_keys[] = {
     { "node", 0 }, { "io_uring", 0 }, { "listeners", REQ }, { "upstreams", 0 },
     { "routes", 0 }, { "security", 0 }, { "observability", 0 },
     { "rate_limits", LATER }, { "plugins", LATER }, { "cache", LATER },
-    { "logging", LATER }, { "control_plane", 0 },
+    { "logging", 0 }, { "control_plane", 0 },
 };
 
 static const struct arc_conf_key node_keys[] = {
@@ -89,7 +89,7 @@ static const struct arc_conf_key etcd_keys[] = {
 };
 
 static const struct arc_conf_key obs_keys[] = {
-    { "metrics_bind", 0 }, { "metrics_enabled", 0 }, { "tracing", LATER },
+    { "metrics_bind", 0 }, { "metrics_enabled", 0 }, { "tracing", 0 },
 };
 
 /* ------------------------------------------------------------ defaults */
@@ -134,6 +134,7 @@ static void set_defaults(struct arc_config *cfg)
     cfg->metrics_enabled = true;
     cfg->control_plane = (struct arc_control_plane_conf){ .max_body = 4u << 20 };
     arc_config_parse_addr("127.0.0.1:22100", &cfg->control_plane.bind);
+    arc_config__logging_defaults(cfg);
 }
 
 /* ------------------------------------------------------------ sections */
@@ -366,6 +367,9 @@ static void observability_section(struct arc_sctx *s, const struct arc_cn *m)
         return;
     arc_config__get_addr(s, m, p, "metrics_bind", true, &s->cfg->metrics_bind);
     arc_config__get_bool(s, m, p, "metrics_enabled", &s->cfg->metrics_enabled);
+    const struct arc_cn *t = arc_config__val(m, "tracing");
+    if (t)
+        arc_config__tracing(s, t);
 }
 
 /* A bearer token travels in an Authorization header: RFC 6750's b64token
@@ -570,6 +574,8 @@ int arc_config__build(const struct arc_cn *root, struct arc_config *cfg,
         observability_section(&s, v);
     if ((v = arc_config__val(root, "control_plane")))
         control_plane_section(&s, v);
+    if ((v = arc_config__val(root, "logging")))
+        arc_config__logging(&s, v);
     check_metrics_bind(&s, root);
     check_control_bind(&s, root);
     return arc_config__error_count(d) > before ? -1 : 0;

@@ -122,6 +122,12 @@ void arc_config__routes(struct arc_sctx *s, const struct arc_cn *seq);
 void arc_config__rate_limit(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
                             struct arc_route_conf *r);
 
+/* schema_log.c: logging (defaults set before any section is read) and
+ * observability.tracing. */
+void arc_config__logging_defaults(struct arc_config *cfg);
+void arc_config__logging(struct arc_sctx *s, const struct arc_cn *m);
+void arc_config__tracing(struct arc_sctx *s, const struct arc_cn *m);
+
 /* schema_tls.c: `m` is the tls mapping; the conf is allocated even when the
  * mapping is malformed, so the caller's kind checks see that it was given. */
 void arc_config__listener_tls(struct arc_sctx *s, const struct arc_cn *m, const char *lpath,

@@ -34,7 +34,8 @@
  * "end" is arc_px__ex_end, the only place an exchange finishes: it reports
  * the load balancer outcome, counts the request (every exchange exactly
  * once, aborted ones included, as 499 when no status was sent), unpins the
- * snapshot, tells the client codec, and recycles the exchange.
+ * snapshot, tells the client codec, and recycles the exchange. The access
+ * log's record is made there too (obs.c), from the same status.
  *
  * Lifetime: an exchange is owned by its client connection (c->c.ex) and
  * referenced by the upstream connection of its current attempt (u->u.ex /
@@ -249,6 +250,7 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
         arc_m_request(&w->metrics, row, ex->status ? ex->status : 502);
         break;
     }
+    arc_px__obs_log(w, ex, o);
     if (c->c.ex == ex)
         c->c.ex = NULL;
     arc_px__snap_unpin(w, ex->snap);
@@ -331,6 +333,15 @@ void arc_px__ex_respond(struct arc_worker *w, struct arc_exchange *ex, int statu
     arc_px__ex_drop_upstream(w, ex);
     ex->status = status;
     ex->resp_started = ex->resp_done = true;
+    if (!ex->is_head)
+        ex->bytes_out += body_len;      /* body bytes to the client, as for proxied ones */
+    struct arc_hdr *with_id = ex->rid_len ? arc_arena_alloc(&ex->arena, (n + 1) * sizeof(*with_id))
+                                          : NULL;
+    if (with_id) {                      /* the request id goes back with local answers too */
+        memcpy(with_id, hdrs, n * sizeof(*hdrs));
+        with_id[n++] = (struct arc_hdr){ ARC_STR_LIT("X-Request-Id"), { ex->rid, ex->rid_len } };
+        hdrs = with_id;
+    }
     ex->client->c.codec->respond(w, ex, status, hdrs, n, body, body_len);
     arc_px__ex_end(w, ex, EXO_COMPLETE);
 }

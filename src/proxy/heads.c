@@ -278,6 +278,12 @@ static bool fwd_keep(struct fwd *f, const struct arc_hdr *h)
         return false;
     if (f->ex->req.expect_100 && name_is(nm, "expect"))
         return false;
+    /* Arc's own request id and trace context replace the client's (obs.c
+     * kept a trusted id and continued a valid traceparent); tracestate
+     * only travels with a traceparent Arc could continue (W3C §3.3). */
+    if (name_is(nm, "x-request-id") || name_is(nm, "traceparent") ||
+        (name_is(nm, "tracestate") && !f->ex->has_parent))
+        return false;
     if (rc->xff && name_is(nm, "x-forwarded-for")) {
         if (f->trusted) {
             if (f->xff.len)
@@ -414,6 +420,15 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, 
     }
     arc_sbuf_dispose(&xff);
     arc_sbuf_dispose(&via);
+    if (ex->rid_len) {
+        char tp[56];
+        arc_px__obs_traceparent(ex, tp);
+        arc_sbuf_append(&b, "X-Request-Id: ", 14);
+        arc_sbuf_append(&b, ex->rid, ex->rid_len);
+        arc_sbuf_append(&b, "\r\ntraceparent: ", 15);
+        arc_sbuf_append(&b, tp, 55);
+        arc_sbuf_append(&b, "\r\n", 2);
+    }
 
     if (req->body == ARC_H1_BODY_LENGTH) {
         arc_sbuf_append(&b, "Content-Length: ", 16);
@@ -484,6 +499,11 @@ char *arc_px__build_response_head(struct arc_worker *w, struct arc_exchange *ex,
         for (size_t i = 0; i < nl; i++)
             emit(&b, lf[i].name, lf[i].value);
     }
+    if (ex->rid_len && !op_touches(rc->resp_headers, rc->n_resp_headers, ARC_STR_LIT("x-request-id"))) {
+        arc_sbuf_append(&b, "X-Request-Id: ", 14);
+        arc_sbuf_append(&b, ex->rid, ex->rid_len);
+        arc_sbuf_append(&b, "\r\n", 2);
+    }
     if (resp->body == ARC_H1_BODY_LENGTH) {
         arc_sbuf_append(&b, "Content-Length: ", 16);
         append_u64(&b, (unsigned long long)resp->content_length);
@@ -529,7 +549,7 @@ bool arc_px__response_fields(struct arc_exchange *ex, const struct arc_resp *res
                              struct arc_hdr **out, size_t *n)
 {
     const struct arc_route_conf *rc = ex->route->conf;
-    size_t cap = resp->n_hdrs + rc->n_resp_headers + 1 + ARC_PX_LIMIT_FIELDS;
+    size_t cap = resp->n_hdrs + rc->n_resp_headers + 2 + ARC_PX_LIMIT_FIELDS;
     struct arc_hdr *v = arc_arena_alloc(&ex->arena, cap * sizeof(*v));
     if (!v)
         return false;
@@ -556,6 +576,9 @@ bool arc_px__response_fields(struct arc_exchange *ex, const struct arc_resp *res
         }
         if (ex->limit)
             k += arc_px__limit_fields(ex, v + k);
+        if (ex->rid_len && !op_touches(rc->resp_headers, rc->n_resp_headers,
+                                       ARC_STR_LIT("x-request-id")))
+            v[k++] = (struct arc_hdr){ ARC_STR_LIT("x-request-id"), { ex->rid, ex->rid_len } };
     }
     *out = v;
     *n = k;
@@ -576,7 +599,7 @@ bool arc_px__request_fields(struct arc_exchange *ex, struct arc_hdr **out, size_
     const struct arc_route_conf *rc = ex->route->conf;
     const struct arc_req *req = &ex->req;
     struct arc_conn *c = ex->client;
-    size_t cap = req->n_hdrs + rc->n_req_headers + 5;
+    size_t cap = req->n_hdrs + rc->n_req_headers + 7;
     struct arc_hdr *v = arc_arena_alloc(&ex->arena, cap * sizeof(*v));
     if (!v)
         return false;
@@ -625,6 +648,13 @@ bool arc_px__request_fields(struct arc_exchange *ex, struct arc_hdr **out, size_
     }
     if (te_trailers)
         v[k++] = (struct arc_hdr){ ARC_STR_LIT("te"), ARC_STR_LIT("trailers") };
+    if (ex->rid_len) {
+        char tp[56];
+        arc_px__obs_traceparent(ex, tp);
+        v[k++] = (struct arc_hdr){ ARC_STR_LIT("x-request-id"), { ex->rid, ex->rid_len } };
+        v[k++] = (struct arc_hdr){ ARC_STR_LIT("traceparent"),
+                                   arc_px__ex_dup(ex, (struct arc_str){ tp, 55 }, &ok) };
+    }
     arc_sbuf_dispose(&f.xff);
     arc_sbuf_dispose(&f.via);
     *out = v;

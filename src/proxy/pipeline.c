@@ -145,6 +145,7 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
         .fields = (const struct arc_rt_field *)q->hdrs, .n_fields = q->n_hdrs,
     };
     const struct arc_route_rt *r = arc_rt_match(ex->snap->rt, &in, &caps, &allowed);
+    arc_px__obs_ids(w, ex, r);
     if (!r) {
         if (allowed)
             answer_405(w, ex, allowed);

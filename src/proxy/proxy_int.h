@@ -305,6 +305,7 @@ struct arc_px_wait {
     enum ex_state prev;                 /* the state it waited in */
     bool timed_out;                     /* on_wake: the deadline passed (not a wake call) */
 };
+#define ARC_PX_RID_MAX 64               /* longest X-Request-Id kept from a trusted peer */
 
 struct arc_exchange {
     enum ex_state state;
@@ -366,6 +367,15 @@ struct arc_exchange {
                                            (ratelimit.c; arena memory), or NULL */
     uint8_t holds;                      /* arc_px__ex_hold: ended exchanges stay until 0 */
     bool ended;                         /* arc_px__ex_end ran (while held) */
+    /* Request id and W3C trace context (obs.c), set when routing starts
+     * (rid_len 0 until then). span_id is the upstream hop's span. */
+    uint8_t rid_len;
+    bool traced, has_parent;
+    uint8_t trace_flags;
+    uint8_t trace_id[16], span_id[8], parent_id[8];
+    uint8_t server_span[8];             /* Arc's own span for the request (its parent:
+                                           parent_id; span_id's parent: this one) */
+    char rid[ARC_PX_RID_MAX + 1];
     struct arc_exchange *next_free;
 };
 
@@ -558,6 +568,7 @@ struct arc_worker {
     size_t n_hdrs;
     uint64_t adopt_failed;              /* generation that could not be adopted (no retry) */
     char *tls_plain;                    /* decrypted-input scratch, TLS_PLAIN_BUF bytes */
+    uint64_t rng;                       /* obs.c: ids and sampling (not cryptographic) */
     pthread_t thread;
     char errmsg[256];
 };
@@ -721,6 +732,18 @@ static inline bool arc_px__ex_down_blocked(const struct arc_exchange *ex)
 {
     return ex->client->c.codec->blocked(ex);
 }
+
+/* obs.c: request id, trace context, access-log record */
+/* Sets ex's request id (kept from a trusted peer of route r, else a new
+ * UUIDv7) and trace context (the client's traceparent continued, else a
+ * new trace sampled per observability.tracing.sample; a new span id for
+ * the upstream hop). r may be NULL (no route). */
+void arc_px__obs_ids(struct arc_worker *w, struct arc_exchange *ex, const struct arc_route_rt *r);
+/* The exchange's access-log record into the worker's ring (sampling and
+ * redaction applied); a no-op when logging is off. */
+void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome o);
+/* "traceparent" value for the upstream hop: 55 characters + NUL. */
+void arc_px__obs_traceparent(const struct arc_exchange *ex, char out[56]);
 
 /* pipeline.c */
 /* Runs a new exchange through route → rate limit → action. */

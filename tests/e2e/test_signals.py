@@ -159,7 +159,7 @@ def test_response_during_drain_says_connection_close(arc, servers, arc_bin):
 
 SIGNAL_LOG = {
     signal.SIGHUP: "arc: reloaded (SIGHUP)",  # a reload (same file: unchanged), never a stop
-    signal.SIGUSR1: "arc: SIGUSR1 received: log reopening is not implemented yet; ignored",
+    signal.SIGUSR1: "arc: SIGUSR1 received: no access log to reopen; ignored",
     signal.SIGPIPE: None,           # ignored silently: a closed peer is routine
 }
 

@@ -358,10 +358,10 @@ static void test_not_supported_yet(void)
         "rate_limits: {}\n"                              /* 7 */
         "plugins: {wasm: []}\n"                          /* 8 */
         "cache: {}\n"                                    /* 9 */
-        "logging: {}\n"                                  /* 10 */
+        "logging: {writer: {ring_capacity: 3}}\n"        /* 10 */
         "control_plane: {config_source: {etcd: {}}}\n"  /* 11 */
         "security: {xdp: {enabled: false}, l7: {slowloris: {}}}\n" /* 12 */
-        "observability: {tracing: {sample: 0.5}}\n",     /* 13 */
+        "observability: {tracing: {endpoint: x}}\n",     /* 13 */
         &e);
     CHECK(c == NULL);
     CHECK_INT(e.n, 12);
@@ -373,11 +373,11 @@ static void test_not_supported_yet(void)
     CHECK_ERR(&e, 7, 1, "rate_limits: not supported yet in this version");
     CHECK_ERR(&e, 8, 1, "plugins: not supported yet");
     CHECK_ERR(&e, 9, 1, "cache: not supported yet");
-    CHECK_ERR(&e, 10, 1, "logging: not supported yet");
+    CHECK_ERR(&e, 10, 35, "logging.writer.ring_capacity: must be a power of two, got 3");
     CHECK_ERR(&e, 11, 39, "missing required key 'endpoints' in control_plane.config_source.etcd");
     CHECK_ERR(&e, 12, 12, "security.xdp: not supported yet");
     CHECK_ERR(&e, 12, 40, "security.l7.slowloris: not supported yet");
-    CHECK_ERR(&e, 13, 17, "observability.tracing: not supported yet");
+    CHECK_ERR(&e, 13, 37, "observability.tracing.endpoint: expected http://IP:PORT[/path]");
     arc_config_errors_dispose(&e);
 }
 

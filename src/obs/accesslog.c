@@ -1,0 +1,385 @@
+/*
+ * Access-log records: the ring's setup and the NDJSON formatter the writer
+ * thread runs for each record (logwriter.c drives both).
+ *
+ * The formatter is pure (record in, bytes appended out) so that the unit
+ * test can check every field. Client-supplied text is escaped as JSON and
+ * bytes that are not valid UTF-8 become U+FFFD, so every line is valid JSON
+ * whatever a client sent.
+ */
+#include "obs/accesslog.h"
+#include "obs/metrics.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int arc_alog_ring_init(struct arc_alog_ring *r, uint32_t capacity)
+{
+    if (capacity < 2 || (capacity & (capacity - 1)))
+        return -1;
+    memset(r, 0, sizeof(*r));
+    /* calloc: untouched pages cost nothing until the ring wraps onto them. */
+    r->recs = calloc(capacity, sizeof(*r->recs));
+    if (!r->recs)
+        return -1;
+    r->mask = capacity - 1;
+    r->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)r;
+    return 0;
+}
+
+void arc_alog_ring_dispose(struct arc_alog_ring *r)
+{
+    free(r->recs);
+    r->recs = NULL;
+}
+
+static const char *const err_names[ARC_ERR__COUNT] = {
+    [ARC_ERR_BAD_REQUEST] = "bad_request",
+    [ARC_ERR_URI_TOO_LONG] = "uri_too_long",
+    [ARC_ERR_HEADERS_TOO_LARGE] = "headers_too_large",
+    [ARC_ERR_NOT_IMPLEMENTED] = "not_implemented",
+    [ARC_ERR_BAD_VERSION] = "bad_version",
+    [ARC_ERR_NOT_FOUND] = "not_found",
+    [ARC_ERR_METHOD_NOT_ALLOWED] = "method_not_allowed",
+    [ARC_ERR_CLIENT_TIMEOUT] = "client_timeout",
+    [ARC_ERR_UPSTREAM_CONNECT] = "upstream_connect",
+    [ARC_ERR_UPSTREAM_TIMEOUT] = "upstream_timeout",
+    [ARC_ERR_UPSTREAM_BAD] = "upstream_bad_response",
+    [ARC_ERR_UPSTREAM_RESET] = "upstream_reset",
+    [ARC_ERR_NO_ENDPOINT] = "no_endpoint",
+    [ARC_ERR_CLIENT_ABORT] = "client_abort",
+};
+
+/* Outcomes (ARC_ALOG_O_*, mirroring enum ex_outcome) that are errors by
+ * themselves when no error kind was recorded. */
+static const char *const outcome_errors[] = {
+    [ARC_ALOG_O_COMPLETE] = NULL,
+    [ARC_ALOG_O_CLIENT_ABORT] = "client_abort",
+    [ARC_ALOG_O_CLIENT_TIMEOUT] = "client_timeout",
+    [ARC_ALOG_O_UPSTREAM_CUT] = "upstream_cut",
+    [ARC_ALOG_O_TUNNEL_END] = NULL,
+};
+
+const char *arc_alog_error_text(unsigned err, unsigned outcome)
+{
+    if (err) {
+        const char *n = err - 1 < ARC_ERR__COUNT ? err_names[err - 1] : NULL;
+        return n ? n : "error";
+    }
+    return outcome < sizeof(outcome_errors) / sizeof(outcome_errors[0]) ? outcome_errors[outcome]
+                                                                         : NULL;
+}
+
+static const char *const trunc_names[ARC_ALOG_T__COUNT] = {
+    "method", "host", "path", "query", "route", "upstream", "request_id", "tls.sni",
+    "tls.client_subject", "user_agent", "referer",
+};
+
+/* ------------------------------------------------------------ JSON text */
+
+/* The formatter writes through a cursor into room reserved once per line
+ * (LINE_MAX bounds any record: every string byte may become a 6-byte
+ * escape), not through a bounds-checked append per piece: it runs once per
+ * request on the writer thread, and that thread's CPU is the log's cost. */
+#define STR_BYTES (ARC_ALOG_METHOD + ARC_ALOG_HOST + ARC_ALOG_PATH + ARC_ALOG_QUERY + \
+                   2 * ARC_ALOG_NAME + ARC_ALOG_ADDR + ARC_ALOG_RID + ARC_ALOG_TLSV + \
+                   ARC_ALOG_CIPHER + ARC_ALOG_SNI + ARC_ALOG_SUBJECT + ARC_ALOG_UA + \
+                   ARC_ALOG_REFERER)
+#define LINE_MAX (6 * STR_BYTES + 2048)
+
+#define LIT(w, s) (memcpy((w), (s), sizeof(s) - 1), (w) += sizeof(s) - 1)
+
+/* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xe0) == 0xc0) {
+        len = 2;
+        min = 0x80;
+        c &= 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+        len = 3;
+        min = 0x800;
+        c &= 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+        len = 4;
+        min = 0x10000;
+        c &= 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    return len;
+}
+
+static char *jstr(char *w, const char *s)
+{
+    *w++ = '"';
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), i = 0;
+    static const char hx[] = "0123456789abcdef";
+    while (i < n) {
+        size_t run = i;
+        while (run < n && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\')
+            run++;
+        if (run > i) {
+            memcpy(w, p + i, run - i);
+            w += run - i;
+            i = run;
+            continue;
+        }
+        unsigned char c = p[i];
+        if (c == '"' || c == '\\') {
+            *w++ = '\\';
+            *w++ = (char)c;
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            LIT(w, "\\u00");
+            *w++ = hx[c >> 4];
+            *w++ = hx[c & 15];
+            i++;
+        } else {
+            size_t l = utf8_len(p + i, n - i);
+            if (l) {
+                memcpy(w, p + i, l);
+                w += l;
+                i += l;
+            } else {
+                LIT(w, "\\ufffd");
+                i++;
+            }
+        }
+    }
+    *w++ = '"';
+    return w;
+}
+
+void arc_alog_json_str(struct arc_sbuf *o, const char *s)
+{
+    size_t need = 6 * strlen(s) + 3;
+    if (o->cap - o->len < need + 1) {
+        size_t cap = o->cap ? o->cap : 256;
+        while (cap - o->len < need + 1)
+            cap *= 2;
+        char *np = realloc(o->p, cap);
+        if (!np)
+            abort();
+        o->p = np;
+        o->cap = cap;
+    }
+    char *w = jstr(o->p + o->len, s);
+    o->len = (size_t)(w - o->p);
+    o->p[o->len] = '\0';
+}
+
+static char *u64(char *w, uint64_t v)
+{
+    char t[24];
+    size_t i = sizeof(t);
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(w, t + i, sizeof(t) - i);
+    return w + sizeof(t) - i;
+}
+
+/* ,"key": then the string, or null for an empty one. KEY is a literal. */
+#define KSTR(w, key, v) do { LIT(w, ",\"" key "\":"); \
+    const char *_v = (v); if (_v && *_v) w = jstr(w, _v); else LIT(w, "null"); } while (0)
+
+static char *hex(char *w, const uint8_t *b, size_t n)
+{
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        *w++ = d[b[i] >> 4];
+        *w++ = d[b[i] & 15];
+    }
+    return w;
+}
+
+/* ns → 12.345 (ms, µs resolution), or null when it did not happen. */
+static char *ms(char *w, uint64_t ns)
+{
+    if (ns == ARC_ALOG_NONE) {
+        LIT(w, "null");
+        return w;
+    }
+    uint64_t us = (ns + 500) / 1000;
+    w = u64(w, us / 1000);
+    *w++ = '.';
+    *w++ = (char)('0' + us % 1000 / 100);
+    *w++ = (char)('0' + us % 100 / 10);
+    *w++ = (char)('0' + us % 10);
+    return w;
+}
+
+/* The "YYYY-MM-DDTHH:MM:SS" of a second, remembered: lines come in time
+ * order per worker, so the calendar math runs about once a second. */
+static _Thread_local time_t ts_sec = -1;
+static _Thread_local char ts_text[64];
+
+static char *timestamp(char *w, uint64_t ns)
+{
+    time_t sec = (time_t)(ns / 1000000000ull);
+    if (sec != ts_sec) {
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        snprintf(ts_text, sizeof(ts_text), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        ts_sec = sec;
+    }
+    memcpy(w, ts_text, 19);
+    w += 19;
+    uint32_t frac = (uint32_t)(ns % 1000000000ull);
+    *w = '.';
+    for (int i = 9; i >= 1; i--) {
+        w[i] = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    w[10] = 'Z';
+    return w + 11;
+}
+
+static char *ipv4(char *w, const struct in_addr *a)
+{
+    const uint8_t *b = (const uint8_t *)&a->s_addr;
+    for (int i = 0; i < 4; i++) {
+        if (i)
+            *w++ = '.';
+        w = u64(w, b[i]);
+    }
+    return w;
+}
+
+void arc_alog_format(struct arc_sbuf *o, const struct arc_alog_rec *r)
+{
+    if (o->cap - o->len < LINE_MAX + 1) {
+        size_t cap = o->cap ? o->cap : 4096;
+        while (cap - o->len < LINE_MAX + 1)
+            cap *= 2;
+        char *np = realloc(o->p, cap);
+        if (!np)
+            abort();                    /* as arc_sbuf does: no sane way on */
+        o->p = np;
+        o->cap = cap;
+    }
+    char *w = o->p + o->len;
+    LIT(w, "{\"ts\":\"");
+    w = timestamp(w, r->ts_ns);
+    LIT(w, "\",\"kind\":\"access\"");
+    KSTR(w, "request_id", r->request_id);
+    if (r->traced) {
+        LIT(w, ",\"trace_id\":\"");
+        w = hex(w, r->trace_id, 16);
+        LIT(w, "\",\"span_id\":\"");
+        w = hex(w, r->span_id, 8);
+        LIT(w, "\",\"parent_span_id\":");
+        if (r->has_parent) {
+            *w++ = '"';
+            w = hex(w, r->parent_id, 8);
+            *w++ = '"';
+        } else {
+            LIT(w, "null");
+        }
+        if (r->trace_flags & 1)
+            LIT(w, ",\"trace_sampled\":true");
+        else
+            LIT(w, ",\"trace_sampled\":false");
+    } else {
+        LIT(w, ",\"trace_id\":null,\"span_id\":null,\"parent_span_id\":null,\"trace_sampled\":false");
+    }
+    KSTR(w, "method", r->method);
+    if (r->https)
+        LIT(w, ",\"scheme\":\"https\"");
+    else
+        LIT(w, ",\"scheme\":\"http\"");
+    KSTR(w, "host", r->host);
+    KSTR(w, "path", r->path);
+    KSTR(w, "query", r->query);
+    if (r->protocol == ARC_ALOG_H2)
+        LIT(w, ",\"protocol\":\"h2\"");
+    else if (r->protocol == ARC_ALOG_H10)
+        LIT(w, ",\"protocol\":\"http/1.0\"");
+    else
+        LIT(w, ",\"protocol\":\"http/1.1\"");
+    LIT(w, ",\"status\":");
+    w = u64(w, r->status);
+    KSTR(w, "route", r->route);
+    KSTR(w, "upstream", r->has_upstream ? r->upstream : NULL);
+    KSTR(w, "upstream_addr", r->has_upstream ? r->upstream_addr : NULL);
+    LIT(w, ",\"attempt\":");
+    w = u64(w, r->attempt);
+    if (r->client.sa.sa_family == AF_INET) {
+        LIT(w, ",\"client_ip\":\"");
+        w = ipv4(w, &r->client.in.sin_addr);
+        LIT(w, "\",\"client_port\":");
+        w = u64(w, ntohs(r->client.in.sin_port));
+    } else if (r->client.sa.sa_family == AF_INET6) {
+        char ip[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &r->client.in6.sin6_addr, ip, sizeof(ip));
+        KSTR(w, "client_ip", ip);
+        LIT(w, ",\"client_port\":");
+        w = u64(w, ntohs(r->client.in6.sin6_port));
+    } else {
+        LIT(w, ",\"client_ip\":null,\"client_port\":null");
+    }
+    if (r->tls) {
+        LIT(w, ",\"tls\":{\"version\":");
+        if (r->tls_version[0])
+            w = jstr(w, r->tls_version);
+        else
+            LIT(w, "null");
+        KSTR(w, "cipher", r->tls_cipher);
+        KSTR(w, "sni", r->tls_sni);
+        KSTR(w, "client_subject", r->tls_subject);
+        *w++ = '}';
+    } else {
+        LIT(w, ",\"tls\":null");
+    }
+    LIT(w, ",\"bytes_received\":");
+    w = u64(w, r->bytes_in);
+    LIT(w, ",\"bytes_sent\":");
+    w = u64(w, r->bytes_out);
+    LIT(w, ",\"duration_ms\":");
+    w = ms(w, r->dur_ns);
+    LIT(w, ",\"upstream_connect_ms\":");
+    w = ms(w, r->connect_ns);
+    LIT(w, ",\"upstream_ttfb_ms\":");
+    w = ms(w, r->ttfb_ns);
+    LIT(w, ",\"upstream_response_ms\":");
+    w = ms(w, r->response_ns);
+    KSTR(w, "user_agent", r->user_agent);
+    KSTR(w, "referer", r->referer);
+    KSTR(w, "error", arc_alog_error_text(r->err, r->outcome));
+    if (r->truncated) {
+        LIT(w, ",\"truncated\":[");
+        bool first = true;
+        for (unsigned i = 0; i < ARC_ALOG_T__COUNT; i++)
+            if (r->truncated & (1u << i)) {
+                if (!first)
+                    *w++ = ',';
+                w = jstr(w, trunc_names[i]);
+                first = false;
+            }
+        *w++ = ']';
+    }
+    LIT(w, "}\n");
+    o->len = (size_t)(w - o->p);
+    o->p[o->len] = '\0';
+}

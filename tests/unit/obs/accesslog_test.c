@@ -1,0 +1,293 @@
+/*
+ * The access log's SPSC ring (full ring drops and counts, order kept across
+ * threads, head and tail on separate cache lines) and its NDJSON formatter
+ * (every field, nulls, escaping of hostile bytes, truncation marks).
+ */
+#include "test.h"
+#include "obs/accesslog.h"
+#include "obs/metrics.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <string.h>
+
+_Static_assert(offsetof(struct arc_alog_ring, tail) - offsetof(struct arc_alog_ring, head) >=
+               ARC_ALOG_CACHELINE, "head and tail share a cache line");
+_Static_assert(offsetof(struct arc_alog_ring, mask) - offsetof(struct arc_alog_ring, tail) >=
+               ARC_ALOG_CACHELINE, "tail shares a cache line with the producer's fields");
+
+static void test_ring_full_drops(void)
+{
+    struct arc_alog_ring r;
+    CHECK(arc_alog_ring_init(&r, 3) < 0);
+    CHECK(arc_alog_ring_init(&r, 4) == 0);
+    for (int i = 0; i < 4; i++) {
+        struct arc_alog_rec *rec = arc_alog_ring_claim(&r);
+        CHECK(rec != NULL);
+        if (rec)
+            rec->status = (uint16_t)(200 + i);
+        arc_alog_ring_commit(&r);
+    }
+    CHECK(arc_alog_ring_claim(&r) == NULL);
+    CHECK(arc_alog_ring_claim(&r) == NULL);
+    CHECK_INT(atomic_load(&r.dropped), 2);
+    uint64_t t;
+    CHECK_INT(arc_alog_ring_avail(&r, &t), 4);
+    CHECK_INT(r.recs[t & r.mask].status, 200);
+    CHECK_INT(r.recs[(t + 3) & r.mask].status, 203);
+    arc_alog_ring_release(&r, 2);
+    struct arc_alog_rec *rec = arc_alog_ring_claim(&r);
+    CHECK(rec != NULL);
+    if (rec)
+        rec->status = 299;
+    arc_alog_ring_commit(&r);
+    CHECK_INT(arc_alog_ring_avail(&r, &t), 3);
+    CHECK_INT(r.recs[(t + 2) & r.mask].status, 299);
+    CHECK_INT(atomic_load(&r.dropped), 2);
+    arc_alog_ring_dispose(&r);
+}
+
+#define N_PUSH 2000000
+
+static void *producer(void *arg)
+{
+    struct arc_alog_ring *r = arg;
+    for (uint64_t i = 0; i < N_PUSH; i++) {
+        struct arc_alog_rec *rec = arc_alog_ring_claim(r);
+        if (!rec)
+            continue;
+        rec->bytes_in = i;
+        rec->bytes_out = ~i;
+        arc_alog_ring_commit(r);
+    }
+    return NULL;
+}
+
+/* A consumer on another thread sees every record it gets whole and in
+ * order; received + dropped = pushed. */
+static void test_ring_threads(void)
+{
+    struct arc_alog_ring r;
+    CHECK(arc_alog_ring_init(&r, 64) == 0);
+    pthread_t th;
+    pthread_create(&th, NULL, producer, &r);
+    uint64_t got = 0, last = 0, bad = 0;
+    bool first = true;
+    for (;;) {
+        uint64_t t, n = arc_alog_ring_avail(&r, &t);
+        for (uint64_t k = 0; k < n; k++) {
+            const struct arc_alog_rec *rec = &r.recs[(t + k) & r.mask];
+            if (rec->bytes_out != ~rec->bytes_in || (!first && rec->bytes_in <= last))
+                bad++;
+            last = rec->bytes_in;
+            first = false;
+        }
+        arc_alog_ring_release(&r, n);
+        got += n;
+        if (got + atomic_load(&r.dropped) == N_PUSH)
+            break;
+    }
+    pthread_join(th, NULL);
+    CHECK_INT(bad, 0);
+    CHECK_INT(got + atomic_load(&r.dropped), N_PUSH);
+    CHECK(got > 0);
+    arc_alog_ring_dispose(&r);
+}
+
+static json_t *format_one(const struct arc_alog_rec *rec, char *line, size_t cap)
+{
+    struct arc_sbuf o = { 0 };
+    arc_alog_format(&o, rec);
+    CHECK(o.len > 0 && o.p[o.len - 1] == '\n');
+    CHECK(memchr(o.p, '\n', o.len) == o.p + o.len - 1);
+    snprintf(line, cap, "%s", o.p);
+    json_error_t je;
+    json_t *j = json_loadb(o.p, o.len, 0, &je);
+    if (!j)
+        fprintf(stderr, "not JSON (%s): %s", je.text, o.p);
+    CHECK(j != NULL);
+    arc_sbuf_dispose(&o);
+    return j;
+}
+
+#define JSTR(j, k) json_string_value(json_object_get((j), (k)))
+#define JINT(j, k) json_integer_value(json_object_get((j), (k)))
+#define JREAL(j, k) json_number_value(json_object_get((j), (k)))
+#define JNULL(j, k) json_is_null(json_object_get((j), (k)))
+
+static void test_format_full(void)
+{
+    struct arc_alog_rec r;
+    memset(&r, 0, sizeof(r));
+    r.ts_ns = 1796646016ull * 1000000000ull + 123456789;    /* 2026-12-07T12:20:16.123456789Z */
+    r.dur_ns = 12345678;
+    r.connect_ns = 1000;
+    r.ttfb_ns = 5500000;
+    r.response_ns = 12000000;
+    r.bytes_in = 11;
+    r.bytes_out = 22;
+    r.status = 201;
+    r.protocol = ARC_ALOG_H2;
+    r.https = 1;
+    r.attempt = 2;
+    r.err = 0;
+    r.outcome = ARC_ALOG_O_COMPLETE;
+    r.tls = 1;
+    r.traced = 1;
+    r.trace_flags = 1;
+    r.has_parent = 1;
+    for (int i = 0; i < 16; i++)
+        r.trace_id[i] = (uint8_t)(0xa0 + i);
+    for (int i = 0; i < 8; i++) {
+        r.span_id[i] = (uint8_t)(0x10 + i);
+        r.parent_id[i] = (uint8_t)(0xf0 + i);
+    }
+    r.client.in6.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "2001:db8::7", &r.client.in6.sin6_addr);
+    r.client.in6.sin6_port = htons(40000);
+    strcpy(r.method, "POST");
+    strcpy(r.host, "api.example.com");
+    strcpy(r.path, "/v1/items");
+    strcpy(r.query, "a=1&token=REDACTED");
+    strcpy(r.route, "items");
+    strcpy(r.upstream, "app");
+    r.has_upstream = 1;
+    strcpy(r.upstream_addr, "10.0.0.1:8080");
+    strcpy(r.request_id, "01937a3b-0000-7000-8000-000000000000");
+    strcpy(r.tls_version, "TLSv1.3");
+    strcpy(r.tls_cipher, "TLS_AES_128_GCM_SHA256");
+    strcpy(r.tls_sni, "api.example.com");
+    strcpy(r.tls_subject, "CN=client,O=Example");
+    strcpy(r.user_agent, "curl/8");
+    strcpy(r.referer, "https://example.com/");
+    char line[4096];
+    json_t *j = format_one(&r, line, sizeof(line));
+    if (!j)
+        return;
+    CHECK_STR(JSTR(j, "ts"), "2026-12-07T12:20:16.123456789Z");
+    CHECK_STR(JSTR(j, "kind"), "access");
+    CHECK_STR(JSTR(j, "request_id"), "01937a3b-0000-7000-8000-000000000000");
+    CHECK_STR(JSTR(j, "trace_id"), "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
+    CHECK_STR(JSTR(j, "span_id"), "1011121314151617");
+    CHECK_STR(JSTR(j, "parent_span_id"), "f0f1f2f3f4f5f6f7");
+    CHECK(json_is_true(json_object_get(j, "trace_sampled")));
+    CHECK_STR(JSTR(j, "method"), "POST");
+    CHECK_STR(JSTR(j, "scheme"), "https");
+    CHECK_STR(JSTR(j, "host"), "api.example.com");
+    CHECK_STR(JSTR(j, "path"), "/v1/items");
+    CHECK_STR(JSTR(j, "query"), "a=1&token=REDACTED");
+    CHECK_STR(JSTR(j, "protocol"), "h2");
+    CHECK_INT(JINT(j, "status"), 201);
+    CHECK_STR(JSTR(j, "route"), "items");
+    CHECK_STR(JSTR(j, "upstream"), "app");
+    CHECK_STR(JSTR(j, "upstream_addr"), "10.0.0.1:8080");
+    CHECK_INT(JINT(j, "attempt"), 2);
+    CHECK_STR(JSTR(j, "client_ip"), "2001:db8::7");
+    CHECK_INT(JINT(j, "client_port"), 40000);
+    json_t *tls = json_object_get(j, "tls");
+    CHECK_STR(JSTR(tls, "version"), "TLSv1.3");
+    CHECK_STR(JSTR(tls, "cipher"), "TLS_AES_128_GCM_SHA256");
+    CHECK_STR(JSTR(tls, "sni"), "api.example.com");
+    CHECK_STR(JSTR(tls, "client_subject"), "CN=client,O=Example");
+    CHECK_INT(JINT(j, "bytes_received"), 11);
+    CHECK_INT(JINT(j, "bytes_sent"), 22);
+    CHECK(JREAL(j, "duration_ms") == 12.346);
+    CHECK(JREAL(j, "upstream_connect_ms") == 0.001);
+    CHECK(JREAL(j, "upstream_ttfb_ms") == 5.5);
+    CHECK(JREAL(j, "upstream_response_ms") == 12.0);
+    CHECK_STR(JSTR(j, "user_agent"), "curl/8");
+    CHECK_STR(JSTR(j, "referer"), "https://example.com/");
+    CHECK(JNULL(j, "error"));
+    CHECK(json_object_get(j, "truncated") == NULL);
+    json_decref(j);
+}
+
+/* An aborted request with no route: nulls where nothing happened. */
+static void test_format_nulls_and_errors(void)
+{
+    struct arc_alog_rec r;
+    memset(&r, 0, sizeof(r));
+    r.ts_ns = 1;
+    r.status = 499;
+    r.protocol = ARC_ALOG_H10;
+    r.outcome = ARC_ALOG_O_CLIENT_ABORT;
+    r.connect_ns = r.ttfb_ns = r.response_ns = ARC_ALOG_NONE;
+    r.client.in.sin_family = AF_INET;
+    inet_pton(AF_INET, "192.0.2.9", &r.client.in.sin_addr);
+    r.client.in.sin_port = htons(1234);
+    char line[4096];
+    json_t *j = format_one(&r, line, sizeof(line));
+    if (!j)
+        return;
+    CHECK_STR(JSTR(j, "ts"), "1970-01-01T00:00:00.000000001Z");
+    CHECK_STR(JSTR(j, "protocol"), "http/1.0");
+    CHECK_STR(JSTR(j, "scheme"), "http");
+    CHECK_INT(JINT(j, "status"), 499);
+    const char *nulls[] = { "request_id", "trace_id", "span_id", "parent_span_id", "method",
+                            "host", "path", "query", "route", "upstream", "upstream_addr", "tls",
+                            "upstream_connect_ms", "upstream_ttfb_ms", "upstream_response_ms",
+                            "user_agent", "referer" };
+    for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++)
+        if (!JNULL(j, nulls[i])) {
+            fprintf(stderr, "%s should be null: %s", nulls[i], line);
+            CHECK(0);
+        }
+    CHECK(JREAL(j, "duration_ms") == 0.0);
+    CHECK_STR(JSTR(j, "client_ip"), "192.0.2.9");
+    CHECK_INT(JINT(j, "client_port"), 1234);
+    CHECK_STR(JSTR(j, "error"), "client_abort");
+    json_decref(j);
+    /* an error kind wins over the outcome; unknown client: nulls */
+    r.err = 1 + ARC_ERR_UPSTREAM_TIMEOUT;
+    r.outcome = ARC_ALOG_O_COMPLETE;
+    r.client.sa.sa_family = 0;
+    j = format_one(&r, line, sizeof(line));
+    if (j) {
+        CHECK_STR(JSTR(j, "error"), "upstream_timeout");
+        CHECK(JNULL(j, "client_ip"));
+        CHECK(JNULL(j, "client_port"));
+        json_decref(j);
+    }
+    CHECK_STR(arc_alog_error_text(0, ARC_ALOG_O_UPSTREAM_CUT), "upstream_cut");
+    CHECK_STR(arc_alog_error_text(0, ARC_ALOG_O_CLIENT_TIMEOUT), "client_timeout");
+    CHECK(arc_alog_error_text(0, ARC_ALOG_O_TUNNEL_END) == NULL);
+    CHECK_STR(arc_alog_error_text(200, 0), "error");
+}
+
+/* Whatever bytes a client sends, the line is one valid JSON object. */
+static void test_format_hostile_bytes(void)
+{
+    struct arc_alog_rec r;
+    memset(&r, 0, sizeof(r));
+    r.connect_ns = r.ttfb_ns = r.response_ns = ARC_ALOG_NONE;
+    strcpy(r.path, "/a\"b\\c\n\r\t\x01\x7f");
+    strcpy(r.user_agent, "bad \xff\xfe utf8 \xc3\xa9 ok \xe2\x82");
+    strcpy(r.referer, "\xf0\x9f\x98\x80 \xed\xa0\x80 \xc0\xaf");
+    r.truncated = (1u << ARC_ALOG_T_PATH) | (1u << ARC_ALOG_T_USER_AGENT);
+    char line[4096];
+    json_t *j = format_one(&r, line, sizeof(line));
+    if (!j)
+        return;
+    CHECK_STR(JSTR(j, "path"), "/a\"b\\c\n\r\t\x01\x7f");
+    CHECK_STR(JSTR(j, "user_agent"), "bad \xef\xbf\xbd\xef\xbf\xbd utf8 \xc3\xa9 ok \xef\xbf\xbd\xef\xbf\xbd");
+    /* an emoji passes; a surrogate and an overlong form do not */
+    CHECK(strncmp(JSTR(j, "referer"), "\xf0\x9f\x98\x80 \xef\xbf\xbd", 8) == 0);
+    CHECK(strstr(JSTR(j, "referer"), "\xc0") == NULL);
+    json_t *t = json_object_get(j, "truncated");
+    CHECK_INT(json_array_size(t), 2);
+    CHECK_STR(json_string_value(json_array_get(t, 0)), "path");
+    CHECK_STR(json_string_value(json_array_get(t, 1)), "user_agent");
+    json_decref(j);
+}
+
+int main(void)
+{
+    RUN(test_ring_full_drops);
+    RUN(test_ring_threads);
+    RUN(test_format_full);
+    RUN(test_format_nulls_and_errors);
+    RUN(test_format_hostile_bytes);
+    return TEST_REPORT();
+}
