@@ -270,13 +270,12 @@ static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct ar
         for (size_t i = 0; i < ctl->n_workers; i++)
             shards[i] = arc_worker_metrics(ctl->workers[i]);
         struct arc_sbuf m = { 0 };
-        const struct arc_snapshot *s = ctl->snap;
-        struct arc_m_names names = {
-            .route_ids = s->route_ids, .route_names = s->route_names, .n_routes = s->n_routes,
-            .up_ids = s->upstream_ids, .up_names = s->upstream_names, .n_ups = s->n_ups,
-        };
-        arc_metrics_render(&m, shards, ctl->n_workers, &names);
+        struct arc_admin_names names;
+        arc_admin__names(&names, ctl->snap);
+        arc_metrics_render(&m, shards, ctl->n_workers, &names.m);
+        arc_admin__names_dispose(&names);
         render_tls(&m, ctl, shards);
+        arc_metrics_render_process(&m);
         arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
                             "arc_workers %zu\n", ctl->n_workers);
         arc_sbuf_printf(&m, "# HELP arc_config_reloads_total Configuration reloads, by result "

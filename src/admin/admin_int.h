@@ -18,6 +18,7 @@
 #include "admin/admin.h"
 #include "core/common.h"
 #include "loop/ring.h"
+#include "obs/metrics.h"
 
 /* user_data of the loop's own operations. Connections use their (8-byte
  * aligned) address with the operation in the low three bits; no heap
@@ -139,6 +140,18 @@ int arc_admin__reload_file(struct arc_ctl_loop *cs, const char *trigger,
 
 /* "ok", "error", "refused", "none" (the metrics' result label). */
 const char *arc_admin__result_name(int result);
+
+/* ------------------------------------------------------------ status.c */
+
+/* The names /metrics labels rows with, made from a snapshot (its routes,
+ * upstreams, endpoints and listeners). Borrowed from `s`: valid while it is. */
+struct arc_admin_names {
+    struct arc_m_names m;
+    uint32_t *ep_ids, *ep_up;
+    const char **ep_names, **listener_names;
+};
+void arc_admin__names(struct arc_admin_names *n, const struct arc_snapshot *s);
+void arc_admin__names_dispose(struct arc_admin_names *n);
 
 /* ------------------------------------------------------------ ctlapi.c */
 

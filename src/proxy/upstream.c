@@ -226,6 +226,7 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
         if (!u) {
             free(head);
             arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
+            arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_CONNECT_ERRORS), 1);
             if (errno == EAGAIN)
                 arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
             else
@@ -256,6 +257,7 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
     ex->lb_open = true;
     ex->lb_gen = wu->gen;
     arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
+    arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_REQUESTS), 1);
     arc_px__up_pump(w, u);
 }
 
@@ -269,9 +271,11 @@ static bool retry(struct arc_worker *w, struct arc_conn *u)
     int ep = ex->ep;
     detach(ex, u);
     arc_px__conn_close(w, u);
+    arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_RETRIES), 1);
     struct arc_conn *nu = arc_px__up_connect(w, ex->snap, up, ep);
     if (!nu) {
         arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
+        arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_CONNECT_ERRORS), 1);
         arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
         return true;
     }
@@ -295,6 +299,7 @@ void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res)
     struct arc_exchange *ex = u->u.ex;
     if (res < 0) {
         arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_CONNECT_ERRORS), 1);
+        arc_m_add(arc_m_ep(&w->metrics, u->u.ep_rt->id, ARC_ME_CONNECT_ERRORS), 1);
         detach(ex, u);
         arc_px__conn_close(w, u);
         if (ex)
@@ -438,6 +443,7 @@ static size_t resp_body(struct arc_worker *w, struct arc_conn *u, int32_t bid, c
             n += used;
             if (rc == ARC_H1_CHUNK_ERROR) {
                 arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_BAD], 1);
+                ex->err = ARC_ERR_UPSTREAM_BAD + 1;
                 if (ex->resp_passthrough)
                     cv->send_body(w, ex, bid, p, n - used, true);  /* the valid prefix */
                 arc_px__ex_cut(w, ex);
@@ -642,7 +648,18 @@ void arc_px__up_eof(struct arc_worker *w, struct arc_conn *u, int err)
         return;
     }
     arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_RESET], 1);
+    ex->err = ARC_ERR_UPSTREAM_RESET + 1;
     arc_px__ex_cut(w, ex);
+}
+
+/* Which deadline fired (the one up_sent / up_process armed last). */
+static enum arc_m_phase timeout_phase(const struct arc_conn *u)
+{
+    if (!u->u.connected || u->u.state == US_CONNECTING)
+        return ARC_MT_CONNECT;
+    if (u->u.head_done || u->u.state == US_TUNNEL)
+        return ARC_MT_READ;
+    return arc_px__out_idle(u) ? ARC_MT_TTFB : ARC_MT_WRITE;
 }
 
 void arc_px__up_timeout(struct arc_worker *w, struct arc_conn *u)
@@ -665,6 +682,7 @@ void arc_px__up_timeout(struct arc_worker *w, struct arc_conn *u)
         return;
     }
     arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_TIMEOUTS), 1);
+    arc_m_add(arc_m_ep(&w->metrics, u->u.ep_rt->id, ARC_ME_TIMEOUT + timeout_phase(u)), 1);
     if (u->u.state == US_TUNNEL) {
         arc_px__client_abort(w, ex->client, EXO_TUNNEL_END);
         return;
@@ -674,6 +692,7 @@ void arc_px__up_timeout(struct arc_worker *w, struct arc_conn *u)
         return;
     }
     arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_TIMEOUT], 1);
+    ex->err = ARC_ERR_UPSTREAM_TIMEOUT + 1;
     arc_px__ex_cut(w, ex);
 }
 
