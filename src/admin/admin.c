@@ -265,6 +265,13 @@ static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct ar
             respond(cs, a, 200, "text/plain", "ready\n", 6);
         else
             respond(cs, a, 503, "text/plain", "starting\n", 9);
+    } else if (arc_str_eq(req->path, "/", 1)) {
+        respond(cs, a, 200, "text/html; charset=utf-8", arc_admin__dashboard_html,
+                strlen(arc_admin__dashboard_html));
+    } else if (arc_str_eq(req->path, "/status.json", 12)) {
+        char *j = arc_admin__status_json(cs->history, ctl, arc_now_ms());
+        respond(cs, a, 200, "application/json", j, strlen(j));
+        free(j);
     } else if (arc_str_eq(req->path, "/metrics", 8)) {
         struct arc_metrics_shard *shards[ctl->n_workers ? ctl->n_workers : 1];
         for (size_t i = 0; i < ctl->n_workers; i++)
@@ -455,11 +462,12 @@ static void on_signal(struct arc_ctl_loop *cs, const struct io_uring_cqe *cqe)
 
 int arc_control_run(struct arc_control *ctl)
 {
-    struct arc_ctl_loop cs = { .ctl = ctl };
+    struct arc_ctl_loop cs = { .ctl = ctl, .history = arc_admin__history_new() };
     ctl->last.result = ARC_RELOAD_NONE;
     struct arc_ring_opts ro = { .entries = 256, .single_issuer = true };
     int rc = arc_ring_init(&cs.ring, &ro);
     if (rc < 0) {
+        arc_admin__history_free(cs.history);
         arc_snapshot_unref(ctl->snap);
         ctl->snap = NULL;
         return rc;
@@ -516,6 +524,7 @@ int arc_control_run(struct arc_control *ctl)
                         io_uring_sqe_set_data64(sqe, 0);
                     }
                 arc_admin__ctl_tick(&cs, now);
+                arc_admin__history_tick(cs.history, ctl, now);
                 if (cs.watch.pending && now >= cs.watch.due)
                     file_changed(&cs);
                 if (cs.draining && all_workers_done(ctl))
@@ -552,6 +561,7 @@ int arc_control_run(struct arc_control *ctl)
     free(cs.conns);
     arc_admin__ctl_dispose(&cs);
     arc_admin__watch_dispose(&cs.watch);
+    arc_admin__history_free(cs.history);
     arc_snapshot_unref(ctl->snap);
     ctl->snap = NULL;
     return 0;

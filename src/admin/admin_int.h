@@ -153,6 +153,22 @@ struct arc_admin_names {
 void arc_admin__names(struct arc_admin_names *n, const struct arc_snapshot *s);
 void arc_admin__names_dispose(struct arc_admin_names *n);
 
+/* The dashboard's history: a sample of the shards every SAMPLE_MS, the
+ * last SAMPLES of them (the "last minutes" its charts show). */
+#define ARC_ADMIN_SAMPLE_MS 5000
+#define ARC_ADMIN_SAMPLES 60
+struct arc_admin_history;
+struct arc_admin_history *arc_admin__history_new(void);
+void arc_admin__history_free(struct arc_admin_history *h);
+/* Takes a sample when one is due (called on every control-loop tick). */
+void arc_admin__history_tick(struct arc_admin_history *h, const struct arc_control *ctl,
+                             uint64_t now);
+/* The /status.json document (malloc'd text, the caller frees it). */
+char *arc_admin__status_json(struct arc_admin_history *h, const struct arc_control *ctl,
+                             uint64_t now);
+/* The dashboard page (dashboard.c): NUL-terminated HTML, static. */
+extern const char arc_admin__dashboard_html[];
+
 /* ------------------------------------------------------------ ctlapi.c */
 
 struct ctl_conn;
@@ -185,6 +201,7 @@ struct arc_ctl_loop {
     const struct arc_snapshot *seen_snap; /* the running snapshot the watches were set for */
     char seen_fp[65];               /* the fingerprint long polls last saw */
     struct arc_ctl_server srv;
+    struct arc_admin_history *history; /* the dashboard's samples (status.c) */
 };
 
 void arc_admin__ctl_start(struct arc_ctl_loop *cs);
