@@ -261,3 +261,37 @@ def test_gauges(arc, servers):
     fams, _ = scrape(a)
     assert total(fams, "arc_upstream_pool_idle", upstream="echo") >= 1
     c.close()
+
+
+def test_docs_and_examples_use_the_real_names(arc, servers):
+    """Every family /metrics shows is documented in docs/operations.md, and
+    every metric the example Grafana dashboard and Prometheus rules query
+    exists (with its _bucket/_sum/_count for histograms)."""
+    import json
+    import os
+    import re
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    a, up, down = start(arc, servers)
+    assert a.client().request("GET", "/api/x").status == 200
+    fams, _ = scrape(a)
+    with open(os.path.join(root, "docs", "operations.md")) as f:
+        ops = f.read()
+    undocumented = [n for n in fams if "`%s`" % n not in ops]
+    assert not undocumented, "not in docs/operations.md: %s" % undocumented
+    names = set()
+    for n, f in fams.items():
+        names.add(n)
+        if f["type"] == "histogram":
+            names.update(n + s for s in ("_bucket", "_sum", "_count"))
+    conditional = {"arc_tls_cert_expiry_seconds"}      # only with https listeners
+    with open(os.path.join(root, "examples", "grafana-dashboard.json")) as f:
+        dash = json.load(f)
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    assert len(exprs) > 20
+    with open(os.path.join(root, "examples", "prometheus.yml")) as f:
+        exprs.append(f.read())
+    used = set()
+    for e in exprs:
+        used.update(re.findall(r"\b((?:arc|process)_[a-z0-9_]+)", e))
+    unknown = sorted(n for n in used - names - conditional)
+    assert not unknown, "examples query metrics Arc does not export: %s" % unknown
