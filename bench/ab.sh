@@ -6,6 +6,9 @@
 # PORT_BASE so it can run while another run holds the harness's own.
 #
 #   OLD_BIN=/path/to/old/arc bench/ab.sh          # NEW_BIN: build/release/arc
+#   OLD_BIN=build/release/arc OLD_ENV=ARC_PEER_HISTOGRAMS=false bench/ab.sh
+#       (NEW_ENV / OLD_ENV: VAR=value words for arc_peer.sh: here the same
+#       build with histograms off as the old side)
 #   CASES="wrk:0:256 wrk:1024:256" ROUNDS=7 OLD_BIN=... bench/ab.sh
 #
 # CASES: tool:body_bytes:connections (h2load = TLS + HTTP/2, 8 streams per
@@ -71,9 +74,10 @@ start_backend() {
 
 start_backend 0
 for t in new old; do
-    bin=$NEW_BIN
-    [[ $t == old ]] && bin=$OLD_BIN
-    "$top/bench/arc_peer.sh" "$bin" "${H1[$t]}" "${H2[$t]}" >"$RUN_DIR/$t.log" 2>&1 &
+    bin=$NEW_BIN peer_env=${NEW_ENV:-}
+    [[ $t == old ]] && bin=$OLD_BIN peer_env=${OLD_ENV:-}
+    # shellcheck disable=SC2086
+    env $peer_env "$top/bench/arc_peer.sh" "$bin" "${H1[$t]}" "${H2[$t]}" >"$RUN_DIR/$t.log" 2>&1 &
     PID[$t]=$!
     pids+=("${PID[$t]}")
     wait_ok "http://127.0.0.1:${H1[$t]}/"
