@@ -314,7 +314,8 @@ void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res)
         return;
     }
     ex->state = EX_UPSTREAM;
-    ex->t_conn_ns = arc_now_ns();
+    if (!u->tls)
+        ex->t_conn_ns = arc_now_ns();   /* (TLS: once the handshake is done, up_ready) */
     set_timer(w, u, uconf(u)->write_timeout);
     arc_px__up_pump(w, u);
 }
@@ -655,7 +656,8 @@ void arc_px__up_eof(struct arc_worker *w, struct arc_conn *u, int err)
 /* Which deadline fired (the one up_sent / up_process armed last). */
 static enum arc_m_phase timeout_phase(const struct arc_conn *u)
 {
-    if (!u->u.connected || u->u.state == US_CONNECTING)
+    /* (a TLS handshake still running is part of connecting) */
+    if (!u->u.connected || u->u.state == US_CONNECTING || (u->u.ex && !u->u.ex->t_conn_ns))
         return ARC_MT_CONNECT;
     if (u->u.head_done || u->u.state == US_TUNNEL)
         return ARC_MT_READ;
@@ -700,6 +702,8 @@ void arc_px__up_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn
 {
     if (u->u.h2)
         arc_px__h2u_ready(w, u, alpn);
+    else if (u->u.ex && !u->u.ex->t_conn_ns)
+        u->u.ex->t_conn_ns = arc_now_ns();
 }
 
 /* ------------------------------------------------------------ request body */
