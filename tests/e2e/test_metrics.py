@@ -295,3 +295,77 @@ def test_docs_and_examples_use_the_real_names(arc, servers):
         used.update(re.findall(r"\b((?:arc|process)_[a-z0-9_]+)", e))
     unknown = sorted(n for n in used - names - conditional)
     assert not unknown, "examples query metrics Arc does not export: %s" % unknown
+
+
+def test_timeouts_by_phase(arc, servers):
+    """Each upstream deadline is counted under the phase it guards: connect
+    (an endpoint whose accept queue is full drops the SYN), write (the
+    upstream stops reading a large body), ttfb (no response head), read
+    (the body stalls); the kernel counts the full accept queue too."""
+    import threading
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    fillers = []
+    for _ in range(3):      # the accept queue (backlog 0: one) and then some
+        f = socket.socket()
+        f.setblocking(False)
+        try:
+            f.connect(full.getsockname())
+        except BlockingIOError:
+            pass
+        fillers.append(f)
+    time.sleep(0.2)
+    blackhole = "127.0.0.1:%d" % full.getsockname()[1]
+    up = servers.http(handler=api_handler, name="echo")
+    t = {"connect": "300ms", "write": "300ms", "ttfb": "300ms", "read": "300ms"}
+    ups = [upstream_conf("echo", up.addr, timeouts=t), upstream_conf("hole", blackhole, timeouts=t)]
+    routes = [route_conf("api", "/api/{*rest}", upstream="echo"),
+              route_conf("hole", "/hole", upstream="hole")]
+    try:
+        a = arc(make_config(ups, routes=routes, extra={"observability": obs()}))
+        before, _ = scrape(a)
+        c = a.client()
+        assert c.request("GET", "/hole").status == 504
+        c = a.client()
+        assert c.request("GET", "/api/slow?ms=1500").status == 504
+        c = a.client()
+        c.request("GET", "/api/stall?bytes=100", read=False)
+        assert c.wait_closed(10)                                  # cut after the 100 bytes
+        # write: 64 MB to an upstream that pauses reading for 5 s
+        s = socket.create_connection(("127.0.0.1", a.port), timeout=20)
+        body = b"w" * (64 << 20)
+        head = ("POST /api/sink?pause_at=0&pause_ms=5000 HTTP/1.1\r\nHost: t\r\n"
+                "Content-Length: %d\r\n\r\n" % len(body)).encode()
+
+        def pump():
+            try:
+                s.sendall(head + body)
+            except OSError:
+                pass
+        th = threading.Thread(target=pump, daemon=True)
+        th.start()
+        got = b""
+        while b"\r\n\r\n" not in got:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        s.close()
+        th.join(20)
+        assert got.startswith(b"HTTP/1.1 504"), got[:200]
+        fams, _ = scrape(a)
+
+        def d(name, **kw):
+            return total(fams, name, **kw) - total(before, name, **kw)
+        assert d("arc_upstream_timeouts_total", upstream="hole", endpoint=blackhole, phase="connect") == 1
+        assert d("arc_upstream_timeouts_total", upstream="echo", phase="ttfb") == 1
+        assert d("arc_upstream_timeouts_total", upstream="echo", phase="read") == 1
+        assert d("arc_upstream_timeouts_total", upstream="echo", phase="write") == 1
+        assert d("arc_upstream_timeouts_total", upstream="echo", phase="connect") == 0
+        assert d("arc_upstream_errors_total", upstream="echo", kind="upstream_timeout") == 3
+        assert d("arc_kernel_tcp_listen_overflows_total") >= 1
+    finally:
+        for f in fillers:
+            f.close()
+        full.close()
