@@ -6,6 +6,9 @@
 # PORT_BASE so it can run while another run holds the harness's own.
 #
 #   OLD_BIN=/path/to/old/arc bench/ab.sh          # NEW_BIN: build/release/arc
+#   OLD_BIN=build/release/arc OLD_ENV=ARC_PEER_HISTOGRAMS=false bench/ab.sh
+#       (NEW_ENV / OLD_ENV: VAR=value words for arc_peer.sh: here the same
+#       build with histograms off as the old side)
 #   CASES="wrk:0:256 wrk:1024:256" ROUNDS=7 OLD_BIN=... bench/ab.sh
 #   NEW_EXTRA="$(printf 'logging:\n  output: {file: \"@DIR@/access.log\"}')" \
 #       OLD_BIN=build/release/arc bench/ab.sh     # one build, a config key on vs off
@@ -75,11 +78,12 @@ start_backend() {
 
 start_backend 0
 for t in new old; do
-    bin=$NEW_BIN
-    [[ $t == old ]] && bin=$OLD_BIN
+    bin=$NEW_BIN peer_env=${NEW_ENV:-}
+    [[ $t == old ]] && bin=$OLD_BIN peer_env=${OLD_ENV:-}
     extra=${NEW_EXTRA:-}
     [[ $t == old ]] && extra=${OLD_EXTRA:-}
-    ARC_PEER_EXTRA=$extra "$top/bench/arc_peer.sh" "$bin" "${H1[$t]}" "${H2[$t]}" >"$RUN_DIR/$t.log" 2>&1 &
+    # shellcheck disable=SC2086
+    env $peer_env ARC_PEER_EXTRA="$extra" "$top/bench/arc_peer.sh" "$bin" "${H1[$t]}" "${H2[$t]}" >"$RUN_DIR/$t.log" 2>&1 &
     PID[$t]=$!
     pids+=("${PID[$t]}")
     wait_ok "http://127.0.0.1:${H1[$t]}/"

@@ -10,6 +10,8 @@
 #
 # Reads BACKEND_ADDR, BACKEND_PORT, RUN_DIR, TLS_CERT and TLS_KEY from the
 # environment run.sh exports; stays in the foreground (exec).
+# ARC_PEER_HISTOGRAMS=false turns observability.histograms off (the A/B of
+# the histograms' cost: bench/RESULTS.md).
 set -euo pipefail
 bin=${1:?usage: arc_peer.sh ARC_BIN H1_PORT [H2_PORT]}
 p1=${2:?usage: arc_peer.sh ARC_BIN H1_PORT [H2_PORT]}
@@ -29,6 +31,9 @@ mkdir -p "$d"
     printf '    pool:\n      max_idle: 1024\n'
     printf 'routes:\n  - name: all\n    match:\n      path: "/{*rest}"\n    action:\n      upstream: backend\n'
     printf 'observability:\n  metrics_bind: "127.0.0.1:0"\n'
+    if [[ -n ${ARC_PEER_HISTOGRAMS:-} ]]; then
+        printf '  histograms:\n    enabled: %s\n' "$ARC_PEER_HISTOGRAMS"
+    fi
     # Extra top-level YAML for this peer (ab.sh: NEW_EXTRA / OLD_EXTRA), with
     # @DIR@ standing for the peer's own directory.
     if [[ -n ${ARC_PEER_EXTRA:-} ]]; then printf '%s\n' "${ARC_PEER_EXTRA//@DIR@/$d}"; fi

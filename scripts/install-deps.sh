@@ -6,8 +6,12 @@ set -euo pipefail
 pkgs=(gcc make pkg-config git liburing-dev libjansson-dev libyaml-dev libssl-dev openssl libnghttp2-dev libpcre2-dev zlib1g-dev
       clang libclang-rt-14-dev curl ca-certificates iproute2
       nghttp2-client python3 python3-pytest python3-websockets python3-requests python3-h2
-      python3-grpcio)
+      python3-grpcio chromium)
 pkgs+=(etcd-server etcd-client)     # the etcd config source's tests
+# promtool (tests/e2e/test_metrics.py uses it when present) comes only with
+# Debian's prometheus package, whose service would listen on :9090, Arc's
+# default admin port: it is not installed here; `apt-get install prometheus`
+# by hand if you want that check too (the strict parser runs either way).
 if [[ ${1:-} == --bench ]]; then
     pkgs=(nginx-light haproxy wrk nghttp2-client procps iproute2 openssl lua5.1)
 fi

@@ -363,6 +363,17 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "arc: %s\n", err);
         return 1;
     }
+    _Static_assert(ARC_M_MAX_BUCKETS == ARC_HIST_MAX_BUCKETS, "bucket limits agree");
+    /* The metrics layout (histogram bounds, series per route) is fixed for
+     * the process before the first worker makes its shard. */
+    struct arc_m_conf mc = { .histograms = cfg->histograms.enabled,
+                             .n_dur = cfg->histograms.n_duration,
+                             .n_size = cfg->histograms.n_size,
+                             .status_series = cfg->status_series };
+    memcpy(mc.dur_ns, cfg->histograms.duration_ns, sizeof(mc.dur_ns));
+    memcpy(mc.size, cfg->histograms.size, sizeof(mc.size));
+    ARC_ASSERT(arc_metrics_setup(&mc) == 0);
+
     struct arc_worker **workers = calloc(nw, sizeof(*workers));
     ARC_ASSERT(workers);
     for (size_t i = 0; i < nw; i++) {

@@ -268,24 +268,30 @@ static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct ar
             respond(cs, a, 200, "text/plain", "ready\n", 6);
         else
             respond(cs, a, 503, "text/plain", "starting\n", 9);
+    } else if (arc_str_eq(req->path, "/", 1)) {
+        respond(cs, a, 200, "text/html; charset=utf-8", arc_admin__dashboard_html,
+                strlen(arc_admin__dashboard_html));
+    } else if (arc_str_eq(req->path, "/status.json", 12)) {
+        char *j = arc_admin__status_json(cs->history, ctl, arc_now_ms());
+        respond(cs, a, 200, "application/json", j, strlen(j));
+        free(j);
     } else if (arc_str_eq(req->path, "/metrics", 8)) {
         struct arc_metrics_shard *shards[ctl->n_workers ? ctl->n_workers : 1];
         for (size_t i = 0; i < ctl->n_workers; i++)
             shards[i] = arc_worker_metrics(ctl->workers[i]);
         struct arc_sbuf m = { 0 };
-        const struct arc_snapshot *s = ctl->snap;
-        struct arc_m_names names = {
-            .route_ids = s->route_ids, .route_names = s->route_names, .n_routes = s->n_routes,
-            .up_ids = s->upstream_ids, .up_names = s->upstream_names, .n_ups = s->n_ups,
-        };
-        arc_metrics_render(&m, shards, ctl->n_workers, &names);
+        struct arc_admin_names names;
+        arc_admin__names(&names, ctl->snap);
+        arc_metrics_render(&m, shards, ctl->n_workers, &names.m);
+        arc_admin__names_dispose(&names);
         render_tls(&m, ctl, shards);
         const struct arc_htable *health[ctl->n_workers ? ctl->n_workers : 1];
         for (size_t i = 0; i < ctl->n_workers; i++)
             health[i] = arc_worker_health(ctl->workers[i]);
-        arc_health_render(&m, health, ctl->n_workers, s);
+        arc_health_render(&m, health, ctl->n_workers, ctl->snap);
         arc_alog_render_metrics(&m);
         arc_otlp_render_metrics(&m);
+        arc_metrics_render_process(&m);
         arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
                             "arc_workers %zu\n", ctl->n_workers);
         arc_sbuf_printf(&m, "# HELP arc_config_reloads_total Configuration reloads, by result "
@@ -509,11 +515,12 @@ static void on_signal(struct arc_ctl_loop *cs, const struct io_uring_cqe *cqe)
 
 int arc_control_run(struct arc_control *ctl)
 {
-    struct arc_ctl_loop cs = { .ctl = ctl };
+    struct arc_ctl_loop cs = { .ctl = ctl, .history = arc_admin__history_new() };
     ctl->last.result = ARC_RELOAD_NONE;
     struct arc_ring_opts ro = { .entries = 256, .single_issuer = true };
     int rc = arc_ring_init(&cs.ring, &ro);
     if (rc < 0) {
+        arc_admin__history_free(cs.history);
         arc_snapshot_unref(ctl->snap);
         ctl->snap = NULL;
         return rc;
@@ -576,6 +583,7 @@ int arc_control_run(struct arc_control *ctl)
                     }
                 arc_admin__ctl_tick(&cs, now);
                 arc_admin__etcd_tick(&cs, now);
+                arc_admin__history_tick(cs.history, ctl, now);
                 if (cs.watch.pending && now >= cs.watch.due)
                     file_changed(&cs);
                 if (cs.draining && all_workers_done(ctl))
@@ -613,6 +621,7 @@ int arc_control_run(struct arc_control *ctl)
     free(cs.conns);
     arc_admin__ctl_dispose(&cs);
     arc_admin__watch_dispose(&cs.watch);
+    arc_admin__history_free(cs.history);
     arc_snapshot_unref(ctl->snap);
     ctl->snap = NULL;
     return 0;

@@ -21,6 +21,7 @@
 #include "http1/http1.h"
 #include "core/common.h"
 #include "loop/ring.h"
+#include "obs/metrics.h"
 
 /* user_data of the loop's own operations. Connections use their (8-byte
  * aligned) address with the operation in the low three bits; no heap
@@ -144,6 +145,34 @@ int arc_admin__reload_file(struct arc_ctl_loop *cs, const char *trigger,
 /* "ok", "error", "refused", "none" (the metrics' result label). */
 const char *arc_admin__result_name(int result);
 
+/* ------------------------------------------------------------ status.c */
+
+/* The names /metrics labels rows with, made from a snapshot (its routes,
+ * upstreams, endpoints and listeners). Borrowed from `s`: valid while it is. */
+struct arc_admin_names {
+    struct arc_m_names m;
+    uint32_t *ep_ids, *ep_up;
+    const char **ep_names, **listener_names;
+};
+void arc_admin__names(struct arc_admin_names *n, const struct arc_snapshot *s);
+void arc_admin__names_dispose(struct arc_admin_names *n);
+
+/* The dashboard's history: a sample of the shards every SAMPLE_MS, the
+ * last SAMPLES of them (the "last minutes" its charts show). */
+#define ARC_ADMIN_SAMPLE_MS 5000
+#define ARC_ADMIN_SAMPLES 60
+struct arc_admin_history;
+struct arc_admin_history *arc_admin__history_new(void);
+void arc_admin__history_free(struct arc_admin_history *h);
+/* Takes a sample when one is due (called on every control-loop tick). */
+void arc_admin__history_tick(struct arc_admin_history *h, const struct arc_control *ctl,
+                             uint64_t now);
+/* The /status.json document (malloc'd text, the caller frees it). */
+char *arc_admin__status_json(struct arc_admin_history *h, const struct arc_control *ctl,
+                             uint64_t now);
+/* The dashboard page (dashboard.c): NUL-terminated HTML, static. */
+extern const char arc_admin__dashboard_html[];
+
 /* ------------------------------------------------------------ ctlapi.c */
 
 struct ctl_conn;
@@ -177,6 +206,7 @@ struct arc_ctl_loop {
     char seen_fp[65];               /* the fingerprint long polls last saw */
     struct arc_ctl_server srv;
     struct arc_etcd *etcd;          /* config_source etcd (etcd.c), or NULL */
+    struct arc_admin_history *history; /* the dashboard's samples (status.c) */
 };
 
 void arc_admin__ctl_start(struct arc_ctl_loop *cs);

@@ -407,6 +407,16 @@ struct arc_tracing_conf {
     uint64_t timeout;           /* 2s (ext): one export's connect + send + answer */
 };
 
+/* observability.histograms (restart-only: the per-worker rows are laid out
+ * for these bounds). */
+#define ARC_HIST_MAX_BUCKETS 32
+struct arc_histograms_conf {
+    bool enabled;                       /* true */
+    uint32_t n_duration, n_size;
+    uint64_t duration_ns[ARC_HIST_MAX_BUCKETS]; /* duration_buckets_ms, ascending */
+    uint64_t size[ARC_HIST_MAX_BUCKETS];        /* size_buckets (bytes), ascending */
+};
+
 struct arc_config {
     char *source;               /* file path or "<embedded>" */
     char *canonical_json;       /* sorted keys, compact; owned (rules: config/canon.c) */
@@ -424,6 +434,8 @@ struct arc_config {
     struct arc_h2_conf h2;
     struct arc_addr metrics_bind; /* observability.metrics_bind, 127.0.0.1:9090 */
     bool metrics_enabled;       /* observability.metrics_enabled, true */
+    struct arc_histograms_conf histograms;
+    uint32_t status_series;     /* observability.max_status_series_per_route, 64 */
     struct arc_control_plane_conf control_plane;
     struct arc_logging_conf logging;
     double tracing_sample;      /* observability.tracing.sample, 0.01 */

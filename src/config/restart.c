@@ -91,6 +91,14 @@ size_t arc_config_restart_diff(const struct arc_config *old, const struct arc_co
     if (old->metrics_enabled && new->metrics_enabled &&
         !addr_eq(&old->metrics_bind, &new->metrics_bind))
         changed(&d, "observability.metrics_bind");
+    const struct arc_histograms_conf *ha = &old->histograms, *hb = &new->histograms;
+    if (ha->enabled != hb->enabled || ha->n_duration != hb->n_duration ||
+        ha->n_size != hb->n_size ||
+        memcmp(ha->duration_ns, hb->duration_ns, ha->n_duration * sizeof(uint64_t)) != 0 ||
+        memcmp(ha->size, hb->size, ha->n_size * sizeof(uint64_t)) != 0)
+        changed(&d, "observability.histograms");
+    if (old->status_series != new->status_series)
+        changed(&d, "observability.max_status_series_per_route");
     const struct arc_control_plane_conf *ca = &old->control_plane, *cb = &new->control_plane;
     if (ca->enabled != cb->enabled)
         changed(&d, "control_plane.enabled");

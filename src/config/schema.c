@@ -90,6 +90,11 @@ static const struct arc_conf_key etcd_keys[] = {
 
 static const struct arc_conf_key obs_keys[] = {
     { "metrics_bind", 0 }, { "metrics_enabled", 0 }, { "tracing", 0 },
+    { "histograms", 0 }, { "max_status_series_per_route", 0 },
+};
+
+static const struct arc_conf_key histogram_keys[] = {
+    { "enabled", 0 }, { "duration_buckets_ms", 0 }, { "size_buckets", 0 },
 };
 
 /* ------------------------------------------------------------ defaults */
@@ -132,6 +137,16 @@ static void set_defaults(struct arc_config *cfg)
     };
     arc_config_parse_addr("127.0.0.1:9090", &cfg->metrics_bind);
     cfg->metrics_enabled = true;
+    /* Seconds from 0.25 ms to 30 s; bytes from 64 B to 64 MiB (powers of 4). */
+    static const double dur_ms[] = { 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500,
+                                     1000, 2500, 5000, 10000, 30000 };
+    struct arc_histograms_conf *h = &cfg->histograms;
+    h->enabled = true;
+    for (size_t i = 0; i < N(dur_ms); i++)
+        h->duration_ns[h->n_duration++] = (uint64_t)(dur_ms[i] * 1e6);
+    for (uint64_t b = 64; b <= 64ull << 20; b *= 4)
+        h->size[h->n_size++] = b;
+    cfg->status_series = 64;
     cfg->control_plane = (struct arc_control_plane_conf){ .max_body = 4u << 20 };
     arc_config_parse_addr("127.0.0.1:22100", &cfg->control_plane.bind);
     arc_config__logging_defaults(cfg);
@@ -360,6 +375,84 @@ static void security_section(struct arc_sctx *s, const struct arc_cn *m)
         l->max_uri = (uint32_t)v;
 }
 
+/* A list of histogram bucket upper bounds: 1 to ARC_HIST_MAX_BUCKETS
+ * values, strictly ascending. Durations are milliseconds (fractions
+ * allowed, kept in ns); sizes are bytes or "64kb"-style strings. The list
+ * replaces the default only when every item is valid. */
+static void bucket_list(struct arc_sctx *s, const struct arc_cn *m, const char *path,
+                        const char *key, bool dur, uint64_t *out, uint32_t *n_out)
+{
+    char pb[ARC_PATH_MAX], ib[ARC_PATH_MAX], sb[72];
+    const struct arc_cn *seq = arc_config__val(m, key);
+    const char *p = arc_config__path(pb, path, key);
+    if (!seq || !arc_config__want(s, seq, p, ARC_CN_SEQ))
+        return;
+    if (seq->n == 0 || seq->n > ARC_HIST_MAX_BUCKETS) {
+        arc_config__err(s, seq, "%s: expected 1 to %d bucket bounds, got %zu", p,
+                        ARC_HIST_MAX_BUCKETS, seq->n);
+        return;
+    }
+    uint64_t v[ARC_HIST_MAX_BUCKETS];
+    size_t i = 0;
+    bool ok = true;
+    for (const struct arc_cn *it = seq->first; it; it = it->next, i++) {
+        const char *what = arc_config__path_index(ib, p, i);
+        uint64_t x = 0;
+        if (dur) {
+            if (it->kind != ARC_CN_INT && it->kind != ARC_CN_FLOAT) {
+                arc_config__err(s, it, "%s: expected a number of milliseconds, got %s", what,
+                                arc_config__kind_name(it->kind));
+                ok = false;
+                continue;
+            }
+            double ms = it->kind == ARC_CN_INT ? (double)it->v.i : it->v.f;
+            if (!(ms >= 0.001 && ms <= 3600000.0)) {
+                arc_config__err(s, it, "%s: a bucket bound in milliseconds must be between "
+                                "0.001 and 3600000", what);
+                ok = false;
+                continue;
+            }
+            x = (uint64_t)(ms * 1e6 + 0.5);
+        } else if (it->kind == ARC_CN_STR) {
+            if (memchr(it->v.s.p, '\0', it->v.s.len) || arc_config_parse_size(it->v.s.p, &x) < 0 ||
+                x == 0) {
+                arc_config__err(s, it, "%s: invalid size '%s' (expected bytes or a number with "
+                                "kb, mb or gb, e.g. \"64kb\")", what,
+                                arc_config__show(sb, it->v.s.p, it->v.s.len));
+                ok = false;
+                continue;
+            }
+        } else {
+            int64_t b;
+            if (!arc_config__int_value(s, it, what, 1, INT64_MAX, &b)) {
+                ok = false;
+                continue;
+            }
+            x = (uint64_t)b;
+        }
+        if (i > 0 && ok && x <= v[i - 1]) {
+            arc_config__err(s, it, "%s: bucket bounds must be strictly ascending", what);
+            ok = false;
+        }
+        v[i] = x;
+    }
+    if (!ok)
+        return;
+    memcpy(out, v, seq->n * sizeof(v[0]));
+    *n_out = (uint32_t)seq->n;
+}
+
+static void histograms_section(struct arc_sctx *s, const struct arc_cn *m)
+{
+    const char *p = "observability.histograms";
+    if (!arc_config__check_map(s, m, p, histogram_keys, N(histogram_keys)))
+        return;
+    struct arc_histograms_conf *h = &s->cfg->histograms;
+    arc_config__get_bool(s, m, p, "enabled", &h->enabled);
+    bucket_list(s, m, p, "duration_buckets_ms", true, h->duration_ns, &h->n_duration);
+    bucket_list(s, m, p, "size_buckets", false, h->size, &h->n_size);
+}
+
 static void observability_section(struct arc_sctx *s, const struct arc_cn *m)
 {
     const char *p = "observability";
@@ -370,6 +463,11 @@ static void observability_section(struct arc_sctx *s, const struct arc_cn *m)
     const struct arc_cn *t = arc_config__val(m, "tracing");
     if (t)
         arc_config__tracing(s, t);
+    arc_config__get_u32(s, m, p, "max_status_series_per_route", 1, 1000,
+                        &s->cfg->status_series);
+    const struct arc_cn *h = arc_config__val(m, "histograms");
+    if (h)
+        histograms_section(s, h);
 }
 
 /* A bearer token travels in an Authorization header: RFC 6750's b64token

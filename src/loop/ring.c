@@ -29,12 +29,15 @@ int arc_ring_init(struct io_uring *ring, const struct arc_ring_opts *o)
     return io_uring_queue_init_params(o->entries, ring, &p);
 }
 
+_Thread_local uint64_t arc_ring_sq_full;
+
 struct io_uring_sqe *arc_ring_sqe(struct io_uring *ring)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
     if (ARC_LIKELY(sqe != NULL))
         return sqe;
     /* SQ full: hand what we have to the kernel and take a fresh slot. */
+    arc_ring_sq_full++;
     io_uring_submit(ring);
     sqe = io_uring_get_sqe(ring);
     ARC_ASSERT(sqe != NULL);

@@ -32,6 +32,8 @@ int arc_ring_init(struct io_uring *ring, const struct arc_ring_opts *o);
  * aborts (SQ entries are sized so that this cannot happen in practice).
  */
 struct io_uring_sqe *arc_ring_sqe(struct io_uring *ring);
+/* Times arc_ring_sqe found the SQ full on this thread (metrics). */
+extern _Thread_local uint64_t arc_ring_sq_full;
 
 /* ------------------------------------------------------ provided buffers */
 

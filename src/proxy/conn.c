@@ -468,7 +468,7 @@ void arc_px__on_send(struct arc_worker *w, struct arc_conn *c, int res)
         return;
     }
     if (c->kind == CONN_CLIENT)
-        arc_m_add(&w->metrics.bytes_out, (uint64_t)res);
+        arc_m_add(arc_m_li(&w->metrics, c->c.listener, ARC_ML_BYTES_OUT), (uint64_t)res);
     c->tp->on_sent(w, c, (size_t)res);
     if (c->closing)
         return;
@@ -726,7 +726,7 @@ void arc_px__conn_close(struct arc_worker *w, struct arc_conn *c)
     if (c->kind == CONN_CLIENT) {
         w->n_clients--;
         atomic_fetch_sub_explicit(&arc_px__node_clients, 1, memory_order_relaxed);
-        arc_m_add(&w->metrics.conn_closed, 1);
+        arc_m_add(arc_m_li(&w->metrics, c->c.listener, ARC_ML_CLOSED), 1);
     } else {
         struct arc_exchange *ex = c->u.ex;
         if (ex && ex->up == c)

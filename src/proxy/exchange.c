@@ -221,6 +221,32 @@ static void ex_free(struct arc_worker *w, struct arc_exchange *ex)
     free(ex);
 }
 
+/* The exchange's metrics: its request series, the histograms of its route
+ * and upstream, the error that ended it on its endpoint. */
+static void ex_count(struct arc_worker *w, const struct arc_exchange *ex, int status)
+{
+    const struct arc_upstream_rt *up = ex->route ? ex->route->up : NULL;
+    bool att = up && ex->t_up_ns;
+    struct arc_m_exchange x = {
+        .route_id = ex->route ? ex->route->id : ARC_M_NO_ROUTE,
+        .up_id = up && (att || ex->err) ? up->id : ARC_M_NONE,
+        .ep_id = up && ex->ep >= 0 && (size_t)ex->ep < up->n_eps ? up->eps[ex->ep].id : ARC_M_NONE,
+        .status = status,
+        .method = arc_m_method(ex->req.mbit),
+        .proto = ex->client->c.codec == &arc_px__h2_server ? ARC_MP_H2 : ARC_MP_H1,
+        .err = ex->err,
+        .dur_ns = ex->t_end_ns - ex->t_start_ns,
+        /* A pooled connection (t_conn = t_up) made no connect to time. */
+        .connect_ns = att && ex->t_conn_ns > ex->t_up_ns ? ex->t_conn_ns - ex->t_up_ns
+                                                         : ARC_M_NOT_TIMED,
+        .ttfb_ns = att && ex->t_head_ns ? ex->t_head_ns - ex->t_up_ns : ARC_M_NOT_TIMED,
+        .upstream_ns = att && ex->t_head_ns ? ex->t_end_ns - ex->t_up_ns : ARC_M_NOT_TIMED,
+        .req_bytes = ex->bytes_in,
+        .resp_bytes = ex->bytes_out,
+    };
+    arc_m_exchange(&w->metrics, &x);
+}
+
 void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome o)
 {
     struct arc_conn *c = ex->client;
@@ -236,21 +262,22 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
     arc_px__up_ex_end(w, ex);
     /* An upstream still attached mid-exchange cannot be reused. */
     arc_px__ex_drop_upstream(w, ex);
-    uint32_t row = ex->route ? ex->route->id : ARC_M_NO_ROUTE;
+    int status = ex->status;
     switch (o) {
     case EXO_CLIENT_ABORT:
     case EXO_CLIENT_TIMEOUT:
         /* 499 (nginx's "client closed request") when nothing was answered. */
-        arc_m_request(&w->metrics, row, ex->status ? ex->status : 499);
+        status = status ? status : 499;
         arc_m_add(&w->metrics.errors[ARC_ERR_CLIENT_ABORT], o == EXO_CLIENT_ABORT);
         break;
     case EXO_TUNNEL_END:                /* counted as its 101, once the tunnel closed */
     case EXO_UPSTREAM_CUT:
     case EXO_COMPLETE:
-        arc_m_request(&w->metrics, row, ex->status ? ex->status : 502);
+        status = status ? status : 502;
         break;
     }
     arc_px__obs_log(w, ex, o);
+    ex_count(w, ex, status);
     if (c->c.ex == ex)
         c->c.ex = NULL;
     arc_px__snap_unpin(w, ex->snap);

@@ -322,7 +322,7 @@ void arc_px__client_accepted(struct arc_worker *w, int fd, uint32_t listener, bo
     c->c.fresh = true;
     c->c.minor = 1;
     w->n_clients++;
-    arc_m_add(&w->metrics.conn_accepted, 1);
+    arc_m_add(arc_m_li(&w->metrics, listener, ARC_ML_ACCEPTED), 1);
     struct arc_tls_server *tls = w->snap->listener_tls[listener];
     if (tls) {
         /* Over the limit there is no cheap way to answer over TLS (that
@@ -330,7 +330,7 @@ void arc_px__client_accepted(struct arc_worker *w, int fd, uint32_t listener, bo
         c->tls = calloc(1, sizeof(*c->tls));
         if (over_limit || !c->tls || arc_tls_conn_init_server(c->tls, tls) < 0) {
             if (over_limit)
-                arc_m_add(&w->metrics.conn_refused, 1);
+                arc_m_add(arc_m_li(&w->metrics, listener, ARC_ML_REFUSED), 1);
             free(c->tls);
             c->tls = NULL;
             arc_px__conn_close(w, c);
@@ -353,7 +353,7 @@ void arc_px__client_accepted(struct arc_worker *w, int fd, uint32_t listener, bo
         size_t len;
         char *m = local_bytes(503, h, 2, "503 Service Unavailable\n", 24, false,
                               "Connection: close\r\n", &len);
-        arc_m_add(&w->metrics.conn_refused, 1);
+        arc_m_add(arc_m_li(&w->metrics, listener, ARC_ML_REFUSED), 1);
         arc_px__queue_owned(w, c, m, len);
         c->c.state = CS_CLOSING;
         set_timer(w, c, cfg_of(w)->node.write_timeout);

@@ -304,6 +304,7 @@ static bool attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, struc
         if (body)
             arc_px__bytes_free(body);
         arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
+        arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_CONNECT_ERRORS), 1);
         arc_px__ex_error(w, ex, errno == EAGAIN ? 503 : 502,
                          errno == EAGAIN ? ARC_ERR_NO_ENDPOINT : ARC_ERR_UPSTREAM_CONNECT);
         return false;
@@ -411,6 +412,7 @@ void arc_px__h2u_start(struct arc_worker *w, struct arc_exchange *ex, int ep)
     ex->lb_open = true;
     ex->lb_gen = w->ups[up->id].gen;
     arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
+    arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_REQUESTS), 1);
     attempt(w, ex, ep, NULL, NULL, NULL);  /* (may end ex: touch nothing after) */
 }
 
@@ -451,6 +453,7 @@ static void stream_failed(struct arc_worker *w, struct h2us *st, bool refused, b
     if (!refused && !got_head)
         arc_px__ep_result(w, ex->route->up, ex->ep, false);
     if (safe) {
+        arc_m_add(arc_m_ep(&w->metrics, ex->route->up->eps[ex->ep].id, ARC_ME_RETRIES), 1);
         attempt(w, ex, ex->ep, again, h, &cv);
         arc_px__bytes_free(&cv.body);
         return;
@@ -458,6 +461,7 @@ static void stream_failed(struct arc_worker *w, struct h2us *st, bool refused, b
     arc_px__bytes_free(&cv.body);
     if (got_head || ex->resp_started) {
         arc_m_add(&w->metrics.errors[kind], 1);
+        ex->err = (uint8_t)(kind + 1);
         arc_px__ex_cut(w, ex);
         return;
     }
@@ -728,6 +732,7 @@ void arc_px__h2u_connected(struct arc_worker *w, struct arc_conn *u, int res)
     struct arc_h2u *h = u->u.h2;
     if (res < 0) {
         arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_CONNECT_ERRORS), 1);
+        arc_m_add(arc_m_ep(&w->metrics, u->u.ep_rt->id, ARC_ME_CONNECT_ERRORS), 1);
         if (h)
             fail_all(w, h, 502, ARC_ERR_UPSTREAM_CONNECT);
         arc_px__conn_close(w, u);
@@ -751,6 +756,7 @@ void arc_px__h2u_ready(struct arc_worker *w, struct arc_conn *u, const char *alp
     if (!alpn || strcmp(alpn, "h2") != 0) {
         /* The server does not speak HTTP/2 over TLS: a failed connect. */
         arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_CONNECT_ERRORS), 1);
+        arc_m_add(arc_m_ep(&w->metrics, u->u.ep_rt->id, ARC_ME_CONNECT_ERRORS), 1);
         fail_all(w, h, 502, ARC_ERR_UPSTREAM_CONNECT);
         arc_px__conn_close(w, u);
         return;
@@ -852,6 +858,7 @@ void arc_px__h2u_timeout(struct arc_worker *w, struct arc_conn *u)
     if (h && !h->ready) {
         /* connect_timeout (TCP and TLS handshake) */
         arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_TIMEOUTS), 1);
+        arc_m_add(arc_m_ep(&w->metrics, u->u.ep_rt->id, ARC_ME_TIMEOUT + ARC_MT_CONNECT), 1);
         fail_all(w, h, 504, ARC_ERR_UPSTREAM_TIMEOUT);
     }
     arc_px__conn_close(w, u);
@@ -873,6 +880,10 @@ static void stream_timeout(struct arc_timer *t, uint64_t now)
         return;
     }
     arc_m_add(arc_m_up(&w->metrics, h->u->u.up->id, ARC_MU_TIMEOUTS), 1);
+    /* (the phase stream_arm chose the deadline for) */
+    enum arc_m_phase ph = st->got_head ? ARC_MT_READ
+                          : arc_px__bytes_len(&st->q) ? ARC_MT_WRITE : ARC_MT_TTFB;
+    arc_m_add(arc_m_ep(&w->metrics, h->u->u.ep_rt->id, ARC_ME_TIMEOUT + ph), 1);
     arc_px__ex_error(w, ex, 504, ARC_ERR_UPSTREAM_TIMEOUT);
 }
 

@@ -354,7 +354,8 @@ struct arc_exchange {
      * describe the last upstream attempt when there were several. */
     uint64_t t_start_ns;                /* head parsed: the exchange was created */
     uint64_t t_up_ns;                   /* upstream attempt began (endpoint picked) */
-    uint64_t t_conn_ns;                 /* its connection was ready (= t_up_ns when pooled) */
+    uint64_t t_conn_ns;                 /* its connection was ready, TLS handshake done
+                                           (= t_up_ns when pooled) */
     uint64_t t_head_ns;                 /* the upstream's final response head arrived */
     uint64_t t_end_ns;                  /* arc_px__ex_end */
     struct arc_timer deadline;          /* the route's action.timeout, when it has one */

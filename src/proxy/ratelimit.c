@@ -256,16 +256,16 @@ bool arc_px__limit(struct arc_worker *w, struct arc_exchange *ex)
     }
     switch (d->verdict) {
     case ARC_RL_ALLOW:
-        count(w, ex, ARC_ML_ALLOWED);
+        count(w, ex, ARC_MRL_ALLOWED);
         return true;
     case ARC_RL_DELAY:
-        count(w, ex, ARC_ML_DELAYED);
+        count(w, ex, ARC_MRL_DELAYED);
         arc_px__ex_wait(w, ex, (now + d->delay_ns + 999999) / 1000000, on_wake, on_cancel, h);
         return false;
     case ARC_RL_REJECT:
         break;
     }
-    count(w, ex, ARC_ML_REJECTED);
+    count(w, ex, ARC_MRL_REJECTED);
     if (!nt) {
         arc_px__ex_error(w, ex, lc->status, ARC_ERR_BAD_REQUEST);
         return false;

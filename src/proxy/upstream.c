@@ -591,6 +591,7 @@ static void attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, char 
         if (!u) {
             free(head);
             arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
+            arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_CONNECT_ERRORS), 1);
             arc_px__ep_result(w, up, ep, false);
             if (retry_possible(w, ex, RK_CONNECT, 502)) {
                 arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_CONNECT], 1);
@@ -630,6 +631,7 @@ static void attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, char 
     ex->lb_open = true;
     ex->lb_gen = wu->gen;
     arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
+    arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_REQUESTS), 1);
     arc_px__up_pump(w, u);
     /* The client's body was held while no attempt could take it. */
     if (!head && !ex->req_done && ex->up == u)
@@ -674,9 +676,11 @@ static bool retry(struct arc_worker *w, struct arc_conn *u)
     int ep = ex->ep;
     detach(ex, u);
     arc_px__conn_close(w, u);
+    arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_RETRIES), 1);
     struct arc_conn *nu = arc_px__up_connect(w, ex->snap, up, ep);
     if (!nu) {
         arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
+        arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_CONNECT_ERRORS), 1);
         arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
         return true;
     }
@@ -700,6 +704,7 @@ void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res)
     struct arc_exchange *ex = u->u.ex;
     if (res < 0) {
         arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_CONNECT_ERRORS), 1);
+        arc_m_add(arc_m_ep(&w->metrics, u->u.ep_rt->id, ARC_ME_CONNECT_ERRORS), 1);
         if (ex) {
             fail_attempt(w, u, 502, ARC_ERR_UPSTREAM_CONNECT, RK_CONNECT);
             return;
@@ -716,7 +721,8 @@ void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res)
         return;
     }
     ex->state = EX_UPSTREAM;
-    ex->t_conn_ns = arc_now_ns();
+    if (!u->tls)
+        ex->t_conn_ns = arc_now_ns();   /* (TLS: once the handshake is done, up_ready) */
     set_timer(w, u, uconf(u)->write_timeout);
     arc_px__up_pump(w, u);
 }
@@ -873,6 +879,7 @@ static size_t resp_body(struct arc_worker *w, struct arc_conn *u, int32_t bid, c
             n += used;
             if (rc == ARC_H1_CHUNK_ERROR) {
                 arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_BAD], 1);
+                ex->err = ARC_ERR_UPSTREAM_BAD + 1;
                 if (ex->resp_passthrough)
                     cv->send_body(w, ex, bid, p, n - used, true);  /* the valid prefix */
                 arc_px__ex_cut(w, ex);
@@ -1077,7 +1084,19 @@ void arc_px__up_eof(struct arc_worker *w, struct arc_conn *u, int err)
         return;
     }
     arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_RESET], 1);
+    ex->err = ARC_ERR_UPSTREAM_RESET + 1;
     arc_px__ex_cut(w, ex);
+}
+
+/* Which deadline fired (the one up_sent / up_process armed last). */
+static enum arc_m_phase timeout_phase(const struct arc_conn *u)
+{
+    /* (a TLS handshake still running is part of connecting) */
+    if (!u->u.connected || u->u.state == US_CONNECTING || (u->u.ex && !u->u.ex->t_conn_ns))
+        return ARC_MT_CONNECT;
+    if (u->u.head_done || u->u.state == US_TUNNEL)
+        return ARC_MT_READ;
+    return arc_px__out_idle(u) ? ARC_MT_TTFB : ARC_MT_WRITE;
 }
 
 void arc_px__up_timeout(struct arc_worker *w, struct arc_conn *u)
@@ -1100,6 +1119,7 @@ void arc_px__up_timeout(struct arc_worker *w, struct arc_conn *u)
         return;
     }
     arc_m_add(arc_m_up(&w->metrics, u->u.up->id, ARC_MU_TIMEOUTS), 1);
+    arc_m_add(arc_m_ep(&w->metrics, u->u.ep_rt->id, ARC_ME_TIMEOUT + timeout_phase(u)), 1);
     if (u->u.state == US_TUNNEL) {
         arc_px__client_abort(w, ex->client, EXO_TUNNEL_END);
         return;
@@ -1112,6 +1132,7 @@ void arc_px__up_timeout(struct arc_worker *w, struct arc_conn *u)
         return;
     }
     arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_TIMEOUT], 1);
+    ex->err = ARC_ERR_UPSTREAM_TIMEOUT + 1;
     arc_px__ex_cut(w, ex);
 }
 
@@ -1119,6 +1140,8 @@ void arc_px__up_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn
 {
     if (u->u.h2)
         arc_px__h2u_ready(w, u, alpn);
+    else if (u->u.ex && !u->u.ex->t_conn_ns)
+        u->u.ex->t_conn_ns = arc_now_ns();
 }
 
 /* ------------------------------------------------------------ retries */
@@ -1288,7 +1311,6 @@ static void start_retry(struct arc_worker *w, struct arc_exchange *ex, int faile
     const struct arc_retry_conf *rc = &ex->route->conf->retry;
     ex->retries++;
     rbudget(w, ex)->ret++;
-    arc_m_add(arc_m_up(&w->metrics, ex->route->up->id, ARC_MU_RETRIES), 1);
     arc_px__ex_lb_end(w, ex);           /* the failed attempt, to the balancer */
     if (failed_ep >= 0 && failed_ep < 64)
         ex->tried |= 1ull << failed_ep;
@@ -1326,6 +1348,7 @@ static void next_attempt(struct arc_worker *w, struct arc_exchange *ex)
         return;
     }
     cb_req_take(w, ex, up, ep);
+    arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_RETRIES), 1);
     attempt(w, ex, ep, NULL, 0);
 }
 

@@ -194,10 +194,23 @@ static void maybe_trim(struct arc_worker *w)
     w->trim_ms = w->now_ms;
 }
 
+/* Gauges the worker publishes every tick (the admin thread must not read
+ * the worker's own fields). */
+static void metrics_tick(struct arc_worker *w)
+{
+    arc_counter *r = w->metrics.ring;
+    arc_m_set(&w->metrics.exchanges, w->n_exchanges);
+    arc_m_set(&r[ARC_MR_SQ_FULL], arc_ring_sq_full);
+    arc_m_set(&r[ARC_MR_CQ_DROPPED], w->ring.cq.koverflow ? IO_URING_READ_ONCE(*w->ring.cq.koverflow) : 0);
+    arc_m_set(&r[ARC_MR_BUF_FREE], w->br.in_kernel);
+    arc_m_set(&r[ARC_MR_BUF_TOTAL], w->br.count);
+}
+
 static void on_tick(struct arc_worker *w, struct io_uring_cqe *cqe)
 {
     if (!(cqe->flags & IORING_CQE_F_MORE))
         arm_tick(w);
+    metrics_tick(w);
     arc_tw_advance(&w->tw, w->now_ms);
     maybe_trim(w);
     for (size_t i = 0; i < w->n_listen; i++)
@@ -224,7 +237,7 @@ static void on_recv(struct arc_worker *w, struct arc_conn *c, struct io_uring_cq
             return;
         }
         if (c->kind == CONN_CLIENT)
-            arc_m_add(&w->metrics.bytes_in, (uint64_t)res);
+            arc_m_add(arc_m_li(&w->metrics, c->c.listener, ARC_ML_BYTES_IN), (uint64_t)res);
         c->tp->on_recv(w, c, bid, p, (size_t)res);
         arc_buf_unref(&w->br, bid);
         return;
@@ -234,7 +247,9 @@ static void on_recv(struct arc_worker *w, struct arc_conn *c, struct io_uring_cq
     if (res == -ENOBUFS) {
         /* Every buffer is in use (held by queued sends or stashes): retry
          * when some come back instead of failing the connection. */
+        arc_m_add(&w->metrics.ring[ARC_MR_BUF_EXHAUSTED], 1);
         if (!c->starved) {
+            arc_m_add(&w->metrics.ring[ARC_MR_STARVED], 1);
             c->starved = true;
             c->starved_next = w->starved_head;
             w->starved_head = c;
@@ -381,7 +396,8 @@ static int tables_fit(struct arc_worker *w, const struct arc_snapshot *s)
     size_t n_eps = w->n_pools;
     if (grow((void **)&w->ups, &w->n_ups, s->n_up_ids, sizeof(*w->ups)) < 0 ||
         grow((void **)&w->pools, &n_eps, s->n_ep_ids, sizeof(*w->pools)) < 0 ||
-        arc_metrics_shard_fit(&w->metrics, s->n_route_ids, s->n_up_ids) < 0 ||
+        arc_metrics_shard_fit(&w->metrics, s->n_route_ids, s->n_up_ids, s->n_ep_ids,
+                              w->n_listen) < 0 ||
         arc_htable_fit(&w->health, s->n_ep_ids) < 0 ||
         grow((void **)&w->budgets, &w->n_budgets, s->n_route_ids, sizeof(*w->budgets)) < 0)
         return -1;
@@ -557,6 +573,8 @@ static void *worker_main(void *arg)
             n++;
         }
         io_uring_cq_advance(&w->ring, n);
+        if (ARC_UNLIKELY(IO_URING_READ_ONCE(*w->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW))
+            arc_m_add(&w->metrics.ring[ARC_MR_CQ_OVERFLOW], 1);
         arc_bufring_flush(&w->br);
         retry_starved(w);
         if (!w->draining && arc_snapshot_current() != w->snap)
@@ -605,7 +623,12 @@ struct arc_worker *arc_worker_start(unsigned id, int cpu, struct arc_snapshot *s
                                     int *listen_fds, size_t n_listen, uint32_t max_conns,
                                     char *err, size_t errlen)
 {
-    struct arc_worker *w = calloc(1, sizeof(*w));
+    /* The metrics shard inside is cache-line aligned (no line shared with
+     * another worker's): so must the worker be. */
+    struct arc_worker *w = aligned_alloc(_Alignof(struct arc_worker),
+                                         (sizeof(*w) + 63) & ~(size_t)63);
+    if (w)
+        memset(w, 0, sizeof(*w));
     if (!w) {
         snprintf(err, errlen, "out of memory");
         return NULL;

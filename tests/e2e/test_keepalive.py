@@ -155,6 +155,12 @@ def test_idempotent_request_replayed_after_pooled_connection_dies(arc, servers):
     first = up.conn_of("/first").id
     assert sent == [first, r.json()["conn_id"]] and sent[1] != first, \
         "expected /second on the pooled connection #%d, then once on a new one; got %r" % (first, sent)
+    from arcproc import metric
+    ms, text = a.metrics()
+    # one retry of the second request, which is not an error of its exchange
+    assert metric(ms, "arc_upstream_retries_total", upstream="once", endpoint=up.addr) == 1, text
+    assert metric(ms, "arc_upstream_requests_total", upstream="once") == 2
+    assert metric(ms, "arc_upstream_errors_total", upstream="once") == 0
 
 
 def test_non_idempotent_request_not_replayed(arc, servers):

@@ -60,6 +60,21 @@ static void test_restart_only_fields_are_named(void)
     arc_config_free(b);
 }
 
+static void test_histograms_are_restart_only(void)
+{
+    struct arc_config *a = load(BASE UPS RT);
+    struct arc_config *b = load(BASE UPS RT "observability:\n  max_status_series_per_route: 9\n"
+                                "  histograms: {duration_buckets_ms: [1, 2]}\n");
+    if (!a || !b)
+        return;
+    char out[256];
+    CHECK_INT(arc_config_restart_diff(a, b, out, sizeof(out)), 2);
+    CHECK(strstr(out, "observability.histograms") != NULL);
+    CHECK(strstr(out, "observability.max_status_series_per_route") != NULL);
+    arc_config_free(a);
+    arc_config_free(b);
+}
+
 static void test_control_plane_is_restart_only(void)
 {
     struct arc_config *off = load(BASE UPS RT "control_plane: {bind: \"127.0.0.1:1\"}\n");
@@ -87,5 +102,6 @@ int main(void)
     RUN(test_same_and_reloadable_changes);
     RUN(test_restart_only_fields_are_named);
     RUN(test_control_plane_is_restart_only);
+    RUN(test_histograms_are_restart_only);
     return TEST_REPORT();
 }

@@ -541,6 +541,60 @@ static void test_error_limit(void)
     free(doc);
 }
 
+/* observability.histograms: bounds parsed (ms with fractions, sizes with
+ * units), defaults kept when absent, and every bad item reported at its
+ * own position. */
+static void test_histograms(void)
+{
+    struct arc_config_errors e;
+    struct arc_config *c = load_str("yaml", MINI_YAML, &e);
+    if (c) {
+        CHECK(c->histograms.enabled);
+        CHECK_INT(c->histograms.n_duration, 16);
+        CHECK_INT(c->histograms.duration_ns[0], 250000);
+        CHECK_INT(c->histograms.n_size, 11);
+        CHECK_INT(c->histograms.size[10], 64ull << 20);
+        CHECK_INT(c->status_series, 64);
+    }
+    arc_config_free(c);
+    arc_config_errors_dispose(&e);
+    c = load_str("yaml", MINI_YAML "observability:\n"
+                 "  max_status_series_per_route: 8\n"
+                 "  histograms: {enabled: false, duration_buckets_ms: [0.5, 2, 1000], "
+                 "size_buckets: [100, 2kb]}\n", &e);
+    if (c) {
+        CHECK(!c->histograms.enabled);
+        CHECK_INT(c->histograms.n_duration, 3);
+        CHECK_INT(c->histograms.duration_ns[0], 500000);
+        CHECK_INT(c->histograms.duration_ns[2], 1000000000);
+        CHECK_INT(c->histograms.n_size, 2);
+        CHECK_INT(c->histograms.size[1], 2048);
+        CHECK_INT(c->status_series, 8);
+    }
+    arc_config_free(c);
+    arc_config_errors_dispose(&e);
+    c = load_str("yaml", MINI_YAML "observability:\n"
+                 "  histograms:\n"
+                 "    duration_buckets_ms: [1, 1, \"x\", 0]\n"
+                 "    size_buckets: []\n"
+                 "    bucket: 1\n", &e);
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 13, 30, "observability.histograms.duration_buckets_ms[1]: bucket bounds must "
+                         "be strictly ascending");
+    CHECK_ERR(&e, 13, 33, "duration_buckets_ms[2]: expected a number of milliseconds, got string");
+    CHECK_ERR(&e, 13, 38, "duration_buckets_ms[3]: a bucket bound in milliseconds must be between");
+    CHECK_ERR(&e, 14, 19, "observability.histograms.size_buckets: expected 1 to 32 bucket bounds, "
+                         "got 0");
+    CHECK_ERR(&e, 15, 5, "unknown key 'bucket' in observability.histograms");
+    arc_config_errors_dispose(&e);
+    check_fails(__FILE__, __LINE__, "yaml", MINI_YAML "observability:\n"
+                "  histograms: {size_buckets: [1kb, 1gx]}\n", 1, 12, 36,
+                "observability.histograms.size_buckets[1]: invalid size '1gx'");
+    check_fails(__FILE__, __LINE__, "yaml", MINI_YAML "observability:\n"
+                "  max_status_series_per_route: 0\n", 1, 12, 32,
+                "observability.max_status_series_per_route: must be between 1 and 1000");
+}
+
 int main(void)
 {
     RUN(test_defaults);
@@ -559,5 +613,6 @@ int main(void)
     RUN(test_bad_names_and_addresses);
     RUN(test_many_errors_in_file_order);
     RUN(test_error_limit);
+    RUN(test_histograms);
     return TEST_REPORT();
 }

@@ -88,7 +88,8 @@ static void setup(void)
     W.now_ms = 1000;
     arc_tw_init(&W.tw, W.now_ms, 20);
     ARC_ASSERT(arc_metrics_shard_init(&W.metrics) == 0);
-    ARC_ASSERT(arc_metrics_shard_fit(&W.metrics, W.snap->n_route_ids, W.snap->n_up_ids) == 0);
+    ARC_ASSERT(arc_metrics_shard_fit(&W.metrics, W.snap->n_route_ids, W.snap->n_up_ids,
+                                     W.snap->n_ep_ids, W.snap->cfg->n_listeners) == 0);
     W.hdrs = calloc(W.snap->limits.max_headers + 1, sizeof(*W.hdrs));
 }
 
