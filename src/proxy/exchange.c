@@ -229,7 +229,9 @@ static void ex_count(struct arc_worker *w, const struct arc_exchange *ex, int st
     bool att = up && ex->t_up_ns;
     struct arc_m_exchange x = {
         .route_id = ex->route ? ex->route->id : ARC_M_NO_ROUTE,
-        .up_id = up && (att || ex->err) ? up->id : ARC_M_NONE,
+        /* (an exchange the balancer had no endpoint for counts on its
+         * upstream too) */
+        .up_id = up && (att || ex->err == ARC_ERR_NO_ENDPOINT + 1) ? up->id : ARC_M_NONE,
         .ep_id = up && ex->ep >= 0 && (size_t)ex->ep < up->n_eps ? up->eps[ex->ep].id : ARC_M_NONE,
         .status = status,
         .method = arc_m_method(ex->req.mbit),

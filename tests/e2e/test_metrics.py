@@ -210,7 +210,8 @@ def test_quantiles_agree_with_measured_durations(arc, servers):
     assert c.request("GET", "/api/warm").status == 200
     before, _ = scrape(a)
     took = []
-    for ms in [30] * 30 + [150] * 10:
+    sleeps = [30] * 30 + [150] * 10
+    for ms in sleeps:
         t0 = time.monotonic()
         assert c.request("GET", "/api/slow?ms=%d" % ms).status == 200
         took.append(time.monotonic() - t0)
@@ -222,13 +223,15 @@ def test_quantiles_agree_with_measured_durations(arc, servers):
     took.sort()
     for q in (0.25, 0.5, 0.7, 0.9, 0.99):
         est = histogram_quantile(q, delta)
-        meas = took[min(len(took) - 1, int(math.ceil(q * len(took))) - 1)]
-        # Arc's duration is inside the client's (never above it); the
-        # bucket's interpolation is off by at most its width (10 ms).
-        assert est <= meas + 0.010 and est >= meas - 0.010 - 0.05, (q, est, meas, took)
+        i = min(len(took) - 1, int(math.ceil(q * len(took))) - 1)
+        # Arc's duration lies between the upstream's sleep and what the
+        # client measured around it; interpolating in a bucket is off by
+        # at most the bucket's width (10 ms). (Bounds that hold however
+        # loaded the machine is: both sides only grow with load.)
+        assert sleeps[i] / 1000.0 - 0.010 <= est <= took[i] + 0.010, (q, est, took[i], took)
     s = total(fams, "arc_route_request_duration_seconds_sum", route="api") - \
         total(before, "arc_route_request_duration_seconds_sum", route="api")
-    assert 0.8 * sum(took) <= s <= sum(took), (s, sum(took))
+    assert sum(sleeps) / 1000.0 <= s <= sum(took), (s, sum(took))
 
 
 def test_gauges(arc, servers):

@@ -1472,7 +1472,14 @@ static const char arc_toml[] =
     "\n"
     "[observability]\n"
     "metrics_bind = \"127.0.0.1:9090\"\n"
-    "metrics_enabled = true\n";
+    "metrics_enabled = true\n"
+    "max_status_series_per_route = 64\n"
+    "[observability.histograms]\n"
+    "enabled = true\n"
+    "duration_buckets_ms = [0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, "
+    "10000, 30000]\n"
+    "size_buckets = [64, 256, \"1kb\", \"4kb\", \"16kb\", \"64kb\", \"256kb\", \"1mb\", \"4mb\", "
+    "\"16mb\", \"64mb\"]\n";
 
 static void test_same_config_full_example(void)
 {
