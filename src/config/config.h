@@ -212,7 +212,7 @@ struct arc_header_op {
  * names; the proxy expands them). */
 enum arc_var {
     ARC_VAR_HOST, ARC_VAR_CLIENT_IP, ARC_VAR_CLIENT_PORT, ARC_VAR_SCHEME, ARC_VAR_METHOD,
-    ARC_VAR_PATH, ARC_VAR_QUERY, ARC_VAR_REQUEST_URI, ARC_VAR_ROUTE,
+    ARC_VAR_PATH, ARC_VAR_QUERY, ARC_VAR_REQUEST_URI, ARC_VAR_ROUTE, ARC_VAR_REQUEST_ID,
     ARC_VAR__COUNT
 };
 extern const char *const arc_var_names[ARC_VAR__COUNT];

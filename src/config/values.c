@@ -230,6 +230,7 @@ const char *const arc_var_names[ARC_VAR__COUNT] = {
     [ARC_VAR_QUERY] = "query",
     [ARC_VAR_REQUEST_URI] = "request_uri",
     [ARC_VAR_ROUTE] = "route",
+    [ARC_VAR_REQUEST_ID] = "request_id",
 };
 
 int arc_var_lookup(const char *name, size_t n)

@@ -153,6 +153,9 @@ static void append_var(struct arc_sbuf *b, struct arc_exchange *ex, int var)
         if (ex->route)
             append_cstr(b, ex->route->conf->name);
         break;
+    case ARC_VAR_REQUEST_ID:
+        arc_sbuf_append(b, ex->rid, ex->rid_len);
+        break;
     }
 }
 

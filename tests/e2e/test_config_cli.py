@@ -527,3 +527,16 @@ def test_usage_errors_exit_2(arc_bin, tmp_path, args):
     assert cp.returncode == 2, "arc %s: exit %d\n%s" % (" ".join(args), cp.returncode, cp.stderr)
     assert "usage: arc" in cp.stderr
     assert cp.stdout == ""
+
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
+
+
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(EXAMPLES)
+                                        if f.endswith((".yaml", ".toml", ".json"))
+                                        and not f.startswith(("prometheus", "grafana"))))
+def test_examples_pass_arc_check(arc_bin, name):
+    """Every example config in examples/ is valid for this version (they
+    are what operators copy from)."""
+    cp = arc_bin.run(["check", "-c", os.path.join(EXAMPLES, name)], timeout=60)
+    assert cp.returncode == 0 and cp.stdout.startswith("ok "), (cp.stdout, cp.stderr)

@@ -272,7 +272,8 @@ def va(arc, servers):
                    headers=[{"op": "set", "name": "X-Real-IP", "value": "$client_ip"},
                             {"op": "set", "name": "X-Orig", "value": "$method $scheme://$host$request_uri"},
                             {"op": "set", "name": "X-Port", "value": "$client_port"},
-                            {"op": "set", "name": "X-Price", "value": "$$5 and $5 and $"}],
+                            {"op": "set", "name": "X-Price", "value": "$$5 and $5 and $"},
+                            {"op": "set", "name": "X-Rid-Copy", "value": "id=$request_id"}],
                    response_headers=[{"op": "set", "name": "X-Route", "value": "$route"},
                                      {"op": "add", "name": "X-Path", "value": "[$path|$query]"}]),
         route_conf("go", "/go/{id}", redirect={"location": "https://$host/items/{id}?from=$path&$query"}),
@@ -290,6 +291,7 @@ def test_header_variables_http1(va):
     assert hdrs["x-orig"] == "GET http://example.test/vars/a/b?x=1&y=2"
     assert hdrs["x-port"] == str(c.sock.getsockname()[1])
     assert hdrs["x-price"] == "$5 and $5 and $"
+    assert hdrs["x-rid-copy"] == "id=" + r.headers.get("X-Request-Id"), (hdrs, r.headers)
     assert r.headers.get("X-Route") == "vars"
     assert r.headers.get("X-Path") == "[/vars/a/b|x=1&y=2]"
 

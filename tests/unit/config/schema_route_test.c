@@ -398,7 +398,7 @@ static void test_redirect_respond_errors(void)
     CHECK_ERR(&e, 18, 41, "routes[0].action.redirect.location: {idd} is not captured by the route's path");
     CHECK_ERR(&e, 19, 7, "routes[0].action.forwarded: only applies to routes with an upstream");
     CHECK_ERR(&e, 22, 35, "unknown variable '$hots' (supported: $host, $client_ip, $client_port, "
-              "$scheme, $method, $path, $query, $request_uri, $route; write $$ for a '$')");
+              "$scheme, $method, $path, $query, $request_uri, $route, $request_id; write $$ for a '$')");
     CHECK_ERR(&e, 25, 24, "missing required key 'location' in routes[2].action.redirect");
     CHECK_ERR(&e, 31, 15, "routes[3].action.respond.body: a 304 response cannot have a body");
     CHECK_ERR(&e, 33, 11, "'Content-Length' is managed by Arc and cannot be set by a route");
