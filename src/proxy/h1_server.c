@@ -109,7 +109,8 @@ static void h1_interim(struct arc_worker *w, struct arc_exchange *ex, const stru
 static void h1_send_head(struct arc_worker *w, struct arc_exchange *ex, const struct arc_resp *r)
 {
     struct arc_conn *c = ex->client;
-    if (r->status == 101) {
+    /* 101, or the 200 of a CONNECT tunnel: relay bytes from now on. */
+    if (r->status == 101 || (r->upgrade && ex->req.mbit == ARC_M_CONNECT)) {
         size_t len;
         char *m = arc_px__build_response_head(w, ex, r, false, &len);
         arc_px__queue_owned(w, c, m, len);

@@ -130,6 +130,31 @@ bool arc_px__body_over(struct arc_worker *w, struct arc_exchange *ex)
     return true;
 }
 
+/* A CONNECT request (authority-form) has no path: routes see it as "/". */
+static struct arc_str route_path(const struct arc_req *q)
+{
+    return q->path.len || q->mbit != ARC_M_CONNECT ? q->path : (struct arc_str)ARC_STR_LIT("/");
+}
+
+/* CONNECT opens a TCP tunnel, so a route takes it only when it says so:
+ * CONNECT listed in its match.methods (a route for any method does not),
+ * and only from HTTP/1.1 clients. False: answered. */
+static bool connect_allowed(struct arc_worker *w, struct arc_exchange *ex,
+                            const struct arc_route_rt *r)
+{
+    if (!(r->conf->methods & ARC_M_CONNECT)) {
+        answer_405(w, ex, (r->conf->methods ? r->conf->methods : 0x1ffu) & ~ARC_M_CONNECT);
+        return false;
+    }
+    if (ex->req.version >= 20) {
+        static const char msg[] = "501 CONNECT over HTTP/2 is not supported\n";
+        arc_m_add(&w->metrics.errors[ARC_ERR_NOT_IMPLEMENTED], 1);
+        arc_px__ex_respond(w, ex, 501, NULL, 0, msg, sizeof(msg) - 1);
+        return false;
+    }
+    return true;
+}
+
 void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
 {
     const struct arc_req *q = &ex->req;
@@ -141,7 +166,7 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
                    offsetof(struct arc_rt_field, value) == offsetof(struct arc_hdr, value),
                    "arc_rt_field and arc_hdr differ");
     const struct arc_rt_input in = {
-        .method_bit = q->mbit, .host = q->authority, .path = q->path, .query = q->query,
+        .method_bit = q->mbit, .host = q->authority, .path = route_path(q), .query = q->query,
         .fields = (const struct arc_rt_field *)q->hdrs, .n_fields = q->n_hdrs,
     };
     const struct arc_route_rt *r = arc_rt_match(ex->snap->rt, &in, &caps, &allowed);
@@ -154,6 +179,8 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
         return;
     }
     ex->route = r;
+    if (q->mbit == ARC_M_CONNECT && !connect_allowed(w, ex, r))
+        return;
     const struct arc_route_conf *rc = r->conf;
     if (rc->max_body && q->body == ARC_H1_BODY_LENGTH && q->content_length > rc->max_body) {
         arc_px__ex_error(w, ex, 413, ARC_ERR_BODY_TOO_LARGE);
@@ -179,7 +206,7 @@ void arc_px__pipeline_action(struct arc_worker *w, struct arc_exchange *ex)
         const struct arc_req *q = &ex->req;
         uint32_t allowed = 0;
         const struct arc_rt_input in = {
-            .method_bit = q->mbit, .host = q->authority, .path = q->path, .query = q->query,
+            .method_bit = q->mbit, .host = q->authority, .path = route_path(q), .query = q->query,
             .fields = (const struct arc_rt_field *)q->hdrs, .n_fields = q->n_hdrs,
         };
         arc_rt_match(ex->snap->rt, &in, &caps, &allowed);

@@ -638,6 +638,64 @@ static void attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, char 
         codec_of(ex)->resume(w, ex);
 }
 
+/* ------------------------------------------------------------ CONNECT */
+
+/* CONNECT (a route that lists it in match.methods): the tunnel goes to the
+ * route's upstream endpoint, over a connection of its own (never pooled,
+ * never reused), whatever authority the client named; the client gets its
+ * 200 once that connection is up (TLS upstreams: after the handshake), then
+ * bytes are relayed both ways like after a 101. No request head is sent,
+ * and a failed connect is a 502 (a tunnel is not retried). */
+static void connect_start(struct arc_worker *w, struct arc_exchange *ex, int ep)
+{
+    const struct arc_upstream_rt *up = ex->route->up;
+    if (up->conf->protocol == ARC_UP_HTTP2) {
+        /* (a tunnel is a TCP stream; an HTTP/2 upstream would need an
+         * extended CONNECT of its own) */
+        arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
+        return;
+    }
+    ex->t_up_ns = arc_now_ns();
+    struct arc_conn *u = cb_conn_room(w, up, ep) ? arc_px__up_connect(w, ex->snap, up, ep) : NULL;
+    if (!u) {
+        arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
+        arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_CONNECT_ERRORS), 1);
+        arc_px__ex_error(w, ex, errno == EAGAIN ? 503 : 502,
+                         errno == EAGAIN ? ARC_ERR_NO_ENDPOINT : ARC_ERR_UPSTREAM_CONNECT);
+        return;
+    }
+    ex->state = EX_CONNECTING;
+    attach(ex, u);
+    struct wup *wu = &w->ups[up->id];
+    arc_lb_start(&wu->lb, (size_t)ep);
+    ex->lb_open = true;
+    ex->lb_gen = wu->gen;
+    arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_REQUESTS), 1);
+}
+
+/* The tunnel's upstream connection is usable: answer 200, relay. */
+static void connect_established(struct arc_worker *w, struct arc_conn *u)
+{
+    struct arc_exchange *ex = u->u.ex;
+    if (!ex->t_conn_ns)
+        ex->t_conn_ns = arc_now_ns();
+    ex->t_head_ns = ex->t_conn_ns;
+    ex->status = 200;
+    arc_tw_cancel(&w->tw, &ex->deadline);   /* a tunnel lives as long as its peers */
+    arc_px__ex_lb_end(w, ex);
+    arc_px__ep_result(w, u->u.up, (int)u->u.ep, true);
+    ex->resp_started = true;
+    ex->req_done = true;
+    ex->state = EX_TUNNEL;
+    u->u.state = US_TUNNEL;
+    u->u.head_done = true;
+    arc_tw_cancel(&w->tw, &u->timer);
+    const struct arc_resp resp = { .status = 200, .body = ARC_H1_BODY_NONE, .upgrade = true };
+    codec_of(ex)->send_head(w, ex, &resp);
+    codec_of(ex)->resume(w, ex);
+    arc_px__up_pump(w, u);
+}
+
 void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
 {
     const struct arc_upstream_rt *up = ex->route->up;
@@ -652,6 +710,10 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
         return;
     }
     cb_req_take(w, ex, up, ep);
+    if (ex->req.mbit == ARC_M_CONNECT) {
+        connect_start(w, ex, ep);
+        return;
+    }
     if (up->conf->protocol == ARC_UP_HTTP2) {
         arc_px__h2u_start(w, ex, ep);
         return;
@@ -723,6 +785,10 @@ void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res)
     ex->state = EX_UPSTREAM;
     if (!u->tls)
         ex->t_conn_ns = arc_now_ns();   /* (TLS: once the handshake is done, up_ready) */
+    if (ex->req.mbit == ARC_M_CONNECT && !u->tls) {
+        connect_established(w, u);
+        return;
+    }
     set_timer(w, u, uconf(u)->write_timeout);
     arc_px__up_pump(w, u);
 }
@@ -1142,6 +1208,9 @@ void arc_px__up_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn
         arc_px__h2u_ready(w, u, alpn);
     else if (u->u.ex && !u->u.ex->t_conn_ns)
         u->u.ex->t_conn_ns = arc_now_ns();
+    if (!u->u.h2 && u->u.ex && u->u.ex->req.mbit == ARC_M_CONNECT &&
+        u->u.ex->state != EX_TUNNEL)
+        connect_established(w, u);
 }
 
 /* ------------------------------------------------------------ retries */
