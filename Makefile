@@ -40,7 +40,8 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # the members a test uses are pulled in).
 DEPS_config   := router http1 tls
 DEPS_proxy    := loop net http1 http2 router upstream config tls admin obs
-DEPS_admin    := loop net http1 http2 obs config tls router
+DEPS_admin    := loop net http1 http2 obs config tls router upstream
+DEPS_upstream := config router http1 tls
 DEPS_http2    := http1
 
 # ----------------------------------------------------------------- sources

@@ -22,6 +22,7 @@
  */
 #include "proxy/proxy_int.h"
 #include "net/net.h"
+#include "upstream/active.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -235,13 +236,17 @@ int arc_px__health_sync(struct arc_worker *w, struct wup *wu)
         wu->scratch = b;
         wu->cap = up->n_eps;
     }
-    wu->n_ejected = 0;
+    wu->n_ejected = wu->n_down = 0;
     wu->next_readmit = UINT64_MAX;
+    wu->active_gen = arc_active_gen();
+    bool active = up->conf->active.enabled;
     for (size_t i = 0; i < up->n_eps; i++) {
         struct arc_hep *h = arc_htable_row(&w->health, up->eps[i].id);
         arc_health_readmit(h, w->now_ms);
         bool out = atomic_load_explicit(&h->state, memory_order_relaxed) == ARC_HS_EJECTED;
-        wu->usable[i] = !out;
+        bool down = active && arc_active_down(up->eps[i].id);
+        wu->usable[i] = !out && !down;
+        wu->n_down += down && !out;
         if (out) {
             wu->n_ejected++;
             if (h->until < wu->next_readmit)
@@ -285,12 +290,18 @@ void arc_px__ep_result(struct arc_worker *w, const struct arc_upstream_rt *up, i
  * unless too few remain (panic: then all are candidates again). */
 static const bool *usable_mask(struct arc_worker *w, struct wup *wu)
 {
-    if (!wu->n_ejected || !wu->rt)
+    if (!wu->rt)
+        return NULL;
+    /* (one relaxed load per pick: active checks changed something) */
+    if (wu->rt->conf->active.enabled && arc_active_gen() != wu->active_gen &&
+        arc_px__health_sync(w, wu) < 0)
+        return NULL;
+    if (!wu->n_ejected && !wu->n_down)
         return NULL;
     if (w->now_ms >= wu->next_readmit && arc_px__health_sync(w, wu) < 0)
         return NULL;
-    size_t n = wu->rt->n_eps;
-    if (!wu->n_ejected || arc_health_panic(wu->rt->conf->panic_threshold, n - wu->n_ejected, n))
+    size_t n = wu->rt->n_eps, out = wu->n_ejected + wu->n_down;
+    if (!out || arc_health_panic(wu->rt->conf->panic_threshold, n - out, n))
         return NULL;
     return wu->usable;
 }
