@@ -114,13 +114,7 @@ static int fit(size_t n)
 {
     if (n <= n_probes)
         return 0;
-    struct probe *p = realloc(probes, n * sizeof(*p));
-    if (!p)
-        return -1;
-    for (size_t i = n_probes; i < n; i++)
-        p[i] = (struct probe){ .fd = -1 };
-    probes = p;
-    n_probes = n;
+    /* The published rows first: a probe row never exists without its own. */
     struct pub *old = atomic_load_explicit(&g_pub, memory_order_relaxed);
     size_t have = atomic_load_explicit(&g_n, memory_order_relaxed);
     struct pub *v = calloc(n, sizeof(*v));
@@ -130,10 +124,20 @@ static int fit(size_t n)
         return -1;
     }
     g_retired = r;
+    struct probe *p = realloc(probes, n * sizeof(*p));
+    if (!p) {
+        free(v);
+        return -1;
+    }
+    for (size_t i = n_probes; i < n; i++)
+        p[i] = (struct probe){ .fd = -1 };
+    probes = p;
+    n_probes = n;
     if (old) {
         memcpy(v, old, have * sizeof(*v));
         g_retired[g_n_retired++] = old;
     }
+    /* Array first, row count second (readers load them the other way). */
     atomic_store_explicit(&g_pub, v, memory_order_release);
     atomic_store_explicit(&g_n, n, memory_order_release);
     return 0;
@@ -345,6 +349,12 @@ static void *run(void *arg)
                     atomic_fetch_add_explicit(&g_gen, 1, memory_order_release);
                 }
             }
+        }
+        if (n == 0) {
+            /* nothing in flight refers to it: do not hold a reloaded-away
+             * config through the wait */
+            arc_snapshot_unref(s);
+            s = NULL;
         }
         int rc = poll(pfd, n, any ? 20 : 200);
         now = mono_ms();

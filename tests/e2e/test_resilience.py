@@ -295,12 +295,14 @@ def test_retry_budget_stops_retry_storms(arc, procs):
     assert metric(ms, "arc_upstream_requests_total", upstream="app") == 8
 
 
-def _bg_request(a, path, out, key):
+def _bg_request(a, path, out, key, body=None):
     def run():
         t0 = time.monotonic()
         try:
-            r = a.client(timeout=20).request("GET", path)
+            r = a.client(timeout=20).request("GET" if body is None else "POST", path, body=body)
             out[key] = (r.status, time.monotonic() - t0)
+            if r.status == 200:
+                out["%s_sha" % key] = r.json()["body_sha256"]
         except Exception as e:          # noqa: BLE001 - the test reports it
             out[key] = (repr(e), time.monotonic() - t0)
     t = threading.Thread(target=run)
@@ -342,14 +344,18 @@ def test_circuit_wait_queue_for_a_connection(arc, procs, arc_bin):
     first = _bg_request(a, "/slow?ms=1500", out, "a")
     assert wait_for(lambda: _in_flight(a, 1), timeout=10)
     # two more: one waits for the connection (and gets it when the first is
-    # done), the other finds the queue full and is answered 503 at once
-    ts = [_bg_request(a, "/q%d" % i, out, i) for i in range(2)]
+    # done, its body held meanwhile), the other finds the queue full and is
+    # answered 503 at once
+    body = os.urandom(40000)
+    ts = [_bg_request(a, "/q%d" % i, out, i, body=body) for i in range(2)]
     for t in [first] + ts:
         t.join(20)
     assert out["a"][0] == 200, out
     got = sorted([out[0], out[1]], key=lambda x: str(x[0]))
     assert [g[0] for g in got] == [200, 503], out
     assert got[1][1] < 1.0 * arc_bin.slow, out    # the 503 did not wait
+    shas = [out[k] for k in ("0_sha", "1_sha") if k in out]
+    assert shas == [hashlib.sha256(body).hexdigest()], out
     ms, _ = a.metrics()
     assert metric(ms, "arc_upstream_overflow_total", upstream="app") == 1
     assert metric(ms, "arc_upstream_pool_open", upstream="app") == 1   # never a second one
