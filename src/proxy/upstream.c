@@ -1,9 +1,12 @@
 /*
  * The upstream side of an exchange, speaking HTTP/1.1 to the service:
- * picking an endpoint, taking a pooled keep-alive connection or connecting,
- * reading the response head and streaming the body back through the client
- * codec, replaying a request that died on a stale pooled connection,
- * Upgrade tunnels, and returning connections to the per-worker pool.
+ * picking an endpoint (balancer key, passive and active health), the
+ * circuit-breaking limits and the wait queue for a connection, taking a
+ * pooled keep-alive connection or connecting, reading the response head and
+ * streaming the body back through the client codec, replaying a request
+ * that died on a stale pooled connection, action.retry (backoff, another
+ * endpoint, the request replayed byte-exact), Upgrade tunnels, and
+ * returning connections to the per-worker pool.
  *
  * An upstream connection pairs with an exchange (u->u.ex, ex->up), never
  * with a client connection: everything it tells the client goes through
@@ -19,6 +22,13 @@
  * Deadlines: connect_timeout while connecting, write_timeout while request
  * bytes wait on the upstream, ttfb_timeout from the last request byte to
  * the response head, read_timeout between response bytes, pool idle_ttl.
+ *
+ * Between attempts an exchange has no upstream connection (ex->retry_wait):
+ *
+ *   failed attempt ──retry allowed──▶ backoff (ex->up_timer) ──fires──▶ next attempt
+ *   over a connection limit ──queue has room──▶ waiting (cb_wait, up_timer =
+ *        pending_timeout) ──a connection given back or closed: woken──▶ attempt
+ *        (still blocked: back to the front) ──pending_timeout──▶ 503
  */
 #include "proxy/proxy_int.h"
 #include "net/net.h"
