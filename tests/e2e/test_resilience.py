@@ -444,3 +444,43 @@ def test_active_health_checks_take_an_endpoint_out_and_back(arc, procs, arc_bin)
     assert wait_for(lambda: active(bad.addr)["state"] == "up", timeout=10 * arc_bin.slow)
     servers = {a.client().request("GET", "/y/%d" % i).json()["server"] for i in range(6)}
     assert servers == {"bad", "good"}, servers
+
+
+def _reload(a, cfg):
+    from arcproc import to_yaml
+    done = metric(a.metrics()[0], "arc_config_reloads_total", result="ok")
+    with open(a.config_path, "w") as f:
+        f.write(to_yaml(cfg))
+    a.signal(signal.SIGHUP)
+    assert wait_for(lambda: metric(a.metrics()[0], "arc_config_reloads_total", result="ok") > done)
+
+
+def test_balancer_state_survives_a_reload_that_does_not_change_it(arc, procs):
+    """Smooth WRR 5,1,1 picks a a b a c a a: a reload that changes only a
+    route keeps the balancer (the sequence goes on), one that changes a
+    weight rebuilds it (the sequence starts over)."""
+    ups = [procs("a"), procs("b"), procs("c")]
+
+    def cfg(extra_route=None, wb=1):
+        # (only /s picks: a probe of the new route on the old config is a 404)
+        c = make_config([upstream_conf("app", [], lb={"algorithm": "weighted_round_robin"})],
+                        routes=[route_conf("r", "/s", upstream="app")], workers=1)
+        c["upstreams"][0]["discovery"]["endpoints"] = [
+            {"address": ups[0].addr, "weight": 5}, {"address": ups[1].addr, "weight": wb},
+            {"address": ups[2].addr, "weight": 1}]
+        if extra_route:
+            c["routes"].append(route_conf("x", extra_route, respond={"status": 204}))
+        return c
+    a = arc(cfg())
+    c = a.client()
+
+    def seq(n):
+        return "".join(c.request("GET", "/s").json()["server"] for _ in range(n))
+    assert seq(3) == "aab"
+    _reload(a, cfg(extra_route="/x"))
+    assert wait_for(lambda: a.client().request("GET", "/x").status == 204)  # adopted
+    assert seq(4) == "acaa"             # (the /x requests did not pick)
+    _reload(a, cfg(extra_route="/y", wb=2))
+    assert wait_for(lambda: a.client().request("GET", "/y").status == 204)
+    # weights 5,2,1: the rebuilt balancer starts over
+    assert seq(3) == "aba"
