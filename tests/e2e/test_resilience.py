@@ -484,3 +484,45 @@ def test_balancer_state_survives_a_reload_that_does_not_change_it(arc, procs):
     assert wait_for(lambda: a.client().request("GET", "/y").status == 204)
     # weights 5,2,1: the rebuilt balancer starts over
     assert seq(3) == "aba"
+
+
+@pytest.mark.parametrize("where", ["backoff", "queue"])
+def test_client_gone_while_waiting_for_an_attempt(arc, procs, where):
+    """A client that leaves while its request waits (retry backoff, or the
+    circuit-breaker queue) ends the exchange cleanly: counted as 499, the
+    wait cancelled, and the upstream keeps serving."""
+    good = procs("good")
+    if where == "backoff":
+        # /leave goes to an upstream that refuses: the retry waits 3 s
+        cfg = make_config([upstream_conf("app", [good.addr]),
+                           upstream_conf("dead", ["127.0.0.1:%d" % free_port()])],
+                          routes=[route_conf("l", "/leave/{n}", upstream="dead",
+                                             retry={"backoff": "3s", "budget_min": 100}),
+                                  route_conf("r", "/{*rest}", upstream="app")], workers=1)
+    else:
+        cfg = resil_config([good], circuit_breaker={"max_connections": 1, "max_pending": 2,
+                                                    "pending_timeout": "10s"})
+    a = arc(cfg)
+    out, first = {}, None
+    if where == "queue":
+        first = _bg_request(a, "/slow?ms=2000", out, "a")
+        assert wait_for(lambda: _in_flight(a, 1), timeout=10)
+    for i in range(2):
+        c = a.client()
+        c.send(b"PUT /leave/%d HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234" % i)
+        time.sleep(0.3)                 # (it is waiting now: 3 s backoff / the queue)
+        c.close()
+    route = "l" if where == "backoff" else "r"
+    assert wait_for(lambda: metric(a.metrics()[0], "arc_requests_total", route=route,
+                                   **{"class": "4xx"}) == 2, timeout=10)
+    ms, _ = a.metrics()
+    if where == "backoff":
+        assert metric(ms, "arc_upstream_retries_total", upstream="dead") == 2
+    else:
+        assert metric(ms, "arc_upstream_overflow_total", upstream="app") == 0
+    if first:
+        first.join(20)
+        assert out["a"][0] == 200
+    for i in range(2):
+        r = a.client().request("GET", "/after/%d" % i)
+        assert r.status == 200, r
