@@ -44,7 +44,8 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # the members a test uses are pulled in).
 DEPS_config   := router http1 tls limit
 DEPS_proxy    := loop net http1 http2 router upstream limit config tls admin obs
-DEPS_admin    := loop net http1 http2 obs config tls router limit
+DEPS_admin    := loop net http1 http2 obs config tls router limit upstream
+DEPS_upstream := config router http1 tls limit
 DEPS_http2    := http1
 
 # ----------------------------------------------------------------- sources

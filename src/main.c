@@ -15,6 +15,7 @@
  * Exit status: 0 success, 1 failure (bad config, cannot start, second
  * termination signal, a refused or failed API request), 2 usage error.
  */
+#include "upstream/active.h"
 #include "admin/admin.h"
 #include "config/config.h"
 #include "config/snapshot.h"
@@ -417,7 +418,14 @@ static int cmd_run(int argc, char **argv)
                                .admin_fd = admin_fd, .ctl_fd = ctl_fd, .signal_fd = sfd,
                                .config_path = path,
                                .load = reload_load, .load_ud = (void *)path };
+    /* Active health checks follow the published snapshot (idle while no
+     * upstream asks for them). */
+    int hrc = arc_active_start();
+    if (hrc < 0)
+        fprintf(stderr, "arc: health-check thread: %s; health.active checks are off\n",
+                strerror(-hrc));
     int rc = arc_control_run(&ctl);
+    arc_active_stop();
     for (size_t i = 0; i < nw; i++)
         arc_worker_join(workers[i]);
     for (size_t i = 0; i < nw; i++)

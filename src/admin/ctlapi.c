@@ -44,6 +44,7 @@
 #include "net/net.h"
 #include "obs/metrics.h"
 #include "upstream/health.h"
+#include "upstream/active.h"
 
 #ifndef ARC_VERSION
 #define ARC_VERSION "0.0.0"
@@ -543,6 +544,15 @@ static void ep_upstreams(struct arc_ctl_loop *cs, struct ctl_conn *c)
                                                                       memory_order_relaxed)));
             if (u->conf->passive.enabled)
                 json_object_set_new(ep, "health", ep_health(ctl, u, e));
+            struct arc_active_view av;
+            if (u->conf->active.enabled) {
+                if (!arc_active_get(u->eps[e].id, &av))
+                    av = (struct arc_active_view){ 0 };
+                json_object_set_new(ep, "active", json_pack(
+                    "{s:s,s:i,s:I,s:I,s:I}", "state", av.down ? "down" : "up",
+                    "last_status", av.last_status, "passes_in_a_row", (json_int_t)av.passes,
+                    "fails_in_a_row", (json_int_t)av.fails, "checks", (json_int_t)av.checks));
+            }
             json_array_append_new(eps, ep);
         }
         unsigned lb = (unsigned)u->conf->lb;

@@ -167,6 +167,20 @@ struct arc_circuit_conf {
     uint64_t pending_timeout;   /* 1s: longest wait in the queue, then 503 */
 };
 
+/* upstreams[].health.active: HTTP checks from the health-check thread
+ * (upstream/active.h), node-wide per endpoint. */
+#define ARC_ACTIVE_MAX_RANGES 8
+struct arc_active_conf {
+    bool enabled;               /* health.active given */
+    uint64_t interval;          /* 10s, jittered by up to 10% */
+    uint64_t timeout;           /* 1s: connect to status line */
+    char *path;                 /* "/health" */
+    uint16_t expect_lo[ARC_ACTIVE_MAX_RANGES], expect_hi[ARC_ACTIVE_MAX_RANGES];
+    size_t n_expect;            /* [200-399] */
+    uint32_t fail_after;        /* 3 failed checks in a row: down */
+    uint32_t pass_after;        /* 2 passed checks in a row: up again */
+};
+
 struct arc_upstream_conf {
     char *name;
     struct arc_endpoint_conf *endpoints;
@@ -190,6 +204,7 @@ struct arc_upstream_conf {
     uint64_t read_timeout;      /* 30s */
     struct arc_upstream_tls_conf *tls;  /* NULL = plain TCP */
     struct arc_passive_conf passive;    /* health.passive */
+    struct arc_active_conf active;      /* health.active */
     struct arc_circuit_conf circuit;    /* circuit_breaker */
     uint32_t panic_threshold;   /* health.panic_threshold (ext), 50: below this share of
                                    usable endpoints, balance over all of them */

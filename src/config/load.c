@@ -198,6 +198,7 @@ void arc_config_free(struct arc_config *cfg)
         free(cfg->upstreams[i].name);
         free(cfg->upstreams[i].endpoints);
         free(cfg->upstreams[i].lb_key_name);
+        free(cfg->upstreams[i].active.path);
         struct arc_upstream_tls_conf *t = cfg->upstreams[i].tls;
         if (t) {
             free(t->ca_pem);

@@ -2,6 +2,7 @@
  * Schema, part 2: upstreams[] (static discovery, load balancing, pool and
  * timeouts). Defaults are those in config.h's struct arc_upstream_conf.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +32,12 @@ static const struct arc_conf_key circuit_ep_keys[] = {
 };
 
 static const struct arc_conf_key health_keys[] = {
-    { "active", LATER }, { "passive", 0 }, { "panic_threshold", 0 },
+    { "active", 0 }, { "passive", 0 }, { "panic_threshold", 0 },
+};
+
+static const struct arc_conf_key active_keys[] = {
+    { "interval", 0 }, { "timeout", 0 }, { "path", 0 }, { "expect_status", 0 },
+    { "fail_after", 0 }, { "pass_after", 0 },
 };
 
 static const struct arc_conf_key passive_keys[] = {
@@ -230,6 +236,76 @@ static void get_fraction(struct arc_sctx *s, const struct arc_cn *m, const char 
     *out = f;
 }
 
+/* One expect_status item: 204 or "200-399". */
+static bool status_range(struct arc_sctx *s, const struct arc_cn *it, const char *ip,
+                         uint16_t *lo, uint16_t *hi)
+{
+    if (it->kind == ARC_CN_INT) {
+        int64_t v;
+        if (!arc_config__int_value(s, it, ip, 100, 599, &v))
+            return false;
+        *lo = *hi = (uint16_t)v;
+        return true;
+    }
+    unsigned a, b;
+    char tail;
+    if (it->kind != ARC_CN_STR || sscanf(it->v.s.p, "%u-%u%c", &a, &b, &tail) != 2 ||
+        a < 100 || b > 599 || a > b) {
+        arc_config__err(s, it, "%s: expected a status (100-599) or a range like \"200-399\"",
+                        ip);
+        return false;
+    }
+    *lo = (uint16_t)a;
+    *hi = (uint16_t)b;
+    return true;
+}
+
+static void active(struct arc_sctx *s, const struct arc_cn *m, const char *hpath,
+                   struct arc_upstream_conf *u)
+{
+    char p[ARC_PATH_MAX], ep[ARC_PATH_MAX], ip[ARC_PATH_MAX];
+    arc_config__path(p, hpath, "active");
+    if (!arc_config__check_map(s, m, p, active_keys, N(active_keys)))
+        return;
+    struct arc_active_conf *ac = &u->active;
+    ac->enabled = true;
+    if (u->tls)
+        arc_config__err(s, m, "%s: not supported yet for upstreams with tls", p);
+    else if (u->protocol == ARC_UP_HTTP2)
+        arc_config__err(s, m, "%s: not supported yet with protocol http2 (checks speak "
+                        "HTTP/1.1)", p);
+    arc_config__get_dur(s, m, p, "interval", 100, 24 * MS_H, false, &ac->interval);
+    arc_config__get_dur(s, m, p, "timeout", 1, 60 * MS_S, false, &ac->timeout);
+    arc_config__get_u32(s, m, p, "fail_after", 1, 1000, &ac->fail_after);
+    arc_config__get_u32(s, m, p, "pass_after", 1, 1000, &ac->pass_after);
+    char *path = NULL;
+    const struct arc_cn *pv = arc_config__val(m, "path");
+    if (arc_config__get_str(s, m, p, "path", ARC_STR_NONEMPTY | ARC_STR_NO_CTL, &path) && path) {
+        if (path[0] != '/' || strpbrk(path, " \t") || strlen(path) > 1024) {
+            arc_config__err(s, pv, "%s.path: must start with '/' and have no spaces (at most "
+                            "1024 bytes)", p);
+            free(path);
+        } else {
+            free(ac->path);
+            ac->path = path;
+        }
+    }
+    const struct arc_cn *es = arc_config__val(m, "expect_status");
+    arc_config__path(ep, p, "expect_status");
+    if (es && arc_config__want(s, es, ep, ARC_CN_SEQ)) {
+        if (es->n == 0 || es->n > ARC_ACTIVE_MAX_RANGES) {
+            arc_config__err(s, es, "%s: 1 to %d statuses or ranges", ep, ARC_ACTIVE_MAX_RANGES);
+            return;
+        }
+        ac->n_expect = 0;
+        size_t i = 0;
+        for (const struct arc_cn *it = es->first; it; it = it->next, i++)
+            if (status_range(s, it, arc_config__path_index(ip, ep, i), &ac->expect_lo[ac->n_expect],
+                             &ac->expect_hi[ac->n_expect]))
+                ac->n_expect++;
+    }
+}
+
 static void health(struct arc_sctx *s, const struct arc_cn *m, const char *upath,
                    struct arc_upstream_conf *u)
 {
@@ -238,6 +314,9 @@ static void health(struct arc_sctx *s, const struct arc_cn *m, const char *upath
     if (!arc_config__check_map(s, m, p, health_keys, N(health_keys)))
         return;
     arc_config__get_u32(s, m, p, "panic_threshold", 0, 100, &u->panic_threshold);
+    const struct arc_cn *a = arc_config__val(m, "active");
+    if (a)
+        active(s, a, p, u);
     const struct arc_cn *v = arc_config__val(m, "passive");
     if (!v)
         return;
@@ -306,6 +385,11 @@ static void upstream(struct arc_sctx *s, const struct arc_cn *m, const char *p,
         .max_ejection_percent = 50,
     };
     u->panic_threshold = 50;
+    u->active = (struct arc_active_conf){
+        .interval = 10 * MS_S, .timeout = 1 * MS_S, .expect_lo = { 200 }, .expect_hi = { 399 },
+        .n_expect = 1, .fail_after = 3, .pass_after = 2,
+    };
+    u->active.path = arc_config__xstrdup("/health");
     u->circuit.pending_timeout = 1 * MS_S;
     if (!arc_config__check_map(s, m, p, upstream_keys, N(upstream_keys)))
         return;

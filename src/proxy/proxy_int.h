@@ -493,6 +493,8 @@ struct wup {                            /* a worker's state for one upstream */
     bool *usable, *scratch;
     size_t cap;
     uint32_t n_ejected;
+    uint32_t n_down;                    /* endpoints down by active checks */
+    uint64_t active_gen;                /* arc_active_gen() the mask was made at */
     uint64_t next_readmit;
     /* Circuit breaking (upstream.c): this worker's connections, requests in
      * flight and requests waiting for a connection (FIFO) to the upstream. */

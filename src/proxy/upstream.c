@@ -1,9 +1,12 @@
 /*
  * The upstream side of an exchange, speaking HTTP/1.1 to the service:
- * picking an endpoint, taking a pooled keep-alive connection or connecting,
- * reading the response head and streaming the body back through the client
- * codec, replaying a request that died on a stale pooled connection,
- * Upgrade tunnels, and returning connections to the per-worker pool.
+ * picking an endpoint (balancer key, passive and active health), the
+ * circuit-breaking limits and the wait queue for a connection, taking a
+ * pooled keep-alive connection or connecting, reading the response head and
+ * streaming the body back through the client codec, replaying a request
+ * that died on a stale pooled connection, action.retry (backoff, another
+ * endpoint, the request replayed byte-exact), Upgrade tunnels, and
+ * returning connections to the per-worker pool.
  *
  * An upstream connection pairs with an exchange (u->u.ex, ex->up), never
  * with a client connection: everything it tells the client goes through
@@ -19,9 +22,17 @@
  * Deadlines: connect_timeout while connecting, write_timeout while request
  * bytes wait on the upstream, ttfb_timeout from the last request byte to
  * the response head, read_timeout between response bytes, pool idle_ttl.
+ *
+ * Between attempts an exchange has no upstream connection (ex->retry_wait):
+ *
+ *   failed attempt ──retry allowed──▶ backoff (ex->up_timer) ──fires──▶ next attempt
+ *   over a connection limit ──queue has room──▶ waiting (cb_wait, up_timer =
+ *        pending_timeout) ──a connection given back or closed: woken──▶ attempt
+ *        (still blocked: back to the front) ──pending_timeout──▶ 503
  */
 #include "proxy/proxy_int.h"
 #include "net/net.h"
+#include "upstream/active.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -235,13 +246,17 @@ int arc_px__health_sync(struct arc_worker *w, struct wup *wu)
         wu->scratch = b;
         wu->cap = up->n_eps;
     }
-    wu->n_ejected = 0;
+    wu->n_ejected = wu->n_down = 0;
     wu->next_readmit = UINT64_MAX;
+    wu->active_gen = arc_active_gen();
+    bool active = up->conf->active.enabled;
     for (size_t i = 0; i < up->n_eps; i++) {
         struct arc_hep *h = arc_htable_row(&w->health, up->eps[i].id);
         arc_health_readmit(h, w->now_ms);
         bool out = atomic_load_explicit(&h->state, memory_order_relaxed) == ARC_HS_EJECTED;
-        wu->usable[i] = !out;
+        bool down = active && arc_active_down(up->eps[i].id);
+        wu->usable[i] = !out && !down;
+        wu->n_down += down && !out;
         if (out) {
             wu->n_ejected++;
             if (h->until < wu->next_readmit)
@@ -285,12 +300,18 @@ void arc_px__ep_result(struct arc_worker *w, const struct arc_upstream_rt *up, i
  * unless too few remain (panic: then all are candidates again). */
 static const bool *usable_mask(struct arc_worker *w, struct wup *wu)
 {
-    if (!wu->n_ejected || !wu->rt)
+    if (!wu->rt)
+        return NULL;
+    /* (one relaxed load per pick: active checks changed something) */
+    if (wu->rt->conf->active.enabled && arc_active_gen() != wu->active_gen &&
+        arc_px__health_sync(w, wu) < 0)
+        return NULL;
+    if (!wu->n_ejected && !wu->n_down)
         return NULL;
     if (w->now_ms >= wu->next_readmit && arc_px__health_sync(w, wu) < 0)
         return NULL;
-    size_t n = wu->rt->n_eps;
-    if (!wu->n_ejected || arc_health_panic(wu->rt->conf->panic_threshold, n - wu->n_ejected, n))
+    size_t n = wu->rt->n_eps, out = wu->n_ejected + wu->n_down;
+    if (!out || arc_health_panic(wu->rt->conf->panic_threshold, n - out, n))
         return NULL;
     return wu->usable;
 }

@@ -14,6 +14,7 @@
 
 #include "config/snapshot.h"
 #include "core/sbuf.h"
+#include "upstream/active.h"
 
 const char *const arc_health_reason_names[ARC_HR__COUNT] = {
     [ARC_HR_NONE] = "none",
@@ -198,6 +199,18 @@ void arc_health_render(struct arc_sbuf *o, const struct arc_htable *const *tabs,
                 k += arc_health_get(tabs[t], u->eps[e].id, &v) && v.state == ARC_HS_EJECTED;
             series(o, "arc_upstream_endpoint_ejected", u, e);
             arc_sbuf_printf(o, "} %llu\n", (unsigned long long)k);
+        }
+    }
+    arc_sbuf_printf(o, "# HELP arc_upstream_endpoint_active_down Endpoint down by its active "
+                       "health checks (1) or up (0).\n# TYPE arc_upstream_endpoint_active_down "
+                       "gauge\n");
+    for (size_t i = 0; i < s->n_ups; i++) {
+        const struct arc_upstream_rt *u = &s->ups[i];
+        if (!u->conf->active.enabled)
+            continue;
+        for (size_t e = 0; e < u->n_eps; e++) {
+            series(o, "arc_upstream_endpoint_active_down", u, e);
+            arc_sbuf_printf(o, "} %d\n", arc_active_down(u->eps[e].id) ? 1 : 0);
         }
     }
     arc_sbuf_printf(o, "# HELP arc_upstream_endpoint_ejections_total Passive-health "

@@ -90,7 +90,7 @@ static void test_upstream_errors(void)
         "        - {address: \"10.0.0.1:80\"}\n"                                /* 8 */
         "        - {address: \"10.0.0.2:0\"}\n"                                 /* 9 */
         "    lb: {algorithm: maglev, virtual_nodes: 100, table_size: 100}\n"    /* 10 */
-        "    health: {active: {}}\n"                                            /* 11 */
+        "    health: {active: {fail_after: 0}}\n"                               /* 11 */
         "  - name: a\n"                                                         /* 12 */
         "    discovery: {type: dns, hostname: x.example}\n"                     /* 13 */
         "    lb: {algorithm: round_robin, decay: 1s}\n"                         /* 14 */
@@ -112,7 +112,7 @@ static void test_upstream_errors(void)
     CHECK_ERR(&e, 10, 44, "upstreams[0].lb.virtual_nodes: only applies to algorithm "
                           "consistent_hash");
     CHECK_ERR(&e, 10, 61, "upstreams[0].lb.table_size: 100 is not a prime");
-    CHECK_ERR(&e, 11, 14, "upstreams[0].health.active: not supported yet");
+    CHECK_ERR(&e, 11, 35, "upstreams[0].health.active.fail_after: must be between 1 and 1000");
     CHECK_ERR(&e, 12, 11, "upstreams[1].name: duplicate upstream name 'a' (first used at line 3)");
     CHECK_ERR(&e, 13, 23, "upstreams[1].discovery.type: 'dns' is not supported yet");
     CHECK_ERR(&e, 13, 28, "upstreams[1].discovery.hostname: not supported yet");
@@ -618,7 +618,54 @@ static void test_passive_health(void)
     CHECK_INT(p->max_ejection_percent, 50);
     CHECK_INT(c->upstreams[1].panic_threshold, 50);
     CHECK(!c->upstreams[2].passive.enabled);
+    CHECK(!c->upstreams[2].active.enabled);
     arc_config_free(c);
+
+    c = must_load("yaml",
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
+        "upstreams:\n"
+        "  - name: a\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.1:80\"}]}\n"
+        "    health:\n"
+        "      active: {interval: 2s, timeout: 300ms, path: /ready, fail_after: 1,\n"
+        "               pass_after: 4, expect_status: [204, \"200-299\"]}\n"
+        "  - name: b\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.2:80\"}]}\n"
+        "    health: {active: {}}\n");
+    if (!c)
+        return;
+    const struct arc_active_conf *ac = &c->upstreams[0].active;
+    CHECK(ac->enabled);
+    CHECK_INT(ac->interval, 2000);
+    CHECK_INT(ac->timeout, 300);
+    CHECK_STR(ac->path, "/ready");
+    CHECK_INT(ac->fail_after, 1);
+    CHECK_INT(ac->pass_after, 4);
+    CHECK_INT(ac->n_expect, 2);
+    CHECK(ac->expect_lo[0] == 204 && ac->expect_hi[0] == 204);
+    CHECK(ac->expect_lo[1] == 200 && ac->expect_hi[1] == 299);
+    ac = &c->upstreams[1].active;
+    CHECK(ac->enabled && ac->interval == 10000 && ac->timeout == 1000);
+    CHECK_STR(ac->path, "/health");
+    CHECK(ac->n_expect == 1 && ac->expect_lo[0] == 200 && ac->expect_hi[0] == 399);
+    CHECK(ac->fail_after == 3 && ac->pass_after == 2);
+    arc_config_free(c);
+
+    CHECK_FAILS("yaml",
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
+        "upstreams:\n"
+        "  - name: a\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.1:80\"}]}\n"
+        "    health: {active: {expect_status: [\"300-200\"]}}\n",
+        1, 5, 39, "expected a status (100-599) or a range like");
+    CHECK_FAILS("yaml",
+        "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
+        "upstreams:\n"
+        "  - name: a\n"
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.1:80\"}]}\n"
+        "    protocol: http2\n"
+        "    health: {active: {}}\n",
+        1, 6, 22, "health.active: not supported yet with protocol http2");
 
     CHECK_FAILS("yaml",
         "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
