@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(gcc make pkg-config git liburing-dev libjansson-dev libyaml-dev libssl-dev openssl libnghttp2-dev libpcre2-dev
       clang libclang-rt-14-dev curl ca-certificates iproute2
       nghttp2-client python3 python3-pytest python3-websockets python3-requests python3-h2
-      python3-grpcio)
+      python3-grpcio wabt lld)
 if [[ ${1:-} == --bench ]]; then
     pkgs=(nginx-light haproxy wrk nghttp2-client procps iproute2 openssl lua5.1)
 fi

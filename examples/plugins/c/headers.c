@@ -1,0 +1,44 @@
+/*
+ * Header filter in C: on the request, adds "x-c-filter: <config>", removes
+ * "x-remove-me", and answers 403 (with "x-denied-by: c-filter") when the
+ * request has "x-deny: yes"; on the response, adds "x-c-response: 1" and
+ * removes "server".
+ */
+#include "pw.h"
+
+static char config[256];
+static size_t config_len;
+
+EXPORT(proxy_on_configure) u32 proxy_on_configure(u32 root, u32 size)
+{
+    char *p = 0;
+    size_t n = 0;
+    if (size && proxy_get_buffer_bytes(BUF_PLUGIN_CONFIGURATION, 0, size, &p, &n) == 0)
+        for (config_len = 0; config_len < n && config_len < sizeof(config); config_len++)
+            config[config_len] = p[config_len];
+    return 1;
+}
+
+EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 n, u32 eos)
+{
+    size_t l;
+    char *deny = pw_header(MAP_REQUEST, "x-deny", &l);
+    if (deny && pw_eq(deny, l, "yes")) {
+        /* serialized pairs: count, (name len, value len), "x-denied-by\0c-filter\0" */
+        static const struct { u32 n, kl, vl; char d[21]; } h = { 1, 11, 8, "x-denied-by\0c-filter" };
+        static const char body[] = "denied by the c filter\n";
+        proxy_send_local_response(403, "denied", 6, body, sizeof(body) - 1, (const char *)&h,
+                                  sizeof(h), -1);
+        return PAUSE;
+    }
+    proxy_add_header_map_value(MAP_REQUEST, "x-c-filter", 10, config, config_len);
+    proxy_remove_header_map_value(MAP_REQUEST, "x-remove-me", 11);
+    return CONTINUE;
+}
+
+EXPORT(proxy_on_response_headers) u32 proxy_on_response_headers(u32 id, u32 n, u32 eos)
+{
+    proxy_add_header_map_value(MAP_RESPONSE, "x-c-response", 12, "1", 1);
+    proxy_remove_header_map_value(MAP_RESPONSE, "server", 6);
+    return CONTINUE;
+}

@@ -1,0 +1,84 @@
+/*
+ * ABI probe for the unit tests (tests/unit/plugin/abi_test.c): the request
+ * header "x-probe" picks one host call made with good or hostile
+ * arguments; its WasmResult is added as "x-rc" (and a value it read, if
+ * any, as "x-val").
+ */
+#include "pw.h"
+
+IMPORT(proxy_get_header_map_pairs) u32 proxy_get_header_map_pairs(u32 map, char **ret, size_t *n);
+IMPORT(proxy_set_header_map_pairs) u32 proxy_set_header_map_pairs(u32 map, const char *p, size_t n);
+IMPORT(proxy_http_call) u32 proxy_http_call(const char *up, size_t upl, const char *h, size_t hl,
+                                            const char *b, size_t bl, const char *t, size_t tl,
+                                            u32 timeout, u32 *token);
+
+EXPORT(proxy_on_configure) u32 proxy_on_configure(u32 root, u32 size) { return 1; }
+
+static void put_rc(u32 rc)
+{
+    char d[2] = { (char)('0' + rc / 10), (char)('0' + rc % 10) };
+    proxy_add_header_map_value(MAP_REQUEST, "x-rc", 4, d, 2);
+}
+
+EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 n, u32 eos)
+{
+    size_t l;
+    char *p = pw_header(MAP_REQUEST, "x-probe", &l);
+    if (!p)
+        return CONTINUE;
+    char *v = 0;
+    size_t vl = 0;
+    u32 rc = 99;
+    if (pw_eq(p, l, "oob-key"))
+        rc = proxy_add_header_map_value(MAP_REQUEST, (const char *)0xfffffff0u, 32, "v", 1);
+    else if (pw_eq(p, l, "oob-len"))
+        rc = proxy_get_header_map_value(MAP_REQUEST, "x-probe", 0x7fffffff, &v, &vl);
+    else if (pw_eq(p, l, "oob-ret"))
+        rc = proxy_get_header_map_value(MAP_REQUEST, "x-probe", 7, (char **)0xfffffffcu, &vl);
+    else if (pw_eq(p, l, "bad-name"))
+        rc = proxy_add_header_map_value(MAP_REQUEST, "a\r\nb", 4, "v", 1);
+    else if (pw_eq(p, l, "bad-value"))
+        rc = proxy_add_header_map_value(MAP_REQUEST, "x-a", 3, "v\r\nx: y", 7);
+    else if (pw_eq(p, l, "bad-map"))
+        rc = proxy_add_header_map_value(5, "x-a", 3, "v", 1);
+    else if (pw_eq(p, l, "remove-absent"))
+        rc = proxy_remove_header_map_value(MAP_REQUEST, "x-absent", 8);
+    else if (pw_eq(p, l, "replace")) {
+        rc = proxy_replace_header_map_value(MAP_REQUEST, "x-dup", 5, "one", 3);
+    } else if (pw_eq(p, l, "path")) {
+        rc = proxy_replace_header_map_value(MAP_REQUEST, ":path", 5, "/new?q=1", 8);
+    } else if (pw_eq(p, l, "prop")) {
+        rc = proxy_get_property("request\0path", 12, &v, &vl);
+    } else if (pw_eq(p, l, "prop-root")) {
+        rc = proxy_get_property("plugin_root_id", 14, &v, &vl);
+    } else if (pw_eq(p, l, "prop-missing")) {
+        rc = proxy_get_property("no\0such", 7, &v, &vl);
+    } else if (pw_eq(p, l, "pairs")) {
+        rc = proxy_get_header_map_pairs(MAP_REQUEST, &v, &vl);
+        if (rc == 0)
+            rc = proxy_set_header_map_pairs(MAP_REQUEST, v, vl);
+        /* the pairs' count is the first word */
+        if (rc == 0 && vl >= 4) {
+            u32 cnt = *(u32 *)v;
+            v = 0;
+            rc = cnt > 4 ? 0 : 98;
+        }
+    } else if (pw_eq(p, l, "bad-pairs")) {
+        static const u32 bad[3] = { 1000000, 5, 5 };
+        rc = proxy_set_header_map_pairs(MAP_REQUEST, (const char *)bad, sizeof(bad));
+    } else if (pw_eq(p, l, "local-bad-status")) {
+        rc = proxy_send_local_response(42, "", 0, "", 0, "", 0, -1);
+    } else if (pw_eq(p, l, "local-bad-pairs")) {
+        static const u32 bad[3] = { 1, 0x7fffffff, 1 };
+        rc = proxy_send_local_response(403, "", 0, "", 0, (const char *)bad, sizeof(bad), -1);
+    } else if (pw_eq(p, l, "unimplemented")) {
+        u32 token;
+        rc = proxy_http_call("a", 1, "", 0, "", 0, "", 0, 1000, &token);
+    } else if (pw_eq(p, l, "config")) {
+        rc = proxy_get_buffer_bytes(BUF_PLUGIN_CONFIGURATION, 0, 100, &v, &vl);
+    }
+    put_rc(rc);
+    if (v && vl)
+        proxy_add_header_map_value(MAP_REQUEST, "x-val", 5, v, vl);
+    return CONTINUE;
+}
