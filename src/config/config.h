@@ -231,6 +231,22 @@ struct arc_route_conf {
     char *rewrite_pattern, *rewrite_replace;
     uint64_t timeout_ms;        /* action.timeout: whole-exchange deadline, 0 = none */
     uint64_t max_body;          /* action.max_body: request body bytes, 10mb; 0 = no limit */
+    uint32_t *plugins;          /* routes[].plugins: indexes into arc_config.plugins, in order */
+    size_t n_plugins;
+};
+
+/* plugins.wasm[] (proxy-wasm modules; see docs/plugins.md). */
+struct arc_plugin_conf {
+    char *name;
+    char *file;                 /* .wasm path, as written */
+    char *root_id;              /* NULL = name */
+    uint64_t budget_ms;         /* 2ms: CPU budget of one guest call */
+    uint64_t max_memory;        /* 64mb: linear memory cap per instance */
+    uint32_t pool;              /* 1: instances per worker */
+    bool fail_open;             /* on_error: fail_closed (false) | fail_open */
+    char *config_json;          /* `config`: a string as it is, else its JSON; NULL = none */
+    char *pos_file;             /* position of the entry, for load errors */
+    int line, col;
 };
 
 struct arc_limits_conf {
@@ -282,6 +298,9 @@ struct arc_config {
     struct arc_addr metrics_bind; /* observability.metrics_bind, 127.0.0.1:9090 */
     bool metrics_enabled;       /* observability.metrics_enabled, true */
     struct arc_control_plane_conf control_plane;
+    struct arc_plugin_conf *plugins;
+    size_t n_plugins;
+    char *plugin_cache_dir;     /* plugins.cache_dir (ext): compiled modules, by SHA-256 */
 };
 
 /**

@@ -235,7 +235,18 @@ void arc_config_free(struct arc_config *cfg)
         free_ops(r->resp_headers, r->n_resp_headers);
         free(r->trusted_proxies);
         free(r->file);
+        free(r->plugins);
     }
     free(cfg->routes);
+    for (size_t i = 0; i < cfg->n_plugins; i++) {
+        struct arc_plugin_conf *pc = &cfg->plugins[i];
+        free(pc->name);
+        free(pc->file);
+        free(pc->root_id);
+        free(pc->config_json);
+        free(pc->pos_file);
+    }
+    free(cfg->plugins);
+    free(cfg->plugin_cache_dir);
     free(cfg);
 }

@@ -19,7 +19,7 @@
 
 static const struct arc_conf_key route_keys[] = {
     { "name", REQ }, { "priority", 0 }, { "match", REQ }, { "action", REQ },
-    { "rate_limit", LATER }, { "split", LATER }, { "mirror", LATER }, { "plugins", LATER },
+    { "rate_limit", LATER }, { "split", LATER }, { "mirror", LATER }, { "plugins", 0 },
     { "cache", LATER }, { "compression", LATER },
 };
 
@@ -1010,6 +1010,9 @@ static void route(struct arc_sctx *s, const struct arc_cn *m, const char *p,
         match(s, v, p, r);
     if ((v = arc_config__val(m, "action")))
         action(s, v, p, r);
+    char kp[ARC_PATH_MAX];
+    if ((v = arc_config__val(m, "plugins")))
+        arc_config__route_plugins(s, v, arc_config__path(kp, p, "plugins"), r);
 }
 
 void arc_config__routes(struct arc_sctx *s, const struct arc_cn *seq)

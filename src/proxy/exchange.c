@@ -194,6 +194,7 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
 {
     struct arc_conn *c = ex->client;
     ex->t_end_ns = arc_now_ns();
+    arc_px__plugins_end(ex);
     arc_tw_cancel(&w->tw, &ex->deadline);
     arc_px__ex_lb_end(w, ex);
     /* An upstream still attached mid-exchange cannot be reused. */

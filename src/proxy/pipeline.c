@@ -142,6 +142,8 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
         arc_tw_schedule(&w->tw, &ex->deadline, ex->started_ms + rc->timeout_ms);
     if (r->rewrite && !rewrite(w, ex, &caps))
         return;
+    if (rc->n_plugins && !arc_px__plugins_request(w, ex))
+        return;
     switch (rc->action) {
     case ARC_ACTION_RESPOND:
         answer_respond(w, ex);

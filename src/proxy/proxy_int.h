@@ -324,6 +324,7 @@ struct arc_exchange {
                                            (the last one when several), 0 = none */
     uint64_t bytes_in, bytes_out;       /* body bytes from / to the client (as framed) */
     uint64_t body_in;                   /* request body bytes received, decoded (max_body) */
+    struct arc_pl_run *pl;              /* the route's plugin contexts (plugins.c), or NULL */
     struct arc_exchange *next_free;
 };
 
@@ -643,6 +644,12 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex);
  * the route's max_body the exchange is answered 413 (or cut) and true is
  * returned — the exchange is gone. */
 bool arc_px__body_over(struct arc_worker *w, struct arc_exchange *ex);
+
+/* plugins.c: proxy-wasm filters on the exchange. False: the exchange was
+ * answered (a filter's local answer, or its failure policy) and is gone. */
+bool arc_px__plugins_request(struct arc_worker *w, struct arc_exchange *ex);
+bool arc_px__plugins_response(struct arc_worker *w, struct arc_exchange *ex, struct arc_resp *resp);
+void arc_px__plugins_end(struct arc_exchange *ex);
 
 /* h2_server.c */
 /* Switches a fresh client connection to HTTP/2 (TLS ALPN h2, or the h2c

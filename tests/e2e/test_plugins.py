@@ -1,0 +1,208 @@
+"""proxy-wasm plugins through the real binary: a C filter and an unmodified
+AssemblyScript SDK filter (@solo-io/proxy-runtime 0.1.8) add and remove
+request and response headers and answer 403 locally, over HTTP/1.1 and
+HTTP/2; a trapping filter answers 500 when fail_closed and is skipped when
+fail_open; a filter that loops forever is stopped by its CPU budget while
+the worker keeps serving; a module that does not build or load is a config
+error at its position (also on reload, which keeps the running plugins);
+a reload swaps a plugin's configuration.
+
+The .wasm fixtures in tests/e2e/plugins are built from examples/plugins by
+scripts/build-plugins.sh."""
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf
+from test_reload import reload, rewrite
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIX = os.path.join(HERE, "plugins")
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    """One compile cache for the session: modules are compiled once."""
+    d = tmp_path_factory.mktemp("plugin-cache")
+    os.chmod(d, 0o700)
+    return str(d)
+
+
+def plugin(name, fixture, **kw):
+    p = {"name": name, "file": os.path.join(FIX, fixture)}
+    p.update(kw)
+    return p
+
+
+def cfg(up, plugins, routes, cache_dir, workers=1):
+    rs = []
+    for name, path, pls in routes:
+        r = route_conf(name, path, upstream="app")
+        r["plugins"] = [{"name": p} for p in pls]
+        rs.append(r)
+    return make_config([upstream_conf("app", up.addr)], routes=rs, workers=workers,
+                       extra={"plugins": {"cache_dir": cache_dir, "wasm": plugins}})
+
+
+def echoed(resp):
+    import json
+    return dict((k.lower(), v) for k, v in json.loads(resp.body)["headers"])
+
+
+def curl_h2(port, path, headers=()):
+    args = ["curl", "-sS", "-i", "--http2-prior-knowledge", "--max-time", "30"]
+    for h in headers:
+        args += ["-H", h]
+    r = subprocess.run(args + ["http://127.0.0.1:%d%s" % (port, path)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    head, _, body = r.stdout.replace("\r\n", "\n").partition("\n\n")
+    lines = head.split("\n")
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for ln in lines[1:]:
+        k, _, v = ln.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return status, hdrs, body
+
+
+@pytest.mark.parametrize("fixture,prefix,conf,extra", [
+    ("c_headers.wasm", "c", "hello-c", {}),
+    ("as_headers.wasm", "as", "hello-as", {"root_id": "as_headers"}),
+])
+def test_filter_edits_headers_and_answers_locally(arc, servers, cache_dir, fixture, prefix, conf,
+                                                  extra):
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("f", fixture, config=conf, **extra)], [("r", "/{*rest}", ["f"])],
+                cache_dir))
+    c = a.client()
+    r = c.request("GET", "/x", headers=[("X-Remove-Me", "1"), ("X-Keep", "2")])
+    assert r.status == 200
+    h = echoed(r)
+    assert h.get("x-%s-filter" % prefix) == conf
+    assert "x-remove-me" not in h and h.get("x-keep") == "2"
+    assert r.headers.get("x-%s-response" % prefix) == "1"
+    assert r.headers.get("server") is None          # removed by the filter
+    assert r.headers.get("x-upstream") == "app"
+    r = c.request("GET", "/x", headers=[("X-Deny", "yes")])
+    assert r.status == 403
+    assert b"denied by the %s filter" % prefix.encode() in r.body
+    # the upstream never saw the denied request
+    assert not [h for _, _, _, h in up.requests if "x-deny" in str(h).lower()]
+    # HTTP/2 client: the same filter, the same answers
+    st, hd, body = curl_h2(a.port, "/y", ["X-Remove-Me: 1"])
+    assert st == 200 and hd.get("x-%s-response" % prefix) == "1"
+    assert ("\"x-%s-filter\", \"%s\"" % (prefix, conf)) in body and "x-remove-me" not in body
+    st, hd, body = curl_h2(a.port, "/y", ["X-Deny: yes"])
+    assert st == 403 and "denied by the %s filter" % prefix in body
+
+
+def test_trap_fail_closed_answers_500_and_fail_open_passes(arc, servers, cache_dir):
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("closed", "c_trap.wasm"),
+                     plugin("open", "c_trap.wasm", on_error="fail_open")],
+                [("rc", "/closed/{*rest}", ["closed"]), ("ro", "/open/{*rest}", ["open"])],
+                cache_dir))
+    c = a.client()
+    for kind in ("oob", "unreachable"):
+        r = c.request("GET", "/closed/x", headers=[("X-Trap", kind)])
+        assert r.status == 500
+        r = c.request("GET", "/open/x", headers=[("X-Trap", kind)])
+        assert r.status == 200 and "x-trap-filter" not in echoed(r)
+        # the instance was rebuilt: the filter works again
+        r = c.request("GET", "/closed/x")
+        assert r.status == 200 and echoed(r).get("x-trap-filter") == "passed"
+    ms = a.metrics()[0]
+    assert metric(ms, "arc_errors_total", kind="plugin_trap") == 4
+    assert "plugin 'closed' failed" in a.stderr_text()
+
+
+def test_infinite_loop_is_stopped_by_the_budget(arc, servers, cache_dir):
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("loop", "c_loop.wasm", budget="5ms")], [("r", "/{*rest}", ["loop"])],
+                cache_dir))
+    c = a.client()
+    for _ in range(3):
+        t0 = time.monotonic()
+        r = c.request("GET", "/x", headers=[("X-Loop", "forever")])
+        took = time.monotonic() - t0
+        assert r.status == 500
+        assert took < 15.0
+        # the single worker is free again and the filter works
+        r = c.request("GET", "/x")
+        assert r.status == 200 and echoed(r).get("x-loop-filter") == "passed"
+    assert metric(a.metrics()[0], "arc_errors_total", kind="plugin_budget") == 3
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def test_bad_module_is_a_config_error_at_its_position(arc_bin, tmp_path, cache_dir):
+    notwasm = tmp_path / "junk.wasm"
+    notwasm.write_bytes(b"not a module")
+    # A valid module that is not proxy-wasm (no ABI version export).
+    wat = tmp_path / "plain.wat"
+    wat.write_text('(module (memory (export "memory") 1) (func (export "f")))')
+    plain = tmp_path / "plain.wasm"
+    subprocess.run(["wat2wasm", str(wat), "-o", str(plain)], check=True)
+    for f, want in ((notwasm, "is not a WebAssembly module"),
+                    (plain, "not a proxy-wasm 0.2.0/0.2.1 module"),
+                    (tmp_path / "missing.wasm", "cannot read")):
+        text = ("listeners:\n  - {name: http, kind: http, bind: \"127.0.0.1:0\"}\n"
+                "plugins:\n  cache_dir: %s\n  wasm:\n    - name: bad\n      file: %s\n" % (cache_dir, f))
+        p = tmp_path / "bad.yaml"
+        write(p, text)
+        cp = arc_bin.run(["check", "-c", str(p)])
+        assert cp.returncode == 1, cp.stdout
+        assert "%s:6:7: error: plugins.wasm 'bad': " % p in cp.stderr, cp.stderr
+        assert want in cp.stderr, cp.stderr
+    # a route naming an unknown plugin
+    text = ("listeners:\n  - {name: http, kind: http, bind: \"127.0.0.1:0\"}\n"
+            "routes:\n  - name: r\n    match: {path: \"/\"}\n    action: {respond: {status: 200}}\n"
+            "    plugins: [{name: nope}]\n")
+    write(tmp_path / "r.yaml", text)
+    cp = arc_bin.run(["check", "-c", str(tmp_path / "r.yaml")])
+    assert cp.returncode == 1 and "r.yaml:7:" in cp.stderr and "no plugin named 'nope'" in cp.stderr
+
+
+def test_reload_swaps_a_plugin_and_keeps_it_when_the_new_one_is_broken(arc, servers, cache_dir,
+                                                                        tmp_path):
+    up = servers.http(name="app")
+    conf = cfg(up, [plugin("f", "c_headers.wasm", config="one")], [("r", "/{*rest}", ["f"])],
+               cache_dir)
+    a = arc(conf)
+    c = a.client()
+    assert echoed(c.request("GET", "/x")).get("x-c-filter") == "one"
+    # swap the module for the AssemblyScript one, with another configuration
+    conf2 = cfg(up, [plugin("f", "as_headers.wasm", config="two", root_id="as_headers")],
+                [("r", "/{*rest}", ["f"])], cache_dir)
+    rewrite(a, conf2)
+    reload(a)
+    h = echoed(a.client().request("GET", "/x"))
+    assert h.get("x-as-filter") == "two" and "x-c-filter" not in h
+    # a broken module: the reload is refused, the running plugin stays
+    junk = tmp_path / "junk.wasm"
+    junk.write_bytes(b"\0asm\x01\0\0\0garbage")
+    conf3 = cfg(up, [plugin("f", str(junk))], [("r", "/{*rest}", ["f"])], cache_dir)
+    rewrite(a, conf3)
+    reload(a, result="error")
+    assert "plugins.wasm 'f'" in a.stderr_text()
+    h = echoed(a.client().request("GET", "/x"))
+    assert h.get("x-as-filter") == "two"
+
+
+def test_c_fixtures_rebuild_from_source(tmp_path):
+    """The committed C fixtures are what scripts/build-plugins.sh makes
+    from examples/plugins/c (the AssemblyScript one needs npm; it is
+    rebuilt the same way with the pinned package-lock.json)."""
+    root = os.path.dirname(os.path.dirname(HERE))
+    subprocess.run([os.path.join(root, "scripts", "build-plugins.sh"), str(tmp_path)],
+                   check=True, env=dict(os.environ, SKIP_AS="1"), capture_output=True)
+    for name in os.listdir(tmp_path):
+        with open(tmp_path / name, "rb") as a, open(os.path.join(FIX, name), "rb") as b:
+            assert a.read() == b.read(), name
