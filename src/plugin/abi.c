@@ -157,6 +157,16 @@ static void hmap_remove(struct arc_pl_hmap *m, const void *name, size_t n)
     m->n = k;
 }
 
+/* Filters cannot grow a head without bound (the budget alone would let a
+ * loop of host calls add megabytes). */
+static bool room(struct arc_pl_hmap *m, size_t fields, size_t bytes)
+{
+    if (m->n + fields > ARC_PL_MAP_MAX_FIELDS || m->added + bytes > ARC_PL_MAP_MAX_BYTES)
+        return false;
+    m->added += bytes;
+    return true;
+}
+
 static struct arc_pl_hmap *map_of(struct arc_pl_inst *in, uint32_t type)
 {
     struct arc_pl_run *r = run_of(in);
@@ -304,6 +314,8 @@ static uint32_t map_edit(void *e, uint32_t type, uint32_t kp, uint32_t kn, uint3
     if (k[0] == ':') {                  /* pseudo-headers: replaced, never added */
         for (size_t i = 0; i < m->n; i++)
             if (name_eq(m->v[i].name, k, kn)) {
+                if (!room(m, 0, vn))
+                    return WR_BAD_ARGUMENT;
                 bool ok = true;
                 m->v[i].value = arena_str(m->arena, v, vn, false, &ok);
                 m->changed = true;
@@ -311,6 +323,8 @@ static uint32_t map_edit(void *e, uint32_t type, uint32_t kp, uint32_t kn, uint3
             }
         return WR_BAD_ARGUMENT;
     }
+    if (!room(m, 1, (size_t)kn + vn))
+        return WR_BAD_ARGUMENT;
     if (replace)
         hmap_remove(m, k, kn);
     m->changed = true;
@@ -393,7 +407,8 @@ static uint32_t parse_pairs(struct arc_pl_inst *in, uint32_t p, uint32_t n, stru
             return WR_BAD_ARGUMENT;
         const uint8_t *k = b + off, *v = b + off + kl + 1;
         off += (size_t)kl + 1 + vl + 1;
-        if (!name_ok(k, kl) || !value_ok(v, vl) || (k[0] == ':' && !allow_pseudo))
+        if (!name_ok(k, kl) || !value_ok(v, vl) || (k[0] == ':' && !allow_pseudo) ||
+            !room(out, 1, (size_t)kl + vl))
             return WR_BAD_ARGUMENT;
         if (!arc_pl_hmap_add(out, (struct arc_str){ (const char *)k, kl },
                              (struct arc_str){ (const char *)v, vl }))
@@ -408,7 +423,7 @@ static uint32_t h_set_map_pairs(void *e, uint32_t type, uint32_t p, uint32_t n)
     struct arc_pl_hmap *m = map_of(in, type);
     if (!m || m != run_of(in)->map)
         return WR_BAD_ARGUMENT;
-    struct arc_pl_hmap nm = { .arena = m->arena };
+    struct arc_pl_hmap nm = { .arena = m->arena, .added = m->added };
     uint32_t rc = parse_pairs(in, p, n, &nm, true);
     if (rc != WR_OK)
         return rc;
@@ -425,6 +440,7 @@ static uint32_t h_set_map_pairs(void *e, uint32_t type, uint32_t p, uint32_t n)
     m->v = keep.v;
     m->n = keep.n;
     m->cap = keep.cap;
+    m->added = nm.added;
     m->changed = true;
     return WR_OK;
 }
@@ -479,7 +495,7 @@ static uint32_t h_send_local_response(void *e, uint32_t status, uint32_t dp, uin
     const uint8_t *body = gmem(in, bp, bn);
     if (!gmem(in, dp, dn) || !body || !gmem(in, hp, hn))
         return WR_INVALID_MEMORY;
-    if (!r || status < 200 || status > 599)
+    if (!r || status < 200 || status > 599 || bn > ARC_PL_LOCAL_BODY_MAX)
         return WR_BAD_ARGUMENT;
     struct arc_pl_hmap h = { .arena = r->arena };
     uint32_t rc = parse_pairs(in, hp, hn, &h, false);

@@ -37,9 +37,13 @@ struct arc_pl_field {
 /* A mutable header map for one stage: pseudo-headers first (":method",
  * ":path", ":authority", ":scheme" for requests, ":status" for responses),
  * then the fields. Entries live in `arena`. */
+#define ARC_PL_MAP_MAX_FIELDS 1024          /* entries a filter may grow a map to */
+#define ARC_PL_MAP_MAX_BYTES (256u << 10)   /* name + value bytes added by filters */
+#define ARC_PL_LOCAL_BODY_MAX (1u << 20)    /* body of a proxy_send_local_response */
 struct arc_pl_hmap {
     struct arc_pl_field *v;
     size_t n, cap;
+    size_t added;                       /* bytes filters added (ARC_PL_MAP_MAX_BYTES) */
     struct arc_arena *arena;
     bool changed;
 };

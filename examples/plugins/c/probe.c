@@ -74,6 +74,15 @@ EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 n, u32
     } else if (pw_eq(p, l, "unimplemented")) {
         u32 token;
         rc = proxy_http_call("a", 1, "", 0, "", 0, "", 0, 1000, &token);
+    } else if (pw_eq(p, l, "flood")) {
+        for (u32 i = 0; i < 5000 && (rc = proxy_add_header_map_value(MAP_REQUEST, "x-f", 3, "v", 1)) == 0; i++)
+            ;
+    } else if (pw_eq(p, l, "big-body")) {
+        u32 old = (u32)__builtin_wasm_memory_grow(0, 40);     /* 2.5 MiB more, in bounds */
+        rc = proxy_send_local_response(200, "", 0, (const char *)(old * 65536u), 2u << 20, "", 0, -1);
+    } else if (pw_eq(p, l, "grow-300")) {
+        /* 300 pages (18.75 MiB): rc 0 if memory.grow refused it */
+        rc = __builtin_wasm_memory_grow(0, 300) == (size_t)-1 ? 0 : 1;
     } else if (pw_eq(p, l, "config")) {
         rc = proxy_get_buffer_bytes(BUF_PLUGIN_CONFIGURATION, 0, 100, &v, &vl);
     }

@@ -125,6 +125,8 @@ static void test_host_calls(void)
         { "local-bad-pairs", 2 },
         { "unimplemented", 12 },    /* proxy_http_call: Unimplemented */
         { "pairs", 0 },
+        { "big-body", 2 },          /* over ARC_PL_LOCAL_BODY_MAX */
+        { "grow-300", 0 },          /* memory.grow past max_memory (16 MiB) fails */
     };
     char buf[128];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -135,6 +137,10 @@ static void test_host_calls(void)
         CHECK_INT(rc_of(&m), cases[i].rc);
     }
     struct arc_pl_hmap m;
+    /* a filter cannot grow a head past ARC_PL_MAP_MAX_FIELDS (nor x-rc) */
+    run_probe(&p, 0, "flood", &m, NULL);
+    CHECK_INT(m.n, ARC_PL_MAP_MAX_FIELDS);
+    CHECK_INT(rc_of(&m), -1);
     run_probe(&p, 1, "prop", &m, NULL);
     CHECK_INT(rc_of(&m), 0);
     CHECK_STR(val_of(&m, buf, sizeof(buf)), "/a?b=1");
