@@ -21,6 +21,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 enum {
     WR_OK = 0, WR_NOT_FOUND = 1, WR_BAD_ARGUMENT = 2, WR_INVALID_MEMORY = 6, WR_EMPTY = 7,
@@ -126,7 +128,7 @@ static struct arc_str arena_str(struct arc_arena *a, const void *p, size_t n, bo
     return (struct arc_str){ d, n };
 }
 
-bool arc_pl_hmap_add(struct arc_pl_hmap *m, struct arc_str name, struct arc_str value)
+static bool hmap_grow(struct arc_pl_hmap *m)
 {
     if (m->n == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 16;
@@ -138,6 +140,29 @@ bool arc_pl_hmap_add(struct arc_pl_hmap *m, struct arc_str name, struct arc_str 
         m->v = v;
         m->cap = cap;
     }
+    return true;
+}
+
+bool arc_pl_hmap_view(struct arc_pl_hmap *m, struct arc_str name, struct arc_str value)
+{
+    if (!hmap_grow(m))
+        return false;
+    bool ok = true;
+    for (size_t i = 0; i < name.len; i++)
+        if (name.p[i] >= 'A' && name.p[i] <= 'Z') {
+            name = arena_str(m->arena, name.p, name.len, true, &ok);
+            break;
+        }
+    m->v[m->n] = (struct arc_pl_field){ name, value };
+    if (ok)
+        m->n++;
+    return ok;
+}
+
+bool arc_pl_hmap_add(struct arc_pl_hmap *m, struct arc_str name, struct arc_str value)
+{
+    if (!hmap_grow(m))
+        return false;
     bool ok = true;
     m->v[m->n].name = arena_str(m->arena, name.p, name.len, true, &ok);
     m->v[m->n].value = arena_str(m->arena, value.p, value.len, false, &ok);
@@ -268,15 +293,30 @@ static uint32_t h_get_property(void *e, uint32_t pp, uint32_t n, uint32_t ret_pt
         s = &pr->protocol;
     else if (PATH_IS("route_name"))
         s = &pr->route_name;
-    else if (PATH_IS("source\0address"))
-        s = &pr->source_address;
     if (s)
         return ret_bytes(in, s->p, s->len, ret_ptr, ret_size);
-    if (PATH_IS("source\0port")) {
-        uint64_t v = pr->source_port;   /* integers are 8 bytes little-endian, as in Envoy */
-        return ret_bytes(in, &v, 8, ret_ptr, ret_size);
+    if (PATH_IS("source\0address") || PATH_IS("source\0port")) {
+        char ip[INET6_ADDRSTRLEN] = "", buf[INET6_ADDRSTRLEN + 10];
+        uint64_t port = 0;              /* integers are 8 bytes little-endian, as in Envoy */
+        const struct sockaddr *sa = pr->source;
+        if (sa && sa->sa_family == AF_INET) {
+            const struct sockaddr_in *a4 = (const struct sockaddr_in *)sa;
+            inet_ntop(AF_INET, &a4->sin_addr, ip, sizeof(ip));
+            port = ntohs(a4->sin_port);
+        } else if (sa && sa->sa_family == AF_INET6) {
+            const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
+            inet_ntop(AF_INET6, &a6->sin6_addr, ip, sizeof(ip));
+            port = ntohs(a6->sin6_port);
+        } else {
+            return WR_NOT_FOUND;
+        }
+        if (PATH_IS("source\0port"))
+            return ret_bytes(in, &port, 8, ret_ptr, ret_size);
+        int bl = snprintf(buf, sizeof(buf), sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
+                         (unsigned)port);
+        return ret_bytes(in, buf, (size_t)bl, ret_ptr, ret_size);
     }
-    if (n > 8 && memcmp(path, "request\0headers\0", 16) == 0 && r->req_map) {
+    if (n > 16 && memcmp(path, "request\0headers\0", 16) == 0 && r->req_map) {
         const struct arc_str *v = arc_pl_hmap_get(r->req_map, (const char *)path + 16, n - 16);
         return v ? ret_bytes(in, v->p, v->len, ret_ptr, ret_size) : WR_NOT_FOUND;
     }
@@ -432,10 +472,10 @@ static uint32_t h_set_map_pairs(void *e, uint32_t type, uint32_t p, uint32_t n)
     for (size_t i = 0; i < m->n; i++)
         if (m->v[i].name.len && m->v[i].name.p[0] == ':' &&
             !arc_pl_hmap_get(&nm, m->v[i].name.p, m->v[i].name.len) &&
-            !arc_pl_hmap_add(&keep, m->v[i].name, m->v[i].value))
+            !arc_pl_hmap_view(&keep, m->v[i].name, m->v[i].value))
             return WR_INTERNAL;
     for (size_t i = 0; i < nm.n; i++)
-        if (!arc_pl_hmap_add(&keep, nm.v[i].name, nm.v[i].value))
+        if (!arc_pl_hmap_view(&keep, nm.v[i].name, nm.v[i].value))
             return WR_INTERNAL;
     m->v = keep.v;
     m->n = keep.n;
@@ -690,11 +730,9 @@ void arc_pl_run_end(struct arc_pl_run *r)
         if (!c->created || !ctx_live(c))
             continue;
         struct arc_pl_inst *in = c->inst;
-        uint32_t rv;
+        static const enum arc_pl_export end[3] = { PLX_ON_DONE, PLX_ON_LOG, PLX_ON_DELETE };
         in->cur = c;
-        if (arc_pl__call(in, PLX_ON_DONE, &rv, 1, c->id, 0, 0) == 0 &&
-            arc_pl__call(in, PLX_ON_LOG, &rv, 1, c->id, 0, 0) == 0)
-            arc_pl__call(in, PLX_ON_DELETE, &rv, 1, c->id, 0, 0);
+        arc_pl__call_seq(in, end, 3, c->id);
         in->cur = NULL;
     }
     r->n = 0;

@@ -66,27 +66,37 @@ typedef void (*fn_v)(void *);
 typedef void (*fn_vi)(void *, uint32_t);
 typedef void (*fn_vii)(void *, uint32_t, uint32_t);
 
+/* Calls export e through its real C type (the signatures were checked
+ * against arc_pl__exports when the module was built). */
 static uint32_t invoke(void *w2c, enum arc_pl_export e, arc_w2c_fn f, uint32_t a0, uint32_t a1,
                        uint32_t a2)
 {
-    const char *sig = arc_pl__exports[e].sig;
-    if (strcmp(sig, ">") == 0) {
+    switch (e) {
+    case PLX_ABI_0_2_0:
+    case PLX_ABI_0_2_1:
+    case PLX_INITIALIZE:
         ((fn_v)f)(w2c);
         return 0;
-    }
-    if (strcmp(sig, "i>") == 0) {
+    case PLX_ON_LOG:
+    case PLX_ON_DELETE:
         ((fn_vi)f)(w2c, a0);
         return 0;
-    }
-    if (strcmp(sig, "ii>") == 0) {
+    case PLX_ON_CONTEXT_CREATE:
         ((fn_vii)f)(w2c, a0, a1);
         return 0;
-    }
-    if (strcmp(sig, "i>i") == 0)
+    case PLX_ON_DONE:
+    case PLX_ON_MEMORY_ALLOCATE:
+    case PLX_MALLOC:
         return ((fn_ii)f)(w2c, a0);
-    if (strcmp(sig, "ii>i") == 0)
+    case PLX_ON_VM_START:
+    case PLX_ON_CONFIGURE:
         return ((fn_iii)f)(w2c, a0, a1);
-    return ((fn_iiii)f)(w2c, a0, a1, a2);   /* "iii>i" */
+    case PLX_ON_REQUEST_HEADERS:
+    case PLX_ON_RESPONSE_HEADERS:
+    case PLX__COUNT:
+        break;
+    }
+    return ((fn_iiii)f)(w2c, a0, a1, a2);
 }
 
 int arc_pl__call(struct arc_pl_inst *in, enum arc_pl_export e, uint32_t *ret, int nargs,
@@ -116,6 +126,33 @@ int arc_pl__call(struct arc_pl_inst *in, enum arc_pl_export e, uint32_t *ret, in
         return code;
     }
     *ret = invoke(in->w2c, e, f, a0, a1, a2);
+    t_point = NULL;
+    return 0;
+}
+
+int arc_pl__call_seq(struct arc_pl_inst *in, const enum arc_pl_export *ev, size_t n, uint32_t a0)
+{
+    if (in->dead)
+        return ARC_TRAP_UNSUPPORTED;
+    if (t_point)
+        return -1;                      /* (never nested: only the end of an exchange) */
+    struct point p;
+    struct arc_w2c_hdr *h = hdr_of(in);
+    h->fuel = ARC_W2C_FUEL_SLICE;
+    h->depth = 0;
+    in->deadline_ns = arc_pl__now_ns() + in->budget_ns;
+    t_point = &p;
+    int code = setjmp(p.jb);
+    if (code) {
+        t_point = NULL;
+        in->dead = true;
+        return code;
+    }
+    for (size_t i = 0; i < n; i++) {
+        arc_w2c_fn f = in->pl->mod.m->exports[ev[i]];
+        if (f)
+            invoke(in->w2c, ev[i], f, a0, 0, 0);
+    }
     t_point = NULL;
     return 0;
 }

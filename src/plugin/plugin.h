@@ -24,6 +24,7 @@
 #include "core/common.h"
 
 struct arc_config;
+struct sockaddr;
 struct arc_plugin_conf;
 struct arc_config_errors;
 struct arc_pl_set;
@@ -52,8 +53,7 @@ struct arc_pl_hmap {
  * the exchange's life). */
 struct arc_pl_props {
     struct arc_str method, path, url_path, authority, scheme, protocol, route_name;
-    struct arc_str source_address;      /* "ip:port" */
-    uint32_t source_port;
+    const struct sockaddr *source;      /* the client (formatted only when asked), or NULL */
     uint64_t start_ns;                  /* request.time, wall clock ns */
 };
 
@@ -127,8 +127,12 @@ enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *run, struct arc_p
 /* proxy_on_done, proxy_on_log, proxy_on_delete for every context. */
 void arc_pl_run_end(struct arc_pl_run *run);
 
-/* Header map helpers (lower-cased names; false = out of memory). */
+/* Header map helpers (lower-cased names; false = out of memory).
+ * arc_pl_hmap_add copies name and value into the map's arena;
+ * arc_pl_hmap_view keeps them as they are (they must outlive the map, e.g.
+ * live in the same arena) and copies only a name that needs lower-casing. */
 bool arc_pl_hmap_add(struct arc_pl_hmap *m, struct arc_str name, struct arc_str value);
+bool arc_pl_hmap_view(struct arc_pl_hmap *m, struct arc_str name, struct arc_str value);
 const struct arc_str *arc_pl_hmap_get(const struct arc_pl_hmap *m, const char *name, size_t len);
 
 

@@ -171,6 +171,9 @@ struct arc_pl_ctx {
  * proxy_on_vm_start, proxy_on_configure). 0, or -1 with a message. */
 int arc_pl__inst_new(const struct arc_pl_plugin *pl, struct arc_pl_inst **out,
                      char *err, size_t err_len);
+/* Calls the one-argument exports ev[0..n) in order under one trap point
+ * and one budget (the end of an exchange: on_done, on_log, on_delete). */
+int arc_pl__call_seq(struct arc_pl_inst *in, const enum arc_pl_export *ev, size_t n, uint32_t a0);
 /* Discards a trapped instance's state and builds it again (gen + 1). */
 int arc_pl__inst_rebuild(struct arc_pl_inst *in);
 struct arc_pl_inst *arc_pl__pick(struct arc_pl_plugin *pl, unsigned worker, uint64_t now_ms);

@@ -15,7 +15,6 @@
 #include "proxy/proxy_int.h"
 #include "plugin/plugin.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -55,25 +54,7 @@ static struct arc_pl_props *props_new(struct arc_exchange *ex)
                   : q->version == 10 ? ARC_STR_LIT("HTTP/1.0") : ARC_STR_LIT("HTTP/1.1");
     const char *rn = ex->route->conf->name;
     p->route_name = (struct arc_str){ rn, strlen(rn) };
-    const struct sockaddr *sa = arc_px__peer_addr(ex->client);
-    if (sa) {
-        char ip[INET6_ADDRSTRLEN] = "";
-        uint16_t port = 0;
-        if (sa->sa_family == AF_INET) {
-            const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-            inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-            port = ntohs(in->sin_port);
-        } else if (sa->sa_family == AF_INET6) {
-            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-            inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-            port = ntohs(in6->sin6_port);
-        }
-        char buf[INET6_ADDRSTRLEN + 10];
-        int n = snprintf(buf, sizeof(buf), sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
-                         port);
-        p->source_address = arc_px__ex_dup(ex, (struct arc_str){ buf, (size_t)n }, &ok);
-        p->source_port = port;
-    }
+    p->source = arc_px__peer_addr(ex->client);
     return ok ? p : NULL;
 }
 
@@ -118,14 +99,15 @@ bool arc_px__plugins_request(struct arc_worker *w, struct arc_exchange *ex)
     }
     *m = (struct arc_pl_hmap){ .arena = &ex->arena };
     struct arc_str path = q->up_target.len ? q->up_target : props->path;
-    bool ok = arc_pl_hmap_add(m, ARC_STR_LIT(":authority"), q->authority) &&
-              arc_pl_hmap_add(m, ARC_STR_LIT(":path"), path) &&
-              arc_pl_hmap_add(m, ARC_STR_LIT(":method"), q->method) &&
-              arc_pl_hmap_add(m, ARC_STR_LIT(":scheme"), q->scheme);
+    /* Views: the request lives in the exchange's arena, like the map. */
+    bool ok = arc_pl_hmap_view(m, ARC_STR_LIT(":authority"), q->authority) &&
+              arc_pl_hmap_view(m, ARC_STR_LIT(":path"), path) &&
+              arc_pl_hmap_view(m, ARC_STR_LIT(":method"), q->method) &&
+              arc_pl_hmap_view(m, ARC_STR_LIT(":scheme"), q->scheme);
     for (size_t i = 0; ok && i < q->n_hdrs; i++)
         if (!arc_str_eq(q->hdrs[i].name, "host", 4) && !(q->hdrs[i].name.len == 4 &&
                                                           strncasecmp(q->hdrs[i].name.p, "host", 4) == 0))
-            ok = arc_pl_hmap_add(m, q->hdrs[i].name, q->hdrs[i].value);
+            ok = arc_pl_hmap_view(m, q->hdrs[i].name, q->hdrs[i].value);
     if (!ok) {
         arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
         return false;
@@ -183,8 +165,10 @@ bool arc_px__plugins_response(struct arc_worker *w, struct arc_exchange *ex, str
     }
     *m = (struct arc_pl_hmap){ .arena = &ex->arena };
     bool ok = arc_pl_hmap_add(m, ARC_STR_LIT(":status"), (struct arc_str){ st, 3 });
+    /* Views of the received head: valid during this call, and the map and
+     * what is built from it are used only during it (send_head). */
     for (size_t i = 0; ok && i < resp->n_hdrs; i++)
-        ok = arc_pl_hmap_add(m, resp->hdrs[i].name, resp->hdrs[i].value);
+        ok = arc_pl_hmap_view(m, resp->hdrs[i].name, resp->hdrs[i].value);
     if (!ok) {
         arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_BAD);
         return false;

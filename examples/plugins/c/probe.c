@@ -49,6 +49,8 @@ EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 n, u32
         rc = proxy_replace_header_map_value(MAP_REQUEST, ":path", 5, "/new?q=1", 8);
     } else if (pw_eq(p, l, "prop")) {
         rc = proxy_get_property("request\0path", 12, &v, &vl);
+    } else if (pw_eq(p, l, "prop-src")) {
+        rc = proxy_get_property("source\0address", 14, &v, &vl);
     } else if (pw_eq(p, l, "prop-root")) {
         rc = proxy_get_property("plugin_root_id", 14, &v, &vl);
     } else if (pw_eq(p, l, "prop-missing")) {

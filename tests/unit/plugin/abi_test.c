@@ -11,6 +11,8 @@
 #include "plugin/plugin.h"
 #include "plugin/plugin_int.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,7 @@ struct probe {
     struct arc_pl_set *set;
     struct arc_arena arena;
     struct arc_pl_props props;
+    struct sockaddr_in src;
 };
 
 static void probe_open(struct probe *p, const char *file)
@@ -59,7 +62,11 @@ static void probe_open(struct probe *p, const char *file)
         .method = ARC_STR_LIT("GET"), .path = ARC_STR_LIT("/a?b=1"),
         .url_path = ARC_STR_LIT("/a"), .authority = ARC_STR_LIT("h.example"),
         .scheme = ARC_STR_LIT("http"), .route_name = ARC_STR_LIT("r"),
+        .source = (const struct sockaddr *)&p->src,
     };
+    p->src.sin_family = AF_INET;
+    p->src.sin_port = htons(5555);
+    p->src.sin_addr.s_addr = htonl(0x7f000001);
 }
 
 static void probe_close(struct probe *p)
@@ -144,6 +151,8 @@ static void test_host_calls(void)
     run_probe(&p, 1, "prop", &m, NULL);
     CHECK_INT(rc_of(&m), 0);
     CHECK_STR(val_of(&m, buf, sizeof(buf)), "/a?b=1");
+    run_probe(&p, 1, "prop-src", &m, NULL);
+    CHECK_STR(val_of(&m, buf, sizeof(buf)), "127.0.0.1:5555");
     run_probe(&p, 1, "prop-root", &m, NULL);
     CHECK_STR(val_of(&m, buf, sizeof(buf)), "probe");
     run_probe(&p, 1, "config", &m, NULL);
