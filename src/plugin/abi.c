@@ -12,7 +12,10 @@
  * Per HTTP context: proxy_on_context_create(id, root=1) at its first
  * stage, on_request_headers / on_response_headers, then on_done, on_log
  * and on_delete when the exchange ends. A context whose instance was
- * rebuilt meanwhile (gen changed) is gone: nothing more is called on it.
+ * discarded meanwhile because another exchange's call failed (gen changed)
+ * is gone: its next stage creates a new context on the rebuilt instance
+ * (the filter's per-context state from earlier stages is lost, the
+ * exchange is otherwise unaffected).
  */
 #include "plugin/plugin_int.h"
 
@@ -648,6 +651,10 @@ static enum arc_pl_verdict stage(struct arc_pl_run *r, struct arc_pl_hmap *map, 
         struct arc_pl_ctx *c = &r->ctx[i];
         if (c->dead)
             continue;                   /* failed open earlier: the filter is out */
+        if (c->created && !ctx_live(c))
+            c->created = false;         /* another exchange's failure discarded the
+                                           instance: this one starts a new context
+                                           on the rebuilt one, unaffected */
         if (!c->created) {
             struct arc_pl_inst *in = arc_pl__pick(&r->set->pl[c->plugin], r->worker, now_ms);
             c->created = true;

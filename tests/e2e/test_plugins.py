@@ -206,3 +206,88 @@ def test_c_fixtures_rebuild_from_source(tmp_path):
     for name in os.listdir(tmp_path):
         with open(tmp_path / name, "rb") as a, open(os.path.join(FIX, name), "rb") as b:
             assert a.read() == b.read(), name
+
+
+def h1_response_handler(req):
+    """Echo, with the response fields the path asks for."""
+    from upstreams import send_echo
+    req.read_body()
+    extra = {"/trap": [("X-Trap", "oob")], "/replace": [("X-Deny-Response", "yes")]}
+    send_echo(req, extra_headers=extra.get(req.path, []))
+    return True
+
+
+def h2_response_handler(extra):
+    def fn(st):
+        st.read_body()
+        st.respond(200, headers=[("content-type", "text/plain")] + extra, body=b"from h2\n")
+    return fn
+
+
+@pytest.mark.parametrize("proto", ["http1", "http2"])
+def test_response_stage_local_answer_and_trap(arc, servers, cache_dir, proto):
+    """on_response_headers with an HTTP/1.1 and an HTTP/2 upstream: a trap
+    there answers 500 (fail_closed), a local answer replaces the
+    upstream's response, and the connection goes on serving."""
+    if proto == "http1":
+        up = servers.http(handler=h1_response_handler, name="app")
+        upc = upstream_conf("app", up.addr)
+    else:
+        from h2_upstreams import H2Server
+        up = H2Server(handlers={"/trap": h2_response_handler([("x-trap", "oob")]),
+                                "/replace": h2_response_handler([("x-deny-response", "yes")]),
+                                "/ok": h2_response_handler([("server", "h2srv")])})
+        servers.started.append(up)
+        upc = upstream_conf("app", up.addr, protocol="http2")
+    rs = []
+    for name, path in (("t", "/trap"), ("r", "/replace"), ("o", "/ok")):
+        r = route_conf(name, path, upstream="app")
+        r["plugins"] = [{"name": "trap"}, {"name": "hdr"}]
+        rs.append(r)
+    conf = make_config([upc], routes=rs, workers=1,
+                       extra={"plugins": {"cache_dir": cache_dir, "wasm": [
+                           plugin("trap", "c_trap.wasm"), plugin("hdr", "c_headers.wasm")]}})
+    a = arc(conf)
+    c = a.client()
+    for _ in range(2):
+        r = c.request("GET", "/trap")
+        assert r.status == 500, r.body
+        r = c.request("GET", "/replace")
+        assert r.status == 451 and r.body == b"replaced by the c filter\n"
+        r = c.request("GET", "/ok")
+        assert r.status == 200 and r.headers.get("x-c-response") == "1"
+        assert r.headers.get("server") is None
+    assert metric(a.metrics()[0], "arc_errors_total", kind="plugin_trap") == 2
+
+
+def test_looping_filter_under_load_does_not_stall_the_worker(arc, servers, cache_dir):
+    """One worker; while one connection keeps sending requests whose filter
+    loops forever (each stopped at its 20 ms budget), another connection's
+    requests through the same filter all succeed, none waiting more than
+    a few budgets (2 s allowed: the machine is shared)."""
+    import threading
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("loop", "c_loop.wasm", budget="20ms")], [("r", "/{*rest}", ["loop"])],
+                cache_dir))
+    stop = threading.Event()
+    looped = []
+
+    def looper():
+        c = a.client()
+        while not stop.is_set():
+            looped.append(c.request("GET", "/x", headers=[("X-Loop", "forever")]).status)
+    t = threading.Thread(target=looper)
+    t.start()
+    try:
+        c = a.client()
+        worst = 0.0
+        for _ in range(40):
+            t0 = time.monotonic()
+            r = c.request("GET", "/y")
+            worst = max(worst, time.monotonic() - t0)
+            assert r.status == 200 and echoed(r).get("x-loop-filter") == "passed"
+    finally:
+        stop.set()
+        t.join(30)
+    assert looped and set(looped) == {500}
+    assert worst < 2.0, worst

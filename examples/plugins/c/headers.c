@@ -2,7 +2,8 @@
  * Header filter in C: on the request, adds "x-c-filter: <config>", removes
  * "x-remove-me", and answers 403 (with "x-denied-by: c-filter") when the
  * request has "x-deny: yes"; on the response, adds "x-c-response: 1" and
- * removes "server".
+ * removes "server", or answers 451 instead when the upstream's response
+ * has "x-deny-response: yes".
  */
 #include "pw.h"
 
@@ -38,6 +39,13 @@ EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 n, u32
 
 EXPORT(proxy_on_response_headers) u32 proxy_on_response_headers(u32 id, u32 n, u32 eos)
 {
+    size_t l;
+    char *deny = pw_header(MAP_RESPONSE, "x-deny-response", &l);
+    if (deny && pw_eq(deny, l, "yes")) {
+        static const char body[] = "replaced by the c filter\n";
+        proxy_send_local_response(451, "replaced", 8, body, sizeof(body) - 1, "", 0, -1);
+        return PAUSE;
+    }
     proxy_add_header_map_value(MAP_RESPONSE, "x-c-response", 12, "1", 1);
     proxy_remove_header_map_value(MAP_RESPONSE, "server", 6);
     return CONTINUE;
