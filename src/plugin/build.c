@@ -32,7 +32,7 @@
 extern char **environ;
 
 /* Bump when the generated code changes shape. */
-#define GEN_VERSION "arc-w2c-4"
+#define GEN_VERSION "arc-w2c-5"
 #define CC_FLAGS "-O2", "-fPIC", "-shared", "-fvisibility=hidden", "-w", "-std=gnu11"
 
 const struct arc_pl_sig arc_pl__exports[PLX__COUNT] = {
@@ -187,14 +187,18 @@ static const char prelude[] =
     "#define WASM_RT_USE_STACK_DEPTH_COUNT 1\n"
     "#define WASM_RT_MAX_CALL_STACK_DEPTH 400\n"
     "#include <wasm-rt.h>\n"
-    "struct arc_w2c_hdr { long long fuel; unsigned depth, pad; void *host; };\n"
+    "struct arc_w2c_hdr { long long fuel; unsigned depth, pad; void *host; char *stack_floor; };\n"
     "#define ARC_W2C_HDR_OFF ((sizeof(Z_m_instance_t) + 15u) & ~(size_t)15u)\n"
     "#define ARC_W2C_HDR(i) ((struct arc_w2c_hdr *)((char *)(i) + ARC_W2C_HDR_OFF))\n"
     "#undef wasm_rt_call_stack_depth\n"
     "#define wasm_rt_call_stack_depth (ARC_W2C_HDR(instance)->depth)\n"
     "void arc_w2c_refuel(struct arc_w2c_hdr *h);\n"
     "#define ARC_FUEL() do { if (__builtin_expect(--ARC_W2C_HDR(instance)->fuel < 0, 0)) "
-    "arc_w2c_refuel(ARC_W2C_HDR(instance)); } while (0)\n";
+    "arc_w2c_refuel(ARC_W2C_HDR(instance)); } while (0)\n"
+    /* The native stack a call may use: wasm2c frames hold the function's
+     * locals, so depth alone does not bound it. */
+    "#define ARC_STACK() do { if (__builtin_expect((char *)__builtin_frame_address(0) < "
+    "ARC_W2C_HDR(instance)->stack_floor, 0)) wasm_rt_trap(WASM_RT_TRAP_EXHAUSTION); } while (0)\n";
 
 /* The runtime wasm2c's output calls (wasm-rt.h), bounds-checked memory. */
 static const char shim_runtime[] =
@@ -480,7 +484,7 @@ static int rewrite_gen(const char *c, struct sb *out, char *err, size_t err_len)
             break;
         sb_put(out, p, (size_t)(next - p));
         if (next == a) {
-            sb_put(out, "FUNC_PROLOGUE; ARC_FUEL();", 26);
+            sb_put(out, "FUNC_PROLOGUE; ARC_FUEL(); ARC_STACK();", 39);
             prologues++;
             p = a + 14;
         } else {

@@ -117,6 +117,7 @@ int arc_pl__call(struct arc_pl_inst *in, enum arc_pl_export e, uint32_t *ret, in
     struct arc_w2c_hdr *h = hdr_of(in);
     h->fuel = ARC_W2C_FUEL_SLICE;
     h->depth = 0;
+    h->stack_floor = (char *)__builtin_frame_address(0) - ARC_W2C_STACK_MAX;
     in->deadline_ns = arc_pl__now_ns() + in->budget_ns;
     t_point = &p;
     int code = setjmp(p.jb);
@@ -140,6 +141,7 @@ int arc_pl__call_seq(struct arc_pl_inst *in, const enum arc_pl_export *ev, size_
     struct arc_w2c_hdr *h = hdr_of(in);
     h->fuel = ARC_W2C_FUEL_SLICE;
     h->depth = 0;
+    h->stack_floor = (char *)__builtin_frame_address(0) - ARC_W2C_STACK_MAX;
     in->deadline_ns = arc_pl__now_ns() + in->budget_ns;
     t_point = &p;
     int code = setjmp(p.jb);
@@ -163,6 +165,7 @@ static int guarded_instantiate(struct arc_pl_inst *in)
     struct arc_w2c_hdr *h = hdr_of(in);
     h->fuel = ARC_W2C_FUEL_SLICE;
     h->depth = 0;
+    h->stack_floor = (char *)__builtin_frame_address(0) - ARC_W2C_STACK_MAX;
     h->host = in;
     in->deadline_ns = arc_pl__now_ns() + in->budget_ns;
     t_point = &p;

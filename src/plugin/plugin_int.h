@@ -45,7 +45,13 @@ struct arc_w2c_hdr {
     uint32_t depth;             /* wasm2c's call stack depth, per instance */
     uint32_t pad;
     void *host;                 /* struct arc_pl_inst * */
+    char *stack_floor;          /* a guest frame below this traps (stack exhausted) */
 };
+
+/* Native stack a guest call may use below the host frame that called it
+ * (threads have 8 MiB; wasm2c frames hold a function's locals, so the
+ * depth limit alone does not bound it). */
+#define ARC_W2C_STACK_MAX (1u << 20)
 
 typedef void (*arc_w2c_fn)(void);
 

@@ -291,3 +291,45 @@ def test_looping_filter_under_load_does_not_stall_the_worker(arc, servers, cache
         t.join(30)
     assert looped and set(looped) == {500}
     assert worst < 2.0, worst
+
+
+def deep_recursion_wat(n_locals=3000):
+    """A proxy-wasm module whose request callback recurses without end
+    through a function with many live i64 locals (large native frames)."""
+    locs = " ".join("(local $l%d i64)" % i for i in range(n_locals))
+    sets = "\n".join("(local.set $l%d (i64.load (i32.and (i32.add (local.get $n) (i32.const %d)) "
+                     "(i32.const 0x7ff8))))" % (i, i) for i in range(n_locals))
+    sums = "\n".join("(local.set $acc (i64.xor (local.get $acc) (local.get $l%d)))" % i
+                     for i in range(n_locals))
+    return """(module
+ (memory (export "memory") 1)
+ (func (export "proxy_abi_version_0_2_1"))
+ (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 1024))
+ (func (export "proxy_on_context_create") (param i32 i32))
+ (func $f (param $n i32) (result i64) (local $acc i64) %s
+  %s
+  (local.set $acc (call $f (i32.add (local.get $n) (i32.const 1))))
+  %s
+  (local.get $acc))
+ (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+  (drop (call $f (i32.const 0))) (i32.const 0)))
+""" % (locs, sets, sums)
+
+
+def test_unbounded_recursion_is_a_contained_trap(arc, servers, cache_dir, tmp_path):
+    """Stack exhaustion (depth, or native frames past 1 MiB) is a trap like
+    any other: 500 (fail_closed), and the worker goes on."""
+    wat = tmp_path / "deep.wat"
+    wat.write_text(deep_recursion_wat())
+    wasm = tmp_path / "deep.wasm"
+    subprocess.run(["wat2wasm", str(wat), "-o", str(wasm)], check=True)
+    up = servers.http(name="app")
+    conf = cfg(up, [plugin("deep", str(wasm), budget="1s"), plugin("c", "c_headers.wasm")],
+               [("d", "/deep", ["deep"]), ("c", "/c", ["c"])], cache_dir)
+    a = arc(conf)
+    c = a.client()
+    for _ in range(3):
+        assert c.request("GET", "/deep").status == 500
+        r = c.request("GET", "/c")
+        assert r.status == 200 and echoed(r).get("x-c-filter") == ""
+    assert "call stack exhausted" in a.stderr_text()
