@@ -29,7 +29,7 @@
 
 enum {
     WR_OK = 0, WR_NOT_FOUND = 1, WR_BAD_ARGUMENT = 2, WR_INVALID_MEMORY = 6, WR_EMPTY = 7,
-    WR_INTERNAL = 10, WR_UNIMPLEMENTED = 12,
+    WR_CAS_MISMATCH = 8, WR_INTERNAL = 10, WR_UNIMPLEMENTED = 12,
 };
 enum { MAP_REQUEST_HEADERS = 0, MAP_RESPONSE_HEADERS = 2 };
 enum { BUF_VM_CONFIGURATION = 6, BUF_PLUGIN_CONFIGURATION = 7 };
@@ -556,6 +556,85 @@ static uint32_t h_send_local_response(void *e, uint32_t status, uint32_t dp, uin
     return WR_OK;
 }
 
+/* ------------------------------------------------------------ shared data */
+
+static struct arc_pl_shared *shared_find(struct arc_pl_wslot *s, const uint8_t *k, uint32_t kn)
+{
+    for (uint32_t i = 0; i < s->n_shared; i++)
+        if (s->shared[i].klen == kn && memcmp(s->shared[i].key, k, kn) == 0)
+            return &s->shared[i];
+    return NULL;
+}
+
+static uint32_t h_get_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t ret_ptr,
+                                  uint32_t ret_size, uint32_t ret_cas)
+{
+    struct arc_pl_inst *in = e;
+    const uint8_t *k = gmem(in, kp, kn);
+    if (!k || !gmem(in, ret_cas, 4))
+        return WR_INVALID_MEMORY;
+    struct arc_pl_shared *d = shared_find(in->slot, k, kn);
+    if (!d)
+        return WR_NOT_FOUND;
+    uint32_t cas = d->cas;
+    /* (the guest's allocator may run: d is not used after this) */
+    uint32_t rc = ret_bytes(in, d->value, d->vlen, ret_ptr, ret_size);
+    if (rc == WR_OK)
+        put_u32(in, ret_cas, cas);
+    return rc;
+}
+
+static uint32_t h_set_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t vp, uint32_t vn,
+                                  uint32_t cas)
+{
+    struct arc_pl_inst *in = e;
+    struct arc_pl_wslot *s = in->slot;
+    const uint8_t *k = gmem(in, kp, kn), *v = gmem(in, vp, vn);
+    if (!k || !v)
+        return WR_INVALID_MEMORY;
+    struct arc_pl_shared *d = shared_find(s, k, kn);
+    if (cas && (!d || d->cas != cas))
+        return WR_CAS_MISMATCH;
+    size_t old = d ? (size_t)d->klen + d->vlen : 0;
+    if (s->shared_bytes - old + kn + vn > ARC_PL_SHARED_MAX_BYTES ||
+        (!d && s->n_shared >= ARC_PL_SHARED_MAX_KEYS))
+        return WR_BAD_ARGUMENT;
+    char *nv = malloc(vn ? vn : 1);
+    if (!nv)
+        return WR_INTERNAL;
+    if (vn)
+        memcpy(nv, v, vn);
+    if (!d) {
+        if (s->n_shared == s->cap_shared) {
+            uint32_t cap = s->cap_shared ? s->cap_shared * 2 : 8;
+            struct arc_pl_shared *t = realloc(s->shared, cap * sizeof(*t));
+            if (!t) {
+                free(nv);
+                return WR_INTERNAL;
+            }
+            s->shared = t;
+            s->cap_shared = cap;
+        }
+        char *nk = malloc(kn ? kn : 1);
+        if (!nk) {
+            free(nv);
+            return WR_INTERNAL;
+        }
+        if (kn)
+            memcpy(nk, k, kn);
+        d = &s->shared[s->n_shared++];
+        *d = (struct arc_pl_shared){ .key = nk, .klen = kn };
+    }
+    free(d->value);
+    d->value = nv;
+    d->vlen = vn;
+    if (++s->next_cas == 0)
+        s->next_cas = 1;
+    d->cas = s->next_cas;
+    s->shared_bytes = s->shared_bytes - old + kn + vn;
+    return WR_OK;
+}
+
 static uint32_t h_set_effective_context(void *e, uint32_t id)
 {
     return WR_OK;
@@ -586,6 +665,8 @@ const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS] = {
     { "proxy_send_local_response", "iiiiiiii>i" },
     { "proxy_set_effective_context", "i>i" },
     { "proc_exit", "i>" },
+    { "proxy_get_shared_data", "iiiii>i" },
+    { "proxy_set_shared_data", "iiiii>i" },
 };
 
 const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
@@ -595,7 +676,7 @@ const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
     (arc_w2c_fn)h_get_map_pairs, (arc_w2c_fn)h_set_map_pairs, (arc_w2c_fn)h_get_map_size,
     (arc_w2c_fn)h_get_buffer_bytes, (arc_w2c_fn)h_get_buffer_status,
     (arc_w2c_fn)h_send_local_response, (arc_w2c_fn)h_set_effective_context,
-    (arc_w2c_fn)h_proc_exit,
+    (arc_w2c_fn)h_proc_exit, (arc_w2c_fn)h_get_shared_data, (arc_w2c_fn)h_set_shared_data,
 };
 
 /* ------------------------------------------------------------ runs */

@@ -363,6 +363,7 @@ int arc_plugin_set_new(const struct arc_config *cfg, unsigned n_workers,
             for (uint32_t k = 0; k < pl->pool; k++) {
                 struct arc_pl_inst *in = &pl->w[w].inst[k];
                 in->pl = pl;
+                in->slot = &pl->w[w];
                 if (inst_build(in, err, sizeof(err)) < 0) {
                     add_err(errs, pc, cfg->source, err);
                     rc = -1;
@@ -390,6 +391,11 @@ void arc_plugin_set_free(struct arc_pl_set *set)
                 if (pl->w[w].inst[k].pl)
                     inst_release(&pl->w[w].inst[k]);
             free(pl->w[w].inst);
+            for (uint32_t k = 0; k < pl->w[w].n_shared; k++) {
+                free(pl->w[w].shared[k].key);
+                free(pl->w[w].shared[k].value);
+            }
+            free(pl->w[w].shared);
         }
         free(pl->w);
         if (pl->mod.dl)

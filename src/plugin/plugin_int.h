@@ -128,6 +128,7 @@ struct arc_pl_module {
 /* One instance: wasm2c's instance struct (+ header) and the host's state. */
 struct arc_pl_inst {
     void *w2c;                          /* inst_size bytes, header at hdr_off */
+    struct arc_pl_wslot *slot;          /* its worker's slot (shared data) */
     const struct arc_pl_plugin *pl;
     struct arc_w2c_memory *mem;
     uint32_t next_ctx;                  /* context ids: 1 = root */
@@ -138,8 +139,20 @@ struct arc_pl_inst {
     struct arc_pl_ctx *cur;             /* HTTP context of the call running, or NULL */
 };
 
+/* proxy_{get,set}_shared_data: per plugin per worker (see docs/plugins.md). */
+#define ARC_PL_SHARED_MAX_KEYS 1024
+#define ARC_PL_SHARED_MAX_BYTES (1u << 20)      /* keys + values of one store */
+struct arc_pl_shared {
+    char *key, *value;                  /* heap */
+    uint32_t klen, vlen, cas;
+};
+
 struct arc_pl_wslot {                   /* one worker's instances of a plugin */
     struct arc_pl_inst *inst;           /* [pool] */
+    struct arc_pl_shared *shared;       /* the worker's shared data, survives rebuilds */
+    uint32_t n_shared, cap_shared;
+    size_t shared_bytes;
+    uint32_t next_cas;
     uint32_t rr;
     uint64_t retry_ms;                  /* back-off: no rebuild before this */
     uint32_t backoff_ms;

@@ -8,6 +8,10 @@
 
 IMPORT(proxy_get_header_map_pairs) u32 proxy_get_header_map_pairs(u32 map, char **ret, size_t *n);
 IMPORT(proxy_set_header_map_pairs) u32 proxy_set_header_map_pairs(u32 map, const char *p, size_t n);
+IMPORT(proxy_get_shared_data) u32 proxy_get_shared_data(const char *k, size_t kl, char **v,
+                                                        size_t *vl, u32 *cas);
+IMPORT(proxy_set_shared_data) u32 proxy_set_shared_data(const char *k, size_t kl, const char *v,
+                                                        size_t vl, u32 cas);
 IMPORT(proxy_http_call) u32 proxy_http_call(const char *up, size_t upl, const char *h, size_t hl,
                                             const char *b, size_t bl, const char *t, size_t tl,
                                             u32 timeout, u32 *token);
@@ -85,6 +89,22 @@ EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 n, u32
     } else if (pw_eq(p, l, "grow-300")) {
         /* 300 pages (18.75 MiB): rc 0 if memory.grow refused it */
         rc = __builtin_wasm_memory_grow(0, 300) == (size_t)-1 ? 0 : 1;
+    } else if (pw_eq(p, l, "shared-set")) {
+        size_t xl;
+        char *x = pw_header(MAP_REQUEST, "x-v", &xl);
+        rc = proxy_set_shared_data("k", 1, x, xl, 0);
+    } else if (pw_eq(p, l, "shared-get")) {
+        u32 cas;
+        rc = proxy_get_shared_data("k", 1, &v, &vl, &cas);
+    } else if (pw_eq(p, l, "shared-cas")) {
+        /* a stale cas is refused (8), the current one accepted (0) */
+        u32 cas = 0;
+        rc = proxy_get_shared_data("k", 1, &v, &vl, &cas);
+        v = 0;
+        if (rc == 0 && proxy_set_shared_data("k", 1, "new", 3, cas + 1) != 8)
+            rc = 97;
+        if (rc == 0)
+            rc = proxy_set_shared_data("k", 1, "new", 3, cas);
     } else if (pw_eq(p, l, "config")) {
         rc = proxy_get_buffer_bytes(BUF_PLUGIN_CONFIGURATION, 0, 100, &v, &vl);
     }

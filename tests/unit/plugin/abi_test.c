@@ -99,6 +99,19 @@ static enum arc_pl_verdict run_probe(struct probe *p, unsigned w, const char *wh
     return v;
 }
 
+/* run_probe with an "x-v: value" field too. */
+static void run_probe_v(struct probe *p, unsigned w, const char *what, const char *value,
+                        struct arc_pl_hmap *m)
+{
+    static const uint32_t idx[1] = { 0 };
+    struct arc_pl_run *r = arc_pl_run_new(p->set, w, idx, 1, &p->arena, &p->props);
+    *m = (struct arc_pl_hmap){ .arena = &p->arena };
+    arc_pl_hmap_add(m, ARC_STR_LIT("x-probe"), (struct arc_str){ what, strlen(what) });
+    arc_pl_hmap_add(m, ARC_STR_LIT("x-v"), (struct arc_str){ value, strlen(value) });
+    arc_pl_request_headers(r, m, true, 0);
+    arc_pl_run_end(r);
+}
+
 static int rc_of(const struct arc_pl_hmap *m)
 {
     const struct arc_str *v = arc_pl_hmap_get(m, "x-rc", 4);
@@ -151,6 +164,20 @@ static void test_host_calls(void)
     run_probe(&p, 1, "prop", &m, NULL);
     CHECK_INT(rc_of(&m), 0);
     CHECK_STR(val_of(&m, buf, sizeof(buf)), "/a?b=1");
+    /* shared data: per worker, kept across exchanges, compare-and-swap */
+    run_probe(&p, 0, "shared-get", &m, NULL);
+    CHECK_INT(rc_of(&m), 1);
+    run_probe_v(&p, 0, "shared-set", "w0", &m);
+    CHECK_INT(rc_of(&m), 0);
+    run_probe(&p, 0, "shared-get", &m, NULL);
+    CHECK_INT(rc_of(&m), 0);
+    CHECK_STR(val_of(&m, buf, sizeof(buf)), "w0");
+    run_probe(&p, 1, "shared-get", &m, NULL);
+    CHECK_INT(rc_of(&m), 1);                /* worker 1 has its own store */
+    run_probe(&p, 0, "shared-cas", &m, NULL);
+    CHECK_INT(rc_of(&m), 0);
+    run_probe(&p, 0, "shared-get", &m, NULL);
+    CHECK_STR(val_of(&m, buf, sizeof(buf)), "new");
     run_probe(&p, 1, "prop-src", &m, NULL);
     CHECK_STR(val_of(&m, buf, sizeof(buf)), "127.0.0.1:5555");
     run_probe(&p, 1, "prop-root", &m, NULL);
