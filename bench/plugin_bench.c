@@ -47,7 +47,7 @@ static double bench(const char *file, const char *root_id, long iters, bool resp
     for (long i = -iters / 10; i < iters; i++) {
         if (i == 0)
             t0 = arc_pl__now_ns();
-        struct arc_pl_run *r = arc_pl_run_new(set, 0, idx, 1, &arena, &props);
+        struct arc_pl_run *r = arc_pl_run_new(set, 0, idx, NULL, 1, &arena, &props);
         struct arc_pl_hmap m = { .arena = &arena };
         arc_pl_hmap_view(&m, ARC_STR_LIT(":authority"), ARC_STR_LIT("h.example"));
         arc_pl_hmap_view(&m, ARC_STR_LIT(":path"), ARC_STR_LIT("/a?b=1"));

@@ -232,6 +232,8 @@ struct arc_route_conf {
     uint64_t timeout_ms;        /* action.timeout: whole-exchange deadline, 0 = none */
     uint64_t max_body;          /* action.max_body: request body bytes, 10mb; 0 = no limit */
     uint32_t *plugins;          /* routes[].plugins: indexes into arc_config.plugins, in order */
+    uint32_t *plugin_roots;     /* [n_plugins]: 0 = the plugin's config, k = its
+                                   route_configs[k - 1] (this reference's `config`) */
     size_t n_plugins;
 };
 
@@ -245,6 +247,8 @@ struct arc_plugin_conf {
     uint32_t pool;              /* 1: instances per worker */
     bool fail_open;             /* on_error: fail_closed (false) | fail_open */
     char *config_json;          /* `config`: a string as it is, else its JSON; NULL = none */
+    char **route_configs;       /* distinct routes[].plugins[].config naming this plugin */
+    size_t n_route_configs;
     char *pos_file;             /* position of the entry, for load errors */
     int line, col;
 };

@@ -236,6 +236,7 @@ void arc_config_free(struct arc_config *cfg)
         free(r->trusted_proxies);
         free(r->file);
         free(r->plugins);
+        free(r->plugin_roots);
     }
     free(cfg->routes);
     for (size_t i = 0; i < cfg->n_plugins; i++) {
@@ -244,6 +245,9 @@ void arc_config_free(struct arc_config *cfg)
         free(pc->file);
         free(pc->root_id);
         free(pc->config_json);
+        for (size_t j = 0; j < pc->n_route_configs; j++)
+            free(pc->route_configs[j]);
+        free(pc->route_configs);
         free(pc->pos_file);
     }
     free(cfg->plugins);

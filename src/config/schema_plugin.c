@@ -28,7 +28,7 @@ static const struct arc_conf_key wasm_keys[] = {
 };
 
 static const struct arc_conf_key route_plugin_keys[] = {
-    { "name", REQ }, { "stage", 0 }, { "config", LATER },
+    { "name", REQ }, { "stage", 0 }, { "config", 0 },
 };
 
 /* Where compiled modules are kept unless plugins.cache_dir says otherwise. */
@@ -45,6 +45,26 @@ static char *default_cache_dir(void)
     else
         snprintf(buf, sizeof(buf), "/tmp/arc-plugins-%u", (unsigned)geteuid());
     return arc_config__xstrdup(buf);
+}
+
+/* A `config` value as the plugin gets it: a string as it is (Envoy's
+ * usual StringValue), anything else as its compact JSON; NULL if absent. */
+static char *config_text(struct arc_sctx *s, const struct arc_cn *c, const char *p)
+{
+    if (!c)
+        return NULL;
+    if (c->kind == ARC_CN_STR) {
+        char *t = malloc(c->v.s.len + 1);
+        if (!t)
+            abort();
+        memcpy(t, c->v.s.p, c->v.s.len);
+        t[c->v.s.len] = '\0';
+        return t;
+    }
+    char hex[65], *t = NULL;
+    if (arc_config__canonicalize(c, &t, hex) < 0)
+        arc_config__err(s, c, "%s.config: cannot be represented as JSON", p);
+    return t;
 }
 
 static void wasm_entry(struct arc_sctx *s, const struct arc_cn *m, const char *p,
@@ -68,20 +88,7 @@ static void wasm_entry(struct arc_sctx *s, const struct arc_cn *m, const char *p
     int pol = 0;
     if (arc_config__get_enum(s, m, p, "on_error", policies, N(policies), NULL, 0, &pol))
         pc->fail_open = pol == 1;
-    const struct arc_cn *c = arc_config__val(m, "config");
-    if (c && c->kind == ARC_CN_STR) {
-        /* A string is handed over as it is (Envoy's usual StringValue);
-         * anything else as its JSON text. */
-        pc->config_json = malloc(c->v.s.len + 1);
-        if (!pc->config_json)
-            abort();
-        memcpy(pc->config_json, c->v.s.p, c->v.s.len);
-        pc->config_json[c->v.s.len] = '\0';
-    } else if (c) {
-        char hex[65];
-        if (arc_config__canonicalize(c, &pc->config_json, hex) < 0)
-            arc_config__err(s, c, "%s.config: cannot be represented as JSON", p);
-    }
+    pc->config_json = config_text(s, arc_config__val(m, "config"), p);
 }
 
 void arc_config__plugins(struct arc_sctx *s, const struct arc_cn *m)
@@ -125,10 +132,11 @@ void arc_config__plugin_defaults(struct arc_config *cfg)
 void arc_config__route_plugins(struct arc_sctx *s, const struct arc_cn *seq, const char *p,
                                struct arc_route_conf *r)
 {
-    const struct arc_config *cfg = s->cfg;
+    struct arc_config *cfg = s->cfg;
     if (!arc_config__want(s, seq, p, ARC_CN_SEQ) || seq->n == 0)
         return;
     r->plugins = arc_config__xcalloc(seq->n, sizeof(*r->plugins));
+    r->plugin_roots = arc_config__xcalloc(seq->n, sizeof(*r->plugin_roots));
     char pb[ARC_PATH_MAX];
     size_t i = 0;
     for (const struct arc_cn *it = seq->first; it; it = it->next, i++) {
@@ -155,8 +163,30 @@ void arc_config__route_plugins(struct arc_sctx *s, const struct arc_cn *seq, con
                     k = SIZE_MAX;
                     break;
                 }
-            if (k != SIZE_MAX)
+            if (k != SIZE_MAX) {
+                /* A per-route config is another root context of the
+                 * plugin; equal configs share one. */
+                uint32_t root = 0;
+                char *t = config_text(s, arc_config__val(it, "config"), ip);
+                struct arc_plugin_conf *pc = &cfg->plugins[k];
+                if (t) {
+                    size_t j = 0;
+                    while (j < pc->n_route_configs && strcmp(pc->route_configs[j], t) != 0)
+                        j++;
+                    if (j == pc->n_route_configs) {
+                        char **v = realloc(pc->route_configs, (j + 1) * sizeof(*v));
+                        if (!v)
+                            abort();
+                        pc->route_configs = v;
+                        v[pc->n_route_configs++] = t;
+                    } else {
+                        free(t);
+                    }
+                    root = (uint32_t)j + 1;
+                }
+                r->plugin_roots[r->n_plugins] = root;
                 r->plugins[r->n_plugins++] = (uint32_t)k;
+            }
         }
         free(name);
     }

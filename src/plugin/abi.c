@@ -504,8 +504,8 @@ static uint32_t h_get_buffer_bytes(void *e, uint32_t type, uint32_t start, uint3
     const char *data = "";
     size_t len = 0;
     if (type == BUF_PLUGIN_CONFIGURATION) {
-        data = in->pl->config;
-        len = in->pl->config_len;
+        data = in->pl->roots[in->cfg_root].p;
+        len = in->pl->roots[in->cfg_root].len;
     } else if (type != BUF_VM_CONFIGURATION) {
         return WR_UNIMPLEMENTED;        /* bodies and call data: not yet */
     }
@@ -519,7 +519,7 @@ static uint32_t h_get_buffer_status(void *e, uint32_t type, uint32_t ret_len, ui
     struct arc_pl_inst *in = e;
     size_t len;
     if (type == BUF_PLUGIN_CONFIGURATION)
-        len = in->pl->config_len;
+        len = in->pl->roots[in->cfg_root].len;
     else if (type == BUF_VM_CONFIGURATION)
         len = 0;
     else
@@ -682,7 +682,7 @@ const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
 /* ------------------------------------------------------------ runs */
 
 struct arc_pl_run *arc_pl_run_new(struct arc_pl_set *set, unsigned worker,
-                                  const uint32_t *plugins, size_t n,
+                                  const uint32_t *plugins, const uint32_t *roots, size_t n,
                                   struct arc_arena *arena, const struct arc_pl_props *props)
 {
     struct arc_pl_run *r = arc_arena_alloc(arena, sizeof(*r));
@@ -692,7 +692,7 @@ struct arc_pl_run *arc_pl_run_new(struct arc_pl_set *set, unsigned worker,
     *r = (struct arc_pl_run){ .set = set, .worker = worker, .n = n, .ctx = c,
                               .props = props, .arena = arena };
     for (size_t i = 0; i < n; i++)
-        c[i] = (struct arc_pl_ctx){ .plugin = plugins[i], .run = r };
+        c[i] = (struct arc_pl_ctx){ .plugin = plugins[i], .root = roots ? roots[i] : 0, .run = r };
     return r;
 }
 
@@ -748,10 +748,10 @@ static enum arc_pl_verdict stage(struct arc_pl_run *r, struct arc_pl_hmap *map, 
             c->gen = in->gen;
             c->id = in->next_ctx++;
             if (in->next_ctx == 0)
-                in->next_ctx = 2;
+                in->next_ctx = r->set->pl[c->plugin].n_roots + 1;
             uint32_t rv;
             in->cur = c;
-            int code = arc_pl__call(in, PLX_ON_CONTEXT_CREATE, &rv, 2, c->id, 1, 0);
+            int code = arc_pl__call(in, PLX_ON_CONTEXT_CREATE, &rv, 2, c->id, c->root + 1, 0);
             in->cur = NULL;
             if (code) {
                 if (failed(r, c, code) == ARC_PL_FAIL)

@@ -218,7 +218,8 @@ static int inst_build(struct arc_pl_inst *in, char *err, size_t err_len)
         return -1;
     }
     in->dead = false;
-    in->next_ctx = 2;
+    in->next_ctx = pl->n_roots + 1;
+    in->cfg_root = 0;
     in->budget_ns = pl->budget_ns;
     int code = guarded_instantiate(in);
     if (code) {
@@ -244,12 +245,23 @@ static int inst_build(struct arc_pl_inst *in, char *err, size_t err_len)
         snprintf(err, err_len, "proxy_on_vm_start %s", code ? trap_text(code) : "returned false");
         goto fail;
     }
-    if ((code = arc_pl__call(in, PLX_ON_CONFIGURE, &r, 2, 1, (uint32_t)pl->config_len, 0)) ||
-        (pl->mod.m->exports[PLX_ON_CONFIGURE] && r == 0)) {
-        snprintf(err, err_len, "proxy_on_configure %s",
-                 code ? trap_text(code) : "returned false (the plugin rejected its config)");
+    /* Root context 1 has the plugin's configuration; each distinct
+     * per-route configuration has a root context of its own. */
+    for (uint32_t k = 0; k < pl->n_roots; k++) {
+        in->cfg_root = k;
+        if (k && (code = arc_pl__call(in, PLX_ON_CONTEXT_CREATE, &r, 2, k + 1, 0, 0)))
+            break;
+        if ((code = arc_pl__call(in, PLX_ON_CONFIGURE, &r, 2, k + 1, (uint32_t)pl->roots[k].len, 0)) ||
+            (pl->mod.m->exports[PLX_ON_CONFIGURE] && r == 0))
+            break;
+    }
+    if (code || (pl->n_roots && pl->mod.m->exports[PLX_ON_CONFIGURE] && r == 0)) {
+        snprintf(err, err_len, "proxy_on_configure %s%s",
+                 code ? trap_text(code) : "returned false (the plugin rejected its config)",
+                 in->cfg_root ? " (a route's plugins[].config)" : "");
         goto fail;
     }
+    in->cfg_root = 0;
     return 0;
 fail:
     inst_release(in);
@@ -335,8 +347,17 @@ int arc_plugin_set_new(const struct arc_config *cfg, unsigned n_workers,
         struct arc_pl_plugin *pl = &set->pl[i];
         pl->name = pc->name;
         pl->root_id = pc->root_id ? pc->root_id : pc->name;
-        pl->config = pc->config_json ? pc->config_json : "";
-        pl->config_len = strlen(pl->config);
+        pl->n_roots = (uint32_t)(1 + pc->n_route_configs);
+        pl->roots = calloc(pl->n_roots, sizeof(*pl->roots));
+        if (!pl->roots) {
+            rc = -1;
+            continue;
+        }
+        const char *c0 = pc->config_json ? pc->config_json : "";
+        pl->roots[0] = (struct arc_str){ c0, strlen(c0) };
+        for (size_t k = 0; k < pc->n_route_configs; k++)
+            pl->roots[k + 1] = (struct arc_str){ pc->route_configs[k],
+                                                 strlen(pc->route_configs[k]) };
         pl->budget_ns = pc->budget_ms * 1000000ull;
         pl->max_pages = (uint32_t)(pc->max_memory / 65536);
         pl->pool = pc->pool;
@@ -398,6 +419,7 @@ void arc_plugin_set_free(struct arc_pl_set *set)
             free(pl->w[w].shared);
         }
         free(pl->w);
+        free(pl->roots);
         if (pl->mod.dl)
             dlclose(pl->mod.dl);
     }

@@ -111,10 +111,12 @@ int arc_plugin_index(const struct arc_pl_set *set, const char *name);
 
 /**
  * Starts a run for an exchange on `worker` over the plugins listed (indexes
- * into the set), allocating from `arena`. Returns NULL on out of memory.
+ * into the set) with their root configurations (arc_route_conf's
+ * plugin_roots; NULL = each plugin's own), allocating from `arena`.
+ * Returns NULL on out of memory.
  */
 struct arc_pl_run *arc_pl_run_new(struct arc_pl_set *set, unsigned worker,
-                                  const uint32_t *plugins, size_t n,
+                                  const uint32_t *plugins, const uint32_t *roots, size_t n,
                                   struct arc_arena *arena, const struct arc_pl_props *props);
 
 /* on_request_headers / on_response_headers of each plugin in order over

@@ -131,7 +131,8 @@ struct arc_pl_inst {
     struct arc_pl_wslot *slot;          /* its worker's slot (shared data) */
     const struct arc_pl_plugin *pl;
     struct arc_w2c_memory *mem;
-    uint32_t next_ctx;                  /* context ids: 1 = root */
+    uint32_t next_ctx;                  /* HTTP context ids: after the roots */
+    uint32_t cfg_root;                  /* root whose configuration the buffer shows */
     bool dead;                          /* trapped: rebuilt before the next use */
     uint32_t gen;                       /* bumped on every rebuild (contexts check it) */
     uint64_t budget_ns;
@@ -160,8 +161,10 @@ struct arc_pl_wslot {                   /* one worker's instances of a plugin */
 
 struct arc_pl_plugin {
     char *name, *root_id;
-    char *config;                       /* JSON text of `config` ("" = none) */
-    size_t config_len;
+    struct arc_str *roots;              /* [n_roots]: configurations of the root contexts:
+                                           0 = the plugin's `config`, then the routes' own
+                                           (context id = 1 + index) */
+    uint32_t n_roots;
     uint64_t budget_ns;
     uint32_t max_pages;                 /* max_memory in 64 KiB pages */
     uint32_t pool;
@@ -182,6 +185,7 @@ struct arc_pl_ctx {
     struct arc_pl_inst *inst;           /* NULL: no instance (failure policy applied) */
     uint32_t gen;                       /* inst->gen when the context was created */
     uint32_t id;
+    uint32_t root;                      /* index into pl->roots */
     bool created;
     struct arc_pl_run *run;
 };

@@ -87,7 +87,7 @@ bool arc_px__plugins_request(struct arc_worker *w, struct arc_exchange *ex)
     struct arc_pl_set *set = ex->snap->plugins;
     struct arc_req *q = &ex->req;
     struct arc_pl_props *props = props_new(ex);
-    if (!props || !(ex->pl = arc_pl_run_new(set, w->id, rc->plugins, rc->n_plugins, &ex->arena,
+    if (!props || !(ex->pl = arc_pl_run_new(set, w->id, rc->plugins, rc->plugin_roots, rc->n_plugins, &ex->arena,
                                              props))) {
         arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
         return false;

@@ -181,6 +181,11 @@ def test_reload_swaps_a_plugin_and_keeps_it_when_the_new_one_is_broken(arc, serv
     # swap the module for the AssemblyScript one, with another configuration
     conf2 = cfg(up, [plugin("f", "as_headers.wasm", config="two", root_id="as_headers")],
                 [("r", "/{*rest}", ["f"])], cache_dir)
+    # Compiling holds the control thread (and so /metrics) for seconds: as
+    # docs/plugins.md advises, `arc check` fills the cache first.
+    pre = tmp_path / "pre.yaml"
+    pre.write_text(to_yaml(conf2))
+    assert arc.bin.run(["check", "-c", str(pre)]).returncode == 0
     rewrite(a, conf2)
     reload(a)
     h = echoed(a.client().request("GET", "/x"))
@@ -333,3 +338,30 @@ def test_unbounded_recursion_is_a_contained_trap(arc, servers, cache_dir, tmp_pa
         r = c.request("GET", "/c")
         assert r.status == 200 and echoed(r).get("x-c-filter") == ""
     assert "call stack exhausted" in a.stderr_text()
+
+
+@pytest.mark.parametrize("fixture,prefix,extra", [
+    ("c_headers.wasm", "c", {}),
+    ("as_headers.wasm", "as", {"root_id": "as_headers"}),
+])
+def test_per_route_configuration(arc, servers, cache_dir, fixture, prefix, extra):
+    """routes[].plugins[].config: each route's filter sees its own
+    configuration (a root context per distinct config); a route without one
+    sees the plugin's."""
+    up = servers.http(name="app")
+    rs = []
+    for name, path, conf in (("a", "/a", "for-a"), ("b", "/b", {"k": "v"}), ("p", "/p", None),
+                             ("a2", "/a2", "for-a")):
+        r = route_conf(name, path, upstream="app")
+        r["plugins"] = [{"name": "f"} if conf is None else {"name": "f", "config": conf}]
+        rs.append(r)
+    conf = make_config([upstream_conf("app", up.addr)], routes=rs, workers=2,
+                       extra={"plugins": {"cache_dir": cache_dir, "wasm": [
+                           plugin("f", fixture, config="plugin-level", pool=2, **extra)]}})
+    a = arc(conf)
+    c = a.client()
+    want = {"/a": "for-a", "/b": '{"k":"v"}', "/p": "plugin-level", "/a2": "for-a"}
+    for _ in range(3):
+        for path, v in want.items():
+            r = c.request("GET", path)
+            assert r.status == 200 and echoed(r).get("x-%s-filter" % prefix) == v, path

@@ -7,16 +7,18 @@
  */
 #include "pw.h"
 
-static char config[256];
-static size_t config_len;
+/* One configuration per root context (the plugin's, and each route's). */
+static char config[8][256];
+static size_t config_len[8];
 
 EXPORT(proxy_on_configure) u32 proxy_on_configure(u32 root, u32 size)
 {
     char *p = 0;
-    size_t n = 0;
+    size_t n = 0, k = root % 8;
+    config_len[k] = 0;
     if (size && proxy_get_buffer_bytes(BUF_PLUGIN_CONFIGURATION, 0, size, &p, &n) == 0)
-        for (config_len = 0; config_len < n && config_len < sizeof(config); config_len++)
-            config[config_len] = p[config_len];
+        for (; config_len[k] < n && config_len[k] < sizeof(config[k]); config_len[k]++)
+            config[k][config_len[k]] = p[config_len[k]];
     return 1;
 }
 
@@ -32,7 +34,8 @@ EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 n, u32
                                   sizeof(h), -1);
         return PAUSE;
     }
-    proxy_add_header_map_value(MAP_REQUEST, "x-c-filter", 10, config, config_len);
+    u32 root = pw_ctx_root[id % 256] % 8;
+    proxy_add_header_map_value(MAP_REQUEST, "x-c-filter", 10, config[root], config_len[root]);
     proxy_remove_header_map_value(MAP_REQUEST, "x-remove-me", 11);
     return CONTINUE;
 }

@@ -70,7 +70,12 @@ EXPORT(proxy_on_memory_allocate) void *proxy_on_memory_allocate(size_t n)
 
 EXPORT(proxy_abi_version_0_2_1) void proxy_abi_version_0_2_1(void) {}
 EXPORT(proxy_on_vm_start) u32 proxy_on_vm_start(u32 root, u32 size) { return 1; }
-EXPORT(proxy_on_context_create) void proxy_on_context_create(u32 id, u32 root) {}
+/* The root context of each HTTP context (a root per configuration). */
+static u32 pw_ctx_root[256];
+EXPORT(proxy_on_context_create) void proxy_on_context_create(u32 id, u32 root)
+{
+    pw_ctx_root[id % 256] = root;
+}
 
 /* The value of a header of `map` (NULL, 0 if absent). */
 static inline char *pw_header(u32 map, const char *name, size_t *len)

@@ -82,7 +82,7 @@ static enum arc_pl_verdict run_probe(struct probe *p, unsigned w, const char *wh
                                      struct arc_pl_hmap *m, struct arc_pl_run **out)
 {
     static const uint32_t idx[1] = { 0 };
-    struct arc_pl_run *r = arc_pl_run_new(p->set, w, idx, 1, &p->arena, &p->props);
+    struct arc_pl_run *r = arc_pl_run_new(p->set, w, idx, NULL, 1, &p->arena, &p->props);
     *m = (struct arc_pl_hmap){ .arena = &p->arena };
     arc_pl_hmap_add(m, ARC_STR_LIT(":authority"), ARC_STR_LIT("h.example"));
     arc_pl_hmap_add(m, ARC_STR_LIT(":path"), ARC_STR_LIT("/a?b=1"));
@@ -104,7 +104,7 @@ static void run_probe_v(struct probe *p, unsigned w, const char *what, const cha
                         struct arc_pl_hmap *m)
 {
     static const uint32_t idx[1] = { 0 };
-    struct arc_pl_run *r = arc_pl_run_new(p->set, w, idx, 1, &p->arena, &p->props);
+    struct arc_pl_run *r = arc_pl_run_new(p->set, w, idx, NULL, 1, &p->arena, &p->props);
     *m = (struct arc_pl_hmap){ .arena = &p->arena };
     arc_pl_hmap_add(m, ARC_STR_LIT("x-probe"), (struct arc_str){ what, strlen(what) });
     arc_pl_hmap_add(m, ARC_STR_LIT("x-v"), (struct arc_str){ value, strlen(value) });
@@ -211,7 +211,7 @@ static void test_traps_and_budget(void)
     /* c_trap reads x-trap; x-probe is ignored */
     static const uint32_t idx[1] = { 0 };
     for (int round = 0; round < 3; round++) {
-        r = arc_pl_run_new(p.set, 0, idx, 1, &p.arena, &p.props);
+        r = arc_pl_run_new(p.set, 0, idx, NULL, 1, &p.arena, &p.props);
         m = (struct arc_pl_hmap){ .arena = &p.arena };
         arc_pl_hmap_add(&m, ARC_STR_LIT("x-trap"), round == 1 ? ARC_STR_LIT("unreachable")
                                                               : ARC_STR_LIT("oob"));
@@ -228,7 +228,7 @@ static void test_traps_and_budget(void)
     probe_open(&p, "tests/e2e/plugins/c_loop.wasm");
     if (!p.set)
         return;
-    r = arc_pl_run_new(p.set, 1, idx, 1, &p.arena, &p.props);
+    r = arc_pl_run_new(p.set, 1, idx, NULL, 1, &p.arena, &p.props);
     m = (struct arc_pl_hmap){ .arena = &p.arena };
     arc_pl_hmap_add(&m, ARC_STR_LIT("x-loop"), ARC_STR_LIT("forever"));
     uint64_t t0 = arc_pl__now_ns();
