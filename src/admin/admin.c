@@ -16,6 +16,7 @@
 #include "http1/http1.h"
 #include "loop/ring.h"
 #include "obs/metrics.h"
+#include "plugin/plugin.h"
 #include "tls/tls.h"
 #include "http2/http2.h"
 
@@ -277,6 +278,7 @@ static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct ar
         };
         arc_metrics_render(&m, shards, ctl->n_workers, &names);
         render_tls(&m, ctl, shards);
+        arc_plugin_metrics_render(&m, s->plugins);
         arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
                             "arc_workers %zu\n", ctl->n_workers);
         arc_sbuf_printf(&m, "# HELP arc_config_reloads_total Configuration reloads, by result "

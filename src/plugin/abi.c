@@ -18,6 +18,7 @@
  * exchange is otherwise unaffected).
  */
 #include "plugin/plugin_int.h"
+#include "core/sbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -635,6 +636,143 @@ static uint32_t h_set_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t vp
     return WR_OK;
 }
 
+/* ------------------------------------------------------------ metrics */
+
+static bool metric_name_ok(const uint8_t *p, uint32_t n)
+{
+    if (n == 0 || n >= sizeof(((struct arc_pl_metric_def *)0)->name))
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
+              (p[i] >= '0' && p[i] <= '9') || strchr("_.:-/", p[i])))
+            return false;
+    return true;
+}
+
+static uint32_t h_define_metric(void *e, uint32_t type, uint32_t np, uint32_t nn, uint32_t ret)
+{
+    struct arc_pl_inst *in = e;
+    struct arc_pl_plugin *pl = (struct arc_pl_plugin *)in->pl;
+    const uint8_t *name = gmem(in, np, nn);
+    if (!name || !gmem(in, ret, 4))
+        return WR_INVALID_MEMORY;
+    if (type > 2 || !metric_name_ok(name, nn))
+        return WR_BAD_ARGUMENT;
+    uint32_t n = atomic_load_explicit(&pl->n_metrics, memory_order_acquire), id = UINT32_MAX;
+    for (uint32_t i = 0; i < n && id == UINT32_MAX; i++)
+        if (strlen(pl->metric_defs[i].name) == nn && memcmp(pl->metric_defs[i].name, name, nn) == 0)
+            id = i;
+    if (id == UINT32_MAX) {
+        pthread_mutex_lock(&pl->metric_lock);
+        n = atomic_load_explicit(&pl->n_metrics, memory_order_relaxed);
+        for (uint32_t i = 0; i < n && id == UINT32_MAX; i++)
+            if (strlen(pl->metric_defs[i].name) == nn &&
+                memcmp(pl->metric_defs[i].name, name, nn) == 0)
+                id = i;
+        if (id == UINT32_MAX && n < ARC_PL_MAX_METRICS) {
+            memcpy(pl->metric_defs[n].name, name, nn);
+            pl->metric_defs[n].name[nn] = '\0';
+            pl->metric_defs[n].type = type;
+            atomic_store_explicit(&pl->n_metrics, n + 1, memory_order_release);
+            id = n;
+        }
+        pthread_mutex_unlock(&pl->metric_lock);
+    }
+    if (id == UINT32_MAX || pl->metric_defs[id].type != type)
+        return WR_BAD_ARGUMENT;         /* full, or the name has another type */
+    put_u32(in, ret, id);
+    return WR_OK;
+}
+
+static struct arc_pl_metric_val *metric_of(struct arc_pl_inst *in, uint32_t id, uint32_t *type)
+{
+    if (id >= atomic_load_explicit(&in->pl->n_metrics, memory_order_acquire))
+        return NULL;
+    *type = in->pl->metric_defs[id].type;
+    return &in->slot->metrics[id];
+}
+
+static uint32_t h_increment_metric(void *e, uint32_t id, uint64_t off)
+{
+    uint32_t type;
+    struct arc_pl_metric_val *m = metric_of(e, id, &type);
+    if (!m || type == 2 || (type == 0 && (int64_t)off < 0))
+        return m ? WR_BAD_ARGUMENT : WR_NOT_FOUND;
+    atomic_store_explicit(&m->v, atomic_load_explicit(&m->v, memory_order_relaxed) + (int64_t)off,
+                          memory_order_relaxed);
+    return WR_OK;
+}
+
+static uint32_t h_record_metric(void *e, uint32_t id, uint64_t value)
+{
+    uint32_t type;
+    struct arc_pl_metric_val *m = metric_of(e, id, &type);
+    if (!m)
+        return WR_NOT_FOUND;
+    if (type == 0)
+        return WR_BAD_ARGUMENT;
+    if (type == 1) {
+        atomic_store_explicit(&m->v, (int64_t)value, memory_order_relaxed);
+        return WR_OK;
+    }
+    atomic_store_explicit(&m->v, atomic_load_explicit(&m->v, memory_order_relaxed) + (int64_t)value,
+                          memory_order_relaxed);
+    atomic_store_explicit(&m->n, atomic_load_explicit(&m->n, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    return WR_OK;
+}
+
+static uint32_t h_get_metric(void *e, uint32_t id, uint32_t ret)
+{
+    struct arc_pl_inst *in = e;
+    uint32_t type;
+    if (!metric_of(in, id, &type))
+        return WR_NOT_FOUND;
+    uint8_t *p = gmem(in, ret, 8);
+    if (!p)
+        return WR_INVALID_MEMORY;
+    int64_t sum = 0;                    /* over every worker (relaxed reads) */
+    for (unsigned w = 0; w < in->pl->n_workers; w++)
+        sum += atomic_load_explicit(&in->pl->w[w].metrics[id].v, memory_order_relaxed);
+    memcpy(p, &sum, 8);
+    return WR_OK;
+}
+
+void arc_plugin_metrics_render(struct arc_sbuf *out, const struct arc_pl_set *set)
+{
+    static const char *const kind[3] = { "counter", "gauge", "histogram" };
+    bool head[3] = { false, false, false };
+    for (size_t i = 0; set && i < set->n; i++) {
+        const struct arc_pl_plugin *pl = &set->pl[i];
+        uint32_t n = pl->w ? atomic_load_explicit(&((struct arc_pl_plugin *)pl)->n_metrics,
+                                                  memory_order_acquire) : 0;
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t t = pl->metric_defs[k].type;
+            int64_t v = 0;
+            uint64_t cnt = 0;
+            for (unsigned w = 0; w < pl->n_workers; w++) {
+                v += atomic_load_explicit(&pl->w[w].metrics[k].v, memory_order_relaxed);
+                cnt += atomic_load_explicit(&pl->w[w].metrics[k].n, memory_order_relaxed);
+            }
+            if (!head[t]) {
+                head[t] = true;
+                arc_sbuf_printf(out, "# HELP arc_plugin_%s Metrics plugins define "
+                                "(proxy_define_metric), summed over workers.\n"
+                                "# TYPE arc_plugin_%s %s\n", kind[t], kind[t],
+                                t == 2 ? "summary" : kind[t]);
+            }
+            if (t == 2)
+                arc_sbuf_printf(out, "arc_plugin_histogram_sum{plugin=\"%s\",name=\"%s\"} %lld\n"
+                                "arc_plugin_histogram_count{plugin=\"%s\",name=\"%s\"} %llu\n",
+                                pl->name, pl->metric_defs[k].name, (long long)v, pl->name,
+                                pl->metric_defs[k].name, (unsigned long long)cnt);
+            else
+                arc_sbuf_printf(out, "arc_plugin_%s{plugin=\"%s\",name=\"%s\"} %lld\n", kind[t],
+                                pl->name, pl->metric_defs[k].name, (long long)v);
+        }
+    }
+}
+
 static uint32_t h_set_effective_context(void *e, uint32_t id)
 {
     return WR_OK;
@@ -667,6 +805,10 @@ const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS] = {
     { "proc_exit", "i>" },
     { "proxy_get_shared_data", "iiiii>i" },
     { "proxy_set_shared_data", "iiiii>i" },
+    { "proxy_define_metric", "iiii>i" },
+    { "proxy_increment_metric", "iI>i" },
+    { "proxy_record_metric", "iI>i" },
+    { "proxy_get_metric", "ii>i" },
 };
 
 const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
@@ -677,6 +819,8 @@ const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
     (arc_w2c_fn)h_get_buffer_bytes, (arc_w2c_fn)h_get_buffer_status,
     (arc_w2c_fn)h_send_local_response, (arc_w2c_fn)h_set_effective_context,
     (arc_w2c_fn)h_proc_exit, (arc_w2c_fn)h_get_shared_data, (arc_w2c_fn)h_set_shared_data,
+    (arc_w2c_fn)h_define_metric, (arc_w2c_fn)h_increment_metric, (arc_w2c_fn)h_record_metric,
+    (arc_w2c_fn)h_get_metric,
 };
 
 /* ------------------------------------------------------------ runs */

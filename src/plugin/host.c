@@ -369,6 +369,7 @@ int arc_plugin_set_new(const struct arc_config *cfg, unsigned n_workers,
             rc = -1;
             continue;
         }
+        pthread_mutex_init(&pl->metric_lock, NULL);
         pl->n_workers = n_workers;
         pl->w = calloc(n_workers, sizeof(*pl->w));
         if (!pl->w) {
@@ -420,6 +421,8 @@ void arc_plugin_set_free(struct arc_pl_set *set)
         }
         free(pl->w);
         free(pl->roots);
+        if (pl->w)
+            pthread_mutex_destroy(&pl->metric_lock);
         if (pl->mod.dl)
             dlclose(pl->mod.dl);
     }

@@ -129,6 +129,12 @@ enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *run, struct arc_p
 /* proxy_on_done, proxy_on_log, proxy_on_delete for every context. */
 void arc_pl_run_end(struct arc_pl_run *run);
 
+/* Appends the plugins' own metrics (proxy_define_metric) in Prometheus
+ * text: arc_plugin_counter / arc_plugin_gauge / arc_plugin_histogram_{sum,count}
+ * {plugin, name}, summed over workers. Thread: control. */
+struct arc_sbuf;
+void arc_plugin_metrics_render(struct arc_sbuf *out, const struct arc_pl_set *set);
+
 /* Header map helpers (lower-cased names; false = out of memory).
  * arc_pl_hmap_add copies name and value into the map's arena;
  * arc_pl_hmap_view keeps them as they are (they must outlive the map, e.g.

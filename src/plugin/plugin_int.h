@@ -22,7 +22,9 @@
 #ifndef ARC_PLUGIN_INT_H
 #define ARC_PLUGIN_INT_H
 
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -148,7 +150,21 @@ struct arc_pl_shared {
     uint32_t klen, vlen, cas;
 };
 
+/* proxy_define_metric & co: definitions per plugin (appended under a
+ * mutex: defining is rare, usually in proxy_on_configure), values per
+ * worker (one writer each; /metrics sums them with relaxed loads). */
+#define ARC_PL_MAX_METRICS 64
+struct arc_pl_metric_def {
+    char name[128];
+    uint32_t type;                      /* 0 counter, 1 gauge, 2 histogram */
+};
+struct arc_pl_metric_val {
+    _Atomic int64_t v;                  /* counter / gauge value, histogram sum */
+    _Atomic uint64_t n;                 /* histogram: samples */
+};
+
 struct arc_pl_wslot {                   /* one worker's instances of a plugin */
+    struct arc_pl_metric_val metrics[ARC_PL_MAX_METRICS];
     struct arc_pl_inst *inst;           /* [pool] */
     struct arc_pl_shared *shared;       /* the worker's shared data, survives rebuilds */
     uint32_t n_shared, cap_shared;
@@ -172,6 +188,9 @@ struct arc_pl_plugin {
     struct arc_pl_module mod;
     struct arc_pl_wslot *w;             /* [n_workers] */
     unsigned n_workers;
+    struct arc_pl_metric_def metric_defs[ARC_PL_MAX_METRICS];
+    _Atomic uint32_t n_metrics;         /* defs [0, n) are complete (release/acquire) */
+    pthread_mutex_t metric_lock;        /* serialises definitions */
 };
 
 struct arc_pl_set {

@@ -365,3 +365,18 @@ def test_per_route_configuration(arc, servers, cache_dir, fixture, prefix, extra
         for path, v in want.items():
             r = c.request("GET", path)
             assert r.status == 200 and echoed(r).get("x-%s-filter" % prefix) == v, path
+
+
+def test_plugin_metrics_in_prometheus(arc, servers, cache_dir):
+    """proxy_define_metric / increment / record show up in /metrics under
+    the plugin's name, summed over workers."""
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("probe", "c_probe.wasm")], [("r", "/{*rest}", ["probe"])], cache_dir,
+                workers=2))
+    for _ in range(3):
+        r = a.client().request("GET", "/m", headers=[("X-Probe", "metrics")])
+        assert r.status == 200 and echoed(r).get("x-rc") == "00"
+    _, text = a.admin_get("/metrics")
+    assert 'arc_plugin_counter{plugin="probe",name="requests"} 3\n' in text, text
+    assert 'arc_plugin_histogram_count{plugin="probe",name="sizes"} 3\n' in text
+    assert "# TYPE arc_plugin_gauge gauge" in text

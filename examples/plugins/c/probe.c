@@ -12,6 +12,10 @@ IMPORT(proxy_get_shared_data) u32 proxy_get_shared_data(const char *k, size_t kl
                                                         size_t *vl, u32 *cas);
 IMPORT(proxy_set_shared_data) u32 proxy_set_shared_data(const char *k, size_t kl, const char *v,
                                                         size_t vl, u32 cas);
+IMPORT(proxy_define_metric) u32 proxy_define_metric(u32 type, const char *n, size_t nl, u32 *id);
+IMPORT(proxy_increment_metric) u32 proxy_increment_metric(u32 id, long long off);
+IMPORT(proxy_record_metric) u32 proxy_record_metric(u32 id, u64 v);
+IMPORT(proxy_get_metric) u32 proxy_get_metric(u32 id, u64 *v);
 IMPORT(proxy_http_call) u32 proxy_http_call(const char *up, size_t upl, const char *h, size_t hl,
                                             const char *b, size_t bl, const char *t, size_t tl,
                                             u32 timeout, u32 *token);
@@ -105,6 +109,28 @@ EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 n, u32
             rc = 97;
         if (rc == 0)
             rc = proxy_set_shared_data("k", 1, "new", 3, cas);
+    } else if (pw_eq(p, l, "metrics")) {
+        /* counter "requests" +1, gauge "last" = 42, histogram "sizes" 7;
+         * x-val: the counter's value over all workers (one digit) */
+        u32 c, g, h;
+        u64 val = 0;
+        rc = proxy_define_metric(0, "requests", 8, &c);
+        if (!rc) rc = proxy_define_metric(1, "last", 4, &g);
+        if (!rc) rc = proxy_define_metric(2, "sizes", 5, &h);
+        if (!rc) rc = proxy_increment_metric(c, 1);
+        if (!rc) rc = proxy_record_metric(g, 42);
+        if (!rc) rc = proxy_record_metric(h, 7);
+        if (!rc && proxy_increment_metric(c, -1) != 2)  /* counters only go up */
+            rc = 96;
+        if (!rc && proxy_define_metric(1, "requests", 8, &g) != 2)  /* one type per name */
+            rc = 95;
+        if (!rc && proxy_define_metric(0, "bad name", 8, &g) != 2)
+            rc = 94;
+        if (!rc) rc = proxy_get_metric(c, &val);
+        static char d[2];
+        d[0] = (char)('0' + val % 10);
+        v = d;
+        vl = 1;
     } else if (pw_eq(p, l, "config")) {
         rc = proxy_get_buffer_bytes(BUF_PLUGIN_CONFIGURATION, 0, 100, &v, &vl);
     }

@@ -8,6 +8,7 @@
 #include "test.h"
 
 #include "config/config.h"
+#include "core/sbuf.h"
 #include "plugin/plugin.h"
 #include "plugin/plugin_int.h"
 
@@ -178,6 +179,18 @@ static void test_host_calls(void)
     CHECK_INT(rc_of(&m), 0);
     run_probe(&p, 0, "shared-get", &m, NULL);
     CHECK_STR(val_of(&m, buf, sizeof(buf)), "new");
+    /* metrics: defined once, values per worker, read back summed */
+    run_probe(&p, 0, "metrics", &m, NULL);
+    CHECK_INT(rc_of(&m), 0);
+    CHECK_STR(val_of(&m, buf, sizeof(buf)), "1");
+    run_probe(&p, 1, "metrics", &m, NULL);
+    CHECK_STR(val_of(&m, buf, sizeof(buf)), "2");
+    struct arc_sbuf text = { 0 };
+    arc_plugin_metrics_render(&text, p.set);
+    CHECK(text.p && strstr(text.p, "arc_plugin_counter{plugin=\"probe\",name=\"requests\"} 2\n"));
+    CHECK(text.p && strstr(text.p, "arc_plugin_gauge{plugin=\"probe\",name=\"last\"} 84\n"));
+    CHECK(text.p && strstr(text.p, "arc_plugin_histogram_count{plugin=\"probe\",name=\"sizes\"} 2\n"));
+    arc_sbuf_dispose(&text);
     run_probe(&p, 1, "prop-src", &m, NULL);
     CHECK_STR(val_of(&m, buf, sizeof(buf)), "127.0.0.1:5555");
     run_probe(&p, 1, "prop-root", &m, NULL);
