@@ -32,7 +32,7 @@
 extern char **environ;
 
 /* Bump when the generated code changes shape. */
-#define GEN_VERSION "arc-w2c-5"
+#define GEN_VERSION "arc-w2c-6"
 #define CC_FLAGS "-O2", "-fPIC", "-shared", "-fvisibility=hidden", "-w", "-std=gnu11"
 
 const struct arc_pl_sig arc_pl__exports[PLX__COUNT] = {
@@ -445,7 +445,12 @@ static int gen_shim(const char *h, struct sb *out, char *err, size_t err_len)
         errf(err, err_len, "the module exports neither proxy_on_memory_allocate nor malloc");
         return -1;
     }
-    sb_put(out, "static void set_host(const struct arc_w2c_host *h) { H = h; }\n", 62);
+    /* A module loaded again (the same object in a new snapshot, while
+     * workers still run the old one's instances) writes nothing: its host
+     * table and function types are set once per load of the object. */
+    sb_printf(out, "static void set_host(const struct arc_w2c_host *h) { if (H != h) H = h; }\n"
+              "static void init_once(void) { static int done; if (!done) { Z_m_init_module(); "
+              "done = 1; } }\n");
     sb_put(out, "static void inst(void *i, void *h) { Z_m_instantiate(i", 54);
     for (size_t i = 0; i < n_import_mods; i++)
         sb_put(out, ", h", 3);
@@ -459,7 +464,7 @@ static int gen_shim(const char *h, struct sb *out, char *err, size_t err_len)
               "  void (*free)(void *); void *(*memory)(void *);\n"
               "  arc_w2c_fn exports[%d];\n"
               "} arc_w2c_module_v1 = { %d, ARC_W2C_HDR_OFF, ARC_W2C_HDR_OFF + "
-              "sizeof(struct arc_w2c_hdr),\n  set_host, Z_m_init_module, inst, ifree, imem, {\n",
+              "sizeof(struct arc_w2c_hdr),\n  set_host, init_once, inst, ifree, imem, {\n",
               PLX__COUNT, ARC_W2C_ABI);
     for (int e = 0; e < PLX__COUNT; e++)
         sb_printf(out, "    %s%s,\n", expfn[e][0] ? "(arc_w2c_fn)" : "", expfn[e][0] ? expfn[e] : "0");
