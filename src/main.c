@@ -12,6 +12,7 @@
  * Exit status: 0 success, 1 failure (bad config, cannot start, second
  * termination signal, a refused or failed API request), 2 usage error.
  */
+#include "plugin/plugin.h"
 #include "admin/admin.h"
 #include "config/config.h"
 #include "config/snapshot.h"
@@ -91,6 +92,8 @@ static void usage(FILE *f)
             "       arc config get [-c FILE] [--addr IP:PORT]\n"
             "                             a running arc's config (canonical JSON)\n"
             "       arc version           version, build options and io_uring support\n"
+            "       arc plugin build [--cache-dir DIR] FILE.wasm...\n"
+            "                             compile proxy-wasm modules ahead of time\n"
             "Without -c: " ARC_DEFAULT_CONFIG " if it exists, else the embedded default config.\n"
             "reload/status/config get reach the control-plane API at --addr, else at the\n"
             "config's control_plane.bind; the token is $ARC_TOKEN, else control_plane.auth_token.\n");
@@ -593,6 +596,8 @@ int main(int argc, char **argv)
         return cmd_api(argc, argv);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
         return cmd_version();
+    if (strcmp(argv[1], "plugin") == 0)
+        return arc_plugin_cli(argc, argv);
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(stdout);
         return 0;

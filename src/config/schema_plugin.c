@@ -10,6 +10,10 @@
 
 #include "config/schema_int.h"
 
+/* plugin/plugin.h (not included: its core arena clashes with the config
+ * tree's arena type of the same name). */
+char *arc_plugin_default_cache_dir(void);
+
 #define REQ ARC_KEY_REQUIRED
 #define LATER ARC_KEY_LATER
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -30,22 +34,6 @@ static const struct arc_conf_key wasm_keys[] = {
 static const struct arc_conf_key route_plugin_keys[] = {
     { "name", REQ }, { "stage", 0 }, { "config", 0 },
 };
-
-/* Where compiled modules are kept unless plugins.cache_dir says otherwise. */
-static char *default_cache_dir(void)
-{
-    char buf[4096];
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (geteuid() == 0)
-        snprintf(buf, sizeof(buf), "/var/cache/arc/plugins");
-    else if (xdg && xdg[0] == '/')
-        snprintf(buf, sizeof(buf), "%s/arc/plugins", xdg);
-    else if (home && home[0] == '/')
-        snprintf(buf, sizeof(buf), "%s/.cache/arc/plugins", home);
-    else
-        snprintf(buf, sizeof(buf), "/tmp/arc-plugins-%u", (unsigned)geteuid());
-    return arc_config__xstrdup(buf);
-}
 
 /* A `config` value as the plugin gets it: a string as it is (Envoy's
  * usual StringValue), anything else as its compact JSON; NULL if absent. */
@@ -126,7 +114,9 @@ void arc_config__plugins(struct arc_sctx *s, const struct arc_cn *m)
 
 void arc_config__plugin_defaults(struct arc_config *cfg)
 {
-    cfg->plugin_cache_dir = default_cache_dir();
+    cfg->plugin_cache_dir = arc_plugin_default_cache_dir();
+    if (!cfg->plugin_cache_dir)
+        abort();
 }
 
 void arc_config__route_plugins(struct arc_sctx *s, const struct arc_cn *seq, const char *p,

@@ -135,6 +135,16 @@ void arc_pl_run_end(struct arc_pl_run *run);
 struct arc_sbuf;
 void arc_plugin_metrics_render(struct arc_sbuf *out, const struct arc_pl_set *set);
 
+/* Where compiled modules are kept unless plugins.cache_dir says otherwise
+ * (heap string; NULL on out of memory). */
+char *arc_plugin_default_cache_dir(void);
+
+/* `arc plugin build [--cache-dir DIR] FILE.wasm...`: compiles each module
+ * into the cache (as a config load would) and loads it once to check it;
+ * prints "ok <object path>" per module. Exit status 0, 1 (a module failed,
+ * said on stderr) or 2 (usage). */
+int arc_plugin_cli(int argc, char **argv);
+
 /* Header map helpers (lower-cased names; false = out of memory).
  * arc_pl_hmap_add copies name and value into the map's arena;
  * arc_pl_hmap_view keeps them as they are (they must outlive the map, e.g.

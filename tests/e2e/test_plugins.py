@@ -380,3 +380,26 @@ def test_plugin_metrics_in_prometheus(arc, servers, cache_dir):
     assert 'arc_plugin_counter{plugin="probe",name="requests"} 3\n' in text, text
     assert 'arc_plugin_histogram_count{plugin="probe",name="sizes"} 3\n' in text
     assert "# TYPE arc_plugin_gauge gauge" in text
+
+
+def test_arc_plugin_build_fills_the_cache(arc_bin, tmp_path):
+    """`arc plugin build` compiles ahead of time into the cache a config
+    load then uses as it is; a module that does not build is exit 1."""
+    cache = tmp_path / "cache"
+    cp = arc_bin.run(["plugin", "build", "--cache-dir", str(cache), os.path.join(FIX, "c_trap.wasm")],
+                     timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.startswith("ok %s/" % cache) and cp.stdout.strip().endswith(".so")
+    so = cp.stdout.split()[1]
+    mtime = os.stat(so).st_mtime_ns
+    conf = tmp_path / "c.yaml"
+    conf.write_text("listeners:\n  - {name: http, kind: http, bind: \"127.0.0.1:0\"}\n"
+                    "plugins:\n  cache_dir: %s\n  wasm:\n    - {name: t, file: %s}\n"
+                    % (cache, os.path.join(FIX, "c_trap.wasm")))
+    assert arc_bin.run(["check", "-c", str(conf)]).returncode == 0
+    assert os.stat(so).st_mtime_ns == mtime and len(os.listdir(cache)) == 1
+    junk = tmp_path / "junk.wasm"
+    junk.write_bytes(b"nope")
+    cp = arc_bin.run(["plugin", "build", "--cache-dir", str(cache), str(junk)])
+    assert cp.returncode == 1 and "is not a WebAssembly module" in cp.stderr
+    assert arc_bin.run(["plugin"]).returncode == 2
