@@ -403,3 +403,19 @@ def test_arc_plugin_build_fills_the_cache(arc_bin, tmp_path):
     cp = arc_bin.run(["plugin", "build", "--cache-dir", str(cache), str(junk)])
     assert cp.returncode == 1 and "is not a WebAssembly module" in cp.stderr
     assert arc_bin.run(["plugin"]).returncode == 2
+
+
+def test_filter_changes_the_upstream_target_and_fields(arc, servers, cache_dir):
+    """:path replaced by a filter is the target the upstream gets; fields
+    a filter replaced reach it once; the route matched on the original."""
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("probe", "c_probe.wasm")], [("r", "/orig/{*rest}", ["probe"])],
+                cache_dir))
+    c = a.client()
+    r = c.request("GET", "/orig/x?y=1", headers=[("X-Probe", "path")])
+    assert r.status == 200
+    import json
+    assert json.loads(r.body)["target"] == "/new?q=1"
+    r = c.request("GET", "/orig/x", headers=[("X-Probe", "replace"), ("X-Dup", "a"), ("X-Dup", "b")])
+    h = json.loads(r.body)["headers"]
+    assert [v for k, v in h if k.lower() == "x-dup"] == ["one"]
