@@ -11,7 +11,7 @@
 CC      ?= gcc
 WERROR  ?= 1
 PKGS    := liburing jansson yaml-0.1 libssl libcrypto libnghttp2
-MODULES := core loop net http1 http2 router upstream limit config tls proxy admin obs
+MODULES := core loop net http1 http2 router upstream limit config tls proxy admin obs plugin
 
 ifeq ($(V),1)
 Q :=
@@ -30,7 +30,7 @@ endif
 ifeq ($(shell uname -m),x86_64)
 CFLAGS_COMMON += -mcx16
 endif
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -ljansson -lyaml -lssl -lcrypto -lnghttp2) -lpcre2-8 -lz -lpthread -lm
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -ljansson -lyaml -lssl -lcrypto -lnghttp2) -lpcre2-8 -lz -lpthread -lm -ldl
 
 CFLAGS_release := -O2 -g
 CFLAGS_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -42,11 +42,12 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 # Unit tests of module M link lib M, libcore and $(DEPS_M) (archives: only
 # the members a test uses are pulled in).
-DEPS_config   := router http1 tls limit
-DEPS_proxy    := loop net http1 http2 router upstream limit config tls admin obs
-DEPS_admin    := loop net http1 http2 obs config tls router limit upstream
-DEPS_upstream := config router http1 tls limit
+DEPS_config   := router http1 tls limit plugin
+DEPS_proxy    := loop net http1 http2 router upstream limit config tls admin obs plugin
+DEPS_admin    := loop net http1 http2 obs config tls router limit upstream plugin
+DEPS_upstream := config router http1 tls limit plugin
 DEPS_http2    := http1
+DEPS_plugin   := config router http1 tls
 
 # ----------------------------------------------------------------- sources
 mod_srcs  = $(filter-out src/main.c,$(wildcard src/$(1)/*.c))

@@ -16,6 +16,7 @@
  * termination signal, a refused or failed API request), 2 usage error.
  */
 #include "upstream/active.h"
+#include "plugin/plugin.h"
 #include "admin/admin.h"
 #include "config/config.h"
 #include "config/snapshot.h"
@@ -104,6 +105,8 @@ static void usage(FILE *f)
             "                             read the access log (filters: --status 5xx|429|404,\n"
             "                             --route, --upstream, --client-ip, --trace-id, --since 10m)\n"
             "       arc version           version, build options and io_uring support\n"
+            "       arc plugin build [--cache-dir DIR] FILE.wasm...\n"
+            "                             compile proxy-wasm modules ahead of time\n"
             "Without -c: " ARC_DEFAULT_CONFIG " if it exists, else the embedded default config.\n"
             "reload/status/config get reach the control-plane API at --addr, else at the\n"
             "config's control_plane.bind; the token is $ARC_TOKEN, else control_plane.auth_token.\n");
@@ -698,6 +701,8 @@ int main(int argc, char **argv)
         return arc_logs_main(argc, argv, ARC_DEFAULT_CONFIG);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
         return cmd_version();
+    if (strcmp(argv[1], "plugin") == 0)
+        return arc_plugin_cli(argc, argv);
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(stdout);
         return 0;

@@ -19,6 +19,7 @@
 #include "obs/otlp.h"
 #include "obs/metrics.h"
 #include "upstream/health.h"
+#include "plugin/plugin.h"
 #include "tls/tls.h"
 #include "http2/http2.h"
 
@@ -292,6 +293,7 @@ static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct ar
         arc_alog_render_metrics(&m);
         arc_otlp_render_metrics(&m);
         arc_metrics_render_process(&m);
+        arc_plugin_metrics_render(&m, ctl->snap->plugins);
         arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
                             "arc_workers %zu\n", ctl->n_workers);
         arc_sbuf_printf(&m, "# HELP arc_config_reloads_total Configuration reloads, by result "

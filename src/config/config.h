@@ -342,6 +342,26 @@ struct arc_route_conf {
     uint64_t max_body;          /* action.max_body: request body bytes, 10mb; 0 = no limit */
     struct arc_retry_conf retry;        /* action.retry */
     struct arc_rate_limit_conf *rate_limit;     /* NULL = not limited */
+    uint32_t *plugins;          /* routes[].plugins: indexes into arc_config.plugins, in order */
+    uint32_t *plugin_roots;     /* [n_plugins]: 0 = the plugin's config, k = its
+                                   route_configs[k - 1] (this reference's `config`) */
+    size_t n_plugins;
+};
+
+/* plugins.wasm[] (proxy-wasm modules; see docs/plugins.md). */
+struct arc_plugin_conf {
+    char *name;
+    char *file;                 /* .wasm path, as written */
+    char *root_id;              /* NULL = name */
+    uint64_t budget_ms;         /* 2ms: CPU budget of one guest call */
+    uint64_t max_memory;        /* 64mb: linear memory cap per instance */
+    uint32_t pool;              /* 1: instances per worker */
+    bool fail_open;             /* on_error: fail_closed (false) | fail_open */
+    char *config_json;          /* `config`: a string as it is, else its JSON; NULL = none */
+    char **route_configs;       /* distinct routes[].plugins[].config naming this plugin */
+    size_t n_route_configs;
+    char *pos_file;             /* position of the entry, for load errors */
+    int line, col;
 };
 
 struct arc_limits_conf {
@@ -455,6 +475,9 @@ struct arc_config {
     struct arc_logging_conf logging;
     double tracing_sample;      /* observability.tracing.sample, 0.01 */
     struct arc_tracing_conf tracing;
+    struct arc_plugin_conf *plugins;
+    size_t n_plugins;
+    char *plugin_cache_dir;     /* plugins.cache_dir (ext): compiled modules, by SHA-256 */
 };
 
 /**

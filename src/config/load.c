@@ -240,6 +240,8 @@ void arc_config_free(struct arc_config *cfg)
             free(r->rate_limit->key_name);
         free(r->rate_limit);
         free(r->file);
+        free(r->plugins);
+        free(r->plugin_roots);
     }
     free(cfg->routes);
     free(cfg->logging.file);
@@ -249,5 +251,18 @@ void arc_config_free(struct arc_config *cfg)
     for (size_t i = 0; i < cfg->logging.n_redact_query; i++)
         free(cfg->logging.redact_query[i]);
     free(cfg->logging.redact_query);
+    for (size_t i = 0; i < cfg->n_plugins; i++) {
+        struct arc_plugin_conf *pc = &cfg->plugins[i];
+        free(pc->name);
+        free(pc->file);
+        free(pc->root_id);
+        free(pc->config_json);
+        for (size_t j = 0; j < pc->n_route_configs; j++)
+            free(pc->route_configs[j]);
+        free(pc->route_configs);
+        free(pc->pos_file);
+    }
+    free(cfg->plugins);
+    free(cfg->plugin_cache_dir);
     free(cfg);
 }

@@ -26,7 +26,7 @@
 static const struct arc_conf_key top_keys[] = {
     { "node", 0 }, { "io_uring", 0 }, { "listeners", REQ }, { "upstreams", 0 },
     { "routes", 0 }, { "security", 0 }, { "observability", 0 },
-    { "rate_limits", LATER }, { "plugins", LATER }, { "cache", LATER },
+    { "rate_limits", LATER }, { "plugins", 0 }, { "cache", LATER },
     { "logging", 0 }, { "control_plane", 0 },
 };
 
@@ -664,6 +664,9 @@ int arc_config__build(const struct arc_cn *root, struct arc_config *cfg,
         listeners_section(&s, v);
     if ((v = arc_config__val(root, "upstreams")))
         arc_config__upstreams(&s, v);
+    arc_config__plugin_defaults(cfg);
+    if ((v = arc_config__val(root, "plugins")))
+        arc_config__plugins(&s, v);     /* before routes: they name plugins */
     if ((v = arc_config__val(root, "routes")))
         arc_config__routes(&s, v);
     if ((v = arc_config__val(root, "security")))

@@ -128,6 +128,12 @@ void arc_config__logging_defaults(struct arc_config *cfg);
 void arc_config__logging(struct arc_sctx *s, const struct arc_cn *m);
 void arc_config__tracing(struct arc_sctx *s, const struct arc_cn *m);
 
+/* schema_plugin.c */
+void arc_config__plugin_defaults(struct arc_config *cfg);
+void arc_config__plugins(struct arc_sctx *s, const struct arc_cn *m);
+void arc_config__route_plugins(struct arc_sctx *s, const struct arc_cn *seq, const char *path,
+                               struct arc_route_conf *r);
+
 /* schema_tls.c: `m` is the tls mapping; the conf is allocated even when the
  * mapping is malformed, so the caller's kind checks see that it was given. */
 void arc_config__listener_tls(struct arc_sctx *s, const struct arc_cn *m, const char *lpath,

@@ -19,7 +19,7 @@
 
 static const struct arc_conf_key route_keys[] = {
     { "name", REQ }, { "priority", 0 }, { "match", REQ }, { "action", REQ },
-    { "rate_limit", 0 }, { "split", LATER }, { "mirror", LATER }, { "plugins", LATER },
+    { "rate_limit", 0 }, { "split", LATER }, { "mirror", LATER }, { "plugins", 0 },
     { "cache", LATER }, { "compression", LATER },
 };
 
@@ -1114,6 +1114,9 @@ static void route(struct arc_sctx *s, const struct arc_cn *m, const char *p,
         action(s, v, p, r);
     if ((v = arc_config__val(m, "rate_limit")))
         arc_config__rate_limit(s, v, p, r);
+    char kp[ARC_PATH_MAX];
+    if ((v = arc_config__val(m, "plugins")))
+        arc_config__route_plugins(s, v, arc_config__path(kp, p, "plugins"), r);
 }
 
 void arc_config__routes(struct arc_sctx *s, const struct arc_cn *seq)

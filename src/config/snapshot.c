@@ -7,11 +7,13 @@
 #include "core/sbuf.h"
 #include "limit/limit.h"
 #include "tls/tls.h"
+#include "plugin/plugin.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static _Atomic(struct arc_snapshot *) g_current;
 static _Atomic uint64_t g_generation;
@@ -42,6 +44,7 @@ static void snapshot_free(struct arc_snapshot *s)
         return;
     if (s->counted)
         atomic_fetch_sub_explicit(&g_live, 1, memory_order_relaxed);
+    arc_plugin_set_free(s->plugins);
     if (s->rt)
         arc_rt_free(s->rt);
     for (size_t i = 0; s->routes && i < s->n_routes; i++) {
@@ -218,6 +221,17 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
             .methods = rc->methods, .priority = rc->priority, .data = r,
             .preds = rc->preds, .n_preds = rc->n_preds, .expr = rc->expr,
         };
+    }
+
+    /* Plugins: compiled (or found in the cache), loaded and instantiated
+     * for every worker here, on the control thread, so a module that does
+     * not build or configure is an error of this config, never a live one. */
+    long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+    unsigned nw = cfg->node.workers ? cfg->node.workers : (unsigned)(ncpu > 0 ? ncpu : 1);
+    if (arc_plugin_set_new(cfg, nw, &s->plugins, errs) < 0) {
+        free(specs);
+        snapshot_free(s);
+        return -1;
     }
 
     if (build_tls(s, errs)) {

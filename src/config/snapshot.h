@@ -39,6 +39,7 @@ struct arc_endpoint_rt {
 struct arc_tls_server;
 struct arc_tls_client;
 struct arc_tls_ticket_keys;
+struct arc_pl_set;
 
 struct arc_upstream_rt {
     const struct arc_upstream_conf *conf;
@@ -80,6 +81,7 @@ struct arc_snapshot {
      * by id and sized to these cover every id it carries. */
     uint32_t n_route_ids, n_up_ids, n_ep_ids;
     struct arc_h1_limits limits;
+    struct arc_pl_set *plugins;     /* plugins.wasm compiled and instantiated, or NULL; owned */
     bool counted;                   /* in arc_snapshot_live() */
 };
 

@@ -47,6 +47,9 @@ enum arc_err_kind {
     ARC_ERR_CLIENT_ABORT,       /* client closed or reset the connection mid-exchange */
     ARC_ERR_BODY_TOO_LARGE,     /* 413: request body over the route's max_body */
     ARC_ERR_ROUTE_TIMEOUT,      /* 504 (or a cut response): the route's total timeout */
+    ARC_ERR_PLUGIN_TRAP,        /* a plugin call trapped (500 if fail_closed) */
+    ARC_ERR_PLUGIN_BUDGET,      /* a plugin call ran past its CPU budget (500 if fail_closed) */
+    ARC_ERR_PLUGIN_UNAVAILABLE, /* no plugin instance (rebuild failing, backing off) */
     ARC_ERR__COUNT
 };
 /* "bad_request", ... (label values of arc_errors_total{kind}). */

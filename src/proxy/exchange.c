@@ -253,6 +253,7 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
 {
     struct arc_conn *c = ex->client;
     ex->t_end_ns = arc_now_ns();
+    arc_px__plugins_end(ex);
     arc_tw_cancel(&w->tw, &ex->deadline);
     if (ex->state == EX_WAITING) {
         arc_tw_cancel(&w->tw, &ex->wait.timer);
@@ -367,7 +368,8 @@ void arc_px__ex_respond(struct arc_worker *w, struct arc_exchange *ex, int statu
     struct arc_hdr *with_id = ex->rid_len ? arc_arena_alloc(&ex->arena, (n + 1) * sizeof(*with_id))
                                           : NULL;
     if (with_id) {                      /* the request id goes back with local answers too */
-        memcpy(with_id, hdrs, n * sizeof(*hdrs));
+        if (n)
+            memcpy(with_id, hdrs, n * sizeof(*hdrs));
         with_id[n++] = (struct arc_hdr){ ARC_STR_LIT("X-Request-Id"), { ex->rid, ex->rid_len } };
         hdrs = with_id;
     }

@@ -530,9 +530,11 @@ static void cb_response(void *ud, int32_t sid, void *sud, const struct arc_h2_re
         resp.body = ARC_H1_BODY_CHUNKED;
         resp.decoded = true;
     }
+    if (ex->pl && !arc_px__plugins_response(h->w, ex, &resp))
+        return;                         /* answered locally; the stream was cancelled */
     st->got_head = true;
     arc_px__ep_result(h->w, ex->route->up, ex->ep, r->status < 500);
-    ex->status = r->status;
+    ex->status = resp.status;
     ex->t_head_ns = arc_now_ns();
     ex->resp_started = true;
     ex->state = EX_STREAMING;

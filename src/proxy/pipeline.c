@@ -106,6 +106,10 @@ static bool rewrite(struct arc_worker *w, struct arc_exchange *ex,
 static void run_action(struct arc_worker *w, struct arc_exchange *ex,
                        const struct arc_rt_captures *caps)
 {
+    /* Plugins (request headers) run after the limiter, also after a wait:
+     * a filter may answer locally. */
+    if (ex->route->conf->n_plugins && !arc_px__plugins_request(w, ex))
+        return;
     switch (ex->route->conf->action) {
     case ARC_ACTION_RESPOND:
         answer_respond(w, ex);

@@ -377,6 +377,7 @@ struct arc_exchange {
     uint8_t server_span[8];             /* Arc's own span for the request (its parent:
                                            parent_id; span_id's parent: this one) */
     char rid[ARC_PX_RID_MAX + 1];
+    struct arc_pl_run *pl;              /* the route's plugin contexts (plugins.c), or NULL */
     struct arc_exchange *next_free;
 };
 
@@ -766,6 +767,12 @@ bool arc_px__limit(struct arc_worker *w, struct arc_exchange *ex);
  * ARC_PX_LIMIT_FIELDS entries written to out (values in ex's arena). */
 #define ARC_PX_LIMIT_FIELDS 5
 size_t arc_px__limit_fields(struct arc_exchange *ex, struct arc_hdr *out);
+
+/* plugins.c: proxy-wasm filters on the exchange. False: the exchange was
+ * answered (a filter's local answer, or its failure policy) and is gone. */
+bool arc_px__plugins_request(struct arc_worker *w, struct arc_exchange *ex);
+bool arc_px__plugins_response(struct arc_worker *w, struct arc_exchange *ex, struct arc_resp *resp);
+void arc_px__plugins_end(struct arc_exchange *ex);
 
 /* h2_server.c */
 /* Switches a fresh client connection to HTTP/2 (TLS ALPN h2, or the h2c

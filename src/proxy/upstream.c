@@ -931,6 +931,10 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
     u->u.resp_left = r.content_length;
     u->u.keep_alive = (r.flags & ARC_H1_F_KEEP_ALIVE) != 0;
     arc_h1_chunked_init(&u->u.resp_chunk);
+    if (ex->pl && !arc_px__plugins_response(w, ex, &resp)) {
+        arc_px__hbuf_reset(u);          /* answered locally; u was dropped */
+        return len;
+    }
     codec_of(ex)->send_head(w, ex, &resp);
     /* A client codec that takes the data alone (HTTP/2) gets the trailers
      * as fields (the HTTP/1.1 pass-through carries them in the bytes). */

@@ -356,7 +356,7 @@ static void test_not_supported_yet(void)
         "    tls: {min_version: tls14}\n"                /* 5 */
         "    proxy_protocol: true\n"                     /* 6 */
         "rate_limits: {}\n"                              /* 7 */
-        "plugins: {wasm: []}\n"                          /* 8 */
+        "plugins: {wasm: []}\n"                          /* 8 (supported) */
         "cache: {}\n"                                    /* 9 */
         "logging: {writer: {ring_capacity: 3}}\n"        /* 10 */
         "control_plane: {config_source: {etcd: {}}}\n"  /* 11 */
@@ -364,14 +364,13 @@ static void test_not_supported_yet(void)
         "observability: {tracing: {endpoint: x}}\n",     /* 13 */
         &e);
     CHECK(c == NULL);
-    CHECK_INT(e.n, 12);
+    CHECK_INT(e.n, 11);
     CHECK_ERR(&e, 3, 11, "listeners[0].kind: 'h3' is not supported yet in this version (supported: http, https)");
     /* the tls section of a kind not supported yet is still checked */
     CHECK_ERR(&e, 5, 10, "missing required key 'certificates' in listeners[0].tls");
     CHECK_ERR(&e, 5, 24, "listeners[0].tls.min_version: unknown value 'tls14'");
     CHECK_ERR(&e, 6, 21, "proxy_protocol: true is not supported yet");
     CHECK_ERR(&e, 7, 1, "rate_limits: not supported yet in this version");
-    CHECK_ERR(&e, 8, 1, "plugins: not supported yet");
     CHECK_ERR(&e, 9, 1, "cache: not supported yet");
     CHECK_ERR(&e, 10, 35, "logging.writer.ring_capacity: must be a power of two, got 3");
     CHECK_ERR(&e, 11, 39, "missing required key 'endpoints' in control_plane.config_source.etcd");

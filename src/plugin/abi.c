@@ -1,0 +1,971 @@
+/*
+ * The proxy-wasm ABI (0.2.0 / 0.2.1) host functions, and the per-exchange
+ * HTTP contexts.
+ *
+ * Every pointer and length from the guest is checked against the linear
+ * memory's current size before use (the memory may move when the guest
+ * grows it, so it is looked up again after any call into the guest).
+ * Results are returned in memory allocated with the guest's own allocator
+ * (proxy_on_memory_allocate, or malloc for 0.2.0 modules), even when empty:
+ * the AssemblyScript SDK frees what it gets back.
+ *
+ * Per HTTP context: proxy_on_context_create(id, root=1) at its first
+ * stage, on_request_headers / on_response_headers, then on_done, on_log
+ * and on_delete when the exchange ends. A context whose instance was
+ * discarded meanwhile because another exchange's call failed (gen changed)
+ * is gone: its next stage creates a new context on the rebuilt instance
+ * (the filter's per-context state from earlier stages is lost, the
+ * exchange is otherwise unaffected).
+ */
+#include "plugin/plugin_int.h"
+#include "core/sbuf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+enum {
+    WR_OK = 0, WR_NOT_FOUND = 1, WR_BAD_ARGUMENT = 2, WR_INVALID_MEMORY = 6, WR_EMPTY = 7,
+    WR_CAS_MISMATCH = 8, WR_INTERNAL = 10, WR_UNIMPLEMENTED = 12,
+};
+enum { MAP_REQUEST_HEADERS = 0, MAP_RESPONSE_HEADERS = 2 };
+enum { BUF_VM_CONFIGURATION = 6, BUF_PLUGIN_CONFIGURATION = 7 };
+
+/* ------------------------------------------------------------ memory */
+
+static uint8_t *gmem(struct arc_pl_inst *in, uint32_t ptr, uint32_t len)
+{
+    if ((uint64_t)ptr + len > in->mem->size)
+        return NULL;
+    return in->mem->data + ptr;
+}
+
+static bool put_u32(struct arc_pl_inst *in, uint32_t ptr, uint32_t v)
+{
+    uint8_t *p = gmem(in, ptr, 4);
+    if (!p)
+        return false;
+    memcpy(p, &v, 4);                   /* wasm is little-endian, like x86-64 */
+    return true;
+}
+
+/* Copies len bytes into fresh guest memory and stores its address and size. */
+static uint32_t ret_bytes(struct arc_pl_inst *in, const void *data, size_t len,
+                          uint32_t ret_ptr, uint32_t ret_size)
+{
+    if (len > UINT32_MAX / 2)
+        return WR_BAD_ARGUMENT;
+    if (!gmem(in, ret_ptr, 4) || !gmem(in, ret_size, 4))
+        return WR_INVALID_MEMORY;
+    uint32_t p = 0;
+    enum arc_pl_export alloc = in->pl->mod.m->exports[PLX_ON_MEMORY_ALLOCATE]
+                                   ? PLX_ON_MEMORY_ALLOCATE : PLX_MALLOC;
+    arc_pl__call(in, alloc, &p, 1, (uint32_t)len, 0, 0);
+    uint8_t *dst = gmem(in, p, (uint32_t)len);
+    if (!dst || (!p && len))
+        return WR_INVALID_MEMORY;
+    if (len)
+        memcpy(dst, data, len);
+    put_u32(in, ret_ptr, p);
+    put_u32(in, ret_size, (uint32_t)len);
+    return WR_OK;
+}
+
+static struct arc_pl_run *run_of(struct arc_pl_inst *in)
+{
+    return in->cur ? in->cur->run : NULL;
+}
+
+/* ------------------------------------------------------------ header maps */
+
+static bool name_ok(const uint8_t *p, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (c <= ' ' || c >= 0x7f || strchr("\"(),/;<=>?@[\\]{}", c))
+            if (!(i == 0 && c == ':'))
+                return false;
+    }
+    return true;
+}
+
+static bool value_ok(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0')
+            return false;
+    return true;
+}
+
+static bool name_eq(struct arc_str a, const void *b, size_t n)
+{
+    return a.len == n && strncasecmp(a.p, b, n) == 0;
+}
+
+const struct arc_str *arc_pl_hmap_get(const struct arc_pl_hmap *m, const char *name, size_t len)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (name_eq(m->v[i].name, name, len))
+            return &m->v[i].value;
+    return NULL;
+}
+
+static struct arc_str arena_str(struct arc_arena *a, const void *p, size_t n, bool lower, bool *ok)
+{
+    if (n == 0)
+        return (struct arc_str){ "", 0 };
+    char *d = arc_arena_dup(a, p, n);
+    if (!d) {
+        *ok = false;
+        return (struct arc_str){ "", 0 };
+    }
+    if (lower)
+        for (size_t i = 0; i < n; i++)
+            if (d[i] >= 'A' && d[i] <= 'Z')
+                d[i] = (char)(d[i] + 32);
+    return (struct arc_str){ d, n };
+}
+
+static bool hmap_grow(struct arc_pl_hmap *m)
+{
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 16;
+        struct arc_pl_field *v = arc_arena_alloc(m->arena, cap * sizeof(*v));
+        if (!v)
+            return false;
+        if (m->n)
+            memcpy(v, m->v, m->n * sizeof(*v));
+        m->v = v;
+        m->cap = cap;
+    }
+    return true;
+}
+
+bool arc_pl_hmap_view(struct arc_pl_hmap *m, struct arc_str name, struct arc_str value)
+{
+    if (!hmap_grow(m))
+        return false;
+    bool ok = true;
+    for (size_t i = 0; i < name.len; i++)
+        if (name.p[i] >= 'A' && name.p[i] <= 'Z') {
+            name = arena_str(m->arena, name.p, name.len, true, &ok);
+            break;
+        }
+    m->v[m->n] = (struct arc_pl_field){ name, value };
+    if (ok)
+        m->n++;
+    return ok;
+}
+
+bool arc_pl_hmap_add(struct arc_pl_hmap *m, struct arc_str name, struct arc_str value)
+{
+    if (!hmap_grow(m))
+        return false;
+    bool ok = true;
+    m->v[m->n].name = arena_str(m->arena, name.p, name.len, true, &ok);
+    m->v[m->n].value = arena_str(m->arena, value.p, value.len, false, &ok);
+    if (ok)
+        m->n++;
+    return ok;
+}
+
+static void hmap_remove(struct arc_pl_hmap *m, const void *name, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < m->n; i++)
+        if (!name_eq(m->v[i].name, name, n))
+            m->v[k++] = m->v[i];
+    if (k != m->n)
+        m->changed = true;
+    m->n = k;
+}
+
+/* Filters cannot grow a head without bound (the budget alone would let a
+ * loop of host calls add megabytes). */
+static bool room(struct arc_pl_hmap *m, size_t fields, size_t bytes)
+{
+    if (m->n + fields > ARC_PL_MAP_MAX_FIELDS || m->added + bytes > ARC_PL_MAP_MAX_BYTES)
+        return false;
+    m->added += bytes;
+    return true;
+}
+
+static struct arc_pl_hmap *map_of(struct arc_pl_inst *in, uint32_t type)
+{
+    struct arc_pl_run *r = run_of(in);
+    if (!r || !r->map)
+        return NULL;
+    if ((type == MAP_REQUEST_HEADERS && r->map_type == MAP_REQUEST_HEADERS) ||
+        (type == MAP_RESPONSE_HEADERS && r->map_type == MAP_RESPONSE_HEADERS))
+        return r->map;
+    if (type == MAP_REQUEST_HEADERS && r->req_map)
+        return r->req_map;              /* read at the response stage */
+    return NULL;
+}
+
+static size_t pairs_size(const struct arc_pl_hmap *m)
+{
+    size_t n = 4;
+    for (size_t i = 0; i < m->n; i++)
+        n += 8 + m->v[i].name.len + 1 + m->v[i].value.len + 1;
+    return n;
+}
+
+/* ------------------------------------------------------------ host functions */
+
+static __thread uint64_t t_log_second, t_log_lines;
+
+static uint32_t h_log(void *e, uint32_t level, uint32_t p, uint32_t n)
+{
+    struct arc_pl_inst *in = e;
+    const uint8_t *m = gmem(in, p, n);
+    if (!m)
+        return WR_INVALID_MEMORY;
+    /* warn and above reach stderr, at most 20 lines a second per thread. */
+    if (level < 3)
+        return WR_OK;
+    uint64_t sec = arc_pl__now_ns() / 1000000000ull;
+    if (sec != t_log_second) {
+        t_log_second = sec;
+        t_log_lines = 0;
+    }
+    if (t_log_lines++ < 20)
+        fprintf(stderr, "arc: plugin '%s': %.*s\n", in->pl->name, (int)ARC_MIN(n, 512u), m);
+    return WR_OK;
+}
+
+static uint32_t h_get_log_level(void *e, uint32_t ret)
+{
+    return put_u32(e, ret, 3) ? WR_OK : WR_INVALID_MEMORY;
+}
+
+static uint32_t h_time(void *e, uint32_t ret)
+{
+    struct arc_pl_inst *in = e;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    uint8_t *p = gmem(in, ret, 8);
+    if (!p)
+        return WR_INVALID_MEMORY;
+    memcpy(p, &ns, 8);
+    return WR_OK;
+}
+
+static bool path_is(const uint8_t *p, size_t n, const char *want, size_t wn)
+{
+    return n == wn && memcmp(p, want, n) == 0;
+}
+#define PATH_IS(lit) path_is(path, n, lit, sizeof(lit) - 1)
+
+static uint32_t h_get_property(void *e, uint32_t pp, uint32_t n, uint32_t ret_ptr, uint32_t ret_size)
+{
+    struct arc_pl_inst *in = e;
+    const uint8_t *path = gmem(in, pp, n);
+    if (!path)
+        return WR_INVALID_MEMORY;
+    /* Trailing NUL separators are allowed. */
+    while (n && path[n - 1] == '\0')
+        n--;
+    const struct arc_pl_plugin *pl = in->pl;
+    if (PATH_IS("plugin_root_id"))
+        return ret_bytes(in, pl->root_id, strlen(pl->root_id), ret_ptr, ret_size);
+    if (PATH_IS("plugin_name"))
+        return ret_bytes(in, pl->name, strlen(pl->name), ret_ptr, ret_size);
+    struct arc_pl_run *r = run_of(in);
+    const struct arc_pl_props *pr = r ? r->props : NULL;
+    if (!pr)
+        return WR_NOT_FOUND;
+    const struct arc_str *s = NULL;
+    if (PATH_IS("request\0path"))
+        s = &pr->path;
+    else if (PATH_IS("request\0url_path"))
+        s = &pr->url_path;
+    else if (PATH_IS("request\0method"))
+        s = &pr->method;
+    else if (PATH_IS("request\0host"))
+        s = &pr->authority;
+    else if (PATH_IS("request\0scheme"))
+        s = &pr->scheme;
+    else if (PATH_IS("request\0protocol"))
+        s = &pr->protocol;
+    else if (PATH_IS("route_name"))
+        s = &pr->route_name;
+    if (s)
+        return ret_bytes(in, s->p, s->len, ret_ptr, ret_size);
+    if (PATH_IS("source\0address") || PATH_IS("source\0port")) {
+        char ip[INET6_ADDRSTRLEN] = "", buf[INET6_ADDRSTRLEN + 10];
+        uint64_t port = 0;              /* integers are 8 bytes little-endian, as in Envoy */
+        const struct sockaddr *sa = pr->source;
+        if (sa && sa->sa_family == AF_INET) {
+            const struct sockaddr_in *a4 = (const struct sockaddr_in *)sa;
+            inet_ntop(AF_INET, &a4->sin_addr, ip, sizeof(ip));
+            port = ntohs(a4->sin_port);
+        } else if (sa && sa->sa_family == AF_INET6) {
+            const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
+            inet_ntop(AF_INET6, &a6->sin6_addr, ip, sizeof(ip));
+            port = ntohs(a6->sin6_port);
+        } else {
+            return WR_NOT_FOUND;
+        }
+        if (PATH_IS("source\0port"))
+            return ret_bytes(in, &port, 8, ret_ptr, ret_size);
+        int bl = snprintf(buf, sizeof(buf), sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
+                         (unsigned)port);
+        return ret_bytes(in, buf, (size_t)bl, ret_ptr, ret_size);
+    }
+    if (n > 16 && memcmp(path, "request\0headers\0", 16) == 0 && r->req_map) {
+        const struct arc_str *v = arc_pl_hmap_get(r->req_map, (const char *)path + 16, n - 16);
+        return v ? ret_bytes(in, v->p, v->len, ret_ptr, ret_size) : WR_NOT_FOUND;
+    }
+    return WR_NOT_FOUND;
+}
+
+static uint32_t h_get_map_value(void *e, uint32_t type, uint32_t kp, uint32_t kn,
+                                uint32_t ret_ptr, uint32_t ret_size)
+{
+    struct arc_pl_inst *in = e;
+    const uint8_t *k = gmem(in, kp, kn);
+    if (!k)
+        return WR_INVALID_MEMORY;
+    struct arc_pl_hmap *m = map_of(in, type);
+    if (!m)
+        return WR_BAD_ARGUMENT;
+    const struct arc_str *v = arc_pl_hmap_get(m, (const char *)k, kn);
+    if (!v)
+        return WR_NOT_FOUND;
+    return ret_bytes(in, v->p, v->len, ret_ptr, ret_size);
+}
+
+static uint32_t map_edit(void *e, uint32_t type, uint32_t kp, uint32_t kn, uint32_t vp,
+                         uint32_t vn, bool replace)
+{
+    struct arc_pl_inst *in = e;
+    const uint8_t *k = gmem(in, kp, kn), *v = gmem(in, vp, vn);
+    if (!k || !v)
+        return WR_INVALID_MEMORY;
+    struct arc_pl_hmap *m = map_of(in, type);
+    struct arc_pl_run *r = run_of(in);
+    if (!m || m != r->map || !name_ok(k, kn) || !value_ok(v, vn))
+        return WR_BAD_ARGUMENT;
+    struct arc_str val = { (const char *)v, vn };
+    if (k[0] == ':') {                  /* pseudo-headers: replaced, never added */
+        for (size_t i = 0; i < m->n; i++)
+            if (name_eq(m->v[i].name, k, kn)) {
+                if (!room(m, 0, vn))
+                    return WR_BAD_ARGUMENT;
+                bool ok = true;
+                m->v[i].value = arena_str(m->arena, v, vn, false, &ok);
+                m->changed = true;
+                return ok ? WR_OK : WR_INTERNAL;
+            }
+        return WR_BAD_ARGUMENT;
+    }
+    if (!room(m, 1, (size_t)kn + vn))
+        return WR_BAD_ARGUMENT;
+    if (replace)
+        hmap_remove(m, k, kn);
+    m->changed = true;
+    return arc_pl_hmap_add(m, (struct arc_str){ (const char *)k, kn }, val) ? WR_OK : WR_INTERNAL;
+}
+
+static uint32_t h_add_map_value(void *e, uint32_t type, uint32_t kp, uint32_t kn, uint32_t vp,
+                                uint32_t vn)
+{
+    return map_edit(e, type, kp, kn, vp, vn, false);
+}
+
+static uint32_t h_replace_map_value(void *e, uint32_t type, uint32_t kp, uint32_t kn,
+                                    uint32_t vp, uint32_t vn)
+{
+    return map_edit(e, type, kp, kn, vp, vn, true);
+}
+
+static uint32_t h_remove_map_value(void *e, uint32_t type, uint32_t kp, uint32_t kn)
+{
+    struct arc_pl_inst *in = e;
+    const uint8_t *k = gmem(in, kp, kn);
+    if (!k)
+        return WR_INVALID_MEMORY;
+    struct arc_pl_hmap *m = map_of(in, type);
+    if (!m || m != run_of(in)->map || (kn && k[0] == ':'))
+        return WR_BAD_ARGUMENT;
+    hmap_remove(m, k, kn);              /* absent: Ok, as Envoy answers */
+    return WR_OK;
+}
+
+static uint32_t h_get_map_pairs(void *e, uint32_t type, uint32_t ret_ptr, uint32_t ret_size)
+{
+    struct arc_pl_inst *in = e;
+    struct arc_pl_hmap *m = map_of(in, type);
+    if (!m)
+        return WR_BAD_ARGUMENT;
+    size_t len = pairs_size(m);
+    uint8_t *buf = arc_arena_alloc(run_of(in)->arena, len);
+    if (!buf)
+        return WR_INTERNAL;
+    uint32_t cnt = (uint32_t)m->n;
+    memcpy(buf, &cnt, 4);
+    size_t off = 4 + 8 * m->n;
+    for (size_t i = 0; i < m->n; i++) {
+        uint32_t kl = (uint32_t)m->v[i].name.len, vl = (uint32_t)m->v[i].value.len;
+        memcpy(buf + 4 + 8 * i, &kl, 4);
+        memcpy(buf + 8 + 8 * i, &vl, 4);
+        memcpy(buf + off, m->v[i].name.p, kl);
+        buf[off + kl] = 0;
+        off += kl + 1;
+        memcpy(buf + off, m->v[i].value.p, vl);
+        buf[off + vl] = 0;
+        off += vl + 1;
+    }
+    return ret_bytes(in, buf, len, ret_ptr, ret_size);
+}
+
+/* Parses the ABI's serialised pairs into `out` (copies into the arena). */
+static uint32_t parse_pairs(struct arc_pl_inst *in, uint32_t p, uint32_t n, struct arc_pl_hmap *out,
+                            bool allow_pseudo)
+{
+    const uint8_t *b = gmem(in, p, n);
+    if (!b)
+        return WR_INVALID_MEMORY;
+    if (n == 0)
+        return WR_OK;
+    if (n < 4)
+        return WR_BAD_ARGUMENT;
+    uint32_t cnt;
+    memcpy(&cnt, b, 4);
+    if (cnt > (n - 4) / 8)
+        return WR_BAD_ARGUMENT;
+    size_t off = 4 + 8 * (size_t)cnt;
+    for (uint32_t i = 0; i < cnt; i++) {
+        uint32_t kl, vl;
+        memcpy(&kl, b + 4 + 8 * i, 4);
+        memcpy(&vl, b + 8 + 8 * i, 4);
+        if ((uint64_t)off + kl + 1 + vl + 1 > n)
+            return WR_BAD_ARGUMENT;
+        const uint8_t *k = b + off, *v = b + off + kl + 1;
+        off += (size_t)kl + 1 + vl + 1;
+        if (!name_ok(k, kl) || !value_ok(v, vl) || (k[0] == ':' && !allow_pseudo) ||
+            !room(out, 1, (size_t)kl + vl))
+            return WR_BAD_ARGUMENT;
+        if (!arc_pl_hmap_add(out, (struct arc_str){ (const char *)k, kl },
+                             (struct arc_str){ (const char *)v, vl }))
+            return WR_INTERNAL;
+    }
+    return WR_OK;
+}
+
+static uint32_t h_set_map_pairs(void *e, uint32_t type, uint32_t p, uint32_t n)
+{
+    struct arc_pl_inst *in = e;
+    struct arc_pl_hmap *m = map_of(in, type);
+    if (!m || m != run_of(in)->map)
+        return WR_BAD_ARGUMENT;
+    struct arc_pl_hmap nm = { .arena = m->arena, .added = m->added };
+    uint32_t rc = parse_pairs(in, p, n, &nm, true);
+    if (rc != WR_OK)
+        return rc;
+    /* Pseudo-headers the new set leaves out keep their values. */
+    struct arc_pl_hmap keep = { .arena = m->arena };
+    for (size_t i = 0; i < m->n; i++)
+        if (m->v[i].name.len && m->v[i].name.p[0] == ':' &&
+            !arc_pl_hmap_get(&nm, m->v[i].name.p, m->v[i].name.len) &&
+            !arc_pl_hmap_view(&keep, m->v[i].name, m->v[i].value))
+            return WR_INTERNAL;
+    for (size_t i = 0; i < nm.n; i++)
+        if (!arc_pl_hmap_view(&keep, nm.v[i].name, nm.v[i].value))
+            return WR_INTERNAL;
+    m->v = keep.v;
+    m->n = keep.n;
+    m->cap = keep.cap;
+    m->added = nm.added;
+    m->changed = true;
+    return WR_OK;
+}
+
+static uint32_t h_get_map_size(void *e, uint32_t type, uint32_t ret)
+{
+    struct arc_pl_inst *in = e;
+    struct arc_pl_hmap *m = map_of(in, type);
+    if (!m)
+        return WR_BAD_ARGUMENT;
+    return put_u32(in, ret, (uint32_t)pairs_size(m)) ? WR_OK : WR_INVALID_MEMORY;
+}
+
+static uint32_t h_get_buffer_bytes(void *e, uint32_t type, uint32_t start, uint32_t max,
+                                   uint32_t ret_ptr, uint32_t ret_size)
+{
+    struct arc_pl_inst *in = e;
+    const char *data = "";
+    size_t len = 0;
+    if (type == BUF_PLUGIN_CONFIGURATION) {
+        data = in->pl->roots[in->cfg_root].p;
+        len = in->pl->roots[in->cfg_root].len;
+    } else if (type != BUF_VM_CONFIGURATION) {
+        return WR_UNIMPLEMENTED;        /* bodies and call data: not yet */
+    }
+    size_t s = ARC_MIN((size_t)start, len);
+    size_t l = ARC_MIN((size_t)max, len - s);
+    return ret_bytes(in, data + s, l, ret_ptr, ret_size);
+}
+
+static uint32_t h_get_buffer_status(void *e, uint32_t type, uint32_t ret_len, uint32_t ret_flags)
+{
+    struct arc_pl_inst *in = e;
+    size_t len;
+    if (type == BUF_PLUGIN_CONFIGURATION)
+        len = in->pl->roots[in->cfg_root].len;
+    else if (type == BUF_VM_CONFIGURATION)
+        len = 0;
+    else
+        return WR_UNIMPLEMENTED;
+    return put_u32(in, ret_len, (uint32_t)len) && put_u32(in, ret_flags, 1) ? WR_OK
+                                                                          : WR_INVALID_MEMORY;
+}
+
+static uint32_t h_send_local_response(void *e, uint32_t status, uint32_t dp, uint32_t dn,
+                                      uint32_t bp, uint32_t bn, uint32_t hp, uint32_t hn,
+                                      uint32_t grpc)
+{
+    (void)grpc;
+    struct arc_pl_inst *in = e;
+    struct arc_pl_run *r = run_of(in);
+    const uint8_t *body = gmem(in, bp, bn);
+    if (!gmem(in, dp, dn) || !body || !gmem(in, hp, hn))
+        return WR_INVALID_MEMORY;
+    if (!r || status < 200 || status > 599 || bn > ARC_PL_LOCAL_BODY_MAX)
+        return WR_BAD_ARGUMENT;
+    struct arc_pl_hmap h = { .arena = r->arena };
+    uint32_t rc = parse_pairs(in, hp, hn, &h, false);
+    if (rc != WR_OK)
+        return rc;
+    bool ok = true;
+    r->local = (struct arc_pl_local){
+        .status = (int)status,
+        .body = arena_str(r->arena, body, bn, false, &ok),
+        .hdrs = h.v, .n_hdrs = h.n,
+    };
+    if (!ok)
+        return WR_INTERNAL;
+    r->has_local = true;
+    return WR_OK;
+}
+
+/* ------------------------------------------------------------ shared data */
+
+static struct arc_pl_shared *shared_find(struct arc_pl_wslot *s, const uint8_t *k, uint32_t kn)
+{
+    for (uint32_t i = 0; i < s->n_shared; i++)
+        if (s->shared[i].klen == kn && memcmp(s->shared[i].key, k, kn) == 0)
+            return &s->shared[i];
+    return NULL;
+}
+
+static uint32_t h_get_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t ret_ptr,
+                                  uint32_t ret_size, uint32_t ret_cas)
+{
+    struct arc_pl_inst *in = e;
+    const uint8_t *k = gmem(in, kp, kn);
+    if (!k || !gmem(in, ret_cas, 4))
+        return WR_INVALID_MEMORY;
+    struct arc_pl_shared *d = shared_find(in->slot, k, kn);
+    if (!d)
+        return WR_NOT_FOUND;
+    uint32_t cas = d->cas;
+    /* (the guest's allocator may run: d is not used after this) */
+    uint32_t rc = ret_bytes(in, d->value, d->vlen, ret_ptr, ret_size);
+    if (rc == WR_OK)
+        put_u32(in, ret_cas, cas);
+    return rc;
+}
+
+static uint32_t h_set_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t vp, uint32_t vn,
+                                  uint32_t cas)
+{
+    struct arc_pl_inst *in = e;
+    struct arc_pl_wslot *s = in->slot;
+    const uint8_t *k = gmem(in, kp, kn), *v = gmem(in, vp, vn);
+    if (!k || !v)
+        return WR_INVALID_MEMORY;
+    struct arc_pl_shared *d = shared_find(s, k, kn);
+    if (cas && (!d || d->cas != cas))
+        return WR_CAS_MISMATCH;
+    size_t old = d ? (size_t)d->klen + d->vlen : 0;
+    if (s->shared_bytes - old + kn + vn > ARC_PL_SHARED_MAX_BYTES ||
+        (!d && s->n_shared >= ARC_PL_SHARED_MAX_KEYS))
+        return WR_BAD_ARGUMENT;
+    char *nv = malloc(vn ? vn : 1);
+    if (!nv)
+        return WR_INTERNAL;
+    if (vn)
+        memcpy(nv, v, vn);
+    if (!d) {
+        if (s->n_shared == s->cap_shared) {
+            uint32_t cap = s->cap_shared ? s->cap_shared * 2 : 8;
+            struct arc_pl_shared *t = realloc(s->shared, cap * sizeof(*t));
+            if (!t) {
+                free(nv);
+                return WR_INTERNAL;
+            }
+            s->shared = t;
+            s->cap_shared = cap;
+        }
+        char *nk = malloc(kn ? kn : 1);
+        if (!nk) {
+            free(nv);
+            return WR_INTERNAL;
+        }
+        if (kn)
+            memcpy(nk, k, kn);
+        d = &s->shared[s->n_shared++];
+        *d = (struct arc_pl_shared){ .key = nk, .klen = kn };
+    }
+    free(d->value);
+    d->value = nv;
+    d->vlen = vn;
+    if (++s->next_cas == 0)
+        s->next_cas = 1;
+    d->cas = s->next_cas;
+    s->shared_bytes = s->shared_bytes - old + kn + vn;
+    return WR_OK;
+}
+
+/* ------------------------------------------------------------ metrics */
+
+static bool metric_name_ok(const uint8_t *p, uint32_t n)
+{
+    if (n == 0 || n >= sizeof(((struct arc_pl_metric_def *)0)->name))
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
+              (p[i] >= '0' && p[i] <= '9') || strchr("_.:-/", p[i])))
+            return false;
+    return true;
+}
+
+static uint32_t h_define_metric(void *e, uint32_t type, uint32_t np, uint32_t nn, uint32_t ret)
+{
+    struct arc_pl_inst *in = e;
+    struct arc_pl_plugin *pl = (struct arc_pl_plugin *)in->pl;
+    const uint8_t *name = gmem(in, np, nn);
+    if (!name || !gmem(in, ret, 4))
+        return WR_INVALID_MEMORY;
+    if (type > 2 || !metric_name_ok(name, nn))
+        return WR_BAD_ARGUMENT;
+    uint32_t n = atomic_load_explicit(&pl->n_metrics, memory_order_acquire), id = UINT32_MAX;
+    for (uint32_t i = 0; i < n && id == UINT32_MAX; i++)
+        if (strlen(pl->metric_defs[i].name) == nn && memcmp(pl->metric_defs[i].name, name, nn) == 0)
+            id = i;
+    if (id == UINT32_MAX) {
+        pthread_mutex_lock(&pl->metric_lock);
+        n = atomic_load_explicit(&pl->n_metrics, memory_order_relaxed);
+        for (uint32_t i = 0; i < n && id == UINT32_MAX; i++)
+            if (strlen(pl->metric_defs[i].name) == nn &&
+                memcmp(pl->metric_defs[i].name, name, nn) == 0)
+                id = i;
+        if (id == UINT32_MAX && n < ARC_PL_MAX_METRICS) {
+            memcpy(pl->metric_defs[n].name, name, nn);
+            pl->metric_defs[n].name[nn] = '\0';
+            pl->metric_defs[n].type = type;
+            atomic_store_explicit(&pl->n_metrics, n + 1, memory_order_release);
+            id = n;
+        }
+        pthread_mutex_unlock(&pl->metric_lock);
+    }
+    if (id == UINT32_MAX || pl->metric_defs[id].type != type)
+        return WR_BAD_ARGUMENT;         /* full, or the name has another type */
+    put_u32(in, ret, id);
+    return WR_OK;
+}
+
+static struct arc_pl_metric_val *metric_of(struct arc_pl_inst *in, uint32_t id, uint32_t *type)
+{
+    if (id >= atomic_load_explicit(&in->pl->n_metrics, memory_order_acquire))
+        return NULL;
+    *type = in->pl->metric_defs[id].type;
+    return &in->slot->metrics[id];
+}
+
+static uint32_t h_increment_metric(void *e, uint32_t id, uint64_t off)
+{
+    uint32_t type;
+    struct arc_pl_metric_val *m = metric_of(e, id, &type);
+    if (!m || type == 2 || (type == 0 && (int64_t)off < 0))
+        return m ? WR_BAD_ARGUMENT : WR_NOT_FOUND;
+    atomic_store_explicit(&m->v, atomic_load_explicit(&m->v, memory_order_relaxed) + (int64_t)off,
+                          memory_order_relaxed);
+    return WR_OK;
+}
+
+static uint32_t h_record_metric(void *e, uint32_t id, uint64_t value)
+{
+    uint32_t type;
+    struct arc_pl_metric_val *m = metric_of(e, id, &type);
+    if (!m)
+        return WR_NOT_FOUND;
+    if (type == 0)
+        return WR_BAD_ARGUMENT;
+    if (type == 1) {
+        atomic_store_explicit(&m->v, (int64_t)value, memory_order_relaxed);
+        return WR_OK;
+    }
+    atomic_store_explicit(&m->v, atomic_load_explicit(&m->v, memory_order_relaxed) + (int64_t)value,
+                          memory_order_relaxed);
+    atomic_store_explicit(&m->n, atomic_load_explicit(&m->n, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    return WR_OK;
+}
+
+static uint32_t h_get_metric(void *e, uint32_t id, uint32_t ret)
+{
+    struct arc_pl_inst *in = e;
+    uint32_t type;
+    if (!metric_of(in, id, &type))
+        return WR_NOT_FOUND;
+    uint8_t *p = gmem(in, ret, 8);
+    if (!p)
+        return WR_INVALID_MEMORY;
+    int64_t sum = 0;                    /* over every worker (relaxed reads) */
+    for (unsigned w = 0; w < in->pl->n_workers; w++)
+        sum += atomic_load_explicit(&in->pl->w[w].metrics[id].v, memory_order_relaxed);
+    memcpy(p, &sum, 8);
+    return WR_OK;
+}
+
+void arc_plugin_metrics_render(struct arc_sbuf *out, const struct arc_pl_set *set)
+{
+    static const char *const kind[3] = { "counter", "gauge", "histogram" };
+    bool head[3] = { false, false, false };
+    for (size_t i = 0; set && i < set->n; i++) {
+        const struct arc_pl_plugin *pl = &set->pl[i];
+        uint32_t n = pl->w ? atomic_load_explicit(&((struct arc_pl_plugin *)pl)->n_metrics,
+                                                  memory_order_acquire) : 0;
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t t = pl->metric_defs[k].type;
+            int64_t v = 0;
+            uint64_t cnt = 0;
+            for (unsigned w = 0; w < pl->n_workers; w++) {
+                v += atomic_load_explicit(&pl->w[w].metrics[k].v, memory_order_relaxed);
+                cnt += atomic_load_explicit(&pl->w[w].metrics[k].n, memory_order_relaxed);
+            }
+            if (!head[t]) {
+                head[t] = true;
+                arc_sbuf_printf(out, "# HELP arc_plugin_%s Metrics plugins define "
+                                "(proxy_define_metric), summed over workers.\n"
+                                "# TYPE arc_plugin_%s %s\n", kind[t], kind[t],
+                                t == 2 ? "summary" : kind[t]);
+            }
+            if (t == 2)
+                arc_sbuf_printf(out, "arc_plugin_histogram_sum{plugin=\"%s\",name=\"%s\"} %lld\n"
+                                "arc_plugin_histogram_count{plugin=\"%s\",name=\"%s\"} %llu\n",
+                                pl->name, pl->metric_defs[k].name, (long long)v, pl->name,
+                                pl->metric_defs[k].name, (unsigned long long)cnt);
+            else
+                arc_sbuf_printf(out, "arc_plugin_%s{plugin=\"%s\",name=\"%s\"} %lld\n", kind[t],
+                                pl->name, pl->metric_defs[k].name, (long long)v);
+        }
+    }
+}
+
+static uint32_t h_set_effective_context(void *e, uint32_t id)
+{
+    return WR_OK;
+}
+
+static void h_proc_exit(void *e, uint32_t code)
+{
+    (void)e;
+    (void)code;
+    /* The guest gave up (the AssemblyScript SDK's abort). */
+    arc_pl__exit_trap();
+}
+
+const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS] = {
+    { "proxy_log", "iii>i" },
+    { "proxy_get_log_level", "i>i" },
+    { "proxy_get_current_time_nanoseconds", "i>i" },
+    { "proxy_get_property", "iiii>i" },
+    { "proxy_get_header_map_value", "iiiii>i" },
+    { "proxy_add_header_map_value", "iiiii>i" },
+    { "proxy_replace_header_map_value", "iiiii>i" },
+    { "proxy_remove_header_map_value", "iii>i" },
+    { "proxy_get_header_map_pairs", "iii>i" },
+    { "proxy_set_header_map_pairs", "iii>i" },
+    { "proxy_get_header_map_size", "ii>i" },
+    { "proxy_get_buffer_bytes", "iiiii>i" },
+    { "proxy_get_buffer_status", "iii>i" },
+    { "proxy_send_local_response", "iiiiiiii>i" },
+    { "proxy_set_effective_context", "i>i" },
+    { "proc_exit", "i>" },
+    { "proxy_get_shared_data", "iiiii>i" },
+    { "proxy_set_shared_data", "iiiii>i" },
+    { "proxy_define_metric", "iiii>i" },
+    { "proxy_increment_metric", "iI>i" },
+    { "proxy_record_metric", "iI>i" },
+    { "proxy_get_metric", "ii>i" },
+};
+
+const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
+    (arc_w2c_fn)h_log, (arc_w2c_fn)h_get_log_level, (arc_w2c_fn)h_time,
+    (arc_w2c_fn)h_get_property, (arc_w2c_fn)h_get_map_value, (arc_w2c_fn)h_add_map_value,
+    (arc_w2c_fn)h_replace_map_value, (arc_w2c_fn)h_remove_map_value,
+    (arc_w2c_fn)h_get_map_pairs, (arc_w2c_fn)h_set_map_pairs, (arc_w2c_fn)h_get_map_size,
+    (arc_w2c_fn)h_get_buffer_bytes, (arc_w2c_fn)h_get_buffer_status,
+    (arc_w2c_fn)h_send_local_response, (arc_w2c_fn)h_set_effective_context,
+    (arc_w2c_fn)h_proc_exit, (arc_w2c_fn)h_get_shared_data, (arc_w2c_fn)h_set_shared_data,
+    (arc_w2c_fn)h_define_metric, (arc_w2c_fn)h_increment_metric, (arc_w2c_fn)h_record_metric,
+    (arc_w2c_fn)h_get_metric,
+};
+
+/* ------------------------------------------------------------ runs */
+
+struct arc_pl_run *arc_pl_run_new(struct arc_pl_set *set, unsigned worker,
+                                  const uint32_t *plugins, const uint32_t *roots, size_t n,
+                                  struct arc_arena *arena, const struct arc_pl_props *props)
+{
+    struct arc_pl_run *r = arc_arena_alloc(arena, sizeof(*r));
+    struct arc_pl_ctx *c = arc_arena_alloc(arena, (n ? n : 1) * sizeof(*c));
+    if (!r || !c)
+        return NULL;
+    *r = (struct arc_pl_run){ .set = set, .worker = worker, .n = n, .ctx = c,
+                              .props = props, .arena = arena };
+    for (size_t i = 0; i < n; i++)
+        c[i] = (struct arc_pl_ctx){ .plugin = plugins[i], .root = roots ? roots[i] : 0, .run = r };
+    return r;
+}
+
+/* Applies the plugin's failure policy after a failed call on ctx. */
+static enum arc_pl_verdict failed(struct arc_pl_run *r, struct arc_pl_ctx *c, int code)
+{
+    const struct arc_pl_plugin *pl = &r->set->pl[c->plugin];
+    r->fail = code == ARC_TRAP_BUDGET ? ARC_PL_FAIL_BUDGET
+              : code ? ARC_PL_FAIL_TRAP : ARC_PL_FAIL_UNAVAILABLE;
+    if (code) {
+        static __thread uint64_t last_sec;
+        uint64_t sec = arc_pl__now_ns() / 1000000000ull;
+        if (sec != last_sec) {          /* one line a second per worker at most */
+            last_sec = sec;
+            fprintf(stderr, "arc: plugin '%s' failed: %s (%s)\n", pl->name,
+                    arc_pl__trap_text(code), pl->fail_open ? "fail_open" : "fail_closed");
+        }
+    }
+    c->inst = NULL;
+    c->dead = true;
+    r->has_local = false;
+    return pl->fail_open ? ARC_PL_CONTINUE : ARC_PL_FAIL;
+}
+
+static bool ctx_live(const struct arc_pl_ctx *c)
+{
+    return c->inst && !c->inst->dead && c->inst->gen == c->gen;
+}
+
+static enum arc_pl_verdict stage(struct arc_pl_run *r, struct arc_pl_hmap *map, int type,
+                                 enum arc_pl_export e, bool eos, uint64_t now_ms)
+{
+    r->map = map;
+    r->map_type = type;
+    r->fail = ARC_PL_FAIL_NONE;
+    for (size_t i = 0; i < r->n; i++) {
+        struct arc_pl_ctx *c = &r->ctx[i];
+        if (c->dead)
+            continue;                   /* failed open earlier: the filter is out */
+        if (c->created && !ctx_live(c))
+            c->created = false;         /* another exchange's failure discarded the
+                                           instance: this one starts a new context
+                                           on the rebuilt one, unaffected */
+        if (!c->created) {
+            struct arc_pl_inst *in = arc_pl__pick(&r->set->pl[c->plugin], r->worker, now_ms);
+            c->created = true;
+            if (!in) {
+                if (failed(r, c, 0) == ARC_PL_FAIL)
+                    return ARC_PL_FAIL;
+                continue;
+            }
+            c->inst = in;
+            c->gen = in->gen;
+            c->id = in->next_ctx++;
+            if (in->next_ctx == 0)
+                in->next_ctx = r->set->pl[c->plugin].n_roots + 1;
+            uint32_t rv;
+            in->cur = c;
+            int code = arc_pl__call(in, PLX_ON_CONTEXT_CREATE, &rv, 2, c->id, c->root + 1, 0);
+            in->cur = NULL;
+            if (code) {
+                if (failed(r, c, code) == ARC_PL_FAIL)
+                    return ARC_PL_FAIL;
+                continue;
+            }
+        }
+        if (!ctx_live(c)) {
+            if (failed(r, c, 0) == ARC_PL_FAIL)
+                return ARC_PL_FAIL;
+            continue;
+        }
+        uint32_t action = 0;
+        struct arc_pl_inst *in = c->inst;
+        in->cur = c;
+        int code = arc_pl__call(in, e, &action, 3, c->id, (uint32_t)map->n, eos);
+        in->cur = NULL;
+        if (code) {
+            if (failed(r, c, code) == ARC_PL_FAIL)
+                return ARC_PL_FAIL;
+            continue;
+        }
+        if (r->has_local)
+            return ARC_PL_LOCAL;
+        if (action != 0) {
+            /* Pause without a local answer: Arc's exchanges cannot wait for
+             * proxy_continue_stream yet, so this is the filter failing. */
+            static __thread uint64_t last_sec;
+            uint64_t sec = arc_pl__now_ns() / 1000000000ull;
+            if (sec != last_sec) {
+                last_sec = sec;
+                fprintf(stderr, "arc: plugin '%s' paused a stream; pausing is not supported "
+                        "yet\n", r->set->pl[c->plugin].name);
+            }
+            if (failed(r, c, 0) == ARC_PL_FAIL)
+                return ARC_PL_FAIL;
+        }
+    }
+    return ARC_PL_CONTINUE;
+}
+
+enum arc_pl_verdict arc_pl_request_headers(struct arc_pl_run *r, struct arc_pl_hmap *map,
+                                           bool eos, uint64_t now_ms)
+{
+    enum arc_pl_verdict v = stage(r, map, MAP_REQUEST_HEADERS, PLX_ON_REQUEST_HEADERS, eos, now_ms);
+    r->req_map = map;
+    r->map = NULL;
+    return v;
+}
+
+enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *r, struct arc_pl_hmap *map,
+                                            bool eos, uint64_t now_ms)
+{
+    enum arc_pl_verdict v = stage(r, map, MAP_RESPONSE_HEADERS, PLX_ON_RESPONSE_HEADERS, eos,
+                                  now_ms);
+    r->map = NULL;
+    return v;
+}
+
+void arc_pl_run_end(struct arc_pl_run *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        struct arc_pl_ctx *c = &r->ctx[i];
+        if (!c->created || !ctx_live(c))
+            continue;
+        struct arc_pl_inst *in = c->inst;
+        static const enum arc_pl_export end[3] = { PLX_ON_DONE, PLX_ON_LOG, PLX_ON_DELETE };
+        in->cur = c;
+        arc_pl__call_seq(in, end, 3, c->id);
+        in->cur = NULL;
+    }
+    r->n = 0;
+}

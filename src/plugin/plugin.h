@@ -1,0 +1,157 @@
+/**
+ * proxy-wasm plugins: modules compiled ahead of time (.wasm → wasm2c → cc →
+ * .so, cached by content hash), loaded with dlopen when a config is
+ * compiled, and run per worker with their own instances (nothing shared
+ * between workers). Every guest call is contained: a trap (out-of-bounds
+ * access, unreachable, stack exhaustion, proc_exit) or a call that runs
+ * past its CPU budget unwinds to the host, the instance is discarded and
+ * rebuilt, and the exchange gets the plugin's on_error policy.
+ *
+ * Lifetimes: a plugin set belongs to one snapshot (built on the control
+ * thread by arc_plugin_set_new, freed with the snapshot). Its per-worker
+ * instances are touched only by that worker (slice `worker` of each
+ * plugin). A per-exchange run (struct arc_pl_run) lives in the exchange's
+ * arena and ends with arc_pl_run_end.
+ */
+#ifndef ARC_PLUGIN_PLUGIN_H
+#define ARC_PLUGIN_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/common.h"
+
+struct arc_config;
+struct sockaddr;
+struct arc_plugin_conf;
+struct arc_config_errors;
+struct arc_pl_set;
+struct arc_pl_plugin;
+
+/* A header field as the host sees it (same layout as the proxy's views). */
+struct arc_pl_field {
+    struct arc_str name, value;
+};
+
+/* A mutable header map for one stage: pseudo-headers first (":method",
+ * ":path", ":authority", ":scheme" for requests, ":status" for responses),
+ * then the fields. Entries live in `arena`. */
+#define ARC_PL_MAP_MAX_FIELDS 1024          /* entries a filter may grow a map to */
+#define ARC_PL_MAP_MAX_BYTES (256u << 10)   /* name + value bytes added by filters */
+#define ARC_PL_LOCAL_BODY_MAX (1u << 20)    /* body of a proxy_send_local_response */
+struct arc_pl_hmap {
+    struct arc_pl_field *v;
+    size_t n, cap;
+    size_t added;                       /* bytes filters added (ARC_PL_MAP_MAX_BYTES) */
+    struct arc_arena *arena;
+    bool changed;
+};
+
+/* What proxy_get_property can answer about the exchange (views valid for
+ * the exchange's life). */
+struct arc_pl_props {
+    struct arc_str method, path, url_path, authority, scheme, protocol, route_name;
+    const struct sockaddr *source;      /* the client (formatted only when asked), or NULL */
+    uint64_t start_ns;                  /* request.time, wall clock ns */
+};
+
+/* A local answer a filter asked for (proxy_send_local_response). */
+struct arc_pl_local {
+    int status;
+    struct arc_str body;
+    struct arc_pl_field *hdrs;
+    size_t n_hdrs;
+};
+
+enum arc_pl_verdict {
+    ARC_PL_CONTINUE = 0,    /* go on (fail_open failures included) */
+    ARC_PL_LOCAL,           /* answer with run->local */
+    ARC_PL_FAIL,            /* fail_closed failure: answer 500 */
+};
+
+/* Why the last stage's guest call failed (counted by the caller). */
+enum arc_pl_fail {
+    ARC_PL_FAIL_NONE = 0,
+    ARC_PL_FAIL_TRAP,       /* a trap: out of bounds, unreachable, stack, proc_exit */
+    ARC_PL_FAIL_BUDGET,     /* the call ran past the plugin's budget */
+    ARC_PL_FAIL_UNAVAILABLE,/* no healthy instance (rebuild failed; backing off) */
+};
+
+/* One exchange's plugin contexts: one per plugin on its route. */
+struct arc_pl_run {
+    struct arc_pl_set *set;
+    unsigned worker;
+    size_t n;
+    struct arc_pl_ctx *ctx;             /* [n] */
+    struct arc_pl_hmap *map;            /* the map of the stage running */
+    int map_type;                       /* its proxy-wasm map type */
+    struct arc_pl_hmap *req_map;        /* request headers, readable afterwards */
+    const struct arc_pl_props *props;
+    struct arc_pl_local local;
+    bool has_local;
+    enum arc_pl_fail fail;              /* of the last stage, ARC_PL_FAIL_NONE if none */
+    struct arc_arena *arena;
+};
+
+/**
+ * Compiles (or finds in the cache) and loads every module of cfg's
+ * plugins.wasm[], instantiates `n_workers` × pool instances of each and
+ * configures them (proxy_on_vm_start, proxy_on_configure). Returns 0 and
+ * *out (NULL when there are no plugins), or -1 with positioned errors
+ * appended. Thread: control.
+ */
+int arc_plugin_set_new(const struct arc_config *cfg, unsigned n_workers,
+                       struct arc_pl_set **out, struct arc_config_errors *errs);
+void arc_plugin_set_free(struct arc_pl_set *set);
+
+/* Index of a plugin by name, or -1. */
+int arc_plugin_index(const struct arc_pl_set *set, const char *name);
+
+/**
+ * Starts a run for an exchange on `worker` over the plugins listed (indexes
+ * into the set) with their root configurations (arc_route_conf's
+ * plugin_roots; NULL = each plugin's own), allocating from `arena`.
+ * Returns NULL on out of memory.
+ */
+struct arc_pl_run *arc_pl_run_new(struct arc_pl_set *set, unsigned worker,
+                                  const uint32_t *plugins, const uint32_t *roots, size_t n,
+                                  struct arc_arena *arena, const struct arc_pl_props *props);
+
+/* on_request_headers / on_response_headers of each plugin in order over
+ * `map`. ARC_PL_LOCAL: run->local holds the answer. `now_ms` drives the
+ * failure back-off. Thread: the run's worker. */
+enum arc_pl_verdict arc_pl_request_headers(struct arc_pl_run *run, struct arc_pl_hmap *map,
+                                           bool end_of_stream, uint64_t now_ms);
+enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *run, struct arc_pl_hmap *map,
+                                            bool end_of_stream, uint64_t now_ms);
+/* proxy_on_done, proxy_on_log, proxy_on_delete for every context. */
+void arc_pl_run_end(struct arc_pl_run *run);
+
+/* Appends the plugins' own metrics (proxy_define_metric) in Prometheus
+ * text: arc_plugin_counter / arc_plugin_gauge / arc_plugin_histogram_{sum,count}
+ * {plugin, name}, summed over workers. Thread: control. */
+struct arc_sbuf;
+void arc_plugin_metrics_render(struct arc_sbuf *out, const struct arc_pl_set *set);
+
+/* Where compiled modules are kept unless plugins.cache_dir says otherwise
+ * (heap string; NULL on out of memory). */
+char *arc_plugin_default_cache_dir(void);
+
+/* `arc plugin build [--cache-dir DIR] FILE.wasm...`: compiles each module
+ * into the cache (as a config load would) and loads it once to check it;
+ * prints "ok <object path>" per module. Exit status 0, 1 (a module failed,
+ * said on stderr) or 2 (usage). */
+int arc_plugin_cli(int argc, char **argv);
+
+/* Header map helpers (lower-cased names; false = out of memory).
+ * arc_pl_hmap_add copies name and value into the map's arena;
+ * arc_pl_hmap_view keeps them as they are (they must outlive the map, e.g.
+ * live in the same arena) and copies only a name that needs lower-casing. */
+bool arc_pl_hmap_add(struct arc_pl_hmap *m, struct arc_str name, struct arc_str value);
+bool arc_pl_hmap_view(struct arc_pl_hmap *m, struct arc_str name, struct arc_str value);
+const struct arc_str *arc_pl_hmap_get(const struct arc_pl_hmap *m, const char *name, size_t len);
+
+
+#endif

@@ -1,0 +1,233 @@
+/*
+ * Plugin module internals: the contract between Arc and a compiled module
+ * (the "shim" build.c generates next to wasm2c's output), instances, and
+ * the host functions.
+ *
+ * A compiled module (.so) exports one symbol, arc_w2c_module_v1 (struct
+ * arc_w2c_module). Everything else in it is hidden. The module's imports
+ * (env.proxy_*, wasi_unstable.proc_exit) are forwarders into the host's
+ * table (struct arc_w2c_host); wasm2c's runtime (memories, tables, traps)
+ * is the shim's own, with bounds-checked memory (no signal handler: a
+ * fault in the host stays a crash, never a "plugin trap") and a trap that
+ * calls the host, which longjmps to the per-thread point set around the
+ * guest call.
+ *
+ * CPU budget: the generated C is rewritten so that every function entry
+ * and every backward branch (a `goto` to a loop label) decrements a fuel
+ * counter in the instance header; when it runs out the host checks the
+ * monotonic clock against the call's deadline and either refills it or
+ * traps (ARC_TRAP_BUDGET). No signal, no syscall per call; an infinite
+ * loop or unbounded recursion cannot avoid a back-edge or a call.
+ */
+#ifndef ARC_PLUGIN_INT_H
+#define ARC_PLUGIN_INT_H
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "plugin/plugin.h"
+
+#define ARC_W2C_ABI 1
+
+/* Trap codes beyond wasm2c's (wasm_rt_trap_t stays below 32). */
+#define ARC_TRAP_BUDGET 40
+#define ARC_TRAP_EXIT 41        /* proc_exit / abort from the guest */
+#define ARC_TRAP_OOM 42         /* memory could not be allocated */
+#define ARC_TRAP_UNSUPPORTED 43 /* exceptions, or an import Arc cannot run */
+
+/* Fuel units (function entries + back-edges) between clock checks. */
+#define ARC_W2C_FUEL_SLICE 65536
+
+/* Placed by the host right after the wasm2c instance struct, at hdr_off. */
+struct arc_w2c_hdr {
+    int64_t fuel;
+    uint32_t depth;             /* wasm2c's call stack depth, per instance */
+    uint32_t pad;
+    void *host;                 /* struct arc_pl_inst * */
+    char *stack_floor;          /* a guest frame below this traps (stack exhausted) */
+};
+
+/* Native stack a guest call may use below the host frame that called it
+ * (threads have 8 MiB; wasm2c frames hold a function's locals, so the
+ * depth limit alone does not bound it). */
+#define ARC_W2C_STACK_MAX (1u << 20)
+
+typedef void (*arc_w2c_fn)(void);
+
+struct arc_w2c_host {
+    uint32_t abi;
+    void (*trap)(uint32_t code) __attribute__((noreturn));
+    void (*refuel)(struct arc_w2c_hdr *h);
+    arc_w2c_fn const *fns;      /* [ARC_PL_IMPORTS] */
+};
+
+/* Exports the host calls (index into arc_w2c_module.exports). */
+enum arc_pl_export {
+    PLX_ABI_0_2_0, PLX_ABI_0_2_1,
+    PLX_ON_VM_START, PLX_ON_CONFIGURE, PLX_ON_CONTEXT_CREATE,
+    PLX_ON_REQUEST_HEADERS, PLX_ON_RESPONSE_HEADERS,
+    PLX_ON_DONE, PLX_ON_LOG, PLX_ON_DELETE,
+    PLX_ON_MEMORY_ALLOCATE, PLX_MALLOC, PLX_INITIALIZE,
+    PLX__COUNT
+};
+
+struct arc_w2c_module {
+    uint32_t abi;
+    uint32_t hdr_off;           /* offset of struct arc_w2c_hdr in an instance */
+    uint32_t inst_size;         /* hdr_off + sizeof(struct arc_w2c_hdr) */
+    void (*set_host)(const struct arc_w2c_host *h);
+    void (*init_module)(void);
+    void (*instantiate)(void *inst, void *host_ctx);
+    void (*free)(void *inst);
+    void *(*memory)(void *inst);    /* wasm_rt_memory_t * */
+    arc_w2c_fn exports[PLX__COUNT];
+};
+
+/* wasm2c's memory object (wasm-rt.h), mirrored to keep wasm-rt.h out of
+ * Arc's own includes. */
+struct arc_w2c_memory {
+    uint8_t *data;
+    uint32_t pages, max_pages;
+    uint32_t size;
+};
+
+static inline uint64_t arc_pl__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ build.c */
+
+/* Export names and signatures ("params>result", i = u32, I = u64). */
+struct arc_pl_sig {
+    const char *name;
+    const char *sig;
+};
+extern const struct arc_pl_sig arc_pl__exports[PLX__COUNT];
+/* Host functions for imports (module "env" unless said). */
+#define ARC_PL_IMPORTS 24
+extern const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS];
+extern const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS];
+
+/* Builds (or finds in cache_dir) the shared object for `wasm_path`; the
+ * path of the .so is written to so_path. 0, or -1 with a message. Thread:
+ * control (runs wasm2c and the C compiler as child processes). */
+int arc_pl__build(const char *wasm_path, const char *cache_dir, char *so_path, size_t so_len,
+                  char *err, size_t err_len);
+
+/* ------------------------------------------------------------ host.c */
+
+struct arc_pl_module {
+    void *dl;
+    const struct arc_w2c_module *m;
+};
+
+/* One instance: wasm2c's instance struct (+ header) and the host's state. */
+struct arc_pl_inst {
+    void *w2c;                          /* inst_size bytes, header at hdr_off */
+    struct arc_pl_wslot *slot;          /* its worker's slot (shared data) */
+    const struct arc_pl_plugin *pl;
+    struct arc_w2c_memory *mem;
+    uint32_t next_ctx;                  /* HTTP context ids: after the roots */
+    uint32_t cfg_root;                  /* root whose configuration the buffer shows */
+    bool dead;                          /* trapped: rebuilt before the next use */
+    uint32_t gen;                       /* bumped on every rebuild (contexts check it) */
+    uint64_t budget_ns;
+    uint64_t deadline_ns;               /* of the call running */
+    struct arc_pl_ctx *cur;             /* HTTP context of the call running, or NULL */
+};
+
+/* proxy_{get,set}_shared_data: per plugin per worker (see docs/plugins.md). */
+#define ARC_PL_SHARED_MAX_KEYS 1024
+#define ARC_PL_SHARED_MAX_BYTES (1u << 20)      /* keys + values of one store */
+struct arc_pl_shared {
+    char *key, *value;                  /* heap */
+    uint32_t klen, vlen, cas;
+};
+
+/* proxy_define_metric & co: definitions per plugin (appended under a
+ * mutex: defining is rare, usually in proxy_on_configure), values per
+ * worker (one writer each; /metrics sums them with relaxed loads). */
+#define ARC_PL_MAX_METRICS 64
+struct arc_pl_metric_def {
+    char name[128];
+    uint32_t type;                      /* 0 counter, 1 gauge, 2 histogram */
+};
+struct arc_pl_metric_val {
+    _Atomic int64_t v;                  /* counter / gauge value, histogram sum */
+    _Atomic uint64_t n;                 /* histogram: samples */
+};
+
+struct arc_pl_wslot {                   /* one worker's instances of a plugin */
+    struct arc_pl_metric_val metrics[ARC_PL_MAX_METRICS];
+    struct arc_pl_inst *inst;           /* [pool] */
+    struct arc_pl_shared *shared;       /* the worker's shared data, survives rebuilds */
+    uint32_t n_shared, cap_shared;
+    size_t shared_bytes;
+    uint32_t next_cas;
+    uint32_t rr;
+    uint64_t retry_ms;                  /* back-off: no rebuild before this */
+    uint32_t backoff_ms;
+};
+
+struct arc_pl_plugin {
+    char *name, *root_id;
+    struct arc_str *roots;              /* [n_roots]: configurations of the root contexts:
+                                           0 = the plugin's `config`, then the routes' own
+                                           (context id = 1 + index) */
+    uint32_t n_roots;
+    uint64_t budget_ns;
+    uint32_t max_pages;                 /* max_memory in 64 KiB pages */
+    uint32_t pool;
+    bool fail_open;
+    struct arc_pl_module mod;
+    struct arc_pl_wslot *w;             /* [n_workers] */
+    unsigned n_workers;
+    struct arc_pl_metric_def metric_defs[ARC_PL_MAX_METRICS];
+    _Atomic uint32_t n_metrics;         /* defs [0, n) are complete (release/acquire) */
+    pthread_mutex_t metric_lock;        /* serialises definitions */
+};
+
+struct arc_pl_set {
+    struct arc_pl_plugin *pl;
+    size_t n;
+};
+
+struct arc_pl_ctx {
+    uint32_t plugin;                    /* index in the set */
+    bool dead;                          /* failed open: no more calls */
+    struct arc_pl_inst *inst;           /* NULL: no instance (failure policy applied) */
+    uint32_t gen;                       /* inst->gen when the context was created */
+    uint32_t id;
+    uint32_t root;                      /* index into pl->roots */
+    bool created;
+    struct arc_pl_run *run;
+};
+
+/* Creates and configures an instance (start function, _initialize,
+ * proxy_on_vm_start, proxy_on_configure). 0, or -1 with a message. */
+int arc_pl__inst_new(const struct arc_pl_plugin *pl, struct arc_pl_inst **out,
+                     char *err, size_t err_len);
+/* Calls the one-argument exports ev[0..n) in order under one trap point
+ * and one budget (the end of an exchange: on_done, on_log, on_delete). */
+int arc_pl__call_seq(struct arc_pl_inst *in, const enum arc_pl_export *ev, size_t n, uint32_t a0);
+/* Discards a trapped instance's state and builds it again (gen + 1). */
+int arc_pl__inst_rebuild(struct arc_pl_inst *in);
+struct arc_pl_inst *arc_pl__pick(struct arc_pl_plugin *pl, unsigned worker, uint64_t now_ms);
+const char *arc_pl__trap_text(int code);
+/* proc_exit from the guest: unwinds the call as a trap. */
+void arc_pl__exit_trap(void) __attribute__((noreturn));
+
+/* Calls export `e` with up to three u32 arguments inside a trap point and
+ * the instance's budget. Returns 0 (result in *ret) or the trap code. A
+ * call from inside a host function (the guest's allocator) runs under the
+ * outer call's trap point. */
+int arc_pl__call(struct arc_pl_inst *in, enum arc_pl_export e, uint32_t *ret, int nargs,
+                 uint32_t a0, uint32_t a1, uint32_t a2);
+
+#endif

@@ -1,0 +1,301 @@
+/*
+ * The proxy-wasm host surface with a C probe filter (examples/plugins/c/
+ * probe.c, built into tests/e2e/plugins/c_probe.wasm): every host call it
+ * makes, with good and with hostile pointers, lengths, names and values,
+ * answers the ABI's status; traps and budget overruns are contained and
+ * the instance is rebuilt; a module that is not proxy-wasm is refused.
+ */
+#include "test.h"
+
+#include "config/config.h"
+#include "core/sbuf.h"
+#include "plugin/plugin.h"
+#include "plugin/plugin_int.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char cache[] = "/tmp/arc-plugin-test-XXXXXX";
+
+static struct arc_config *config_for(const char *file, const char *conf)
+{
+    struct arc_config *cfg = calloc(1, sizeof(*cfg));
+    cfg->plugins = calloc(1, sizeof(*cfg->plugins));
+    cfg->n_plugins = 1;
+    cfg->plugin_cache_dir = cache;
+    cfg->source = "test.yaml";
+    cfg->plugins[0] = (struct arc_plugin_conf){
+        .name = "probe", .file = (char *)file, .budget_ms = 50, .max_memory = 16 << 20,
+        .pool = 1, .config_json = (char *)conf, .line = 3, .col = 5,
+    };
+    return cfg;
+}
+
+static void config_free(struct arc_config *cfg)
+{
+    free(cfg->plugins);
+    free(cfg);
+}
+
+struct probe {
+    struct arc_config *cfg;
+    struct arc_pl_set *set;
+    struct arc_arena arena;
+    struct arc_pl_props props;
+    struct sockaddr_in src;
+};
+
+static void probe_open(struct probe *p, const char *file)
+{
+    memset(p, 0, sizeof(*p));
+    p->cfg = config_for(file, "the-config");
+    struct arc_config_errors errs = { 0 };
+    CHECK_INT(arc_plugin_set_new(p->cfg, 2, &p->set, &errs), 0);
+    if (errs.n)
+        fprintf(stderr, "%s\n", errs.v[0].msg);
+    arc_config_errors_dispose(&errs);
+    arc_arena_init(&p->arena, 4096);
+    p->props = (struct arc_pl_props){
+        .method = ARC_STR_LIT("GET"), .path = ARC_STR_LIT("/a?b=1"),
+        .url_path = ARC_STR_LIT("/a"), .authority = ARC_STR_LIT("h.example"),
+        .scheme = ARC_STR_LIT("http"), .route_name = ARC_STR_LIT("r"),
+        .source = (const struct sockaddr *)&p->src,
+    };
+    p->src.sin_family = AF_INET;
+    p->src.sin_port = htons(5555);
+    p->src.sin_addr.s_addr = htonl(0x7f000001);
+}
+
+static void probe_close(struct probe *p)
+{
+    arc_plugin_set_free(p->set);
+    arc_arena_dispose(&p->arena);
+    config_free(p->cfg);
+}
+
+/* Runs the request stage with "x-probe: what" (plus extra fields) on
+ * worker `w`; returns the verdict and leaves the map in *out. */
+static enum arc_pl_verdict run_probe(struct probe *p, unsigned w, const char *what,
+                                     struct arc_pl_hmap *m, struct arc_pl_run **out)
+{
+    static const uint32_t idx[1] = { 0 };
+    struct arc_pl_run *r = arc_pl_run_new(p->set, w, idx, NULL, 1, &p->arena, &p->props);
+    *m = (struct arc_pl_hmap){ .arena = &p->arena };
+    arc_pl_hmap_add(m, ARC_STR_LIT(":authority"), ARC_STR_LIT("h.example"));
+    arc_pl_hmap_add(m, ARC_STR_LIT(":path"), ARC_STR_LIT("/a?b=1"));
+    arc_pl_hmap_add(m, ARC_STR_LIT(":method"), ARC_STR_LIT("GET"));
+    arc_pl_hmap_add(m, ARC_STR_LIT(":scheme"), ARC_STR_LIT("http"));
+    arc_pl_hmap_add(m, ARC_STR_LIT("x-dup"), ARC_STR_LIT("a"));
+    arc_pl_hmap_add(m, ARC_STR_LIT("x-dup"), ARC_STR_LIT("b"));
+    arc_pl_hmap_add(m, ARC_STR_LIT("x-probe"), (struct arc_str){ what, strlen(what) });
+    m->changed = false;
+    enum arc_pl_verdict v = arc_pl_request_headers(r, m, true, 0);
+    arc_pl_run_end(r);
+    if (out)
+        *out = r;
+    return v;
+}
+
+/* run_probe with an "x-v: value" field too. */
+static void run_probe_v(struct probe *p, unsigned w, const char *what, const char *value,
+                        struct arc_pl_hmap *m)
+{
+    static const uint32_t idx[1] = { 0 };
+    struct arc_pl_run *r = arc_pl_run_new(p->set, w, idx, NULL, 1, &p->arena, &p->props);
+    *m = (struct arc_pl_hmap){ .arena = &p->arena };
+    arc_pl_hmap_add(m, ARC_STR_LIT("x-probe"), (struct arc_str){ what, strlen(what) });
+    arc_pl_hmap_add(m, ARC_STR_LIT("x-v"), (struct arc_str){ value, strlen(value) });
+    arc_pl_request_headers(r, m, true, 0);
+    arc_pl_run_end(r);
+}
+
+static int rc_of(const struct arc_pl_hmap *m)
+{
+    const struct arc_str *v = arc_pl_hmap_get(m, "x-rc", 4);
+    return v && v->len == 2 ? (v->p[0] - '0') * 10 + (v->p[1] - '0') : -1;
+}
+
+static const char *val_of(const struct arc_pl_hmap *m, char *buf, size_t n)
+{
+    const struct arc_str *v = arc_pl_hmap_get(m, "x-val", 5);
+    snprintf(buf, n, "%.*s", v ? (int)v->len : 0, v ? v->p : "");
+    return buf;
+}
+
+static void test_host_calls(void)
+{
+    struct probe p;
+    probe_open(&p, "tests/e2e/plugins/c_probe.wasm");
+    if (!p.set)
+        return;
+    static const struct { const char *what; int rc; } cases[] = {
+        { "oob-key", 6 },           /* InvalidMemoryAccess */
+        { "oob-len", 6 },
+        { "oob-ret", 6 },
+        { "bad-name", 2 },          /* BadArgument: no CR/LF into a head */
+        { "bad-value", 2 },
+        { "bad-map", 2 },
+        { "remove-absent", 0 },     /* Ok, as Envoy answers */
+        { "prop-missing", 1 },      /* NotFound */
+        { "bad-pairs", 2 },
+        { "local-bad-status", 2 },
+        { "local-bad-pairs", 2 },
+        { "unimplemented", 12 },    /* proxy_http_call: Unimplemented */
+        { "pairs", 0 },
+        { "big-body", 2 },          /* over ARC_PL_LOCAL_BODY_MAX */
+        { "grow-300", 0 },          /* memory.grow past max_memory (16 MiB) fails */
+    };
+    char buf[128];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct arc_pl_hmap m;
+        CHECK_INT(run_probe(&p, 0, cases[i].what, &m, NULL), ARC_PL_CONTINUE);
+        if (rc_of(&m) != cases[i].rc)
+            fprintf(stderr, "case %s\n", cases[i].what);
+        CHECK_INT(rc_of(&m), cases[i].rc);
+    }
+    struct arc_pl_hmap m;
+    /* a filter cannot grow a head past ARC_PL_MAP_MAX_FIELDS (nor x-rc) */
+    run_probe(&p, 0, "flood", &m, NULL);
+    CHECK_INT(m.n, ARC_PL_MAP_MAX_FIELDS);
+    CHECK_INT(rc_of(&m), -1);
+    run_probe(&p, 1, "prop", &m, NULL);
+    CHECK_INT(rc_of(&m), 0);
+    CHECK_STR(val_of(&m, buf, sizeof(buf)), "/a?b=1");
+    /* shared data: per worker, kept across exchanges, compare-and-swap */
+    run_probe(&p, 0, "shared-get", &m, NULL);
+    CHECK_INT(rc_of(&m), 1);
+    run_probe_v(&p, 0, "shared-set", "w0", &m);
+    CHECK_INT(rc_of(&m), 0);
+    run_probe(&p, 0, "shared-get", &m, NULL);
+    CHECK_INT(rc_of(&m), 0);
+    CHECK_STR(val_of(&m, buf, sizeof(buf)), "w0");
+    run_probe(&p, 1, "shared-get", &m, NULL);
+    CHECK_INT(rc_of(&m), 1);                /* worker 1 has its own store */
+    run_probe(&p, 0, "shared-cas", &m, NULL);
+    CHECK_INT(rc_of(&m), 0);
+    run_probe(&p, 0, "shared-get", &m, NULL);
+    CHECK_STR(val_of(&m, buf, sizeof(buf)), "new");
+    /* metrics: defined once, values per worker, read back summed */
+    run_probe(&p, 0, "metrics", &m, NULL);
+    CHECK_INT(rc_of(&m), 0);
+    CHECK_STR(val_of(&m, buf, sizeof(buf)), "1");
+    run_probe(&p, 1, "metrics", &m, NULL);
+    CHECK_STR(val_of(&m, buf, sizeof(buf)), "2");
+    struct arc_sbuf text = { 0 };
+    arc_plugin_metrics_render(&text, p.set);
+    CHECK(text.p && strstr(text.p, "arc_plugin_counter{plugin=\"probe\",name=\"requests\"} 2\n"));
+    CHECK(text.p && strstr(text.p, "arc_plugin_gauge{plugin=\"probe\",name=\"last\"} 84\n"));
+    CHECK(text.p && strstr(text.p, "arc_plugin_histogram_count{plugin=\"probe\",name=\"sizes\"} 2\n"));
+    arc_sbuf_dispose(&text);
+    run_probe(&p, 1, "prop-src", &m, NULL);
+    CHECK_STR(val_of(&m, buf, sizeof(buf)), "127.0.0.1:5555");
+    run_probe(&p, 1, "prop-root", &m, NULL);
+    CHECK_STR(val_of(&m, buf, sizeof(buf)), "probe");
+    run_probe(&p, 1, "config", &m, NULL);
+    CHECK_STR(val_of(&m, buf, sizeof(buf)), "the-config");
+    /* replace: one value left */
+    run_probe(&p, 0, "replace", &m, NULL);
+    CHECK_INT(rc_of(&m), 0);
+    size_t dups = 0;
+    for (size_t i = 0; i < m.n; i++)
+        dups += m.v[i].name.len == 5 && memcmp(m.v[i].name.p, "x-dup", 5) == 0;
+    CHECK_INT(dups, 1);
+    CHECK_STR(arc_pl_hmap_get(&m, "x-dup", 5)->p[0] == 'o' ? "one" : "?", "one");
+    /* a pseudo-header is replaced in place */
+    run_probe(&p, 0, "path", &m, NULL);
+    const struct arc_str *np = arc_pl_hmap_get(&m, ":path", 5);
+    CHECK(np && np->len == 8 && memcmp(np->p, "/new?q=1", 8) == 0);
+    CHECK(m.changed);
+    probe_close(&p);
+}
+
+static void test_traps_and_budget(void)
+{
+    struct probe p;
+    probe_open(&p, "tests/e2e/plugins/c_trap.wasm");
+    if (!p.set)
+        return;
+    struct arc_pl_hmap m;
+    struct arc_pl_run *r;
+    /* c_trap reads x-trap; x-probe is ignored */
+    static const uint32_t idx[1] = { 0 };
+    for (int round = 0; round < 3; round++) {
+        r = arc_pl_run_new(p.set, 0, idx, NULL, 1, &p.arena, &p.props);
+        m = (struct arc_pl_hmap){ .arena = &p.arena };
+        arc_pl_hmap_add(&m, ARC_STR_LIT("x-trap"), round == 1 ? ARC_STR_LIT("unreachable")
+                                                              : ARC_STR_LIT("oob"));
+        CHECK_INT(arc_pl_request_headers(r, &m, true, 0), ARC_PL_FAIL);
+        CHECK_INT(r->fail, ARC_PL_FAIL_TRAP);
+        arc_pl_run_end(r);
+        /* the next exchange gets a rebuilt instance */
+        run_probe(&p, 0, "none", &m, &r);
+        CHECK(arc_pl_hmap_get(&m, "x-trap-filter", 13) != NULL);
+        CHECK_INT(r->fail, ARC_PL_FAIL_NONE);
+    }
+    probe_close(&p);
+
+    probe_open(&p, "tests/e2e/plugins/c_loop.wasm");
+    if (!p.set)
+        return;
+    r = arc_pl_run_new(p.set, 1, idx, NULL, 1, &p.arena, &p.props);
+    m = (struct arc_pl_hmap){ .arena = &p.arena };
+    arc_pl_hmap_add(&m, ARC_STR_LIT("x-loop"), ARC_STR_LIT("forever"));
+    uint64_t t0 = arc_pl__now_ns();
+    CHECK_INT(arc_pl_request_headers(r, &m, true, 0), ARC_PL_FAIL);
+    uint64_t took = arc_pl__now_ns() - t0;
+    CHECK_INT(r->fail, ARC_PL_FAIL_BUDGET);
+    CHECK(took >= 50 * 1000000ull);     /* ran to its 50 ms budget, then stopped */
+    arc_pl_run_end(r);
+    run_probe(&p, 1, "none", &m, &r);
+    CHECK(arc_pl_hmap_get(&m, "x-loop-filter", 13) != NULL);
+    probe_close(&p);
+}
+
+static void test_not_proxy_wasm(void)
+{
+    /* A valid module without the ABI version export. */
+    static const unsigned char plain[] = {
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,     /* magic, version */
+        0x05, 0x03, 0x01, 0x00, 0x01,                       /* memory: min 1 */
+        0x07, 0x0a, 0x01, 0x06, 'm', 'e', 'm', 'o', 'r', 'y', 0x02, 0x00,
+    };
+    char path[64];
+    snprintf(path, sizeof(path), "%s/plain.wasm", cache);
+    FILE *f = fopen(path, "wb");
+    fwrite(plain, 1, sizeof(plain), f);
+    fclose(f);
+    struct arc_config *cfg = config_for(path, NULL);
+    struct arc_config_errors errs = { 0 };
+    struct arc_pl_set *set = NULL;
+    CHECK_INT(arc_plugin_set_new(cfg, 1, &set, &errs), -1);
+    CHECK(set == NULL);
+    CHECK_INT(errs.n, 1);
+    if (errs.n) {
+        CHECK(strstr(errs.v[0].msg, "not a proxy-wasm 0.2.0/0.2.1 module") != NULL);
+        CHECK_INT(errs.v[0].line, 3);
+        CHECK_INT(errs.v[0].col, 5);
+    }
+    arc_config_errors_dispose(&errs);
+    config_free(cfg);
+    unlink(path);
+}
+
+int main(void)
+{
+    if (!mkdtemp(cache)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    RUN(test_host_calls);
+    RUN(test_traps_and_budget);
+    RUN(test_not_proxy_wasm);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", cache);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", cache);
+    return TEST_REPORT();
+}
