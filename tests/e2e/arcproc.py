@@ -405,3 +405,14 @@ def metric(ms, name, **labels):
     want = set(labels.items())
     found = [v for (n, ls), v in ms.items() if n == name and want <= set(ls)]
     return sum(found) if found else None
+
+
+def wait_for(pred, timeout=10.0, step=0.05):
+    """True as soon as pred() is; else pred() once more after `timeout` s
+    (polling every `step` s). Tests wait on a condition, never on a sleep."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()

@@ -14,7 +14,7 @@ import h2.connection
 import h2.events
 import pytest
 
-from arcproc import make_config, metric, route_conf, upstream_conf
+from arcproc import make_config, metric, route_conf, upstream_conf, wait_for
 
 
 class TcpEcho:
@@ -112,13 +112,6 @@ def test_connect_tunnels_bytes_both_ways(arc, echo):
     assert echo.conns == 1
 
 
-def wait_for(pred, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 def test_connect_needs_a_route_that_lists_it(arc, echo):

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf
+from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf, wait_for
 
 CTL_RE = re.compile(r"arc: control plane listening addr=(\S+):(\d+) auth=(\S+)")
 TOKEN = "test-token-0123456789abcdef"
@@ -93,13 +93,6 @@ def raw(port, data, timeout=10.0, host="127.0.0.1"):
         s.close()
 
 
-def wait_for(pred, timeout=10.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def logged(a, pattern, timeout=5.0):

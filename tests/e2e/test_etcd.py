@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from arcproc import make_config, metric, route_conf, to_yaml
+from arcproc import make_config, metric, route_conf, to_yaml, wait_for
 
 ETCD = shutil.which("etcd")
 pytestmark = pytest.mark.skipif(ETCD is None, reason="etcd-server is not installed "
@@ -34,13 +34,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(pred, timeout=10.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 class Etcd:

@@ -16,16 +16,9 @@ import h2.config
 import h2.connection
 import h2.events
 
-from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf
+from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf, wait_for
 
 
-def wait_for(pred, timeout=10.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def rewrite(a, cfg):

@@ -21,18 +21,11 @@ import h2.connection
 import h2.events
 import websockets
 
-from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf
+from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf, wait_for
 
 RELOADS = 100
 
 
-def wait_for(pred, timeout=10.0, step=0.02):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def make_cert(d, name):

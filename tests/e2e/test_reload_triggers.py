@@ -12,18 +12,11 @@ import ssl
 import subprocess
 import time
 
-from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf
+from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf, wait_for
 
 WATCHING = "arc: watching for changes"
 
 
-def wait_for(pred, timeout=10.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def config(body="v1", extra_routes=(), listeners=()):
