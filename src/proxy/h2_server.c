@@ -459,6 +459,13 @@ static void feed_held(struct arc_worker *w, struct h2s *st)
     size_t n = arc_px__bytes_len(&st->held);
     if (n && ex->up && !ex->req_done) {
         ex->bytes_in += n;
+        ex->body_in += n;
+        if (ex->route && ex->route->conf->max_body && ex->body_in > ex->route->conf->max_body) {
+            arc_px__bytes_free(&st->held);
+            st->held_end = false;
+            arc_px__body_over(w, ex);   /* answered 413 (the exchange is gone) */
+            return;
+        }
         arc_px__up_body(w, ex, -1, st->held.p + st->held.off, n, false);
     }
     arc_px__bytes_free(&st->held);
