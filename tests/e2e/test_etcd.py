@@ -198,7 +198,8 @@ def test_bad_values_and_restart_only_changes_are_refused(arc, arc_bin, tmp_path,
     etcd.put("/arc/config", '{"listeners": [], "routes": 7}')
     assert wait_for(lambda: (metric(a.metrics()[0], "arc_config_reloads_total", result="error")
                              or 0) == 1), a.stderr_tail(10)
-    assert "etcd:/arc/config" in a.stderr_text()
+    # (stderr is read by a thread: wait for the line, not just the counter)
+    assert wait_for(lambda: "etcd:/arc/config" in a.stderr_text()), a.stderr_tail(10)
     assert probe(a) == "file"
     changed = node_config(etcd, "v2")
     changed["node"]["workers"] = 2
