@@ -2,7 +2,9 @@
  * arc: command-line entry point.
  *
  *   arc run [-c FILE]     serve
- *   arc check [-c FILE]   validate, print "ok <fingerprint>" or every error
+ *   arc check [-c FILE] [--canonical]
+ *                         validate, print "ok <fingerprint>" (or the canonical
+ *                         JSON) or every error
  *   arc reload | status | config get [-c FILE] [--addr IP:PORT]
  *                         talk to a running Arc's control-plane API
  *   arc config push -c FILE [--etcd URL] [--prefix P]
@@ -91,7 +93,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: arc run [-c FILE]     start the gateway\n"
-            "       arc check [-c FILE]   validate a config; prints 'ok <fingerprint>'\n"
+            "       arc check [-c FILE] [--canonical]\n"
+            "                             validate a config; prints 'ok <fingerprint>', or\n"
+            "                             with --canonical the canonical JSON it hashes\n"
             "       arc reload [-c FILE] [--addr IP:PORT]\n"
             "                             make a running arc read its config file again\n"
             "       arc status [-c FILE] [--addr IP:PORT]\n"
@@ -190,6 +194,20 @@ static const char *opt_config(int argc, char **argv, int *bad)
 static int cmd_check(int argc, char **argv)
 {
     int bad = 0;
+    /* --canonical: print the canonical JSON (what the fingerprint hashes)
+     * instead of "ok <fingerprint>". */
+    bool canonical = false;
+    char *args[argc + 1];
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i >= 2 && strcmp(argv[i], "--canonical") == 0)
+            canonical = true;
+        else
+            args[n++] = argv[i];
+    }
+    args[n] = NULL;
+    argc = n;
+    argv = args;
     const char *path = opt_config(argc, argv, &bad);
     if (bad) {
         usage(stderr);
@@ -202,7 +220,10 @@ static int cmd_check(int argc, char **argv)
     struct arc_snapshot *snap;
     if (build_snapshot(path, &snap) < 0)
         return 1;
-    printf("ok %s\n", snap->cfg->fingerprint);
+    if (canonical)
+        printf("%s\n", snap->cfg->canonical_json);
+    else
+        printf("ok %s\n", snap->cfg->fingerprint);
     arc_snapshot_unref(snap);
     return 0;
 }

@@ -540,3 +540,20 @@ def test_examples_pass_arc_check(arc_bin, name):
     are what operators copy from)."""
     cp = arc_bin.run(["check", "-c", os.path.join(EXAMPLES, name)], timeout=60)
     assert cp.returncode == 0 and cp.stdout.startswith("ok "), (cp.stdout, cp.stderr)
+
+
+def test_check_canonical_prints_what_the_fingerprint_hashes(arc_bin, tmp_path):
+    import hashlib
+    y = tmp_path / "a.yaml"
+    y.write_text("listeners: [{name: h, kind: http, bind: \"127.0.0.1:0\"}]\n"
+                 "routes: [{name: r, match: {path: /}, action: {respond: {status: 204}}}]\n")
+    t = tmp_path / "a.toml"
+    t.write_text("[[listeners]]\nname = \"h\"\nkind = \"http\"\nbind = \"127.0.0.1:0\"\n\n"
+                 "[[routes]]\nname = \"r\"\nmatch.path = \"/\"\naction.respond.status = 204\n")
+    fp = arc_bin.run(["check", "-c", str(y)]).stdout.split()[1]
+    cy = arc_bin.run(["check", "--canonical", "-c", str(y)])
+    ct = arc_bin.run(["check", "-c", str(t), "--canonical"])
+    assert cy.returncode == 0 and ct.returncode == 0, (cy.stderr, ct.stderr)
+    assert cy.stdout == ct.stdout                       # one config, one canonical form
+    assert hashlib.sha256(cy.stdout.rstrip("\n").encode()).hexdigest() == fp
+    json.loads(cy.stdout)
