@@ -17,9 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+static char cache[] = "/tmp/arc-plugin-bench-XXXXXX";
+
 static double bench(const char *file, const char *root_id, long iters, bool response)
 {
-    static char cache[] = "/tmp/arc-plugin-bench-XXXXXX";
     static bool made;
     if (!made && !mkdtemp(cache))
         return -1;
@@ -91,5 +92,7 @@ int main(int argc, char **argv)
            bench(b, NULL, n, true));
     printf("| as_headers (AssemblyScript SDK) | %.0f ns | %.0f ns |\n",
            bench(c, "as_headers", n / 10, false), bench(c, "as_headers", n / 10, true));
-    return 0;
+    char cmd[96];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", cache);
+    return system(cmd) == 0 ? 0 : 1;
 }
