@@ -234,7 +234,8 @@ static int cmd_version(void)
     printf("built with: liburing 2.x, gcc %d.%d, C17\n",
            __GNUC__, __GNUC_MINOR__);
     printf("features: http/1.1 and http/2 proxy (tls, h2c, grpc), yaml+json+toml config, "
-           "hot reload, control-plane api, prometheus metrics\n");
+           "hot reload, control-plane api, prometheus metrics, access log, request ids, "
+           "w3c trace context with otlp export\n");
     char msg[512] = "", report[2048] = "";
     int rc = arc_loop_probe(msg, sizeof(msg), report, sizeof(report));
     printf("io_uring probe:\n");

@@ -426,9 +426,13 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, 
     if (ex->rid_len) {
         char tp[56];
         arc_px__obs_traceparent(ex, tp);
-        arc_sbuf_append(&b, "X-Request-Id: ", 14);
-        arc_sbuf_append(&b, ex->rid, ex->rid_len);
-        arc_sbuf_append(&b, "\r\ntraceparent: ", 15);
+        /* A route's own header operation on X-Request-Id wins. */
+        if (!op_touches(rc->req_headers, rc->n_req_headers, ARC_STR_LIT("x-request-id"))) {
+            arc_sbuf_append(&b, "X-Request-Id: ", 14);
+            arc_sbuf_append(&b, ex->rid, ex->rid_len);
+            arc_sbuf_append(&b, "\r\n", 2);
+        }
+        arc_sbuf_append(&b, "traceparent: ", 13);
         arc_sbuf_append(&b, tp, 55);
         arc_sbuf_append(&b, "\r\n", 2);
     }
@@ -654,7 +658,8 @@ bool arc_px__request_fields(struct arc_exchange *ex, struct arc_hdr **out, size_
     if (ex->rid_len) {
         char tp[56];
         arc_px__obs_traceparent(ex, tp);
-        v[k++] = (struct arc_hdr){ ARC_STR_LIT("x-request-id"), { ex->rid, ex->rid_len } };
+        if (!op_touches(rc->req_headers, rc->n_req_headers, ARC_STR_LIT("x-request-id")))
+            v[k++] = (struct arc_hdr){ ARC_STR_LIT("x-request-id"), { ex->rid, ex->rid_len } };
         v[k++] = (struct arc_hdr){ ARC_STR_LIT("traceparent"),
                                    arc_px__ex_dup(ex, (struct arc_str){ tp, 55 }, &ok) };
     }

@@ -650,3 +650,20 @@ def test_otlp_export_failures_are_counted(arc, servers, tmp_path, arc_bin):
     assert "tracing: export to http://127.0.0.1:%d failed: connect" % gone in a.stderr_text()
     # serving went on, and the access log has every request
     assert len(read_lines(str(tmp_path / "access.log"), 3)) == 3
+
+
+def test_route_header_operation_on_request_id_wins(arc, servers, tmp_path):
+    up = servers.http(name="echo")
+    routes = [route_conf("set", "/set", upstream="echo",
+                         headers=[{"op": "set", "name": "X-Request-Id", "value": "from-route"}]),
+              route_conf("rm", "/rm", upstream="echo",
+                         headers=[{"op": "remove", "name": "X-Request-Id"}])]
+    a = arc(log_config(tmp_path, [upstream_conf("echo", up.addr)], routes=routes))
+    c = a.client()
+    assert c.request("GET", "/set").status == 200
+    ids = [v for k, v in up.requests[-1][3].items if k.lower() == "x-request-id"]
+    assert ids == ["from-route"], ids
+    r = c.request("GET", "/rm", headers={"X-Request-Id": "client"})
+    assert r.status == 200
+    assert [v for k, v in up.requests[-1][3].items if k.lower() == "x-request-id"] == []
+    assert UUID7.match(r.headers.get("x-request-id"))      # the client still gets Arc's id
