@@ -283,6 +283,16 @@ struct arc_control_plane_conf {
     uint32_t max_body;          /* 4mb (ext): larger request bodies get 413 */
 };
 
+/* rate_limits.heavy_hitters: a count-min sketch per worker over client
+ * prefixes (IPv4 /32 and /24, IPv6 /128, /ipv6_prefix and /48). */
+struct arc_heavy_hitters_conf {
+    bool enabled;               /* false */
+    uint32_t width;             /* 2719 (e/0.001) */
+    uint32_t depth;             /* 4 */
+    uint32_t ipv6_prefix;       /* 64 */
+    double threshold_qps;       /* 1000 */
+};
+
 struct arc_config {
     char *source;               /* file path or "<embedded>" */
     char *canonical_json;       /* sorted keys, compact; owned (rules: config/canon.c) */
@@ -301,6 +311,7 @@ struct arc_config {
     struct arc_addr metrics_bind; /* observability.metrics_bind, 127.0.0.1:9090 */
     bool metrics_enabled;       /* observability.metrics_enabled, true */
     struct arc_control_plane_conf control_plane;
+    struct arc_heavy_hitters_conf heavy_hitters;
 };
 
 /**

@@ -121,6 +121,8 @@ void arc_config__routes(struct arc_sctx *s, const struct arc_cn *seq);
 /* schema_limit.c: routes[i].rate_limit (rpath "routes[i]"). */
 void arc_config__rate_limit(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
                             struct arc_route_conf *r);
+/* schema_limit.c: the top-level rate_limits section. */
+void arc_config__rate_limits(struct arc_sctx *s, const struct arc_cn *m);
 
 /* schema_tls.c: `m` is the tls mapping; the conf is allocated even when the
  * mapping is malformed, so the caller's kind checks see that it was given. */

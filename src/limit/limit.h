@@ -189,4 +189,12 @@ uint32_t arc_cms_estimate(const struct arc_cms *s, uint64_t key);
 /* Halves every counter (and total). */
 void arc_cms_decay(struct arc_cms *s);
 
+/* A source prefix and its estimated rate (heavy hitters, proxy/heavy.c). */
+struct arc_rl_hh_item {
+    uint8_t family;             /* 4 or 6 */
+    uint8_t prefix;             /* bits */
+    uint8_t addr[16];           /* network bytes, host bits zero */
+    double qps;
+};
+
 #endif

@@ -38,6 +38,12 @@ bool arc_worker_done(struct arc_worker *w);
 void arc_worker_join(struct arc_worker *w);
 void arc_worker_free(struct arc_worker *w);
 
+/* The heavy-hitter sources the worker published last (rate_limits.
+ * heavy_hitters; at most once a second): up to cap into out, returns how
+ * many. Thread: any (a consistent copy, retried while the worker writes). */
+struct arc_rl_hh_item;
+size_t arc_worker_heavy_hitters(struct arc_worker *w, struct arc_rl_hh_item *out, size_t cap);
+
 /* Monotonic milliseconds. */
 uint64_t arc_now_ms(void);
 

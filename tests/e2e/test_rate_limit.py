@@ -443,3 +443,49 @@ def test_x_forwarded_for_only_from_trusted_proxies(arc, servers):
     # from a peer that is not trusted, X-Forwarded-For is ignored
     assert get("/notrust", "6.6.6.6") == 200
     assert get("/notrust", "7.7.7.7") == 429
+
+
+# ------------------------------------------------------------ heavy hitters
+
+def test_heavy_hitters_listed_by_prefix(arc):
+    """rate_limits.heavy_hitters: a client sending well above threshold_qps
+    is listed at GET /v1/limits/heavy_hitters under its /32 and /24 (summed
+    over the workers it reached); it drops off the list once it is quiet.
+    A client below the threshold is never listed."""
+    from test_control_api import call, ctl_port
+    cfg = make_config([], routes=[route_conf("p", "/p", respond={"status": 200})], workers=2)
+    cfg["control_plane"] = {"enabled": True, "bind": "127.0.0.1:0"}
+    cfg["rate_limits"] = {"heavy_hitters": {"enabled": True, "threshold_qps": 40,
+                                            "width": 1000, "depth": 4}}
+    a = arc(cfg)
+    port = ctl_port(a)
+
+    def listed():
+        r = call(port, "GET", "/v1/limits/heavy_hitters")
+        assert r.status == 200, r
+        j = r.json()
+        assert j["enabled"] is True and j["threshold_qps"] == 40
+        return {h["prefix"]: h["qps"] for h in j["heavy_hitters"]}
+
+    # 10 requests/s for 3 s: a quarter of the threshold, never listed
+    for _ in range(30):
+        assert a.client().request("GET", "/p").status == 200
+        time.sleep(0.1)
+    assert listed() == {}
+    # several connections (both workers), far above the threshold
+    stop_at = time.monotonic() + 3.5
+    seen, lock = [], threading.Lock()
+    ths = [threading.Thread(target=_hammer, args=(a.port, "/p", stop_at, seen, lock))
+           for _ in range(3)]
+    for t in ths:
+        t.start()
+    got = {}
+    while time.monotonic() < stop_at and "127.0.0.1/32" not in got:
+        time.sleep(0.3)
+        got = listed()
+    for t in ths:
+        t.join()
+    assert "127.0.0.1/32" in got and "127.0.0.0/24" in got, got
+    assert got["127.0.0.1/32"] >= 40
+    # quiet again: the estimate halves every second until it is under the bar
+    assert wait_for(lambda: listed() == {}, timeout=15), listed()
