@@ -517,41 +517,17 @@ static void ep_upstreams(struct arc_ctl_loop *cs, struct ctl_conn *c)
 /* rate_limits.heavy_hitters: every worker's published sources summed by
  * prefix (a source spread over workers counts once, with its total rate),
  * those at or above threshold_qps, heaviest first. */
-#define HH_PER_WORKER 128
-
-static int hh_cmp(const void *a, const void *b)
-{
-    double x = ((const struct arc_rl_hh_item *)a)->qps, y = ((const struct arc_rl_hh_item *)b)->qps;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
+#define HH_MAX 1024
 
 static void ep_heavy_hitters(struct arc_ctl_loop *cs, struct ctl_conn *c)
 {
     const struct arc_control *ctl = cs->ctl;
     const struct arc_heavy_hitters_conf *hc = &ctl->snap->cfg->heavy_hitters;
-    struct arc_rl_hh_item *all = calloc(ctl->n_workers * HH_PER_WORKER + 1, sizeof(*all));
-    size_t n = 0;
-    for (size_t w = 0; all && w < ctl->n_workers; w++) {
-        struct arc_rl_hh_item mine[HH_PER_WORKER];
-        size_t k = arc_worker_heavy_hitters(ctl->workers[w], mine, HH_PER_WORKER);
-        for (size_t i = 0; i < k; i++) {
-            size_t j;
-            for (j = 0; j < n; j++)
-                if (all[j].family == mine[i].family && all[j].prefix == mine[i].prefix &&
-                    memcmp(all[j].addr, mine[i].addr, 16) == 0)
-                    break;
-            if (j == n)
-                all[n++] = mine[i];
-            else
-                all[j].qps += mine[i].qps;
-        }
-    }
-    if (n)
-        qsort(all, n, sizeof(*all), hh_cmp);
+    struct arc_rl_hh_item *all = calloc(HH_MAX, sizeof(*all));
+    size_t n = all ? arc_workers_heavy_hitters(ctl->workers, ctl->n_workers, hc->threshold_qps,
+                                               all, HH_MAX) : 0;
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++) {
-        if (all[i].qps < hc->threshold_qps)
-            continue;
         char ip[64], pfx[80];
         inet_ntop(all[i].family == 4 ? AF_INET : AF_INET6, all[i].addr, ip, sizeof(ip));
         snprintf(pfx, sizeof(pfx), "%s/%u", ip, all[i].prefix);

@@ -198,3 +198,40 @@ size_t arc_worker_heavy_hitters(struct arc_worker *w, struct arc_rl_hh_item *out
     }
     return 0;
 }
+
+static int by_qps(const void *a, const void *b)
+{
+    double x = ((const struct arc_rl_hh_item *)a)->qps, y = ((const struct arc_rl_hh_item *)b)->qps;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+size_t arc_workers_heavy_hitters(struct arc_worker *const *ws, size_t n_workers, double threshold,
+                                 struct arc_rl_hh_item *out, size_t cap)
+{
+    struct arc_rl_hh_item *all = calloc(n_workers * HH_PUB + 1, sizeof(*all));
+    struct arc_rl_hh_item *mine = calloc(HH_PUB, sizeof(*mine));
+    size_t n = 0;
+    for (size_t w = 0; all && mine && w < n_workers; w++) {
+        size_t k = arc_worker_heavy_hitters(ws[w], mine, HH_PUB);
+        for (size_t i = 0; i < k; i++) {
+            size_t j;
+            for (j = 0; j < n; j++)
+                if (all[j].family == mine[i].family && all[j].prefix == mine[i].prefix &&
+                    memcmp(all[j].addr, mine[i].addr, 16) == 0)
+                    break;
+            if (j == n)
+                all[n++] = mine[i];
+            else
+                all[j].qps += mine[i].qps;
+        }
+    }
+    if (n)
+        qsort(all, n, sizeof(*all), by_qps);
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < cap; i++)
+        if (all[i].qps >= threshold)
+            out[k++] = all[i];
+    free(all);
+    free(mine);
+    return k;
+}

@@ -479,13 +479,20 @@ def test_heavy_hitters_listed_by_prefix(arc):
            for _ in range(3)]
     for t in ths:
         t.start()
-    got = {}
-    while time.monotonic() < stop_at and "127.0.0.1/32" not in got:
+    got, gauge = {}, 0
+
+    def gauge_now():
+        return metric(a.metrics()[0], "arc_heavy_hitters", family="ipv4", prefix_len="32") or 0
+
+    while time.monotonic() < stop_at and not ("127.0.0.1/32" in got and gauge):
         time.sleep(0.3)
-        got = listed()
+        got = got if "127.0.0.1/32" in got else listed()
+        gauge = gauge or gauge_now()
     for t in ths:
         t.join()
     assert "127.0.0.1/32" in got and "127.0.0.0/24" in got, got
     assert got["127.0.0.1/32"] >= 40
+    assert gauge == 1                                   # /metrics counted it too
     # quiet again: the estimate halves every second until it is under the bar
     assert wait_for(lambda: listed() == {}, timeout=15), listed()
+    assert gauge_now() == 0
