@@ -19,6 +19,7 @@ import time
 from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf
 from httpraw import Client, build_request, read_response, BufReader
 from test_http2 import H2Client
+from test_tls import pki  # noqa: F401  (fixture: a CA, server and client certificates)
 
 
 def wait_for(pred, timeout=10.0, step=0.05):
@@ -496,3 +497,19 @@ def test_heavy_hitters_listed_by_prefix(arc):
     # quiet again: the estimate halves every second until it is under the bar
     assert wait_for(lambda: listed() == {}, timeout=15), listed()
     assert gauge_now() == 0
+
+
+def test_client_certificate_subject_key(arc, servers, pki):
+    """key.by: client_cert counts by the verified certificate's subject;
+    clients without one share one key."""
+    from test_tls import curl as tls_curl, https_config
+    up = servers.http(name="echo")
+    cfg = https_config(pki, up, {"client_auth": {"ca_pem": pki("ca.pem"), "required": False}})
+    cfg["routes"][0]["rate_limit"] = {"qps": 0.1, "burst": 1, "key": {"by": "client_cert"}}
+    a = arc(cfg)
+    ca = "ca=" + pki("ca.pem")
+    cert = ["--cert", pki("client.pem"), "--key", pki("client.key"), ca]
+    codes = [tls_curl(a.port, "/c", extra=cert)[1] for _ in range(2)]
+    assert codes == [200, 429], codes
+    codes = [tls_curl(a.port, "/n", extra=[ca])[1] for _ in range(2)]
+    assert codes == [200, 429], codes
