@@ -82,4 +82,10 @@ for t, rs in sorted(by.items()):
           % (t, cpu, len(rs), ", ".join("%.2f" % r["proxy_us_per_req"] for r in rs), rps))
 if "limit-on" in med and "limit-off" in med:
     print("limit on vs off: %+.1f%% proxy CPU per request" % (100 * (med["limit-on"] / med["limit-off"] - 1)))
+    rounds = {}
+    for r in runs:
+        rounds.setdefault(r["round"], {})[r["target"]] = r["proxy_us_per_req"]
+    ratios = [v["limit-on"] / v["limit-off"] for v in rounds.values() if len(v) == 2]
+    print("paired per round (on/off): median %+.1f%%, rounds %s" % (
+        100 * (statistics.median(ratios) - 1), ", ".join("%+.0f%%" % (100 * (x - 1)) for x in ratios)))
 PY

@@ -22,6 +22,7 @@
 #include "plugin/plugin.h"
 #include "tls/tls.h"
 #include "http2/http2.h"
+#include "limit/limit.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -207,6 +208,34 @@ static void respond(struct arc_ctl_loop *cs, struct admin_conn *a, int status,
 /* TLS handshakes by side and result, and each https certificate's expiry
  * (arc_tls_cert_expiry_seconds{listener,sni}: seconds until notAfter,
  * negative once expired). */
+/* rate_limits.heavy_hitters: how many client prefixes are at or above
+ * threshold_qps now, by prefix length (the list: GET /v1/limits/heavy_hitters). */
+static void render_heavy_hitters(struct arc_sbuf *m, const struct arc_control *ctl)
+{
+    const struct arc_heavy_hitters_conf *hc = &ctl->snap->cfg->heavy_hitters;
+    if (!hc->enabled)
+        return;
+    struct arc_rl_hh_item items[256];
+    size_t n = arc_workers_heavy_hitters(ctl->workers, ctl->n_workers, hc->threshold_qps, items,
+                                         ARC_ARRAY_LEN(items));
+    static const uint8_t lens[2][3] = { { 32, 24, 0 }, { 128, 48, 0 } };
+    arc_sbuf_printf(m, "# HELP arc_heavy_hitters Client prefixes sending at or above "
+                       "rate_limits.heavy_hitters.threshold_qps, by family and prefix length.\n"
+                       "# TYPE arc_heavy_hitters gauge\n");
+    for (int f = 0; f < 2; f++) {
+        uint8_t l[3] = { lens[f][0], lens[f][1], f ? (uint8_t)hc->ipv6_prefix : 0 };
+        for (int k = 0; k < 3; k++) {
+            if (!l[k] || (k == 2 && (l[k] == 128 || l[k] == 48)))
+                continue;
+            size_t c = 0;
+            for (size_t i = 0; i < n; i++)
+                c += items[i].family == (f ? 6 : 4) && items[i].prefix == l[k];
+            arc_sbuf_printf(m, "arc_heavy_hitters{family=\"ipv%d\",prefix_len=\"%u\"} %zu\n",
+                            f ? 6 : 4, l[k], c);
+        }
+    }
+}
+
 static void render_tls(struct arc_sbuf *m, const struct arc_control *ctl,
                        struct arc_metrics_shard *const *shards)
 {
@@ -294,6 +323,7 @@ static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct ar
         arc_otlp_render_metrics(&m);
         arc_metrics_render_process(&m);
         arc_plugin_metrics_render(&m, ctl->snap->plugins);
+        render_heavy_hitters(&m, ctl);
         arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
                             "arc_workers %zu\n", ctl->n_workers);
         arc_sbuf_printf(&m, "# HELP arc_config_reloads_total Configuration reloads, by result "

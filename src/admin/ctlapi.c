@@ -30,6 +30,7 @@
  */
 #include "admin/admin_int.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -42,6 +43,7 @@
 #include "core/sbuf.h"
 #include "http1/http1.h"
 #include "net/net.h"
+#include "limit/limit.h"
 #include "obs/metrics.h"
 #include "upstream/health.h"
 #include "upstream/active.h"
@@ -61,7 +63,7 @@ enum ctl_state { CS_HEAD, CS_CONTINUE, CS_BODY, CS_PARKED, CS_SEND, CS_LINGER, C
 
 enum ctl_ep {
     EP_NONE, EP_STATUS, EP_CONFIG, EP_LONGPOLL, EP_VALIDATE, EP_APPLY, EP_RELOAD,
-    EP_ROUTES, EP_UPSTREAMS,
+    EP_ROUTES, EP_UPSTREAMS, EP_HEAVY_HITTERS,
 };
 
 struct ctl_conn {
@@ -569,6 +571,32 @@ static void ep_upstreams(struct arc_ctl_loop *cs, struct ctl_conn *c)
                                              s->cfg->fingerprint, "upstreams", ups));
 }
 
+/* rate_limits.heavy_hitters: every worker's published sources summed by
+ * prefix (a source spread over workers counts once, with its total rate),
+ * those at or above threshold_qps, heaviest first. */
+#define HH_MAX 1024
+
+static void ep_heavy_hitters(struct arc_ctl_loop *cs, struct ctl_conn *c)
+{
+    const struct arc_control *ctl = cs->ctl;
+    const struct arc_heavy_hitters_conf *hc = &ctl->snap->cfg->heavy_hitters;
+    struct arc_rl_hh_item *all = calloc(HH_MAX, sizeof(*all));
+    size_t n = all ? arc_workers_heavy_hitters(ctl->workers, ctl->n_workers, hc->threshold_qps,
+                                               all, HH_MAX) : 0;
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char ip[64], pfx[80];
+        inet_ntop(all[i].family == 4 ? AF_INET : AF_INET6, all[i].addr, ip, sizeof(ip));
+        snprintf(pfx, sizeof(pfx), "%s/%u", ip, all[i].prefix);
+        json_array_append_new(list, json_pack("{s:s,s:f}", "prefix", pfx, "qps",
+                                              (double)(int64_t)(all[i].qps * 10) / 10));
+    }
+    free(all);
+    respond_json(cs, c, 200, NULL, json_pack("{s:b,s:f,s:o}", "enabled", hc->enabled,
+                                             "threshold_qps", hc->threshold_qps,
+                                             "heavy_hitters", list));
+}
+
 /* ------------------------------------------------------------ requests */
 
 struct route { const char *path; enum ctl_ep ep; bool post; };
@@ -577,6 +605,7 @@ static const struct route routes[] = {
     { "/v1/config/longpoll", EP_LONGPOLL, false }, { "/v1/config/validate", EP_VALIDATE, true },
     { "/v1/reload", EP_RELOAD, true }, { "/v1/routes", EP_ROUTES, false },
     { "/v1/upstreams", EP_UPSTREAMS, false },
+    { "/v1/limits/heavy_hitters", EP_HEAVY_HITTERS, false },
 };
 
 /* 0 if the peer may use the API; else the status it gets. */
@@ -629,6 +658,7 @@ static void dispatch(struct arc_ctl_loop *cs, struct ctl_conn *c)
     case EP_RELOAD: ep_reload(cs, c); break;
     case EP_ROUTES: ep_routes(cs, c); break;
     case EP_UPSTREAMS: ep_upstreams(cs, c); break;
+    case EP_HEAVY_HITTERS: ep_heavy_hitters(cs, c); break;
     case EP_NONE: break;
     }
 }

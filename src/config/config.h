@@ -452,6 +452,16 @@ struct arc_histograms_conf {
     uint64_t size[ARC_HIST_MAX_BUCKETS];        /* size_buckets (bytes), ascending */
 };
 
+/* rate_limits.heavy_hitters: a count-min sketch per worker over client
+ * prefixes (IPv4 /32 and /24, IPv6 /128, /ipv6_prefix and /48). */
+struct arc_heavy_hitters_conf {
+    bool enabled;               /* false */
+    uint32_t width;             /* 2719 (e/0.001) */
+    uint32_t depth;             /* 4 */
+    uint32_t ipv6_prefix;       /* 64 */
+    double threshold_qps;       /* 1000 */
+};
+
 struct arc_config {
     char *source;               /* file path or "<embedded>" */
     char *canonical_json;       /* sorted keys, compact; owned (rules: config/canon.c) */
@@ -478,6 +488,7 @@ struct arc_config {
     struct arc_plugin_conf *plugins;
     size_t n_plugins;
     char *plugin_cache_dir;     /* plugins.cache_dir (ext): compiled modules, by SHA-256 */
+    struct arc_heavy_hitters_conf heavy_hitters;
 };
 
 /**

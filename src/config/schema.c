@@ -26,7 +26,7 @@
 static const struct arc_conf_key top_keys[] = {
     { "node", 0 }, { "io_uring", 0 }, { "listeners", REQ }, { "upstreams", 0 },
     { "routes", 0 }, { "security", 0 }, { "observability", 0 },
-    { "rate_limits", LATER }, { "plugins", 0 }, { "cache", LATER },
+    { "rate_limits", 0 }, { "plugins", 0 }, { "cache", LATER },
     { "logging", 0 }, { "control_plane", 0 },
 };
 
@@ -673,6 +673,8 @@ int arc_config__build(const struct arc_cn *root, struct arc_config *cfg,
         security_section(&s, v);
     if ((v = arc_config__val(root, "observability")))
         observability_section(&s, v);
+    if ((v = arc_config__val(root, "rate_limits")))
+        arc_config__rate_limits(&s, v);
     if ((v = arc_config__val(root, "control_plane")))
         control_plane_section(&s, v);
     if ((v = arc_config__val(root, "logging")))

@@ -121,6 +121,8 @@ void arc_config__routes(struct arc_sctx *s, const struct arc_cn *seq);
 /* schema_limit.c: routes[i].rate_limit (rpath "routes[i]"). */
 void arc_config__rate_limit(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
                             struct arc_route_conf *r);
+/* schema_limit.c: the top-level rate_limits section. */
+void arc_config__rate_limits(struct arc_sctx *s, const struct arc_cn *m);
 
 /* schema_log.c: logging (defaults set before any section is read) and
  * observability.tracing. */

@@ -22,6 +22,15 @@ static const struct arc_conf_key limit_keys[] = {
     { "headers", 0 }, { "legacy_headers", 0 },
 };
 
+static const struct arc_conf_key rate_limits_keys[] = {
+    { "global", ARC_KEY_LATER }, { "heavy_hitters", 0 },
+};
+
+static const struct arc_conf_key heavy_keys[] = {
+    { "enabled", 0 }, { "width", 0 }, { "depth", 0 }, { "ipv6_prefix", 0 },
+    { "threshold_qps", 0 },
+};
+
 static const struct arc_conf_key key_keys[] = {
     { "by", 0 }, { "name", 0 }, { "ipv6_prefix", 0 },
 };
@@ -152,4 +161,35 @@ void arc_config__rate_limit(struct arc_sctx *s, const struct arc_cn *m, const ch
     arc_config__get_bool(s, m, p, "legacy_headers", &rl->legacy_headers);
     if ((v = arc_config__val(m, "key")))
         key(s, v, p, rl);
+}
+
+void arc_config__rate_limits(struct arc_sctx *s, const struct arc_cn *m)
+{
+    const char *p = "rate_limits";
+    char hp[ARC_PATH_MAX], kp[ARC_PATH_MAX];
+    if (!arc_config__check_map(s, m, p, rate_limits_keys, N(rate_limits_keys)))
+        return;
+    const struct arc_cn *h = arc_config__val(m, "heavy_hitters");
+    arc_config__path(hp, p, "heavy_hitters");
+    if (!h || !arc_config__check_map(s, h, hp, heavy_keys, N(heavy_keys)))
+        return;
+    struct arc_heavy_hitters_conf *c = &s->cfg->heavy_hitters;
+    *c = (struct arc_heavy_hitters_conf){ .enabled = false, .width = 2719, .depth = 4,
+                                          .ipv6_prefix = 64, .threshold_qps = 1000 };
+    arc_config__get_bool(s, h, hp, "enabled", &c->enabled);
+    arc_config__get_u32(s, h, hp, "width", 16, 1u << 24, &c->width);
+    arc_config__get_u32(s, h, hp, "depth", 1, ARC_CMS_MAX_DEPTH, &c->depth);
+    arc_config__get_u32(s, h, hp, "ipv6_prefix", 1, 128, &c->ipv6_prefix);
+    const struct arc_cn *v = arc_config__val(h, "threshold_qps");
+    if (v) {
+        arc_config__path(kp, hp, "threshold_qps");
+        double q = v->kind == ARC_CN_INT ? (double)v->v.i : v->kind == ARC_CN_FLOAT ? v->v.f : NAN;
+        if (v->kind != ARC_CN_INT && v->kind != ARC_CN_FLOAT)
+            arc_config__want(s, v, kp, ARC_CN_FLOAT);
+        else if (!(q >= 1 && q <= 1e9))
+            arc_config__err(s, v, "%s: %g is out of range (1 .. 1000000000 requests per second)",
+                            kp, q);
+        else
+            c->threshold_qps = q;
+    }
 }

@@ -168,4 +168,33 @@ void arc_rl_xff_client(const struct arc_str *values, size_t n, arc_rl_trusted_fn
 /* The value of cookie `name` in Cookie field values ({NULL, 0}: absent). */
 struct arc_str arc_rl_cookie(const struct arc_str *values, size_t n, const char *name);
 
+/* ------------------------------------------------------------ count-min sketch (sketch.c) */
+
+/* Counters of `depth` pairwise-independent rows of `width`: estimates never
+ * below the truth, above it by more than ε·total with probability <= δ when
+ * width >= e/ε and depth >= ln(1/δ). Single writer; not thread-safe. */
+#define ARC_CMS_MAX_DEPTH 16
+struct arc_cms {
+    uint32_t width, depth;
+    uint32_t *c;                /* [depth][width] */
+    uint64_t a[ARC_CMS_MAX_DEPTH], b[ARC_CMS_MAX_DEPTH];
+    uint64_t total;             /* N: everything added (halved by decay) */
+};
+/* seed 0: random hash parameters. -1 on bad sizes or out of memory. */
+int arc_cms_init(struct arc_cms *s, uint32_t width, uint32_t depth, uint64_t seed);
+void arc_cms_dispose(struct arc_cms *s);
+/* Adds n to `key` (a 64-bit hash); returns its new estimate. */
+uint32_t arc_cms_add(struct arc_cms *s, uint64_t key, uint32_t n);
+uint32_t arc_cms_estimate(const struct arc_cms *s, uint64_t key);
+/* Halves every counter (and total). */
+void arc_cms_decay(struct arc_cms *s);
+
+/* A source prefix and its estimated rate (heavy hitters, proxy/heavy.c). */
+struct arc_rl_hh_item {
+    uint8_t family;             /* 4 or 6 */
+    uint8_t prefix;             /* bits */
+    uint8_t addr[16];           /* network bytes, host bits zero */
+    double qps;
+};
+
 #endif

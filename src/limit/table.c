@@ -7,10 +7,12 @@
  * compare-and-swap (cmpxchg16b), so a worker can never apply key A's
  * update to a cell another worker just gave to key B. Reads are two plain
  * 8-byte loads that may tear; a torn read only makes the CAS fail, and the
- * CAS hands back the real value to retry with. Two workers inserting the
- * same new key at the same moment may, rarely, take two cells of the
- * bucket; lookups then always find the first, and the other ages out (at
- * most that one request's charge is lost).
+ * CAS hands back the real value to retry with. A new key is first claimed
+ * (its cell set to {tag, 0}), then charged through the same path as a key
+ * that was found, so two workers meeting a new key at once charge one cell
+ * (see arc_rl_charge). A second cell for one key could only appear if
+ * another key came to rest between the two workers' looks at the bucket
+ * (their clocks differ by nanoseconds); lookups then use the first.
  */
 #include "limit/limit.h"
 #include "core/common.h"
@@ -153,7 +155,8 @@ static struct arc_rl_cell *find(struct arc_rl_cell *const b[2], uint64_t tag, ui
 /* Where a new key goes: the bucket with more free cells (empty or at
  * rest), its first free cell; with none free, the cell closest to rest. */
 static struct arc_rl_cell *victim(const struct arc_rl_table *t, struct arc_rl_cell *const b[2],
-                                  uint64_t now, uint64_t *vtag, uint64_t *vst, uint64_t *rest)
+                                  uint64_t tag, uint64_t now, uint64_t *vtag, uint64_t *vst,
+                                  uint64_t *rest)
 {
     struct arc_rl_cell *best[2] = { NULL, NULL };
     uint64_t btag[2] = { 0, 0 }, bst[2] = { 0, 0 }, brest[2] = { UINT64_MAX, UINT64_MAX };
@@ -162,6 +165,8 @@ static struct arc_rl_cell *victim(const struct arc_rl_table *t, struct arc_rl_ce
         for (int i = 0; i < ARC_RL_WAYS; i++) {
             uint64_t tg, st;
             load(&b[k][i], &tg, &st);
+            if (tg == tag)
+                return NULL;            /* claimed meanwhile: charge it */
             uint64_t r = tg ? arc_rl_rest_in(&t->rule, st, now) : 0;
             nfree[k] += r == 0;
             if (r < brest[k]) {
@@ -178,9 +183,11 @@ static struct arc_rl_cell *victim(const struct arc_rl_table *t, struct arc_rl_ce
     return best[k];
 }
 
-/* Bounded retries: under extreme contention on one cell a request is
- * decided on the last value seen rather than spinning on. */
-#define MAX_TRIES 64
+/* Bounded retries. A CAS fails only when another worker's succeeded in
+ * between, so running out takes thousands of other decisions on this very
+ * cell during one of ours; then the request is refused (never admitted
+ * without being recorded: a limit must not be exceeded). */
+#define MAX_TRIES 4096
 
 void arc_rl_charge(struct arc_rl_table *t, uint64_t h, uint64_t now, struct arc_rl_decision *d)
 {
@@ -204,17 +211,34 @@ void arc_rl_charge(struct arc_rl_table *t, uint64_t h, uint64_t now, struct arc_
         }
         /* A new key: an empty cell, else one at rest, else the one closest
          * to rest (its key loses its state: counted). */
-        uint64_t vtag, vst, best;
-        struct arc_rl_cell *v = victim(t, b, now, &vtag, &vst, &best);
-        uint64_t ns = arc_rl_step(&t->rule, 0, now, d), ctag, cst;
-        if (cas(v, vtag, vst, tag, ns, &ctag, &cst)) {
-            if (best)
-                atomic_fetch_add_explicit(&t->evictions, 1, memory_order_relaxed);
-            return;
-        }
+        /* The key is claimed with a fresh state ({tag, 0}, which counts as
+         * at rest) and then charged like any found key. Two workers
+         * claiming it at once choose the same cell (the choice depends only
+         * on what they see, and a fresh claim looks like the free cell it
+         * was), so one CAS fails and that worker finds the key; a worker
+         * that sees the key already claimed charges it. */
+        uint64_t vtag, vst, best, ctag, cst;
+        struct arc_rl_cell *v = victim(t, b, tag, now, &vtag, &vst, &best);
+        if (!v || !cas(v, vtag, vst, tag, 0, &ctag, &cst))
+            continue;
+        if (best)
+            atomic_fetch_add_explicit(&t->evictions, 1, memory_order_relaxed);
+        /* A worker whose look at the buckets straddled our claim (and other
+         * changes) may have claimed another cell for the key at the same
+         * time: the later claim sees the earlier and gives its cell back. */
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < ARC_RL_WAYS; i++) {
+                uint64_t tg, s2;
+                load(&b[k][i], &tg, &s2);
+                if (tg == tag && &b[k][i] != v) {
+                    cas(v, tag, 0, 0, 0, &ctag, &cst);
+                    k = 2;
+                    break;
+                }
+            }
     }
-    /* (decided on a fresh state without storing it: fail open, once) */
-    arc_rl_step(&t->rule, 0, now, d);
+    *d = (struct arc_rl_decision){ .verdict = ARC_RL_REJECT, .retry_ns = t->rule.t_ns,
+                                   .reset_ns = t->rule.t_ns };
 }
 
 void arc_rl_refund(struct arc_rl_table *t, uint64_t h, uint64_t now)

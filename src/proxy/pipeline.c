@@ -162,6 +162,8 @@ static bool connect_allowed(struct arc_worker *w, struct arc_exchange *ex,
 void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
 {
     const struct arc_req *q = &ex->req;
+    if (w->hh)
+        arc_px__hh_count(w, ex);        /* heavy hitters: every request, routed or not */
     struct arc_rt_captures caps;
     uint32_t allowed = 0;
     /* The router reads header fields through its own view type, which has

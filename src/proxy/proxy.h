@@ -42,6 +42,16 @@ bool arc_worker_done(struct arc_worker *w);
 void arc_worker_join(struct arc_worker *w);
 void arc_worker_free(struct arc_worker *w);
 
+/* The heavy-hitter sources the worker published last (rate_limits.
+ * heavy_hitters; at most once a second): up to cap into out, returns how
+ * many. Thread: any (a consistent copy, retried while the worker writes). */
+struct arc_rl_hh_item;
+size_t arc_worker_heavy_hitters(struct arc_worker *w, struct arc_rl_hh_item *out, size_t cap);
+/* Every worker's list summed by prefix, those at or above `threshold`,
+ * heaviest first (at most cap). Thread: any. */
+size_t arc_workers_heavy_hitters(struct arc_worker *const *ws, size_t n_workers, double threshold,
+                                 struct arc_rl_hh_item *out, size_t cap);
+
 /* Monotonic milliseconds. */
 uint64_t arc_now_ms(void);
 /* CLOCK_MONOTONIC in nanoseconds (exchange timings). */

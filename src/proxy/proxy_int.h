@@ -573,6 +573,8 @@ struct arc_worker {
     uint64_t adopt_failed;              /* generation that could not be adopted (no retry) */
     char *tls_plain;                    /* decrypted-input scratch, TLS_PLAIN_BUF bytes */
     uint64_t rng;                       /* obs.c: ids and sampling (not cryptographic) */
+    struct arc_px_hh *hh;               /* heavy hitters (heavy.c), NULL when disabled */
+    struct arc_px_hh_pub *hh_pub;       /* ... what it last published (lives with the worker) */
     pthread_t thread;
     char errmsg[256];
 };
@@ -758,6 +760,20 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex);
 bool arc_px__body_over(struct arc_worker *w, struct arc_exchange *ex);
 /* Runs the action of an exchange whose route is set (after a wait). */
 void arc_px__pipeline_action(struct arc_worker *w, struct arc_exchange *ex);
+
+/* heavy.c: rate_limits.heavy_hitters */
+struct arc_px_hh;
+struct arc_px_hh_pub;
+/* (Re)builds the worker's sketch for its current snapshot; -1: out of memory. */
+int arc_px__hh_fit(struct arc_worker *w);
+/* Counts a request's client under every prefix it belongs to. */
+void arc_px__hh_count(struct arc_worker *w, struct arc_exchange *ex);
+/* Timer tick: once a second, publish the heavy sources and decay. */
+void arc_px__hh_tick(struct arc_worker *w);
+void arc_px__hh_dispose(struct arc_worker *w);
+/* The publication block (made with the worker, freed with it: the control
+ * thread may read it at any time). */
+struct arc_px_hh_pub *arc_px__hh_pub_new(void);
 
 /* ratelimit.c */
 /* The route's rate limit for ex: true when the pipeline goes on now;

@@ -212,6 +212,7 @@ static void on_tick(struct arc_worker *w, struct io_uring_cqe *cqe)
         arm_tick(w);
     metrics_tick(w);
     arc_tw_advance(&w->tw, w->now_ms);
+    arc_px__hh_tick(w);
     maybe_trim(w);
     for (size_t i = 0; i < w->n_listen; i++)
         arm_accept(w, i);
@@ -467,6 +468,9 @@ static void adopt(struct arc_worker *w)
     struct arc_snapshot *old = w->snap;
     w->snap = ns;
     w->max_conns = ns->cfg->node.max_connections;
+    if (arc_px__hh_fit(w) < 0)
+        fprintf(stderr, "arc: worker %u: out of memory for the heavy-hitter sketch; "
+                "heavy hitters off on this worker\n", w->id);
     arc_px__pools_adopt(w);
     arc_snapshot_unref(old);
 }
@@ -496,7 +500,7 @@ static int worker_setup(struct arc_worker *w)
     w->tls_plain = malloc(TLS_PLAIN_BUF);
     if (!w->tls_plain)
         return -1;
-    if (tables_fit(w, w->snap) < 0)
+    if (tables_fit(w, w->snap) < 0 || arc_px__hh_fit(w) < 0)
         return -1;
     return 0;
 }
@@ -515,6 +519,7 @@ static void worker_teardown(struct arc_worker *w)
     free(w->tls_plain);
     arc_px__ex_pool_dispose(w);
     arc_px__outblk_pool_dispose(w);
+    arc_px__hh_dispose(w);
     for (size_t i = 0; i < w->n_ups; i++) {
         if (w->ups[i].live)
             arc_lb_dispose(&w->ups[i].lb);
@@ -641,7 +646,8 @@ struct arc_worker *arc_worker_start(unsigned id, int cpu, struct arc_snapshot *s
     w->n_listen = n_listen;
     w->listen_fds = calloc(n_listen ? n_listen : 1, sizeof(int));
     w->accept_armed = calloc(n_listen ? n_listen : 1, sizeof(bool));
-    if (!w->listen_fds || !w->accept_armed ||
+    w->hh_pub = arc_px__hh_pub_new();
+    if (!w->listen_fds || !w->accept_armed || !w->hh_pub ||
         arc_metrics_shard_init(&w->metrics) < 0) {
         snprintf(err, errlen, "out of memory");
         arc_worker_free(w);
@@ -701,6 +707,7 @@ void arc_worker_free(struct arc_worker *w)
     arc_htable_dispose(&w->health);
     free(w->listen_fds);
     free(w->accept_armed);
+    free(w->hh_pub);
     if (w->snap)
         arc_snapshot_unref(w->snap);
     free(w);

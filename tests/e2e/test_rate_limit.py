@@ -19,6 +19,7 @@ import time
 from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf
 from httpraw import Client, build_request, read_response, BufReader
 from test_http2 import H2Client
+from test_tls import pki  # noqa: F401  (fixture: a CA, server and client certificates)
 
 
 def wait_for(pred, timeout=10.0, step=0.05):
@@ -443,3 +444,72 @@ def test_x_forwarded_for_only_from_trusted_proxies(arc, servers):
     # from a peer that is not trusted, X-Forwarded-For is ignored
     assert get("/notrust", "6.6.6.6") == 200
     assert get("/notrust", "7.7.7.7") == 429
+
+
+# ------------------------------------------------------------ heavy hitters
+
+def test_heavy_hitters_listed_by_prefix(arc):
+    """rate_limits.heavy_hitters: a client sending well above threshold_qps
+    is listed at GET /v1/limits/heavy_hitters under its /32 and /24 (summed
+    over the workers it reached); it drops off the list once it is quiet.
+    A client below the threshold is never listed."""
+    from test_control_api import call, ctl_port
+    cfg = make_config([], routes=[route_conf("p", "/p", respond={"status": 200})], workers=2)
+    cfg["control_plane"] = {"enabled": True, "bind": "127.0.0.1:0"}
+    cfg["rate_limits"] = {"heavy_hitters": {"enabled": True, "threshold_qps": 40,
+                                            "width": 1000, "depth": 4}}
+    a = arc(cfg)
+    port = ctl_port(a)
+
+    def listed():
+        r = call(port, "GET", "/v1/limits/heavy_hitters")
+        assert r.status == 200, r
+        j = r.json()
+        assert j["enabled"] is True and j["threshold_qps"] == 40
+        return {h["prefix"]: h["qps"] for h in j["heavy_hitters"]}
+
+    # 10 requests/s for 3 s: a quarter of the threshold, never listed
+    for _ in range(30):
+        assert a.client().request("GET", "/p").status == 200
+        time.sleep(0.1)
+    assert listed() == {}
+    # several connections (both workers), far above the threshold
+    stop_at = time.monotonic() + 3.5
+    seen, lock = [], threading.Lock()
+    ths = [threading.Thread(target=_hammer, args=(a.port, "/p", stop_at, seen, lock))
+           for _ in range(3)]
+    for t in ths:
+        t.start()
+    got, gauge = {}, 0
+
+    def gauge_now():
+        return metric(a.metrics()[0], "arc_heavy_hitters", family="ipv4", prefix_len="32") or 0
+
+    while time.monotonic() < stop_at and not ("127.0.0.1/32" in got and gauge):
+        time.sleep(0.3)
+        got = got if "127.0.0.1/32" in got else listed()
+        gauge = gauge or gauge_now()
+    for t in ths:
+        t.join()
+    assert "127.0.0.1/32" in got and "127.0.0.0/24" in got, got
+    assert got["127.0.0.1/32"] >= 40
+    assert gauge == 1                                   # /metrics counted it too
+    # quiet again: the estimate halves every second until it is under the bar
+    assert wait_for(lambda: listed() == {}, timeout=15), listed()
+    assert gauge_now() == 0
+
+
+def test_client_certificate_subject_key(arc, servers, pki):
+    """key.by: client_cert counts by the verified certificate's subject;
+    clients without one share one key."""
+    from test_tls import curl as tls_curl, https_config
+    up = servers.http(name="echo")
+    cfg = https_config(pki, up, {"client_auth": {"ca_pem": pki("ca.pem"), "required": False}})
+    cfg["routes"][0]["rate_limit"] = {"qps": 0.1, "burst": 1, "key": {"by": "client_cert"}}
+    a = arc(cfg)
+    ca = "ca=" + pki("ca.pem")
+    cert = ["--cert", pki("client.pem"), "--key", pki("client.key"), ca]
+    codes = [tls_curl(a.port, "/c", extra=cert)[1] for _ in range(2)]
+    assert codes == [200, 429], codes
+    codes = [tls_curl(a.port, "/n", extra=[ca])[1] for _ in range(2)]
+    assert codes == [200, 429], codes

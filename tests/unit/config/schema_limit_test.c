@@ -117,8 +117,45 @@ static void test_errors(void)
     arc_config_errors_dispose(&e);
 }
 
+static void test_heavy_hitters(void)
+{
+    struct arc_config *c = must_load("yaml", BASE
+        "rate_limits:\n"
+        "  heavy_hitters: {enabled: true, width: 5000, depth: 6, ipv6_prefix: 56, threshold_qps: 2.5}\n");
+    CHECK(c != NULL);
+    if (c) {
+        CHECK(c->heavy_hitters.enabled);
+        CHECK_INT(c->heavy_hitters.width, 5000);
+        CHECK_INT(c->heavy_hitters.depth, 6);
+        CHECK_INT(c->heavy_hitters.ipv6_prefix, 56);
+        CHECK(c->heavy_hitters.threshold_qps == 2.5);
+    }
+    arc_config_free(c);
+    c = must_load("yaml", BASE "rate_limits: {heavy_hitters: {enabled: true}}\n");
+    if (c) {
+        CHECK_INT(c->heavy_hitters.width, 2719);
+        CHECK_INT(c->heavy_hitters.depth, 4);
+        CHECK_INT(c->heavy_hitters.ipv6_prefix, 64);
+        CHECK(c->heavy_hitters.threshold_qps == 1000);
+    }
+    arc_config_free(c);
+    struct arc_config_errors e;
+    c = load_str("yaml", BASE
+        "rate_limits:\n"                                                          /* 5 */
+        "  global: {backend: redis}\n"                                            /* 6 */
+        "  heavy_hitters: {depth: 17, threshold_qps: 0, widht: 10}\n", &e);       /* 7 */
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 6, 3, "rate_limits.global: not supported yet");
+    CHECK_ERR(&e, 7, 26, "rate_limits.heavy_hitters.depth");
+    CHECK_ERR(&e, 7, 45, "rate_limits.heavy_hitters.threshold_qps: 0 is out of range");
+    CHECK_ERR(&e, 7, 48, "unknown key 'widht'");
+    CHECK_INT(e.n, 4);
+    arc_config_errors_dispose(&e);
+}
+
 int main(void)
 {
+    RUN(test_heavy_hitters);
     RUN(test_defaults_and_values);
     RUN(test_errors);
     return TEST_REPORT();

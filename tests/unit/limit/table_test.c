@@ -54,6 +54,44 @@ static void test_two_threads_one_key_exact(void)
     }
 }
 
+struct racer_keys {
+    struct arc_rl_table *t;
+    uint32_t n;
+    int allowed;
+};
+
+static void *race_new_keys(void *arg)
+{
+    struct racer_keys *r = arg;
+    for (uint32_t i = 0; i < r->n; i++) {
+        struct arc_rl_decision d;
+        arc_rl_charge(r->t, arc_rl_hash(&i, sizeof(i)), T0, &d);
+        r->allowed += d.verdict == ARC_RL_ALLOW;
+    }
+    return NULL;
+}
+
+/* Two threads meet every key when it is new (burst 1, frozen clock): each
+ * key passes exactly once in total. Two threads claiming two cells for one
+ * new key at the same moment must not both pass (regression: the insert
+ * once stored its charge in its own cell, and a duplicate claim lost it). */
+static void test_two_threads_new_keys_exact(void)
+{
+    for (int round = 0; round < 20; round++) {
+        struct arc_rl_rule rule;
+        arc_rl_rule_init(&rule, ARC_RL_GCRA, 1, 1, 0, 0);
+        struct arc_rl_table *t = arc_rl_table_new(&rule, 40000);
+        struct racer_keys r[2] = { { t, 20000, 0 }, { t, 20000, 0 } };
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&th[i], NULL, race_new_keys, &r[i]);
+        for (int i = 0; i < 2; i++)
+            pthread_join(th[i], NULL);
+        CHECK_INT(r[0].allowed + r[1].allowed, 20000);
+        arc_rl_table_unref(t);
+    }
+}
+
 static void test_keys_apart(void)
 {
     struct arc_rl_rule rule;
@@ -148,6 +186,7 @@ static void test_million_keys(void)
 int main(void)
 {
     RUN(test_two_threads_one_key_exact);
+    RUN(test_two_threads_new_keys_exact);
     RUN(test_keys_apart);
     RUN(test_idle_keys_reused);
     RUN(test_registry);
