@@ -227,12 +227,26 @@ def test_leaky_bucket_delays_in_order_and_rejects_past_max_delay(arc, servers):
     a = arc(cfg)
     n = 8
     out = [None] * n
-    ths = [threading.Thread(target=_timed_get, args=(a.port, "/lb", out, i, b"x" * (i * 1000)))
-           for i in range(n)]
+    # Every connection is open first and the eight requests go out from one
+    # thread back to back, so they arrive together even on a loaded machine
+    # (threads each connecting and sending could spread over more than the
+    # 200 ms the test's arithmetic assumes).
+    conns = [Client(a.port) for _ in range(n)]
+    reqs = [build_request("POST", "/lb", body=b"x" * (i * 1000)) for i in range(n)]
+    t0 = time.monotonic()
+    for c, q in zip(conns, reqs):
+        c.send(q)
+
+    def read(i):
+        r = conns[i].response(method="POST")
+        out[i] = (r.status, time.monotonic() - t0, r)
+    ths = [threading.Thread(target=read, args=(i,)) for i in range(n)]
     for t in ths:
         t.start()
     for t in ths:
         t.join()
+    for c in conns:
+        c.close()
     passed = sorted(o[1] for o in out if o[0] == 200)
     rejected = [o for o in out if o[0] == 429]
     assert len(passed) == 5 and len(rejected) == 3, [(o[0], round(o[1], 3)) for o in out]
