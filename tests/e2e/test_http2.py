@@ -21,7 +21,7 @@ import h2.connection
 import h2.events
 import pytest
 
-from arcproc import make_config, metric, route_conf, upstream_conf
+from arcproc import make_config, metric, route_conf, upstream_conf, wait_for
 
 
 def h2_config(up, **node):
@@ -271,14 +271,13 @@ def test_client_reset_counts_abort_and_siblings_finish(arc, servers):
     st, _, body = c.response(fast)
     assert st == 200 and json.loads(body)["path"] == "/fast"
     c.close()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+    # (a scrape reads counters a worker is still updating: wait for both,
+    # the abort and its request, rather than for the first one only)
+    def counted():
         ms, _ = a.metrics()
-        if (metric(ms, "arc_errors_total", kind="client_abort") or 0) >= 1:
-            break
-        time.sleep(0.1)
-    assert metric(ms, "arc_errors_total", kind="client_abort") >= 1
-    assert metric(ms, "arc_requests_total", route="all", **{"class": "4xx"}) >= 1   # 499
+        return ((metric(ms, "arc_errors_total", kind="client_abort") or 0) >= 1 and
+                (metric(ms, "arc_requests_total", route="all", **{"class": "4xx"}) or 0) >= 1)
+    assert wait_for(counted, timeout=5), a.metrics()[1]
 
 
 def test_authority_and_host_must_agree(arc, servers):
