@@ -36,23 +36,6 @@ void arc_alog_ring_dispose(struct arc_alog_ring *r)
     r->recs = NULL;
 }
 
-static const char *const err_names[ARC_ERR__COUNT] = {
-    [ARC_ERR_BAD_REQUEST] = "bad_request",
-    [ARC_ERR_URI_TOO_LONG] = "uri_too_long",
-    [ARC_ERR_HEADERS_TOO_LARGE] = "headers_too_large",
-    [ARC_ERR_NOT_IMPLEMENTED] = "not_implemented",
-    [ARC_ERR_BAD_VERSION] = "bad_version",
-    [ARC_ERR_NOT_FOUND] = "not_found",
-    [ARC_ERR_METHOD_NOT_ALLOWED] = "method_not_allowed",
-    [ARC_ERR_CLIENT_TIMEOUT] = "client_timeout",
-    [ARC_ERR_UPSTREAM_CONNECT] = "upstream_connect",
-    [ARC_ERR_UPSTREAM_TIMEOUT] = "upstream_timeout",
-    [ARC_ERR_UPSTREAM_BAD] = "upstream_bad_response",
-    [ARC_ERR_UPSTREAM_RESET] = "upstream_reset",
-    [ARC_ERR_NO_ENDPOINT] = "no_endpoint",
-    [ARC_ERR_CLIENT_ABORT] = "client_abort",
-};
-
 /* Outcomes (ARC_ALOG_O_*, mirroring enum ex_outcome) that are errors by
  * themselves when no error kind was recorded. */
 static const char *const outcome_errors[] = {
@@ -66,7 +49,9 @@ static const char *const outcome_errors[] = {
 const char *arc_alog_error_text(unsigned err, unsigned outcome)
 {
     if (err) {
-        const char *n = err - 1 < ARC_ERR__COUNT ? err_names[err - 1] : NULL;
+        /* (the names /metrics uses for arc_errors_total{kind}) */
+        const char *n = err - 1 < ARC_ERR__COUNT ? arc_m_err_name((enum arc_err_kind)(err - 1))
+                                                 : NULL;
         return n ? n : "error";
     }
     return outcome < sizeof(outcome_errors) / sizeof(outcome_errors[0]) ? outcome_errors[outcome]

@@ -253,6 +253,11 @@ static void test_format_nulls_and_errors(void)
     CHECK_STR(arc_alog_error_text(0, ARC_ALOG_O_UPSTREAM_CUT), "upstream_cut");
     CHECK_STR(arc_alog_error_text(0, ARC_ALOG_O_CLIENT_TIMEOUT), "client_timeout");
     CHECK(arc_alog_error_text(0, ARC_ALOG_O_TUNNEL_END) == NULL);
+    /* every error kind has its name in the log, the later ones too */
+    CHECK_STR(arc_alog_error_text(1 + ARC_ERR_BODY_TOO_LARGE, 0), "body_too_large");
+    CHECK_STR(arc_alog_error_text(1 + ARC_ERR_ROUTE_TIMEOUT, 0), "route_timeout");
+    for (unsigned k = 0; k < ARC_ERR__COUNT; k++)
+        CHECK(strcmp(arc_alog_error_text(1 + k, 0), "error") != 0);
     CHECK_STR(arc_alog_error_text(200, 0), "error");
 }
 
