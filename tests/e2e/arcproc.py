@@ -166,7 +166,9 @@ class ArcProcess:
             self.env.setdefault(k, v)
         self.env.update(env or {})
         self.args = args
-        self.ready_timeout = ready_timeout or (20.0 if variant == "asan" else 10.0)
+        # generous: a config with plugins compiles them first, and a loaded
+        # machine is slow; an early exit is still seen at once
+        self.ready_timeout = ready_timeout or (60.0 if variant == "asan" else 30.0)
         self.lines = []            # stderr lines
         self.out_lines = []        # stdout lines
         self.cond = threading.Condition()

@@ -4,7 +4,7 @@ bytes, upstream errors and timeouts, pool gauges) move with traffic."""
 import re
 import socket
 
-from arcproc import make_config, upstream_conf, route_conf, metric
+from arcproc import make_config, upstream_conf, route_conf, metric, wait_for
 from httpraw import free_port
 
 REQUIRED = ["arc_connections_accepted_total", "arc_connections_active", "arc_requests_total",
@@ -187,7 +187,8 @@ def test_admin_accept_backs_off_when_out_of_descriptors(arc_bin, servers, tmp_pa
         probe = socket.create_connection(("127.0.0.1", p.admin_port), timeout=5)
         socks.append(probe)
         probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
-        time.sleep(0.3)
+        assert wait_for(lambda: "admin accept" in p.stderr_text(), 10 * arc_bin.slow), \
+            "the accept failure was not logged"
         hz = os.sysconf("SC_CLK_TCK")
         c0, t0 = _thread_cpu_ticks(p.pid, {"arc"}), time.monotonic()
         time.sleep(1.5)
@@ -196,7 +197,6 @@ def test_admin_accept_backs_off_when_out_of_descriptors(arc_bin, servers, tmp_pa
         assert share < 0.30, "control thread used %.0f%% of a CPU while accept failed with EMFILE" % (
             share * 100)
         assert p.alive()
-        assert "admin accept" in p.stderr_text(), "the accept failure was not logged"
         # Descriptors come back: the admin listener serves again, the
         # waiting probe first.
         for s in socks[:-1]:
