@@ -486,3 +486,53 @@ def test_config_errors_have_positions(arc_bin, tmp_path, xdp, where, msg):
     assert cp.returncode != 0
     col = text.splitlines()[5].index(where) + 1
     assert ("%s:6:%d:" % (path, col)) in cp.stderr and msg in cp.stderr, cp.stderr
+
+
+def test_heavy_hitters_become_xdp_blocks(arc_ns, net):
+    """security.xdp.block_heavy_hitters: a client far above
+    rate_limits.heavy_hitters.threshold_qps is blocked in XDP (origin
+    heavy_hitters), others are still served, and the block runs out once
+    the source is no longer heavy."""
+    cfg = xdp_config(net, block_heavy_hitters=True, heavy_hitter_ttl="2s")
+    cfg["rate_limits"] = {"heavy_hitters": {"enabled": True, "threshold_qps": 20,
+                                            "width": 1000, "depth": 4}}
+    a = arc_ns(cfg)
+    port = a.p.port
+
+    def mine():
+        st, doc = a.api("GET", "/v1/xdp/blocks")
+        return [b for b in doc["blocks"] if b["cidr"] == ATTACKER_IP + "/32"]
+
+    stop_at = time.monotonic() + 15
+    sent = [0]
+
+    def hammer():
+        with netns(net.cli_ns):
+            c = http.client.HTTPConnection(ARC_IP, port, timeout=1,
+                                           source_address=(ATTACKER_IP, 0))
+            c.connect()
+        c.auto_open = 0
+        try:
+            while time.monotonic() < stop_at:
+                c.request("GET", "/")
+                c.getresponse().read()
+                sent[0] += 1
+        except (OSError, http.client.HTTPException):
+            pass            # blocked: the connection stalls
+        finally:
+            c.close()
+    t = threading.Thread(target=hammer)
+    t.start()
+    try:
+        assert wait_for(lambda: mine(), 15), "no heavy_hitters block after %d requests" % sent[0]
+    finally:
+        stop_at = 0
+        t.join(20)
+    assert mine()[0]["origin"] == "heavy_hitters"
+    assert 0 < mine()[0]["expires_in_ms"] <= 2000
+    assert not tcp_connects(net, ATTACKER_IP, port)
+    assert get(net, CLIENT_IP, port) == 200
+    assert a.counters()["blocked"] >= 1
+    # no longer heavy (its requests stopped reaching the limiter): the block runs out
+    assert wait_for(lambda: not mine(), 40), mine()
+    assert tcp_connects(net, ATTACKER_IP, port, timeout=5)
