@@ -483,6 +483,8 @@ struct arc_xdp_conf {
     uint32_t max_sources;       /* (ext) per-source entries (LRU), 65536 */
     bool block_heavy_hitters;   /* (ext) rate_limits.heavy_hitters sources become blocks, false */
     uint64_t heavy_hitter_ttl;  /* (ext) heavy_hitter_ttl (ms), 5m */
+    char *pin_path;             /* (ext) bpffs directory: link and maps pinned, kept
+                                   attached across restarts; NULL = detach on exit */
 };
 
 struct arc_config {

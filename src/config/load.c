@@ -177,6 +177,7 @@ void arc_config_free(struct arc_config *cfg)
     free(cfg->canonical_json);
     free(cfg->node.id);
     free(cfg->xdp.interface);
+    free(cfg->xdp.pin_path);
     free(cfg->xdp.blacklist);
     free(cfg->xdp.whitelist);
     for (size_t i = 0; i < cfg->n_listeners; i++) {

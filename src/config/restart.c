@@ -153,6 +153,8 @@ size_t arc_config_restart_diff(const struct arc_config *old, const struct arc_co
             changed(&d, "security.xdp.max_sources");
         if (xa->required != xb->required)
             changed(&d, "security.xdp.required");
+        if (!str_eq(xa->pin_path, xb->pin_path))
+            changed(&d, "security.xdp.pin_path");
     }
     const struct arc_tracing_conf *ta = &old->tracing, *tb = &new->tracing;
     if (ta->export != tb->export || strcmp(ta->endpoint, tb->endpoint) != 0)

@@ -14,6 +14,7 @@ static const struct arc_conf_key xdp_keys[] = {
     { "enabled", 0 }, { "interface", 0 }, { "mode", 0 }, { "blacklist", 0 },
     { "whitelist", 0 }, { "syn_flood", 0 }, { "auto_block", 0 }, { "required", 0 },
     { "max_sources", 0 }, { "block_heavy_hitters", 0 }, { "heavy_hitter_ttl", 0 },
+    { "pin_path", 0 },
 };
 
 static const struct arc_conf_key syn_keys[] = {
@@ -95,6 +96,11 @@ void arc_config__xdp(struct arc_sctx *s, const struct arc_cn *m)
     cidr_list(s, m, p, "whitelist", &x->whitelist, &x->n_whitelist);
     arc_config__get_u32(s, m, p, "max_sources", 1024, 16u << 20, &x->max_sources);
     arc_config__get_bool(s, m, p, "block_heavy_hitters", &x->block_heavy_hitters);
+    if (arc_config__get_str(s, m, p, "pin_path", ARC_STR_NONEMPTY | ARC_STR_NO_CTL, &x->pin_path) &&
+        x->pin_path && (x->pin_path[0] != '/' || strlen(x->pin_path) > 200))
+        arc_config__err(s, arc_config__val(m, "pin_path"), "%s.pin_path: expected an absolute "
+                        "path of at most 200 characters in a bpf filesystem (e.g. "
+                        "\"/sys/fs/bpf/arc\")", p);
     arc_config__get_dur(s, m, p, "heavy_hitter_ttl", MS_S, 7 * 24 * 3600 * MS_S, false,
                         &x->heavy_hitter_ttl);
 

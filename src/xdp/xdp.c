@@ -9,6 +9,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <linux/if_link.h>
@@ -42,6 +45,8 @@ struct arc_xdp {
     unsigned ifindex;
     unsigned attach_flags;      /* XDP_FLAGS_DRV_MODE or _SKB_MODE once attached */
     int link_fd;                /* the bpf_link holding the attachment, -1: none */
+    char pin[256];              /* security.xdp.pin_path, "" = not pinned */
+    bool took_over;             /* the pinned link of an earlier process was adopted */
     struct arc_xdp_bpf *skel;
     int ncpu;
 };
@@ -58,6 +63,8 @@ static int on_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
     size_t n = strlen(last_libbpf);
     while (n && (last_libbpf[n - 1] == '\n' || last_libbpf[n - 1] == ' '))
         last_libbpf[--n] = '\0';
+    if (level == LIBBPF_WARN)
+        fprintf(stderr, "arc: xdp: %s\n", last_libbpf);
     return 0;
 }
 
@@ -200,21 +207,48 @@ static struct arc_xdp *load(const struct arc_xdp_conf *c, char *err, size_t len)
         return NULL;
     }
     bpf_map__set_max_entries(x->skel->maps.sources, c->max_sources);
+    if (c->pin_path) {
+        /* Pinned maps: an earlier process's maps (blocks, counters, per-source
+         * state) are reused when compatible, else made and pinned. */
+        struct statfs sf;
+        if (mkdir(c->pin_path, 0700) < 0 && errno != EEXIST) {
+            snprintf(err, len, "security.xdp.pin_path %s: %s", c->pin_path, strerror(errno));
+            goto fail;
+        }
+        if (statfs(c->pin_path, &sf) < 0 || sf.f_type != BPF_FS_MAGIC) {
+            snprintf(err, len, "security.xdp.pin_path %s is not in a bpf filesystem (mount one: "
+                     "mount -t bpf bpf /sys/fs/bpf)", c->pin_path);
+            goto fail;
+        }
+        snprintf(x->pin, sizeof(x->pin), "%s", c->pin_path);
+        struct bpf_map *m;
+        bpf_object__for_each_map(m, x->skel->obj) {
+            if (bpf_map__is_internal(m))
+                continue;       /* .rodata: part of the program, not state */
+            char path[512];
+            snprintf(path, sizeof(path), "%s/%s", c->pin_path, bpf_map__name(m));
+            bpf_map__set_pin_path(m, path);
+        }
+    }
     if (arc_xdp_bpf__load(x->skel) < 0) {
         load_why(errno, err, len);
-        arc_xdp_bpf__destroy(x->skel);
-        free(x);
-        return NULL;
+        if (x->pin[0]) {
+            size_t n = strlen(err);
+            snprintf(err + n, len - n, " (pinned maps in %s that do not match, e.g. after a "
+                     "max_sources change, must be removed first)", x->pin);
+        }
+        goto fail;
     }
     x->ncpu = libbpf_num_possible_cpus();
     if (x->ncpu < 1)
         x->ncpu = 1;
-    if (arc_xdp_apply(x, c, err, len) < 0) {
-        arc_xdp_bpf__destroy(x->skel);
-        free(x);
-        return NULL;
-    }
+    if (arc_xdp_apply(x, c, err, len) < 0)
+        goto fail;
     return x;
+fail:
+    arc_xdp_bpf__destroy(x->skel);
+    free(x);
+    return NULL;
 }
 
 struct arc_xdp *arc_xdp_load_only(const struct arc_xdp_conf *c, char *err, size_t len)
@@ -236,6 +270,32 @@ static struct arc_xdp *unavailable(const struct arc_xdp_conf *c, const char *why
 
 /* A bpf_link, not a netlink attachment: the kernel detaches it when the
  * last descriptor closes, so even a crashed Arc leaves no filter behind. */
+/* With pin_path: a link pinned there by an earlier process on the same
+ * interface gets our program in one step (bpf_link_update: no moment
+ * without a filter). 1 if so, 0 if there was none to take over. */
+static int take_over(struct arc_xdp *x)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/link", x->pin);
+    int lfd = bpf_obj_get(path);
+    if (lfd < 0)
+        return 0;
+    struct bpf_link_info info;
+    memset(&info, 0, sizeof(info));
+    uint32_t ilen = sizeof(info);
+    if (bpf_obj_get_info_by_fd(lfd, &info, &ilen) == 0 && info.type == BPF_LINK_TYPE_XDP &&
+        info.xdp.ifindex == x->ifindex &&
+        bpf_link_update(lfd, bpf_program__fd(x->skel->progs.arc_xdp), NULL) == 0) {
+        x->link_fd = lfd;
+        x->took_over = true;
+        return 1;
+    }
+    /* another interface, or the interface went away: start afresh */
+    close(lfd);
+    unlink(path);
+    return 0;
+}
+
 static int attach(struct arc_xdp *x, unsigned mode_flag)
 {
     int fd = bpf_program__fd(x->skel->progs.arc_xdp);
@@ -244,7 +304,29 @@ static int attach(struct arc_xdp *x, unsigned mode_flag)
     if (lfd < 0)
         return -errno;
     x->link_fd = lfd;
+    if (x->pin[0]) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/link", x->pin);
+        if (bpf_obj_pin(lfd, path) < 0) {
+            int e = errno;
+            fprintf(stderr, "arc: xdp: pinning the link at %s: %s (it detaches on exit)\n",
+                    path, strerror(e));
+        }
+    }
     return 0;
+}
+
+/* The mode the kernel reports for what is attached. */
+static unsigned attached_mode(const struct arc_xdp *x, unsigned fallback)
+{
+    LIBBPF_OPTS(bpf_xdp_query_opts, q);
+    if (bpf_xdp_query((int)x->ifindex, 0, &q) == 0) {
+        if (q.attach_mode == XDP_ATTACHED_DRV)
+            return XDP_FLAGS_DRV_MODE;
+        if (q.attach_mode == XDP_ATTACHED_SKB)
+            return XDP_FLAGS_SKB_MODE;
+    }
+    return fallback;
 }
 
 struct arc_xdp *arc_xdp_start(const struct arc_xdp_conf *c)
@@ -267,7 +349,12 @@ struct arc_xdp *arc_xdp_start(const struct arc_xdp_conf *c)
     x->ifindex = ifindex;
     snprintf(x->ifname, sizeof(x->ifname), "%s", c->interface);
     int rc;
-    if (c->mode == ARC_XDP_GENERIC) {
+    if (x->pin[0] && take_over(x)) {
+        rc = 0;
+        x->attach_flags = attached_mode(x, XDP_FLAGS_DRV_MODE);
+        fprintf(stderr, "arc: xdp: took over the link pinned at %s/link (no gap; mode stays as "
+                "attached)\n", x->pin);
+    } else if (c->mode == ARC_XDP_GENERIC) {
         rc = attach(x, XDP_FLAGS_SKB_MODE);
         x->attach_flags = XDP_FLAGS_SKB_MODE;
     } else {
@@ -300,6 +387,7 @@ struct arc_xdp *arc_xdp_start(const struct arc_xdp_conf *c)
         return unavailable(c, why);
     }
     x->state = ARC_XDP_ATTACHED;
+    x->attach_flags = attached_mode(x, x->attach_flags);
     fprintf(stderr, "arc: xdp: attached to %s mode=%s blacklist=%zu whitelist=%zu\n", x->ifname,
             arc_xdp_mode_name(x), c->n_blacklist, c->n_whitelist);
     return x;
@@ -337,8 +425,16 @@ void arc_xdp_stop(struct arc_xdp *x)
     if (!x)
         return;
     if (x->state == ARC_XDP_ATTACHED && x->link_fd >= 0) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/link", x->pin);
+        struct stat st;
+        bool pinned = x->pin[0] && stat(path, &st) == 0;
         close(x->link_fd);
-        fprintf(stderr, "arc: xdp: detached from %s\n", x->ifname);
+        if (pinned)
+            fprintf(stderr, "arc: xdp: left attached to %s (link pinned at %s; the next start "
+                    "takes it over; remove %s to detach)\n", x->ifname, path, x->pin);
+        else
+            fprintf(stderr, "arc: xdp: detached from %s\n", x->ifname);
     }
     if (x->skel)
         arc_xdp_bpf__destroy(x->skel);

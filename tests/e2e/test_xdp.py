@@ -152,14 +152,16 @@ class ArcInNs:
         m = CTL_RE.search(self.p.stderr_text())
         self.ctl = "%s:%s" % (m.group(1), m.group(2))
         line = [l for l in self.p.lines if "arc: xdp:" in l]
-        if not any("attached to" in l for l in line):
+        if not any("xdp: attached to" in l for l in line):
             why = "\n".join(line)
             self.stop()
             pytest.skip("XDP could not be attached to a veth here: " + why)
 
     def stop(self):
-        problems = self.p.stop(timeout=20.0 * self.bin.slow)
-        return problems
+        if getattr(self, "stopped", False):
+            return []
+        self.stopped = True
+        return self.p.stop(timeout=20.0 * self.bin.slow)
 
     def api(self, method, path, body=None):
         with netns(self.net.arc_ns):
@@ -201,12 +203,13 @@ def arc_ns(arc_bin, tmp_path, net):
         started.append(a)
         return a
 
+    start.pinned = False
     yield start
     problems = []
     for a in started:
         problems += a.stop()
     # a clean exit detaches: no XDP program is left on the interface
-    if started and net.made:
+    if started and net.made and not start.pinned:
         link = sh("ip", "-n", net.arc_ns, "-d", "link", "show", net.arc_if, check=False).stdout
         if "prog/xdp" in link:
             problems.append("an XDP program is still attached after arc stopped:\n" + link)
@@ -460,6 +463,14 @@ def test_missing_interface_is_reported_and_required_refuses(arc, arc_bin, tmp_pa
     ms, _ = a.metrics()
     assert metric(ms, "arc_xdp_attached") == 0
 
+    # a pin_path outside a bpf filesystem is refused before anything is attached
+    pcfg = json.loads(json.dumps(cfg))
+    pcfg["security"]["xdp"] = {"enabled": True, "interface": "lo",
+                               "pin_path": str(tmp_path / "notbpf")}
+    b = arc(pcfg)
+    line = [l for l in b.lines if "arc: xdp: not attached" in l]
+    assert line and "is not in a bpf filesystem" in line[0], b.stderr_tail(20)
+
     cfg["security"]["xdp"]["required"] = True
     path = tmp_path / "req.yaml"
     path.write_text(to_yaml(cfg))
@@ -475,6 +486,7 @@ def test_missing_interface_is_reported_and_required_refuses(arc, arc_bin, tmp_pa
     ("{enabled: true, interface: lo, syn_flood: {pps_per_sorce: 5}}", "pps_per_sorce",
      "pps_per_source"),
     ("{enabled: true, interface: lo, auto_block: {window: 5}}", "5}}", "auto_block.window"),
+    ("{enabled: true, interface: lo, pin_path: bpf/arc}", "bpf/arc", "absolute path"),
 ])
 def test_config_errors_have_positions(arc_bin, tmp_path, xdp, where, msg):
     text = ("listeners:\n  - {name: http, kind: http, bind: \"127.0.0.1:0\"}\n"
@@ -536,3 +548,58 @@ def test_heavy_hitters_become_xdp_blocks(arc_ns, net):
     # no longer heavy (its requests stopped reaching the limiter): the block runs out
     assert wait_for(lambda: not mine(), 40), mine()
     assert tcp_connects(net, ATTACKER_IP, port, timeout=5)
+
+
+@pytest.fixture
+def bpffs(tmp_path):
+    """A bpf filesystem of this test's own (seen inside `ip netns exec`,
+    which hides /sys/fs/bpf); unmounted at the end, which drops its pins."""
+    d = tmp_path / "bpffs"
+    d.mkdir()
+    cp = sh("mount", "-t", "bpf", "bpf", str(d), check=False)
+    if cp.returncode != 0:
+        pytest.skip("cannot mount a bpf filesystem here: " + cp.stderr.strip())
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def attached(net):
+    return "prog/xdp" in sh("ip", "-n", net.arc_ns, "-d", "link", "show", net.arc_if,
+                            check=False).stdout
+
+
+def test_pinned_link_stays_attached_across_a_restart(arc_ns, net, bpffs):
+    """security.xdp.pin_path: on exit the filter stays attached with its
+    maps (a block keeps dropping while no Arc runs); the next start takes
+    the pinned link over and finds the block; removing the pins detaches."""
+    arc_ns.pinned = True
+    pin = str(bpffs / "arc")
+    cfg = xdp_config(net, pin_path=pin)
+    a = arc_ns(cfg)
+    port = a.p.port
+    st, doc = a.api("POST", "/v1/xdp/blocks", {"cidr": ATTACKER_IP + "/32"})
+    assert st == 200, doc
+    assert not net.ping(ATTACKER_IP)
+    assert a.stop() == []
+    assert any("left attached to" in l for l in a.p.lines), a.p.stderr_tail(10)
+    assert attached(net)
+    # no Arc runs: the kernel still answers ping, except to the blocked source
+    assert net.ping(CLIENT_IP)
+    assert not net.ping(ATTACKER_IP)
+    b = arc_ns(cfg)
+    assert any("took over the link pinned at" in l for l in b.p.lines), b.p.stderr_tail(10)
+    st, doc = b.api("GET", "/v1/xdp/blocks")
+    assert [x["origin"] for x in doc["blocks"] if x["cidr"] == ATTACKER_IP + "/32"] == ["api"]
+    assert get(net, CLIENT_IP, b.p.port) == 200
+    assert not tcp_connects(net, ATTACKER_IP, b.p.port)
+    assert b.counters()["blocked"] >= 2          # the counters carried over too
+    assert b.stop() == []
+    assert attached(net)
+    # removing the pins detaches
+    for name in os.listdir(pin):
+        os.unlink(os.path.join(pin, name))
+    assert wait_for(lambda: not attached(net), 10)
+    assert net.ping(ATTACKER_IP)
+    del port
