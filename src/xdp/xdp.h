@@ -28,7 +28,8 @@ extern const char *const arc_xdp_reason_names[ARC_XDP_N_REASONS];
 extern const bool arc_xdp_reason_drops[ARC_XDP_N_REASONS];
 
 /**
- * Starts the layer for `c` (never NULL is returned). Not enabled: OFF.
+ * Starts the layer for `c`. Not enabled: NULL (every function here takes
+ * NULL as the OFF layer).
  * Enabled but not possible: UNAVAILABLE with the reason (arc_xdp_why) and
  * one log line; with c->required the caller refuses to start.
  */
