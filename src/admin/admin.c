@@ -327,6 +327,7 @@ static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct ar
         arc_metrics_render_process(&m);
         arc_plugin_metrics_render(&m, ctl->snap->plugins);
         render_heavy_hitters(&m, ctl);
+        arc_admin__xdp_metrics(&m, ctl);
         arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
                             "arc_workers %zu\n", ctl->n_workers);
         arc_sbuf_printf(&m, "# HELP arc_config_reloads_total Configuration reloads, by result "
@@ -619,6 +620,7 @@ int arc_control_run(struct arc_control *ctl)
                 arc_admin__ctl_tick(&cs, now);
                 arc_admin__etcd_tick(&cs, now);
                 arc_admin__history_tick(cs.history, ctl, now);
+                arc_admin__xdp_tick(ctl, now);
                 if (cs.watch.pending && now >= cs.watch.due)
                     file_changed(&cs);
                 if (cs.draining && all_workers_done(ctl))
