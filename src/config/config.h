@@ -460,7 +460,13 @@ struct arc_heavy_hitters_conf {
     uint32_t depth;             /* 4 */
     uint32_t ipv6_prefix;       /* 64 */
     double threshold_qps;       /* 1000 */
+    int action;                 /* enum arc_hh_action, none */
+    int status;                 /* reject: 429 */
+    bool close;                 /* reject: HTTP/1 connection closed after the answer */
 };
+/* What happens to a request from a heavy hitter (a prefix at or above
+ * threshold_qps summed over the workers, as last measured). */
+enum arc_hh_action { ARC_HH_NONE, ARC_HH_REJECT };
 
 struct arc_config {
     char *source;               /* file path or "<embedded>" */

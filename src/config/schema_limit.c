@@ -28,8 +28,10 @@ static const struct arc_conf_key rate_limits_keys[] = {
 
 static const struct arc_conf_key heavy_keys[] = {
     { "enabled", 0 }, { "width", 0 }, { "depth", 0 }, { "ipv6_prefix", 0 },
-    { "threshold_qps", 0 },
+    { "threshold_qps", 0 }, { "action", 0 }, { "status", 0 }, { "close", 0 },
 };
+/* enum arc_hh_action order */
+static const char *const hh_actions[] = { "none", "reject" };
 
 static const struct arc_conf_key key_keys[] = {
     { "by", 0 }, { "name", 0 }, { "ipv6_prefix", 0 },
@@ -175,7 +177,8 @@ void arc_config__rate_limits(struct arc_sctx *s, const struct arc_cn *m)
         return;
     struct arc_heavy_hitters_conf *c = &s->cfg->heavy_hitters;
     *c = (struct arc_heavy_hitters_conf){ .enabled = false, .width = 2719, .depth = 4,
-                                          .ipv6_prefix = 64, .threshold_qps = 1000 };
+                                          .ipv6_prefix = 64, .threshold_qps = 1000,
+                                          .action = ARC_HH_NONE, .status = 429 };
     arc_config__get_bool(s, h, hp, "enabled", &c->enabled);
     arc_config__get_u32(s, h, hp, "width", 16, 1u << 24, &c->width);
     arc_config__get_u32(s, h, hp, "depth", 1, ARC_CMS_MAX_DEPTH, &c->depth);
@@ -191,5 +194,17 @@ void arc_config__rate_limits(struct arc_sctx *s, const struct arc_cn *m)
                             kp, q);
         else
             c->threshold_qps = q;
+    }
+    arc_config__get_enum(s, h, hp, "action", hh_actions, N(hh_actions), NULL, 0, &c->action);
+    int64_t st = 429;
+    if (arc_config__get_int(s, h, hp, "status", 400, 599, &st))
+        c->status = (int)st;
+    arc_config__get_bool(s, h, hp, "close", &c->close);
+    if (c->action != ARC_HH_REJECT) {
+        const char *only[] = { "status", "close" };
+        for (size_t i = 0; i < N(only); i++)
+            if (arc_config__val(h, only[i]))
+                arc_config__err_key(s, arc_config__get(h, only[i]), "%s.%s: only used with "
+                                    "action: reject", hp, only[i]);
     }
 }

@@ -766,14 +766,16 @@ struct arc_px_hh;
 struct arc_px_hh_pub;
 /* (Re)builds the worker's sketch for its current snapshot; -1: out of memory. */
 int arc_px__hh_fit(struct arc_worker *w);
-/* Counts a request's client under every prefix it belongs to. */
-void arc_px__hh_count(struct arc_worker *w, struct arc_exchange *ex);
+/* Counts a request's client under every prefix it belongs to; true when
+ * one of them is a heavy hitter to reject (heavy_hitters.action). */
+bool arc_px__hh_count(struct arc_worker *w, struct arc_exchange *ex);
 /* Timer tick: once a second, publish the heavy sources and decay. */
 void arc_px__hh_tick(struct arc_worker *w);
 void arc_px__hh_dispose(struct arc_worker *w);
 /* The publication block (made with the worker, freed with it: the control
  * thread may read it at any time). */
-struct arc_px_hh_pub *arc_px__hh_pub_new(void);
+struct arc_px_hh_pub *arc_px__hh_pub_new(unsigned worker_id);
+void arc_px__hh_pub_free(unsigned worker_id, struct arc_px_hh_pub *p);
 
 /* ratelimit.c */
 /* The route's rate limit for ex: true when the pipeline goes on now;
@@ -783,6 +785,10 @@ bool arc_px__limit(struct arc_worker *w, struct arc_exchange *ex);
  * ARC_PX_LIMIT_FIELDS entries written to out (values in ex's arena). */
 #define ARC_PX_LIMIT_FIELDS 5
 size_t arc_px__limit_fields(struct arc_exchange *ex, struct arc_hdr *out);
+/* Answers a heavy hitter's request (heavy_hitters.action: reject). */
+void arc_px__hh_reject(struct arc_worker *w, struct arc_exchange *ex);
+/* For the access log: the decision (ARC_ALOG_RL_*) and its policy. */
+unsigned arc_px__limit_log(const struct arc_exchange *ex, uint32_t *quota, uint32_t *window_s);
 
 /* plugins.c: proxy-wasm filters on the exchange. False: the exchange was
  * answered (a filter's local answer, or its failure policy) and is gone. */

@@ -33,6 +33,7 @@
  */
 #include "proxy/proxy_int.h"
 #include "limit/limit.h"
+#include "obs/accesslog.h"
 
 #include <arpa/inet.h>
 #include <math.h>
@@ -44,6 +45,8 @@
 struct limit_note {
     struct arc_rl_decision d;
     bool rejected;
+    bool blocked;               /* a heavy hitter's request (arc_px__hh_reject) */
+    uint32_t hh_quota;          /* ... heavy_hitters.threshold_qps */
 };
 
 static uint64_t mono_ns(void)
@@ -171,7 +174,7 @@ static struct arc_str arena_printf(struct arc_exchange *ex, bool *ok, const char
 size_t arc_px__limit_fields(struct arc_exchange *ex, struct arc_hdr *out)
 {
     const struct limit_note *nt = ex->limit;
-    if (!nt || !ex->route || !ex->route->conf->rate_limit)
+    if (!nt || nt->blocked || !ex->route || !ex->route->conf->rate_limit)
         return 0;
     const struct arc_rate_limit_conf *lc = ex->route->conf->rate_limit;
     if (lc->headers == ARC_RL_HEADERS_NONE ||
@@ -251,7 +254,7 @@ bool arc_px__limit(struct arc_worker *w, struct arc_exchange *ex)
     struct arc_rl_decision dd, *d = nt ? &nt->d : &dd;
     arc_rl_charge(r->limit, h, now, d);
     if (nt) {
-        nt->rejected = false;
+        nt->rejected = nt->blocked = false;
         ex->limit = nt;
     }
     switch (d->verdict) {
@@ -272,4 +275,58 @@ bool arc_px__limit(struct arc_worker *w, struct arc_exchange *ex)
     }
     reject(w, ex, nt);
     return false;
+}
+
+/* ------------------------------------------------------------ heavy hitters, access log */
+
+void arc_px__hh_reject(struct arc_worker *w, struct arc_exchange *ex)
+{
+    const struct arc_heavy_hitters_conf *c = &ex->snap->cfg->heavy_hitters;
+    struct limit_note *nt = arc_arena_alloc(&ex->arena, sizeof(*nt));
+    if (nt) {
+        memset(nt, 0, sizeof(*nt));
+        nt->blocked = true;
+        nt->rejected = true;
+        nt->hh_quota = c->threshold_qps < 4e9 ? (uint32_t)c->threshold_qps : UINT32_MAX;
+        ex->limit = nt;
+    }
+    arc_m_add(&w->metrics.hh_rejected, 1);
+    if (c->close && ex->req.version < 20 && ex->client->kind == CONN_CLIENT)
+        ex->client->c.keep_alive = false;
+    /* (the sketch is read once a second: a second is the soonest it can change) */
+    struct arc_hdr h[2] = {
+        { ARC_STR_LIT("Content-Type"), ARC_STR_LIT("text/plain; charset=utf-8") },
+        { ARC_STR_LIT("Retry-After"), ARC_STR_LIT("1") },
+    };
+    char body[96];
+    int bl = snprintf(body, sizeof(body), "%d %s\n", c->status, arc_h1_reason(c->status));
+    arc_px__ex_respond(w, ex, c->status, h, 2, body, (size_t)bl);
+}
+
+unsigned arc_px__limit_log(const struct arc_exchange *ex, uint32_t *quota, uint32_t *window_s)
+{
+    const struct limit_note *nt = ex->limit;
+    *quota = *window_s = 0;
+    if (!nt)
+        return ARC_ALOG_RL_NONE;
+    if (nt->blocked) {
+        *quota = nt->hh_quota;
+        *window_s = 1;
+        return ARC_ALOG_RL_BLOCKED;
+    }
+    if (!ex->route || !ex->route->conf->rate_limit)
+        return ARC_ALOG_RL_NONE;
+    uint64_t q, wsec;
+    policy(ex->route->conf->rate_limit, &q, &wsec);
+    *quota = q < UINT32_MAX ? (uint32_t)q : UINT32_MAX;
+    *window_s = wsec < UINT32_MAX ? (uint32_t)wsec : UINT32_MAX;
+    switch (nt->d.verdict) {
+    case ARC_RL_ALLOW:
+        return ARC_ALOG_RL_ALLOWED;
+    case ARC_RL_DELAY:
+        return ARC_ALOG_RL_DELAYED;
+    case ARC_RL_REJECT:
+        break;
+    }
+    return ARC_ALOG_RL_REJECTED;
 }

@@ -646,7 +646,7 @@ struct arc_worker *arc_worker_start(unsigned id, int cpu, struct arc_snapshot *s
     w->n_listen = n_listen;
     w->listen_fds = calloc(n_listen ? n_listen : 1, sizeof(int));
     w->accept_armed = calloc(n_listen ? n_listen : 1, sizeof(bool));
-    w->hh_pub = arc_px__hh_pub_new();
+    w->hh_pub = arc_px__hh_pub_new(id);
     if (!w->listen_fds || !w->accept_armed || !w->hh_pub ||
         arc_metrics_shard_init(&w->metrics) < 0) {
         snprintf(err, errlen, "out of memory");
@@ -707,7 +707,7 @@ void arc_worker_free(struct arc_worker *w)
     arc_htable_dispose(&w->health);
     free(w->listen_fds);
     free(w->accept_armed);
-    free(w->hh_pub);
+    arc_px__hh_pub_free(w->id, w->hh_pub);
     if (w->snap)
         arc_snapshot_unref(w->snap);
     free(w);
