@@ -333,6 +333,7 @@ static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct ar
         arc_metrics_render_process(&m);
         arc_plugin_metrics_render(&m, ctl->snap->plugins);
         render_heavy_hitters(&m, ctl, shards);
+        arc_px_gl_render(&m, shards, ctl->n_workers);
         arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
                             "arc_workers %zu\n", ctl->n_workers);
         arc_sbuf_printf(&m, "# HELP arc_config_reloads_total Configuration reloads, by result "

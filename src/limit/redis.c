@@ -25,13 +25,14 @@ const char ARC_RL_REDIS_SCRIPT[] =
     "local k = math.floor((now + burst * t - tat) / t)\n"
     "if k > want then k = want end\n"
     "if k < 0 then k = 0 end\n"
-    "local retry = 0\n"
     "if k > 0 then\n"
     "  tat = tat + k * t\n"
     "  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX',\n"
     "             math.ceil((tat - now) / 1000) + 1)\n"
-    "else\n"
-    "  retry = math.ceil(tat + t - burst * t - now)\n"
+    "end\n"
+    "local retry = 0\n"
+    "if k < want then\n"
+    "  retry = math.ceil(tat + (want - k) * t - burst * t - now)\n"
     "  if retry < 1 then retry = 1 end\n"
     "end\n"
     "return {k, retry, math.floor(tat - now)}\n";
@@ -148,7 +149,7 @@ void arc_rl_lease_granted(struct arc_rl_lease *l, uint32_t got, uint64_t retry_u
 {
     l->pending = 0;
     l->tokens = got > UINT32_MAX - l->tokens ? UINT32_MAX : l->tokens + got;
-    if (got == 0)
+    if (got == 0 || retry_us)
         l->retry_at_ns = now_ns + (retry_us ? retry_us : 1) * 1000;
 }
 

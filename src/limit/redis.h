@@ -2,18 +2,19 @@
  * The global tier's pure parts (scope: global, rate_limits.global): what
  * Arc says to Redis, how it reads the answer, how a worker spends tokens
  * leased from Redis, and the circuit breaker that decides when Redis is
- * not to be asked. No I/O here: the connection and the wiring to the
- * exchange's wait state are not done yet (the config keys stay refused as
- * "not supported yet"); these parts are tested on their own, the script
- * against a real redis-server (tests/unit/limit/redis_test.c).
+ * not to be asked. No I/O here: the connection is proxy/glimit.c's (one
+ * thread per node), the leases and waiting requests proxy/ratelimit.c's;
+ * these parts are tested on their own, the script against a real
+ * redis-server (tests/unit/limit/redis_test.c).
  *
  * The script (ARC_RL_REDIS_SCRIPT): GCRA over one key in Redis, taking up
  * to `want` tokens at once: with T the emission interval and TAT the
  * stored theoretical arrival time (µs, Redis's own clock, so every node
  * agrees), k = min(want, floor((now + burst·T − max(TAT, now)) / T))
  * tokens are granted and TAT advances by k·T; the key expires when it
- * would be at rest. Reply: {k, retry_us (k = 0: time until one token),
- * tat_us − now_us}. Loaded once (SCRIPT LOAD), then called by its SHA-1
+ * would be at rest. Reply: {k, retry_us, tat_us − now_us}; retry_us is 0
+ * when all `want` were granted, else the time until the rest could be (so
+ * a saturated key costs one call per lease, not one per token). Loaded once (SCRIPT LOAD), then called by its SHA-1
  * (EVALSHA); a NOSCRIPT error (Redis restarted, SCRIPT FLUSH) is answered
  * by sending the same call as EVAL, which also caches the script again.
  *
@@ -21,8 +22,8 @@
  * it leased; when they fall to half the lease it asks for a refill ahead of
  * need (one request in flight at most), so Redis sees one call per half a
  * lease, not one per request; a request that finds none left waits for the
- * refill in flight. A grant of 0 carries Redis's retry time: until then the
- * worker rejects without asking.
+ * refill in flight. A short grant carries Redis's retry time: once its
+ * tokens are spent, the worker rejects without asking until then.
  *
  * Circuit breaker (struct arc_rl_breaker):
  *
@@ -92,7 +93,7 @@ enum arc_rl_lease_verdict {
 enum arc_rl_lease_verdict arc_rl_lease_take(struct arc_rl_lease *l, uint32_t lease,
                                             uint64_t now_ns, uint32_t *ask);
 /* Redis granted `got` of the tokens asked (retry_us: its retry time when
- * got = 0). */
+ * short, 0 when whole). */
 void arc_rl_lease_granted(struct arc_rl_lease *l, uint32_t got, uint64_t retry_us,
                           uint64_t now_ns);
 /* The refill failed (error, timeout): nothing in flight any more; the

@@ -291,6 +291,9 @@ static void dispatch(struct arc_worker *w, struct io_uring_cqe *cqe)
     case OP_TICK:
         on_tick(w, cqe);
         return;
+    case OP_GLWAKE:
+        arc_px__gl_on_event(w, cqe->res);
+        return;
     default:
         break;
     }
@@ -500,7 +503,7 @@ static int worker_setup(struct arc_worker *w)
     w->tls_plain = malloc(TLS_PLAIN_BUF);
     if (!w->tls_plain)
         return -1;
-    if (tables_fit(w, w->snap) < 0 || arc_px__hh_fit(w) < 0)
+    if (tables_fit(w, w->snap) < 0 || arc_px__hh_fit(w) < 0 || arc_px__gl_worker_init(w) < 0)
         return -1;
     return 0;
 }
@@ -532,6 +535,7 @@ static void worker_teardown(struct arc_worker *w)
     arc_bufring_dispose(&w->br, &w->ring);
     if (w->ring.ring_fd > 0)
         io_uring_queue_exit(&w->ring);
+    arc_px__gl_worker_dispose(w);       /* (after the ring: its read is gone) */
     for (size_t i = 0; i < w->n_listen; i++)
         if (w->listen_fds[i] >= 0)
             close(w->listen_fds[i]);
@@ -559,6 +563,7 @@ static void *worker_main(void *arg)
         return NULL;
     }
     arm_tick(w);
+    arc_px__gl_arm(w);
     for (size_t i = 0; i < w->n_listen; i++)
         arm_accept(w, i);
     io_uring_submit(&w->ring);

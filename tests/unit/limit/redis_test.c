@@ -144,6 +144,19 @@ static void test_lease(void)
     arc_rl_lease_failed(&l);
     CHECK_INT(arc_rl_lease_take(&l, 8, now + 251 * MS, &ask), ARC_LEASE_WAIT);
     CHECK_INT(ask, 8);
+    /* a short grant with a retry time: its tokens are spent, then no call
+     * (and rejections) until that time: a saturated key costs a call per
+     * lease, not per token */
+    struct arc_rl_lease sh = { 0 };
+    CHECK_INT(arc_rl_lease_take(&sh, 8, now, &ask), ARC_LEASE_WAIT);
+    arc_rl_lease_granted(&sh, 2, 60000, now);
+    CHECK_INT(arc_rl_lease_take(&sh, 8, now, &ask), ARC_LEASE_SPEND);
+    CHECK_INT(ask, 0);
+    CHECK_INT(arc_rl_lease_take(&sh, 8, now, &ask), ARC_LEASE_SPEND);
+    CHECK_INT(arc_rl_lease_take(&sh, 8, now + 59 * MS, &ask), ARC_LEASE_REJECT);
+    CHECK_INT(ask, 0);
+    CHECK_INT(arc_rl_lease_take(&sh, 8, now + 60 * MS, &ask), ARC_LEASE_WAIT);
+    CHECK_INT(ask, 8);
     /* lease 1: one call per request (no prefetch beyond the lease) */
     struct arc_rl_lease one = { 0 };
     CHECK_INT(arc_rl_lease_take(&one, 1, now, &ask), ARC_LEASE_WAIT);
@@ -359,6 +372,13 @@ static void test_script_on_redis(void)
         CHECK_INT(arc_rl_redis_reply(r, &g, &retry), ARC_RL_REDIS_OK);
         CHECK_INT(g, 0);
         CHECK(retry > 400000 && retry <= 500000);             /* 1/2 s */
+        freeReplyObject(r);
+        /* a short grant says when the rest could be had: 3 more at 2/s */
+        n = arc_rl_redis_take(buf, sizeof(buf), false, "arc:c", 5, 2, 1, 4);
+        r = rcall(&c, buf, n);
+        CHECK_INT(arc_rl_redis_reply(r, &g, &retry), ARC_RL_REDIS_OK);
+        CHECK_INT(g, 0);
+        CHECK(retry > 1900000 && retry <= 2000000);           /* 4 x 1/2 s */
         freeReplyObject(r);
         /* two nodes leasing 8 at a time from one key at 200/s, burst 20,
          * for 1 s: together never more than burst + qps·t (+ one token of
