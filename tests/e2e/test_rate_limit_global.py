@@ -39,7 +39,8 @@ class Redis:
 
     def start(self):
         args = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-                "--save", "", "--appendonly", "no", "--databases", "8"]
+                "--save", "", "--appendonly", "no", "--databases", "8",
+                "--enable-debug-command", "local"]
         if self.password:
             args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -244,6 +245,52 @@ def test_script_flush_password_and_db(arc, redis):
     assert gmetric(a, "arc_rate_limit_global_errors_total", kind="noscript") == ns + 1
     assert gmetric(a, "arc_rate_limit_global_errors_total", kind="error") == 0
     assert gmetric(a, "arc_rate_limit_global_fallbacks_total") == 0
+
+
+def test_slow_redis_adds_at_most_its_timeout(arc, redis):
+    """Redis stuck (DEBUG SLEEP): the calls in flight time out after
+    redis.timeout, the circuit opens, the waiting requests and the next
+    ones are decided by the fallback; none waits for Redis much longer
+    than its timeout (a generous margin for a loaded machine), and the
+    circuit closes again once Redis answers."""
+    r = redis()
+    a = arc(global_cfg(r, qps=1000, burst=10, lease=2, timeout="100ms", fallback="fail_open",
+                       circuit_open="300ms"))
+    assert wait_for(lambda: gmetric(a, "arc_rate_limit_global_circuit", state="closed") == 1)
+    c = a.client()
+    for _ in range(10):
+        assert c.request("GET", "/g").status == 200
+    sleeper = threading.Thread(target=lambda: r.cmd("DEBUG", "SLEEP", "2.5"))
+    sleeper.start()
+    time.sleep(0.2)
+    lat = []
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        t = time.monotonic()
+        assert c.request("GET", "/g").status == 200
+        lat.append(time.monotonic() - t)
+    sleeper.join()
+    assert max(lat) < 1.0, sorted(lat)[-5:]
+    assert gmetric(a, "arc_rate_limit_global_errors_total", kind="timeout") >= 1
+    assert gmetric(a, "arc_rate_limit_global_fallbacks_total") >= 1
+    assert gmetric(a, "arc_rate_limit_global_circuit_transitions_total", to="open") >= 1
+    assert wait_for(lambda: gmetric(a, "arc_rate_limit_global_circuit", state="closed") == 1,
+                    timeout=5)
+    assert "took longer than timeout" in a.stderr_tail(50)
+
+
+def test_global_section_is_restart_only(arc, redis):
+    import signal
+    r = redis()
+    cfg = global_cfg(r)
+    a = arc(cfg)
+    before = gmetric(a, "arc_config_reloads_total", result="refused")
+    cfg["rate_limits"]["global"]["redis"]["lease"] = 7
+    with open(a.config_path, "w") as f:
+        f.write(to_yaml(cfg))
+    a.signal(signal.SIGHUP)
+    assert wait_for(lambda: gmetric(a, "arc_config_reloads_total", result="refused") > before)
+    assert "rate_limits.global" in a.stderr_tail(20)
 
 
 @pytest.mark.parametrize("fallback,status", [("fail_open", 200), ("fail_closed", 429)])
