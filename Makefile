@@ -10,7 +10,7 @@
 
 CC      ?= gcc
 WERROR  ?= 1
-PKGS    := liburing jansson yaml-0.1 libssl libcrypto libnghttp2 libbpf
+PKGS    := liburing jansson yaml-0.1 libssl libcrypto libnghttp2 libbpf hiredis
 MODULES := core loop net http1 http2 router upstream limit config tls proxy admin obs plugin xdp
 
 ifeq ($(V),1)
@@ -30,7 +30,7 @@ endif
 ifeq ($(shell uname -m),x86_64)
 CFLAGS_COMMON += -mcx16
 endif
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -ljansson -lyaml -lssl -lcrypto -lnghttp2 -lbpf) -lpcre2-8 -lz -lpthread -lm -ldl
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -ljansson -lyaml -lssl -lcrypto -lnghttp2 -lbpf -lhiredis) -lpcre2-8 -lz -lpthread -lm -ldl
 
 CFLAGS_release := -O2 -g
 CFLAGS_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined

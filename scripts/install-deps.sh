@@ -9,6 +9,7 @@ pkgs=(gcc make pkg-config git liburing-dev libjansson-dev libyaml-dev libssl-dev
       python3-grpcio python3-pytest-xdist chromium wabt lld)
 pkgs+=(etcd-server etcd-client)     # the etcd config source's tests
 pkgs+=(libbpf-dev bpftool iputils-ping)   # the XDP layer (src/xdp) and its namespace tests
+pkgs+=(libhiredis-dev redis-server) # the global rate-limit tier (RESP reader) and its tests
 # promtool (tests/e2e/test_metrics.py uses it when present) comes only with
 # Debian's prometheus package, whose service would listen on :9090, Arc's
 # default admin port: it is not installed here; `apt-get install prometheus`

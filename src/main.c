@@ -414,6 +414,11 @@ static int cmd_run(int argc, char **argv)
     memcpy(mc.size, cfg->histograms.size, sizeof(mc.size));
     ARC_ASSERT(arc_metrics_setup(&mc) == 0);
 
+    /* The Redis tier's thread and rings exist before the workers use them. */
+    if (arc_px_gl_start(&cfg->rl_global, nw, err, sizeof(err)) < 0) {
+        fprintf(stderr, "arc: %s\n", err);
+        return 1;
+    }
     struct arc_worker **workers = calloc(nw, sizeof(*workers));
     ARC_ASSERT(workers);
     for (size_t i = 0; i < nw; i++) {
@@ -472,6 +477,7 @@ static int cmd_run(int argc, char **argv)
         arc_worker_free(workers[i]);
     free(workers);
     arc_xdp_stop(xdp);
+    arc_px_gl_stop();                   /* after the workers: nothing posts any more */
     arc_alog_stop();                    /* after the workers: their last records are written */
     arc_otlp_stop();                    /* (and their last spans sent) */
     free(fds);

@@ -210,11 +210,20 @@ static void respond(struct arc_ctl_loop *cs, struct admin_conn *a, int status,
 
 /* rate_limits.heavy_hitters: how many client prefixes are at or above
  * threshold_qps now, by prefix length (the list: GET /v1/limits/heavy_hitters). */
-static void render_heavy_hitters(struct arc_sbuf *m, const struct arc_control *ctl)
+static void render_heavy_hitters(struct arc_sbuf *m, const struct arc_control *ctl,
+                                 struct arc_metrics_shard *const *shards)
 {
     const struct arc_heavy_hitters_conf *hc = &ctl->snap->cfg->heavy_hitters;
     if (!hc->enabled)
         return;
+    uint64_t rej = 0;
+    for (size_t i = 0; i < ctl->n_workers; i++)
+        rej += arc_m_get(&shards[i]->hh_rejected);
+    arc_sbuf_printf(m, "# HELP arc_heavy_hitters_rejected_total Requests answered "
+                       "rate_limits.heavy_hitters.status because their client was a heavy "
+                       "hitter (action: reject).\n"
+                       "# TYPE arc_heavy_hitters_rejected_total counter\n"
+                       "arc_heavy_hitters_rejected_total %llu\n", (unsigned long long)rej);
     struct arc_rl_hh_item items[256];
     size_t n = arc_workers_heavy_hitters(ctl->workers, ctl->n_workers, hc->threshold_qps, items,
                                          ARC_ARRAY_LEN(items));
@@ -326,7 +335,8 @@ static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct ar
         arc_otlp_render_metrics(&m);
         arc_metrics_render_process(&m);
         arc_plugin_metrics_render(&m, ctl->snap->plugins);
-        render_heavy_hitters(&m, ctl);
+        render_heavy_hitters(&m, ctl, shards);
+        arc_px_gl_render(&m, shards, ctl->n_workers);
         arc_admin__xdp_metrics(&m, ctl);
         arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
                             "arc_workers %zu\n", ctl->n_workers);

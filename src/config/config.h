@@ -295,6 +295,7 @@ struct arc_rate_limit_conf {
     int status;                 /* 429 */
     int headers;                /* enum arc_rl_headers, always */
     bool legacy_headers;        /* false: X-RateLimit-Limit/-Remaining/-Reset too */
+    bool global;                /* scope: global (gcra only; needs rate_limits.global) */
 };
 
 struct arc_route_conf {
@@ -460,7 +461,27 @@ struct arc_heavy_hitters_conf {
     uint32_t depth;             /* 4 */
     uint32_t ipv6_prefix;       /* 64 */
     double threshold_qps;       /* 1000 */
+    int action;                 /* enum arc_hh_action, none */
+    int status;                 /* reject: 429 */
+    bool close;                 /* reject: HTTP/1 connection closed after the answer */
 };
+/* rate_limits.global: the Redis tier (proxy/glimit.c). Restart-only. */
+enum arc_rl_fallback { ARC_RL_FB_LOCAL_SHARE, ARC_RL_FB_FAIL_OPEN, ARC_RL_FB_FAIL_CLOSED };
+struct arc_rl_global_conf {
+    bool enabled;               /* the section is present */
+    struct arc_addr address;    /* redis.address, required */
+    char password[256];         /* redis.password, "" = no AUTH */
+    uint32_t db;                /* redis.db, 0 */
+    uint64_t timeout;           /* redis.timeout ms, 2 */
+    uint32_t lease;             /* redis.lease tokens, 64 */
+    uint64_t circuit_open;      /* redis.circuit_open ms, 500 */
+    int fallback;               /* enum arc_rl_fallback, local_share */
+    uint32_t nodes;             /* nodes sharing the limit (local_share = qps / nodes), 1 */
+};
+
+/* What happens to a request from a heavy hitter (a prefix at or above
+ * threshold_qps summed over the workers, as last measured). */
+enum arc_hh_action { ARC_HH_NONE, ARC_HH_REJECT };
 
 /* security.xdp: the XDP filter in front of the TCP stack (src/xdp). Map
  * contents (lists, rates, auto_block) follow reloads; enabled, interface,
@@ -515,6 +536,7 @@ struct arc_config {
     char *plugin_cache_dir;     /* plugins.cache_dir (ext): compiled modules, by SHA-256 */
     struct arc_heavy_hitters_conf heavy_hitters;
     struct arc_xdp_conf xdp;
+    struct arc_rl_global_conf rl_global;
 };
 
 /**

@@ -2,6 +2,7 @@
  * Fields a running Arc cannot change without a restart (a reload that
  * changes them is refused, naming each): the listener set and every
  * socket-level setting of a listener, the worker count, io_uring sizing,
+ * the Redis tier (rate_limits.global: its connection is made once),
  * the admin listener and the control plane (CONFIG.md makes the whole
  * section restart-only: its listener is bound once, and a token that the
  * API itself could replace would let one caller lock the others out).
@@ -78,6 +79,15 @@ size_t arc_config_restart_diff(const struct arc_config *old, const struct arc_co
         listener_diff(&d, i, &old->listeners[i], &new->listeners[i]);
     if (old->node.workers != new->node.workers)
         changed(&d, "node.workers");
+    /* (the Redis tier's connection is made once, at start) */
+    const struct arc_rl_global_conf *ga = &old->rl_global, *gb = &new->rl_global;
+    if (ga->enabled != gb->enabled ||
+        (ga->enabled && (!addr_eq(&ga->address, &gb->address) ||
+                         strcmp(ga->password, gb->password) != 0 || ga->db != gb->db ||
+                         ga->timeout != gb->timeout || ga->lease != gb->lease ||
+                         ga->circuit_open != gb->circuit_open || ga->fallback != gb->fallback ||
+                         ga->nodes != gb->nodes)))
+        changed(&d, "rate_limits.global");
     const struct arc_uring_conf *ua = &old->uring, *ub = &new->uring;
 #define UF(field, name) do { if (ua->field != ub->field) changed(&d, "io_uring.%s", name); } while (0)
     UF(uring_entries, "uring_entries");

@@ -671,14 +671,14 @@ int arc_config__build(const struct arc_cn *root, struct arc_config *cfg,
     arc_config__xdp_defaults(cfg);
     if ((v = arc_config__val(root, "plugins")))
         arc_config__plugins(&s, v);     /* before routes: they name plugins */
+    if ((v = arc_config__val(root, "rate_limits")))
+        arc_config__rate_limits(&s, v); /* before routes: scope: global needs its section */
     if ((v = arc_config__val(root, "routes")))
         arc_config__routes(&s, v);
     if ((v = arc_config__val(root, "security")))
         security_section(&s, v);
     if ((v = arc_config__val(root, "observability")))
         observability_section(&s, v);
-    if ((v = arc_config__val(root, "rate_limits")))
-        arc_config__rate_limits(&s, v);
     if ((v = arc_config__val(root, "control_plane")))
         control_plane_section(&s, v);
     if ((v = arc_config__val(root, "logging")))

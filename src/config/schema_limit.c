@@ -1,7 +1,8 @@
 /*
  * Schema, part 4: routes[].rate_limit — the algorithm and its numbers, the
  * key a request is counted under, and the answer when it is over the
- * limit. `scope: global` (the Redis tier) is refused as not supported yet.
+ * limit; and rate_limits: the Redis tier's connection (global) and the
+ * heavy hitters. `scope: global` needs rate_limits.global and gcra.
  * The runtime side is src/limit/ (algorithms, tables) and
  * src/proxy/ratelimit.c (keys, answers, fields).
  */
@@ -23,13 +24,27 @@ static const struct arc_conf_key limit_keys[] = {
 };
 
 static const struct arc_conf_key rate_limits_keys[] = {
-    { "global", ARC_KEY_LATER }, { "heavy_hitters", 0 },
+    { "global", 0 }, { "heavy_hitters", 0 },
 };
+
+static const struct arc_conf_key global_keys[] = {
+    { "backend", 0 }, { "redis", REQ }, { "fallback", 0 }, { "nodes", 0 },
+};
+
+static const struct arc_conf_key redis_keys[] = {
+    { "address", REQ }, { "password", 0 }, { "db", 0 }, { "timeout", 0 }, { "lease", 0 },
+    { "circuit_open", 0 },
+};
+static const char *const backends[] = { "redis" };
+/* enum arc_rl_fallback order */
+static const char *const fallbacks[] = { "local_share", "fail_open", "fail_closed" };
 
 static const struct arc_conf_key heavy_keys[] = {
     { "enabled", 0 }, { "width", 0 }, { "depth", 0 }, { "ipv6_prefix", 0 },
-    { "threshold_qps", 0 },
+    { "threshold_qps", 0 }, { "action", 0 }, { "status", 0 }, { "close", 0 },
 };
+/* enum arc_hh_action order */
+static const char *const hh_actions[] = { "none", "reject" };
 
 static const struct arc_conf_key key_keys[] = {
     { "by", 0 }, { "name", 0 }, { "ipv6_prefix", 0 },
@@ -42,8 +57,7 @@ static const char *const algorithms[] = {
 /* enum arc_rl_key_by order */
 static const char *const key_bys[] = { "client_ip", "header", "cookie", "route", "client_cert" };
 static const char *const header_modes[] = { "always", "rejected", "none" };
-static const char *const scopes[] = { "local" };
-static const char *const later_scopes[] = { "global" };
+static const char *const scopes[] = { "local", "global" };
 
 #define MAX_QPS 1000000.0
 #define MIN_QPS 0.01
@@ -119,8 +133,17 @@ void arc_config__rate_limit(struct arc_sctx *s, const struct arc_cn *m, const ch
     arc_config__get_enum(s, m, p, "algorithm", algorithms, N(algorithms), NULL, 0,
                          &rl->algorithm);
     int scope = 0;
-    arc_config__get_enum(s, m, p, "scope", scopes, N(scopes), later_scopes, N(later_scopes),
-                         &scope);
+    if (arc_config__get_enum(s, m, p, "scope", scopes, N(scopes), NULL, 0, &scope) &&
+        scope == 1) {
+        rl->global = true;
+        const struct arc_cn *sv = arc_config__val(m, "scope");
+        if (!s->cfg->rl_global.enabled)
+            arc_config__err(s, sv, "%s.scope: global needs a rate_limits.global section (the "
+                            "Redis that holds the limit)", p);
+        else if (rl->algorithm != ARC_RL_GCRA)
+            arc_config__err(s, sv, "%s.scope: global limits use gcra (the Redis script), not "
+                            "%s", p, algorithms[rl->algorithm]);
+    }
     if (arc_config__val(m, "burst")) {
         if (is_window(rl->algorithm))
             arc_config__err_key(s, arc_config__get(m, "burst"), "%s.burst: not used by %s "
@@ -163,19 +186,57 @@ void arc_config__rate_limit(struct arc_sctx *s, const struct arc_cn *m, const ch
         key(s, v, p, rl);
 }
 
+static void global(struct arc_sctx *s, const struct arc_cn *g)
+{
+    const char *p = "rate_limits.global";
+    char rp[ARC_PATH_MAX];
+    if (!arc_config__check_map(s, g, p, global_keys, N(global_keys)))
+        return;
+    struct arc_rl_global_conf *c = &s->cfg->rl_global;
+    *c = (struct arc_rl_global_conf){ .enabled = true, .timeout = 2, .lease = 64,
+                                      .circuit_open = 500, .nodes = 1,
+                                      .fallback = ARC_RL_FB_LOCAL_SHARE };
+    int backend = 0;
+    arc_config__get_enum(s, g, p, "backend", backends, N(backends), NULL, 0, &backend);
+    arc_config__get_enum(s, g, p, "fallback", fallbacks, N(fallbacks), NULL, 0, &c->fallback);
+    arc_config__get_u32(s, g, p, "nodes", 1, 10000, &c->nodes);
+    const struct arc_cn *r = arc_config__val(g, "redis");
+    arc_config__path(rp, p, "redis");
+    if (!r || !arc_config__check_map(s, r, rp, redis_keys, N(redis_keys)))
+        return;
+    arc_config__get_addr(s, r, rp, "address", false, &c->address);
+    char *pw = NULL;
+    if (arc_config__get_str(s, r, rp, "password", ARC_STR_NO_CTL, &pw) && pw) {
+        if (strlen(pw) >= sizeof(c->password))
+            arc_config__err(s, arc_config__val(r, "password"), "%s.password: longer than %zu "
+                            "bytes", rp, sizeof(c->password) - 1);
+        else
+            snprintf(c->password, sizeof(c->password), "%s", pw);
+    }
+    free(pw);
+    arc_config__get_u32(s, r, rp, "db", 0, 1000000, &c->db);
+    arc_config__get_dur(s, r, rp, "timeout", 1, 10000, false, &c->timeout);
+    arc_config__get_u32(s, r, rp, "lease", 1, 1000000, &c->lease);
+    arc_config__get_dur(s, r, rp, "circuit_open", 10, 600000, false, &c->circuit_open);
+}
+
 void arc_config__rate_limits(struct arc_sctx *s, const struct arc_cn *m)
 {
     const char *p = "rate_limits";
     char hp[ARC_PATH_MAX], kp[ARC_PATH_MAX];
     if (!arc_config__check_map(s, m, p, rate_limits_keys, N(rate_limits_keys)))
         return;
+    const struct arc_cn *g = arc_config__val(m, "global");
+    if (g)
+        global(s, g);
     const struct arc_cn *h = arc_config__val(m, "heavy_hitters");
     arc_config__path(hp, p, "heavy_hitters");
     if (!h || !arc_config__check_map(s, h, hp, heavy_keys, N(heavy_keys)))
         return;
     struct arc_heavy_hitters_conf *c = &s->cfg->heavy_hitters;
     *c = (struct arc_heavy_hitters_conf){ .enabled = false, .width = 2719, .depth = 4,
-                                          .ipv6_prefix = 64, .threshold_qps = 1000 };
+                                          .ipv6_prefix = 64, .threshold_qps = 1000,
+                                          .action = ARC_HH_NONE, .status = 429 };
     arc_config__get_bool(s, h, hp, "enabled", &c->enabled);
     arc_config__get_u32(s, h, hp, "width", 16, 1u << 24, &c->width);
     arc_config__get_u32(s, h, hp, "depth", 1, ARC_CMS_MAX_DEPTH, &c->depth);
@@ -191,5 +252,17 @@ void arc_config__rate_limits(struct arc_sctx *s, const struct arc_cn *m)
                             kp, q);
         else
             c->threshold_qps = q;
+    }
+    arc_config__get_enum(s, h, hp, "action", hh_actions, N(hh_actions), NULL, 0, &c->action);
+    int64_t st = 429;
+    if (arc_config__get_int(s, h, hp, "status", 400, 599, &st))
+        c->status = (int)st;
+    arc_config__get_bool(s, h, hp, "close", &c->close);
+    if (c->action != ARC_HH_REJECT) {
+        const char *only[] = { "status", "close" };
+        for (size_t i = 0; i < N(only); i++)
+            if (arc_config__val(h, only[i]))
+                arc_config__err_key(s, arc_config__get(h, only[i]), "%s.%s: only used with "
+                                    "action: reject", hp, only[i]);
     }
 }

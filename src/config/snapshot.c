@@ -201,12 +201,17 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
         if (rc->rate_limit) {
             const struct arc_rate_limit_conf *lc = rc->rate_limit;
             struct arc_rl_rule rule;
-            arc_rl_rule_init(&rule, (enum arc_rl_algo)lc->algorithm, lc->qps, lc->burst,
+            /* scope: global: the local table is the fallback, at the
+             * node's share of the rate (proxy/glimit.c) */
+            uint32_t nodes = lc->global ? s->cfg->rl_global.nodes : 1;
+            double qps = lc->qps / (nodes ? nodes : 1);
+            uint32_t burst = lc->burst / (nodes ? nodes : 1);
+            arc_rl_rule_init(&rule, (enum arc_rl_algo)lc->algorithm, qps, burst ? burst : 1,
                              lc->window, lc->max_delay);
             /* What keys are is part of the definition (FNV-1a of it). */
             char kd[300];
-            int kl = snprintf(kd, sizeof(kd), "%d|%s|%u", lc->key_by,
-                              lc->key_name ? lc->key_name : "", lc->ipv6_prefix);
+            int kl = snprintf(kd, sizeof(kd), "%d|%s|%u|%d", lc->key_by,
+                              lc->key_name ? lc->key_name : "", lc->ipv6_prefix, lc->global);
             rule.key_def = 1469598103934665603ull;
             for (int k = 0; k < kl && k < (int)sizeof(kd); k++)
                 rule.key_def = (rule.key_def ^ (unsigned char)kd[k]) * 1099511628211ull;

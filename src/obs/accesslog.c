@@ -63,6 +63,13 @@ static const char *const trunc_names[ARC_ALOG_T__COUNT] = {
     "tls.client_subject", "user_agent", "referer",
 };
 
+/* ARC_ALOG_RL_* as logged */
+static const char *const rl_names[] = {
+    [ARC_ALOG_RL_NONE] = "", [ARC_ALOG_RL_ALLOWED] = "allowed",
+    [ARC_ALOG_RL_REJECTED] = "rejected", [ARC_ALOG_RL_DELAYED] = "delayed",
+    [ARC_ALOG_RL_BLOCKED] = "blocked",
+};
+
 /* ------------------------------------------------------------ JSON text */
 
 /* The formatter writes through a cursor into room reserved once per line
@@ -351,6 +358,23 @@ void arc_alog_format(struct arc_sbuf *o, const struct arc_alog_rec *r)
     w = ms(w, r->response_ns);
     KSTR(w, "user_agent", r->user_agent);
     KSTR(w, "referer", r->referer);
+    if (r->rl && r->rl < sizeof(rl_names) / sizeof(rl_names[0])) {
+        LIT(w, ",\"rate_limit\":{\"name\":");
+        if (r->rl == ARC_ALOG_RL_BLOCKED)
+            LIT(w, "\"heavy_hitters\"");
+        else
+            w = jstr(w, r->route);
+        LIT(w, ",\"decision\":\"");
+        memcpy(w, rl_names[r->rl], strlen(rl_names[r->rl]));
+        w += strlen(rl_names[r->rl]);
+        LIT(w, "\",\"quota\":");
+        w = u64(w, r->rl_quota);
+        LIT(w, ",\"window_s\":");
+        w = u64(w, r->rl_window);
+        *w++ = '}';
+    } else {
+        LIT(w, ",\"rate_limit\":null");
+    }
     KSTR(w, "error", arc_alog_error_text(r->err, r->outcome));
     if (r->truncated) {
         LIT(w, ",\"truncated\":[");

@@ -65,6 +65,14 @@ enum {
     ARC_ALOG_O_UPSTREAM_CUT, ARC_ALOG_O_TUNNEL_END,
 };
 
+/* The rate-limit decision (rec.rl): none = no limit applied. Blocked: a
+ * heavy hitter refused by rate_limits.heavy_hitters.action (name
+ * "heavy_hitters", quota its threshold_qps per second). */
+enum {
+    ARC_ALOG_RL_NONE, ARC_ALOG_RL_ALLOWED, ARC_ALOG_RL_REJECTED, ARC_ALOG_RL_DELAYED,
+    ARC_ALOG_RL_BLOCKED,
+};
+
 /* A timing that did not happen (written as null). */
 #define ARC_ALOG_NONE UINT64_MAX
 
@@ -92,6 +100,8 @@ struct arc_alog_rec {
     uint8_t trace_flags;
     uint8_t has_parent;                 /* the client sent a traceparent */
     uint8_t has_upstream;               /* upstream / upstream_addr are set */
+    uint8_t rl;                         /* ARC_ALOG_RL_*: the rate-limit decision */
+    uint32_t rl_quota, rl_window;       /* ... and its policy: quota requests per window s */
     uint8_t trace_id[16], span_id[8], parent_id[8];
     uint8_t server_span_id[8];          /* Arc's server span (OTLP export only) */
     union {

@@ -171,6 +171,9 @@ struct arc_metrics_shard {
     arc_counter errors[ARC_ERR__COUNT];
     arc_counter ring[ARC_MR__COUNT];
     arc_counter exchanges;                  /* gauge: exchanges running */
+    arc_counter hh_rejected;                /* requests of heavy hitters rejected */
+    arc_counter gl_fallback;                /* global-tier decisions made by the fallback */
+    arc_counter gl_waits;                   /* ... requests that waited for a refill */
     struct arc_m_table listeners;           /* [listener index][enum arc_m_li] */
     struct arc_m_table routes;              /* [1 + route id][series, histograms]; row 0: no route */
     struct arc_m_table ups;                 /* [upstream id][enum arc_m_up, histograms] */

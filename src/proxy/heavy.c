@@ -13,6 +13,16 @@
  * Candidates: a sketch answers "how much for this key" but cannot list its
  * keys, so sources whose estimate crosses the bar are remembered in a small
  * table (HH_CAND entries; when full, the smallest is replaced).
+ *
+ * Action (heavy_hitters.action: reject): at its tick each worker also sums
+ * every worker's last publication (the registry below; the same sum as
+ * the API's) and keeps the prefixes at or above threshold_qps in a small
+ * hash set; a request whose client falls in one of them is answered with
+ * `status` (ratelimit.c: arc_px__hh_reject) before routing. Requests of a
+ * blocked source are still counted, so it stays blocked while it keeps
+ * sending at the threshold and is let through again within about two
+ * periods after it slows down. The set is the worker's own (no sharing on
+ * the hot path); the publications it reads are seqlocked.
  */
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
@@ -25,6 +35,8 @@
 #define HH_PUB 128
 #define HH_PERIOD_MS 1000
 #define HH_BAR 16               /* candidates: estimate above threshold / HH_BAR */
+#define HH_BLOCK 512            /* block set slots (power of two, > 2 x HH_CAND) */
+#define HH_MAX_WORKERS 1024     /* node.workers' upper bound */
 
 struct cand {
     uint64_t key;               /* 0 = free */
@@ -36,6 +48,8 @@ struct arc_px_hh {
     struct arc_heavy_hitters_conf conf;
     struct cand cand[HH_CAND];
     uint64_t next_ms;
+    size_t n_block;
+    uint64_t block[HH_BLOCK];   /* keys of blocked prefixes (0 = free), open addressing */
 };
 
 struct arc_px_hh_pub {
@@ -43,6 +57,11 @@ struct arc_px_hh_pub {
     uint32_t n;
     struct arc_rl_hh_item items[HH_PUB];
 };
+
+/* Every worker's publication, by worker id (set before the worker runs,
+ * cleared when it is freed, after every worker has stopped). */
+static _Atomic(struct arc_px_hh_pub *) registry[HH_MAX_WORKERS];
+static _Atomic size_t registry_n;
 
 static void hh_free(struct arc_px_hh *h)
 {
@@ -55,8 +74,15 @@ static void hh_free(struct arc_px_hh *h)
 int arc_px__hh_fit(struct arc_worker *w)
 {
     const struct arc_heavy_hitters_conf *c = &w->snap->cfg->heavy_hitters;
-    if (w->hh && c->enabled && memcmp(&w->hh->conf, c, sizeof(*c)) == 0)
-        return 0;                       /* unchanged: the counts carry over */
+    if (w->hh && c->enabled && w->hh->conf.width == c->width && w->hh->conf.depth == c->depth &&
+        w->hh->conf.ipv6_prefix == c->ipv6_prefix && w->hh->conf.threshold_qps == c->threshold_qps) {
+        w->hh->conf = *c;               /* same sketch: the counts carry over */
+        if (c->action == ARC_HH_NONE) {
+            w->hh->n_block = 0;
+            memset(w->hh->block, 0, sizeof(w->hh->block));
+        }
+        return 0;
+    }
     hh_free(w->hh);
     w->hh = NULL;
     if (!c->enabled) {
@@ -82,9 +108,59 @@ void arc_px__hh_dispose(struct arc_worker *w)
     w->hh = NULL;
 }
 
-struct arc_px_hh_pub *arc_px__hh_pub_new(void)
+struct arc_px_hh_pub *arc_px__hh_pub_new(unsigned id)
 {
-    return calloc(1, sizeof(struct arc_px_hh_pub));
+    if (id >= HH_MAX_WORKERS)
+        return NULL;
+    struct arc_px_hh_pub *p = calloc(1, sizeof(struct arc_px_hh_pub));
+    if (!p)
+        return NULL;
+    atomic_store(&registry[id], p);
+    size_t n = atomic_load(&registry_n);
+    while (n < id + 1 && !atomic_compare_exchange_weak(&registry_n, &n, id + 1))
+        ;
+    return p;
+}
+
+void arc_px__hh_pub_free(unsigned id, struct arc_px_hh_pub *p)
+{
+    if (!p)
+        return;
+    if (id < HH_MAX_WORKERS && atomic_load(&registry[id]) == p)
+        atomic_store(&registry[id], NULL);
+    free(p);
+}
+
+static uint64_t item_key(const struct arc_rl_hh_item *it)
+{
+    uint8_t kb[18] = { it->family, it->prefix };
+    memcpy(kb + 2, it->addr, 16);
+    return arc_rl_hash(kb, sizeof(kb)) | 1;
+}
+
+static void block_add(struct arc_px_hh *h, uint64_t key)
+{
+    if (h->n_block >= HH_BLOCK / 2)
+        return;
+    for (size_t i = key & (HH_BLOCK - 1);; i = (i + 1) & (HH_BLOCK - 1)) {
+        if (h->block[i] == key)
+            return;
+        if (!h->block[i]) {
+            h->block[i] = key;
+            h->n_block++;
+            return;
+        }
+    }
+}
+
+static bool block_has(const struct arc_px_hh *h, uint64_t key)
+{
+    for (size_t i = key & (HH_BLOCK - 1);; i = (i + 1) & (HH_BLOCK - 1)) {
+        if (h->block[i] == key)
+            return true;
+        if (!h->block[i])
+            return false;
+    }
 }
 
 static void remember(struct arc_px_hh *h, uint64_t key, const struct arc_rl_hh_item *it,
@@ -114,39 +190,65 @@ static void remember(struct arc_px_hh *h, uint64_t key, const struct arc_rl_hh_i
     }
 }
 
-static void count(struct arc_px_hh *h, uint8_t family, const uint8_t *addr, uint8_t plen)
+/* Counts one request under a prefix; true if that prefix is blocked. */
+static bool count(struct arc_px_hh *h, uint8_t family, const uint8_t *addr, uint8_t plen)
 {
     struct arc_rl_hh_item it = { .family = family, .prefix = plen };
     size_t full = plen / 8;
     memcpy(it.addr, addr, full);
     if (plen % 8)
         it.addr[full] = (uint8_t)(addr[full] & (0xff << (8 - plen % 8)));
-    uint8_t kb[18] = { family, plen };
-    memcpy(kb + 2, it.addr, 16);
-    uint64_t key = arc_rl_hash(kb, sizeof(kb)) | 1;
+    uint64_t key = item_key(&it);
     uint32_t est = arc_cms_add(&h->cms, key, 1);
     /* (estimates read about twice the rate: see the top) */
     if ((double)est >= 2.0 * h->conf.threshold_qps / HH_BAR)
         remember(h, key, &it, est);
+    return h->n_block && block_has(h, key);
 }
 
-void arc_px__hh_count(struct arc_worker *w, struct arc_exchange *ex)
+bool arc_px__hh_count(struct arc_worker *w, struct arc_exchange *ex)
 {
     struct arc_px_hh *h = w->hh;
     const struct sockaddr *sa = arc_px__peer_addr(ex->client);
     if (!h || !sa)
-        return;
+        return false;
     uint8_t kb[ARC_RL_KEY_ADDR];
     size_t n = arc_rl_key_addr(sa, 128, kb);
+    bool b = false;
     if (n == 5) {
-        count(h, 4, kb + 1, 32);
-        count(h, 4, kb + 1, 24);
+        b |= count(h, 4, kb + 1, 32);
+        b |= count(h, 4, kb + 1, 24);
     } else {
-        count(h, 6, kb + 1, 128);
+        b |= count(h, 6, kb + 1, 128);
         if (h->conf.ipv6_prefix != 128 && h->conf.ipv6_prefix != 48)
-            count(h, 6, kb + 1, (uint8_t)h->conf.ipv6_prefix);
-        count(h, 6, kb + 1, 48);
+            b |= count(h, 6, kb + 1, (uint8_t)h->conf.ipv6_prefix);
+        b |= count(h, 6, kb + 1, 48);
     }
+    return b && h->conf.action == ARC_HH_REJECT;
+}
+
+static size_t sum_pubs(struct arc_px_hh_pub *const *pubs, size_t n_pubs, double threshold,
+                       struct arc_rl_hh_item *out, size_t cap);
+
+/* The block set from every worker's last publication. */
+static void rebuild_block(struct arc_px_hh *h)
+{
+    h->n_block = 0;
+    memset(h->block, 0, sizeof(h->block));
+    if (h->conf.action != ARC_HH_REJECT)
+        return;
+    size_t n = atomic_load(&registry_n);
+    struct arc_px_hh_pub **pubs = calloc(n ? n : 1, sizeof(*pubs));
+    struct arc_rl_hh_item *items = calloc(HH_BLOCK / 2, sizeof(*items));
+    if (pubs && items) {
+        for (size_t i = 0; i < n; i++)
+            pubs[i] = atomic_load(&registry[i]);
+        size_t k = sum_pubs(pubs, n, h->conf.threshold_qps, items, HH_BLOCK / 2);
+        for (size_t i = 0; i < k; i++)
+            block_add(h, item_key(&items[i]));
+    }
+    free(pubs);
+    free(items);
 }
 
 void arc_px__hh_tick(struct arc_worker *w)
@@ -179,11 +281,11 @@ void arc_px__hh_tick(struct arc_worker *w)
     p->n = n;
     atomic_store_explicit(&p->seq, seq + 2, memory_order_release);
     arc_cms_decay(&h->cms);
+    rebuild_block(h);
 }
 
-size_t arc_worker_heavy_hitters(struct arc_worker *w, struct arc_rl_hh_item *out, size_t cap)
+static size_t read_pub(struct arc_px_hh_pub *p, struct arc_rl_hh_item *out, size_t cap)
 {
-    struct arc_px_hh_pub *p = w->hh_pub;
     if (!p)
         return 0;
     for (int tries = 0; tries < 1000; tries++) {
@@ -205,14 +307,19 @@ static int by_qps(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-size_t arc_workers_heavy_hitters(struct arc_worker *const *ws, size_t n_workers, double threshold,
-                                 struct arc_rl_hh_item *out, size_t cap)
+size_t arc_worker_heavy_hitters(struct arc_worker *w, struct arc_rl_hh_item *out, size_t cap)
+{
+    return read_pub(w->hh_pub, out, cap);
+}
+
+static size_t sum_pubs(struct arc_px_hh_pub *const *pubs, size_t n_workers, double threshold,
+                       struct arc_rl_hh_item *out, size_t cap)
 {
     struct arc_rl_hh_item *all = calloc(n_workers * HH_PUB + 1, sizeof(*all));
     struct arc_rl_hh_item *mine = calloc(HH_PUB, sizeof(*mine));
     size_t n = 0;
     for (size_t w = 0; all && mine && w < n_workers; w++) {
-        size_t k = arc_worker_heavy_hitters(ws[w], mine, HH_PUB);
+        size_t k = read_pub(pubs[w], mine, HH_PUB);
         for (size_t i = 0; i < k; i++) {
             size_t j;
             for (j = 0; j < n; j++)
@@ -233,5 +340,18 @@ size_t arc_workers_heavy_hitters(struct arc_worker *const *ws, size_t n_workers,
             out[k++] = all[i];
     free(all);
     free(mine);
+    return k;
+}
+
+size_t arc_workers_heavy_hitters(struct arc_worker *const *ws, size_t n_workers, double threshold,
+                                 struct arc_rl_hh_item *out, size_t cap)
+{
+    struct arc_px_hh_pub **pubs = calloc(n_workers ? n_workers : 1, sizeof(*pubs));
+    if (!pubs)
+        return 0;
+    for (size_t i = 0; i < n_workers; i++)
+        pubs[i] = ws[i]->hh_pub;
+    size_t k = sum_pubs(pubs, n_workers, threshold, out, cap);
+    free(pubs);
     return k;
 }

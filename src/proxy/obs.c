@@ -358,6 +358,7 @@ void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
     cps(r->route, sizeof(r->route), ex->route ? ex->route->conf->name : NULL, ARC_ALOG_T_ROUTE, &tr);
     const struct arc_upstream_rt *up = ex->route ? ex->route->up : NULL;
     r->has_upstream = up != NULL;
+    r->rl = (uint8_t)arc_px__limit_log(ex, &r->rl_quota, &r->rl_window);
     cps(r->upstream, sizeof(r->upstream), up ? up->conf->name : NULL, ARC_ALOG_T_UPSTREAM, &tr);
     uint32_t t_unused = 0;
     cps(r->upstream_addr, sizeof(r->upstream_addr),

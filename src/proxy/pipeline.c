@@ -162,8 +162,8 @@ static bool connect_allowed(struct arc_worker *w, struct arc_exchange *ex,
 void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
 {
     const struct arc_req *q = &ex->req;
-    if (w->hh)
-        arc_px__hh_count(w, ex);        /* heavy hitters: every request, routed or not */
+    /* heavy hitters: every request, routed or not */
+    bool heavy = w->hh && arc_px__hh_count(w, ex);
     struct arc_rt_captures caps;
     uint32_t allowed = 0;
     /* The router reads header fields through its own view type, which has
@@ -177,6 +177,10 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
     };
     const struct arc_route_rt *r = arc_rt_match(ex->snap->rt, &in, &caps, &allowed);
     arc_px__obs_ids(w, ex, r);
+    if (heavy) {
+        arc_px__hh_reject(w, ex);
+        return;
+    }
     if (!r) {
         if (allowed)
             answer_405(w, ex, allowed);

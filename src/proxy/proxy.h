@@ -52,6 +52,15 @@ size_t arc_worker_heavy_hitters(struct arc_worker *w, struct arc_rl_hh_item *out
 size_t arc_workers_heavy_hitters(struct arc_worker *const *ws, size_t n_workers, double threshold,
                                  struct arc_rl_hh_item *out, size_t cap);
 
+/* rate_limits.global: the Redis thread (glimit.c), started before the
+ * workers, stopped after they stopped; its /metrics series. */
+struct arc_rl_global_conf;
+struct arc_sbuf;
+struct arc_metrics_shard;
+int arc_px_gl_start(const struct arc_rl_global_conf *c, size_t n_workers, char *err, size_t len);
+void arc_px_gl_stop(void);
+void arc_px_gl_render(struct arc_sbuf *m, struct arc_metrics_shard *const *shards, size_t n);
+
 /* Monotonic milliseconds. */
 uint64_t arc_now_ms(void);
 /* CLOCK_MONOTONIC in nanoseconds (exchange timings). */

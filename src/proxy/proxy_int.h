@@ -62,6 +62,7 @@ enum op_kind {
     OP_SEND,
     OP_CONNECT,
     OP_CLOSE,
+    OP_GLWAKE,          /* the global tier's replies are waiting (eventfd read) */
 };
 
 static inline uint64_t op_ud(enum op_kind k, uint32_t idx, uint32_t gen)
@@ -157,8 +158,8 @@ enum ex_state {
     EX_STREAMING,       /* response head handed to the client codec; body flowing */
     EX_TUNNEL,          /* 101: bytes relayed both ways until both sides close */
     EX_WAITING,         /* a pipeline stage holds it until a deadline or a wake
-                           (arc_px__ex_wait; the rate limiter's delay, later
-                           plugins and the Redis tier) */
+                           (arc_px__ex_wait; the rate limiter's delay, a
+                           global limit's lease refill from Redis) */
 };
 
 /* How an exchange ended, for metrics (and the access log later). */
@@ -575,6 +576,7 @@ struct arc_worker {
     uint64_t rng;                       /* obs.c: ids and sampling (not cryptographic) */
     struct arc_px_hh *hh;               /* heavy hitters (heavy.c), NULL when disabled */
     struct arc_px_hh_pub *hh_pub;       /* ... what it last published (lives with the worker) */
+    struct arc_px_gl *gl;               /* global-tier leases (ratelimit.c), NULL without it */
     pthread_t thread;
     char errmsg[256];
 };
@@ -766,14 +768,16 @@ struct arc_px_hh;
 struct arc_px_hh_pub;
 /* (Re)builds the worker's sketch for its current snapshot; -1: out of memory. */
 int arc_px__hh_fit(struct arc_worker *w);
-/* Counts a request's client under every prefix it belongs to. */
-void arc_px__hh_count(struct arc_worker *w, struct arc_exchange *ex);
+/* Counts a request's client under every prefix it belongs to; true when
+ * one of them is a heavy hitter to reject (heavy_hitters.action). */
+bool arc_px__hh_count(struct arc_worker *w, struct arc_exchange *ex);
 /* Timer tick: once a second, publish the heavy sources and decay. */
 void arc_px__hh_tick(struct arc_worker *w);
 void arc_px__hh_dispose(struct arc_worker *w);
 /* The publication block (made with the worker, freed with it: the control
  * thread may read it at any time). */
-struct arc_px_hh_pub *arc_px__hh_pub_new(void);
+struct arc_px_hh_pub *arc_px__hh_pub_new(unsigned worker_id);
+void arc_px__hh_pub_free(unsigned worker_id, struct arc_px_hh_pub *p);
 
 /* ratelimit.c */
 /* The route's rate limit for ex: true when the pipeline goes on now;
@@ -783,6 +787,43 @@ bool arc_px__limit(struct arc_worker *w, struct arc_exchange *ex);
  * ARC_PX_LIMIT_FIELDS entries written to out (values in ex's arena). */
 #define ARC_PX_LIMIT_FIELDS 5
 size_t arc_px__limit_fields(struct arc_exchange *ex, struct arc_hdr *out);
+/* Answers a heavy hitter's request (heavy_hitters.action: reject). */
+void arc_px__hh_reject(struct arc_worker *w, struct arc_exchange *ex);
+/* For the access log: the decision (ARC_ALOG_RL_*) and its policy. */
+unsigned arc_px__limit_log(const struct arc_exchange *ex, uint32_t *quota, uint32_t *window_s);
+
+/* glimit.c: the global tier's Redis thread (its design at the top). */
+#define ARC_GL_KEY_MAX 200
+struct arc_gl_req {                     /* a worker asks for tokens of one key */
+    uint32_t slot, gen;                 /* the worker's lease entry */
+    uint32_t want, burst;
+    double qps;
+    uint16_t klen;
+    char key[ARC_GL_KEY_MAX];           /* the Redis key */
+};
+struct arc_gl_rep {
+    uint32_t slot, gen;
+    uint32_t granted;
+    bool ok;                            /* false: failed (error, timeout, Redis down) */
+    uint64_t retry_us;                  /* granted 0: Redis's retry time */
+};
+struct arc_rl_global_conf;
+bool arc_px__gl_enabled(void);
+/* Redis is connected and the circuit closed: worth asking. */
+bool arc_px__gl_ready(void);
+const struct arc_rl_global_conf *arc_px__gl_conf(void);
+/* The worker's eventfd (-1: none): readable when replies are waiting. */
+int arc_px__gl_efd(unsigned worker);
+/* false: the ring is full (the request is not sent). */
+bool arc_px__gl_post(unsigned worker, const struct arc_gl_req *r);
+size_t arc_px__gl_replies(unsigned worker, struct arc_gl_rep *out, size_t cap);
+/* ratelimit.c, worker side: the lease table; the eventfd read armed on
+ * the worker's ring (OP_GLWAKE) and its completion. */
+struct arc_px_gl;
+int arc_px__gl_worker_init(struct arc_worker *w);
+void arc_px__gl_worker_dispose(struct arc_worker *w);
+void arc_px__gl_arm(struct arc_worker *w);
+void arc_px__gl_on_event(struct arc_worker *w, int res);
 
 /* plugins.c: proxy-wasm filters on the exchange. False: the exchange was
  * answered (a filter's local answer, or its failure policy) and is gone. */

@@ -291,6 +291,9 @@ static void dispatch(struct arc_worker *w, struct io_uring_cqe *cqe)
     case OP_TICK:
         on_tick(w, cqe);
         return;
+    case OP_GLWAKE:
+        arc_px__gl_on_event(w, cqe->res);
+        return;
     default:
         break;
     }
@@ -500,7 +503,7 @@ static int worker_setup(struct arc_worker *w)
     w->tls_plain = malloc(TLS_PLAIN_BUF);
     if (!w->tls_plain)
         return -1;
-    if (tables_fit(w, w->snap) < 0 || arc_px__hh_fit(w) < 0)
+    if (tables_fit(w, w->snap) < 0 || arc_px__hh_fit(w) < 0 || arc_px__gl_worker_init(w) < 0)
         return -1;
     return 0;
 }
@@ -532,6 +535,7 @@ static void worker_teardown(struct arc_worker *w)
     arc_bufring_dispose(&w->br, &w->ring);
     if (w->ring.ring_fd > 0)
         io_uring_queue_exit(&w->ring);
+    arc_px__gl_worker_dispose(w);       /* (after the ring: its read is gone) */
     for (size_t i = 0; i < w->n_listen; i++)
         if (w->listen_fds[i] >= 0)
             close(w->listen_fds[i]);
@@ -559,6 +563,7 @@ static void *worker_main(void *arg)
         return NULL;
     }
     arm_tick(w);
+    arc_px__gl_arm(w);
     for (size_t i = 0; i < w->n_listen; i++)
         arm_accept(w, i);
     io_uring_submit(&w->ring);
@@ -646,7 +651,7 @@ struct arc_worker *arc_worker_start(unsigned id, int cpu, struct arc_snapshot *s
     w->n_listen = n_listen;
     w->listen_fds = calloc(n_listen ? n_listen : 1, sizeof(int));
     w->accept_armed = calloc(n_listen ? n_listen : 1, sizeof(bool));
-    w->hh_pub = arc_px__hh_pub_new();
+    w->hh_pub = arc_px__hh_pub_new(id);
     if (!w->listen_fds || !w->accept_armed || !w->hh_pub ||
         arc_metrics_shard_init(&w->metrics) < 0) {
         snprintf(err, errlen, "out of memory");
@@ -707,7 +712,7 @@ void arc_worker_free(struct arc_worker *w)
     arc_htable_dispose(&w->health);
     free(w->listen_fds);
     free(w->accept_armed);
-    free(w->hh_pub);
+    arc_px__hh_pub_free(w->id, w->hh_pub);
     if (w->snap)
         arc_snapshot_unref(w->snap);
     free(w);

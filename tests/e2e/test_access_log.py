@@ -28,7 +28,7 @@ FIELDS = {"ts", "kind", "request_id", "trace_id", "span_id", "parent_span_id", "
           "method", "scheme", "host", "path", "query", "protocol", "status", "route", "upstream",
           "upstream_addr", "attempt", "client_ip", "client_port", "tls", "bytes_received",
           "bytes_sent", "duration_ms", "upstream_connect_ms", "upstream_ttfb_ms",
-          "upstream_response_ms", "user_agent", "referer", "error"}
+          "upstream_response_ms", "user_agent", "referer", "rate_limit", "error"}
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-(0[01])$")
@@ -123,6 +123,33 @@ def test_proxied_request_every_field(arc, servers, tmp_path):
     assert line["duration_ms"] <= (t1 - t0) * 1000 + 1
     assert line["user_agent"] == "pytest-ua/1" and line["referer"] == "https://ref.example/p"
     assert line["error"] is None
+    assert line["rate_limit"] is None
+
+
+def test_rate_limit_decision_and_policy(arc, servers, tmp_path):
+    """The record names the limit's policy (the route's name, the quota and
+    window of RateLimit-Policy) and the decision: allowed, delayed or
+    rejected; a route without a limit logs null."""
+    up = servers.http(name="echo")
+    routes = [dict(route_conf("gate", "/gate", upstream="echo"),
+                   rate_limit={"qps": 0.5, "burst": 2}),
+              dict(route_conf("queue", "/queue", upstream="echo"),
+                   rate_limit={"qps": 1, "burst": 1, "algorithm": "leaky_bucket",
+                               "max_delay": "5s"}),
+              route_conf("free", "/free", upstream="echo")]
+    a = arc(log_config(tmp_path, [upstream_conf("echo", up.addr)], routes=routes, workers=1))
+    c = a.client()
+    assert [c.request("GET", "/gate").status for _ in range(3)] == [200, 200, 429]
+    assert [c.request("GET", "/queue").status for _ in range(2)] == [200, 200]
+    assert c.request("GET", "/free").status == 200
+    lines = read_lines(str(tmp_path / "access.log"), 6)
+    got = [(ln["path"], ln["rate_limit"] and ln["rate_limit"]["decision"]) for ln in lines]
+    assert got == [("/gate", "allowed"), ("/gate", "allowed"), ("/gate", "rejected"),
+                   ("/queue", "allowed"), ("/queue", "delayed"), ("/free", None)], got
+    assert lines[2]["rate_limit"] == {"name": "gate", "decision": "rejected", "quota": 1,
+                                      "window_s": 2}
+    assert lines[4]["rate_limit"] == {"name": "queue", "decision": "delayed", "quota": 1,
+                                      "window_s": 1}
 
 
 def test_404_502_504_and_abort(arc, servers, tmp_path, arc_bin):

@@ -513,6 +513,58 @@ def test_heavy_hitters_listed_by_prefix(arc):
     assert gauge_now() == 0
 
 
+def test_heavy_hitters_rejected_then_let_through(arc):
+    """heavy_hitters.action: reject answers a heavy hitter's requests with
+    `status` (Retry-After: 1) before routing, counts them in
+    arc_heavy_hitters_rejected_total, and lets the client through again
+    once it slowed down below the threshold; close: the HTTP/1 connection
+    is closed after the answer."""
+    cfg = make_config([], routes=[route_conf("p", "/p", respond={"status": 200})], workers=2)
+    cfg["rate_limits"] = {"heavy_hitters": {"enabled": True, "threshold_qps": 40, "width": 1000,
+                                            "depth": 4, "action": "reject", "status": 429,
+                                            "close": True}}
+    a = arc(cfg)
+    # a quarter of the threshold: never rejected
+    for _ in range(20):
+        assert a.client().request("GET", "/p").status == 200
+        time.sleep(0.1)
+    stop_at = time.monotonic() + 8
+    seen, lock = [], threading.Lock()
+
+    def rejected():
+        return metric(a.metrics()[0], "arc_heavy_hitters_rejected_total") or 0
+
+    first_429 = []
+
+    def hammer():
+        c = Client(a.port)
+        n = 0
+        while time.monotonic() < stop_at and not first_429:
+            r = c.request("GET", "/p")
+            assert r.status in (200, 429), r
+            if r.status == 429:
+                with lock:
+                    first_429.append(r)
+                break
+            n += 1
+            if n % 50 == 0 and rejected():
+                break
+        c.close()
+
+    ths = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    assert first_429, "no request was rejected"
+    assert wait_for(lambda: rejected() > 0)
+    r = first_429[0]
+    assert r.headers.get("Retry-After") == "1" and r.body == b"429 Too Many Requests\n", r
+    assert (r.headers.get("Connection") or "").lower() == "close", r.headers   # close: true
+    # quiet: within a few halvings of the sketch it is let through again
+    assert wait_for(lambda: a.client().request("GET", "/p").status == 200, timeout=15, step=0.5)
+
+
 def test_client_certificate_subject_key(arc, servers, pki):
     """key.by: client_cert counts by the verified certificate's subject;
     clients without one share one key."""

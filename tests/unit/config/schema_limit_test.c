@@ -101,7 +101,7 @@ static void test_errors(void)
     CHECK_ERR(&e, 8, 17, "missing required key 'qps' in routes[1].rate_limit");
     CHECK_ERR(&e, 8, 25, "routes[1].rate_limit.burst");
     CHECK_ERR(&e, 8, 36, "routes[1].rate_limit.status");
-    CHECK_ERR(&e, 8, 48, "'global' is not supported yet");
+    CHECK_ERR(&e, 8, 48, "routes[1].rate_limit.scope: global needs a rate_limits.global section");
     CHECK_ERR(&e, 13, 12, "routes[2].rate_limit.qps: 0 is out of range");
     CHECK_ERR(&e, 14, 7, "routes[2].rate_limit.window: only used by fixed_window and sliding_window");
     CHECK_ERR(&e, 15, 7, "routes[2].rate_limit.max_delay: only used by leaky_bucket");
@@ -145,7 +145,7 @@ static void test_heavy_hitters(void)
         "  global: {backend: redis}\n"                                            /* 6 */
         "  heavy_hitters: {depth: 17, threshold_qps: 0, widht: 10}\n", &e);       /* 7 */
     CHECK(c == NULL);
-    CHECK_ERR(&e, 6, 3, "rate_limits.global: not supported yet");
+    CHECK_ERR(&e, 6, 11, "missing required key 'redis' in rate_limits.global");
     CHECK_ERR(&e, 7, 26, "rate_limits.heavy_hitters.depth");
     CHECK_ERR(&e, 7, 45, "rate_limits.heavy_hitters.threshold_qps: 0 is out of range");
     CHECK_ERR(&e, 7, 48, "unknown key 'widht'");
@@ -153,8 +153,81 @@ static void test_heavy_hitters(void)
     arc_config_errors_dispose(&e);
 }
 
+/* rate_limits.global and scope: global; heavy_hitters.action */
+static void test_global(void)
+{
+    struct arc_config *c = must_load("yaml",
+        "listeners:\n"
+        "  - {name: http, kind: http, bind: \"127.0.0.1:0\"}\n"
+        "rate_limits:\n"
+        "  global: {redis: {address: \"127.0.0.1:6379\"}}\n"
+        "  heavy_hitters: {enabled: true, action: reject, status: 403, close: true}\n"
+        "routes:\n"
+        "  - name: g\n"
+        "    match: {path: /g}\n"
+        "    action: {respond: {status: 200}}\n"
+        "    rate_limit: {qps: 10, scope: global}\n");
+    if (c) {
+        const struct arc_rl_global_conf *g = &c->rl_global;
+        CHECK(g->enabled);
+        CHECK_STR(g->address.text, "127.0.0.1:6379");
+        CHECK_STR(g->password, "");
+        CHECK_INT(g->db, 0);
+        CHECK_INT(g->timeout, 2);
+        CHECK_INT(g->lease, 64);
+        CHECK_INT(g->circuit_open, 500);
+        CHECK_INT(g->fallback, ARC_RL_FB_LOCAL_SHARE);
+        CHECK_INT(g->nodes, 1);
+        CHECK(c->routes[0].rate_limit->global);
+        CHECK_INT(c->heavy_hitters.action, ARC_HH_REJECT);
+        CHECK_INT(c->heavy_hitters.status, 403);
+        CHECK(c->heavy_hitters.close);
+    }
+    arc_config_free(c);
+    c = must_load("yaml", BASE
+        "rate_limits:\n"
+        "  global:\n"
+        "    backend: redis\n"
+        "    redis: {address: \"[::1]:7000\", password: pw, db: 3, timeout: 20ms, lease: 8,\n"
+        "            circuit_open: 2s}\n"
+        "    fallback: fail_closed\n"
+        "    nodes: 4\n");
+    if (c) {
+        const struct arc_rl_global_conf *g = &c->rl_global;
+        CHECK_STR(g->address.text, "[::1]:7000");
+        CHECK_STR(g->password, "pw");
+        CHECK_INT(g->db, 3);
+        CHECK_INT(g->timeout, 20);
+        CHECK_INT(g->lease, 8);
+        CHECK_INT(g->circuit_open, 2000);
+        CHECK_INT(g->fallback, ARC_RL_FB_FAIL_CLOSED);
+        CHECK_INT(g->nodes, 4);
+    }
+    arc_config_free(c);
+    struct arc_config_errors e;
+    c = load_str("yaml",
+        "listeners:\n"                                                            /* 1 */
+        "  - {name: http, kind: http, bind: \"127.0.0.1:0\"}\n"                   /* 2 */
+        "rate_limits:\n"                                                          /* 3 */
+        "  global: {redis: {address: \"127.0.0.1:6379\", lease: 0}, fallback: no}\n" /* 4 */
+        "  heavy_hitters: {status: 403}\n"                                        /* 5 */
+        "routes:\n"                                                               /* 6 */
+        "  - name: g\n"                                                           /* 7 */
+        "    match: {path: /g}\n"                                                 /* 8 */
+        "    action: {respond: {status: 200}}\n"                                  /* 9 */
+        "    rate_limit: {qps: 10, scope: global, algorithm: token_bucket}\n", &e); /* 10 */
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 4, 54, "rate_limits.global.redis.lease: must be between 1 and 1000000");
+    CHECK_ERR(&e, 4, 68, "rate_limits.global.fallback: unknown value 'no'");
+    CHECK_ERR(&e, 5, 19, "rate_limits.heavy_hitters.status: only used with action: reject");
+    CHECK_ERR(&e, 10, 34, "routes[0].rate_limit.scope: global limits use gcra");
+    CHECK_INT(e.n, 4);
+    arc_config_errors_dispose(&e);
+}
+
 int main(void)
 {
+    RUN(test_global);
     RUN(test_heavy_hitters);
     RUN(test_defaults_and_values);
     RUN(test_errors);

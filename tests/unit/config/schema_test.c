@@ -370,7 +370,7 @@ static void test_not_supported_yet(void)
     CHECK_ERR(&e, 5, 10, "missing required key 'certificates' in listeners[0].tls");
     CHECK_ERR(&e, 5, 24, "listeners[0].tls.min_version: unknown value 'tls14'");
     CHECK_ERR(&e, 6, 21, "proxy_protocol: true is not supported yet");
-    CHECK_ERR(&e, 7, 15, "rate_limits.global: not supported yet in this version");
+    CHECK_ERR(&e, 7, 23, "missing required key 'redis' in rate_limits.global");
     CHECK_ERR(&e, 9, 1, "cache: not supported yet");
     CHECK_ERR(&e, 10, 35, "logging.writer.ring_capacity: must be a power of two, got 3");
     CHECK_ERR(&e, 11, 39, "missing required key 'endpoints' in control_plane.config_source.etcd");

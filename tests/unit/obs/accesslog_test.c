@@ -162,6 +162,9 @@ static void test_format_full(void)
     strcpy(r.tls_subject, "CN=client,O=Example");
     strcpy(r.user_agent, "curl/8");
     strcpy(r.referer, "https://example.com/");
+    r.rl = ARC_ALOG_RL_REJECTED;
+    r.rl_quota = 100;
+    r.rl_window = 60;
     char line[4096];
     json_t *j = format_one(&r, line, sizeof(line));
     if (!j)
@@ -201,7 +204,24 @@ static void test_format_full(void)
     CHECK_STR(JSTR(j, "referer"), "https://example.com/");
     CHECK(JNULL(j, "error"));
     CHECK(json_object_get(j, "truncated") == NULL);
+    json_t *rl = json_object_get(j, "rate_limit");
+    CHECK_STR(JSTR(rl, "name"), "items");
+    CHECK_STR(JSTR(rl, "decision"), "rejected");
+    CHECK_INT(JINT(rl, "quota"), 100);
+    CHECK_INT(JINT(rl, "window_s"), 60);
     json_decref(j);
+    /* every decision by name; a heavy hitter's block names its policy */
+    static const char *const dec[] = { "", "allowed", "rejected", "delayed", "blocked" };
+    for (unsigned k = ARC_ALOG_RL_ALLOWED; k <= ARC_ALOG_RL_BLOCKED; k++) {
+        r.rl = (uint8_t)k;
+        j = format_one(&r, line, sizeof(line));
+        if (!j)
+            continue;
+        rl = json_object_get(j, "rate_limit");
+        CHECK_STR(JSTR(rl, "decision"), dec[k]);
+        CHECK_STR(JSTR(rl, "name"), k == ARC_ALOG_RL_BLOCKED ? "heavy_hitters" : "items");
+        json_decref(j);
+    }
 }
 
 /* An aborted request with no route: nulls where nothing happened. */
@@ -228,7 +248,7 @@ static void test_format_nulls_and_errors(void)
     const char *nulls[] = { "request_id", "trace_id", "span_id", "parent_span_id", "method",
                             "host", "path", "query", "route", "upstream", "upstream_addr", "tls",
                             "upstream_connect_ms", "upstream_ttfb_ms", "upstream_response_ms",
-                            "user_agent", "referer" };
+                            "user_agent", "referer", "rate_limit" };
     for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++)
         if (!JNULL(j, nulls[i])) {
             fprintf(stderr, "%s should be null: %s", nulls[i], line);

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The global tier's cost per request with leases vs a local limit, the same
+# arc binary in the same run: two arc processes (one worker each) in front
+# of the shared harness's backend, one with a per-client-IP GCRA limit of
+# scope local, one with the same limit of scope global (a redis-server
+# started here on a loopback port, lease LEASE), measured alternately with
+# the harness's bench.py (wrk; the proxy's utime+stime around each run /
+# completed requests). The limit never rejects; the global one calls Redis
+# about once per LEASE/2 requests (the calls are counted from /metrics).
+# The Redis thread's CPU is part of the proxy's (same process).
+#
+#   bench/limit_global_ab.sh            # ROUNDS=5 DURATION=8 CONNS=256 LEASE=64
+# Results in bench/results/<timestamp>-limit-global/ (runs.jsonl, summary).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+harness=${BENCH_HARNESS:-$top/../shared/bench}
+[[ -d $harness ]] || harness=$top/../../shared/bench
+BIN=${BIN:-$top/build/release/arc}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-8}
+CONNS=${CONNS:-256}
+PORT_BASE=${PORT_BASE:-28380}
+LEASE=${LEASE:-64}
+OUT=${1:-$top/bench/results/$(date +%Y%m%d-%H%M%S)-limit-global}
+mkdir -p "$OUT/logs" "$OUT/run"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+ulimit -n "$(ulimit -Hn)"
+gcc -O2 -Wall -Wextra -pthread -o "$OUT/run/backend" "$harness/backend.c"
+"$OUT/run/backend" -p "$PORT_BASE" -b 0 -t 1 >"$OUT/logs/backend.log" 2>&1 &
+pids+=($!); backend_pid=$!
+REDIS_PORT=$((PORT_BASE + 20))
+mkdir -p "$OUT/redis"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$OUT/redis" --save "" \
+    --appendonly no >"$OUT/logs/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+conf() {   # conf NAME PORT ADMIN_PORT LIMIT_YAML
+    cat >"$OUT/$1.yaml" <<YAML
+node: {workers: 1}
+listeners: [{name: http, kind: http, bind: "127.0.0.1:$2"}]
+observability: {metrics_bind: "127.0.0.1:$3"}
+upstreams:
+  - name: b
+    discovery: {type: static, endpoints: [{address: "127.0.0.1:$PORT_BASE"}]}
+routes:
+  - name: r
+    match: {path: "/{*rest}"}
+    action: {upstream: b}
+$4
+YAML
+}
+conf off $((PORT_BASE + 1)) $((PORT_BASE + 11)) \
+    "    rate_limit: {qps: 1000000, burst: 1000000, key: {by: client_ip}}"
+conf on $((PORT_BASE + 2)) $((PORT_BASE + 12)) \
+    "    rate_limit: {qps: 1000000, burst: 1000000, key: {by: client_ip}, scope: global}
+rate_limits:
+  global: {redis: {address: \"127.0.0.1:$REDIS_PORT\", timeout: 50ms, lease: $LEASE}}"
+for v in off on; do
+    "$BIN" run -c "$OUT/$v.yaml" >"$OUT/logs/arc-$v.log" 2>&1 &
+    pids+=($!); eval "pid_$v=$!"
+done
+sleep 1
+for v in off on; do
+    port=$((PORT_BASE + $([[ $v == off ]] && echo 1 || echo 2)))
+    curl -sf -o /dev/null "http://127.0.0.1:$port/" || { echo "arc ($v) not answering"; exit 1; }
+    wrk -t1 -c"$CONNS" -d2 "http://127.0.0.1:$port/" >/dev/null   # warmup
+done
+for r in $(seq 1 "$ROUNDS"); do
+    order="off on"; (( r % 2 == 0 )) && order="on off"
+    for v in $order; do
+        port=$((PORT_BASE + $([[ $v == off ]] && echo 1 || echo 2)))
+        pid=$([[ $v == off ]] && echo "$pid_off" || echo "$pid_on")
+        sleep 1
+        python3 "$harness/bench.py" measure --out "$OUT/runs.jsonl" --log "$OUT/logs/wrk-$v-$r.log" \
+            --tool wrk --target "limit-$([[ $v == off ]] && echo local || echo global)" --case "c$CONNS" --round "$r" --proxy-pids "$pid" \
+            --backend-pids "$backend_pid" --conns "$CONNS" --threads 1 --duration "$DURATION" \
+            "http://127.0.0.1:$port/" >/dev/null
+    done
+done
+python3 - "$OUT/runs.jsonl" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+by = {}
+for r in runs:
+    by.setdefault(r["target"], []).append(r)
+med = {}
+for t, rs in sorted(by.items()):
+    cpu = statistics.median(r["proxy_us_per_req"] for r in rs)
+    rps = statistics.median(r.get("rps") or 0 for r in rs)
+    med[t] = cpu
+    print("%-10s proxy CPU %.2f us/request (median of %d; runs %s), %.0f req/s"
+          % (t, cpu, len(rs), ", ".join("%.2f" % r["proxy_us_per_req"] for r in rs), rps))
+if "limit-global" in med and "limit-local" in med:
+    print("global vs local: %+.1f%% proxy CPU per request" % (100 * (med["limit-global"] / med["limit-local"] - 1)))
+    rounds = {}
+    for r in runs:
+        rounds.setdefault(r["round"], {})[r["target"]] = r["proxy_us_per_req"]
+    ratios = [v["limit-global"] / v["limit-local"] for v in rounds.values() if len(v) == 2]
+    print("paired per round (global/local): median %+.1f%%, rounds %s" % (
+        100 * (statistics.median(ratios) - 1), ", ".join("%+.0f%%" % (100 * (x - 1)) for x in ratios)))
+PY
+curl -s "http://127.0.0.1:$((PORT_BASE + 12))/metrics" | grep -E "^arc_rate_limit_global_(calls|fallbacks|waits)_total" || true
