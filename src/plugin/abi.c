@@ -539,8 +539,8 @@ static uint32_t h_send_local_response(void *e, uint32_t status, uint32_t dp, uin
     const uint8_t *body = gmem(in, bp, bn);
     if (!gmem(in, dp, dn) || !body || !gmem(in, hp, hn))
         return WR_INVALID_MEMORY;
-    if (!r || status < 200 || status > 599 || bn > ARC_PL_LOCAL_BODY_MAX)
-        return WR_BAD_ARGUMENT;
+    if (!r || !r->map || status < 200 || status > 599 || bn > ARC_PL_LOCAL_BODY_MAX)
+        return WR_BAD_ARGUMENT;         /* (no stage running or paused for that context) */
     struct arc_pl_hmap h = { .arena = r->arena };
     uint32_t rc = parse_pairs(in, hp, hn, &h, false);
     if (rc != WR_OK)
@@ -554,6 +554,8 @@ static uint32_t h_send_local_response(void *e, uint32_t status, uint32_t dp, uin
     if (!ok)
         return WR_INTERNAL;
     r->has_local = true;
+    if (r->paused && r->notify)
+        r->notify(r->owner);            /* answered while paused: it goes on (to answer) */
     return WR_OK;
 }
 
@@ -773,8 +775,92 @@ void arc_plugin_metrics_render(struct arc_sbuf *out, const struct arc_pl_set *se
     }
 }
 
+/* ------------------------------------------------------------ contexts, pause */
+
+static void ctx_link(struct arc_pl_inst *in, struct arc_pl_ctx *c)
+{
+    c->live_prev = NULL;
+    c->live_next = in->live;
+    if (in->live)
+        in->live->live_prev = c;
+    in->live = c;
+    c->linked = true;
+}
+
+static void ctx_unlink(struct arc_pl_ctx *c)
+{
+    struct arc_pl_inst *in = c->inst;
+    /* (a rebuild emptied the list of an older generation) */
+    if (c->linked && in && in->gen == c->gen) {
+        if (c->live_prev)
+            c->live_prev->live_next = c->live_next;
+        else if (in->live == c)
+            in->live = c->live_next;
+        if (c->live_next)
+            c->live_next->live_prev = c->live_prev;
+    }
+    c->linked = false;
+    c->live_next = c->live_prev = NULL;
+}
+
+/* The calls that follow act on context `id`: another exchange's HTTP
+ * context on this instance (e.g. a request this filter paused), or a root
+ * context (no exchange). */
 static uint32_t h_set_effective_context(void *e, uint32_t id)
 {
+    struct arc_pl_inst *in = e;
+    for (struct arc_pl_ctx *c = in->live; c; c = c->live_next)
+        if (c->id == id) {
+            in->cur = c;
+            return WR_OK;
+        }
+    if (id >= 1 && id <= in->pl->n_roots) {
+        in->cur = NULL;
+        return WR_OK;
+    }
+    return WR_BAD_ARGUMENT;
+}
+
+/* proxy_continue_stream(request): the paused request goes on (after the
+ * guest call that asked returns: the exchange is told to wake). */
+static uint32_t continue_request(struct arc_pl_inst *in)
+{
+    struct arc_pl_ctx *c = in->cur;
+    if (!c)
+        return WR_BAD_ARGUMENT;
+    struct arc_pl_run *r = c->run;
+    if (r->paused) {
+        if (&r->ctx[r->next] != c)
+            return WR_OK;               /* another filter of the run holds it */
+        if (!r->resume_req) {
+            r->resume_req = true;
+            if (r->notify)
+                r->notify(r->owner);
+        }
+        return WR_OK;
+    }
+    r->resume_req = true;               /* in its own callback: a Pause it returns
+                                           is a Continue */
+    return WR_OK;
+}
+
+static uint32_t h_continue_stream(void *e, uint32_t type)
+{
+    if (type == 0)
+        return continue_request(e);
+    if (type == 1)
+        return WR_OK;                   /* responses never pause (see stage) */
+    return WR_BAD_ARGUMENT;
+}
+
+static uint32_t h_continue_request(void *e)
+{
+    return continue_request(e);
+}
+
+static uint32_t h_continue_response(void *e)
+{
+    (void)e;
     return WR_OK;
 }
 
@@ -809,6 +895,9 @@ const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS] = {
     { "proxy_increment_metric", "iI>i" },
     { "proxy_record_metric", "iI>i" },
     { "proxy_get_metric", "ii>i" },
+    { "proxy_continue_stream", "i>i" },
+    { "proxy_continue_request", ">i" },
+    { "proxy_continue_response", ">i" },
 };
 
 const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
@@ -820,7 +909,8 @@ const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
     (arc_w2c_fn)h_send_local_response, (arc_w2c_fn)h_set_effective_context,
     (arc_w2c_fn)h_proc_exit, (arc_w2c_fn)h_get_shared_data, (arc_w2c_fn)h_set_shared_data,
     (arc_w2c_fn)h_define_metric, (arc_w2c_fn)h_increment_metric, (arc_w2c_fn)h_record_metric,
-    (arc_w2c_fn)h_get_metric,
+    (arc_w2c_fn)h_get_metric, (arc_w2c_fn)h_continue_stream, (arc_w2c_fn)h_continue_request,
+    (arc_w2c_fn)h_continue_response,
 };
 
 /* ------------------------------------------------------------ runs */
@@ -855,6 +945,7 @@ static enum arc_pl_verdict failed(struct arc_pl_run *r, struct arc_pl_ctx *c, in
                     arc_pl__trap_text(code), pl->fail_open ? "fail_open" : "fail_closed");
         }
     }
+    ctx_unlink(c);
     c->inst = NULL;
     c->dead = true;
     r->has_local = false;
@@ -866,20 +957,21 @@ static bool ctx_live(const struct arc_pl_ctx *c)
     return c->inst && !c->inst->dead && c->inst->gen == c->gen;
 }
 
-static enum arc_pl_verdict stage(struct arc_pl_run *r, struct arc_pl_hmap *map, int type,
-                                 enum arc_pl_export e, bool eos, uint64_t now_ms)
+/* Runs the stage's callback `e` for ctx[from..n) over run->map. */
+static enum arc_pl_verdict stage_from(struct arc_pl_run *r, size_t from, enum arc_pl_export e,
+                                      uint64_t now_ms)
 {
-    r->map = map;
-    r->map_type = type;
-    r->fail = ARC_PL_FAIL_NONE;
-    for (size_t i = 0; i < r->n; i++) {
+    struct arc_pl_hmap *map = r->map;
+    for (size_t i = from; i < r->n; i++) {
         struct arc_pl_ctx *c = &r->ctx[i];
         if (c->dead)
             continue;                   /* failed open earlier: the filter is out */
-        if (c->created && !ctx_live(c))
+        if (c->created && !ctx_live(c)) {
             c->created = false;         /* another exchange's failure discarded the
                                            instance: this one starts a new context
                                            on the rebuilt one, unaffected */
+            ctx_unlink(c);
+        }
         if (!c->created) {
             struct arc_pl_inst *in = arc_pl__pick(&r->set->pl[c->plugin], r->worker, now_ms);
             c->created = true;
@@ -893,6 +985,7 @@ static enum arc_pl_verdict stage(struct arc_pl_run *r, struct arc_pl_hmap *map, 
             c->id = in->next_ctx++;
             if (in->next_ctx == 0)
                 in->next_ctx = r->set->pl[c->plugin].n_roots + 1;
+            ctx_link(in, c);
             uint32_t rv;
             in->cur = c;
             int code = arc_pl__call(in, PLX_ON_CONTEXT_CREATE, &rv, 2, c->id, c->root + 1, 0);
@@ -911,7 +1004,8 @@ static enum arc_pl_verdict stage(struct arc_pl_run *r, struct arc_pl_hmap *map, 
         uint32_t action = 0;
         struct arc_pl_inst *in = c->inst;
         in->cur = c;
-        int code = arc_pl__call(in, e, &action, 3, c->id, (uint32_t)map->n, eos);
+        r->resume_req = false;
+        int code = arc_pl__call(in, e, &action, 3, c->id, (uint32_t)map->n, r->stage_eos);
         in->cur = NULL;
         if (code) {
             if (failed(r, c, code) == ARC_PL_FAIL)
@@ -920,19 +1014,27 @@ static enum arc_pl_verdict stage(struct arc_pl_run *r, struct arc_pl_hmap *map, 
         }
         if (r->has_local)
             return ARC_PL_LOCAL;
-        if (action != 0) {
-            /* Pause without a local answer: Arc's exchanges cannot wait for
-             * proxy_continue_stream yet, so this is the filter failing. */
-            static __thread uint64_t last_sec;
-            uint64_t sec = arc_pl__now_ns() / 1000000000ull;
-            if (sec != last_sec) {
-                last_sec = sec;
-                fprintf(stderr, "arc: plugin '%s' paused a stream; pausing is not supported "
-                        "yet\n", r->set->pl[c->plugin].name);
-            }
-            if (failed(r, c, 0) == ARC_PL_FAIL)
-                return ARC_PL_FAIL;
+        if (action == 0 || r->resume_req)
+            continue;                   /* Continue (or Pause, already continued) */
+        if (e == PLX_ON_REQUEST_HEADERS) {
+            /* Pause: the exchange waits for proxy_continue_stream (or a
+             * local answer) from a later call, up to pause_timeout. */
+            r->paused = true;
+            r->next = i;
+            r->pause_ms = r->set->pl[c->plugin].pause_ms;
+            return ARC_PL_PAUSE;
         }
+        /* Pause at the response stage: not supported (the upstream's head
+         * is not kept), so this is the filter failing. */
+        static __thread uint64_t last_sec;
+        uint64_t sec = arc_pl__now_ns() / 1000000000ull;
+        if (sec != last_sec) {
+            last_sec = sec;
+            fprintf(stderr, "arc: plugin '%s' paused a response; pausing a response is not "
+                    "supported\n", r->set->pl[c->plugin].name);
+        }
+        if (failed(r, c, 0) == ARC_PL_FAIL)
+            return ARC_PL_FAIL;
     }
     return ARC_PL_CONTINUE;
 }
@@ -940,8 +1042,52 @@ static enum arc_pl_verdict stage(struct arc_pl_run *r, struct arc_pl_hmap *map, 
 enum arc_pl_verdict arc_pl_request_headers(struct arc_pl_run *r, struct arc_pl_hmap *map,
                                            bool eos, uint64_t now_ms)
 {
-    enum arc_pl_verdict v = stage(r, map, MAP_REQUEST_HEADERS, PLX_ON_REQUEST_HEADERS, eos, now_ms);
+    r->map = map;
+    r->map_type = MAP_REQUEST_HEADERS;
+    r->stage_eos = eos;
+    r->fail = ARC_PL_FAIL_NONE;
+    enum arc_pl_verdict v = stage_from(r, 0, PLX_ON_REQUEST_HEADERS, now_ms);
+    if (v == ARC_PL_PAUSE)
+        return v;                       /* (the map stays: the filter may still edit it) */
     r->req_map = map;
+    r->map = NULL;
+    return v;
+}
+
+enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *r, uint64_t now_ms)
+{
+    if (!r->paused)
+        return ARC_PL_CONTINUE;
+    r->paused = false;
+    struct arc_pl_ctx *c = &r->ctx[r->next];
+    enum arc_pl_verdict v;
+    if (r->has_local) {
+        v = ARC_PL_LOCAL;
+    } else if (!r->resume_req) {
+        /* pause_timeout: the plugin's failure policy; its context stays
+         * (the end callbacks still come) but it sees no later stage. */
+        const struct arc_pl_plugin *pl = &r->set->pl[c->plugin];
+        static __thread uint64_t last_sec;
+        uint64_t sec = arc_pl__now_ns() / 1000000000ull;
+        if (sec != last_sec) {
+            last_sec = sec;
+            fprintf(stderr, "arc: plugin '%s' failed: a paused request was not continued "
+                    "within pause_timeout (%s)\n", pl->name,
+                    pl->fail_open ? "fail_open" : "fail_closed");
+        }
+        r->fail = ARC_PL_FAIL_TIMEOUT;
+        c->dead = true;
+        v = pl->fail_open ? stage_from(r, r->next + 1, PLX_ON_REQUEST_HEADERS, now_ms)
+                          : ARC_PL_FAIL;
+        if (v == ARC_PL_FAIL && r->fail == ARC_PL_FAIL_NONE)
+            r->fail = ARC_PL_FAIL_TIMEOUT;
+    } else {
+        r->resume_req = false;
+        v = stage_from(r, r->next + 1, PLX_ON_REQUEST_HEADERS, now_ms);
+    }
+    if (v == ARC_PL_PAUSE)
+        return v;
+    r->req_map = r->map;
     r->map = NULL;
     return v;
 }
@@ -949,8 +1095,11 @@ enum arc_pl_verdict arc_pl_request_headers(struct arc_pl_run *r, struct arc_pl_h
 enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *r, struct arc_pl_hmap *map,
                                             bool eos, uint64_t now_ms)
 {
-    enum arc_pl_verdict v = stage(r, map, MAP_RESPONSE_HEADERS, PLX_ON_RESPONSE_HEADERS, eos,
-                                  now_ms);
+    r->map = map;
+    r->map_type = MAP_RESPONSE_HEADERS;
+    r->stage_eos = eos;
+    r->fail = ARC_PL_FAIL_NONE;
+    enum arc_pl_verdict v = stage_from(r, 0, PLX_ON_RESPONSE_HEADERS, now_ms);
     r->map = NULL;
     return v;
 }
@@ -959,6 +1108,7 @@ void arc_pl_run_end(struct arc_pl_run *r)
 {
     for (size_t i = 0; i < r->n; i++) {
         struct arc_pl_ctx *c = &r->ctx[i];
+        ctx_unlink(c);                  /* (also from a dead instance's list) */
         if (!c->created || !ctx_live(c))
             continue;
         struct arc_pl_inst *in = c->inst;
@@ -968,4 +1118,7 @@ void arc_pl_run_end(struct arc_pl_run *r)
         in->cur = NULL;
     }
     r->n = 0;
+    r->paused = false;
+    r->map = NULL;
+    r->notify = NULL;
 }

@@ -32,7 +32,7 @@
 extern char **environ;
 
 /* Bump when the generated code changes shape. */
-#define GEN_VERSION "arc-w2c-6"
+#define GEN_VERSION "arc-w2c-7"
 #define CC_FLAGS "-O2", "-fPIC", "-shared", "-fvisibility=hidden", "-w", "-std=gnu11"
 
 const struct arc_pl_sig arc_pl__exports[PLX__COUNT] = {

@@ -218,6 +218,7 @@ static int inst_build(struct arc_pl_inst *in, char *err, size_t err_len)
         return -1;
     }
     in->dead = false;
+    in->live = NULL;                    /* contexts of the old generation are gone */
     in->next_ctx = pl->n_roots + 1;
     in->cfg_root = 0;
     in->budget_ns = pl->budget_ns;
@@ -359,6 +360,7 @@ int arc_plugin_set_new(const struct arc_config *cfg, unsigned n_workers,
             pl->roots[k + 1] = (struct arc_str){ pc->route_configs[k],
                                                  strlen(pc->route_configs[k]) };
         pl->budget_ns = pc->budget_ms * 1000000ull;
+        pl->pause_ms = pc->pause_timeout_ms;
         pl->max_pages = (uint32_t)(pc->max_memory / 65536);
         pl->pool = pc->pool;
         pl->fail_open = pc->fail_open;

@@ -68,7 +68,8 @@ struct arc_pl_local {
 enum arc_pl_verdict {
     ARC_PL_CONTINUE = 0,    /* go on (fail_open failures included) */
     ARC_PL_LOCAL,           /* answer with run->local */
-    ARC_PL_FAIL,            /* fail_closed failure: answer 500 */
+    ARC_PL_FAIL,            /* fail_closed failure: answer 500 (504 for a pause timeout) */
+    ARC_PL_PAUSE,           /* a filter paused the request: wait for arc_pl_resume */
 };
 
 /* Why the last stage's guest call failed (counted by the caller). */
@@ -77,6 +78,7 @@ enum arc_pl_fail {
     ARC_PL_FAIL_TRAP,       /* a trap: out of bounds, unreachable, stack, proc_exit */
     ARC_PL_FAIL_BUDGET,     /* the call ran past the plugin's budget */
     ARC_PL_FAIL_UNAVAILABLE,/* no healthy instance (rebuild failed; backing off) */
+    ARC_PL_FAIL_TIMEOUT,    /* a paused request was not continued within pause_timeout */
 };
 
 /* One exchange's plugin contexts: one per plugin on its route. */
@@ -93,6 +95,18 @@ struct arc_pl_run {
     bool has_local;
     enum arc_pl_fail fail;              /* of the last stage, ARC_PL_FAIL_NONE if none */
     struct arc_arena *arena;
+    /* Pause (request headers): the stage stopped at ctx[next]; it goes on
+     * from ctx[next + 1] in arc_pl_resume. */
+    bool paused;
+    bool resume_req;                    /* proxy_continue_stream for the paused context
+                                           (or for the context being called) */
+    bool stage_eos;
+    size_t next;
+    uint64_t pause_ms;                  /* the pausing plugin's pause_timeout */
+    /* Set by the exchange's side: told (from inside a guest call, so it
+     * must only schedule) that a paused run can go on. */
+    void (*notify)(void *owner);
+    void *owner;
 };
 
 /**
@@ -126,6 +140,12 @@ enum arc_pl_verdict arc_pl_request_headers(struct arc_pl_run *run, struct arc_pl
                                            bool end_of_stream, uint64_t now_ms);
 enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *run, struct arc_pl_hmap *map,
                                             bool end_of_stream, uint64_t now_ms);
+/* After ARC_PL_PAUSE: the request stage goes on once notify was called
+ * (proxy_continue_stream or proxy_send_local_response for the paused
+ * context), or fails with ARC_PL_FAIL_TIMEOUT (the plugin's on_error
+ * policy) when the wait's deadline passed first. Returns the stage's
+ * verdict (ARC_PL_PAUSE again if a later filter pauses). */
+enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *run, uint64_t now_ms);
 /* proxy_on_done, proxy_on_log, proxy_on_delete for every context. */
 void arc_pl_run_end(struct arc_pl_run *run);
 

@@ -110,7 +110,7 @@ struct arc_pl_sig {
 };
 extern const struct arc_pl_sig arc_pl__exports[PLX__COUNT];
 /* Host functions for imports (module "env" unless said). */
-#define ARC_PL_IMPORTS 24
+#define ARC_PL_IMPORTS 27
 extern const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS];
 extern const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS];
 
@@ -140,6 +140,9 @@ struct arc_pl_inst {
     uint64_t budget_ns;
     uint64_t deadline_ns;               /* of the call running */
     struct arc_pl_ctx *cur;             /* HTTP context of the call running, or NULL */
+    struct arc_pl_ctx *live;            /* HTTP contexts created on this instance (since
+                                           its last rebuild) and not ended: what
+                                           proxy_set_effective_context can switch to */
 };
 
 /* proxy_{get,set}_shared_data: per plugin per worker (see docs/plugins.md). */
@@ -182,6 +185,7 @@ struct arc_pl_plugin {
                                            (context id = 1 + index) */
     uint32_t n_roots;
     uint64_t budget_ns;
+    uint64_t pause_ms;                  /* pause_timeout */
     uint32_t max_pages;                 /* max_memory in 64 KiB pages */
     uint32_t pool;
     bool fail_open;
@@ -206,7 +210,9 @@ struct arc_pl_ctx {
     uint32_t id;
     uint32_t root;                      /* index into pl->roots */
     bool created;
+    bool linked;                        /* in inst->live (of generation gen) */
     struct arc_pl_run *run;
+    struct arc_pl_ctx *live_next, *live_prev;
 };
 
 /* Creates and configures an instance (start function, _initialize,

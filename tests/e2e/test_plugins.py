@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf
+from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf, wait_for
 from test_reload import reload, rewrite
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -419,3 +419,118 @@ def test_filter_changes_the_upstream_target_and_fields(arc, servers, cache_dir):
     r = c.request("GET", "/orig/x", headers=[("X-Probe", "replace"), ("X-Dup", "a"), ("X-Dup", "b")])
     h = json.loads(r.body)["headers"]
     assert [v for k, v in h if k.lower() == "x-dup"] == ["one"]
+
+
+def held_gauge(a):
+    """The pause filter's gauge of held requests ("name" is also metric()'s
+    own argument, so the series is read from the text)."""
+    import re
+    m = re.search(r'^arc_plugin_gauge\{plugin="pause",name="held"\} (\d+)$', a.metrics()[1], re.M)
+    return int(m.group(1)) if m else 0
+
+
+def h2_request_bg(port, path, headers, out):
+    """curl over HTTP/2 in a thread: appends (status, headers, body)."""
+    import threading
+
+    def run():
+        try:
+            out.append(curl_h2(port, path, headers))
+        except Exception as e:          # the assertion in the test reports it
+            out.append(("error", {}, repr(e)))
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("proto", ["http1", "http2"])
+def test_pause_waits_and_continues_or_answers(arc, servers, cache_dir, proto):
+    """A filter returning Pause holds the request (HTTP/1.1 or HTTP/2
+    client): other exchanges on the same worker go on meanwhile; a later
+    request continues it through proxy_set_effective_context +
+    proxy_continue_stream (with a field it added on the held request
+    reaching the upstream), or answers it with proxy_send_local_response.
+    "x-pause: self" (continue_stream inside its own callback) is not held."""
+    import threading
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("pause", "c_pause.wasm", pause_timeout="60s")],
+                [("r", "/{*rest}", ["pause"])], cache_dir))
+    results = []
+
+    def hold(path):
+        if proto == "http2":
+            return h2_request_bg(a.port, path, ["X-Pause: hold"], results)
+
+        def run():
+            r = a.client(timeout=90).request("GET", path, headers=[("X-Pause", "hold")])
+            results.append((r.status, dict(r.headers), r.body.decode()))
+        t = threading.Thread(target=run)
+        t.start()
+        return t
+
+    for release, want in (("continue", 200), ("deny", 409)):
+        results.clear()
+        ts = [hold("/held/%d" % i) for i in range(2)]
+        assert wait_for(lambda: held_gauge(a) == 2, timeout=30), held_gauge(a)
+        # the worker serves others while two requests wait
+        c = a.client()
+        for _ in range(3):
+            r = c.request("GET", "/other")
+            assert r.status == 200 and "x-released" not in echoed(r)
+        r = c.request("GET", "/self", headers=[("X-Pause", "self")])
+        assert r.status == 200 and echoed(r).get("x-self-continued") == "1"
+        assert not results
+        r = c.request("GET", "/release", headers=[("X-Release", release)])
+        assert r.status == 200 and echoed(r).get("x-released") == "2"
+        for t in ts:
+            t.join(60)
+        assert [s for s, _, _ in results] == [want, want], results
+        for _, _, body in results:
+            if want == 200:
+                assert "x-released-by" in body.lower() and "/held/" in body
+            else:
+                assert body == "released with an answer\n"
+        assert held_gauge(a) == 0
+    paths = [p for _, _, p, _ in up.requests]
+    assert paths.count("/held/0") == 1 and paths.count("/held/1") == 1
+
+
+@pytest.mark.parametrize("policy,want", [("fail_closed", 504), ("fail_open", 200)])
+def test_pause_without_continue_times_out(arc, servers, cache_dir, policy, want):
+    """A filter that never continues does not hold the exchange: after the
+    plugin's pause_timeout it gets the on_error policy (504 when
+    fail_closed, the request goes on when fail_open), counted as
+    plugin_timeout; the filter's context still ends (the gauge drops)."""
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("pause", "c_pause.wasm", pause_timeout="300ms", on_error=policy)],
+                [("r", "/{*rest}", ["pause"])], cache_dir))
+    c = a.client(timeout=60)
+    t0 = time.monotonic()
+    r = c.request("GET", "/x", headers=[("X-Pause", "hold")])
+    assert time.monotonic() - t0 >= 0.3
+    assert r.status == want
+    if want == 200:
+        assert "x-pause" in echoed(r)
+    assert metric(a.metrics()[0], "arc_errors_total", kind="plugin_timeout") == 1
+    assert wait_for(lambda: held_gauge(a) == 0, timeout=30)
+    assert "within pause_timeout" in a.stderr_text()
+    # HTTP/2 too
+    st, _, _ = curl_h2(a.port, "/y", ["X-Pause: hold"])
+    assert st == want
+
+
+def test_paused_request_whose_client_leaves_is_forgotten(arc, servers, cache_dir):
+    """The client of a paused request closes its connection: the exchange
+    ends (499), the filter's context gets on_delete, the worker goes on."""
+    import socket
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("pause", "c_pause.wasm", pause_timeout="60s")],
+                [("r", "/{*rest}", ["pause"])], cache_dir))
+    s = socket.create_connection(("127.0.0.1", a.port))
+    s.sendall(b"GET /gone HTTP/1.1\r\nHost: x\r\nX-Pause: hold\r\n\r\n")
+    assert wait_for(lambda: held_gauge(a) == 1, timeout=30)
+    s.close()
+    assert wait_for(lambda: held_gauge(a) == 0, timeout=30)
+    r = a.client().request("GET", "/release", headers=[("X-Release", "continue")])
+    assert r.status == 200 and echoed(r).get("x-released") == "0"
+    assert not [p for _, _, p, _ in up.requests if p == "/gone"]

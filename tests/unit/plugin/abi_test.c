@@ -255,6 +255,96 @@ static void test_traps_and_budget(void)
     probe_close(&p);
 }
 
+/* ------------------------------------------------------------ pause */
+
+static int notified;
+static void note(void *owner)
+{
+    (void)owner;
+    notified++;
+}
+
+/* A request stage on worker 0 with one field `name: value`. */
+static struct arc_pl_run *pause_start(struct probe *p, const char *name, const char *value,
+                                      struct arc_pl_hmap *m, enum arc_pl_verdict *v)
+{
+    static const uint32_t idx[1] = { 0 };
+    struct arc_pl_run *r = arc_pl_run_new(p->set, 0, idx, NULL, 1, &p->arena, &p->props);
+    r->notify = note;
+    r->owner = r;
+    *m = (struct arc_pl_hmap){ .arena = &p->arena };
+    arc_pl_hmap_add(m, ARC_STR_LIT(":path"), ARC_STR_LIT("/"));
+    arc_pl_hmap_add(m, (struct arc_str){ name, strlen(name) },
+                    (struct arc_str){ value, strlen(value) });
+    m->changed = false;
+    *v = arc_pl_request_headers(r, m, true, 0);
+    return r;
+}
+
+static bool field_is(const struct arc_pl_hmap *m, const char *name, const char *want)
+{
+    const struct arc_str *v = arc_pl_hmap_get(m, name, strlen(name));
+    return v && v->len == strlen(want) && memcmp(v->p, want, v->len) == 0;
+}
+
+/* examples/plugins/c/pause.c: Pause holds a run; another run's callback
+ * continues it (proxy_set_effective_context + proxy_continue_stream, with
+ * a field added to the held request) or answers it; a run never continued
+ * fails as a pause timeout; an ended run's context is gone. */
+static void test_pause_resume(void)
+{
+    struct probe p;
+    probe_open(&p, "tests/e2e/plugins/c_pause.wasm");
+    if (!p.set)
+        return;
+    struct arc_pl_hmap ma, mb, mc, md, me;
+    enum arc_pl_verdict v;
+    notified = 0;
+    struct arc_pl_run *a = pause_start(&p, "x-pause", "hold", &ma, &v);
+    CHECK_INT(v, ARC_PL_PAUSE);
+    CHECK(a->paused && notified == 0);
+    /* continued from inside its own callback: not held */
+    struct arc_pl_run *s = pause_start(&p, "x-pause", "self", &me, &v);
+    CHECK_INT(v, ARC_PL_CONTINUE);
+    CHECK(!s->paused && field_is(&me, "x-self-continued", "1"));
+    arc_pl_run_end(s);
+    struct arc_pl_run *b = pause_start(&p, "x-release", "continue", &mb, &v);
+    CHECK_INT(v, ARC_PL_CONTINUE);
+    CHECK_INT(notified, 1);
+    CHECK(field_is(&mb, "x-released", "1"));
+    arc_pl_run_end(b);
+    CHECK_INT(arc_pl_resume(a, 0), ARC_PL_CONTINUE);
+    CHECK(!a->paused && ma.changed && arc_pl_hmap_get(&ma, "x-released-by", 13) != NULL);
+    CHECK(a->req_map == &ma && a->map == NULL);
+    arc_pl_run_end(a);
+    /* never continued: the pause timeout (fail_closed) */
+    struct arc_pl_run *c = pause_start(&p, "x-pause", "hold", &mc, &v);
+    CHECK_INT(v, ARC_PL_PAUSE);
+    CHECK_INT(arc_pl_resume(c, 0), ARC_PL_FAIL);
+    CHECK_INT(c->fail, ARC_PL_FAIL_TIMEOUT);
+    arc_pl_run_end(c);                  /* on_delete: the filter forgets it */
+    /* answered while paused */
+    struct arc_pl_run *d = pause_start(&p, "x-pause", "hold", &md, &v);
+    CHECK_INT(v, ARC_PL_PAUSE);
+    b = pause_start(&p, "x-release", "deny", &mb, &v);
+    CHECK_INT(v, ARC_PL_CONTINUE);
+    CHECK(field_is(&mb, "x-released", "1"));   /* c is not among the held */
+    CHECK_INT(notified, 2);
+    arc_pl_run_end(b);
+    CHECK_INT(arc_pl_resume(d, 0), ARC_PL_LOCAL);
+    CHECK_INT(d->local.status, 409);
+    arc_pl_run_end(d);
+    /* a run ended while paused (its client left) is forgotten too */
+    d = pause_start(&p, "x-pause", "hold", &md, &v);
+    CHECK_INT(v, ARC_PL_PAUSE);
+    arc_pl_run_end(d);
+    b = pause_start(&p, "x-release", "continue", &mb, &v);
+    CHECK(field_is(&mb, "x-released", "0"));
+    CHECK_INT(notified, 2);
+    arc_pl_run_end(b);
+    probe_close(&p);
+}
+
 static void test_not_proxy_wasm(void)
 {
     /* A valid module without the ABI version export. */
@@ -293,6 +383,7 @@ int main(void)
     RUN(test_host_calls);
     RUN(test_traps_and_budget);
     RUN(test_not_proxy_wasm);
+    RUN(test_pause_resume);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", cache);
     if (system(cmd) != 0)
