@@ -638,6 +638,175 @@ static uint32_t h_set_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t vp
     return WR_OK;
 }
 
+/* ------------------------------------------------------------ shared queues */
+
+static struct arc_pl_queue *queue_by_name(struct arc_pl_wslot *s, const uint8_t *n, uint32_t nl,
+                                          uint32_t *id)
+{
+    for (uint32_t i = 0; i < s->n_queues; i++)
+        if (s->queues[i].nlen == nl && memcmp(s->queues[i].name, n, nl) == 0) {
+            *id = i + 1;
+            return &s->queues[i];
+        }
+    return NULL;
+}
+
+static struct arc_pl_queue *queue_by_id(struct arc_pl_wslot *s, uint32_t id)
+{
+    return id >= 1 && id <= s->n_queues ? &s->queues[id - 1] : NULL;
+}
+
+/* The queue is owned by the calling instance's root context: the one being
+ * configured, or the root of the HTTP context being called. */
+static uint32_t h_register_queue(void *e, uint32_t np, uint32_t nl, uint32_t ret)
+{
+    struct arc_pl_inst *in = e;
+    struct arc_pl_wslot *s = in->slot;
+    const uint8_t *n = gmem(in, np, nl);
+    if (!n || !gmem(in, ret, 4))
+        return WR_INVALID_MEMORY;
+    if (nl == 0 || nl > 256)
+        return WR_BAD_ARGUMENT;
+    uint32_t id;
+    struct arc_pl_queue *q = queue_by_name(s, n, nl, &id);
+    if (!q) {
+        if (s->n_queues >= ARC_PL_QUEUES_MAX)
+            return WR_BAD_ARGUMENT;
+        if (!s->queues && !(s->queues = calloc(ARC_PL_QUEUES_MAX, sizeof(*s->queues))))
+            return WR_INTERNAL;
+        char *name = malloc(nl);
+        if (!name)
+            return WR_INTERNAL;
+        memcpy(name, n, nl);
+        q = &s->queues[s->n_queues++];
+        *q = (struct arc_pl_queue){ .name = name, .nlen = nl };
+        id = s->n_queues;
+    }
+    q->owner = (uint32_t)(in - s->inst);
+    q->root = in->cur ? in->cur->root + 1 : in->cfg_root + 1;
+    put_u32(in, ret, id);
+    return WR_OK;
+}
+
+/* vm_id is not used: queues are per plugin (per worker). */
+static uint32_t h_resolve_queue(void *e, uint32_t vp, uint32_t vl, uint32_t np, uint32_t nl,
+                                uint32_t ret)
+{
+    struct arc_pl_inst *in = e;
+    const uint8_t *n = gmem(in, np, nl);
+    if (!gmem(in, vp, vl) || !n || !gmem(in, ret, 4))
+        return WR_INVALID_MEMORY;
+    uint32_t id;
+    if (!queue_by_name(in->slot, n, nl, &id))
+        return WR_NOT_FOUND;
+    put_u32(in, ret, id);
+    return WR_OK;
+}
+
+static uint32_t h_enqueue(void *e, uint32_t id, uint32_t dp, uint32_t dl)
+{
+    struct arc_pl_inst *in = e;
+    struct arc_pl_wslot *s = in->slot;
+    const uint8_t *d = gmem(in, dp, dl);
+    if (!d)
+        return WR_INVALID_MEMORY;
+    struct arc_pl_queue *q = queue_by_id(s, id);
+    if (!q)
+        return WR_NOT_FOUND;
+    if (q->n >= ARC_PL_QUEUE_MAX_ITEMS || q->bytes + dl > ARC_PL_QUEUE_MAX_BYTES)
+        return WR_BAD_ARGUMENT;         /* full */
+    struct arc_pl_qitem *it = malloc(sizeof(*it) + (dl ? dl : 1));
+    if (!it)
+        return WR_INTERNAL;
+    it->next = NULL;
+    it->len = dl;
+    if (dl)
+        memcpy(it->data, d, dl);
+    if (q->tail)
+        q->tail->next = it;
+    else
+        q->head = it;
+    q->tail = it;
+    q->n++;
+    q->bytes += dl;
+    q->ready = true;
+    s->queue_ready = true;
+    return WR_OK;
+}
+
+static uint32_t h_dequeue(void *e, uint32_t id, uint32_t ret_ptr, uint32_t ret_size)
+{
+    struct arc_pl_inst *in = e;
+    struct arc_pl_wslot *s = in->slot;
+    if (!gmem(in, ret_ptr, 4) || !gmem(in, ret_size, 4))
+        return WR_INVALID_MEMORY;
+    struct arc_pl_queue *q = queue_by_id(s, id);
+    if (!q)
+        return WR_NOT_FOUND;
+    if (!q->head)
+        return WR_EMPTY;
+    struct arc_pl_qitem *it = q->head;
+    q->head = it->next;
+    if (!q->head)
+        q->tail = NULL;
+    q->n--;
+    q->bytes -= it->len;
+    /* In limbo while the guest's allocator runs (a trap there must not
+     * leak it; the next dequeue or the set's end frees it). */
+    free(s->limbo);
+    s->limbo = it;
+    uint32_t rc = ret_bytes(in, it->data, it->len, ret_ptr, ret_size);
+    if (s->limbo == it) {
+        free(it);
+        s->limbo = NULL;
+    }
+    return rc;
+}
+
+#define QUEUE_ROUNDS 4
+
+void arc_pl__queues_deliver(struct arc_pl_wslot *s)
+{
+    /* A few rounds: proxy_on_queue_ready may enqueue again (what is left
+     * is delivered after the worker's next call into the plugin). */
+    for (int round = 0; round < QUEUE_ROUNDS && s->queue_ready; round++) {
+        s->queue_ready = false;
+        for (uint32_t i = 0; i < s->n_queues; i++) {
+            struct arc_pl_queue *q = &s->queues[i];
+            if (!q->ready || !q->head)
+                continue;
+            struct arc_pl_inst *in = &s->inst[q->owner];
+            if (in->dead)
+                continue;               /* (ready stays: delivered once it is rebuilt and
+                                           the queue gets an item) */
+            q->ready = false;
+            uint32_t rv;
+            int code = arc_pl__call(in, PLX_ON_QUEUE_READY, &rv, 2, q->root, i + 1, 0);
+            if (code)
+                fprintf(stderr, "arc: plugin '%s' failed in proxy_on_queue_ready: %s\n",
+                        in->pl->name, arc_pl__trap_text(code));
+        }
+    }
+}
+
+void arc_pl__queues_free(struct arc_pl_wslot *s)
+{
+    for (uint32_t i = 0; i < s->n_queues; i++) {
+        struct arc_pl_qitem *it = s->queues[i].head;
+        while (it) {
+            struct arc_pl_qitem *nx = it->next;
+            free(it);
+            it = nx;
+        }
+        free(s->queues[i].name);
+    }
+    free(s->queues);
+    free(s->limbo);
+    s->queues = NULL;
+    s->limbo = NULL;
+    s->n_queues = 0;
+}
+
 /* ------------------------------------------------------------ metrics */
 
 static bool metric_name_ok(const uint8_t *p, uint32_t n)
@@ -898,6 +1067,10 @@ const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS] = {
     { "proxy_continue_stream", "i>i" },
     { "proxy_continue_request", ">i" },
     { "proxy_continue_response", ">i" },
+    { "proxy_register_shared_queue", "iii>i" },
+    { "proxy_resolve_shared_queue", "iiiii>i" },
+    { "proxy_enqueue_shared_queue", "iii>i" },
+    { "proxy_dequeue_shared_queue", "iii>i" },
 };
 
 const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
@@ -910,7 +1083,8 @@ const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
     (arc_w2c_fn)h_proc_exit, (arc_w2c_fn)h_get_shared_data, (arc_w2c_fn)h_set_shared_data,
     (arc_w2c_fn)h_define_metric, (arc_w2c_fn)h_increment_metric, (arc_w2c_fn)h_record_metric,
     (arc_w2c_fn)h_get_metric, (arc_w2c_fn)h_continue_stream, (arc_w2c_fn)h_continue_request,
-    (arc_w2c_fn)h_continue_response,
+    (arc_w2c_fn)h_continue_response, (arc_w2c_fn)h_register_queue, (arc_w2c_fn)h_resolve_queue,
+    (arc_w2c_fn)h_enqueue, (arc_w2c_fn)h_dequeue,
 };
 
 /* ------------------------------------------------------------ runs */
@@ -1007,6 +1181,8 @@ static enum arc_pl_verdict stage_from(struct arc_pl_run *r, size_t from, enum ar
         r->resume_req = false;
         int code = arc_pl__call(in, e, &action, 3, c->id, (uint32_t)map->n, r->stage_eos);
         in->cur = NULL;
+        if (in->slot->queue_ready)
+            arc_pl__queues_deliver(in->slot);
         if (code) {
             if (failed(r, c, code) == ARC_PL_FAIL)
                 return ARC_PL_FAIL;
@@ -1116,6 +1292,8 @@ void arc_pl_run_end(struct arc_pl_run *r)
         in->cur = c;
         arc_pl__call_seq(in, end, 3, c->id);
         in->cur = NULL;
+        if (in->slot->queue_ready)
+            arc_pl__queues_deliver(in->slot);
     }
     r->n = 0;
     r->paused = false;

@@ -82,6 +82,7 @@ static uint32_t invoke(void *w2c, enum arc_pl_export e, arc_w2c_fn f, uint32_t a
         ((fn_vi)f)(w2c, a0);
         return 0;
     case PLX_ON_CONTEXT_CREATE:
+    case PLX_ON_QUEUE_READY:
         ((fn_vii)f)(w2c, a0, a1);
         return 0;
     case PLX_ON_DONE:
@@ -420,6 +421,7 @@ void arc_plugin_set_free(struct arc_pl_set *set)
                 free(pl->w[w].shared[k].value);
             }
             free(pl->w[w].shared);
+            arc_pl__queues_free(&pl->w[w]);
         }
         free(pl->w);
         free(pl->roots);

@@ -70,7 +70,7 @@ enum arc_pl_export {
     PLX_ON_VM_START, PLX_ON_CONFIGURE, PLX_ON_CONTEXT_CREATE,
     PLX_ON_REQUEST_HEADERS, PLX_ON_RESPONSE_HEADERS,
     PLX_ON_DONE, PLX_ON_LOG, PLX_ON_DELETE,
-    PLX_ON_MEMORY_ALLOCATE, PLX_MALLOC, PLX_INITIALIZE,
+    PLX_ON_MEMORY_ALLOCATE, PLX_MALLOC, PLX_INITIALIZE, PLX_ON_QUEUE_READY,
     PLX__COUNT
 };
 
@@ -110,7 +110,7 @@ struct arc_pl_sig {
 };
 extern const struct arc_pl_sig arc_pl__exports[PLX__COUNT];
 /* Host functions for imports (module "env" unless said). */
-#define ARC_PL_IMPORTS 27
+#define ARC_PL_IMPORTS 32
 extern const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS];
 extern const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS];
 
@@ -166,6 +166,27 @@ struct arc_pl_metric_val {
     _Atomic uint64_t n;                 /* histogram: samples */
 };
 
+/* proxy_register_shared_queue & co: per plugin per worker, like shared
+ * data (see docs/plugins.md). An item is one malloc'd block. */
+#define ARC_PL_QUEUES_MAX 64
+#define ARC_PL_QUEUE_MAX_ITEMS 1024
+#define ARC_PL_QUEUE_MAX_BYTES (1u << 20)       /* data queued in one queue */
+struct arc_pl_qitem {
+    struct arc_pl_qitem *next;
+    uint32_t len;
+    char data[];
+};
+struct arc_pl_queue {
+    char *name;                         /* heap */
+    uint32_t nlen;
+    uint32_t owner;                     /* pool index of the instance that registered it */
+    uint32_t root;                      /* its root context id (proxy_on_queue_ready) */
+    struct arc_pl_qitem *head, *tail;
+    uint32_t n;
+    size_t bytes;
+    bool ready;                         /* proxy_on_queue_ready owed */
+};
+
 struct arc_pl_wslot {                   /* one worker's instances of a plugin */
     struct arc_pl_metric_val metrics[ARC_PL_MAX_METRICS];
     struct arc_pl_inst *inst;           /* [pool] */
@@ -173,6 +194,10 @@ struct arc_pl_wslot {                   /* one worker's instances of a plugin */
     uint32_t n_shared, cap_shared;
     size_t shared_bytes;
     uint32_t next_cas;
+    struct arc_pl_queue *queues;        /* [n_queues], id = index + 1; survive rebuilds */
+    uint32_t n_queues;
+    bool queue_ready;                   /* some queue owes proxy_on_queue_ready */
+    struct arc_pl_qitem *limbo;         /* dequeued, being copied to the guest */
     uint32_t rr;
     uint64_t retry_ms;                  /* back-off: no rebuild before this */
     uint32_t backoff_ms;
@@ -222,6 +247,10 @@ int arc_pl__inst_new(const struct arc_pl_plugin *pl, struct arc_pl_inst **out,
 /* Calls the one-argument exports ev[0..n) in order under one trap point
  * and one budget (the end of an exchange: on_done, on_log, on_delete). */
 int arc_pl__call_seq(struct arc_pl_inst *in, const enum arc_pl_export *ev, size_t n, uint32_t a0);
+/* Calls proxy_on_queue_ready on the owners of queues that received items
+ * (worker thread, outside any guest call; a few rounds at most). */
+void arc_pl__queues_deliver(struct arc_pl_wslot *s);
+void arc_pl__queues_free(struct arc_pl_wslot *s);
 /* Discards a trapped instance's state and builds it again (gen + 1). */
 int arc_pl__inst_rebuild(struct arc_pl_inst *in);
 struct arc_pl_inst *arc_pl__pick(struct arc_pl_plugin *pl, unsigned worker, uint64_t now_ms);

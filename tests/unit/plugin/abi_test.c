@@ -345,6 +345,48 @@ static void test_pause_resume(void)
     probe_close(&p);
 }
 
+/* examples/plugins/c/queue.c: a queue registered at configure time is
+ * resolved and fed from request callbacks; proxy_on_queue_ready runs on
+ * its owner's root context after the call that enqueued and drains it;
+ * queues are per worker; unknown names and ids, an empty queue. */
+static void test_queues(void)
+{
+    struct probe p;
+    probe_open(&p, "tests/e2e/plugins/c_queue.wasm");
+    if (!p.set)
+        return;
+    struct arc_pl_hmap m;
+    enum arc_pl_verdict v;
+    static const char *const items[] = { "a", "bb", "ccc" };
+    for (size_t i = 0; i < 3; i++) {
+        struct arc_pl_run *r = pause_start(&p, "x-enqueue", items[i], &m, &v);
+        CHECK_INT(v, ARC_PL_CONTINUE);
+        CHECK(field_is(&m, "x-enqueue-rc", "0"));
+        arc_pl_run_end(r);
+    }
+    struct arc_pl_wslot *s = &p.set->pl[0].w[0];
+    CHECK_INT(s->n_queues, 1);
+    CHECK(s->queues[0].head == NULL && !s->queue_ready);   /* delivered and drained */
+    struct arc_pl_run *r = pause_start(&p, "x-queue-stat", "1", &m, &v);
+    CHECK(field_is(&m, "x-dequeued", "3") && field_is(&m, "x-last", "ccc"));
+    CHECK(field_is(&m, "x-ready-root", "1"));
+    arc_pl_run_end(r);
+    r = pause_start(&p, "x-queue-errors", "1", &m, &v);
+    CHECK(field_is(&m, "x-rcs", "1,1,7"));   /* NotFound, NotFound, Empty */
+    arc_pl_run_end(r);
+    /* worker 1 has its own queue: nothing was delivered there */
+    CHECK_INT(p.set->pl[0].w[1].n_queues, 1);
+    CHECK(p.set->pl[0].w[1].queues[0].head == NULL);
+    /* a full queue refuses (BadArgument) and keeps what it has */
+    struct arc_pl_queue *q = &s->queues[0];
+    q->n = ARC_PL_QUEUE_MAX_ITEMS;
+    r = pause_start(&p, "x-enqueue", "z", &m, &v);
+    CHECK(field_is(&m, "x-enqueue-rc", "2"));
+    arc_pl_run_end(r);
+    q->n = 0;
+    probe_close(&p);
+}
+
 static void test_not_proxy_wasm(void)
 {
     /* A valid module without the ABI version export. */
@@ -384,6 +426,7 @@ int main(void)
     RUN(test_traps_and_budget);
     RUN(test_not_proxy_wasm);
     RUN(test_pause_resume);
+    RUN(test_queues);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", cache);
     if (system(cmd) != 0)
