@@ -32,8 +32,9 @@ enum {
     WR_OK = 0, WR_NOT_FOUND = 1, WR_BAD_ARGUMENT = 2, WR_INVALID_MEMORY = 6, WR_EMPTY = 7,
     WR_CAS_MISMATCH = 8, WR_INTERNAL = 10, WR_UNIMPLEMENTED = 12,
 };
-enum { MAP_REQUEST_HEADERS = 0, MAP_RESPONSE_HEADERS = 2 };
-enum { BUF_VM_CONFIGURATION = 6, BUF_PLUGIN_CONFIGURATION = 7 };
+enum { MAP_REQUEST_HEADERS = 0, MAP_RESPONSE_HEADERS = 2, MAP_CALL_RESPONSE_HEADERS = 6,
+       MAP_CALL_RESPONSE_TRAILERS = 7 };
+enum { BUF_CALL_RESPONSE_BODY = 4, BUF_VM_CONFIGURATION = 6, BUF_PLUGIN_CONFIGURATION = 7 };
 
 /* ------------------------------------------------------------ memory */
 
@@ -198,6 +199,13 @@ static bool room(struct arc_pl_hmap *m, size_t fields, size_t bytes)
 
 static struct arc_pl_hmap *map_of(struct arc_pl_inst *in, uint32_t type)
 {
+    if (type == MAP_CALL_RESPONSE_HEADERS || type == MAP_CALL_RESPONSE_TRAILERS) {
+        const struct arc_pl_call_resp *cr = in->call_resp;   /* (read-only: never r->map) */
+        if (!cr)
+            return NULL;
+        return (struct arc_pl_hmap *)(type == MAP_CALL_RESPONSE_HEADERS ? cr->hdrs
+                                                                         : cr->trailers);
+    }
     struct arc_pl_run *r = run_of(in);
     if (!r || !r->map)
         return NULL;
@@ -352,7 +360,7 @@ static uint32_t map_edit(void *e, uint32_t type, uint32_t kp, uint32_t kn, uint3
         return WR_INVALID_MEMORY;
     struct arc_pl_hmap *m = map_of(in, type);
     struct arc_pl_run *r = run_of(in);
-    if (!m || m != r->map || !name_ok(k, kn) || !value_ok(v, vn))
+    if (!m || !r || m != r->map || !name_ok(k, kn) || !value_ok(v, vn))
         return WR_BAD_ARGUMENT;
     struct arc_str val = { (const char *)v, vn };
     if (k[0] == ':') {                  /* pseudo-headers: replaced, never added */
@@ -394,7 +402,7 @@ static uint32_t h_remove_map_value(void *e, uint32_t type, uint32_t kp, uint32_t
     if (!k)
         return WR_INVALID_MEMORY;
     struct arc_pl_hmap *m = map_of(in, type);
-    if (!m || m != run_of(in)->map || (kn && k[0] == ':'))
+    if (!m || !run_of(in) || m != run_of(in)->map || (kn && k[0] == ':'))
         return WR_BAD_ARGUMENT;
     hmap_remove(m, k, kn);              /* absent: Ok, as Envoy answers */
     return WR_OK;
@@ -404,7 +412,7 @@ static uint32_t h_get_map_pairs(void *e, uint32_t type, uint32_t ret_ptr, uint32
 {
     struct arc_pl_inst *in = e;
     struct arc_pl_hmap *m = map_of(in, type);
-    if (!m)
+    if (!m || !run_of(in))
         return WR_BAD_ARGUMENT;
     size_t len = pairs_size(m);
     uint8_t *buf = arc_arena_alloc(run_of(in)->arena, len);
@@ -465,7 +473,7 @@ static uint32_t h_set_map_pairs(void *e, uint32_t type, uint32_t p, uint32_t n)
 {
     struct arc_pl_inst *in = e;
     struct arc_pl_hmap *m = map_of(in, type);
-    if (!m || m != run_of(in)->map)
+    if (!m || !run_of(in) || m != run_of(in)->map)
         return WR_BAD_ARGUMENT;
     struct arc_pl_hmap nm = { .arena = m->arena, .added = m->added };
     uint32_t rc = parse_pairs(in, p, n, &nm, true);
@@ -507,6 +515,9 @@ static uint32_t h_get_buffer_bytes(void *e, uint32_t type, uint32_t start, uint3
     if (type == BUF_PLUGIN_CONFIGURATION) {
         data = in->pl->roots[in->cfg_root].p;
         len = in->pl->roots[in->cfg_root].len;
+    } else if (type == BUF_CALL_RESPONSE_BODY && in->call_resp) {
+        data = in->call_resp->body.p;
+        len = in->call_resp->body.len;
     } else if (type != BUF_VM_CONFIGURATION) {
         return WR_UNIMPLEMENTED;        /* bodies and call data: not yet */
     }
@@ -521,6 +532,8 @@ static uint32_t h_get_buffer_status(void *e, uint32_t type, uint32_t ret_len, ui
     size_t len;
     if (type == BUF_PLUGIN_CONFIGURATION)
         len = in->pl->roots[in->cfg_root].len;
+    else if (type == BUF_CALL_RESPONSE_BODY && in->call_resp)
+        len = in->call_resp->body.len;
     else if (type == BUF_VM_CONFIGURATION)
         len = 0;
     else
@@ -636,6 +649,77 @@ static uint32_t h_set_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t vp
     d->cas = s->next_cas;
     s->shared_bytes = s->shared_bytes - old + kn + vn;
     return WR_OK;
+}
+
+/* ------------------------------------------------------------ http calls */
+
+/* proxy_http_call from an HTTP context: the exchange's side dispatches it
+ * to the named upstream; the answer comes in proxy_on_http_call_response
+ * on the same context. Request trailers are not sent. */
+static uint32_t h_http_call(void *e, uint32_t up, uint32_t upl, uint32_t hp, uint32_t hl,
+                            uint32_t bp, uint32_t bl, uint32_t tp, uint32_t tl, uint32_t timeout,
+                            uint32_t ret)
+{
+    struct arc_pl_inst *in = e;
+    const uint8_t *u = gmem(in, up, upl), *b = gmem(in, bp, bl);
+    if (!u || !b || !gmem(in, hp, hl) || !gmem(in, tp, tl) || !gmem(in, ret, 4))
+        return WR_INVALID_MEMORY;
+    struct arc_pl_ctx *c = in->cur;
+    struct arc_pl_run *r = c ? c->run : NULL;
+    if (!r || !r->dispatch || !r->map || bl > ARC_PL_LOCAL_BODY_MAX)
+        return WR_BAD_ARGUMENT;         /* (only from an exchange's callback, or paused) */
+    struct arc_pl_hmap h = { .arena = r->arena };
+    uint32_t rc = parse_pairs(in, hp, hl, &h, true);
+    if (rc != WR_OK)
+        return rc;
+    if (!arc_pl_hmap_get(&h, ":method", 7) || !arc_pl_hmap_get(&h, ":path", 5) ||
+        !arc_pl_hmap_get(&h, ":authority", 10))
+        return WR_BAD_ARGUMENT;
+    uint32_t tok = ++in->next_token;
+    if (tok == 0)
+        tok = ++in->next_token;
+    const struct arc_pl_caller who = { .inst = in, .ctx_id = c->id, .gen = in->gen, .token = tok };
+    const struct arc_pl_call_req req = {
+        .upstream = { (const char *)u, upl }, .hdrs = &h, .body = { (const char *)b, bl },
+        .timeout_ms = timeout,
+    };
+    rc = r->dispatch(r->owner, &req, &who);
+    if (rc != WR_OK)
+        return rc;
+    put_u32(in, ret, tok);
+    return WR_OK;
+}
+
+void arc_pl_http_call_done(const struct arc_pl_caller *who, const struct arc_pl_call_resp *resp)
+{
+    struct arc_pl_inst *in = who->inst;
+    if (in->dead || in->gen != who->gen)
+        return;                         /* the instance was discarded since */
+    struct arc_pl_ctx *c = in->live;
+    while (c && c->id != who->ctx_id)
+        c = c->live_next;
+    if (!c)
+        return;                         /* the calling exchange ended */
+    struct arc_pl_run *r = c->run;
+    uint32_t nh = resp->ok && resp->hdrs ? (uint32_t)resp->hdrs->n : 0;
+    uint32_t nt = resp->ok && resp->trailers ? (uint32_t)resp->trailers->n : 0;
+    in->cur = c;
+    in->call_resp = resp;
+    int code = arc_pl__call5(in, PLX_ON_HTTP_CALL_RESPONSE, c->id, who->token, nh,
+                             resp->ok ? (uint32_t)resp->body.len : 0, nt);
+    in->call_resp = NULL;
+    in->cur = NULL;
+    if (code) {
+        fprintf(stderr, "arc: plugin '%s' failed in proxy_on_http_call_response: %s\n",
+                in->pl->name, arc_pl__trap_text(code));
+        if (r->paused && &r->ctx[r->next] == c && !r->pfail) {
+            r->pfail = code;            /* the paused request gets the failure policy */
+            if (r->notify)
+                r->notify(r->owner);
+        }
+    }
+    if (in->slot->queue_ready)
+        arc_pl__queues_deliver(in->slot);
 }
 
 /* ------------------------------------------------------------ shared queues */
@@ -1071,6 +1155,7 @@ const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS] = {
     { "proxy_resolve_shared_queue", "iiiii>i" },
     { "proxy_enqueue_shared_queue", "iii>i" },
     { "proxy_dequeue_shared_queue", "iii>i" },
+    { "proxy_http_call", "iiiiiiiiii>i" },
 };
 
 const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
@@ -1084,7 +1169,7 @@ const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
     (arc_w2c_fn)h_define_metric, (arc_w2c_fn)h_increment_metric, (arc_w2c_fn)h_record_metric,
     (arc_w2c_fn)h_get_metric, (arc_w2c_fn)h_continue_stream, (arc_w2c_fn)h_continue_request,
     (arc_w2c_fn)h_continue_response, (arc_w2c_fn)h_register_queue, (arc_w2c_fn)h_resolve_queue,
-    (arc_w2c_fn)h_enqueue, (arc_w2c_fn)h_dequeue,
+    (arc_w2c_fn)h_enqueue, (arc_w2c_fn)h_dequeue, (arc_w2c_fn)h_http_call,
 };
 
 /* ------------------------------------------------------------ runs */
@@ -1237,7 +1322,13 @@ enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *r, uint64_t now_ms)
     r->paused = false;
     struct arc_pl_ctx *c = &r->ctx[r->next];
     enum arc_pl_verdict v;
-    if (r->has_local) {
+    if (r->pfail) {
+        int code = r->pfail;
+        r->pfail = 0;
+        v = failed(r, c, code);
+        if (v == ARC_PL_CONTINUE)
+            v = stage_from(r, r->next + 1, PLX_ON_REQUEST_HEADERS, now_ms);
+    } else if (r->has_local) {
         v = ARC_PL_LOCAL;
     } else if (!r->resume_req) {
         /* pause_timeout: the plugin's failure policy; its context stays

@@ -94,6 +94,7 @@ static uint32_t invoke(void *w2c, enum arc_pl_export e, arc_w2c_fn f, uint32_t a
         return ((fn_iii)f)(w2c, a0, a1);
     case PLX_ON_REQUEST_HEADERS:
     case PLX_ON_RESPONSE_HEADERS:
+    case PLX_ON_HTTP_CALL_RESPONSE:     /* (arc_pl__call5) */
     case PLX__COUNT:
         break;
     }
@@ -128,6 +129,34 @@ int arc_pl__call(struct arc_pl_inst *in, enum arc_pl_export e, uint32_t *ret, in
         return code;
     }
     *ret = invoke(in->w2c, e, f, a0, a1, a2);
+    t_point = NULL;
+    return 0;
+}
+
+typedef void (*fn_v5)(void *, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t);
+
+int arc_pl__call5(struct arc_pl_inst *in, enum arc_pl_export e, uint32_t a0, uint32_t a1,
+                  uint32_t a2, uint32_t a3, uint32_t a4)
+{
+    if (in->dead)
+        return ARC_TRAP_UNSUPPORTED;
+    arc_w2c_fn f = in->pl->mod.m->exports[e];
+    if (!f || t_point)
+        return 0;                       /* (never nested: only from the worker's loop) */
+    struct point p;
+    struct arc_w2c_hdr *h = hdr_of(in);
+    h->fuel = ARC_W2C_FUEL_SLICE;
+    h->depth = 0;
+    h->stack_floor = (char *)__builtin_frame_address(0) - ARC_W2C_STACK_MAX;
+    in->deadline_ns = arc_pl__now_ns() + in->budget_ns;
+    t_point = &p;
+    int code = setjmp(p.jb);
+    if (code) {
+        t_point = NULL;
+        in->dead = true;
+        return code;
+    }
+    ((fn_v5)f)(in->w2c, a0, a1, a2, a3, a4);
     t_point = NULL;
     return 0;
 }

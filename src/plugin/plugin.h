@@ -81,6 +81,31 @@ enum arc_pl_fail {
     ARC_PL_FAIL_TIMEOUT,    /* a paused request was not continued within pause_timeout */
 };
 
+/* proxy_http_call: what the filter asked for (views valid during the
+ * dispatch call only), who to answer, and the answer. */
+struct arc_pl_caller {
+    void *inst;                         /* struct arc_pl_inst * (lives as long as its set) */
+    uint32_t ctx_id, gen, token;
+};
+struct arc_pl_call_req {
+    struct arc_str upstream;            /* an upstreams[] name */
+    const struct arc_pl_hmap *hdrs;     /* :method, :path, :authority, then fields */
+    struct arc_str body;
+    uint32_t timeout_ms;
+};
+struct arc_pl_call_resp {
+    bool ok;                            /* false: failed (no answer, timeout, bad upstream) */
+    const struct arc_pl_hmap *hdrs;     /* :status first (NULL when failed) */
+    struct arc_str body;
+    const struct arc_pl_hmap *trailers; /* or NULL */
+};
+/* Dispatches a call for the filter; 0 = started (the answer comes later
+ * through arc_pl_http_call_done, on the same worker, never from inside
+ * this call), else a proxy-wasm status (NotFound: no such upstream,
+ * BadArgument, InternalFailure). */
+typedef uint32_t (*arc_pl_dispatch_fn)(void *owner, const struct arc_pl_call_req *req,
+                                       const struct arc_pl_caller *who);
+
 /* One exchange's plugin contexts: one per plugin on its route. */
 struct arc_pl_run {
     struct arc_pl_set *set;
@@ -107,6 +132,9 @@ struct arc_pl_run {
      * must only schedule) that a paused run can go on. */
     void (*notify)(void *owner);
     void *owner;
+    arc_pl_dispatch_fn dispatch;        /* proxy_http_call (NULL: Unimplemented) */
+    int pfail;                          /* a trap while paused (e.g. in
+                                           proxy_on_http_call_response), 0 if none */
 };
 
 /**
@@ -146,6 +174,10 @@ enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *run, struct arc_p
  * policy) when the wait's deadline passed first. Returns the stage's
  * verdict (ARC_PL_PAUSE again if a later filter pauses). */
 enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *run, uint64_t now_ms);
+/* The answer to a proxy_http_call: proxy_on_http_call_response on the
+ * calling context if it still exists (else dropped). Worker thread,
+ * outside any guest call. */
+void arc_pl_http_call_done(const struct arc_pl_caller *who, const struct arc_pl_call_resp *resp);
 /* proxy_on_done, proxy_on_log, proxy_on_delete for every context. */
 void arc_pl_run_end(struct arc_pl_run *run);
 

@@ -71,6 +71,7 @@ enum arc_pl_export {
     PLX_ON_REQUEST_HEADERS, PLX_ON_RESPONSE_HEADERS,
     PLX_ON_DONE, PLX_ON_LOG, PLX_ON_DELETE,
     PLX_ON_MEMORY_ALLOCATE, PLX_MALLOC, PLX_INITIALIZE, PLX_ON_QUEUE_READY,
+    PLX_ON_HTTP_CALL_RESPONSE,
     PLX__COUNT
 };
 
@@ -110,7 +111,7 @@ struct arc_pl_sig {
 };
 extern const struct arc_pl_sig arc_pl__exports[PLX__COUNT];
 /* Host functions for imports (module "env" unless said). */
-#define ARC_PL_IMPORTS 32
+#define ARC_PL_IMPORTS 34
 extern const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS];
 extern const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS];
 
@@ -140,6 +141,8 @@ struct arc_pl_inst {
     uint64_t budget_ns;
     uint64_t deadline_ns;               /* of the call running */
     struct arc_pl_ctx *cur;             /* HTTP context of the call running, or NULL */
+    const struct arc_pl_call_resp *call_resp; /* during proxy_on_http_call_response */
+    uint32_t next_token;                /* proxy_http_call tokens */
     struct arc_pl_ctx *live;            /* HTTP contexts created on this instance (since
                                            its last rebuild) and not ended: what
                                            proxy_set_effective_context can switch to */
@@ -264,5 +267,8 @@ void arc_pl__exit_trap(void) __attribute__((noreturn));
  * outer call's trap point. */
 int arc_pl__call(struct arc_pl_inst *in, enum arc_pl_export e, uint32_t *ret, int nargs,
                  uint32_t a0, uint32_t a1, uint32_t a2);
+/* proxy_on_http_call_response(ctx, token, headers, body size, trailers). */
+int arc_pl__call5(struct arc_pl_inst *in, enum arc_pl_export e, uint32_t a0, uint32_t a1,
+                  uint32_t a2, uint32_t a3, uint32_t a4);
 
 #endif

@@ -13,6 +13,8 @@
  *          answer / 500 / 504 (pause_timeout, fail_closed) / paused again
  *   upstream head parsed ─arc_px__plugins_response─▶ continue: send_head
  *                                              └──▶ local answer / 500
+ *   a filter's proxy_http_call ─arc_px__callout (callout.c)─▶ an internal exchange
+ *        to the upstream named; its answer reaches the filter later
  *   arc_px__ex_end ─arc_px__plugins_end─▶ on_done, on_log, on_delete
  *
  * Pause is honoured at the request head only: a filter that pauses a
@@ -174,6 +176,9 @@ bool arc_px__plugins_request(struct arc_worker *w, struct arc_exchange *ex)
         arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
         return false;
     }
+    ex->pl->notify = on_pl_notify;
+    ex->pl->owner = ex;
+    ex->pl->dispatch = arc_px__callout;
     struct arc_pl_hmap *m = arc_arena_alloc(&ex->arena, sizeof(*m));
     if (!m) {
         arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);

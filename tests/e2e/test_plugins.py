@@ -554,3 +554,70 @@ def test_shared_queue_enqueue_and_queue_ready(arc, servers, cache_dir):
     assert h.get("x-rcs") == "1,1,7"
     _, text = a.admin_get("/metrics")
     assert 'arc_plugin_counter{plugin="queue",name="dequeued"} 3\n' in text
+
+
+def authcall_arc(arc, servers, cache_dir, callout_upstream="auth"):
+    app = servers.http(name="app")
+    auth = servers.http(name="auth")
+    r = route_conf("r", "/{*rest}", upstream="app")
+    r["plugins"] = [{"name": "authcall"}]
+    conf = make_config([upstream_conf("app", app.addr), upstream_conf("auth", auth.addr)],
+                       routes=[r], workers=1,
+                       extra={"plugins": {"cache_dir": cache_dir, "wasm": [
+                           plugin("authcall", "c_authcall.wasm", config=callout_upstream,
+                                  pause_timeout="60s")]}})
+    return arc(conf), app, auth
+
+
+@pytest.mark.parametrize("proto", ["http1", "http2"])
+def test_http_call_auth_callout(arc, servers, cache_dir, proto):
+    """The classic auth callout: the filter pauses the request and calls
+    the "auth" upstream (proxy_http_call); while the slow callout runs, the
+    single worker serves other exchanges; proxy_on_http_call_response
+    reads the callout's status, fields and body and continues the request
+    with fields added, or answers 403 (callout said no) or 503 (callout
+    failed: its 5 s timeout)."""
+    import threading
+    a, app, auth = authcall_arc(arc, servers, cache_dir)
+    results = []
+    if proto == "http2":
+        t = h2_request_bg(a.port, "/held", ["X-Auth: /slow?ms=1500"], results)
+    else:
+        def run():
+            r = a.client(timeout=60).request("GET", "/held", headers=[("X-Auth", "/slow?ms=1500")])
+            results.append((r.status, dict(r.headers), r.body.decode()))
+        t = threading.Thread(target=run)
+        t.start()
+    assert wait_for(lambda: "/slow?ms=1500" in auth.targets(), timeout=30), auth.targets()
+    c = a.client()
+    for _ in range(3):
+        r = c.request("GET", "/free")
+        assert r.status == 200 and "x-auth-status" not in echoed(r)
+    assert not results                  # still waiting for its callout
+    t.join(60)
+    assert len(results) == 1 and results[0][0] == 200, results
+    body = results[0][2].lower()
+    assert '"x-auth-status", "200"' in body and '"x-auth-upstream", "auth"' in body
+    assert '"x-auth-body", "' in body and "/held" in body
+    assert "/held" in app.targets() and "/held" not in auth.targets()
+    # the callout says no: 403, the app never sees it
+    r = c.request("GET", "/no", headers=[("X-Auth", "/status/401")])
+    assert r.status == 403 and r.body == b"denied by the auth callout\n"
+    assert "/no" not in app.targets()
+    # the callout times out (5 s in the filter): 503
+    t0 = time.monotonic()
+    r = a.client(timeout=60).request("GET", "/late", headers=[("X-Auth", "/slow?ms=30000")])
+    assert r.status == 503 and r.body == b"auth unavailable\n"
+    assert time.monotonic() - t0 >= 4.5
+    # callouts are not client requests in the metrics
+    ms = a.metrics()[0]
+    assert metric(ms, "arc_requests_total", route="proxy_http_call") is None
+
+
+def test_http_call_to_an_unknown_upstream_is_refused(arc, servers, cache_dir):
+    """proxy_http_call naming no configured upstream returns NotFound at
+    once (the filter answers 503 itself)."""
+    a, app, auth = authcall_arc(arc, servers, cache_dir, callout_upstream="nope")
+    r = a.client().request("GET", "/x", headers=[("X-Auth", "/ok")])
+    assert r.status == 503 and r.body == b"auth callout refused\n"
+    assert not auth.targets() and "/x" not in app.targets()

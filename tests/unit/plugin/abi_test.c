@@ -144,7 +144,7 @@ static void test_host_calls(void)
         { "bad-pairs", 2 },
         { "local-bad-status", 2 },
         { "local-bad-pairs", 2 },
-        { "unimplemented", 12 },    /* proxy_http_call: Unimplemented */
+        { "unimplemented", 12 },    /* proxy_set_tick_period_milliseconds */
         { "pairs", 0 },
         { "big-body", 2 },          /* over ARC_PL_LOCAL_BODY_MAX */
         { "grow-300", 0 },          /* memory.grow past max_memory (16 MiB) fails */
@@ -387,6 +387,100 @@ static void test_queues(void)
     probe_close(&p);
 }
 
+/* examples/plugins/c/authcall.c against a recorded dispatch: the call's
+ * request as the filter built it; the answer delivered later continues
+ * the paused run with fields from it, or answers it (failed call); a
+ * refused dispatch; an answer for an ended run is dropped. */
+static struct arc_pl_caller got_who;
+static char got_up[64], got_path[64];
+static uint32_t dispatch_rc;
+static int dispatched;
+
+static uint32_t record_dispatch(void *owner, const struct arc_pl_call_req *req,
+                                const struct arc_pl_caller *who)
+{
+    (void)owner;
+    dispatched++;
+    got_who = *who;
+    snprintf(got_up, sizeof(got_up), "%.*s", (int)req->upstream.len, req->upstream.p);
+    const struct arc_str *pth = arc_pl_hmap_get(req->hdrs, ":path", 5);
+    snprintf(got_path, sizeof(got_path), "%.*s", pth ? (int)pth->len : 0, pth ? pth->p : "");
+    return dispatch_rc;
+}
+
+static struct arc_pl_run *call_start(struct probe *p, const char *path, struct arc_pl_hmap *m,
+                                     enum arc_pl_verdict *v)
+{
+    static const uint32_t idx[1] = { 0 };
+    struct arc_pl_run *r = arc_pl_run_new(p->set, 0, idx, NULL, 1, &p->arena, &p->props);
+    r->notify = note;
+    r->owner = r;
+    r->dispatch = record_dispatch;
+    *m = (struct arc_pl_hmap){ .arena = &p->arena };
+    arc_pl_hmap_add(m, ARC_STR_LIT(":path"), ARC_STR_LIT("/"));
+    arc_pl_hmap_add(m, ARC_STR_LIT("x-auth"), (struct arc_str){ path, strlen(path) });
+    *v = arc_pl_request_headers(r, m, true, 0);
+    return r;
+}
+
+static void test_http_call(void)
+{
+    struct probe p;
+    probe_open(&p, "tests/e2e/plugins/c_authcall.wasm");
+    if (!p.set)
+        return;
+    struct arc_pl_hmap m;
+    enum arc_pl_verdict v;
+    notified = dispatched = 0;
+    dispatch_rc = 0;
+    struct arc_pl_run *r = call_start(&p, "/check?x=1", &m, &v);
+    CHECK_INT(v, ARC_PL_PAUSE);
+    CHECK_INT(dispatched, 1);
+    CHECK(strcmp(got_up, "the-config") == 0 && strcmp(got_path, "/check?x=1") == 0);
+    /* the answer: 200 with a field and a body */
+    struct arc_arena ra;
+    arc_arena_init(&ra, 1024);
+    struct arc_pl_hmap h = { .arena = &ra };
+    arc_pl_hmap_add(&h, ARC_STR_LIT(":status"), ARC_STR_LIT("200"));
+    arc_pl_hmap_add(&h, ARC_STR_LIT("x-upstream"), ARC_STR_LIT("authsrv"));
+    struct arc_pl_call_resp ok = { .ok = true, .hdrs = &h, .body = ARC_STR_LIT("hello") };
+    arc_pl_http_call_done(&got_who, &ok);
+    CHECK_INT(notified, 1);
+    CHECK_INT(arc_pl_resume(r, 0), ARC_PL_CONTINUE);
+    CHECK(field_is(&m, "x-auth-status", "200") && field_is(&m, "x-auth-upstream", "authsrv"));
+    CHECK(field_is(&m, "x-auth-body", "5"));
+    arc_pl_run_end(r);
+    /* a failed call: the filter answers 503 */
+    r = call_start(&p, "/check", &m, &v);
+    CHECK_INT(v, ARC_PL_PAUSE);
+    struct arc_pl_call_resp bad = { .ok = false };
+    arc_pl_http_call_done(&got_who, &bad);
+    CHECK_INT(notified, 2);
+    CHECK_INT(arc_pl_resume(r, 0), ARC_PL_LOCAL);
+    CHECK_INT(r->local.status, 503);
+    arc_pl_run_end(r);
+    /* the calling exchange ended first: the answer is dropped */
+    r = call_start(&p, "/check", &m, &v);
+    arc_pl_run_end(r);
+    arc_pl_http_call_done(&got_who, &ok);
+    CHECK_INT(notified, 2);
+    /* refused at once (NotFound): the filter answers in the same call */
+    dispatch_rc = 1;
+    r = call_start(&p, "/check", &m, &v);
+    CHECK_INT(v, ARC_PL_LOCAL);
+    CHECK_INT(r->local.status, 503);
+    arc_pl_run_end(r);
+    /* without a dispatcher (no exchange side): BadArgument, same answer */
+    static const uint32_t idx[1] = { 0 };
+    r = arc_pl_run_new(p.set, 0, idx, NULL, 1, &p.arena, &p.props);
+    m = (struct arc_pl_hmap){ .arena = &p.arena };
+    arc_pl_hmap_add(&m, ARC_STR_LIT("x-auth"), ARC_STR_LIT("/c"));
+    CHECK_INT(arc_pl_request_headers(r, &m, true, 0), ARC_PL_LOCAL);
+    arc_pl_run_end(r);
+    arc_arena_dispose(&ra);
+    probe_close(&p);
+}
+
 static void test_not_proxy_wasm(void)
 {
     /* A valid module without the ABI version export. */
@@ -427,6 +521,7 @@ int main(void)
     RUN(test_not_proxy_wasm);
     RUN(test_pause_resume);
     RUN(test_queues);
+    RUN(test_http_call);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", cache);
     if (system(cmd) != 0)
