@@ -42,12 +42,12 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 # Unit tests of module M link lib M, libcore and $(DEPS_M) (archives: only
 # the members a test uses are pulled in).
-DEPS_config   := router http1 tls limit plugin
+DEPS_config   := router http1 tls limit plugin loop
 DEPS_proxy    := loop net http1 http2 router upstream limit config tls admin obs plugin
 DEPS_admin    := loop net http1 http2 obs config tls router limit upstream plugin
-DEPS_upstream := config router http1 tls limit plugin
+DEPS_upstream := config router http1 tls limit plugin loop
 DEPS_http2    := http1
-DEPS_plugin   := config router http1 tls
+DEPS_plugin   := config router http1 tls loop
 
 # ----------------------------------------------------------------- sources
 mod_srcs  = $(filter-out src/main.c,$(wildcard src/$(1)/*.c))

@@ -651,6 +651,92 @@ static uint32_t h_set_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t vp
     return WR_OK;
 }
 
+/* ------------------------------------------------------------ ticks */
+
+static void tick_arm(struct arc_pl_inst *in)
+{
+    struct arc_tw *tw = in->slot->tw;
+    if (!tw)
+        return;                         /* (configuring on the control thread: the worker
+                                           arms it in arc_plugin_ticks_start) */
+    if (in->tick_ms)
+        arc_tw_schedule(tw, &in->tick, arc_pl__now_ns() / 1000000u + in->tick_ms);
+    else
+        arc_tw_cancel(tw, &in->tick);
+}
+
+/* The root context calling (configure, or the root of the HTTP context)
+ * gets proxy_on_tick every `ms` (0 stops). */
+static uint32_t h_set_tick_period(void *e, uint32_t ms)
+{
+    struct arc_pl_inst *in = e;
+    in->tick_ms = ms;
+    in->tick_root = in->cur ? in->cur->root + 1 : in->cfg_root + 1;
+    tick_arm(in);
+    return WR_OK;
+}
+
+void arc_pl__on_tick(struct arc_timer *t, uint64_t now_ms)
+{
+    struct arc_pl_inst *in = arc_container_of(t, struct arc_pl_inst, tick);
+    struct arc_pl_wslot *s = in->slot;
+    if (!s->tw || !in->tick_ms)
+        return;
+    if (in->dead) {
+        /* Rebuilt (with the same back-off as for exchanges); its
+         * configure asks for ticks again if it wants them. */
+        if (now_ms >= s->retry_ms) {
+            if (arc_pl__inst_rebuild(in) < 0) {
+                s->backoff_ms = s->backoff_ms ? ARC_MIN(s->backoff_ms * 2, 10000u) : 100;
+                s->retry_ms = now_ms + s->backoff_ms;
+            } else {
+                s->backoff_ms = 0;
+            }
+        }
+        if (!in->dead)
+            return;                     /* (armed again by its configure, or not) */
+    } else {
+        uint32_t rv;
+        in->cur = NULL;
+        int code = arc_pl__call(in, PLX_ON_TICK, &rv, 1, in->tick_root, 0, 0);
+        if (code)
+            fprintf(stderr, "arc: plugin '%s' failed in proxy_on_tick: %s\n", in->pl->name,
+                    arc_pl__trap_text(code));
+        if (s->queue_ready)
+            arc_pl__queues_deliver(s);
+    }
+    if (in->tick_ms && !arc_timer_pending(t))
+        arc_tw_schedule(s->tw, t, now_ms + in->tick_ms);
+}
+
+void arc_plugin_ticks_start(struct arc_pl_set *set, unsigned worker, struct arc_tw *tw,
+                            uint64_t now_ms)
+{
+    for (size_t i = 0; set && i < set->n; i++) {
+        struct arc_pl_plugin *pl = &set->pl[i];
+        if (!pl->w || worker >= pl->n_workers)
+            continue;
+        struct arc_pl_wslot *s = &pl->w[worker];
+        s->tw = tw;
+        for (uint32_t k = 0; k < pl->pool; k++)
+            if (s->inst[k].tick_ms)
+                arc_tw_schedule(tw, &s->inst[k].tick, now_ms + s->inst[k].tick_ms);
+    }
+}
+
+void arc_plugin_ticks_stop(struct arc_pl_set *set, unsigned worker)
+{
+    for (size_t i = 0; set && i < set->n; i++) {
+        struct arc_pl_plugin *pl = &set->pl[i];
+        if (!pl->w || worker >= pl->n_workers || !pl->w[worker].tw)
+            continue;
+        struct arc_pl_wslot *s = &pl->w[worker];
+        for (uint32_t k = 0; k < pl->pool; k++)
+            arc_tw_cancel(s->tw, &s->inst[k].tick);
+        s->tw = NULL;
+    }
+}
+
 /* ------------------------------------------------------------ http calls */
 
 /* proxy_http_call from an HTTP context: the exchange's side dispatches it
@@ -1156,6 +1242,7 @@ const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS] = {
     { "proxy_enqueue_shared_queue", "iii>i" },
     { "proxy_dequeue_shared_queue", "iii>i" },
     { "proxy_http_call", "iiiiiiiiii>i" },
+    { "proxy_set_tick_period_milliseconds", "i>i" },
 };
 
 const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
@@ -1170,6 +1257,7 @@ const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
     (arc_w2c_fn)h_get_metric, (arc_w2c_fn)h_continue_stream, (arc_w2c_fn)h_continue_request,
     (arc_w2c_fn)h_continue_response, (arc_w2c_fn)h_register_queue, (arc_w2c_fn)h_resolve_queue,
     (arc_w2c_fn)h_enqueue, (arc_w2c_fn)h_dequeue, (arc_w2c_fn)h_http_call,
+    (arc_w2c_fn)h_set_tick_period,
 };
 
 /* ------------------------------------------------------------ runs */

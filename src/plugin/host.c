@@ -79,6 +79,7 @@ static uint32_t invoke(void *w2c, enum arc_pl_export e, arc_w2c_fn f, uint32_t a
         return 0;
     case PLX_ON_LOG:
     case PLX_ON_DELETE:
+    case PLX_ON_TICK:
         ((fn_vi)f)(w2c, a0);
         return 0;
     case PLX_ON_CONTEXT_CREATE:
@@ -248,6 +249,7 @@ static int inst_build(struct arc_pl_inst *in, char *err, size_t err_len)
         return -1;
     }
     in->dead = false;
+    in->tick_ms = 0;                    /* (the new instance asks again if it wants) */
     in->live = NULL;                    /* contexts of the old generation are gone */
     in->next_ctx = pl->n_roots + 1;
     in->cfg_root = 0;
@@ -418,6 +420,7 @@ int arc_plugin_set_new(const struct arc_config *cfg, unsigned n_workers,
                 struct arc_pl_inst *in = &pl->w[w].inst[k];
                 in->pl = pl;
                 in->slot = &pl->w[w];
+                arc_timer_init(&in->tick, arc_pl__on_tick);
                 if (inst_build(in, err, sizeof(err)) < 0) {
                     add_err(errs, pc, cfg->source, err);
                     rc = -1;

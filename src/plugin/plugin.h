@@ -181,6 +181,14 @@ void arc_pl_http_call_done(const struct arc_pl_caller *who, const struct arc_pl_
 /* proxy_on_done, proxy_on_log, proxy_on_delete for every context. */
 void arc_pl_run_end(struct arc_pl_run *run);
 
+/* proxy_on_tick: a worker runs the ticks of its instances of `set` on its
+ * timer wheel from ticks_start (it adopted the snapshot) to ticks_stop
+ * (before it lets the snapshot go). Thread: that worker. */
+struct arc_tw;
+void arc_plugin_ticks_start(struct arc_pl_set *set, unsigned worker, struct arc_tw *tw,
+                            uint64_t now_ms);
+void arc_plugin_ticks_stop(struct arc_pl_set *set, unsigned worker);
+
 /* Appends the plugins' own metrics (proxy_define_metric) in Prometheus
  * text: arc_plugin_counter / arc_plugin_gauge / arc_plugin_histogram_{sum,count}
  * {plugin, name}, summed over workers. Thread: control. */

@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "plugin/plugin.h"
+#include "loop/timer.h"
 
 #define ARC_W2C_ABI 1
 
@@ -71,7 +72,7 @@ enum arc_pl_export {
     PLX_ON_REQUEST_HEADERS, PLX_ON_RESPONSE_HEADERS,
     PLX_ON_DONE, PLX_ON_LOG, PLX_ON_DELETE,
     PLX_ON_MEMORY_ALLOCATE, PLX_MALLOC, PLX_INITIALIZE, PLX_ON_QUEUE_READY,
-    PLX_ON_HTTP_CALL_RESPONSE,
+    PLX_ON_HTTP_CALL_RESPONSE, PLX_ON_TICK,
     PLX__COUNT
 };
 
@@ -111,7 +112,7 @@ struct arc_pl_sig {
 };
 extern const struct arc_pl_sig arc_pl__exports[PLX__COUNT];
 /* Host functions for imports (module "env" unless said). */
-#define ARC_PL_IMPORTS 34
+#define ARC_PL_IMPORTS 36
 extern const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS];
 extern const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS];
 
@@ -143,6 +144,9 @@ struct arc_pl_inst {
     struct arc_pl_ctx *cur;             /* HTTP context of the call running, or NULL */
     const struct arc_pl_call_resp *call_resp; /* during proxy_on_http_call_response */
     uint32_t next_token;                /* proxy_http_call tokens */
+    struct arc_timer tick;              /* proxy_on_tick, on the worker's wheel */
+    uint32_t tick_ms;                   /* proxy_set_tick_period_milliseconds, 0 = none */
+    uint32_t tick_root;                 /* the root context that asked */
     struct arc_pl_ctx *live;            /* HTTP contexts created on this instance (since
                                            its last rebuild) and not ended: what
                                            proxy_set_effective_context can switch to */
@@ -201,6 +205,8 @@ struct arc_pl_wslot {                   /* one worker's instances of a plugin */
     uint32_t n_queues;
     bool queue_ready;                   /* some queue owes proxy_on_queue_ready */
     struct arc_pl_qitem *limbo;         /* dequeued, being copied to the guest */
+    struct arc_tw *tw;                  /* the worker's wheel while its ticks run
+                                           (arc_plugin_ticks_start), else NULL */
     uint32_t rr;
     uint64_t retry_ms;                  /* back-off: no rebuild before this */
     uint32_t backoff_ms;
@@ -254,6 +260,8 @@ int arc_pl__call_seq(struct arc_pl_inst *in, const enum arc_pl_export *ev, size_
  * (worker thread, outside any guest call; a few rounds at most). */
 void arc_pl__queues_deliver(struct arc_pl_wslot *s);
 void arc_pl__queues_free(struct arc_pl_wslot *s);
+/* The instance's tick timer callback (abi.c). */
+void arc_pl__on_tick(struct arc_timer *t, uint64_t now_ms);
 /* Discards a trapped instance's state and builds it again (gen + 1). */
 int arc_pl__inst_rebuild(struct arc_pl_inst *in);
 struct arc_pl_inst *arc_pl__pick(struct arc_pl_plugin *pl, unsigned worker, uint64_t now_ms);

@@ -621,3 +621,43 @@ def test_http_call_to_an_unknown_upstream_is_refused(arc, servers, cache_dir):
     r = a.client().request("GET", "/x", headers=[("X-Auth", "/ok")])
     assert r.status == 503 and r.body == b"auth callout refused\n"
     assert not auth.targets() and "/x" not in app.targets()
+
+
+def tick_count(a):
+    import re
+    m = re.search(r'^arc_plugin_counter\{plugin="tick",name="ticks"\} (\d+)$', a.metrics()[1], re.M)
+    return int(m.group(1)) if m else 0
+
+
+def test_ticks_run_on_every_worker_and_follow_reloads(arc, servers, cache_dir):
+    """proxy_set_tick_period_milliseconds from proxy_on_configure: each
+    worker's instance gets proxy_on_tick on the worker's timer wheel with no
+    traffic at all; after a reload the new configuration's instances tick.
+    (The old ones' timers leave the wheels before their set is freed: the
+    ASan run would report a use after free otherwise.)"""
+    up = servers.http(name="app")
+    conf = cfg(up, [plugin("tick", "c_tick.wasm", config="20")], [("r", "/{*rest}", ["tick"])],
+               cache_dir, workers=2)
+    a = arc(conf)
+    assert wait_for(lambda: tick_count(a) >= 10, timeout=30), tick_count(a)
+    h = echoed(a.client().request("GET", "/s", headers=[("X-Tick-Stat", "1")]))
+    assert int(h.get("x-ticks", "0")) >= 1 and h.get("x-tick-root") == "1"
+    # a reload: a new set (its counter starts at 0) keeps ticking
+    conf2 = cfg(up, [plugin("tick", "c_tick.wasm", config="25")], [("r", "/{*rest}", ["tick"])],
+                cache_dir, workers=2)
+    rewrite(a, conf2)
+    reload(a)
+    assert wait_for(lambda: tick_count(a) >= 10, timeout=30), tick_count(a)
+
+
+def test_ticks_stop_with_period_zero(arc, servers, cache_dir):
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("tick", "c_tick.wasm", config="20")], [("r", "/{*rest}", ["tick"])],
+                cache_dir, workers=1))
+    assert wait_for(lambda: tick_count(a) >= 3, timeout=30)
+    assert a.client().request("GET", "/x", headers=[("X-Tick-Period", "0")]).status == 200
+    n = tick_count(a)
+    time.sleep(0.5)                     # (absence of ticks: 25 periods)
+    assert tick_count(a) == n
+    assert a.client().request("GET", "/x", headers=[("X-Tick-Period", "20")]).status == 200
+    assert wait_for(lambda: tick_count(a) >= n + 3, timeout=30)

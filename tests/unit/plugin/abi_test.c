@@ -144,7 +144,7 @@ static void test_host_calls(void)
         { "bad-pairs", 2 },
         { "local-bad-status", 2 },
         { "local-bad-pairs", 2 },
-        { "unimplemented", 12 },    /* proxy_set_tick_period_milliseconds */
+        { "unimplemented", 12 },    /* proxy_close_stream */
         { "pairs", 0 },
         { "big-body", 2 },          /* over ARC_PL_LOCAL_BODY_MAX */
         { "grow-300", 0 },          /* memory.grow past max_memory (16 MiB) fails */
@@ -481,6 +481,49 @@ static void test_http_call(void)
     probe_close(&p);
 }
 
+/* examples/plugins/c/tick.c on a timer wheel: the period its configure
+ * asked for is armed when the worker starts the ticks; every due tick
+ * calls proxy_on_tick on the root context and re-arms; a period of 0 from
+ * a request's callback stops them; ticks_stop disarms. */
+static void test_ticks(void)
+{
+    struct probe p;
+    probe_open(&p, "tests/e2e/plugins/c_tick.wasm");
+    if (!p.set)
+        return;
+    struct arc_pl_plugin *pl = &p.set->pl[0];
+    CHECK_INT(pl->w[0].inst[0].tick_ms, 0);     /* config "the-config": atou = 0 */
+    struct arc_pl_hmap m;
+    enum arc_pl_verdict v;
+    struct arc_tw tw;
+    uint64_t now = arc_pl__now_ns() / 1000000u;
+    arc_tw_init(&tw, now, 1);
+    arc_plugin_ticks_start(p.set, 0, &tw, now);
+    CHECK_INT(tw.count, 0);
+    struct arc_pl_run *r = pause_start(&p, "x-tick-period", "20", &m, &v);
+    arc_pl_run_end(r);
+    CHECK_INT(pl->w[0].inst[0].tick_ms, 20);
+    CHECK_INT(tw.count, 1);
+    for (int i = 1; i <= 5; i++)
+        arc_tw_advance(&tw, now + 1000u * (uint64_t)i);
+    CHECK_INT(atomic_load(&pl->w[0].metrics[0].v), 5);
+    CHECK_INT(atomic_load(&pl->w[1].metrics[0].v), 0);     /* worker 1: not started */
+    r = pause_start(&p, "x-tick-stat", "1", &m, &v);
+    CHECK(field_is(&m, "x-ticks", "5") && field_is(&m, "x-tick-root", "1"));
+    arc_pl_run_end(r);
+    r = pause_start(&p, "x-tick-period", "0", &m, &v);
+    arc_pl_run_end(r);
+    CHECK_INT(tw.count, 0);
+    arc_tw_advance(&tw, now + 10000);
+    CHECK_INT(atomic_load(&pl->w[0].metrics[0].v), 5);
+    r = pause_start(&p, "x-tick-period", "20", &m, &v);
+    arc_pl_run_end(r);
+    arc_plugin_ticks_stop(p.set, 0);
+    CHECK_INT(tw.count, 0);
+    CHECK(pl->w[0].tw == NULL);
+    probe_close(&p);
+}
+
 static void test_not_proxy_wasm(void)
 {
     /* A valid module without the ABI version export. */
@@ -522,6 +565,7 @@ int main(void)
     RUN(test_pause_resume);
     RUN(test_queues);
     RUN(test_http_call);
+    RUN(test_ticks);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", cache);
     if (system(cmd) != 0)
