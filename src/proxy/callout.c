@@ -16,7 +16,9 @@
  * The internal exchange pins the calling exchange's snapshot (the plugin
  * instance and the upstream live in it); the callout keeps its own pin
  * until the answer is delivered. It is neither logged nor counted as a
- * client request; upstream and endpoint metrics count it as usual.
+ * client request; upstream and endpoint metrics count it as usual. At
+ * worker exit, calls not yet delivered are ended and freed
+ * (arc_px__callouts_dispose).
  */
 #include "proxy/proxy_int.h"
 #include "plugin/plugin.h"
@@ -41,7 +43,30 @@ struct callout {
     size_t body_len, body_cap;
     bool got_head, failed;
     struct arc_timer timer;
+    struct callout *next, *prev;        /* the worker's callouts not yet delivered */
 };
+
+/* Per worker thread: what arc_px__callouts_dispose frees at exit. */
+static __thread struct callout *t_live;
+
+static void unlink_co(struct callout *co)
+{
+    if (co->prev)
+        co->prev->next = co->next;
+    else
+        t_live = co->next;
+    if (co->next)
+        co->next->prev = co->prev;
+}
+
+static void co_free(struct arc_worker *w, struct callout *co)
+{
+    unlink_co(co);
+    arc_px__snap_unpin(w, co->snap);
+    free(co->body);
+    arc_arena_dispose(&co->arena);
+    free(co);
+}
 
 static struct callout *of(const struct arc_exchange *ex)
 {
@@ -60,10 +85,19 @@ static void deliver(struct arc_timer *t, uint64_t now)
         .trailers = ok && co->trailers.n ? &co->trailers : NULL,
     };
     arc_pl_http_call_done(&co->who, &resp);
-    arc_px__snap_unpin(w, co->snap);
-    free(co->body);
-    arc_arena_dispose(&co->arena);
-    free(co);
+    co_free(w, co);
+}
+
+void arc_px__callouts_dispose(struct arc_worker *w)
+{
+    /* Worker exit: calls still running are abandoned (not answered). */
+    while (t_live) {
+        struct callout *co = t_live;
+        if (co->ex)
+            arc_px__ex_end(w, co->ex, EXO_CLIENT_ABORT);    /* (co_ended arms the timer) */
+        arc_tw_cancel(&w->tw, &co->timer);
+        co_free(w, co);
+    }
 }
 
 /* ------------------------------------------------------------ the codec */
@@ -237,11 +271,13 @@ uint32_t arc_px__callout(void *owner, const struct arc_pl_call_req *req,
     co->route = (struct arc_route_rt){ .conf = &co->rconf, .id = parent->route->id,
                                        .up = (struct arc_upstream_rt *)up };
     co->snap = arc_px__snap_pin(w, parent->snap);
+    co->next = t_live;
+    if (t_live)
+        t_live->prev = co;
+    t_live = co;
     struct arc_exchange *ex = arc_px__ex_new(w, &co->fake);
     if (!ex) {
-        arc_px__snap_unpin(w, co->snap);
-        arc_arena_dispose(&co->arena);
-        free(co);
+        co_free(w, co);
         return WR_INTERNAL;
     }
     /* The parent's snapshot: the upstream named is its own. */

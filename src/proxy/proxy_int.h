@@ -795,6 +795,8 @@ struct arc_pl_call_req;
 struct arc_pl_caller;
 uint32_t arc_px__callout(void *parent, const struct arc_pl_call_req *req,
                          const struct arc_pl_caller *who);
+/* Worker exit: ends and frees the worker's calls not yet delivered. */
+void arc_px__callouts_dispose(struct arc_worker *w);
 bool arc_px__plugins_response(struct arc_worker *w, struct arc_exchange *ex, struct arc_resp *resp);
 void arc_px__plugins_end(struct arc_exchange *ex);
 

@@ -620,6 +620,7 @@ static void *worker_main(void *arg)
         }
         io_uring_cq_advance(&w->ring, n);
     }
+    arc_px__callouts_dispose(w);
     worker_teardown(w);
     atomic_store(&w->done, 1);
     return NULL;

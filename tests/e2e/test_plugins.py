@@ -661,3 +661,60 @@ def test_ticks_stop_with_period_zero(arc, servers, cache_dir):
     assert tick_count(a) == n
     assert a.client().request("GET", "/x", headers=[("X-Tick-Period", "20")]).status == 200
     assert wait_for(lambda: tick_count(a) >= n + 3, timeout=30)
+
+
+def test_http_call_outlives_its_client_and_arc_stops_with_one_in_flight(arc, servers, cache_dir):
+    """The client of a request waiting for its callout leaves: the
+    exchange ends (its context is deleted) and the callout's answer, when
+    it comes, is dropped; the worker goes on. A callout still in flight
+    when Arc stops is abandoned cleanly (the ASan run reports no leak)."""
+    import socket
+    a, app, auth = authcall_arc(arc, servers, cache_dir)
+    s = socket.create_connection(("127.0.0.1", a.port))
+    s.sendall(b"GET /gone HTTP/1.1\r\nHost: x\r\nX-Auth: /slow?ms=800\r\n\r\n")
+    assert wait_for(lambda: "/slow?ms=800" in auth.targets(), timeout=30)
+    s.close()
+    assert wait_for(lambda: metric(a.metrics()[0], "arc_requests_total", code="499") == 1,
+                    timeout=30)
+    # the callout answers after its exchange ended (800 ms): dropped
+    # (the ASan run checks nothing touches the ended exchange); others go on
+    time.sleep(1.0)
+    c = a.client()
+    for _ in range(3):
+        r = c.request("GET", "/after", headers=[("X-Auth", "/ok")])
+        assert r.status == 200 and echoed(r).get("x-auth-status") == "200"
+    assert "/gone" not in app.targets()
+    # one left in flight for the stop
+    s = socket.create_connection(("127.0.0.1", a.port))
+    s.sendall(b"GET /stop HTTP/1.1\r\nHost: x\r\nX-Auth: /slow?ms=20000\r\n\r\n")
+    assert wait_for(lambda: "/slow?ms=20000" in auth.targets(), timeout=30)
+    s.close()
+    assert wait_for(lambda: metric(a.metrics()[0], "arc_requests_total", code="499") == 2,
+                    timeout=30)
+    # (the fixture stops Arc now, with that call still running)
+
+
+def test_http_call_to_an_http2_upstream(arc, servers, cache_dir):
+    """The callout goes through the HTTP/2 client code when the upstream
+    speaks HTTP/2: status, fields and body reach the filter."""
+    from h2_upstreams import H2Server
+    app = servers.http(name="app")
+    auth = H2Server(handlers={"/ok": h2_response_handler([("x-upstream", "h2auth")]),
+                              "/no": lambda st: (st.read_body(), st.respond(401, body=b"no\n"))})
+    servers.started.append(auth)
+    r = route_conf("r", "/{*rest}", upstream="app")
+    r["plugins"] = [{"name": "authcall"}]
+    conf = make_config([upstream_conf("app", app.addr),
+                        upstream_conf("auth", auth.addr, protocol="http2")], routes=[r], workers=1,
+                       extra={"plugins": {"cache_dir": cache_dir, "wasm": [
+                           plugin("authcall", "c_authcall.wasm", config="auth")]}})
+    a = arc(conf)
+    c = a.client()
+    for _ in range(2):
+        r = c.request("GET", "/x", headers=[("X-Auth", "/ok")])
+        assert r.status == 200
+        h = echoed(r)
+        assert (h.get("x-auth-status"), h.get("x-auth-upstream"), h.get("x-auth-body")) == \
+            ("200", "h2auth", str(len(b"from h2\n")))
+        r = c.request("GET", "/y", headers=[("X-Auth", "/no")])
+        assert r.status == 403
