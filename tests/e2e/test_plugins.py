@@ -328,6 +328,10 @@ def test_unbounded_recursion_is_a_contained_trap(arc, servers, cache_dir, tmp_pa
     wat.write_text(deep_recursion_wat())
     wasm = tmp_path / "deep.wasm"
     subprocess.run(["wat2wasm", str(wat), "-o", str(wasm)], check=True)
+    # Compiled ahead (its C is large: on a loaded machine compiling at
+    # start-up can take longer than the ready-line wait).
+    cp = arc.bin.run(["plugin", "build", "--cache-dir", cache_dir, str(wasm)], timeout=600)
+    assert cp.returncode == 0, cp.stderr
     up = servers.http(name="app")
     conf = cfg(up, [plugin("deep", str(wasm), budget="1s"), plugin("c", "c_headers.wasm")],
                [("d", "/deep", ["deep"]), ("c", "/c", ["c"])], cache_dir)
