@@ -722,3 +722,43 @@ def test_http_call_to_an_http2_upstream(arc, servers, cache_dir):
             ("200", "h2auth", str(len(b"from h2\n")))
         r = c.request("GET", "/y", headers=[("X-Auth", "/no")])
         assert r.status == 403
+
+
+@pytest.mark.parametrize("proto", ["http1", "http2"])
+def test_paused_request_body_is_held_and_forwarded(arc, servers, cache_dir, proto, tmp_path):
+    """A request with a 256 KiB body paused at its head: the body the
+    client sends meanwhile is held and reaches the upstream whole once the
+    request is continued."""
+    import hashlib
+    import json
+    import threading
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("pause", "c_pause.wasm", pause_timeout="60s")],
+                [("r", "/{*rest}", ["pause"])], cache_dir))
+    body = os.urandom(256 << 10)
+    out = []
+    if proto == "http2":
+        path = "/held"
+        fname = str(tmp_path / "body")
+        with open(fname, "wb") as f:
+            f.write(body)
+
+        def run():
+            r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "--max-time", "60",
+                                "-H", "X-Pause: hold", "--data-binary", "@" + fname,
+                                "http://127.0.0.1:%d%s" % (a.port, path)],
+                               capture_output=True, timeout=90)
+            out.append(r.stdout)
+    else:
+        def run():
+            r = a.client(timeout=60).request("POST", "/held", headers=[("X-Pause", "hold")],
+                                              body=body)
+            out.append(r.body)
+    t = threading.Thread(target=run)
+    t.start()
+    assert wait_for(lambda: held_gauge(a) == 1, timeout=30)
+    r = a.client().request("GET", "/release", headers=[("X-Release", "continue")])
+    assert r.status == 200 and echoed(r).get("x-released") == "1"
+    t.join(90)
+    got = json.loads(out[0])
+    assert got["body_len"] == len(body) and got["body_sha256"] == hashlib.sha256(body).hexdigest()
