@@ -42,13 +42,13 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 # Unit tests of module M link lib M, libcore and $(DEPS_M) (archives: only
 # the members a test uses are pulled in).
-DEPS_config   := router http1 tls limit plugin
+DEPS_config   := router http1 tls limit plugin loop
 DEPS_proxy    := loop net http1 http2 router upstream limit config tls admin obs plugin xdp
 DEPS_admin    := loop net http1 http2 obs config tls router limit upstream plugin xdp
-DEPS_upstream := config router http1 tls limit plugin
+DEPS_upstream := config router http1 tls limit plugin loop
 DEPS_http2    := http1
-DEPS_plugin   := config router http1 tls
-DEPS_xdp      := config router http1 tls limit plugin
+DEPS_plugin   := config router http1 tls loop
+DEPS_xdp      := config router http1 tls limit plugin loop
 
 # The XDP program (src/xdp/arc_xdp.bpf.c): clang's BPF target, then a libbpf
 # skeleton that src/xdp/xdp.c includes (the object is embedded in it).

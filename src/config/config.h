@@ -355,6 +355,7 @@ struct arc_plugin_conf {
     char *file;                 /* .wasm path, as written */
     char *root_id;              /* NULL = name */
     uint64_t budget_ms;         /* 2ms: CPU budget of one guest call */
+    uint64_t pause_timeout_ms;  /* 10s: longest a request paused by the filter waits */
     uint64_t max_memory;        /* 64mb: linear memory cap per instance */
     uint32_t pool;              /* 1: instances per worker */
     bool fail_open;             /* on_error: fail_closed (false) | fail_open */

@@ -20,6 +20,7 @@ char *arc_plugin_default_cache_dir(void);
 
 #define PLUGIN_POOL_MAX 64
 #define PLUGIN_BUDGET_MAX_MS 10000
+#define PLUGIN_PAUSE_MAX_MS 3600000
 #define PLUGIN_MEMORY_MAX (4096ull << 20)
 
 static const struct arc_conf_key plugins_keys[] = {
@@ -28,7 +29,7 @@ static const struct arc_conf_key plugins_keys[] = {
 
 static const struct arc_conf_key wasm_keys[] = {
     { "name", REQ }, { "file", REQ }, { "root_id", 0 }, { "budget", 0 }, { "max_memory", 0 },
-    { "pool", 0 }, { "on_error", 0 }, { "config", 0 },
+    { "pool", 0 }, { "on_error", 0 }, { "config", 0 }, { "pause_timeout", 0 },
 };
 
 static const struct arc_conf_key route_plugin_keys[] = {
@@ -59,6 +60,7 @@ static void wasm_entry(struct arc_sctx *s, const struct arc_cn *m, const char *p
                        struct arc_plugin_conf *pc)
 {
     pc->budget_ms = 2;
+    pc->pause_timeout_ms = 10000;
     pc->max_memory = 64ull << 20;
     pc->pool = 1;
     pc->pos_file = arc_config__xstrdup(s->d->file ? s->d->file : "<config>");
@@ -70,6 +72,8 @@ static void wasm_entry(struct arc_sctx *s, const struct arc_cn *m, const char *p
     arc_config__get_str(s, m, p, "file", ARC_STR_NONEMPTY | ARC_STR_NO_CTL, &pc->file);
     arc_config__get_str(s, m, p, "root_id", ARC_STR_NONEMPTY | ARC_STR_NO_CTL, &pc->root_id);
     arc_config__get_dur(s, m, p, "budget", 1, PLUGIN_BUDGET_MAX_MS, false, &pc->budget_ms);
+    arc_config__get_dur(s, m, p, "pause_timeout", 1, PLUGIN_PAUSE_MAX_MS, false,
+                        &pc->pause_timeout_ms);
     arc_config__get_size(s, m, p, "max_memory", 65536, PLUGIN_MEMORY_MAX, false, &pc->max_memory);
     arc_config__get_u32(s, m, p, "pool", 1, PLUGIN_POOL_MAX, &pc->pool);
     static const char *const policies[] = { "fail_closed", "fail_open" };

@@ -376,6 +376,7 @@ static const char *const err_names[ARC_ERR__COUNT] = {
     [ARC_ERR_PLUGIN_TRAP] = "plugin_trap",
     [ARC_ERR_PLUGIN_BUDGET] = "plugin_budget",
     [ARC_ERR_PLUGIN_UNAVAILABLE] = "plugin_unavailable",
+    [ARC_ERR_PLUGIN_TIMEOUT] = "plugin_timeout",
     [ARC_ERR_CLIENT_TIMEOUT] = "client_timeout",
     [ARC_ERR_UPSTREAM_CONNECT] = "upstream_connect",
     [ARC_ERR_UPSTREAM_TIMEOUT] = "upstream_timeout",

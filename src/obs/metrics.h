@@ -50,6 +50,7 @@ enum arc_err_kind {
     ARC_ERR_PLUGIN_TRAP,        /* a plugin call trapped (500 if fail_closed) */
     ARC_ERR_PLUGIN_BUDGET,      /* a plugin call ran past its CPU budget (500 if fail_closed) */
     ARC_ERR_PLUGIN_UNAVAILABLE, /* no plugin instance (rebuild failing, backing off) */
+    ARC_ERR_PLUGIN_TIMEOUT,     /* a paused request not continued in time (504 if fail_closed) */
     ARC_ERR__COUNT
 };
 /* "bad_request", ... (label values of arc_errors_total{kind}). */

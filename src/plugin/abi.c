@@ -32,8 +32,9 @@ enum {
     WR_OK = 0, WR_NOT_FOUND = 1, WR_BAD_ARGUMENT = 2, WR_INVALID_MEMORY = 6, WR_EMPTY = 7,
     WR_CAS_MISMATCH = 8, WR_INTERNAL = 10, WR_UNIMPLEMENTED = 12,
 };
-enum { MAP_REQUEST_HEADERS = 0, MAP_RESPONSE_HEADERS = 2 };
-enum { BUF_VM_CONFIGURATION = 6, BUF_PLUGIN_CONFIGURATION = 7 };
+enum { MAP_REQUEST_HEADERS = 0, MAP_RESPONSE_HEADERS = 2, MAP_CALL_RESPONSE_HEADERS = 6,
+       MAP_CALL_RESPONSE_TRAILERS = 7 };
+enum { BUF_CALL_RESPONSE_BODY = 4, BUF_VM_CONFIGURATION = 6, BUF_PLUGIN_CONFIGURATION = 7 };
 
 /* ------------------------------------------------------------ memory */
 
@@ -198,6 +199,13 @@ static bool room(struct arc_pl_hmap *m, size_t fields, size_t bytes)
 
 static struct arc_pl_hmap *map_of(struct arc_pl_inst *in, uint32_t type)
 {
+    if (type == MAP_CALL_RESPONSE_HEADERS || type == MAP_CALL_RESPONSE_TRAILERS) {
+        const struct arc_pl_call_resp *cr = in->call_resp;   /* (read-only: never r->map) */
+        if (!cr)
+            return NULL;
+        return (struct arc_pl_hmap *)(type == MAP_CALL_RESPONSE_HEADERS ? cr->hdrs
+                                                                         : cr->trailers);
+    }
     struct arc_pl_run *r = run_of(in);
     if (!r || !r->map)
         return NULL;
@@ -352,7 +360,7 @@ static uint32_t map_edit(void *e, uint32_t type, uint32_t kp, uint32_t kn, uint3
         return WR_INVALID_MEMORY;
     struct arc_pl_hmap *m = map_of(in, type);
     struct arc_pl_run *r = run_of(in);
-    if (!m || m != r->map || !name_ok(k, kn) || !value_ok(v, vn))
+    if (!m || !r || m != r->map || !name_ok(k, kn) || !value_ok(v, vn))
         return WR_BAD_ARGUMENT;
     struct arc_str val = { (const char *)v, vn };
     if (k[0] == ':') {                  /* pseudo-headers: replaced, never added */
@@ -394,7 +402,7 @@ static uint32_t h_remove_map_value(void *e, uint32_t type, uint32_t kp, uint32_t
     if (!k)
         return WR_INVALID_MEMORY;
     struct arc_pl_hmap *m = map_of(in, type);
-    if (!m || m != run_of(in)->map || (kn && k[0] == ':'))
+    if (!m || !run_of(in) || m != run_of(in)->map || (kn && k[0] == ':'))
         return WR_BAD_ARGUMENT;
     hmap_remove(m, k, kn);              /* absent: Ok, as Envoy answers */
     return WR_OK;
@@ -404,7 +412,7 @@ static uint32_t h_get_map_pairs(void *e, uint32_t type, uint32_t ret_ptr, uint32
 {
     struct arc_pl_inst *in = e;
     struct arc_pl_hmap *m = map_of(in, type);
-    if (!m)
+    if (!m || !run_of(in))
         return WR_BAD_ARGUMENT;
     size_t len = pairs_size(m);
     uint8_t *buf = arc_arena_alloc(run_of(in)->arena, len);
@@ -465,7 +473,7 @@ static uint32_t h_set_map_pairs(void *e, uint32_t type, uint32_t p, uint32_t n)
 {
     struct arc_pl_inst *in = e;
     struct arc_pl_hmap *m = map_of(in, type);
-    if (!m || m != run_of(in)->map)
+    if (!m || !run_of(in) || m != run_of(in)->map)
         return WR_BAD_ARGUMENT;
     struct arc_pl_hmap nm = { .arena = m->arena, .added = m->added };
     uint32_t rc = parse_pairs(in, p, n, &nm, true);
@@ -507,6 +515,9 @@ static uint32_t h_get_buffer_bytes(void *e, uint32_t type, uint32_t start, uint3
     if (type == BUF_PLUGIN_CONFIGURATION) {
         data = in->pl->roots[in->cfg_root].p;
         len = in->pl->roots[in->cfg_root].len;
+    } else if (type == BUF_CALL_RESPONSE_BODY && in->call_resp) {
+        data = in->call_resp->body.p;
+        len = in->call_resp->body.len;
     } else if (type != BUF_VM_CONFIGURATION) {
         return WR_UNIMPLEMENTED;        /* bodies and call data: not yet */
     }
@@ -521,6 +532,8 @@ static uint32_t h_get_buffer_status(void *e, uint32_t type, uint32_t ret_len, ui
     size_t len;
     if (type == BUF_PLUGIN_CONFIGURATION)
         len = in->pl->roots[in->cfg_root].len;
+    else if (type == BUF_CALL_RESPONSE_BODY && in->call_resp)
+        len = in->call_resp->body.len;
     else if (type == BUF_VM_CONFIGURATION)
         len = 0;
     else
@@ -539,8 +552,8 @@ static uint32_t h_send_local_response(void *e, uint32_t status, uint32_t dp, uin
     const uint8_t *body = gmem(in, bp, bn);
     if (!gmem(in, dp, dn) || !body || !gmem(in, hp, hn))
         return WR_INVALID_MEMORY;
-    if (!r || status < 200 || status > 599 || bn > ARC_PL_LOCAL_BODY_MAX)
-        return WR_BAD_ARGUMENT;
+    if (!r || !r->map || status < 200 || status > 599 || bn > ARC_PL_LOCAL_BODY_MAX)
+        return WR_BAD_ARGUMENT;         /* (no stage running or paused for that context) */
     struct arc_pl_hmap h = { .arena = r->arena };
     uint32_t rc = parse_pairs(in, hp, hn, &h, false);
     if (rc != WR_OK)
@@ -554,6 +567,8 @@ static uint32_t h_send_local_response(void *e, uint32_t status, uint32_t dp, uin
     if (!ok)
         return WR_INTERNAL;
     r->has_local = true;
+    if (r->paused && r->notify)
+        r->notify(r->owner);            /* answered while paused: it goes on (to answer) */
     return WR_OK;
 }
 
@@ -634,6 +649,332 @@ static uint32_t h_set_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t vp
     d->cas = s->next_cas;
     s->shared_bytes = s->shared_bytes - old + kn + vn;
     return WR_OK;
+}
+
+/* ------------------------------------------------------------ ticks */
+
+static void tick_arm(struct arc_pl_inst *in)
+{
+    struct arc_tw *tw = in->slot->tw;
+    if (!tw)
+        return;                         /* (configuring on the control thread: the worker
+                                           arms it in arc_plugin_ticks_start) */
+    if (in->tick_ms)
+        arc_tw_schedule(tw, &in->tick, arc_pl__now_ns() / 1000000u + in->tick_ms);
+    else
+        arc_tw_cancel(tw, &in->tick);
+}
+
+/* The root context calling (configure, or the root of the HTTP context)
+ * gets proxy_on_tick every `ms` (0 stops). */
+static uint32_t h_set_tick_period(void *e, uint32_t ms)
+{
+    struct arc_pl_inst *in = e;
+    in->tick_ms = ms;
+    in->tick_root = in->cur ? in->cur->root + 1 : in->cfg_root + 1;
+    tick_arm(in);
+    return WR_OK;
+}
+
+void arc_pl__on_tick(struct arc_timer *t, uint64_t now_ms)
+{
+    struct arc_pl_inst *in = arc_container_of(t, struct arc_pl_inst, tick);
+    struct arc_pl_wslot *s = in->slot;
+    if (!s->tw || !in->tick_ms)
+        return;
+    if (in->dead) {
+        /* Rebuilt (with the same back-off as for exchanges); its
+         * configure asks for ticks again if it wants them. */
+        if (now_ms >= s->retry_ms) {
+            if (arc_pl__inst_rebuild(in) < 0) {
+                s->backoff_ms = s->backoff_ms ? ARC_MIN(s->backoff_ms * 2, 10000u) : 100;
+                s->retry_ms = now_ms + s->backoff_ms;
+            } else {
+                s->backoff_ms = 0;
+            }
+        }
+        if (!in->dead)
+            return;                     /* (armed again by its configure, or not) */
+    } else {
+        uint32_t rv;
+        in->cur = NULL;
+        int code = arc_pl__call(in, PLX_ON_TICK, &rv, 1, in->tick_root, 0, 0);
+        if (code)
+            fprintf(stderr, "arc: plugin '%s' failed in proxy_on_tick: %s\n", in->pl->name,
+                    arc_pl__trap_text(code));
+        if (s->queue_ready)
+            arc_pl__queues_deliver(s);
+    }
+    if (in->tick_ms && !arc_timer_pending(t))
+        arc_tw_schedule(s->tw, t, now_ms + in->tick_ms);
+}
+
+void arc_plugin_ticks_start(struct arc_pl_set *set, unsigned worker, struct arc_tw *tw,
+                            uint64_t now_ms)
+{
+    for (size_t i = 0; set && i < set->n; i++) {
+        struct arc_pl_plugin *pl = &set->pl[i];
+        if (!pl->w || worker >= pl->n_workers)
+            continue;
+        struct arc_pl_wslot *s = &pl->w[worker];
+        s->tw = tw;
+        for (uint32_t k = 0; k < pl->pool; k++)
+            if (s->inst[k].tick_ms)
+                arc_tw_schedule(tw, &s->inst[k].tick, now_ms + s->inst[k].tick_ms);
+    }
+}
+
+void arc_plugin_ticks_stop(struct arc_pl_set *set, unsigned worker)
+{
+    for (size_t i = 0; set && i < set->n; i++) {
+        struct arc_pl_plugin *pl = &set->pl[i];
+        if (!pl->w || worker >= pl->n_workers || !pl->w[worker].tw)
+            continue;
+        struct arc_pl_wslot *s = &pl->w[worker];
+        for (uint32_t k = 0; k < pl->pool; k++)
+            arc_tw_cancel(s->tw, &s->inst[k].tick);
+        s->tw = NULL;
+    }
+}
+
+/* ------------------------------------------------------------ http calls */
+
+/* proxy_http_call from an HTTP context: the exchange's side dispatches it
+ * to the named upstream; the answer comes in proxy_on_http_call_response
+ * on the same context. Request trailers are not sent. */
+static uint32_t h_http_call(void *e, uint32_t up, uint32_t upl, uint32_t hp, uint32_t hl,
+                            uint32_t bp, uint32_t bl, uint32_t tp, uint32_t tl, uint32_t timeout,
+                            uint32_t ret)
+{
+    struct arc_pl_inst *in = e;
+    const uint8_t *u = gmem(in, up, upl), *b = gmem(in, bp, bl);
+    if (!u || !b || !gmem(in, hp, hl) || !gmem(in, tp, tl) || !gmem(in, ret, 4))
+        return WR_INVALID_MEMORY;
+    struct arc_pl_ctx *c = in->cur;
+    struct arc_pl_run *r = c ? c->run : NULL;
+    if (!r || !r->dispatch || !r->map || bl > ARC_PL_LOCAL_BODY_MAX)
+        return WR_BAD_ARGUMENT;         /* (only from an exchange's callback, or paused) */
+    struct arc_pl_hmap h = { .arena = r->arena };
+    uint32_t rc = parse_pairs(in, hp, hl, &h, true);
+    if (rc != WR_OK)
+        return rc;
+    if (!arc_pl_hmap_get(&h, ":method", 7) || !arc_pl_hmap_get(&h, ":path", 5) ||
+        !arc_pl_hmap_get(&h, ":authority", 10))
+        return WR_BAD_ARGUMENT;
+    uint32_t tok = ++in->next_token;
+    if (tok == 0)
+        tok = ++in->next_token;
+    const struct arc_pl_caller who = { .inst = in, .ctx_id = c->id, .gen = in->gen, .token = tok };
+    const struct arc_pl_call_req req = {
+        .upstream = { (const char *)u, upl }, .hdrs = &h, .body = { (const char *)b, bl },
+        .timeout_ms = timeout,
+    };
+    rc = r->dispatch(r->owner, &req, &who);
+    if (rc != WR_OK)
+        return rc;
+    put_u32(in, ret, tok);
+    return WR_OK;
+}
+
+void arc_pl_http_call_done(const struct arc_pl_caller *who, const struct arc_pl_call_resp *resp)
+{
+    struct arc_pl_inst *in = who->inst;
+    if (in->dead || in->gen != who->gen)
+        return;                         /* the instance was discarded since */
+    struct arc_pl_ctx *c = in->live;
+    while (c && c->id != who->ctx_id)
+        c = c->live_next;
+    if (!c)
+        return;                         /* the calling exchange ended */
+    struct arc_pl_run *r = c->run;
+    uint32_t nh = resp->ok && resp->hdrs ? (uint32_t)resp->hdrs->n : 0;
+    uint32_t nt = resp->ok && resp->trailers ? (uint32_t)resp->trailers->n : 0;
+    in->cur = c;
+    in->call_resp = resp;
+    int code = arc_pl__call5(in, PLX_ON_HTTP_CALL_RESPONSE, c->id, who->token, nh,
+                             resp->ok ? (uint32_t)resp->body.len : 0, nt);
+    in->call_resp = NULL;
+    in->cur = NULL;
+    if (code) {
+        fprintf(stderr, "arc: plugin '%s' failed in proxy_on_http_call_response: %s\n",
+                in->pl->name, arc_pl__trap_text(code));
+        if (r->paused && &r->ctx[r->next] == c && !r->pfail) {
+            r->pfail = code;            /* the paused request gets the failure policy */
+            if (r->notify)
+                r->notify(r->owner);
+        }
+    }
+    if (in->slot->queue_ready)
+        arc_pl__queues_deliver(in->slot);
+}
+
+/* ------------------------------------------------------------ shared queues */
+
+static struct arc_pl_queue *queue_by_name(struct arc_pl_wslot *s, const uint8_t *n, uint32_t nl,
+                                          uint32_t *id)
+{
+    for (uint32_t i = 0; i < s->n_queues; i++)
+        if (s->queues[i].nlen == nl && memcmp(s->queues[i].name, n, nl) == 0) {
+            *id = i + 1;
+            return &s->queues[i];
+        }
+    return NULL;
+}
+
+static struct arc_pl_queue *queue_by_id(struct arc_pl_wslot *s, uint32_t id)
+{
+    return id >= 1 && id <= s->n_queues ? &s->queues[id - 1] : NULL;
+}
+
+/* The queue is owned by the calling instance's root context: the one being
+ * configured, or the root of the HTTP context being called. */
+static uint32_t h_register_queue(void *e, uint32_t np, uint32_t nl, uint32_t ret)
+{
+    struct arc_pl_inst *in = e;
+    struct arc_pl_wslot *s = in->slot;
+    const uint8_t *n = gmem(in, np, nl);
+    if (!n || !gmem(in, ret, 4))
+        return WR_INVALID_MEMORY;
+    if (nl == 0 || nl > 256)
+        return WR_BAD_ARGUMENT;
+    uint32_t id;
+    struct arc_pl_queue *q = queue_by_name(s, n, nl, &id);
+    if (!q) {
+        if (s->n_queues >= ARC_PL_QUEUES_MAX)
+            return WR_BAD_ARGUMENT;
+        if (!s->queues && !(s->queues = calloc(ARC_PL_QUEUES_MAX, sizeof(*s->queues))))
+            return WR_INTERNAL;
+        char *name = malloc(nl);
+        if (!name)
+            return WR_INTERNAL;
+        memcpy(name, n, nl);
+        q = &s->queues[s->n_queues++];
+        *q = (struct arc_pl_queue){ .name = name, .nlen = nl };
+        id = s->n_queues;
+    }
+    q->owner = (uint32_t)(in - s->inst);
+    q->root = in->cur ? in->cur->root + 1 : in->cfg_root + 1;
+    put_u32(in, ret, id);
+    return WR_OK;
+}
+
+/* vm_id is not used: queues are per plugin (per worker). */
+static uint32_t h_resolve_queue(void *e, uint32_t vp, uint32_t vl, uint32_t np, uint32_t nl,
+                                uint32_t ret)
+{
+    struct arc_pl_inst *in = e;
+    const uint8_t *n = gmem(in, np, nl);
+    if (!gmem(in, vp, vl) || !n || !gmem(in, ret, 4))
+        return WR_INVALID_MEMORY;
+    uint32_t id;
+    if (!queue_by_name(in->slot, n, nl, &id))
+        return WR_NOT_FOUND;
+    put_u32(in, ret, id);
+    return WR_OK;
+}
+
+static uint32_t h_enqueue(void *e, uint32_t id, uint32_t dp, uint32_t dl)
+{
+    struct arc_pl_inst *in = e;
+    struct arc_pl_wslot *s = in->slot;
+    const uint8_t *d = gmem(in, dp, dl);
+    if (!d)
+        return WR_INVALID_MEMORY;
+    struct arc_pl_queue *q = queue_by_id(s, id);
+    if (!q)
+        return WR_NOT_FOUND;
+    if (q->n >= ARC_PL_QUEUE_MAX_ITEMS || q->bytes + dl > ARC_PL_QUEUE_MAX_BYTES)
+        return WR_BAD_ARGUMENT;         /* full */
+    struct arc_pl_qitem *it = malloc(sizeof(*it) + (dl ? dl : 1));
+    if (!it)
+        return WR_INTERNAL;
+    it->next = NULL;
+    it->len = dl;
+    if (dl)
+        memcpy(it->data, d, dl);
+    if (q->tail)
+        q->tail->next = it;
+    else
+        q->head = it;
+    q->tail = it;
+    q->n++;
+    q->bytes += dl;
+    q->ready = true;
+    s->queue_ready = true;
+    return WR_OK;
+}
+
+static uint32_t h_dequeue(void *e, uint32_t id, uint32_t ret_ptr, uint32_t ret_size)
+{
+    struct arc_pl_inst *in = e;
+    struct arc_pl_wslot *s = in->slot;
+    if (!gmem(in, ret_ptr, 4) || !gmem(in, ret_size, 4))
+        return WR_INVALID_MEMORY;
+    struct arc_pl_queue *q = queue_by_id(s, id);
+    if (!q)
+        return WR_NOT_FOUND;
+    if (!q->head)
+        return WR_EMPTY;
+    struct arc_pl_qitem *it = q->head;
+    q->head = it->next;
+    if (!q->head)
+        q->tail = NULL;
+    q->n--;
+    q->bytes -= it->len;
+    /* In limbo while the guest's allocator runs (a trap there must not
+     * leak it; the next dequeue or the set's end frees it). */
+    free(s->limbo);
+    s->limbo = it;
+    uint32_t rc = ret_bytes(in, it->data, it->len, ret_ptr, ret_size);
+    if (s->limbo == it) {
+        free(it);
+        s->limbo = NULL;
+    }
+    return rc;
+}
+
+#define QUEUE_ROUNDS 4
+
+void arc_pl__queues_deliver(struct arc_pl_wslot *s)
+{
+    /* A few rounds: proxy_on_queue_ready may enqueue again (what is left
+     * is delivered after the worker's next call into the plugin). */
+    for (int round = 0; round < QUEUE_ROUNDS && s->queue_ready; round++) {
+        s->queue_ready = false;
+        for (uint32_t i = 0; i < s->n_queues; i++) {
+            struct arc_pl_queue *q = &s->queues[i];
+            if (!q->ready || !q->head)
+                continue;
+            struct arc_pl_inst *in = &s->inst[q->owner];
+            if (in->dead)
+                continue;               /* (ready stays: delivered once it is rebuilt and
+                                           the queue gets an item) */
+            q->ready = false;
+            uint32_t rv;
+            int code = arc_pl__call(in, PLX_ON_QUEUE_READY, &rv, 2, q->root, i + 1, 0);
+            if (code)
+                fprintf(stderr, "arc: plugin '%s' failed in proxy_on_queue_ready: %s\n",
+                        in->pl->name, arc_pl__trap_text(code));
+        }
+    }
+}
+
+void arc_pl__queues_free(struct arc_pl_wslot *s)
+{
+    for (uint32_t i = 0; i < s->n_queues; i++) {
+        struct arc_pl_qitem *it = s->queues[i].head;
+        while (it) {
+            struct arc_pl_qitem *nx = it->next;
+            free(it);
+            it = nx;
+        }
+        free(s->queues[i].name);
+    }
+    free(s->queues);
+    free(s->limbo);
+    s->queues = NULL;
+    s->limbo = NULL;
+    s->n_queues = 0;
 }
 
 /* ------------------------------------------------------------ metrics */
@@ -773,8 +1114,92 @@ void arc_plugin_metrics_render(struct arc_sbuf *out, const struct arc_pl_set *se
     }
 }
 
+/* ------------------------------------------------------------ contexts, pause */
+
+static void ctx_link(struct arc_pl_inst *in, struct arc_pl_ctx *c)
+{
+    c->live_prev = NULL;
+    c->live_next = in->live;
+    if (in->live)
+        in->live->live_prev = c;
+    in->live = c;
+    c->linked = true;
+}
+
+static void ctx_unlink(struct arc_pl_ctx *c)
+{
+    struct arc_pl_inst *in = c->inst;
+    /* (a rebuild emptied the list of an older generation) */
+    if (c->linked && in && in->gen == c->gen) {
+        if (c->live_prev)
+            c->live_prev->live_next = c->live_next;
+        else if (in->live == c)
+            in->live = c->live_next;
+        if (c->live_next)
+            c->live_next->live_prev = c->live_prev;
+    }
+    c->linked = false;
+    c->live_next = c->live_prev = NULL;
+}
+
+/* The calls that follow act on context `id`: another exchange's HTTP
+ * context on this instance (e.g. a request this filter paused), or a root
+ * context (no exchange). */
 static uint32_t h_set_effective_context(void *e, uint32_t id)
 {
+    struct arc_pl_inst *in = e;
+    for (struct arc_pl_ctx *c = in->live; c; c = c->live_next)
+        if (c->id == id) {
+            in->cur = c;
+            return WR_OK;
+        }
+    if (id >= 1 && id <= in->pl->n_roots) {
+        in->cur = NULL;
+        return WR_OK;
+    }
+    return WR_BAD_ARGUMENT;
+}
+
+/* proxy_continue_stream(request): the paused request goes on (after the
+ * guest call that asked returns: the exchange is told to wake). */
+static uint32_t continue_request(struct arc_pl_inst *in)
+{
+    struct arc_pl_ctx *c = in->cur;
+    if (!c)
+        return WR_BAD_ARGUMENT;
+    struct arc_pl_run *r = c->run;
+    if (r->paused) {
+        if (&r->ctx[r->next] != c)
+            return WR_OK;               /* another filter of the run holds it */
+        if (!r->resume_req) {
+            r->resume_req = true;
+            if (r->notify)
+                r->notify(r->owner);
+        }
+        return WR_OK;
+    }
+    r->resume_req = true;               /* in its own callback: a Pause it returns
+                                           is a Continue */
+    return WR_OK;
+}
+
+static uint32_t h_continue_stream(void *e, uint32_t type)
+{
+    if (type == 0)
+        return continue_request(e);
+    if (type == 1)
+        return WR_OK;                   /* responses never pause (see stage) */
+    return WR_BAD_ARGUMENT;
+}
+
+static uint32_t h_continue_request(void *e)
+{
+    return continue_request(e);
+}
+
+static uint32_t h_continue_response(void *e)
+{
+    (void)e;
     return WR_OK;
 }
 
@@ -809,6 +1234,15 @@ const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS] = {
     { "proxy_increment_metric", "iI>i" },
     { "proxy_record_metric", "iI>i" },
     { "proxy_get_metric", "ii>i" },
+    { "proxy_continue_stream", "i>i" },
+    { "proxy_continue_request", ">i" },
+    { "proxy_continue_response", ">i" },
+    { "proxy_register_shared_queue", "iii>i" },
+    { "proxy_resolve_shared_queue", "iiiii>i" },
+    { "proxy_enqueue_shared_queue", "iii>i" },
+    { "proxy_dequeue_shared_queue", "iii>i" },
+    { "proxy_http_call", "iiiiiiiiii>i" },
+    { "proxy_set_tick_period_milliseconds", "i>i" },
 };
 
 const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
@@ -820,7 +1254,10 @@ const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
     (arc_w2c_fn)h_send_local_response, (arc_w2c_fn)h_set_effective_context,
     (arc_w2c_fn)h_proc_exit, (arc_w2c_fn)h_get_shared_data, (arc_w2c_fn)h_set_shared_data,
     (arc_w2c_fn)h_define_metric, (arc_w2c_fn)h_increment_metric, (arc_w2c_fn)h_record_metric,
-    (arc_w2c_fn)h_get_metric,
+    (arc_w2c_fn)h_get_metric, (arc_w2c_fn)h_continue_stream, (arc_w2c_fn)h_continue_request,
+    (arc_w2c_fn)h_continue_response, (arc_w2c_fn)h_register_queue, (arc_w2c_fn)h_resolve_queue,
+    (arc_w2c_fn)h_enqueue, (arc_w2c_fn)h_dequeue, (arc_w2c_fn)h_http_call,
+    (arc_w2c_fn)h_set_tick_period,
 };
 
 /* ------------------------------------------------------------ runs */
@@ -855,6 +1292,7 @@ static enum arc_pl_verdict failed(struct arc_pl_run *r, struct arc_pl_ctx *c, in
                     arc_pl__trap_text(code), pl->fail_open ? "fail_open" : "fail_closed");
         }
     }
+    ctx_unlink(c);
     c->inst = NULL;
     c->dead = true;
     r->has_local = false;
@@ -866,20 +1304,21 @@ static bool ctx_live(const struct arc_pl_ctx *c)
     return c->inst && !c->inst->dead && c->inst->gen == c->gen;
 }
 
-static enum arc_pl_verdict stage(struct arc_pl_run *r, struct arc_pl_hmap *map, int type,
-                                 enum arc_pl_export e, bool eos, uint64_t now_ms)
+/* Runs the stage's callback `e` for ctx[from..n) over run->map. */
+static enum arc_pl_verdict stage_from(struct arc_pl_run *r, size_t from, enum arc_pl_export e,
+                                      uint64_t now_ms)
 {
-    r->map = map;
-    r->map_type = type;
-    r->fail = ARC_PL_FAIL_NONE;
-    for (size_t i = 0; i < r->n; i++) {
+    struct arc_pl_hmap *map = r->map;
+    for (size_t i = from; i < r->n; i++) {
         struct arc_pl_ctx *c = &r->ctx[i];
         if (c->dead)
             continue;                   /* failed open earlier: the filter is out */
-        if (c->created && !ctx_live(c))
+        if (c->created && !ctx_live(c)) {
             c->created = false;         /* another exchange's failure discarded the
                                            instance: this one starts a new context
                                            on the rebuilt one, unaffected */
+            ctx_unlink(c);
+        }
         if (!c->created) {
             struct arc_pl_inst *in = arc_pl__pick(&r->set->pl[c->plugin], r->worker, now_ms);
             c->created = true;
@@ -893,6 +1332,7 @@ static enum arc_pl_verdict stage(struct arc_pl_run *r, struct arc_pl_hmap *map, 
             c->id = in->next_ctx++;
             if (in->next_ctx == 0)
                 in->next_ctx = r->set->pl[c->plugin].n_roots + 1;
+            ctx_link(in, c);
             uint32_t rv;
             in->cur = c;
             int code = arc_pl__call(in, PLX_ON_CONTEXT_CREATE, &rv, 2, c->id, c->root + 1, 0);
@@ -911,8 +1351,11 @@ static enum arc_pl_verdict stage(struct arc_pl_run *r, struct arc_pl_hmap *map, 
         uint32_t action = 0;
         struct arc_pl_inst *in = c->inst;
         in->cur = c;
-        int code = arc_pl__call(in, e, &action, 3, c->id, (uint32_t)map->n, eos);
+        r->resume_req = false;
+        int code = arc_pl__call(in, e, &action, 3, c->id, (uint32_t)map->n, r->stage_eos);
         in->cur = NULL;
+        if (in->slot->queue_ready)
+            arc_pl__queues_deliver(in->slot);
         if (code) {
             if (failed(r, c, code) == ARC_PL_FAIL)
                 return ARC_PL_FAIL;
@@ -920,19 +1363,27 @@ static enum arc_pl_verdict stage(struct arc_pl_run *r, struct arc_pl_hmap *map, 
         }
         if (r->has_local)
             return ARC_PL_LOCAL;
-        if (action != 0) {
-            /* Pause without a local answer: Arc's exchanges cannot wait for
-             * proxy_continue_stream yet, so this is the filter failing. */
-            static __thread uint64_t last_sec;
-            uint64_t sec = arc_pl__now_ns() / 1000000000ull;
-            if (sec != last_sec) {
-                last_sec = sec;
-                fprintf(stderr, "arc: plugin '%s' paused a stream; pausing is not supported "
-                        "yet\n", r->set->pl[c->plugin].name);
-            }
-            if (failed(r, c, 0) == ARC_PL_FAIL)
-                return ARC_PL_FAIL;
+        if (action == 0 || r->resume_req)
+            continue;                   /* Continue (or Pause, already continued) */
+        if (e == PLX_ON_REQUEST_HEADERS) {
+            /* Pause: the exchange waits for proxy_continue_stream (or a
+             * local answer) from a later call, up to pause_timeout. */
+            r->paused = true;
+            r->next = i;
+            r->pause_ms = r->set->pl[c->plugin].pause_ms;
+            return ARC_PL_PAUSE;
         }
+        /* Pause at the response stage: not supported (the upstream's head
+         * is not kept), so this is the filter failing. */
+        static __thread uint64_t last_sec;
+        uint64_t sec = arc_pl__now_ns() / 1000000000ull;
+        if (sec != last_sec) {
+            last_sec = sec;
+            fprintf(stderr, "arc: plugin '%s' paused a response; pausing a response is not "
+                    "supported\n", r->set->pl[c->plugin].name);
+        }
+        if (failed(r, c, 0) == ARC_PL_FAIL)
+            return ARC_PL_FAIL;
     }
     return ARC_PL_CONTINUE;
 }
@@ -940,8 +1391,58 @@ static enum arc_pl_verdict stage(struct arc_pl_run *r, struct arc_pl_hmap *map, 
 enum arc_pl_verdict arc_pl_request_headers(struct arc_pl_run *r, struct arc_pl_hmap *map,
                                            bool eos, uint64_t now_ms)
 {
-    enum arc_pl_verdict v = stage(r, map, MAP_REQUEST_HEADERS, PLX_ON_REQUEST_HEADERS, eos, now_ms);
+    r->map = map;
+    r->map_type = MAP_REQUEST_HEADERS;
+    r->stage_eos = eos;
+    r->fail = ARC_PL_FAIL_NONE;
+    enum arc_pl_verdict v = stage_from(r, 0, PLX_ON_REQUEST_HEADERS, now_ms);
+    if (v == ARC_PL_PAUSE)
+        return v;                       /* (the map stays: the filter may still edit it) */
     r->req_map = map;
+    r->map = NULL;
+    return v;
+}
+
+enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *r, uint64_t now_ms)
+{
+    if (!r->paused)
+        return ARC_PL_CONTINUE;
+    r->paused = false;
+    struct arc_pl_ctx *c = &r->ctx[r->next];
+    enum arc_pl_verdict v;
+    if (r->pfail) {
+        int code = r->pfail;
+        r->pfail = 0;
+        v = failed(r, c, code);
+        if (v == ARC_PL_CONTINUE)
+            v = stage_from(r, r->next + 1, PLX_ON_REQUEST_HEADERS, now_ms);
+    } else if (r->has_local) {
+        v = ARC_PL_LOCAL;
+    } else if (!r->resume_req) {
+        /* pause_timeout: the plugin's failure policy; its context stays
+         * (the end callbacks still come) but it sees no later stage. */
+        const struct arc_pl_plugin *pl = &r->set->pl[c->plugin];
+        static __thread uint64_t last_sec;
+        uint64_t sec = arc_pl__now_ns() / 1000000000ull;
+        if (sec != last_sec) {
+            last_sec = sec;
+            fprintf(stderr, "arc: plugin '%s' failed: a paused request was not continued "
+                    "within pause_timeout (%s)\n", pl->name,
+                    pl->fail_open ? "fail_open" : "fail_closed");
+        }
+        r->fail = ARC_PL_FAIL_TIMEOUT;
+        c->dead = true;
+        v = pl->fail_open ? stage_from(r, r->next + 1, PLX_ON_REQUEST_HEADERS, now_ms)
+                          : ARC_PL_FAIL;
+        if (v == ARC_PL_FAIL && r->fail == ARC_PL_FAIL_NONE)
+            r->fail = ARC_PL_FAIL_TIMEOUT;
+    } else {
+        r->resume_req = false;
+        v = stage_from(r, r->next + 1, PLX_ON_REQUEST_HEADERS, now_ms);
+    }
+    if (v == ARC_PL_PAUSE)
+        return v;
+    r->req_map = r->map;
     r->map = NULL;
     return v;
 }
@@ -949,8 +1450,11 @@ enum arc_pl_verdict arc_pl_request_headers(struct arc_pl_run *r, struct arc_pl_h
 enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *r, struct arc_pl_hmap *map,
                                             bool eos, uint64_t now_ms)
 {
-    enum arc_pl_verdict v = stage(r, map, MAP_RESPONSE_HEADERS, PLX_ON_RESPONSE_HEADERS, eos,
-                                  now_ms);
+    r->map = map;
+    r->map_type = MAP_RESPONSE_HEADERS;
+    r->stage_eos = eos;
+    r->fail = ARC_PL_FAIL_NONE;
+    enum arc_pl_verdict v = stage_from(r, 0, PLX_ON_RESPONSE_HEADERS, now_ms);
     r->map = NULL;
     return v;
 }
@@ -959,6 +1463,7 @@ void arc_pl_run_end(struct arc_pl_run *r)
 {
     for (size_t i = 0; i < r->n; i++) {
         struct arc_pl_ctx *c = &r->ctx[i];
+        ctx_unlink(c);                  /* (also from a dead instance's list) */
         if (!c->created || !ctx_live(c))
             continue;
         struct arc_pl_inst *in = c->inst;
@@ -966,6 +1471,11 @@ void arc_pl_run_end(struct arc_pl_run *r)
         in->cur = c;
         arc_pl__call_seq(in, end, 3, c->id);
         in->cur = NULL;
+        if (in->slot->queue_ready)
+            arc_pl__queues_deliver(in->slot);
     }
     r->n = 0;
+    r->paused = false;
+    r->map = NULL;
+    r->notify = NULL;
 }

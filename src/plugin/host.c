@@ -79,9 +79,11 @@ static uint32_t invoke(void *w2c, enum arc_pl_export e, arc_w2c_fn f, uint32_t a
         return 0;
     case PLX_ON_LOG:
     case PLX_ON_DELETE:
+    case PLX_ON_TICK:
         ((fn_vi)f)(w2c, a0);
         return 0;
     case PLX_ON_CONTEXT_CREATE:
+    case PLX_ON_QUEUE_READY:
         ((fn_vii)f)(w2c, a0, a1);
         return 0;
     case PLX_ON_DONE:
@@ -93,6 +95,7 @@ static uint32_t invoke(void *w2c, enum arc_pl_export e, arc_w2c_fn f, uint32_t a
         return ((fn_iii)f)(w2c, a0, a1);
     case PLX_ON_REQUEST_HEADERS:
     case PLX_ON_RESPONSE_HEADERS:
+    case PLX_ON_HTTP_CALL_RESPONSE:     /* (arc_pl__call5) */
     case PLX__COUNT:
         break;
     }
@@ -127,6 +130,34 @@ int arc_pl__call(struct arc_pl_inst *in, enum arc_pl_export e, uint32_t *ret, in
         return code;
     }
     *ret = invoke(in->w2c, e, f, a0, a1, a2);
+    t_point = NULL;
+    return 0;
+}
+
+typedef void (*fn_v5)(void *, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t);
+
+int arc_pl__call5(struct arc_pl_inst *in, enum arc_pl_export e, uint32_t a0, uint32_t a1,
+                  uint32_t a2, uint32_t a3, uint32_t a4)
+{
+    if (in->dead)
+        return ARC_TRAP_UNSUPPORTED;
+    arc_w2c_fn f = in->pl->mod.m->exports[e];
+    if (!f || t_point)
+        return 0;                       /* (never nested: only from the worker's loop) */
+    struct point p;
+    struct arc_w2c_hdr *h = hdr_of(in);
+    h->fuel = ARC_W2C_FUEL_SLICE;
+    h->depth = 0;
+    h->stack_floor = (char *)__builtin_frame_address(0) - ARC_W2C_STACK_MAX;
+    in->deadline_ns = arc_pl__now_ns() + in->budget_ns;
+    t_point = &p;
+    int code = setjmp(p.jb);
+    if (code) {
+        t_point = NULL;
+        in->dead = true;
+        return code;
+    }
+    ((fn_v5)f)(in->w2c, a0, a1, a2, a3, a4);
     t_point = NULL;
     return 0;
 }
@@ -218,6 +249,8 @@ static int inst_build(struct arc_pl_inst *in, char *err, size_t err_len)
         return -1;
     }
     in->dead = false;
+    in->tick_ms = 0;                    /* (the new instance asks again if it wants) */
+    in->live = NULL;                    /* contexts of the old generation are gone */
     in->next_ctx = pl->n_roots + 1;
     in->cfg_root = 0;
     in->budget_ns = pl->budget_ns;
@@ -359,6 +392,7 @@ int arc_plugin_set_new(const struct arc_config *cfg, unsigned n_workers,
             pl->roots[k + 1] = (struct arc_str){ pc->route_configs[k],
                                                  strlen(pc->route_configs[k]) };
         pl->budget_ns = pc->budget_ms * 1000000ull;
+        pl->pause_ms = pc->pause_timeout_ms;
         pl->max_pages = (uint32_t)(pc->max_memory / 65536);
         pl->pool = pc->pool;
         pl->fail_open = pc->fail_open;
@@ -386,6 +420,7 @@ int arc_plugin_set_new(const struct arc_config *cfg, unsigned n_workers,
                 struct arc_pl_inst *in = &pl->w[w].inst[k];
                 in->pl = pl;
                 in->slot = &pl->w[w];
+                arc_timer_init(&in->tick, arc_pl__on_tick);
                 if (inst_build(in, err, sizeof(err)) < 0) {
                     add_err(errs, pc, cfg->source, err);
                     rc = -1;
@@ -418,6 +453,7 @@ void arc_plugin_set_free(struct arc_pl_set *set)
                 free(pl->w[w].shared[k].value);
             }
             free(pl->w[w].shared);
+            arc_pl__queues_free(&pl->w[w]);
         }
         free(pl->w);
         free(pl->roots);

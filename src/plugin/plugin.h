@@ -68,7 +68,8 @@ struct arc_pl_local {
 enum arc_pl_verdict {
     ARC_PL_CONTINUE = 0,    /* go on (fail_open failures included) */
     ARC_PL_LOCAL,           /* answer with run->local */
-    ARC_PL_FAIL,            /* fail_closed failure: answer 500 */
+    ARC_PL_FAIL,            /* fail_closed failure: answer 500 (504 for a pause timeout) */
+    ARC_PL_PAUSE,           /* a filter paused the request: wait for arc_pl_resume */
 };
 
 /* Why the last stage's guest call failed (counted by the caller). */
@@ -77,7 +78,33 @@ enum arc_pl_fail {
     ARC_PL_FAIL_TRAP,       /* a trap: out of bounds, unreachable, stack, proc_exit */
     ARC_PL_FAIL_BUDGET,     /* the call ran past the plugin's budget */
     ARC_PL_FAIL_UNAVAILABLE,/* no healthy instance (rebuild failed; backing off) */
+    ARC_PL_FAIL_TIMEOUT,    /* a paused request was not continued within pause_timeout */
 };
+
+/* proxy_http_call: what the filter asked for (views valid during the
+ * dispatch call only), who to answer, and the answer. */
+struct arc_pl_caller {
+    void *inst;                         /* struct arc_pl_inst * (lives as long as its set) */
+    uint32_t ctx_id, gen, token;
+};
+struct arc_pl_call_req {
+    struct arc_str upstream;            /* an upstreams[] name */
+    const struct arc_pl_hmap *hdrs;     /* :method, :path, :authority, then fields */
+    struct arc_str body;
+    uint32_t timeout_ms;
+};
+struct arc_pl_call_resp {
+    bool ok;                            /* false: failed (no answer, timeout, bad upstream) */
+    const struct arc_pl_hmap *hdrs;     /* :status first (NULL when failed) */
+    struct arc_str body;
+    const struct arc_pl_hmap *trailers; /* or NULL */
+};
+/* Dispatches a call for the filter; 0 = started (the answer comes later
+ * through arc_pl_http_call_done, on the same worker, never from inside
+ * this call), else a proxy-wasm status (NotFound: no such upstream,
+ * BadArgument, InternalFailure). */
+typedef uint32_t (*arc_pl_dispatch_fn)(void *owner, const struct arc_pl_call_req *req,
+                                       const struct arc_pl_caller *who);
 
 /* One exchange's plugin contexts: one per plugin on its route. */
 struct arc_pl_run {
@@ -93,6 +120,21 @@ struct arc_pl_run {
     bool has_local;
     enum arc_pl_fail fail;              /* of the last stage, ARC_PL_FAIL_NONE if none */
     struct arc_arena *arena;
+    /* Pause (request headers): the stage stopped at ctx[next]; it goes on
+     * from ctx[next + 1] in arc_pl_resume. */
+    bool paused;
+    bool resume_req;                    /* proxy_continue_stream for the paused context
+                                           (or for the context being called) */
+    bool stage_eos;
+    size_t next;
+    uint64_t pause_ms;                  /* the pausing plugin's pause_timeout */
+    /* Set by the exchange's side: told (from inside a guest call, so it
+     * must only schedule) that a paused run can go on. */
+    void (*notify)(void *owner);
+    void *owner;
+    arc_pl_dispatch_fn dispatch;        /* proxy_http_call (NULL: Unimplemented) */
+    int pfail;                          /* a trap while paused (e.g. in
+                                           proxy_on_http_call_response), 0 if none */
 };
 
 /**
@@ -126,8 +168,26 @@ enum arc_pl_verdict arc_pl_request_headers(struct arc_pl_run *run, struct arc_pl
                                            bool end_of_stream, uint64_t now_ms);
 enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *run, struct arc_pl_hmap *map,
                                             bool end_of_stream, uint64_t now_ms);
+/* After ARC_PL_PAUSE: the request stage goes on once notify was called
+ * (proxy_continue_stream or proxy_send_local_response for the paused
+ * context), or fails with ARC_PL_FAIL_TIMEOUT (the plugin's on_error
+ * policy) when the wait's deadline passed first. Returns the stage's
+ * verdict (ARC_PL_PAUSE again if a later filter pauses). */
+enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *run, uint64_t now_ms);
+/* The answer to a proxy_http_call: proxy_on_http_call_response on the
+ * calling context if it still exists (else dropped). Worker thread,
+ * outside any guest call. */
+void arc_pl_http_call_done(const struct arc_pl_caller *who, const struct arc_pl_call_resp *resp);
 /* proxy_on_done, proxy_on_log, proxy_on_delete for every context. */
 void arc_pl_run_end(struct arc_pl_run *run);
+
+/* proxy_on_tick: a worker runs the ticks of its instances of `set` on its
+ * timer wheel from ticks_start (it adopted the snapshot) to ticks_stop
+ * (before it lets the snapshot go). Thread: that worker. */
+struct arc_tw;
+void arc_plugin_ticks_start(struct arc_pl_set *set, unsigned worker, struct arc_tw *tw,
+                            uint64_t now_ms);
+void arc_plugin_ticks_stop(struct arc_pl_set *set, unsigned worker);
 
 /* Appends the plugins' own metrics (proxy_define_metric) in Prometheus
  * text: arc_plugin_counter / arc_plugin_gauge / arc_plugin_histogram_{sum,count}

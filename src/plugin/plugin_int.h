@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "plugin/plugin.h"
+#include "loop/timer.h"
 
 #define ARC_W2C_ABI 1
 
@@ -70,7 +71,8 @@ enum arc_pl_export {
     PLX_ON_VM_START, PLX_ON_CONFIGURE, PLX_ON_CONTEXT_CREATE,
     PLX_ON_REQUEST_HEADERS, PLX_ON_RESPONSE_HEADERS,
     PLX_ON_DONE, PLX_ON_LOG, PLX_ON_DELETE,
-    PLX_ON_MEMORY_ALLOCATE, PLX_MALLOC, PLX_INITIALIZE,
+    PLX_ON_MEMORY_ALLOCATE, PLX_MALLOC, PLX_INITIALIZE, PLX_ON_QUEUE_READY,
+    PLX_ON_HTTP_CALL_RESPONSE, PLX_ON_TICK,
     PLX__COUNT
 };
 
@@ -110,7 +112,7 @@ struct arc_pl_sig {
 };
 extern const struct arc_pl_sig arc_pl__exports[PLX__COUNT];
 /* Host functions for imports (module "env" unless said). */
-#define ARC_PL_IMPORTS 24
+#define ARC_PL_IMPORTS 36
 extern const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS];
 extern const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS];
 
@@ -140,6 +142,14 @@ struct arc_pl_inst {
     uint64_t budget_ns;
     uint64_t deadline_ns;               /* of the call running */
     struct arc_pl_ctx *cur;             /* HTTP context of the call running, or NULL */
+    const struct arc_pl_call_resp *call_resp; /* during proxy_on_http_call_response */
+    uint32_t next_token;                /* proxy_http_call tokens */
+    struct arc_timer tick;              /* proxy_on_tick, on the worker's wheel */
+    uint32_t tick_ms;                   /* proxy_set_tick_period_milliseconds, 0 = none */
+    uint32_t tick_root;                 /* the root context that asked */
+    struct arc_pl_ctx *live;            /* HTTP contexts created on this instance (since
+                                           its last rebuild) and not ended: what
+                                           proxy_set_effective_context can switch to */
 };
 
 /* proxy_{get,set}_shared_data: per plugin per worker (see docs/plugins.md). */
@@ -163,6 +173,27 @@ struct arc_pl_metric_val {
     _Atomic uint64_t n;                 /* histogram: samples */
 };
 
+/* proxy_register_shared_queue & co: per plugin per worker, like shared
+ * data (see docs/plugins.md). An item is one malloc'd block. */
+#define ARC_PL_QUEUES_MAX 64
+#define ARC_PL_QUEUE_MAX_ITEMS 1024
+#define ARC_PL_QUEUE_MAX_BYTES (1u << 20)       /* data queued in one queue */
+struct arc_pl_qitem {
+    struct arc_pl_qitem *next;
+    uint32_t len;
+    char data[];
+};
+struct arc_pl_queue {
+    char *name;                         /* heap */
+    uint32_t nlen;
+    uint32_t owner;                     /* pool index of the instance that registered it */
+    uint32_t root;                      /* its root context id (proxy_on_queue_ready) */
+    struct arc_pl_qitem *head, *tail;
+    uint32_t n;
+    size_t bytes;
+    bool ready;                         /* proxy_on_queue_ready owed */
+};
+
 struct arc_pl_wslot {                   /* one worker's instances of a plugin */
     struct arc_pl_metric_val metrics[ARC_PL_MAX_METRICS];
     struct arc_pl_inst *inst;           /* [pool] */
@@ -170,6 +201,12 @@ struct arc_pl_wslot {                   /* one worker's instances of a plugin */
     uint32_t n_shared, cap_shared;
     size_t shared_bytes;
     uint32_t next_cas;
+    struct arc_pl_queue *queues;        /* [n_queues], id = index + 1; survive rebuilds */
+    uint32_t n_queues;
+    bool queue_ready;                   /* some queue owes proxy_on_queue_ready */
+    struct arc_pl_qitem *limbo;         /* dequeued, being copied to the guest */
+    struct arc_tw *tw;                  /* the worker's wheel while its ticks run
+                                           (arc_plugin_ticks_start), else NULL */
     uint32_t rr;
     uint64_t retry_ms;                  /* back-off: no rebuild before this */
     uint32_t backoff_ms;
@@ -182,6 +219,7 @@ struct arc_pl_plugin {
                                            (context id = 1 + index) */
     uint32_t n_roots;
     uint64_t budget_ns;
+    uint64_t pause_ms;                  /* pause_timeout */
     uint32_t max_pages;                 /* max_memory in 64 KiB pages */
     uint32_t pool;
     bool fail_open;
@@ -206,7 +244,9 @@ struct arc_pl_ctx {
     uint32_t id;
     uint32_t root;                      /* index into pl->roots */
     bool created;
+    bool linked;                        /* in inst->live (of generation gen) */
     struct arc_pl_run *run;
+    struct arc_pl_ctx *live_next, *live_prev;
 };
 
 /* Creates and configures an instance (start function, _initialize,
@@ -216,6 +256,12 @@ int arc_pl__inst_new(const struct arc_pl_plugin *pl, struct arc_pl_inst **out,
 /* Calls the one-argument exports ev[0..n) in order under one trap point
  * and one budget (the end of an exchange: on_done, on_log, on_delete). */
 int arc_pl__call_seq(struct arc_pl_inst *in, const enum arc_pl_export *ev, size_t n, uint32_t a0);
+/* Calls proxy_on_queue_ready on the owners of queues that received items
+ * (worker thread, outside any guest call; a few rounds at most). */
+void arc_pl__queues_deliver(struct arc_pl_wslot *s);
+void arc_pl__queues_free(struct arc_pl_wslot *s);
+/* The instance's tick timer callback (abi.c). */
+void arc_pl__on_tick(struct arc_timer *t, uint64_t now_ms);
 /* Discards a trapped instance's state and builds it again (gen + 1). */
 int arc_pl__inst_rebuild(struct arc_pl_inst *in);
 struct arc_pl_inst *arc_pl__pick(struct arc_pl_plugin *pl, unsigned worker, uint64_t now_ms);
@@ -229,5 +275,8 @@ void arc_pl__exit_trap(void) __attribute__((noreturn));
  * outer call's trap point. */
 int arc_pl__call(struct arc_pl_inst *in, enum arc_pl_export e, uint32_t *ret, int nargs,
                  uint32_t a0, uint32_t a1, uint32_t a2);
+/* proxy_on_http_call_response(ctx, token, headers, body size, trailers). */
+int arc_pl__call5(struct arc_pl_inst *in, enum arc_pl_export e, uint32_t a0, uint32_t a1,
+                  uint32_t a2, uint32_t a3, uint32_t a4);
 
 #endif

@@ -279,8 +279,10 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
         status = status ? status : 502;
         break;
     }
-    arc_px__obs_log(w, ex, o);
-    ex_count(w, ex, status);
+    if (!ex->internal) {                /* (a plugin's callout is not a client request) */
+        arc_px__obs_log(w, ex, o);
+        ex_count(w, ex, status);
+    }
     if (c->c.ex == ex)
         c->c.ex = NULL;
     arc_px__snap_unpin(w, ex->snap);

@@ -108,8 +108,9 @@ static void run_action(struct arc_worker *w, struct arc_exchange *ex,
 {
     /* Plugins (request headers) run after the limiter, also after a wait:
      * a filter may answer locally. */
-    if (ex->route->conf->n_plugins && !arc_px__plugins_request(w, ex))
-        return;
+    if (ex->route->conf->n_plugins && !ex->pl && !arc_px__plugins_request(w, ex))
+        return;                         /* (ex->pl set: they ran, a filter paused and
+                                           the request continued) */
     switch (ex->route->conf->action) {
     case ARC_ACTION_RESPOND:
         answer_respond(w, ex);

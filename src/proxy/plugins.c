@@ -4,13 +4,21 @@
  * filters' changes applied back, local answers, and the failure policy.
  *
  *   pipeline (route matched) ─arc_px__plugins_request─▶ continue: action
- *                                                  └──▶ local answer / 500
+ *                                                  ├──▶ local answer / 500
+ *                                                  └──▶ a filter paused: EX_WAITING
+ *        (pause_timeout; proxy_continue_stream or proxy_send_local_response
+ *         for the paused context reschedules the wait's timer to now)
+ *        ─on_pl_wake─▶ arc_pl_resume: the later filters ─▶ changes applied,
+ *          arc_px__pipeline_action (the plugins are not run again) / local
+ *          answer / 500 / 504 (pause_timeout, fail_closed) / paused again
  *   upstream head parsed ─arc_px__plugins_response─▶ continue: send_head
  *                                              └──▶ local answer / 500
+ *   a filter's proxy_http_call ─arc_px__callout (callout.c)─▶ an internal exchange
+ *        to the upstream named; its answer reaches the filter later
  *   arc_px__ex_end ─arc_px__plugins_end─▶ on_done, on_log, on_delete
  *
- * Pause is not supported yet (an exchange cannot wait): a filter that
- * pauses without answering counts as failing (its on_error policy).
+ * Pause is honoured at the request head only: a filter that pauses a
+ * response without answering counts as failing (its on_error policy).
  */
 #include "proxy/proxy_int.h"
 #include "plugin/plugin.h"
@@ -24,7 +32,8 @@ _Static_assert(sizeof(struct arc_pl_field) == sizeof(struct arc_hdr), "field lay
 static enum arc_err_kind fail_kind(enum arc_pl_fail f)
 {
     return f == ARC_PL_FAIL_BUDGET ? ARC_ERR_PLUGIN_BUDGET
-           : f == ARC_PL_FAIL_TRAP ? ARC_ERR_PLUGIN_TRAP : ARC_ERR_PLUGIN_UNAVAILABLE;
+           : f == ARC_PL_FAIL_TRAP ? ARC_ERR_PLUGIN_TRAP
+           : f == ARC_PL_FAIL_TIMEOUT ? ARC_ERR_PLUGIN_TIMEOUT : ARC_ERR_PLUGIN_UNAVAILABLE;
 }
 
 static struct arc_pl_props *props_new(struct arc_exchange *ex)
@@ -66,7 +75,7 @@ static bool answer(struct arc_worker *w, struct arc_exchange *ex, enum arc_pl_ve
     if (v == ARC_PL_CONTINUE)
         return true;
     if (v == ARC_PL_FAIL) {
-        arc_px__ex_error(w, ex, 500, fail_kind(r->fail));
+        arc_px__ex_error(w, ex, r->fail == ARC_PL_FAIL_TIMEOUT ? 504 : 500, fail_kind(r->fail));
         return false;
     }
     const struct arc_pl_local *l = &r->local;
@@ -81,43 +90,22 @@ static struct arc_str pseudo(const struct arc_pl_hmap *m, const char *name)
     return v ? *v : (struct arc_str){ "", 0 };
 }
 
-bool arc_px__plugins_request(struct arc_worker *w, struct arc_exchange *ex)
+/* The request map's original :path (before the filters). */
+static struct arc_str orig_path(struct arc_exchange *ex)
 {
-    const struct arc_route_conf *rc = ex->route->conf;
-    struct arc_pl_set *set = ex->snap->plugins;
+    return ex->req.up_target.len ? ex->req.up_target : ex->pl->props->path;
+}
+
+/* After the request stage: the verdict answered, or the filters' changes
+ * applied to the request. False: the exchange was answered. */
+static bool request_done(struct arc_worker *w, struct arc_exchange *ex, enum arc_pl_verdict v,
+                         struct arc_str path)
+{
     struct arc_req *q = &ex->req;
-    struct arc_pl_props *props = props_new(ex);
-    if (!props || !(ex->pl = arc_pl_run_new(set, w->id, rc->plugins, rc->plugin_roots, rc->n_plugins, &ex->arena,
-                                             props))) {
-        arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
-        return false;
-    }
-    struct arc_pl_hmap *m = arc_arena_alloc(&ex->arena, sizeof(*m));
-    if (!m) {
-        arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
-        return false;
-    }
-    *m = (struct arc_pl_hmap){ .arena = &ex->arena };
-    struct arc_str path = q->up_target.len ? q->up_target : props->path;
-    /* Views: the request lives in the exchange's arena, like the map. */
-    bool ok = arc_pl_hmap_view(m, ARC_STR_LIT(":authority"), q->authority) &&
-              arc_pl_hmap_view(m, ARC_STR_LIT(":path"), path) &&
-              arc_pl_hmap_view(m, ARC_STR_LIT(":method"), q->method) &&
-              arc_pl_hmap_view(m, ARC_STR_LIT(":scheme"), q->scheme);
-    for (size_t i = 0; ok && i < q->n_hdrs; i++)
-        if (!arc_str_eq(q->hdrs[i].name, "host", 4) && !(q->hdrs[i].name.len == 4 &&
-                                                          strncasecmp(q->hdrs[i].name.p, "host", 4) == 0))
-            ok = arc_pl_hmap_view(m, q->hdrs[i].name, q->hdrs[i].value);
-    if (!ok) {
-        arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
-        return false;
-    }
-    m->changed = false;
-    bool eos = q->body == ARC_H1_BODY_NONE || (q->body == ARC_H1_BODY_LENGTH && !q->content_length);
-    enum arc_pl_verdict v = arc_pl_request_headers(ex->pl, m, eos, w->now_ms);
     if (!answer(w, ex, v))
         return false;
-    if (!m->changed)
+    struct arc_pl_hmap *m = ex->pl->req_map;
+    if (!m || !m->changed)
         return true;
     /* The filters' changes: fields, then the pseudo-headers they replaced. */
     size_t k = 0;
@@ -144,6 +132,81 @@ bool arc_px__plugins_request(struct arc_worker *w, struct arc_exchange *ex)
         return false;
     }
     return true;
+}
+
+static void pl_pause(struct arc_worker *w, struct arc_exchange *ex);
+
+/* The paused request's wait ended: continued, answered, or timed out. */
+static void on_pl_wake(struct arc_worker *w, struct arc_exchange *ex)
+{
+    struct arc_str path = orig_path(ex);
+    enum arc_pl_verdict v = arc_pl_resume(ex->pl, w->now_ms);
+    if (v == ARC_PL_PAUSE) {
+        pl_pause(w, ex);
+        return;
+    }
+    if (request_done(w, ex, v, path))
+        arc_px__pipeline_action(w, ex);  /* (ex->pl is set: plugins do not run again) */
+}
+
+/* Called from a guest call: only moves the wait's deadline to now (the
+ * timer fires on the worker's next turn, outside any guest call). */
+static void on_pl_notify(void *owner)
+{
+    struct arc_exchange *ex = owner;
+    if (arc_px__ex_waiting(ex))
+        arc_tw_schedule(&ex->wait.w->tw, &ex->wait.timer, 0);
+}
+
+static void pl_pause(struct arc_worker *w, struct arc_exchange *ex)
+{
+    ex->pl->notify = on_pl_notify;
+    ex->pl->owner = ex;
+    arc_px__ex_wait(w, ex, w->now_ms + ex->pl->pause_ms, on_pl_wake, NULL, 0);
+}
+
+bool arc_px__plugins_request(struct arc_worker *w, struct arc_exchange *ex)
+{
+    const struct arc_route_conf *rc = ex->route->conf;
+    struct arc_pl_set *set = ex->snap->plugins;
+    struct arc_req *q = &ex->req;
+    struct arc_pl_props *props = props_new(ex);
+    if (!props || !(ex->pl = arc_pl_run_new(set, w->id, rc->plugins, rc->plugin_roots, rc->n_plugins, &ex->arena,
+                                             props))) {
+        arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
+        return false;
+    }
+    ex->pl->notify = on_pl_notify;
+    ex->pl->owner = ex;
+    ex->pl->dispatch = arc_px__callout;
+    struct arc_pl_hmap *m = arc_arena_alloc(&ex->arena, sizeof(*m));
+    if (!m) {
+        arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
+        return false;
+    }
+    *m = (struct arc_pl_hmap){ .arena = &ex->arena };
+    struct arc_str path = orig_path(ex);
+    /* Views: the request lives in the exchange's arena, like the map. */
+    bool ok = arc_pl_hmap_view(m, ARC_STR_LIT(":authority"), q->authority) &&
+              arc_pl_hmap_view(m, ARC_STR_LIT(":path"), path) &&
+              arc_pl_hmap_view(m, ARC_STR_LIT(":method"), q->method) &&
+              arc_pl_hmap_view(m, ARC_STR_LIT(":scheme"), q->scheme);
+    for (size_t i = 0; ok && i < q->n_hdrs; i++)
+        if (!arc_str_eq(q->hdrs[i].name, "host", 4) && !(q->hdrs[i].name.len == 4 &&
+                                                          strncasecmp(q->hdrs[i].name.p, "host", 4) == 0))
+            ok = arc_pl_hmap_view(m, q->hdrs[i].name, q->hdrs[i].value);
+    if (!ok) {
+        arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
+        return false;
+    }
+    m->changed = false;
+    bool eos = q->body == ARC_H1_BODY_NONE || (q->body == ARC_H1_BODY_LENGTH && !q->content_length);
+    enum arc_pl_verdict v = arc_pl_request_headers(ex->pl, m, eos, w->now_ms);
+    if (v == ARC_PL_PAUSE) {
+        pl_pause(w, ex);
+        return false;
+    }
+    return request_done(w, ex, v, path);
 }
 
 static bool framing(struct arc_str n)

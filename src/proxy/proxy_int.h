@@ -379,6 +379,8 @@ struct arc_exchange {
                                            parent_id; span_id's parent: this one) */
     char rid[ARC_PX_RID_MAX + 1];
     struct arc_pl_run *pl;              /* the route's plugin contexts (plugins.c), or NULL */
+    bool internal;                      /* a plugin's proxy_http_call (callout.c): not
+                                           logged or counted as a client request */
     struct arc_exchange *next_free;
 };
 
@@ -828,6 +830,14 @@ void arc_px__gl_on_event(struct arc_worker *w, int res);
 /* plugins.c: proxy-wasm filters on the exchange. False: the exchange was
  * answered (a filter's local answer, or its failure policy) and is gone. */
 bool arc_px__plugins_request(struct arc_worker *w, struct arc_exchange *ex);
+/* callout.c: proxy_http_call of the filters of `parent` (a proxy-wasm
+ * status; see plugin.h's arc_pl_dispatch_fn). */
+struct arc_pl_call_req;
+struct arc_pl_caller;
+uint32_t arc_px__callout(void *parent, const struct arc_pl_call_req *req,
+                         const struct arc_pl_caller *who);
+/* Worker exit: ends and frees the worker's calls not yet delivered. */
+void arc_px__callouts_dispose(struct arc_worker *w);
 bool arc_px__plugins_response(struct arc_worker *w, struct arc_exchange *ex, struct arc_resp *resp);
 void arc_px__plugins_end(struct arc_exchange *ex);
 

@@ -6,6 +6,7 @@
  */
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
+#include "plugin/plugin.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -475,6 +476,9 @@ static void adopt(struct arc_worker *w)
         fprintf(stderr, "arc: worker %u: out of memory for the heavy-hitter sketch; "
                 "heavy hitters off on this worker\n", w->id);
     arc_px__pools_adopt(w);
+    /* The plugins' ticks follow the worker's snapshot. */
+    arc_plugin_ticks_stop(old->plugins, w->id);
+    arc_plugin_ticks_start(ns->plugins, w->id, &w->tw, w->now_ms);
     arc_snapshot_unref(old);
 }
 
@@ -564,6 +568,7 @@ static void *worker_main(void *arg)
     }
     arm_tick(w);
     arc_px__gl_arm(w);
+    arc_plugin_ticks_start(w->snap->plugins, w->id, &w->tw, arc_now_ms());
     for (size_t i = 0; i < w->n_listen; i++)
         arm_accept(w, i);
     io_uring_submit(&w->ring);
@@ -606,6 +611,7 @@ static void *worker_main(void *arg)
     }
     /* Close what is left and let the kernel finish those operations so no
      * SQE points into memory we are about to free. */
+    arc_plugin_ticks_stop(w->snap->plugins, w->id);
     close_everything(w);
     io_uring_submit(&w->ring);
     for (int spins = 0; spins < 100 && w->slab.used > 0; spins++) {
@@ -619,6 +625,7 @@ static void *worker_main(void *arg)
         }
         io_uring_cq_advance(&w->ring, n);
     }
+    arc_px__callouts_dispose(w);
     worker_teardown(w);
     atomic_store(&w->done, 1);
     return NULL;

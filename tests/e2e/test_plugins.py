@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf
+from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf, wait_for
 from test_reload import reload, rewrite
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -328,6 +328,10 @@ def test_unbounded_recursion_is_a_contained_trap(arc, servers, cache_dir, tmp_pa
     wat.write_text(deep_recursion_wat())
     wasm = tmp_path / "deep.wasm"
     subprocess.run(["wat2wasm", str(wat), "-o", str(wasm)], check=True)
+    # Compiled ahead (its C is large: on a loaded machine compiling at
+    # start-up can take longer than the ready-line wait).
+    cp = arc.bin.run(["plugin", "build", "--cache-dir", cache_dir, str(wasm)], timeout=600)
+    assert cp.returncode == 0, cp.stderr
     up = servers.http(name="app")
     conf = cfg(up, [plugin("deep", str(wasm), budget="1s"), plugin("c", "c_headers.wasm")],
                [("d", "/deep", ["deep"]), ("c", "/c", ["c"])], cache_dir)
@@ -419,3 +423,342 @@ def test_filter_changes_the_upstream_target_and_fields(arc, servers, cache_dir):
     r = c.request("GET", "/orig/x", headers=[("X-Probe", "replace"), ("X-Dup", "a"), ("X-Dup", "b")])
     h = json.loads(r.body)["headers"]
     assert [v for k, v in h if k.lower() == "x-dup"] == ["one"]
+
+
+def held_gauge(a):
+    """The pause filter's gauge of held requests ("name" is also metric()'s
+    own argument, so the series is read from the text)."""
+    import re
+    m = re.search(r'^arc_plugin_gauge\{plugin="pause",name="held"\} (\d+)$', a.metrics()[1], re.M)
+    return int(m.group(1)) if m else 0
+
+
+def h2_request_bg(port, path, headers, out):
+    """curl over HTTP/2 in a thread: appends (status, headers, body)."""
+    import threading
+
+    def run():
+        try:
+            out.append(curl_h2(port, path, headers))
+        except Exception as e:          # the assertion in the test reports it
+            out.append(("error", {}, repr(e)))
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("proto", ["http1", "http2"])
+def test_pause_waits_and_continues_or_answers(arc, servers, cache_dir, proto):
+    """A filter returning Pause holds the request (HTTP/1.1 or HTTP/2
+    client): other exchanges on the same worker go on meanwhile; a later
+    request continues it through proxy_set_effective_context +
+    proxy_continue_stream (with a field it added on the held request
+    reaching the upstream), or answers it with proxy_send_local_response.
+    "x-pause: self" (continue_stream inside its own callback) is not held."""
+    import threading
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("pause", "c_pause.wasm", pause_timeout="60s")],
+                [("r", "/{*rest}", ["pause"])], cache_dir))
+    results = []
+
+    def hold(path):
+        if proto == "http2":
+            return h2_request_bg(a.port, path, ["X-Pause: hold"], results)
+
+        def run():
+            r = a.client(timeout=90).request("GET", path, headers=[("X-Pause", "hold")])
+            results.append((r.status, dict(r.headers), r.body.decode()))
+        t = threading.Thread(target=run)
+        t.start()
+        return t
+
+    for release, want in (("continue", 200), ("deny", 409)):
+        results.clear()
+        ts = [hold("/held/%d" % i) for i in range(2)]
+        assert wait_for(lambda: held_gauge(a) == 2, timeout=30), held_gauge(a)
+        # the worker serves others while two requests wait
+        c = a.client()
+        for _ in range(3):
+            r = c.request("GET", "/other")
+            assert r.status == 200 and "x-released" not in echoed(r)
+        r = c.request("GET", "/self", headers=[("X-Pause", "self")])
+        assert r.status == 200 and echoed(r).get("x-self-continued") == "1"
+        assert not results
+        r = c.request("GET", "/release", headers=[("X-Release", release)])
+        assert r.status == 200 and echoed(r).get("x-released") == "2"
+        for t in ts:
+            t.join(60)
+        assert [s for s, _, _ in results] == [want, want], results
+        for _, _, body in results:
+            if want == 200:
+                assert "x-released-by" in body.lower() and "/held/" in body
+            else:
+                assert body == "released with an answer\n"
+        assert held_gauge(a) == 0
+    paths = [p for _, _, p, _ in up.requests]
+    assert paths.count("/held/0") == 1 and paths.count("/held/1") == 1
+
+
+@pytest.mark.parametrize("policy,want", [("fail_closed", 504), ("fail_open", 200)])
+def test_pause_without_continue_times_out(arc, servers, cache_dir, policy, want):
+    """A filter that never continues does not hold the exchange: after the
+    plugin's pause_timeout it gets the on_error policy (504 when
+    fail_closed, the request goes on when fail_open), counted as
+    plugin_timeout; the filter's context still ends (the gauge drops)."""
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("pause", "c_pause.wasm", pause_timeout="300ms", on_error=policy)],
+                [("r", "/{*rest}", ["pause"])], cache_dir))
+    c = a.client(timeout=60)
+    t0 = time.monotonic()
+    r = c.request("GET", "/x", headers=[("X-Pause", "hold")])
+    assert time.monotonic() - t0 >= 0.25       # (the wheel counts from its loop time)
+    assert r.status == want
+    if want == 200:
+        assert "x-pause" in echoed(r)
+    assert metric(a.metrics()[0], "arc_errors_total", kind="plugin_timeout") == 1
+    assert wait_for(lambda: held_gauge(a) == 0, timeout=30)
+    assert "within pause_timeout" in a.stderr_text()
+    # HTTP/2 too
+    st, _, _ = curl_h2(a.port, "/y", ["X-Pause: hold"])
+    assert st == want
+
+
+def test_paused_request_whose_client_leaves_is_forgotten(arc, servers, cache_dir):
+    """The client of a paused request closes its connection: the exchange
+    ends (499), the filter's context gets on_delete, the worker goes on."""
+    import socket
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("pause", "c_pause.wasm", pause_timeout="60s")],
+                [("r", "/{*rest}", ["pause"])], cache_dir))
+    s = socket.create_connection(("127.0.0.1", a.port))
+    s.sendall(b"GET /gone HTTP/1.1\r\nHost: x\r\nX-Pause: hold\r\n\r\n")
+    assert wait_for(lambda: held_gauge(a) == 1, timeout=30)
+    s.close()
+    assert wait_for(lambda: held_gauge(a) == 0, timeout=30)
+    r = a.client().request("GET", "/release", headers=[("X-Release", "continue")])
+    assert r.status == 200 and echoed(r).get("x-released") == "0"
+    assert not [p for _, _, p, _ in up.requests if p == "/gone"]
+
+
+def test_shared_queue_enqueue_and_queue_ready(arc, servers, cache_dir):
+    """proxy_register/resolve/enqueue/dequeue_shared_queue on one worker:
+    items enqueued from request callbacks (HTTP/1.1 and HTTP/2) reach the
+    registering root context's proxy_on_queue_ready, which drains them."""
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("queue", "c_queue.wasm")], [("r", "/{*rest}", ["queue"])], cache_dir))
+    c = a.client()
+    for v in ("one", "two"):
+        r = c.request("GET", "/e", headers=[("X-Enqueue", v)])
+        assert r.status == 200 and echoed(r).get("x-enqueue-rc") == "0"
+    st, _, body = curl_h2(a.port, "/e", ["X-Enqueue: three"])
+    assert st == 200 and '"x-enqueue-rc", "0"' in body
+    h = echoed(c.request("GET", "/s", headers=[("X-Queue-Stat", "1")]))
+    assert (h.get("x-dequeued"), h.get("x-last"), h.get("x-ready-root")) == ("3", "three", "1")
+    h = echoed(c.request("GET", "/s", headers=[("X-Queue-Errors", "1")]))
+    assert h.get("x-rcs") == "1,1,7"
+    _, text = a.admin_get("/metrics")
+    assert 'arc_plugin_counter{plugin="queue",name="dequeued"} 3\n' in text
+
+
+def authcall_arc(arc, servers, cache_dir, callout_upstream="auth"):
+    app = servers.http(name="app")
+    auth = servers.http(name="auth")
+    r = route_conf("r", "/{*rest}", upstream="app")
+    r["plugins"] = [{"name": "authcall"}]
+    conf = make_config([upstream_conf("app", app.addr), upstream_conf("auth", auth.addr)],
+                       routes=[r], workers=1,
+                       extra={"plugins": {"cache_dir": cache_dir, "wasm": [
+                           plugin("authcall", "c_authcall.wasm", config=callout_upstream,
+                                  pause_timeout="60s")]}})
+    return arc(conf), app, auth
+
+
+@pytest.mark.parametrize("proto", ["http1", "http2"])
+def test_http_call_auth_callout(arc, servers, cache_dir, proto):
+    """The classic auth callout: the filter pauses the request and calls
+    the "auth" upstream (proxy_http_call); while the slow callout runs, the
+    single worker serves other exchanges; proxy_on_http_call_response
+    reads the callout's status, fields and body and continues the request
+    with fields added, or answers 403 (callout said no) or 503 (callout
+    failed: its 5 s timeout)."""
+    import threading
+    a, app, auth = authcall_arc(arc, servers, cache_dir)
+    results = []
+    if proto == "http2":
+        t = h2_request_bg(a.port, "/held", ["X-Auth: /slow?ms=1500"], results)
+    else:
+        def run():
+            r = a.client(timeout=60).request("GET", "/held", headers=[("X-Auth", "/slow?ms=1500")])
+            results.append((r.status, dict(r.headers), r.body.decode()))
+        t = threading.Thread(target=run)
+        t.start()
+    assert wait_for(lambda: "/slow?ms=1500" in auth.targets(), timeout=30), auth.targets()
+    c = a.client()
+    for _ in range(3):
+        r = c.request("GET", "/free")
+        assert r.status == 200 and "x-auth-status" not in echoed(r)
+    assert not results                  # still waiting for its callout
+    t.join(60)
+    assert len(results) == 1 and results[0][0] == 200, results
+    body = results[0][2].lower()
+    assert '"x-auth-status", "200"' in body and '"x-auth-upstream", "auth"' in body
+    assert '"x-auth-body", "' in body and "/held" in body
+    assert "/held" in app.targets() and "/held" not in auth.targets()
+    # the callout says no: 403, the app never sees it
+    r = c.request("GET", "/no", headers=[("X-Auth", "/status/401")])
+    assert r.status == 403 and r.body == b"denied by the auth callout\n"
+    assert "/no" not in app.targets()
+    # the callout times out (5 s in the filter): 503
+    t0 = time.monotonic()
+    r = a.client(timeout=60).request("GET", "/late", headers=[("X-Auth", "/slow?ms=30000")])
+    assert r.status == 503 and r.body == b"auth unavailable\n"
+    assert time.monotonic() - t0 >= 4.5
+    # callouts are not client requests in the metrics
+    ms = a.metrics()[0]
+    assert metric(ms, "arc_requests_total", route="proxy_http_call") is None
+
+
+def test_http_call_to_an_unknown_upstream_is_refused(arc, servers, cache_dir):
+    """proxy_http_call naming no configured upstream returns NotFound at
+    once (the filter answers 503 itself)."""
+    a, app, auth = authcall_arc(arc, servers, cache_dir, callout_upstream="nope")
+    r = a.client().request("GET", "/x", headers=[("X-Auth", "/ok")])
+    assert r.status == 503 and r.body == b"auth callout refused\n"
+    assert not auth.targets() and "/x" not in app.targets()
+
+
+def tick_count(a):
+    import re
+    m = re.search(r'^arc_plugin_counter\{plugin="tick",name="ticks"\} (\d+)$', a.metrics()[1], re.M)
+    return int(m.group(1)) if m else 0
+
+
+def test_ticks_run_on_every_worker_and_follow_reloads(arc, servers, cache_dir):
+    """proxy_set_tick_period_milliseconds from proxy_on_configure: each
+    worker's instance gets proxy_on_tick on the worker's timer wheel with no
+    traffic at all; after a reload the new configuration's instances tick.
+    (The old ones' timers leave the wheels before their set is freed: the
+    ASan run would report a use after free otherwise.)"""
+    up = servers.http(name="app")
+    conf = cfg(up, [plugin("tick", "c_tick.wasm", config="20")], [("r", "/{*rest}", ["tick"])],
+               cache_dir, workers=2)
+    a = arc(conf)
+    assert wait_for(lambda: tick_count(a) >= 10, timeout=30), tick_count(a)
+    h = echoed(a.client().request("GET", "/s", headers=[("X-Tick-Stat", "1")]))
+    assert int(h.get("x-ticks", "0")) >= 1 and h.get("x-tick-root") == "1"
+    # a reload: a new set (its counter starts at 0) keeps ticking
+    conf2 = cfg(up, [plugin("tick", "c_tick.wasm", config="25")], [("r", "/{*rest}", ["tick"])],
+                cache_dir, workers=2)
+    rewrite(a, conf2)
+    reload(a)
+    assert wait_for(lambda: tick_count(a) >= 10, timeout=30), tick_count(a)
+
+
+def test_ticks_stop_with_period_zero(arc, servers, cache_dir):
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("tick", "c_tick.wasm", config="20")], [("r", "/{*rest}", ["tick"])],
+                cache_dir, workers=1))
+    assert wait_for(lambda: tick_count(a) >= 3, timeout=30)
+    assert a.client().request("GET", "/x", headers=[("X-Tick-Period", "0")]).status == 200
+    n = tick_count(a)
+    time.sleep(0.5)                     # (absence of ticks: 25 periods)
+    assert tick_count(a) == n
+    assert a.client().request("GET", "/x", headers=[("X-Tick-Period", "20")]).status == 200
+    assert wait_for(lambda: tick_count(a) >= n + 3, timeout=30)
+
+
+def test_http_call_outlives_its_client_and_arc_stops_with_one_in_flight(arc, servers, cache_dir):
+    """The client of a request waiting for its callout leaves: the
+    exchange ends (its context is deleted) and the callout's answer, when
+    it comes, is dropped; the worker goes on. A callout still in flight
+    when Arc stops is abandoned cleanly (the ASan run reports no leak)."""
+    import socket
+    a, app, auth = authcall_arc(arc, servers, cache_dir)
+    s = socket.create_connection(("127.0.0.1", a.port))
+    s.sendall(b"GET /gone HTTP/1.1\r\nHost: x\r\nX-Auth: /slow?ms=800\r\n\r\n")
+    assert wait_for(lambda: "/slow?ms=800" in auth.targets(), timeout=30)
+    s.close()
+    assert wait_for(lambda: metric(a.metrics()[0], "arc_requests_total", code="499") == 1,
+                    timeout=30)
+    # the callout answers after its exchange ended (800 ms): dropped
+    # (the ASan run checks nothing touches the ended exchange); others go on
+    time.sleep(1.0)
+    c = a.client()
+    for _ in range(3):
+        r = c.request("GET", "/after", headers=[("X-Auth", "/ok")])
+        assert r.status == 200 and echoed(r).get("x-auth-status") == "200"
+    assert "/gone" not in app.targets()
+    # one left in flight for the stop
+    s = socket.create_connection(("127.0.0.1", a.port))
+    s.sendall(b"GET /stop HTTP/1.1\r\nHost: x\r\nX-Auth: /slow?ms=20000\r\n\r\n")
+    assert wait_for(lambda: "/slow?ms=20000" in auth.targets(), timeout=30)
+    s.close()
+    assert wait_for(lambda: metric(a.metrics()[0], "arc_requests_total", code="499") == 2,
+                    timeout=30)
+    # (the fixture stops Arc now, with that call still running)
+
+
+def test_http_call_to_an_http2_upstream(arc, servers, cache_dir):
+    """The callout goes through the HTTP/2 client code when the upstream
+    speaks HTTP/2: status, fields and body reach the filter."""
+    from h2_upstreams import H2Server
+    app = servers.http(name="app")
+    auth = H2Server(handlers={"/ok": h2_response_handler([("x-upstream", "h2auth")]),
+                              "/no": lambda st: (st.read_body(), st.respond(401, body=b"no\n"))})
+    servers.started.append(auth)
+    r = route_conf("r", "/{*rest}", upstream="app")
+    r["plugins"] = [{"name": "authcall"}]
+    conf = make_config([upstream_conf("app", app.addr),
+                        upstream_conf("auth", auth.addr, protocol="http2")], routes=[r], workers=1,
+                       extra={"plugins": {"cache_dir": cache_dir, "wasm": [
+                           plugin("authcall", "c_authcall.wasm", config="auth")]}})
+    a = arc(conf)
+    c = a.client()
+    for _ in range(2):
+        r = c.request("GET", "/x", headers=[("X-Auth", "/ok")])
+        assert r.status == 200
+        h = echoed(r)
+        assert (h.get("x-auth-status"), h.get("x-auth-upstream"), h.get("x-auth-body")) == \
+            ("200", "h2auth", str(len(b"from h2\n")))
+        r = c.request("GET", "/y", headers=[("X-Auth", "/no")])
+        assert r.status == 403
+
+
+@pytest.mark.parametrize("proto", ["http1", "http2"])
+def test_paused_request_body_is_held_and_forwarded(arc, servers, cache_dir, proto, tmp_path):
+    """A request with a 256 KiB body paused at its head: the body the
+    client sends meanwhile is held and reaches the upstream whole once the
+    request is continued."""
+    import hashlib
+    import json
+    import threading
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("pause", "c_pause.wasm", pause_timeout="60s")],
+                [("r", "/{*rest}", ["pause"])], cache_dir))
+    body = os.urandom(256 << 10)
+    out = []
+    if proto == "http2":
+        path = "/held"
+        fname = str(tmp_path / "body")
+        with open(fname, "wb") as f:
+            f.write(body)
+
+        def run():
+            r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "--max-time", "60",
+                                "-H", "X-Pause: hold", "--data-binary", "@" + fname,
+                                "http://127.0.0.1:%d%s" % (a.port, path)],
+                               capture_output=True, timeout=90)
+            out.append(r.stdout)
+    else:
+        def run():
+            r = a.client(timeout=60).request("POST", "/held", headers=[("X-Pause", "hold")],
+                                              body=body)
+            out.append(r.body)
+    t = threading.Thread(target=run)
+    t.start()
+    assert wait_for(lambda: held_gauge(a) == 1, timeout=30)
+    r = a.client().request("GET", "/release", headers=[("X-Release", "continue")])
+    assert r.status == 200 and echoed(r).get("x-released") == "1"
+    t.join(90)
+    got = json.loads(out[0])
+    assert got["body_len"] == len(body) and got["body_sha256"] == hashlib.sha256(body).hexdigest()

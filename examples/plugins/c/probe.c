@@ -16,9 +16,7 @@ IMPORT(proxy_define_metric) u32 proxy_define_metric(u32 type, const char *n, siz
 IMPORT(proxy_increment_metric) u32 proxy_increment_metric(u32 id, long long off);
 IMPORT(proxy_record_metric) u32 proxy_record_metric(u32 id, u64 v);
 IMPORT(proxy_get_metric) u32 proxy_get_metric(u32 id, u64 *v);
-IMPORT(proxy_http_call) u32 proxy_http_call(const char *up, size_t upl, const char *h, size_t hl,
-                                            const char *b, size_t bl, const char *t, size_t tl,
-                                            u32 timeout, u32 *token);
+IMPORT(proxy_close_stream) u32 proxy_close_stream(u32 type);
 
 EXPORT(proxy_on_configure) u32 proxy_on_configure(u32 root, u32 size) { return 1; }
 
@@ -82,8 +80,7 @@ EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 n, u32
         static const u32 bad[3] = { 1, 0x7fffffff, 1 };
         rc = proxy_send_local_response(403, "", 0, "", 0, (const char *)bad, sizeof(bad), -1);
     } else if (pw_eq(p, l, "unimplemented")) {
-        u32 token;
-        rc = proxy_http_call("a", 1, "", 0, "", 0, "", 0, 1000, &token);
+        rc = proxy_close_stream(0);
     } else if (pw_eq(p, l, "flood")) {
         for (u32 i = 0; i < 5000 && (rc = proxy_add_header_map_value(MAP_REQUEST, "x-f", 3, "v", 1)) == 0; i++)
             ;

@@ -144,7 +144,7 @@ static void test_host_calls(void)
         { "bad-pairs", 2 },
         { "local-bad-status", 2 },
         { "local-bad-pairs", 2 },
-        { "unimplemented", 12 },    /* proxy_http_call: Unimplemented */
+        { "unimplemented", 12 },    /* proxy_close_stream */
         { "pairs", 0 },
         { "big-body", 2 },          /* over ARC_PL_LOCAL_BODY_MAX */
         { "grow-300", 0 },          /* memory.grow past max_memory (16 MiB) fails */
@@ -255,6 +255,275 @@ static void test_traps_and_budget(void)
     probe_close(&p);
 }
 
+/* ------------------------------------------------------------ pause */
+
+static int notified;
+static void note(void *owner)
+{
+    (void)owner;
+    notified++;
+}
+
+/* A request stage on worker 0 with one field `name: value`. */
+static struct arc_pl_run *pause_start(struct probe *p, const char *name, const char *value,
+                                      struct arc_pl_hmap *m, enum arc_pl_verdict *v)
+{
+    static const uint32_t idx[1] = { 0 };
+    struct arc_pl_run *r = arc_pl_run_new(p->set, 0, idx, NULL, 1, &p->arena, &p->props);
+    r->notify = note;
+    r->owner = r;
+    *m = (struct arc_pl_hmap){ .arena = &p->arena };
+    arc_pl_hmap_add(m, ARC_STR_LIT(":path"), ARC_STR_LIT("/"));
+    arc_pl_hmap_add(m, (struct arc_str){ name, strlen(name) },
+                    (struct arc_str){ value, strlen(value) });
+    m->changed = false;
+    *v = arc_pl_request_headers(r, m, true, 0);
+    return r;
+}
+
+static bool field_is(const struct arc_pl_hmap *m, const char *name, const char *want)
+{
+    const struct arc_str *v = arc_pl_hmap_get(m, name, strlen(name));
+    return v && v->len == strlen(want) && memcmp(v->p, want, v->len) == 0;
+}
+
+/* examples/plugins/c/pause.c: Pause holds a run; another run's callback
+ * continues it (proxy_set_effective_context + proxy_continue_stream, with
+ * a field added to the held request) or answers it; a run never continued
+ * fails as a pause timeout; an ended run's context is gone. */
+static void test_pause_resume(void)
+{
+    struct probe p;
+    probe_open(&p, "tests/e2e/plugins/c_pause.wasm");
+    if (!p.set)
+        return;
+    struct arc_pl_hmap ma, mb, mc, md, me;
+    enum arc_pl_verdict v;
+    notified = 0;
+    struct arc_pl_run *a = pause_start(&p, "x-pause", "hold", &ma, &v);
+    CHECK_INT(v, ARC_PL_PAUSE);
+    CHECK(a->paused && notified == 0);
+    /* continued from inside its own callback: not held */
+    struct arc_pl_run *s = pause_start(&p, "x-pause", "self", &me, &v);
+    CHECK_INT(v, ARC_PL_CONTINUE);
+    CHECK(!s->paused && field_is(&me, "x-self-continued", "1"));
+    arc_pl_run_end(s);
+    struct arc_pl_run *b = pause_start(&p, "x-release", "continue", &mb, &v);
+    CHECK_INT(v, ARC_PL_CONTINUE);
+    CHECK_INT(notified, 1);
+    CHECK(field_is(&mb, "x-released", "1"));
+    arc_pl_run_end(b);
+    CHECK_INT(arc_pl_resume(a, 0), ARC_PL_CONTINUE);
+    CHECK(!a->paused && ma.changed && arc_pl_hmap_get(&ma, "x-released-by", 13) != NULL);
+    CHECK(a->req_map == &ma && a->map == NULL);
+    arc_pl_run_end(a);
+    /* never continued: the pause timeout (fail_closed) */
+    struct arc_pl_run *c = pause_start(&p, "x-pause", "hold", &mc, &v);
+    CHECK_INT(v, ARC_PL_PAUSE);
+    CHECK_INT(arc_pl_resume(c, 0), ARC_PL_FAIL);
+    CHECK_INT(c->fail, ARC_PL_FAIL_TIMEOUT);
+    arc_pl_run_end(c);                  /* on_delete: the filter forgets it */
+    /* answered while paused */
+    struct arc_pl_run *d = pause_start(&p, "x-pause", "hold", &md, &v);
+    CHECK_INT(v, ARC_PL_PAUSE);
+    b = pause_start(&p, "x-release", "deny", &mb, &v);
+    CHECK_INT(v, ARC_PL_CONTINUE);
+    CHECK(field_is(&mb, "x-released", "1"));   /* c is not among the held */
+    CHECK_INT(notified, 2);
+    arc_pl_run_end(b);
+    CHECK_INT(arc_pl_resume(d, 0), ARC_PL_LOCAL);
+    CHECK_INT(d->local.status, 409);
+    arc_pl_run_end(d);
+    /* a run ended while paused (its client left) is forgotten too */
+    d = pause_start(&p, "x-pause", "hold", &md, &v);
+    CHECK_INT(v, ARC_PL_PAUSE);
+    arc_pl_run_end(d);
+    b = pause_start(&p, "x-release", "continue", &mb, &v);
+    CHECK(field_is(&mb, "x-released", "0"));
+    CHECK_INT(notified, 2);
+    arc_pl_run_end(b);
+    probe_close(&p);
+}
+
+/* examples/plugins/c/queue.c: a queue registered at configure time is
+ * resolved and fed from request callbacks; proxy_on_queue_ready runs on
+ * its owner's root context after the call that enqueued and drains it;
+ * queues are per worker; unknown names and ids, an empty queue. */
+static void test_queues(void)
+{
+    struct probe p;
+    probe_open(&p, "tests/e2e/plugins/c_queue.wasm");
+    if (!p.set)
+        return;
+    struct arc_pl_hmap m;
+    enum arc_pl_verdict v;
+    static const char *const items[] = { "a", "bb", "ccc" };
+    for (size_t i = 0; i < 3; i++) {
+        struct arc_pl_run *r = pause_start(&p, "x-enqueue", items[i], &m, &v);
+        CHECK_INT(v, ARC_PL_CONTINUE);
+        CHECK(field_is(&m, "x-enqueue-rc", "0"));
+        arc_pl_run_end(r);
+    }
+    struct arc_pl_wslot *s = &p.set->pl[0].w[0];
+    CHECK_INT(s->n_queues, 1);
+    CHECK(s->queues[0].head == NULL && !s->queue_ready);   /* delivered and drained */
+    struct arc_pl_run *r = pause_start(&p, "x-queue-stat", "1", &m, &v);
+    CHECK(field_is(&m, "x-dequeued", "3") && field_is(&m, "x-last", "ccc"));
+    CHECK(field_is(&m, "x-ready-root", "1"));
+    arc_pl_run_end(r);
+    r = pause_start(&p, "x-queue-errors", "1", &m, &v);
+    CHECK(field_is(&m, "x-rcs", "1,1,7"));   /* NotFound, NotFound, Empty */
+    arc_pl_run_end(r);
+    /* worker 1 has its own queue: nothing was delivered there */
+    CHECK_INT(p.set->pl[0].w[1].n_queues, 1);
+    CHECK(p.set->pl[0].w[1].queues[0].head == NULL);
+    /* a full queue refuses (BadArgument) and keeps what it has */
+    struct arc_pl_queue *q = &s->queues[0];
+    q->n = ARC_PL_QUEUE_MAX_ITEMS;
+    r = pause_start(&p, "x-enqueue", "z", &m, &v);
+    CHECK(field_is(&m, "x-enqueue-rc", "2"));
+    arc_pl_run_end(r);
+    q->n = 0;
+    probe_close(&p);
+}
+
+/* examples/plugins/c/authcall.c against a recorded dispatch: the call's
+ * request as the filter built it; the answer delivered later continues
+ * the paused run with fields from it, or answers it (failed call); a
+ * refused dispatch; an answer for an ended run is dropped. */
+static struct arc_pl_caller got_who;
+static char got_up[64], got_path[64];
+static uint32_t dispatch_rc;
+static int dispatched;
+
+static uint32_t record_dispatch(void *owner, const struct arc_pl_call_req *req,
+                                const struct arc_pl_caller *who)
+{
+    (void)owner;
+    dispatched++;
+    got_who = *who;
+    snprintf(got_up, sizeof(got_up), "%.*s", (int)req->upstream.len, req->upstream.p);
+    const struct arc_str *pth = arc_pl_hmap_get(req->hdrs, ":path", 5);
+    snprintf(got_path, sizeof(got_path), "%.*s", pth ? (int)pth->len : 0, pth ? pth->p : "");
+    return dispatch_rc;
+}
+
+static struct arc_pl_run *call_start(struct probe *p, const char *path, struct arc_pl_hmap *m,
+                                     enum arc_pl_verdict *v)
+{
+    static const uint32_t idx[1] = { 0 };
+    struct arc_pl_run *r = arc_pl_run_new(p->set, 0, idx, NULL, 1, &p->arena, &p->props);
+    r->notify = note;
+    r->owner = r;
+    r->dispatch = record_dispatch;
+    *m = (struct arc_pl_hmap){ .arena = &p->arena };
+    arc_pl_hmap_add(m, ARC_STR_LIT(":path"), ARC_STR_LIT("/"));
+    arc_pl_hmap_add(m, ARC_STR_LIT("x-auth"), (struct arc_str){ path, strlen(path) });
+    *v = arc_pl_request_headers(r, m, true, 0);
+    return r;
+}
+
+static void test_http_call(void)
+{
+    struct probe p;
+    probe_open(&p, "tests/e2e/plugins/c_authcall.wasm");
+    if (!p.set)
+        return;
+    struct arc_pl_hmap m;
+    enum arc_pl_verdict v;
+    notified = dispatched = 0;
+    dispatch_rc = 0;
+    struct arc_pl_run *r = call_start(&p, "/check?x=1", &m, &v);
+    CHECK_INT(v, ARC_PL_PAUSE);
+    CHECK_INT(dispatched, 1);
+    CHECK(strcmp(got_up, "the-config") == 0 && strcmp(got_path, "/check?x=1") == 0);
+    /* the answer: 200 with a field and a body */
+    struct arc_arena ra;
+    arc_arena_init(&ra, 1024);
+    struct arc_pl_hmap h = { .arena = &ra };
+    arc_pl_hmap_add(&h, ARC_STR_LIT(":status"), ARC_STR_LIT("200"));
+    arc_pl_hmap_add(&h, ARC_STR_LIT("x-upstream"), ARC_STR_LIT("authsrv"));
+    struct arc_pl_call_resp ok = { .ok = true, .hdrs = &h, .body = ARC_STR_LIT("hello") };
+    arc_pl_http_call_done(&got_who, &ok);
+    CHECK_INT(notified, 1);
+    CHECK_INT(arc_pl_resume(r, 0), ARC_PL_CONTINUE);
+    CHECK(field_is(&m, "x-auth-status", "200") && field_is(&m, "x-auth-upstream", "authsrv"));
+    CHECK(field_is(&m, "x-auth-body", "5"));
+    arc_pl_run_end(r);
+    /* a failed call: the filter answers 503 */
+    r = call_start(&p, "/check", &m, &v);
+    CHECK_INT(v, ARC_PL_PAUSE);
+    struct arc_pl_call_resp bad = { .ok = false };
+    arc_pl_http_call_done(&got_who, &bad);
+    CHECK_INT(notified, 2);
+    CHECK_INT(arc_pl_resume(r, 0), ARC_PL_LOCAL);
+    CHECK_INT(r->local.status, 503);
+    arc_pl_run_end(r);
+    /* the calling exchange ended first: the answer is dropped */
+    r = call_start(&p, "/check", &m, &v);
+    arc_pl_run_end(r);
+    arc_pl_http_call_done(&got_who, &ok);
+    CHECK_INT(notified, 2);
+    /* refused at once (NotFound): the filter answers in the same call */
+    dispatch_rc = 1;
+    r = call_start(&p, "/check", &m, &v);
+    CHECK_INT(v, ARC_PL_LOCAL);
+    CHECK_INT(r->local.status, 503);
+    arc_pl_run_end(r);
+    /* without a dispatcher (no exchange side): BadArgument, same answer */
+    static const uint32_t idx[1] = { 0 };
+    r = arc_pl_run_new(p.set, 0, idx, NULL, 1, &p.arena, &p.props);
+    m = (struct arc_pl_hmap){ .arena = &p.arena };
+    arc_pl_hmap_add(&m, ARC_STR_LIT("x-auth"), ARC_STR_LIT("/c"));
+    CHECK_INT(arc_pl_request_headers(r, &m, true, 0), ARC_PL_LOCAL);
+    arc_pl_run_end(r);
+    arc_arena_dispose(&ra);
+    probe_close(&p);
+}
+
+/* examples/plugins/c/tick.c on a timer wheel: the period its configure
+ * asked for is armed when the worker starts the ticks; every due tick
+ * calls proxy_on_tick on the root context and re-arms; a period of 0 from
+ * a request's callback stops them; ticks_stop disarms. */
+static void test_ticks(void)
+{
+    struct probe p;
+    probe_open(&p, "tests/e2e/plugins/c_tick.wasm");
+    if (!p.set)
+        return;
+    struct arc_pl_plugin *pl = &p.set->pl[0];
+    CHECK_INT(pl->w[0].inst[0].tick_ms, 0);     /* config "the-config": atou = 0 */
+    struct arc_pl_hmap m;
+    enum arc_pl_verdict v;
+    struct arc_tw tw;
+    uint64_t now = arc_pl__now_ns() / 1000000u;
+    arc_tw_init(&tw, now, 1);
+    arc_plugin_ticks_start(p.set, 0, &tw, now);
+    CHECK_INT(tw.count, 0);
+    struct arc_pl_run *r = pause_start(&p, "x-tick-period", "20", &m, &v);
+    arc_pl_run_end(r);
+    CHECK_INT(pl->w[0].inst[0].tick_ms, 20);
+    CHECK_INT(tw.count, 1);
+    for (int i = 1; i <= 5; i++)
+        arc_tw_advance(&tw, now + 1000u * (uint64_t)i);
+    CHECK_INT(atomic_load(&pl->w[0].metrics[0].v), 5);
+    CHECK_INT(atomic_load(&pl->w[1].metrics[0].v), 0);     /* worker 1: not started */
+    r = pause_start(&p, "x-tick-stat", "1", &m, &v);
+    CHECK(field_is(&m, "x-ticks", "5") && field_is(&m, "x-tick-root", "1"));
+    arc_pl_run_end(r);
+    r = pause_start(&p, "x-tick-period", "0", &m, &v);
+    arc_pl_run_end(r);
+    CHECK_INT(tw.count, 0);
+    arc_tw_advance(&tw, now + 10000);
+    CHECK_INT(atomic_load(&pl->w[0].metrics[0].v), 5);
+    r = pause_start(&p, "x-tick-period", "20", &m, &v);
+    arc_pl_run_end(r);
+    arc_plugin_ticks_stop(p.set, 0);
+    CHECK_INT(tw.count, 0);
+    CHECK(pl->w[0].tw == NULL);
+    probe_close(&p);
+}
+
 static void test_not_proxy_wasm(void)
 {
     /* A valid module without the ABI version export. */
@@ -293,6 +562,10 @@ int main(void)
     RUN(test_host_calls);
     RUN(test_traps_and_budget);
     RUN(test_not_proxy_wasm);
+    RUN(test_pause_resume);
+    RUN(test_queues);
+    RUN(test_http_call);
+    RUN(test_ticks);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", cache);
     if (system(cmd) != 0)
