@@ -565,6 +565,9 @@ static void ep_upstreams(struct arc_ctl_loop *cs, struct ctl_conn *c)
             "tls", u->conf->tls != NULL,
             "connections", "open", (json_int_t)open, "idle", (json_int_t)idle,
             "active", (json_int_t)(open - idle), "requests", (json_int_t)reqs, "endpoints", eps));
+        json_t *disc = arc_dns_status_json(cs->dns, u->conf->name, arc_now_ms());
+        if (disc)
+            json_object_set_new(json_array_get(ups, json_array_size(ups) - 1), "discovery", disc);
     }
     respond_json(cs, c, 200, NULL, json_pack("{s:I,s:s,s:o}", "generation",
                                              (json_int_t)s->generation, "fingerprint",

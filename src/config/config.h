@@ -184,7 +184,7 @@ struct arc_active_conf {
 struct arc_upstream_conf {
     char *name;
     struct arc_endpoint_conf *endpoints;
-    size_t n_endpoints;         /* >= 1 */
+    size_t n_endpoints;         /* >= 1 (static); dns: 0 until resolved */
     enum arc_lb_algorithm lb;
     uint64_t peak_ewma_decay;   /* lb.decay, 10s */
     enum arc_lb_key_by lb_key_by;   /* lb.key.by, client_ip */
@@ -210,6 +210,16 @@ struct arc_upstream_conf {
                                    usable endpoints, balance over all of them */
     enum arc_up_protocol protocol;      /* http1 */
     int protocol_line, protocol_col;    /* position of 'protocol' if written, else 0 */
+    /* discovery: {type: dns} (hostname NULL: static). endpoints then hold the
+     * last resolved set, filled in when a snapshot is built (config/discovered.c,
+     * upstream/dns.c); empty until the first answer. */
+    struct arc_dns_discovery_conf {
+        char *hostname;         /* required with dns */
+        uint16_t port;          /* required with dns */
+        bool respect_ttl;       /* true: next lookup when the shortest TTL runs out */
+        uint64_t fallback_poll; /* 10s: the interval without TTLs (respect_ttl false,
+                                   /etc/hosts answers, TTL 0) and the retry after a failure */
+    } dns;
 };
 
 enum arc_action_kind { ARC_ACTION_UPSTREAM, ARC_ACTION_REDIRECT, ARC_ACTION_RESPOND };

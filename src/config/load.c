@@ -197,6 +197,7 @@ void arc_config_free(struct arc_config *cfg)
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         free(cfg->upstreams[i].name);
         free(cfg->upstreams[i].endpoints);
+        free(cfg->upstreams[i].dns.hostname);
         free(cfg->upstreams[i].lb_key_name);
         free(cfg->upstreams[i].active.path);
         struct arc_upstream_tls_conf *t = cfg->upstreams[i].tls;

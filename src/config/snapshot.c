@@ -2,6 +2,7 @@
  * Compiling a config into a snapshot, and publishing it. See snapshot.h.
  */
 #include "config/snapshot.h"
+#include "config/discovered.h"
 #include "config/ident.h"
 #include "core/common.h"
 #include "core/sbuf.h"
@@ -153,6 +154,9 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
     s->listener_tls = calloc(s->n_listeners ? s->n_listeners : 1, sizeof(*s->listener_tls));
     if (!s->ups || !s->upstream_names || !s->routes || !s->route_names || !specs ||
         !s->listener_tls || !s->upstream_ids || !s->route_ids)
+        goto oom;
+    /* dns upstreams: the addresses known now (config/discovered.h) */
+    if (arc_discovered_fill(cfg) < 0)
         goto oom;
 
     for (size_t i = 0; i < s->n_ups; i++) {

@@ -380,7 +380,9 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, 
         arc_sbuf_append(&b, "Host: ", 6);
         if (req->authority.len)
             arc_sbuf_append(&b, req->authority.p, req->authority.len);
-        else
+        else if (ex->route->up->conf->dns.hostname)     /* discovery: dns */
+            append_cstr(&b, ex->route->up->conf->dns.hostname);
+        else if (ex->route->up->n_eps)
             append_cstr(&b, ex->route->up->eps[0].text);
         arc_sbuf_append(&b, "\r\n", 2);
     }

@@ -387,6 +387,8 @@ static int pick(struct arc_worker *w, struct arc_exchange *ex)
 {
     const struct arc_upstream_rt *up = ex->route->up;
     struct wup *wu = &w->ups[up->id];
+    if (!wu->live)
+        return -1;                      /* no endpoints (discovery: dns, no answer yet) */
     uint64_t key;
     bool has_key = lb_key(ex, up->conf, &key);
     const bool *mask = usable_mask(w, wu);

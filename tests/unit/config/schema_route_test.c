@@ -92,12 +92,12 @@ static void test_upstream_errors(void)
         "    lb: {algorithm: maglev, virtual_nodes: 100, table_size: 100}\n"    /* 10 */
         "    health: {active: {fail_after: 0}}\n"                               /* 11 */
         "  - name: a\n"                                                         /* 12 */
-        "    discovery: {type: dns, hostname: x.example}\n"                     /* 13 */
+        "    discovery: {type: dns, hostname: x..example, endpoints: []}\n"     /* 13 */
         "    lb: {algorithm: round_robin, decay: 1s}\n"                         /* 14 */
         "    protocol: h2\n"                                                    /* 15 */
         "    tls: {insecure: true, ca_pem: ca.pem}\n"                           /* 16 */
         "  - name: c\n"                                                         /* 17 */
-        "    discovery: {type: static}\n"                                       /* 18 */
+        "    discovery: {type: static, port: 80}\n"                             /* 18 */
         "    timeouts: {connect: 0ms}\n"                                        /* 19 */
         "  - name: d\n"                                                         /* 20 */
         "    discovery: {type: static, endpoints: []}\n"                        /* 21 */
@@ -114,12 +114,14 @@ static void test_upstream_errors(void)
     CHECK_ERR(&e, 10, 61, "upstreams[0].lb.table_size: 100 is not a prime");
     CHECK_ERR(&e, 11, 35, "upstreams[0].health.active.fail_after: must be between 1 and 1000");
     CHECK_ERR(&e, 12, 11, "upstreams[1].name: duplicate upstream name 'a' (first used at line 3)");
-    CHECK_ERR(&e, 13, 23, "upstreams[1].discovery.type: 'dns' is not supported yet");
-    CHECK_ERR(&e, 13, 28, "upstreams[1].discovery.hostname: not supported yet");
+    CHECK_ERR(&e, 13, 38, "upstreams[1].discovery.hostname: 'x..example' is not a DNS name");
+    CHECK_ERR(&e, 13, 61, "upstreams[1].discovery.endpoints: not used with type: dns");
+    CHECK_ERR(&e, 13, 16, "missing required key 'port' in upstreams[1].discovery (type: dns)");
     CHECK_ERR(&e, 14, 41, "upstreams[1].lb.decay: only applies to algorithm peak_ewma");
     CHECK_ERR(&e, 15, 15, "upstreams[1].protocol: unknown value 'h2' (expected one of: http1, http2)");
     CHECK_ERR(&e, 16, 35, "upstreams[1].tls.ca_pem: has no effect with insecure: true");
     CHECK_ERR(&e, 18, 16, "missing required key 'endpoints' in upstreams[2].discovery");
+    CHECK_ERR(&e, 18, 37, "upstreams[2].discovery.port: only used with type: dns");
     CHECK_ERR(&e, 19, 25, "upstreams[2].timeouts.connect: must be between 1ms and 24h, got 0ms");
     CHECK_ERR(&e, 21, 42, "upstreams[3].discovery.endpoints: at least one endpoint is required");
     CHECK_ERR(&e, 22, 21, "upstreams[3].lb.algorithm: unknown value 'roundrobin' (did you mean "
@@ -127,7 +129,7 @@ static void test_upstream_errors(void)
     CHECK_ERR(&e, 23, 5, "missing required key 'name' in upstreams[4]");
     CHECK_ERR(&e, 23, 23, "upstreams[4].discovery.type: unknown value 'statik' (did you mean "
                           "'static'?)");
-    CHECK_INT(e.n, 18);
+    CHECK_INT(e.n, 20);
     arc_config_errors_dispose(&e);
 }
 
