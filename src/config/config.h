@@ -307,6 +307,22 @@ struct arc_rate_limit_conf {
     bool legacy_headers;        /* false: X-RateLimit-Limit/-Remaining/-Reset too */
 };
 
+/* routes[].split: the upstream of each request is one of `choices`, by
+ * weight; with a key the same key always gets the same choice (proxy/split.c). */
+enum arc_split_key { ARC_SPLIT_RANDOM, ARC_SPLIT_CLIENT_IP, ARC_SPLIT_HEADER, ARC_SPLIT_COOKIE };
+#define ARC_SPLIT_MAX_CHOICES 64
+struct arc_split_choice {
+    char *upstream;             /* validated to exist */
+    size_t upstream_index;      /* into arc_config.upstreams */
+    uint32_t weight;            /* 1, 0..10000 (0: never chosen) */
+};
+struct arc_split_conf {
+    struct arc_split_choice *choices;
+    size_t n_choices;           /* 1..ARC_SPLIT_MAX_CHOICES */
+    enum arc_split_key key;     /* random */
+    char *key_name;             /* header or cookie name */
+};
+
 struct arc_route_conf {
     char *name;
     int32_t priority;           /* 0 */
@@ -352,6 +368,7 @@ struct arc_route_conf {
     uint64_t max_body;          /* action.max_body: request body bytes, 10mb; 0 = no limit */
     struct arc_retry_conf retry;        /* action.retry */
     struct arc_rate_limit_conf *rate_limit;     /* NULL = not limited */
+    struct arc_split_conf *split;   /* routes[].split, NULL = the action's upstream */
     uint32_t *plugins;          /* routes[].plugins: indexes into arc_config.plugins, in order */
     uint32_t *plugin_roots;     /* [n_plugins]: 0 = the plugin's config, k = its
                                    route_configs[k - 1] (this reference's `config`) */

@@ -225,6 +225,13 @@ void arc_config_free(struct arc_config *cfg)
         free(r->preds);
         free(r->expr);
         free(r->upstream);
+        if (r->split) {
+            for (size_t k = 0; k < r->split->n_choices; k++)
+                free(r->split->choices[k].upstream);
+            free(r->split->choices);
+            free(r->split->key_name);
+            free(r->split);
+        }
         free(r->redirect_location);
         free(r->rewrite_pattern);
         free(r->rewrite_replace);

@@ -50,6 +50,7 @@ static void snapshot_free(struct arc_snapshot *s)
         arc_rt_free(s->rt);
     for (size_t i = 0; s->routes && i < s->n_routes; i++) {
         arc_rt_rewrite_free(s->routes[i].rewrite);
+        free(s->routes[i].split);
         arc_rl_table_unref(s->routes[i].limit);
     }
     free(s->routes);
@@ -198,6 +199,15 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
         if (rc->action == ARC_ACTION_UPSTREAM) {
             ARC_ASSERT(rc->upstream_index < s->n_ups);
             r->up = &s->ups[rc->upstream_index];
+            if (rc->split) {
+                r->split = calloc(rc->split->n_choices, sizeof(*r->split));
+                if (!r->split)
+                    goto oom;
+                for (size_t k = 0; k < rc->split->n_choices; k++) {
+                    ARC_ASSERT(rc->split->choices[k].upstream_index < s->n_ups);
+                    r->split[k] = &s->ups[rc->split->choices[k].upstream_index];
+                }
+            }
         }
         if (rc->rewrite_pattern &&
             !(r->rewrite = arc_rt_rewrite_new(rc->rewrite_pattern, rc->rewrite_replace)))

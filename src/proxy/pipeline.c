@@ -185,6 +185,7 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
         return;
     }
     ex->route = r;
+    ex->target = r->split ? arc_px__split_pick(w, ex, r) : r->up;
     if (q->mbit == ARC_M_CONNECT && !connect_allowed(w, ex, r))
         return;
     const struct arc_route_conf *rc = r->conf;

@@ -330,6 +330,57 @@ static void test_action_exactly_one(void)
     arc_config_errors_dispose(&e);
 }
 
+static void test_split(void)
+{
+    struct arc_config_errors e;
+    struct arc_config *c = load_str("yaml", BASE
+        "  - name: r\n"                                                     /* 15 */
+        "    match: {path: /}\n"                                            /* 16 */
+        "    action: {retry: {}}\n"                                         /* 17 */
+        "    split:\n"                                                      /* 18 */
+        "      choices: [{upstream: app, weight: 9}, {upstream: api-v2}]\n" /* 19 */
+        "      key: {source: cookie, name: sid}\n"                          /* 20 */
+        "  - name: s\n"                                                     /* 21 */
+        "    match: {path: /s}\n"                                           /* 22 */
+        "    split: {choices: [{upstream: app}]}\n", &e);                   /* 23 */
+    CHECK(c != NULL);
+    arc_config_errors_dispose(&e);
+    const struct arc_route_conf *r = &c->routes[0];
+    CHECK(r->split != NULL && r->action == ARC_ACTION_UPSTREAM && r->retry.enabled);
+    CHECK_INT(r->split->n_choices, 2);
+    CHECK_STR(r->split->choices[1].upstream, "api-v2");
+    CHECK_INT(r->split->choices[1].upstream_index, 1);
+    CHECK_INT(r->split->choices[0].weight, 9);
+    CHECK_INT(r->split->choices[1].weight, 1);
+    CHECK_INT(r->split->key, ARC_SPLIT_COOKIE);
+    CHECK_STR(r->split->key_name, "sid");
+    CHECK_STR(r->upstream, "app");                  /* the first choice stands in */
+    CHECK_INT(c->routes[1].split->key, ARC_SPLIT_RANDOM);
+    arc_config_free(c);
+
+    c = load_str("yaml", BASE
+        "  - name: r\n"                                                     /* 15 */
+        "    match: {path: /}\n"                                            /* 16 */
+        "    action: {respond: {status: 200}}\n"                            /* 17 */
+        "    split:\n"                                                      /* 18 */
+        "      choices: [{upstream: apq, weight: 0}, {upstream: app, weight: 0}, {upstream: app}]\n" /* 19 */
+        "      key: {source: header}\n"                                     /* 20 */
+        "  - name: s\n"                                                     /* 21 */
+        "    match: {path: /s}\n"                                           /* 22 */
+        "    split: {choices: [{upstream: app, weight: 0}], key: {source: random, name: x}}\n", /* 23 */
+        &e);
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 17, 14, "routes[0].action: 'respond' cannot be combined with split");
+    CHECK_ERR(&e, 19, 28, "routes[0].split.choices[0].upstream: unknown upstream 'apq' (did you "
+                          "mean 'app'?)");
+    CHECK_ERR(&e, 19, 84, "routes[0].split.choices[2].upstream: 'app' is already choice 1");
+    CHECK_ERR(&e, 20, 12, "routes[0].split.key: source: header needs a name");
+    CHECK_ERR(&e, 23, 22, "routes[1].split.choices: every weight is 0");
+    CHECK_ERR(&e, 23, 80, "routes[1].split.key.name: not used with source: random");
+    CHECK_INT(e.n, 6);
+    arc_config_errors_dispose(&e);
+}
+
 static void test_match_errors(void)
 {
     struct arc_config_errors e;
@@ -358,8 +409,9 @@ static void test_match_errors(void)
     CHECK_ERR(&e, 20, 39, "routes[0].match.headers[0].value: not used with op: exists");
     CHECK_ERR(&e, 23, 32, "routes[1].match.methods: empty list");
     CHECK_ERR(&e, 23, 42, "routes[1].match.host: empty list");
-    CHECK_ERR(&e, 25, 5, "routes[1].split: not supported yet");
-    CHECK_INT(e.n, 13);
+    CHECK_ERR(&e, 24, 14, "routes[1].action: 'upstream' cannot be combined with split");
+    CHECK_ERR(&e, 25, 22, "routes[1].split.choices: expected 1 to 64 choices, got 0");
+    CHECK_INT(e.n, 14);
     arc_config_errors_dispose(&e);
 }
 
@@ -700,5 +752,6 @@ int main(void)
     RUN(test_redirect_respond_errors);
     RUN(test_header_op_errors);
     RUN(test_action_options);
+    RUN(test_split);
     return TEST_REPORT();
 }
