@@ -325,6 +325,7 @@ static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct ar
         arc_plugin_metrics_render(&m, ctl->snap->plugins);
         render_heavy_hitters(&m, ctl);
         arc_dns_render_metrics(&m, cs->dns);
+        arc_mirror_render(&m);
         arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
                             "arc_workers %zu\n", ctl->n_workers);
         arc_sbuf_printf(&m, "# HELP arc_config_reloads_total Configuration reloads, by result "

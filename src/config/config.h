@@ -323,6 +323,22 @@ struct arc_split_conf {
     char *key_name;             /* header or cookie name */
 };
 
+/* routes[].mirror: fire-and-forget copies of the route's requests. */
+#define ARC_MIRROR_MAX 8
+struct arc_mirror_conf {
+    char *upstream;             /* validated to exist */
+    size_t upstream_index;
+    double sample;              /* 1.0: share of requests copied, 0..1 */
+    uint64_t timeout;           /* 3s: connect to response head */
+    uint64_t max_body;          /* 64kb (ext): larger request bodies are not mirrored */
+    uint32_t max_in_flight;     /* 64 (ext): copies under way to this upstream, per node */
+    struct arc_header_kv *set;  /* transform.headers.set */
+    size_t n_set;
+    char **remove;              /* transform.headers.remove (lower-case) */
+    size_t n_remove;
+    char *path;                 /* transform.path ("$path" = the original), NULL = same */
+};
+
 struct arc_route_conf {
     char *name;
     int32_t priority;           /* 0 */
@@ -369,6 +385,8 @@ struct arc_route_conf {
     struct arc_retry_conf retry;        /* action.retry */
     struct arc_rate_limit_conf *rate_limit;     /* NULL = not limited */
     struct arc_split_conf *split;   /* routes[].split, NULL = the action's upstream */
+    struct arc_mirror_conf *mirrors; /* routes[].mirror (proxy/mirror.c) */
+    size_t n_mirrors;
     uint32_t *plugins;          /* routes[].plugins: indexes into arc_config.plugins, in order */
     uint32_t *plugin_roots;     /* [n_plugins]: 0 = the plugin's config, k = its
                                    route_configs[k - 1] (this reference's `config`) */

@@ -225,6 +225,20 @@ void arc_config_free(struct arc_config *cfg)
         free(r->preds);
         free(r->expr);
         free(r->upstream);
+        for (size_t k = 0; k < r->n_mirrors; k++) {
+            struct arc_mirror_conf *mc = &r->mirrors[k];
+            free(mc->upstream);
+            for (size_t j = 0; j < mc->n_set; j++) {
+                free(mc->set[j].name);
+                free(mc->set[j].value);
+            }
+            free(mc->set);
+            for (size_t j = 0; j < mc->n_remove; j++)
+                free(mc->remove[j]);
+            free(mc->remove);
+            free(mc->path);
+        }
+        free(r->mirrors);
         if (r->split) {
             for (size_t k = 0; k < r->split->n_choices; k++)
                 free(r->split->choices[k].upstream);

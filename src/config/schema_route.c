@@ -19,7 +19,7 @@
 
 static const struct arc_conf_key route_keys[] = {
     { "name", REQ }, { "priority", 0 }, { "match", REQ }, { "action", 0 },
-    { "rate_limit", 0 }, { "split", 0 }, { "mirror", LATER }, { "plugins", 0 },
+    { "rate_limit", 0 }, { "split", 0 }, { "mirror", 0 }, { "plugins", 0 },
     { "cache", LATER }, { "compression", LATER },
 };
 
@@ -891,8 +891,8 @@ static void forwarded(struct arc_sctx *s, const struct arc_cn *m, const char *ap
     }
 }
 
-static void resolve_name(struct arc_sctx *s, const struct arc_cn *v, const char *what,
-                         const char *name, size_t *index)
+void arc_config__resolve_upstream(struct arc_sctx *s, const struct arc_cn *v, const char *what,
+                                  const char *name, size_t *index)
 {
     const struct arc_config *cfg = s->cfg;
     const char *names[64];
@@ -918,7 +918,7 @@ static void resolve_name(struct arc_sctx *s, const struct arc_cn *v, const char 
 static void resolve_upstream(struct arc_sctx *s, const struct arc_cn *v, const char *what,
                              struct arc_route_conf *r)
 {
-    resolve_name(s, v, what, r->upstream, &r->upstream_index);
+    arc_config__resolve_upstream(s, v, what, r->upstream, &r->upstream_index);
 }
 
 static const struct arc_conf_key split_keys[] = {
@@ -969,8 +969,9 @@ static void split(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
         if (!arc_config__get_str(s, it, ip, "upstream", ARC_STR_NAME, &c->upstream) ||
             !c->upstream)
             continue;
-        resolve_name(s, arc_config__val(it, "upstream"), arc_config__path(kp, ip, "upstream"),
-                     c->upstream, &c->upstream_index);
+        arc_config__resolve_upstream(s, arc_config__val(it, "upstream"),
+                                     arc_config__path(kp, ip, "upstream"), c->upstream,
+                                     &c->upstream_index);
         for (size_t j = 0; j < i; j++)
             if (sp->choices[j].upstream && strcmp(sp->choices[j].upstream, c->upstream) == 0) {
                 arc_config__err(s, arc_config__val(it, "upstream"), "%s.upstream: '%s' is "
@@ -1217,6 +1218,8 @@ static void route(struct arc_sctx *s, const struct arc_cn *m, const char *p,
     if ((v = arc_config__val(m, "rate_limit")))
         arc_config__rate_limit(s, v, p, r);
     char kp[ARC_PATH_MAX];
+    if ((v = arc_config__val(m, "mirror")))
+        arc_config__route_mirror(s, v, p, r);
     if ((v = arc_config__val(m, "plugins")))
         arc_config__route_plugins(s, v, arc_config__path(kp, p, "plugins"), r);
 }

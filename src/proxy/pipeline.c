@@ -122,6 +122,8 @@ static void run_action(struct arc_worker *w, struct arc_exchange *ex,
     }
     if (ex->route->rewrite && !rewrite(w, ex, caps))
         return;
+    if (ex->route->conf->n_mirrors && !ex->mirror)
+        arc_px__mirror_start(w, ex);
     arc_px__up_start(w, ex);
 }
 

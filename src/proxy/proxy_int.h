@@ -332,6 +332,7 @@ struct arc_exchange {
     void *cx;                           /* the client codec's per-exchange state (HTTP/2 stream) */
     void *ux;                           /* the upstream side's per-exchange state (its HTTP/2
                                            stream on ex->up), NULL for HTTP/1 upstreams */
+    struct arc_px_mirror *mirror;       /* routes[].mirror copies being made (mirror.c) */
     char *replay;                       /* request head kept for one replay */
     size_t replay_len;
     /* Retries (action.retry, upstream.c): the request bytes as sent to an
@@ -771,6 +772,13 @@ bool arc_px__req_key(struct arc_exchange *ex, enum arc_lb_key_by by, const char 
 /* The upstream of route r (which has a split) for this request. */
 const struct arc_upstream_rt *arc_px__split_pick(struct arc_worker *w, struct arc_exchange *ex,
                                                  const struct arc_route_rt *r);
+/* mirror.c: routes[].mirror. start: when the action proxies (samples,
+ * builds the copies' heads); body: each decoded request body byte run;
+ * end: from arc_px__ex_end, hands complete copies to the mirror thread. */
+struct arc_px_mirror;
+void arc_px__mirror_start(struct arc_worker *w, struct arc_exchange *ex);
+void arc_px__mirror_body(struct arc_exchange *ex, const char *p, size_t len);
+void arc_px__mirror_end(struct arc_worker *w, struct arc_exchange *ex);
 /* obs.c: the worker's fast random numbers (xorshift64*, not cryptographic). */
 uint64_t arc_px__rand(struct arc_worker *w);
 

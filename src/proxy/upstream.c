@@ -1402,6 +1402,8 @@ bool arc_px__up_framed(const struct arc_exchange *ex)
 void arc_px__up_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
                      const char *p, size_t len, bool framed)
 {
+    if (ex->mirror && !framed)
+        arc_px__mirror_body(ex, p, len);
     if (ex->ux) {
         arc_px__h2u_body(w, ex, p, len);
         return;

@@ -381,6 +381,68 @@ static void test_split(void)
     arc_config_errors_dispose(&e);
 }
 
+static void test_mirror(void)
+{
+    struct arc_config_errors e;
+    struct arc_config *c = load_str("yaml", BASE
+        "  - name: r\n"                                                     /* 15 */
+        "    match: {path: /}\n"                                            /* 16 */
+        "    action: {upstream: app}\n"                                     /* 17 */
+        "    mirror: api-v2\n"                                              /* 18 */
+        "  - name: s\n"                                                     /* 19 */
+        "    match: {path: /s}\n"                                           /* 20 */
+        "    action: {upstream: app}\n"                                     /* 21 */
+        "    mirror:\n"                                                     /* 22 */
+        "      - upstream: api-v2\n"                                        /* 23 */
+        "        sample: 0.5\n"                                             /* 24 */
+        "        timeout: 250ms\n"                                          /* 25 */
+        "        transform: {path: \"/m$path\", headers: {set: {X-M: \"1\"}, remove: [X-Secret]}}\n", /* 26 */
+        &e);
+    CHECK(c != NULL);
+    arc_config_errors_dispose(&e);
+    CHECK_INT(c->routes[0].n_mirrors, 1);
+    CHECK_STR(c->routes[0].mirrors[0].upstream, "api-v2");
+    CHECK_INT(c->routes[0].mirrors[0].upstream_index, 1);
+    CHECK(c->routes[0].mirrors[0].sample == 1.0);
+    CHECK_INT(c->routes[0].mirrors[0].timeout, 3000);
+    CHECK_INT(c->routes[0].mirrors[0].max_body, 64 * 1024);
+    const struct arc_mirror_conf *m = &c->routes[1].mirrors[0];
+    CHECK(m->sample == 0.5);
+    CHECK_INT(m->timeout, 250);
+    CHECK_STR(m->path, "/m$path");
+    CHECK_INT(m->n_set, 1);
+    CHECK_STR(m->set[0].name, "X-M");
+    CHECK_INT(m->n_remove, 1);
+    CHECK_STR(m->remove[0], "x-secret");
+    arc_config_free(c);
+
+    c = load_str("yaml", BASE
+        "  - name: r\n"                                                     /* 15 */
+        "    match: {path: /}\n"                                            /* 16 */
+        "    action: {redirect: {location: /x}}\n"                          /* 17 */
+        "    mirror: app\n"                                                 /* 18 */
+        "  - name: s\n"                                                     /* 19 */
+        "    match: {path: /s}\n"                                           /* 20 */
+        "    action: {upstream: app}\n"                                     /* 21 */
+        "    mirror:\n"                                                     /* 22 */
+        "      - upstream: apx\n"                                           /* 23 */
+        "        sample: 2\n"                                               /* 24 */
+        "        compare: {enabled: true}\n"                                /* 25 */
+        "        transform: {path: x, headers: {set: {Content-Length: \"1\"}, remove: [\"a b\"]}}\n", /* 26 */
+        &e);
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 18, 13, "routes[0].mirror: only applies to routes with an upstream");
+    CHECK_ERR(&e, 23, 19, "routes[1].mirror[0].upstream: unknown upstream 'apx' (did you mean "
+                          "'app'?)");
+    CHECK_ERR(&e, 24, 17, "routes[1].mirror[0].sample: expected a number between 0 and 1");
+    CHECK_ERR(&e, 25, 9, "routes[1].mirror[0].compare: not supported yet");
+    CHECK_ERR(&e, 26, 27, "routes[1].mirror[0].transform.path: must start with '/'");
+    CHECK_ERR(&e, 26, 46, "transform.headers.set: 'Content-Length' is managed by Arc");
+    CHECK_ERR(&e, 26, 77, "transform.headers.remove[0]: 'a b' is not a valid header name");
+    CHECK_INT(e.n, 7);
+    arc_config_errors_dispose(&e);
+}
+
 static void test_match_errors(void)
 {
     struct arc_config_errors e;
@@ -753,5 +815,6 @@ int main(void)
     RUN(test_header_op_errors);
     RUN(test_action_options);
     RUN(test_split);
+    RUN(test_mirror);
     return TEST_REPORT();
 }
