@@ -301,8 +301,8 @@ void arc_px__mirror_end(struct arc_worker *w, struct arc_exchange *ex)
     ex->mirror = NULL;
     bool complete = !m->had_body || ex->req_done;
     for (size_t i = 0; i < m->n; i++) {
-        if (m->too_big)
-            drop(w, D_BODY);
+        if (m->too_big || m->body_len > m->e[i].mc->max_body)
+            drop(w, D_BODY);            /* (over the largest max_body, or over this one's) */
         else if (!complete)
             drop(w, D_INCOMPLETE);
         else if (!atomic_load_explicit(&g_started, memory_order_relaxed))
