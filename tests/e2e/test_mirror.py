@@ -7,7 +7,7 @@ import threading
 import time
 
 from arcproc import make_config, metric, upstream_conf, wait_for
-from httpraw import free_port
+from httpraw import chunk_encode, free_port
 from upstreams import send_echo
 
 
@@ -121,3 +121,26 @@ def test_primary_unaffected_when_shadow_down_or_slow(arc, servers):
         (metric(a.metrics()[0], "arc_mirror_requests_total", upstream="slow",
                 result="timeout") or 0) >= 1
     assert wait_for(ms_ok, timeout=20), a.metrics()[1]
+
+
+def test_each_mirror_has_its_own_body_limit(arc, servers):
+    small, large = [], []
+    primary = servers.http(name="primary")
+    s1 = servers.http(handler=recorder(small), name="small")
+    s2 = servers.http(handler=recorder(large), name="large")
+    route = {"name": "r", "match": {"path": "/{*rest}"}, "action": {"upstream": "primary"},
+             "mirror": [{"upstream": "small", "max_body": 10},
+                        {"upstream": "large", "max_body": 1000}]}
+    a = arc(make_config([upstream_conf("primary", primary.addr), upstream_conf("small", s1.addr),
+                         upstream_conf("large", s2.addr)], routes=[route], workers=1))
+    c = a.client()
+    # chunked: the size is not known up front, only while the body flows
+    r = c.request("POST", "/b", body=chunk_encode([b"z" * 50, b"z" * 50]),
+                  headers={"Transfer-Encoding": "chunked"})
+    assert r.status == 200, r
+    assert c.request("POST", "/tiny", body=b"ok").status == 200
+    assert wait_for(lambda: len(large) == 2 and len(small) == 1, timeout=15), (small, large)
+    assert small[0]["target"] == "/tiny" and small[0]["body"] == b"ok"
+    assert sorted(x["body"] for x in large) == [b"ok", b"z" * 100]
+    assert wait_for(lambda: (metric(a.metrics()[0], "arc_mirror_dropped_total",
+                                    reason="body_too_large") or 0) == 1)
