@@ -30,7 +30,7 @@ endif
 ifeq ($(shell uname -m),x86_64)
 CFLAGS_COMMON += -mcx16
 endif
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -ljansson -lyaml -lssl -lcrypto -lnghttp2 -lbpf -lhiredis) -lpcre2-8 -lz -lpthread -lm -ldl
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -ljansson -lyaml -lssl -lcrypto -lnghttp2 -lbpf -lhiredis) -lpcre2-8 -lcares -lz -lpthread -lm -ldl
 
 CFLAGS_release := -O2 -g
 CFLAGS_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined

@@ -3,7 +3,7 @@
 # Quiet and fast when everything is present. --bench adds nginx, HAProxy, wrk.
 set -euo pipefail
 
-pkgs=(gcc make pkg-config git liburing-dev libjansson-dev libyaml-dev libssl-dev openssl libnghttp2-dev libpcre2-dev zlib1g-dev
+pkgs=(gcc make pkg-config git liburing-dev libjansson-dev libyaml-dev libssl-dev openssl libnghttp2-dev libc-ares-dev libpcre2-dev zlib1g-dev
       clang libclang-rt-14-dev curl ca-certificates iproute2
       nghttp2-client python3 python3-pytest python3-websockets python3-requests python3-h2
       python3-grpcio python3-pytest-xdist chromium wabt lld)

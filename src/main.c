@@ -419,6 +419,11 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "arc: %s\n", err);
         return 1;
     }
+    /* The mirror thread takes the workers' copies (routes[].mirror). */
+    int mrc = arc_mirror_start();
+    if (mrc < 0)
+        fprintf(stderr, "arc: mirror thread: %s; routes[].mirror copies are dropped\n",
+                strerror(-mrc));
     struct arc_worker **workers = calloc(nw, sizeof(*workers));
     ARC_ASSERT(workers);
     for (size_t i = 0; i < nw; i++) {
@@ -473,6 +478,7 @@ static int cmd_run(int argc, char **argv)
     arc_active_stop();
     for (size_t i = 0; i < nw; i++)
         arc_worker_join(workers[i]);
+    arc_mirror_stop();                  /* (after the workers: nothing is pushed any more) */
     for (size_t i = 0; i < nw; i++)
         arc_worker_free(workers[i]);
     free(workers);

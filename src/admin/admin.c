@@ -338,6 +338,8 @@ static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct ar
         render_heavy_hitters(&m, ctl, shards);
         arc_px_gl_render(&m, shards, ctl->n_workers);
         arc_admin__xdp_metrics(&m, ctl);
+        arc_dns_render_metrics(&m, cs->dns);
+        arc_mirror_render(&m);
         arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
                             "arc_workers %zu\n", ctl->n_workers);
         arc_sbuf_printf(&m, "# HELP arc_config_reloads_total Configuration reloads, by result "
@@ -516,10 +518,15 @@ static void file_changed(struct arc_ctl_loop *cs)
  * long polls waiting for a new fingerprint are answered. */
 static void after_events(struct arc_ctl_loop *cs)
 {
+    /* Discovery's answers changed an endpoint set: a new snapshot. */
+    if (cs->dns && arc_dns_take_changed(cs->dns) && !cs->draining)
+        arc_admin__republish(cs->ctl, "dns");
     const struct arc_snapshot *s = cs->ctl->snap;
     if (s == cs->seen_snap)
         return;
     cs->seen_snap = s;
+    if (cs->dns)
+        arc_dns_sync(cs->dns, s->cfg, arc_now_ms());
     arc_admin__watch_set(&cs->watch, cs->ctl->config_path, s->cfg);
     if (strcmp(cs->seen_fp, s->cfg->fingerprint) != 0) {
         memcpy(cs->seen_fp, s->cfg->fingerprint, sizeof(cs->seen_fp));
@@ -588,6 +595,9 @@ int arc_control_run(struct arc_control *ctl)
     arm_tick(&cs);
     if (cs.watch.fd >= 0)
         arm_watch(&cs);
+    char derr[256];
+    if (!(cs.dns = arc_dns_new(&cs.ring, UD_DNS_FIRST, derr, sizeof(derr))))
+        fprintf(stderr, "arc: dns discovery unavailable: %s\n", derr);
     after_events(&cs);
 
     bool done = false;
@@ -612,6 +622,9 @@ int arc_control_run(struct arc_control *ctl)
                 arc_admin__ctl_accept_retry(&cs);
             } else if (ud == UD_ETCD_CONNECT || ud == UD_ETCD_SEND || ud == UD_ETCD_RECV) {
                 arc_admin__etcd_on_cqe(&cs, ud, cqe->res, now);
+            } else if (ud >= UD_DNS_FIRST && ud <= UD_DNS_LAST) {
+                if (cs.dns)
+                    arc_dns_on_cqe(cs.dns, ud, cqe->res, now);
             } else if (ud == UD_SIGNAL) {
                 on_signal(&cs, cqe);
             } else if (ud == UD_WATCH) {
@@ -629,6 +642,8 @@ int arc_control_run(struct arc_control *ctl)
                     }
                 arc_admin__ctl_tick(&cs, now);
                 arc_admin__etcd_tick(&cs, now);
+                if (cs.dns)
+                    arc_dns_tick(cs.dns, now);
                 arc_admin__history_tick(cs.history, ctl, now);
                 arc_admin__xdp_tick(ctl, now);
                 if (cs.watch.pending && now >= cs.watch.due)
@@ -659,6 +674,7 @@ int arc_control_run(struct arc_control *ctl)
     /* The ring goes first: operations still pending point into the
      * connections' buffers. */
     io_uring_queue_exit(&cs.ring);
+    arc_dns_free(cs.dns);
     arc_admin__etcd_dispose(&cs);
     for (size_t i = 0; i < cs.n_conns; i++) {
         close(cs.conns[i]->fd);

@@ -22,13 +22,15 @@
 #include "core/common.h"
 #include "loop/ring.h"
 #include "obs/metrics.h"
+#include "upstream/dns.h"
 
 /* user_data of the loop's own operations. Connections use their (8-byte
  * aligned) address with the operation in the low three bits; no heap
  * address is this small, so the two never collide. */
 enum {
     UD_ACCEPT = 1, UD_SIGNAL, UD_TICK, UD_ACCEPT_RETRY, UD_WATCH,
-    UD_CTL_ACCEPT, UD_CTL_ACCEPT_RETRY, UD_ETCD_CONNECT, UD_ETCD_SEND, UD_ETCD_RECV, UD__LAST
+    UD_CTL_ACCEPT, UD_CTL_ACCEPT_RETRY, UD_ETCD_CONNECT, UD_ETCD_SEND, UD_ETCD_RECV,
+    UD_DNS_FIRST, UD_DNS_LAST = UD_DNS_FIRST + ARC_DNS_SLOTS - 1, UD__LAST
 };
 /* Operations of admin connections (admin.c) and control-plane ones (ctlapi.c). */
 enum { AOP_RECV = 1, AOP_SEND = 2, AOP_CLOSE = 3, COP_RECV = 4, COP_SEND = 5, COP_CLOSE = 6 };
@@ -124,6 +126,14 @@ int arc_admin__reload_source(struct arc_control *ctl, const char *trigger, bool 
                              struct arc_config_errors *keep);
 
 /**
+ * Discovery found other endpoints (config/discovered.h): the running config
+ * is compiled again from its canonical text, which picks them up, and
+ * published; workers adopt it like a reload and keep the pools and health
+ * of endpoints that remain. Logged, not counted as a reload. 0 or -1.
+ */
+int arc_admin__republish(struct arc_control *ctl, const char *trigger);
+
+/**
  * Loads `text` (`format`: "json", "yaml" or "toml") and compiles it. With
  * `apply`, a config that loads and changes no restart-only field is
  * published like a reload (logged with `trigger`, counted); without, only
@@ -206,6 +216,7 @@ struct arc_ctl_loop {
     char seen_fp[65];               /* the fingerprint long polls last saw */
     struct arc_ctl_server srv;
     struct arc_etcd *etcd;          /* config_source etcd (etcd.c), or NULL */
+    struct arc_dns *dns;            /* discovery: dns (upstream/dns.c), or NULL */
     struct arc_admin_history *history; /* the dashboard's samples (status.c) */
 };
 

@@ -452,7 +452,16 @@ static void ep_routes(struct arc_ctl_loop *cs, struct ctl_conn *c)
         for (size_t h = 0; h < r->n_hosts; h++)
             json_array_append_new(hosts, json_string(r->hosts[h]));
         json_t *action;
-        if (r->action == ARC_ACTION_UPSTREAM)
+        static const char *const sources[] = { "random", "client_ip", "header", "cookie" };
+        if (r->split) {
+            json_t *ch = json_array();
+            for (size_t k = 0; k < r->split->n_choices; k++)
+                json_array_append_new(ch, json_pack("{s:s,s:i}", "upstream",
+                                                    r->split->choices[k].upstream, "weight",
+                                                    (int)r->split->choices[k].weight));
+            action = json_pack("{s:{s:o,s:s}}", "split", "choices", ch, "key",
+                               sources[r->split->key]);
+        } else if (r->action == ARC_ACTION_UPSTREAM)
             action = json_pack("{s:s}", "upstream", r->upstream);
         else if (r->action == ARC_ACTION_REDIRECT)
             action = json_pack("{s:{s:i,s:s}}", "redirect", "status", r->redirect_status,
@@ -567,6 +576,9 @@ static void ep_upstreams(struct arc_ctl_loop *cs, struct ctl_conn *c)
             "tls", u->conf->tls != NULL,
             "connections", "open", (json_int_t)open, "idle", (json_int_t)idle,
             "active", (json_int_t)(open - idle), "requests", (json_int_t)reqs, "endpoints", eps));
+        json_t *disc = arc_dns_status_json(cs->dns, u->conf->name, arc_now_ms());
+        if (disc)
+            json_object_set_new(json_array_get(ups, json_array_size(ups) - 1), "discovery", disc);
     }
     respond_json(cs, c, 200, NULL, json_pack("{s:I,s:s,s:o}", "generation",
                                              (json_int_t)s->generation, "fingerprint",

@@ -115,6 +115,35 @@ int arc_admin__reload_source(struct arc_control *ctl, const char *trigger, bool 
     return apply(ctl, ns, trigger, fields, sizeof(fields), NULL);
 }
 
+int arc_admin__republish(struct arc_control *ctl, const char *trigger)
+{
+    const struct arc_config *cur = ctl->snap->cfg;
+    struct arc_config_errors errs = { 0 };
+    struct arc_config *cfg = NULL;
+    struct arc_snapshot *ns = NULL;
+    if (arc_config_load_string(cur->canonical_json, strlen(cur->canonical_json), cur->source,
+                               "json", &cfg, &errs) < 0 ||
+        arc_snapshot_build(cfg, &ns, &errs) < 0) {
+        /* (the running config compiled before: only memory, or a
+         * certificate file changed on disk since, can fail it) */
+        char sum[900];
+        errors_summary(&errs, sum, sizeof(sum));
+        fprintf(stderr, "arc: %s: the new endpoints are not applied: %s\n", trigger, sum);
+        fflush(stderr);
+        arc_config_errors_dispose(&errs);
+        return -1;
+    }
+    arc_config_errors_dispose(&errs);
+    arc_snapshot_publish(ns);
+    struct arc_snapshot *old = ctl->snap;
+    ctl->snap = ns;
+    fprintf(stderr, "arc: %s: endpoints changed, generation=%llu fingerprint=%s\n", trigger,
+            (unsigned long long)ns->generation, ns->cfg->fingerprint);
+    fflush(stderr);
+    arc_snapshot_unref(old);
+    return 0;
+}
+
 int arc_control_reload(struct arc_control *ctl, const char *trigger)
 {
     return arc_admin__reload_source(ctl, trigger, false, NULL);

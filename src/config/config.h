@@ -184,7 +184,7 @@ struct arc_active_conf {
 struct arc_upstream_conf {
     char *name;
     struct arc_endpoint_conf *endpoints;
-    size_t n_endpoints;         /* >= 1 */
+    size_t n_endpoints;         /* >= 1 (static); dns: 0 until resolved */
     enum arc_lb_algorithm lb;
     uint64_t peak_ewma_decay;   /* lb.decay, 10s */
     enum arc_lb_key_by lb_key_by;   /* lb.key.by, client_ip */
@@ -210,6 +210,16 @@ struct arc_upstream_conf {
                                    usable endpoints, balance over all of them */
     enum arc_up_protocol protocol;      /* http1 */
     int protocol_line, protocol_col;    /* position of 'protocol' if written, else 0 */
+    /* discovery: {type: dns} (hostname NULL: static). endpoints then hold the
+     * last resolved set, filled in when a snapshot is built (config/discovered.c,
+     * upstream/dns.c); empty until the first answer. */
+    struct arc_dns_discovery_conf {
+        char *hostname;         /* required with dns */
+        uint16_t port;          /* required with dns */
+        bool respect_ttl;       /* true: next lookup when the shortest TTL runs out */
+        uint64_t fallback_poll; /* 10s: the interval without TTLs (respect_ttl false,
+                                   /etc/hosts answers, TTL 0) and the retry after a failure */
+    } dns;
 };
 
 enum arc_action_kind { ARC_ACTION_UPSTREAM, ARC_ACTION_REDIRECT, ARC_ACTION_RESPOND };
@@ -298,6 +308,38 @@ struct arc_rate_limit_conf {
     bool global;                /* scope: global (gcra only; needs rate_limits.global) */
 };
 
+/* routes[].split: the upstream of each request is one of `choices`, by
+ * weight; with a key the same key always gets the same choice (proxy/split.c). */
+enum arc_split_key { ARC_SPLIT_RANDOM, ARC_SPLIT_CLIENT_IP, ARC_SPLIT_HEADER, ARC_SPLIT_COOKIE };
+#define ARC_SPLIT_MAX_CHOICES 64
+struct arc_split_choice {
+    char *upstream;             /* validated to exist */
+    size_t upstream_index;      /* into arc_config.upstreams */
+    uint32_t weight;            /* 1, 0..10000 (0: never chosen) */
+};
+struct arc_split_conf {
+    struct arc_split_choice *choices;
+    size_t n_choices;           /* 1..ARC_SPLIT_MAX_CHOICES */
+    enum arc_split_key key;     /* random */
+    char *key_name;             /* header or cookie name */
+};
+
+/* routes[].mirror: fire-and-forget copies of the route's requests. */
+#define ARC_MIRROR_MAX 8
+struct arc_mirror_conf {
+    char *upstream;             /* validated to exist */
+    size_t upstream_index;
+    double sample;              /* 1.0: share of requests copied, 0..1 */
+    uint64_t timeout;           /* 3s: connect to response head */
+    uint64_t max_body;          /* 64kb (ext): larger request bodies are not mirrored */
+    uint32_t max_in_flight;     /* 64 (ext): copies under way to this upstream, per node */
+    struct arc_header_kv *set;  /* transform.headers.set */
+    size_t n_set;
+    char **remove;              /* transform.headers.remove (lower-case) */
+    size_t n_remove;
+    char *path;                 /* transform.path ("$path" = the original), NULL = same */
+};
+
 struct arc_route_conf {
     char *name;
     int32_t priority;           /* 0 */
@@ -343,6 +385,9 @@ struct arc_route_conf {
     uint64_t max_body;          /* action.max_body: request body bytes, 10mb; 0 = no limit */
     struct arc_retry_conf retry;        /* action.retry */
     struct arc_rate_limit_conf *rate_limit;     /* NULL = not limited */
+    struct arc_split_conf *split;   /* routes[].split, NULL = the action's upstream */
+    struct arc_mirror_conf *mirrors; /* routes[].mirror (proxy/mirror.c) */
+    size_t n_mirrors;
     uint32_t *plugins;          /* routes[].plugins: indexes into arc_config.plugins, in order */
     uint32_t *plugin_roots;     /* [n_plugins]: 0 = the plugin's config, k = its
                                    route_configs[k - 1] (this reference's `config`) */

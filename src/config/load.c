@@ -201,6 +201,7 @@ void arc_config_free(struct arc_config *cfg)
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         free(cfg->upstreams[i].name);
         free(cfg->upstreams[i].endpoints);
+        free(cfg->upstreams[i].dns.hostname);
         free(cfg->upstreams[i].lb_key_name);
         free(cfg->upstreams[i].active.path);
         struct arc_upstream_tls_conf *t = cfg->upstreams[i].tls;
@@ -228,6 +229,27 @@ void arc_config_free(struct arc_config *cfg)
         free(r->preds);
         free(r->expr);
         free(r->upstream);
+        for (size_t k = 0; k < r->n_mirrors; k++) {
+            struct arc_mirror_conf *mc = &r->mirrors[k];
+            free(mc->upstream);
+            for (size_t j = 0; j < mc->n_set; j++) {
+                free(mc->set[j].name);
+                free(mc->set[j].value);
+            }
+            free(mc->set);
+            for (size_t j = 0; j < mc->n_remove; j++)
+                free(mc->remove[j]);
+            free(mc->remove);
+            free(mc->path);
+        }
+        free(r->mirrors);
+        if (r->split) {
+            for (size_t k = 0; k < r->split->n_choices; k++)
+                free(r->split->choices[k].upstream);
+            free(r->split->choices);
+            free(r->split->key_name);
+            free(r->split);
+        }
         free(r->redirect_location);
         free(r->rewrite_pattern);
         free(r->rewrite_replace);

@@ -123,6 +123,12 @@ void arc_config__rate_limit(struct arc_sctx *s, const struct arc_cn *m, const ch
                             struct arc_route_conf *r);
 /* schema_limit.c: the top-level rate_limits section. */
 void arc_config__rate_limits(struct arc_sctx *s, const struct arc_cn *m);
+/* routes[].mirror (schema_mirror.c). */
+void arc_config__route_mirror(struct arc_sctx *s, const struct arc_cn *v, const char *rpath,
+                              struct arc_route_conf *r);
+/* Finds upstream `name` (index into cfg->upstreams), else reports it at v. */
+void arc_config__resolve_upstream(struct arc_sctx *s, const struct arc_cn *v, const char *what,
+                                  const char *name, size_t *index);
 
 /* schema_log.c: logging (defaults set before any section is read) and
  * observability.tracing. */

@@ -18,8 +18,8 @@
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct arc_conf_key route_keys[] = {
-    { "name", REQ }, { "priority", 0 }, { "match", REQ }, { "action", REQ },
-    { "rate_limit", 0 }, { "split", LATER }, { "mirror", LATER }, { "plugins", 0 },
+    { "name", REQ }, { "priority", 0 }, { "match", REQ }, { "action", 0 },
+    { "rate_limit", 0 }, { "split", 0 }, { "mirror", 0 }, { "plugins", 0 },
     { "cache", LATER }, { "compression", LATER },
 };
 
@@ -891,30 +891,121 @@ static void forwarded(struct arc_sctx *s, const struct arc_cn *m, const char *ap
     }
 }
 
-static void resolve_upstream(struct arc_sctx *s, const struct arc_cn *v, const char *what,
-                             struct arc_route_conf *r)
+void arc_config__resolve_upstream(struct arc_sctx *s, const struct arc_cn *v, const char *what,
+                                  const char *name, size_t *index)
 {
     const struct arc_config *cfg = s->cfg;
     const char *names[64];
     size_t nn = 0;
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         const char *n = cfg->upstreams[i].name;
-        if (n && strcmp(n, r->upstream) == 0) {
-            r->upstream_index = i;
+        if (n && strcmp(n, name) == 0) {
+            *index = i;
             return;
         }
         if (n && nn < N(names))
             names[nn++] = n;
     }
-    const char *hint = arc_config__suggest(r->upstream, names, nn);
+    const char *hint = arc_config__suggest(name, names, nn);
     if (hint)
-        arc_config__err(s, v, "%s: unknown upstream '%s' (did you mean '%s'?)", what,
-                        r->upstream, hint);
+        arc_config__err(s, v, "%s: unknown upstream '%s' (did you mean '%s'?)", what, name, hint);
     else if (cfg->n_upstreams == 0)
-        arc_config__err(s, v, "%s: unknown upstream '%s' (no upstreams are defined)", what,
-                        r->upstream);
+        arc_config__err(s, v, "%s: unknown upstream '%s' (no upstreams are defined)", what, name);
     else
-        arc_config__err(s, v, "%s: unknown upstream '%s'", what, r->upstream);
+        arc_config__err(s, v, "%s: unknown upstream '%s'", what, name);
+}
+
+static void resolve_upstream(struct arc_sctx *s, const struct arc_cn *v, const char *what,
+                             struct arc_route_conf *r)
+{
+    arc_config__resolve_upstream(s, v, what, r->upstream, &r->upstream_index);
+}
+
+static const struct arc_conf_key split_keys[] = {
+    { "choices", REQ }, { "key", 0 },
+};
+
+static const struct arc_conf_key split_choice_keys[] = {
+    { "upstream", REQ }, { "weight", 0 },
+};
+
+static const struct arc_conf_key split_key_keys[] = {
+    { "source", REQ }, { "name", 0 },
+};
+
+/* routes[].split: {choices [{upstream, weight}], key {source, name}}. The
+ * route proxies (its action names no upstream, redirect or respond); the
+ * first choice stands in as the route's upstream where one is needed. */
+static void split(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
+                  struct arc_route_conf *r)
+{
+    char p[ARC_PATH_MAX], cp[ARC_PATH_MAX], ip[ARC_PATH_MAX], kp[ARC_PATH_MAX];
+    arc_config__path(p, rpath, "split");
+    if (!arc_config__check_map(s, m, p, split_keys, N(split_keys)))
+        return;
+    const struct arc_cn *seq = arc_config__val(m, "choices");
+    arc_config__path(cp, p, "choices");
+    if (!arc_config__want(s, seq, cp, ARC_CN_SEQ))
+        return;
+    if (seq->n == 0 || seq->n > ARC_SPLIT_MAX_CHOICES) {
+        arc_config__err(s, seq, "%s: expected 1 to %d choices, got %zu", cp,
+                        ARC_SPLIT_MAX_CHOICES, seq->n);
+        return;
+    }
+    struct arc_split_conf *sp = arc_config__xcalloc(1, sizeof(*sp));
+    r->split = sp;
+    sp->choices = arc_config__xcalloc(seq->n, sizeof(*sp->choices));
+    sp->n_choices = seq->n;
+    uint64_t total = 0;
+    size_t i = 0;
+    for (const struct arc_cn *it = seq->first; it; it = it->next, i++) {
+        struct arc_split_choice *c = &sp->choices[i];
+        c->weight = 1;
+        arc_config__path_index(ip, cp, i);
+        if (!arc_config__check_map(s, it, ip, split_choice_keys, N(split_choice_keys)))
+            continue;
+        arc_config__get_u32(s, it, ip, "weight", 0, 10000, &c->weight);
+        total += c->weight;
+        if (!arc_config__get_str(s, it, ip, "upstream", ARC_STR_NAME, &c->upstream) ||
+            !c->upstream)
+            continue;
+        arc_config__resolve_upstream(s, arc_config__val(it, "upstream"),
+                                     arc_config__path(kp, ip, "upstream"), c->upstream,
+                                     &c->upstream_index);
+        for (size_t j = 0; j < i; j++)
+            if (sp->choices[j].upstream && strcmp(sp->choices[j].upstream, c->upstream) == 0) {
+                arc_config__err(s, arc_config__val(it, "upstream"), "%s.upstream: '%s' is "
+                                "already choice %zu (give it one choice with the summed "
+                                "weight)", ip, c->upstream, j);
+                break;
+            }
+    }
+    if (total == 0 && sp->n_choices)
+        arc_config__err(s, seq, "%s: every weight is 0 (at least one must be above 0)", cp);
+    const struct arc_cn *k = arc_config__val(m, "key");
+    arc_config__path(kp, p, "key");
+    if (k && arc_config__check_map(s, k, kp, split_key_keys, N(split_key_keys))) {
+        /* Same order as enum arc_split_key. */
+        static const char *const sources[] = { "random", "client_ip", "header", "cookie" };
+        int src = 0;
+        if (arc_config__get_enum(s, k, kp, "source", sources, N(sources), NULL, 0, &src))
+            sp->key = (enum arc_split_key)src;
+        bool named = sp->key == ARC_SPLIT_HEADER || sp->key == ARC_SPLIT_COOKIE;
+        const struct arc_cn *nm = arc_config__val(k, "name");
+        if (!named && nm)
+            arc_config__err(s, nm, "%s.name: not used with source: %s", kp, sources[sp->key]);
+        else if (named && !nm)
+            arc_config__err(s, k, "%s: source: %s needs a name", kp, sources[sp->key]);
+        else if (nm && arc_config__get_str(s, k, kp, "name", ARC_STR_NONEMPTY, &sp->key_name) &&
+                 sp->key == ARC_SPLIT_HEADER &&
+                 !arc_config__is_token(sp->key_name, strlen(sp->key_name)))
+            arc_config__err(s, nm, "%s.name: '%s' is not a valid header name", kp, sp->key_name);
+    }
+    if (sp->choices[0].upstream) {
+        r->action = ARC_ACTION_UPSTREAM;
+        r->upstream = arc_config__xstrdup(sp->choices[0].upstream);
+        r->upstream_index = sp->choices[0].upstream_index;
+    }
 }
 
 /* action.timeout at most a week; action.max_body at most 1 PiB. */
@@ -1019,7 +1110,7 @@ static void retry(struct arc_sctx *s, const struct arc_cn *m, const char *apath,
 }
 
 static void action(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
-                   struct arc_route_conf *r)
+                   struct arc_route_conf *r, bool has_split)
 {
     static const char *const kinds[] = { "upstream", "redirect", "respond" };
     char p[ARC_PATH_MAX], kp[ARC_PATH_MAX];
@@ -1035,7 +1126,12 @@ static void action(struct arc_sctx *s, const struct arc_cn *m, const char *rpath
             pk[np++] = k;
         }
     }
-    if (np == 0) {
+    for (int i = 0; has_split && i < np; i++)
+        arc_config__err_key(s, present[i], "%s: '%s' cannot be combined with split (the "
+                            "split's choices are the upstreams)", p, kinds[pk[i]]);
+    if (has_split)
+        np = 0;
+    if (np == 0 && !has_split) {
         arc_config__err(s, m, "%s: needs exactly one of upstream, redirect or respond", p);
         return;
     }
@@ -1051,10 +1147,12 @@ static void action(struct arc_sctx *s, const struct arc_cn *m, const char *rpath
             arc_config__err_key(s, present[i], "%s: '%s' cannot be combined with '%s' (an "
                                 "action is exactly one of upstream, redirect or respond)", p,
                                 kinds[pk[i]], kinds[pk[best]]);
-    const struct arc_cn *first = present[best];
-    int kind = pk[best];
+    const struct arc_cn *first = np ? present[best] : m;
+    int kind = np ? pk[best] : ARC_ACTION_UPSTREAM;
     r->action = (enum arc_action_kind)kind;
-    if (kind == ARC_ACTION_UPSTREAM) {
+    if (kind == ARC_ACTION_UPSTREAM && has_split) {
+        /* (split() named the upstream) */
+    } else if (kind == ARC_ACTION_UPSTREAM) {
         if (arc_config__get_str(s, m, p, "upstream", ARC_STR_NAME, &r->upstream) && r->upstream)
             resolve_upstream(s, first, arc_config__path(kp, p, "upstream"), r);
     } else if (kind == ARC_ACTION_REDIRECT) {
@@ -1078,11 +1176,6 @@ static void action(struct arc_sctx *s, const struct arc_cn *m, const char *rpath
                    &r->n_resp_headers);
     if (kind == ARC_ACTION_UPSTREAM && (v = arc_config__val(m, "forwarded")))
         forwarded(s, v, p, r);
-    r->retry = (struct arc_retry_conf){
-        .max_retries = 1, .backoff = 50, .idempotent_only = true, .on_connect_failure = true,
-        .on_reset = true, .statuses = { 502, 503, 504 }, .n_statuses = 3, .budget = 20,
-        .budget_min = 3, .budget_window = 10000, .max_body = 64 * 1024,
-    };
     if (kind != ARC_ACTION_UPSTREAM)
         return;
     if ((v = arc_config__val(m, "retry")))
@@ -1098,6 +1191,11 @@ static void route(struct arc_sctx *s, const struct arc_cn *m, const char *p,
 {
     r->xff = r->xfp = r->via = true;
     r->max_body = ROUTE_MAX_BODY_DEFAULT;
+    r->retry = (struct arc_retry_conf){
+        .max_retries = 1, .backoff = 50, .idempotent_only = true, .on_connect_failure = true,
+        .on_reset = true, .statuses = { 502, 503, 504 }, .n_statuses = 3, .budget = 20,
+        .budget_min = 3, .budget_window = 10000, .max_body = 64 * 1024,
+    };
     r->file = arc_config__xstrdup(s->d->file ? s->d->file : "<config>");
     r->line = m->line;
     r->col = m->col;
@@ -1110,11 +1208,18 @@ static void route(struct arc_sctx *s, const struct arc_cn *m, const char *p,
     const struct arc_cn *v;
     if ((v = arc_config__val(m, "match")))
         match(s, v, p, r);
+    const struct arc_cn *sv = arc_config__val(m, "split");
+    if (sv)
+        split(s, sv, p, r);
     if ((v = arc_config__val(m, "action")))
-        action(s, v, p, r);
+        action(s, v, p, r, sv != NULL);
+    else if (!sv)
+        arc_config__err(s, m, "missing required key 'action' in %s", p);
     if ((v = arc_config__val(m, "rate_limit")))
         arc_config__rate_limit(s, v, p, r);
     char kp[ARC_PATH_MAX];
+    if ((v = arc_config__val(m, "mirror")))
+        arc_config__route_mirror(s, v, p, r);
     if ((v = arc_config__val(m, "plugins")))
         arc_config__route_plugins(s, v, arc_config__path(kp, p, "plugins"), r);
 }

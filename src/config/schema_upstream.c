@@ -47,8 +47,8 @@ static const struct arc_conf_key passive_keys[] = {
 };
 
 static const struct arc_conf_key discovery_keys[] = {
-    { "type", REQ }, { "endpoints", 0 }, { "hostname", LATER }, { "port", LATER },
-    { "respect_ttl", LATER }, { "fallback_poll", LATER },
+    { "type", REQ }, { "endpoints", 0 }, { "hostname", 0 }, { "port", 0 },
+    { "respect_ttl", 0 }, { "fallback_poll", 0 },
 };
 
 static const struct arc_conf_key endpoint_keys[] = {
@@ -114,18 +114,67 @@ static void endpoints(struct arc_sctx *s, const struct arc_cn *seq, const char *
     }
 }
 
+/* A DNS name: dot-separated labels of letters, digits, '-' and '_', each
+ * 1..63 bytes, at most 253 in all (one trailing dot allowed). */
+static bool dns_name_ok(const char *h)
+{
+    size_t n = strlen(h), label = 0;
+    if (n == 0 || n > 254 || (n == 254 && h[253] != '.') || h[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = h[i];
+        if (c == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+            continue;
+        }
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_';
+        if (!ok || ++label > 63)
+            return false;
+    }
+    return true;
+}
+
 static void discovery(struct arc_sctx *s, const struct arc_cn *m, const char *upath,
                       struct arc_upstream_conf *u)
 {
-    static const char *const types[] = { "static" };
-    static const char *const later_types[] = { "dns" };
+    static const char *const types[] = { "static", "dns" };
+    static const char *const dns_keys[] = { "hostname", "port", "respect_ttl", "fallback_poll" };
     char p[ARC_PATH_MAX];
     arc_config__path(p, upath, "discovery");
     if (!arc_config__check_map(s, m, p, discovery_keys, N(discovery_keys)))
         return;
     int type = -1;
-    arc_config__get_enum(s, m, p, "type", types, N(types), later_types, N(later_types), &type);
-    const struct arc_cn *eps = arc_config__val(m, "endpoints");
+    arc_config__get_enum(s, m, p, "type", types, N(types), NULL, 0, &type);
+    const struct arc_cn *eps = arc_config__val(m, "endpoints"), *v;
+    if (type == 1) {
+        if (eps)
+            arc_config__err(s, eps, "%s.endpoints: not used with type: dns (the endpoints "
+                            "are the addresses 'hostname' resolves to)", p);
+        u->dns.respect_ttl = true;
+        u->dns.fallback_poll = 10 * MS_S;
+        if (!arc_config__val(m, "hostname"))
+            arc_config__err(s, m, "missing required key 'hostname' in %s (type: dns)", p);
+        else if (arc_config__get_str(s, m, p, "hostname", ARC_STR_NONEMPTY, &u->dns.hostname) &&
+                 !dns_name_ok(u->dns.hostname))
+            arc_config__err(s, arc_config__val(m, "hostname"), "%s.hostname: '%s' is not a "
+                            "DNS name (labels of letters, digits, '-', '_', 1 to 63 bytes each)",
+                            p, u->dns.hostname);
+        uint32_t port = 0;
+        if (!arc_config__val(m, "port"))
+            arc_config__err(s, m, "missing required key 'port' in %s (type: dns)", p);
+        else if (arc_config__get_u32(s, m, p, "port", 1, 65535, &port))
+            u->dns.port = (uint16_t)port;
+        arc_config__get_bool(s, m, p, "respect_ttl", &u->dns.respect_ttl);
+        arc_config__get_dur(s, m, p, "fallback_poll", 100, 24 * MS_H, false,
+                            &u->dns.fallback_poll);
+        return;
+    }
+    for (size_t i = 0; type == 0 && i < N(dns_keys); i++)
+        if ((v = arc_config__val(m, dns_keys[i])))
+            arc_config__err(s, v, "%s.%s: only used with type: dns", p, dns_keys[i]);
     if (eps)
         endpoints(s, eps, p, u);
     else if (type == 0)

@@ -2,6 +2,7 @@
  * Compiling a config into a snapshot, and publishing it. See snapshot.h.
  */
 #include "config/snapshot.h"
+#include "config/discovered.h"
 #include "config/ident.h"
 #include "core/common.h"
 #include "core/sbuf.h"
@@ -49,6 +50,7 @@ static void snapshot_free(struct arc_snapshot *s)
         arc_rt_free(s->rt);
     for (size_t i = 0; s->routes && i < s->n_routes; i++) {
         arc_rt_rewrite_free(s->routes[i].rewrite);
+        free(s->routes[i].split);
         arc_rl_table_unref(s->routes[i].limit);
     }
     free(s->routes);
@@ -154,6 +156,9 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
     if (!s->ups || !s->upstream_names || !s->routes || !s->route_names || !specs ||
         !s->listener_tls || !s->upstream_ids || !s->route_ids)
         goto oom;
+    /* dns upstreams: the addresses known now (config/discovered.h) */
+    if (arc_discovered_fill(cfg) < 0)
+        goto oom;
 
     for (size_t i = 0; i < s->n_ups; i++) {
         const struct arc_upstream_conf *uc = &cfg->upstreams[i];
@@ -194,6 +199,15 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
         if (rc->action == ARC_ACTION_UPSTREAM) {
             ARC_ASSERT(rc->upstream_index < s->n_ups);
             r->up = &s->ups[rc->upstream_index];
+            if (rc->split) {
+                r->split = calloc(rc->split->n_choices, sizeof(*r->split));
+                if (!r->split)
+                    goto oom;
+                for (size_t k = 0; k < rc->split->n_choices; k++) {
+                    ARC_ASSERT(rc->split->choices[k].upstream_index < s->n_ups);
+                    r->split[k] = &s->ups[rc->split->choices[k].upstream_index];
+                }
+            }
         }
         if (rc->rewrite_pattern &&
             !(r->rewrite = arc_rt_rewrite_new(rc->rewrite_pattern, rc->rewrite_replace)))

@@ -55,6 +55,7 @@ struct arc_route_rt {
     const struct arc_route_conf *conf;
     uint32_t id;                    /* stable identity: metrics rows */
     struct arc_upstream_rt *up;     /* ACTION_UPSTREAM only */
+    struct arc_upstream_rt **split; /* routes[].split: [conf->split->n_choices], owned; or NULL */
     struct arc_rt_rewrite *rewrite; /* action.rewrite compiled, or NULL; owned */
     /* rate_limit: the key table shared by every worker, and by every
      * snapshot whose limit has the same definition (limit/limit.h); one

@@ -178,7 +178,7 @@ void arc_px__ex_lb_end(struct arc_worker *w, struct arc_exchange *ex)
     if (!ex->lb_open)
         return;
     ex->lb_open = false;
-    struct wup *wu = &w->ups[ex->route->up->id];
+    struct wup *wu = &w->ups[ex->target->id];
     if (wu->gen != ex->lb_gen)
         return;                         /* the balancer was rebuilt by a reload since */
     arc_lb_done(&wu->lb, (size_t)ex->ep,
@@ -225,7 +225,7 @@ static void ex_free(struct arc_worker *w, struct arc_exchange *ex)
  * and upstream, the error that ended it on its endpoint. */
 static void ex_count(struct arc_worker *w, const struct arc_exchange *ex, int status)
 {
-    const struct arc_upstream_rt *up = ex->route ? ex->route->up : NULL;
+    const struct arc_upstream_rt *up = ex->target;
     bool att = up && ex->t_up_ns;
     struct arc_m_exchange x = {
         .route_id = ex->route ? ex->route->id : ARC_M_NO_ROUTE,
@@ -263,6 +263,8 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
     }
     arc_px__ex_lb_end(w, ex);
     arc_px__up_ex_end(w, ex);
+    if (ex->mirror)
+        arc_px__mirror_end(w, ex);
     /* An upstream still attached mid-exchange cannot be reused. */
     arc_px__ex_drop_upstream(w, ex);
     int status = ex->status;

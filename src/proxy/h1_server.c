@@ -600,6 +600,8 @@ static size_t req_body(struct arc_worker *w, struct arc_conn *c, int32_t bid,
                 ex->body_in += dlen;
             if (rc == ARC_H1_CHUNK_DATA && !framed)
                 arc_px__up_body(w, ex, bid, data, dlen, false);
+            else if (rc == ARC_H1_CHUNK_DATA && ex->mirror)
+                arc_px__mirror_body(ex, data, dlen);    /* (framed: the copy gets it decoded) */
             if (rc == ARC_H1_CHUNK_DONE) {
                 ex->req_done = true;
                 break;

@@ -298,7 +298,7 @@ static bool attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, struc
                     const struct arc_h2u *not, struct carry *cv)
 {
     struct arc_px_bytes *body = cv ? &cv->body : NULL;
-    const struct arc_upstream_rt *up = ex->route->up;
+    const struct arc_upstream_rt *up = ex->target;
     struct arc_h2u *h = on ? on : conn_pick(w, ex, up, ep, not);
     if (!h) {
         if (body)
@@ -406,7 +406,7 @@ static bool attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, struc
 
 void arc_px__h2u_start(struct arc_worker *w, struct arc_exchange *ex, int ep)
 {
-    const struct arc_upstream_rt *up = ex->route->up;
+    const struct arc_upstream_rt *up = ex->target;
     ex->req.upgrade = false;            /* no Upgrade over HTTP/2 (RFC 9113 §8.6) */
     arc_lb_start(&w->ups[up->id].lb, (size_t)ep);
     ex->lb_open = true;
@@ -451,9 +451,9 @@ static void stream_failed(struct arc_worker *w, struct h2us *st, bool refused, b
     }
     /* A refused stream is the server pacing us, not failing. */
     if (!refused && !got_head)
-        arc_px__ep_result(w, ex->route->up, ex->ep, false);
+        arc_px__ep_result(w, ex->target, ex->ep, false);
     if (safe) {
-        arc_m_add(arc_m_ep(&w->metrics, ex->route->up->eps[ex->ep].id, ARC_ME_RETRIES), 1);
+        arc_m_add(arc_m_ep(&w->metrics, ex->target->eps[ex->ep].id, ARC_ME_RETRIES), 1);
         attempt(w, ex, ex->ep, again, h, &cv);
         arc_px__bytes_free(&cv.body);
         return;
@@ -533,7 +533,7 @@ static void cb_response(void *ud, int32_t sid, void *sud, const struct arc_h2_re
     if (ex->pl && !arc_px__plugins_response(h->w, ex, &resp))
         return;                         /* answered locally; the stream was cancelled */
     st->got_head = true;
-    arc_px__ep_result(h->w, ex->route->up, ex->ep, r->status < 500);
+    arc_px__ep_result(h->w, ex->target, ex->ep, r->status < 500);
     ex->status = resp.status;
     ex->t_head_ns = arc_now_ns();
     ex->resp_started = true;

@@ -380,8 +380,10 @@ char *arc_px__build_request_head(struct arc_worker *w, struct arc_exchange *ex, 
         arc_sbuf_append(&b, "Host: ", 6);
         if (req->authority.len)
             arc_sbuf_append(&b, req->authority.p, req->authority.len);
-        else
-            append_cstr(&b, ex->route->up->eps[0].text);
+        else if (ex->target->conf->dns.hostname)     /* discovery: dns */
+            append_cstr(&b, ex->target->conf->dns.hostname);
+        else if (ex->target->n_eps)
+            append_cstr(&b, ex->target->eps[0].text);
         arc_sbuf_append(&b, "\r\n", 2);
     }
     emit_ops(&b, ex, rc->req_headers, rc->n_req_headers);

@@ -43,6 +43,11 @@ static uint64_t rnd(struct arc_worker *w)
     return x * 0x2545f4914f6cdd1dull;
 }
 
+uint64_t arc_px__rand(struct arc_worker *w)
+{
+    return rnd(w);
+}
+
 static void rnd_bytes(struct arc_worker *w, uint8_t *out, size_t n)
 {
     while (n) {
@@ -356,7 +361,7 @@ void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
     cp(r->path, sizeof(r->path), q->path.p, q->path.len, ARC_ALOG_T_PATH, &tr);
     query_copy(r->query, sizeof(r->query), q->query, lc, &tr);
     cps(r->route, sizeof(r->route), ex->route ? ex->route->conf->name : NULL, ARC_ALOG_T_ROUTE, &tr);
-    const struct arc_upstream_rt *up = ex->route ? ex->route->up : NULL;
+    const struct arc_upstream_rt *up = ex->target;
     r->has_upstream = up != NULL;
     r->rl = (uint8_t)arc_px__limit_log(ex, &r->rl_quota, &r->rl_window);
     cps(r->upstream, sizeof(r->upstream), up ? up->conf->name : NULL, ARC_ALOG_T_UPSTREAM, &tr);

@@ -123,6 +123,8 @@ static void run_action(struct arc_worker *w, struct arc_exchange *ex,
     }
     if (ex->route->rewrite && !rewrite(w, ex, caps))
         return;
+    if (ex->route->conf->n_mirrors && !ex->mirror)
+        arc_px__mirror_start(w, ex);
     arc_px__up_start(w, ex);
 }
 
@@ -190,6 +192,7 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
         return;
     }
     ex->route = r;
+    ex->target = r->split ? arc_px__split_pick(w, ex, r) : r->up;
     if (q->mbit == ARC_M_CONNECT && !connect_allowed(w, ex, r))
         return;
     const struct arc_route_conf *rc = r->conf;

@@ -33,6 +33,13 @@ struct arc_metrics_shard *arc_worker_metrics(struct arc_worker *w);
  * valid until arc_worker_free, read with arc_health_get). */
 struct arc_htable;
 const struct arc_htable *arc_worker_health(struct arc_worker *w);
+/* The mirror thread (routes[].mirror, proxy/mirror.c): start before the
+ * workers take traffic, stop after they were joined. 0 or -errno. */
+int arc_mirror_start(void);
+void arc_mirror_stop(void);
+/* /metrics: arc_mirror_* series. Thread: any. */
+struct arc_sbuf;
+void arc_mirror_render(struct arc_sbuf *m);
 /* Asks every worker to stop accepting and drain for at most drain_ms. */
 void arc_workers_drain(uint64_t drain_ms);
 /* Asks every worker to exit now (second signal). */

@@ -314,6 +314,8 @@ struct arc_exchange {
     struct arc_conn *up;                /* upstream connection of the attempt, or NULL */
     struct arc_snapshot *snap;          /* pinned until the exchange ends */
     const struct arc_route_rt *route;   /* NULL: no route (metrics row n_routes) */
+    const struct arc_upstream_rt *target; /* the route's upstream, or the split's choice;
+                                           NULL: none (no route, or not proxied) */
     struct arc_req req;
     struct arc_arena arena;
     int status;                         /* final status sent, 0 = none yet */
@@ -331,6 +333,7 @@ struct arc_exchange {
     void *cx;                           /* the client codec's per-exchange state (HTTP/2 stream) */
     void *ux;                           /* the upstream side's per-exchange state (its HTTP/2
                                            stream on ex->up), NULL for HTTP/1 upstreams */
+    struct arc_px_mirror *mirror;       /* routes[].mirror copies being made (mirror.c) */
     char *replay;                       /* request head kept for one replay */
     size_t replay_len;
     /* Retries (action.retry, upstream.c): the request bytes as sent to an
@@ -764,6 +767,24 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex);
 bool arc_px__body_over(struct arc_worker *w, struct arc_exchange *ex);
 /* Runs the action of an exchange whose route is set (after a wait). */
 void arc_px__pipeline_action(struct arc_worker *w, struct arc_exchange *ex);
+
+/* split.c: request keys and routes[].split */
+/* The arc_lb_hash of the request's key by client address, header `name`
+ * or cookie `name`; false when the request has none. */
+bool arc_px__req_key(struct arc_exchange *ex, enum arc_lb_key_by by, const char *name,
+                     uint64_t *h);
+/* The upstream of route r (which has a split) for this request. */
+const struct arc_upstream_rt *arc_px__split_pick(struct arc_worker *w, struct arc_exchange *ex,
+                                                 const struct arc_route_rt *r);
+/* mirror.c: routes[].mirror. start: when the action proxies (samples,
+ * builds the copies' heads); body: each decoded request body byte run;
+ * end: from arc_px__ex_end, hands complete copies to the mirror thread. */
+struct arc_px_mirror;
+void arc_px__mirror_start(struct arc_worker *w, struct arc_exchange *ex);
+void arc_px__mirror_body(struct arc_exchange *ex, const char *p, size_t len);
+void arc_px__mirror_end(struct arc_worker *w, struct arc_exchange *ex);
+/* obs.c: the worker's fast random numbers (xorshift64*, not cryptographic). */
+uint64_t arc_px__rand(struct arc_worker *w);
 
 /* heavy.c: rate_limits.heavy_hitters */
 struct arc_px_hh;

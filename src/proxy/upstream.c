@@ -316,77 +316,23 @@ static const bool *usable_mask(struct arc_worker *w, struct wup *wu)
     return wu->usable;
 }
 
-/* The value of cookie `name` in the request's Cookie fields (RFC 6265
- * §4.2.1: "a=1; b=2", possibly several fields over HTTP/2). */
-static bool cookie_value(const struct arc_req *q, const char *name, struct arc_str *out)
-{
-    size_t nl = strlen(name);
-    for (size_t i = 0; i < q->n_hdrs; i++) {
-        if (!arc_str_ieq(q->hdrs[i].name, "cookie", 6))
-            continue;
-        const char *p = q->hdrs[i].value.p, *end = p + q->hdrs[i].value.len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == ';'))
-                p++;
-            const char *item = p;
-            while (p < end && *p != ';')
-                p++;
-            if ((size_t)(p - item) > nl && memcmp(item, name, nl) == 0 && item[nl] == '=') {
-                *out = (struct arc_str){ item + nl + 1, (size_t)(p - item) - nl - 1 };
-                return true;
-            }
-        }
-    }
-    return false;
-}
-
 /* The hash of the request's balancing key (lb.key) for consistent_hash and
  * maglev; false when the request has none (the balancer picks at random). */
 static bool lb_key(struct arc_exchange *ex, const struct arc_upstream_conf *uc, uint64_t *h)
 {
     if (uc->lb != ARC_LB_CONSISTENT_HASH && uc->lb != ARC_LB_MAGLEV)
         return false;
-    const struct arc_req *q = &ex->req;
-    switch (uc->lb_key_by) {
-    case ARC_LB_KEY_CLIENT_IP: {
-        const struct sockaddr *sa = arc_px__peer_addr(ex->client);
-        if (!sa)
-            return false;
-        if (sa->sa_family == AF_INET) {
-            const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-            *h = arc_lb_hash(&in->sin_addr, sizeof(in->sin_addr));
-        } else {
-            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-            *h = arc_lb_hash(&in6->sin6_addr, sizeof(in6->sin6_addr));
-        }
-        return true;
-    }
-    case ARC_LB_KEY_HEADER: {
-        size_t nl = strlen(uc->lb_key_name);
-        for (size_t i = 0; i < q->n_hdrs; i++)
-            if (arc_str_ieq(q->hdrs[i].name, uc->lb_key_name, nl)) {
-                *h = arc_lb_hash(q->hdrs[i].value.p, q->hdrs[i].value.len);
-                return true;
-            }
-        return false;
-    }
-    case ARC_LB_KEY_COOKIE: {
-        struct arc_str v;
-        if (!cookie_value(q, uc->lb_key_name, &v))
-            return false;
-        *h = arc_lb_hash(v.p, v.len);
-        return true;
-    }
-    }
-    return false;
+    return arc_px__req_key(ex, uc->lb_key_by, uc->lb_key_name, h);
 }
 
 /* An endpoint for ex's next attempt: among the usable ones (passive
  * health) those not tried yet, when there are any. -1: none. */
 static int pick(struct arc_worker *w, struct arc_exchange *ex)
 {
-    const struct arc_upstream_rt *up = ex->route->up;
+    const struct arc_upstream_rt *up = ex->target;
     struct wup *wu = &w->ups[up->id];
+    if (!wu->live)
+        return -1;                      /* no endpoints (discovery: dns, no answer yet) */
     uint64_t key;
     bool has_key = lb_key(ex, up->conf, &key);
     const bool *mask = usable_mask(w, wu);
@@ -453,7 +399,7 @@ static bool cb_conn_room(struct arc_worker *w, const struct arc_upstream_rt *up,
 
 static void overflow(struct arc_worker *w, struct arc_exchange *ex)
 {
-    arc_m_add(arc_m_up(&w->metrics, ex->route->up->id, ARC_MU_OVERFLOW), 1);
+    arc_m_add(arc_m_up(&w->metrics, ex->target->id, ARC_MU_OVERFLOW), 1);
     arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
 }
 
@@ -484,7 +430,7 @@ static void on_wait_timer(struct arc_timer *t, uint64_t now)
     struct arc_worker *w = arc_px__worker();
     wait_unlink(w, ex);
     if (now >= ex->wait_deadline || ex->hold_failed) {
-        arc_m_add(arc_m_up(&w->metrics, ex->route->up->id, ARC_MU_PENDING_TIMEOUTS), 1);
+        arc_m_add(arc_m_up(&w->metrics, ex->target->id, ARC_MU_PENDING_TIMEOUTS), 1);
         overflow(w, ex);
         return;
     }
@@ -498,7 +444,7 @@ static void on_wait_timer(struct arc_timer *t, uint64_t now)
 static bool enqueue(struct arc_worker *w, struct arc_exchange *ex, int ep, char *head,
                     size_t head_len)
 {
-    const struct arc_upstream_rt *up = ex->route->up;
+    const struct arc_upstream_rt *up = ex->target;
     const struct arc_circuit_conf *cc = &up->conf->circuit;
     struct wup *wu = &w->ups[up->id];
     struct pool *pl = &w->pools[up->eps[ep].id];
@@ -588,7 +534,7 @@ void arc_px__up_ex_end(struct arc_worker *w, struct arc_exchange *ex)
 static void attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, char *head,
                     size_t head_len)
 {
-    const struct arc_upstream_rt *up = ex->route->up;
+    const struct arc_upstream_rt *up = ex->target;
     struct wup *wu = &w->ups[up->id];
     ex->ep = ep;
     ex->t_up_ns = arc_now_ns();
@@ -669,7 +615,7 @@ static void attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, char 
  * and a failed connect is a 502 (a tunnel is not retried). */
 static void connect_start(struct arc_worker *w, struct arc_exchange *ex, int ep)
 {
-    const struct arc_upstream_rt *up = ex->route->up;
+    const struct arc_upstream_rt *up = ex->target;
     if (up->conf->protocol == ARC_UP_HTTP2) {
         /* (a tunnel is a TCP stream; an HTTP/2 upstream would need an
          * extended CONNECT of its own) */
@@ -719,7 +665,7 @@ static void connect_established(struct arc_worker *w, struct arc_conn *u)
 
 void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
 {
-    const struct arc_upstream_rt *up = ex->route->up;
+    const struct arc_upstream_rt *up = ex->target;
     int ep = pick(w, ex);
     if (ep < 0) {
         arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
@@ -755,7 +701,7 @@ static bool retry(struct arc_worker *w, struct arc_conn *u)
     struct arc_exchange *ex = u->u.ex;
     if (!ex->replay || ex->attempts > 1 || u->u.got_bytes || !u->u.reused)
         return false;
-    const struct arc_upstream_rt *up = ex->route->up;
+    const struct arc_upstream_rt *up = ex->target;
     int ep = ex->ep;
     detach(ex, u);
     arc_px__conn_close(w, u);
@@ -1384,7 +1330,7 @@ static bool retry_possible(struct arc_worker *w, struct arc_exchange *ex, enum r
     if (!on)
         return false;
     if (!budget_allows(w, ex)) {
-        arc_m_add(arc_m_up(&w->metrics, ex->route->up->id, ARC_MU_RETRY_BUDGET_EXHAUSTED), 1);
+        arc_m_add(arc_m_up(&w->metrics, ex->target->id, ARC_MU_RETRY_BUDGET_EXHAUSTED), 1);
         return false;
     }
     return true;
@@ -1430,7 +1376,7 @@ static void next_attempt(struct arc_worker *w, struct arc_exchange *ex)
         arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_RESET);
         return;
     }
-    const struct arc_upstream_rt *up = ex->route->up;
+    const struct arc_upstream_rt *up = ex->target;
     int ep = pick(w, ex);
     if (ep < 0) {
         arc_px__ex_error(w, ex, 503, ARC_ERR_NO_ENDPOINT);
@@ -1450,12 +1396,14 @@ static void next_attempt(struct arc_worker *w, struct arc_exchange *ex)
 
 bool arc_px__up_framed(const struct arc_exchange *ex)
 {
-    return !ex->route || ex->route->up->conf->protocol != ARC_UP_HTTP2;
+    return !ex->target || ex->target->conf->protocol != ARC_UP_HTTP2;
 }
 
 void arc_px__up_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
                      const char *p, size_t len, bool framed)
 {
+    if (ex->mirror && !framed)
+        arc_px__mirror_body(ex, p, len);
     if (ex->ux) {
         arc_px__h2u_body(w, ex, p, len);
         return;

@@ -426,6 +426,14 @@ static int tables_fit(struct arc_worker *w, const struct arc_snapshot *s)
         uint64_t def = lb_def(u);
         if (wu->live && wu->def == def)
             continue;
+        if (u->n_eps == 0) {            /* discovery: dns before its first answer */
+            if (wu->live)
+                arc_lb_dispose(&wu->lb);
+            wu->live = false;
+            wu->def = def;
+            wu->gen++;
+            continue;
+        }
         uint32_t weights[u->n_eps];
         const char *names[u->n_eps];
         for (size_t e = 0; e < u->n_eps; e++) {

@@ -92,12 +92,12 @@ static void test_upstream_errors(void)
         "    lb: {algorithm: maglev, virtual_nodes: 100, table_size: 100}\n"    /* 10 */
         "    health: {active: {fail_after: 0}}\n"                               /* 11 */
         "  - name: a\n"                                                         /* 12 */
-        "    discovery: {type: dns, hostname: x.example}\n"                     /* 13 */
+        "    discovery: {type: dns, hostname: x..example, endpoints: []}\n"     /* 13 */
         "    lb: {algorithm: round_robin, decay: 1s}\n"                         /* 14 */
         "    protocol: h2\n"                                                    /* 15 */
         "    tls: {insecure: true, ca_pem: ca.pem}\n"                           /* 16 */
         "  - name: c\n"                                                         /* 17 */
-        "    discovery: {type: static}\n"                                       /* 18 */
+        "    discovery: {type: static, port: 80}\n"                             /* 18 */
         "    timeouts: {connect: 0ms}\n"                                        /* 19 */
         "  - name: d\n"                                                         /* 20 */
         "    discovery: {type: static, endpoints: []}\n"                        /* 21 */
@@ -114,12 +114,14 @@ static void test_upstream_errors(void)
     CHECK_ERR(&e, 10, 61, "upstreams[0].lb.table_size: 100 is not a prime");
     CHECK_ERR(&e, 11, 35, "upstreams[0].health.active.fail_after: must be between 1 and 1000");
     CHECK_ERR(&e, 12, 11, "upstreams[1].name: duplicate upstream name 'a' (first used at line 3)");
-    CHECK_ERR(&e, 13, 23, "upstreams[1].discovery.type: 'dns' is not supported yet");
-    CHECK_ERR(&e, 13, 28, "upstreams[1].discovery.hostname: not supported yet");
+    CHECK_ERR(&e, 13, 38, "upstreams[1].discovery.hostname: 'x..example' is not a DNS name");
+    CHECK_ERR(&e, 13, 61, "upstreams[1].discovery.endpoints: not used with type: dns");
+    CHECK_ERR(&e, 13, 16, "missing required key 'port' in upstreams[1].discovery (type: dns)");
     CHECK_ERR(&e, 14, 41, "upstreams[1].lb.decay: only applies to algorithm peak_ewma");
     CHECK_ERR(&e, 15, 15, "upstreams[1].protocol: unknown value 'h2' (expected one of: http1, http2)");
     CHECK_ERR(&e, 16, 35, "upstreams[1].tls.ca_pem: has no effect with insecure: true");
     CHECK_ERR(&e, 18, 16, "missing required key 'endpoints' in upstreams[2].discovery");
+    CHECK_ERR(&e, 18, 37, "upstreams[2].discovery.port: only used with type: dns");
     CHECK_ERR(&e, 19, 25, "upstreams[2].timeouts.connect: must be between 1ms and 24h, got 0ms");
     CHECK_ERR(&e, 21, 42, "upstreams[3].discovery.endpoints: at least one endpoint is required");
     CHECK_ERR(&e, 22, 21, "upstreams[3].lb.algorithm: unknown value 'roundrobin' (did you mean "
@@ -127,7 +129,7 @@ static void test_upstream_errors(void)
     CHECK_ERR(&e, 23, 5, "missing required key 'name' in upstreams[4]");
     CHECK_ERR(&e, 23, 23, "upstreams[4].discovery.type: unknown value 'statik' (did you mean "
                           "'static'?)");
-    CHECK_INT(e.n, 18);
+    CHECK_INT(e.n, 20);
     arc_config_errors_dispose(&e);
 }
 
@@ -328,6 +330,119 @@ static void test_action_exactly_one(void)
     arc_config_errors_dispose(&e);
 }
 
+static void test_split(void)
+{
+    struct arc_config_errors e;
+    struct arc_config *c = load_str("yaml", BASE
+        "  - name: r\n"                                                     /* 15 */
+        "    match: {path: /}\n"                                            /* 16 */
+        "    action: {retry: {}}\n"                                         /* 17 */
+        "    split:\n"                                                      /* 18 */
+        "      choices: [{upstream: app, weight: 9}, {upstream: api-v2}]\n" /* 19 */
+        "      key: {source: cookie, name: sid}\n"                          /* 20 */
+        "  - name: s\n"                                                     /* 21 */
+        "    match: {path: /s}\n"                                           /* 22 */
+        "    split: {choices: [{upstream: app}]}\n", &e);                   /* 23 */
+    CHECK(c != NULL);
+    arc_config_errors_dispose(&e);
+    const struct arc_route_conf *r = &c->routes[0];
+    CHECK(r->split != NULL && r->action == ARC_ACTION_UPSTREAM && r->retry.enabled);
+    CHECK_INT(r->split->n_choices, 2);
+    CHECK_STR(r->split->choices[1].upstream, "api-v2");
+    CHECK_INT(r->split->choices[1].upstream_index, 1);
+    CHECK_INT(r->split->choices[0].weight, 9);
+    CHECK_INT(r->split->choices[1].weight, 1);
+    CHECK_INT(r->split->key, ARC_SPLIT_COOKIE);
+    CHECK_STR(r->split->key_name, "sid");
+    CHECK_STR(r->upstream, "app");                  /* the first choice stands in */
+    CHECK_INT(c->routes[1].split->key, ARC_SPLIT_RANDOM);
+    arc_config_free(c);
+
+    c = load_str("yaml", BASE
+        "  - name: r\n"                                                     /* 15 */
+        "    match: {path: /}\n"                                            /* 16 */
+        "    action: {respond: {status: 200}}\n"                            /* 17 */
+        "    split:\n"                                                      /* 18 */
+        "      choices: [{upstream: apq, weight: 0}, {upstream: app, weight: 0}, {upstream: app}]\n" /* 19 */
+        "      key: {source: header}\n"                                     /* 20 */
+        "  - name: s\n"                                                     /* 21 */
+        "    match: {path: /s}\n"                                           /* 22 */
+        "    split: {choices: [{upstream: app, weight: 0}], key: {source: random, name: x}}\n", /* 23 */
+        &e);
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 17, 14, "routes[0].action: 'respond' cannot be combined with split");
+    CHECK_ERR(&e, 19, 28, "routes[0].split.choices[0].upstream: unknown upstream 'apq' (did you "
+                          "mean 'app'?)");
+    CHECK_ERR(&e, 19, 84, "routes[0].split.choices[2].upstream: 'app' is already choice 1");
+    CHECK_ERR(&e, 20, 12, "routes[0].split.key: source: header needs a name");
+    CHECK_ERR(&e, 23, 22, "routes[1].split.choices: every weight is 0");
+    CHECK_ERR(&e, 23, 80, "routes[1].split.key.name: not used with source: random");
+    CHECK_INT(e.n, 6);
+    arc_config_errors_dispose(&e);
+}
+
+static void test_mirror(void)
+{
+    struct arc_config_errors e;
+    struct arc_config *c = load_str("yaml", BASE
+        "  - name: r\n"                                                     /* 15 */
+        "    match: {path: /}\n"                                            /* 16 */
+        "    action: {upstream: app}\n"                                     /* 17 */
+        "    mirror: api-v2\n"                                              /* 18 */
+        "  - name: s\n"                                                     /* 19 */
+        "    match: {path: /s}\n"                                           /* 20 */
+        "    action: {upstream: app}\n"                                     /* 21 */
+        "    mirror:\n"                                                     /* 22 */
+        "      - upstream: api-v2\n"                                        /* 23 */
+        "        sample: 0.5\n"                                             /* 24 */
+        "        timeout: 250ms\n"                                          /* 25 */
+        "        transform: {path: \"/m$path\", headers: {set: {X-M: \"1\"}, remove: [X-Secret]}}\n", /* 26 */
+        &e);
+    CHECK(c != NULL);
+    arc_config_errors_dispose(&e);
+    CHECK_INT(c->routes[0].n_mirrors, 1);
+    CHECK_STR(c->routes[0].mirrors[0].upstream, "api-v2");
+    CHECK_INT(c->routes[0].mirrors[0].upstream_index, 1);
+    CHECK(c->routes[0].mirrors[0].sample == 1.0);
+    CHECK_INT(c->routes[0].mirrors[0].timeout, 3000);
+    CHECK_INT(c->routes[0].mirrors[0].max_body, 64 * 1024);
+    const struct arc_mirror_conf *m = &c->routes[1].mirrors[0];
+    CHECK(m->sample == 0.5);
+    CHECK_INT(m->timeout, 250);
+    CHECK_STR(m->path, "/m$path");
+    CHECK_INT(m->n_set, 1);
+    CHECK_STR(m->set[0].name, "X-M");
+    CHECK_INT(m->n_remove, 1);
+    CHECK_STR(m->remove[0], "x-secret");
+    arc_config_free(c);
+
+    c = load_str("yaml", BASE
+        "  - name: r\n"                                                     /* 15 */
+        "    match: {path: /}\n"                                            /* 16 */
+        "    action: {redirect: {location: /x}}\n"                          /* 17 */
+        "    mirror: app\n"                                                 /* 18 */
+        "  - name: s\n"                                                     /* 19 */
+        "    match: {path: /s}\n"                                           /* 20 */
+        "    action: {upstream: app}\n"                                     /* 21 */
+        "    mirror:\n"                                                     /* 22 */
+        "      - upstream: apx\n"                                           /* 23 */
+        "        sample: 2\n"                                               /* 24 */
+        "        compare: {enabled: true}\n"                                /* 25 */
+        "        transform: {path: x, headers: {set: {Content-Length: \"1\"}, remove: [\"a b\"]}}\n", /* 26 */
+        &e);
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 18, 13, "routes[0].mirror: only applies to routes with an upstream");
+    CHECK_ERR(&e, 23, 19, "routes[1].mirror[0].upstream: unknown upstream 'apx' (did you mean "
+                          "'app'?)");
+    CHECK_ERR(&e, 24, 17, "routes[1].mirror[0].sample: expected a number between 0 and 1");
+    CHECK_ERR(&e, 25, 9, "routes[1].mirror[0].compare: not supported yet");
+    CHECK_ERR(&e, 26, 27, "routes[1].mirror[0].transform.path: must start with '/'");
+    CHECK_ERR(&e, 26, 46, "transform.headers.set: 'Content-Length' is managed by Arc");
+    CHECK_ERR(&e, 26, 77, "transform.headers.remove[0]: 'a b' is not a valid header name");
+    CHECK_INT(e.n, 7);
+    arc_config_errors_dispose(&e);
+}
+
 static void test_match_errors(void)
 {
     struct arc_config_errors e;
@@ -356,8 +471,9 @@ static void test_match_errors(void)
     CHECK_ERR(&e, 20, 39, "routes[0].match.headers[0].value: not used with op: exists");
     CHECK_ERR(&e, 23, 32, "routes[1].match.methods: empty list");
     CHECK_ERR(&e, 23, 42, "routes[1].match.host: empty list");
-    CHECK_ERR(&e, 25, 5, "routes[1].split: not supported yet");
-    CHECK_INT(e.n, 13);
+    CHECK_ERR(&e, 24, 14, "routes[1].action: 'upstream' cannot be combined with split");
+    CHECK_ERR(&e, 25, 22, "routes[1].split.choices: expected 1 to 64 choices, got 0");
+    CHECK_INT(e.n, 14);
     arc_config_errors_dispose(&e);
 }
 
@@ -698,5 +814,7 @@ int main(void)
     RUN(test_redirect_respond_errors);
     RUN(test_header_op_errors);
     RUN(test_action_options);
+    RUN(test_split);
+    RUN(test_mirror);
     return TEST_REPORT();
 }

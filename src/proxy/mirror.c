@@ -1,0 +1,554 @@
+/*
+ * routes[].mirror: fire-and-forget copies of a route's requests to shadow
+ * upstreams.
+ *
+ * Worker side (per exchange): when the action runs, each mirror of the
+ * route is sampled; a sampled one gets its request head built at once
+ * (path and header transforms applied). Body bytes are copied as they go
+ * to the primary, up to the largest max_body. When the exchange ends (the
+ * ONE place: arc_px__ex_end) the copies whose request is complete are
+ * handed to the mirror thread through the worker's own single-producer
+ * ring (no lock, no read-modify-write atomic); a full ring drops the copy.
+ * So a copy never delays or changes the primary: it leaves after it.
+ *
+ * Mirror thread (one per process, its own poll() loop over non-blocking
+ * sockets, like the health-check thread): each copy is one connection
+ *
+ *   CONNECTING ──writable──▶ SENDING ──all sent──▶ READING ──status line──▶ done
+ *        └──────────── error, EOF, or the mirror's timeout ─────────────▶ done
+ *
+ * bounded by max_in_flight per shadow upstream (over it the copy is
+ * dropped) and its timeout. Only the response's status line is read; the
+ * connection is then closed. Everything is counted (arc_mirror_*).
+ */
+#include "proxy/proxy_int.h"
+#include "core/sbuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define RING_CAP 1024                   /* copies waiting per worker */
+#define MAX_WORKERS 1024
+#define MAX_UPS 256                     /* shadow upstreams counted by name */
+#define MAX_CONNS 4096                  /* sum of max_in_flight is capped here too */
+
+/* ------------------------------------------------------------ shared */
+
+struct job {
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    char up[64];
+    uint32_t max_in_flight;
+    uint64_t timeout;
+    char *buf;
+    size_t len;
+};
+
+struct ring {
+    _Atomic uint32_t head, tail;        /* head: the thread; tail: the worker */
+    struct job *v[RING_CAP];
+};
+
+enum { R_2XX, R_3XX, R_4XX, R_5XX, R_ERROR, R_TIMEOUT, R_BUSY, R__N };
+static const char *const result_names[] = { "2xx", "3xx", "4xx", "5xx", "error", "timeout",
+                                            "dropped_busy" };
+enum { D_QUEUE, D_BODY, D_INCOMPLETE, D_NO_ENDPOINT, D_MEMORY, D__N };
+static const char *const drop_names[] = { "queue_full", "body_too_large", "request_incomplete",
+                                          "no_endpoint", "out_of_memory" };
+
+struct upstat {
+    char name[64];
+    _Atomic uint64_t n[R__N];
+    _Atomic uint32_t in_flight;
+};
+
+static _Atomic(struct ring *) g_rings[MAX_WORKERS];
+static struct upstat g_ups[MAX_UPS];
+static _Atomic uint32_t g_n_ups;
+static _Atomic uint64_t g_drops[MAX_WORKERS][D__N]; /* each worker writes its own row */
+static _Atomic bool g_stop;
+static pthread_t g_thread;
+static _Atomic bool g_started;
+
+/* ------------------------------------------------------------ worker side */
+
+struct mentry {
+    const struct arc_mirror_conf *mc;
+    const struct arc_upstream_rt *up;
+    char *head;                         /* request line and fields, without framing */
+    size_t head_len;
+};
+
+struct arc_px_mirror {
+    struct mentry e[ARC_MIRROR_MAX];
+    size_t n;
+    char *body;
+    size_t body_len, body_cap;
+    uint64_t max_body;
+    bool too_big;
+    bool had_body;
+};
+
+static bool is_hop(struct arc_str n)
+{
+    static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
+                                       "trailer", "transfer-encoding", "upgrade",
+                                       "content-length", "host", "expect" };
+    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+        if (arc_str_ieq(n, hop[i], strlen(hop[i])))
+            return true;
+    return n.len && n.p[0] == ':';
+}
+
+static bool listed(struct arc_str n, const struct arc_mirror_conf *mc)
+{
+    for (size_t i = 0; i < mc->n_remove; i++)
+        if (arc_str_ieq(n, mc->remove[i], strlen(mc->remove[i])))
+            return true;
+    for (size_t i = 0; i < mc->n_set; i++)
+        if (arc_str_ieq(n, mc->set[i].name, strlen(mc->set[i].name)))
+            return true;
+    return false;
+}
+
+static char *build_head(const struct arc_exchange *ex, const struct arc_mirror_conf *mc,
+                        size_t *len)
+{
+    const struct arc_req *q = &ex->req;
+    struct arc_sbuf b = { 0 };
+    arc_sbuf_append(&b, q->method.p, q->method.len);
+    arc_sbuf_append(&b, " ", 1);
+    struct arc_str path = q->path.len ? q->path : (struct arc_str)ARC_STR_LIT("/");
+    if (mc->path) {
+        for (const char *p = mc->path; *p;) {
+            if (strncmp(p, "$path", 5) == 0) {
+                arc_sbuf_append(&b, path.p, path.len);
+                p += 5;
+            } else {
+                arc_sbuf_append(&b, p, 1);
+                p++;
+            }
+        }
+    } else {
+        arc_sbuf_append(&b, path.p, path.len);
+    }
+    if (q->query.len) {
+        arc_sbuf_append(&b, "?", 1);
+        arc_sbuf_append(&b, q->query.p, q->query.len);
+    }
+    arc_sbuf_append(&b, " HTTP/1.1\r\nHost: ", 17);
+    if (q->authority.len)
+        arc_sbuf_append(&b, q->authority.p, q->authority.len);
+    else
+        arc_sbuf_append(&b, "localhost", 9);
+    arc_sbuf_append(&b, "\r\n", 2);
+    for (size_t i = 0; i < q->n_hdrs; i++) {
+        const struct arc_hdr *h = &q->hdrs[i];
+        if (is_hop(h->name) || listed(h->name, mc))
+            continue;
+        arc_sbuf_append(&b, h->name.p, h->name.len);
+        arc_sbuf_append(&b, ": ", 2);
+        arc_sbuf_append(&b, h->value.p, h->value.len);
+        arc_sbuf_append(&b, "\r\n", 2);
+    }
+    for (size_t i = 0; i < mc->n_set; i++)
+        arc_sbuf_printf(&b, "%s: %s\r\n", mc->set[i].name, mc->set[i].value);
+    arc_sbuf_append(&b, "Connection: close\r\n", 19);
+    *len = b.len;
+    return b.p;
+}
+
+static void drop(struct arc_worker *w, int reason)
+{
+    _Atomic uint64_t *c = &g_drops[w->id < MAX_WORKERS ? w->id : MAX_WORKERS - 1][reason];
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+void arc_px__mirror_start(struct arc_worker *w, struct arc_exchange *ex)
+{
+    const struct arc_route_conf *rc = ex->route->conf;
+    struct arc_px_mirror *m = NULL;
+    if (ex->req.mbit == ARC_M_CONNECT || ex->req.upgrade)
+        return;                         /* tunnels are not copied */
+    for (size_t i = 0; i < rc->n_mirrors; i++) {
+        const struct arc_mirror_conf *mc = &rc->mirrors[i];
+        if (mc->sample < 1.0 &&
+            (double)(arc_px__rand(w) >> 11) / 9007199254740992.0 >= mc->sample)
+            continue;
+        if (!m && !(m = calloc(1, sizeof(*m)))) {
+            drop(w, D_MEMORY);
+            return;
+        }
+        struct mentry *e = &m->e[m->n];
+        e->mc = mc;
+        e->up = &ex->snap->ups[mc->upstream_index];
+        if (!(e->head = build_head(ex, mc, &e->head_len))) {
+            drop(w, D_MEMORY);
+            continue;
+        }
+        if (mc->max_body > m->max_body)
+            m->max_body = mc->max_body;
+        m->n++;
+    }
+    if (!m)
+        return;
+    if (m->n == 0) {
+        free(m);
+        return;
+    }
+    m->had_body = ex->req.body != ARC_H1_BODY_NONE;
+    if (ex->req.body == ARC_H1_BODY_LENGTH && ex->req.content_length > m->max_body)
+        m->too_big = true;
+    ex->mirror = m;
+}
+
+void arc_px__mirror_body(struct arc_exchange *ex, const char *p, size_t len)
+{
+    struct arc_px_mirror *m = ex->mirror;
+    if (m->too_big || len == 0)
+        return;
+    if (m->body_len + len > m->max_body) {
+        m->too_big = true;
+        free(m->body);
+        m->body = NULL;
+        m->body_len = m->body_cap = 0;
+        return;
+    }
+    if (m->body_len + len > m->body_cap) {
+        size_t cap = m->body_cap ? m->body_cap * 2 : 4096;
+        while (cap < m->body_len + len)
+            cap *= 2;
+        if (cap > m->max_body)
+            cap = m->max_body;
+        char *b = realloc(m->body, cap);
+        if (!b) {
+            m->too_big = true;          /* (counted as too large: not mirrored) */
+            return;
+        }
+        m->body = b;
+        m->body_cap = cap;
+    }
+    memcpy(m->body + m->body_len, p, len);
+    m->body_len += len;
+}
+
+static struct ring *my_ring(struct arc_worker *w)
+{
+    if (w->id >= MAX_WORKERS)
+        return NULL;
+    struct ring *r = atomic_load_explicit(&g_rings[w->id], memory_order_acquire);
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (r)
+            atomic_store_explicit(&g_rings[w->id], r, memory_order_release);
+    }
+    return r;
+}
+
+static void push(struct arc_worker *w, const struct mentry *e, const struct arc_px_mirror *m)
+{
+    const struct arc_upstream_rt *up = e->up;
+    if (up->n_eps == 0) {
+        drop(w, D_NO_ENDPOINT);
+        return;
+    }
+    struct ring *r = my_ring(w);
+    uint32_t tail = r ? atomic_load_explicit(&r->tail, memory_order_relaxed) : 0;
+    if (!r || tail - atomic_load_explicit(&r->head, memory_order_acquire) >= RING_CAP) {
+        drop(w, D_QUEUE);
+        return;
+    }
+    struct job *j = calloc(1, sizeof(*j));
+    char cl[48];
+    int cln = m->had_body || m->body_len ? snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n",
+                                                    m->body_len) : 0;
+    size_t len = e->head_len + (size_t)cln + 2 + m->body_len;
+    char *buf = j ? malloc(len) : NULL;
+    if (!buf) {
+        free(j);
+        drop(w, D_MEMORY);
+        return;
+    }
+    memcpy(buf, e->head, e->head_len);
+    memcpy(buf + e->head_len, cl, (size_t)cln);
+    memcpy(buf + e->head_len + cln, "\r\n", 2);
+    if (m->body_len)
+        memcpy(buf + e->head_len + cln + 2, m->body, m->body_len);
+    const struct arc_endpoint_rt *ep = &up->eps[arc_px__rand(w) % up->n_eps];
+    j->ss = ep->ss;
+    j->sslen = ep->len;
+    snprintf(j->up, sizeof(j->up), "%s", up->conf->name);
+    j->max_in_flight = e->mc->max_in_flight;
+    j->timeout = e->mc->timeout;
+    j->buf = buf;
+    j->len = len;
+    r->v[tail % RING_CAP] = j;
+    atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+}
+
+void arc_px__mirror_end(struct arc_worker *w, struct arc_exchange *ex)
+{
+    struct arc_px_mirror *m = ex->mirror;
+    ex->mirror = NULL;
+    bool complete = !m->had_body || ex->req_done;
+    for (size_t i = 0; i < m->n; i++) {
+        if (m->too_big || m->body_len > m->e[i].mc->max_body)
+            drop(w, D_BODY);            /* (over the largest max_body, or over this one's) */
+        else if (!complete)
+            drop(w, D_INCOMPLETE);
+        else if (!atomic_load_explicit(&g_started, memory_order_relaxed))
+            drop(w, D_QUEUE);
+        else
+            push(w, &m->e[i], m);
+        free(m->e[i].head);
+    }
+    free(m->body);
+    free(m);
+}
+
+/* ------------------------------------------------------------ mirror thread */
+
+enum mstate { C_CONNECTING, C_SENDING, C_READING };
+
+struct mconn {
+    int fd;
+    enum mstate st;
+    struct job *j;
+    struct upstat *u;
+    size_t off;                         /* sent */
+    char rb[64];                        /* the status line's start */
+    size_t rlen;
+    uint64_t deadline;
+};
+
+static struct upstat *stat_of(const char *name)
+{
+    uint32_t n = atomic_load_explicit(&g_n_ups, memory_order_relaxed);
+    for (uint32_t i = 0; i < n; i++)
+        if (strcmp(g_ups[i].name, name) == 0)
+            return &g_ups[i];
+    if (n == MAX_UPS)
+        return NULL;
+    snprintf(g_ups[n].name, sizeof(g_ups[n].name), "%s", name);
+    atomic_store_explicit(&g_n_ups, n + 1, memory_order_release);
+    return &g_ups[n];
+}
+
+static void count(struct upstat *u, int r)
+{
+    if (u)
+        atomic_store_explicit(&u->n[r], atomic_load_explicit(&u->n[r], memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+}
+
+static void conn_done(struct mconn *c, int result)
+{
+    count(c->u, result);
+    if (c->u)
+        atomic_store_explicit(&c->u->in_flight,
+                              atomic_load_explicit(&c->u->in_flight, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+    close(c->fd);
+    free(c->j->buf);
+    free(c->j);
+    c->fd = -1;
+}
+
+static bool start_conn(struct mconn *c, struct job *j, uint64_t now)
+{
+    struct upstat *u = stat_of(j->up);
+    if (u && atomic_load_explicit(&u->in_flight, memory_order_relaxed) >= j->max_in_flight) {
+        count(u, R_BUSY);
+        return false;
+    }
+    int fd = socket(j->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        count(u, R_ERROR);
+        return false;
+    }
+    *c = (struct mconn){ .fd = fd, .st = C_CONNECTING, .j = j, .u = u,
+                         .deadline = now + j->timeout };
+    if (u)
+        atomic_store_explicit(&u->in_flight,
+                              atomic_load_explicit(&u->in_flight, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    if (connect(fd, (const struct sockaddr *)&j->ss, j->sslen) < 0 && errno != EINPROGRESS) {
+        conn_done(c, R_ERROR);
+        return true;                    /* (the job is consumed) */
+    }
+    return true;
+}
+
+static void on_ready(struct mconn *c, short re)
+{
+    if (c->st == C_CONNECTING) {
+        int err = 0;
+        socklen_t el = sizeof(err);
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err || (re & (POLLERR | POLLHUP) && !(re & POLLOUT))) {
+            conn_done(c, R_ERROR);
+            return;
+        }
+        c->st = C_SENDING;
+    }
+    if (c->st == C_SENDING) {
+        ssize_t n = send(c->fd, c->j->buf + c->off, c->j->len - c->off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                conn_done(c, R_ERROR);
+            return;
+        }
+        c->off += (size_t)n;
+        if (c->off == c->j->len)
+            c->st = C_READING;
+        return;
+    }
+    ssize_t n = recv(c->fd, c->rb + c->rlen, sizeof(c->rb) - 1 - c->rlen, 0);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            conn_done(c, R_ERROR);
+        return;
+    }
+    if (n == 0) {
+        conn_done(c, R_ERROR);
+        return;
+    }
+    c->rlen += (size_t)n;
+    if (c->rlen < 12)
+        return;
+    /* "HTTP/1.x NNN" */
+    int st = memcmp(c->rb, "HTTP/1.", 7) == 0 && c->rb[8] == ' ' && c->rb[9] >= '1' &&
+             c->rb[9] <= '5' ? c->rb[9] - '0' : 0;
+    conn_done(c, st == 2 ? R_2XX : st == 3 ? R_3XX : st == 4 ? R_4XX : st == 5 ? R_5XX
+                 : st == 1 ? R_2XX : R_ERROR);
+}
+
+static void *thread_main(void *arg)
+{
+    (void)arg;
+    struct mconn *cs = calloc(MAX_CONNS, sizeof(*cs));
+    struct pollfd *pf = calloc(MAX_CONNS, sizeof(*pf));
+    size_t n = 0;
+    if (!cs || !pf) {
+        free(cs);
+        free(pf);
+        return NULL;
+    }
+    while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+        uint64_t now = arc_now_ms();
+        for (size_t r = 0; r < MAX_WORKERS; r++) {
+            struct ring *rg = atomic_load_explicit(&g_rings[r], memory_order_acquire);
+            if (!rg)
+                continue;
+            uint32_t h = atomic_load_explicit(&rg->head, memory_order_relaxed);
+            uint32_t t = atomic_load_explicit(&rg->tail, memory_order_acquire);
+            for (; h != t; h++) {
+                struct job *j = rg->v[h % RING_CAP];
+                if (n < MAX_CONNS && start_conn(&cs[n], j, now)) {
+                    if (cs[n].fd >= 0)
+                        n++;
+                    continue;
+                }
+                if (n >= MAX_CONNS)
+                    count(stat_of(j->up), R_BUSY);
+                free(j->buf);
+                free(j);
+            }
+            atomic_store_explicit(&rg->head, h, memory_order_release);
+        }
+        for (size_t i = 0; i < n; i++) {
+            pf[i].fd = cs[i].fd;
+            pf[i].events = cs[i].st == C_READING ? POLLIN : POLLOUT;
+            pf[i].revents = 0;
+        }
+        int rc = poll(pf, n, n ? 10 : 50);
+        now = arc_now_ms();
+        for (size_t i = 0; i < n; i++) {
+            if (rc > 0 && pf[i].revents)
+                on_ready(&cs[i], pf[i].revents);
+            if (cs[i].fd >= 0 && now >= cs[i].deadline)
+                conn_done(&cs[i], R_TIMEOUT);
+        }
+        size_t k = 0;                   /* compact */
+        for (size_t i = 0; i < n; i++)
+            if (cs[i].fd >= 0)
+                cs[k++] = cs[i];
+        n = k;
+    }
+    for (size_t i = 0; i < n; i++) {
+        close(cs[i].fd);
+        free(cs[i].j->buf);
+        free(cs[i].j);
+    }
+    free(cs);
+    free(pf);
+    return NULL;
+}
+
+int arc_mirror_start(void)
+{
+    atomic_store(&g_stop, false);
+    int rc = pthread_create(&g_thread, NULL, thread_main, NULL);
+    if (rc)
+        return -rc;
+    g_started = true;
+    return 0;
+}
+
+void arc_mirror_stop(void)
+{
+    if (g_started) {
+        atomic_store(&g_stop, true);
+        pthread_join(g_thread, NULL);
+        g_started = false;
+    }
+    for (size_t r = 0; r < MAX_WORKERS; r++) {
+        struct ring *rg = atomic_load(&g_rings[r]);
+        if (!rg)
+            continue;
+        for (uint32_t h = atomic_load(&rg->head), t = atomic_load(&rg->tail); h != t; h++) {
+            free(rg->v[h % RING_CAP]->buf);
+            free(rg->v[h % RING_CAP]);
+        }
+        free(rg);
+        atomic_store(&g_rings[r], NULL);
+    }
+}
+
+void arc_mirror_render(struct arc_sbuf *m)
+{
+    uint32_t n = atomic_load_explicit(&g_n_ups, memory_order_acquire);
+    arc_sbuf_printf(m, "# HELP arc_mirror_requests_total Mirrored copies by shadow upstream and "
+                       "result (the response's status class, error, timeout, or dropped_busy: "
+                       "over max_in_flight).\n# TYPE arc_mirror_requests_total counter\n");
+    for (uint32_t i = 0; i < n; i++)
+        for (int r = 0; r < R__N; r++)
+            arc_sbuf_printf(m, "arc_mirror_requests_total{upstream=\"%s\",result=\"%s\"} %llu\n",
+                            g_ups[i].name, result_names[r],
+                            (unsigned long long)atomic_load_explicit(&g_ups[i].n[r],
+                                                                     memory_order_relaxed));
+    arc_sbuf_printf(m, "# HELP arc_mirror_in_flight Mirrored copies under way.\n"
+                       "# TYPE arc_mirror_in_flight gauge\n");
+    for (uint32_t i = 0; i < n; i++)
+        arc_sbuf_printf(m, "arc_mirror_in_flight{upstream=\"%s\"} %u\n", g_ups[i].name,
+                        (unsigned)atomic_load_explicit(&g_ups[i].in_flight,
+                                                       memory_order_relaxed));
+    arc_sbuf_printf(m, "# HELP arc_mirror_dropped_total Copies not sent, by reason.\n"
+                       "# TYPE arc_mirror_dropped_total counter\n");
+    for (int d = 0; d < D__N; d++) {
+        uint64_t sum = 0;
+        for (size_t wi = 0; wi < MAX_WORKERS; wi++)
+            sum += atomic_load_explicit(&g_drops[wi][d], memory_order_relaxed);
+        arc_sbuf_printf(m, "arc_mirror_dropped_total{reason=\"%s\"} %llu\n", drop_names[d],
+                        (unsigned long long)sum);
+    }
+}
