@@ -190,13 +190,20 @@ void arc_alog_reopen(void);
 bool arc_alog_running(void);
 
 struct arc_alog_stats {
-    uint64_t written;                   /* lines written */
+    uint64_t written;                   /* access lines written */
+    uint64_t system_written;            /* system-log lines written (core/log.h) */
     uint64_t dropped;                   /* records lost to full rings */
-    uint64_t lost;                      /* lines lost because the output failed */
+    uint64_t lost;                      /* lines (access or system) lost: the output failed */
     uint64_t write_errors;              /* failed open/write attempts */
     uint64_t rotations, reopens;
 };
 void arc_alog_stats(struct arc_alog_stats *st);
+/* Rotated files of `file` ("<file>.<digit>...", plain or .gz, not the
+ * compressor's ".tmp" files) as "<dir>/<name>" paths, oldest first (the
+ * names sort by their UTC time); the caller frees each and the array.
+ * NULL and *n = 0 when there are none or the directory cannot be read. */
+char **arc_alog_rotated(const char *file, size_t *n);
+
 /* Prometheus text of those counters (nothing when logging is off). */
 void arc_alog_render_metrics(struct arc_sbuf *o);
 

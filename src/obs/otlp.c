@@ -9,6 +9,7 @@
  * kind 2 (server) and 3 (client), status code 2 (error) for 5xx answers
  * (server span) and for failed or 4xx/5xx upstream answers (client span).
  */
+#include "core/log.h"
 #include "config/config.h"
 #include "obs/otlp.h"
 
@@ -353,14 +354,14 @@ static void *exporter_main(void *arg)
             if (post(body.p, body.len, why, sizeof(why)) == 0) {
                 bump(&X.exported, spans);
                 if (X.failing)
-                    fprintf(stderr, "arc: tracing: exporting to %s again\n", X.conf.endpoint);
+                    arc_log(ARC_LOG_INFO, "tracing: exporting to %s again", X.conf.endpoint);
                 X.failing = false;
             } else {
                 bump(&X.errors, 1);
                 bump(&X.lost, spans);
                 if (!X.failing)
-                    fprintf(stderr, "arc: tracing: export to %s failed: %s (spans are counted in "
-                            "arc_tracing_spans_lost_total)\n", X.conf.endpoint, why);
+                    arc_log(ARC_LOG_ERROR, "tracing: export to %s failed: %s (spans are counted in "
+                            "arc_tracing_spans_lost_total)", X.conf.endpoint, why);
                 X.failing = true;
             }
             if (n < MAX_BATCH)
