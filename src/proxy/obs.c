@@ -131,11 +131,28 @@ static bool rid_ok(struct arc_str v)
     return true;
 }
 
+/* The wall clock (CLOCK_REALTIME ns) at monotonic time `mono`, from the
+ * offset between the two clocks, read at most once a second of the loop's
+ * time: no clock read per request. A step of the wall clock shows within a
+ * second; NTP's slewing (at most 500 ppm) moves it by at most 0.5 ms
+ * meanwhile. */
+static uint64_t wall_ns(struct arc_worker *w, uint64_t mono)
+{
+    if (!w->real_off_ms || w->now_ms - w->real_off_ms >= 1000) {
+        struct timespec rt, mt;
+        clock_gettime(CLOCK_REALTIME, &rt);
+        clock_gettime(CLOCK_MONOTONIC, &mt);
+        w->real_off_ns = ((int64_t)rt.tv_sec - (int64_t)mt.tv_sec) * 1000000000ll +
+                         ((int64_t)rt.tv_nsec - (int64_t)mt.tv_nsec);
+        w->real_off_ms = w->now_ms ? w->now_ms : 1;
+    }
+    return (uint64_t)((int64_t)mono + w->real_off_ns);
+}
+
 static void uuid7(struct arc_worker *w, char out[37])
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    /* The loop's time is enough for a millisecond timestamp. */
+    uint64_t ms = wall_ns(w, w->now_ms * 1000000ull) / 1000000;
     uint8_t b[16];
     for (int i = 0; i < 6; i++)
         b[i] = (uint8_t)(ms >> (40 - 8 * i));
@@ -318,10 +335,7 @@ void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
     uint32_t tr = 0;
     r->truncated = 0;
     arc_alog_strs_reset(r);
-    struct timespec rt;
-    clock_gettime(CLOCK_REALTIME, &rt);
-    uint64_t real_now = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec;
-    r->ts_ns = real_now - dur;          /* t_end_ns was just taken (arc_px__ex_end) */
+    r->ts_ns = wall_ns(w, ex->t_end_ns) - dur;
     r->dur_ns = dur;
     r->connect_ns = ex->t_conn_ns && ex->t_up_ns ? ex->t_conn_ns - ex->t_up_ns : ARC_ALOG_NONE;
     r->ttfb_ns = ex->t_head_ns && ex->t_up_ns ? ex->t_head_ns - ex->t_up_ns : ARC_ALOG_NONE;

@@ -117,6 +117,7 @@ def test_reload_and_config_error_records(arc, servers, tmp_path, arc_bin):
     assert a.client().request("GET", "/x").status == 200
 
     # the access log's own readers: `arc logs` shows access records unless asked
+    assert wait_for(lambda: len(file_records(log, "access")) == 2, 10 * arc_bin.slow)
     cp = subprocess.run([a.binary, "logs", "query", "--file", log], capture_output=True, text=True,
                         timeout=30)
     assert cp.returncode == 0 and [json.loads(ln)["kind"] for ln in cp.stdout.splitlines()] == \
