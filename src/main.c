@@ -388,6 +388,8 @@ static int cmd_run(int argc, char **argv)
         arc_log(ARC_LOG_ERROR, "%s", err);
         return 1;
     }
+    if (!cfg->logging.enabled)
+        arc_log_set_sink(NULL);         /* no outputs: stop keeping the start-up records */
     if (arc_otlp_start(&cfg->tracing, cfg->node.id, nw, err, sizeof(err)) < 0) {
         arc_log(ARC_LOG_ERROR, "%s", err);
         return 1;
