@@ -18,6 +18,7 @@
  * termination signal, a refused or failed API request), 2 usage error.
  */
 #include "xdp/xdp.h"
+#include "core/log.h"
 #include "upstream/active.h"
 #include "plugin/plugin.h"
 #include "admin/admin.h"
@@ -141,8 +142,9 @@ static int build_snapshot(const char *path, struct arc_snapshot **snap)
     struct arc_config_errors errs = { 0 };
     int rc = compile(path, snap, &errs);
     if (rc < 0) {
-        arc_config_errors_print(&errs, stderr);
-        fprintf(stderr, "arc: %zu error%s in %s\n", errs.n, errs.n == 1 ? "" : "s",
+        for (size_t i = 0; i < errs.n; i++)
+            arc_log_at(ARC_LOG_ERROR, errs.v[i].file, errs.v[i].line, errs.v[i].col, errs.v[i].msg);
+        arc_log(ARC_LOG_ERROR, "%zu error%s in %s", errs.n, errs.n == 1 ? "" : "s",
                 path ? path : "<embedded>");
     }
     arc_config_errors_dispose(&errs);
@@ -171,10 +173,10 @@ static const char *default_config(void)
 static void say_config(const char *path, bool given)
 {
     if (path)
-        fprintf(stderr, "arc: using config %s%s\n", path, given ? "" : " (no -c given)");
+        arc_log(ARC_LOG_INFO, "using config %s%s", path, given ? "" : " (no -c given)");
     else
-        fprintf(stderr, "arc: using the embedded default config (no -c given and "
-                        ARC_DEFAULT_CONFIG " does not exist)\n");
+        arc_log(ARC_LOG_INFO, "using the embedded default config (no -c given and "
+                        ARC_DEFAULT_CONFIG " does not exist)");
 }
 
 static const char *opt_config(int argc, char **argv, int *bad)
@@ -185,10 +187,10 @@ static const char *opt_config(int argc, char **argv, int *bad)
         if (opt_c && i + 1 < argc) {
             path = argv[++i];
         } else if (opt_c) {
-            fprintf(stderr, "arc: %s needs a file name\n", argv[i]);
+            arc_log(ARC_LOG_ERROR, "%s needs a file name", argv[i]);
             *bad = 1;
         } else {
-            fprintf(stderr, "arc: unexpected argument '%s'\n", argv[i]);
+            arc_log(ARC_LOG_ERROR, "unexpected argument '%s'", argv[i]);
             *bad = 1;
         }
     }
@@ -295,9 +297,10 @@ static int cmd_run(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     /* Writes to a closed peer fail with EPIPE (sends also pass MSG_NOSIGNAL). */
     signal(SIGPIPE, SIG_IGN);
+    arc_log_init();                     /* the system log's format on stderr */
     int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
     if (sfd < 0) {
-        fprintf(stderr, "arc: signalfd: %s\n", strerror(errno));
+        arc_log(ARC_LOG_ERROR, "signalfd: %s", strerror(errno));
         return 1;
     }
 
@@ -308,7 +311,7 @@ static int cmd_run(int argc, char **argv)
 
     char msg[512];
     if (arc_loop_probe(msg, sizeof(msg), NULL, 0) < 0) {
-        fprintf(stderr, "arc: cannot start: %s\n", msg);
+        arc_log(ARC_LOG_ERROR, "cannot start: %s", msg);
         return 1;
     }
     struct arc_snapshot *snap;
@@ -321,8 +324,8 @@ static int cmd_run(int argc, char **argv)
      * a layer that cannot attach stops the start (its reason is logged). */
     struct arc_xdp *xdp = arc_xdp_start(&cfg->xdp);
     if (cfg->xdp.enabled && cfg->xdp.required && arc_xdp_state(xdp) != ARC_XDP_ATTACHED) {
-        fprintf(stderr, "arc: cannot start: security.xdp.required is true and XDP is not "
-                "attached: %s\n", arc_xdp_why(xdp));
+        arc_log(ARC_LOG_ERROR, "cannot start: security.xdp.required is true and XDP is not "
+                "attached: %s", arc_xdp_why(xdp));
         arc_xdp_stop(xdp);
         return 1;
     }
@@ -352,7 +355,7 @@ static int cmd_run(int argc, char **argv)
         if (arc_net_local_port_of(&cfg->listeners[l].bind) != 0) {
             int probe = arc_net_listen(&cfg->listeners[l], 0, false, err, sizeof(err));
             if (probe < 0) {
-                fprintf(stderr, "arc: %s\n", err);
+                arc_log(ARC_LOG_ERROR, "%s", err);
                 return 1;
             }
             close(probe);
@@ -360,7 +363,7 @@ static int cmd_run(int argc, char **argv)
         for (size_t i = 0; i < nw; i++) {
             int fd = arc_net_listen(&cfg->listeners[l], ports[l], true, err, sizeof(err));
             if (fd < 0) {
-                fprintf(stderr, "arc: %s\n", err);
+                arc_log(ARC_LOG_ERROR, "%s", err);
                 return 1;
             }
             if (i == 0)
@@ -375,7 +378,7 @@ static int cmd_run(int argc, char **argv)
                                         .dscp = -1 };
         admin_fd = arc_net_listen(&al, 0, false, err, sizeof(err));
         if (admin_fd < 0) {
-            fprintf(stderr, "arc: observability.metrics_bind: %s\n", err);
+            arc_log(ARC_LOG_ERROR, "observability.metrics_bind: %s", err);
             return 1;
         }
         admin_port = arc_net_local_port(admin_fd);
@@ -388,7 +391,7 @@ static int cmd_run(int argc, char **argv)
                                         .backlog = 128, .dscp = -1 };
         ctl_fd = arc_net_listen(&cl, 0, false, err, sizeof(err));
         if (ctl_fd < 0) {
-            fprintf(stderr, "arc: control_plane.bind: %s\n", err);
+            arc_log(ARC_LOG_ERROR, "control_plane.bind: %s", err);
             return 1;
         }
         ctl_port = arc_net_local_port(ctl_fd);
@@ -396,11 +399,13 @@ static int cmd_run(int argc, char **argv)
 
     /* The access log's rings exist before the workers that fill them. */
     if (cfg->logging.enabled && arc_alog_start(&cfg->logging, nw, err, sizeof(err)) < 0) {
-        fprintf(stderr, "arc: %s\n", err);
+        arc_log(ARC_LOG_ERROR, "%s", err);
         return 1;
     }
+    if (!cfg->logging.enabled)
+        arc_log_set_sink(NULL);         /* no outputs: stop keeping the start-up records */
     if (arc_otlp_start(&cfg->tracing, cfg->node.id, nw, err, sizeof(err)) < 0) {
-        fprintf(stderr, "arc: %s\n", err);
+        arc_log(ARC_LOG_ERROR, "%s", err);
         return 1;
     }
     _Static_assert(ARC_M_MAX_BUCKETS == ARC_HIST_MAX_BUCKETS, "bucket limits agree");
@@ -416,13 +421,13 @@ static int cmd_run(int argc, char **argv)
 
     /* The Redis tier's thread and rings exist before the workers use them. */
     if (arc_px_gl_start(&cfg->rl_global, nw, err, sizeof(err)) < 0) {
-        fprintf(stderr, "arc: %s\n", err);
+        arc_log(ARC_LOG_ERROR, "%s", err);
         return 1;
     }
     /* The mirror thread takes the workers' copies (routes[].mirror). */
     int mrc = arc_mirror_start();
     if (mrc < 0)
-        fprintf(stderr, "arc: mirror thread: %s; routes[].mirror copies are dropped\n",
+        arc_log(ARC_LOG_WARN, "mirror thread: %s; routes[].mirror copies are dropped",
                 strerror(-mrc));
     struct arc_worker **workers = calloc(nw, sizeof(*workers));
     ARC_ASSERT(workers);
@@ -431,7 +436,7 @@ static int cmd_run(int argc, char **argv)
         workers[i] = arc_worker_start((unsigned)i, cpu, snap, &fds[i * nl], nl, cfg->node.max_connections,
                                       err, sizeof(err));
         if (!workers[i]) {
-            fprintf(stderr, "arc: worker %zu: %s\n", i, err);
+            arc_log(ARC_LOG_ERROR, "worker %zu: %s", i, err);
             return 1;
         }
     }
@@ -439,28 +444,27 @@ static int cmd_run(int argc, char **argv)
         while (!arc_worker_ready(workers[i]))
             usleep(1000);
         if (arc_worker_error(workers[i])) {
-            fprintf(stderr, "arc: cannot start: %s\n", arc_worker_error(workers[i]));
+            arc_log(ARC_LOG_ERROR, "cannot start: %s", arc_worker_error(workers[i]));
             return 1;
         }
     }
     for (size_t l = 0; l < nl; l++) {
         char a[80];
-        fprintf(stderr, "arc: listening listener=%s addr=%s\n", cfg->listeners[l].name,
+        arc_log(ARC_LOG_INFO, "listening listener=%s addr=%s", cfg->listeners[l].name,
                 shown_addr(&cfg->listeners[l].bind, ports[l], a, sizeof(a)));
     }
     if (admin_fd >= 0) {
         char a[80];
-        fprintf(stderr, "arc: admin listening addr=%s\n",
+        arc_log(ARC_LOG_INFO, "admin listening addr=%s",
                 shown_addr(&cfg->metrics_bind, admin_port, a, sizeof(a)));
     }
     if (ctl_fd >= 0) {
         char a[80];
-        fprintf(stderr, "arc: control plane listening addr=%s auth=%s\n",
+        arc_log(ARC_LOG_INFO, "control plane listening addr=%s auth=%s",
                 shown_addr(&cfg->control_plane.bind, ctl_port, a, sizeof(a)),
                 cfg->control_plane.has_token ? "bearer-token" : "loopback-only");
     }
-    fprintf(stderr, "arc: ready workers=%zu fingerprint=%s\n", nw, cfg->fingerprint);
-    fflush(stderr);
+    arc_log(ARC_LOG_INFO, "ready workers=%zu fingerprint=%s", nw, cfg->fingerprint);
 
     /* The control thread takes over our reference (reloads replace it). */
     struct arc_control ctl = { .snap = snap, .workers = workers, .n_workers = nw,
@@ -472,7 +476,7 @@ static int cmd_run(int argc, char **argv)
      * upstream asks for them). */
     int hrc = arc_active_start();
     if (hrc < 0)
-        fprintf(stderr, "arc: health-check thread: %s; health.active checks are off\n",
+        arc_log(ARC_LOG_ERROR, "health-check thread: %s; health.active checks are off",
                 strerror(-hrc));
     int rc = arc_control_run(&ctl);
     arc_active_stop();
@@ -482,6 +486,7 @@ static int cmd_run(int argc, char **argv)
     for (size_t i = 0; i < nw; i++)
         arc_worker_free(workers[i]);
     free(workers);
+    arc_log(ARC_LOG_INFO, "stopping: workers done, flushing the access log");
     arc_xdp_stop(xdp);
     arc_px_gl_stop();                   /* after the workers: nothing posts any more */
     arc_alog_stop();                    /* after the workers: their last records are written */
@@ -493,7 +498,7 @@ static int cmd_run(int argc, char **argv)
     if (ctl_fd >= 0)
         close(ctl_fd);
     close(sfd);
-    fprintf(stderr, "arc: stopped\n");
+    arc_log(ARC_LOG_INFO, "stopped");
     return rc < 0 ? 1 : 0;
 }
 

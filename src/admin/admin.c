@@ -10,6 +10,7 @@
  * the running config changed (whichever trigger changed it): if so the
  * watches follow the new config's files and parked long polls are answered.
  */
+#include "core/log.h"
 #include "admin/admin_int.h"
 #include "core/common.h"
 #include "core/sbuf.h"
@@ -103,7 +104,7 @@ static void on_accept(struct arc_ctl_loop *cs, const struct io_uring_cqe *cqe, u
     bool more = cqe->flags & IORING_CQE_F_MORE;
     if (cqe->res < 0) {
         if (cqe->res != cs->accept_error)
-            fprintf(stderr, "arc: admin accept: %s; retrying every %d ms\n",
+            arc_log(ARC_LOG_ERROR, "admin accept: %s; retrying every %d ms",
                     strerror(-cqe->res), ACCEPT_RETRY_MS);
         cs->accept_error = cqe->res;
         if (!more && !cs->draining)
@@ -111,7 +112,7 @@ static void on_accept(struct arc_ctl_loop *cs, const struct io_uring_cqe *cqe, u
         return;
     }
     if (cs->accept_error) {
-        fprintf(stderr, "arc: admin accept works again\n");
+        arc_log(ARC_LOG_INFO, "admin accept works again");
         cs->accept_error = 0;
     }
     if (!more && !cs->draining)
@@ -150,7 +151,7 @@ static void rotate_ticket_keys(struct arc_ctl_loop *cs, uint64_t now)
         return;
     cs->next_ticket_rotation = now + TICKET_ROTATE_MS;
     if (arc_tls_ticket_keys_rotate(arc_snapshot_ticket_keys()) < 0)
-        fprintf(stderr, "arc: TLS ticket key rotation failed (random generator); keeping the keys\n");
+        arc_log(ARC_LOG_ERROR, "TLS ticket key rotation failed (random generator); keeping the keys");
 }
 
 static void arm_tick(struct arc_ctl_loop *cs)
@@ -434,12 +435,11 @@ static void ignore_signal(uint32_t signo)
 {
     if (signo == SIGUSR1 && arc_alog_running()) {
         arc_alog_reopen();
-        fprintf(stderr, "arc: SIGUSR1 received: reopening the access log\n");
+        arc_log(ARC_LOG_INFO, "SIGUSR1 received: reopening the access log");
     } else if (signo == SIGUSR1)
-        fprintf(stderr, "arc: SIGUSR1 received: no access log to reopen; ignored\n");
+        arc_log(ARC_LOG_WARN, "SIGUSR1 received: no access log to reopen; ignored");
     else
-        fprintf(stderr, "arc: signal %u received: ignored\n", (unsigned)signo);
-    fflush(stderr);
+        arc_log(ARC_LOG_WARN, "signal %u received: ignored", (unsigned)signo);
 }
 
 static bool all_workers_done(struct arc_control *ctl)
@@ -495,20 +495,18 @@ int arc_admin__reload_file(struct arc_ctl_loop *cs, const char *trigger,
 static void file_changed(struct arc_ctl_loop *cs)
 {
     unsigned what = cs->watch.pending;
-    fprintf(stderr, "arc: file change seen: %s\n", cs->watch.seen);
+    arc_log(ARC_LOG_INFO, "file change seen: %s", cs->watch.seen);
     arc_admin__watch_clear(&cs->watch);
     if (cs->draining) {
-        fprintf(stderr, "arc: file change while draining: not reloaded\n");
-        fflush(stderr);
+        arc_log(ARC_LOG_WARN, "file change while draining: not reloaded");
         return;
     }
     if (cs->etcd && cs->etcd->value) {
         if (what & ARC_WATCH_REF)
             arc_admin__etcd_apply(cs, "file change", NULL);
         else
-            fprintf(stderr, "arc: the config comes from etcd (%s): the file's change is not "
-                    "applied\n", cs->etcd->key);
-        fflush(stderr);
+            arc_log(ARC_LOG_INFO, "the config comes from etcd (%s): the file's change is not "
+                    "applied", cs->etcd->key);
         return;
     }
     arc_admin__reload_source(cs->ctl, "file change", !(what & ARC_WATCH_REF), NULL);
@@ -544,8 +542,7 @@ static void on_signal(struct arc_ctl_loop *cs, const struct io_uring_cqe *cqe)
     uint32_t signo = cs->si.ssi_signo;
     if (signo == SIGHUP) {
         if (cs->draining) {
-            fprintf(stderr, "arc: SIGHUP while draining: not reloaded\n");
-            fflush(stderr);
+            arc_log(ARC_LOG_WARN, "SIGHUP while draining: not reloaded");
         } else {
             arc_admin__reload_file(cs, "SIGHUP", NULL);
         }
@@ -553,12 +550,11 @@ static void on_signal(struct arc_ctl_loop *cs, const struct io_uring_cqe *cqe)
         ignore_signal(signo);
     } else {
         if (cs->draining) {
-            fprintf(stderr, "arc: second signal, exiting now\n");
-            fflush(stderr);
+            arc_log(ARC_LOG_WARN, "second signal, exiting now");
             _exit(1);
         }
         cs->draining = true;
-        fprintf(stderr, "arc: %s received, draining (up to %llu ms)\n", strsignal((int)signo),
+        arc_log(ARC_LOG_INFO, "%s received, draining (up to %llu ms)", strsignal((int)signo),
                 (unsigned long long)ctl->snap->cfg->node.drain_timeout);
         arc_workers_drain(ctl->snap->cfg->node.drain_timeout);
         arc_admin__ctl_drain(cs);
@@ -582,22 +578,22 @@ int arc_control_run(struct arc_control *ctl)
     if (ctl->config_path) {
         int wrc = arc_admin__watch_init(&cs.watch);
         if (wrc < 0)
-            fprintf(stderr, "arc: inotify: %s; the config file is not watched (reload with "
-                    "SIGHUP or the API)\n", strerror(-wrc));
+            arc_log(ARC_LOG_ERROR, "inotify: %s; the config file is not watched (reload with "
+                    "SIGHUP or the API)", strerror(-wrc));
     }
     if (ctl->admin_fd >= 0)
         arm_accept(&cs);
     arc_admin__ctl_start(&cs);
     const struct arc_control_plane_conf *cp = &ctl->snap->cfg->control_plane;
     if (cp->n_etcd && arc_admin__etcd_start(&cs, cp) < 0)
-        fprintf(stderr, "arc: etcd: out of memory; the config is not watched\n");
+        arc_log(ARC_LOG_ERROR, "etcd: out of memory; the config is not watched");
     arm_signal(&cs);
     arm_tick(&cs);
     if (cs.watch.fd >= 0)
         arm_watch(&cs);
     char derr[256];
     if (!(cs.dns = arc_dns_new(&cs.ring, UD_DNS_FIRST, derr, sizeof(derr))))
-        fprintf(stderr, "arc: dns discovery unavailable: %s\n", derr);
+        arc_log(ARC_LOG_WARN, "dns discovery unavailable: %s", derr);
     after_events(&cs);
 
     bool done = false;

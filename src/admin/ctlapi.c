@@ -28,6 +28,7 @@
  *             answer the client has not read yet (a 413, a 401)
  *   CLOSING   close submitted
  */
+#include "core/log.h"
 #include "admin/admin_int.h"
 
 #include <arpa/inet.h>
@@ -225,7 +226,7 @@ static void respond_error(struct arc_ctl_loop *cs, struct ctl_conn *c, int statu
 
 static void log_mutation(const struct ctl_conn *c, int status, const char *what)
 {
-    fprintf(stderr, "arc: control: %.*s %.*s from %s: %d %s\n", (int)c->req.method.len,
+    arc_log(ARC_LOG_INFO, "control: %.*s %.*s from %s: %d %s", (int)c->req.method.len,
             c->req.method.p, (int)c->req.path.len, c->req.path.p, c->peer, status, what);
     fflush(stderr);
 }
@@ -946,7 +947,7 @@ void arc_admin__ctl_on_accept(struct arc_ctl_loop *cs, const struct io_uring_cqe
     bool more = cqe->flags & IORING_CQE_F_MORE;
     if (cqe->res < 0) {
         if (cqe->res != s->accept_error)
-            fprintf(stderr, "arc: control-plane accept: %s; retrying every %d ms\n",
+            arc_log(ARC_LOG_ERROR, "control-plane accept: %s; retrying every %d ms",
                     strerror(-cqe->res), ARC_ADMIN_ACCEPT_RETRY_MS);
         s->accept_error = cqe->res;
         if (!more) {
@@ -959,7 +960,7 @@ void arc_admin__ctl_on_accept(struct arc_ctl_loop *cs, const struct io_uring_cqe
         return;
     }
     if (s->accept_error) {
-        fprintf(stderr, "arc: control-plane accept works again\n");
+        arc_log(ARC_LOG_INFO, "control-plane accept works again");
         s->accept_error = 0;
     }
     if (!more)

@@ -23,6 +23,7 @@
  * the loop part is tested against a real etcd (tests/e2e/test_etcd.py).
  * Thread: control.
  */
+#include "core/log.h"
 #include "admin/admin.h"
 #include "admin/admin_int.h"
 #include "config/config.h"
@@ -103,7 +104,7 @@ static void fail(struct arc_ctl_loop *cs, uint64_t now, const char *fmt, ...)
     /* Logged when the state changes, not on every retry of an etcd that
      * stays down. */
     if (e->up || strcmp(why, e->last_error) != 0) {
-        fprintf(stderr, "arc: etcd %s: %s; keeping the running config, retrying\n",
+        arc_log(ARC_LOG_WARN, "etcd %s: %s; keeping the running config, retrying",
                 e->eps[e->ep].text, why);
         fflush(stderr);
     }
@@ -194,7 +195,7 @@ static void on_range(struct arc_ctl_loop *cs, uint64_t now)
         return;
     }
     if (!e->up) {
-        fprintf(stderr, "arc: etcd %s: connected, key %s%s\n", e->eps[e->ep].text, e->key,
+        arc_log(ARC_LOG_INFO, "etcd %s: connected, key %s%s", e->eps[e->ep].text, e->key,
                 rc == 0 ? " not set: running the file's config until it is" : "");
         fflush(stderr);
     }
@@ -237,8 +238,8 @@ static void on_watch_lines(struct arc_ctl_loop *cs, uint64_t now)
         }
         e->revision = ARC_MAX(e->revision, ev.revision);
         if (ev.deleted) {
-            fprintf(stderr, "arc: etcd: key %s deleted (revision %lld); keeping the running "
-                    "config\n", e->key, (long long)ev.value.mod_revision);
+            arc_log(ARC_LOG_WARN, "etcd: key %s deleted (revision %lld); keeping the running "
+                    "config", e->key, (long long)ev.value.mod_revision);
             fflush(stderr);
         } else if (ev.has_value) {
             apply_value(cs, &ev.value);

@@ -6,6 +6,7 @@
  * is logged with its trigger, counted by result and remembered for
  * GET /v1/status.
  */
+#include "core/log.h"
 #include "admin/admin_int.h"
 #include "xdp/xdp.h"
 
@@ -47,9 +48,10 @@ static int failed(struct arc_control *ctl, const char *trigger, const struct arc
 {
     char sum[900];
     errors_summary(errs, sum, sizeof(sum));
-    arc_config_errors_print(errs, stderr);
-    fprintf(stderr, "arc: reload (%s) failed: the config above was not applied; still "
-            "serving fingerprint=%s\n", trigger, ctl->snap->cfg->fingerprint);
+    for (size_t i = 0; i < errs->n; i++)
+        arc_log_at(ARC_LOG_ERROR, errs->v[i].file, errs->v[i].line, errs->v[i].col, errs->v[i].msg);
+    arc_log(ARC_LOG_ERROR, "reload (%s) failed: the config above was not applied; still "
+            "serving fingerprint=%s", trigger, ctl->snap->cfg->fingerprint);
     fflush(stderr);
     remember(ctl, ARC_RELOAD_ERROR, trigger, "%s", sum);
     return ARC_RELOAD_ERROR;
@@ -64,8 +66,8 @@ static int apply(struct arc_control *ctl, struct arc_snapshot *ns, const char *t
     if (n_fields)
         *n_fields = n;
     if (n) {
-        fprintf(stderr, "arc: reload (%s) refused: these fields need a restart: %s; still "
-                "serving fingerprint=%s\n", trigger, fields, ctl->snap->cfg->fingerprint);
+        arc_log(ARC_LOG_ERROR, "reload (%s) refused: these fields need a restart: %s; still "
+                "serving fingerprint=%s", trigger, fields, ctl->snap->cfg->fingerprint);
         fflush(stderr);
         arc_snapshot_unref(ns);
         remember(ctl, ARC_RELOAD_REFUSED, trigger, "these fields need a restart: %s", fields);
@@ -77,14 +79,13 @@ static int apply(struct arc_control *ctl, struct arc_snapshot *ns, const char *t
     struct arc_snapshot *old = ctl->snap;
     ctl->snap = ns;
     bool same = strcmp(old->cfg->fingerprint, ns->cfg->fingerprint) == 0;
-    fprintf(stderr, "arc: reloaded (%s) generation=%llu fingerprint=%s%s\n", trigger,
+    arc_log(ARC_LOG_INFO, "reloaded (%s) generation=%llu fingerprint=%s%s", trigger,
             (unsigned long long)ns->generation, ns->cfg->fingerprint, same ? " (unchanged)" : "");
-    fflush(stderr);
     arc_snapshot_unref(old);
     /* security.xdp: the maps' contents follow the config (no reattach). */
     char xerr[300];
     if (ctl->xdp && arc_xdp_apply(ctl->xdp, &ns->cfg->xdp, xerr, sizeof(xerr)) < 0)
-        fprintf(stderr, "arc: xdp: applying the reloaded security.xdp failed: %s\n", xerr);
+        arc_log(ARC_LOG_WARN, "xdp: applying the reloaded security.xdp failed: %s", xerr);
     remember(ctl, ARC_RELOAD_OK, trigger, "generation %llu, fingerprint %s%s",
              (unsigned long long)ns->generation, ns->cfg->fingerprint, same ? " (unchanged)" : "");
     return ARC_RELOAD_OK;
@@ -105,9 +106,8 @@ int arc_admin__reload_source(struct arc_control *ctl, const char *trigger, bool 
     }
     arc_config_errors_dispose(&errs);
     if (skip_unchanged && strcmp(ns->cfg->fingerprint, ctl->snap->cfg->fingerprint) == 0) {
-        fprintf(stderr, "arc: %s: the config says the same as the running one "
-                "(fingerprint=%s): not reloaded\n", trigger, ns->cfg->fingerprint);
-        fflush(stderr);
+        arc_log(ARC_LOG_WARN, "%s: the config says the same as the running one "
+                "(fingerprint=%s): not reloaded", trigger, ns->cfg->fingerprint);
         arc_snapshot_unref(ns);
         return ARC_RELOAD_OK;
     }
@@ -128,8 +128,7 @@ int arc_admin__republish(struct arc_control *ctl, const char *trigger)
          * certificate file changed on disk since, can fail it) */
         char sum[900];
         errors_summary(&errs, sum, sizeof(sum));
-        fprintf(stderr, "arc: %s: the new endpoints are not applied: %s\n", trigger, sum);
-        fflush(stderr);
+        arc_log(ARC_LOG_WARN, "%s: the new endpoints are not applied: %s", trigger, sum);
         arc_config_errors_dispose(&errs);
         return -1;
     }
@@ -137,9 +136,8 @@ int arc_admin__republish(struct arc_control *ctl, const char *trigger)
     arc_snapshot_publish(ns);
     struct arc_snapshot *old = ctl->snap;
     ctl->snap = ns;
-    fprintf(stderr, "arc: %s: endpoints changed, generation=%llu fingerprint=%s\n", trigger,
+    arc_log(ARC_LOG_INFO, "%s: endpoints changed, generation=%llu fingerprint=%s", trigger,
             (unsigned long long)ns->generation, ns->cfg->fingerprint);
-    fflush(stderr);
     arc_snapshot_unref(old);
     return 0;
 }

@@ -12,6 +12,7 @@
  * IN_MODIFY is left out on purpose: it fires for every write(2) of a file
  * still being written, and CLOSE_WRITE follows when the writer is done.
  */
+#include "core/log.h"
 #include "admin/admin_int.h"
 
 #include <errno.h>
@@ -149,8 +150,8 @@ void arc_admin__watch_set(struct arc_watch *w, const char *config_path,
             for (size_t j = 0; j < i && !said; j++)
                 said = l.v[j].wd < 0 && strcmp(l.v[j].dir, l.v[i].dir) == 0;
             if (!said)
-                fprintf(stderr, "arc: cannot watch %s for changes to %s: %s (reload with "
-                        "SIGHUP or the API instead)\n", l.v[i].dir, l.v[i].name, strerror(errno));
+                arc_log(ARC_LOG_ERROR, "cannot watch %s for changes to %s: %s (reload with "
+                        "SIGHUP or the API instead)", l.v[i].dir, l.v[i].name, strerror(errno));
         }
         l.v[i].wd = wd;
     }
@@ -175,7 +176,7 @@ void arc_admin__watch_set(struct arc_watch *w, const char *config_path,
         for (size_t i = 0; i < l.n && o < sizeof(names); i++)
             o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s/%s", i ? ", " : "",
                                   l.v[i].dir, l.v[i].name);
-        fprintf(stderr, "arc: watching for changes (reload %d ms after the last): %s\n",
+        arc_log(ARC_LOG_INFO, "watching for changes (reload %d ms after the last): %s",
                 ARC_WATCH_DEBOUNCE_MS, names);
     }
     fflush(stderr);

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <jansson.h>
 
+#include "core/log.h"
 #include "admin/admin_int.h"
 #include "limit/limit.h"
 #include "xdp/xdp.h"
@@ -102,7 +103,7 @@ void arc_admin__xdp_tick(struct arc_control *ctl, uint64_t now)
         snprintf(c.text, sizeof(c.text), "%s/%u", ip, c.prefix);
         if (arc_xdp_block(ctl->xdp, &c, cfg->xdp.heavy_hitter_ttl, ARC_XDP_BY_HEAVY, err,
                           sizeof(err)) < 0)
-            fprintf(stderr, "arc: xdp: blocking heavy hitter %s: %s\n", c.text, err);
+            arc_log(ARC_LOG_WARN, "xdp: blocking heavy hitter %s: %s", c.text, err);
     }
     free(hh);
 }
@@ -164,7 +165,7 @@ int arc_admin__xdp_blocks(struct arc_control *ctl, const char *method, const cha
             *doc = json_pack("{s:s}", "error", err);
             status = 500;
         } else {
-            fprintf(stderr, "arc: xdp: blocked %s%s%s (API from %s)\n", c.text,
+            arc_log(ARC_LOG_INFO, "xdp: blocked %s%s%s (API from %s)", c.text,
                     ttl ? " ttl=" : "", ttl ? ttl : "", peer);
             *doc = json_pack("{s:s,s:s}", "result", "blocked", "cidr", c.text);
             json_object_set_new(*doc, "expires_in_ms",
@@ -180,7 +181,7 @@ int arc_admin__xdp_blocks(struct arc_control *ctl, const char *method, const cha
             *doc = json_pack("{s:s,s:s}", "error", "no such block", "cidr", c.text);
             status = 404;
         } else {
-            fprintf(stderr, "arc: xdp: unblocked %s (API from %s)\n", c.text, peer);
+            arc_log(ARC_LOG_INFO, "xdp: unblocked %s (API from %s)", c.text, peer);
             *doc = json_pack("{s:s,s:s}", "result", "unblocked", "cidr", c.text);
             status = 200;
         }

@@ -76,11 +76,7 @@ static const char *const rl_names[] = {
  * (LINE_MAX bounds any record: every string byte may become a 6-byte
  * escape), not through a bounds-checked append per piece: it runs once per
  * request on the writer thread, and that thread's CPU is the log's cost. */
-#define STR_BYTES (ARC_ALOG_METHOD + ARC_ALOG_HOST + ARC_ALOG_PATH + ARC_ALOG_QUERY + \
-                   2 * ARC_ALOG_NAME + ARC_ALOG_ADDR + ARC_ALOG_RID + ARC_ALOG_TLSV + \
-                   ARC_ALOG_CIPHER + ARC_ALOG_SNI + ARC_ALOG_SUBJECT + ARC_ALOG_UA + \
-                   ARC_ALOG_REFERER)
-#define LINE_MAX (6 * STR_BYTES + 2048)
+#define LINE_MAX (6 * ARC_ALOG_STR_BYTES + 2048)
 
 #define LIT(w, s) (memcpy((w), (s), sizeof(s) - 1), (w) += sizeof(s) - 1)
 
@@ -119,6 +115,20 @@ static size_t utf8_len(const unsigned char *p, size_t n)
     return len;
 }
 
+/* Eight bytes that JSON takes as they are (0x20..0x7e, neither '"' nor
+ * '\\'): the common case, tested a word at a time (exact as a yes/no:
+ * "Determine if a word has a byte less than n", Bit Twiddling Hacks). */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+static inline bool word_plain(uint64_t v)
+{
+    uint64_t lt20 = (v - ONES * 0x20) & ~v & HIGHS;
+    uint64_t x = v ^ (ONES * '"'), q = (x - ONES) & ~x & HIGHS;
+    uint64_t y = v ^ (ONES * '\\'), b = (y - ONES) & ~y & HIGHS;
+    uint64_t z = v ^ (ONES * 0x7f), d = (z - ONES) & ~z & HIGHS;
+    return !(lt20 | q | b | d | (v & HIGHS));
+}
+
 static char *jstr(char *w, const char *s)
 {
     *w++ = '"';
@@ -127,6 +137,13 @@ static char *jstr(char *w, const char *s)
     static const char hx[] = "0123456789abcdef";
     while (i < n) {
         size_t run = i;
+        while (run + 8 <= n) {
+            uint64_t v;
+            memcpy(&v, p + run, 8);
+            if (!word_plain(v))
+                break;
+            run += 8;
+        }
         while (run < n && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\')
             run++;
         if (run > i) {
@@ -275,7 +292,7 @@ void arc_alog_format(struct arc_sbuf *o, const struct arc_alog_rec *r)
     LIT(w, "{\"ts\":\"");
     w = timestamp(w, r->ts_ns);
     LIT(w, "\",\"kind\":\"access\"");
-    KSTR(w, "request_id", r->request_id);
+    KSTR(w, "request_id", arc_alog_str(r, REQUEST_ID));
     if (r->traced) {
         LIT(w, ",\"trace_id\":\"");
         w = hex(w, r->trace_id, 16);
@@ -296,14 +313,14 @@ void arc_alog_format(struct arc_sbuf *o, const struct arc_alog_rec *r)
     } else {
         LIT(w, ",\"trace_id\":null,\"span_id\":null,\"parent_span_id\":null,\"trace_sampled\":false");
     }
-    KSTR(w, "method", r->method);
+    KSTR(w, "method", arc_alog_str(r, METHOD));
     if (r->https)
         LIT(w, ",\"scheme\":\"https\"");
     else
         LIT(w, ",\"scheme\":\"http\"");
-    KSTR(w, "host", r->host);
-    KSTR(w, "path", r->path);
-    KSTR(w, "query", r->query);
+    KSTR(w, "host", arc_alog_str(r, HOST));
+    KSTR(w, "path", arc_alog_str(r, PATH));
+    KSTR(w, "query", arc_alog_str(r, QUERY));
     if (r->protocol == ARC_ALOG_H2)
         LIT(w, ",\"protocol\":\"h2\"");
     else if (r->protocol == ARC_ALOG_H10)
@@ -312,9 +329,9 @@ void arc_alog_format(struct arc_sbuf *o, const struct arc_alog_rec *r)
         LIT(w, ",\"protocol\":\"http/1.1\"");
     LIT(w, ",\"status\":");
     w = u64(w, r->status);
-    KSTR(w, "route", r->route);
-    KSTR(w, "upstream", r->has_upstream ? r->upstream : NULL);
-    KSTR(w, "upstream_addr", r->has_upstream ? r->upstream_addr : NULL);
+    KSTR(w, "route", arc_alog_str(r, ROUTE));
+    KSTR(w, "upstream", r->has_upstream ? arc_alog_str(r, UPSTREAM) : NULL);
+    KSTR(w, "upstream_addr", r->has_upstream ? arc_alog_str(r, UPSTREAM_ADDR) : NULL);
     LIT(w, ",\"attempt\":");
     w = u64(w, r->attempt);
     if (r->client.sa.sa_family == AF_INET) {
@@ -333,13 +350,13 @@ void arc_alog_format(struct arc_sbuf *o, const struct arc_alog_rec *r)
     }
     if (r->tls) {
         LIT(w, ",\"tls\":{\"version\":");
-        if (r->tls_version[0])
-            w = jstr(w, r->tls_version);
+        if (arc_alog_str(r, TLS_VERSION)[0])
+            w = jstr(w, arc_alog_str(r, TLS_VERSION));
         else
             LIT(w, "null");
-        KSTR(w, "cipher", r->tls_cipher);
-        KSTR(w, "sni", r->tls_sni);
-        KSTR(w, "client_subject", r->tls_subject);
+        KSTR(w, "cipher", arc_alog_str(r, TLS_CIPHER));
+        KSTR(w, "sni", arc_alog_str(r, TLS_SNI));
+        KSTR(w, "client_subject", arc_alog_str(r, TLS_SUBJECT));
         *w++ = '}';
     } else {
         LIT(w, ",\"tls\":null");
@@ -356,14 +373,14 @@ void arc_alog_format(struct arc_sbuf *o, const struct arc_alog_rec *r)
     w = ms(w, r->ttfb_ns);
     LIT(w, ",\"upstream_response_ms\":");
     w = ms(w, r->response_ns);
-    KSTR(w, "user_agent", r->user_agent);
-    KSTR(w, "referer", r->referer);
+    KSTR(w, "user_agent", arc_alog_str(r, USER_AGENT));
+    KSTR(w, "referer", arc_alog_str(r, REFERER));
     if (r->rl && r->rl < sizeof(rl_names) / sizeof(rl_names[0])) {
         LIT(w, ",\"rate_limit\":{\"name\":");
         if (r->rl == ARC_ALOG_RL_BLOCKED)
             LIT(w, "\"heavy_hitters\"");
         else
-            w = jstr(w, r->route);
+            w = jstr(w, arc_alog_str(r, ROUTE));
         LIT(w, ",\"decision\":\"");
         memcpy(w, rl_names[r->rl], strlen(rl_names[r->rl]));
         w += strlen(rl_names[r->rl]);

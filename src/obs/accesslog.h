@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "core/sbuf.h"
@@ -51,6 +52,21 @@ struct arc_logging_conf;
 #define ARC_ALOG_SUBJECT  192
 #define ARC_ALOG_UA       192
 #define ARC_ALOG_REFERER  192
+
+/* The string fields of a record (arc_alog_str / arc_alog_put). */
+enum {
+    ARC_ALOG_S_METHOD, ARC_ALOG_S_HOST, ARC_ALOG_S_PATH, ARC_ALOG_S_QUERY, ARC_ALOG_S_ROUTE,
+    ARC_ALOG_S_UPSTREAM, ARC_ALOG_S_UPSTREAM_ADDR, ARC_ALOG_S_REQUEST_ID, ARC_ALOG_S_TLS_VERSION,
+    ARC_ALOG_S_TLS_CIPHER, ARC_ALOG_S_TLS_SNI, ARC_ALOG_S_TLS_SUBJECT, ARC_ALOG_S_USER_AGENT,
+    ARC_ALOG_S_REFERER, ARC_ALOG_S__COUNT
+};
+
+/* Room for every field at its cap (each cap counts the field's NUL), plus
+ * the empty string at offset 0. */
+#define ARC_ALOG_STR_BYTES (1 + ARC_ALOG_METHOD + ARC_ALOG_HOST + ARC_ALOG_PATH + ARC_ALOG_QUERY + \
+                            2 * ARC_ALOG_NAME + ARC_ALOG_ADDR + ARC_ALOG_RID + ARC_ALOG_TLSV + \
+                            ARC_ALOG_CIPHER + ARC_ALOG_SNI + ARC_ALOG_SUBJECT + ARC_ALOG_UA + \
+                            ARC_ALOG_REFERER)
 
 /* Bits of rec.truncated, in field order (names in accesslog.c). */
 enum {
@@ -109,21 +125,71 @@ struct arc_alog_rec {
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
     } client;                           /* sa_family 0: unknown */
-    char method[ARC_ALOG_METHOD];
-    char host[ARC_ALOG_HOST];
-    char path[ARC_ALOG_PATH];
-    char query[ARC_ALOG_QUERY];
-    char route[ARC_ALOG_NAME];
-    char upstream[ARC_ALOG_NAME];
-    char upstream_addr[ARC_ALOG_ADDR];
-    char request_id[ARC_ALOG_RID];
-    char tls_version[ARC_ALOG_TLSV];
-    char tls_cipher[ARC_ALOG_CIPHER];
-    char tls_sni[ARC_ALOG_SNI];
-    char tls_subject[ARC_ALOG_SUBJECT];
-    char user_agent[ARC_ALOG_UA];
-    char referer[ARC_ALOG_REFERER];
+    /* The string fields, packed: field f is the NUL-terminated string at
+     * strs + off[f] (offset 0 is an empty string: the field is absent).
+     * Packing keeps what a worker writes per request to the bytes it has
+     * (a few cache lines) instead of one line per fixed-size field. */
+    uint16_t off[ARC_ALOG_S__COUNT];
+    uint16_t used;                      /* bytes of strs in use (0: none yet) */
+    char strs[ARC_ALOG_STR_BYTES];
 };
+
+_Static_assert(ARC_ALOG_STR_BYTES < UINT16_MAX, "string offsets fit uint16_t");
+
+/* Field f of r: a NUL-terminated string, "" when absent. */
+#define arc_alog_str(r, f) ((const char *)(r)->strs + (r)->off[ARC_ALOG_S_##f])
+
+/* Cap (with the NUL) and truncation bit (-1: none) of each field. */
+static const uint16_t arc_alog_caps[ARC_ALOG_S__COUNT] = {
+    ARC_ALOG_METHOD, ARC_ALOG_HOST, ARC_ALOG_PATH, ARC_ALOG_QUERY, ARC_ALOG_NAME, ARC_ALOG_NAME,
+    ARC_ALOG_ADDR, ARC_ALOG_RID, ARC_ALOG_TLSV, ARC_ALOG_CIPHER, ARC_ALOG_SNI, ARC_ALOG_SUBJECT,
+    ARC_ALOG_UA, ARC_ALOG_REFERER,
+};
+static const int8_t arc_alog_tbits[ARC_ALOG_S__COUNT] = {
+    ARC_ALOG_T_METHOD, ARC_ALOG_T_HOST, ARC_ALOG_T_PATH, ARC_ALOG_T_QUERY, ARC_ALOG_T_ROUTE,
+    ARC_ALOG_T_UPSTREAM, -1, ARC_ALOG_T_REQUEST_ID, -1, -1, ARC_ALOG_T_SNI, ARC_ALOG_T_SUBJECT,
+    ARC_ALOG_T_USER_AGENT, ARC_ALOG_T_REFERER,
+};
+
+/* Starts r's strings: every field absent. */
+static inline void arc_alog_strs_reset(struct arc_alog_rec *r)
+{
+    memset(r->off, 0, sizeof(r->off));
+    r->strs[0] = '\0';
+    r->used = 1;
+}
+
+/* Sets field f to s[0..n) cut to its cap (the cut recorded in
+ * r->truncated); an empty s leaves it absent. Setting a field again
+ * appends (the last one wins); the area never overflows: what does not fit
+ * is cut. */
+static inline void arc_alog_put(struct arc_alog_rec *r, unsigned f, const char *s, size_t n)
+{
+    if (!r->used)
+        arc_alog_strs_reset(r);
+    size_t cap = arc_alog_caps[f], room = ARC_ALOG_STR_BYTES - r->used;
+    if (cap > room)
+        cap = room;
+    if (n >= cap) {
+        n = cap ? cap - 1 : 0;
+        if (arc_alog_tbits[f] >= 0)
+            r->truncated |= 1u << arc_alog_tbits[f];
+    }
+    if (!n) {
+        r->off[f] = 0;
+        return;
+    }
+    r->off[f] = r->used;
+    memcpy(r->strs + r->used, s, n);
+    r->strs[r->used + n] = '\0';
+    r->used = (uint16_t)(r->used + n + 1);
+}
+
+/* Bytes of r that hold data (to copy a record). */
+static inline size_t arc_alog_rec_size(const struct arc_alog_rec *r)
+{
+    return offsetof(struct arc_alog_rec, strs) + (r->used ? r->used : 1);
+}
 
 #define ARC_ALOG_CACHELINE 64
 
@@ -200,13 +266,20 @@ void arc_alog_reopen(void);
 bool arc_alog_running(void);
 
 struct arc_alog_stats {
-    uint64_t written;                   /* lines written */
+    uint64_t written;                   /* access lines written */
+    uint64_t system_written;            /* system-log lines written (core/log.h) */
     uint64_t dropped;                   /* records lost to full rings */
-    uint64_t lost;                      /* lines lost because the output failed */
+    uint64_t lost;                      /* lines (access or system) lost: the output failed */
     uint64_t write_errors;              /* failed open/write attempts */
     uint64_t rotations, reopens;
 };
 void arc_alog_stats(struct arc_alog_stats *st);
+/* Rotated files of `file` ("<file>.<digit>...", plain or .gz, not the
+ * compressor's ".tmp" files) as "<dir>/<name>" paths, oldest first (the
+ * names sort by their UTC time); the caller frees each and the array.
+ * NULL and *n = 0 when there are none or the directory cannot be read. */
+char **arc_alog_rotated(const char *file, size_t *n);
+
 /* Prometheus text of those counters (nothing when logging is off). */
 void arc_alog_render_metrics(struct arc_sbuf *o);
 

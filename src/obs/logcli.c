@@ -10,14 +10,15 @@
  *
  * Filters (all must hold): --status 5xx|4xx|429|404 (comma-separated list
  * allowed), --route R, --upstream U, --client-ip IP, --trace-id T,
- * --request-id ID, --since 10m. On a terminal lines are shown as aligned,
+ * --request-id ID, --since 10m, --kind access|system|all (access by default:
+ * the file also holds Arc's system records, kind "system"). On a terminal lines are shown as aligned,
  * coloured columns; piped (or with --json) they are the NDJSON lines as
  * written.
  */
 #include "config/config.h"
+#include "obs/accesslog.h"
 #include "obs/logcli.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@ struct filter {
     size_t n_status;
     const char *route, *upstream, *client_ip, *trace_id, *request_id;
     double since;                       /* unix seconds; 0 = no limit */
+    const char *kind;                   /* "access", "system", or NULL: all */
     bool json, color;
 };
 
@@ -48,7 +50,7 @@ static void usage(FILE *f)
             "usage: arc logs tail  [-f] [-n N] [--file F | -c CONFIG] [filters] [--json]\n"
             "       arc logs query [--file F | -c CONFIG] [filters] [--json]\n"
             "filters: --status 5xx|4xx|429|404[,...]  --route R  --upstream U  --client-ip IP\n"
-            "         --trace-id T  --request-id ID  --since 10m\n"
+            "         --trace-id T  --request-id ID  --since 10m  --kind access|system|all\n"
             "Without --file: logging.output.file of -c CONFIG (else of the default config).\n");
 }
 
@@ -109,6 +111,8 @@ static json_t *match(const struct filter *f, const char *line, size_t len)
     json_t *j = json_loadb(line, len, 0, NULL);
     if (!json_is_object(j))
         goto no;
+    if (f->kind && !str_is(j, "kind", f->kind))
+        goto no;
     if (f->n_status) {
         json_int_t st = json_integer_value(json_object_get(j, "status"));
         bool ok = false;
@@ -139,6 +143,15 @@ static void show(const struct filter *f, json_t *j, const char *line, size_t len
         return;
     }
     const char *ts = jstr(j, "ts");
+    if (str_is(j, "kind", "system")) {
+        const char *lv = jstr(j, "level");
+        bool bad = lv && (strcmp(lv, "error") == 0 || strcmp(lv, "warn") == 0);
+        printf("%s%.10s %.12s%s %s%-5s%s %s\n", f->color ? "\033[2m" : "", ts ? ts : "-",
+               ts && strlen(ts) >= 23 ? ts + 11 : "", f->color ? "\033[0m" : "",
+               f->color && bad ? (lv[0] == 'e' ? "\033[31m" : "\033[33m") : "", lv ? lv : "-",
+               f->color ? "\033[0m" : "", jstr(j, "msg") ? jstr(j, "msg") : "");
+        return;
+    }
     json_int_t st = json_integer_value(json_object_get(j, "status"));
     const char *col = "";
     if (f->color)
@@ -213,59 +226,10 @@ static void query_line(void *ud, const char *line, size_t len)
     }
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Rotated files of `file`, oldest first (names sort by their UTC time). */
-static char **rotated(const char *file, size_t *n_out)
-{
-    char dir[4096], base[1024];
-    const char *slash = strrchr(file, '/');
-    if (slash) {
-        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - file), file);
-        if (!dir[0])
-            strcpy(dir, "/");
-        snprintf(base, sizeof(base), "%s", slash + 1);
-    } else {
-        strcpy(dir, ".");
-        snprintf(base, sizeof(base), "%s", file);
-    }
-    *n_out = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return NULL;
-    size_t bl = strlen(base), n = 0, cap = 0;
-    char **v = NULL;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t el = strlen(e->d_name);
-        if (el <= bl + 1 || strncmp(e->d_name, base, bl) != 0 || e->d_name[bl] != '.' ||
-            e->d_name[bl + 1] < '0' || e->d_name[bl + 1] > '9' ||
-            (el > 4 && strcmp(e->d_name + el - 4, ".tmp") == 0))
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 32;
-            char **nv = realloc(v, cap * sizeof(*v));
-            if (!nv)
-                break;
-            v = nv;
-        }
-        if (asprintf(&v[n], "%s/%s", dir, e->d_name) >= 0)
-            n++;
-    }
-    closedir(d);
-    if (n)
-        qsort(v, n, sizeof(*v), name_cmp);
-    *n_out = n;
-    return v;
-}
-
 static int cmd_query(const char *file, const struct filter *f)
 {
     size_t n;
-    char **v = rotated(file, &n);
+    char **v = arc_alog_rotated(file, &n);
     for (size_t i = 0; i < n; i++) {
         if (each_line(v[i], query_line, (void *)f) < 0)
             fprintf(stderr, "arc: logs: cannot read %s: %s\n", v[i], strerror(errno));
@@ -433,7 +397,7 @@ int arc_logs_main(int argc, char **argv, const char *default_config)
         return 2;
     }
     bool is_tail = strcmp(argv[2], "tail") == 0, follow_it = false;
-    struct filter f = { .color = isatty(STDOUT_FILENO) };
+    struct filter f = { .color = isatty(STDOUT_FILENO), .kind = "access" };
     const char *file = NULL, *config = NULL;
     size_t n_lines = 10;
     for (int i = 3; i < argc; i++) {
@@ -466,6 +430,15 @@ int arc_logs_main(int argc, char **argv, const char *default_config)
             if (!parse_status(&f, v)) {
                 fprintf(stderr, "arc: logs: --status: expected 5xx, 4xx, 429, 404 ... (a status "
                         "100-599 or a class), got '%s'\n", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--kind") == 0) {
+            if (strcmp(v, "all") == 0) {
+                f.kind = NULL;
+            } else if (strcmp(v, "access") == 0 || strcmp(v, "system") == 0) {
+                f.kind = v;
+            } else {
+                fprintf(stderr, "arc: logs: --kind: expected access, system or all, got '%s'\n", v);
                 return 2;
             }
         } else if (strcmp(a, "--route") == 0) {

@@ -19,10 +19,16 @@
  * (zlib) to "<name>.gz" off the writer's loop; either way only the newest
  * max_files rotated files are kept.
  *
+ * Arc's system log (core/log.h) reaches the same outputs: its sink appends
+ * NDJSON lines to a mutex-guarded buffer (any thread, rare, at most
+ * SYS_PENDING_MAX bytes waiting: beyond that counted as lost) that each
+ * drain moves into the batch first.
+ *
  * Writes are plain write(2) on this thread: it is the only thread that ever
  * waits on the disk, so io_uring would buy nothing here but complexity.
  */
 #include "config/config.h"
+#include "core/log.h"
 #include "obs/accesslog.h"
 
 #include <dirent.h>
@@ -41,6 +47,7 @@
 #define CHECK_MS 1000           /* stat the path this often (moved or deleted under us) */
 #define HOLD_BATCHES 4          /* a failing output holds this many batches, then drops */
 #define REPORT_MS 10000         /* ring-full drops reported at most this often */
+#define SYS_PENDING_MAX (1u << 20)  /* system-log bytes waiting for the writer */
 
 static struct {
     bool running;
@@ -57,9 +64,10 @@ static struct {
     int last_errno;
     struct arc_sbuf buf;
     size_t buf_lines;
+    size_t buf_sys;                     /* of which system-log lines */
     size_t stdout_off;                  /* bytes of buf already written to stdout */
     /* counters (writer writes, anyone reads) */
-    _Atomic uint64_t written, lost, write_errors, rotations, reopens;
+    _Atomic uint64_t written, sys_written, lost, write_errors, rotations, reopens;
     /* compressor queue */
     pthread_mutex_t zmu;
     pthread_cond_t zcv;
@@ -67,6 +75,10 @@ static struct {
     size_t zn, zcap;
     bool zstop;
     pthread_mutex_t prune_mu;
+    /* system-log lines (core/log.h sink), any thread → writer */
+    pthread_mutex_t sys_mu;
+    struct arc_sbuf sys;
+    size_t sys_lines;
 } L = { .fd = -1 };
 
 static uint64_t mono_ms(void)
@@ -105,6 +117,7 @@ void arc_alog_stats(struct arc_alog_stats *st)
     for (size_t i = 0; i < L.n_rings; i++)
         st->dropped += atomic_load_explicit(&L.rings[i].dropped, memory_order_relaxed);
     st->written = atomic_load(&L.written);
+    st->system_written = atomic_load(&L.sys_written);
     st->lost = atomic_load(&L.lost);
     st->write_errors = atomic_load(&L.write_errors);
     st->rotations = atomic_load(&L.rotations);
@@ -121,6 +134,9 @@ void arc_alog_render_metrics(struct arc_sbuf *o)
         "# HELP arc_access_log_lines_total Access-log lines written.\n"
         "# TYPE arc_access_log_lines_total counter\n"
         "arc_access_log_lines_total %llu\n"
+        "# HELP arc_system_log_lines_total Arc's own system-log records written to the access log's outputs.\n"
+        "# TYPE arc_system_log_lines_total counter\n"
+        "arc_system_log_lines_total %llu\n"
         "# HELP arc_access_log_dropped_total Access-log records dropped because a worker's ring was full.\n"
         "# TYPE arc_access_log_dropped_total counter\n"
         "arc_access_log_dropped_total %llu\n"
@@ -136,7 +152,8 @@ void arc_alog_render_metrics(struct arc_sbuf *o)
         "# HELP arc_access_log_reopens_total Access-log reopens asked by SIGUSR1.\n"
         "# TYPE arc_access_log_reopens_total counter\n"
         "arc_access_log_reopens_total %llu\n",
-        (unsigned long long)st.written, (unsigned long long)st.dropped,
+        (unsigned long long)st.written, (unsigned long long)st.system_written,
+        (unsigned long long)st.dropped,
         (unsigned long long)st.lost, (unsigned long long)st.write_errors,
         (unsigned long long)st.rotations, (unsigned long long)st.reopens);
 }
@@ -147,8 +164,8 @@ static void fail(const char *what, int err)
 {
     bump(&L.write_errors, 1);
     if (!L.failing || L.last_errno != err)
-        fprintf(stderr, "arc: access log %s %s: %s (retrying every %d ms; lines are held, "
-                "then counted in arc_access_log_lost_total)\n", what, L.conf.file, strerror(err),
+        arc_log(ARC_LOG_ERROR, "access log %s %s: %s (retrying every %d ms; lines are held, "
+                "then counted in arc_access_log_lost_total)", what, L.conf.file, strerror(err),
                 RETRY_MS);
     L.failing = true;
     L.last_errno = err;
@@ -173,7 +190,7 @@ static bool open_file(void)
     L.size = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     L.fd = fd;
     if (L.failing)
-        fprintf(stderr, "arc: access log %s: writing again\n", L.conf.file);
+        arc_log(ARC_LOG_INFO, "access log %s: writing again", L.conf.file);
     L.failing = false;
     L.check_ms = mono_ms() + CHECK_MS;
     return true;
@@ -201,29 +218,25 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Keeps the newest max_files rotated files ("<base>.<digit>...", not the
- * compressor's ".tmp" files). */
-static void prune(void)
+char **arc_alog_rotated(const char *file, size_t *n_out)
 {
-    pthread_mutex_lock(&L.prune_mu);
     char dir[4096], base[1024];
-    const char *slash = strrchr(L.conf.file, '/');
+    const char *slash = strrchr(file, '/');
     if (slash) {
-        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - L.conf.file), L.conf.file);
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - file), file);
         if (!dir[0])
             strcpy(dir, "/");
         snprintf(base, sizeof(base), "%s", slash + 1);
     } else {
         strcpy(dir, ".");
-        snprintf(base, sizeof(base), "%s", L.conf.file);
+        snprintf(base, sizeof(base), "%s", file);
     }
+    *n_out = 0;
     DIR *d = opendir(dir);
-    if (!d) {
-        pthread_mutex_unlock(&L.prune_mu);
-        return;
-    }
+    if (!d)
+        return NULL;
     size_t bl = strlen(base), n = 0, cap = 0;
-    char **names = NULL;
+    char **v = NULL;
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t el = strlen(e->d_name);
@@ -232,27 +245,34 @@ static void prune(void)
             (el > 4 && strcmp(e->d_name + el - 4, ".tmp") == 0))
             continue;
         if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **nn = realloc(names, cap * sizeof(*names));
-            if (!nn)
+            cap = cap ? cap * 2 : 32;
+            char **nv = realloc(v, cap * sizeof(*v));
+            if (!nv)
                 break;
-            names = nn;
+            v = nv;
         }
-        names[n] = strdup(e->d_name);
-        if (names[n])
+        if (asprintf(&v[n], "%s/%s", dir, e->d_name) >= 0)
             n++;
     }
     closedir(d);
     if (n)
-        qsort(names, n, sizeof(*names), name_cmp);
-    for (size_t i = 0; i + L.conf.max_files < n; i++) {
-        char p[8192];
-        snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
-        unlink(p);
+        qsort(v, n, sizeof(*v), name_cmp);
+    *n_out = n;
+    return v;
+}
+
+/* Keeps the newest max_files rotated files. */
+static void prune(void)
+{
+    pthread_mutex_lock(&L.prune_mu);
+    size_t n;
+    char **v = arc_alog_rotated(L.conf.file, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (i + L.conf.max_files < n)
+            unlink(v[i]);
+        free(v[i]);
     }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    free(v);
     pthread_mutex_unlock(&L.prune_mu);
 }
 
@@ -350,7 +370,8 @@ static void flush(void)
         }
     }
     if (done) {
-        bump(&L.written, L.buf_lines);
+        bump(&L.written, L.buf_lines - L.buf_sys);
+        bump(&L.sys_written, L.buf_sys);
     } else if (L.buf.len < (size_t)L.conf.batch_bytes * HOLD_BATCHES) {
         return;                         /* held for the next attempt */
     } else {
@@ -358,6 +379,7 @@ static void flush(void)
     }
     L.buf.len = 0;
     L.buf_lines = 0;
+    L.buf_sys = 0;
     L.stdout_off = 0;
 }
 
@@ -371,15 +393,44 @@ static void report_drops(void)
     for (size_t i = 0; i < L.n_rings; i++)
         d += atomic_load_explicit(&L.rings[i].dropped, memory_order_relaxed);
     if (d != L.reported_drops)
-        fprintf(stderr, "arc: access log: %llu records dropped (a worker's ring was full; "
-                "raise logging.writer.ring_capacity or lower logging.access.sample)\n",
+        arc_log(ARC_LOG_WARN, "access log: %llu records dropped (a worker's ring was full; "
+                "raise logging.writer.ring_capacity or lower logging.access.sample)",
                 (unsigned long long)(d - L.reported_drops));
     L.reported_drops = d;
 }
 
+/* The system log's sink (core/log.h): any thread, rare. Lines beyond
+ * SYS_PENDING_MAX waiting are counted as lost. */
+static void sys_sink(const char *line, size_t len)
+{
+    pthread_mutex_lock(&L.sys_mu);
+    if (L.sys.len + len <= SYS_PENDING_MAX) {
+        arc_sbuf_append(&L.sys, line, len);
+        L.sys_lines++;
+    } else {
+        bump(&L.lost, 1);
+    }
+    pthread_mutex_unlock(&L.sys_mu);
+}
+
+static size_t drain_system(void)
+{
+    pthread_mutex_lock(&L.sys_mu);
+    size_t n = L.sys_lines;
+    if (n) {
+        arc_sbuf_append(&L.buf, L.sys.p, L.sys.len);
+        L.buf_lines += n;
+        L.buf_sys += n;
+        L.sys.len = 0;
+        L.sys_lines = 0;
+    }
+    pthread_mutex_unlock(&L.sys_mu);
+    return n;
+}
+
 static size_t drain(void)
 {
-    size_t total = 0;
+    size_t total = drain_system();
     for (size_t i = 0; i < L.n_rings; i++) {
         struct arc_alog_ring *r = &L.rings[i];
         uint64_t t, n = arc_alog_ring_avail(r, &t);
@@ -451,7 +502,7 @@ static void compress_one(const char *path)
         return;                         /* pruned meanwhile */
     gzFile out = gzopen(tmp, "wb6");
     if (!out) {
-        fprintf(stderr, "arc: access log: cannot create %s: %s\n", tmp, strerror(errno));
+        arc_log(ARC_LOG_ERROR, "access log: cannot create %s: %s", tmp, strerror(errno));
         fclose(in);
         return;
     }
@@ -470,7 +521,7 @@ static void compress_one(const char *path)
     if (ok && rename(tmp, dst) == 0) {
         unlink(path);
     } else {
-        fprintf(stderr, "arc: access log: cannot compress %s (kept uncompressed)\n", path);
+        arc_log(ARC_LOG_ERROR, "access log: cannot compress %s (kept uncompressed)", path);
         unlink(tmp);
     }
 }
@@ -527,6 +578,7 @@ int arc_alog_start(const struct arc_logging_conf *conf, size_t n_workers, char *
     pthread_mutex_init(&L.zmu, NULL);
     pthread_cond_init(&L.zcv, NULL);
     pthread_mutex_init(&L.prune_mu, NULL);
+    pthread_mutex_init(&L.sys_mu, NULL);
     L.zstop = false;
     atomic_store(&L.stop, 0);
     atomic_store(&L.reopen, 0);
@@ -548,6 +600,7 @@ int arc_alog_start(const struct arc_logging_conf *conf, size_t n_workers, char *
     pthread_setname_np(L.writer, "arc-logw");
     pthread_setname_np(L.zthread, "arc-logz");
     L.running = true;
+    arc_log_set_sink(sys_sink);         /* the startup messages so far, then live ones */
     return 0;
 fail:
     for (size_t i = 0; i < L.n_rings; i++)
@@ -565,6 +618,7 @@ void arc_alog_stop(void)
 {
     if (!L.running)
         return;
+    arc_log_set_sink(NULL);             /* later messages: stderr only */
     atomic_store(&L.stop, 1);
     pthread_join(L.writer, NULL);
     pthread_mutex_lock(&L.zmu);
@@ -582,6 +636,8 @@ void arc_alog_stop(void)
     free(L.conf.file);
     L.conf.file = NULL;
     arc_sbuf_dispose(&L.buf);
+    arc_sbuf_dispose(&L.sys);
+    L.sys_lines = 0;
     free(L.zq);
     L.zq = NULL;
     L.zn = L.zcap = 0;

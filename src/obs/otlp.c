@@ -9,6 +9,7 @@
  * kind 2 (server) and 3 (client), status code 2 (error) for 5xx answers
  * (server span) and for failed or 4xx/5xx upstream answers (client span).
  */
+#include "core/log.h"
 #include "config/config.h"
 #include "obs/otlp.h"
 
@@ -137,18 +138,19 @@ void arc_otlp_spans(struct arc_sbuf *o, const struct arc_alog_rec *r, bool *firs
     const char *err = arc_alog_error_text(r->err, r->outcome);
     char name[ARC_ALOG_METHOD + ARC_ALOG_NAME + 2];
     /* Span names stay low-cardinality: method and route name, never the path. */
-    snprintf(name, sizeof(name), "%s%s%s", r->method[0] ? r->method : "HTTP",
-             r->route[0] ? " " : "", r->route);
+    const char *method = arc_alog_str(r, METHOD)[0] ? arc_alog_str(r, METHOD) : "HTTP";
+    snprintf(name, sizeof(name), "%s%s%s", method, arc_alog_str(r, ROUTE)[0] ? " " : "",
+             arc_alog_str(r, ROUTE));
     span_head(o, first, r, r->server_span_id, r->has_parent ? r->parent_id : NULL, name, 2,
               start, end);
     APPEND(o, ",\"attributes\":[");
     bool a = true;
-    attr_str(o, &a, "http.request.method", r->method);
+    attr_str(o, &a, "http.request.method", arc_alog_str(r, METHOD));
     attr_int(o, &a, "http.response.status_code", r->status);
     attr_str(o, &a, "url.scheme", r->https ? "https" : "http");
-    attr_str(o, &a, "url.path", r->path);
-    attr_str(o, &a, "url.query", r->query);
-    attr_str(o, &a, "server.address", r->host);
+    attr_str(o, &a, "url.path", arc_alog_str(r, PATH));
+    attr_str(o, &a, "url.query", arc_alog_str(r, QUERY));
+    attr_str(o, &a, "server.address", arc_alog_str(r, HOST));
     attr_str(o, &a, "network.protocol.version", r->protocol == ARC_ALOG_H2 ? "2"
                                                 : r->protocol == ARC_ALOG_H10 ? "1.0" : "1.1");
     char ip[INET6_ADDRSTRLEN] = "";
@@ -163,9 +165,9 @@ void arc_otlp_spans(struct arc_sbuf *o, const struct arc_alog_rec *r, bool *firs
     attr_str(o, &a, "client.address", ip);
     if (ip[0])
         attr_int(o, &a, "client.port", port);
-    attr_str(o, &a, "user_agent.original", r->user_agent);
-    attr_str(o, &a, "arc.route", r->route);
-    attr_str(o, &a, "arc.request_id", r->request_id);
+    attr_str(o, &a, "user_agent.original", arc_alog_str(r, USER_AGENT));
+    attr_str(o, &a, "arc.route", arc_alog_str(r, ROUTE));
+    attr_str(o, &a, "arc.request_id", arc_alog_str(r, REQUEST_ID));
     /* error.type: the failure's kind, else the status code (semconv). */
     char code[8];
     snprintf(code, sizeof(code), "%u", r->status);
@@ -176,16 +178,17 @@ void arc_otlp_spans(struct arc_sbuf *o, const struct arc_alog_rec *r, bool *firs
     if (!r->has_upstream || r->response_ns == ARC_ALOG_NONE || r->attempt == 0)
         return;                         /* no upstream hop */
     uint64_t ustart = end - r->response_ns;
-    span_head(o, first, r, r->span_id, r->server_span_id, r->method[0] ? r->method : "HTTP", 3,
+    span_head(o, first, r, r->span_id, r->server_span_id,
+              arc_alog_str(r, METHOD)[0] ? arc_alog_str(r, METHOD) : "HTTP", 3,
               ustart, end);
     APPEND(o, ",\"attributes\":[");
     a = true;
-    attr_str(o, &a, "http.request.method", r->method);
+    attr_str(o, &a, "http.request.method", arc_alog_str(r, METHOD));
     bool answered = r->ttfb_ns != ARC_ALOG_NONE;
     if (answered)
         attr_int(o, &a, "http.response.status_code", r->status);
     char host[ARC_ALOG_ADDR];
-    snprintf(host, sizeof(host), "%s", r->upstream_addr);
+    snprintf(host, sizeof(host), "%s", arc_alog_str(r, UPSTREAM_ADDR));
     char *colon = strrchr(host, ':');
     if (colon) {
         *colon = '\0';
@@ -199,8 +202,8 @@ void arc_otlp_spans(struct arc_sbuf *o, const struct arc_alog_rec *r, bool *firs
         attr_str(o, &a, "server.address", h);
         attr_int(o, &a, "server.port", atoi(colon + 1));
     }
-    attr_str(o, &a, "url.path", r->path);
-    attr_str(o, &a, "arc.upstream", r->upstream);
+    attr_str(o, &a, "url.path", arc_alog_str(r, PATH));
+    attr_str(o, &a, "arc.upstream", arc_alog_str(r, UPSTREAM));
     attr_int(o, &a, "http.request.resend_count", r->attempt > 1 ? r->attempt - 1 : 0);
     bool failed = !answered || r->status >= 400;
     if (failed)
@@ -353,14 +356,14 @@ static void *exporter_main(void *arg)
             if (post(body.p, body.len, why, sizeof(why)) == 0) {
                 bump(&X.exported, spans);
                 if (X.failing)
-                    fprintf(stderr, "arc: tracing: exporting to %s again\n", X.conf.endpoint);
+                    arc_log(ARC_LOG_INFO, "tracing: exporting to %s again", X.conf.endpoint);
                 X.failing = false;
             } else {
                 bump(&X.errors, 1);
                 bump(&X.lost, spans);
                 if (!X.failing)
-                    fprintf(stderr, "arc: tracing: export to %s failed: %s (spans are counted in "
-                            "arc_tracing_spans_lost_total)\n", X.conf.endpoint, why);
+                    arc_log(ARC_LOG_ERROR, "tracing: export to %s failed: %s (spans are counted in "
+                            "arc_tracing_spans_lost_total)", X.conf.endpoint, why);
                 X.failing = true;
             }
             if (n < MAX_BATCH)

@@ -17,6 +17,7 @@
  * (the filter's per-context state from earlier stages is lost, the
  * exchange is otherwise unaffected).
  */
+#include "core/log.h"
 #include "plugin/plugin_int.h"
 #include "core/sbuf.h"
 
@@ -244,7 +245,7 @@ static uint32_t h_log(void *e, uint32_t level, uint32_t p, uint32_t n)
         t_log_lines = 0;
     }
     if (t_log_lines++ < 20)
-        fprintf(stderr, "arc: plugin '%s': %.*s\n", in->pl->name, (int)ARC_MIN(n, 512u), m);
+        arc_log(ARC_LOG_INFO, "plugin '%s': %.*s", in->pl->name, (int)ARC_MIN(n, 512u), m);
     return WR_OK;
 }
 
@@ -1288,7 +1289,7 @@ static enum arc_pl_verdict failed(struct arc_pl_run *r, struct arc_pl_ctx *c, in
         uint64_t sec = arc_pl__now_ns() / 1000000000ull;
         if (sec != last_sec) {          /* one line a second per worker at most */
             last_sec = sec;
-            fprintf(stderr, "arc: plugin '%s' failed: %s (%s)\n", pl->name,
+            arc_log(ARC_LOG_ERROR, "plugin '%s' failed: %s (%s)", pl->name,
                     arc_pl__trap_text(code), pl->fail_open ? "fail_open" : "fail_closed");
         }
     }
@@ -1379,8 +1380,8 @@ static enum arc_pl_verdict stage_from(struct arc_pl_run *r, size_t from, enum ar
         uint64_t sec = arc_pl__now_ns() / 1000000000ull;
         if (sec != last_sec) {
             last_sec = sec;
-            fprintf(stderr, "arc: plugin '%s' paused a response; pausing a response is not "
-                    "supported\n", r->set->pl[c->plugin].name);
+            arc_log(ARC_LOG_WARN, "plugin '%s' paused a response; pausing a response is not "
+                    "supported", r->set->pl[c->plugin].name);
         }
         if (failed(r, c, 0) == ARC_PL_FAIL)
             return ARC_PL_FAIL;

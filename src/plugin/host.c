@@ -15,6 +15,7 @@
  * unwinds the whole guest call. Host functions never hold anything that a
  * longjmp would leak: they allocate from the exchange's arena only.
  */
+#include "core/log.h"
 #include "plugin/plugin_int.h"
 #include "config/config.h"
 
@@ -308,7 +309,7 @@ int arc_pl__inst_rebuild(struct arc_pl_inst *in)
     inst_release(in);
     in->gen++;
     if (inst_build(in, err, sizeof(err)) < 0) {
-        fprintf(stderr, "arc: plugin '%s': rebuilding an instance failed: %s\n", in->pl->name, err);
+        arc_log(ARC_LOG_ERROR, "plugin '%s': rebuilding an instance failed: %s", in->pl->name, err);
         return -1;
     }
     return 0;

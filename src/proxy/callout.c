@@ -285,6 +285,7 @@ uint32_t arc_px__callout(void *owner, const struct arc_pl_call_req *req,
     ex->snap = arc_px__snap_pin(w, parent->snap);
     ex->internal = true;
     ex->route = &co->route;
+    ex->target = co->route.up;
     co->ex = ex;
     co->fake.c.ex = ex;
     struct arc_req *q = &ex->req;

@@ -31,6 +31,7 @@
  * Workers read `ready` (a relaxed load): while it is 0 they do not ask and
  * use the fallback at once. Transitions are logged and counted.
  */
+#include "core/log.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
 #include "limit/redis.h"
@@ -270,11 +271,11 @@ static void fail(const char *why, uint64_t now)
     G.cs = C_DOWN;
     if (arc_rl_cb_result(&G.cb, false, now)) {
         bump(&G.m_opened);
-        fprintf(stderr, "arc: rate_limits.global: redis %s: %s; circuit open for %llu ms, "
-                "global limits use their fallback\n", G.conf.address.text, why,
+        arc_log(ARC_LOG_WARN, "rate_limits.global: redis %s: %s; circuit open for %llu ms, "
+                "global limits use their fallback", G.conf.address.text, why,
                 (unsigned long long)G.conf.circuit_open);
     } else if (was_ready) {
-        fprintf(stderr, "arc: rate_limits.global: redis %s: %s\n", G.conf.address.text, why);
+        arc_log(ARC_LOG_INFO, "rate_limits.global: redis %s: %s", G.conf.address.text, why);
     }
     publish_state();
     signal_workers();
@@ -378,7 +379,7 @@ static void on_reply(redisReply *r, uint64_t now)
             G.cs = C_READY;
             if (arc_rl_cb_result(&G.cb, true, now)) {
                 bump(&G.m_closed);
-                fprintf(stderr, "arc: rate_limits.global: redis %s is back; circuit closed\n",
+                arc_log(ARC_LOG_INFO, "rate_limits.global: redis %s is back; circuit closed",
                         G.conf.address.text);
             }
             publish_state();
@@ -592,8 +593,8 @@ int arc_px_gl_start(const struct arc_rl_global_conf *c, size_t n_workers, char *
         return -1;
     }
     G.started = true;
-    fprintf(stderr, "arc: rate_limits.global: redis %s db=%u timeout=%llums lease=%u "
-            "fallback=%s\n", c->address.text, c->db, (unsigned long long)c->timeout, c->lease,
+    arc_log(ARC_LOG_INFO, "rate_limits.global: redis %s db=%u timeout=%llums lease=%u "
+            "fallback=%s", c->address.text, c->db, (unsigned long long)c->timeout, c->lease,
             c->fallback == ARC_RL_FB_FAIL_OPEN ? "fail_open"
             : c->fallback == ARC_RL_FB_FAIL_CLOSED ? "fail_closed" : "local_share");
     return 0;

@@ -136,11 +136,28 @@ static bool rid_ok(struct arc_str v)
     return true;
 }
 
+/* The wall clock (CLOCK_REALTIME ns) at monotonic time `mono`, from the
+ * offset between the two clocks, read at most once a second of the loop's
+ * time: no clock read per request. A step of the wall clock shows within a
+ * second; NTP's slewing (at most 500 ppm) moves it by at most 0.5 ms
+ * meanwhile. */
+static uint64_t wall_ns(struct arc_worker *w, uint64_t mono)
+{
+    if (!w->real_off_ms || w->now_ms - w->real_off_ms >= 1000) {
+        struct timespec rt, mt;
+        clock_gettime(CLOCK_REALTIME, &rt);
+        clock_gettime(CLOCK_MONOTONIC, &mt);
+        w->real_off_ns = ((int64_t)rt.tv_sec - (int64_t)mt.tv_sec) * 1000000000ll +
+                         ((int64_t)rt.tv_nsec - (int64_t)mt.tv_nsec);
+        w->real_off_ms = w->now_ms ? w->now_ms : 1;
+    }
+    return (uint64_t)((int64_t)mono + w->real_off_ns);
+}
+
 static void uuid7(struct arc_worker *w, char out[37])
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    /* The loop's time is enough for a millisecond timestamp. */
+    uint64_t ms = wall_ns(w, w->now_ms * 1000000ull) / 1000000;
     uint8_t b[16];
     for (int i = 0; i < 6; i++)
         b[i] = (uint8_t)(ms >> (40 - 8 * i));
@@ -234,9 +251,13 @@ static void cp(char *dst, size_t cap, const char *src, size_t len, unsigned bit,
     dst[len] = '\0';
 }
 
-static void cps(char *dst, size_t cap, const char *src, unsigned bit, uint32_t *trunc)
+/* A C string (NULL: absent) into field f. */
+static void puts_f(struct arc_alog_rec *r, unsigned f, const char *s)
 {
-    cp(dst, cap, src ? src : "", src ? strlen(src) : 0, bit, trunc);
+    if (s)
+        arc_alog_put(r, f, s, strlen(s));
+    else
+        r->off[f] = 0;
 }
 
 #define REDACTED "REDACTED"
@@ -251,12 +272,12 @@ static bool redacted_header(const struct arc_logging_conf *lc, const char *lname
 
 /* The query with the values of redact.query_params replaced, written into
  * the record's field (the original values are never copied). */
-static void query_copy(char *dst, size_t cap, struct arc_str q, const struct arc_logging_conf *lc,
-                       uint32_t *trunc)
+static size_t query_copy(char *dst, size_t cap, struct arc_str q, const struct arc_logging_conf *lc,
+                         uint32_t *trunc)
 {
     if (lc->n_redact_query == 0) {
         cp(dst, cap, q.p, q.len, ARC_ALOG_T_QUERY, trunc);
-        return;
+        return q.len < cap ? q.len : cap - 1;
     }
     size_t k = 0, i = 0;
     bool cut = false;
@@ -288,6 +309,7 @@ static void query_copy(char *dst, size_t cap, struct arc_str q, const struct arc
     dst[k] = '\0';
     if (cut)
         *trunc |= 1u << ARC_ALOG_T_QUERY;
+    return k;
 }
 
 void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome o)
@@ -316,10 +338,9 @@ void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
     struct arc_conn *c = ex->client;
     const struct arc_req *q = &ex->req;
     uint32_t tr = 0;
-    struct timespec rt;
-    clock_gettime(CLOCK_REALTIME, &rt);
-    uint64_t real_now = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec;
-    r->ts_ns = real_now - dur;          /* t_end_ns was just taken (arc_px__ex_end) */
+    r->truncated = 0;
+    arc_alog_strs_reset(r);
+    r->ts_ns = wall_ns(w, ex->t_end_ns) - dur;
     r->dur_ns = dur;
     r->connect_ns = ex->t_conn_ns && ex->t_up_ns ? ex->t_conn_ns - ex->t_up_ns : ARC_ALOG_NONE;
     r->ttfb_ns = ex->t_head_ns && ex->t_up_ns ? ex->t_head_ns - ex->t_up_ns : ARC_ALOG_NONE;
@@ -353,31 +374,37 @@ void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
         memcpy(&r->client.in, peer, sizeof(r->client.in));
     else if (peer && peer->sa_family == AF_INET6)
         memcpy(&r->client.in6, peer, sizeof(r->client.in6));
-    cp(r->method, sizeof(r->method), q->method.p, q->method.len, ARC_ALOG_T_METHOD, &tr);
+    arc_alog_put(r, ARC_ALOG_S_METHOD, q->method.p, q->method.len);
     if (redacted_header(lc, "host"))
-        cps(r->host, sizeof(r->host), REDACTED, ARC_ALOG_T_HOST, &tr);
+        puts_f(r, ARC_ALOG_S_HOST, REDACTED);
     else
-        cp(r->host, sizeof(r->host), q->authority.p, q->authority.len, ARC_ALOG_T_HOST, &tr);
-    cp(r->path, sizeof(r->path), q->path.p, q->path.len, ARC_ALOG_T_PATH, &tr);
-    query_copy(r->query, sizeof(r->query), q->query, lc, &tr);
-    cps(r->route, sizeof(r->route), ex->route ? ex->route->conf->name : NULL, ARC_ALOG_T_ROUTE, &tr);
+        arc_alog_put(r, ARC_ALOG_S_HOST, q->authority.p, q->authority.len);
+    arc_alog_put(r, ARC_ALOG_S_PATH, q->path.p, q->path.len);
+    if (q->query.len) {
+        size_t room = ARC_ALOG_STR_BYTES - r->used;
+        size_t qn = query_copy(r->strs + r->used, ARC_MIN((size_t)ARC_ALOG_QUERY, room), q->query,
+                               lc, &tr);
+        r->off[ARC_ALOG_S_QUERY] = qn ? r->used : 0;
+        if (qn)
+            r->used = (uint16_t)(r->used + qn + 1);
+    }
+    puts_f(r, ARC_ALOG_S_ROUTE, ex->route ? ex->route->conf->name : NULL);
     const struct arc_upstream_rt *up = ex->target;
     r->has_upstream = up != NULL;
     r->rl = (uint8_t)arc_px__limit_log(ex, &r->rl_quota, &r->rl_window);
-    cps(r->upstream, sizeof(r->upstream), up ? up->conf->name : NULL, ARC_ALOG_T_UPSTREAM, &tr);
-    uint32_t t_unused = 0;
-    cps(r->upstream_addr, sizeof(r->upstream_addr),
-        up && ex->ep >= 0 && (size_t)ex->ep < up->n_eps ? up->eps[ex->ep].text : NULL, 0, &t_unused);
-    cp(r->request_id, sizeof(r->request_id), ex->rid, ex->rid_len, ARC_ALOG_T_REQUEST_ID, &tr);
+    if (up) {
+        puts_f(r, ARC_ALOG_S_UPSTREAM, up->conf->name);
+        puts_f(r, ARC_ALOG_S_UPSTREAM_ADDR,
+               ex->ep >= 0 && (size_t)ex->ep < up->n_eps ? up->eps[ex->ep].text : NULL);
+    }
+    arc_alog_put(r, ARC_ALOG_S_REQUEST_ID, ex->rid, ex->rid_len);
     r->tls = c->tls != NULL;
     if (c->tls) {
-        cps(r->tls_version, sizeof(r->tls_version), arc_tls_conn_version(c->tls), 0, &t_unused);
-        cps(r->tls_cipher, sizeof(r->tls_cipher), arc_tls_conn_cipher(c->tls), 0, &t_unused);
-        cps(r->tls_sni, sizeof(r->tls_sni), arc_tls_conn_sni(c->tls), ARC_ALOG_T_SNI, &tr);
-        cps(r->tls_subject, sizeof(r->tls_subject), arc_tls_conn_peer_subject(c->tls),
-            ARC_ALOG_T_SUBJECT, &tr);
+        puts_f(r, ARC_ALOG_S_TLS_VERSION, arc_tls_conn_version(c->tls));
+        puts_f(r, ARC_ALOG_S_TLS_CIPHER, arc_tls_conn_cipher(c->tls));
+        puts_f(r, ARC_ALOG_S_TLS_SNI, arc_tls_conn_sni(c->tls));
+        puts_f(r, ARC_ALOG_S_TLS_SUBJECT, arc_tls_conn_peer_subject(c->tls));
     }
-    r->user_agent[0] = r->referer[0] = '\0';
     for (size_t i = 0; i < q->n_hdrs; i++) {
         struct arc_str nm = q->hdrs[i].name, v = q->hdrs[i].value;
         if (nm.len != 10 && nm.len != 7)
@@ -385,16 +412,16 @@ void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
         if (arc_str_ieq(nm, "user-agent", 10)) {
             if (redacted_header(lc, "user-agent"))
                 v = ARC_STR_LIT(REDACTED);
-            cp(r->user_agent, sizeof(r->user_agent), v.p, v.len, ARC_ALOG_T_USER_AGENT, &tr);
+            arc_alog_put(r, ARC_ALOG_S_USER_AGENT, v.p, v.len);
         } else if (arc_str_ieq(nm, "referer", 7)) {
             if (redacted_header(lc, "referer"))
                 v = ARC_STR_LIT(REDACTED);
-            cp(r->referer, sizeof(r->referer), v.p, v.len, ARC_ALOG_T_REFERER, &tr);
+            arc_alog_put(r, ARC_ALOG_S_REFERER, v.p, v.len);
         }
     }
-    r->truncated = tr;
+    r->truncated |= tr;
     if (sr && sr != r)
-        memcpy(sr, r, sizeof(*sr));
+        memcpy(sr, r, arc_alog_rec_size(r));    /* offsets: the copy is whole */
     if (r != sr)
         arc_alog_ring_commit(ring);
     if (sr)

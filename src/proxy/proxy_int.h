@@ -543,6 +543,8 @@ struct arc_worker {
     struct arc_bufring br;
     struct arc_tw tw;
     uint64_t now_ms;
+    int64_t real_off_ns;                /* CLOCK_REALTIME - CLOCK_MONOTONIC (obs.c) */
+    uint64_t real_off_ms;               /* now_ms when read (0: never) */
     struct arc_snapshot *snap;          /* current; one reference held */
     struct held_snap held[HELD_SNAPS];
     struct slab slab;

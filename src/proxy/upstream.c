@@ -30,6 +30,7 @@
  *        pending_timeout) ──a connection given back or closed: woken──▶ attempt
  *        (still blocked: back to the front) ──pending_timeout──▶ 503
  */
+#include "core/log.h"
 #include "proxy/proxy_int.h"
 #include "net/net.h"
 #include "upstream/active.h"
@@ -289,7 +290,7 @@ void arc_px__ep_result(struct arc_worker *w, const struct arc_upstream_rt *up, i
         wu->n_ejected++;
         if (until < wu->next_readmit)
             wu->next_readmit = until;
-        fprintf(stderr, "arc: worker %u: upstream %s: endpoint %s ejected (%s) for %llums\n",
+        arc_log(ARC_LOG_WARN, "worker %u: upstream %s: endpoint %s ejected (%s) for %llums",
                 w->id, cur->conf->name, cur->eps[i].text, arc_health_reason_names[r],
                 (unsigned long long)(until - w->now_ms));
         return;

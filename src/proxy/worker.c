@@ -4,6 +4,7 @@
  * owns the loop, completion dispatch, accepts, the timer tick and drain;
  * client.c and upstream.c own the protocol.
  */
+#include "core/log.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
 #include "plugin/plugin.h"
@@ -469,8 +470,8 @@ static void adopt(struct arc_worker *w)
         return;
     }
     if (tables_fit(w, ns) < 0) {
-        fprintf(stderr, "arc: worker %u: out of memory adopting config generation %llu; "
-                "still serving generation %llu\n", w->id, (unsigned long long)ns->generation,
+        arc_log(ARC_LOG_ERROR, "worker %u: out of memory adopting config generation %llu; "
+                "still serving generation %llu", w->id, (unsigned long long)ns->generation,
                 (unsigned long long)w->snap->generation);
         w->adopt_failed = ns->generation;
         tables_fit(w, w->snap);         /* (only resets what the failed fit touched) */
@@ -481,8 +482,8 @@ static void adopt(struct arc_worker *w)
     w->snap = ns;
     w->max_conns = ns->cfg->node.max_connections;
     if (arc_px__hh_fit(w) < 0)
-        fprintf(stderr, "arc: worker %u: out of memory for the heavy-hitter sketch; "
-                "heavy hitters off on this worker\n", w->id);
+        arc_log(ARC_LOG_ERROR, "worker %u: out of memory for the heavy-hitter sketch; "
+                "heavy hitters off on this worker", w->id);
     arc_px__pools_adopt(w);
     /* The plugins' ticks follow the worker's snapshot. */
     arc_plugin_ticks_stop(old->plugins, w->id);
@@ -585,7 +586,7 @@ static void *worker_main(void *arg)
     while (!w->stopping) {
         int rc = io_uring_submit_and_wait(&w->ring, 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-            fprintf(stderr, "arc: worker %u: io_uring_enter: %s\n", w->id, strerror(-rc));
+            arc_log(ARC_LOG_ERROR, "worker %u: io_uring_enter: %s", w->id, strerror(-rc));
             break;
         }
         w->now_ms = arc_now_ms();
@@ -611,7 +612,7 @@ static void *worker_main(void *arg)
             if (w->n_clients == 0)
                 break;
             if (w->now_ms >= w->drain_deadline) {
-                fprintf(stderr, "arc: worker %u: drain timeout, closing %zu connections\n",
+                arc_log(ARC_LOG_WARN, "worker %u: drain timeout, closing %zu connections",
                         w->id, w->n_clients);
                 break;
             }

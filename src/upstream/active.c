@@ -9,6 +9,7 @@
  * status and the counts (relaxed atomics; a reader may see them a check
  * apart, never torn).
  */
+#include "core/log.h"
 #include "upstream/active.h"
 
 #include <errno.h>
@@ -192,14 +193,14 @@ static void finish(uint32_t id, const struct arc_upstream_rt *up, bool ok, int s
         if (up->eps[k].id == id)
             addr = up->eps[k].text;
     if (down && status < 0)
-        fprintf(stderr, "arc: health: upstream %s: endpoint %s is down (%u failed checks, "
-                "the last without an answer)\n", up->conf->name, addr, p->fail_run);
+        arc_log(ARC_LOG_WARN, "health: upstream %s: endpoint %s is down (%u failed checks, "
+                "the last without an answer)", up->conf->name, addr, p->fail_run);
     else if (down)
-        fprintf(stderr, "arc: health: upstream %s: endpoint %s is down (%u failed checks, "
-                "the last status %d)\n", up->conf->name, addr, p->fail_run, status);
+        arc_log(ARC_LOG_WARN, "health: upstream %s: endpoint %s is down (%u failed checks, "
+                "the last status %d)", up->conf->name, addr, p->fail_run, status);
     else
-        fprintf(stderr, "arc: health: upstream %s: endpoint %s is up again (%u passed "
-                "checks)\n", up->conf->name, addr, p->pass_run);
+        arc_log(ARC_LOG_INFO, "health: upstream %s: endpoint %s is up again (%u passed "
+                "checks)", up->conf->name, addr, p->pass_run);
 }
 
 static void start(uint32_t id, const struct arc_upstream_rt *up, const struct arc_endpoint_rt *e,

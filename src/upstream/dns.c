@@ -13,6 +13,7 @@
  * socket) → closing (c-ares let go: the poll is cancelled; the slot is
  * free again once its completion arrived).
  */
+#include "core/log.h"
 #include "upstream/dns.h"
 #include "config/discovered.h"
 #include "core/sbuf.h"
@@ -108,8 +109,8 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
         if (free_i == ARC_DNS_SLOTS) {
             /* (the lookup then runs into its timeout) */
             if (!d->warned_slots)
-                fprintf(stderr, "arc: dns: more than %d resolver sockets at once; some are "
-                        "not watched\n", ARC_DNS_SLOTS);
+                arc_log(ARC_LOG_WARN, "dns: more than %d resolver sockets at once; some are "
+                        "not watched", ARC_DNS_SLOTS);
             d->warned_slots = true;
             return;
         }
@@ -167,8 +168,8 @@ static void failed(struct target *t, const char *why)
     bool news = t->state != T_FAILING || strcmp(why, t->last_error) != 0;
     snprintf(t->last_error, sizeof(t->last_error), "%s", why);
     if (news) {
-        fprintf(stderr, "arc: dns: upstream %s: looking up %s failed: %s; %s, retrying every "
-                "%llums\n", t->upstream, t->hostname, why,
+        arc_log(ARC_LOG_WARN, "dns: upstream %s: looking up %s failed: %s; %s, retrying every "
+                "%llums", t->upstream, t->hostname, why,
                 t->last_ok ? "keeping the last good addresses" : "no addresses yet",
                 (unsigned long long)t->fallback_poll);
         fflush(stderr);
@@ -233,10 +234,9 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
     }
     long kept = arc_discovered_count(t->upstream, t->hostname, t->port);
     if (rc > 0 || t->state != T_OK) {
-        fprintf(stderr, "arc: dns: upstream %s: %s resolves to %ld address%s (ttl %us)%s\n",
+        arc_log(ARC_LOG_INFO, "dns: upstream %s: %s resolves to %ld address%s (ttl %us)%s",
                 t->upstream, t->hostname, kept, kept == 1 ? "" : "es",
                 ttl == UINT32_MAX ? 0 : ttl, rc > 0 ? ": endpoints updated" : "");
-        fflush(stderr);
     }
     if (rc > 0)
         t->d->changed = true;
@@ -283,7 +283,7 @@ void arc_dns_sync(struct arc_dns *d, const struct arc_config *cfg, uint64_t now_
         n_new += cfg->upstreams[u].dns.hostname != NULL;
     struct target **nt = calloc(n_new ? n_new : 1, sizeof(*nt));
     if (!nt) {
-        fprintf(stderr, "arc: dns: out of memory following the config\n");
+        arc_log(ARC_LOG_WARN, "dns: out of memory following the config");
         return;
     }
     size_t k = 0;

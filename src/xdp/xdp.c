@@ -18,6 +18,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "core/log.h"
 #include "core/common.h"
 #include "xdp/xdp.h"
 #include "xdp/xdp_abi.h"
@@ -64,7 +65,7 @@ static int on_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
     while (n && (last_libbpf[n - 1] == '\n' || last_libbpf[n - 1] == ' '))
         last_libbpf[--n] = '\0';
     if (level == LIBBPF_WARN)
-        fprintf(stderr, "arc: xdp: %s\n", last_libbpf);
+        arc_log(ARC_LOG_WARN, "xdp: %s", last_libbpf);
     return 0;
 }
 
@@ -263,7 +264,7 @@ static struct arc_xdp *unavailable(const struct arc_xdp_conf *c, const char *why
     x->state = ARC_XDP_UNAVAILABLE;
     snprintf(x->why, sizeof(x->why), "%s", why);
     snprintf(x->ifname, sizeof(x->ifname), "%s", c->interface ? c->interface : "");
-    fprintf(stderr, "arc: xdp: not attached to %s: %s%s\n", x->ifname, x->why,
+    arc_log(ARC_LOG_WARN, "xdp: not attached to %s: %s%s", x->ifname, x->why,
             c->required ? "" : " (running without the XDP layer; security.xdp.required is false)");
     return x;
 }
@@ -309,7 +310,7 @@ static int attach(struct arc_xdp *x, unsigned mode_flag)
         snprintf(path, sizeof(path), "%s/link", x->pin);
         if (bpf_obj_pin(lfd, path) < 0) {
             int e = errno;
-            fprintf(stderr, "arc: xdp: pinning the link at %s: %s (it detaches on exit)\n",
+            arc_log(ARC_LOG_WARN, "xdp: pinning the link at %s: %s (it detaches on exit)",
                     path, strerror(e));
         }
     }
@@ -359,8 +360,8 @@ struct arc_xdp *arc_xdp_start(const struct arc_xdp_conf *c)
     if (x->pin[0] && take_over(x)) {
         rc = 0;
         x->attach_flags = attached_mode(x, XDP_FLAGS_DRV_MODE);
-        fprintf(stderr, "arc: xdp: took over the link pinned at %s/link (no gap; mode stays as "
-                "attached)\n", x->pin);
+        arc_log(ARC_LOG_INFO, "xdp: took over the link pinned at %s/link (no gap; mode stays as "
+                "attached)", x->pin);
     } else if (c->mode == ARC_XDP_GENERIC) {
         rc = attach(x, XDP_FLAGS_SKB_MODE);
         x->attach_flags = XDP_FLAGS_SKB_MODE;
@@ -372,7 +373,7 @@ struct arc_xdp *arc_xdp_start(const struct arc_xdp_conf *c)
             rc = attach(x, XDP_FLAGS_SKB_MODE);
             x->attach_flags = XDP_FLAGS_SKB_MODE;
             if (rc == 0)
-                fprintf(stderr, "arc: xdp: native mode on %s failed (%s); using generic mode\n",
+                arc_log(ARC_LOG_WARN, "xdp: native mode on %s failed (%s); using generic mode",
                         x->ifname, strerror(-native));
         }
     }
@@ -395,7 +396,7 @@ struct arc_xdp *arc_xdp_start(const struct arc_xdp_conf *c)
     }
     x->state = ARC_XDP_ATTACHED;
     x->attach_flags = attached_mode(x, x->attach_flags);
-    fprintf(stderr, "arc: xdp: attached to %s mode=%s blacklist=%zu whitelist=%zu\n", x->ifname,
+    arc_log(ARC_LOG_INFO, "xdp: attached to %s mode=%s blacklist=%zu whitelist=%zu", x->ifname,
             arc_xdp_mode_name(x), c->n_blacklist, c->n_whitelist);
     return started(x);
 }
@@ -440,10 +441,10 @@ void arc_xdp_stop(struct arc_xdp *x)
         bool pinned = x->pin[0] && stat(path, &st) == 0;
         close(x->link_fd);
         if (pinned)
-            fprintf(stderr, "arc: xdp: left attached to %s (link pinned at %s; the next start "
-                    "takes it over; remove %s to detach)\n", x->ifname, path, x->pin);
+            arc_log(ARC_LOG_INFO, "xdp: left attached to %s (link pinned at %s; the next start "
+                    "takes it over; remove %s to detach)", x->ifname, path, x->pin);
         else
-            fprintf(stderr, "arc: xdp: detached from %s\n", x->ifname);
+            arc_log(ARC_LOG_INFO, "xdp: detached from %s", x->ifname);
     }
     if (x->skel)
         arc_xdp_bpf__destroy(x->skel);

@@ -11,6 +11,7 @@ with a new span id (or started, sampled per tracing.sample); and the
 import glob
 import gzip
 import json
+import math
 import os
 import re
 import select
@@ -22,6 +23,7 @@ import time
 
 from arcproc import make_config, metric, route_conf, upstream_conf
 from httpraw import Client, build_request, free_port
+from metricscheck import buckets, histogram_quantile, parse_strict
 from test_http2 import H2Client
 
 FIELDS = {"ts", "kind", "request_id", "trace_id", "span_id", "parent_span_id", "trace_sampled",
@@ -47,14 +49,24 @@ def log_config(tmp_path, ups, routes=None, logging=None, workers=2, extra=None, 
     return make_config(ups, routes=routes, workers=workers, extra=ex, **kw)
 
 
+def access_lines(text):
+    """The access records of a log file's text (it also holds Arc's own
+    system records, kind "system")."""
+    return [ln for ln in text.splitlines() if ln and json.loads(ln)["kind"] == "access"]
+
+
+def access_paths(text):
+    return [json.loads(ln)["path"] for ln in access_lines(text)]
+
+
 def read_lines(path, n, timeout=10.0, exact=True):
-    """The first n lines of the log once it has them (each parsed)."""
+    """The first n access records of the log once it has them (each parsed)."""
     deadline = time.monotonic() + timeout
     lines = []
     while time.monotonic() < deadline:
         try:
             with open(path) as f:
-                lines = [ln for ln in f.read().splitlines() if ln]
+                lines = access_lines(f.read())
         except FileNotFoundError:
             lines = []
         if len(lines) >= n:
@@ -65,7 +77,7 @@ def read_lines(path, n, timeout=10.0, exact=True):
     if exact:
         time.sleep(0.1)
         with open(path) as f:
-            more = [ln for ln in f.read().splitlines() if ln]
+            more = access_lines(f.read())
         assert len(more) == n, "expected exactly %d lines, got %d:\n%s" % (n, len(more),
                                                                          "\n".join(more))
     out = [json.loads(ln) for ln in lines]
@@ -287,10 +299,10 @@ def test_rotation_gzip_and_logs_query_over_rotated_files(arc, servers, tmp_path,
         with gzip.open(p, "rt") as f:
             body = f.read()
         assert body.endswith("\n")
-        kept += [json.loads(ln)["path"] for ln in body.splitlines()]
+        kept += access_paths(body)
         assert len(body) <= 4096 + 2048         # one batch may overshoot max_size
     with open(path) as f:
-        current = [json.loads(ln)["path"] for ln in f.read().splitlines()]
+        current = access_paths(f.read())
     assert os.path.getsize(path) <= 4096 + 2048
     # the newest lines are all there, in order, with nothing lost between files
     got = kept + current
@@ -301,6 +313,51 @@ def test_rotation_gzip_and_logs_query_over_rotated_files(arc, servers, tmp_path,
     assert [json.loads(ln)["path"] for ln in cp.stdout.splitlines()] == got
     cp = arc_bin.run(["logs", "query", "--file", path, "--status", "2xx", "--route", "default"])
     assert len(cp.stdout.splitlines()) == len(got)
+
+
+def test_histogram_quantile_agrees_with_logged_durations(arc, servers, tmp_path):
+    """Upstream delays spread evenly over 3..200 ms: the request-duration
+    histogram's buckets hold exactly the access log's duration_ms of the same
+    requests, and histogram_quantile (Prometheus' linear interpolation,
+    metricscheck.py) lands in the bucket of the log's quantile, so the two
+    differ by at most that bucket's width (10 ms here)."""
+    up = servers.http(name="echo")
+    bounds = [10 * i for i in range(1, 33)]                  # 10 .. 320 ms
+    cfg = log_config(tmp_path, [upstream_conf("echo", up.addr)], workers=2,
+                     extra={"observability": {"metrics_bind": "127.0.0.1:0",
+                                              "histograms": {"duration_buckets_ms": bounds}}})
+    a = arc(cfg)
+
+    def scrape():
+        st, text = a.admin_get("/metrics")
+        assert st == 200
+        return buckets(parse_strict(text), "arc_route_request_duration_seconds", route="default")
+    c = a.client()
+    assert c.request("GET", "/warm").status == 200
+    read_lines(str(tmp_path / "access.log"), 1)
+    before = dict(scrape())
+    n = 60
+    sleeps = [3 + (i * 37) % 198 for i in range(n)]           # a permutation-like spread
+    for i, ms in enumerate(sleeps):
+        assert c.request("GET", "/slow?ms=%d&i=%d" % (ms, i)).status == 200
+    logged = read_lines(str(tmp_path / "access.log"), n + 1)[1:]
+    assert [ln["query"] for ln in logged] == ["ms=%d&i=%d" % (ms, i) for i, ms in enumerate(sleeps)]
+    durs = sorted(ln["duration_ms"] for ln in logged)
+    delta = [(le, cnt - before.get(le, 0)) for le, cnt in scrape()]
+    assert delta[-1][1] == n, delta
+    eps = 0.0005                                              # the log rounds to the microsecond
+    for le, cnt in delta:
+        lo = sum(1 for d in durs if d <= le * 1000 - eps)
+        hi = sum(1 for d in durs if d <= le * 1000 + eps)
+        assert lo <= cnt <= hi, (le, cnt, durs)
+    edges = [0.0] + [float(b) for b in bounds] + [math.inf]
+    for q in (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99):
+        est = histogram_quantile(q, delta) * 1000
+        x = durs[max(0, math.ceil(q * n) - 1)]                # the log's q-quantile
+        k = next(i for i in range(1, len(edges)) if x <= edges[i] + eps)
+        lo_b, hi_b = edges[k - 1], edges[k]
+        assert lo_b - eps <= est <= hi_b + eps, (q, est, x, (lo_b, hi_b))
+        assert abs(est - x) <= hi_b - lo_b + eps, (q, est, x)
 
 
 def test_sigusr1_reopens_the_file(arc, servers, tmp_path):
@@ -319,7 +376,7 @@ def test_sigusr1_reopens_the_file(arc, servers, tmp_path):
     (after,) = read_lines(path, 1)
     assert after["path"] == "/after"
     with open(path + "-moved") as f:
-        assert [json.loads(ln)["path"] for ln in f] == ["/before"]
+        assert access_paths(f.read()) == ["/before"]
     ms, _ = a.metrics()
     assert metric(ms, "arc_access_log_reopens_total") == 1
     assert "SIGUSR1 received: reopening the access log" in a.stderr_text()
@@ -354,7 +411,7 @@ def test_vanished_directory_is_reported_and_retried(arc, servers, tmp_path, arc_
         except FileNotFoundError:
             pass
         time.sleep(0.05)
-    paths = [json.loads(ln)["path"] for ln in text.splitlines()]
+    paths = access_paths(text)
     assert paths and paths[-1] == "/back", paths     # held lines written first, then this one
     assert "writing again" in a.stderr_text()
     assert a.alive()

@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <string.h>
 
+/* Sets a string field of a record (what the worker does with arc_alog_put). */
+#define SET(r, F, v) arc_alog_put((r), ARC_ALOG_S_##F, (v), strlen(v))
+
 _Static_assert(offsetof(struct arc_alog_ring, tail) - offsetof(struct arc_alog_ring, head) >=
                ARC_ALOG_CACHELINE, "head and tail share a cache line");
 _Static_assert(offsetof(struct arc_alog_ring, mask) - offsetof(struct arc_alog_ring, tail) >=
@@ -147,21 +150,21 @@ static void test_format_full(void)
     r.client.in6.sin6_family = AF_INET6;
     inet_pton(AF_INET6, "2001:db8::7", &r.client.in6.sin6_addr);
     r.client.in6.sin6_port = htons(40000);
-    strcpy(r.method, "POST");
-    strcpy(r.host, "api.example.com");
-    strcpy(r.path, "/v1/items");
-    strcpy(r.query, "a=1&token=REDACTED");
-    strcpy(r.route, "items");
-    strcpy(r.upstream, "app");
+    SET(&r, METHOD, "POST");
+    SET(&r, HOST, "api.example.com");
+    SET(&r, PATH, "/v1/items");
+    SET(&r, QUERY, "a=1&token=REDACTED");
+    SET(&r, ROUTE, "items");
+    SET(&r, UPSTREAM, "app");
     r.has_upstream = 1;
-    strcpy(r.upstream_addr, "10.0.0.1:8080");
-    strcpy(r.request_id, "01937a3b-0000-7000-8000-000000000000");
-    strcpy(r.tls_version, "TLSv1.3");
-    strcpy(r.tls_cipher, "TLS_AES_128_GCM_SHA256");
-    strcpy(r.tls_sni, "api.example.com");
-    strcpy(r.tls_subject, "CN=client,O=Example");
-    strcpy(r.user_agent, "curl/8");
-    strcpy(r.referer, "https://example.com/");
+    SET(&r, UPSTREAM_ADDR, "10.0.0.1:8080");
+    SET(&r, REQUEST_ID, "01937a3b-0000-7000-8000-000000000000");
+    SET(&r, TLS_VERSION, "TLSv1.3");
+    SET(&r, TLS_CIPHER, "TLS_AES_128_GCM_SHA256");
+    SET(&r, TLS_SNI, "api.example.com");
+    SET(&r, TLS_SUBJECT, "CN=client,O=Example");
+    SET(&r, USER_AGENT, "curl/8");
+    SET(&r, REFERER, "https://example.com/");
     r.rl = ARC_ALOG_RL_REJECTED;
     r.rl_quota = 100;
     r.rl_window = 60;
@@ -287,9 +290,9 @@ static void test_format_hostile_bytes(void)
     struct arc_alog_rec r;
     memset(&r, 0, sizeof(r));
     r.connect_ns = r.ttfb_ns = r.response_ns = ARC_ALOG_NONE;
-    strcpy(r.path, "/a\"b\\c\n\r\t\x01\x7f");
-    strcpy(r.user_agent, "bad \xff\xfe utf8 \xc3\xa9 ok \xe2\x82");
-    strcpy(r.referer, "\xf0\x9f\x98\x80 \xed\xa0\x80 \xc0\xaf");
+    SET(&r, PATH, "/a\"b\\c\n\r\t\x01\x7f");
+    SET(&r, USER_AGENT, "bad \xff\xfe utf8 \xc3\xa9 ok \xe2\x82");
+    SET(&r, REFERER, "\xf0\x9f\x98\x80 \xed\xa0\x80 \xc0\xaf");
     r.truncated = (1u << ARC_ALOG_T_PATH) | (1u << ARC_ALOG_T_USER_AGENT);
     char line[4096];
     json_t *j = format_one(&r, line, sizeof(line));
@@ -307,6 +310,38 @@ static void test_format_hostile_bytes(void)
     json_decref(j);
 }
 
+/* The packed string area: a field over its cap is cut to cap - 1 bytes and
+ * marked; an empty value is absent; a field set again wins; setting fields
+ * over and over never writes past the area (what does not fit is cut). */
+static void test_put_caps_and_bounds(void)
+{
+    static struct arc_alog_rec r;
+    memset(&r, 0, sizeof(r));
+    char big[4097];
+    memset(big, 'p', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    arc_alog_put(&r, ARC_ALOG_S_PATH, big, sizeof(big) - 1);
+    CHECK_INT(strlen(arc_alog_str(&r, PATH)), ARC_ALOG_PATH - 1);
+    CHECK(r.truncated & (1u << ARC_ALOG_T_PATH));
+    arc_alog_put(&r, ARC_ALOG_S_HOST, "h", 1);
+    arc_alog_put(&r, ARC_ALOG_S_HOST, "h2", 2);
+    CHECK_STR(arc_alog_str(&r, HOST), "h2");
+    CHECK_STR(arc_alog_str(&r, PATH), big + sizeof(big) - ARC_ALOG_PATH);
+    arc_alog_put(&r, ARC_ALOG_S_REFERER, "", 0);
+    CHECK_STR(arc_alog_str(&r, REFERER), "");
+    CHECK_STR(arc_alog_str(&r, QUERY), "");
+    CHECK(!(r.truncated & (1u << ARC_ALOG_T_USER_AGENT)));
+    for (int i = 0; i < 100; i++)
+        arc_alog_put(&r, ARC_ALOG_S_USER_AGENT, big, sizeof(big) - 1);
+    CHECK(r.used <= ARC_ALOG_STR_BYTES);
+    CHECK(r.truncated & (1u << ARC_ALOG_T_USER_AGENT));
+    CHECK(strlen(arc_alog_str(&r, USER_AGENT)) < ARC_ALOG_UA);
+    CHECK_STR(arc_alog_str(&r, HOST), "h2");
+    arc_alog_strs_reset(&r);
+    CHECK_STR(arc_alog_str(&r, PATH), "");
+    CHECK_INT(r.used, 1);
+}
+
 int main(void)
 {
     RUN(test_ring_full_drops);
@@ -314,5 +349,6 @@ int main(void)
     RUN(test_format_full);
     RUN(test_format_nulls_and_errors);
     RUN(test_format_hostile_bytes);
+    RUN(test_put_caps_and_bounds);
     return TEST_REPORT();
 }
