@@ -173,6 +173,28 @@ bool arc_px__ex_set_request(struct arc_exchange *ex, const struct arc_h1_request
     return arc_px__ex_take_fields(ex, (const struct arc_hdr *)r->headers, r->n_headers) && ok;
 }
 
+void arc_px__ex_lb_start(struct arc_worker *w, struct arc_exchange *ex, int ep)
+{
+    const struct arc_upstream_rt *up = ex->target;
+    struct wup *wu = &w->ups[up->id];
+    int li = -1;
+    if (wu->rt == up) {
+        li = ep;
+    } else if (wu->live && wu->rt) {
+        for (size_t i = 0; i < wu->rt->n_eps; i++)
+            if (wu->rt->eps[i].id == up->eps[ep].id) {
+                li = (int)i;
+                break;
+            }
+    }
+    if (li < 0 || (size_t)li >= wu->lb.n)
+        return;
+    arc_lb_start(&wu->lb, (size_t)li);
+    ex->lb_open = true;
+    ex->lb_ep = li;
+    ex->lb_gen = wu->gen;
+}
+
 void arc_px__ex_lb_end(struct arc_worker *w, struct arc_exchange *ex)
 {
     if (!ex->lb_open)
@@ -181,7 +203,7 @@ void arc_px__ex_lb_end(struct arc_worker *w, struct arc_exchange *ex)
     struct wup *wu = &w->ups[ex->target->id];
     if (wu->gen != ex->lb_gen)
         return;                         /* the balancer was rebuilt by a reload since */
-    arc_lb_done(&wu->lb, (size_t)ex->ep,
+    arc_lb_done(&wu->lb, (size_t)ex->lb_ep,
                 (w->now_ms - ex->started_ms) * 1000u, w->now_ms);
 }
 

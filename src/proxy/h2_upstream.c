@@ -408,9 +408,7 @@ void arc_px__h2u_start(struct arc_worker *w, struct arc_exchange *ex, int ep)
 {
     const struct arc_upstream_rt *up = ex->target;
     ex->req.upgrade = false;            /* no Upgrade over HTTP/2 (RFC 9113 §8.6) */
-    arc_lb_start(&w->ups[up->id].lb, (size_t)ep);
-    ex->lb_open = true;
-    ex->lb_gen = w->ups[up->id].gen;
+    arc_px__ex_lb_start(w, ex, ep);
     arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
     arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_REQUESTS), 1);
     attempt(w, ex, ep, NULL, NULL, NULL);  /* (may end ex: touch nothing after) */

@@ -321,6 +321,9 @@ struct arc_exchange {
     int status;                         /* final status sent, 0 = none yet */
     int ep;                             /* endpoint index, -1 before pick */
     uint32_t lb_gen;                    /* w->ups[..].gen at arc_lb_start */
+    int32_t lb_ep;                      /* the endpoint's index in that balancer (ep is
+                                           its index in ex->target, which may be of an
+                                           older config) */
     uint8_t attempts;                   /* upstream attempts made */
     uint8_t n_interim;                  /* 1xx responses forwarded */
     bool req_done;                      /* whole request body received */
@@ -740,6 +743,10 @@ void arc_px__ex_on_deadline(struct arc_timer *t, uint64_t now);
 void arc_px__ex_drop_upstream(struct arc_worker *w, struct arc_exchange *ex);
 /* Reports the exchange's end to the load balancer, once. */
 void arc_px__ex_lb_end(struct arc_worker *w, struct arc_exchange *ex);
+/* The attempt on endpoint ep (an index into ex->target) starts: counted in
+ * the worker's current balancer, under that endpoint's index there (found
+ * by identity; nothing is counted when the current config dropped it). */
+void arc_px__ex_lb_start(struct arc_worker *w, struct arc_exchange *ex, int ep);
 void arc_px__ex_pool_dispose(struct arc_worker *w);
 /* After a burst: keeps at most `keep` recycled exchanges. */
 void arc_px__ex_pool_shrink(struct arc_worker *w, size_t keep);

@@ -347,9 +347,17 @@ static int pick(struct arc_worker *w, struct arc_exchange *ex)
             mask = wu->scratch;
     }
     int ep = arc_lb_pick_key(&wu->lb, mask, has_key ? &key : NULL, w->now_ms);
-    /* (the balancer is built for the current config; an exchange of an
-     * older one whose endpoint list was shorter cannot use every index) */
-    return ep >= 0 && (size_t)ep < up->n_eps ? ep : -1;
+    if (ep < 0 || wu->rt == up)
+        return ep;
+    /* An exchange of an older config: the balancer is built for the
+     * current endpoint list, so its index is translated by the endpoint's
+     * identity (a reload or a DNS answer may reorder the list). An endpoint
+     * the older list lacks: its index if in range (any of that list). */
+    uint32_t id = (size_t)ep < wu->rt->n_eps ? wu->rt->eps[ep].id : UINT32_MAX;
+    for (size_t i = 0; i < up->n_eps; i++)
+        if (up->eps[i].id == id)
+            return (int)i;
+    return (size_t)ep < up->n_eps ? ep : -1;
 }
 
 /* ------------------------------------------------------------ circuit breaking */
@@ -536,7 +544,6 @@ static void attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, char 
                     size_t head_len)
 {
     const struct arc_upstream_rt *up = ex->target;
-    struct wup *wu = &w->ups[up->id];
     ex->ep = ep;
     ex->t_up_ns = arc_now_ns();
     ex->t_conn_ns = ex->t_head_ns = 0;
@@ -595,9 +602,7 @@ static void attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, char 
     } else {
         arc_px__queue_copy(w, u, ex->rbuf, ex->rlen);
     }
-    arc_lb_start(&wu->lb, (size_t)ep);
-    ex->lb_open = true;
-    ex->lb_gen = wu->gen;
+    arc_px__ex_lb_start(w, ex, ep);
     arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
     arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_REQUESTS), 1);
     arc_px__up_pump(w, u);
@@ -634,10 +639,7 @@ static void connect_start(struct arc_worker *w, struct arc_exchange *ex, int ep)
     }
     ex->state = EX_CONNECTING;
     attach(ex, u);
-    struct wup *wu = &w->ups[up->id];
-    arc_lb_start(&wu->lb, (size_t)ep);
-    ex->lb_open = true;
-    ex->lb_gen = wu->gen;
+    arc_px__ex_lb_start(w, ex, ep);
     arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_REQUESTS), 1);
 }
 

@@ -184,3 +184,38 @@ def test_http2_connection_survives_reloads(arc, servers):
     finally:
         s.close()
     assert wait_for(lambda: metric(a.metrics()[0], "arc_config_live_snapshots") == 1)
+
+
+def test_request_waiting_across_a_reload_goes_to_an_endpoint_that_remains(arc, servers):
+    """A request that started on the old config (held by a leaky bucket) and
+    picks its endpoint after a reload dropped one: the balancer is the new
+    one, its choice is translated into the old endpoint list by identity.
+    Before, its index was used as is, so it went to the removed endpoint."""
+    a_up = servers.http(name="gone")
+    b_up = servers.http(name="kept")
+    lim = {"qps": 0.5, "burst": 1, "algorithm": "leaky_bucket", "max_delay": "10s",
+           "key": {"by": "route"}}
+
+    def cfg(addrs):
+        r = route_conf("w", "/w/{*rest}", upstream="echo")
+        r["rate_limit"] = lim
+        return make_config([upstream_conf("echo", addrs)], routes=[r], workers=1)
+
+    a = arc(cfg([a_up.addr, b_up.addr]))
+    assert a.client().request("GET", "/w/first").status == 200     # takes the burst
+    s = socket.create_connection(("127.0.0.1", a.port), timeout=30)
+    s.sendall(b"GET /w/held HTTP/1.1\r\nHost: t\r\n\r\n")          # waits ~2 s
+    assert wait_for(lambda: (metric(a.metrics()[0], "arc_rate_limit_decisions_total", route="w",
+                                    decision="delayed") or 0) == 1)
+    rewrite(a, cfg([b_up.addr]))
+    reload(a)
+    s.settimeout(30)
+    got = b""
+    while b"\r\n\r\n" not in got:
+        d = s.recv(65536)
+        assert d, got
+        got += d
+    s.close()
+    assert got.startswith(b"HTTP/1.1 200"), got[:200]
+    assert "/w/held" in b_up.targets(), (a_up.targets(), b_up.targets())
+    assert "/w/held" not in a_up.targets()
