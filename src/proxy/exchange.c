@@ -178,9 +178,9 @@ void arc_px__ex_lb_start(struct arc_worker *w, struct arc_exchange *ex, int ep)
     const struct arc_upstream_rt *up = ex->target;
     struct wup *wu = &w->ups[up->id];
     int li = -1;
-    if (wu->rt == up) {
-        li = ep;
-    } else if (wu->live && wu->rt) {
+    if (wu->rt == up || !wu->rt) {
+        li = ep;                        /* (no current definition: the balancer as built) */
+    } else if (wu->live) {
         for (size_t i = 0; i < wu->rt->n_eps; i++)
             if (wu->rt->eps[i].id == up->eps[ep].id) {
                 li = (int)i;

@@ -347,8 +347,8 @@ static int pick(struct arc_worker *w, struct arc_exchange *ex)
             mask = wu->scratch;
     }
     int ep = arc_lb_pick_key(&wu->lb, mask, has_key ? &key : NULL, w->now_ms);
-    if (ep < 0 || wu->rt == up)
-        return ep;
+    if (ep < 0 || !wu->rt || wu->rt == up)
+        return ep >= 0 && (size_t)ep < up->n_eps ? ep : -1;
     /* An exchange of an older config: the balancer is built for the
      * current endpoint list, so its index is translated by the endpoint's
      * identity (a reload or a DNS answer may reorder the list). An endpoint
