@@ -724,6 +724,7 @@ void arc_px__conn_close(struct arc_worker *w, struct arc_conn *c)
     c->hbuf = NULL;
     c->hlen = c->hcap = c->hscanned = 0;
     if (c->kind == CONN_CLIENT) {
+        arc_px__guard_release(w, c);
         w->n_clients--;
         atomic_fetch_sub_explicit(&arc_px__node_clients, 1, memory_order_relaxed);
         arc_m_add(arc_m_li(&w->metrics, c->c.listener, ARC_ML_CLOSED), 1);
