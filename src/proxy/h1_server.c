@@ -10,7 +10,8 @@
  *     │  ▲                     │   └──exchange ended, close (or body unread)──▶ CS_CLOSING
  *     │  └─idle timeout: close │
  *     │                        └──101 Switching Protocols──▶ CS_TUNNEL ──both closed──▶ closed
- *     ├──bad head / header timeout──▶ (exchange answers 4xx) ──▶ CS_CLOSING
+ *     ├──bad head / read_timeout on a head──▶ (exchange answers 4xx) ──▶ CS_CLOSING
+ *     ├──L7 guard trip (headers_timeout, min rate, max_incomplete_per_ip)──▶ closed
  *     └──EOF with an answer still going out──▶ CS_CLOSING
  *   CS_CLOSING ──output sent──▶ CS_LINGER (write side shut) ──EOF / lingering_timeout──▶ closed
  *   any ──client gone, write stall──▶ closed (a running exchange ends as aborted)
@@ -19,8 +20,10 @@
  * deadline so the client sees our last response instead of a RST (the
  * classic lingering-close problem).
  *
- * Deadlines: read_timeout runs from the first byte of a head (not extended
- * by later bytes) and between request body bytes; it is paused while the
+ * Deadlines: the header deadline runs from the first byte of a head (not
+ * extended by later bytes): security.l7.slowloris.headers_timeout (a quiet
+ * close) or node.read_timeout when that is shorter (408); read_timeout also
+ * runs between request body bytes; it is paused while the
  * upstream is not taking the body (Arc is the one not reading then, and
  * the upstream's write_timeout blames the upstream instead); write_timeout
  * runs while our output waits on the client; idle_timeout between requests.
