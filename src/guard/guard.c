@@ -59,10 +59,11 @@ int arc_guard_attach(unsigned id)
     }
     if (atomic_load_explicit(&g_rows[id], memory_order_acquire))
         return 0;
-    struct rows *r = aligned_alloc(64, (sizeof(struct rows) + 63) & ~(size_t)63);
+    /* calloc: a block this size is fresh zeroed pages, so only the cells
+     * in use cost memory. */
+    struct rows *r = calloc(1, sizeof(*r));
     if (!r)
         return -1;
-    memset(r, 0, sizeof(*r));
     atomic_store_explicit(&g_rows[id], r, memory_order_release);
     unsigned n = atomic_load(&g_n_rows);
     while (n < id + 1 && !atomic_compare_exchange_weak(&g_n_rows, &n, id + 1))

@@ -28,7 +28,7 @@
 #include <sys/socket.h>
 
 #define ARC_GUARD_MAX_WORKERS 256
-#define ARC_GUARD_SLOTS 4096u           /* cells per row (power of two) */
+#define ARC_GUARD_SLOTS 16384u          /* cells per row (power of two, <= 65536) */
 #define ARC_GUARD_HASHES 2
 
 /* Why a guard tripped (labels of arc_guard_trips_total{reason}). */
