@@ -94,6 +94,9 @@ def test_slow_head_and_silent_connection_closed_quietly(arc, servers, arc_bin):
     assert silent.wait_closed(8 * arc_bin.slow), "silent connection not cut"
     assert silent.trailing == b""
     assert wait_trips(a, "headers_timeout", 2, 5) == 2
+    # visible in the log: one line for the first trip (later ones are summed)
+    assert wait_for(lambda: "guard headers_timeout tripped 1 time" in a.stderr_text(), 5), \
+        a.stderr_tail()
     assert up.accepted <= 1                 # only the normal client's requests went upstream
 
 
