@@ -497,6 +497,10 @@ static size_t read_head(struct arc_worker *w, struct arc_conn *c, const char *p,
             return len;
         }
         set_timer(w, c, arc_px__head_deadline(w, NULL));
+        /* The receive rate of this request is judged from here, also when
+         * its first bytes waited (pipelined) behind the previous one. */
+        arc_guard_rate_start(&c->c.g, w->now_ms);
+        c->c.g.rate_bytes = len;
     }
     size_t cap = (size_t)s->limits.max_header_bytes + 1;
     struct arc_px_head h;

@@ -126,6 +126,21 @@ def test_min_recv_rate_head(arc, servers, arc_bin):
     assert wait_trips(a, "min_recv_rate_head", 1, 5) == 1
 
 
+def test_min_recv_rate_pipelined_head_judged_from_its_own_start(arc, servers, arc_bin):
+    # The second request's first bytes wait behind a slow first exchange
+    # (2.5 s, longer than the window): the wait is not the client's.
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"min_recv_rate_bps": 100,
+                                          "min_recv_rate_window": "1s"}}))
+    c = a.client(timeout=20)
+    c.send(b"GET /slow?ms=2500 HTTP/1.1\r\nHost: t\r\n\r\nGET /second HTTP/1.1\r\nHost: t\r\n")
+    assert c.response().status == 200
+    c.send(b"X-A: 1\r\n\r\n")
+    r = c.response()
+    assert r.status == 200, r
+    assert trips(a, "min_recv_rate_head") == 0
+
+
 def test_min_recv_rate_body_408_while_fair_upload_served(arc, servers, arc_bin):
     up = servers.http(name="echo")
     a = arc(guard_conf(up, {"slowloris": {"min_recv_rate_bps": 1000,
