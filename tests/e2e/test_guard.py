@@ -7,6 +7,7 @@ and IPv6) is refused at once while another address is served, and TLS
 handshakes over handshakes_per_ip_per_sec or a worker's
 max_handshakes_per_worker are refused; every trip is counted exactly in
 arc_guard_trips_total{reason}."""
+import signal
 import socket
 import ssl
 import subprocess
@@ -15,7 +16,7 @@ import time
 
 import pytest
 
-from arcproc import make_config, metric, upstream_conf, wait_for
+from arcproc import make_config, metric, to_yaml, upstream_conf, wait_for
 from httpraw import Client, read_response, BufReader
 
 
@@ -263,6 +264,39 @@ def test_max_connections_per_ip_v6(arc, servers, arc_bin):
     a = arc(cfg)
     refused, held = _conn_cap(a, arc_bin, socket.AF_INET6, "::1", 2)
     assert wait_trips(a, "max_connections_per_ip", refused, 5) == refused
+
+
+def test_caps_change_on_reload_and_held_connections_count(arc, servers, arc_bin):
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {}))
+    held = [a.client() for _ in range(2)]
+    for c in held:
+        assert c.request("GET", "/held").status == 200
+    with open(a.config_path, "w") as f:
+        f.write(to_yaml(guard_conf(up, {"max_connections_per_ip": 2})))
+    before = metric(a.metrics()[0], "arc_config_reloads_total", result="ok") or 0
+    a.signal(signal.SIGHUP)
+    assert wait_for(lambda: (metric(a.metrics()[0], "arc_config_reloads_total", result="ok") or 0)
+                    > before, 10 * arc_bin.slow), a.stderr_tail(20)
+    # the two connections opened before the reload count against the new cap
+    # (polled: each worker adopts the new config at its next loop turn)
+    served = 0
+    deadline = time.monotonic() + 10 * arc_bin.slow
+    while True:
+        c = a.client()
+        try:
+            c.send(b"GET /new HTTP/1.1\r\nHost: t\r\n\r\n")
+            r = read_response(c.rd)
+            assert r.status == 200
+            served += 1
+            assert time.monotonic() < deadline, "the reloaded cap never applied"
+        except Exception:
+            break
+        finally:
+            c.close()
+    assert wait_trips(a, "max_connections_per_ip", 1, 5) == 1
+    for c in held:
+        assert c.request("GET", "/still").status == 200
 
 
 # ------------------------------------------------------------------ TLS
