@@ -10,8 +10,8 @@
 
 CC      ?= gcc
 WERROR  ?= 1
-PKGS    := liburing jansson yaml-0.1 libssl libcrypto libnghttp2
-MODULES := core loop net http1 http2 router upstream limit config tls proxy admin obs plugin guard
+PKGS    := liburing jansson yaml-0.1 libssl libcrypto libnghttp2 libbpf
+MODULES := core loop net http1 http2 router upstream limit config tls proxy admin obs plugin xdp guard
 
 ifeq ($(V),1)
 Q :=
@@ -30,7 +30,7 @@ endif
 ifeq ($(shell uname -m),x86_64)
 CFLAGS_COMMON += -mcx16
 endif
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -ljansson -lyaml -lssl -lcrypto -lnghttp2) -lpcre2-8 -lz -lpthread -lm -ldl
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -ljansson -lyaml -lssl -lcrypto -lnghttp2 -lbpf) -lpcre2-8 -lz -lpthread -lm -ldl
 
 CFLAGS_release := -O2 -g
 CFLAGS_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -43,14 +43,27 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # Unit tests of module M link lib M, libcore and $(DEPS_M) (archives: only
 # the members a test uses are pulled in).
 DEPS_config   := router http1 tls limit plugin
-DEPS_proxy    := loop net http1 http2 router upstream limit config tls admin obs plugin guard
-DEPS_admin    := loop net http1 http2 obs config tls router limit upstream plugin guard
+DEPS_proxy    := loop net http1 http2 router upstream limit config tls admin obs plugin xdp guard
+DEPS_admin    := loop net http1 http2 obs config tls router limit upstream plugin xdp guard
 DEPS_upstream := config router http1 tls limit plugin
 DEPS_http2    := http1
 DEPS_plugin   := config router http1 tls
+DEPS_xdp      := config router http1 tls limit plugin
+
+# The XDP program (src/xdp/arc_xdp.bpf.c): clang's BPF target, then a libbpf
+# skeleton that src/xdp/xdp.c includes (the object is embedded in it).
+BPFTOOL ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
+BPF_CFLAGS := -O2 -g -target bpf -I/usr/include/$(shell uname -m)-linux-gnu -Wall -Werror
+build/bpf/arc_xdp.bpf.o: src/xdp/arc_xdp.bpf.c src/xdp/xdp_abi.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  BPF $<")
+	$(Q)clang $(BPF_CFLAGS) -c $< -o $@
+build/bpf/arc_xdp.skel.h: build/bpf/arc_xdp.bpf.o
+	$(Q)$(BPFTOOL) gen skeleton $< name arc_xdp_bpf > $@.tmp && mv $@.tmp $@
+CFLAGS_COMMON += -Ibuild/bpf
 
 # ----------------------------------------------------------------- sources
-mod_srcs  = $(filter-out src/main.c,$(wildcard src/$(1)/*.c))
+mod_srcs  = $(filter-out src/main.c %.bpf.c,$(wildcard src/$(1)/*.c))
 UNIT_SRCS := $(wildcard tests/unit/*/*_test.c)
 
 .PHONY: all build asan run test unit e2e fuzz bench deps deps-bench clean help
@@ -73,6 +86,7 @@ B_$(1) := build/$(1)
 $$(foreach m,$$(MODULES),$$(eval OBJS_$(1)_$$(m) := $$(patsubst src/%.c,build/$(1)/obj/%.o,$$(call mod_srcs,$$(m)))))
 LIBS_$(1) := $$(foreach m,$$(MODULES),$$(if $$(call mod_srcs,$$(m)),build/$(1)/lib/lib$$(m).a))
 
+build/$(1)/obj/xdp/xdp.o: build/bpf/arc_xdp.skel.h
 build/$(1)/obj/%.o: src/%.c
 	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  CC [$(1)] $$<")

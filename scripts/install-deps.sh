@@ -6,8 +6,9 @@ set -euo pipefail
 pkgs=(gcc make pkg-config git liburing-dev libjansson-dev libyaml-dev libssl-dev openssl libnghttp2-dev libpcre2-dev zlib1g-dev
       clang libclang-rt-14-dev curl ca-certificates iproute2
       nghttp2-client python3 python3-pytest python3-websockets python3-requests python3-h2
-      python3-grpcio chromium wabt lld)
+      python3-grpcio python3-pytest-xdist chromium wabt lld)
 pkgs+=(etcd-server etcd-client)     # the etcd config source's tests
+pkgs+=(libbpf-dev bpftool iputils-ping)   # the XDP layer (src/xdp) and its namespace tests
 # promtool (tests/e2e/test_metrics.py uses it when present) comes only with
 # Debian's prometheus package, whose service would listen on :9090, Arc's
 # default admin port: it is not installed here; `apt-get install prometheus`

@@ -17,6 +17,7 @@
  * Exit status: 0 success, 1 failure (bad config, cannot start, second
  * termination signal, a refused or failed API request), 2 usage error.
  */
+#include "xdp/xdp.h"
 #include "upstream/active.h"
 #include "plugin/plugin.h"
 #include "admin/admin.h"
@@ -108,6 +109,9 @@ static void usage(FILE *f)
             "       arc logs tail [-f] [-n N] | arc logs query  [--file F | -c FILE] [filters] [--json]\n"
             "                             read the access log (filters: --status 5xx|429|404,\n"
             "                             --route, --upstream, --client-ip, --trace-id, --since 10m)\n"
+            "       arc xdp status | block CIDR [--ttl 10m] | unblock CIDR  [-c FILE] [--addr IP:PORT]\n"
+            "                             the XDP layer: state, counters and blocks; add or\n"
+            "                             remove a block (security.xdp must be attached)\n"
             "       arc version           version, build options and io_uring support\n"
             "       arc plugin build [--cache-dir DIR] FILE.wasm...\n"
             "                             compile proxy-wasm modules ahead of time\n"
@@ -313,6 +317,16 @@ static int cmd_run(int argc, char **argv)
     const struct arc_config *cfg = snap->cfg;
     arc_snapshot_publish(snap);
 
+    /* security.xdp: attached before the listeners open; with required: true
+     * a layer that cannot attach stops the start (its reason is logged). */
+    struct arc_xdp *xdp = arc_xdp_start(&cfg->xdp);
+    if (cfg->xdp.enabled && cfg->xdp.required && arc_xdp_state(xdp) != ARC_XDP_ATTACHED) {
+        fprintf(stderr, "arc: cannot start: security.xdp.required is true and XDP is not "
+                "attached: %s\n", arc_xdp_why(xdp));
+        arc_xdp_stop(xdp);
+        return 1;
+    }
+
     int cpus[1024];
     size_t ncpu = usable_cpus(cpus, ARC_ARRAY_LEN(cpus));
     size_t nw = cfg->node.workers ? cfg->node.workers : (ncpu ? ncpu : 1);
@@ -441,6 +455,7 @@ static int cmd_run(int argc, char **argv)
     /* The control thread takes over our reference (reloads replace it). */
     struct arc_control ctl = { .snap = snap, .workers = workers, .n_workers = nw,
                                .admin_fd = admin_fd, .ctl_fd = ctl_fd, .signal_fd = sfd,
+                               .xdp = xdp,
                                .config_path = path,
                                .load = reload_load, .load_ud = (void *)path };
     /* Active health checks follow the published snapshot (idle while no
@@ -456,6 +471,7 @@ static int cmd_run(int argc, char **argv)
     for (size_t i = 0; i < nw; i++)
         arc_worker_free(workers[i]);
     free(workers);
+    arc_xdp_stop(xdp);
     arc_alog_stop();                    /* after the workers: their last records are written */
     arc_otlp_stop();                    /* (and their last spans sent) */
     free(fds);
@@ -706,6 +722,93 @@ static int cmd_api(int argc, char **argv)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* arc xdp status | block CIDR [--ttl D] | unblock CIDR: 0 on a 2xx answer. */
+static int cmd_xdp(int argc, char **argv)
+{
+    const char *sub = argc >= 3 ? argv[2] : "";
+    bool status = strcmp(sub, "status") == 0, block = strcmp(sub, "block") == 0;
+    bool unblock = strcmp(sub, "unblock") == 0;
+    if (!status && !block && !unblock) {
+        fprintf(stderr, "arc: 'arc xdp' needs a subcommand: status, block or unblock\n");
+        usage(stderr);
+        return 2;
+    }
+    const char *cidr = NULL, *ttl = NULL;
+    char **rest = calloc((size_t)argc + 1, sizeof(*rest));
+    ARC_ASSERT(rest != NULL);
+    int n = 0;
+    rest[n++] = argv[0];
+    rest[n++] = argv[1];
+    for (int i = 3; i < argc; i++) {
+        if (block && strcmp(argv[i], "--ttl") == 0 && i + 1 < argc)
+            ttl = argv[++i];
+        else if (!status && !cidr && argv[i][0] != '-')
+            cidr = argv[i];
+        else
+            rest[n++] = argv[i];
+    }
+    int rc = 0;
+    if (!status && !cidr) {
+        fprintf(stderr, "arc: xdp %s needs a CIDR (\"10.1.2.0/24\", \"2001:db8::1\")\n", sub);
+        rc = 2;
+    }
+    struct cli_target t;
+    if (!rc)
+        rc = cli_target(n, rest, 2, &t);
+    free(rest);
+    if (rc == 2)
+        usage(stderr);
+    if (rc)
+        return rc;
+    char what[32];
+    snprintf(what, sizeof(what), "xdp %s", sub);
+    json_t *body = NULL;
+    if (!status) {
+        body = json_pack("{s:s}", "cidr", cidr);
+        if (ttl)
+            json_object_set_new(body, "ttl", json_string(ttl));
+    }
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    struct arc_ctl_reply r;
+    char err[512];
+    rc = arc_ctl_client_request(t.addr, status ? "GET" : block ? "POST" : "DELETE",
+                                status ? "/v1/xdp/stats" : "/v1/xdp/blocks", t.token,
+                                text ? "application/json" : NULL, text, text ? strlen(text) : 0,
+                                CLI_TIMEOUT_MS, &r, err, sizeof(err));
+    free(text);
+    if (rc < 0) {
+        fprintf(stderr, "arc: %s: %s\n", what, err);
+        return 1;
+    }
+    if (r.status / 100 != 2) {
+        cli_explain(what, &r);
+        free(r.body);
+        return 1;
+    }
+    if (status) {
+        /* the counters, then the blocks */
+        fwrite(r.body, 1, r.body_len, stdout);
+        putchar('\n');
+        free(r.body);
+        if (arc_ctl_client_request(t.addr, "GET", "/v1/xdp/blocks", t.token, NULL, NULL, 0,
+                                   CLI_TIMEOUT_MS, &r, err, sizeof(err)) == 0) {
+            if (r.status / 100 == 2)
+                fwrite(r.body, 1, r.body_len, stdout);
+            putchar('\n');
+            free(r.body);
+        }
+    } else {
+        json_t *doc = json_loadb(r.body, r.body_len, 0, NULL);
+        const char *res = json_string_value(json_object_get(doc, "result"));
+        const char *c = json_string_value(json_object_get(doc, "cidr"));
+        printf("%s %s\n", res ? res : "ok", c ? c : cidr);
+        json_decref(doc);
+        free(r.body);
+    }
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -719,6 +822,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "status") == 0 ||
         strcmp(argv[1], "config") == 0)
         return cmd_api(argc, argv);
+    if (strcmp(argv[1], "xdp") == 0)
+        return cmd_xdp(argc, argv);
     if (strcmp(argv[1], "logs") == 0)
         return arc_logs_main(argc, argv, ARC_DEFAULT_CONFIG);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)

@@ -48,6 +48,7 @@ struct admin_conn {
     size_t out_len, out_off;
     uint64_t deadline;
     bool closing;
+    bool head_only;                 /* HEAD: the answer's head without its body */
     char buf[ADMIN_BUF];
 };
 
@@ -197,18 +198,17 @@ static void respond(struct arc_ctl_loop *cs, struct admin_conn *a, int status,
 {
     struct arc_sbuf b = { 0 };
     arc_sbuf_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                        "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-                    status, arc_h1_reason(status), ctype, blen);
-    arc_sbuf_append(&b, body, blen);
+                        "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
+                    status, arc_h1_reason(status), ctype, blen,
+                    status == 405 ? "Allow: GET, HEAD\r\n" : "");
+    if (!a->head_only)
+        arc_sbuf_append(&b, body, blen);
     a->out = b.p;
     a->out_len = b.len;
     a->out_off = 0;
     arm_send(cs, a);
 }
 
-/* TLS handshakes by side and result, and each https certificate's expiry
- * (arc_tls_cert_expiry_seconds{listener,sni}: seconds until notAfter,
- * negative once expired). */
 /* rate_limits.heavy_hitters: how many client prefixes are at or above
  * threshold_qps now, by prefix length (the list: GET /v1/limits/heavy_hitters). */
 static void render_heavy_hitters(struct arc_sbuf *m, const struct arc_control *ctl)
@@ -237,6 +237,9 @@ static void render_heavy_hitters(struct arc_sbuf *m, const struct arc_control *c
     }
 }
 
+/* TLS handshakes by side and result, and each https certificate's expiry
+ * (arc_tls_cert_expiry_seconds{listener,sni}: seconds until notAfter,
+ * negative once expired). */
 static void render_tls(struct arc_sbuf *m, const struct arc_control *ctl,
                        struct arc_metrics_shard *const *shards)
 {
@@ -295,8 +298,8 @@ static void render_tls(struct arc_sbuf *m, const struct arc_control *ctl,
 static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct arc_h1_request *req)
 {
     struct arc_control *ctl = cs->ctl;
-    bool get = arc_str_eq(req->method, "GET", 3) || arc_str_eq(req->method, "HEAD", 4);
-    if (!get) {
+    a->head_only = arc_str_eq(req->method, "HEAD", 4);
+    if (!a->head_only && !arc_str_eq(req->method, "GET", 3)) {
         respond(cs, a, 405, "text/plain", "method not allowed\n", 19);
         return;
     }
@@ -335,6 +338,7 @@ static void serve(struct arc_ctl_loop *cs, struct admin_conn *a, const struct ar
         arc_metrics_render_process(&m);
         arc_plugin_metrics_render(&m, ctl->snap->plugins);
         render_heavy_hitters(&m, ctl);
+        arc_admin__xdp_metrics(&m, ctl);
         arc_sbuf_printf(&m, "# HELP arc_workers Worker threads.\n# TYPE arc_workers gauge\n"
                             "arc_workers %zu\n", ctl->n_workers);
         arc_sbuf_printf(&m, "# HELP arc_config_reloads_total Configuration reloads, by result "
@@ -627,6 +631,7 @@ int arc_control_run(struct arc_control *ctl)
                 arc_admin__ctl_tick(&cs, now);
                 arc_admin__etcd_tick(&cs, now);
                 arc_admin__history_tick(cs.history, ctl, now);
+                arc_admin__xdp_tick(ctl, now);
                 if (cs.watch.pending && now >= cs.watch.due)
                     file_changed(&cs);
                 if (cs.draining && all_workers_done(ctl))

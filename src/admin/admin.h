@@ -38,6 +38,7 @@ struct arc_control {
     size_t n_workers;
     int admin_fd;                   /* listening socket, -1 if metrics are disabled */
     int ctl_fd;                     /* control-plane listening socket, -1 if disabled */
+    struct arc_xdp *xdp;            /* the XDP layer (src/xdp; borrowed), NULL: none */
     int signal_fd;                  /* signalfd for SIGTERM, SIGINT, SIGHUP, SIGUSR1 */
     /* The file reloads read, watched for changes; NULL when Arc runs the
      * embedded default (nothing to watch). Borrowed. */

@@ -223,6 +223,22 @@ void arc_admin__ctl_drain(struct arc_ctl_loop *cs);
 /* Loop exit: closes every connection (their operations die with the ring). */
 void arc_admin__ctl_dispose(struct arc_ctl_loop *cs);
 
+/* ------------------------------------------------------------ xdpapi.c */
+
+struct json_t;
+/* /v1/status's "xdp" object: state, interface, mode, why. */
+struct json_t *arc_admin__xdp_status(const struct arc_control *ctl);
+/* The arc_xdp_* families of /metrics. */
+void arc_admin__xdp_metrics(struct arc_sbuf *m, const struct arc_control *ctl);
+/* Every control tick: expired blocks swept, heavy hitters pushed (once a second). */
+void arc_admin__xdp_tick(struct arc_control *ctl, uint64_t now);
+/* /v1/xdp/blocks: GET lists, POST {"cidr", "ttl"} adds, DELETE {"cidr"}
+ * removes. Returns the status; *doc the answer. */
+int arc_admin__xdp_blocks(struct arc_control *ctl, const char *method, const char *body,
+                          size_t len, const char *peer, struct json_t **doc);
+/* /v1/xdp/stats: state and per-reason counters. */
+struct json_t *arc_admin__xdp_stats(const struct arc_control *ctl);
+
 /* ------------------------------------------------------------ etcd.c */
 
 /* A value read from etcd (text owned, NUL-terminated). */

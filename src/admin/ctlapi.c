@@ -63,7 +63,7 @@ enum ctl_state { CS_HEAD, CS_CONTINUE, CS_BODY, CS_PARKED, CS_SEND, CS_LINGER, C
 
 enum ctl_ep {
     EP_NONE, EP_STATUS, EP_CONFIG, EP_LONGPOLL, EP_VALIDATE, EP_APPLY, EP_RELOAD,
-    EP_ROUTES, EP_UPSTREAMS, EP_HEAVY_HITTERS,
+    EP_ROUTES, EP_UPSTREAMS, EP_HEAVY_HITTERS, EP_XDP_BLOCKS, EP_XDP_STATS,
 };
 
 struct ctl_conn {
@@ -276,6 +276,8 @@ static void ep_status(struct arc_ctl_loop *cs, struct ctl_conn *c)
         "reloads", "ok", (json_int_t)ctl->reloads[ARC_RELOAD_OK],
         "error", (json_int_t)ctl->reloads[ARC_RELOAD_ERROR],
         "refused", (json_int_t)ctl->reloads[ARC_RELOAD_REFUSED], "last_reload", last);
+    if (doc)
+        json_object_set_new(doc, "xdp", arc_admin__xdp_status(ctl));
     const struct arc_etcd *e = cs->etcd;
     if (doc && e)
         json_object_set_new(doc, "etcd", json_pack("{s:s,s:s,s:s,s:b,s:I,s:o}",
@@ -606,7 +608,19 @@ static const struct route routes[] = {
     { "/v1/reload", EP_RELOAD, true }, { "/v1/routes", EP_ROUTES, false },
     { "/v1/upstreams", EP_UPSTREAMS, false },
     { "/v1/limits/heavy_hitters", EP_HEAVY_HITTERS, false },
+    { "/v1/xdp/blocks", EP_XDP_BLOCKS, false }, { "/v1/xdp/stats", EP_XDP_STATS, false },
 };
+
+/* /v1/xdp/blocks: GET lists; POST adds and DELETE removes (JSON bodies). */
+static void ep_xdp_blocks(struct arc_ctl_loop *cs, struct ctl_conn *c)
+{
+    const struct arc_h1_request *r = &c->req;
+    const char *method = arc_str_eq(r->method, "POST", 4) ? "POST"
+                       : arc_str_eq(r->method, "DELETE", 6) ? "DELETE" : "GET";
+    json_t *doc = NULL;
+    int status = arc_admin__xdp_blocks(cs->ctl, method, c->body, c->body_len, c->peer, &doc);
+    respond_json(cs, c, status, NULL, doc);
+}
 
 /* 0 if the peer may use the API; else the status it gets. */
 static int authorise(struct arc_ctl_loop *cs, struct ctl_conn *c, const char **extra)
@@ -659,6 +673,8 @@ static void dispatch(struct arc_ctl_loop *cs, struct ctl_conn *c)
     case EP_ROUTES: ep_routes(cs, c); break;
     case EP_UPSTREAMS: ep_upstreams(cs, c); break;
     case EP_HEAVY_HITTERS: ep_heavy_hitters(cs, c); break;
+    case EP_XDP_BLOCKS: ep_xdp_blocks(cs, c); break;
+    case EP_XDP_STATS: respond_json(cs, c, 200, NULL, arc_admin__xdp_stats(cs->ctl)); break;
     case EP_NONE: break;
     }
 }
@@ -766,14 +782,18 @@ static void on_head(struct arc_ctl_loop *cs, struct ctl_conn *c)
         respond_error(cs, c, 404, NULL, "not found");
         return;
     }
-    bool allowed = config_path ? get || head || post : rt->post ? post : get || head;
+    bool del = arc_str_eq(r->method, "DELETE", 6);
+    bool xdp_blocks = c->ep == EP_XDP_BLOCKS;
+    bool allowed = config_path ? get || head || post
+                 : xdp_blocks ? get || head || post || del : rt->post ? post : get || head;
     if (!allowed) {
-        const char *allow = config_path ? "Allow: GET, HEAD, POST\r\n"
+        const char *allow = xdp_blocks ? "Allow: GET, HEAD, POST, DELETE\r\n"
+                          : config_path ? "Allow: GET, HEAD, POST\r\n"
                           : rt->post ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n";
         respond_error(cs, c, 405, allow, "method not allowed");
         return;
     }
-    bool needs_body = c->ep == EP_VALIDATE || c->ep == EP_APPLY;
+    bool needs_body = c->ep == EP_VALIDATE || c->ep == EP_APPLY || (xdp_blocks && (post || del));
     if (!needs_body || r->body == ARC_H1_BODY_NONE) {
         dispatch(cs, c);
         return;

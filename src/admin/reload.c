@@ -7,6 +7,7 @@
  * GET /v1/status.
  */
 #include "admin/admin_int.h"
+#include "xdp/xdp.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -80,6 +81,10 @@ static int apply(struct arc_control *ctl, struct arc_snapshot *ns, const char *t
             (unsigned long long)ns->generation, ns->cfg->fingerprint, same ? " (unchanged)" : "");
     fflush(stderr);
     arc_snapshot_unref(old);
+    /* security.xdp: the maps' contents follow the config (no reattach). */
+    char xerr[300];
+    if (ctl->xdp && arc_xdp_apply(ctl->xdp, &ns->cfg->xdp, xerr, sizeof(xerr)) < 0)
+        fprintf(stderr, "arc: xdp: applying the reloaded security.xdp failed: %s\n", xerr);
     remember(ctl, ARC_RELOAD_OK, trigger, "generation %llu, fingerprint %s%s",
              (unsigned long long)ns->generation, ns->cfg->fingerprint, same ? " (unchanged)" : "");
     return ARC_RELOAD_OK;

@@ -478,6 +478,31 @@ struct arc_heavy_hitters_conf {
     double threshold_qps;       /* 1000 */
 };
 
+/* security.xdp: the XDP filter in front of the TCP stack (src/xdp). Map
+ * contents (lists, rates, auto_block) follow reloads; enabled, interface,
+ * mode and max_sources are restart-only (they decide what is attached). */
+enum arc_xdp_mode { ARC_XDP_AUTO, ARC_XDP_NATIVE, ARC_XDP_GENERIC };
+struct arc_xdp_conf {
+    bool enabled;               /* false */
+    char *interface;            /* required when enabled */
+    int mode;                   /* enum arc_xdp_mode, auto */
+    bool required;              /* false: without XDP Arc runs on, saying why */
+    struct arc_cidr *blacklist, *whitelist;     /* whitelist wins */
+    size_t n_blacklist, n_whitelist;
+    bool syn_enabled;           /* syn_flood.enabled, true */
+    uint32_t syn_pps_source;    /* syn_flood.pps_per_source, 50 */
+    uint32_t syn_pps_global;    /* syn_flood.global_pps, 20000 */
+    bool ab_enabled;            /* auto_block.enabled, false */
+    uint64_t ab_threshold;      /* auto_block.threshold: packets per window, 100000 */
+    uint64_t ab_window;         /* auto_block.window (ms), 10s */
+    uint64_t ab_ttl;            /* auto_block.ttl (ms), 5m */
+    uint32_t max_sources;       /* (ext) per-source entries (LRU), 65536 */
+    bool block_heavy_hitters;   /* (ext) rate_limits.heavy_hitters sources become blocks, false */
+    uint64_t heavy_hitter_ttl;  /* (ext) heavy_hitter_ttl (ms), 5m */
+    char *pin_path;             /* (ext) bpffs directory: link and maps pinned, kept
+                                   attached across restarts; NULL = detach on exit */
+};
+
 struct arc_config {
     char *source;               /* file path or "<embedded>" */
     char *canonical_json;       /* sorted keys, compact; owned (rules: config/canon.c) */
@@ -506,6 +531,7 @@ struct arc_config {
     size_t n_plugins;
     char *plugin_cache_dir;     /* plugins.cache_dir (ext): compiled modules, by SHA-256 */
     struct arc_heavy_hitters_conf heavy_hitters;
+    struct arc_xdp_conf xdp;
 };
 
 /**

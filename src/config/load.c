@@ -176,6 +176,10 @@ void arc_config_free(struct arc_config *cfg)
     free(cfg->source);
     free(cfg->canonical_json);
     free(cfg->node.id);
+    free(cfg->xdp.interface);
+    free(cfg->xdp.pin_path);
+    free(cfg->xdp.blacklist);
+    free(cfg->xdp.whitelist);
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         free(cfg->listeners[i].name);
         struct arc_listener_tls_conf *t = cfg->listeners[i].tls;

@@ -140,6 +140,22 @@ size_t arc_config_restart_diff(const struct arc_config *old, const struct arc_co
         if (la->flush_interval != lb->flush_interval)
             changed(&d, "logging.writer.flush_interval");
     }
+    /* security.xdp: what is attached where; the lists and rates reload. */
+    const struct arc_xdp_conf *xa = &old->xdp, *xb = &new->xdp;
+    if (xa->enabled != xb->enabled)
+        changed(&d, "security.xdp.enabled");
+    if (xa->enabled && xb->enabled) {
+        if (!str_eq(xa->interface, xb->interface))
+            changed(&d, "security.xdp.interface");
+        if (xa->mode != xb->mode)
+            changed(&d, "security.xdp.mode");
+        if (xa->max_sources != xb->max_sources)
+            changed(&d, "security.xdp.max_sources");
+        if (xa->required != xb->required)
+            changed(&d, "security.xdp.required");
+        if (!str_eq(xa->pin_path, xb->pin_path))
+            changed(&d, "security.xdp.pin_path");
+    }
     const struct arc_tracing_conf *ta = &old->tracing, *tb = &new->tracing;
     if (ta->export != tb->export || strcmp(ta->endpoint, tb->endpoint) != 0)
         changed(&d, "observability.tracing.endpoint");

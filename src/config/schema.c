@@ -57,7 +57,7 @@ static const struct arc_conf_key keepalive_keys[] = {
 };
 
 static const struct arc_conf_key security_keys[] = {
-    { "limits", 0 }, { "xdp", LATER }, { "l7", 0 },
+    { "limits", 0 }, { "xdp", 0 }, { "l7", 0 },
 };
 
 static const struct arc_conf_key l7_keys[] = {
@@ -397,6 +397,9 @@ static void security_section(struct arc_sctx *s, const struct arc_cn *m)
 {
     if (!arc_config__check_map(s, m, "security", security_keys, N(security_keys)))
         return;
+    const struct arc_cn *xdp = arc_config__val(m, "xdp");
+    if (xdp)
+        arc_config__xdp(s, xdp);
     const struct arc_cn *l7 = arc_config__val(m, "l7");
     if (l7)
         l7_section(s, l7);
@@ -704,6 +707,7 @@ int arc_config__build(const struct arc_cn *root, struct arc_config *cfg,
     if ((v = arc_config__val(root, "upstreams")))
         arc_config__upstreams(&s, v);
     arc_config__plugin_defaults(cfg);
+    arc_config__xdp_defaults(cfg);
     if ((v = arc_config__val(root, "plugins")))
         arc_config__plugins(&s, v);     /* before routes: they name plugins */
     if ((v = arc_config__val(root, "routes")))

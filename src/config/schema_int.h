@@ -143,4 +143,8 @@ void arc_config__listener_tls(struct arc_sctx *s, const struct arc_cn *m, const 
 void arc_config__upstream_tls(struct arc_sctx *s, const struct arc_cn *m, const char *upath,
                               struct arc_upstream_conf *u);
 
+/* schema_xdp.c: security.xdp. */
+void arc_config__xdp_defaults(struct arc_config *cfg);
+void arc_config__xdp(struct arc_sctx *s, const struct arc_cn *m);
+
 #endif

@@ -166,7 +166,9 @@ class ArcProcess:
             self.env.setdefault(k, v)
         self.env.update(env or {})
         self.args = args
-        self.ready_timeout = ready_timeout or (20.0 if variant == "asan" else 10.0)
+        # generous: a config with plugins compiles them first, and a loaded
+        # machine is slow; an early exit is still seen at once
+        self.ready_timeout = ready_timeout or (60.0 if variant == "asan" else 30.0)
         self.lines = []            # stderr lines
         self.out_lines = []        # stdout lines
         self.cond = threading.Condition()
@@ -408,11 +410,21 @@ def metric(ms, name, **labels):
 
 
 def wait_for(pred, timeout=10.0, step=0.05):
-    """True as soon as pred() is; else pred() once more after `timeout` s
-    (polling every `step` s). Tests wait on a condition, never on a sleep."""
+    """pred()'s value as soon as it is truthy; else pred() once more after
+    `timeout` s (polling every `step` s). Tests wait on a condition, never on
+    a sleep."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if pred():
-            return True
+        v = pred()
+        if v:
+            return v
         time.sleep(step)
     return pred()
+
+
+def wait_until(pred, timeout, what, step=0.02):
+    """Like wait_for, but a timeout fails the test saying what it waited for."""
+    v = wait_for(pred, timeout, step)
+    if not v:
+        raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+    return v

@@ -1,7 +1,10 @@
 """The admin listener answers /healthz, /readyz and /metrics, and the
 Prometheus counters (connections, requests per route and status class,
 bytes, upstream errors and timeouts, pool gauges) move with traffic."""
-from arcproc import make_config, upstream_conf, route_conf, metric
+import re
+import socket
+
+from arcproc import make_config, upstream_conf, route_conf, metric, wait_for
 from httpraw import free_port
 
 REQUIRED = ["arc_connections_accepted_total", "arc_connections_active", "arc_requests_total",
@@ -74,6 +77,36 @@ def test_admin_unknown_path_is_404(arc, servers):
     a, up = start(arc, servers)
     status, _ = a.admin_get("/no-such-admin-endpoint")
     assert status == 404
+
+
+def admin_raw(a, request):
+    """The admin listener's whole answer (it closes after one) to raw bytes."""
+    with socket.create_connection(("127.0.0.1", a.admin_port), timeout=10) as s:
+        s.sendall(request)
+        out = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return out
+            out += d
+
+
+def test_admin_head_answers_without_a_body(arc, servers):
+    a, up = start(arc, servers)
+    for path in ("/healthz", "/metrics", "/"):
+        out = admin_raw(a, b"HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), out[:200]
+        length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+        assert length > 0 and body == b"", (path, length, body[:80])
+
+
+def test_admin_other_methods_get_405_with_allow(arc, servers):
+    a, up = start(arc, servers)
+    out = admin_raw(a, b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    head = out.partition(b"\r\n\r\n")[0]
+    assert head.startswith(b"HTTP/1.1 405"), out[:200]
+    assert re.search(rb"(?im)^allow: GET, HEAD\r?$", head), head
 
 
 def test_active_connections_gauge_goes_down(arc, servers):
@@ -154,7 +187,8 @@ def test_admin_accept_backs_off_when_out_of_descriptors(arc_bin, servers, tmp_pa
         probe = socket.create_connection(("127.0.0.1", p.admin_port), timeout=5)
         socks.append(probe)
         probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
-        time.sleep(0.3)
+        assert wait_for(lambda: "admin accept" in p.stderr_text(), 10 * arc_bin.slow), \
+            "the accept failure was not logged"
         hz = os.sysconf("SC_CLK_TCK")
         c0, t0 = _thread_cpu_ticks(p.pid, {"arc"}), time.monotonic()
         time.sleep(1.5)
@@ -163,7 +197,6 @@ def test_admin_accept_backs_off_when_out_of_descriptors(arc_bin, servers, tmp_pa
         assert share < 0.30, "control thread used %.0f%% of a CPU while accept failed with EMFILE" % (
             share * 100)
         assert p.alive()
-        assert "admin accept" in p.stderr_text(), "the accept failure was not logged"
         # Descriptors come back: the admin listener serves again, the
         # waiting probe first.
         for s in socks[:-1]:

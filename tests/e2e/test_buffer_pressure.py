@@ -81,8 +81,9 @@ def test_non_reading_clients_do_not_starve_others(arc, servers):
             r = c.request("GET", "/small")
             assert r.status == 200, r
             c.close()
-        # normal latency: milliseconds; a starved worker leaves these hanging
-        assert worst < 2.0 * arc.bin.slow, worst
+        # normal latency: milliseconds (a loaded test machine may take seconds);
+        # a starved worker leaves these hanging until the 10 s client timeout
+        assert worst < 5.0 * arc.bin.slow, worst
     finally:
         for s in slow:
             s.close()

@@ -9,17 +9,8 @@ import signal
 import socket
 import time
 
-from arcproc import make_config, upstream_conf
+from arcproc import make_config, upstream_conf, wait_for
 from httpraw import Client
-
-
-def wait_for(pred, timeout=5.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def new_connection_refused(port, budget=3.0):

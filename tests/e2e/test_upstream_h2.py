@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from arcproc import make_config, metric, route_conf, upstream_conf
+from arcproc import make_config, metric, route_conf, upstream_conf, wait_until
 from h2_upstreams import (CANCEL, CONNECTION_SPECIFIC, H2Client, H2Server, make_pki,
                           stream_piece)
 from httpraw import build_request, chunk_encode, parse_head_lines, stream_sha256
@@ -76,16 +76,6 @@ def curl(args, timeout=60):
     r = subprocess.run(["curl", "-sS", "--max-time", str(timeout)] + list(args), capture_output=True,
                        timeout=timeout + 10)
     return r.returncode, r.stdout, r.stderr.decode(errors="replace")
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
 
 
 def names_of(st):

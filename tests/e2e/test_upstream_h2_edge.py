@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from arcproc import make_config, metric, route_conf, upstream_conf
+from arcproc import make_config, metric, route_conf, upstream_conf, wait_until
 from h2_upstreams import (CANCEL, INTERNAL_ERROR, NO_ERROR, PROTOCOL_ERROR, REFUSED_STREAM,
                           H2Client, H2Server, H2ServerConn, StreamGone, make_pki, pattern_block)
 from httpraw import build_request, parse_head_lines, stream_sha256
@@ -131,16 +131,6 @@ def config(addr, workers=1, node=None, **up_extra):
     return make_config([upstream_conf("h2up", addr, protocol="http2", **up_extra)],
                        routes=[route_conf("h2", "/{*rest}", upstream="h2up")], workers=workers,
                        node=node)
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
 
 
 def delta_metrics(a, before):
@@ -337,7 +327,7 @@ def test_slow_readers_do_not_starve_other_streams_of_the_connection(gw, h2s):
     try:
         for i in range(24):
             slow.request("/download?bytes=%d&chunk=16384&i=%d" % (8 << 20, i))
-        wait_for(lambda: len(srv.streams("/download")) >= 24, 10 * gw.bin.slow, "24 upstream streams")
+        wait_until(lambda: len(srv.streams("/download")) >= 24, 10 * gw.bin.slow, "24 upstream streams")
         time.sleep(1.5 * gw.bin.slow)           # let them fill what arc will take
         n = 1 << 20
         s = socket.create_connection(("127.0.0.1", a.port), timeout=8 * gw.bin.slow)
@@ -489,7 +479,7 @@ def test_goaway_last_stream_id_retries_only_the_streams_above_it(gw, h2s):
         sids = []
         for i in range(3):
             sids.append(c.request("/g?i=%d" % i))
-            wait_for(lambda: len(srv.streams("/g")) > i, 5 * gw.bin.slow, "stream %d upstream" % i)
+            wait_until(lambda: len(srv.streams("/g")) > i, 5 * gw.bin.slow, "stream %d upstream" % i)
         res = c.wait(sids, timeout=10 * gw.bin.slow)
     finally:
         c.close()
@@ -1020,7 +1010,7 @@ def test_connection_failure_with_many_streams_each_client_gets_its_own_answer(gw
         t = threading.Thread(target=one, args=(i,), daemon=True)
         t.start()
         ts.append(t)
-        wait_for(lambda: up.conns and len(up.conns[0].requests) > i, 5 * gw.bin.slow, "request %d" % i)
+        wait_until(lambda: up.conns and len(up.conns[0].requests) > i, 5 * gw.bin.slow, "request %d" % i)
     for t in ts:
         t.join(15 * gw.bin.slow)
     cut, ok = 0, 0
@@ -1106,7 +1096,7 @@ def test_h2_client_resets_and_upstream_failures_interleaved(gw, raw_up):
     c = H2Client(a.port, timeout=10)
     try:
         sids = [c.request("/s?i=%d" % i) for i in range(40)]
-        wait_for(lambda: up.conns and len(up.conns[0].requests) >= 40, 5 * gw.bin.slow, "40 streams")
+        wait_until(lambda: up.conns and len(up.conns[0].requests) >= 40, 5 * gw.bin.slow, "40 streams")
         for sid in sids[4::10]:
             c.reset(sid)
         deadline = time.monotonic() + 10 * gw.bin.slow
@@ -1279,7 +1269,7 @@ def test_goaway_at_max_connections_is_a_prompt_503(gw, h2s):
     r = a.client(timeout=15 * gw.bin.slow).request("GET", "/info?during=1")
     assert r.status == 503 and time.monotonic() - t0 < 1.0 * gw.bin.slow, r
     assert long_c.response().status == 200
-    wait_for(lambda: a.client().request("GET", "/info?after=1").status == 200, 10 * gw.bin.slow,
+    wait_until(lambda: a.client().request("GET", "/info?after=1").status == 200, 10 * gw.bin.slow,
              "a request after the draining connection closed")
     assert len(srv.connections()) == 2
 
@@ -1385,7 +1375,7 @@ def test_shutdown_with_streams_in_flight_is_clean(gw, h2s):
     c = H2Client(a.port, auto_ack=False)
     for i in range(6):
         c.request("/hang?h=%d" % i if i % 2 else "/download?bytes=%d&h=%d" % (8 << 20, i))
-    wait_for(lambda: len(srv.streams()) >= 11, 10 * gw.bin.slow, "11 upstream streams")
+    wait_until(lambda: len(srv.streams()) >= 11, 10 * gw.bin.slow, "11 upstream streams")
     a.signal(_signal.SIGTERM)
     rc = a.wait_exit(15 * gw.bin.slow)
     for s in h1:

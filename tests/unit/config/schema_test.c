@@ -403,7 +403,7 @@ static void test_not_supported_yet(void)
         "cache: {}\n"                                    /* 9 */
         "logging: {writer: {ring_capacity: 3}}\n"        /* 10 */
         "control_plane: {config_source: {etcd: {}}}\n"  /* 11 */
-        "security: {xdp: {enabled: false}, l7: {slowloris: []}}\n" /* 12 */
+        "security: {xdp: {enabled: \"off\"}, l7: {slowloris: []}}\n" /* 12 */
         "observability: {tracing: {endpoint: x}}\n",     /* 13 */
         &e);
     CHECK(c == NULL);
@@ -417,7 +417,7 @@ static void test_not_supported_yet(void)
     CHECK_ERR(&e, 9, 1, "cache: not supported yet");
     CHECK_ERR(&e, 10, 35, "logging.writer.ring_capacity: must be a power of two, got 3");
     CHECK_ERR(&e, 11, 39, "missing required key 'endpoints' in control_plane.config_source.etcd");
-    CHECK_ERR(&e, 12, 12, "security.xdp: not supported yet");
+    CHECK_ERR(&e, 12, 27, "security.xdp.enabled: expected true or false, got the string 'off'");
     CHECK_ERR(&e, 12, 51, "security.l7.slowloris: expected a mapping");
     CHECK_ERR(&e, 13, 37, "observability.tracing.endpoint: expected http://IP:PORT[/path]");
     arc_config_errors_dispose(&e);
