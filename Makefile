@@ -11,7 +11,7 @@
 CC      ?= gcc
 WERROR  ?= 1
 PKGS    := liburing jansson yaml-0.1 libssl libcrypto libnghttp2 libbpf hiredis
-MODULES := core loop net http1 http2 router upstream limit config tls proxy admin obs plugin xdp
+MODULES := core loop net http1 http2 router upstream limit config tls proxy admin obs plugin xdp guard
 
 ifeq ($(V),1)
 Q :=
@@ -43,8 +43,8 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # Unit tests of module M link lib M, libcore and $(DEPS_M) (archives: only
 # the members a test uses are pulled in).
 DEPS_config   := router http1 tls limit plugin loop
-DEPS_proxy    := loop net http1 http2 router upstream limit config tls admin obs plugin xdp
-DEPS_admin    := loop net http1 http2 obs config tls router limit upstream plugin xdp
+DEPS_proxy    := loop net http1 http2 router upstream limit config tls admin obs plugin xdp guard
+DEPS_admin    := loop net http1 http2 obs config tls router limit upstream plugin xdp guard
 DEPS_upstream := config router http1 tls limit plugin loop
 DEPS_http2    := http1
 DEPS_plugin   := config router http1 tls loop

@@ -6,6 +6,7 @@
  *   tls_hs -p 18445 -c 4 -d 8 -r         # resumed, single-use tickets
  *   tls_hs -p 18445 -c 4 -d 8 -R         # resumed, a ticket may be offered again
  *   tls_hs -p 18085 -c 4 -d 8 -n         # no TLS: the same loop in plaintext (baseline)
+ *   tls_hs -p 18445 -c 4 -d 8 -b 127.0.0.2  # from source address 127.0.0.2
  *
  * Each of the -c client processes loops until the deadline:
  *   socket + connect -> SSL_connect (TLS 1.3 only, SNI, ALPN http/1.1; in
@@ -71,6 +72,7 @@ struct stats {
 };
 
 static const char *opt_host = "127.0.0.1", *opt_sni = "localhost", *opt_path = "/";
+static const char *opt_src;         /* -b: source address (a different client on loopback) */
 static int opt_port, opt_procs = 4, opt_resume /* 0, 1 = -r, 2 = -R */, opt_timeout_ms = 5000;
 static int opt_plain;           /* -n: no TLS (plaintext baseline: TCP + HTTP only) */
 static double opt_secs = 8;
@@ -186,6 +188,16 @@ static void one_connection(SSL_CTX *ctx, const struct sockaddr_in *sa, const cha
     struct timeval tv = { opt_timeout_ms / 1000, (opt_timeout_ms % 1000) * 1000 };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (opt_src) {
+        struct sockaddr_in src = { .sin_family = AF_INET };
+        if (inet_pton(AF_INET, opt_src, &src.sin_addr) != 1 ||
+            bind(fd, (const struct sockaddr *)&src, sizeof src) < 0) {
+            g_st->err_connect++;
+            set_error("bind", NULL, 0);
+            close(fd);
+            return;
+        }
+    }
     if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) < 0) {
         g_st->err_connect++;
         set_error("connect", NULL, 0);
@@ -320,9 +332,10 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     int o;
-    while ((o = getopt(argc, argv, "H:p:s:u:c:d:rRnt:")) != -1) {
+    while ((o = getopt(argc, argv, "H:p:s:u:c:d:rRnt:b:")) != -1) {
         switch (o) {
         case 'H': opt_host = optarg; break;
+        case 'b': opt_src = optarg; break;
         case 'p': opt_port = atoi(optarg); break;
         case 's': opt_sni = optarg; break;
         case 'u': opt_path = optarg; break;

@@ -15,7 +15,7 @@ pkgs+=(libhiredis-dev redis-server) # the global rate-limit tier (RESP reader) a
 # default admin port: it is not installed here; `apt-get install prometheus`
 # by hand if you want that check too (the strict parser runs either way).
 if [[ ${1:-} == --bench ]]; then
-    pkgs=(nginx-light haproxy wrk nghttp2-client procps iproute2 openssl lua5.1)
+    pkgs=(nginx-light haproxy wrk nghttp2-client procps iproute2 openssl lua5.1 slowhttptest)
 fi
 
 missing=()

@@ -24,6 +24,7 @@
 #include "tls/tls.h"
 #include "http2/http2.h"
 #include "limit/limit.h"
+#include "guard/guard.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -273,6 +274,16 @@ static void render_tls(struct arc_sbuf *m, const struct arc_control *ctl,
             v += arc_m_get(&shards[i]->h2_flood[r]);
         arc_sbuf_printf(m, "arc_h2_flood_trips_total{reason=\"%s\"} %llu\n",
                         arc_h2_breach_name((enum arc_h2_breach)r), (unsigned long long)v);
+    }
+    arc_sbuf_printf(m, "# HELP arc_guard_trips_total Connections and requests an L7 guard "
+                       "closed or refused (security.l7), by reason.\n"
+                       "# TYPE arc_guard_trips_total counter\n");
+    for (size_t r = 0; r < ARC_M_GUARD_REASONS; r++) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < ctl->n_workers; i++)
+            v += arc_m_get(&shards[i]->guard[r]);
+        arc_sbuf_printf(m, "arc_guard_trips_total{reason=\"%s\"} %llu\n",
+                        arc_guard_reason_name((enum arc_guard_reason)r), (unsigned long long)v);
     }
     const struct arc_snapshot *s = ctl->snap;
     bool head = false;

@@ -429,6 +429,22 @@ struct arc_h2_conf {
     uint32_t max_continuations;       /* 8 (ext): CONTINUATION frames per header block */
 };
 
+/* security.l7 guards (src/guard/); all reloadable (read per use from the
+ * snapshot). 0 turns a limit off where noted. */
+struct arc_guard_conf {
+    bool slowloris;                     /* slowloris.enabled, true */
+    uint64_t headers_timeout;           /* slowloris.headers_timeout, 10s: a head must be
+                                           complete this long after its first byte (and a
+                                           new connection must send one) */
+    uint32_t min_recv_rate_bps;         /* slowloris.min_recv_rate_bps, 100 (0 = off) */
+    uint64_t min_recv_rate_window;      /* slowloris.min_recv_rate_window (ext), 10s */
+    uint32_t max_incomplete_per_ip;     /* slowloris.max_incomplete_per_ip, 64 (0 = off) */
+    uint32_t max_connections_per_ip;    /* 0 = off */
+    uint32_t ipv6_prefix;               /* (ext) 64: IPv6 clients counted by this prefix */
+    uint32_t handshakes_per_ip_per_sec; /* tls_flood, 0 = off */
+    uint32_t max_handshakes_per_worker; /* tls_flood (ext), 256 (0 = off) */
+};
+
 /* control_plane (restart-only as a whole). Strings are held inline so the
  * section adds nothing for arc_config_free to release. */
 #define ARC_CP_TOKEN_MAX 256    /* auth_token length limit */
@@ -560,6 +576,7 @@ struct arc_config {
     char fingerprint[65];       /* lowercase hex SHA-256 of canonical_json */
 
     struct arc_node_conf node;
+    struct arc_guard_conf guard;     /* security.l7 (except h2_flood) */
     struct arc_uring_conf uring;
     struct arc_listener_conf *listeners;
     size_t n_listeners;         /* >= 1 */

@@ -61,8 +61,17 @@ static const struct arc_conf_key security_keys[] = {
 };
 
 static const struct arc_conf_key l7_keys[] = {
-    { "slowloris", LATER }, { "tls_flood", LATER }, { "h2_flood", 0 },
-    { "max_connections_per_ip", LATER },
+    { "slowloris", 0 }, { "tls_flood", 0 }, { "h2_flood", 0 },
+    { "max_connections_per_ip", 0 }, { "ipv6_prefix", 0 },
+};
+
+static const struct arc_conf_key slowloris_keys[] = {
+    { "enabled", 0 }, { "headers_timeout", 0 }, { "min_recv_rate_bps", 0 },
+    { "min_recv_rate_window", 0 }, { "max_incomplete_per_ip", 0 },
+};
+
+static const struct arc_conf_key tls_flood_keys[] = {
+    { "handshakes_per_ip_per_sec", 0 }, { "max_handshakes_per_worker", 0 },
 };
 
 static const struct arc_conf_key h2_flood_keys[] = {
@@ -134,6 +143,12 @@ static void set_defaults(struct arc_config *cfg)
         .max_concurrent_streams = 100, .max_rst_per_sec = 100, .max_settings_per_sec = 20,
         .max_ping_per_sec = 20, .max_priority_per_sec = 100, .max_empty_data_per_sec = 100,
         .max_continuations = 8,
+    };
+    cfg->guard = (struct arc_guard_conf){
+        .slowloris = true, .headers_timeout = 10 * MS_S, .min_recv_rate_bps = 100,
+        .min_recv_rate_window = 10 * MS_S, .max_incomplete_per_ip = 64,
+        .max_connections_per_ip = 0, .ipv6_prefix = 64, .handshakes_per_ip_per_sec = 0,
+        .max_handshakes_per_worker = 256,
     };
     arc_config_parse_addr("127.0.0.1:9090", &cfg->metrics_bind);
     cfg->metrics_enabled = true;
@@ -340,6 +355,30 @@ static void l7_section(struct arc_sctx *s, const struct arc_cn *m)
 {
     if (!arc_config__check_map(s, m, "security.l7", l7_keys, N(l7_keys)))
         return;
+    struct arc_guard_conf *g = &s->cfg->guard;
+    arc_config__get_u32(s, m, "security.l7", "max_connections_per_ip", 0, 10000000,
+                        &g->max_connections_per_ip);
+    arc_config__get_u32(s, m, "security.l7", "ipv6_prefix", 1, 128, &g->ipv6_prefix);
+    const struct arc_cn *sl = arc_config__val(m, "slowloris");
+    const char *sp = "security.l7.slowloris";
+    if (sl && arc_config__check_map(s, sl, sp, slowloris_keys, N(slowloris_keys))) {
+        arc_config__get_bool(s, sl, sp, "enabled", &g->slowloris);
+        arc_config__get_dur(s, sl, sp, "headers_timeout", 1, 24 * MS_H, false,
+                            &g->headers_timeout);
+        arc_config__get_u32(s, sl, sp, "min_recv_rate_bps", 0, 1u << 30, &g->min_recv_rate_bps);
+        arc_config__get_dur(s, sl, sp, "min_recv_rate_window", 100, MS_H, false,
+                            &g->min_recv_rate_window);
+        arc_config__get_u32(s, sl, sp, "max_incomplete_per_ip", 0, 10000000,
+                            &g->max_incomplete_per_ip);
+    }
+    const struct arc_cn *tf = arc_config__val(m, "tls_flood");
+    const char *tp = "security.l7.tls_flood";
+    if (tf && arc_config__check_map(s, tf, tp, tls_flood_keys, N(tls_flood_keys))) {
+        arc_config__get_u32(s, tf, tp, "handshakes_per_ip_per_sec", 0, 10000000,
+                            &g->handshakes_per_ip_per_sec);
+        arc_config__get_u32(s, tf, tp, "max_handshakes_per_worker", 0, 10000000,
+                            &g->max_handshakes_per_worker);
+    }
     const struct arc_cn *f = arc_config__val(m, "h2_flood");
     const char *p = "security.l7.h2_flood";
     if (!f || !arc_config__check_map(s, f, p, h2_flood_keys, N(h2_flood_keys)))

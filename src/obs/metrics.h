@@ -63,6 +63,8 @@ typedef _Atomic uint64_t arc_counter;
 #define ARC_M_TLS_RESULTS 12
 /* HTTP/2 flood-guard reasons (= ARC_H2_BREACH__COUNT, checked where counted). */
 #define ARC_M_H2_BREACHES 8
+/* L7 guard trip reasons (= ARC_GR__COUNT of guard/guard.h, checked where counted). */
+#define ARC_M_GUARD_REASONS 7
 
 /* ------------------------------------------------------------ layout */
 
@@ -169,6 +171,7 @@ enum arc_m_limit { ARC_MRL_ALLOWED, ARC_MRL_REJECTED, ARC_MRL_DELAYED, ARC_MRL__
 struct arc_metrics_shard {
     alignas(64) arc_counter tls_handshakes[2][ARC_M_TLS_RESULTS]; /* [downstream, upstream][result] */
     arc_counter h2_flood[ARC_M_H2_BREACHES];  /* HTTP/2 connections cut by a flood guard */
+    arc_counter guard[ARC_M_GUARD_REASONS];   /* L7 guard trips, by reason */
     arc_counter errors[ARC_ERR__COUNT];
     arc_counter ring[ARC_MR__COUNT];
     arc_counter exchanges;                  /* gauge: exchanges running */

@@ -724,6 +724,7 @@ void arc_px__conn_close(struct arc_worker *w, struct arc_conn *c)
     c->hbuf = NULL;
     c->hlen = c->hcap = c->hscanned = 0;
     if (c->kind == CONN_CLIENT) {
+        arc_px__guard_release(w, c);
         w->n_clients--;
         atomic_fetch_sub_explicit(&arc_px__node_clients, 1, memory_order_relaxed);
         arc_m_add(arc_m_li(&w->metrics, c->c.listener, ARC_ML_CLOSED), 1);
@@ -789,9 +790,8 @@ void arc_px__conn_teardown(struct arc_worker *w, struct arc_conn *c)
 
 const struct sockaddr *arc_px__peer_addr(struct arc_conn *c)
 {
-    /* Looked up once, when a route first forwards it (accept does not
-     * record it: multishot accept shares one address buffer between
-     * completions). Kept as the sockaddr only: 28 bytes, not a
+    /* Looked up once, by the L7 guards at accept (multishot accept shares
+     * one address buffer between completions, so it does not record it). Kept as the sockaddr only: 28 bytes, not a
      * sockaddr_storage and its text. */
     if (!c->c.peer_known) {
         struct sockaddr_storage ss;

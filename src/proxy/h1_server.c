@@ -10,7 +10,8 @@
  *     │  ▲                     │   └──exchange ended, close (or body unread)──▶ CS_CLOSING
  *     │  └─idle timeout: close │
  *     │                        └──101 Switching Protocols──▶ CS_TUNNEL ──both closed──▶ closed
- *     ├──bad head / header timeout──▶ (exchange answers 4xx) ──▶ CS_CLOSING
+ *     ├──bad head / read_timeout on a head──▶ (exchange answers 4xx) ──▶ CS_CLOSING
+ *     ├──L7 guard trip (headers_timeout, min rate, max_incomplete_per_ip)──▶ closed
  *     └──EOF with an answer still going out──▶ CS_CLOSING
  *   CS_CLOSING ──output sent──▶ CS_LINGER (write side shut) ──EOF / lingering_timeout──▶ closed
  *   any ──client gone, write stall──▶ closed (a running exchange ends as aborted)
@@ -19,8 +20,10 @@
  * deadline so the client sees our last response instead of a RST (the
  * classic lingering-close problem).
  *
- * Deadlines: read_timeout runs from the first byte of a head (not extended
- * by later bytes) and between request body bytes; it is paused while the
+ * Deadlines: the header deadline runs from the first byte of a head (not
+ * extended by later bytes): security.l7.slowloris.headers_timeout (a quiet
+ * close) or node.read_timeout when that is shorter (408); read_timeout also
+ * runs between request body bytes; it is paused while the
  * upstream is not taking the body (Arc is the one not reading then, and
  * the upstream's write_timeout blames the upstream instead); write_timeout
  * runs while our output waits on the client; idle_timeout between requests.
@@ -233,6 +236,7 @@ static void h1_ended(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
         }
         break;
     }
+    arc_px__guard_sync(w, c);
     arc_px__client_pump(w, c);
 }
 
@@ -284,6 +288,8 @@ static void h1_on_input(struct arc_worker *w, struct arc_conn *c, int32_t bid,
     /* h2c with prior knowledge: the HTTP/2 connection preface as the very
      * first bytes of a cleartext connection (RFC 9113 §3.3), possibly
      * split across receives (a prefix waits in hbuf for the rest). */
+    if (!arc_px__guard_input(w, c, len))
+        return;                         /* below min_recv_rate_bps: answered or closed */
     if (c->c.fresh && c->c.state == CS_HEAD && c->stash_n == 0 && !c->tls && sniff_h2(w, c, p, len))
         return;
     /* Older stashed bytes go first: new ones queue behind them. */
@@ -325,6 +331,10 @@ void arc_px__client_accepted(struct arc_worker *w, int fd, uint32_t listener, bo
     w->n_clients++;
     arc_m_add(arc_m_li(&w->metrics, listener, ARC_ML_ACCEPTED), 1);
     struct arc_tls_server *tls = w->snap->listener_tls[listener];
+    if (!over_limit && !arc_px__guard_accept(w, c, tls != NULL)) {
+        arc_px__conn_close(w, c);       /* refused: not a byte written */
+        return;
+    }
     if (tls) {
         /* Over the limit there is no cheap way to answer over TLS (that
          * would take a handshake): such a client is closed. */
@@ -362,8 +372,9 @@ void arc_px__client_accepted(struct arc_worker *w, int fd, uint32_t listener, bo
         return;
     }
     c->c.state = CS_HEAD;
-    /* A new connection must send its first head within read_timeout. */
-    set_timer(w, c, cfg_of(w)->node.read_timeout);
+    /* A new connection must send its first head (after its TLS handshake)
+     * within the header deadline. */
+    set_timer(w, c, arc_px__head_deadline(w, NULL));
     arc_px__client_pump(w, c);
 }
 
@@ -481,7 +492,15 @@ static size_t read_head(struct arc_worker *w, struct arc_conn *c, const char *p,
          * by later bytes: a slowloris client trickling one byte at a time
          * still gets cut off after read_timeout. */
         c->c.head_started = true;
-        set_timer(w, c, cfg_of(w)->node.read_timeout);
+        if (!arc_px__guard_head_start(w, c)) {
+            arc_px__conn_close(w, c);   /* over max_incomplete_per_ip */
+            return len;
+        }
+        set_timer(w, c, arc_px__head_deadline(w, NULL));
+        /* The receive rate of this request is judged from here, also when
+         * its first bytes waited (pipelined) behind the previous one. */
+        arc_guard_rate_start(&c->c.g, w->now_ms);
+        c->c.g.rate_bytes = len;
     }
     size_t cap = (size_t)s->limits.max_header_bytes + 1;
     struct arc_px_head h;
@@ -690,6 +709,7 @@ static size_t process(struct arc_worker *w, struct arc_conn *c, int32_t bid, con
         total += n;
     }
     c->in_process = false;
+    arc_px__guard_sync(w, c);
     return c->closing ? total + len : total;
 }
 
@@ -735,6 +755,9 @@ void arc_px__client_pump(struct arc_worker *w, struct arc_conn *c)
                 set_timer(w, c, cfg_of(w)->node.write_timeout);
         } else if (c->c.paused) {
             c->c.paused = false;
+            /* The pause was ours: the client's receive rate is judged
+             * afresh from here. */
+            arc_guard_rate_start(&c->c.g, w->now_ms);
             if (!ex->req_done)
                 set_timer(w, c, cfg_of(w)->node.read_timeout);
         }
@@ -840,26 +863,41 @@ void arc_px__client_eof(struct arc_worker *w, struct arc_conn *c, int err)
     arc_px__client_abort(w, c, EXO_CLIENT_ABORT);
 }
 
+void arc_px__client_slow_body(struct arc_worker *w, struct arc_conn *c)
+{
+    struct arc_exchange *ex = c->c.ex;
+    c->c.keep_alive = false;
+    if (ex->resp_started) {
+        arc_m_add(&w->metrics.errors[ARC_ERR_CLIENT_TIMEOUT], 1);
+        arc_px__client_abort(w, c, EXO_CLIENT_TIMEOUT);
+    } else {
+        arc_px__ex_error(w, ex, 408, ARC_ERR_CLIENT_TIMEOUT);
+    }
+}
+
 void arc_px__client_timeout(struct arc_worker *w, struct arc_conn *c)
 {
     struct arc_exchange *ex = c->c.ex;
     switch (c->c.state) {
-    case CS_HEAD:
-        if (c->hlen > 0 || c->stash_n > 0)
+    case CS_HEAD: {
+        bool guard;
+        arc_px__head_deadline(w, &guard);
+        if (guard && (c->c.head_started || c->c.fresh)) {
+            /* security.l7.slowloris.headers_timeout: a head (or a new
+             * connection's first one) not complete in time is closed
+             * without an answer. */
+            arc_px__guard_trip(w, c, ARC_GR_HEADERS_TIMEOUT);
+            arc_px__conn_close(w, c);
+        } else if (c->hlen > 0 || c->stash_n > 0) {
             head_error(w, c, 408, ARC_ERR_CLIENT_TIMEOUT);
-        else
+        } else {
             arc_px__conn_close(w, c);   /* idle keep-alive, or never spoke: close quietly */
+        }
         return;
+    }
     case CS_EXCHANGE:
         if (ex && !ex->req_done && !c->c.paused) {
-            /* The client is too slow sending its body. */
-            c->c.keep_alive = false;
-            if (ex->resp_started) {
-                arc_m_add(&w->metrics.errors[ARC_ERR_CLIENT_TIMEOUT], 1);
-                arc_px__client_abort(w, c, EXO_CLIENT_TIMEOUT);
-            } else {
-                arc_px__ex_error(w, ex, 408, ARC_ERR_CLIENT_TIMEOUT);
-            }
+            arc_px__client_slow_body(w, c);
             return;
         }
         /* The client stopped reading our response. */

@@ -42,6 +42,7 @@
 
 #include "core/arena.h"
 #include "core/common.h"
+#include "guard/guard.h"
 #include "config/snapshot.h"
 #include "http1/http1.h"
 #include "loop/ring.h"
@@ -443,6 +444,7 @@ struct arc_conn {
             bool paused;                /* input held because the upstream is backed up */
             bool peer_known;            /* peer was looked up (family AF_UNSPEC: unknown) */
             struct arc_h2c *h2;         /* CS_H2: the HTTP/2 session and its streams */
+            struct arc_guard_conn g;    /* L7 guards: counted cells, receive-rate window */
             struct arc_tls_server *tls_srv; /* TLS: its listener context, one reference held
                                            (OpenSSL calls back into it after the
                                            handshake); the snapshot is not pinned */
@@ -575,6 +577,8 @@ struct arc_worker {
     bool draining, stopping;
     uint64_t drain_deadline;
     uint32_t max_conns;                 /* node.max_connections (node-wide), 0 = none */
+    uint32_t hs_pending;                /* TLS client handshakes accepted, not finished */
+    struct arc_guard_log guard_log;     /* rate-limits the guards' lines on stderr */
     size_t trim_peak, trim_last_live;   /* after-burst trimming (worker.c) */
     uint64_t trim_settle_ms, trim_ms;
     _Atomic int done;                   /* 1 once the thread left its loop */
@@ -898,6 +902,32 @@ void arc_px__client_ready(struct arc_worker *w, struct arc_conn *c, const char *
 void arc_px__client_eof(struct arc_worker *w, struct arc_conn *c, int err);
 void arc_px__client_pump(struct arc_worker *w, struct arc_conn *c);
 void arc_px__client_timeout(struct arc_worker *w, struct arc_conn *c);
+
+/* L7 guards (guard_hooks.c). Each trip is counted in
+ * arc_guard_trips_total{reason} and logged (rate-limited). */
+/* At accept, after the connection exists: false = refused (the caller
+ * closes it without a byte). */
+bool arc_px__guard_accept(struct arc_worker *w, struct arc_conn *c, bool tls);
+/* The TLS handshake of client c finished (either way). */
+void arc_px__guard_hs_done(struct arc_worker *w, struct arc_conn *c);
+/* A head's first byte: false = over max_incomplete_per_ip (the caller
+ * closes quietly). */
+bool arc_px__guard_head_start(struct arc_worker *w, struct arc_conn *c);
+/* After input was processed: gives back the incomplete-request count once
+ * the request is whole. */
+void arc_px__guard_sync(struct arc_worker *w, struct arc_conn *c);
+/* New request bytes: false = below min_recv_rate_bps (the guard answered
+ * or closed; the caller must not touch the bytes). */
+bool arc_px__guard_input(struct arc_worker *w, struct arc_conn *c, size_t len);
+/* The header deadline (ms) and whether it is the guard's (quiet close on
+ * expiry) rather than node.read_timeout's (408). */
+uint64_t arc_px__head_deadline(const struct arc_worker *w, bool *guard);
+/* The connection is being freed: every count it holds is given back. */
+void arc_px__guard_release(struct arc_worker *w, struct arc_conn *c);
+void arc_px__guard_trip(struct arc_worker *w, struct arc_conn *c, enum arc_guard_reason r);
+/* The client is too slow sending its body: 408 (or a cut when the answer
+ * has started) and a close. */
+void arc_px__client_slow_body(struct arc_worker *w, struct arc_conn *c);
 void arc_px__client_sent(struct arc_worker *w, struct arc_conn *c);
 /* Closes the client connection with no further byte; ends its exchange. */
 void arc_px__client_abort(struct arc_worker *w, struct arc_conn *c, enum ex_outcome o);

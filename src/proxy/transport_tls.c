@@ -29,9 +29,10 @@
 
 _Static_assert(ARC_M_TLS_RESULTS == ARC_TLS_FAIL__COUNT, "metrics shard TLS result slots");
 
-static void count_handshake(struct arc_worker *w, const struct arc_conn *c, enum arc_tls_fail f)
+static void count_handshake(struct arc_worker *w, struct arc_conn *c, enum arc_tls_fail f)
 {
     arc_m_add(&w->metrics.tls_handshakes[c->kind == CONN_CLIENT ? 0 : 1][f], 1);
+    arc_px__guard_hs_done(w, c);
 }
 
 /* Hands pending records to one sendmsg. */

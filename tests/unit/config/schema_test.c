@@ -192,10 +192,53 @@ static void test_h2_flood(void)
                 "security: {l7: {h2_flood: {max_rst_per_sec: 0}}}\n"
                 "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n",
                 1, 1, 45, "security.l7.h2_flood.max_rst_per_sec");
+}
+
+static void test_l7_guards(void)
+{
+    struct arc_config *c = must_load("yaml", MINI_YAML);
+    if (c) {                                        /* defaults */
+        CHECK(c->guard.slowloris);
+        CHECK_INT(c->guard.headers_timeout, 10000);
+        CHECK_INT(c->guard.min_recv_rate_bps, 100);
+        CHECK_INT(c->guard.min_recv_rate_window, 10000);
+        CHECK_INT(c->guard.max_incomplete_per_ip, 64);
+        CHECK_INT(c->guard.max_connections_per_ip, 0);
+        CHECK_INT(c->guard.ipv6_prefix, 64);
+        CHECK_INT(c->guard.handshakes_per_ip_per_sec, 0);
+        CHECK_INT(c->guard.max_handshakes_per_worker, 256);
+        arc_config_free(c);
+    }
+    c = must_load("yaml",
+        "security: {l7: {max_connections_per_ip: 7, ipv6_prefix: 56,\n"
+        "  slowloris: {enabled: false, headers_timeout: 3s, min_recv_rate_bps: 0,\n"
+        "              min_recv_rate_window: 500ms, max_incomplete_per_ip: 9},\n"
+        "  tls_flood: {handshakes_per_ip_per_sec: 11, max_handshakes_per_worker: 12}}}\n"
+        "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n");
+    if (c) {
+        CHECK(!c->guard.slowloris);
+        CHECK_INT(c->guard.headers_timeout, 3000);
+        CHECK_INT(c->guard.min_recv_rate_bps, 0);
+        CHECK_INT(c->guard.min_recv_rate_window, 500);
+        CHECK_INT(c->guard.max_incomplete_per_ip, 9);
+        CHECK_INT(c->guard.max_connections_per_ip, 7);
+        CHECK_INT(c->guard.ipv6_prefix, 56);
+        CHECK_INT(c->guard.handshakes_per_ip_per_sec, 11);
+        CHECK_INT(c->guard.max_handshakes_per_worker, 12);
+        arc_config_free(c);
+    }
     check_fails(__FILE__, __LINE__, "yaml",
-                "security: {l7: {slowloris: {}}}\n"
+                "security: {l7: {slowloris: {min_recv_rate_window: 10ms}}}\n"
                 "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n",
-                1, 1, 17, "not supported yet");
+                1, 1, 51, "security.l7.slowloris.min_recv_rate_window");
+    check_fails(__FILE__, __LINE__, "yaml",
+                "security: {l7: {ipv6_prefix: 0}}\n"
+                "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n",
+                1, 1, 30, "security.l7.ipv6_prefix");
+    check_fails(__FILE__, __LINE__, "yaml",
+                "security: {l7: {tls_flood: {handshakes: 3}}}\n"
+                "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n",
+                1, 1, 29, "security.l7.tls_flood");
 }
 
 static void test_unknown_keys(void)
@@ -360,7 +403,7 @@ static void test_not_supported_yet(void)
         "cache: {}\n"                                    /* 9 */
         "logging: {writer: {ring_capacity: 3}}\n"        /* 10 */
         "control_plane: {config_source: {etcd: {}}}\n"  /* 11 */
-        "security: {xdp: {enabled: \"off\"}, l7: {slowloris: {}}}\n" /* 12 */
+        "security: {xdp: {enabled: \"off\"}, l7: {slowloris: []}}\n" /* 12 */
         "observability: {tracing: {endpoint: x}}\n",     /* 13 */
         &e);
     CHECK(c == NULL);
@@ -375,7 +418,7 @@ static void test_not_supported_yet(void)
     CHECK_ERR(&e, 10, 35, "logging.writer.ring_capacity: must be a power of two, got 3");
     CHECK_ERR(&e, 11, 39, "missing required key 'endpoints' in control_plane.config_source.etcd");
     CHECK_ERR(&e, 12, 27, "security.xdp.enabled: expected true or false, got the string 'off'");
-    CHECK_ERR(&e, 12, 40, "security.l7.slowloris: not supported yet");
+    CHECK_ERR(&e, 12, 51, "security.l7.slowloris: expected a mapping");
     CHECK_ERR(&e, 13, 37, "observability.tracing.endpoint: expected http://IP:PORT[/path]");
     arc_config_errors_dispose(&e);
 }
@@ -601,6 +644,7 @@ int main(void)
     RUN(test_null_and_integral_float);
     RUN(test_near_integer_quoted_exactly);
     RUN(test_h2_flood);
+    RUN(test_l7_guards);
     RUN(test_unknown_keys);
     RUN(test_wrong_types);
     RUN(test_durations_and_sizes);

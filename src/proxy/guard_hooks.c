@@ -1,0 +1,151 @@
+/*
+ * Where the L7 guards (src/guard/, security.l7) are checked on a client
+ * connection, and what a trip does: always the cheapest correct action.
+ *
+ *   accept ── max_connections_per_ip, TLS: max_handshakes_per_worker,
+ *             handshakes_per_ip_per_sec ──▶ refused: closed without a byte
+ *   head's first byte ── max_incomplete_per_ip ──▶ closed without a byte
+ *   each receive (head or body) ── min_recv_rate_bps over windows ──▶
+ *             head: closed without a byte; body: 408 (cut if the answer
+ *             already started), as a stalled body
+ *   header deadline (headers_timeout, when not longer than
+ *             node.read_timeout) ──▶ closed without a byte
+ *
+ * A client that sent one byte of a head gets no 400/408 page written back:
+ * answering costs a write to a peer that is likely not reading.
+ */
+#include "proxy/proxy_int.h"
+
+#include <stdio.h>
+
+_Static_assert(ARC_M_GUARD_REASONS == ARC_GR__COUNT, "metrics shard guard reason slots");
+
+static const struct arc_guard_conf *gconf(const struct arc_worker *w)
+{
+    return &w->snap->cfg->guard;
+}
+
+void arc_px__guard_trip(struct arc_worker *w, struct arc_conn *c, enum arc_guard_reason r)
+{
+    arc_m_add(&w->metrics.guard[r], 1);
+    arc_guard_log_trip(&w->guard_log, w->id, r, c ? arc_px__peer_addr(c) : NULL, w->now_ms);
+}
+
+uint64_t arc_px__head_deadline(const struct arc_worker *w, bool *guard)
+{
+    const struct arc_guard_conf *g = gconf(w);
+    uint64_t rt = w->snap->cfg->node.read_timeout;
+    bool mine = g->slowloris && g->headers_timeout <= rt;
+    if (guard)
+        *guard = mine;
+    return mine ? g->headers_timeout : rt;
+}
+
+bool arc_px__guard_accept(struct arc_worker *w, struct arc_conn *c, bool tls)
+{
+    const struct arc_guard_conf *g = gconf(w);
+    struct arc_guard_conn *gc = &c->c.g;
+    /* The address is looked up once here (getpeername) and kept for the
+     * connection: forwarding needs it anyway. */
+    arc_guard_key_of(arc_px__peer_addr(c), g->ipv6_prefix, &gc->key);
+    if (g->max_connections_per_ip &&
+        arc_guard_count(&gc->key, ARC_GC_CONNS) >= g->max_connections_per_ip) {
+        arc_px__guard_trip(w, c, ARC_GR_MAX_CONNECTIONS_PER_IP);
+        return false;
+    }
+    if (tls) {
+        /* A full handshake is the most expensive thing a client can make a
+         * worker do on one packet: a worker takes at most
+         * max_handshakes_per_worker at a time, and an address at most
+         * handshakes_per_ip_per_sec (whole seconds, node-wide). */
+        if (g->max_handshakes_per_worker && w->hs_pending >= g->max_handshakes_per_worker) {
+            arc_px__guard_trip(w, c, ARC_GR_TLS_HANDSHAKE_BUDGET);
+            return false;
+        }
+        if (g->handshakes_per_ip_per_sec) {
+            uint32_t sec = (uint32_t)(w->now_ms / 1000);
+            if (arc_guard_hs_count(&gc->key, sec) >= g->handshakes_per_ip_per_sec) {
+                arc_px__guard_trip(w, c, ARC_GR_TLS_HANDSHAKE_RATE);
+                return false;
+            }
+            arc_guard_hs_add(w->id, &gc->key, sec);
+        }
+        w->hs_pending++;
+        gc->hs_pending = true;
+    }
+    if (gc->key.valid) {
+        arc_guard_inc(w->id, &gc->key, ARC_GC_CONNS);
+        gc->counted_conn = true;
+    }
+    return true;
+}
+
+void arc_px__guard_hs_done(struct arc_worker *w, struct arc_conn *c)
+{
+    if (c->kind == CONN_CLIENT && c->c.g.hs_pending) {
+        c->c.g.hs_pending = false;
+        w->hs_pending--;
+    }
+}
+
+bool arc_px__guard_head_start(struct arc_worker *w, struct arc_conn *c)
+{
+    const struct arc_guard_conf *g = gconf(w);
+    struct arc_guard_conn *gc = &c->c.g;
+    if (gc->counted_incomplete || !gc->key.valid)
+        return true;
+    if (g->slowloris && g->max_incomplete_per_ip &&
+        arc_guard_count(&gc->key, ARC_GC_INCOMPLETE) >= g->max_incomplete_per_ip) {
+        arc_px__guard_trip(w, c, ARC_GR_MAX_INCOMPLETE_PER_IP);
+        return false;
+    }
+    arc_guard_inc(w->id, &gc->key, ARC_GC_INCOMPLETE);
+    gc->counted_incomplete = true;
+    return true;
+}
+
+void arc_px__guard_sync(struct arc_worker *w, struct arc_conn *c)
+{
+    struct arc_guard_conn *gc = &c->c.g;
+    if (!gc->counted_incomplete)
+        return;
+    bool incomplete = (c->c.state == CS_HEAD && c->c.head_started) ||
+                      (c->c.state == CS_EXCHANGE && c->c.ex && !c->c.ex->req_done);
+    if (!incomplete || c->closing) {
+        arc_guard_dec(w->id, &gc->key, ARC_GC_INCOMPLETE);
+        gc->counted_incomplete = false;
+    }
+}
+
+bool arc_px__guard_input(struct arc_worker *w, struct arc_conn *c, size_t len)
+{
+    const struct arc_guard_conf *g = gconf(w);
+    struct arc_guard_conn *gc = &c->c.g;
+    bool head = c->c.state == CS_HEAD;
+    bool body = c->c.state == CS_EXCHANGE && c->c.ex && !c->c.ex->req_done && !c->c.paused;
+    if (!g->slowloris || !g->min_recv_rate_bps || (!head && !body))
+        return true;
+    if ((head && !c->c.head_started && c->stash_n == 0) || gc->rate_start_ms == 0)
+        arc_guard_rate_start(gc, w->now_ms);    /* a new request begins */
+    if (arc_guard_rate_feed(gc, len, w->now_ms, g->min_recv_rate_bps, g->min_recv_rate_window))
+        return true;
+    if (head) {
+        arc_px__guard_trip(w, c, ARC_GR_MIN_RATE_HEAD);
+        arc_px__conn_close(w, c);
+    } else {
+        arc_px__guard_trip(w, c, ARC_GR_MIN_RATE_BODY);
+        arc_px__client_slow_body(w, c);
+    }
+    return false;
+}
+
+void arc_px__guard_release(struct arc_worker *w, struct arc_conn *c)
+{
+    struct arc_guard_conn *gc = &c->c.g;
+    if (gc->counted_incomplete)
+        arc_guard_dec(w->id, &gc->key, ARC_GC_INCOMPLETE);
+    if (gc->counted_conn)
+        arc_guard_dec(w->id, &gc->key, ARC_GC_CONNS);
+    arc_px__guard_hs_done(w, c);
+    gc->counted_incomplete = gc->counted_conn = false;
+}

@@ -1,0 +1,381 @@
+"""The L7 guards (security.l7) against the real binary: a head trickled
+past slowloris.headers_timeout and a new connection that never speaks are
+closed without a byte, a head or body below min_recv_rate_bps is cut (the
+body with a 408) while normal and slow-but-fair clients are served, a
+client address over max_incomplete_per_ip or max_connections_per_ip (IPv4
+and IPv6) is refused at once while another address is served, and TLS
+handshakes over handshakes_per_ip_per_sec or a worker's
+max_handshakes_per_worker are refused; every trip is counted exactly in
+arc_guard_trips_total{reason}."""
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from arcproc import make_config, metric, to_yaml, upstream_conf, wait_for
+from httpraw import Client, read_response, BufReader
+
+
+def guard_conf(up, l7, workers=2, node=None):
+    return make_config([upstream_conf("echo", up.addr)], workers=workers, node=node,
+                       extra={"security": {"l7": l7}})
+
+
+def trips(a, reason):
+    ms, _ = a.metrics()
+    return metric(ms, "arc_guard_trips_total", reason=reason)
+
+
+def wait_trips(a, reason, n, timeout):
+    """Polls until the counter reaches n; returns its final value."""
+    wait_for(lambda: trips(a, reason) >= n, timeout=timeout)
+    return trips(a, reason)
+
+
+def client_from(port, src, timeout=10.0):
+    """A raw client connection from source address `src` (127.0.0.x)."""
+    c = Client.__new__(Client)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c.sock = s
+    c.rd = BufReader(s)
+    return c
+
+
+class Trickler(threading.Thread):
+    """Sends `data` a few bytes at a time every `every` s until the
+    connection closes; records when and what came back."""
+
+    def __init__(self, c, data, step, every):
+        super().__init__(daemon=True)
+        self.c, self.data, self.step, self.every = c, data, step, every
+        self.closed_after = None
+        self.t0 = time.monotonic()
+        self.stop = False
+
+    def run(self):
+        i = 0
+        while not self.stop and i < len(self.data):
+            try:
+                self.c.send(self.data[i:i + self.step])
+            except OSError:
+                break
+            i += self.step
+            time.sleep(self.every)
+
+    def wait_closed(self, budget):
+        ok = self.c.wait_closed(budget)
+        self.closed_after = time.monotonic() - self.t0
+        self.stop = True
+        return ok
+
+
+def test_slow_head_and_silent_connection_closed_quietly(arc, servers, arc_bin):
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"headers_timeout": "1s"}}))
+    head = b"GET /slow HTTP/1.1\r\nHost: t\r\n" + b"X-Pad: " + b"a" * 400 + b"\r\n\r\n"
+    slow = Trickler(a.client(), head, 2, 0.1)
+    slow.start()
+    silent = a.client()
+    # normal clients are served meanwhile
+    c = a.client()
+    for i in range(5):
+        r = c.request("GET", "/ok/%d" % i)
+        assert r.status == 200, r
+    assert slow.wait_closed(8 * arc_bin.slow), "trickling client not cut"
+    assert slow.closed_after >= 0.5, "cut after %.2fs, before headers_timeout" % slow.closed_after
+    assert slow.c.trailing == b"", "a slowloris client gets no answer, got %r" % slow.c.trailing[:100]
+    assert silent.wait_closed(8 * arc_bin.slow), "silent connection not cut"
+    assert silent.trailing == b""
+    assert wait_trips(a, "headers_timeout", 2, 5) == 2
+    # visible in the log: one line for the first trip (later ones are summed)
+    assert wait_for(lambda: "guard headers_timeout tripped 1 time" in a.stderr_text(), 5), \
+        a.stderr_tail()
+    assert up.accepted <= 1                 # only the normal client's requests went upstream
+
+
+def test_read_timeout_shorter_keeps_its_408(arc, servers, arc_bin):
+    # node.read_timeout shorter than headers_timeout: the old behaviour (408).
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"headers_timeout": "20s"}}, node={"read_timeout": "1s"}))
+    c = a.client()
+    c.send(b"GET /x HTTP/1.1\r\nHost: t\r\nX-Partial: ")
+    assert c.wait_closed(8 * arc_bin.slow)
+    assert c.trailing.startswith(b"HTTP/1.1 408 ")
+    assert trips(a, "headers_timeout") == 0
+
+
+def test_min_recv_rate_head(arc, servers, arc_bin):
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"headers_timeout": "60s", "min_recv_rate_bps": 200,
+                                          "min_recv_rate_window": "1s"}}))
+    head = b"GET /slow HTTP/1.1\r\nHost: t\r\n" + b"X-Pad: " + b"a" * 2000 + b"\r\n\r\n"
+    slow = Trickler(a.client(), head, 4, 0.1)     # ~40 B/s
+    slow.start()
+    c = a.client()
+    r = c.request("GET", "/ok", headers={"X-Pad": "b" * 2000})
+    assert r.status == 200
+    assert slow.wait_closed(10 * arc_bin.slow), "slow head not cut"
+    assert slow.c.trailing == b""
+    assert wait_trips(a, "min_recv_rate_head", 1, 5) == 1
+
+
+def test_min_recv_rate_pipelined_head_judged_from_its_own_start(arc, servers, arc_bin):
+    # The second request's first bytes wait behind a slow first exchange
+    # (2.5 s, longer than the window): the wait is not the client's.
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"min_recv_rate_bps": 100,
+                                          "min_recv_rate_window": "1s"}}))
+    c = a.client(timeout=20)
+    c.send(b"GET /slow?ms=2500 HTTP/1.1\r\nHost: t\r\n\r\nGET /second HTTP/1.1\r\nHost: t\r\n")
+    assert c.response().status == 200
+    c.send(b"X-A: 1\r\n\r\n")
+    r = c.response()
+    assert r.status == 200, r
+    assert trips(a, "min_recv_rate_head") == 0
+
+
+def test_min_recv_rate_body_408_while_fair_upload_served(arc, servers, arc_bin):
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"min_recv_rate_bps": 1000,
+                                          "min_recv_rate_window": "1s"}}))
+    n = 100000
+    slow = a.client()
+    slow.send(b"POST /slowbody HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % n)
+    tr = Trickler(slow, b"x" * n, 10, 0.1)        # ~100 B/s
+    tr.start()
+    # a fair upload: 20 kB at ~10 kB/s, in pieces, over 2 s
+    fair = a.client()
+    body = b"y" * 20000
+    fair.send(b"POST /fair HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body))
+    for i in range(0, len(body), 1000):
+        fair.send(body[i:i + 1000])
+        time.sleep(0.1)
+    r = fair.response(method="POST")
+    assert r.status == 200, r
+    assert tr.wait_closed(10 * arc_bin.slow), "slow body not cut"
+    assert tr.c.trailing.startswith(b"HTTP/1.1 408 "), tr.c.trailing[:100]
+    assert wait_trips(a, "min_recv_rate_body", 1, 5) == 1
+
+
+def test_max_incomplete_per_ip(arc, servers, arc_bin):
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"max_incomplete_per_ip": 3, "headers_timeout": "60s",
+                                          "min_recv_rate_bps": 0}}))
+    partial = b"GET /p HTTP/1.1\r\nHost: t\r\n"
+    cs = [a.client() for _ in range(4)]
+    for c in cs:
+        c.send(partial)
+    # exactly one of the four (whichever arc saw last) is closed, quietly
+    closed = []
+    deadline = time.monotonic() + 8 * arc_bin.slow
+    while time.monotonic() < deadline and not closed:
+        for c in cs:
+            if c.wait_closed(0.2):
+                closed.append(c)
+    assert len(closed) == 1, "expected one refused client, got %d" % len(closed)
+    assert closed[0].trailing == b""
+    rest = [c for c in cs if c is not closed[0]]
+    for c in rest:
+        assert not c.wait_closed(0.3)
+    # another address is not affected
+    o = client_from(a.port, "127.0.0.2")
+    o.send(partial + b"\r\n")
+    assert read_response(o.rd).status == 200
+    o.close()
+    # a finished request gives its place back
+    rest[0].send(b"\r\n")
+    assert read_response(rest[0].rd).status == 200
+    n = a.client()
+    n.send(partial)
+    n.send(b"X-Done: 1\r\n\r\n")
+    assert read_response(n.rd).status == 200
+    assert trips(a, "max_incomplete_per_ip") == 1
+
+
+def _conn_cap(a, arc_bin, family, host, cap):
+    def connect():
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect((host, a.port))
+        c = Client.__new__(Client)
+        c.sock, c.rd = s, BufReader(s)
+        return c
+    held = []
+    for i in range(cap):
+        c = connect()
+        r = c.request("GET", "/held/%d" % i)
+        assert r.status == 200, r
+        held.append(c)
+    extra = connect()
+    assert extra.wait_closed(8 * arc_bin.slow), "connection over the cap not refused"
+    assert extra.trailing == b""
+    refused = 1
+    held.pop().close()
+    # the freed place is taken again (the close reaches arc asynchronously)
+    deadline = time.monotonic() + 8 * arc_bin.slow
+    while True:
+        c = connect()
+        try:
+            c.send(b"GET /again HTTP/1.1\r\nHost: t\r\n\r\n")
+            r = read_response(c.rd)
+            assert r.status == 200
+            break
+        except Exception:
+            refused += 1
+            assert time.monotonic() < deadline, "place never given back"
+            time.sleep(0.1)
+        finally:
+            c.close()
+    return refused, held
+
+
+def test_max_connections_per_ip_v4(arc, servers, arc_bin):
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"max_connections_per_ip": 3}))
+    refused, held = _conn_cap(a, arc_bin, socket.AF_INET, "127.0.0.1", 3)
+    # another address still connects while 127.0.0.1 holds its places
+    for c in held:
+        assert c.request("GET", "/h").status == 200
+    o = client_from(a.port, "127.0.0.2")
+    assert o.request("GET", "/other").status == 200
+    assert wait_trips(a, "max_connections_per_ip", refused, 5) == refused
+    for c in held + [o]:
+        c.close()
+
+
+def test_max_connections_per_ip_v6(arc, servers, arc_bin):
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.bind(("::1", 0))
+        s.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback (::1) on this host")
+    up = servers.http(name="echo")
+    cfg = guard_conf(up, {"max_connections_per_ip": 2, "ipv6_prefix": 64})
+    cfg["listeners"] = [{"name": "v6", "kind": "http", "bind": "[::1]:0"}]
+    a = arc(cfg)
+    refused, held = _conn_cap(a, arc_bin, socket.AF_INET6, "::1", 2)
+    assert wait_trips(a, "max_connections_per_ip", refused, 5) == refused
+
+
+def test_caps_change_on_reload_and_held_connections_count(arc, servers, arc_bin):
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {}))
+    held = [a.client() for _ in range(2)]
+    for c in held:
+        assert c.request("GET", "/held").status == 200
+    with open(a.config_path, "w") as f:
+        f.write(to_yaml(guard_conf(up, {"max_connections_per_ip": 2})))
+    before = metric(a.metrics()[0], "arc_config_reloads_total", result="ok") or 0
+    a.signal(signal.SIGHUP)
+    assert wait_for(lambda: (metric(a.metrics()[0], "arc_config_reloads_total", result="ok") or 0)
+                    > before, 10 * arc_bin.slow), a.stderr_tail(20)
+    # the two connections opened before the reload count against the new cap
+    # (polled: each worker adopts the new config at its next loop turn)
+    served = 0
+    deadline = time.monotonic() + 10 * arc_bin.slow
+    while True:
+        c = a.client()
+        try:
+            c.send(b"GET /new HTTP/1.1\r\nHost: t\r\n\r\n")
+            r = read_response(c.rd)
+            assert r.status == 200
+            served += 1
+            assert time.monotonic() < deadline, "the reloaded cap never applied"
+        except Exception:
+            break
+        finally:
+            c.close()
+    assert wait_trips(a, "max_connections_per_ip", 1, 5) == 1
+    for c in held:
+        assert c.request("GET", "/still").status == 200
+
+
+# ------------------------------------------------------------------ TLS
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory):
+    d = tmp_path_factory.mktemp("guardpki")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(d / "k.pem"),
+                    "-out", str(d / "c.pem"), "-days", "2", "-subj", "/CN=guard.test"],
+                   check=True, capture_output=True, timeout=30)
+    return str(d / "c.pem"), str(d / "k.pem")
+
+
+def tls_conf(up, cert, l7, workers=2):
+    cfg = guard_conf(up, l7, workers=workers)
+    cfg["listeners"] = [{"name": "web", "kind": "https", "bind": "127.0.0.1:0",
+                         "tls": {"certificates": [{"cert_pem": cert[0], "key_pem": cert[1]}],
+                                 "session_resumption": False}}]
+    return cfg
+
+
+def tls_get(port):
+    """True when a full handshake and one request succeed."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="guard.test") as s:
+                s.sendall(b"GET /t HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                data = b""
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    data += d
+                return data.startswith(b"HTTP/1.1 200 ")
+    except (ssl.SSLError, OSError):
+        return False
+
+
+def test_tls_handshake_rate_per_ip(arc, servers, cert):
+    up = servers.http(name="echo")
+    a = arc(tls_conf(up, cert, {"tls_flood": {"handshakes_per_ip_per_sec": 3}}))
+    results = []
+    lock = threading.Lock()
+
+    def one():
+        ok = tls_get(a.port)
+        with lock:
+            results.append(ok)
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=one) for _ in range(20)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    took = time.monotonic() - t0
+    ok, failed = results.count(True), results.count(False)
+    assert ok >= 3, results
+    # at most 3 per whole second that the burst spanned
+    assert ok <= 3 * (int(took) + 2), (ok, took)
+    assert failed >= 1 or took > 5, (ok, took)
+    assert wait_trips(a, "tls_handshake_rate", failed, 5) == failed
+    # the next second lets the address in again
+    assert wait_for(lambda: tls_get(a.port), timeout=10)
+
+
+def test_tls_handshake_budget_per_worker(arc, servers, cert, arc_bin):
+    up = servers.http(name="echo")
+    a = arc(tls_conf(up, cert, {"tls_flood": {"max_handshakes_per_worker": 1}}, workers=1))
+    # a TCP connection that never sends its ClientHello holds the budget
+    holder = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+    c2 = Client(a.port)
+    # (whichever of the two arc saw second is refused at once)
+    assert c2.wait_closed(8 * arc_bin.slow), "handshake over the worker's budget not refused"
+    assert c2.trailing == b""
+    assert wait_trips(a, "tls_handshake_budget", 1, 5) == 1
+    holder.close()
+    assert wait_for(lambda: tls_get(a.port), timeout=10 * arc_bin.slow)
+    assert trips(a, "tls_handshake_budget") >= 1

@@ -1,0 +1,132 @@
+/* The guards' table counts an address node-wide over every worker's row
+ * block, keys IPv6 by prefix and IPv4-mapped IPv6 as IPv4, gives back what
+ * it took, counts handshakes per whole second; the receive-rate window
+ * judges only after its length and restarts after a pass. */
+#include "test.h"
+#include "guard/guard.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+static struct sockaddr_in v4(const char *a)
+{
+    struct sockaddr_in s = { .sin_family = AF_INET };
+    inet_pton(AF_INET, a, &s.sin_addr);
+    return s;
+}
+
+static struct sockaddr_in6 v6(const char *a)
+{
+    struct sockaddr_in6 s = { .sin6_family = AF_INET6 };
+    inet_pton(AF_INET6, a, &s.sin6_addr);
+    return s;
+}
+
+static bool same(const struct arc_guard_key *a, const struct arc_guard_key *b)
+{
+    return a->valid && b->valid && a->slot[0] == b->slot[0] && a->slot[1] == b->slot[1];
+}
+
+static void test_keys(void)
+{
+    struct arc_guard_key a, b;
+    struct sockaddr_in x = v4("10.1.2.3"), y = v4("10.1.2.4");
+    arc_guard_key_of((struct sockaddr *)&x, 64, &a);
+    arc_guard_key_of((struct sockaddr *)&y, 64, &b);
+    CHECK(a.valid && b.valid);
+    struct sockaddr_in6 m = v6("::ffff:10.1.2.3");
+    arc_guard_key_of((struct sockaddr *)&m, 64, &b);
+    CHECK(same(&a, &b));                                        /* mapped = IPv4 */
+    struct sockaddr_in6 p = v6("2001:db8:1:2::1"), q = v6("2001:db8:1:2:ffff::9");
+    struct sockaddr_in6 r = v6("2001:db8:1:3::1");
+    arc_guard_key_of((struct sockaddr *)&p, 64, &a);
+    arc_guard_key_of((struct sockaddr *)&q, 64, &b);
+    CHECK(same(&a, &b));                                        /* one /64 */
+    arc_guard_key_of((struct sockaddr *)&r, 64, &b);
+    CHECK(!same(&a, &b));
+    arc_guard_key_of((struct sockaddr *)&r, 48, &b);
+    arc_guard_key_of((struct sockaddr *)&p, 48, &a);
+    CHECK(same(&a, &b));                                        /* one /48 */
+    arc_guard_key_of((struct sockaddr *)&q, 128, &b);
+    arc_guard_key_of((struct sockaddr *)&p, 128, &a);
+    CHECK(!same(&a, &b));
+    arc_guard_key_of(NULL, 64, &a);
+    CHECK(!a.valid);
+    CHECK_INT(arc_guard_count(&a, ARC_GC_CONNS), 0);
+}
+
+static void test_node_wide_counts(void)
+{
+    CHECK_INT(arc_guard_attach(0), 0);
+    CHECK_INT(arc_guard_attach(1), 0);
+    CHECK_INT(arc_guard_attach(1), 0);                          /* idempotent */
+    CHECK(arc_guard_attach(ARC_GUARD_MAX_WORKERS) < 0);
+    struct arc_guard_key k, o;
+    struct sockaddr_in x = v4("192.0.2.7"), y = v4("192.0.2.8");
+    arc_guard_key_of((struct sockaddr *)&x, 64, &k);
+    arc_guard_key_of((struct sockaddr *)&y, 64, &o);
+    for (int i = 0; i < 3; i++)
+        arc_guard_inc(0, &k, ARC_GC_CONNS);
+    arc_guard_inc(1, &k, ARC_GC_CONNS);
+    arc_guard_inc(1, &k, ARC_GC_INCOMPLETE);
+    CHECK_INT(arc_guard_count(&k, ARC_GC_CONNS), 4);            /* both workers */
+    CHECK_INT(arc_guard_count(&k, ARC_GC_INCOMPLETE), 1);
+    if (!(o.slot[0] == k.slot[0] && o.slot[1] == k.slot[1]))
+        CHECK_INT(arc_guard_count(&o, ARC_GC_CONNS), 0);
+    for (int i = 0; i < 3; i++)
+        arc_guard_dec(0, &k, ARC_GC_CONNS);
+    arc_guard_dec(1, &k, ARC_GC_CONNS);
+    arc_guard_dec(1, &k, ARC_GC_INCOMPLETE);
+    CHECK_INT(arc_guard_count(&k, ARC_GC_CONNS), 0);
+    CHECK_INT(arc_guard_count(&k, ARC_GC_INCOMPLETE), 0);
+}
+
+static void test_handshake_seconds(void)
+{
+    struct arc_guard_key k;
+    struct sockaddr_in x = v4("198.51.100.1");
+    arc_guard_key_of((struct sockaddr *)&x, 64, &k);
+    arc_guard_hs_add(0, &k, 100);
+    arc_guard_hs_add(1, &k, 100);
+    arc_guard_hs_add(1, &k, 100);
+    CHECK_INT(arc_guard_hs_count(&k, 100), 3);
+    CHECK_INT(arc_guard_hs_count(&k, 101), 0);
+    arc_guard_hs_add(0, &k, 101);
+    CHECK_INT(arc_guard_hs_count(&k, 101), 1);                  /* worker 1's second 100 is stale */
+}
+
+static void test_rate_window(void)
+{
+    struct arc_guard_conn g = { 0 };
+    arc_guard_rate_start(&g, 1000);
+    /* 100 B/s over 1s windows: nothing is judged before the window ends */
+    CHECK(arc_guard_rate_feed(&g, 1, 1500, 100, 1000));
+    CHECK(!arc_guard_rate_feed(&g, 1, 2100, 100, 1000));        /* 2 bytes in 1.1s */
+    arc_guard_rate_start(&g, 1000);
+    CHECK(arc_guard_rate_feed(&g, 150, 2000, 100, 1000));       /* passed: next window */
+    CHECK_INT(g.rate_start_ms, 2000);
+    CHECK_INT(g.rate_bytes, 0);
+    CHECK(arc_guard_rate_feed(&g, 10, 2500, 100, 1000));
+    CHECK(!arc_guard_rate_feed(&g, 10, 3200, 100, 1000));       /* 20 bytes in 1.2s */
+    arc_guard_rate_start(&g, 0);
+    CHECK(arc_guard_rate_feed(&g, 0, 999999, 0, 1000));         /* 0 = off */
+}
+
+static void test_names(void)
+{
+    CHECK_STR(arc_guard_reason_name(ARC_GR_HEADERS_TIMEOUT), "headers_timeout");
+    CHECK_STR(arc_guard_reason_name(ARC_GR_TLS_HANDSHAKE_BUDGET), "tls_handshake_budget");
+    CHECK_STR(arc_guard_reason_name(ARC_GR__COUNT), "unknown");
+    for (int r = 0; r < ARC_GR__COUNT; r++)
+        CHECK(strcmp(arc_guard_reason_name((enum arc_guard_reason)r), "unknown") != 0);
+}
+
+int main(void)
+{
+    RUN(test_keys);
+    RUN(test_node_wide_counts);
+    RUN(test_handshake_seconds);
+    RUN(test_rate_window);
+    RUN(test_names);
+    return TEST_REPORT();
+}
