@@ -113,14 +113,21 @@ def test_bad_chunk_in_held_body_after_response_started(arc, servers):
     a = arc(make_config([upstream_conf("slowread", up.addr)], routes=routes, workers=1,
                         node={"max_buffered_output": "4kb", "lingering_timeout": "1s"}))
     s = socket.create_connection(("127.0.0.1", a.port), timeout=30)
-    s.sendall(b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
-    body = (b"3e8\r\n" + b"x" * 1000 + b"\r\n") * 2000 + b"ZZZZ\r\n" * 1000 + b"p" * (256 << 10)
+    chunk = b"3e8\r\n" + b"x" * 1000 + b"\r\n"
+    s.sendall(b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk)
+    # the response has started before the bad chunk is sent (else a 400 is
+    # the right answer and the held-buffer path is not taken)
+    got = b""
+    while b"\r\n\r\n" not in got:
+        d = s.recv(65536)
+        assert d, got
+        got += d
+    body = chunk * 2000 + b"ZZZZ\r\n" * 1000 + b"p" * (256 << 10)
     try:
         s.sendall(body)
     except OSError:
         pass
     s.settimeout(30)
-    got = b""
     try:
         while True:
             d = s.recv(65536)
