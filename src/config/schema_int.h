@@ -73,6 +73,11 @@ bool arc_config__want(struct arc_sctx *s, const struct arc_cn *v, const char *pa
 
 bool arc_config__get_bool(struct arc_sctx *s, const struct arc_cn *map, const char *path,
                           const char *key, bool *out);
+/* A list of CIDR prefixes ("10.0.0.0/8", "2001:db8::/32") at map.key, at most `max` of them (0: no limit); each
+ * bad one is an error at its position. *out is allocated (NULL when the
+ * key is absent). */
+void arc_config__get_cidrs(struct arc_sctx *s, const struct arc_cn *map, const char *path,
+                           const char *key, size_t max, struct arc_cidr **out, size_t *n_out);
 bool arc_config__get_int(struct arc_sctx *s, const struct arc_cn *map, const char *path,
                          const char *key, int64_t min, int64_t max, int64_t *out);
 bool arc_config__get_u32(struct arc_sctx *s, const struct arc_cn *map, const char *path,

@@ -863,32 +863,15 @@ static void header_ops(struct arc_sctx *s, const struct arc_cn *seq, const char 
 static void forwarded(struct arc_sctx *s, const struct arc_cn *m, const char *apath,
                       struct arc_route_conf *r)
 {
-    char p[ARC_PATH_MAX], kp[ARC_PATH_MAX], ip[ARC_PATH_MAX], b[72];
+    char p[ARC_PATH_MAX];
     arc_config__path(p, apath, "forwarded");
     if (!arc_config__check_map(s, m, p, forwarded_keys, N(forwarded_keys)))
         return;
     arc_config__get_bool(s, m, p, "x_forwarded_for", &r->xff);
     arc_config__get_bool(s, m, p, "x_forwarded_proto", &r->xfp);
     arc_config__get_bool(s, m, p, "via", &r->via);
-    const struct arc_cn *seq = arc_config__val(m, "trusted_proxies");
-    if (!seq || !arc_config__want(s, seq, arc_config__path(kp, p, "trusted_proxies"),
-                                  ARC_CN_SEQ))
-        return;
-    r->trusted_proxies = arc_config__xcalloc(seq->n, sizeof(*r->trusted_proxies));
-    size_t i = 0;
-    for (const struct arc_cn *it = seq->first; it; it = it->next, i++) {
-        arc_config__path_index(ip, kp, i);
-        if (!arc_config__str_value(s, it, ip, 0))
-            continue;
-        struct arc_cidr c;
-        if (memchr(it->v.s.p, '\0', it->v.s.len) || arc_config_parse_cidr(it->v.s.p, &c) < 0) {
-            arc_config__err(s, it, "%s: '%s' is not a CIDR prefix like \"10.0.0.0/8\" or "
-                            "\"2001:db8::/32\" (host bits must be zero)", ip,
-                            arc_config__show(b, it->v.s.p, it->v.s.len));
-            continue;
-        }
-        r->trusted_proxies[r->n_trusted_proxies++] = c;
-    }
+    arc_config__get_cidrs(s, m, p, "trusted_proxies", 0, &r->trusted_proxies,
+                          &r->n_trusted_proxies);
 }
 
 void arc_config__resolve_upstream(struct arc_sctx *s, const struct arc_cn *v, const char *what,

@@ -45,7 +45,8 @@ const char *arc_config__path(char buf[ARC_PATH_MAX], const char *path, const cha
 
 const char *arc_config__path_index(char buf[ARC_PATH_MAX], const char *path, size_t i)
 {
-    snprintf(buf, ARC_PATH_MAX, "%s[%zu]", path, i);
+    if (snprintf(buf, ARC_PATH_MAX, "%s[%zu]", path, i) >= ARC_PATH_MAX)
+        buf[ARC_PATH_MAX - 2] = ']';   /* (cut, never overflowed; still reads as an index) */
     return buf;
 }
 
@@ -554,4 +555,32 @@ bool arc_config__is_token(const char *p, size_t n)
             return false;
     }
     return true;
+}
+
+void arc_config__get_cidrs(struct arc_sctx *s, const struct arc_cn *m, const char *path,
+                           const char *key, size_t max, struct arc_cidr **out, size_t *n_out)
+{
+    char kp[ARC_PATH_MAX], ip[ARC_PATH_MAX], b[72];
+    const struct arc_cn *seq = arc_config__val(m, key);
+    if (!seq || !arc_config__want(s, seq, arc_config__path(kp, path, key), ARC_CN_SEQ))
+        return;
+    if (max && seq->n > max) {
+        arc_config__err(s, seq, "%s: at most %zu prefixes, got %zu", kp, max, seq->n);
+        return;
+    }
+    *out = arc_config__xcalloc(seq->n ? seq->n : 1, sizeof(**out));
+    size_t i = 0;
+    for (const struct arc_cn *it = seq->first; it; it = it->next, i++) {
+        arc_config__path_index(ip, kp, i);
+        if (!arc_config__str_value(s, it, ip, 0))
+            continue;
+        struct arc_cidr c;
+        if (memchr(it->v.s.p, '\0', it->v.s.len) || arc_config_parse_cidr(it->v.s.p, &c) < 0) {
+            arc_config__err(s, it, "%s: '%s' is not a CIDR prefix like \"10.0.0.0/8\" or "
+                            "\"2001:db8::/32\" (host bits must be zero)", ip,
+                            arc_config__show(b, it->v.s.p, it->v.s.len));
+            continue;
+        }
+        (*out)[(*n_out)++] = c;
+    }
 }

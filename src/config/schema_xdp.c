@@ -43,34 +43,6 @@ void arc_config__xdp_defaults(struct arc_config *cfg)
     };
 }
 
-static void cidr_list(struct arc_sctx *s, const struct arc_cn *m, const char *path,
-                      const char *key, struct arc_cidr **out, size_t *n_out)
-{
-    char kp[ARC_PATH_MAX], ip[ARC_PATH_MAX], b[72];
-    const struct arc_cn *seq = arc_config__val(m, key);
-    if (!seq || !arc_config__want(s, seq, arc_config__path(kp, path, key), ARC_CN_SEQ))
-        return;
-    if (seq->n > XDP_MAX_CIDRS) {
-        arc_config__err(s, seq, "%s: at most %d prefixes, got %zu", kp, XDP_MAX_CIDRS, seq->n);
-        return;
-    }
-    *out = arc_config__xcalloc(seq->n ? seq->n : 1, sizeof(**out));
-    size_t i = 0;
-    for (const struct arc_cn *it = seq->first; it; it = it->next, i++) {
-        arc_config__path_index(ip, kp, i);
-        if (!arc_config__str_value(s, it, ip, 0))
-            continue;
-        struct arc_cidr c;
-        if (memchr(it->v.s.p, '\0', it->v.s.len) || arc_config_parse_cidr(it->v.s.p, &c) < 0) {
-            arc_config__err(s, it, "%s: '%s' is not a CIDR prefix like \"10.0.0.0/8\" or "
-                            "\"2001:db8::/32\" (host bits must be zero)", ip,
-                            arc_config__show(b, it->v.s.p, it->v.s.len));
-            continue;
-        }
-        (*out)[(*n_out)++] = c;
-    }
-}
-
 void arc_config__xdp(struct arc_sctx *s, const struct arc_cn *m)
 {
     const char *p = "security.xdp";
@@ -92,8 +64,8 @@ void arc_config__xdp(struct arc_sctx *s, const struct arc_cn *m)
         arc_config__err(s, arc_config__val(m, "enabled"), "%s.interface: required when "
                         "%s.enabled is true (the network interface to attach to, e.g. \"eth0\")",
                         p, p);
-    cidr_list(s, m, p, "blacklist", &x->blacklist, &x->n_blacklist);
-    cidr_list(s, m, p, "whitelist", &x->whitelist, &x->n_whitelist);
+    arc_config__get_cidrs(s, m, p, "blacklist", XDP_MAX_CIDRS, &x->blacklist, &x->n_blacklist);
+    arc_config__get_cidrs(s, m, p, "whitelist", XDP_MAX_CIDRS, &x->whitelist, &x->n_whitelist);
     arc_config__get_u32(s, m, p, "max_sources", 1024, 16u << 20, &x->max_sources);
     arc_config__get_bool(s, m, p, "block_heavy_hitters", &x->block_heavy_hitters);
     if (arc_config__get_str(s, m, p, "pin_path", ARC_STR_NONEMPTY | ARC_STR_NO_CTL, &x->pin_path) &&
