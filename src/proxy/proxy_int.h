@@ -747,6 +747,9 @@ void arc_px__ex_on_deadline(struct arc_timer *t, uint64_t now);
 void arc_px__ex_drop_upstream(struct arc_worker *w, struct arc_exchange *ex);
 /* Reports the exchange's end to the load balancer, once. */
 void arc_px__ex_lb_end(struct arc_worker *w, struct arc_exchange *ex);
+/* pick.c: an endpoint (index into ex->target) for ex's next attempt, among
+ * the usable ones and, on a retry, those not tried yet; -1: none. */
+int arc_px__pick(struct arc_worker *w, struct arc_exchange *ex);
 /* The attempt on endpoint ep (an index into ex->target) starts: counted in
  * the worker's current balancer, under that endpoint's index there (found
  * by identity; nothing is counted when the current config dropped it). */
