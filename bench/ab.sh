@@ -18,6 +18,8 @@
 # CASES: tool:body_bytes:connections (h2load = TLS + HTTP/2, 8 streams per
 # connection). Rounds alternate the order (new old, old new, ...). Results
 # in bench/results/<timestamp>-ab/ (results.md, summary.json, runs.jsonl).
+# PIN=1: both Arc builds (one worker each) on CPU 1, the load generator
+# and the backend on CPU 0 (a 2-core machine: less noise from sharing).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 harness=${BENCH_HARNESS:-$top/../shared/bench}
@@ -67,10 +69,12 @@ wait_ok() {
     exit 1
 }
 
+pin_proxy=() pin_load=()
+if [[ ${PIN:-0} == 1 ]]; then pin_proxy=(taskset -c 1) pin_load=(taskset -c 0); fi
 BACKEND=""
 start_backend() {
     if [[ -n $BACKEND ]]; then kill "$BACKEND"; wait "$BACKEND" 2>/dev/null || true; fi
-    "$RUN_DIR/backend" -a "$BACKEND_ADDR" -p "$BACKEND_PORT" -b "$1" -t 1 >/dev/null 2>&1 &
+    "${pin_load[@]}" "$RUN_DIR/backend" -a "$BACKEND_ADDR" -p "$BACKEND_PORT" -b "$1" -t 1 >/dev/null 2>&1 &
     BACKEND=$!
     pids+=("$BACKEND")
     wait_ok "http://127.0.0.1:$BACKEND_PORT/"
@@ -83,7 +87,7 @@ for t in new old; do
     extra=${NEW_EXTRA:-}
     [[ $t == old ]] && extra=${OLD_EXTRA:-}
     # shellcheck disable=SC2086
-    env $peer_env ARC_PEER_EXTRA="$extra" "$top/bench/arc_peer.sh" "$bin" "${H1[$t]}" "${H2[$t]}" >"$RUN_DIR/$t.log" 2>&1 &
+    "${pin_proxy[@]}" env $peer_env ARC_PEER_EXTRA="$extra" "$top/bench/arc_peer.sh" "$bin" "${H1[$t]}" "${H2[$t]}" >"$RUN_DIR/$t.log" 2>&1 &
     PID[$t]=$!
     pids+=("${PID[$t]}")
     wait_ok "http://127.0.0.1:${H1[$t]}/"
@@ -100,15 +104,15 @@ for cs in $CASES; do
     if [[ $tool == wrk ]]; then case="h1-b$body-c$conns"; else case="h2tls-b$body-c${conns}x8"; fi
     url() { if [[ $tool == wrk ]]; then echo "http://127.0.0.1:${H1[$1]}/"; else echo "https://127.0.0.1:${H2[$1]}/"; fi; }
     for t in new old; do   # warm-up: pools, caches, TLS sessions
-        if [[ $tool == wrk ]]; then wrk -t1 -c"$conns" -d"${WARMUP}s" "$(url "$t")" >/dev/null 2>&1 || true
-        else h2load -t1 -c"$conns" -m8 -D"$WARMUP" "$(url "$t")" >/dev/null 2>&1 || true; fi
+        if [[ $tool == wrk ]]; then "${pin_load[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" "$(url "$t")" >/dev/null 2>&1 || true
+        else "${pin_load[@]}" h2load -t1 -c"$conns" -m8 -D"$WARMUP" "$(url "$t")" >/dev/null 2>&1 || true; fi
     done
     for r in $(seq "$ROUNDS"); do
         order="new old"
         (( r % 2 == 0 )) && order="old new"
         for t in $order; do
             sleep 1
-            python3 "$harness/bench.py" measure --out "$OUT/runs.jsonl" \
+            "${pin_load[@]}" python3 "$harness/bench.py" measure --out "$OUT/runs.jsonl" \
                 --log "$LOG_DIR/$case-$t-r$r.txt" --tool "$tool" --target "$t" --case "$case" \
                 --round "$r" --proxy-pids "${PID[$t]}" --backend-pids "$BACKEND" \
                 --conns "$conns" --body "$body" --duration "$DURATION" --threads 1 \

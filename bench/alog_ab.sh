@@ -8,6 +8,9 @@
 # to machine load than req/s). With PERF=1 the "on" side of the first round
 # is also recorded with `perf record -g` (per-thread shares: perf report
 # --sort comm / --comm arc-logw). Prints one line per run and a summary.
+# With PIN=1 Arc runs on CPU 1 and wrk and the backend on CPU 0, so the
+# proxy's CPU time is not inflated by sharing a core with its load (on a
+# 2-core machine the round-to-round spread drops several-fold).
 #
 #   bench/alog_ab.sh [BIN] [ROUNDS] [SECONDS]     (build/release/arc 8 6)
 set -euo pipefail
@@ -19,8 +22,11 @@ rounds=${2:-8}
 secs=${3:-6}
 port=${PORT_BASE:-28900}
 out=${OUT:-$(mktemp -d /tmp/alog_ab.XXXXXX)}
+mkdir -p "$out"
 gcc -O2 -pthread -o "$out/backend" "$harness/backend.c"
-"$out/backend" -p "$port" -t 1 >/dev/null 2>&1 &
+pin_proxy=() pin_load=()
+if [[ ${PIN:-0} == 1 ]]; then pin_proxy=(taskset -c 1) pin_load=(taskset -c 0); fi
+"${pin_load[@]}" "$out/backend" -p "$port" -t 1 >/dev/null 2>&1 &
 backend=$!
 trap 'kill $backend 2>/dev/null || true' EXIT
 tck=$(getconf CLK_TCK)
@@ -41,10 +47,10 @@ one() {     # one SIDE PORT PERF
             printf '  access: {sample: 1.0}\n'
         fi
     } >"$d/arc.yaml"
-    ARC_LOG_FORMAT=text "$bin" run -c "$d/arc.yaml" 2>"$d/stderr" &
+    ARC_LOG_FORMAT=text "${pin_proxy[@]}" "$bin" run -c "$d/arc.yaml" 2>"$d/stderr" &
     local pid=$!
     for _ in $(seq 100); do grep -q "ready" "$d/stderr" 2>/dev/null && break; sleep 0.1; done
-    wrk -t1 -c64 -d2s "http://127.0.0.1:$p/" >/dev/null          # warm-up
+    "${pin_load[@]}" wrk -t1 -c64 -d2s "http://127.0.0.1:$p/" >/dev/null          # warm-up
     local u0 s0 u1 s1 ppid=
     read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
     if [[ $perf == 1 ]]; then
@@ -52,7 +58,7 @@ one() {     # one SIDE PORT PERF
         ppid=$!
     fi
     local res
-    res=$(wrk -t1 -c64 -d"${secs}s" "http://127.0.0.1:$p/")
+    res=$("${pin_load[@]}" wrk -t1 -c64 -d"${secs}s" "http://127.0.0.1:$p/")
     read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
     [[ -n $ppid ]] && wait "$ppid"
     local reqs

@@ -14,6 +14,7 @@
 #
 #   bench/limit_ab.sh                   # ROUNDS=5 DURATION=8 CONNS=256
 #   SCOPE=global LEASE=64 bench/limit_ab.sh   (also bench/limit_global_ab.sh)
+# PIN=1 runs the proxies on CPU 1 and wrk, the backend and Redis on CPU 0.
 # Results in bench/results/<timestamp>-limit[-global]/ (runs.jsonl, summary).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,13 +34,15 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)"
+pin_proxy=() pin_load=()
+if [[ ${PIN:-0} == 1 ]]; then pin_proxy=(taskset -c 1) pin_load=(taskset -c 0); fi
 gcc -O2 -Wall -Wextra -pthread -o "$OUT/run/backend" "$harness/backend.c"
-"$OUT/run/backend" -p "$PORT_BASE" -b 0 -t 1 >"$OUT/logs/backend.log" 2>&1 &
+"${pin_load[@]}" "$OUT/run/backend" -p "$PORT_BASE" -b 0 -t 1 >"$OUT/logs/backend.log" 2>&1 &
 pids+=($!); backend_pid=$!
 if [[ $SCOPE == global ]]; then
     REDIS_PORT=$((PORT_BASE + 20))
     mkdir -p "$OUT/redis"
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$OUT/redis" --save "" \
+    "${pin_load[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$OUT/redis" --save "" \
         --appendonly no >"$OUT/logs/redis.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
@@ -73,14 +76,14 @@ else
     label_off=limit-off label_on=limit-on
 fi
 for v in off on; do
-    "$BIN" run -c "$OUT/$v.yaml" >"$OUT/logs/arc-$v.log" 2>&1 &
+    "${pin_proxy[@]}" "$BIN" run -c "$OUT/$v.yaml" >"$OUT/logs/arc-$v.log" 2>&1 &
     pids+=($!); eval "pid_$v=$!"
 done
 sleep 1
 for v in off on; do
     port=$((PORT_BASE + $([[ $v == off ]] && echo 1 || echo 2)))
     curl -sf -o /dev/null "http://127.0.0.1:$port/" || { echo "arc ($v) not answering"; exit 1; }
-    wrk -t1 -c"$CONNS" -d2 "http://127.0.0.1:$port/" >/dev/null   # warmup
+    "${pin_load[@]}" wrk -t1 -c"$CONNS" -d2 "http://127.0.0.1:$port/" >/dev/null   # warmup
 done
 for r in $(seq 1 "$ROUNDS"); do
     order="off on"; (( r % 2 == 0 )) && order="on off"
@@ -88,7 +91,7 @@ for r in $(seq 1 "$ROUNDS"); do
         port=$((PORT_BASE + $([[ $v == off ]] && echo 1 || echo 2)))
         pid=$([[ $v == off ]] && echo "$pid_off" || echo "$pid_on")
         sleep 1
-        python3 "$harness/bench.py" measure --out "$OUT/runs.jsonl" --log "$OUT/logs/wrk-$v-$r.log" \
+        "${pin_load[@]}" python3 "$harness/bench.py" measure --out "$OUT/runs.jsonl" --log "$OUT/logs/wrk-$v-$r.log" \
             --tool wrk --target "$([[ $v == off ]] && echo "$label_off" || echo "$label_on")" --case "c$CONNS" --round "$r" --proxy-pids "$pid" \
             --backend-pids "$backend_pid" --conns "$CONNS" --threads 1 --duration "$DURATION" \
             "http://127.0.0.1:$port/" >/dev/null

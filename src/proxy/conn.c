@@ -334,6 +334,46 @@ void arc_px__flush(struct arc_worker *w, struct arc_conn *c)
     c->tp->flush(w, c);
 }
 
+void arc_px__flush_soon(struct arc_worker *w, struct arc_conn *c)
+{
+    if (c->flush_soon)
+        return;
+    if (!w->in_batch || c->kind != CONN_CLIENT || !c->c.h2) {
+        arc_px__flush(w, c);
+        return;
+    }
+    if (w->n_soon == w->cap_soon) {
+        size_t cap = w->cap_soon ? w->cap_soon * 2 : 64;
+        uint32_t (*v)[2] = realloc(w->soon, cap * sizeof(*v));
+        if (!v) {
+            arc_px__flush(w, c);
+            return;
+        }
+        w->soon = v;
+        w->cap_soon = cap;
+    }
+    w->soon[w->n_soon][0] = c->idx;
+    w->soon[w->n_soon][1] = c->gen;
+    w->n_soon++;
+    c->flush_soon = true;
+}
+
+void arc_px__flush_batch(struct arc_worker *w)
+{
+    /* A flush may close connections, never list new ones (in_batch is
+     * false here); a listed slot closed or reused since is skipped by its
+     * generation, and a reused one's flag starts false. */
+    for (size_t i = 0; i < w->n_soon; i++) {
+        struct arc_conn *c = arc_px__conn_get(w, w->soon[i][0]);
+        if (!c || c->gen != w->soon[i][1] || !c->flush_soon)
+            continue;
+        c->flush_soon = false;
+        if (!c->closing)
+            arc_px__flush(w, c);
+    }
+    w->n_soon = 0;
+}
+
 void arc_px__outq_consume(struct arc_worker *w, struct arc_conn *c, size_t left)
 {
     struct outq *q = &c->out;

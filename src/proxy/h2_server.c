@@ -28,6 +28,11 @@
  * arc_h2_output(); from there only submit/resume/end_body/consume/reset may
  * be called, so output is pulled (arc_px__h2_pull, through arc_px__flush) only from the outside, and
  * upstreams that were waiting on a stream's queue are woken after sends.
+ *
+ * Batching: input and ended streams ask for a flush with arc_px__flush_soon,
+ * which the worker runs once per connection at the end of its completion
+ * batch, so the frames of every stream a batch finished go out in one pull,
+ * one run of TLS records and one send.
  */
 #include "proxy/proxy_int.h"
 #include "http2/http2.h"
@@ -530,7 +535,7 @@ static void h2_ended(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
         arc_h2_consume(s, st->sid, st->unconsumed);
         st->unconsumed = 0;
     }
-    arc_px__flush(w, c);
+    arc_px__flush_soon(w, c);
 }
 
 static void h2_teardown(struct arc_worker *w, struct arc_conn *c)
@@ -670,9 +675,12 @@ void arc_px__h2_input(struct arc_worker *w, struct arc_conn *c, const char *p, s
     h->in_cb--;
     if (c->closing)
         return;
-    arc_px__flush(w, c);
-    if (rc < 0 || !arc_h2_want_read(h->s))
+    if (rc < 0 || !arc_h2_want_read(h->s)) {
+        arc_px__flush(w, c);
         check_done(w, c);
+    } else {
+        arc_px__flush_soon(w, c);       /* with the batch's responses */
+    }
 }
 
 void arc_px__h2_sent(struct arc_worker *w, struct arc_conn *c)

@@ -696,7 +696,7 @@ static bool flush_clients(struct arc_worker *w, struct arc_h2u *h)
         if (st->client_dirty) {
             st->client_dirty = false;
             if (st->ex)
-                arc_px__flush(w, st->ex->client);
+                arc_px__flush_soon(w, st->ex->client);
         }
     h->in_cb--;
     if (h->free_pending && h->in_cb == 0) {

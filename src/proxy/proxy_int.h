@@ -412,6 +412,7 @@ struct arc_conn {
     bool shut_wr;
     bool recv_cancelling;               /* a cancel of the multishot receive is in flight */
     bool eof_pending;                   /* EOF arrived behind stashed bytes */
+    bool flush_soon;                    /* in the worker's end-of-batch flush list */
     struct arc_tls_conn *tls;           /* TLS transport state (NULL: plain TCP) */
     struct outq out;
     struct arc_timer timer;
@@ -573,6 +574,11 @@ struct arc_worker {
     struct arc_rbudget *budgets;        /* [n_budgets]: retry budgets by route id */
     size_t n_budgets;
     struct arc_conn *starved_head;
+    /* HTTP/2 client connections whose output waits for the end of the
+     * completion batch (arc_px__flush_soon): (idx, gen) pairs. */
+    uint32_t (*soon)[2];
+    size_t n_soon, cap_soon;
+    bool in_batch;                      /* completions are being dispatched */
     struct __kernel_timespec tick_ts;
     bool draining, stopping;
     uint64_t drain_deadline;
@@ -629,6 +635,13 @@ const struct sockaddr *arc_px__peer_addr(struct arc_conn *c);
 const char *arc_px__peer_text(struct arc_conn *c, char buf[ARC_PX_PEER_TEXT]);
 
 void arc_px__flush(struct arc_worker *w, struct arc_conn *c);
+/* As arc_px__flush, but for an HTTP/2 client connection while completions
+ * are being dispatched, once at the end of the batch: the responses of
+ * several streams finished by one batch leave in one pull, one TLS record
+ * run and one send instead of one each. Other connections flush at once. */
+void arc_px__flush_soon(struct arc_worker *w, struct arc_conn *c);
+/* End of a completion batch: flushes the connections flush_soon listed. */
+void arc_px__flush_batch(struct arc_worker *w);
 void arc_px__on_send(struct arc_worker *w, struct arc_conn *c, int res);
 /* Role dispatch: the one place that switches on the connection kind. */
 void arc_px__conn_input(struct arc_worker *w, struct arc_conn *c, int32_t bid,

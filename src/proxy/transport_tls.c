@@ -152,7 +152,7 @@ static void tls_process(struct arc_worker *w, struct arc_conn *c)
     /* Reads may queue output (TLS 1.3 tickets, key updates), and the
      * protocol may have queued an answer. */
     if (!c->closing)
-        arc_px__flush(w, c);
+        arc_px__flush_soon(w, c);
 }
 
 static void tls_on_recv(struct arc_worker *w, struct arc_conn *c, int32_t bid,

@@ -862,7 +862,7 @@ static size_t up_process(struct arc_worker *w, struct arc_conn *u, int32_t bid, 
     u->in_process = false;
     /* One send for everything this receive produced (head + body). */
     if (u->u.ex && !u->closing)
-        arc_px__flush(w, u->u.ex->client);
+        arc_px__flush_soon(w, u->u.ex->client);
     return u->closing ? total + len : total;
 }
 

@@ -533,6 +533,7 @@ static void worker_teardown(struct arc_worker *w)
     free(w->slab.free_idx);
     free(w->hdrs);
     free(w->tls_plain);
+    free(w->soon);
     arc_px__ex_pool_dispose(w);
     arc_px__outblk_pool_dispose(w);
     arc_px__hh_dispose(w);
@@ -592,11 +593,14 @@ static void *worker_main(void *arg)
         w->now_ms = arc_now_ms();
         struct io_uring_cqe *cqe;
         unsigned head, n = 0;
+        w->in_batch = true;
         io_uring_for_each_cqe(&w->ring, head, cqe) {
             dispatch(w, cqe);
             n++;
         }
         io_uring_cq_advance(&w->ring, n);
+        w->in_batch = false;
+        arc_px__flush_batch(w);
         if (ARC_UNLIKELY(IO_URING_READ_ONCE(*w->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW))
             arc_m_add(&w->metrics.ring[ARC_MR_CQ_OVERFLOW], 1);
         arc_bufring_flush(&w->br);
