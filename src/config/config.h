@@ -60,6 +60,8 @@ struct arc_node_conf {
     uint32_t max_buffered_output; /* 256kb (ext): output queued for one connection before
                                      the other side of the exchange stops being read */
     uint32_t max_interim_responses; /* 8 (ext): 1xx responses forwarded per exchange */
+    uint32_t http2_header_table_size; /* 0 (ext): HPACK dynamic table of the header blocks
+                                         Arc encodes (0 = static table and literals only) */
 };
 
 struct arc_uring_conf {

@@ -34,7 +34,7 @@ static const struct arc_conf_key node_keys[] = {
     { "id", 0 }, { "workers", 0 }, { "max_connections", 0 }, { "read_timeout", 0 },
     { "write_timeout", 0 }, { "idle_timeout", 0 }, { "drain_timeout", 0 },
     { "lingering_timeout", 0 }, { "max_buffered_output", 0 },
-    { "max_interim_responses", 0 },
+    { "max_interim_responses", 0 }, { "http2_header_table_size", 0 },
 };
 
 static const struct arc_conf_key uring_keys[] = {
@@ -125,6 +125,7 @@ static void set_defaults(struct arc_config *cfg)
         .lingering_timeout = 2 * MS_S,
         .max_buffered_output = 256 * 1024,
         .max_interim_responses = 8,
+        .http2_header_table_size = 0,
     };
     cfg->uring = (struct arc_uring_conf){
         .uring_entries = 2048,
@@ -187,6 +188,7 @@ static void node_section(struct arc_sctx *s, const struct arc_cn *m)
     if (arc_config__get_size(s, m, p, "max_buffered_output", 4096, 64u << 20, false, &mb))
         n->max_buffered_output = (uint32_t)mb;
     arc_config__get_u32(s, m, p, "max_interim_responses", 0, 100, &n->max_interim_responses);
+    arc_config__get_u32(s, m, p, "http2_header_table_size", 0, 65536, &n->http2_header_table_size);
 }
 
 static bool pow2_u32(struct arc_sctx *s, const struct arc_cn *m, const char *path,

@@ -222,6 +222,12 @@ struct arc_h2_options {
     uint64_t (*now_ms)(void *clock_ud);
     void *clock_ud;
     size_t out_buf_size;              /* output coalescing buffer; 0: 16 KiB */
+    /* Bytes of HPACK dynamic table our encoder may use for the header
+     * blocks it sends (RFC 7541 §4.2; never above the peer's
+     * SETTINGS_HEADER_TABLE_SIZE). 0 (zero-initialised): none, every field
+     * is sent by static-table index or as a literal without indexing, so no
+     * table search, insertion or eviction per field. */
+    uint32_t encoder_table_size;
 };
 
 /** Error codes (negative). */

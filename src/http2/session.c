@@ -558,6 +558,7 @@ int arc_h2__session_new(const struct arc_h2_callbacks *cb, void *ud,
         uint64_t r = 2ull * s->lim.resets_per_sec;
         nghttp2_option_set_stream_reset_rate_limit(o, ARC_MAX(r, 1000u), ARC_MAX(r, 33u));
     }
+    nghttp2_option_set_max_deflate_dynamic_table_size(o, opt->encoder_table_size);
     if (server)
         rv = nghttp2_session_server_new2(&s->ng, cbs, s, o);
     else

@@ -614,7 +614,8 @@ static bool h2_start(struct arc_worker *w, struct arc_conn *c, struct arc_exchan
         .priority_per_sec = cfg->h2.max_priority_per_sec,
         .empty_data_per_sec = cfg->h2.max_empty_data_per_sec,
     };
-    struct arc_h2_options o = { .limits = &lim, .now_ms = clock_ms, .clock_ud = w };
+    struct arc_h2_options o = { .limits = &lim, .now_ms = clock_ms, .clock_ud = w,
+                                .encoder_table_size = cfg->node.http2_header_table_size };
     struct h2s *st = NULL;
     int rc;
     if (ex) {

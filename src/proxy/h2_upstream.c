@@ -229,7 +229,8 @@ static struct arc_h2u *conn_open(struct arc_worker *w, struct arc_snapshot *snap
         .priority_per_sec = cfg->h2.max_priority_per_sec,
         .empty_data_per_sec = cfg->h2.max_empty_data_per_sec,
     };
-    struct arc_h2_options o = { .limits = &lim, .now_ms = clock_ms, .clock_ud = w };
+    struct arc_h2_options o = { .limits = &lim, .now_ms = clock_ms, .clock_ud = w,
+                                .encoder_table_size = cfg->node.http2_header_table_size };
     if (arc_h2_client_new(&callbacks, h, &o, &h->s) != ARC_H2_OK) {
         free(h);
         arc_px__conn_close(w, u);

@@ -40,7 +40,6 @@
 
 #include <arpa/inet.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,20 +159,50 @@ static void policy(const struct arc_rate_limit_conf *lc, uint64_t *q, uint64_t *
     *q = (uint64_t)floor(lc->qps * (double)*wsec + 0.5);
 }
 
-static struct arc_str arena_printf(struct arc_exchange *ex, bool *ok, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static struct arc_str arena_printf(struct arc_exchange *ex, bool *ok, const char *fmt, ...)
+/* Decimal digits of v at w (no printf: these fields go on every response
+ * of a limited route). */
+static char *put_u64(char *w, uint64_t v)
+{
+    char t[20];
+    size_t i = sizeof(t);
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(w, t + i, sizeof(t) - i);
+    return w + sizeof(t) - i;
+}
+
+static struct arc_str arena_u64(struct arc_exchange *ex, bool *ok, uint64_t v)
+{
+    char buf[20];
+    return arc_px__ex_dup(ex, (struct arc_str){ buf, (size_t)(put_u64(buf, v) - buf) }, ok);
+}
+
+/* A structured-field item with two parameters: "NAME";A=a;B=b. */
+static struct arc_str arena_item(struct arc_exchange *ex, bool *ok, const char *name,
+                                 char ka, uint64_t a, char kb, uint64_t b)
 {
     char buf[192];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(buf)) {
+    size_t nl = strlen(name);
+    if (nl > sizeof(buf) - 2 * 22 - 2) {
         *ok = false;
         return (struct arc_str){ "", 0 };
     }
-    return arc_px__ex_dup(ex, (struct arc_str){ buf, (size_t)n }, ok);
+    char *w = buf;
+    *w++ = '"';
+    memcpy(w, name, nl);
+    w += nl;
+    *w++ = '"';
+    *w++ = ';';
+    *w++ = ka;
+    *w++ = '=';
+    w = put_u64(w, a);
+    *w++ = ';';
+    *w++ = kb;
+    *w++ = '=';
+    w = put_u64(w, b);
+    return arc_px__ex_dup(ex, (struct arc_str){ buf, (size_t)(w - buf) }, ok);
 }
 
 size_t arc_px__limit_fields(struct arc_exchange *ex, struct arc_hdr *out)
@@ -195,18 +224,12 @@ size_t arc_px__limit_fields(struct arc_exchange *ex, struct arc_hdr *out)
     bool ok = true;
     size_t n = 0;
     out[n++] = (struct arc_hdr){ ARC_STR_LIT("RateLimit-Policy"),
-                                 arena_printf(ex, &ok, "\"%s\";q=%llu;w=%llu", name,
-                                              (unsigned long long)q, (unsigned long long)wsec) };
-    out[n++] = (struct arc_hdr){ ARC_STR_LIT("RateLimit"),
-                                 arena_printf(ex, &ok, "\"%s\";r=%llu;t=%llu", name,
-                                              (unsigned long long)r, (unsigned long long)t) };
+                                 arena_item(ex, &ok, name, 'q', q, 'w', wsec) };
+    out[n++] = (struct arc_hdr){ ARC_STR_LIT("RateLimit"), arena_item(ex, &ok, name, 'r', r, 't', t) };
     if (lc->legacy_headers) {
-        out[n++] = (struct arc_hdr){ ARC_STR_LIT("X-RateLimit-Limit"),
-                                     arena_printf(ex, &ok, "%llu", (unsigned long long)q) };
-        out[n++] = (struct arc_hdr){ ARC_STR_LIT("X-RateLimit-Remaining"),
-                                     arena_printf(ex, &ok, "%llu", (unsigned long long)r) };
-        out[n++] = (struct arc_hdr){ ARC_STR_LIT("X-RateLimit-Reset"),
-                                     arena_printf(ex, &ok, "%llu", (unsigned long long)t) };
+        out[n++] = (struct arc_hdr){ ARC_STR_LIT("X-RateLimit-Limit"), arena_u64(ex, &ok, q) };
+        out[n++] = (struct arc_hdr){ ARC_STR_LIT("X-RateLimit-Remaining"), arena_u64(ex, &ok, r) };
+        out[n++] = (struct arc_hdr){ ARC_STR_LIT("X-RateLimit-Reset"), arena_u64(ex, &ok, t) };
     }
     return ok ? n : 0;
 }
@@ -229,7 +252,7 @@ static void reject(struct arc_worker *w, struct arc_exchange *ex, struct limit_n
                                ARC_STR_LIT("text/plain; charset=utf-8") };
     uint64_t ra = ceil_s(nt->d.retry_ns);
     h[n++] = (struct arc_hdr){ ARC_STR_LIT("Retry-After"),
-                               arena_printf(ex, &ok, "%llu", (unsigned long long)(ra ? ra : 1)) };
+                               arena_u64(ex, &ok, ra ? ra : 1) };
     n += arc_px__limit_fields(ex, h + n);
     char body[96];
     int bl = snprintf(body, sizeof(body), "%d %s\n", lc->status, arc_h1_reason(lc->status));

@@ -539,6 +539,59 @@ static void test_bad_preface(void)
     teardown();
 }
 
+/* The HEADERS payload lengths in server output, in order. */
+static size_t headers_lengths(const uint8_t *b, size_t len, size_t *out, size_t cap)
+{
+    size_t off = 0, n = 0;
+    while (off + 9 <= len) {
+        size_t flen = ((size_t)b[off] << 16) | ((size_t)b[off + 1] << 8) | b[off + 2];
+        if (off + 9 + flen > len)
+            break;
+        if (b[off + 3] == NGHTTP2_HEADERS && n < cap)
+            out[n++] = flen;
+        off += 9 + flen;
+    }
+    return n;
+}
+
+/* Two identical responses: without an encoder table (the default) the
+ * second header block is as long as the first but for the one-byte table
+ * size update (RFC 7541 §6.3) that opens the first: nothing was indexed.
+ * With a table, the second refers to the entries the first added. */
+static void encoder_table_case(uint32_t table, bool second_shorter)
+{
+    struct arc_h2_options opt = { .encoder_table_size = table };
+    setup_opt(&opt);
+    const nghttp2_nv req[] = { NV(":method", "GET"), NV(":scheme", "https"),
+                               NV(":authority", "example.com"), NV(":path", "/") };
+    int32_t a = peer_get(req, ARC_ARRAY_LEN(req));
+    int32_t b = peer_get(req, ARC_ARRAY_LEN(req));
+    CHECK_INT(shuttle(O.s, &P), 0);
+    uint8_t out[4096];
+    drain(O.s, out, sizeof(out));               /* SETTINGS, ACKs */
+    const struct arc_h2_header resp[] = {
+        H("Content-Type", "application/json; charset=utf-8"),
+        H("Server", "backend-service/1.0"), H("X-Request-Id", "0190d7a4-9b4c-7e1a"),
+    };
+    CHECK_INT(arc_h2_submit_response(O.s, a, 200, resp, ARC_ARRAY_LEN(resp), false), 0);
+    CHECK_INT(arc_h2_submit_response(O.s, b, 200, resp, ARC_ARRAY_LEN(resp), false), 0);
+    size_t n = drain(O.s, out, sizeof(out));
+    CHECK(n <= sizeof(out));
+    size_t len[2];
+    CHECK_INT(headers_lengths(out, n, len, 2), 2);
+    if (second_shorter)
+        CHECK(len[1] + 20 < len[0]);
+    else
+        CHECK(len[1] <= len[0] && len[0] - len[1] <= 1);
+    teardown();
+}
+
+static void test_encoder_table(void)
+{
+    encoder_table_case(0, false);
+    encoder_table_case(4096, true);
+}
+
 int main(void)
 {
     RUN(test_get_and_response_filtering);
@@ -558,6 +611,7 @@ int main(void)
     RUN(test_h2c_upgrade);
     RUN(test_sniff_preface);
     RUN(test_bad_preface);
+    RUN(test_encoder_table);
     owner_dispose(&O);
     return TEST_REPORT();
 }
