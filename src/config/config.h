@@ -326,6 +326,21 @@ struct arc_split_conf {
 
 /* routes[].mirror: fire-and-forget copies of the route's requests. */
 #define ARC_MIRROR_MAX 8
+#define ARC_MIRROR_CMP_NAMES 32         /* compare.headers / ignore_headers entries */
+enum arc_mirror_cmp_fields {
+    ARC_MCF_ALL,                /* every field but the ignored ones (headers: true) */
+    ARC_MCF_NONE,               /* headers: false */
+    ARC_MCF_LISTED,             /* headers: [names]: only those */
+};
+/* routes[].mirror[].compare: the shadow's response against the primary's. */
+struct arc_mirror_compare {
+    enum arc_mirror_cmp_fields fields;
+    char **names;               /* lower-case: the listed (LISTED) or ignored (ALL) fields */
+    size_t n_names;
+    bool body;                  /* true: body size and digest */
+    bool log;                   /* on_diff: log (true) | count */
+    uint32_t log_rate;          /* 10 (ext): diff records logged per second per shadow */
+};
 struct arc_mirror_conf {
     char *upstream;             /* validated to exist */
     size_t upstream_index;
@@ -338,6 +353,7 @@ struct arc_mirror_conf {
     char **remove;              /* transform.headers.remove (lower-case) */
     size_t n_remove;
     char *path;                 /* transform.path ("$path" = the original), NULL = same */
+    struct arc_mirror_compare *compare; /* compare, NULL = off (or enabled: false) */
 };
 
 struct arc_route_conf {

@@ -241,6 +241,12 @@ void arc_config_free(struct arc_config *cfg)
                 free(mc->remove[j]);
             free(mc->remove);
             free(mc->path);
+            if (mc->compare) {
+                for (size_t j = 0; j < mc->compare->n_names; j++)
+                    free(mc->compare->names[j]);
+                free(mc->compare->names);
+                free(mc->compare);
+            }
         }
         free(r->mirrors);
         if (r->split) {

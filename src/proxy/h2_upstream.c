@@ -528,6 +528,8 @@ static void cb_response(void *ud, int32_t sid, void *sud, const struct arc_h2_re
         resp.body = ARC_H1_BODY_CHUNKED;
         resp.decoded = true;
     }
+    if (ex->mirror)
+        arc_px__mirror_resp_head(ex, &resp);
     if (ex->pl && !arc_px__plugins_response(h->w, ex, &resp))
         return;                         /* answered locally; the stream was cancelled */
     st->got_head = true;
@@ -552,6 +554,8 @@ static void cb_data(void *ud, int32_t sid, void *sud, const uint8_t *p, size_t l
         arc_h2_consume(h->s, sid, len);  /* nobody takes these bytes */
         return;
     }
+    if (ex->mirror)
+        arc_px__mirror_resp_body(ex, (const char *)p, len);
     codec_of(ex)->send_body(h->w, ex, -1, (const char *)p, len, false);
     st->client_dirty = true;
     /* The window reopens once the client side has room. */

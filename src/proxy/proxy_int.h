@@ -798,7 +798,11 @@ const struct arc_upstream_rt *arc_px__split_pick(struct arc_worker *w, struct ar
 struct arc_px_mirror;
 void arc_px__mirror_start(struct arc_worker *w, struct arc_exchange *ex);
 void arc_px__mirror_body(struct arc_exchange *ex, const char *p, size_t len);
-void arc_px__mirror_end(struct arc_worker *w, struct arc_exchange *ex);
+void arc_px__mirror_end(struct arc_worker *w, struct arc_exchange *ex, bool resp_complete);
+/* compare: the primary's final response head (before any plugin sees it)
+ * and its body bytes, decoded (mirror.c). Call only with ex->mirror set. */
+void arc_px__mirror_resp_head(struct arc_exchange *ex, const struct arc_resp *r);
+void arc_px__mirror_resp_body(struct arc_exchange *ex, const char *p, size_t len);
 /* obs.c: the worker's fast random numbers (xorshift64*, not cryptographic). */
 uint64_t arc_px__rand(struct arc_worker *w);
 

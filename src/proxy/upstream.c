@@ -745,6 +745,8 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
     u->u.resp_left = r.content_length;
     u->u.keep_alive = (r.flags & ARC_H1_F_KEEP_ALIVE) != 0;
     arc_h1_chunked_init(&u->u.resp_chunk);
+    if (ex->mirror)
+        arc_px__mirror_resp_head(ex, &resp);
     if (ex->pl && !arc_px__plugins_response(w, ex, &resp)) {
         arc_px__hbuf_reset(u);          /* answered locally; u was dropped */
         return len;
@@ -773,6 +775,8 @@ static size_t resp_body(struct arc_worker *w, struct arc_conn *u, int32_t bid, c
         u->u.resp_left -= n;
         if (u->u.resp_left == 0)
             ex->resp_done = true;
+        if (ex->mirror)
+            arc_px__mirror_resp_body(ex, p, n);
         cv->send_body(w, ex, bid, p, n, false);
         return n;
     case ARC_H1_BODY_CHUNKED:
@@ -790,6 +794,8 @@ static size_t resp_body(struct arc_worker *w, struct arc_conn *u, int32_t bid, c
                 arc_px__ex_cut(w, ex);
                 return len;
             }
+            if (rc == ARC_H1_CHUNK_DATA && ex->mirror)
+                arc_px__mirror_resp_body(ex, data, dlen);
             if (!ex->resp_passthrough) {
                 if (rc == ARC_H1_CHUNK_DATA)
                     cv->send_body(w, ex, bid, data, dlen, false);
@@ -815,6 +821,8 @@ static size_t resp_body(struct arc_worker *w, struct arc_conn *u, int32_t bid, c
             cv->send_body(w, ex, bid, p, n, true);
         return n;
     default: /* close-delimited */
+        if (ex->mirror)
+            arc_px__mirror_resp_body(ex, p, len);
         cv->send_body(w, ex, bid, p, len, false);
         return len;
     }
