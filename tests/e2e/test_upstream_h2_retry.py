@@ -181,3 +181,20 @@ def test_budget_caps_retries(gw, h2s):
     assert retries(a) == 2
     assert (metric(a.metrics()[0], "arc_upstream_retry_budget_exhausted_total",
                    upstream="h2up") or 0) == 3
+
+
+def test_chunked_body_and_trailers_are_replayed(gw, h2s):
+    from httpraw import build_request, chunk_encode
+    fail = FailFirst(n=1, status=503)
+    srv = h2s(name="one", handlers={"/t": fail})
+    a = gw(config(srv.addr, retry={"on": [503]}))
+    c = a.client()
+    c.send(build_request("PUT", "/t", [("Transfer-Encoding", "chunked"), ("TE", "trailers")], None) +
+           chunk_encode([b"part1-", b"part2"], [("X-Sum", "11")]))
+    r = c.response()
+    assert r.status == 200 and r.body == sha(b"part1-part2"), r
+    got = srv.streams("/t")
+    assert len(got) == 2
+    for st in got:
+        assert bytes(st.body) == b"part1-part2"
+        assert [list(t) for t in st.trailers] == [["x-sum", "11"]], st.trailers
