@@ -60,6 +60,14 @@ struct arc_node_conf {
     uint32_t max_buffered_output; /* 256kb (ext): output queued for one connection before
                                      the other side of the exchange stops being read */
     uint32_t max_interim_responses; /* 8 (ext): 1xx responses forwarded per exchange */
+    /* node.dns (ext, restart-only): the resolver of dns discovery */
+    struct arc_addr *dns_servers;   /* servers, in order; NULL: the system's (resolv.conf) */
+    size_t n_dns_servers;
+    uint64_t dns_timeout;           /* 1s: the first try's timeout (c-ares doubles it) */
+    uint32_t dns_attempts;          /* 2: tries per server */
+    /* node.mirror (ext, restart-only): the mirror thread's bounds */
+    uint32_t mirror_queue;          /* 1024: copies waiting per worker (power of two) */
+    uint32_t mirror_max_in_flight;  /* 4096: copies under way in all */
 };
 
 struct arc_uring_conf {

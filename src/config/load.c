@@ -176,6 +176,7 @@ void arc_config_free(struct arc_config *cfg)
     free(cfg->source);
     free(cfg->canonical_json);
     free(cfg->node.id);
+    free(cfg->node.dns_servers);
     free(cfg->xdp.interface);
     free(cfg->xdp.pin_path);
     free(cfg->xdp.blacklist);

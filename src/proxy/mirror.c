@@ -44,10 +44,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define RING_CAP 1024                   /* copies waiting per worker */
 #define MAX_WORKERS 1024
 #define MAX_UPS 256                     /* shadow upstreams counted by name */
-#define MAX_CONNS 4096                  /* sum of max_in_flight is capped here too */
 
 /* ------------------------------------------------------------ shared */
 
@@ -64,7 +62,8 @@ struct job {
 
 struct ring {
     _Atomic uint32_t head, tail;        /* head: the thread; tail: the worker */
-    struct job *v[RING_CAP];
+    uint32_t cap;                       /* node.mirror.queue (a power of two) */
+    struct job *v[];
 };
 
 enum { R_2XX, R_3XX, R_4XX, R_5XX, R_ERROR, R_TIMEOUT, R_BUSY, R__N };
@@ -95,6 +94,9 @@ static struct upstat g_ups[MAX_UPS];
 static _Atomic uint32_t g_n_ups;
 static _Atomic uint64_t g_drops[MAX_WORKERS][D__N]; /* each worker writes its own row */
 static _Atomic bool g_stop;
+/* node.mirror, set by arc_mirror_start before any worker runs */
+static uint32_t g_ring_cap = 1024;      /* copies waiting per worker */
+static uint32_t g_max_conns = 4096;     /* copies under way in all */
 static pthread_t g_thread;
 static _Atomic bool g_started;
 
@@ -317,9 +319,11 @@ static struct ring *my_ring(struct arc_worker *w)
         return NULL;
     struct ring *r = atomic_load_explicit(&g_rings[w->id], memory_order_acquire);
     if (!r) {
-        r = calloc(1, sizeof(*r));
-        if (r)
+        r = calloc(1, sizeof(*r) + (size_t)g_ring_cap * sizeof(r->v[0]));
+        if (r) {
+            r->cap = g_ring_cap;
             atomic_store_explicit(&g_rings[w->id], r, memory_order_release);
+        }
     }
     return r;
 }
@@ -334,7 +338,7 @@ static void push(struct arc_worker *w, const struct arc_exchange *ex, const stru
     }
     struct ring *r = my_ring(w);
     uint32_t tail = r ? atomic_load_explicit(&r->tail, memory_order_relaxed) : 0;
-    if (!r || tail - atomic_load_explicit(&r->head, memory_order_acquire) >= RING_CAP) {
+    if (!r || tail - atomic_load_explicit(&r->head, memory_order_acquire) >= r->cap) {
         drop(w, D_QUEUE);
         return;
     }
@@ -366,7 +370,7 @@ static void push(struct arc_worker *w, const struct arc_exchange *ex, const stru
     j->timeout = e->mc->timeout;
     j->buf = buf;
     j->len = len;
-    r->v[tail % RING_CAP] = j;
+    r->v[tail & (r->cap - 1)] = j;
     atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
 }
 
@@ -643,8 +647,9 @@ static void on_ready(struct mconn *c, short re)
 static void *thread_main(void *arg)
 {
     (void)arg;
-    struct mconn *cs = calloc(MAX_CONNS, sizeof(*cs));
-    struct pollfd *pf = calloc(MAX_CONNS, sizeof(*pf));
+    const size_t max_conns = g_max_conns;
+    struct mconn *cs = calloc(max_conns, sizeof(*cs));
+    struct pollfd *pf = calloc(max_conns, sizeof(*pf));
     size_t n = 0;
     if (!cs || !pf) {
         free(cs);
@@ -660,13 +665,13 @@ static void *thread_main(void *arg)
             uint32_t h = atomic_load_explicit(&rg->head, memory_order_relaxed);
             uint32_t t = atomic_load_explicit(&rg->tail, memory_order_acquire);
             for (; h != t; h++) {
-                struct job *j = rg->v[h % RING_CAP];
-                if (n < MAX_CONNS && start_conn(&cs[n], j, now)) {
+                struct job *j = rg->v[h & (rg->cap - 1)];
+                if (n < max_conns && start_conn(&cs[n], j, now)) {
                     if (cs[n].fd >= 0)
                         n++;
                     continue;
                 }
-                if (n >= MAX_CONNS)
+                if (n >= max_conns)
                     count(stat_of(j->up), R_BUSY);
                 if (j->cmp) {                   /* (not sent: not compared) */
                     struct upstat *u = stat_of(j->up);
@@ -709,8 +714,10 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-int arc_mirror_start(void)
+int arc_mirror_start(uint32_t queue, uint32_t max_in_flight)
 {
+    g_ring_cap = queue && !(queue & (queue - 1)) ? queue : 1024;
+    g_max_conns = max_in_flight ? max_in_flight : 4096;
     atomic_store(&g_stop, false);
     int rc = pthread_create(&g_thread, NULL, thread_main, NULL);
     if (rc)
@@ -731,7 +738,7 @@ void arc_mirror_stop(void)
         if (!rg)
             continue;
         for (uint32_t h = atomic_load(&rg->head), t = atomic_load(&rg->tail); h != t; h++) {
-            job_free(rg->v[h % RING_CAP]);
+            job_free(rg->v[h & (rg->cap - 1)]);
         }
         free(rg);
         atomic_store(&g_rings[r], NULL);
