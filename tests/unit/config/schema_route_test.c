@@ -767,9 +767,14 @@ static void test_passive_health(void)
         "               pass_after: 4, expect_status: [204, \"200-299\"]}\n"
         "  - name: b\n"
         "    discovery: {type: static, endpoints: [{address: \"10.0.0.2:80\"}]}\n"
+        "    health: {active: {}}\n"
+        "  - name: c\n"                                  /* checked over TLS */
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.3:443\"}]}\n"
+        "    tls: {insecure: true}\n"
         "    health: {active: {}}\n");
     if (!c)
         return;
+    CHECK(c->upstreams[2].active.enabled);
     const struct arc_active_conf *ac = &c->upstreams[0].active;
     CHECK(ac->enabled);
     CHECK_INT(ac->interval, 2000);
