@@ -468,7 +468,7 @@ static void log_diff(struct upstat *u, const struct arc_mc_job *j, const struct 
         return;
     }
     u->log_n++;
-    char body[96] = "";
+    char body[128] = "";
     if (j->body && j->primary.head)
         snprintf(body, sizeof(body), " body_bytes=%llu/%llu body_digest=%016llx/%016llx",
                  (unsigned long long)j->primary.body.len, (unsigned long long)sh->body.len,
