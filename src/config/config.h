@@ -348,6 +348,9 @@ struct arc_mirror_compare {
     bool body;                  /* true: body size and digest */
     bool log;                   /* on_diff: log (true) | count */
     uint32_t log_rate;          /* 10 (ext): diff records logged per second per shadow */
+    char **body_fields;         /* ignore_body_fields: JSON member names left out */
+    size_t n_body_fields;
+    uint64_t max_body;          /* 1mb (ext): bodies kept for ignore_body_fields */
 };
 struct arc_mirror_conf {
     char *upstream;             /* validated to exist */

@@ -246,6 +246,9 @@ void arc_config_free(struct arc_config *cfg)
                 for (size_t j = 0; j < mc->compare->n_names; j++)
                     free(mc->compare->names[j]);
                 free(mc->compare->names);
+                for (size_t j = 0; j < mc->compare->n_body_fields; j++)
+                    free(mc->compare->body_fields[j]);
+                free(mc->compare->body_fields);
                 free(mc->compare);
             }
         }

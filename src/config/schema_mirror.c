@@ -2,8 +2,7 @@
  * Schema: routes[].mirror — an upstream name, or a list of
  * {upstream, sample, timeout, max_body, max_in_flight, transform {headers
  * {set, remove}, path}, compare {enabled, headers, ignore_headers, body,
- * on_diff, log_rate}}. compare.ignore_body_fields is not implemented
- * (refused LATER).
+ * ignore_body_fields, max_body, on_diff, log_rate}}.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +20,7 @@ static const struct arc_conf_key mirror_keys[] = {
 
 static const struct arc_conf_key compare_keys[] = {
     { "enabled", 0 }, { "headers", 0 }, { "ignore_headers", 0 }, { "body", 0 },
-    { "ignore_body_fields", ARC_KEY_LATER }, { "on_diff", 0 }, { "log_rate", 0 },
+    { "ignore_body_fields", 0 }, { "max_body", 0 }, { "on_diff", 0 }, { "log_rate", 0 },
 };
 
 static const struct arc_conf_key transform_keys[] = {
@@ -178,10 +177,32 @@ static void compare(struct arc_sctx *s, const struct arc_cn *m, const char *ip,
     if (arc_config__get_enum(s, m, p, "on_diff", on_diff, N(on_diff), NULL, 0, &od))
         cmp->log = od == 0;
     arc_config__get_u32(s, m, p, "log_rate", 0, 100000, &cmp->log_rate);
+    cmp->max_body = 1u << 20;
+    arc_config__get_size(s, m, p, "max_body", 1, 64ull << 20, false, &cmp->max_body);
+    const struct arc_cn *bf = arc_config__val(m, "ignore_body_fields");
+    arc_config__path(kp, p, "ignore_body_fields");
+    if (bf && arc_config__want(s, bf, kp, ARC_CN_SEQ)) {
+        char xp[ARC_PATH_MAX];
+        if (bf->n == 0 || bf->n > ARC_MIRROR_CMP_NAMES)
+            arc_config__err(s, bf, "%s: expected 1 to %d names, got %zu", kp,
+                            ARC_MIRROR_CMP_NAMES, bf->n);
+        else if (!cmp->body)
+            arc_config__err_key(s, bf, "%s: only with body: true", kp);
+        else
+            cmp->body_fields = arc_config__xcalloc(bf->n, sizeof(*cmp->body_fields));
+        size_t i = 0;
+        for (const struct arc_cn *it = bf->first; cmp->body_fields && it; it = it->next, i++)
+            if (arc_config__str_value(s, it, arc_config__path_index(xp, kp, i),
+                                      ARC_STR_NONEMPTY | ARC_STR_NO_CTL))
+                cmp->body_fields[cmp->n_body_fields++] = arc_config__xstrdup(it->v.s.p);
+    }
     if (!enabled) {
         for (size_t i = 0; i < cmp->n_names; i++)
             free(cmp->names[i]);
         free(cmp->names);
+        for (size_t i = 0; i < cmp->n_body_fields; i++)
+            free(cmp->body_fields[i]);
+        free(cmp->body_fields);
         free(cmp);
         mc->compare = NULL;
     }

@@ -113,6 +113,12 @@ struct arc_px_mirror {
     struct mentry e[ARC_MIRROR_MAX];
     size_t n;
     struct arc_mc_sum *psum;            /* the primary's response, when a mirror compares */
+    /* ignore_body_fields: the primary's response body, up to jmax (the
+     * largest compare.max_body of the mirrors that ignore fields) */
+    char *pbody;
+    size_t pbody_len, pbody_cap;
+    uint64_t jmax;
+    bool pbody_over;
     char *body;
     size_t body_len, body_cap;
     uint64_t max_body;
@@ -222,6 +228,8 @@ void arc_px__mirror_start(struct arc_worker *w, struct arc_exchange *ex)
             m->max_body = mc->max_body;
         if (mc->compare && !m->psum && !(m->psum = calloc(1, sizeof(*m->psum))))
             drop(w, D_MEMORY);          /* (the copies still go, uncompared) */
+        if (mc->compare && mc->compare->n_body_fields && mc->compare->max_body > m->jmax)
+            m->jmax = mc->compare->max_body;
         m->n++;
     }
     if (!m)
@@ -272,13 +280,39 @@ void arc_px__mirror_resp_head(struct arc_exchange *ex, const struct arc_resp *r)
     struct arc_px_mirror *m = ex->mirror;
     if (m->psum)
         arc_mc__sum_head(m->psum, r->status, r->hdrs, r->n_hdrs);
+    m->pbody_len = 0;
+    m->pbody_over = false;
 }
 
 void arc_px__mirror_resp_body(struct arc_exchange *ex, const char *p, size_t len)
 {
     struct arc_px_mirror *m = ex->mirror;
-    if (m->psum)
-        arc_mc__dg_update(&m->psum->body, p, len);
+    if (!m->psum)
+        return;
+    arc_mc__dg_update(&m->psum->body, p, len);
+    if (!m->jmax || m->pbody_over || len == 0)
+        return;
+    if (m->pbody_len + len > m->jmax) {
+        m->pbody_over = true;           /* (compared by digest) */
+        free(m->pbody);
+        m->pbody = NULL;
+        m->pbody_len = m->pbody_cap = 0;
+        return;
+    }
+    if (m->pbody_len + len > m->pbody_cap) {
+        size_t cap = m->pbody_cap ? m->pbody_cap * 2 : 4096;
+        while (cap < m->pbody_len + len)
+            cap *= 2;
+        char *b = realloc(m->pbody, cap);
+        if (!b) {
+            m->pbody_over = true;
+            return;
+        }
+        m->pbody = b;
+        m->pbody_cap = cap;
+    }
+    memcpy(m->pbody + m->pbody_len, p, len);
+    m->pbody_len += len;
 }
 
 static void copy_text(char *dst, size_t cap, struct arc_str v)
@@ -290,13 +324,37 @@ static void copy_text(char *dst, size_t cap, struct arc_str v)
 
 /* What the mirror thread needs to compare this copy's answer. */
 static struct arc_mc_job *cmp_job(const struct arc_exchange *ex, const struct mentry *e,
-                                  const struct arc_mc_sum *psum)
+                                  const struct arc_px_mirror *m)
 {
     const struct arc_mirror_compare *mc = e->mc->compare;
     struct arc_mc_job *j = malloc(sizeof(*j));
     if (!j)
         return NULL;
-    j->primary = *psum;
+    j->primary = *m->psum;
+    j->bfields = j->pbody = NULL;
+    j->n_bfields = j->pbody_len = 0;
+    j->max_body = mc->max_body;
+    if (mc->n_body_fields) {
+        size_t len = 0;
+        for (size_t i = 0; i < mc->n_body_fields; i++)
+            len += strlen(mc->body_fields[i]) + 1;
+        if (!(j->bfields = malloc(len))) {
+            free(j);
+            return NULL;
+        }
+        char *o = j->bfields;
+        for (size_t i = 0; i < mc->n_body_fields; i++)
+            o = stpcpy(o, mc->body_fields[i]) + 1;
+        j->n_bfields = mc->n_body_fields;
+        /* (NULL when over this mirror's max_body: compared by digest) */
+        if (!m->pbody_over && m->pbody_len <= mc->max_body && m->psum->head) {
+            j->pbody = malloc(m->pbody_len ? m->pbody_len : 1);
+            if (j->pbody) {
+                memcpy(j->pbody, m->pbody ? m->pbody : "", m->pbody_len);
+                j->pbody_len = m->pbody_len;
+            }
+        }
+    }
     j->fields = mc->fields;
     j->n_names = 0;
     for (size_t i = 0; i < mc->n_names && i < ARC_MIRROR_CMP_NAMES; i++)
@@ -348,7 +406,7 @@ static void push(struct arc_worker *w, const struct arc_exchange *ex, const stru
                                                     m->body_len) : 0;
     size_t len = e->head_len + (size_t)cln + 2 + m->body_len;
     char *buf = j ? malloc(len) : NULL;
-    if (buf && e->mc->compare && m->psum && !(j->cmp = cmp_job(ex, e, m->psum))) {
+    if (buf && e->mc->compare && m->psum && !(j->cmp = cmp_job(ex, e, m))) {
         free(buf);
         buf = NULL;
     }
@@ -402,6 +460,7 @@ void arc_px__mirror_end(struct arc_worker *w, struct arc_exchange *ex, bool resp
     }
     free(m->body);
     free(m->psum);
+    free(m->pbody);
     free(m);
 }
 
@@ -424,7 +483,7 @@ struct mconn {
 static void job_free(struct job *j)
 {
     free(j->buf);
-    free(j->cmp);
+    arc_mc__job_free(j->cmp);
     free(j);
 }
 
@@ -501,7 +560,7 @@ static void compare_done(struct mconn *c, bool shadow_complete)
         return;
     }
     char fields[512];
-    unsigned d = arc_mc__compare(j, &c->rd->sum, fields, sizeof(fields));
+    unsigned d = arc_mc__compare(j, c->rd, fields, sizeof(fields));
     if (!d) {
         inc(&u->cmp[C_MATCH]);
         return;

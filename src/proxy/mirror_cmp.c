@@ -12,6 +12,7 @@
  */
 #include "proxy/mirror_int.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,16 +137,61 @@ void arc_mc__sum_head(struct arc_mc_sum *s, int status, const struct arc_h1_head
     }
 }
 
+void arc_mc__job_free(struct arc_mc_job *j)
+{
+    if (!j)
+        return;
+    free(j->bfields);
+    free(j->pbody);
+    free(j);
+}
+
 /* ------------------------------------------------------------ the shadow's reader */
 
-static int body_in(struct arc_mc_reader *r, const char *p, size_t n)
+/* ignore_body_fields: the shadow's body is kept too (up to max_body). */
+static void keep_body(struct arc_mc_reader *r, const struct arc_mc_job *j, const char *p,
+                      size_t n)
+{
+    if (!j->n_bfields || r->jover || n == 0)
+        return;
+    if (r->jlen + n > j->max_body) {
+        r->jover = true;
+        free(r->jb);
+        r->jb = NULL;
+        r->jlen = r->jcap = 0;
+        return;
+    }
+    if (r->jlen + n > r->jcap) {
+        size_t c = r->jcap ? r->jcap * 2 : 4096;
+        while (c < r->jlen + n)
+            c *= 2;
+        char *b = realloc(r->jb, c);
+        if (!b) {
+            r->jover = true;
+            return;
+        }
+        r->jb = b;
+        r->jcap = c;
+    }
+    memcpy(r->jb + r->jlen, p, n);
+    r->jlen += n;
+}
+
+static void body_bytes(struct arc_mc_reader *r, const struct arc_mc_job *j, const char *p,
+                       size_t n)
+{
+    arc_mc__dg_update(&r->sum.body, p, n);
+    keep_body(r, j, p, n);
+}
+
+static int body_in(struct arc_mc_reader *r, const struct arc_mc_job *j, const char *p, size_t n)
 {
     switch (r->framing) {
     case ARC_H1_BODY_NONE:
         return 1;
     case ARC_H1_BODY_LENGTH: {
         size_t take = (uint64_t)n < r->left ? n : (size_t)r->left;
-        arc_mc__dg_update(&r->sum.body, p, take);
+        body_bytes(r, j, p, take);
         r->left -= take;
         return r->left == 0;
     }
@@ -161,13 +207,13 @@ static int body_in(struct arc_mc_reader *r, const char *p, size_t n)
             if (rc == ARC_H1_CHUNK_DONE)
                 return 1;
             if (rc == ARC_H1_CHUNK_DATA)
-                arc_mc__dg_update(&r->sum.body, data, dlen);
+                body_bytes(r, j, data, dlen);
             else if (rc == ARC_H1_CHUNK_AGAIN)
                 break;
         }
         return 0;
     default:                            /* close-delimited */
-        arc_mc__dg_update(&r->sum.body, p, n);
+        body_bytes(r, j, p, n);
         return 0;
     }
 }
@@ -175,7 +221,7 @@ static int body_in(struct arc_mc_reader *r, const char *p, size_t n)
 int arc_mc__feed(struct arc_mc_reader *r, const struct arc_mc_job *j, const char *p, size_t n)
 {
     if (r->head_done)
-        return j->body ? body_in(r, p, n) : 1;
+        return j->body ? body_in(r, j, p, n) : 1;
     size_t cap = j->lim.max_header_bytes ? j->lim.max_header_bytes
                                          : ARC_H1_DEFAULT_MAX_HEADER_BYTES;
     if (r->hlen + n > r->hcap) {
@@ -230,7 +276,7 @@ int arc_mc__feed(struct arc_mc_reader *r, const struct arc_mc_job *j, const char
         if (r->framing == ARC_H1_BODY_NONE ||
             (r->framing == ARC_H1_BODY_LENGTH && r->left == 0))
             return 1;
-        int res = rest ? body_in(r, r->hb + resp.head_len, rest) : 0;
+        int res = rest ? body_in(r, j, r->hb + resp.head_len, rest) : 0;
         free(r->hb);
         r->hb = NULL;
         r->hlen = r->hcap = 0;
@@ -248,6 +294,66 @@ void arc_mc__reader_free(struct arc_mc_reader *r)
 {
     free(r->hb);
     r->hb = NULL;
+    free(r->jb);
+    r->jb = NULL;
+}
+
+/* ------------------------------------------------------------ JSON bodies */
+
+static bool named(const struct arc_mc_job *j, const char *key)
+{
+    const char *n = j->bfields;
+    for (size_t i = 0; i < j->n_bfields; i++, n += strlen(n) + 1)
+        if (strcmp(n, key) == 0)
+            return true;
+    return false;
+}
+
+static void strip(json_t *v, const struct arc_mc_job *j)
+{
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *m;
+        void *tmp;
+        json_object_foreach_safe(v, tmp, key, m) {
+            if (named(j, key))
+                json_object_del(v, key);
+            else
+                strip(m, j);
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m)
+            strip(m, j);
+    }
+}
+
+char *arc_mc__json_canon(const struct arc_mc_job *j, const char *p, size_t n)
+{
+    json_error_t e;
+    json_t *v = json_loadb(p, n, JSON_DECODE_ANY, &e);
+    if (!v)
+        return NULL;
+    strip(v, j);
+    char *s = json_dumps(v, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(v);
+    return s;
+}
+
+/* With ignore_body_fields: 1 = the bodies differ, 0 = they are equal as
+ * JSON values without the named members, -1 = not comparable so (one is
+ * not JSON, or was over max_body): then the digests decide. */
+static int json_differs(const struct arc_mc_job *j, const struct arc_mc_reader *r)
+{
+    if (!j->n_bfields || !j->pbody || !r->jb || r->jover)
+        return -1;
+    char *a = arc_mc__json_canon(j, j->pbody, j->pbody_len);
+    char *b = a ? arc_mc__json_canon(j, r->jb, r->jlen) : NULL;
+    int d = a && b ? strcmp(a, b) != 0 : -1;
+    free(a);
+    free(b);
+    return d;
 }
 
 /* ------------------------------------------------------------ comparing */
@@ -279,10 +385,10 @@ static void add_name(char *out, size_t cap, size_t *o, const char *name)
         *o = cap;
 }
 
-unsigned arc_mc__compare(const struct arc_mc_job *j, const struct arc_mc_sum *sh, char *fields,
+unsigned arc_mc__compare(const struct arc_mc_job *j, const struct arc_mc_reader *r, char *fields,
                          size_t cap)
 {
-    const struct arc_mc_sum *pr = &j->primary;
+    const struct arc_mc_sum *pr = &j->primary, *sh = &r->sum;
     unsigned d = 0;
     size_t o = 0;
     if (cap)
@@ -311,8 +417,11 @@ unsigned arc_mc__compare(const struct arc_mc_job *j, const struct arc_mc_sum *sh
             add_name(fields, cap, &o, "(fields past the 32nd name)");
         }
     }
-    if (j->body && (pr->body.len != sh->body.len ||
-                    arc_mc__dg_final(&pr->body) != arc_mc__dg_final(&sh->body)))
-        d |= ARC_MC_DIFF_BODY;
+    if (j->body) {
+        int jd = json_differs(j, r);
+        if (jd > 0 || (jd < 0 && (pr->body.len != sh->body.len ||
+                                  arc_mc__dg_final(&pr->body) != arc_mc__dg_final(&sh->body))))
+            d |= ARC_MC_DIFF_BODY;
+    }
     return d;
 }

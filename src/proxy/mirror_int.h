@@ -7,7 +7,9 @@
  * order), and its body's size and 64-bit digest. Nothing of the body is
  * kept. The worker builds the primary's summary while the response flows to
  * the client; the mirror thread builds the shadow's from the copy's answer
- * and compares the two (arc_mc__compare).
+ * and compares the two (arc_mc__compare). With ignore_body_fields, both
+ * bodies are also kept up to compare.max_body and, when both are JSON,
+ * compared as JSON values without those members (on the mirror thread).
  *
  * Thread: the summary builders run on whichever thread owns the summary;
  * nothing here is shared.
@@ -68,7 +70,15 @@ struct arc_mc_job {
     uint32_t log_rate;
     struct arc_h1_limits lim;           /* for the shadow's head */
     char route[64], rid[65], method[24], path[200];
+    /* ignore_body_fields: the names (NUL-separated, owned) and the
+     * primary's body (owned; NULL when over max_body) */
+    char *bfields;
+    size_t n_bfields;
+    uint64_t max_body;
+    char *pbody;
+    size_t pbody_len;
 };
+void arc_mc__job_free(struct arc_mc_job *j);
 
 /* Reads the shadow's response (mirror thread). */
 struct arc_mc_reader {
@@ -79,6 +89,9 @@ struct arc_mc_reader {
     uint64_t left;
     struct arc_h1_chunked ck;
     struct arc_mc_sum sum;
+    char *jb;                           /* ignore_body_fields: the body, up to max_body */
+    size_t jlen, jcap;
+    bool jover;                         /* it was larger */
 };
 /* Feeds received bytes: 1 = the response is complete (or, with body: false,
  * its head is), 0 = more wanted, -1 = malformed or over the head limits. */
@@ -89,10 +102,14 @@ int arc_mc__eof(struct arc_mc_reader *r, const struct arc_mc_job *j);
 void arc_mc__reader_free(struct arc_mc_reader *r);
 
 enum { ARC_MC_DIFF_STATUS = 1, ARC_MC_DIFF_FIELDS = 2, ARC_MC_DIFF_BODY = 4 };
-/* Compares the shadow's summary with the primary's under the job's
- * filter; returns ARC_MC_DIFF_* bits (0: a match) and writes the names of
- * differing fields, comma-separated, to `fields` (truncated to cap). */
-unsigned arc_mc__compare(const struct arc_mc_job *j, const struct arc_mc_sum *sh, char *fields,
+/* Compares the shadow's answer (read by r) with the primary's under the
+ * job's filter; returns ARC_MC_DIFF_* bits (0: a match) and writes the
+ * names of differing fields, comma-separated, to `fields` (truncated to
+ * cap). */
+unsigned arc_mc__compare(const struct arc_mc_job *j, const struct arc_mc_reader *r, char *fields,
                          size_t cap);
+/* The JSON text [p, p+n) without the members named in j->bfields (at any
+ * depth), keys sorted, compact (malloc'd), or NULL when it is not JSON. */
+char *arc_mc__json_canon(const struct arc_mc_job *j, const char *p, size_t n);
 
 #endif

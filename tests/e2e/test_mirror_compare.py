@@ -170,3 +170,41 @@ def test_http2_primary(arc, servers):
     finally:
         srv.stop()
         assert not srv.errors, srv.errors
+
+
+def json_answer(role):
+    """JSON bodies: the shadow's differ in member order, in `ts` and in a
+    nested `id` everywhere, and in `v` on /json-diff; /text is not JSON."""
+    import json as _json
+
+    def h(req):
+        req.read_body()
+        shadow = role == "shadow"
+        if req.path == "/text":
+            body = b"plain " + role.encode()
+        else:
+            doc = {"v": 2 if shadow and req.path == "/json-diff" else 1,
+                   "ts": "2026-12-07T18:00:0%d" % (1 if shadow else 2),
+                   "items": [{"id": 7 if shadow else 8, "k": "x"}]}
+            if shadow:
+                doc = dict(reversed(list(doc.items())))
+            body = _json.dumps(doc).encode()
+        req.conn.send(response_bytes(200, [("Content-Type", "application/json")], body))
+        return True
+    return h
+
+
+def test_ignore_body_fields(arc, servers):
+    primary = servers.http(handler=json_answer("primary"), name="primary")
+    shadow = servers.http(handler=json_answer("shadow"), name="shadow")
+    a = arc(config(primary, shadow, {"ignore_body_fields": ["ts", "id"]}))
+    c = a.client()
+    for p in ["/json", "/json-diff", "/text"]:
+        assert c.request("GET", p).status == 200
+    done = lambda: counts(a)["match"] + counts(a)["mismatch"] == 3
+    assert wait_for(done, timeout=20), counts(a)
+    got = counts(a)
+    assert (got["match"], got["mismatch"], got["diff_body"]) == (1, 2, 2), got
+    assert wait_for(lambda: len(diff_lines(a)) == 2)
+    assert sorted(re.search(r"path=(\S+)", l).group(1) for l in diff_lines(a)) == \
+        ["/json-diff", "/text"]

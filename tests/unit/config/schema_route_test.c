@@ -397,9 +397,10 @@ static void test_mirror(void)
         "        sample: 0.5\n"                                             /* 24 */
         "        timeout: 250ms\n"                                          /* 25 */
         "        transform: {path: \"/m$path\", headers: {set: {X-M: \"1\"}, remove: [X-Secret]}}\n" /* 26 */
-        "        compare: {ignore_headers: [X-Trace, server], on_diff: count, log_rate: 5}\n" /* 27 */
-        "      - {upstream: api-v2, compare: {headers: [X-A], body: false}}\n"           /* 28 */
-        "      - {upstream: api-v2, compare: {enabled: false, headers: false}}\n",       /* 29 */
+        "        compare: {ignore_headers: [X-Trace, server], on_diff: count, log_rate: 5,\n" /* 27 */
+        "                  ignore_body_fields: [ts, \"req.id\"], max_body: 2kb}\n" /* 28 */
+        "      - {upstream: api-v2, compare: {headers: [X-A], body: false}}\n"           /* 29 */
+        "      - {upstream: api-v2, compare: {enabled: false, headers: false}}\n",       /* 30 */
         &e);
     CHECK(c != NULL);
     arc_config_errors_dispose(&e);
@@ -424,6 +425,9 @@ static void test_mirror(void)
     CHECK_STR(m->compare->names[0], "x-trace");
     CHECK(m->compare->body && !m->compare->log);
     CHECK_INT(m->compare->log_rate, 5);
+    CHECK_INT(m->compare->n_body_fields, 2);
+    CHECK_STR(m->compare->body_fields[1], "req.id");
+    CHECK_INT(m->compare->max_body, 2048);
     m = &c->routes[1].mirrors[1];
     CHECK(m->compare != NULL);
     CHECK_INT(m->compare->fields, ARC_MCF_LISTED);
@@ -431,6 +435,8 @@ static void test_mirror(void)
     CHECK_STR(m->compare->names[0], "x-a");
     CHECK(!m->compare->body && m->compare->log);
     CHECK_INT(m->compare->log_rate, 10);
+    CHECK_INT(m->compare->n_body_fields, 0);
+    CHECK_INT(m->compare->max_body, 1 << 20);
     CHECK(c->routes[1].mirrors[2].compare == NULL);
     arc_config_free(c);
 
@@ -445,7 +451,7 @@ static void test_mirror(void)
         "    mirror:\n"                                                     /* 22 */
         "      - upstream: apx\n"                                           /* 23 */
         "        sample: 2\n"                                               /* 24 */
-        "        compare: {ignore_body_fields: [id], headers: 5, on_diff: mail}\n" /* 25 */
+        "        compare: {ignore_body_fields: [id], body: false, headers: 5, on_diff: mail}\n" /* 25 */
         "        transform: {path: x, headers: {set: {Content-Length: \"1\"}, remove: [\"a b\"]}}\n", /* 26 */
         &e);
     CHECK(c == NULL);
@@ -453,9 +459,9 @@ static void test_mirror(void)
     CHECK_ERR(&e, 23, 19, "routes[1].mirror[0].upstream: unknown upstream 'apx' (did you mean "
                           "'app'?)");
     CHECK_ERR(&e, 24, 17, "routes[1].mirror[0].sample: expected a number between 0 and 1");
-    CHECK_ERR(&e, 25, 19, "routes[1].mirror[0].compare.ignore_body_fields: not supported yet");
-    CHECK_ERR(&e, 25, 54, "routes[1].mirror[0].compare.headers: expected true, false or a list");
-    CHECK_ERR(&e, 25, 66, "routes[1].mirror[0].compare.on_diff: unknown value 'mail'");
+    CHECK_ERR(&e, 25, 19, "routes[1].mirror[0].compare.ignore_body_fields: only with body: true");
+    CHECK_ERR(&e, 25, 67, "routes[1].mirror[0].compare.headers: expected true, false or a list");
+    CHECK_ERR(&e, 25, 79, "routes[1].mirror[0].compare.on_diff: unknown value 'mail'");
     CHECK_ERR(&e, 26, 27, "routes[1].mirror[0].transform.path: must start with '/'");
     CHECK_ERR(&e, 26, 46, "transform.headers.set: 'Content-Length' is managed by Arc");
     CHECK_ERR(&e, 26, 77, "transform.headers.remove[0]: 'a b' is not a valid header name");
