@@ -198,3 +198,56 @@ def test_chunked_body_and_trailers_are_replayed(gw, h2s):
     for st in got:
         assert bytes(st.body) == b"part1-part2"
         assert [list(t) for t in st.trailers] == [["x-sum", "11"]], st.trailers
+
+
+def test_http2_client_body_replayed_to_http2_upstream(gw, h2s):
+    """An HTTP/2 client's body (in two DATA frames) reaches the second
+    stream whole after the first was answered 503."""
+    from h2_upstreams import H2Client
+    srv = h2s(name="one", handlers={"/h": FailFirst(n=1, status=503)})
+    a = gw(config(srv.addr, retry={"on": [503], "idempotent_only": False}))
+    c = H2Client(a.port)
+    try:
+        sid = c.request("/h", method="POST", end=False)
+        c.send_body(sid, b"a" * 3000, end=False)
+        c.send_body(sid, b"b" * 3000, end=True)
+        s = c.wait(sid)[0]
+    finally:
+        c.close()
+    assert s.status == 200 and bytes(s.body) == sha(b"a" * 3000 + b"b" * 3000), s
+    assert [bytes(st.body) for st in srv.streams("/h")] == [b"a" * 3000 + b"b" * 3000] * 2
+    assert retries(a) == 1
+
+
+def test_body_still_arriving_during_the_retry(gw, h2s):
+    """The first stream is answered 503 before the body ended; the client's
+    later bytes (sent during the backoff or after the next stream opened)
+    reach the next stream after those already kept."""
+    import time
+    from h2_upstreams import H2Client
+    seen = {"n": 0}
+
+    def early(st):
+        seen["n"] += 1
+        if seen["n"] == 1:
+            st.respond(503, [("content-type", "text/plain")], b"early")
+            return
+        st.read_body()
+        st.respond(200, [("content-type", "text/plain")], sha(bytes(st.body)))
+    srv = h2s(name="one", handlers={"/e": early})
+    a = gw(config(srv.addr, retry={"on": [503], "idempotent_only": False,
+                                   "backoff": "200ms"}))
+    c = H2Client(a.port)
+    try:
+        sid = c.request("/e", method="PUT", end=False)
+        c.send_body(sid, b"first-", end=False)
+        srv.wait_stream("/e", n=1)
+        time.sleep(0.1)                 # (inside the backoff)
+        c.send_body(sid, b"second-", end=False)
+        srv.wait_stream("/e", n=2, timeout=10)
+        c.send_body(sid, b"third", end=True)
+        s = c.wait(sid)[0]
+    finally:
+        c.close()
+    assert s.status == 200 and bytes(s.body) == sha(b"first-second-third"), s
+    assert bytes(srv.streams("/e")[1].body) == b"first-second-third"
