@@ -6,11 +6,14 @@
  *     ▲               └─────────── error, timeout ──────────────┴──────────▶ IDLE (failed)
  *
  * Upstreams with tls are checked over TLS with the upstream's own client
- * context (trust, server name, client certificate, ALPN http/1.1; no
- * session resumption), through the memory-BIO connection of src/tls: the
- * probe moves ciphertext between it and the socket. A probe holds the
- * snapshot whose context it uses until it ends (a reload may free the
- * context otherwise).
+ * context (trust, server name, client certificate, ALPN http/1.1 or h2 by
+ * protocol; no session resumption), through the memory-BIO connection of
+ * src/tls: the probe moves ciphertext between it and the socket. A probe
+ * holds the snapshot whose context it uses until it ends (a reload may
+ * free the context otherwise). Upstreams with protocol: http2 are checked
+ * with an HTTP/2 client session of src/http2 (I/O-free): one GET stream,
+ * judged by its response head; the probe moves the session's bytes
+ * (through TLS when there is one).
  *
  * Every transition to IDLE records a pass or a failure and schedules the
  * next check. Published per endpoint: down, and for the admin API the last
@@ -34,6 +37,7 @@
 
 #include "config/snapshot.h"
 #include "http1/http1.h"
+#include "http2/http2.h"
 #include "tls/tls.h"
 
 enum phase { P_IDLE, P_CONNECTING, P_SENDING, P_READING, P_HANDSHAKE };
@@ -58,6 +62,9 @@ struct probe {                          /* the thread's own, per endpoint id */
     uint64_t round;                     /* last round the config named it */
     struct arc_tls_conn *tls;           /* TLS upstreams: the connection (must not move) */
     struct arc_snapshot *snap;          /* ... and the snapshot its context lives in */
+    struct arc_h2_session *h2;          /* protocol: http2: the session (ud: the id) */
+    int h2_status;                      /* its stream's final status, 0 = none yet */
+    bool h2_gone;                       /* its stream closed without one */
 };
 
 static _Atomic(struct pub *) g_pub;
@@ -173,6 +180,10 @@ static void probe_close(struct probe *p)
         free(p->tls);
         p->tls = NULL;
     }
+    if (p->h2) {
+        arc_h2_free(p->h2);
+        p->h2 = NULL;
+    }
     if (p->snap) {
         arc_snapshot_unref(p->snap);
         p->snap = NULL;
@@ -229,6 +240,99 @@ static void finish(uint32_t id, const struct arc_upstream_rt *up, bool ok, int s
                 "checks)", up->conf->name, addr, p->pass_run);
 }
 
+/* protocol: http2 (the session's user data is the probe's id: the probe
+ * array may move) */
+static void h2_on_response(void *ud, int32_t sid, void *sud, const struct arc_h2_response *r)
+{
+    (void)sid;
+    (void)sud;
+    probes[(uintptr_t)ud].h2_status = r->status;
+}
+
+static void h2_on_close(void *ud, int32_t sid, void *sud, uint32_t error_code)
+{
+    (void)sid;
+    (void)sud;
+    (void)error_code;
+    if (!probes[(uintptr_t)ud].h2_status)
+        probes[(uintptr_t)ud].h2_gone = true;
+}
+
+static const struct arc_h2_callbacks h2_cb = {
+    .on_response = h2_on_response, .on_close = h2_on_close,
+};
+
+/* The session and its one GET stream (sent once the transport is up). */
+static bool h2_open(uint32_t id, const struct arc_upstream_rt *up, const struct arc_endpoint_rt *e)
+{
+    struct probe *p = &probes[id];
+    const struct arc_active_conf *ac = &up->conf->active;
+    struct arc_h2_options o = { 0 };
+    if (arc_h2_client_new(&h2_cb, (void *)(uintptr_t)id, &o, &p->h2) != ARC_H2_OK) {
+        p->h2 = NULL;
+        return false;
+    }
+    p->h2_status = 0;
+    p->h2_gone = false;
+    static const struct arc_h2_header ua[] = { { ARC_STR_LIT("user-agent"),
+                                                 ARC_STR_LIT("arc-health") } };
+    struct arc_h2_request rq = {
+        .method = ARC_STR_LIT("GET"),
+        .scheme = up->tls ? ARC_STR_LIT("https") : ARC_STR_LIT("http"),
+        .authority = { e->text, strlen(e->text) },
+        .path = { ac->path, strlen(ac->path) },
+        .headers = ua, .n_headers = 1, .content_length = -1, .end_stream = true,
+    };
+    return arc_h2_submit_request(p->h2, &rq, false, NULL) > 0;
+}
+
+/* After the session took input: the verdict, or nothing yet. */
+static void h2_judge(uint32_t id, const struct arc_upstream_rt *up, bool eof, uint64_t now)
+{
+    struct probe *p = &probes[id];
+    int status = p->h2_status;
+    if (status >= 200) {
+        const struct arc_active_conf *ac = &up->conf->active;
+        finish(id, up, arc_active_expect(ac->expect_lo, ac->expect_hi, ac->n_expect, status),
+               status, now);
+        return;
+    }
+    if (p->h2_gone || eof || (!arc_h2_want_read(p->h2) && !arc_h2_want_write(p->h2)))
+        finish(id, up, false, -1, now);
+}
+
+/* Plain h2c: bytes in, the session's bytes out. */
+static void h2_step(uint32_t id, const struct arc_upstream_rt *up, short rev, uint64_t now)
+{
+    struct probe *p = &probes[id];
+    bool eof = false;
+    if (rev & (POLLIN | POLLHUP | POLLERR)) {
+        uint8_t in[4096];
+        ssize_t r = recv(p->fd, in, sizeof(in), 0);
+        if ((r < 0 && errno != EAGAIN && errno != EINTR) ||
+            (r > 0 && arc_h2_recv(p->h2, in, (size_t)r) < 0)) {
+            finish(id, up, false, -1, now);
+            return;
+        }
+        eof = r == 0;
+    }
+    const uint8_t *q;
+    size_t n;
+    while ((n = arc_h2_output(p->h2, &q)) > 0) {
+        ssize_t w = send(p->fd, q, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            finish(id, up, false, -1, now);
+            return;
+        }
+        arc_h2_sent(p->h2, (size_t)w);
+        if ((size_t)w < n)
+            break;
+    }
+    h2_judge(id, up, eof, now);
+}
+
 static void start(struct arc_snapshot *s, uint32_t id, const struct arc_upstream_rt *up,
                   const struct arc_endpoint_rt *e, uint64_t now)
 {
@@ -254,6 +358,10 @@ static void start(struct arc_snapshot *s, uint32_t id, const struct arc_upstream
         }
         arc_snapshot_ref(s);
         p->snap = s;
+    }
+    if (up->conf->protocol == ARC_UP_HTTP2 && !h2_open(id, up, e)) {
+        finish(id, up, false, -1, now);
+        return;
     }
     int rc = connect(p->fd, (const struct sockaddr *)&e->ss, e->len);
     if (rc < 0 && errno != EINPROGRESS) {
@@ -337,12 +445,49 @@ static void tls_step(uint32_t id, const struct arc_upstream_rt *up, short rev, u
         }
         if (hs == ARC_TLS_HS_DONE) {
             size_t n;
-            if (arc_tls_conn_write(p->tls, p->req, p->req_len, &n) != ARC_TLS_IO_OK) {
+            const char *alpn = arc_tls_conn_alpn(p->tls);
+            if (p->h2 ? !alpn || strcmp(alpn, "h2") != 0
+                      : arc_tls_conn_write(p->tls, p->req, p->req_len, &n) != ARC_TLS_IO_OK) {
                 finish(id, up, false, -1, now);
                 return;
             }
             p->phase = P_READING;
         }
+    }
+    if (p->phase == P_READING && p->h2) {
+        for (;;) {
+            uint8_t pt[4096];
+            size_t n = 0;
+            enum arc_tls_io io = arc_tls_conn_read(p->tls, pt, sizeof(pt), &n);
+            if (io == ARC_TLS_IO_OK) {
+                if (arc_h2_recv(p->h2, pt, n) < 0) {
+                    finish(id, up, false, -1, now);
+                    return;
+                }
+                continue;
+            }
+            if (io == ARC_TLS_IO_ERROR) {
+                finish(id, up, false, -1, now);
+                return;
+            }
+            eof = io != ARC_TLS_IO_AGAIN;
+            break;
+        }
+        const uint8_t *q;
+        size_t n, wn;
+        while ((n = arc_h2_output(p->h2, &q)) > 0) {
+            if (arc_tls_conn_write(p->tls, q, n, &wn) != ARC_TLS_IO_OK) {
+                finish(id, up, false, -1, now);
+                return;
+            }
+            arc_h2_sent(p->h2, n);
+        }
+        if (!tls_flush(p)) {
+            finish(id, up, false, -1, now);
+            return;
+        }
+        h2_judge(id, up, eof, now);
+        return;
     }
     if (p->phase == P_READING) {
         while (p->len < sizeof(p->buf)) {
@@ -386,6 +531,10 @@ static void step(uint32_t id, const struct arc_upstream_rt *up, short rev, uint6
     }
     if (p->tls) {
         tls_step(id, up, rev, now);
+        return;
+    }
+    if (p->h2) {
+        h2_step(id, up, rev, now);
         return;
     }
     if (p->phase == P_SENDING) {
@@ -459,6 +608,7 @@ static void *run(void *arg)
                     short ev = p->phase == P_CONNECTING ? POLLOUT
                                : p->tls ? (arc_tls_conn_out_pending(p->tls) ? POLLIN | POLLOUT
                                                                              : POLLIN)
+                               : p->h2 ? (arc_h2_want_write(p->h2) ? POLLIN | POLLOUT : POLLIN)
                                : p->phase == P_READING ? POLLIN : POLLOUT;
                     pfd[n] = (struct pollfd){ p->fd, ev, 0 };
                     pid[n] = id;

@@ -1,10 +1,12 @@
-"""Active health checks of upstreams with `tls`: the check runs over TLS
-with the upstream's own trust and server name (ALPN http/1.1), so a 503
-from the health path takes the endpoint out of rotation and a 200 brings it
-back; a certificate the upstream's CA does not vouch for fails every check
-(no answer: last_status -1) even though the endpoint answers plaintext-free
-HTTPS; the transitions are logged. The upstreams are small threaded HTTPS
-servers (python ssl) on kernel-assigned ports."""
+"""Active health checks of upstreams with `tls` and with `protocol: http2`.
+With tls the check runs over TLS with the upstream's own trust and server
+name (ALPN http/1.1), so a 503 from the health path takes the endpoint out
+of rotation and a 200 brings it back; a certificate the upstream's CA does
+not vouch for fails every check (no answer: last_status -1) and no request
+is sent; the transitions are logged. With protocol: http2 (h2c, or h2 over
+TLS) the check is a GET stream on an HTTP/2 connection. The upstreams are
+small threaded HTTPS servers (python ssl) and tests/e2e/h2_upstreams.H2Server
+on kernel-assigned ports."""
 import http.server
 import json
 import re
@@ -128,3 +130,40 @@ def test_untrusted_certificate_fails_the_checks(arc, https, pki):
     v = active(a, srv.addr)
     assert v["last_status"] == -1 and v["fails_in_a_row"] >= 2, v
     assert srv.checks == 0                     # no request went over an unverified connection
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_http2_endpoints_are_checked_over_http2(arc, pki, tls):
+    """protocol: http2 (h2c, or h2 over TLS): the check is a GET stream on
+    an HTTP/2 connection; its status decides."""
+    from h2_upstreams import H2Server
+    state = {"status": 503, "checks": 0}
+
+    def health(st):
+        state["checks"] += 1
+        st.respond(state["status"], [("content-type", "text/plain")], b"h")
+    srv = H2Server(name="h2", tls=(pki("a.pem"), pki("a.key")) if tls else None,
+                   handlers={"/health": health})
+    try:
+        up = upstream_conf("app", [srv.addr], protocol="http2",
+                           health={"active": {"interval": "200ms", "timeout": "1s",
+                                              "fail_after": 2, "pass_after": 1}})
+        if tls:
+            up["tls"] = {"ca_pem": pki("ca.pem"), "server_name": "a.test"}
+        cfg = make_config([up], routes=[route_conf("r", "/{*rest}", upstream="app")],
+                          workers=1)
+        cfg["control_plane"] = {"enabled": True, "bind": "127.0.0.1:0"}
+        a = arc(cfg)
+        assert wait_for(lambda: active(a, srv.addr)["state"] == "down", timeout=15), \
+            active(a, srv.addr)
+        assert active(a, srv.addr)["last_status"] == 503
+        state["status"] = 204
+        assert wait_for(lambda: active(a, srv.addr)["state"] == "up", timeout=15), \
+            active(a, srv.addr)
+        assert active(a, srv.addr)["last_status"] == 204
+        st = srv.streams("/health")[-1]
+        assert st.method == "GET" and st.pseudo.get(":authority") == srv.addr, st.headers
+        assert st.pseudo.get(":scheme") == ("https" if tls else "http")
+    finally:
+        srv.stop()
+    assert not srv.errors, srv.errors
