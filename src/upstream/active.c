@@ -3,6 +3,8 @@
  *
  *   IDLE ──due──▶ CONNECTING ──writable──▶ SENDING ──sent──▶ READING ──status line──▶ IDLE
  *     ▲               │  (tls) └──▶ HANDSHAKE ──done: request written──▶ READING
+ *     ▲               │  (http2, no tls: h2_step moves the session's bytes in
+ *     ▲               │   SENDING; the stream's response head ends it)
  *     ▲               └─────────── error, timeout ──────────────┴──────────▶ IDLE (failed)
  *
  * Upstreams with tls are checked over TLS with the upstream's own client
