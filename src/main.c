@@ -425,7 +425,7 @@ static int cmd_run(int argc, char **argv)
         return 1;
     }
     /* The mirror thread takes the workers' copies (routes[].mirror). */
-    int mrc = arc_mirror_start();
+    int mrc = arc_mirror_start(cfg->node.mirror_queue, cfg->node.mirror_max_in_flight);
     if (mrc < 0)
         arc_log(ARC_LOG_WARN, "mirror thread: %s; routes[].mirror copies are dropped",
                 strerror(-mrc));

@@ -603,7 +603,8 @@ int arc_control_run(struct arc_control *ctl)
     if (cs.watch.fd >= 0)
         arm_watch(&cs);
     char derr[256];
-    if (!(cs.dns = arc_dns_new(&cs.ring, UD_DNS_FIRST, derr, sizeof(derr))))
+    if (!(cs.dns = arc_dns_new(&cs.ring, UD_DNS_FIRST, &ctl->snap->cfg->node, derr,
+                               sizeof(derr))))
         arc_log(ARC_LOG_WARN, "dns discovery unavailable: %s", derr);
     after_events(&cs);
 

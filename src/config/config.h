@@ -62,6 +62,14 @@ struct arc_node_conf {
     uint32_t max_interim_responses; /* 8 (ext): 1xx responses forwarded per exchange */
     uint32_t http2_header_table_size; /* 0 (ext): HPACK dynamic table of the header blocks
                                          Arc encodes (0 = static table and literals only) */
+    /* node.dns (ext, restart-only): the resolver of dns discovery */
+    struct arc_addr *dns_servers;   /* servers, in order; NULL: the system's (resolv.conf) */
+    size_t n_dns_servers;
+    uint64_t dns_timeout;           /* 1s: the first try's timeout (c-ares doubles it) */
+    uint32_t dns_attempts;          /* 2: tries per server */
+    /* node.mirror (ext, restart-only): the mirror thread's bounds */
+    uint32_t mirror_queue;          /* 1024: copies waiting per worker (power of two) */
+    uint32_t mirror_max_in_flight;  /* 4096: copies under way in all */
 };
 
 struct arc_uring_conf {
@@ -328,6 +336,24 @@ struct arc_split_conf {
 
 /* routes[].mirror: fire-and-forget copies of the route's requests. */
 #define ARC_MIRROR_MAX 8
+#define ARC_MIRROR_CMP_NAMES 32         /* compare.headers / ignore_headers entries */
+enum arc_mirror_cmp_fields {
+    ARC_MCF_ALL,                /* every field but the ignored ones (headers: true) */
+    ARC_MCF_NONE,               /* headers: false */
+    ARC_MCF_LISTED,             /* headers: [names]: only those */
+};
+/* routes[].mirror[].compare: the shadow's response against the primary's. */
+struct arc_mirror_compare {
+    enum arc_mirror_cmp_fields fields;
+    char **names;               /* lower-case: the listed (LISTED) or ignored (ALL) fields */
+    size_t n_names;
+    bool body;                  /* true: body size and digest */
+    bool log;                   /* on_diff: log (true) | count */
+    uint32_t log_rate;          /* 10 (ext): diff records logged per second per shadow */
+    char **body_fields;         /* ignore_body_fields: JSON member names left out */
+    size_t n_body_fields;
+    uint64_t max_body;          /* 1mb (ext): bodies kept for ignore_body_fields */
+};
 struct arc_mirror_conf {
     char *upstream;             /* validated to exist */
     size_t upstream_index;
@@ -340,6 +366,7 @@ struct arc_mirror_conf {
     char **remove;              /* transform.headers.remove (lower-case) */
     size_t n_remove;
     char *path;                 /* transform.path ("$path" = the original), NULL = same */
+    struct arc_mirror_compare *compare; /* compare, NULL = off (or enabled: false) */
 };
 
 struct arc_route_conf {

@@ -176,6 +176,7 @@ void arc_config_free(struct arc_config *cfg)
     free(cfg->source);
     free(cfg->canonical_json);
     free(cfg->node.id);
+    free(cfg->node.dns_servers);
     free(cfg->xdp.interface);
     free(cfg->xdp.pin_path);
     free(cfg->xdp.blacklist);
@@ -241,6 +242,15 @@ void arc_config_free(struct arc_config *cfg)
                 free(mc->remove[j]);
             free(mc->remove);
             free(mc->path);
+            if (mc->compare) {
+                for (size_t j = 0; j < mc->compare->n_names; j++)
+                    free(mc->compare->names[j]);
+                free(mc->compare->names);
+                for (size_t j = 0; j < mc->compare->n_body_fields; j++)
+                    free(mc->compare->body_fields[j]);
+                free(mc->compare->body_fields);
+                free(mc->compare);
+            }
         }
         free(r->mirrors);
         if (r->split) {

@@ -79,6 +79,16 @@ size_t arc_config_restart_diff(const struct arc_config *old, const struct arc_co
         listener_diff(&d, i, &old->listeners[i], &new->listeners[i]);
     if (old->node.workers != new->node.workers)
         changed(&d, "node.workers");
+    /* (the resolver and the mirror thread are set up once, at start) */
+    const struct arc_node_conf *na = &old->node, *nb = &new->node;
+    bool dns_same = na->n_dns_servers == nb->n_dns_servers && na->dns_timeout == nb->dns_timeout &&
+                    na->dns_attempts == nb->dns_attempts;
+    for (size_t i = 0; dns_same && i < na->n_dns_servers; i++)
+        dns_same = addr_eq(&na->dns_servers[i], &nb->dns_servers[i]);
+    if (!dns_same)
+        changed(&d, "node.dns");
+    if (na->mirror_queue != nb->mirror_queue || na->mirror_max_in_flight != nb->mirror_max_in_flight)
+        changed(&d, "node.mirror");
     /* (the Redis tier's connection is made once, at start) */
     const struct arc_rl_global_conf *ga = &old->rl_global, *gb = &new->rl_global;
     if (ga->enabled != gb->enabled ||

@@ -35,6 +35,15 @@ static const struct arc_conf_key node_keys[] = {
     { "write_timeout", 0 }, { "idle_timeout", 0 }, { "drain_timeout", 0 },
     { "lingering_timeout", 0 }, { "max_buffered_output", 0 },
     { "max_interim_responses", 0 }, { "http2_header_table_size", 0 },
+    { "dns", 0 }, { "mirror", 0 },
+};
+
+static const struct arc_conf_key node_dns_keys[] = {
+    { "servers", 0 }, { "timeout", 0 }, { "attempts", 0 },
+};
+
+static const struct arc_conf_key node_mirror_keys[] = {
+    { "queue", 0 }, { "max_in_flight", 0 },
 };
 
 static const struct arc_conf_key uring_keys[] = {
@@ -126,6 +135,10 @@ static void set_defaults(struct arc_config *cfg)
         .max_buffered_output = 256 * 1024,
         .max_interim_responses = 8,
         .http2_header_table_size = 0,
+        .dns_timeout = 1 * MS_S,
+        .dns_attempts = 2,
+        .mirror_queue = 1024,
+        .mirror_max_in_flight = 4096,
     };
     cfg->uring = (struct arc_uring_conf){
         .uring_entries = 2048,
@@ -170,6 +183,50 @@ static void set_defaults(struct arc_config *cfg)
 
 /* ------------------------------------------------------------ sections */
 
+static bool pow2_u32(struct arc_sctx *s, const struct arc_cn *m, const char *path,
+                     const char *key, uint32_t min, uint32_t max, uint32_t *out);
+
+/* node.dns: servers as "ip:port" / "[ipv6]:port" (c-ares takes them so). */
+static void node_dns(struct arc_sctx *s, const struct arc_cn *m, struct arc_node_conf *n)
+{
+    const char *p = "node.dns";
+    char kp[ARC_PATH_MAX], xp[ARC_PATH_MAX], sb[72];
+    if (!arc_config__check_map(s, m, p, node_dns_keys, N(node_dns_keys)))
+        return;
+    arc_config__get_dur(s, m, p, "timeout", 1, 60 * MS_S, false, &n->dns_timeout);
+    arc_config__get_u32(s, m, p, "attempts", 1, 10, &n->dns_attempts);
+    const struct arc_cn *v = arc_config__val(m, "servers");
+    arc_config__path(kp, p, "servers");
+    if (!v || !arc_config__want(s, v, kp, ARC_CN_SEQ))
+        return;
+    if (v->n == 0 || v->n > 16) {
+        arc_config__err(s, v, "%s: expected 1 to 16 servers, got %zu", kp, v->n);
+        return;
+    }
+    n->dns_servers = arc_config__xcalloc(v->n, sizeof(*n->dns_servers));
+    size_t i = 0;
+    for (const struct arc_cn *it = v->first; it; it = it->next, i++) {
+        arc_config__path_index(xp, kp, i);
+        if (!arc_config__want(s, it, xp, ARC_CN_STR))
+            continue;
+        struct arc_addr a;
+        if (memchr(it->v.s.p, '\0', it->v.s.len) || arc_config_parse_addr(it->v.s.p, &a) < 0) {
+            arc_config__err(s, it, "%s: '%s' is not an address; expected \"ip:port\" or "
+                            "\"[ipv6]:port\" (host names are not accepted)", xp,
+                            arc_config__show(sb, it->v.s.p, it->v.s.len));
+            continue;
+        }
+        uint16_t port = a.ss.ss_family == AF_INET
+                            ? ((const struct sockaddr_in *)(const void *)&a.ss)->sin_port
+                            : ((const struct sockaddr_in6 *)(const void *)&a.ss)->sin6_port;
+        if (port == 0) {
+            arc_config__err(s, it, "%s: port 0 is not valid here", xp);
+            continue;
+        }
+        n->dns_servers[n->n_dns_servers++] = a;
+    }
+}
+
 static void node_section(struct arc_sctx *s, const struct arc_cn *m)
 {
     struct arc_node_conf *n = &s->cfg->node;
@@ -189,6 +246,15 @@ static void node_section(struct arc_sctx *s, const struct arc_cn *m)
         n->max_buffered_output = (uint32_t)mb;
     arc_config__get_u32(s, m, p, "max_interim_responses", 0, 100, &n->max_interim_responses);
     arc_config__get_u32(s, m, p, "http2_header_table_size", 0, 65536, &n->http2_header_table_size);
+    const struct arc_cn *v;
+    if ((v = arc_config__val(m, "dns")))
+        node_dns(s, v, n);
+    if ((v = arc_config__val(m, "mirror")) &&
+        arc_config__check_map(s, v, "node.mirror", node_mirror_keys, N(node_mirror_keys))) {
+        pow2_u32(s, v, "node.mirror", "queue", 1, 1u << 20, &n->mirror_queue);
+        arc_config__get_u32(s, v, "node.mirror", "max_in_flight", 1, 1u << 20,
+                            &n->mirror_max_in_flight);
+    }
 }
 
 static bool pow2_u32(struct arc_sctx *s, const struct arc_cn *m, const char *path,

@@ -1,7 +1,8 @@
 /*
  * Schema: routes[].mirror — an upstream name, or a list of
  * {upstream, sample, timeout, max_body, max_in_flight, transform {headers
- * {set, remove}, path}}. `compare` is not implemented (refused LATER).
+ * {set, remove}, path}, compare {enabled, headers, ignore_headers, body,
+ * ignore_body_fields, max_body, on_diff, log_rate}}.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,12 @@
 
 static const struct arc_conf_key mirror_keys[] = {
     { "upstream", ARC_KEY_REQUIRED }, { "sample", 0 }, { "timeout", 0 }, { "transform", 0 },
-    { "max_body", 0 }, { "max_in_flight", 0 }, { "compare", ARC_KEY_LATER },
+    { "max_body", 0 }, { "max_in_flight", 0 }, { "compare", 0 },
+};
+
+static const struct arc_conf_key compare_keys[] = {
+    { "enabled", 0 }, { "headers", 0 }, { "ignore_headers", 0 }, { "body", 0 },
+    { "ignore_body_fields", 0 }, { "max_body", 0 }, { "on_diff", 0 }, { "log_rate", 0 },
 };
 
 static const struct arc_conf_key transform_keys[] = {
@@ -104,6 +110,104 @@ static void transform(struct arc_sctx *s, const struct arc_cn *m, const char *ip
     }
 }
 
+/* A list of field names (lower-cased into cmp->names). */
+static void cmp_names(struct arc_sctx *s, const struct arc_cn *v, const char *kp,
+                      struct arc_mirror_compare *cmp)
+{
+    char xp[ARC_PATH_MAX], b[72];
+    if (!arc_config__want(s, v, kp, ARC_CN_SEQ))
+        return;
+    if (v->n > ARC_MIRROR_CMP_NAMES) {
+        arc_config__err(s, v, "%s: at most %d names, got %zu", kp, ARC_MIRROR_CMP_NAMES, v->n);
+        return;
+    }
+    cmp->names = arc_config__xcalloc(v->n ? v->n : 1, sizeof(*cmp->names));
+    size_t i = 0;
+    for (const struct arc_cn *it = v->first; it; it = it->next, i++) {
+        arc_config__path_index(xp, kp, i);
+        if (!arc_config__str_value(s, it, xp, ARC_STR_NONEMPTY))
+            continue;
+        if (!arc_config__is_token(it->v.s.p, it->v.s.len)) {
+            arc_config__err(s, it, "%s: '%s' is not a valid header name", xp,
+                            arc_config__show(b, it->v.s.p, it->v.s.len));
+            continue;
+        }
+        char *n = arc_config__xstrdup(it->v.s.p);
+        for (char *c = n; *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c - 'A' + 'a');
+        cmp->names[cmp->n_names++] = n;
+    }
+}
+
+static void compare(struct arc_sctx *s, const struct arc_cn *m, const char *ip,
+                    struct arc_mirror_conf *mc)
+{
+    char p[ARC_PATH_MAX], kp[ARC_PATH_MAX];
+    arc_config__path(p, ip, "compare");
+    if (!arc_config__check_map(s, m, p, compare_keys, N(compare_keys)))
+        return;
+    bool enabled = true;
+    arc_config__get_bool(s, m, p, "enabled", &enabled);
+    struct arc_mirror_compare *cmp = arc_config__xcalloc(1, sizeof(*cmp));
+    cmp->body = true;
+    cmp->log = true;
+    cmp->log_rate = 10;
+    /* (kept while disabled too, so that every error is reported; freed below) */
+    mc->compare = cmp;
+    const struct arc_cn *h = arc_config__val(m, "headers"), *ig = arc_config__val(m, "ignore_headers");
+    arc_config__path(kp, p, "headers");
+    if (h && h->kind == ARC_CN_BOOL) {
+        cmp->fields = h->v.b ? ARC_MCF_ALL : ARC_MCF_NONE;
+    } else if (h && h->kind == ARC_CN_SEQ) {
+        cmp->fields = ARC_MCF_LISTED;
+        cmp_names(s, h, kp, cmp);
+        if (ig)
+            arc_config__err_key(s, ig, "%s.ignore_headers: not with a list in %s.headers "
+                                "(only the listed fields are compared)", p, p);
+    } else if (h) {
+        arc_config__err(s, h, "%s: expected true, false or a list of header names, got %s", kp,
+                        arc_config__kind_name(h->kind));
+    }
+    if (ig && cmp->fields != ARC_MCF_LISTED)
+        cmp_names(s, ig, arc_config__path(kp, p, "ignore_headers"), cmp);
+    arc_config__get_bool(s, m, p, "body", &cmp->body);
+    static const char *const on_diff[] = { "log", "count" };
+    int od = 0;
+    if (arc_config__get_enum(s, m, p, "on_diff", on_diff, N(on_diff), NULL, 0, &od))
+        cmp->log = od == 0;
+    arc_config__get_u32(s, m, p, "log_rate", 0, 100000, &cmp->log_rate);
+    cmp->max_body = 1u << 20;
+    arc_config__get_size(s, m, p, "max_body", 1, 64ull << 20, false, &cmp->max_body);
+    const struct arc_cn *bf = arc_config__val(m, "ignore_body_fields");
+    arc_config__path(kp, p, "ignore_body_fields");
+    if (bf && arc_config__want(s, bf, kp, ARC_CN_SEQ)) {
+        char xp[ARC_PATH_MAX];
+        if (bf->n == 0 || bf->n > ARC_MIRROR_CMP_NAMES)
+            arc_config__err(s, bf, "%s: expected 1 to %d names, got %zu", kp,
+                            ARC_MIRROR_CMP_NAMES, bf->n);
+        else if (!cmp->body)
+            arc_config__err_key(s, bf, "%s: only with body: true", kp);
+        else
+            cmp->body_fields = arc_config__xcalloc(bf->n, sizeof(*cmp->body_fields));
+        size_t i = 0;
+        for (const struct arc_cn *it = bf->first; cmp->body_fields && it; it = it->next, i++)
+            if (arc_config__str_value(s, it, arc_config__path_index(xp, kp, i),
+                                      ARC_STR_NONEMPTY | ARC_STR_NO_CTL))
+                cmp->body_fields[cmp->n_body_fields++] = arc_config__xstrdup(it->v.s.p);
+    }
+    if (!enabled) {
+        for (size_t i = 0; i < cmp->n_names; i++)
+            free(cmp->names[i]);
+        free(cmp->names);
+        for (size_t i = 0; i < cmp->n_body_fields; i++)
+            free(cmp->body_fields[i]);
+        free(cmp->body_fields);
+        free(cmp);
+        mc->compare = NULL;
+    }
+}
+
 static void entry(struct arc_sctx *s, const struct arc_cn *it, const char *ip,
                   struct arc_mirror_conf *mc)
 {
@@ -138,6 +242,8 @@ static void entry(struct arc_sctx *s, const struct arc_cn *it, const char *ip,
     arc_config__get_u32(s, it, ip, "max_in_flight", 1, 100000, &mc->max_in_flight);
     if ((v = arc_config__val(it, "transform")))
         transform(s, v, ip, mc);
+    if ((v = arc_config__val(it, "compare")))
+        compare(s, v, ip, mc);
 }
 
 void arc_config__route_mirror(struct arc_sctx *s, const struct arc_cn *v, const char *rpath,

@@ -318,11 +318,6 @@ static void active(struct arc_sctx *s, const struct arc_cn *m, const char *hpath
         return;
     struct arc_active_conf *ac = &u->active;
     ac->enabled = true;
-    if (u->tls)
-        arc_config__err(s, m, "%s: not supported yet for upstreams with tls", p);
-    else if (u->protocol == ARC_UP_HTTP2)
-        arc_config__err(s, m, "%s: not supported yet with protocol http2 (checks speak "
-                        "HTTP/1.1)", p);
     arc_config__get_dur(s, m, p, "interval", 100, 24 * MS_H, false, &ac->interval);
     arc_config__get_dur(s, m, p, "timeout", 1, 60 * MS_S, false, &ac->timeout);
     arc_config__get_u32(s, m, p, "fail_after", 1, 1000, &ac->fail_after);

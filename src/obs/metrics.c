@@ -609,7 +609,8 @@ static void render_upstreams(struct arc_sbuf *o, struct arc_metrics_shard *const
         { "arc_upstream_requests_total", "Requests sent to the endpoint (first attempts).",
           ARC_ME_REQUESTS },
         { "arc_upstream_retries_total", "Further attempts of a request on the endpoint after "
-          "one failed (a stale pooled connection, a refused HTTP/2 stream).", ARC_ME_RETRIES },
+          "one failed (action.retry, a stale pooled connection, a refused HTTP/2 stream).",
+          ARC_ME_RETRIES },
         { "arc_upstream_connect_errors_total", "Connections to the endpoint that could not be "
           "made (refused, unreachable, no ALPN h2, pool_max_connections reached).",
           ARC_ME_CONNECT_ERRORS },

@@ -286,7 +286,7 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
     arc_px__ex_lb_end(w, ex);
     arc_px__up_ex_end(w, ex);
     if (ex->mirror)
-        arc_px__mirror_end(w, ex);
+        arc_px__mirror_end(w, ex, o == EXO_COMPLETE && ex->resp_done);
     /* An upstream still attached mid-exchange cannot be reused. */
     arc_px__ex_drop_upstream(w, ex);
     int status = ex->status;

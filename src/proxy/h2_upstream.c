@@ -21,8 +21,12 @@
  *
  *   submitted ──response head──▶ streaming ──END_STREAM──▶ exchange complete
  *      │                            └──reset, connection lost──▶ cut (truncated for the client)
- *      ├──REFUSED_STREAM, or the connection was lost with nothing received nor
- *      │  of the body sent (idempotent)──▶ retried once on another connection
+ *      ├──REFUSED_STREAM──▶ again on the same connection (up to 4 attempts)
+ *      ├──connect failure, reset, connection lost, a status in retry.on, a
+ *      │  write/ttfb deadline (as 504), and action.retry allows──▶ reset, backoff,
+ *      │  next attempt (upstream.c: arc_px__retry_start ─▶ arc_px__h2u_retry)
+ *      ├──the connection was lost with nothing received nor of the body sent
+ *      │  (idempotent), action.retry not taking it──▶ retried once on another connection
  *      ├──reset, connection lost before the head──▶ 502
  *      └──deadline──▶ 504 (write, ttfb, read), 408 (the client stalled its body)
  *   the exchange ends first (client gone, answered) ──▶ RST_STREAM(CANCEL) if still open
@@ -302,10 +306,20 @@ static bool attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, struc
     const struct arc_upstream_rt *up = ex->target;
     struct arc_h2u *h = on ? on : conn_pick(w, ex, up, ep, not);
     if (!h) {
+        int err = errno;
         if (body)
             arc_px__bytes_free(body);
         arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
         arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_CONNECT_ERRORS), 1);
+        if (err != EAGAIN) {
+            arc_px__ep_result(w, up, ep, false);
+            if (arc_px__retry_possible(w, ex, ARC_RK_CONNECT, 502)) {
+                arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_CONNECT], 1);
+                arc_px__retry_start(w, ex, ep);
+                return false;
+            }
+        }
+        errno = err;
         arc_px__ex_error(w, ex, errno == EAGAIN ? 503 : 502,
                          errno == EAGAIN ? ARC_ERR_NO_ENDPOINT : ARC_ERR_UPSTREAM_CONNECT);
         return false;
@@ -415,6 +429,37 @@ void arc_px__h2u_start(struct arc_worker *w, struct arc_exchange *ex, int ep)
     attempt(w, ex, ep, NULL, NULL, NULL);  /* (may end ex: touch nothing after) */
 }
 
+void arc_px__h2u_keep_trailers(struct arc_exchange *ex, const struct arc_hdr *trailers, size_t n)
+{
+    struct arc_hdr *tr = n ? arc_arena_alloc(&ex->arena, n * sizeof(*tr)) : NULL;
+    bool ok = true;
+    for (size_t i = 0; tr && i < n; i++)
+        tr[i] = (struct arc_hdr){ arc_px__ex_dup(ex, trailers[i].name, &ok),
+                                  arc_px__ex_dup(ex, trailers[i].value, &ok) };
+    ex->rtr = tr && ok ? tr : NULL;
+    ex->n_rtr = tr && ok ? n : 0;
+}
+
+void arc_px__h2u_retry(struct arc_worker *w, struct arc_exchange *ex, int ep)
+{
+    const struct arc_upstream_rt *up = ex->target;
+    struct carry cv = { .body_ended = ex->req_done, .tr = ex->rtr, .n_tr = ex->n_rtr };
+    if (ex->rlen > ex->rhead &&
+        !arc_px__bytes_put(&cv.body, ex->rbuf + ex->rhead, ex->rlen - ex->rhead)) {
+        arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_RESET);
+        return;
+    }
+    ex->ep = ep;
+    arc_px__ex_lb_start(w, ex, ep);
+    arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_REQUESTS), 1);
+    arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_REQUESTS), 1);
+    bool ok = attempt(w, ex, ep, NULL, NULL, &cv);
+    arc_px__bytes_free(&cv.body);
+    /* The client's body was held while no attempt could take it. */
+    if (ok && ex->ux && !ex->req_done)
+        codec_of(ex)->resume(w, ex);
+}
+
 /* The stream failed before a response head: once more when that is safe
  * (the server refused it: it did nothing with it; or the connection was
  * lost with nothing received, for an idempotent request), with the whole
@@ -451,6 +496,18 @@ static void stream_failed(struct arc_worker *w, struct h2us *st, bool refused, b
     /* A refused stream is the server pacing us, not failing. */
     if (!refused && !got_head)
         arc_px__ep_result(w, ex->target, ex->ep, false);
+    if (!(refused && safe) && !got_head) {
+        /* action.retry: a connect failure (refused, timed out, no ALPN h2)
+         * or a reset / lost connection */
+        int rk = kind == ARC_ERR_UPSTREAM_CONNECT || kind == ARC_ERR_UPSTREAM_TIMEOUT
+                 ? ARC_RK_CONNECT : ARC_RK_RESET;
+        if (arc_px__retry_possible(w, ex, rk, status)) {
+            arc_px__bytes_free(&cv.body);
+            arc_m_add(&w->metrics.errors[kind], 1);
+            arc_px__retry_start(w, ex, ex->ep);
+            return;
+        }
+    }
     if (safe) {
         arc_m_add(arc_m_ep(&w->metrics, ex->target->eps[ex->ep].id, ARC_ME_RETRIES), 1);
         attempt(w, ex, ex->ep, again, h, &cv);
@@ -513,6 +570,14 @@ static void cb_response(void *ud, int32_t sid, void *sud, const struct arc_h2_re
     if (!st || !st->ex)
         return;
     struct arc_exchange *ex = st->ex;
+    if (arc_px__retry_possible(h->w, ex, ARC_RK_STATUS, r->status)) {
+        /* The upstream's answer is dropped unseen (the stream reset) and
+         * the request goes again. */
+        arc_px__ep_result(h->w, ex->target, ex->ep, r->status < 500);
+        arc_px__h2u_detach(h->w, ex);
+        arc_px__retry_start(h->w, ex, ex->ep);
+        return;
+    }
     struct arc_resp resp = {
         .status = r->status,
         .hdrs = (const struct arc_h1_header *)r->headers,
@@ -529,6 +594,8 @@ static void cb_response(void *ud, int32_t sid, void *sud, const struct arc_h2_re
         resp.body = ARC_H1_BODY_CHUNKED;
         resp.decoded = true;
     }
+    if (ex->mirror)
+        arc_px__mirror_resp_head(ex, &resp);
     if (ex->pl && !arc_px__plugins_response(h->w, ex, &resp))
         return;                         /* answered locally; the stream was cancelled */
     st->got_head = true;
@@ -553,6 +620,8 @@ static void cb_data(void *ud, int32_t sid, void *sud, const uint8_t *p, size_t l
         arc_h2_consume(h->s, sid, len);  /* nobody takes these bytes */
         return;
     }
+    if (ex->mirror)
+        arc_px__mirror_resp_body(ex, (const char *)p, len);
     codec_of(ex)->send_body(h->w, ex, -1, (const char *)p, len, false);
     st->client_dirty = true;
     /* The window reopens once the client side has room. */
@@ -885,6 +954,14 @@ static void stream_timeout(struct arc_timer *t, uint64_t now)
     enum arc_m_phase ph = st->got_head ? ARC_MT_READ
                           : arc_px__bytes_len(&st->q) ? ARC_MT_WRITE : ARC_MT_TTFB;
     arc_m_add(arc_m_ep(&w->metrics, h->u->u.ep_rt->id, ARC_ME_TIMEOUT + ph), 1);
+    if (!st->got_head && arc_px__retry_possible(w, ex, ARC_RK_STATUS, 504)) {
+        /* a write or first-byte timeout is the 504 it would be answered with */
+        arc_m_add(&w->metrics.errors[ARC_ERR_UPSTREAM_TIMEOUT], 1);
+        arc_px__ep_result(w, ex->target, ex->ep, false);
+        arc_px__h2u_detach(w, ex);
+        arc_px__retry_start(w, ex, ex->ep);
+        return;
+    }
     arc_px__ex_error(w, ex, 504, ARC_ERR_UPSTREAM_TIMEOUT);
 }
 
@@ -939,13 +1016,9 @@ void arc_px__h2u_body_end(struct arc_worker *w, struct arc_exchange *ex,
         return;
     st->body_ended = true;
     /* Kept (in the exchange's arena) in case the stream must be sent again. */
-    struct arc_hdr *tr = n ? arc_arena_alloc(&ex->arena, n * sizeof(*tr)) : NULL;
-    bool ok = true;
-    for (size_t i = 0; tr && i < n; i++)
-        tr[i] = (struct arc_hdr){ arc_px__ex_dup(ex, trailers[i].name, &ok),
-                                  arc_px__ex_dup(ex, trailers[i].value, &ok) };
-    st->tr = tr && ok ? tr : NULL;
-    st->n_tr = tr && ok ? n : 0;
+    arc_px__h2u_keep_trailers(ex, trailers, n);
+    st->tr = ex->rtr;
+    st->n_tr = ex->n_rtr;
     arc_h2_end_body(st->h->s, st->sid, (const struct arc_h2_header *)trailers, n);
     stream_arm(w, st);
 }

@@ -15,13 +15,22 @@
  * sockets, like the health-check thread): each copy is one connection
  *
  *   CONNECTING ──writable──▶ SENDING ──all sent──▶ READING ──status line──▶ done
+ *        │                                             (compare: the whole response)
  *        └──────────── error, EOF, or the mirror's timeout ─────────────▶ done
  *
  * bounded by max_in_flight per shadow upstream (over it the copy is
  * dropped) and its timeout. Only the response's status line is read; the
  * connection is then closed. Everything is counted (arc_mirror_*).
+ *
+ * compare (mirror_cmp.c): a sampled copy whose mirror compares gets a
+ * summary of the primary's response (status, field hashes, body digest),
+ * filled while the response streams to the client (arc_px__mirror_resp_*)
+ * and copied into the job at the end; the thread reads the shadow's whole
+ * answer into the same kind of summary, compares, counts and logs.
  */
 #include "proxy/proxy_int.h"
+#include "proxy/mirror_int.h"
+#include "core/log.h"
 #include "core/sbuf.h"
 
 #include <errno.h>
@@ -35,10 +44,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define RING_CAP 1024                   /* copies waiting per worker */
 #define MAX_WORKERS 1024
 #define MAX_UPS 256                     /* shadow upstreams counted by name */
-#define MAX_CONNS 4096                  /* sum of max_in_flight is capped here too */
 
 /* ------------------------------------------------------------ shared */
 
@@ -50,11 +57,13 @@ struct job {
     uint64_t timeout;
     char *buf;
     size_t len;
+    struct arc_mc_job *cmp;             /* compare: the primary's summary and the filter */
 };
 
 struct ring {
     _Atomic uint32_t head, tail;        /* head: the thread; tail: the worker */
-    struct job *v[RING_CAP];
+    uint32_t cap;                       /* node.mirror.queue (a power of two) */
+    struct job *v[];
 };
 
 enum { R_2XX, R_3XX, R_4XX, R_5XX, R_ERROR, R_TIMEOUT, R_BUSY, R__N };
@@ -64,10 +73,20 @@ enum { D_QUEUE, D_BODY, D_INCOMPLETE, D_NO_ENDPOINT, D_MEMORY, D__N };
 static const char *const drop_names[] = { "queue_full", "body_too_large", "request_incomplete",
                                           "no_endpoint", "out_of_memory" };
 
+enum { C_MATCH, C_MISMATCH, C_INCOMPLETE, C__N };
+static const char *const cmp_names[] = { "match", "mismatch", "incomplete" };
+static const char *const diff_names[] = { "status", "headers", "body" };
+
 struct upstat {
     char name[64];
     _Atomic uint64_t n[R__N];
     _Atomic uint32_t in_flight;
+    _Atomic uint64_t cmp[C__N];         /* compare results */
+    _Atomic uint64_t diffs[3];          /* mismatches by part (ARC_MC_DIFF_* bit order) */
+    /* diff records logged this second (the mirror thread's own) */
+    uint64_t log_sec;
+    uint32_t log_n;
+    uint64_t log_suppressed;
 };
 
 static _Atomic(struct ring *) g_rings[MAX_WORKERS];
@@ -75,6 +94,9 @@ static struct upstat g_ups[MAX_UPS];
 static _Atomic uint32_t g_n_ups;
 static _Atomic uint64_t g_drops[MAX_WORKERS][D__N]; /* each worker writes its own row */
 static _Atomic bool g_stop;
+/* node.mirror, set by arc_mirror_start before any worker runs */
+static uint32_t g_ring_cap = 1024;      /* copies waiting per worker */
+static uint32_t g_max_conns = 4096;     /* copies under way in all */
 static pthread_t g_thread;
 static _Atomic bool g_started;
 
@@ -90,6 +112,13 @@ struct mentry {
 struct arc_px_mirror {
     struct mentry e[ARC_MIRROR_MAX];
     size_t n;
+    struct arc_mc_sum *psum;            /* the primary's response, when a mirror compares */
+    /* ignore_body_fields: the primary's response body, up to jmax (the
+     * largest compare.max_body of the mirrors that ignore fields) */
+    char *pbody;
+    size_t pbody_len, pbody_cap;
+    uint64_t jmax;
+    bool pbody_over;
     char *body;
     size_t body_len, body_cap;
     uint64_t max_body;
@@ -197,11 +226,16 @@ void arc_px__mirror_start(struct arc_worker *w, struct arc_exchange *ex)
         }
         if (mc->max_body > m->max_body)
             m->max_body = mc->max_body;
+        if (mc->compare && !m->psum && !(m->psum = calloc(1, sizeof(*m->psum))))
+            drop(w, D_MEMORY);          /* (the copies still go, uncompared) */
+        if (mc->compare && mc->compare->n_body_fields && mc->compare->max_body > m->jmax)
+            m->jmax = mc->compare->max_body;
         m->n++;
     }
     if (!m)
         return;
     if (m->n == 0) {
+        free(m->psum);
         free(m);
         return;
     }
@@ -241,20 +275,119 @@ void arc_px__mirror_body(struct arc_exchange *ex, const char *p, size_t len)
     m->body_len += len;
 }
 
+void arc_px__mirror_resp_head(struct arc_exchange *ex, const struct arc_resp *r)
+{
+    struct arc_px_mirror *m = ex->mirror;
+    if (m->psum)
+        arc_mc__sum_head(m->psum, r->status, r->hdrs, r->n_hdrs);
+    m->pbody_len = 0;
+    m->pbody_over = false;
+}
+
+void arc_px__mirror_resp_body(struct arc_exchange *ex, const char *p, size_t len)
+{
+    struct arc_px_mirror *m = ex->mirror;
+    if (!m->psum)
+        return;
+    arc_mc__dg_update(&m->psum->body, p, len);
+    if (!m->jmax || m->pbody_over || len == 0)
+        return;
+    if (m->pbody_len + len > m->jmax) {
+        m->pbody_over = true;           /* (compared by digest) */
+        free(m->pbody);
+        m->pbody = NULL;
+        m->pbody_len = m->pbody_cap = 0;
+        return;
+    }
+    if (m->pbody_len + len > m->pbody_cap) {
+        size_t cap = m->pbody_cap ? m->pbody_cap * 2 : 4096;
+        while (cap < m->pbody_len + len)
+            cap *= 2;
+        char *b = realloc(m->pbody, cap);
+        if (!b) {
+            m->pbody_over = true;
+            return;
+        }
+        m->pbody = b;
+        m->pbody_cap = cap;
+    }
+    memcpy(m->pbody + m->pbody_len, p, len);
+    m->pbody_len += len;
+}
+
+static void copy_text(char *dst, size_t cap, struct arc_str v)
+{
+    size_t l = v.len < cap - 1 ? v.len : cap - 1;
+    memcpy(dst, v.p, l);
+    dst[l] = '\0';
+}
+
+/* What the mirror thread needs to compare this copy's answer. */
+static struct arc_mc_job *cmp_job(const struct arc_exchange *ex, const struct mentry *e,
+                                  const struct arc_px_mirror *m)
+{
+    const struct arc_mirror_compare *mc = e->mc->compare;
+    struct arc_mc_job *j = malloc(sizeof(*j));
+    if (!j)
+        return NULL;
+    j->primary = *m->psum;
+    j->bfields = j->pbody = NULL;
+    j->n_bfields = j->pbody_len = 0;
+    j->max_body = mc->max_body;
+    if (mc->n_body_fields) {
+        size_t len = 0;
+        for (size_t i = 0; i < mc->n_body_fields; i++)
+            len += strlen(mc->body_fields[i]) + 1;
+        if (!(j->bfields = malloc(len))) {
+            free(j);
+            return NULL;
+        }
+        char *o = j->bfields;
+        for (size_t i = 0; i < mc->n_body_fields; i++)
+            o = stpcpy(o, mc->body_fields[i]) + 1;
+        j->n_bfields = mc->n_body_fields;
+        /* (NULL when over this mirror's max_body: compared by digest) */
+        if (!m->pbody_over && m->pbody_len <= mc->max_body && m->psum->head) {
+            j->pbody = malloc(m->pbody_len ? m->pbody_len : 1);
+            if (j->pbody) {
+                memcpy(j->pbody, m->pbody ? m->pbody : "", m->pbody_len);
+                j->pbody_len = m->pbody_len;
+            }
+        }
+    }
+    j->fields = mc->fields;
+    j->n_names = 0;
+    for (size_t i = 0; i < mc->n_names && i < ARC_MIRROR_CMP_NAMES; i++)
+        j->names[j->n_names++] = arc_mc__name_hash(mc->names[i], strlen(mc->names[i]));
+    j->body = mc->body;
+    j->log = mc->log;
+    j->log_rate = mc->log_rate;
+    j->is_head = ex->is_head;
+    j->lim = ex->snap->limits;
+    snprintf(j->route, sizeof(j->route), "%s", ex->route->conf->name);
+    copy_text(j->rid, sizeof(j->rid), (struct arc_str){ ex->rid, ex->rid_len });
+    copy_text(j->method, sizeof(j->method), ex->req.method);
+    copy_text(j->path, sizeof(j->path), ex->req.path);
+    return j;
+}
+
 static struct ring *my_ring(struct arc_worker *w)
 {
     if (w->id >= MAX_WORKERS)
         return NULL;
     struct ring *r = atomic_load_explicit(&g_rings[w->id], memory_order_acquire);
     if (!r) {
-        r = calloc(1, sizeof(*r));
-        if (r)
+        r = calloc(1, sizeof(*r) + (size_t)g_ring_cap * sizeof(r->v[0]));
+        if (r) {
+            r->cap = g_ring_cap;
             atomic_store_explicit(&g_rings[w->id], r, memory_order_release);
+        }
     }
     return r;
 }
 
-static void push(struct arc_worker *w, const struct mentry *e, const struct arc_px_mirror *m)
+static void push(struct arc_worker *w, const struct arc_exchange *ex, const struct mentry *e,
+                 const struct arc_px_mirror *m)
 {
     const struct arc_upstream_rt *up = e->up;
     if (up->n_eps == 0) {
@@ -263,7 +396,7 @@ static void push(struct arc_worker *w, const struct mentry *e, const struct arc_
     }
     struct ring *r = my_ring(w);
     uint32_t tail = r ? atomic_load_explicit(&r->tail, memory_order_relaxed) : 0;
-    if (!r || tail - atomic_load_explicit(&r->head, memory_order_acquire) >= RING_CAP) {
+    if (!r || tail - atomic_load_explicit(&r->head, memory_order_acquire) >= r->cap) {
         drop(w, D_QUEUE);
         return;
     }
@@ -273,6 +406,10 @@ static void push(struct arc_worker *w, const struct mentry *e, const struct arc_
                                                     m->body_len) : 0;
     size_t len = e->head_len + (size_t)cln + 2 + m->body_len;
     char *buf = j ? malloc(len) : NULL;
+    if (buf && e->mc->compare && m->psum && !(j->cmp = cmp_job(ex, e, m))) {
+        free(buf);
+        buf = NULL;
+    }
     if (!buf) {
         free(j);
         drop(w, D_MEMORY);
@@ -291,15 +428,25 @@ static void push(struct arc_worker *w, const struct mentry *e, const struct arc_
     j->timeout = e->mc->timeout;
     j->buf = buf;
     j->len = len;
-    r->v[tail % RING_CAP] = j;
+    r->v[tail & (r->cap - 1)] = j;
     atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
 }
 
-void arc_px__mirror_end(struct arc_worker *w, struct arc_exchange *ex)
+void arc_px__mirror_end(struct arc_worker *w, struct arc_exchange *ex, bool resp_complete)
 {
     struct arc_px_mirror *m = ex->mirror;
     ex->mirror = NULL;
     bool complete = !m->had_body || ex->req_done;
+    if (m->psum) {
+        /* The answer the client got is the upstream's whose head was seen
+         * only if its status is that one's; else it was Arc's own (an
+         * error, a plugin's answer): only the status is compared. */
+        if (!m->psum->head || m->psum->status != ex->status) {
+            m->psum->head = false;
+            m->psum->status = ex->status;
+        }
+        m->psum->complete = resp_complete && ex->status != 0;
+    }
     for (size_t i = 0; i < m->n; i++) {
         if (m->too_big || m->body_len > m->e[i].mc->max_body)
             drop(w, D_BODY);            /* (over the largest max_body, or over this one's) */
@@ -308,10 +455,12 @@ void arc_px__mirror_end(struct arc_worker *w, struct arc_exchange *ex)
         else if (!atomic_load_explicit(&g_started, memory_order_relaxed))
             drop(w, D_QUEUE);
         else
-            push(w, &m->e[i], m);
+            push(w, ex, &m->e[i], m);
         free(m->e[i].head);
     }
     free(m->body);
+    free(m->psum);
+    free(m->pbody);
     free(m);
 }
 
@@ -328,7 +477,15 @@ struct mconn {
     char rb[64];                        /* the status line's start */
     size_t rlen;
     uint64_t deadline;
+    struct arc_mc_reader *rd;           /* compare: the whole answer is read */
 };
+
+static void job_free(struct job *j)
+{
+    free(j->buf);
+    arc_mc__job_free(j->cmp);
+    free(j);
+}
 
 static struct upstat *stat_of(const char *name)
 {
@@ -350,16 +507,88 @@ static void count(struct upstat *u, int r)
                               memory_order_relaxed);
 }
 
+static void inc(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* The diff record: one system-log line of key=value pairs (primary/shadow). */
+static void log_diff(struct upstat *u, const struct arc_mc_job *j, const struct arc_mc_sum *sh,
+                     unsigned d, const char *fields)
+{
+    uint64_t sec = arc_now_ms() / 1000;
+    if (u->log_sec != sec) {
+        u->log_sec = sec;
+        u->log_n = 0;
+    }
+    if (u->log_n >= j->log_rate) {
+        u->log_suppressed++;
+        return;
+    }
+    u->log_n++;
+    char body[128] = "";
+    if (j->body && j->primary.head)
+        snprintf(body, sizeof(body), " body_bytes=%llu/%llu body_digest=%016llx/%016llx",
+                 (unsigned long long)j->primary.body.len, (unsigned long long)sh->body.len,
+                 (unsigned long long)arc_mc__dg_final(&j->primary.body),
+                 (unsigned long long)arc_mc__dg_final(&sh->body));
+    char more[48] = "";
+    if (u->log_suppressed)
+        snprintf(more, sizeof(more), " suppressed=%llu", (unsigned long long)u->log_suppressed);
+    u->log_suppressed = 0;
+    arc_log(ARC_LOG_INFO, "mirror: compare: diff upstream=%s route=%s request_id=%s method=%s "
+            "path=%s differs=%s%s%s status=%d/%d%s%s%s%s", u->name, j->route,
+            j->rid[0] ? j->rid : "-", j->method, j->path,
+            d & ARC_MC_DIFF_STATUS ? "status" : "",
+            d & ARC_MC_DIFF_FIELDS ? (d & ARC_MC_DIFF_STATUS ? ",headers" : "headers") : "",
+            d & ARC_MC_DIFF_BODY ? (d & (ARC_MC_DIFF_STATUS | ARC_MC_DIFF_FIELDS) ? ",body" : "body")
+                                 : "",
+            j->primary.status, sh->status, fields[0] ? " fields=" : "", fields, body, more);
+}
+
+/* A copy whose primary compares: its answer (complete or not) against the
+ * primary's. */
+static void compare_done(struct mconn *c, bool shadow_complete)
+{
+    const struct arc_mc_job *j = c->j->cmp;
+    struct upstat *u = c->u;
+    if (!u)
+        return;
+    if (!j->primary.complete || !shadow_complete || !c->rd) {
+        inc(&u->cmp[C_INCOMPLETE]);
+        return;
+    }
+    char fields[512];
+    unsigned d = arc_mc__compare(j, c->rd, fields, sizeof(fields));
+    if (!d) {
+        inc(&u->cmp[C_MATCH]);
+        return;
+    }
+    inc(&u->cmp[C_MISMATCH]);
+    for (int b = 0; b < 3; b++)
+        if (d & (1u << b))
+            inc(&u->diffs[b]);
+    if (j->log)
+        log_diff(u, j, &c->rd->sum, d, fields);
+}
+
 static void conn_done(struct mconn *c, int result)
 {
     count(c->u, result);
+    if (c->j->cmp)
+        compare_done(c, c->rd && result != R_ERROR && result != R_TIMEOUT);
+    if (c->rd) {
+        arc_mc__reader_free(c->rd);
+        free(c->rd);
+        c->rd = NULL;
+    }
     if (c->u)
         atomic_store_explicit(&c->u->in_flight,
                               atomic_load_explicit(&c->u->in_flight, memory_order_relaxed) - 1,
                               memory_order_relaxed);
     close(c->fd);
-    free(c->j->buf);
-    free(c->j);
+    job_free(c->j);
     c->fd = -1;
 }
 
@@ -377,6 +606,14 @@ static bool start_conn(struct mconn *c, struct job *j, uint64_t now)
     }
     *c = (struct mconn){ .fd = fd, .st = C_CONNECTING, .j = j, .u = u,
                          .deadline = now + j->timeout };
+    /* (a primary that did not complete is not compared: the status line
+     * is enough) */
+    if (j->cmp && j->cmp->primary.complete && !(c->rd = calloc(1, sizeof(*c->rd)))) {
+        close(fd);
+        c->fd = -1;
+        count(u, R_ERROR);
+        return false;
+    }
     if (u)
         atomic_store_explicit(&u->in_flight,
                               atomic_load_explicit(&u->in_flight, memory_order_relaxed) + 1,
@@ -386,6 +623,36 @@ static bool start_conn(struct mconn *c, struct job *j, uint64_t now)
         return true;                    /* (the job is consumed) */
     }
     return true;
+}
+
+static int result_of(int status)
+{
+    int st = status / 100;
+    return st == 2 ? R_2XX : st == 3 ? R_3XX : st == 4 ? R_4XX : st == 5 ? R_5XX : R_ERROR;
+}
+
+/* compare: the answer is read whole (its body hashed, not kept). */
+static void read_whole(struct mconn *c)
+{
+    char b[16384];
+    for (int k = 0; k < 8; k++) {       /* (then back to poll: others wait too) */
+        ssize_t n = recv(c->fd, b, sizeof(b), 0);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                conn_done(c, R_ERROR);
+            return;
+        }
+        int rc = n == 0 ? arc_mc__eof(c->rd, c->j->cmp)
+                        : arc_mc__feed(c->rd, c->j->cmp, b, (size_t)n);
+        if (rc < 0) {
+            conn_done(c, R_ERROR);
+            return;
+        }
+        if (rc > 0) {
+            conn_done(c, result_of(c->rd->sum.status));
+            return;
+        }
+    }
 }
 
 static void on_ready(struct mconn *c, short re)
@@ -412,6 +679,10 @@ static void on_ready(struct mconn *c, short re)
             c->st = C_READING;
         return;
     }
+    if (c->rd) {
+        read_whole(c);
+        return;
+    }
     ssize_t n = recv(c->fd, c->rb + c->rlen, sizeof(c->rb) - 1 - c->rlen, 0);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR)
@@ -435,8 +706,9 @@ static void on_ready(struct mconn *c, short re)
 static void *thread_main(void *arg)
 {
     (void)arg;
-    struct mconn *cs = calloc(MAX_CONNS, sizeof(*cs));
-    struct pollfd *pf = calloc(MAX_CONNS, sizeof(*pf));
+    const size_t max_conns = g_max_conns;
+    struct mconn *cs = calloc(max_conns, sizeof(*cs));
+    struct pollfd *pf = calloc(max_conns, sizeof(*pf));
     size_t n = 0;
     if (!cs || !pf) {
         free(cs);
@@ -452,16 +724,20 @@ static void *thread_main(void *arg)
             uint32_t h = atomic_load_explicit(&rg->head, memory_order_relaxed);
             uint32_t t = atomic_load_explicit(&rg->tail, memory_order_acquire);
             for (; h != t; h++) {
-                struct job *j = rg->v[h % RING_CAP];
-                if (n < MAX_CONNS && start_conn(&cs[n], j, now)) {
+                struct job *j = rg->v[h & (rg->cap - 1)];
+                if (n < max_conns && start_conn(&cs[n], j, now)) {
                     if (cs[n].fd >= 0)
                         n++;
                     continue;
                 }
-                if (n >= MAX_CONNS)
+                if (n >= max_conns)
                     count(stat_of(j->up), R_BUSY);
-                free(j->buf);
-                free(j);
+                if (j->cmp) {                   /* (not sent: not compared) */
+                    struct upstat *u = stat_of(j->up);
+                    if (u)
+                        inc(&u->cmp[C_INCOMPLETE]);
+                }
+                job_free(j);
             }
             atomic_store_explicit(&rg->head, h, memory_order_release);
         }
@@ -486,16 +762,21 @@ static void *thread_main(void *arg)
     }
     for (size_t i = 0; i < n; i++) {
         close(cs[i].fd);
-        free(cs[i].j->buf);
-        free(cs[i].j);
+        if (cs[i].rd) {
+            arc_mc__reader_free(cs[i].rd);
+            free(cs[i].rd);
+        }
+        job_free(cs[i].j);
     }
     free(cs);
     free(pf);
     return NULL;
 }
 
-int arc_mirror_start(void)
+int arc_mirror_start(uint32_t queue, uint32_t max_in_flight)
 {
+    g_ring_cap = queue && !(queue & (queue - 1)) ? queue : 1024;
+    g_max_conns = max_in_flight ? max_in_flight : 4096;
     atomic_store(&g_stop, false);
     int rc = pthread_create(&g_thread, NULL, thread_main, NULL);
     if (rc)
@@ -516,8 +797,7 @@ void arc_mirror_stop(void)
         if (!rg)
             continue;
         for (uint32_t h = atomic_load(&rg->head), t = atomic_load(&rg->tail); h != t; h++) {
-            free(rg->v[h % RING_CAP]->buf);
-            free(rg->v[h % RING_CAP]);
+            job_free(rg->v[h & (rg->cap - 1)]);
         }
         free(rg);
         atomic_store(&g_rings[r], NULL);
@@ -542,6 +822,25 @@ void arc_mirror_render(struct arc_sbuf *m)
         arc_sbuf_printf(m, "arc_mirror_in_flight{upstream=\"%s\"} %u\n", g_ups[i].name,
                         (unsigned)atomic_load_explicit(&g_ups[i].in_flight,
                                                        memory_order_relaxed));
+    arc_sbuf_printf(m, "# HELP arc_mirror_compare_total Compared copies by shadow upstream "
+                       "and result (match, mismatch, or incomplete: the primary's or the "
+                       "shadow's answer was not seen whole).\n"
+                       "# TYPE arc_mirror_compare_total counter\n");
+    for (uint32_t i = 0; i < n; i++)
+        for (int r = 0; r < C__N; r++)
+            arc_sbuf_printf(m, "arc_mirror_compare_total{upstream=\"%s\",result=\"%s\"} %llu\n",
+                            g_ups[i].name, cmp_names[r],
+                            (unsigned long long)atomic_load_explicit(&g_ups[i].cmp[r],
+                                                                     memory_order_relaxed));
+    arc_sbuf_printf(m, "# HELP arc_mirror_compare_diffs_total Mismatches by the part that "
+                       "differed (one mismatch may count in several).\n"
+                       "# TYPE arc_mirror_compare_diffs_total counter\n");
+    for (uint32_t i = 0; i < n; i++)
+        for (int r = 0; r < 3; r++)
+            arc_sbuf_printf(m, "arc_mirror_compare_diffs_total{upstream=\"%s\",part=\"%s\"} "
+                            "%llu\n", g_ups[i].name, diff_names[r],
+                            (unsigned long long)atomic_load_explicit(&g_ups[i].diffs[r],
+                                                                     memory_order_relaxed));
     arc_sbuf_printf(m, "# HELP arc_mirror_dropped_total Copies not sent, by reason.\n"
                        "# TYPE arc_mirror_dropped_total counter\n");
     for (int d = 0; d < D__N; d++) {

@@ -34,8 +34,10 @@ struct arc_metrics_shard *arc_worker_metrics(struct arc_worker *w);
 struct arc_htable;
 const struct arc_htable *arc_worker_health(struct arc_worker *w);
 /* The mirror thread (routes[].mirror, proxy/mirror.c): start before the
- * workers take traffic, stop after they were joined. 0 or -errno. */
-int arc_mirror_start(void);
+ * workers take traffic, stop after they were joined. 0 or -errno.
+ * queue: copies waiting per worker (node.mirror.queue, a power of two);
+ * max_in_flight: copies under way in all (node.mirror.max_in_flight). */
+int arc_mirror_start(uint32_t queue, uint32_t max_in_flight);
 void arc_mirror_stop(void);
 /* /metrics: arc_mirror_* series. Thread: any. */
 struct arc_sbuf;

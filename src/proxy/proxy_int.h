@@ -347,6 +347,8 @@ struct arc_exchange {
     char *rbuf;
     size_t rlen, rcap, rhead;
     bool rbuf_on;
+    const struct arc_hdr *rtr;          /* HTTP/2 upstreams: the request's trailers (arena) */
+    size_t n_rtr;
     bool retry_wait;                    /* between attempts (backoff, or the wait queue) */
     uint8_t retries;                    /* retries made (attempts after the first) */
     uint64_t tried;                     /* endpoint indexes (< 64) already tried */
@@ -811,7 +813,11 @@ const struct arc_upstream_rt *arc_px__split_pick(struct arc_worker *w, struct ar
 struct arc_px_mirror;
 void arc_px__mirror_start(struct arc_worker *w, struct arc_exchange *ex);
 void arc_px__mirror_body(struct arc_exchange *ex, const char *p, size_t len);
-void arc_px__mirror_end(struct arc_worker *w, struct arc_exchange *ex);
+void arc_px__mirror_end(struct arc_worker *w, struct arc_exchange *ex, bool resp_complete);
+/* compare: the primary's final response head (before any plugin sees it)
+ * and its body bytes, decoded (mirror.c). Call only with ex->mirror set. */
+void arc_px__mirror_resp_head(struct arc_exchange *ex, const struct arc_resp *r);
+void arc_px__mirror_resp_body(struct arc_exchange *ex, const char *p, size_t len);
 /* obs.c: the worker's fast random numbers (xorshift64*, not cryptographic). */
 uint64_t arc_px__rand(struct arc_worker *w);
 
@@ -999,9 +1005,23 @@ void arc_px__pools_adopt(struct arc_worker *w);
  * (moving its pin); false when s does not have it unchanged. */
 bool arc_px__up_repoint(struct arc_worker *w, struct arc_conn *u, struct arc_snapshot *s);
 
+/* action.retry for HTTP/2 upstreams (upstream.c): whether a failed
+ * attempt may go again (kind: ARC_RK_*; status: the answer it failed with,
+ * or 502/504 for resets and timeouts), and starting the retry (backoff on
+ * the wheel, then arc_px__h2u_retry on a preferably different endpoint).
+ * The caller has detached the failed stream. */
+enum { ARC_RK_CONNECT, ARC_RK_RESET, ARC_RK_STATUS };
+bool arc_px__retry_possible(struct arc_worker *w, struct arc_exchange *ex, int kind, int status);
+void arc_px__retry_start(struct arc_worker *w, struct arc_exchange *ex, int failed_ep);
+
 /* h2_upstream.c: exchanges over multiplexed HTTP/2 upstream connections */
 struct arc_h2u;
 void arc_px__h2u_start(struct arc_worker *w, struct arc_exchange *ex, int ep);
+/* A retry's attempt on endpoint ep, with the request body kept in ex->rbuf
+ * (the whole body so far) and the trailers kept on ex. May end ex. */
+void arc_px__h2u_retry(struct arc_worker *w, struct arc_exchange *ex, int ep);
+/* The request's trailers, kept on ex (its arena) for a later attempt. */
+void arc_px__h2u_keep_trailers(struct arc_exchange *ex, const struct arc_hdr *trailers, size_t n);
 void arc_px__h2u_body(struct arc_worker *w, struct arc_exchange *ex, const char *p, size_t len);
 void arc_px__h2u_body_end(struct arc_worker *w, struct arc_exchange *ex,
                           const struct arc_hdr *trailers, size_t n);

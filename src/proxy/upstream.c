@@ -550,6 +550,7 @@ void arc_px__up_start(struct arc_worker *w, struct arc_exchange *ex)
         return;
     }
     if (up->conf->protocol == ARC_UP_HTTP2) {
+        retry_setup(w, ex, "", 0);      /* (rbuf keeps the body alone) */
         arc_px__h2u_start(w, ex, ep);
         return;
     }
@@ -745,6 +746,8 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
     u->u.resp_left = r.content_length;
     u->u.keep_alive = (r.flags & ARC_H1_F_KEEP_ALIVE) != 0;
     arc_h1_chunked_init(&u->u.resp_chunk);
+    if (ex->mirror)
+        arc_px__mirror_resp_head(ex, &resp);
     if (ex->pl && !arc_px__plugins_response(w, ex, &resp)) {
         arc_px__hbuf_reset(u);          /* answered locally; u was dropped */
         return len;
@@ -773,6 +776,8 @@ static size_t resp_body(struct arc_worker *w, struct arc_conn *u, int32_t bid, c
         u->u.resp_left -= n;
         if (u->u.resp_left == 0)
             ex->resp_done = true;
+        if (ex->mirror)
+            arc_px__mirror_resp_body(ex, p, n);
         cv->send_body(w, ex, bid, p, n, false);
         return n;
     case ARC_H1_BODY_CHUNKED:
@@ -790,6 +795,8 @@ static size_t resp_body(struct arc_worker *w, struct arc_conn *u, int32_t bid, c
                 arc_px__ex_cut(w, ex);
                 return len;
             }
+            if (rc == ARC_H1_CHUNK_DATA && ex->mirror)
+                arc_px__mirror_resp_body(ex, data, dlen);
             if (!ex->resp_passthrough) {
                 if (rc == ARC_H1_CHUNK_DATA)
                     cv->send_body(w, ex, bid, data, dlen, false);
@@ -815,6 +822,8 @@ static size_t resp_body(struct arc_worker *w, struct arc_conn *u, int32_t bid, c
             cv->send_body(w, ex, bid, p, n, true);
         return n;
     default: /* close-delimited */
+        if (ex->mirror)
+            arc_px__mirror_resp_body(ex, p, len);
         cv->send_body(w, ex, bid, p, len, false);
         return len;
     }
@@ -1064,8 +1073,12 @@ void arc_px__up_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn
  * Retries of a route are capped per worker by its budget: at most
  * `budget` percent of its requests over budget_window (plus budget_min),
  * so a failing upstream does not get its load multiplied.
- * HTTP/2 upstreams keep their own narrower retry (REFUSED_STREAM, a lost
- * connection): this policy does not apply to them.
+ * HTTP/2 upstreams (h2_upstream.c) follow the same policy: ex->rbuf keeps
+ * the request body alone (fields are rebuilt for each stream) and the
+ * trailers are kept on the exchange; a failed stream is reset and
+ * arc_px__h2u_retry opens the next one. Their own retries (REFUSED_STREAM
+ * on the same connection, a lost connection for an idempotent request)
+ * stay as they were when the policy does not take the failure.
  */
 
 static uint64_t mix64(uint64_t x)
@@ -1257,7 +1270,22 @@ static void next_attempt(struct arc_worker *w, struct arc_exchange *ex)
     }
     cb_req_take(w, ex, up, ep);
     arc_m_add(arc_m_ep(&w->metrics, up->eps[ep].id, ARC_ME_RETRIES), 1);
+    if (up->conf->protocol == ARC_UP_HTTP2) {
+        arc_px__h2u_retry(w, ex, ep);
+        return;
+    }
     attempt(w, ex, ep, NULL, 0);
+}
+
+bool arc_px__retry_possible(struct arc_worker *w, struct arc_exchange *ex, int kind, int status)
+{
+    return retry_possible(w, ex, kind == ARC_RK_CONNECT ? RK_CONNECT
+                                 : kind == ARC_RK_RESET ? RK_RESET : RK_STATUS, status);
+}
+
+void arc_px__retry_start(struct arc_worker *w, struct arc_exchange *ex, int failed_ep)
+{
+    start_retry(w, ex, failed_ep);
 }
 
 /* ------------------------------------------------------------ request body */
@@ -1272,8 +1300,13 @@ void arc_px__up_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
 {
     if (ex->mirror && !framed)
         arc_px__mirror_body(ex, p, len);
-    if (ex->ux) {
-        arc_px__h2u_body(w, ex, p, len);
+    if (!arc_px__up_framed(ex)) {
+        /* HTTP/2 upstream: the decoded body, kept for a retry (also while
+         * one waits: it has nowhere else to go) */
+        if (len)
+            keep(ex, p, len);
+        if (ex->ux)
+            arc_px__h2u_body(w, ex, p, len);
         return;
     }
     struct arc_conn *u = ex->up;
@@ -1303,6 +1336,11 @@ void arc_px__up_body_end(struct arc_worker *w, struct arc_exchange *ex,
 {
     if (ex->ux) {
         arc_px__h2u_body_end(w, ex, trailers, n);
+        return;
+    }
+    if (!arc_px__up_framed(ex)) {
+        if (ex->retry_wait)             /* (for the next attempt) */
+            arc_px__h2u_keep_trailers(ex, trailers, n);
         return;
     }
     struct arc_conn *u = ex->up;

@@ -2,7 +2,20 @@
  * The health-check thread (see active.h). One probe per endpoint id:
  *
  *   IDLE ──due──▶ CONNECTING ──writable──▶ SENDING ──sent──▶ READING ──status line──▶ IDLE
+ *     ▲               │  (tls) └──▶ HANDSHAKE ──done: request written──▶ READING
+ *     ▲               │  (http2, no tls: h2_step moves the session's bytes in
+ *     ▲               │   SENDING; the stream's response head ends it)
  *     ▲               └─────────── error, timeout ──────────────┴──────────▶ IDLE (failed)
+ *
+ * Upstreams with tls are checked over TLS with the upstream's own client
+ * context (trust, server name, client certificate, ALPN http/1.1 or h2 by
+ * protocol; no session resumption), through the memory-BIO connection of
+ * src/tls: the probe moves ciphertext between it and the socket. A probe
+ * holds the snapshot whose context it uses until it ends (a reload may
+ * free the context otherwise). Upstreams with protocol: http2 are checked
+ * with an HTTP/2 client session of src/http2 (I/O-free): one GET stream,
+ * judged by its response head; the probe moves the session's bytes
+ * (through TLS when there is one).
  *
  * Every transition to IDLE records a pass or a failure and schedules the
  * next check. Published per endpoint: down, and for the admin API the last
@@ -26,8 +39,10 @@
 
 #include "config/snapshot.h"
 #include "http1/http1.h"
+#include "http2/http2.h"
+#include "tls/tls.h"
 
-enum phase { P_IDLE, P_CONNECTING, P_SENDING, P_READING };
+enum phase { P_IDLE, P_CONNECTING, P_SENDING, P_READING, P_HANDSHAKE };
 
 struct pub {                            /* what readers see, per endpoint id */
     _Atomic uint8_t down;
@@ -47,6 +62,11 @@ struct probe {                          /* the thread's own, per endpoint id */
     uint32_t pass_run, fail_run;
     bool down;
     uint64_t round;                     /* last round the config named it */
+    struct arc_tls_conn *tls;           /* TLS upstreams: the connection (must not move) */
+    struct arc_snapshot *snap;          /* ... and the snapshot its context lives in */
+    struct arc_h2_session *h2;          /* protocol: http2: the session (ud: the id) */
+    int h2_status;                      /* its stream's final status, 0 = none yet */
+    bool h2_gone;                       /* its stream closed without one */
 };
 
 static _Atomic(struct pub *) g_pub;
@@ -150,16 +170,35 @@ static void bump(_Atomic uint32_t *c)
                           memory_order_relaxed);
 }
 
+/* Closes the probe's socket and TLS connection (the check is over). */
+static void probe_close(struct probe *p)
+{
+    if (p->fd >= 0)
+        close(p->fd);
+    p->fd = -1;
+    p->phase = P_IDLE;
+    if (p->tls) {
+        arc_tls_conn_dispose(p->tls);
+        free(p->tls);
+        p->tls = NULL;
+    }
+    if (p->h2) {
+        arc_h2_free(p->h2);
+        p->h2 = NULL;
+    }
+    if (p->snap) {
+        arc_snapshot_unref(p->snap);
+        p->snap = NULL;
+    }
+}
+
 /* A check ended: pass or fail, and the next one scheduled. */
 static void finish(uint32_t id, const struct arc_upstream_rt *up, bool ok, int status,
                    uint64_t now)
 {
     struct probe *p = &probes[id];
     const struct arc_active_conf *ac = &up->conf->active;
-    if (p->fd >= 0)
-        close(p->fd);
-    p->fd = -1;
-    p->phase = P_IDLE;
+    probe_close(p);
     /* jitter: interval minus up to 10 %, so checks of many endpoints spread */
     uint64_t j = ac->interval / 10;
     p->due = now + ac->interval - (j ? (uint64_t)rand() % (j + 1) : 0);
@@ -203,8 +242,101 @@ static void finish(uint32_t id, const struct arc_upstream_rt *up, bool ok, int s
                 "checks)", up->conf->name, addr, p->pass_run);
 }
 
-static void start(uint32_t id, const struct arc_upstream_rt *up, const struct arc_endpoint_rt *e,
-                  uint64_t now)
+/* protocol: http2 (the session's user data is the probe's id: the probe
+ * array may move) */
+static void h2_on_response(void *ud, int32_t sid, void *sud, const struct arc_h2_response *r)
+{
+    (void)sid;
+    (void)sud;
+    probes[(uintptr_t)ud].h2_status = r->status;
+}
+
+static void h2_on_close(void *ud, int32_t sid, void *sud, uint32_t error_code)
+{
+    (void)sid;
+    (void)sud;
+    (void)error_code;
+    if (!probes[(uintptr_t)ud].h2_status)
+        probes[(uintptr_t)ud].h2_gone = true;
+}
+
+static const struct arc_h2_callbacks h2_cb = {
+    .on_response = h2_on_response, .on_close = h2_on_close,
+};
+
+/* The session and its one GET stream (sent once the transport is up). */
+static bool h2_open(uint32_t id, const struct arc_upstream_rt *up, const struct arc_endpoint_rt *e)
+{
+    struct probe *p = &probes[id];
+    const struct arc_active_conf *ac = &up->conf->active;
+    struct arc_h2_options o = { 0 };
+    if (arc_h2_client_new(&h2_cb, (void *)(uintptr_t)id, &o, &p->h2) != ARC_H2_OK) {
+        p->h2 = NULL;
+        return false;
+    }
+    p->h2_status = 0;
+    p->h2_gone = false;
+    static const struct arc_h2_header ua[] = { { ARC_STR_LIT("user-agent"),
+                                                 ARC_STR_LIT("arc-health") } };
+    struct arc_h2_request rq = {
+        .method = ARC_STR_LIT("GET"),
+        .scheme = up->tls ? ARC_STR_LIT("https") : ARC_STR_LIT("http"),
+        .authority = { e->text, strlen(e->text) },
+        .path = { ac->path, strlen(ac->path) },
+        .headers = ua, .n_headers = 1, .content_length = -1, .end_stream = true,
+    };
+    return arc_h2_submit_request(p->h2, &rq, false, NULL) > 0;
+}
+
+/* After the session took input: the verdict, or nothing yet. */
+static void h2_judge(uint32_t id, const struct arc_upstream_rt *up, bool eof, uint64_t now)
+{
+    struct probe *p = &probes[id];
+    int status = p->h2_status;
+    if (status >= 200) {
+        const struct arc_active_conf *ac = &up->conf->active;
+        finish(id, up, arc_active_expect(ac->expect_lo, ac->expect_hi, ac->n_expect, status),
+               status, now);
+        return;
+    }
+    if (p->h2_gone || eof || (!arc_h2_want_read(p->h2) && !arc_h2_want_write(p->h2)))
+        finish(id, up, false, -1, now);
+}
+
+/* Plain h2c: bytes in, the session's bytes out. */
+static void h2_step(uint32_t id, const struct arc_upstream_rt *up, short rev, uint64_t now)
+{
+    struct probe *p = &probes[id];
+    bool eof = false;
+    if (rev & (POLLIN | POLLHUP | POLLERR)) {
+        uint8_t in[4096];
+        ssize_t r = recv(p->fd, in, sizeof(in), 0);
+        if ((r < 0 && errno != EAGAIN && errno != EINTR) ||
+            (r > 0 && arc_h2_recv(p->h2, in, (size_t)r) < 0)) {
+            finish(id, up, false, -1, now);
+            return;
+        }
+        eof = r == 0;
+    }
+    const uint8_t *q;
+    size_t n;
+    while ((n = arc_h2_output(p->h2, &q)) > 0) {
+        ssize_t w = send(p->fd, q, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            finish(id, up, false, -1, now);
+            return;
+        }
+        arc_h2_sent(p->h2, (size_t)w);
+        if ((size_t)w < n)
+            break;
+    }
+    h2_judge(id, up, eof, now);
+}
+
+static void start(struct arc_snapshot *s, uint32_t id, const struct arc_upstream_rt *up,
+                  const struct arc_endpoint_rt *e, uint64_t now)
 {
     struct probe *p = &probes[id];
     const struct arc_active_conf *ac = &up->conf->active;
@@ -218,12 +350,172 @@ static void start(uint32_t id, const struct arc_upstream_rt *up, const struct ar
         finish(id, up, false, -1, now);
         return;
     }
+    if (up->tls) {
+        p->tls = calloc(1, sizeof(*p->tls));
+        if (!p->tls || arc_tls_conn_init_client(p->tls, up->tls, NULL) < 0) {
+            free(p->tls);
+            p->tls = NULL;
+            finish(id, up, false, -1, now);
+            return;
+        }
+        arc_snapshot_ref(s);
+        p->snap = s;
+    }
+    if (up->conf->protocol == ARC_UP_HTTP2 && !h2_open(id, up, e)) {
+        finish(id, up, false, -1, now);
+        return;
+    }
     int rc = connect(p->fd, (const struct sockaddr *)&e->ss, e->len);
     if (rc < 0 && errno != EINPROGRESS) {
         finish(id, up, false, -1, now);
         return;
     }
-    p->phase = rc == 0 ? P_SENDING : P_CONNECTING;
+    /* (connected at once: the first writable event moves it on all the same) */
+    p->phase = P_CONNECTING;
+}
+
+/* The head read so far (p->buf) decides, or more is wanted; `eof`: no more
+ * will come. */
+static void judge(uint32_t id, const struct arc_upstream_rt *up, bool eof, uint64_t now)
+{
+    struct probe *p = &probes[id];
+    /* The head is all a check needs; the body (if any) is not read. */
+    struct arc_h1_limits lim = { .max_header_bytes = sizeof(p->buf), .max_headers = 64,
+                                 .max_uri = 1024 };
+    struct arc_h1_header hdrs[64];
+    struct arc_h1_response resp;
+    for (;;) {
+        enum arc_h1_status st = arc_h1_parse_response(p->buf, p->len, &lim, false, false, hdrs,
+                                                      64, &resp);
+        if (st == ARC_H1_OK && resp.status >= 200) {
+            const struct arc_active_conf *ac = &up->conf->active;
+            finish(id, up, arc_active_expect(ac->expect_lo, ac->expect_hi, ac->n_expect,
+                                             resp.status), resp.status, now);
+            return;
+        }
+        if (st == ARC_H1_OK) {          /* a 1xx: the final head follows */
+            memmove(p->buf, p->buf + resp.head_len, p->len - resp.head_len);
+            p->len -= resp.head_len;
+            continue;
+        }
+        if (st != ARC_H1_INCOMPLETE || eof || p->len == sizeof(p->buf))
+            finish(id, up, false, -1, now);
+        return;
+    }
+}
+
+/* Sends what the TLS connection has for the socket; false on an error. */
+static bool tls_flush(struct probe *p)
+{
+    while (arc_tls_conn_out_pending(p->tls)) {
+        const void *q;
+        size_t k = arc_tls_conn_out_peek(p->tls, &q);
+        ssize_t w = send(p->fd, q, k, MSG_NOSIGNAL);
+        if (w < 0)
+            return errno == EAGAIN || errno == EINTR;
+        arc_tls_conn_out_consume(p->tls, (size_t)w);
+    }
+    return true;
+}
+
+/* Progress of a TLS probe: ciphertext in, handshake, request, plaintext
+ * out to the head parser, ciphertext out. */
+static void tls_step(uint32_t id, const struct arc_upstream_rt *up, short rev, uint64_t now)
+{
+    struct probe *p = &probes[id];
+    bool eof = false;
+    if (rev & (POLLIN | POLLHUP | POLLERR)) {
+        char in[4096];
+        ssize_t r = recv(p->fd, in, sizeof(in), 0);
+        if (r > 0 && arc_tls_conn_feed(p->tls, in, (size_t)r) < 0) {
+            finish(id, up, false, -1, now);
+            return;
+        }
+        if (r == 0)
+            arc_tls_conn_feed_eof(p->tls);
+        if (r < 0 && errno != EAGAIN && errno != EINTR) {
+            finish(id, up, false, -1, now);
+            return;
+        }
+    }
+    if (p->phase == P_HANDSHAKE) {
+        enum arc_tls_hs hs = arc_tls_conn_handshake(p->tls);
+        if (hs == ARC_TLS_HS_FAILED) {
+            tls_flush(p);               /* (the alert, if the socket takes it) */
+            finish(id, up, false, -1, now);
+            return;
+        }
+        if (hs == ARC_TLS_HS_DONE) {
+            size_t n;
+            const char *alpn = arc_tls_conn_alpn(p->tls);
+            if (p->h2 ? !alpn || strcmp(alpn, "h2") != 0
+                      : arc_tls_conn_write(p->tls, p->req, p->req_len, &n) != ARC_TLS_IO_OK) {
+                finish(id, up, false, -1, now);
+                return;
+            }
+            p->phase = P_READING;
+        }
+    }
+    if (p->phase == P_READING && p->h2) {
+        for (;;) {
+            uint8_t pt[4096];
+            size_t n = 0;
+            enum arc_tls_io io = arc_tls_conn_read(p->tls, pt, sizeof(pt), &n);
+            if (io == ARC_TLS_IO_OK) {
+                if (arc_h2_recv(p->h2, pt, n) < 0) {
+                    finish(id, up, false, -1, now);
+                    return;
+                }
+                continue;
+            }
+            if (io == ARC_TLS_IO_ERROR) {
+                finish(id, up, false, -1, now);
+                return;
+            }
+            eof = io != ARC_TLS_IO_AGAIN;
+            break;
+        }
+        const uint8_t *q;
+        size_t n, wn;
+        while ((n = arc_h2_output(p->h2, &q)) > 0) {
+            if (arc_tls_conn_write(p->tls, q, n, &wn) != ARC_TLS_IO_OK) {
+                finish(id, up, false, -1, now);
+                return;
+            }
+            arc_h2_sent(p->h2, n);
+        }
+        if (!tls_flush(p)) {
+            finish(id, up, false, -1, now);
+            return;
+        }
+        h2_judge(id, up, eof, now);
+        return;
+    }
+    if (p->phase == P_READING) {
+        while (p->len < sizeof(p->buf)) {
+            size_t n = 0;
+            enum arc_tls_io io = arc_tls_conn_read(p->tls, p->buf + p->len,
+                                                   sizeof(p->buf) - p->len, &n);
+            if (io == ARC_TLS_IO_OK) {
+                p->len += n;
+                continue;
+            }
+            if (io == ARC_TLS_IO_ERROR) {
+                finish(id, up, false, -1, now);
+                return;
+            }
+            eof = io != ARC_TLS_IO_AGAIN;
+            break;
+        }
+        if (!tls_flush(p)) {
+            finish(id, up, false, -1, now);
+            return;
+        }
+        judge(id, up, eof, now);
+        return;
+    }
+    if (!tls_flush(p))
+        finish(id, up, false, -1, now);
 }
 
 /* Progress on a readable/writable probe. */
@@ -237,7 +529,15 @@ static void step(uint32_t id, const struct arc_upstream_rt *up, short rev, uint6
             finish(id, up, false, -1, now);
             return;
         }
-        p->phase = P_SENDING;
+        p->phase = p->tls ? P_HANDSHAKE : P_SENDING;
+    }
+    if (p->tls) {
+        tls_step(id, up, rev, now);
+        return;
+    }
+    if (p->h2) {
+        h2_step(id, up, rev, now);
+        return;
     }
     if (p->phase == P_SENDING) {
         ssize_t w = send(p->fd, p->req + p->sent, p->req_len - p->sent, MSG_NOSIGNAL);
@@ -258,26 +558,7 @@ static void step(uint32_t id, const struct arc_upstream_rt *up, short rev, uint6
         return;
     if (r > 0)
         p->len += (size_t)r;
-    /* The head is all a check needs; the body (if any) is not read. */
-    struct arc_h1_limits lim = { .max_header_bytes = sizeof(p->buf), .max_headers = 64,
-                                 .max_uri = 1024 };
-    struct arc_h1_header hdrs[64];
-    struct arc_h1_response resp;
-    enum arc_h1_status st = arc_h1_parse_response(p->buf, p->len, &lim, false, false, hdrs,
-                                                  64, &resp);
-    if (st == ARC_H1_OK && resp.status >= 200) {
-        const struct arc_active_conf *ac = &up->conf->active;
-        finish(id, up, arc_active_expect(ac->expect_lo, ac->expect_hi, ac->n_expect, resp.status),
-               resp.status, now);
-        return;
-    }
-    if (st == ARC_H1_OK) {              /* a 1xx: the final head follows */
-        memmove(p->buf, p->buf + resp.head_len, p->len - resp.head_len);
-        p->len -= resp.head_len;
-        return;
-    }
-    if (st != ARC_H1_INCOMPLETE || r <= 0 || p->len == sizeof(p->buf))
-        finish(id, up, false, -1, now);
+    judge(id, up, r <= 0, now);
 }
 
 static void *run(void *arg)
@@ -306,7 +587,7 @@ static void *run(void *arg)
                     struct probe *p = &probes[id];
                     p->round = round;
                     if (p->phase == P_IDLE && now >= p->due)
-                        start(id, up, &up->eps[k], now);
+                        start(s, id, up, &up->eps[k], now);
                     if (p->phase != P_IDLE && now >= p->deadline)
                         finish(id, up, false, -1, now);
                     if (p->phase == P_IDLE)
@@ -326,7 +607,12 @@ static void *run(void *arg)
                         pup = c;
                         cap = nc;
                     }
-                    pfd[n] = (struct pollfd){ p->fd, p->phase == P_READING ? POLLIN : POLLOUT, 0 };
+                    short ev = p->phase == P_CONNECTING ? POLLOUT
+                               : p->tls ? (arc_tls_conn_out_pending(p->tls) ? POLLIN | POLLOUT
+                                                                             : POLLIN)
+                               : p->h2 ? (arc_h2_want_write(p->h2) ? POLLIN | POLLOUT : POLLIN)
+                               : p->phase == P_READING ? POLLIN : POLLOUT;
+                    pfd[n] = (struct pollfd){ p->fd, ev, 0 };
                     pid[n] = id;
                     pup[n++] = up;
                 }
@@ -337,10 +623,7 @@ static void *run(void *arg)
                 struct probe *p = &probes[id];
                 if (p->round == round || (p->phase == P_IDLE && !p->down))
                     continue;
-                if (p->fd >= 0)
-                    close(p->fd);
-                p->fd = -1;
-                p->phase = P_IDLE;
+                probe_close(p);
                 p->pass_run = p->fail_run = 0;
                 p->due = 0;
                 if (p->down) {
@@ -365,8 +648,7 @@ static void *run(void *arg)
         arc_snapshot_unref(s);
     }
     for (size_t id = 0; id < n_probes; id++)
-        if (probes[id].fd >= 0)
-            close(probes[id].fd);
+        probe_close(&probes[id]);
     free(pfd);
     free(pid);
     free(pup);

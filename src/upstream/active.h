@@ -1,7 +1,9 @@
 /**
  * Active health checks (upstreams[].health.active): one health-check
  * thread probes every endpoint of every upstream that asks for it with an
- * HTTP/1.1 GET of `path` (a fresh connection each time, Connection: close),
+ * HTTP/1.1 GET of `path` (a fresh connection each time, Connection: close;
+ * over TLS with the upstream's client context when it has `tls`; a GET
+ * stream on an HTTP/2 connection with protocol: http2),
  * every `interval` jittered by up to 10 %, and reads the status line with
  * the data plane's response parser (arc_h1_parse_response). A check passes
  * when the status is in expect_status before `timeout`; fail_after failed

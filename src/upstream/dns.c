@@ -340,7 +340,8 @@ void arc_dns_sync(struct arc_dns *d, const struct arc_config *cfg, uint64_t now_
 
 /* ------------------------------------------------------------ life */
 
-struct arc_dns *arc_dns_new(struct io_uring *ring, uint64_t ud_first, char *err, size_t errlen)
+struct arc_dns *arc_dns_new(struct io_uring *ring, uint64_t ud_first,
+                            const struct arc_node_conf *node, char *err, size_t errlen)
 {
     static bool lib_ok;
     if (!lib_ok) {
@@ -362,7 +363,7 @@ struct arc_dns *arc_dns_new(struct io_uring *ring, uint64_t ud_first, char *err,
         d->slots[i].fd = -1;
     struct ares_options o = {
         .sock_state_cb = sock_state, .sock_state_cb_data = d,
-        .timeout = 1000, .tries = 2,
+        .timeout = (int)node->dns_timeout, .tries = (int)node->dns_attempts,
     };
     int rc = ares_init_options(&d->ch, &o,
                                ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
@@ -371,11 +372,16 @@ struct arc_dns *arc_dns_new(struct io_uring *ring, uint64_t ud_first, char *err,
         free(d);
         return NULL;
     }
-    const char *servers = getenv("ARC_DNS_SERVERS");
-    if (servers && *servers) {
-        rc = ares_set_servers_ports_csv(d->ch, servers);
+    if (node->n_dns_servers) {
+        /* "ip:port,[ipv6]:port" (the addresses' normalised text) */
+        char csv[16 * 72] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < node->n_dns_servers && used < sizeof(csv); i++)
+            used += (size_t)snprintf(csv + used, sizeof(csv) - used, "%s%s", i ? "," : "",
+                                     node->dns_servers[i].text);
+        rc = ares_set_servers_ports_csv(d->ch, csv);
         if (rc != ARES_SUCCESS) {
-            snprintf(err, errlen, "ARC_DNS_SERVERS '%s': %s", servers, ares_strerror(rc));
+            snprintf(err, errlen, "node.dns.servers '%s': %s", csv, ares_strerror(rc));
             ares_destroy(d->ch);
             free(d);
             return NULL;

@@ -13,8 +13,9 @@
  * c-ares' sockets are watched with one-shot poll operations on the caller's
  * io_uring (user data ud_first .. ud_first + ARC_DNS_SLOTS - 1); its
  * timeouts are run from arc_dns_tick. The resolver is the system's
- * (/etc/resolv.conf, /etc/hosts) unless the environment variable
- * ARC_DNS_SERVERS ("127.0.0.1:5353,[::1]:53") names the servers.
+ * (/etc/resolv.conf, /etc/hosts) unless node.dns.servers names the servers
+ * (then /etc/hosts still answers first); node.dns.timeout and attempts
+ * bound each lookup. They are read once (node.dns is restart-only).
  *
  * Thread: control only.
  */
@@ -35,8 +36,10 @@ struct json_t;
 
 struct arc_dns;
 
-/* NULL if c-ares could not start (err says why). */
-struct arc_dns *arc_dns_new(struct io_uring *ring, uint64_t ud_first, char *err, size_t errlen);
+/* NULL if c-ares could not start (err says why). `node`: node.dns (read
+ * here only). */
+struct arc_dns *arc_dns_new(struct io_uring *ring, uint64_t ud_first,
+                            const struct arc_node_conf *node, char *err, size_t errlen);
 void arc_dns_free(struct arc_dns *d);
 
 /* Follows the running config: new dns upstreams are looked up at once,

@@ -2,7 +2,7 @@
 resolves to (A and AAAA, c-ares on the control thread), asked again when the
 TTL runs out. A small DNS server started here on a loopback port answers
 (tests/e2e/dnsserver.py, real DNS wire format); arc is pointed at it with
-ARC_DNS_SERVERS. Upstreams listen on 127.0.0.2, 127.0.0.3 and ::1, all on
+node.dns.servers. Upstreams listen on 127.0.0.2, 127.0.0.3 and ::1, all on
 the same port, so the answer alone decides where traffic goes."""
 import json
 import re
@@ -101,12 +101,14 @@ def dns():
         d.stop()
 
 
-def dns_config(port, hostname="app.arc.test", extra_ups=(), routes=None, **disc):
+def dns_config(port, hostname="app.arc.test", extra_ups=(), routes=None, servers=None, **disc):
     d = {"type": "dns", "hostname": hostname, "port": port}
     d.update(disc)
     ups = [{"name": "app", "discovery": d, "lb": {"algorithm": "round_robin"}}] + list(extra_ups)
     cfg = make_config(ups, routes=routes, workers=1)
     cfg["control_plane"] = {"enabled": True, "bind": "127.0.0.1:0"}
+    if servers:
+        cfg.setdefault("node", {})["dns"] = {"servers": [servers]}
     return cfg
 
 
@@ -148,7 +150,7 @@ def addrs(a, up="app"):
 def test_answer_changes_move_traffic_and_keep_connections(arc, dns, backends):
     port, srv = backends
     d = dns({"app.arc.test": [("A", "127.0.0.2", 1)]})
-    a = arc(dns_config(port), env={"ARC_DNS_SERVERS": d.addr})
+    a = arc(dns_config(port, servers=d.addr))
     c = a.client()
     assert wait_for(lambda: addrs(a) == ["127.0.0.2:%d" % port]), a.stderr_tail(20)
     assert wait_for(lambda: server_of(c) == "b2"), a.stderr_tail(20)
@@ -196,8 +198,7 @@ def test_ttl_is_honoured(arc, dns, backends):
     routes = [route_conf("p", "/poll/{*rest}", upstream="poll"),
               route_conf("t", "/{*rest}", upstream="app")]
     a = arc(dns_config(port, hostname="ttl.arc.test", extra_ups=[poll_up], routes=routes,
-                       fallback_poll="300ms"),
-            env={"ARC_DNS_SERVERS": d.addr})
+                       fallback_poll="300ms", servers=d.addr))
     c = a.client()
     assert wait_for(lambda: addrs(a) == ["127.0.0.2:%d" % port] and
                     addrs(a, "poll") == ["127.0.0.2:%d" % port]), a.stderr_tail(20)
@@ -220,7 +221,7 @@ def test_ttl_is_honoured(arc, dns, backends):
 def test_server_down_keeps_the_last_set(arc, dns, backends):
     port, srv = backends
     d = dns({"app.arc.test": [("A", "127.0.0.2", 1)]})
-    a = arc(dns_config(port, fallback_poll="500ms"), env={"ARC_DNS_SERVERS": d.addr})
+    a = arc(dns_config(port, fallback_poll="500ms", servers=d.addr))
     c = a.client()
     assert wait_for(lambda: addrs(a) == ["127.0.0.2:%d" % port]), a.stderr_tail(20)
     assert wait_for(lambda: server_of(c) == "b2"), a.stderr_tail(20)
@@ -249,7 +250,7 @@ def test_server_down_keeps_the_last_set(arc, dns, backends):
 def test_no_answer_yet_is_503_then_served(arc, dns, backends):
     port, srv = backends
     d = dns({})                                   # NXDOMAIN for now
-    a = arc(dns_config(port, fallback_poll="300ms"), env={"ARC_DNS_SERVERS": d.addr})
+    a = arc(dns_config(port, fallback_poll="300ms", servers=d.addr))
     c = a.client()
     assert wait_for(lambda: ctl_upstreams(a)["app"]["discovery"]["state"] == "failing"), \
         a.stderr_tail(20)

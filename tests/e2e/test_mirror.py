@@ -144,3 +144,24 @@ def test_each_mirror_has_its_own_body_limit(arc, servers):
     assert sorted(x["body"] for x in large) == [b"ok", b"z" * 100]
     assert wait_for(lambda: (metric(a.metrics()[0], "arc_mirror_dropped_total",
                                     reason="body_too_large") or 0) == 1)
+
+
+def test_node_max_in_flight_bounds_all_copies(arc, servers):
+    """node.mirror.max_in_flight caps the copies under way in all (here 1,
+    below the mirror's own max_in_flight of 64): while the slow shadow holds
+    the first copy, the others are dropped as busy."""
+    seen = []
+    primary = servers.http(name="primary")
+    slow = servers.http(handler=recorder(seen, delay_s=8.0), name="shadow")
+    cfg = mirror_config(primary, slow.addr, [{"upstream": "shadow", "timeout": "20s"}], workers=1)
+    cfg.setdefault("node", {})["mirror"] = {"max_in_flight": 1, "queue": 8}
+    a = arc(cfg)
+    c = a.client()
+    assert c.request("GET", "/first").status == 200
+    assert wait_for(lambda: (metric(a.metrics()[0], "arc_mirror_in_flight",
+                                    upstream="shadow") or 0) == 1, timeout=10), a.metrics()[1]
+    for i in range(4):
+        assert c.request("GET", "/more/%d" % i).status == 200
+    assert wait_for(lambda: mirrored(a, "dropped_busy") == 4, timeout=10), a.metrics()[1]
+    assert wait_for(lambda: mirrored(a, "2xx") == 1, timeout=20), a.metrics()[1]
+    assert [s["target"] for s in seen] == ["/first"]

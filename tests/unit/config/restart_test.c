@@ -38,6 +38,27 @@ static void test_same_and_reloadable_changes(void)
     arc_config_free(b);
 }
 
+static void test_node_dns_and_mirror_are_restart_only(void)
+{
+    struct arc_config *a = load(BASE "node: {dns: {servers: [\"127.0.0.1:53\"]}}\n" UPS RT);
+    struct arc_config *b = load(BASE "node: {dns: {servers: [\"127.0.0.1:54\"]}, "
+                                "mirror: {queue: 64}}\n" UPS RT);
+    struct arc_config *c = load(BASE UPS RT);
+    struct arc_config *d = load(BASE "node: {dns: {servers: [\"127.0.0.1:53\"]}}\n" UPS RT);
+    if (!a || !b || !c || !d)
+        return;
+    char out[256];
+    CHECK_INT(arc_config_restart_diff(a, d, out, sizeof(out)), 0);
+    CHECK_INT(arc_config_restart_diff(a, b, out, sizeof(out)), 2);
+    CHECK_STR(out, "node.dns, node.mirror");
+    CHECK_INT(arc_config_restart_diff(a, c, out, sizeof(out)), 1);
+    CHECK_STR(out, "node.dns");
+    arc_config_free(a);
+    arc_config_free(b);
+    arc_config_free(c);
+    arc_config_free(d);
+}
+
 static void test_restart_only_fields_are_named(void)
 {
     struct arc_config *a = load(BASE UPS RT);
@@ -100,6 +121,7 @@ static void test_control_plane_is_restart_only(void)
 int main(void)
 {
     RUN(test_same_and_reloadable_changes);
+    RUN(test_node_dns_and_mirror_are_restart_only);
     RUN(test_restart_only_fields_are_named);
     RUN(test_control_plane_is_restart_only);
     RUN(test_histograms_are_restart_only);

@@ -396,7 +396,11 @@ static void test_mirror(void)
         "      - upstream: api-v2\n"                                        /* 23 */
         "        sample: 0.5\n"                                             /* 24 */
         "        timeout: 250ms\n"                                          /* 25 */
-        "        transform: {path: \"/m$path\", headers: {set: {X-M: \"1\"}, remove: [X-Secret]}}\n", /* 26 */
+        "        transform: {path: \"/m$path\", headers: {set: {X-M: \"1\"}, remove: [X-Secret]}}\n" /* 26 */
+        "        compare: {ignore_headers: [X-Trace, server], on_diff: count, log_rate: 5,\n" /* 27 */
+        "                  ignore_body_fields: [ts, \"req.id\"], max_body: 2kb}\n" /* 28 */
+        "      - {upstream: api-v2, compare: {headers: [X-A], body: false}}\n"           /* 29 */
+        "      - {upstream: api-v2, compare: {enabled: false, headers: false}}\n",       /* 30 */
         &e);
     CHECK(c != NULL);
     arc_config_errors_dispose(&e);
@@ -414,6 +418,26 @@ static void test_mirror(void)
     CHECK_STR(m->set[0].name, "X-M");
     CHECK_INT(m->n_remove, 1);
     CHECK_STR(m->remove[0], "x-secret");
+    CHECK(c->routes[0].mirrors[0].compare == NULL);
+    CHECK(m->compare != NULL);
+    CHECK_INT(m->compare->fields, ARC_MCF_ALL);
+    CHECK_INT(m->compare->n_names, 2);
+    CHECK_STR(m->compare->names[0], "x-trace");
+    CHECK(m->compare->body && !m->compare->log);
+    CHECK_INT(m->compare->log_rate, 5);
+    CHECK_INT(m->compare->n_body_fields, 2);
+    CHECK_STR(m->compare->body_fields[1], "req.id");
+    CHECK_INT(m->compare->max_body, 2048);
+    m = &c->routes[1].mirrors[1];
+    CHECK(m->compare != NULL);
+    CHECK_INT(m->compare->fields, ARC_MCF_LISTED);
+    CHECK_INT(m->compare->n_names, 1);
+    CHECK_STR(m->compare->names[0], "x-a");
+    CHECK(!m->compare->body && m->compare->log);
+    CHECK_INT(m->compare->log_rate, 10);
+    CHECK_INT(m->compare->n_body_fields, 0);
+    CHECK_INT(m->compare->max_body, 1 << 20);
+    CHECK(c->routes[1].mirrors[2].compare == NULL);
     arc_config_free(c);
 
     c = load_str("yaml", BASE
@@ -427,7 +451,7 @@ static void test_mirror(void)
         "    mirror:\n"                                                     /* 22 */
         "      - upstream: apx\n"                                           /* 23 */
         "        sample: 2\n"                                               /* 24 */
-        "        compare: {enabled: true}\n"                                /* 25 */
+        "        compare: {ignore_body_fields: [id], body: false, headers: 5, on_diff: mail}\n" /* 25 */
         "        transform: {path: x, headers: {set: {Content-Length: \"1\"}, remove: [\"a b\"]}}\n", /* 26 */
         &e);
     CHECK(c == NULL);
@@ -435,11 +459,13 @@ static void test_mirror(void)
     CHECK_ERR(&e, 23, 19, "routes[1].mirror[0].upstream: unknown upstream 'apx' (did you mean "
                           "'app'?)");
     CHECK_ERR(&e, 24, 17, "routes[1].mirror[0].sample: expected a number between 0 and 1");
-    CHECK_ERR(&e, 25, 9, "routes[1].mirror[0].compare: not supported yet");
+    CHECK_ERR(&e, 25, 19, "routes[1].mirror[0].compare.ignore_body_fields: only with body: true");
+    CHECK_ERR(&e, 25, 67, "routes[1].mirror[0].compare.headers: expected true, false or a list");
+    CHECK_ERR(&e, 25, 79, "routes[1].mirror[0].compare.on_diff: unknown value 'mail'");
     CHECK_ERR(&e, 26, 27, "routes[1].mirror[0].transform.path: must start with '/'");
     CHECK_ERR(&e, 26, 46, "transform.headers.set: 'Content-Length' is managed by Arc");
     CHECK_ERR(&e, 26, 77, "transform.headers.remove[0]: 'a b' is not a valid header name");
-    CHECK_INT(e.n, 7);
+    CHECK_INT(e.n, 9);
     arc_config_errors_dispose(&e);
 }
 
@@ -747,9 +773,14 @@ static void test_passive_health(void)
         "               pass_after: 4, expect_status: [204, \"200-299\"]}\n"
         "  - name: b\n"
         "    discovery: {type: static, endpoints: [{address: \"10.0.0.2:80\"}]}\n"
+        "    health: {active: {}}\n"
+        "  - name: c\n"                                  /* checked over TLS */
+        "    discovery: {type: static, endpoints: [{address: \"10.0.0.3:443\"}]}\n"
+        "    tls: {insecure: true}\n"
         "    health: {active: {}}\n");
     if (!c)
         return;
+    CHECK(c->upstreams[2].active.enabled);
     const struct arc_active_conf *ac = &c->upstreams[0].active;
     CHECK(ac->enabled);
     CHECK_INT(ac->interval, 2000);
@@ -774,14 +805,17 @@ static void test_passive_health(void)
         "    discovery: {type: static, endpoints: [{address: \"10.0.0.1:80\"}]}\n"
         "    health: {active: {expect_status: [\"300-200\"]}}\n",
         1, 5, 39, "expected a status (100-599) or a range like");
-    CHECK_FAILS("yaml",
+    c = must_load("yaml",                          /* checked over HTTP/2 */
         "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
         "upstreams:\n"
         "  - name: a\n"
         "    discovery: {type: static, endpoints: [{address: \"10.0.0.1:80\"}]}\n"
         "    protocol: http2\n"
-        "    health: {active: {}}\n",
-        1, 6, 22, "health.active: not supported yet with protocol http2");
+        "    health: {active: {}}\n");
+    if (c) {
+        CHECK(c->upstreams[0].active.enabled);
+        arc_config_free(c);
+    }
 
     CHECK_FAILS("yaml",
         "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"

@@ -174,6 +174,55 @@ static void test_near_integer_quoted_exactly(void)
                 1, 1, 17, "node.workers: expected an integer, got 1.0000000000000002");
 }
 
+static void test_node_dns_and_mirror(void)
+{
+    struct arc_config *c = must_load("yaml",
+        "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n");
+    if (c) {                                        /* defaults */
+        CHECK_INT(c->node.n_dns_servers, 0);
+        CHECK_INT(c->node.dns_timeout, 1000);
+        CHECK_INT(c->node.dns_attempts, 2);
+        CHECK_INT(c->node.mirror_queue, 1024);
+        CHECK_INT(c->node.mirror_max_in_flight, 4096);
+        arc_config_free(c);
+    }
+    c = must_load("yaml",
+        "node:\n"
+        "  dns: {servers: [\"10.0.0.53:53\", \"[2001:db8::53]:5353\"], timeout: 300ms, attempts: 3}\n"
+        "  mirror: {queue: 256, max_in_flight: 100}\n"
+        "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n");
+    if (c) {
+        CHECK_INT(c->node.n_dns_servers, 2);
+        CHECK_STR(c->node.dns_servers[0].text, "10.0.0.53:53");
+        CHECK_STR(c->node.dns_servers[1].text, "[2001:db8::53]:5353");
+        CHECK_INT(c->node.dns_timeout, 300);
+        CHECK_INT(c->node.dns_attempts, 3);
+        CHECK_INT(c->node.mirror_queue, 256);
+        CHECK_INT(c->node.mirror_max_in_flight, 100);
+        arc_config_free(c);
+    }
+    struct arc_config_errors e;
+    c = load_str("yaml",
+        "node:\n"                                                           /* 1 */
+        "  dns: {servers: [\"10.0.0.53:53\", dns.example, \"10.0.0.1:0\", 7], attempts: 0}\n" /* 2 */
+        "  mirror: {queue: 1000, max_in_flight: 0}\n"                      /* 3 */
+        "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n", &e);
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 2, 35, "node.dns.servers[1]: 'dns.example' is not an address; expected "
+                         "\"ip:port\" or \"[ipv6]:port\" (host names are not accepted)");
+    CHECK_ERR(&e, 2, 48, "node.dns.servers[2]: port 0 is not valid here");
+    CHECK_ERR(&e, 2, 62, "node.dns.servers[3]: expected a string");
+    CHECK_ERR(&e, 2, 76, "node.dns.attempts");
+    CHECK_ERR(&e, 3, 19, "node.mirror.queue: must be a power of two, got 1000");
+    CHECK_ERR(&e, 3, 40, "node.mirror.max_in_flight");
+    CHECK_INT(e.n, 6);
+    arc_config_errors_dispose(&e);
+    check_fails(__FILE__, __LINE__, "yaml",
+                "node: {dns: {servers: []}}\n"
+                "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n",
+                1, 1, 23, "node.dns.servers: expected 1 to 16 servers, got 0");
+}
+
 static void test_h2_flood(void)
 {
     struct arc_config *c = must_load("yaml",
@@ -644,6 +693,7 @@ int main(void)
     RUN(test_null_and_integral_float);
     RUN(test_near_integer_quoted_exactly);
     RUN(test_h2_flood);
+    RUN(test_node_dns_and_mirror);
     RUN(test_l7_guards);
     RUN(test_unknown_keys);
     RUN(test_wrong_types);
