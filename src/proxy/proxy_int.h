@@ -807,9 +807,10 @@ struct arc_px_hh;
 struct arc_px_hh_pub;
 /* (Re)builds the worker's sketch for its current snapshot; -1: out of memory. */
 int arc_px__hh_fit(struct arc_worker *w);
-/* Counts a request's client under every prefix it belongs to; true when
- * one of them is a heavy hitter to reject (heavy_hitters.action). */
-bool arc_px__hh_count(struct arc_worker *w, struct arc_exchange *ex);
+/* Counts a request's client under every prefix it belongs to; when one of
+ * them is listed and heavy_hitters.action is not none, the key of the
+ * widest listed one (for arc_px__hh_limit), else 0. */
+uint64_t arc_px__hh_count(struct arc_worker *w, struct arc_exchange *ex);
 /* Timer tick: once a second, publish the heavy sources and decay. */
 void arc_px__hh_tick(struct arc_worker *w);
 void arc_px__hh_dispose(struct arc_worker *w);
@@ -828,6 +829,10 @@ bool arc_px__limit(struct arc_worker *w, struct arc_exchange *ex);
 size_t arc_px__limit_fields(struct arc_exchange *ex, struct arc_hdr *out);
 /* Answers a heavy hitter's request (heavy_hitters.action: reject). */
 void arc_px__hh_reject(struct arc_worker *w, struct arc_exchange *ex);
+/* heavy_hitters.action: limit: charges a heavy hitter's request to the
+ * limit of its listed prefix `key` (arc_px__hh_count); true: it goes on,
+ * false: it was answered (rejected). */
+bool arc_px__hh_limit(struct arc_worker *w, struct arc_exchange *ex, uint64_t key);
 /* For the access log: the decision (ARC_ALOG_RL_*) and its policy. */
 unsigned arc_px__limit_log(const struct arc_exchange *ex, uint32_t *quota, uint32_t *window_s);
 
