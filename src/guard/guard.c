@@ -212,21 +212,21 @@ void arc_guard_hs_add(unsigned id, const struct arc_guard_key *key, uint32_t sec
     }
 }
 
-void arc_guard_rate_start(struct arc_guard_conn *g, uint64_t now_ms)
+void arc_guard_rate_start(struct arc_guard_rate *g, uint64_t now_ms)
 {
-    g->rate_start_ms = now_ms;
-    g->rate_bytes = 0;
+    g->start_ms = now_ms;
+    g->bytes = 0;
 }
 
-bool arc_guard_rate_feed(struct arc_guard_conn *g, uint64_t bytes, uint64_t now_ms,
+bool arc_guard_rate_feed(struct arc_guard_rate *g, uint64_t bytes, uint64_t now_ms,
                          uint32_t min_bps, uint64_t window_ms)
 {
-    g->rate_bytes += bytes;
-    if (min_bps == 0 || now_ms < g->rate_start_ms + window_ms)
+    g->bytes += bytes;
+    if (min_bps == 0 || now_ms < g->start_ms + window_ms)
         return true;
-    uint64_t elapsed = now_ms - g->rate_start_ms;
+    uint64_t elapsed = now_ms - g->start_ms;
     /* bytes / (elapsed / 1000) < min_bps, without dividing */
-    if (g->rate_bytes * 1000 < (uint64_t)min_bps * elapsed)
+    if (g->bytes * 1000 < (uint64_t)min_bps * elapsed)
         return false;
     arc_guard_rate_start(g, now_ms);
     return true;

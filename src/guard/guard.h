@@ -54,14 +54,20 @@ struct arc_guard_key {
     bool valid;                         /* false: address unknown, nothing counted */
 };
 
+/* A receive-rate window: an HTTP/1 connection's current request, or one
+ * HTTP/2 stream's request body. */
+struct arc_guard_rate {
+    uint64_t start_ms;                  /* current window (0: not started) */
+    uint64_t bytes;                     /* received in it */
+};
+
 /* Per-connection guard state (embedded in the client connection). */
 struct arc_guard_conn {
     struct arc_guard_key key;
     bool counted_conn;                  /* holds one ARC_GC_CONNS */
     bool counted_incomplete;            /* holds one ARC_GC_INCOMPLETE */
     bool hs_pending;                    /* holds one of the worker's handshake slots */
-    uint64_t rate_start_ms;             /* current receive-rate window */
-    uint64_t rate_bytes;
+    struct arc_guard_rate rate;         /* HTTP/1: the current request's */
 };
 
 /* Gives worker `id` its row block (zeroed); idempotent. -1 on out of
@@ -85,12 +91,12 @@ uint32_t arc_guard_hs_count(const struct arc_guard_key *key, uint32_t sec);
 void arc_guard_hs_add(unsigned id, const struct arc_guard_key *key, uint32_t sec);
 
 /* Minimum receive rate. Starts a window at now_ms. */
-void arc_guard_rate_start(struct arc_guard_conn *g, uint64_t now_ms);
+void arc_guard_rate_start(struct arc_guard_rate *g, uint64_t now_ms);
 /* Counts `bytes` received at now_ms; false when the window that just
  * closed carried fewer than min_bps bytes per second. A window closes at
  * the first receive at least `window_ms` after it started (the first one
  * is the grace period); a passed window starts the next. min_bps 0 = off. */
-bool arc_guard_rate_feed(struct arc_guard_conn *g, uint64_t bytes, uint64_t now_ms,
+bool arc_guard_rate_feed(struct arc_guard_rate *g, uint64_t bytes, uint64_t now_ms,
                          uint32_t min_bps, uint64_t window_ms);
 
 /* Logs a trip on stderr at most once per reason per worker every 10s

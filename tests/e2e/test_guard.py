@@ -18,6 +18,7 @@ import pytest
 
 from arcproc import make_config, metric, to_yaml, upstream_conf, wait_for
 from httpraw import Client, read_response, BufReader
+from test_http2 import H2Client
 
 
 def guard_conf(up, l7, workers=2, node=None):
@@ -379,3 +380,127 @@ def test_tls_handshake_budget_per_worker(arc, servers, cert, arc_bin):
     holder.close()
     assert wait_for(lambda: tls_get(a.port), timeout=10 * arc_bin.slow)
     assert trips(a, "tls_handshake_budget") >= 1
+
+
+# ------------------------------------------------------------------ HTTP/2
+
+def _h2_conn(port, src="127.0.0.1"):
+    import h2.config
+    import h2.connection
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    s.sendall(conn.data_to_send())
+    return s, conn
+
+
+def _h2_post_headers(conn, sid, path, length):
+    conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "t"),
+                            (":path", path), ("content-length", str(length))])
+
+
+def test_h2_stream_body_below_min_rate_408_while_fair_stream_served(arc, servers, arc_bin):
+    """min_recv_rate_bps per HTTP/2 stream: on one connection, a stream
+    whose body trickles at ~100 B/s is answered 408 (and reset), while a
+    fair upload on another stream of the same connection is served; the
+    trip is counted once as min_recv_rate_body."""
+    import h2.events
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"min_recv_rate_bps": 1000,
+                                          "min_recv_rate_window": "1s"}}))
+    s, conn = _h2_conn(a.port)
+    n_slow, fair = 100000, b"y" * 20000
+    _h2_post_headers(conn, 1, "/slowbody", n_slow)
+    _h2_post_headers(conn, 3, "/fair", len(fair))
+    s.sendall(conn.data_to_send())
+    got = {1: {}, 3: {}}
+    sent_slow, sent_fair = 0, 0
+    deadline = time.monotonic() + 15 * arc_bin.slow
+    s.settimeout(0.1)
+    while time.monotonic() < deadline and not (got[1].get("end") and got[3].get("end")):
+        if not got[1].get("end") and sent_slow < n_slow:
+            conn.send_data(1, b"x" * 10)                     # ~100 B/s
+            sent_slow += 10
+        if sent_fair < len(fair):                            # ~10 kB/s over 2 s
+            conn.send_data(3, fair[sent_fair:sent_fair + 1000],
+                           end_stream=sent_fair + 1000 >= len(fair))
+            sent_fair += 1000
+        try:
+            s.sendall(conn.data_to_send())
+        except OSError:
+            break
+        t_end = time.monotonic() + 0.1
+        while time.monotonic() < t_end:
+            try:
+                data = s.recv(65536)
+            except socket.timeout:
+                break
+            if not data:
+                deadline = 0
+                break
+            for e in conn.receive_data(data):
+                sid = getattr(e, "stream_id", None)
+                if sid not in got:
+                    continue
+                if isinstance(e, h2.events.ResponseReceived):
+                    got[sid]["status"] = int(dict(e.headers)[b":status"])
+                elif isinstance(e, h2.events.DataReceived):
+                    conn.acknowledge_received_data(e.flow_controlled_length, sid)
+                elif isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    got[sid]["end"] = True
+                    if isinstance(e, h2.events.StreamReset):
+                        got[sid]["reset"] = e.error_code
+    s.close()
+    assert got[3].get("status") == 200, got
+    assert got[1].get("status") == 408, got
+    assert sent_slow < n_slow / 10, "the slow stream was not cut early (%d bytes sent)" % sent_slow
+    assert wait_trips(a, "min_recv_rate_body", 1, 5) == 1
+
+
+def test_h2_connection_without_a_request_head_closed_at_header_deadline(arc, servers, arc_bin):
+    """An HTTP/2 connection is bounded by headers_timeout until its first
+    request's HEADERS are whole: one that sends only the preface and
+    SETTINGS, and one that leaves a header block open (HEADERS without
+    END_HEADERS), are closed (trip headers_timeout) while a normal h2
+    client that got its answer may idle past the deadline."""
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"headers_timeout": "1s"}}))
+    silent, _ = _h2_conn(a.port)
+    open_block, conn = _h2_conn(a.port)
+    conn.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":authority", "t"),
+                          (":path", "/x")], end_stream=True)
+    frames = conn.data_to_send()
+    # the HEADERS frame is the last one: clear its END_HEADERS flag (0x4)
+    i = len(frames)
+    j = 0
+    while j < len(frames):                                   # walk to the last frame
+        ln = int.from_bytes(frames[j:j + 3], "big")
+        i, j = j, j + 9 + ln
+    assert frames[i + 3] == 0x1, frames[i:i + 9]            # HEADERS
+    frames = frames[:i + 4] + bytes([frames[i + 4] & ~0x4]) + frames[i + 5:]
+    open_block.sendall(frames)
+    good = H2Client(a.port)
+    sid = good.request("/ok")
+    assert good.response(sid)[0] == 200
+    t0 = time.monotonic()
+    for sock in (silent, open_block):
+        sock.settimeout(8 * arc_bin.slow)
+        try:
+            while sock.recv(65536):
+                pass
+        except OSError:
+            pass
+    took = time.monotonic() - t0
+    assert took < 8 * arc_bin.slow, "h2 connections without a request head not cut"
+    assert wait_trips(a, "headers_timeout", 2, 5) == 2
+    # the client that was served idles past the header deadline and is still served
+    time.sleep(1.5)
+    sid = good.request("/again")
+    assert good.response(sid)[0] == 200
+    good.close()
+    silent.close()
+    open_block.close()

@@ -97,15 +97,15 @@ static void test_handshake_seconds(void)
 
 static void test_rate_window(void)
 {
-    struct arc_guard_conn g = { 0 };
+    struct arc_guard_rate g = { 0 };
     arc_guard_rate_start(&g, 1000);
     /* 100 B/s over 1s windows: nothing is judged before the window ends */
     CHECK(arc_guard_rate_feed(&g, 1, 1500, 100, 1000));
     CHECK(!arc_guard_rate_feed(&g, 1, 2100, 100, 1000));        /* 2 bytes in 1.1s */
     arc_guard_rate_start(&g, 1000);
     CHECK(arc_guard_rate_feed(&g, 150, 2000, 100, 1000));       /* passed: next window */
-    CHECK_INT(g.rate_start_ms, 2000);
-    CHECK_INT(g.rate_bytes, 0);
+    CHECK_INT(g.start_ms, 2000);
+    CHECK_INT(g.bytes, 0);
     CHECK(arc_guard_rate_feed(&g, 10, 2500, 100, 1000));
     CHECK(!arc_guard_rate_feed(&g, 10, 3200, 100, 1000));       /* 20 bytes in 1.2s */
     arc_guard_rate_start(&g, 0);
