@@ -440,6 +440,8 @@ struct arc_guard_conf {
     uint64_t min_recv_rate_window;      /* slowloris.min_recv_rate_window (ext), 10s */
     uint32_t max_incomplete_per_ip;     /* slowloris.max_incomplete_per_ip, 64 (0 = off) */
     uint32_t max_connections_per_ip;    /* 0 = off */
+    uint32_t max_tracked_addresses;     /* (ext) 16384: the per-address table's cells per
+                                           row (rounded up to a power of two; restart-only) */
     uint32_t ipv6_prefix;               /* (ext) 64: IPv6 clients counted by this prefix */
     uint32_t handshakes_per_ip_per_sec; /* tls_flood, 0 = off */
     uint32_t max_handshakes_per_worker; /* tls_flood (ext), 256 (0 = off) */

@@ -267,6 +267,52 @@ def test_max_connections_per_ip_v6(arc, servers, arc_bin):
     assert wait_trips(a, "max_connections_per_ip", refused, 5) == refused
 
 
+def test_tiny_table_full_refuses_early_and_gives_back(arc, servers, arc_bin):
+    """security.l7.max_tracked_addresses: 1: every address shares one cell
+    per row, so the table is full at once. A collision only counts more:
+    with max_connections_per_ip 3, three connections from three addresses
+    fill the cell and a fourth address is refused (with the default table
+    it would be served); a closed connection gives its place back; changing
+    the size is refused by a reload (restart-only)."""
+    up = servers.http(name="echo")
+    cfg = guard_conf(up, {"max_connections_per_ip": 3, "max_tracked_addresses": 1})
+    a = arc(cfg)
+    held = []
+    for i in range(3):
+        c = client_from(a.port, "127.0.0.%d" % (2 + i))
+        assert c.request("GET", "/held/%d" % i).status == 200
+        held.append(c)
+    extra = client_from(a.port, "127.0.0.9")
+    assert extra.wait_closed(8 * arc_bin.slow), "a full tiny table let a 4th address in"
+    assert extra.trailing == b""
+    refused = 1
+    held.pop().close()
+    deadline = time.monotonic() + 8 * arc_bin.slow
+    while True:                             # the place comes back (close is asynchronous)
+        c = client_from(a.port, "127.0.0.10")
+        try:
+            c.send(b"GET /again HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_response(c.rd).status == 200
+            break
+        except Exception:
+            refused += 1
+            assert time.monotonic() < deadline, "place never given back"
+            time.sleep(0.1)
+        finally:
+            c.close()
+    assert wait_trips(a, "max_connections_per_ip", refused, 5) == refused
+    # restart-only: a reload that changes the size is refused, the old one stays
+    cfg["security"]["l7"]["max_tracked_addresses"] = 4096
+    with open(a.config_path, "w") as f:
+        f.write(to_yaml(cfg))
+    a.signal(signal.SIGHUP)
+    assert wait_for(lambda: (metric(a.metrics()[0], "arc_config_reloads_total",
+                                    result="refused") or 0) == 1, 10 * arc_bin.slow)
+    assert "security.l7.max_tracked_addresses" in a.stderr_text()
+    for c in held:
+        c.close()
+
+
 def test_caps_change_on_reload_and_held_connections_count(arc, servers, arc_bin):
     up = servers.http(name="echo")
     a = arc(guard_conf(up, {}))
