@@ -805,6 +805,10 @@ void arc_px__client_sent(struct arc_worker *w, struct arc_conn *c)
         set_timer(w, c, cfg_of(w)->node.write_timeout);
     else if (c->c.state == CS_TUNNEL)
         set_timer(w, c, cfg_of(w)->node.idle_timeout);  /* back from a write stall */
+    else if (c->c.state == CS_HEAD && !c->c.head_started && c->c.fresh && !c->closing)
+        /* A new connection (what goes out here is its TLS handshake): its
+         * first head is still due by the deadline that runs from accept. */
+        arc_tw_schedule(&w->tw, &c->timer, c->created_ms + arc_px__head_deadline(w, NULL));
     else if (c->c.state == CS_HEAD && !c->c.head_started)
         set_timer(w, c, cfg_of(w)->node.idle_timeout); /* keep-alive idle from the last byte out */
     else if (c->c.state == CS_EXCHANGE && ex && ex->req_done)

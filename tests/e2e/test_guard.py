@@ -550,3 +550,90 @@ def test_h2_connection_without_a_request_head_closed_at_header_deadline(arc, ser
     good.close()
     silent.close()
     open_block.close()
+
+
+def _tls_ctx(alpn=None):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+def _closed_within(sock, budget):
+    """Seconds until the peer closes (EOF or reset), or None; what came is dropped."""
+    t0 = time.monotonic()
+    sock.settimeout(budget)
+    try:
+        while sock.recv(65536):
+            if time.monotonic() - t0 > budget:
+                return None
+    except socket.timeout:
+        return None
+    except (OSError, ssl.SSLError):
+        pass
+    return time.monotonic() - t0
+
+
+def test_tls_connections_without_a_request_bounded_by_header_deadline(arc, servers, cert, arc_bin):
+    """headers_timeout covers a TLS connection from accept: one that never
+    sends its ClientHello, one that completes the handshake (HTTP/1.1) and
+    then sends nothing, and one that negotiates h2 by ALPN and never sends
+    the preface are all closed (trip headers_timeout, no HTTP answer),
+    while a normal HTTPS client is served."""
+    up = servers.http(name="echo")
+    a = arc(tls_conf(up, cert, {"slowloris": {"headers_timeout": "1s"}}))
+    no_hello = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+    quiet = _tls_ctx().wrap_socket(socket.create_connection(("127.0.0.1", a.port), timeout=10),
+                                   server_hostname="guard.test")
+    h2q = _tls_ctx(["h2"]).wrap_socket(socket.create_connection(("127.0.0.1", a.port),
+                                                                timeout=10),
+                                       server_hostname="guard.test")
+    assert h2q.selected_alpn_protocol() == "h2"
+    assert tls_get(a.port)
+    budget = 8 * arc_bin.slow
+    for name, s in (("no ClientHello", no_hello), ("silent after handshake", quiet),
+                    ("h2 without preface", h2q)):
+        took = _closed_within(s, budget)
+        assert took is not None, "%s: not closed by the header deadline" % name
+        s.close()
+    assert wait_trips(a, "headers_timeout", 3, 5) == 3
+
+
+def test_tls_handshake_rate_is_per_address(arc, servers, cert):
+    """handshakes_per_ip_per_sec refuses one address's excess only: while
+    127.0.0.1 is over its rate, 127.0.0.2 completes handshakes."""
+    up = servers.http(name="echo")
+    a = arc(tls_conf(up, cert, {"tls_flood": {"handshakes_per_ip_per_sec": 2}}))
+    refused_other = []
+
+    def from_other():
+        ctx = _tls_ctx()
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.settimeout(10)
+            s.bind(("127.0.0.2", 0))
+            s.connect(("127.0.0.1", a.port))
+            with ctx.wrap_socket(s, server_hostname="guard.test") as t:
+                t.sendall(b"GET /o HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                return t.recv(65536).startswith(b"HTTP/1.1 200 ")
+        except (ssl.SSLError, OSError):
+            return False
+
+    # keep 127.0.0.1 over its rate for ~3.5 s; 127.0.0.2 handshakes once a
+    # second (at most one per whole second: under its own rate)
+    deadline = time.monotonic() + 3.5
+    flood_failed, other_ok, last_other = 0, 0, 0.0
+    while time.monotonic() < deadline:
+        results = [tls_get(a.port) for _ in range(4)]
+        flood_failed += results.count(False)
+        if time.monotonic() - last_other >= 1.0:
+            last_other = time.monotonic()
+            if from_other():
+                other_ok += 1
+            else:
+                refused_other.append(last_other)
+    assert flood_failed >= 1, "127.0.0.1 was never refused"
+    assert refused_other == [] and other_ok >= 3, (refused_other, other_ok)
+    assert wait_trips(a, "tls_handshake_rate", flood_failed, 5) == flood_failed
