@@ -308,7 +308,9 @@ def test_tiny_table_full_refuses_early_and_gives_back(arc, servers, arc_bin):
     a.signal(signal.SIGHUP)
     assert wait_for(lambda: (metric(a.metrics()[0], "arc_config_reloads_total",
                                     result="refused") or 0) == 1, 10 * arc_bin.slow)
-    assert "security.l7.max_tracked_addresses" in a.stderr_text()
+    # (the log line may reach stderr after the counter moved)
+    assert wait_for(lambda: "security.l7.max_tracked_addresses" in a.stderr_text(), 10), \
+        a.stderr_tail(10)
     for c in held:
         c.close()
 
