@@ -681,6 +681,62 @@ def test_heavy_hitters_limited_to_their_rate(arc, tmp_path):
             "window_s": 1} in logged()
 
 
+def test_heavy_hitters_limit_kept_across_reloads(arc):
+    """heavy_hitters.limit's table is carried over a reload that keeps its
+    definition (a limit of 0.01/s, burst 1: after the first rejection the
+    flood gets nothing for 100 s, also across a reload that only changes a
+    route's answer), and starts over when the limit changes (a new table:
+    its burst is admitted again)."""
+    def cfg(qps, body):
+        c = make_config([], routes=[route_conf("p", "/p", respond={"status": 200,
+                                                                    "body": body})], workers=2)
+        c["rate_limits"] = {"heavy_hitters": {
+            "enabled": True, "threshold_qps": 40, "width": 1000, "depth": 4, "action": "limit",
+            "limit": {"qps": qps, "burst": 1}}}
+        return c
+    a = arc(cfg(0.01, "one"))
+    stop = []
+    seen, lock = [], threading.Lock()
+
+    def flood():
+        c = Client(a.port)
+        try:
+            while not stop:
+                r = c.request("GET", "/p")
+                assert r.status in (200, 429), r
+                with lock:
+                    seen.append((time.monotonic(), r.status, r.body))
+        finally:
+            c.close()
+
+    ths = [threading.Thread(target=flood) for _ in range(2)]
+    for t in ths:
+        t.start()
+    try:
+        assert wait_for(lambda: any(st == 429 for _, st, _ in list(seen)), timeout=15)
+        time.sleep(1.5)                                 # every worker lists the flood
+        t1 = time.monotonic()
+        with open(a.config_path, "w") as f:
+            f.write(to_yaml(cfg(0.01, "two")))          # same limit, another answer
+        reload(a)
+        assert wait_for(lambda: any(t > t1 and b"two" in b for t, _, b in list(seen)) or
+                        time.monotonic() > t1 + 3, timeout=10)
+        time.sleep(1.0)
+        t2 = time.monotonic()
+        with lock:
+            kept = [(t, st) for t, st, _ in seen if t1 <= t <= t2 and st == 200]
+        assert kept == [], kept                         # the state was carried
+        with open(a.config_path, "w") as f:
+            f.write(to_yaml(cfg(0.02, "three")))        # another limit: a new table
+        reload(a)
+        assert wait_for(lambda: any(t > t2 and st == 200 for t, st, _ in list(seen)),
+                        timeout=10), "a changed limit did not start a new table"
+    finally:
+        stop.append(1)
+        for t in ths:
+            t.join()
+
+
 def test_client_certificate_subject_key(arc, servers, pki):
     """key.by: client_cert counts by the verified certificate's subject;
     clients without one share one key."""
