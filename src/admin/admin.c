@@ -226,6 +226,16 @@ static void render_heavy_hitters(struct arc_sbuf *m, const struct arc_control *c
                        "hitter (action: reject).\n"
                        "# TYPE arc_heavy_hitters_rejected_total counter\n"
                        "arc_heavy_hitters_rejected_total %llu\n", (unsigned long long)rej);
+    uint64_t lim[2] = { 0, 0 };
+    for (size_t i = 0; i < ctl->n_workers; i++)
+        for (int k = 0; k < 2; k++)
+            lim[k] += arc_m_get(&shards[i]->hh_limited[k]);
+    arc_sbuf_printf(m, "# HELP arc_heavy_hitters_limit_decisions_total Requests of heavy "
+                       "hitters charged to rate_limits.heavy_hitters.limit (action: limit).\n"
+                       "# TYPE arc_heavy_hitters_limit_decisions_total counter\n"
+                       "arc_heavy_hitters_limit_decisions_total{decision=\"allowed\"} %llu\n"
+                       "arc_heavy_hitters_limit_decisions_total{decision=\"rejected\"} %llu\n",
+                       (unsigned long long)lim[0], (unsigned long long)lim[1]);
     struct arc_rl_hh_item items[256];
     size_t n = arc_workers_heavy_hitters(ctl->workers, ctl->n_workers, hc->threshold_qps, items,
                                          ARC_ARRAY_LEN(items));

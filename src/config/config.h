@@ -469,6 +469,8 @@ struct arc_guard_conf {
     uint64_t min_recv_rate_window;      /* slowloris.min_recv_rate_window (ext), 10s */
     uint32_t max_incomplete_per_ip;     /* slowloris.max_incomplete_per_ip, 64 (0 = off) */
     uint32_t max_connections_per_ip;    /* 0 = off */
+    uint32_t max_tracked_addresses;     /* (ext) 16384: the per-address table's cells per
+                                           row (rounded up to a power of two; restart-only) */
     uint32_t ipv6_prefix;               /* (ext) 64: IPv6 clients counted by this prefix */
     uint32_t handshakes_per_ip_per_sec; /* tls_flood, 0 = off */
     uint32_t max_handshakes_per_worker; /* tls_flood (ext), 256 (0 = off) */
@@ -553,8 +555,11 @@ struct arc_heavy_hitters_conf {
     uint32_t ipv6_prefix;       /* 64 */
     double threshold_qps;       /* 1000 */
     int action;                 /* enum arc_hh_action, none */
-    int status;                 /* reject: 429 */
-    bool close;                 /* reject: HTTP/1 connection closed after the answer */
+    int status;                 /* reject, limit: 429 */
+    bool close;                 /* reject, limit: HTTP/1 connection closed after a rejection */
+    /* action: limit: the limit each listed prefix gets (heavy_hitters.limit;
+     * key_by, key_name, global and max_delay unused; status = the above) */
+    struct arc_rate_limit_conf limit;
 };
 /* rate_limits.global: the Redis tier (proxy/glimit.c). Restart-only. */
 enum arc_rl_fallback { ARC_RL_FB_LOCAL_SHARE, ARC_RL_FB_FAIL_OPEN, ARC_RL_FB_FAIL_CLOSED };
@@ -572,7 +577,7 @@ struct arc_rl_global_conf {
 
 /* What happens to a request from a heavy hitter (a prefix at or above
  * threshold_qps summed over the workers, as last measured). */
-enum arc_hh_action { ARC_HH_NONE, ARC_HH_REJECT };
+enum arc_hh_action { ARC_HH_NONE, ARC_HH_REJECT, ARC_HH_LIMIT };
 
 /* security.xdp: the XDP filter in front of the TCP stack (src/xdp). Map
  * contents (lists, rates, auto_block) follow reloads; enabled, interface,

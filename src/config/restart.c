@@ -2,7 +2,8 @@
  * Fields a running Arc cannot change without a restart (a reload that
  * changes them is refused, naming each): the listener set and every
  * socket-level setting of a listener, the worker count, io_uring sizing,
- * the Redis tier (rate_limits.global: its connection is made once),
+ * the Redis tier (rate_limits.global: its connection is made once), the
+ * L7 guards' table size (security.l7.max_tracked_addresses),
  * the admin listener and the control plane (CONFIG.md makes the whole
  * section restart-only: its listener is bound once, and a token that the
  * API itself could replace would let one caller lock the others out).
@@ -98,6 +99,9 @@ size_t arc_config_restart_diff(const struct arc_config *old, const struct arc_co
                          ga->circuit_open != gb->circuit_open || ga->fallback != gb->fallback ||
                          ga->nodes != gb->nodes)))
         changed(&d, "rate_limits.global");
+    /* (the guard's per-address table is laid out when the workers start) */
+    if (old->guard.max_tracked_addresses != new->guard.max_tracked_addresses)
+        changed(&d, "security.l7.max_tracked_addresses");
     const struct arc_uring_conf *ua = &old->uring, *ub = &new->uring;
 #define UF(field, name) do { if (ua->field != ub->field) changed(&d, "io_uring.%s", name); } while (0)
     UF(uring_entries, "uring_entries");

@@ -71,7 +71,7 @@ static const struct arc_conf_key security_keys[] = {
 
 static const struct arc_conf_key l7_keys[] = {
     { "slowloris", 0 }, { "tls_flood", 0 }, { "h2_flood", 0 },
-    { "max_connections_per_ip", 0 }, { "ipv6_prefix", 0 },
+    { "max_connections_per_ip", 0 }, { "ipv6_prefix", 0 }, { "max_tracked_addresses", 0 },
 };
 
 static const struct arc_conf_key slowloris_keys[] = {
@@ -162,7 +162,7 @@ static void set_defaults(struct arc_config *cfg)
         .slowloris = true, .headers_timeout = 10 * MS_S, .min_recv_rate_bps = 100,
         .min_recv_rate_window = 10 * MS_S, .max_incomplete_per_ip = 64,
         .max_connections_per_ip = 0, .ipv6_prefix = 64, .handshakes_per_ip_per_sec = 0,
-        .max_handshakes_per_worker = 256,
+        .max_handshakes_per_worker = 256, .max_tracked_addresses = 16384,
     };
     arc_config_parse_addr("127.0.0.1:9090", &cfg->metrics_bind);
     cfg->metrics_enabled = true;
@@ -427,6 +427,13 @@ static void l7_section(struct arc_sctx *s, const struct arc_cn *m)
     arc_config__get_u32(s, m, "security.l7", "max_connections_per_ip", 0, 10000000,
                         &g->max_connections_per_ip);
     arc_config__get_u32(s, m, "security.l7", "ipv6_prefix", 1, 128, &g->ipv6_prefix);
+    if (arc_config__get_u32(s, m, "security.l7", "max_tracked_addresses", 1, 65536,
+                            &g->max_tracked_addresses))
+        for (uint32_t n = 1;; n <<= 1)     /* (rounded up to a power of two) */
+            if (n >= g->max_tracked_addresses) {
+                g->max_tracked_addresses = n;
+                break;
+            }
     const struct arc_cn *sl = arc_config__val(m, "slowloris");
     const char *sp = "security.l7.slowloris";
     if (sl && arc_config__check_map(s, sl, sp, slowloris_keys, N(slowloris_keys))) {

@@ -41,10 +41,15 @@ static const char *const fallbacks[] = { "local_share", "fail_open", "fail_close
 
 static const struct arc_conf_key heavy_keys[] = {
     { "enabled", 0 }, { "width", 0 }, { "depth", 0 }, { "ipv6_prefix", 0 },
-    { "threshold_qps", 0 }, { "action", 0 }, { "status", 0 }, { "close", 0 },
+    { "threshold_qps", 0 }, { "action", 0 }, { "status", 0 }, { "close", 0 }, { "limit", 0 },
 };
 /* enum arc_hh_action order */
-static const char *const hh_actions[] = { "none", "reject" };
+static const char *const hh_actions[] = { "none", "reject", "limit" };
+/* heavy_hitters.limit: a route limit's keys that make sense per prefix */
+static const struct arc_conf_key hh_limit_keys[] = {
+    { "qps", REQ }, { "burst", 0 }, { "algorithm", 0 }, { "window", 0 }, { "max_keys", 0 },
+    { "headers", 0 }, { "legacy_headers", 0 },
+};
 
 static const struct arc_conf_key key_keys[] = {
     { "by", 0 }, { "name", 0 }, { "ipv6_prefix", 0 },
@@ -100,15 +105,14 @@ static void key(struct arc_sctx *s, const struct arc_cn *m, const char *lp,
     }
 }
 
-void arc_config__rate_limit(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
-                            struct arc_route_conf *r)
+/* A limit's definition at path p into *rl (checked against its keys
+ * already). hh: rate_limits.heavy_hitters.limit (no key, scope or
+ * max_delay; no leaky_bucket: a heavy hitter is limited before routing,
+ * where a request cannot wait). */
+static void limit_def(struct arc_sctx *s, const struct arc_cn *m, const char *p,
+                      struct arc_rate_limit_conf *rl, bool hh)
 {
-    char p[ARC_PATH_MAX], kp[ARC_PATH_MAX];
-    arc_config__path(p, rpath, "rate_limit");
-    if (!arc_config__check_map(s, m, p, limit_keys, N(limit_keys)))
-        return;
-    struct arc_rate_limit_conf *rl = arc_config__xcalloc(1, sizeof(*rl));
-    r->rate_limit = rl;
+    char kp[ARC_PATH_MAX];
     *rl = (struct arc_rate_limit_conf){
         .qps = 0, .algorithm = ARC_RL_GCRA, .window = 1000, .max_delay = 1000,
         .max_keys = 100000, .key_by = ARC_RL_BY_CLIENT_IP, .ipv6_prefix = 64, .status = 429,
@@ -132,6 +136,12 @@ void arc_config__rate_limit(struct arc_sctx *s, const struct arc_cn *m, const ch
     }
     arc_config__get_enum(s, m, p, "algorithm", algorithms, N(algorithms), NULL, 0,
                          &rl->algorithm);
+    if (hh && rl->algorithm == ARC_RL_LEAKY_BUCKET) {
+        arc_config__err(s, arc_config__val(m, "algorithm"), "%s.algorithm: leaky_bucket is not "
+                        "available here (a heavy hitter is limited before routing, where a "
+                        "request cannot be delayed); use gcra", p);
+        rl->algorithm = ARC_RL_GCRA;
+    }
     int scope = 0;
     if (arc_config__get_enum(s, m, p, "scope", scopes, N(scopes), NULL, 0, &scope) &&
         scope == 1) {
@@ -184,6 +194,18 @@ void arc_config__rate_limit(struct arc_sctx *s, const struct arc_cn *m, const ch
     arc_config__get_bool(s, m, p, "legacy_headers", &rl->legacy_headers);
     if ((v = arc_config__val(m, "key")))
         key(s, v, p, rl);
+}
+
+void arc_config__rate_limit(struct arc_sctx *s, const struct arc_cn *m, const char *rpath,
+                            struct arc_route_conf *r)
+{
+    char p[ARC_PATH_MAX];
+    arc_config__path(p, rpath, "rate_limit");
+    if (!arc_config__check_map(s, m, p, limit_keys, N(limit_keys)))
+        return;
+    struct arc_rate_limit_conf *rl = arc_config__xcalloc(1, sizeof(*rl));
+    r->rate_limit = rl;
+    limit_def(s, m, p, rl, false);
 }
 
 static void global(struct arc_sctx *s, const struct arc_cn *g)
@@ -258,11 +280,41 @@ void arc_config__rate_limits(struct arc_sctx *s, const struct arc_cn *m)
     if (arc_config__get_int(s, h, hp, "status", 400, 599, &st))
         c->status = (int)st;
     arc_config__get_bool(s, h, hp, "close", &c->close);
-    if (c->action != ARC_HH_REJECT) {
+    if (c->action == ARC_HH_NONE) {
         const char *only[] = { "status", "close" };
         for (size_t i = 0; i < N(only); i++)
             if (arc_config__val(h, only[i]))
                 arc_config__err_key(s, arc_config__get(h, only[i]), "%s.%s: only used with "
-                                    "action: reject", hp, only[i]);
+                                    "action: reject or action: limit", hp, only[i]);
     }
+    const struct arc_cn *l = arc_config__val(h, "limit");
+    arc_config__path(kp, hp, "limit");
+    if (c->action != ARC_HH_LIMIT) {
+        if (l)
+            arc_config__err_key(s, arc_config__get(h, "limit"), "%s: only used with action: "
+                                "limit", kp);
+        return;
+    }
+    if (!l) {
+        arc_config__err(s, arc_config__val(h, "action"), "%s.action: limit needs %s "
+                        "({qps, burst, ...}: what each listed prefix is admitted at)", hp, kp);
+        return;
+    }
+    if (l->kind == ARC_CN_MAP) {
+        const char *no[] = { "key", "scope", "status", "max_delay" };
+        const char *why[] = { "a heavy hitter is counted under its listed prefix",
+                              "heavy hitters are limited on this node",
+                              "the answer's status is heavy_hitters.status",
+                              "a heavy hitter cannot be delayed (no leaky_bucket)" };
+        for (size_t i = 0; i < N(no); i++)
+            if (arc_config__val(l, no[i])) {
+                arc_config__err_key(s, arc_config__get(l, no[i]), "%s.%s: not used here (%s)",
+                                    kp, no[i], why[i]);
+                return;
+            }
+    }
+    if (!arc_config__check_map(s, l, kp, hh_limit_keys, N(hh_limit_keys)))
+        return;
+    limit_def(s, l, kp, &c->limit, true);
+    c->limit.status = c->status;
 }

@@ -39,6 +39,23 @@ static void add_error(struct arc_config_errors *errs, const char *file, int line
     };
 }
 
+/* The shared table of a limit (limit/limit.h): the existing one when the
+ * definition, including what its keys are (`kd`), did not change. */
+static struct arc_rl_table *limit_table(uint32_t id, const struct arc_rate_limit_conf *lc,
+                                        uint32_t nodes, const char *kd)
+{
+    struct arc_rl_rule rule;
+    double qps = lc->qps / (nodes ? nodes : 1);
+    uint32_t burst = lc->burst / (nodes ? nodes : 1);
+    arc_rl_rule_init(&rule, (enum arc_rl_algo)lc->algorithm, qps, burst ? burst : 1,
+                     lc->window, lc->max_delay);
+    /* What keys are is part of the definition (FNV-1a of it). */
+    rule.key_def = 1469598103934665603ull;
+    for (const char *k = kd; *k; k++)
+        rule.key_def = (rule.key_def ^ (unsigned char)*k) * 1099511628211ull;
+    return arc_rl_table_get(id, &rule, lc->max_keys);
+}
+
 static void snapshot_free(struct arc_snapshot *s)
 {
     if (!s)
@@ -53,6 +70,7 @@ static void snapshot_free(struct arc_snapshot *s)
         free(s->routes[i].split);
         arc_rl_table_unref(s->routes[i].limit);
     }
+    arc_rl_table_unref(s->hh_limit);
     free(s->routes);
     for (size_t i = 0; i < s->n_ups; i++) {
         free(s->ups[i].eps);
@@ -214,22 +232,13 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
             goto oom;
         if (rc->rate_limit) {
             const struct arc_rate_limit_conf *lc = rc->rate_limit;
-            struct arc_rl_rule rule;
             /* scope: global: the local table is the fallback, at the
              * node's share of the rate (proxy/glimit.c) */
             uint32_t nodes = lc->global ? s->cfg->rl_global.nodes : 1;
-            double qps = lc->qps / (nodes ? nodes : 1);
-            uint32_t burst = lc->burst / (nodes ? nodes : 1);
-            arc_rl_rule_init(&rule, (enum arc_rl_algo)lc->algorithm, qps, burst ? burst : 1,
-                             lc->window, lc->max_delay);
-            /* What keys are is part of the definition (FNV-1a of it). */
             char kd[300];
-            int kl = snprintf(kd, sizeof(kd), "%d|%s|%u|%d", lc->key_by,
-                              lc->key_name ? lc->key_name : "", lc->ipv6_prefix, lc->global);
-            rule.key_def = 1469598103934665603ull;
-            for (int k = 0; k < kl && k < (int)sizeof(kd); k++)
-                rule.key_def = (rule.key_def ^ (unsigned char)kd[k]) * 1099511628211ull;
-            r->limit = arc_rl_table_get(r->id, &rule, lc->max_keys);
+            snprintf(kd, sizeof(kd), "%d|%s|%u|%d", lc->key_by,
+                     lc->key_name ? lc->key_name : "", lc->ipv6_prefix, lc->global);
+            r->limit = limit_table(r->id, lc, nodes, kd);
             if (!r->limit)
                 goto oom;
         }
@@ -240,6 +249,14 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
             .methods = rc->methods, .priority = rc->priority, .data = r,
             .preds = rc->preds, .n_preds = rc->n_preds, .expr = rc->expr,
         };
+    }
+
+    const struct arc_heavy_hitters_conf *hh = &cfg->heavy_hitters;
+    if (hh->enabled && hh->action == ARC_HH_LIMIT) {
+        char kd[32];
+        snprintf(kd, sizeof(kd), "hh|%u", hh->ipv6_prefix);
+        if (!(s->hh_limit = limit_table(ARC_SNAPSHOT_HH_LIMIT_ID, &hh->limit, 1, kd)))
+            goto oom;
     }
 
     /* Plugins: compiled (or found in the cache), loaded and instantiated

@@ -51,6 +51,9 @@ struct arc_upstream_rt {
 
 struct arc_rl_table;
 
+/* The registry id of heavy_hitters.limit's table (route ids are smaller). */
+#define ARC_SNAPSHOT_HH_LIMIT_ID UINT32_MAX
+
 struct arc_route_rt {
     const struct arc_route_conf *conf;
     uint32_t id;                    /* stable identity: metrics rows */
@@ -83,6 +86,9 @@ struct arc_snapshot {
     uint32_t n_route_ids, n_up_ids, n_ep_ids;
     struct arc_h1_limits limits;
     struct arc_pl_set *plugins;     /* plugins.wasm compiled and instantiated, or NULL; owned */
+    /* rate_limits.heavy_hitters.action: limit: the table of the listed
+     * prefixes' limit (carried over reloads like a route's); or NULL. */
+    struct arc_rl_table *hh_limit;
     bool counted;                   /* in arc_snapshot_live() */
 };
 

@@ -22,13 +22,31 @@ struct cell {
     _Atomic uint32_t hs_sec, hs_n;      /* handshakes counted in second hs_sec */
 };
 
+/* A worker's block: ARC_GUARD_HASHES rows of g_slots cells, row-major. */
 struct rows {
-    struct cell c[ARC_GUARD_HASHES][ARC_GUARD_SLOTS];
+    uint32_t slots;
+    struct cell c[];
 };
 
 static struct rows *_Atomic g_rows[ARC_GUARD_MAX_WORKERS];
 static _Atomic unsigned g_n_rows;      /* 1 + highest attached id */
 static uint64_t g_seed[2];
+/* Cells per row (a power of two), fixed by the first attach: every block
+ * has the same layout, so one key's cells are at the same place in each. */
+static uint32_t g_slots;
+
+static inline struct cell *cell_at(struct rows *r, int h, uint16_t slot)
+{
+    return &r->c[(size_t)h * g_slots + slot];
+}
+
+uint32_t arc_guard_slots_for(uint32_t want)
+{
+    uint32_t n = 1;
+    while (n < want && n < ARC_GUARD_MAX_SLOTS)
+        n <<= 1;
+    return n;
+}
 
 static const char *const names[ARC_GR__COUNT] = {
     [ARC_GR_HEADERS_TIMEOUT] = "headers_timeout",
@@ -45,10 +63,15 @@ const char *arc_guard_reason_name(enum arc_guard_reason r)
     return (unsigned)r < ARC_GR__COUNT ? names[r] : "unknown";
 }
 
-int arc_guard_attach(unsigned id)
+int arc_guard_attach(unsigned id, uint32_t slots)
 {
     if (id >= ARC_GUARD_MAX_WORKERS)
         return -1;
+    slots = arc_guard_slots_for(slots ? slots : ARC_GUARD_SLOTS);
+    if (!g_slots)
+        g_slots = slots;
+    else if (g_slots != slots)
+        return -1;                      /* (restart-only: never on a running node) */
     if (!g_seed[0] && !g_seed[1]) {
         if (getrandom(g_seed, sizeof(g_seed), 0) != (ssize_t)sizeof(g_seed)) {
             struct timespec ts;
@@ -62,9 +85,11 @@ int arc_guard_attach(unsigned id)
         return 0;
     /* calloc: a block this size is fresh zeroed pages, so only the cells
      * in use cost memory. */
-    struct rows *r = calloc(1, sizeof(*r));
+    struct rows *r =
+        calloc(1, sizeof(*r) + (size_t)ARC_GUARD_HASHES * g_slots * sizeof(struct cell));
     if (!r)
         return -1;
+    r->slots = g_slots;
     atomic_store_explicit(&g_rows[id], r, memory_order_release);
     unsigned n = atomic_load(&g_n_rows);
     while (n < id + 1 && !atomic_compare_exchange_weak(&g_n_rows, &n, id + 1))
@@ -117,8 +142,9 @@ void arc_guard_key_of(const struct sockaddr *sa, unsigned v6_prefix, struct arc_
     }
     uint64_t h1 = mix(hi ^ mix(lo ^ g_seed[0]));
     uint64_t h2 = mix(lo ^ mix(hi ^ g_seed[1]));
-    key->slot[0] = (uint16_t)(h1 & (ARC_GUARD_SLOTS - 1));
-    key->slot[1] = (uint16_t)(h2 & (ARC_GUARD_SLOTS - 1));
+    uint32_t mask = (g_slots ? g_slots : ARC_GUARD_SLOTS) - 1;
+    key->slot[0] = (uint16_t)(h1 & mask);
+    key->slot[1] = (uint16_t)(h2 & mask);
     key->valid = true;
 }
 
@@ -138,7 +164,7 @@ uint32_t arc_guard_count(const struct arc_guard_key *key, enum arc_guard_col col
         for (unsigned w = 0; w < n; w++) {
             struct rows *r = atomic_load_explicit(&g_rows[w], memory_order_acquire);
             if (r)
-                sum += atomic_load_explicit(col_of(&r->c[h][key->slot[h]], col),
+                sum += atomic_load_explicit(col_of(cell_at(r, h, key->slot[h]), col),
                                             memory_order_relaxed);
         }
         if (sum < best)
@@ -154,7 +180,7 @@ static void add(unsigned id, const struct arc_guard_key *key, enum arc_guard_col
     if (!key->valid || !r)
         return;
     for (int h = 0; h < ARC_GUARD_HASHES; h++) {
-        _Atomic uint32_t *v = col_of(&r->c[h][key->slot[h]], col);
+        _Atomic uint32_t *v = col_of(cell_at(r, h, key->slot[h]), col);
         /* Single writer: a load and a store, no read-modify-write. */
         atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + d,
                               memory_order_relaxed);
@@ -183,7 +209,7 @@ uint32_t arc_guard_hs_count(const struct arc_guard_key *key, uint32_t sec)
             struct rows *r = atomic_load_explicit(&g_rows[w], memory_order_acquire);
             if (!r)
                 continue;
-            struct cell *c = &r->c[h][key->slot[h]];
+            struct cell *c = cell_at(r, h, key->slot[h]);
             /* (a writer may be between its two stores: at worst one
              * handshake is missed or counted against the old second) */
             if (atomic_load_explicit(&c->hs_sec, memory_order_relaxed) == sec)
@@ -202,7 +228,7 @@ void arc_guard_hs_add(unsigned id, const struct arc_guard_key *key, uint32_t sec
     if (!key->valid || !r)
         return;
     for (int h = 0; h < ARC_GUARD_HASHES; h++) {
-        struct cell *c = &r->c[h][key->slot[h]];
+        struct cell *c = cell_at(r, h, key->slot[h]);
         if (atomic_load_explicit(&c->hs_sec, memory_order_relaxed) != sec) {
             atomic_store_explicit(&c->hs_n, 0, memory_order_relaxed);
             atomic_store_explicit(&c->hs_sec, sec, memory_order_relaxed);
@@ -212,24 +238,32 @@ void arc_guard_hs_add(unsigned id, const struct arc_guard_key *key, uint32_t sec
     }
 }
 
-void arc_guard_rate_start(struct arc_guard_conn *g, uint64_t now_ms)
+void arc_guard_rate_start(struct arc_guard_rate *g, uint64_t now_ms)
 {
-    g->rate_start_ms = now_ms;
-    g->rate_bytes = 0;
+    g->start_ms = now_ms;
+    g->bytes = 0;
 }
 
-bool arc_guard_rate_feed(struct arc_guard_conn *g, uint64_t bytes, uint64_t now_ms,
+bool arc_guard_rate_feed(struct arc_guard_rate *g, uint64_t bytes, uint64_t now_ms,
                          uint32_t min_bps, uint64_t window_ms)
 {
-    g->rate_bytes += bytes;
-    if (min_bps == 0 || now_ms < g->rate_start_ms + window_ms)
+    g->bytes += bytes;
+    if (min_bps == 0 || now_ms < g->start_ms + window_ms)
         return true;
-    uint64_t elapsed = now_ms - g->rate_start_ms;
+    uint64_t elapsed = now_ms - g->start_ms;
     /* bytes / (elapsed / 1000) < min_bps, without dividing */
-    if (g->rate_bytes * 1000 < (uint64_t)min_bps * elapsed)
+    if (g->bytes * 1000 < (uint64_t)min_bps * elapsed)
         return false;
     arc_guard_rate_start(g, now_ms);
     return true;
+}
+
+void arc_guard_reset(void)
+{
+    for (unsigned i = 0; i < ARC_GUARD_MAX_WORKERS; i++)
+        free(atomic_exchange(&g_rows[i], NULL));
+    atomic_store(&g_n_rows, 0);
+    g_slots = 0;
 }
 
 #define LOG_EVERY_MS 10000

@@ -11,7 +11,9 @@
  *    rate-limited line in the system log per reason.
  *
  * The table is a fixed count-min layout: every worker owns one row block
- * (ARC_GUARD_HASHES rows of ARC_GUARD_SLOTS cells) and is its only writer,
+ * (ARC_GUARD_HASHES rows of security.l7.max_tracked_addresses cells,
+ * ARC_GUARD_SLOTS by default, rounded up to a power of two; set at start)
+ * and is its only writer,
  * with relaxed load + store (no locked instruction, no lock). A reader sums
  * one cell per row over all workers and takes the minimum over the rows:
  * the true count or, when other addresses share both cells, more (a
@@ -28,7 +30,8 @@
 #include <sys/socket.h>
 
 #define ARC_GUARD_MAX_WORKERS 256
-#define ARC_GUARD_SLOTS 16384u          /* cells per row (power of two, <= 65536) */
+#define ARC_GUARD_SLOTS 16384u          /* cells per row by default (power of two) */
+#define ARC_GUARD_MAX_SLOTS 65536u      /* (a slot index is 16 bits) */
 #define ARC_GUARD_HASHES 2
 
 /* Why a guard tripped (labels of arc_guard_trips_total{reason}). */
@@ -54,20 +57,33 @@ struct arc_guard_key {
     bool valid;                         /* false: address unknown, nothing counted */
 };
 
+/* A receive-rate window: an HTTP/1 connection's current request, or one
+ * HTTP/2 stream's request body. */
+struct arc_guard_rate {
+    uint64_t start_ms;                  /* current window (0: not started) */
+    uint64_t bytes;                     /* received in it */
+};
+
 /* Per-connection guard state (embedded in the client connection). */
 struct arc_guard_conn {
     struct arc_guard_key key;
     bool counted_conn;                  /* holds one ARC_GC_CONNS */
     bool counted_incomplete;            /* holds one ARC_GC_INCOMPLETE */
     bool hs_pending;                    /* holds one of the worker's handshake slots */
-    uint64_t rate_start_ms;             /* current receive-rate window */
-    uint64_t rate_bytes;
+    struct arc_guard_rate rate;         /* HTTP/1: the current request's */
 };
 
-/* Gives worker `id` its row block (zeroed); idempotent. -1 on out of
- * memory or id >= ARC_GUARD_MAX_WORKERS. Thread: control, before the
+/* Gives worker `id` its row block (zeroed) of `slots` cells per row
+ * (arc_guard_slots_for; 0 = ARC_GUARD_SLOTS); idempotent. The first attach
+ * fixes the layout: -1 when a later one asks for another size, on out of
+ * memory, or id >= ARC_GUARD_MAX_WORKERS. Thread: control, before the
  * worker runs. */
-int arc_guard_attach(unsigned id);
+int arc_guard_attach(unsigned id, uint32_t slots);
+/* The cells per row a table asked for `want` gets: the next power of two,
+ * at most ARC_GUARD_MAX_SLOTS. */
+uint32_t arc_guard_slots_for(uint32_t want);
+/* Frees every block and forgets the layout (tests; no worker may run). */
+void arc_guard_reset(void);
 
 /* The cells of an address: IPv4 (and IPv4-mapped IPv6) by /32, IPv6 by
  * its first `v6_prefix` bits. key->valid is false for other families. */
@@ -85,12 +101,12 @@ uint32_t arc_guard_hs_count(const struct arc_guard_key *key, uint32_t sec);
 void arc_guard_hs_add(unsigned id, const struct arc_guard_key *key, uint32_t sec);
 
 /* Minimum receive rate. Starts a window at now_ms. */
-void arc_guard_rate_start(struct arc_guard_conn *g, uint64_t now_ms);
+void arc_guard_rate_start(struct arc_guard_rate *g, uint64_t now_ms);
 /* Counts `bytes` received at now_ms; false when the window that just
  * closed carried fewer than min_bps bytes per second. A window closes at
  * the first receive at least `window_ms` after it started (the first one
  * is the grace period); a passed window starts the next. min_bps 0 = off. */
-bool arc_guard_rate_feed(struct arc_guard_conn *g, uint64_t bytes, uint64_t now_ms,
+bool arc_guard_rate_feed(struct arc_guard_rate *g, uint64_t bytes, uint64_t now_ms,
                          uint32_t min_bps, uint64_t window_ms);
 
 /* Logs a trip on stderr at most once per reason per worker every 10s

@@ -68,6 +68,7 @@ static const char *const rl_names[] = {
     [ARC_ALOG_RL_NONE] = "", [ARC_ALOG_RL_ALLOWED] = "allowed",
     [ARC_ALOG_RL_REJECTED] = "rejected", [ARC_ALOG_RL_DELAYED] = "delayed",
     [ARC_ALOG_RL_BLOCKED] = "blocked",
+    [ARC_ALOG_RL_HH_ALLOWED] = "allowed", [ARC_ALOG_RL_HH_REJECTED] = "rejected",
 };
 
 /* ------------------------------------------------------------ JSON text */
@@ -377,7 +378,7 @@ void arc_alog_format(struct arc_sbuf *o, const struct arc_alog_rec *r)
     KSTR(w, "referer", arc_alog_str(r, REFERER));
     if (r->rl && r->rl < sizeof(rl_names) / sizeof(rl_names[0])) {
         LIT(w, ",\"rate_limit\":{\"name\":");
-        if (r->rl == ARC_ALOG_RL_BLOCKED)
+        if (r->rl >= ARC_ALOG_RL_BLOCKED)
             LIT(w, "\"heavy_hitters\"");
         else
             w = jstr(w, arc_alog_str(r, ROUTE));

@@ -87,6 +87,7 @@ enum {
 enum {
     ARC_ALOG_RL_NONE, ARC_ALOG_RL_ALLOWED, ARC_ALOG_RL_REJECTED, ARC_ALOG_RL_DELAYED,
     ARC_ALOG_RL_BLOCKED,
+    ARC_ALOG_RL_HH_ALLOWED, ARC_ALOG_RL_HH_REJECTED,   /* heavy_hitters.action: limit */
 };
 
 /* A timing that did not happen (written as null). */

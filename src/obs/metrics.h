@@ -176,6 +176,7 @@ struct arc_metrics_shard {
     arc_counter ring[ARC_MR__COUNT];
     arc_counter exchanges;                  /* gauge: exchanges running */
     arc_counter hh_rejected;                /* requests of heavy hitters rejected */
+    arc_counter hh_limited[2];              /* ... charged to heavy_hitters.limit: [allowed, rejected] */
     arc_counter gl_fallback;                /* global-tier decisions made by the fallback */
     arc_counter gl_waits;                   /* ... requests that waited for a refill */
     struct arc_m_table listeners;           /* [listener index][enum arc_m_li] */

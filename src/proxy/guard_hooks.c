@@ -9,7 +9,12 @@
  *             head: closed without a byte; body: 408 (cut if the answer
  *             already started), as a stalled body
  *   header deadline (headers_timeout, when not longer than
- *             node.read_timeout) ──▶ closed without a byte
+ *             node.read_timeout) ──▶ closed without a byte; HTTP/2: from
+ *             accept to the first request's complete HEADERS (preface,
+ *             SETTINGS and TLS handshake included) ──▶ closed, nothing written
+ *   HTTP/2 DATA of a stream's request body ── min_recv_rate_bps over
+ *             windows, per stream ──▶ that stream: 408 (then RST_STREAM
+ *             NO_ERROR), or RST_STREAM CANCEL if its answer started
  *
  * A client that sent one byte of a head gets no 400/408 page written back:
  * answering costs a write to a peer that is likely not reading.
@@ -125,9 +130,10 @@ bool arc_px__guard_input(struct arc_worker *w, struct arc_conn *c, size_t len)
     bool body = c->c.state == CS_EXCHANGE && c->c.ex && !c->c.ex->req_done && !c->c.paused;
     if (!g->slowloris || !g->min_recv_rate_bps || (!head && !body))
         return true;
-    if ((head && !c->c.head_started && c->stash_n == 0) || gc->rate_start_ms == 0)
-        arc_guard_rate_start(gc, w->now_ms);    /* a new request begins */
-    if (arc_guard_rate_feed(gc, len, w->now_ms, g->min_recv_rate_bps, g->min_recv_rate_window))
+    if ((head && !c->c.head_started && c->stash_n == 0) || gc->rate.start_ms == 0)
+        arc_guard_rate_start(&gc->rate, w->now_ms);     /* a new request begins */
+    if (arc_guard_rate_feed(&gc->rate, len, w->now_ms, g->min_recv_rate_bps,
+                            g->min_recv_rate_window))
         return true;
     if (head) {
         arc_px__guard_trip(w, c, ARC_GR_MIN_RATE_HEAD);
@@ -136,6 +142,26 @@ bool arc_px__guard_input(struct arc_worker *w, struct arc_conn *c, size_t len)
         arc_px__guard_trip(w, c, ARC_GR_MIN_RATE_BODY);
         arc_px__client_slow_body(w, c);
     }
+    return false;
+}
+
+bool arc_px__guard_rate_on(const struct arc_worker *w)
+{
+    const struct arc_guard_conf *g = gconf(w);
+    return g->slowloris && g->min_recv_rate_bps;
+}
+
+bool arc_px__guard_stream_body(struct arc_worker *w, struct arc_conn *c,
+                               struct arc_guard_rate *r, size_t len)
+{
+    const struct arc_guard_conf *g = gconf(w);
+    if (!g->slowloris || !g->min_recv_rate_bps)
+        return true;
+    if (r->start_ms == 0)
+        arc_guard_rate_start(r, w->now_ms);
+    if (arc_guard_rate_feed(r, len, w->now_ms, g->min_recv_rate_bps, g->min_recv_rate_window))
+        return true;
+    arc_px__guard_trip(w, c, ARC_GR_MIN_RATE_BODY);
     return false;
 }
 

@@ -499,8 +499,8 @@ static size_t read_head(struct arc_worker *w, struct arc_conn *c, const char *p,
         set_timer(w, c, arc_px__head_deadline(w, NULL));
         /* The receive rate of this request is judged from here, also when
          * its first bytes waited (pipelined) behind the previous one. */
-        arc_guard_rate_start(&c->c.g, w->now_ms);
-        c->c.g.rate_bytes = len;
+        arc_guard_rate_start(&c->c.g.rate, w->now_ms);
+        c->c.g.rate.bytes = len;
     }
     size_t cap = (size_t)s->limits.max_header_bytes + 1;
     struct arc_px_head h;
@@ -757,7 +757,7 @@ void arc_px__client_pump(struct arc_worker *w, struct arc_conn *c)
             c->c.paused = false;
             /* The pause was ours: the client's receive rate is judged
              * afresh from here. */
-            arc_guard_rate_start(&c->c.g, w->now_ms);
+            arc_guard_rate_start(&c->c.g.rate, w->now_ms);
             if (!ex->req_done)
                 set_timer(w, c, cfg_of(w)->node.read_timeout);
         }
@@ -786,9 +786,12 @@ void arc_px__client_sent(struct arc_worker *w, struct arc_conn *c)
 {
     struct arc_exchange *ex = c->c.ex;
     if (c->c.state == CS_H2) {
-        /* Deadlines: our output stalled on the client, or no stream left
-         * (idle); while streams wait on upstreams, theirs govern. */
-        if (!arc_px__out_idle(c))
+        /* Deadlines: no request yet (the header deadline from accept),
+         * our output stalled on the client, or no stream left (idle);
+         * while streams wait on upstreams, theirs govern. */
+        if (arc_px__h2_head_deadline(w, c))
+            ;
+        else if (!arc_px__out_idle(c))
             set_timer(w, c, cfg_of(w)->node.write_timeout);
         else if (arc_px__h2_streams(c) == 0)
             set_timer(w, c, cfg_of(w)->node.idle_timeout);
@@ -802,6 +805,10 @@ void arc_px__client_sent(struct arc_worker *w, struct arc_conn *c)
         set_timer(w, c, cfg_of(w)->node.write_timeout);
     else if (c->c.state == CS_TUNNEL)
         set_timer(w, c, cfg_of(w)->node.idle_timeout);  /* back from a write stall */
+    else if (c->c.state == CS_HEAD && !c->c.head_started && c->c.fresh && !c->closing)
+        /* A new connection (what goes out here is its TLS handshake): its
+         * first head is still due by the deadline that runs from accept. */
+        arc_tw_schedule(&w->tw, &c->timer, c->created_ms + arc_px__head_deadline(w, NULL));
     else if (c->c.state == CS_HEAD && !c->c.head_started)
         set_timer(w, c, cfg_of(w)->node.idle_timeout); /* keep-alive idle from the last byte out */
     else if (c->c.state == CS_EXCHANGE && ex && ex->req_done)
@@ -908,6 +915,13 @@ void arc_px__client_timeout(struct arc_worker *w, struct arc_conn *c)
         arc_px__client_abort(w, c, EXO_TUNNEL_END);
         return;
     case CS_H2:
+        if (arc_px__h2_awaiting_head(c)) {
+            /* security.l7.slowloris.headers_timeout: no complete request
+             * head since accept: closed without a byte, as HTTP/1. */
+            arc_px__guard_trip(w, c, ARC_GR_HEADERS_TIMEOUT);
+            arc_px__conn_close(w, c);
+            return;
+        }
         /* Idle (no stream) or our output stalled: streams still running
          * end as aborted. */
         if (arc_px__h2_streams(c))

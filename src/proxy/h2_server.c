@@ -64,6 +64,12 @@ struct h2s {
     bool held_end;                      /* ... and the request's end */
     struct arc_hdr *held_tr;            /* its trailers (exchange arena) */
     size_t n_held_tr;
+    /* security.l7.slowloris.min_recv_rate_bps on the request body: the
+     * current window; stalled: the window is suspended while Arc holds the
+     * client back (body unacknowledged: upstream full, or the exchange
+     * waiting) and starts afresh once it acknowledges again. */
+    struct arc_guard_rate rate;
+    bool stalled;
 };
 
 struct arc_h2c {
@@ -74,6 +80,8 @@ struct arc_h2c {
     size_t n_streams;
     int in_cb;                          /* inside a session call: no output pulls */
     bool counted_breach;
+    bool awaiting_head;                 /* no request yet: the accept's header deadline runs */
+    uint64_t head_deadline_ms;          /* ... until then */
 };
 
 static const struct arc_config *cfg_of(struct arc_worker *w)
@@ -192,6 +200,7 @@ static int cb_request(void *ud, int32_t sid, const struct arc_h2_request *r, voi
         free(st);
         return -1;
     }
+    h->awaiting_head = false;           /* a whole request head came */
     st->sid = sid;
     st->h = h;
     st->ex = ex;
@@ -209,6 +218,8 @@ static int cb_request(void *ud, int32_t sid, const struct arc_h2_request *r, voi
         return 0;
     }
     arc_tw_cancel(&w->tw, &c->timer);   /* a stream is running: no idle deadline */
+    if (!ex->req_done && arc_px__guard_rate_on(w))
+        arc_guard_rate_start(&st->rate, w->now_ms);
     arc_px__pipeline_start(w, ex);
     return 0;
 }
@@ -217,10 +228,33 @@ static int cb_request(void *ud, int32_t sid, const struct arc_h2_request *r, voi
 static void ack_body(struct h2s *st)
 {
     struct arc_exchange *ex = st->ex;
-    if (!st->unconsumed || (ex && arc_px__up_full(ex)))
+    if (!st->unconsumed)
         return;
+    if (ex && arc_px__up_full(ex)) {
+        st->stalled = true;             /* (Arc holds the client back, not its fault) */
+        return;
+    }
     arc_h2_consume(st->h->s, st->sid, st->unconsumed);
     st->unconsumed = 0;
+    if (st->stalled) {
+        st->stalled = false;
+        if (st->rate.start_ms)
+            arc_guard_rate_start(&st->rate, st->h->w->now_ms);
+    }
+}
+
+/* The request body of st trickles below min_recv_rate_bps: 408 (the
+ * session then resets the stream with NO_ERROR, §8.1), or a reset when the
+ * answer has started. The exchange ends either way. */
+static void slow_body(struct arc_worker *w, struct h2s *st)
+{
+    struct arc_exchange *ex = st->ex;
+    if (ex->resp_started) {
+        arc_m_add(&w->metrics.errors[ARC_ERR_CLIENT_TIMEOUT], 1);
+        arc_px__ex_end(w, ex, EXO_CLIENT_TIMEOUT);
+    } else {
+        arc_px__ex_error(w, ex, 408, ARC_ERR_CLIENT_TIMEOUT);
+    }
 }
 
 static void cb_data(void *ud, int32_t sid, void *sud, const uint8_t *p, size_t len)
@@ -233,12 +267,19 @@ static void cb_data(void *ud, int32_t sid, void *sud, const uint8_t *p, size_t l
         return;
     st->unconsumed += len;
     if (ex && arc_px__ex_waiting(ex) && !st->held_end) {
+        st->stalled = true;             /* (held unacknowledged: see struct h2s) */
         if (!arc_px__bytes_put(&st->held, p, len))
             arc_px__ex_error(h->w, ex, 500, ARC_ERR_BAD_REQUEST);  /* (out of memory) */
         return;
     }
     if (!ex || (!ex->up && !ex->retry_wait) || ex->req_done) {
         ack_body(st);                   /* nobody wants these bytes: drop them */
+        return;
+    }
+    if (st->rate.start_ms && !st->stalled &&
+        !arc_px__guard_stream_body(h->w, h->c, &st->rate, len)) {
+        ack_body(st);
+        slow_body(h->w, st);
         return;
     }
     ex->bytes_in += len;
@@ -647,10 +688,20 @@ static bool h2_start(struct arc_worker *w, struct arc_conn *c, struct arc_exchan
     c->c.codec = &arc_px__h2_server;
     c->c.state = CS_H2;
     c->c.fresh = false;
-    if (ex)
+    bool guard;
+    uint64_t head_ms = arc_px__head_deadline(w, &guard);
+    if (ex) {
         arc_tw_cancel(&w->tw, &c->timer);
-    else
+    } else if (guard) {
+        /* security.l7.slowloris.headers_timeout: the first request's
+         * HEADERS must be whole within the deadline that runs from accept
+         * (TLS handshake and preface included), as an HTTP/1 head. */
+        h->awaiting_head = true;
+        h->head_deadline_ms = c->created_ms + head_ms;
+        arc_px__h2_head_deadline(w, c);
+    } else {
         arc_px__set_timer(w, c, cfg->node.idle_timeout);
+    }
     arc_px__flush(w, c);                     /* our SETTINGS */
     return true;
 }
@@ -719,4 +770,18 @@ void arc_px__h2_drain(struct arc_worker *w, struct arc_conn *c)
 size_t arc_px__h2_streams(const struct arc_conn *c)
 {
     return c->c.h2 ? c->c.h2->n_streams : 0;
+}
+
+bool arc_px__h2_awaiting_head(const struct arc_conn *c)
+{
+    return c->c.h2 && c->c.h2->awaiting_head;
+}
+
+bool arc_px__h2_head_deadline(struct arc_worker *w, struct arc_conn *c)
+{
+    if (!arc_px__h2_awaiting_head(c))
+        return false;
+    if (!c->closing)
+        arc_tw_schedule(&w->tw, &c->timer, c->c.h2->head_deadline_ms);
+    return true;
 }

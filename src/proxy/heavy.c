@@ -14,11 +14,14 @@
  * keys, so sources whose estimate crosses the bar are remembered in a small
  * table (HH_CAND entries; when full, the smallest is replaced).
  *
- * Action (heavy_hitters.action: reject): at its tick each worker also sums
- * every worker's last publication (the registry below; the same sum as
- * the API's) and keeps the prefixes at or above threshold_qps in a small
- * hash set; a request whose client falls in one of them is answered with
- * `status` (ratelimit.c: arc_px__hh_reject) before routing. Requests of a
+ * Action (heavy_hitters.action: reject | limit): at its tick each worker
+ * also sums every worker's last publication (the registry below; the same
+ * sum as the API's) and keeps the prefixes at or above threshold_qps in a
+ * small hash set (the listed prefixes); a request whose client falls in one
+ * of them is, before routing, answered with `status` (reject:
+ * ratelimit.c's arc_px__hh_reject) or charged to heavy_hitters.limit under
+ * the widest listed prefix it is in (limit: arc_px__hh_limit; the table is
+ * the snapshot's, shared by the workers like a route's). Requests of a
  * blocked source are still counted, so it stays blocked while it keeps
  * sending at the threshold and is let through again within about two
  * periods after it slows down. The set is the worker's own (no sharing on
@@ -190,8 +193,9 @@ static void remember(struct arc_px_hh *h, uint64_t key, const struct arc_rl_hh_i
     }
 }
 
-/* Counts one request under a prefix; true if that prefix is blocked. */
-static bool count(struct arc_px_hh *h, uint8_t family, const uint8_t *addr, uint8_t plen)
+/* Counts one request under a prefix; its key if that prefix is listed,
+ * else 0. */
+static uint64_t count(struct arc_px_hh *h, uint8_t family, const uint8_t *addr, uint8_t plen)
 {
     struct arc_rl_hh_item it = { .family = family, .prefix = plen };
     size_t full = plen / 8;
@@ -203,28 +207,31 @@ static bool count(struct arc_px_hh *h, uint8_t family, const uint8_t *addr, uint
     /* (estimates read about twice the rate: see the top) */
     if ((double)est >= 2.0 * h->conf.threshold_qps / HH_BAR)
         remember(h, key, &it, est);
-    return h->n_block && block_has(h, key);
+    return h->n_block && block_has(h, key) ? key : 0;
 }
 
-bool arc_px__hh_count(struct arc_worker *w, struct arc_exchange *ex)
+/* (prefixes counted narrowest first: a later listed one is wider) */
+#define WIDER(k, x) do { uint64_t k_ = (x); if (k_) (k) = k_; } while (0)
+
+uint64_t arc_px__hh_count(struct arc_worker *w, struct arc_exchange *ex)
 {
     struct arc_px_hh *h = w->hh;
     const struct sockaddr *sa = arc_px__peer_addr(ex->client);
     if (!h || !sa)
-        return false;
+        return 0;
     uint8_t kb[ARC_RL_KEY_ADDR];
     size_t n = arc_rl_key_addr(sa, 128, kb);
-    bool b = false;
+    uint64_t k = 0;
     if (n == 5) {
-        b |= count(h, 4, kb + 1, 32);
-        b |= count(h, 4, kb + 1, 24);
+        WIDER(k, count(h, 4, kb + 1, 32));
+        WIDER(k, count(h, 4, kb + 1, 24));
     } else {
-        b |= count(h, 6, kb + 1, 128);
+        WIDER(k, count(h, 6, kb + 1, 128));
         if (h->conf.ipv6_prefix != 128 && h->conf.ipv6_prefix != 48)
-            b |= count(h, 6, kb + 1, (uint8_t)h->conf.ipv6_prefix);
-        b |= count(h, 6, kb + 1, 48);
+            WIDER(k, count(h, 6, kb + 1, (uint8_t)h->conf.ipv6_prefix));
+        WIDER(k, count(h, 6, kb + 1, 48));
     }
-    return b && h->conf.action == ARC_HH_REJECT;
+    return h->conf.action == ARC_HH_NONE ? 0 : k;
 }
 
 static size_t sum_pubs(struct arc_px_hh_pub *const *pubs, size_t n_pubs, double threshold,
@@ -235,7 +242,7 @@ static void rebuild_block(struct arc_px_hh *h)
 {
     h->n_block = 0;
     memset(h->block, 0, sizeof(h->block));
-    if (h->conf.action != ARC_HH_REJECT)
+    if (h->conf.action == ARC_HH_NONE)
         return;
     size_t n = atomic_load(&registry_n);
     struct arc_px_hh_pub **pubs = calloc(n ? n : 1, sizeof(*pubs));

@@ -166,7 +166,7 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
 {
     const struct arc_req *q = &ex->req;
     /* heavy hitters: every request, routed or not */
-    bool heavy = w->hh && arc_px__hh_count(w, ex);
+    uint64_t heavy = w->hh ? arc_px__hh_count(w, ex) : 0;
     struct arc_rt_captures caps;
     uint32_t allowed = 0;
     /* The router reads header fields through its own view type, which has
@@ -181,8 +181,13 @@ void arc_px__pipeline_start(struct arc_worker *w, struct arc_exchange *ex)
     const struct arc_route_rt *r = arc_rt_match(ex->snap->rt, &in, &caps, &allowed);
     arc_px__obs_ids(w, ex, r);
     if (heavy) {
-        arc_px__hh_reject(w, ex);
-        return;
+        int act = ex->snap->cfg->heavy_hitters.action;
+        if (act == ARC_HH_REJECT) {
+            arc_px__hh_reject(w, ex);
+            return;
+        }
+        if (act == ARC_HH_LIMIT && !arc_px__hh_limit(w, ex, heavy))
+            return;
     }
     if (!r) {
         if (allowed)

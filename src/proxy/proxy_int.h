@@ -826,9 +826,10 @@ struct arc_px_hh;
 struct arc_px_hh_pub;
 /* (Re)builds the worker's sketch for its current snapshot; -1: out of memory. */
 int arc_px__hh_fit(struct arc_worker *w);
-/* Counts a request's client under every prefix it belongs to; true when
- * one of them is a heavy hitter to reject (heavy_hitters.action). */
-bool arc_px__hh_count(struct arc_worker *w, struct arc_exchange *ex);
+/* Counts a request's client under every prefix it belongs to; when one of
+ * them is listed and heavy_hitters.action is not none, the key of the
+ * widest listed one (for arc_px__hh_limit), else 0. */
+uint64_t arc_px__hh_count(struct arc_worker *w, struct arc_exchange *ex);
 /* Timer tick: once a second, publish the heavy sources and decay. */
 void arc_px__hh_tick(struct arc_worker *w);
 void arc_px__hh_dispose(struct arc_worker *w);
@@ -847,6 +848,10 @@ bool arc_px__limit(struct arc_worker *w, struct arc_exchange *ex);
 size_t arc_px__limit_fields(struct arc_exchange *ex, struct arc_hdr *out);
 /* Answers a heavy hitter's request (heavy_hitters.action: reject). */
 void arc_px__hh_reject(struct arc_worker *w, struct arc_exchange *ex);
+/* heavy_hitters.action: limit: charges a heavy hitter's request to the
+ * limit of its listed prefix `key` (arc_px__hh_count); true: it goes on,
+ * false: it was answered (rejected). */
+bool arc_px__hh_limit(struct arc_worker *w, struct arc_exchange *ex, uint64_t key);
 /* For the access log: the decision (ARC_ALOG_RL_*) and its policy. */
 unsigned arc_px__limit_log(const struct arc_exchange *ex, uint32_t *quota, uint32_t *window_s);
 
@@ -911,6 +916,11 @@ void arc_px__h2_sent(struct arc_worker *w, struct arc_conn *c);
 void arc_px__h2_pull(struct arc_worker *w, struct arc_conn *c);
 void arc_px__h2_drain(struct arc_worker *w, struct arc_conn *c);
 size_t arc_px__h2_streams(const struct arc_conn *c);
+/* True while an HTTP/2 connection has not completed its first request's
+ * head (the header deadline from accept still runs). */
+bool arc_px__h2_awaiting_head(const struct arc_conn *c);
+/* ... and if so, (re)arms c's timer for that deadline and returns true. */
+bool arc_px__h2_head_deadline(struct arc_worker *w, struct arc_conn *c);
 
 /* heads.c (neutral response fields: hop-by-hop removed, route ops applied) */
 bool arc_px__response_fields(struct arc_exchange *ex, const struct arc_resp *resp,
@@ -947,6 +957,13 @@ uint64_t arc_px__head_deadline(const struct arc_worker *w, bool *guard);
 /* The connection is being freed: every count it holds is given back. */
 void arc_px__guard_release(struct arc_worker *w, struct arc_conn *c);
 void arc_px__guard_trip(struct arc_worker *w, struct arc_conn *c, enum arc_guard_reason r);
+/* HTTP/2: `len` body bytes of one stream's request (its window `r`):
+ * false = below min_recv_rate_bps (counted and logged as
+ * min_recv_rate_body; the caller answers 408 or resets the stream). */
+bool arc_px__guard_stream_body(struct arc_worker *w, struct arc_conn *c,
+                               struct arc_guard_rate *r, size_t len);
+/* HTTP/2: is min_recv_rate_bps on (a stream's window worth keeping)? */
+bool arc_px__guard_rate_on(const struct arc_worker *w);
 /* The client is too slow sending its body: 408 (or a cut when the answer
  * has started) and a close. */
 void arc_px__client_slow_body(struct arc_worker *w, struct arc_conn *c);

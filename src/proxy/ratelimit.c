@@ -16,6 +16,12 @@
  *   the verified TLS client certificate's subject (no certificate: one
  *   shared key).
  *
+ * heavy_hitters.action: limit (arc_px__hh_limit): a request whose client
+ * is in a listed prefix is first charged to heavy_hitters.limit in the
+ * snapshot's table under that prefix (the widest listed one it is in), and
+ * answered like a route's rejection when over it (policy "heavy_hitters").
+ * A route limit decided afterwards replaces the note (fields, log).
+ *
  * Decisions: allowed (the pipeline goes on), delayed (leaky bucket: the
  * exchange waits in EX_WAITING and continues at its turn; if its client
  * leaves first, its place is given back), rejected (answered with the
@@ -49,6 +55,7 @@ struct limit_note {
     struct arc_rl_decision d;
     bool rejected;
     bool blocked;               /* a heavy hitter's request (arc_px__hh_reject) */
+    bool hh;                    /* d is heavy_hitters.limit's decision (arc_px__hh_limit) */
     uint8_t gl;                 /* global tier: what a waiter was told (GLW_*) */
     uint32_t hh_quota;          /* ... heavy_hitters.threshold_qps */
 };
@@ -205,12 +212,29 @@ static struct arc_str arena_item(struct arc_exchange *ex, bool *ok, const char *
     return arc_px__ex_dup(ex, (struct arc_str){ buf, (size_t)(w - buf) }, ok);
 }
 
+/* The limit a note's decision is of and its policy name: the route's, or
+ * heavy_hitters.limit ("heavy_hitters"); NULL: none. */
+static const struct arc_rate_limit_conf *note_conf(const struct arc_exchange *ex,
+                                                   const struct limit_note *nt,
+                                                   const char **name)
+{
+    if (nt->hh) {
+        *name = "heavy_hitters";
+        return &ex->snap->cfg->heavy_hitters.limit;
+    }
+    if (nt->blocked || !ex->route || !ex->route->conf->rate_limit)
+        return NULL;
+    *name = ex->route->conf->name;
+    return ex->route->conf->rate_limit;
+}
+
 size_t arc_px__limit_fields(struct arc_exchange *ex, struct arc_hdr *out)
 {
     const struct limit_note *nt = ex->limit;
-    if (!nt || nt->blocked || !ex->route || !ex->route->conf->rate_limit)
+    const char *name = NULL;
+    const struct arc_rate_limit_conf *lc = nt ? note_conf(ex, nt, &name) : NULL;
+    if (!lc)
         return 0;
-    const struct arc_rate_limit_conf *lc = ex->route->conf->rate_limit;
     if (lc->headers == ARC_RL_HEADERS_NONE ||
         (lc->headers == ARC_RL_HEADERS_REJECTED && !nt->rejected))
         return 0;
@@ -220,7 +244,6 @@ size_t arc_px__limit_fields(struct arc_exchange *ex, struct arc_hdr *out)
     uint64_t t = ceil_s(nt->rejected ? nt->d.retry_ns : nt->d.reset_ns);
     if (nt->rejected && t == 0)
         t = 1;
-    const char *name = ex->route->conf->name;
     bool ok = true;
     size_t n = 0;
     out[n++] = (struct arc_hdr){ ARC_STR_LIT("RateLimit-Policy"),
@@ -243,7 +266,8 @@ static void count(struct arc_worker *w, const struct arc_exchange *ex, enum arc_
 
 static void reject(struct arc_worker *w, struct arc_exchange *ex, struct limit_note *nt)
 {
-    const struct arc_rate_limit_conf *lc = ex->route->conf->rate_limit;
+    const char *name;
+    const struct arc_rate_limit_conf *lc = note_conf(ex, nt, &name);
     nt->rejected = true;
     struct arc_hdr h[2 + ARC_PX_LIMIT_FIELDS];
     size_t n = 0;
@@ -338,6 +362,35 @@ void arc_px__hh_reject(struct arc_worker *w, struct arc_exchange *ex)
     arc_px__ex_respond(w, ex, c->status, h, 2, body, (size_t)bl);
 }
 
+bool arc_px__hh_limit(struct arc_worker *w, struct arc_exchange *ex, uint64_t key)
+{
+    struct arc_rl_table *t = ex->snap->hh_limit;
+    if (!t)
+        return true;                    /* (a worker's list from before a reload) */
+    const struct arc_heavy_hitters_conf *c = &ex->snap->cfg->heavy_hitters;
+    struct limit_note *nt = arc_arena_alloc(&ex->arena, sizeof(*nt));
+    if (nt) {
+        memset(nt, 0, sizeof(*nt));
+        nt->hh = true;
+        ex->limit = nt;
+    }
+    struct arc_rl_decision dd, *d = nt ? &nt->d : &dd;
+    arc_rl_charge(t, key, mono_ns(), d);
+    if (d->verdict != ARC_RL_REJECT) {  /* (no leaky_bucket here: never DELAY) */
+        arc_m_add(&w->metrics.hh_limited[0], 1);
+        return true;
+    }
+    arc_m_add(&w->metrics.hh_limited[1], 1);
+    if (c->close && ex->req.version < 20 && ex->client->kind == CONN_CLIENT)
+        ex->client->c.keep_alive = false;
+    if (!nt) {
+        arc_px__ex_error(w, ex, c->status, ARC_ERR_BAD_REQUEST);
+        return false;
+    }
+    reject(w, ex, nt);
+    return false;
+}
+
 unsigned arc_px__limit_log(const struct arc_exchange *ex, uint32_t *quota, uint32_t *window_s)
 {
     const struct limit_note *nt = ex->limit;
@@ -349,12 +402,16 @@ unsigned arc_px__limit_log(const struct arc_exchange *ex, uint32_t *quota, uint3
         *window_s = 1;
         return ARC_ALOG_RL_BLOCKED;
     }
-    if (!ex->route || !ex->route->conf->rate_limit)
+    const char *name;
+    const struct arc_rate_limit_conf *lc = note_conf(ex, nt, &name);
+    if (!lc)
         return ARC_ALOG_RL_NONE;
     uint64_t q, wsec;
-    policy(ex->route->conf->rate_limit, &q, &wsec);
+    policy(lc, &q, &wsec);
     *quota = q < UINT32_MAX ? (uint32_t)q : UINT32_MAX;
     *window_s = wsec < UINT32_MAX ? (uint32_t)wsec : UINT32_MAX;
+    if (nt->hh)
+        return nt->d.verdict == ARC_RL_REJECT ? ARC_ALOG_RL_HH_REJECTED : ARC_ALOG_RL_HH_ALLOWED;
     switch (nt->d.verdict) {
     case ARC_RL_ALLOW:
         return ARC_ALOG_RL_ALLOWED;

@@ -672,7 +672,7 @@ struct arc_worker *arc_worker_start(unsigned id, int cpu, struct arc_snapshot *s
     w->listen_fds = calloc(n_listen ? n_listen : 1, sizeof(int));
     w->accept_armed = calloc(n_listen ? n_listen : 1, sizeof(bool));
     w->hh_pub = arc_px__hh_pub_new(id);
-    if (!w->listen_fds || !w->accept_armed || !w->hh_pub || arc_guard_attach(id) < 0 ||
+    if (!w->listen_fds || !w->accept_armed || !w->hh_pub || arc_guard_attach(id, snap->cfg->guard.max_tracked_addresses) < 0 ||
         arc_metrics_shard_init(&w->metrics) < 0) {
         snprintf(err, errlen, "out of memory");
         arc_worker_free(w);

@@ -18,6 +18,7 @@ import pytest
 
 from arcproc import make_config, metric, to_yaml, upstream_conf, wait_for
 from httpraw import Client, read_response, BufReader
+from test_http2 import H2Client
 
 
 def guard_conf(up, l7, workers=2, node=None):
@@ -266,6 +267,54 @@ def test_max_connections_per_ip_v6(arc, servers, arc_bin):
     assert wait_trips(a, "max_connections_per_ip", refused, 5) == refused
 
 
+def test_tiny_table_full_refuses_early_and_gives_back(arc, servers, arc_bin):
+    """security.l7.max_tracked_addresses: 1: every address shares one cell
+    per row, so the table is full at once. A collision only counts more:
+    with max_connections_per_ip 3, three connections from three addresses
+    fill the cell and a fourth address is refused (with the default table
+    it would be served); a closed connection gives its place back; changing
+    the size is refused by a reload (restart-only)."""
+    up = servers.http(name="echo")
+    cfg = guard_conf(up, {"max_connections_per_ip": 3, "max_tracked_addresses": 1})
+    a = arc(cfg)
+    held = []
+    for i in range(3):
+        c = client_from(a.port, "127.0.0.%d" % (2 + i))
+        assert c.request("GET", "/held/%d" % i).status == 200
+        held.append(c)
+    extra = client_from(a.port, "127.0.0.9")
+    assert extra.wait_closed(8 * arc_bin.slow), "a full tiny table let a 4th address in"
+    assert extra.trailing == b""
+    refused = 1
+    held.pop().close()
+    deadline = time.monotonic() + 8 * arc_bin.slow
+    while True:                             # the place comes back (close is asynchronous)
+        c = client_from(a.port, "127.0.0.10")
+        try:
+            c.send(b"GET /again HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_response(c.rd).status == 200
+            break
+        except Exception:
+            refused += 1
+            assert time.monotonic() < deadline, "place never given back"
+            time.sleep(0.1)
+        finally:
+            c.close()
+    assert wait_trips(a, "max_connections_per_ip", refused, 5) == refused
+    # restart-only: a reload that changes the size is refused, the old one stays
+    cfg["security"]["l7"]["max_tracked_addresses"] = 4096
+    with open(a.config_path, "w") as f:
+        f.write(to_yaml(cfg))
+    a.signal(signal.SIGHUP)
+    assert wait_for(lambda: (metric(a.metrics()[0], "arc_config_reloads_total",
+                                    result="refused") or 0) == 1, 10 * arc_bin.slow)
+    # (the log line may reach stderr after the counter moved)
+    assert wait_for(lambda: "security.l7.max_tracked_addresses" in a.stderr_text(), 10), \
+        a.stderr_tail(10)
+    for c in held:
+        c.close()
+
+
 def test_caps_change_on_reload_and_held_connections_count(arc, servers, arc_bin):
     up = servers.http(name="echo")
     a = arc(guard_conf(up, {}))
@@ -379,3 +428,215 @@ def test_tls_handshake_budget_per_worker(arc, servers, cert, arc_bin):
     holder.close()
     assert wait_for(lambda: tls_get(a.port), timeout=10 * arc_bin.slow)
     assert trips(a, "tls_handshake_budget") >= 1
+
+
+# ------------------------------------------------------------------ HTTP/2
+
+def _h2_conn(port, src="127.0.0.1"):
+    import h2.config
+    import h2.connection
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    s.sendall(conn.data_to_send())
+    return s, conn
+
+
+def _h2_post_headers(conn, sid, path, length):
+    conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "t"),
+                            (":path", path), ("content-length", str(length))])
+
+
+def test_h2_stream_body_below_min_rate_408_while_fair_stream_served(arc, servers, arc_bin):
+    """min_recv_rate_bps per HTTP/2 stream: on one connection, a stream
+    whose body trickles at ~100 B/s is answered 408 (and reset), while a
+    fair upload on another stream of the same connection is served; the
+    trip is counted once as min_recv_rate_body."""
+    import h2.events
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"min_recv_rate_bps": 1000,
+                                          "min_recv_rate_window": "1s"}}))
+    s, conn = _h2_conn(a.port)
+    n_slow, fair = 100000, b"y" * 20000
+    _h2_post_headers(conn, 1, "/slowbody", n_slow)
+    _h2_post_headers(conn, 3, "/fair", len(fair))
+    s.sendall(conn.data_to_send())
+    got = {1: {}, 3: {}}
+    sent_slow, sent_fair = 0, 0
+    deadline = time.monotonic() + 15 * arc_bin.slow
+    s.settimeout(0.1)
+    while time.monotonic() < deadline and not (got[1].get("end") and got[3].get("end")):
+        if not got[1].get("end") and sent_slow < n_slow:
+            conn.send_data(1, b"x" * 10)                     # ~100 B/s
+            sent_slow += 10
+        if sent_fair < len(fair):                            # ~10 kB/s over 2 s
+            conn.send_data(3, fair[sent_fair:sent_fair + 1000],
+                           end_stream=sent_fair + 1000 >= len(fair))
+            sent_fair += 1000
+        try:
+            s.sendall(conn.data_to_send())
+        except OSError:
+            break
+        t_end = time.monotonic() + 0.1
+        while time.monotonic() < t_end:
+            try:
+                data = s.recv(65536)
+            except socket.timeout:
+                break
+            if not data:
+                deadline = 0
+                break
+            for e in conn.receive_data(data):
+                sid = getattr(e, "stream_id", None)
+                if sid not in got:
+                    continue
+                if isinstance(e, h2.events.ResponseReceived):
+                    got[sid]["status"] = int(dict(e.headers)[b":status"])
+                elif isinstance(e, h2.events.DataReceived):
+                    conn.acknowledge_received_data(e.flow_controlled_length, sid)
+                elif isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    got[sid]["end"] = True
+                    if isinstance(e, h2.events.StreamReset):
+                        got[sid]["reset"] = e.error_code
+    s.close()
+    assert got[3].get("status") == 200, got
+    assert got[1].get("status") == 408, got
+    assert sent_slow < n_slow / 10, "the slow stream was not cut early (%d bytes sent)" % sent_slow
+    assert wait_trips(a, "min_recv_rate_body", 1, 5) == 1
+
+
+def test_h2_connection_without_a_request_head_closed_at_header_deadline(arc, servers, arc_bin):
+    """An HTTP/2 connection is bounded by headers_timeout until its first
+    request's HEADERS are whole: one that sends only the preface and
+    SETTINGS, and one that leaves a header block open (HEADERS without
+    END_HEADERS), are closed (trip headers_timeout) while a normal h2
+    client that got its answer may idle past the deadline."""
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"headers_timeout": "1s"}}))
+    silent, _ = _h2_conn(a.port)
+    open_block, conn = _h2_conn(a.port)
+    conn.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":authority", "t"),
+                          (":path", "/x")], end_stream=True)
+    frames = conn.data_to_send()
+    # the HEADERS frame is the last one: clear its END_HEADERS flag (0x4)
+    i = len(frames)
+    j = 0
+    while j < len(frames):                                   # walk to the last frame
+        ln = int.from_bytes(frames[j:j + 3], "big")
+        i, j = j, j + 9 + ln
+    assert frames[i + 3] == 0x1, frames[i:i + 9]            # HEADERS
+    frames = frames[:i + 4] + bytes([frames[i + 4] & ~0x4]) + frames[i + 5:]
+    open_block.sendall(frames)
+    good = H2Client(a.port)
+    sid = good.request("/ok")
+    assert good.response(sid)[0] == 200
+    t0 = time.monotonic()
+    for sock in (silent, open_block):
+        sock.settimeout(8 * arc_bin.slow)
+        try:
+            while sock.recv(65536):
+                pass
+        except OSError:
+            pass
+    took = time.monotonic() - t0
+    assert took < 8 * arc_bin.slow, "h2 connections without a request head not cut"
+    assert wait_trips(a, "headers_timeout", 2, 5) == 2
+    # the client that was served idles past the header deadline and is still served
+    time.sleep(1.5)
+    sid = good.request("/again")
+    assert good.response(sid)[0] == 200
+    good.close()
+    silent.close()
+    open_block.close()
+
+
+def _tls_ctx(alpn=None):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+def _closed_within(sock, budget):
+    """Seconds until the peer closes (EOF or reset), or None; what came is dropped."""
+    t0 = time.monotonic()
+    sock.settimeout(budget)
+    try:
+        while sock.recv(65536):
+            if time.monotonic() - t0 > budget:
+                return None
+    except socket.timeout:
+        return None
+    except (OSError, ssl.SSLError):
+        pass
+    return time.monotonic() - t0
+
+
+def test_tls_connections_without_a_request_bounded_by_header_deadline(arc, servers, cert, arc_bin):
+    """headers_timeout covers a TLS connection from accept: one that never
+    sends its ClientHello, one that completes the handshake (HTTP/1.1) and
+    then sends nothing, and one that negotiates h2 by ALPN and never sends
+    the preface are all closed (trip headers_timeout, no HTTP answer),
+    while a normal HTTPS client is served."""
+    up = servers.http(name="echo")
+    a = arc(tls_conf(up, cert, {"slowloris": {"headers_timeout": "1s"}}))
+    no_hello = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+    quiet = _tls_ctx().wrap_socket(socket.create_connection(("127.0.0.1", a.port), timeout=10),
+                                   server_hostname="guard.test")
+    h2q = _tls_ctx(["h2"]).wrap_socket(socket.create_connection(("127.0.0.1", a.port),
+                                                                timeout=10),
+                                       server_hostname="guard.test")
+    assert h2q.selected_alpn_protocol() == "h2"
+    assert tls_get(a.port)
+    budget = 8 * arc_bin.slow
+    for name, s in (("no ClientHello", no_hello), ("silent after handshake", quiet),
+                    ("h2 without preface", h2q)):
+        took = _closed_within(s, budget)
+        assert took is not None, "%s: not closed by the header deadline" % name
+        s.close()
+    assert wait_trips(a, "headers_timeout", 3, 5) == 3
+
+
+def test_tls_handshake_rate_is_per_address(arc, servers, cert):
+    """handshakes_per_ip_per_sec refuses one address's excess only: while
+    127.0.0.1 is over its rate, 127.0.0.2 completes handshakes."""
+    up = servers.http(name="echo")
+    a = arc(tls_conf(up, cert, {"tls_flood": {"handshakes_per_ip_per_sec": 2}}))
+    refused_other = []
+
+    def from_other():
+        ctx = _tls_ctx()
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.settimeout(10)
+            s.bind(("127.0.0.2", 0))
+            s.connect(("127.0.0.1", a.port))
+            with ctx.wrap_socket(s, server_hostname="guard.test") as t:
+                t.sendall(b"GET /o HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                return t.recv(65536).startswith(b"HTTP/1.1 200 ")
+        except (ssl.SSLError, OSError):
+            return False
+
+    # keep 127.0.0.1 over its rate while 127.0.0.2 makes three handshakes, at
+    # least 1.1 s apart (so never two in one whole second: under its own
+    # rate); counted by tries, not by time, for a loaded machine
+    deadline = time.monotonic() + 60
+    flood_failed, other_ok, last_other = 0, 0, 0.0
+    while len(refused_other) + other_ok < 3 and time.monotonic() < deadline:
+        results = [tls_get(a.port) for _ in range(4)]
+        flood_failed += results.count(False)
+        if time.monotonic() - last_other >= 1.1:
+            last_other = time.monotonic()
+            if from_other():
+                other_ok += 1
+            else:
+                refused_other.append(last_other)
+    assert flood_failed >= 1, "127.0.0.1 was never refused"
+    assert refused_other == [] and other_ok == 3, (refused_other, other_ok)
+    assert wait_trips(a, "tls_handshake_rate", flood_failed, 5) == flood_failed

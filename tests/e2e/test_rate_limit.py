@@ -565,6 +565,178 @@ def test_heavy_hitters_rejected_then_let_through(arc):
     assert wait_for(lambda: a.client().request("GET", "/p").status == 200, timeout=15, step=0.5)
 
 
+def _client_from(port, source):
+    """A raw client whose connection comes from `source` (a loopback address)."""
+    c = Client.__new__(Client)
+    c.sock = socket.create_connection(("127.0.0.1", port), timeout=10.0,
+                                      source_address=(source, 0))
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c.rd = BufReader(c.sock)
+    return c
+
+
+def test_heavy_hitters_limited_to_their_rate(arc, tmp_path):
+    """heavy_hitters.action: limit: once a source is listed, its requests
+    are charged to heavy_hitters.limit under its widest listed prefix
+    (127.0.0.0/24 here) and answered like a route's rejection when over it
+    (status, Retry-After, RateLimit fields with the policy "heavy_hitters"),
+    counted in arc_heavy_hitters_limit_decisions_total and logged with
+    rate_limit.name "heavy_hitters". From the first rejection on, the
+    flood gets what a GCRA of the limit admits for the same arrivals
+    (within 5%) once every worker lists it, while a client in another /24 below the threshold is
+    never limited."""
+    qps, burst = 20, 20
+    cfg = make_config([], routes=[route_conf("p", "/p", respond={"status": 200})], workers=2)
+    cfg["rate_limits"] = {"heavy_hitters": {
+        "enabled": True, "threshold_qps": 40, "width": 1000, "depth": 4, "action": "limit",
+        "status": 429, "limit": {"qps": qps, "burst": burst, "legacy_headers": True}}}
+    cfg["logging"] = {"output": {"file": str(tmp_path / "access.log")},
+                      "writer": {"flush_interval": "10ms"}}
+    a = arc(cfg)
+    stop_at = time.monotonic() + 8
+    seen, lock, first = [], threading.Lock(), []
+
+    def flood():
+        c = Client(a.port)
+        mine = []
+        try:
+            while time.monotonic() < stop_at:
+                t = time.monotonic()
+                r = c.request("GET", "/p")
+                assert r.status in (200, 429), r
+                mine.append(((t + time.monotonic()) / 2, r.status == 200))
+                if r.status == 429 and not first:
+                    with lock:
+                        first.append(r)
+        finally:
+            c.close()
+        with lock:
+            seen.extend(mine)
+
+    other, neighbour = [], []
+
+    def quiet(src, out):                                # 5/s
+        c = _client_from(a.port, src)
+        try:
+            while time.monotonic() < stop_at:
+                out.append((time.monotonic(), c.request("GET", "/p").status))
+                time.sleep(0.2)
+        finally:
+            c.close()
+
+    ths = [threading.Thread(target=flood) for _ in range(3)] + [
+        threading.Thread(target=quiet, args=("127.0.1.2", other)),       # another /24
+        threading.Thread(target=quiet, args=("127.0.0.2", neighbour))]   # the flood's /24
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    assert first, "the flood was never limited"
+    assert len(other) >= 10 and {st for _, st in other} == {200}, other  # another /24: untouched
+    r = first[0]
+    assert r.body == b"429 Too Many Requests\n" and int(r.headers.get("Retry-After")) >= 1, r
+    assert r.headers.get("RateLimit-Policy") == '"heavy_hitters";q=%d;w=1' % qps, r.headers
+    assert r.headers.get("RateLimit", "").startswith('"heavy_hitters";r=0;t='), r.headers
+    assert r.headers.get("X-RateLimit-Limit") == str(qps), r.headers
+    # accuracy from the first rejection a second and a half after the first
+    # one (each worker rebuilds its list at its own tick, once a second: by
+    # then every worker limits the source; a rejection: its bucket is empty)
+    seen.sort()
+    t0 = next(t for t, ok in seen if not ok)
+    t0 = next(t for t, ok in seen if not ok and t >= t0 + 1.5)
+    after = [(t, ok) for t, ok in seen if t >= t0]
+    ok = sum(1 for _, k in after if k)
+    tokens, last, want = 0.0, None, 0
+    for t, _ in after:
+        if last is not None:
+            tokens = min(burst, tokens + (t - last) * qps)
+        last = t
+        if tokens >= 1:
+            tokens -= 1
+            want += 1
+    span = after[-1][0] - t0
+    print("heavy hitter limited: %d allowed of %d in %.2fs from a 429 once listed; the model "
+          "admits %d (%+.2f%%)" % (ok, len(after), span, want, 100.0 * (ok - want) / max(want, 1)))
+    assert span > 2 and len(after) > 3 * ok, (span, len(after), ok)
+    # a quiet client in the flood's /24 shares the listed /24's limit (the
+    # widest listed prefix is the key): the flood keeps it spent
+    assert any(st == 429 for t, st in neighbour if t >= t0), neighbour
+    assert abs(ok - want) <= max(4, 0.05 * want), (ok, want)
+    ms = a.metrics()[0]
+    lim_rej = metric(ms, "arc_heavy_hitters_limit_decisions_total", decision="rejected") or 0
+    lim_ok = metric(ms, "arc_heavy_hitters_limit_decisions_total", decision="allowed") or 0
+    rej = sum(1 for _, k in seen if not k) + sum(1 for _, st in neighbour if st == 429)
+    assert lim_rej == rej, (lim_rej, rej)
+    assert lim_ok >= ok, (lim_ok, ok)
+    assert (metric(ms, "arc_heavy_hitters_rejected_total") or 0) == 0
+
+    def logged():
+        with open(tmp_path / "access.log") as f:
+            recs = [json.loads(ln) for ln in f if ln.strip()]
+        return [x["rate_limit"] for x in recs if x["kind"] == "access"]
+
+    assert wait_for(lambda: {"name": "heavy_hitters", "decision": "rejected", "quota": qps,
+                             "window_s": 1} in logged())
+    assert {"name": "heavy_hitters", "decision": "allowed", "quota": qps,
+            "window_s": 1} in logged()
+
+
+def test_heavy_hitters_limit_kept_across_reloads(arc):
+    """heavy_hitters.limit's table is carried over a reload that keeps its
+    definition (a limit of 0.01/s, burst 1: after the first rejection the
+    flood gets nothing for 100 s, also across a reload that only changes a
+    route's answer), and starts over when the limit changes (a new table:
+    its burst is admitted again)."""
+    def cfg(qps, body):
+        c = make_config([], routes=[route_conf("p", "/p", respond={"status": 200,
+                                                                    "body": body})], workers=2)
+        c["rate_limits"] = {"heavy_hitters": {
+            "enabled": True, "threshold_qps": 40, "width": 1000, "depth": 4, "action": "limit",
+            "limit": {"qps": qps, "burst": 1}}}
+        return c
+    a = arc(cfg(0.01, "one"))
+    stop = []
+    seen, lock = [], threading.Lock()
+
+    def flood():
+        c = Client(a.port)
+        try:
+            while not stop:
+                r = c.request("GET", "/p")
+                assert r.status in (200, 429), r
+                with lock:
+                    seen.append((time.monotonic(), r.status, r.body))
+        finally:
+            c.close()
+
+    ths = [threading.Thread(target=flood) for _ in range(2)]
+    for t in ths:
+        t.start()
+    try:
+        assert wait_for(lambda: any(st == 429 for _, st, _ in list(seen)), timeout=15)
+        time.sleep(1.5)                                 # every worker lists the flood
+        t1 = time.monotonic()
+        with open(a.config_path, "w") as f:
+            f.write(to_yaml(cfg(0.01, "two")))          # same limit, another answer
+        reload(a)
+        assert wait_for(lambda: any(t > t1 and b"two" in b for t, _, b in list(seen)) or
+                        time.monotonic() > t1 + 3, timeout=10)
+        time.sleep(1.0)
+        t2 = time.monotonic()
+        with lock:
+            kept = [(t, st) for t, st, _ in seen if t1 <= t <= t2 and st == 200]
+        assert kept == [], kept                         # the state was carried
+        with open(a.config_path, "w") as f:
+            f.write(to_yaml(cfg(0.02, "three")))        # another limit: a new table
+        reload(a)
+        assert wait_for(lambda: any(t > t2 and st == 200 for t, st, _ in list(seen)),
+                        timeout=10), "a changed limit did not start a new table"
+    finally:
+        stop.append(1)
+        for t in ths:
+            t.join()
+
+
 def test_client_certificate_subject_key(arc, servers, pki):
     """key.by: client_cert counts by the verified certificate's subject;
     clients without one share one key."""

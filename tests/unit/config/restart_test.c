@@ -81,6 +81,22 @@ static void test_restart_only_fields_are_named(void)
     arc_config_free(b);
 }
 
+static void test_guard_table_size_is_restart_only(void)
+{
+    struct arc_config *a = load(BASE UPS RT);
+    struct arc_config *b = load(BASE UPS RT "security: {l7: {max_tracked_addresses: 64}}\n");
+    struct arc_config *c = load(BASE UPS RT "security: {l7: {max_connections_per_ip: 3}}\n");
+    if (!a || !b || !c)
+        return;
+    char out[256];
+    CHECK_INT(arc_config_restart_diff(a, b, out, sizeof(out)), 1);
+    CHECK_STR(out, "security.l7.max_tracked_addresses");
+    CHECK_INT(arc_config_restart_diff(a, c, out, sizeof(out)), 0);   /* the caps reload */
+    arc_config_free(a);
+    arc_config_free(b);
+    arc_config_free(c);
+}
+
 static void test_histograms_are_restart_only(void)
 {
     struct arc_config *a = load(BASE UPS RT);
@@ -125,5 +141,6 @@ int main(void)
     RUN(test_restart_only_fields_are_named);
     RUN(test_control_plane_is_restart_only);
     RUN(test_histograms_are_restart_only);
+    RUN(test_guard_table_size_is_restart_only);
     return TEST_REPORT();
 }

@@ -225,8 +225,88 @@ static void test_global(void)
     arc_config_errors_dispose(&e);
 }
 
+/* heavy_hitters.action: limit and its limit (a route limit's schema
+ * without key, scope, status, max_delay or leaky_bucket) */
+static void test_heavy_hitters_limit(void)
+{
+    struct arc_config *c = must_load("yaml", BASE
+        "rate_limits:\n"
+        "  heavy_hitters:\n"
+        "    enabled: true\n"
+        "    action: limit\n"
+        "    status: 503\n"
+        "    close: true\n"
+        "    limit: {qps: 20, burst: 40, headers: rejected, legacy_headers: true}\n");
+    CHECK(c != NULL);
+    if (c) {
+        const struct arc_heavy_hitters_conf *h = &c->heavy_hitters;
+        CHECK_INT(h->action, ARC_HH_LIMIT);
+        CHECK(h->limit.qps == 20);
+        CHECK_INT(h->limit.burst, 40);
+        CHECK_INT(h->limit.algorithm, ARC_RL_GCRA);
+        CHECK_INT(h->limit.status, 503);
+        CHECK_INT(h->limit.headers, ARC_RL_HEADERS_REJECTED);
+        CHECK(h->limit.legacy_headers);
+        CHECK_INT(h->limit.max_keys, 100000);
+        CHECK(h->close);
+    }
+    arc_config_free(c);
+    c = must_load("yaml", BASE
+        "rate_limits:\n"
+        "  heavy_hitters:\n"
+        "    enabled: true\n"
+        "    action: limit\n"
+        "    limit: {qps: 5, algorithm: sliding_window, window: 10s, max_keys: 64}\n");
+    if (c) {
+        CHECK_INT(c->heavy_hitters.limit.algorithm, ARC_RL_SLIDING_WINDOW);
+        CHECK_INT(c->heavy_hitters.limit.window, 10000);
+        CHECK_INT(c->heavy_hitters.limit.max_keys, 64);
+        CHECK_INT(c->heavy_hitters.limit.status, 429);
+    }
+    arc_config_free(c);
+    struct arc_config_errors e;
+    c = load_str("yaml", BASE
+        "rate_limits:\n"                                                          /* 5 */
+        "  heavy_hitters: {enabled: true, action: limit}\n", &e);                 /* 6 */
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 6, 42, "rate_limits.heavy_hitters.action: limit needs "
+                         "rate_limits.heavy_hitters.limit");
+    CHECK_INT(e.n, 1);
+    arc_config_errors_dispose(&e);
+    c = load_str("yaml", BASE
+        "rate_limits:\n"                                                          /* 5 */
+        "  heavy_hitters: {action: reject, limit: {qps: 1}}\n", &e);              /* 6 */
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 6, 35, "rate_limits.heavy_hitters.limit: only used with action: limit");
+    CHECK_INT(e.n, 1);
+    arc_config_errors_dispose(&e);
+    c = load_str("yaml", BASE
+        "rate_limits:\n"                                                          /* 5 */
+        "  heavy_hitters:\n"                                                      /* 6 */
+        "    action: limit\n"                                                     /* 7 */
+        "    limit: {qps: 1, key: {by: route}}\n", &e);                           /* 8 */
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 8, 21, "rate_limits.heavy_hitters.limit.key: not used here (a heavy hitter "
+                         "is counted under its listed prefix)");
+    CHECK_INT(e.n, 1);
+    arc_config_errors_dispose(&e);
+    c = load_str("yaml", BASE
+        "rate_limits:\n"                                                          /* 5 */
+        "  heavy_hitters:\n"                                                      /* 6 */
+        "    action: limit\n"                                                     /* 7 */
+        "    limit: {qps: 0, algorithm: leaky_bucket, burts: 3}\n", &e);          /* 8 */
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 8, 46, "unknown key 'burts'");
+    CHECK_ERR(&e, 8, 18, "rate_limits.heavy_hitters.limit.qps: 0 is out of range");
+    CHECK_ERR(&e, 8, 32, "rate_limits.heavy_hitters.limit.algorithm: leaky_bucket is not "
+                         "available here");
+    CHECK_INT(e.n, 3);
+    arc_config_errors_dispose(&e);
+}
+
 int main(void)
 {
+    RUN(test_heavy_hitters_limit);
     RUN(test_global);
     RUN(test_heavy_hitters);
     RUN(test_defaults_and_values);

@@ -256,8 +256,20 @@ static void test_l7_guards(void)
         CHECK_INT(c->guard.ipv6_prefix, 64);
         CHECK_INT(c->guard.handshakes_per_ip_per_sec, 0);
         CHECK_INT(c->guard.max_handshakes_per_worker, 256);
+        CHECK_INT(c->guard.max_tracked_addresses, 16384);
         arc_config_free(c);
     }
+    c = must_load("yaml",
+        "security: {l7: {max_tracked_addresses: 1000}}\n"
+        "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n");
+    if (c) {
+        CHECK_INT(c->guard.max_tracked_addresses, 1024);      /* a power of two */
+        arc_config_free(c);
+    }
+    check_fails(__FILE__, __LINE__, "yaml",
+                "security: {l7: {max_tracked_addresses: 65537}}\n"
+                "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n",
+                1, 1, 40, "security.l7.max_tracked_addresses");
     c = must_load("yaml",
         "security: {l7: {max_connections_per_ip: 7, ipv6_prefix: 56,\n"
         "  slowloris: {enabled: false, headers_timeout: 3s, min_recv_rate_bps: 0,\n"

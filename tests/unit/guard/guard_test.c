@@ -57,10 +57,10 @@ static void test_keys(void)
 
 static void test_node_wide_counts(void)
 {
-    CHECK_INT(arc_guard_attach(0), 0);
-    CHECK_INT(arc_guard_attach(1), 0);
-    CHECK_INT(arc_guard_attach(1), 0);                          /* idempotent */
-    CHECK(arc_guard_attach(ARC_GUARD_MAX_WORKERS) < 0);
+    CHECK_INT(arc_guard_attach(0, 0), 0);
+    CHECK_INT(arc_guard_attach(1, 0), 0);
+    CHECK_INT(arc_guard_attach(1, 0), 0);                          /* idempotent */
+    CHECK(arc_guard_attach(ARC_GUARD_MAX_WORKERS, 0) < 0);
     struct arc_guard_key k, o;
     struct sockaddr_in x = v4("192.0.2.7"), y = v4("192.0.2.8");
     arc_guard_key_of((struct sockaddr *)&x, 64, &k);
@@ -97,19 +97,64 @@ static void test_handshake_seconds(void)
 
 static void test_rate_window(void)
 {
-    struct arc_guard_conn g = { 0 };
+    struct arc_guard_rate g = { 0 };
     arc_guard_rate_start(&g, 1000);
     /* 100 B/s over 1s windows: nothing is judged before the window ends */
     CHECK(arc_guard_rate_feed(&g, 1, 1500, 100, 1000));
     CHECK(!arc_guard_rate_feed(&g, 1, 2100, 100, 1000));        /* 2 bytes in 1.1s */
     arc_guard_rate_start(&g, 1000);
     CHECK(arc_guard_rate_feed(&g, 150, 2000, 100, 1000));       /* passed: next window */
-    CHECK_INT(g.rate_start_ms, 2000);
-    CHECK_INT(g.rate_bytes, 0);
+    CHECK_INT(g.start_ms, 2000);
+    CHECK_INT(g.bytes, 0);
     CHECK(arc_guard_rate_feed(&g, 10, 2500, 100, 1000));
     CHECK(!arc_guard_rate_feed(&g, 10, 3200, 100, 1000));       /* 20 bytes in 1.2s */
     arc_guard_rate_start(&g, 0);
     CHECK(arc_guard_rate_feed(&g, 0, 999999, 0, 1000));         /* 0 = off */
+}
+
+/* security.l7.max_tracked_addresses: a small table (here 1 and 16 cells
+ * per row) with more addresses than cells. Collisions only add: no address
+ * ever reads below its own count (so a cap is never passed), and once
+ * every connection is gone every count is back to 0 (nothing leaks). */
+static void test_tiny_table_full(void)
+{
+    CHECK_INT(arc_guard_slots_for(1), 1);
+    CHECK_INT(arc_guard_slots_for(3), 4);
+    CHECK_INT(arc_guard_slots_for(16384), 16384);
+    CHECK_INT(arc_guard_slots_for(1000000), ARC_GUARD_MAX_SLOTS);
+    static const uint32_t sizes[] = { 1, 16 };
+    for (size_t z = 0; z < 2; z++) {
+        arc_guard_reset();
+        CHECK_INT(arc_guard_attach(0, sizes[z]), 0);
+        CHECK_INT(arc_guard_attach(1, sizes[z]), 0);
+        CHECK(arc_guard_attach(2, sizes[z] * 2) < 0);          /* the layout is fixed */
+        enum { N_ADDR = 200 };
+        struct arc_guard_key k[N_ADDR];
+        for (int i = 0; i < N_ADDR; i++) {
+            char ip[32];
+            snprintf(ip, sizeof(ip), "198.51.%d.%d", i / 100, i % 100 + 1);
+            struct sockaddr_in a = v4(ip);
+            arc_guard_key_of((struct sockaddr *)&a, 64, &k[i]);
+            CHECK(k[i].valid && k[i].slot[0] < sizes[z] && k[i].slot[1] < sizes[z]);
+            for (int j = 0; j <= i % 3; j++)                   /* 1..3 connections each */
+                arc_guard_inc((unsigned)(i & 1), &k[i], ARC_GC_CONNS);
+        }
+        int exact = 0;
+        for (int i = 0; i < N_ADDR; i++) {
+            uint32_t n = arc_guard_count(&k[i], ARC_GC_CONNS);
+            CHECK(n >= (uint32_t)(i % 3 + 1));                 /* never under */
+            exact += n == (uint32_t)(i % 3 + 1);
+        }
+        if (sizes[z] == 1)
+            CHECK_INT(arc_guard_count(&k[0], ARC_GC_CONNS), 399); /* one cell: everyone */
+        CHECK(exact < N_ADDR);                                 /* (the table is full) */
+        for (int i = 0; i < N_ADDR; i++)
+            for (int j = 0; j <= i % 3; j++)
+                arc_guard_dec((unsigned)(i & 1), &k[i], ARC_GC_CONNS);
+        for (int i = 0; i < N_ADDR; i++)
+            CHECK_INT(arc_guard_count(&k[i], ARC_GC_CONNS), 0);
+    }
+    arc_guard_reset();
 }
 
 static void test_names(void)
@@ -128,5 +173,6 @@ int main(void)
     RUN(test_handshake_seconds);
     RUN(test_rate_window);
     RUN(test_names);
+    RUN(test_tiny_table_full);
     return TEST_REPORT();
 }

@@ -214,15 +214,16 @@ static void test_format_full(void)
     CHECK_INT(JINT(rl, "window_s"), 60);
     json_decref(j);
     /* every decision by name; a heavy hitter's block names its policy */
-    static const char *const dec[] = { "", "allowed", "rejected", "delayed", "blocked" };
-    for (unsigned k = ARC_ALOG_RL_ALLOWED; k <= ARC_ALOG_RL_BLOCKED; k++) {
+    static const char *const dec[] = { "", "allowed", "rejected", "delayed", "blocked",
+                                       "allowed", "rejected" };
+    for (unsigned k = ARC_ALOG_RL_ALLOWED; k <= ARC_ALOG_RL_HH_REJECTED; k++) {
         r.rl = (uint8_t)k;
         j = format_one(&r, line, sizeof(line));
         if (!j)
             continue;
         rl = json_object_get(j, "rate_limit");
         CHECK_STR(JSTR(rl, "decision"), dec[k]);
-        CHECK_STR(JSTR(rl, "name"), k == ARC_ALOG_RL_BLOCKED ? "heavy_hitters" : "items");
+        CHECK_STR(JSTR(rl, "name"), k >= ARC_ALOG_RL_BLOCKED ? "heavy_hitters" : "items");
         json_decref(j);
     }
 }
