@@ -16,19 +16,11 @@ import socket
 import threading
 import time
 
-from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf
+from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf, wait_for
 from httpraw import Client, build_request, read_response, BufReader
 from test_http2 import H2Client
 from test_tls import pki  # noqa: F401  (fixture: a CA, server and client certificates)
 
-
-def wait_for(pred, timeout=10.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def limited(name, path, limit, upstream=None, forwarded=None, **action):

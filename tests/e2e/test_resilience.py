@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from arcproc import make_config, upstream_conf, route_conf, metric
+from arcproc import make_config, upstream_conf, route_conf, metric, wait_for
 from httpraw import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -94,15 +94,6 @@ def ep_health(a, up, addr):
             return e["health"]
     raise AssertionError("no endpoint %s" % addr)
 
-
-def wait_for(fn, timeout=10.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
 
 
 def resil_config(ups, route_extra=None, workers=1, **up_extra):
