@@ -33,6 +33,7 @@ import time
 import urllib.parse
 
 import h2.config
+import pytest
 import h2.connection
 import h2.errors
 import h2.events
@@ -1018,3 +1019,39 @@ class GrpcServer:
         self.first_seen.set()
         self.server.stop(grace=0).wait(10)
         self.pool.shutdown(wait=True)
+
+
+# ------------------------------------------------------------------ fixtures
+# Imported by the test modules that start HTTP/2 upstreams:
+#     from h2_upstreams import gw, h2s  # noqa: F401 (pytest fixtures)
+
+def stop_servers(started):
+    """Stops the servers (last started first); fails the test if any of them
+    recorded an unexpected error (a handler crash, an HTTP/2 protocol error
+    from arc)."""
+    errors = []
+    for s in reversed(started):
+        s.stop()
+        errors += ["%s: %s" % (s.name, e) for e in getattr(s, "errors", [])]
+    if errors:
+        pytest.fail("upstream errors:\n" + "\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def h2s():
+    """h2s(cls=H2Server, **kwargs) -> a started server; all are stopped at
+    teardown, after arc (see `gw`)."""
+    started = []
+
+    def start(cls=H2Server, **kw):
+        s = cls(**kw)
+        started.append(s)
+        return s
+    yield start
+    stop_servers(started)
+
+
+@pytest.fixture
+def gw(h2s, arc):
+    """The arc launcher, set up after (so torn down before) the upstreams."""
+    return arc

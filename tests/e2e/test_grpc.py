@@ -16,7 +16,8 @@ import grpc
 import pytest
 
 from arcproc import make_config, route_conf, upstream_conf
-from h2_upstreams import CANCEL, GRPC_SERVICE, GrpcServer, H2Server, hang_handler, make_pki
+from h2_upstreams import (CANCEL, GRPC_SERVICE, GrpcServer, H2Server, hang_handler, make_pki,
+                          stop_servers)
 
 MODES = ["h2c", "tls"]     # h2c: http listener + h2c upstream; tls: https listener + TLS upstream
 
@@ -43,12 +44,7 @@ def ups():
             started.append(s)
             return s
     yield Ups()
-    errors = []
-    for s in reversed(started):
-        s.stop()
-        errors += ["%s: %s" % (s.name, e) for e in s.errors]
-    if errors:
-        pytest.fail("upstream errors:\n" + "\n".join(errors), pytrace=False)
+    stop_servers(started)
 
 
 @pytest.fixture

@@ -27,35 +27,12 @@ import pytest
 from arcproc import make_config, metric, route_conf, upstream_conf, wait_until
 from h2_upstreams import (CANCEL, CONNECTION_SPECIFIC, H2Client, H2Server, make_pki,
                           stream_piece)
+from h2_upstreams import gw, h2s  # noqa: F401 (pytest fixtures)
 from httpraw import build_request, chunk_encode, parse_head_lines, stream_sha256
 
 
 # ----------------------------------------------------------------- fixtures
 
-@pytest.fixture
-def h2s():
-    """h2s(**H2Server kwargs) -> a started H2Server; all are stopped at teardown,
-    after arc (see `gw`). A server that recorded an unexpected error (a handler
-    crash, or an HTTP/2 protocol error from arc) fails the test."""
-    started = []
-
-    def start(**kw):
-        s = H2Server(**kw)
-        started.append(s)
-        return s
-    yield start
-    errors = []
-    for s in reversed(started):
-        s.stop()
-        errors += ["%s: %s" % (s.name, e) for e in s.errors]
-    if errors:
-        pytest.fail("upstream errors:\n" + "\n".join(errors), pytrace=False)
-
-
-@pytest.fixture
-def gw(h2s, arc):
-    """The `arc` launcher, set up after (so torn down before) the h2 upstreams."""
-    return arc
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import pytest
 from arcproc import make_config, metric, route_conf, upstream_conf, wait_until
 from h2_upstreams import (CANCEL, INTERNAL_ERROR, NO_ERROR, PROTOCOL_ERROR, REFUSED_STREAM,
                           H2Client, H2Server, H2ServerConn, StreamGone, make_pki, pattern_block)
+from h2_upstreams import gw, h2s  # noqa: F401 (pytest fixtures)
 from httpraw import build_request, parse_head_lines, stream_sha256
 
 import h2.events
@@ -96,30 +97,6 @@ def slow_ack(st, n):
     return k
 
 
-@pytest.fixture
-def h2s():
-    """h2s(cls=H2Server, **kwargs) -> a started server; all are stopped at
-    teardown, after arc. A server that recorded an unexpected error (handler
-    crash, HTTP/2 protocol error from arc) fails the test."""
-    started = []
-
-    def start(cls=H2Server, **kw):
-        s = cls(**kw)
-        started.append(s)
-        return s
-    yield start
-    errors = []
-    for s in reversed(started):
-        s.stop()
-        errors += ["%s: %s" % (s.name, e) for e in getattr(s, "errors", [])]
-    if errors:
-        pytest.fail("upstream errors:\n" + "\n".join(errors), pytrace=False)
-
-
-@pytest.fixture
-def gw(h2s, arc):
-    """The arc launcher, torn down before the upstreams."""
-    return arc
 
 
 @pytest.fixture(scope="module")

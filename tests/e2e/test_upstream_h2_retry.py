@@ -13,29 +13,10 @@ import pytest
 
 from arcproc import make_config, metric, upstream_conf
 from h2_upstreams import H2Server, INTERNAL_ERROR
+from h2_upstreams import gw, h2s  # noqa: F401 (pytest fixtures)
 from httpraw import free_port
 
 
-@pytest.fixture
-def h2s():
-    started = []
-
-    def start(**kw):
-        s = H2Server(**kw)
-        started.append(s)
-        return s
-    yield start
-    errors = []
-    for s in reversed(started):
-        s.stop()
-        errors += ["%s: %s" % (s.name, e) for e in s.errors]
-    if errors:
-        pytest.fail("upstream errors:\n" + "\n".join(errors), pytrace=False)
-
-
-@pytest.fixture
-def gw(h2s, arc):
-    return arc
 
 
 class FailFirst:
