@@ -33,9 +33,10 @@ enum {
     WR_OK = 0, WR_NOT_FOUND = 1, WR_BAD_ARGUMENT = 2, WR_INVALID_MEMORY = 6, WR_EMPTY = 7,
     WR_CAS_MISMATCH = 8, WR_INTERNAL = 10, WR_UNIMPLEMENTED = 12,
 };
-enum { MAP_REQUEST_HEADERS = 0, MAP_RESPONSE_HEADERS = 2, MAP_CALL_RESPONSE_HEADERS = 6,
-       MAP_CALL_RESPONSE_TRAILERS = 7 };
-enum { BUF_CALL_RESPONSE_BODY = 4, BUF_VM_CONFIGURATION = 6, BUF_PLUGIN_CONFIGURATION = 7 };
+enum { MAP_REQUEST_HEADERS = 0, MAP_REQUEST_TRAILERS = 1, MAP_RESPONSE_HEADERS = 2,
+       MAP_RESPONSE_TRAILERS = 3, MAP_CALL_RESPONSE_HEADERS = 6, MAP_CALL_RESPONSE_TRAILERS = 7 };
+enum { BUF_REQUEST_BODY = 0, BUF_RESPONSE_BODY = 1, BUF_CALL_RESPONSE_BODY = 4,
+       BUF_VM_CONFIGURATION = 6, BUF_PLUGIN_CONFIGURATION = 7 };
 
 /* ------------------------------------------------------------ memory */
 
@@ -208,13 +209,12 @@ static struct arc_pl_hmap *map_of(struct arc_pl_inst *in, uint32_t type)
                                                                          : cr->trailers);
     }
     struct arc_pl_run *r = run_of(in);
-    if (!r || !r->map)
+    if (!r)
         return NULL;
-    if ((type == MAP_REQUEST_HEADERS && r->map_type == MAP_REQUEST_HEADERS) ||
-        (type == MAP_RESPONSE_HEADERS && r->map_type == MAP_RESPONSE_HEADERS))
-        return r->map;
+    if (r->map && type <= MAP_RESPONSE_TRAILERS && (int)type == r->map_type)
+        return r->map;                  /* the stage's own map (headers or trailers) */
     if (type == MAP_REQUEST_HEADERS && r->req_map)
-        return r->req_map;              /* read at the response stage */
+        return r->req_map;              /* read at later stages */
     return NULL;
 }
 
@@ -507,6 +507,16 @@ static uint32_t h_get_map_size(void *e, uint32_t type, uint32_t ret)
     return put_u32(in, ret, (uint32_t)pairs_size(m)) ? WR_OK : WR_INVALID_MEMORY;
 }
 
+/* The body offered to the callback running (types 0 and 1, during
+ * proxy_on_request_body / proxy_on_response_body only). */
+static struct arc_pl_buf *body_of(struct arc_pl_inst *in, uint32_t type)
+{
+    struct arc_pl_run *r = run_of(in);
+    if (!r || !r->body || (int)type != r->body_type)
+        return NULL;
+    return r->body;
+}
+
 static uint32_t h_get_buffer_bytes(void *e, uint32_t type, uint32_t start, uint32_t max,
                                    uint32_t ret_ptr, uint32_t ret_size)
 {
@@ -519,11 +529,21 @@ static uint32_t h_get_buffer_bytes(void *e, uint32_t type, uint32_t start, uint3
     } else if (type == BUF_CALL_RESPONSE_BODY && in->call_resp) {
         data = in->call_resp->body.p;
         len = in->call_resp->body.len;
+    } else if (type == BUF_REQUEST_BODY || type == BUF_RESPONSE_BODY) {
+        struct arc_pl_buf *b = body_of(in, type);
+        if (!b)
+            return WR_NOT_FOUND;        /* (no body callback running: as Envoy) */
+        data = b->p ? b->p : "";
+        len = b->len;
     } else if (type != BUF_VM_CONFIGURATION) {
-        return WR_UNIMPLEMENTED;        /* bodies and call data: not yet */
+        return WR_UNIMPLEMENTED;
     }
+    if ((uint64_t)start + max > UINT32_MAX)
+        return WR_BAD_ARGUMENT;         /* (start + length overflows, as Envoy checks) */
     size_t s = ARC_MIN((size_t)start, len);
     size_t l = ARC_MIN((size_t)max, len - s);
+    /* (the guest's allocator runs inside ret_bytes; the body buffer is the
+     * host's and does not move with the guest's memory) */
     return ret_bytes(in, data + s, l, ret_ptr, ret_size);
 }
 
@@ -537,10 +557,68 @@ static uint32_t h_get_buffer_status(void *e, uint32_t type, uint32_t ret_len, ui
         len = in->call_resp->body.len;
     else if (type == BUF_VM_CONFIGURATION)
         len = 0;
-    else
+    else if (type == BUF_REQUEST_BODY || type == BUF_RESPONSE_BODY) {
+        struct arc_pl_buf *b = body_of(in, type);
+        if (!b)
+            return WR_NOT_FOUND;
+        len = b->len;
+    } else
         return WR_UNIMPLEMENTED;
     return put_u32(in, ret_len, (uint32_t)len) && put_u32(in, ret_flags, 1) ? WR_OK
                                                                           : WR_INVALID_MEMORY;
+}
+
+static bool buf_reserve(struct arc_pl_buf *b, size_t need)
+{
+    if (need <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return false;
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+/* proxy_set_buffer_bytes as Envoy does it: start 0 replaces the first
+ * `length` bytes (all of them when length >= size) with the data; start at
+ * or past the end appends; anything else is BadArgument. */
+static uint32_t h_set_buffer_bytes(void *e, uint32_t type, uint32_t start, uint32_t length,
+                                   uint32_t dp, uint32_t dn)
+{
+    struct arc_pl_inst *in = e;
+    const uint8_t *d = gmem(in, dp, dn);
+    if (!d)
+        return WR_INVALID_MEMORY;
+    if (type != BUF_REQUEST_BODY && type != BUF_RESPONSE_BODY)
+        return type <= BUF_PLUGIN_CONFIGURATION ? WR_BAD_ARGUMENT : WR_UNIMPLEMENTED;
+    struct arc_pl_buf *b = body_of(in, type);
+    if (!b)
+        return WR_NOT_FOUND;
+    size_t drop;
+    if (start == 0)
+        drop = ARC_MIN((size_t)length, b->len);
+    else if (start >= b->len)
+        drop = 0;
+    else
+        return WR_BAD_ARGUMENT;
+    size_t nlen = b->len - drop + dn;
+    if (nlen > in->pl->max_body)
+        return WR_BAD_ARGUMENT;         /* (a filter cannot grow a body past its limit) */
+    if (!buf_reserve(b, nlen))
+        return WR_INTERNAL;
+    if (start == 0) {
+        memmove(b->p + dn, b->p + drop, b->len - drop);
+        if (dn)
+            memcpy(b->p, d, dn);
+    } else if (dn) {
+        memcpy(b->p + b->len, d, dn);
+    }
+    b->len = nlen;
+    return WR_OK;
 }
 
 static uint32_t h_send_local_response(void *e, uint32_t status, uint32_t dp, uint32_t dn,
@@ -553,7 +631,8 @@ static uint32_t h_send_local_response(void *e, uint32_t status, uint32_t dp, uin
     const uint8_t *body = gmem(in, bp, bn);
     if (!gmem(in, dp, dn) || !body || !gmem(in, hp, hn))
         return WR_INVALID_MEMORY;
-    if (!r || !r->map || status < 200 || status > 599 || bn > ARC_PL_LOCAL_BODY_MAX)
+    if (!r || (!r->map && !r->body) || status < 200 || status > 599 ||
+        bn > ARC_PL_LOCAL_BODY_MAX)
         return WR_BAD_ARGUMENT;         /* (no stage running or paused for that context) */
     struct arc_pl_hmap h = { .arena = r->arena };
     uint32_t rc = parse_pairs(in, hp, hn, &h, false);
@@ -1244,6 +1323,7 @@ const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS] = {
     { "proxy_dequeue_shared_queue", "iii>i" },
     { "proxy_http_call", "iiiiiiiiii>i" },
     { "proxy_set_tick_period_milliseconds", "i>i" },
+    { "proxy_set_buffer_bytes", "iiiii>i" },
 };
 
 const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
@@ -1258,7 +1338,7 @@ const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
     (arc_w2c_fn)h_get_metric, (arc_w2c_fn)h_continue_stream, (arc_w2c_fn)h_continue_request,
     (arc_w2c_fn)h_continue_response, (arc_w2c_fn)h_register_queue, (arc_w2c_fn)h_resolve_queue,
     (arc_w2c_fn)h_enqueue, (arc_w2c_fn)h_dequeue, (arc_w2c_fn)h_http_call,
-    (arc_w2c_fn)h_set_tick_period,
+    (arc_w2c_fn)h_set_tick_period, (arc_w2c_fn)h_set_buffer_bytes,
 };
 
 /* ------------------------------------------------------------ runs */
@@ -1273,8 +1353,10 @@ struct arc_pl_run *arc_pl_run_new(struct arc_pl_set *set, unsigned worker,
         return NULL;
     *r = (struct arc_pl_run){ .set = set, .worker = worker, .n = n, .ctx = c,
                               .props = props, .arena = arena };
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         c[i] = (struct arc_pl_ctx){ .plugin = plugins[i], .root = roots ? roots[i] : 0, .run = r };
+        r->body_mask |= set->pl[plugins[i]].body_mask;
+    }
     return r;
 }
 
@@ -1305,6 +1387,42 @@ static bool ctx_live(const struct arc_pl_ctx *c)
     return c->inst && !c->inst->dead && c->inst->gen == c->gen;
 }
 
+/* Makes ctx c ready for a callback: its context created (again, on a
+ * rebuilt instance) and its instance alive. 1: call it; 0: skip it (out
+ * of the run, failed open); -1: the run fails (fail_closed). */
+static int ctx_ready(struct arc_pl_run *r, struct arc_pl_ctx *c, uint64_t now_ms)
+{
+    if (c->dead)
+        return 0;                       /* failed open earlier: the filter is out */
+    if (c->created && !ctx_live(c)) {
+        c->created = false;             /* another exchange's failure discarded the
+                                           instance: this one starts a new context
+                                           on the rebuilt one, unaffected */
+        ctx_unlink(c);
+    }
+    if (!c->created) {
+        struct arc_pl_inst *in = arc_pl__pick(&r->set->pl[c->plugin], r->worker, now_ms);
+        c->created = true;
+        if (!in)
+            return failed(r, c, 0) == ARC_PL_FAIL ? -1 : 0;
+        c->inst = in;
+        c->gen = in->gen;
+        c->id = in->next_ctx++;
+        if (in->next_ctx == 0)
+            in->next_ctx = r->set->pl[c->plugin].n_roots + 1;
+        ctx_link(in, c);
+        uint32_t rv;
+        in->cur = c;
+        int code = arc_pl__call(in, PLX_ON_CONTEXT_CREATE, &rv, 2, c->id, c->root + 1, 0);
+        in->cur = NULL;
+        if (code)
+            return failed(r, c, code) == ARC_PL_FAIL ? -1 : 0;
+    }
+    if (!ctx_live(c))
+        return failed(r, c, 0) == ARC_PL_FAIL ? -1 : 0;
+    return 1;
+}
+
 /* Runs the stage's callback `e` for ctx[from..n) over run->map. */
 static enum arc_pl_verdict stage_from(struct arc_pl_run *r, size_t from, enum arc_pl_export e,
                                       uint64_t now_ms)
@@ -1312,43 +1430,11 @@ static enum arc_pl_verdict stage_from(struct arc_pl_run *r, size_t from, enum ar
     struct arc_pl_hmap *map = r->map;
     for (size_t i = from; i < r->n; i++) {
         struct arc_pl_ctx *c = &r->ctx[i];
-        if (c->dead)
-            continue;                   /* failed open earlier: the filter is out */
-        if (c->created && !ctx_live(c)) {
-            c->created = false;         /* another exchange's failure discarded the
-                                           instance: this one starts a new context
-                                           on the rebuilt one, unaffected */
-            ctx_unlink(c);
-        }
-        if (!c->created) {
-            struct arc_pl_inst *in = arc_pl__pick(&r->set->pl[c->plugin], r->worker, now_ms);
-            c->created = true;
-            if (!in) {
-                if (failed(r, c, 0) == ARC_PL_FAIL)
-                    return ARC_PL_FAIL;
-                continue;
-            }
-            c->inst = in;
-            c->gen = in->gen;
-            c->id = in->next_ctx++;
-            if (in->next_ctx == 0)
-                in->next_ctx = r->set->pl[c->plugin].n_roots + 1;
-            ctx_link(in, c);
-            uint32_t rv;
-            in->cur = c;
-            int code = arc_pl__call(in, PLX_ON_CONTEXT_CREATE, &rv, 2, c->id, c->root + 1, 0);
-            in->cur = NULL;
-            if (code) {
-                if (failed(r, c, code) == ARC_PL_FAIL)
-                    return ARC_PL_FAIL;
-                continue;
-            }
-        }
-        if (!ctx_live(c)) {
-            if (failed(r, c, 0) == ARC_PL_FAIL)
-                return ARC_PL_FAIL;
+        int ready = ctx_ready(r, c, now_ms);
+        if (ready < 0)
+            return ARC_PL_FAIL;
+        if (ready == 0)
             continue;
-        }
         uint32_t action = 0;
         struct arc_pl_inst *in = c->inst;
         in->cur = c;
@@ -1460,8 +1546,170 @@ enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *r, struct arc_pl_
     return v;
 }
 
+/* ------------------------------------------------------------ bodies, trailers */
+
+static void buf_swap(struct arc_pl_buf *a, struct arc_pl_buf *b)
+{
+    struct arc_pl_buf t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Appends b's bytes to a (b is left empty). */
+static bool buf_join(struct arc_pl_buf *a, struct arc_pl_buf *b)
+{
+    if (!a->len) {
+        buf_swap(a, b);
+        b->len = 0;
+        return true;
+    }
+    if (b->len) {
+        if (!buf_reserve(a, a->len + b->len))
+            return false;
+        memcpy(a->p + a->len, b->p, b->len);
+        a->len += b->len;
+    }
+    b->len = 0;
+    return true;
+}
+
+enum arc_pl_verdict arc_pl_body(struct arc_pl_run *r, int dir, const char *p, size_t len,
+                                bool eos, uint64_t now_ms, const char **out, size_t *out_len)
+{
+    *out = p;
+    *out_len = len;
+    unsigned has = dir ? ARC_PL_HAS_RESP_BODY : ARC_PL_HAS_REQ_BODY;
+    if (r->body_eos[dir] || !(r->body_mask & has))
+        return ARC_PL_CONTINUE;         /* (closed: bytes pass through) */
+    enum arc_pl_export e = dir ? PLX_ON_RESPONSE_BODY : PLX_ON_REQUEST_BODY;
+    struct arc_pl_buf *w = &r->work[dir];
+    r->body_eos[dir] = eos;
+    r->fail = ARC_PL_FAIL_NONE;
+    w->len = 0;
+    if (len) {
+        if (!buf_reserve(w, len)) {
+            r->fail = ARC_PL_FAIL_TRAP;  /* (out of memory: fails like the filter) */
+            return ARC_PL_FAIL;
+        }
+        memcpy(w->p, p, len);
+        w->len = len;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        struct arc_pl_ctx *c = &r->ctx[i];
+        const struct arc_pl_plugin *pl = &r->set->pl[c->plugin];
+        if (!(pl->body_mask & has))
+            continue;
+        struct arc_pl_buf *h = &c->held[dir];
+        int ready = ctx_ready(r, c, now_ms);
+        if (ready < 0)
+            return ARC_PL_FAIL;
+        if (ready == 0) {
+            /* Out of the run (failed open): what it held goes on first. */
+            if (!buf_join(h, w))
+                return ARC_PL_FAIL;
+            buf_swap(h, w);
+            continue;
+        }
+        /* The filter sees what it holds with this chunk appended. */
+        if (h->len && h->len + w->len > pl->max_body)
+            return ARC_PL_TOO_LARGE;
+        if (!buf_join(h, w)) {
+            r->fail = ARC_PL_FAIL_TRAP;
+            return ARC_PL_FAIL;
+        }
+        uint32_t action = 0;
+        struct arc_pl_inst *in = c->inst;
+        in->cur = c;
+        r->body = h;
+        r->body_type = dir;
+        int code = arc_pl__call(in, e, &action, 3, c->id, (uint32_t)h->len, eos);
+        r->body = NULL;
+        in->cur = NULL;
+        if (in->slot->queue_ready)
+            arc_pl__queues_deliver(in->slot);
+        if (code) {
+            if (failed(r, c, code) == ARC_PL_FAIL)
+                return ARC_PL_FAIL;
+            buf_swap(h, w);             /* failed open: its bytes go on unfiltered */
+            continue;
+        }
+        if (r->has_local)
+            return ARC_PL_LOCAL;
+        if (action != 0 && !eos) {
+            /* StopIterationAndBuffer (1), AndWatermark (2), NoBuffer (3): held
+             * here and offered again with the next chunk. */
+            if (h->len > pl->max_body)
+                return ARC_PL_TOO_LARGE;
+            *out = "";
+            *out_len = 0;
+            return ARC_PL_CONTINUE;
+        }
+        buf_swap(h, w);                 /* Continue (or the end): on to the next filter */
+    }
+    *out = w->p ? w->p : "";
+    *out_len = w->len;
+    return ARC_PL_CONTINUE;
+}
+
+enum arc_pl_verdict arc_pl_trailers(struct arc_pl_run *r, int dir, struct arc_pl_hmap *map,
+                                    uint64_t now_ms)
+{
+    unsigned has = dir ? ARC_PL_HAS_RESP_TRAILERS : ARC_PL_HAS_REQ_TRAILERS;
+    if (!(r->body_mask & has) || r->map)
+        return ARC_PL_CONTINUE;         /* (r->map: a request stage still paused) */
+    enum arc_pl_export e = dir ? PLX_ON_RESPONSE_TRAILERS : PLX_ON_REQUEST_TRAILERS;
+    r->map = map;
+    r->map_type = dir ? MAP_RESPONSE_TRAILERS : MAP_REQUEST_TRAILERS;
+    r->fail = ARC_PL_FAIL_NONE;
+    enum arc_pl_verdict v = ARC_PL_CONTINUE;
+    for (size_t i = 0; i < r->n; i++) {
+        struct arc_pl_ctx *c = &r->ctx[i];
+        if (!(r->set->pl[c->plugin].body_mask & has))
+            continue;
+        int ready = ctx_ready(r, c, now_ms);
+        if (ready < 0) {
+            v = ARC_PL_FAIL;
+            break;
+        }
+        if (ready == 0)
+            continue;
+        uint32_t action = 0;
+        struct arc_pl_inst *in = c->inst;
+        in->cur = c;
+        int code = arc_pl__call(in, e, &action, 2, c->id, (uint32_t)map->n, 0);
+        in->cur = NULL;
+        if (in->slot->queue_ready)
+            arc_pl__queues_deliver(in->slot);
+        if (code) {
+            if (failed(r, c, code) == ARC_PL_FAIL) {
+                v = ARC_PL_FAIL;
+                break;
+            }
+            continue;
+        }
+        if (r->has_local) {
+            v = ARC_PL_LOCAL;
+            break;
+        }
+        /* (StopIteration at trailers: nothing follows to wait for, so it
+         * continues) */
+    }
+    r->map = NULL;
+    return v;
+}
+
 void arc_pl_run_end(struct arc_pl_run *r)
 {
+    if (r->body_mask)
+        for (size_t i = 0; i < r->n; i++)
+            for (int d = 0; d < 2; d++) {
+                free(r->ctx[i].held[d].p);
+                r->ctx[i].held[d] = (struct arc_pl_buf){ 0 };
+            }
+    for (int d = 0; d < 2; d++) {
+        free(r->work[d].p);
+        r->work[d] = (struct arc_pl_buf){ 0 };
+    }
     for (size_t i = 0; i < r->n; i++) {
         struct arc_pl_ctx *c = &r->ctx[i];
         ctx_unlink(c);                  /* (also from a dead instance's list) */

@@ -31,7 +31,7 @@
 #include "plugin/plugin.h"
 #include "loop/timer.h"
 
-#define ARC_W2C_ABI 1
+#define ARC_W2C_ABI 2
 
 /* Trap codes beyond wasm2c's (wasm_rt_trap_t stays below 32). */
 #define ARC_TRAP_BUDGET 40
@@ -73,6 +73,7 @@ enum arc_pl_export {
     PLX_ON_DONE, PLX_ON_LOG, PLX_ON_DELETE,
     PLX_ON_MEMORY_ALLOCATE, PLX_MALLOC, PLX_INITIALIZE, PLX_ON_QUEUE_READY,
     PLX_ON_HTTP_CALL_RESPONSE, PLX_ON_TICK,
+    PLX_ON_REQUEST_BODY, PLX_ON_RESPONSE_BODY, PLX_ON_REQUEST_TRAILERS, PLX_ON_RESPONSE_TRAILERS,
     PLX__COUNT
 };
 
@@ -112,7 +113,7 @@ struct arc_pl_sig {
 };
 extern const struct arc_pl_sig arc_pl__exports[PLX__COUNT];
 /* Host functions for imports (module "env" unless said). */
-#define ARC_PL_IMPORTS 36
+#define ARC_PL_IMPORTS 37
 extern const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS];
 extern const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS];
 
@@ -220,6 +221,9 @@ struct arc_pl_plugin {
     uint32_t n_roots;
     uint64_t budget_ns;
     uint64_t pause_ms;                  /* pause_timeout */
+    uint64_t max_body;                  /* max_body_buffer: bytes it may hold buffered */
+    unsigned body_mask;                 /* ARC_PL_HAS_*: the body and trailer callbacks
+                                           the module exports */
     uint32_t max_pages;                 /* max_memory in 64 KiB pages */
     uint32_t pool;
     bool fail_open;
@@ -247,6 +251,7 @@ struct arc_pl_ctx {
     bool linked;                        /* in inst->live (of generation gen) */
     struct arc_pl_run *run;
     struct arc_pl_ctx *live_next, *live_prev;
+    struct arc_pl_buf held[2];          /* body it holds (StopIteration*), per direction */
 };
 
 /* Creates and configures an instance (start function, _initialize,

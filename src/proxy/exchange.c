@@ -42,6 +42,7 @@
  * ex->up). Its request view lives in its arena and dies with it.
  */
 #include "proxy/proxy_int.h"
+#include "plugin/plugin.h"
 #include "router/router.h"
 
 #include <stdio.h>
@@ -275,6 +276,8 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
 {
     struct arc_conn *c = ex->client;
     ex->t_end_ns = arc_now_ns();
+    if (ex->pl && ex->pl->glue)
+        o = arc_px__plugins_finish(w, ex, o);
     arc_px__plugins_end(ex);
     arc_tw_cancel(&w->tw, &ex->deadline);
     if (ex->state == EX_WAITING) {
