@@ -268,13 +268,22 @@ static void gate_open(struct arc_worker *w, struct arc_exchange *ex)
         q->body = ARC_H1_BODY_CHUNKED;
         q->content_length = 0;
     }
+    /* The attempt starts as for a body still to come (an HTTP/2 stream
+     * would otherwise end at once): it is fed right after. */
+    bool done = ex->req_done;
+    ex->req_done = false;
     arc_px__pipeline_action(w, ex);     /* (ex->pl is set: the plugins do not run again) */
-    if (ex->ended || !arc_px__body_wanted(ex))
-        return;                         /* (answered: the bytes are dropped) */
+    if (ex->ended)
+        return;                         /* (answered) */
+    ex->req_done = done;
+    if (!arc_px__body_wanted(ex))
+        return;                         /* (answered locally: the bytes are dropped) */
+    ex->req_done = false;
     if (g->pend.len)
         arc_px__up_body_raw(w, ex, -1, g->pend.p, g->pend.len, false);
     if (g->pend_eos)
         arc_px__up_body_end_raw(w, ex, g->pend_tr, g->pend_ntr);
+    ex->req_done = done;
     free(g->pend.p);
     g->pend = (struct arc_pl_buf){ 0 };
     arc_px__up_kick(w, ex);
@@ -556,6 +565,28 @@ enum ex_outcome arc_px__plugins_finish(struct arc_worker *w, struct arc_exchange
             send_held(w, ex, true, bn);
             emit(w, ex, -1, b, bn);
         }
+    }
+    if (g->fv != ARC_PL_CONTINUE && o == EXO_COMPLETE && g->head_held) {
+        /* The upstream finished before the failure's answer was due, and
+         * nothing of the response went out: answered here instead. */
+        g->head_held = false;
+        int st = g->fv == ARC_PL_LOCAL ? ex->pl->local.status
+                 : g->fv == ARC_PL_TOO_LARGE && g->fdir == ARC_PL_DIR_REQ ? 413 : 500;
+        if (g->fv != ARC_PL_LOCAL)
+            arc_m_add(&w->metrics.errors[g->fv == ARC_PL_TOO_LARGE ? ARC_ERR_BODY_TOO_LARGE
+                                                                    : fail_kind(g->ffail)], 1);
+        char body[64];
+        int bl = snprintf(body, sizeof(body), "%d %s\n", st, arc_h1_reason(st));
+        static const struct arc_hdr ct = { ARC_STR_LIT("Content-Type"),
+                                           ARC_STR_LIT("text/plain; charset=utf-8") };
+        const struct arc_pl_local *l = &ex->pl->local;
+        ex->status = st;
+        if (g->fv == ARC_PL_LOCAL)
+            ex->client->c.codec->respond(w, ex, st, (const struct arc_hdr *)l->hdrs, l->n_hdrs,
+                                         l->body.p, l->body.len);
+        else
+            ex->client->c.codec->respond(w, ex, st, &ct, 1, body, (size_t)bl);
+        return o;
     }
     if (g->fv != ARC_PL_CONTINUE && (o == EXO_COMPLETE)) {
         /* A filter failed on the body's last bytes: the response is cut. */

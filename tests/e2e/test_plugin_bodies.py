@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from arcproc import make_config, metric, route_conf, upstream_conf
+from h2_upstreams import H2Server
 from httpraw import chunk_encode, pattern_block
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,10 +29,37 @@ def cache_dir(tmp_path_factory):
     return str(d)
 
 
+@pytest.fixture
+def h2s():
+    """h2s(**H2Server kwargs) -> a started HTTP/2 upstream, stopped after arc
+    (see `gw`); an error it recorded fails the test."""
+    started = []
+
+    def start(**kw):
+        s = H2Server(**kw)
+        started.append(s)
+        return s
+    yield start
+    errors = []
+    for s in reversed(started):
+        s.stop()
+        errors += ["%s: %s" % (s.name, e) for e in s.errors]
+    if errors:
+        pytest.fail("upstream errors:\n" + "\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def gw(h2s, arc):
+    """The `arc` launcher, torn down before the HTTP/2 upstreams."""
+    return arc
+
+
 def cfg(up_addr, plugins, cache_dir, protocol=None, routes=None):
     rs = []
     for name, path, pls in routes or [("r", "/{*rest}", [p["name"] for p in plugins])]:
         r = route_conf(name, path, upstream="app")
+        if path.count("/") > 1:         # /prefix/{*rest}: the upstream sees /{rest}
+            r["action"]["rewrite"] = {"pattern": "^/[a-z]+/", "replace": "/"}
         r["plugins"] = [{"name": p} for p in pls]
         rs.append(r)
     u = upstream_conf("app", up_addr)
@@ -155,3 +183,123 @@ def test_big_body_streams_through_chunk_by_chunk(arc, servers, cache_dir):
     e = echo(r)
     assert e["body_len"] == len(text)
     assert e["body_sha256"] == hashlib.sha256(text.upper()).hexdigest()
+
+
+def test_failures_mid_body_get_the_policy(arc, servers, cache_dir):
+    """A trap in a body callback: fail_closed answers 500 while the response
+    has not started, cuts the response once it has (never a second head);
+    fail_open passes the body on unfiltered. A local answer from a request
+    body callback is sent instead; a held body over max_body_buffer is 413."""
+    up = servers.http(name="app")
+    a = arc(cfg(up.addr, [body_plugin(), body_plugin(name="open", on_error="fail_open"),
+                          body_plugin(name="small", max_body_buffer="1kb")], cache_dir,
+                routes=[("r", "/closed/{*rest}", ["body"]), ("o", "/open/{*rest}", ["open"]),
+                        ("s", "/small/{*rest}", ["small"])]))
+    c = a.client()
+    r = c.request("POST", "/closed/x", headers=[("X-Body", "trap")], body=b"x" * 100)
+    assert r.status == 500
+    c = a.client()
+    r = c.request("POST", "/open/x", headers=[("X-Body", "trap")], body=b"y" * 100)
+    assert r.status == 200 and echo(r)["body"] == "y" * 100
+    c = a.client()
+    r = c.request("POST", "/closed/x", headers=[("X-Body", "local")], body=b"z" * 100)
+    assert r.status == 418 and r.body == b"teapot from body\n"
+    c = a.client()
+    r = c.request("POST", "/small/x", headers=[("X-Body", "hold")], body=b"q" * 5000)
+    assert r.status == 413
+    c = a.client()
+    r = c.request("POST", "/small/x", headers=[("X-Body", "hold")], body=b"q" * 500)
+    assert r.status == 200 and echo(r)["body"] == "q" * 500 + "[held 500]"
+    # the response: a trap on its second chunk, after bytes went out: cut
+    c = a.client()
+    c.send(b"GET /closed/stream?bytes=4000000 HTTP/1.1\r\nHost: t\r\nX-Resp-Body: trap\r\n\r\n")
+    head = c.rd.read_head()
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert c.wait_closed(10)             # cut: no last chunk, no second head
+    assert b"0\r\n\r\n" not in c.trailing and b"HTTP/1.1 500" not in c.trailing
+    # held response over the limit before anything went out: 500
+    c = a.client()
+    r = c.request("GET", "/small/stream?bytes=400000", headers=[("X-Resp-Body", "hold")])
+    assert r.status == 500
+    ms = a.metrics()[0]
+    assert metric(ms, "arc_errors_total", kind="plugin_trap") >= 3
+    assert metric(ms, "arc_errors_total", kind="body_too_large") >= 2
+    # the worker goes on
+    r = a.client().request("POST", "/closed/x", headers=[("X-Body", "upper")], body=b"ok")
+    assert r.status == 200 and echo(r)["body"] == "OK"
+
+
+def as_body(**kw):
+    p = {"name": "asb", "file": os.path.join(FIX, "as_body.wasm"), "root_id": "as_body",
+         "config": "world|Arc"}
+    p.update(kw)
+    return p
+
+
+@pytest.mark.parametrize("protocol", [None, "http2"])
+def test_assemblyscript_filter_buffers_and_rewrites_a_request_body(gw, h2s, servers, cache_dir,
+                                                                   protocol):
+    """The classic SDK's filter: StopIterationAndBuffer until the end, then
+    the whole body replaced; the upstream gets it with its new length, from
+    HTTP/1.1 (length or chunked) and HTTP/2 clients, to HTTP/1.1 and HTTP/2
+    upstreams."""
+    if protocol:
+        up = h2s(name="app")
+        path = "/info"
+    else:
+        up = servers.http(name="app")
+        path = "/x"
+    a = gw(cfg(up.addr, [as_body()], cache_dir, protocol=protocol))
+    c = a.client()
+    body = b"hello world, " * 1000 + b"bye world"
+    want = body.replace(b"world", b"Arc")
+    r = c.request("POST", path, body=body)
+    assert r.status == 200, r
+    e = echo(r)
+    assert e["body_len"] == len(want) and e["body_sha256"] == hashlib.sha256(want).hexdigest()
+    h = hdrs(e)
+    if not protocol:                    # (Arc's HTTP/2 client sends no content-length)
+        assert h.get("content-length") == str(len(want)) and "transfer-encoding" not in h, h
+    # chunked, in pieces over several sends
+    c.send(b"POST %s HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" % path.encode())
+    pieces = [body[i:i + 3000] for i in range(0, len(body), 3000)]
+    enc = chunk_encode(pieces)
+    for i in range(0, len(enc), 4096):
+        c.send(enc[i:i + 4096])
+    e = echo(c.response())
+    assert e["body_len"] == len(want) and e["body_sha256"] == hashlib.sha256(want).hexdigest()
+    if not protocol:
+        assert hdrs(e).get("content-length") == str(len(want))
+    # HTTP/2 client
+    st, _, out = curl(a.port, path, data=body)
+    e = json.loads(out)
+    assert st == 200 and e["body_sha256"] == hashlib.sha256(want).hexdigest()
+    # the headers-only SDK filter on the same kind of route still works
+    r = c.request("GET", path)
+    assert r.status == 200
+
+
+def test_trailers_are_seen_and_extended(gw, h2s, cache_dir):
+    """Request trailers (chunked HTTP/1.1 to an HTTP/2 upstream) and
+    response trailers (an HTTP/2 upstream's, to HTTP/1.1 and HTTP/2
+    clients) go through proxy_on_request_trailers / _response_trailers,
+    which add a field to each (map types 1 and 3)."""
+    up = h2s(name="app")
+    a = gw(cfg(up.addr, [body_plugin()], cache_dir, protocol="http2"))
+    c = a.client()
+    c.send(b"POST /info HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n")
+    c.send(chunk_encode([b"abc", b"def"], trailers=[("x-sum", "6")]))
+    r = c.response()
+    e = echo(r)
+    assert e["body"] == "abcdef"
+    tr = dict((k.lower(), v) for k, v in e["trailers"])
+    assert tr.get("x-sum") == "6" and tr.get("x-trailer-filter") == "01", tr
+    r = c.request("GET", "/trailers", headers=[("TE", "trailers")])
+    assert r.status == 200 and r.body == b"first piece, second piece, last piece"
+    tr = dict((k.lower(), v) for k, v in r.trailers or [])
+    assert tr.get("x-count") == "3" and tr.get("x-resp-trailer-filter") == "02", r.trailers
+    st, h, body = curl(a.port, "/trailers", ["-H", "TE: trailers", "-H", "X-Resp-Body: upper"])
+    # (curl -i prints the trailers after the body)
+    assert st == 200 and body.startswith(b"FIRST PIECE, SECOND PIECE, LAST PIECE")
+    assert b"x-resp-trailer-filter: 02" in body and b"x-count: 3" in body
