@@ -303,3 +303,24 @@ def test_trailers_are_seen_and_extended(gw, h2s, cache_dir):
     # (curl -i prints the trailers after the body)
     assert st == 200 and body.startswith(b"FIRST PIECE, SECOND PIECE, LAST PIECE")
     assert b"x-resp-trailer-filter: 02" in body and b"x-count: 3" in body
+
+
+def test_trailers_over_http1_chunked(arc, servers, cache_dir):
+    """HTTP/1.1 both sides: a chunked request's trailers reach the upstream
+    with the filter's field added; a chunked response's trailers reach the
+    client with the filter's field (in the last chunk Arc writes)."""
+    up = servers.http(name="app")
+    a = arc(cfg(up.addr, [body_plugin()], cache_dir))
+    c = a.client()
+    c.send(b"POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nX-Body: upper\r\n\r\n")
+    c.send(chunk_encode([b"abc", b"def"], trailers=[("X-Sum", "6")]))
+    e = echo(c.response())
+    assert e["body"] == "ABCDEF"
+    tr = dict((k.lower(), v) for k, v in e["trailers"])
+    assert tr.get("x-sum") == "6" and tr.get("x-trailer-filter") == "01", tr
+    r = c.request("GET", "/chunked")
+    assert r.status == 200 and r.framing == "chunked"
+    assert r.body.startswith(b"hello chunked world")
+    tr = dict((k.lower(), v) for k, v in r.trailers or [])
+    assert tr.get("x-checksum") == "42" and tr.get("x-resp-trailer-filter") == "01", r.trailers
+    assert "content-type" not in tr         # (not allowed in trailers: still dropped)
