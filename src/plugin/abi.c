@@ -1390,7 +1390,8 @@ static bool ctx_live(const struct arc_pl_ctx *c)
 /* Makes ctx c ready for a callback: its context created (again, on a
  * rebuilt instance) and its instance alive. 1: call it; 0: skip it (out
  * of the run, failed open); -1: the run fails (fail_closed). */
-static int ctx_ready(struct arc_pl_run *r, struct arc_pl_ctx *c, uint64_t now_ms)
+static inline __attribute__((always_inline)) int ctx_ready(struct arc_pl_run *r, struct arc_pl_ctx *c,
+                                                        uint64_t now_ms)
 {
     if (c->dead)
         return 0;                       /* failed open earlier: the filter is out */
@@ -1700,15 +1701,16 @@ enum arc_pl_verdict arc_pl_trailers(struct arc_pl_run *r, int dir, struct arc_pl
 
 void arc_pl_run_end(struct arc_pl_run *r)
 {
-    if (r->body_mask)
+    if (r->body_mask) {                 /* (header-only filters never touch these) */
         for (size_t i = 0; i < r->n; i++)
             for (int d = 0; d < 2; d++) {
                 free(r->ctx[i].held[d].p);
                 r->ctx[i].held[d] = (struct arc_pl_buf){ 0 };
             }
-    for (int d = 0; d < 2; d++) {
-        free(r->work[d].p);
-        r->work[d] = (struct arc_pl_buf){ 0 };
+        for (int d = 0; d < 2; d++) {
+            free(r->work[d].p);
+            r->work[d] = (struct arc_pl_buf){ 0 };
+        }
     }
     for (size_t i = 0; i < r->n; i++) {
         struct arc_pl_ctx *c = &r->ctx[i];

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from arcproc import make_config, metric, route_conf, upstream_conf
-from h2_upstreams import H2Server
+from h2_upstreams import GRPC_SERVICE, GrpcServer, H2Server
 from httpraw import chunk_encode, pattern_block
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,8 +35,8 @@ def h2s():
     (see `gw`); an error it recorded fails the test."""
     started = []
 
-    def start(**kw):
-        s = H2Server(**kw)
+    def start(grpc=False, **kw):
+        s = GrpcServer(**kw) if grpc else H2Server(**kw)
         started.append(s)
         return s
     yield start
@@ -324,3 +324,47 @@ def test_trailers_over_http1_chunked(arc, servers, cache_dir):
     tr = dict((k.lower(), v) for k, v in r.trailers or [])
     assert tr.get("x-checksum") == "42" and tr.get("x-resp-trailer-filter") == "01", r.trailers
     assert "content-type" not in tr         # (not allowed in trailers: still dropped)
+
+
+def test_grpc_through_body_and_trailer_filters(gw, h2s, cache_dir):
+    """gRPC (HTTP/2 both sides, messages in DATA frames, status in trailers)
+    through the body filter: a unary call with its message uppercased, a
+    lock-step bidi call (each message must pass before the next is sent:
+    nothing waits for the whole body), and trailing metadata that gets the
+    filter's field next to the server's."""
+    import grpc
+    import queue
+    srv = h2s(grpc=True)
+    ch = None
+    try:
+        a = gw(cfg(srv.addr, [body_plugin()], cache_dir, protocol="http2"))
+        ch = grpc.insecure_channel("127.0.0.1:%d" % a.port,
+                                   options=[("grpc.enable_http_proxy", 0), ("grpc.enable_retries", 0)])
+        m = "/%s/" % GRPC_SERVICE
+        resp, call = ch.unary_unary(m + "Trailers").with_call(
+            b"hello", timeout=10, metadata=(("x-body", "count"), ("x-resp-body", "count")))
+        assert resp == b"hello" and call.code() == grpc.StatusCode.OK
+        md = dict((k, v) for k, v in call.trailing_metadata())
+        assert md.get("x-trailer") == "t1" and md.get("x-resp-trailer-filter"), md
+        q = queue.Queue()
+
+        def requests():
+            while True:
+                x = q.get()
+                if x is None:
+                    return
+                yield x
+        responses = ch.stream_stream(m + "Bidi")(requests(), timeout=15,
+                                                 metadata=(("x-body", "count"),))
+        got = []
+        try:
+            for i in range(4):
+                q.put(b"m%d" % i)
+                got.append(next(responses))
+        finally:
+            q.put(None)
+        assert got == [b"echo:m%d" % i for i in range(4)] and list(responses) == []
+        assert responses.code() == grpc.StatusCode.OK
+    finally:
+        if ch:
+            ch.close()
