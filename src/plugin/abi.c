@@ -1240,14 +1240,19 @@ static uint32_t h_set_effective_context(void *e, uint32_t id)
     return WR_BAD_ARGUMENT;
 }
 
-/* proxy_continue_stream(request): the paused request goes on (after the
- * guest call that asked returns: the exchange is told to wake). */
-static uint32_t continue_request(struct arc_pl_inst *in)
+/* proxy_continue_stream(request or response): the paused stage goes on
+ * (after the guest call that asked returns: the exchange is told to
+ * wake). */
+static uint32_t continue_stage(struct arc_pl_inst *in, bool resp)
 {
     struct arc_pl_ctx *c = in->cur;
     if (!c)
         return WR_BAD_ARGUMENT;
     struct arc_pl_run *r = c->run;
+    if (r->paused && r->pause_resp != resp)
+        return WR_OK;                   /* (the other direction is not paused) */
+    if (resp && !r->paused && r->map_type != MAP_RESPONSE_HEADERS)
+        return WR_OK;                   /* (not in the response stage) */
     if (r->paused) {
         if (&r->ctx[r->next] != c)
             return WR_OK;               /* another filter of the run holds it */
@@ -1265,22 +1270,19 @@ static uint32_t continue_request(struct arc_pl_inst *in)
 
 static uint32_t h_continue_stream(void *e, uint32_t type)
 {
-    if (type == 0)
-        return continue_request(e);
-    if (type == 1)
-        return WR_OK;                   /* responses never pause (see stage) */
+    if (type <= 1)
+        return continue_stage(e, type == 1);
     return WR_BAD_ARGUMENT;
 }
 
 static uint32_t h_continue_request(void *e)
 {
-    return continue_request(e);
+    return continue_stage(e, false);
 }
 
 static uint32_t h_continue_response(void *e)
 {
-    (void)e;
-    return WR_OK;
+    return continue_stage(e, true);
 }
 
 static void h_proc_exit(void *e, uint32_t code)
@@ -1453,25 +1455,13 @@ static enum arc_pl_verdict stage_from(struct arc_pl_run *r, size_t from, enum ar
             return ARC_PL_LOCAL;
         if (action == 0 || r->resume_req)
             continue;                   /* Continue (or Pause, already continued) */
-        if (e == PLX_ON_REQUEST_HEADERS) {
-            /* Pause: the exchange waits for proxy_continue_stream (or a
-             * local answer) from a later call, up to pause_timeout. */
-            r->paused = true;
-            r->next = i;
-            r->pause_ms = r->set->pl[c->plugin].pause_ms;
-            return ARC_PL_PAUSE;
-        }
-        /* Pause at the response stage: not supported (the upstream's head
-         * is not kept), so this is the filter failing. */
-        static __thread uint64_t last_sec;
-        uint64_t sec = arc_pl__now_ns() / 1000000000ull;
-        if (sec != last_sec) {
-            last_sec = sec;
-            arc_log(ARC_LOG_WARN, "plugin '%s' paused a response; pausing a response is not "
-                    "supported", r->set->pl[c->plugin].name);
-        }
-        if (failed(r, c, 0) == ARC_PL_FAIL)
-            return ARC_PL_FAIL;
+        /* Pause: the exchange waits for proxy_continue_stream (or a local
+         * answer) from a later call, up to pause_timeout. */
+        r->paused = true;
+        r->pause_resp = e == PLX_ON_RESPONSE_HEADERS;
+        r->next = i;
+        r->pause_ms = r->set->pl[c->plugin].pause_ms;
+        return ARC_PL_PAUSE;
     }
     return ARC_PL_CONTINUE;
 }
@@ -1497,13 +1487,14 @@ enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *r, uint64_t now_ms)
         return ARC_PL_CONTINUE;
     r->paused = false;
     struct arc_pl_ctx *c = &r->ctx[r->next];
+    enum arc_pl_export e = r->pause_resp ? PLX_ON_RESPONSE_HEADERS : PLX_ON_REQUEST_HEADERS;
     enum arc_pl_verdict v;
     if (r->pfail) {
         int code = r->pfail;
         r->pfail = 0;
         v = failed(r, c, code);
         if (v == ARC_PL_CONTINUE)
-            v = stage_from(r, r->next + 1, PLX_ON_REQUEST_HEADERS, now_ms);
+            v = stage_from(r, r->next + 1, e, now_ms);
     } else if (r->has_local) {
         v = ARC_PL_LOCAL;
     } else if (!r->resume_req) {
@@ -1514,23 +1505,24 @@ enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *r, uint64_t now_ms)
         uint64_t sec = arc_pl__now_ns() / 1000000000ull;
         if (sec != last_sec) {
             last_sec = sec;
-            fprintf(stderr, "arc: plugin '%s' failed: a paused request was not continued "
+            fprintf(stderr, "arc: plugin '%s' failed: a paused %s was not continued "
                     "within pause_timeout (%s)\n", pl->name,
+                    r->pause_resp ? "response" : "request",
                     pl->fail_open ? "fail_open" : "fail_closed");
         }
         r->fail = ARC_PL_FAIL_TIMEOUT;
         c->dead = true;
-        v = pl->fail_open ? stage_from(r, r->next + 1, PLX_ON_REQUEST_HEADERS, now_ms)
-                          : ARC_PL_FAIL;
+        v = pl->fail_open ? stage_from(r, r->next + 1, e, now_ms) : ARC_PL_FAIL;
         if (v == ARC_PL_FAIL && r->fail == ARC_PL_FAIL_NONE)
             r->fail = ARC_PL_FAIL_TIMEOUT;
     } else {
         r->resume_req = false;
-        v = stage_from(r, r->next + 1, PLX_ON_REQUEST_HEADERS, now_ms);
+        v = stage_from(r, r->next + 1, e, now_ms);
     }
     if (v == ARC_PL_PAUSE)
         return v;
-    r->req_map = r->map;
+    if (!r->pause_resp)
+        r->req_map = r->map;
     r->map = NULL;
     return v;
 }
@@ -1543,6 +1535,8 @@ enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *r, struct arc_pl_
     r->stage_eos = eos;
     r->fail = ARC_PL_FAIL_NONE;
     enum arc_pl_verdict v = stage_from(r, 0, PLX_ON_RESPONSE_HEADERS, now_ms);
+    if (v == ARC_PL_PAUSE)
+        return v;                       /* (the map stays: the filter may still edit it) */
     r->map = NULL;
     return v;
 }

@@ -136,9 +136,10 @@ struct arc_pl_run {
     bool has_local;
     enum arc_pl_fail fail;              /* of the last stage, ARC_PL_FAIL_NONE if none */
     struct arc_arena *arena;
-    /* Pause (request headers): the stage stopped at ctx[next]; it goes on
-     * from ctx[next + 1] in arc_pl_resume. */
+    /* Pause (request or response headers): the stage stopped at ctx[next];
+     * it goes on from ctx[next + 1] in arc_pl_resume. */
     bool paused;
+    bool pause_resp;                    /* the stage paused is the response head's */
     bool resume_req;                    /* proxy_continue_stream for the paused context
                                            (or for the context being called) */
     bool stage_eos;
@@ -192,9 +193,9 @@ enum arc_pl_verdict arc_pl_request_headers(struct arc_pl_run *run, struct arc_pl
                                            bool end_of_stream, uint64_t now_ms);
 enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *run, struct arc_pl_hmap *map,
                                             bool end_of_stream, uint64_t now_ms);
-/* After ARC_PL_PAUSE: the request stage goes on once notify was called
- * (proxy_continue_stream or proxy_send_local_response for the paused
- * context), or fails with ARC_PL_FAIL_TIMEOUT (the plugin's on_error
+/* After ARC_PL_PAUSE: the paused stage (request or response head: see
+ * run->pause_resp) goes on once notify was called (proxy_continue_stream
+ * or proxy_send_local_response for the paused context), or fails with ARC_PL_FAIL_TIMEOUT (the plugin's on_error
  * policy) when the wait's deadline passed first. Returns the stage's
  * verdict (ARC_PL_PAUSE again if a later filter pauses). */
 enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *run, uint64_t now_ms);

@@ -112,7 +112,7 @@ static void h1_interim(struct arc_worker *w, struct arc_exchange *ex, const stru
 
 static void h1_send_head(struct arc_worker *w, struct arc_exchange *ex, const struct arc_resp *r)
 {
-    if (ex->pl && (ex->pl->body_mask & ARC_PL_HAS_RESP_BODY) && arc_px__plugins_hold_head(ex, r))
+    if (ex->pl && ex->pl->glue && arc_px__plugins_hold_head(ex, r))
         return;                         /* (sent with the body filters' first output) */
     struct arc_conn *c = ex->client;
     /* 101, or the 200 of a CONNECT tunnel: relay bytes from now on. */
@@ -147,8 +147,7 @@ static void h1_send_head(struct arc_worker *w, struct arc_exchange *ex, const st
 static void h1_send_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
                          const char *p, size_t len, bool framed)
 {
-    if (ex->pl && (ex->pl->body_mask & ARC_PL_HAS_RESP_BODY) &&
-        arc_px__plugins_resp_body(w, ex, bid, p, len))
+    if (ex->pl && ex->pl->glue && arc_px__plugins_resp_body(w, ex, bid, p, len))
         return;                         /* (the filters pass it on, or hold it) */
     (void)framed;   /* framed bytes are only sent when resp_passthrough said so */
     struct arc_conn *c = ex->client;
@@ -184,8 +183,7 @@ static void last_chunk(struct arc_worker *w, struct arc_conn *c, const struct ar
 static void h1_trailers(struct arc_worker *w, struct arc_exchange *ex,
                         const struct arc_hdr *hdrs, size_t n)
 {
-    if (ex->pl && (ex->pl->body_mask & ARC_PL_HAS_RESP) &&
-        arc_px__plugins_resp_trailers(w, ex, hdrs, n))
+    if (ex->pl && ex->pl->glue && arc_px__plugins_resp_trailers(w, ex, hdrs, n))
         return;
     struct arc_conn *c = ex->client;
     if (c->c.rechunk)

@@ -392,7 +392,7 @@ static void h2_interim(struct arc_worker *w, struct arc_exchange *ex, const stru
 
 static void h2_send_head(struct arc_worker *w, struct arc_exchange *ex, const struct arc_resp *r)
 {
-    if (ex->pl && (ex->pl->body_mask & ARC_PL_HAS_RESP_BODY) && arc_px__plugins_hold_head(ex, r))
+    if (ex->pl && ex->pl->glue && arc_px__plugins_hold_head(ex, r))
         return;                         /* (sent with the body filters' first output) */
     struct arc_hdr *v;
     size_t n;
@@ -410,8 +410,7 @@ static void h2_send_head(struct arc_worker *w, struct arc_exchange *ex, const st
 static void h2_send_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
                          const char *p, size_t len, bool framed)
 {
-    if (ex->pl && (ex->pl->body_mask & ARC_PL_HAS_RESP_BODY) &&
-        arc_px__plugins_resp_body(w, ex, bid, p, len))
+    if (ex->pl && ex->pl->glue && arc_px__plugins_resp_body(w, ex, bid, p, len))
         return;                         /* (the filters pass it on, or hold it) */
     (void)bid;
     (void)framed;
@@ -429,8 +428,7 @@ static void h2_send_body(struct arc_worker *w, struct arc_exchange *ex, int32_t 
 static void h2_trailers(struct arc_worker *w, struct arc_exchange *ex,
                         const struct arc_hdr *hdrs, size_t n)
 {
-    if (ex->pl && (ex->pl->body_mask & ARC_PL_HAS_RESP) &&
-        arc_px__plugins_resp_trailers(w, ex, hdrs, n))
+    if (ex->pl && ex->pl->glue && arc_px__plugins_resp_trailers(w, ex, hdrs, n))
         return;
     (void)w;
     struct h2s *st = stream_of(ex);

@@ -12,13 +12,27 @@
  *          arc_px__pipeline_action (the plugins are not run again) / local
  *          answer / 500 / 504 (pause_timeout, fail_closed) / paused again
  *   upstream head parsed ─arc_px__plugins_response─▶ continue: send_head
- *                                              └──▶ local answer / 500
+ *                                              ├──▶ local answer / 500
+ *                                              └──▶ a filter paused: the head is held
+ *        (the codecs' send_head hook) and the upstream side held back
+ *        (ex->pl_hold); proxy_continue_stream(1) or a local answer fires the
+ *        glue's timer (or pause_timeout does) ─resp_resume─▶ head sent with
+ *        the changes, held body bytes after it, upstream side resumed /
+ *        local answer / 500 / 504. If the upstream finished meanwhile,
+ *        arc_px__plugins_finish defers the end: EX_WAITING, detached, ended
+ *        from resp_resume.
+ *   request body (filters export proxy_on_request_body): the action waits
+ *        (ex->pl_gate) for the filters' first output ─gate_feed─▶
+ *        EX_WAITING ─gate_open─▶ framing decided, arc_px__pipeline_action,
+ *        then what the filters passed on
+ *   response body: the head is held until the filters' first output
+ *        (send_held: Content-Length when that is the whole body)
+ *   a filter's failure mid-body ─glue_fail─▶ on the next turn: an answer if
+ *        nothing of the response went out, else a cut
  *   a filter's proxy_http_call ─arc_px__callout (callout.c)─▶ an internal exchange
  *        to the upstream named; its answer reaches the filter later
- *   arc_px__ex_end ─arc_px__plugins_end─▶ on_done, on_log, on_delete
- *
- * Pause is honoured at the request head only: a filter that pauses a
- * response without answering counts as failing (its on_error policy).
+ *   arc_px__ex_end ─arc_px__plugins_finish─▶ the response body's end through
+ *        the filters ─arc_px__plugins_end─▶ on_done, on_log, on_delete
  */
 #include "proxy/proxy_int.h"
 #include "plugin/plugin.h"
@@ -156,6 +170,7 @@ static bool request_fields(struct arc_worker *w, struct arc_exchange *ex, struct
 }
 
 static void pl_pause(struct arc_worker *w, struct arc_exchange *ex);
+static void on_pl_notify(void *owner);
 
 /* ------------------------------------------------------------ bodies, trailers */
 
@@ -182,7 +197,20 @@ struct pl_glue {
     bool pend_eos;
     const struct arc_hdr *pend_tr;
     size_t pend_ntr;
+    /* A response head paused by a filter (proxy_on_response_headers
+     * returning Pause): its map, its deadline, and what the upstream sent
+     * meanwhile (the upstream side is held back by ex->pl_hold). */
+    bool resp_paused;
+    bool detached;                      /* the upstream finished meanwhile (EX_WAITING) */
+    struct arc_pl_hmap *resp_map;
+    uint64_t pause_until;
+    struct arc_pl_buf held_body;        /* heap */
+    const struct arc_hdr *held_tr;
+    size_t held_ntr;
+    bool held_trailers;
 };
+
+static void resp_resume(struct arc_worker *w, struct arc_exchange *ex);
 
 static void on_glue_timer(struct arc_timer *t, uint64_t now)
 {
@@ -191,6 +219,10 @@ static void on_glue_timer(struct arc_timer *t, uint64_t now)
     struct arc_exchange *ex = g->ex;
     struct arc_worker *w = arc_px__worker();
     struct arc_pl_run *r = ex->pl;
+    if (g->resp_paused && g->fv == ARC_PL_CONTINUE) {
+        resp_resume(w, ex);             /* (continued, answered, or pause_timeout) */
+        return;
+    }
     g->done = true;
     if (g->head_held) {
         /* The response's head was held back: nothing went out yet. */
@@ -243,6 +275,23 @@ static void glue_fail(struct arc_worker *w, struct arc_exchange *ex, int dir,
     g->fdir = dir;
     g->ffail = ex->pl->fail;
     arc_tw_schedule(&w->tw, &g->timer, w->now_ms);
+}
+
+static bool buf_add(struct arc_pl_buf *b, const char *p, size_t len)
+{
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + len)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np)
+            return false;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, p, len);
+    b->len += len;
+    return true;
 }
 
 /* Counts a failure the filters absorbed (fail_open). */
@@ -417,7 +466,7 @@ void arc_px__plugins_req_end(struct arc_worker *w, struct arc_exchange *ex,
 bool arc_px__plugins_hold_head(struct arc_exchange *ex, const struct arc_resp *r)
 {
     struct pl_glue *g = ex->pl->glue;
-    if (!g || g->emitting || !g->resp_body || g->head_sent || g->head_held)
+    if (!g || g->emitting || !(g->resp_body || g->resp_paused) || g->head_sent || g->head_held)
         return false;
     /* The received head's views are valid during this call only. */
     struct arc_h1_header *f = arc_arena_alloc(&ex->arena, (r->n_hdrs + 1) * sizeof(*f));
@@ -478,7 +527,16 @@ bool arc_px__plugins_resp_body(struct arc_worker *w, struct arc_exchange *ex, in
                                const char *p, size_t len)
 {
     struct pl_glue *g = ex->pl->glue;
-    if (!g || g->emitting || !g->resp_body)
+    if (!g || g->emitting)
+        return false;
+    if (g->resp_paused) {
+        /* (the few bytes already on their way when the upstream side was
+         * held back: bounded by its receive buffer or stream window) */
+        if (len && !buf_add(&g->held_body, p, len))
+            glue_fail(w, ex, ARC_PL_DIR_RESP, ARC_PL_FAIL);
+        return true;
+    }
+    if (!g->resp_body)
         return false;
     if (g->fv != ARC_PL_CONTINUE || len == 0)
         return true;
@@ -523,7 +581,21 @@ bool arc_px__plugins_resp_trailers(struct arc_worker *w, struct arc_exchange *ex
                                    const struct arc_hdr *hdrs, size_t n)
 {
     struct pl_glue *g = ex->pl->glue;
-    if (!g || g->emitting || !g->resp_body)
+    if (!g || g->emitting)
+        return false;
+    if (g->resp_paused) {
+        struct arc_hdr *kt = n ? arc_arena_alloc(&ex->arena, n * sizeof(*kt)) : NULL;
+        bool ok = !n || kt;
+        for (size_t i = 0; ok && i < n; i++) {
+            kt[i].name = arc_px__ex_dup(ex, hdrs[i].name, &ok);
+            kt[i].value = arc_px__ex_dup(ex, hdrs[i].value, &ok);
+        }
+        g->held_tr = kt;
+        g->held_ntr = ok ? n : 0;
+        g->held_trailers = true;
+        return true;
+    }
+    if (!g->resp_body)
         return false;
     if (g->fv != ARC_PL_CONTINUE)
         return true;
@@ -548,16 +620,33 @@ bool arc_px__plugins_resp_trailers(struct arc_worker *w, struct arc_exchange *ex
     return true;
 }
 
-enum ex_outcome arc_px__plugins_finish(struct arc_worker *w, struct arc_exchange *ex,
-                                       enum ex_outcome o)
+static void on_resp_waited(struct arc_worker *w, struct arc_exchange *ex);
+
+bool arc_px__plugins_finish(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome *out)
 {
     struct pl_glue *g = ex->pl->glue;
+    enum ex_outcome o = *out;
     arc_tw_cancel(&w->tw, &g->timer);
+    if (g->resp_paused && o == EXO_COMPLETE && g->fv == ARC_PL_CONTINUE && !g->done) {
+        /* The upstream finished while a filter holds the response head:
+         * everything it sent is kept here; the exchange lets go of the
+         * upstream and waits for the filter (up to what is left of its
+         * pause_timeout), then ends. */
+        arc_px__ex_drop_upstream(w, ex);
+        ex->pl_hold = false;
+        g->detached = true;
+        ex->pl->notify = on_pl_notify;
+        arc_px__ex_wait(w, ex, ARC_MAX(g->pause_until, w->now_ms), on_resp_waited, NULL, 0);
+        return false;
+    }
     free(g->pend.p);
     g->pend = (struct arc_pl_buf){ 0 };
+    free(g->held_body.p);
+    g->held_body = (struct arc_pl_buf){ 0 };
     ex->pl_gate = false;
+    ex->pl_hold = false;
     if (g->done)
-        return o;                       /* (the failure's own answer ends it) */
+        return true;                    /* (the failure's own answer ends it) */
     if (o == EXO_COMPLETE && g->fv == ARC_PL_CONTINUE) {
         const char *b;
         size_t bn;
@@ -586,15 +675,15 @@ enum ex_outcome arc_px__plugins_finish(struct arc_worker *w, struct arc_exchange
                                          l->body.p, l->body.len);
         else
             ex->client->c.codec->respond(w, ex, st, &ct, 1, body, (size_t)bl);
-        return o;
+        return true;
     }
     if (g->fv != ARC_PL_CONTINUE && (o == EXO_COMPLETE)) {
         /* A filter failed on the body's last bytes: the response is cut. */
         arc_m_add(&w->metrics.errors[g->fv == ARC_PL_TOO_LARGE ? ARC_ERR_BODY_TOO_LARGE
                                                                 : fail_kind(g->ffail)], 1);
-        return EXO_UPSTREAM_CUT;
+        *out = EXO_UPSTREAM_CUT;
     }
-    return o;
+    return true;
 }
 
 /* The paused request's wait ended: continued, answered, or timed out. */
@@ -680,6 +769,147 @@ static bool framing(struct arc_str n)
            (n.len == 17 && strncasecmp(n.p, "transfer-encoding", 17) == 0);
 }
 
+/* ------------------------------------------------------------ response pause */
+
+/* Called from a guest call: the paused response's timer fires now (on the
+ * worker's next turn, outside any guest call). */
+static void on_resp_notify(void *owner)
+{
+    struct arc_exchange *ex = owner;
+    struct pl_glue *g = ex->pl->glue;
+    if (g->detached)
+        on_pl_notify(owner);            /* (waiting: its wait's timer) */
+    else
+        arc_tw_schedule(&arc_px__worker()->tw, &g->timer, 0);
+}
+
+/* A filter paused the response head: its map is kept (the received head's
+ * views die with the upstream's buffer), the upstream side is held back,
+ * and the head (arc_px__plugins_hold_head) waits. */
+static bool resp_pause(struct arc_worker *w, struct arc_exchange *ex, struct arc_pl_hmap *m,
+                       struct arc_resp *resp)
+{
+    struct arc_pl_run *r = ex->pl;
+    bool ok = r->glue || glue_new(ex);
+    for (size_t i = 0; ok && i < m->n; i++) {
+        m->v[i].name = arc_px__ex_dup(ex, m->v[i].name, &ok);
+        m->v[i].value = arc_px__ex_dup(ex, m->v[i].value, &ok);
+    }
+    if (!ok) {
+        arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_BAD);
+        return false;
+    }
+    struct pl_glue *g = r->glue;
+    g->resp_map = m;
+    g->resp_paused = true;
+    g->pause_until = w->now_ms + r->pause_ms;
+    r->notify = on_resp_notify;
+    r->owner = ex;
+    ex->pl_hold = true;
+    arc_tw_schedule(&w->tw, &g->timer, g->pause_until);
+    /* What arrives meanwhile is kept decoded: a chunked body goes on
+     * re-chunked by Arc. */
+    if (resp->body == ARC_H1_BODY_CHUNKED)
+        resp->decoded = true;
+    return true;
+}
+
+/* The filters' changes to the paused head, applied to the held copy. */
+static bool head_apply(struct arc_exchange *ex)
+{
+    struct pl_glue *g = ex->pl->glue;
+    struct arc_pl_hmap *m = g->resp_map;
+    struct arc_resp *h = &g->head;
+    struct arc_h1_header *f = arc_arena_alloc(&ex->arena, (m->n + h->n_hdrs + 2) * sizeof(*f));
+    if (!f)
+        return false;
+    size_t k = 0;
+    bool reframed = g->resp_body && (ex->pl->body_mask & ARC_PL_HAS_RESP_BODY);
+    for (size_t i = 0; i < m->n; i++)
+        if (m->v[i].name.len && m->v[i].name.p[0] != ':' && !framing(m->v[i].name))
+            f[k++] = (struct arc_h1_header){ m->v[i].name, m->v[i].value };
+    for (size_t i = 0; i < h->n_hdrs && !reframed; i++)
+        if (framing(h->hdrs[i].name))
+            f[k++] = h->hdrs[i];
+    struct arc_str ns = pseudo(m, ":status");
+    int status = 0;
+    for (size_t i = 0; i < ns.len && ns.p[i] >= '0' && ns.p[i] <= '9'; i++)
+        status = status * 10 + (ns.p[i] - '0');
+    if (ns.len == 3 && status >= 200 && status <= 599) {
+        h->status = status;
+        ex->status = status;
+    }
+    h->hdrs = f;
+    h->n_hdrs = k;
+    return true;
+}
+
+/* The paused response head goes on (continued), is answered instead
+ * (a local answer, a failure, pause_timeout), or waits for a later
+ * filter that paused it too. */
+static void resp_resume(struct arc_worker *w, struct arc_exchange *ex)
+{
+    struct pl_glue *g = ex->pl->glue;
+    struct arc_pl_run *r = ex->pl;
+    enum arc_pl_verdict v = arc_pl_resume(r, w->now_ms);
+    if (v == ARC_PL_PAUSE) {
+        g->pause_until = w->now_ms + r->pause_ms;
+        if (g->detached)
+            arc_px__ex_wait(w, ex, g->pause_until, on_resp_waited, NULL, 0);
+        else
+            arc_tw_schedule(&w->tw, &g->timer, g->pause_until);
+        return;
+    }
+    g->resp_paused = false;
+    ex->pl_hold = false;
+    if (v == ARC_PL_CONTINUE && !head_apply(ex)) {
+        r->fail = ARC_PL_FAIL_UNAVAILABLE;
+        v = ARC_PL_FAIL;
+    }
+    if (v != ARC_PL_CONTINUE) {
+        /* Nothing of the response went out: the answer replaces it. */
+        g->done = true;
+        g->head_held = false;
+        ex->resp_started = false;
+        if (v == ARC_PL_LOCAL) {
+            const struct arc_pl_local *l = &r->local;
+            arc_px__ex_respond(w, ex, l->status, (const struct arc_hdr *)l->hdrs, l->n_hdrs,
+                               l->body.p, l->body.len);
+        } else {
+            arc_px__ex_error(w, ex, r->fail == ARC_PL_FAIL_TIMEOUT ? 504 : 500,
+                             fail_kind(r->fail));
+        }
+        return;
+    }
+    note_open(w, r);
+    struct arc_pl_buf b = g->held_body;
+    g->held_body = (struct arc_pl_buf){ 0 };
+    if (!g->resp_body)
+        send_held(w, ex, false, 0);     /* (body filters send it with their output) */
+    if (b.len && !arc_px__plugins_resp_body(w, ex, -1, b.p, b.len))
+        emit(w, ex, -1, b.p, b.len);
+    free(b.p);
+    if (g->held_trailers) {
+        g->held_trailers = false;
+        if (!arc_px__plugins_resp_trailers(w, ex, g->held_tr, g->held_ntr)) {
+            g->emitting = true;
+            ex->client->c.codec->trailers(w, ex, g->held_tr, g->held_ntr);
+            g->emitting = false;
+        }
+    }
+    if (g->detached) {
+        g->detached = false;
+        arc_px__ex_end(w, ex, EXO_COMPLETE);
+        return;
+    }
+    arc_px__up_kick(w, ex);             /* the upstream side goes on */
+}
+
+static void on_resp_waited(struct arc_worker *w, struct arc_exchange *ex)
+{
+    resp_resume(w, ex);
+}
+
 bool arc_px__plugins_response(struct arc_worker *w, struct arc_exchange *ex, struct arc_resp *resp)
 {
     if (!ex->pl || !ex->pl->n || resp->status < 200)
@@ -705,6 +935,11 @@ bool arc_px__plugins_response(struct arc_worker *w, struct arc_exchange *ex, str
     bool eos = resp->body == ARC_H1_BODY_NONE ||
                (resp->body == ARC_H1_BODY_LENGTH && resp->content_length == 0);
     enum arc_pl_verdict v = arc_pl_response_headers(ex->pl, m, eos, w->now_ms);
+    if (v == ARC_PL_PAUSE) {
+        if (!resp_pause(w, ex, m, resp))
+            return false;
+        v = ARC_PL_CONTINUE;            /* (for now: the head is held, see above) */
+    }
     if (!answer(w, ex, v))
         return false;
     struct pl_glue *g = ex->pl->glue;

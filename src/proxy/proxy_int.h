@@ -390,6 +390,8 @@ struct arc_exchange {
                                            logged or counted as a client request */
     bool pl_gate;                       /* plugins.c: the request body goes through its
                                            filters before the upstream attempt starts */
+    bool pl_hold;                       /* plugins.c: a filter paused the response head:
+                                           the upstream side holds its bytes */
     struct arc_exchange *next_free;
 };
 
@@ -761,7 +763,7 @@ void arc_px__ex_pool_dispose(struct arc_worker *w);
 void arc_px__ex_pool_shrink(struct arc_worker *w, size_t keep);
 static inline bool arc_px__ex_down_blocked(const struct arc_exchange *ex)
 {
-    return ex->client->c.codec->blocked(ex);
+    return ex->pl_hold || ex->client->c.codec->blocked(ex);
 }
 
 /* obs.c: request id, trace context, access-log record */
@@ -898,10 +900,12 @@ bool arc_px__plugins_resp_body(struct arc_worker *w, struct arc_exchange *ex, in
                                const char *p, size_t len);
 bool arc_px__plugins_resp_trailers(struct arc_worker *w, struct arc_exchange *ex,
                                    const struct arc_hdr *hdrs, size_t n);
-/* From arc_px__ex_end: the response body's end through the filters; the
- * outcome to end with (a cut when a filter failed mid-body). */
-enum ex_outcome arc_px__plugins_finish(struct arc_worker *w, struct arc_exchange *ex,
-                                       enum ex_outcome o);
+/* From arc_px__ex_end: the response body's end through the filters, and
+ * the outcome to end with in *o (a cut when a filter failed mid-body).
+ * False: the exchange does not end now (a filter paused the response head
+ * and the upstream finished meanwhile: it waits, detached from the
+ * upstream, and ends when the filter lets it go). */
+bool arc_px__plugins_finish(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome *o);
 
 /* h2_server.c */
 /* Switches a fresh client connection to HTTP/2 (TLS ALPN h2, or the h2c

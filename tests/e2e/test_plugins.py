@@ -762,3 +762,71 @@ def test_paused_request_body_is_held_and_forwarded(arc, servers, cache_dir, prot
     t.join(90)
     got = json.loads(out[0])
     assert got["body_len"] == len(body) and got["body_sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def held_resp_gauge(a):
+    import re
+    m = re.search(r'^arc_plugin_gauge\{plugin="pause",name="held_responses"\} (\d+)$',
+                  a.metrics()[1], re.M)
+    return int(m.group(1)) if m else 0
+
+
+@pytest.mark.parametrize("proto", ["http1", "http2"])
+def test_response_pause_waits_and_continues_or_answers(arc, servers, cache_dir, proto):
+    """Pause from proxy_on_response_headers holds the response head (and
+    the upstream's body behind it) until a later request continues it with
+    proxy_continue_stream(1) (a field it added to the held response reaches
+    the client, the body follows whole), or answers it with
+    proxy_send_local_response instead of the upstream's response. A
+    bodiless response and a body the upstream finished meanwhile wait the
+    same way. Without a continue, pause_timeout gives 504 (fail_closed)."""
+    import threading
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("pause", "c_pause.wasm", pause_timeout="60s"),
+                     plugin("quick", "c_pause.wasm", pause_timeout="300ms")],
+                [("r", "/{*rest}", ["pause"]), ("q", "/quick/{*rest}", ["quick"])], cache_dir))
+    results = []
+
+    def hold(path):
+        if proto == "http2":
+            return h2_request_bg(a.port, path, ["X-Pause-Response: hold"], results)
+
+        def run():
+            r = a.client(timeout=90).request("GET", path, headers=[("X-Pause-Response", "hold")])
+            results.append((r.status, dict((k.lower(), v) for k, v in r.headers.items), r.body))
+        t = threading.Thread(target=run)
+        t.start()
+        return t
+
+    for release, want in (("continue", 200), ("deny", 409)):
+        results.clear()
+        ts = [hold("/chunked"), hold("/status/204"), hold("/held/x")]
+        assert wait_for(lambda: held_resp_gauge(a) == 3, timeout=30), held_resp_gauge(a)
+        c = a.client()
+        r = c.request("GET", "/other")
+        assert r.status == 200
+        r = c.request("GET", "/self", headers=[("X-Pause-Response", "self")])
+        assert r.status == 200 and r.headers.get("x-self-continued") == "1"
+        assert not results
+        r = c.request("GET", "/release", headers=[("X-Release-Response", release)])
+        assert r.status == 200 and echoed(r).get("x-released-responses") == "3"
+        for t in ts:
+            t.join(60)
+        assert all(isinstance(s, int) for s, _, _ in results), results
+        assert sorted(s for s, _, _ in results) == sorted([want, want if want != 200 else 204,
+                                                           want]), results
+        texts = [b if isinstance(b, str) else b.decode() for _, _, b in results]
+        if want == 200:                 # /chunked's whole body came after the pause
+            assert [t for t in texts if t.startswith("hello chunked world") and
+                    t.count("x") >= 70000], texts
+        for st, h, body in results:
+            if want == 200:
+                assert h.get("x-released-by"), h
+            else:
+                assert body in (b"response released with an answer\n",
+                                "response released with an answer\n")
+    assert held_resp_gauge(a) == 0
+    c = a.client(timeout=60)
+    r = c.request("GET", "/quick/x", headers=[("X-Pause-Response", "hold")])
+    assert r.status == 504
+    assert metric(a.metrics()[0], "arc_errors_total", kind="plugin_timeout") >= 1

@@ -346,6 +346,69 @@ static void test_pause_resume(void)
     probe_close(&p);
 }
 
+/* The same filter pausing response heads: proxy_continue_stream(1) from
+ * another run continues it (a field added to the held response), a local
+ * answer replaces it, no continue is a pause timeout; continue_stream(0)
+ * does not release a paused response. */
+static void test_response_pause(void)
+{
+    struct probe p;
+    probe_open(&p, "tests/e2e/plugins/c_pause.wasm");
+    if (!p.set)
+        return;
+    struct arc_pl_hmap mq, mr, mb;
+    enum arc_pl_verdict v;
+    notified = 0;
+    struct arc_pl_run *a = pause_start(&p, "x-pause-response", "hold", &mq, &v);
+    CHECK_INT(v, ARC_PL_CONTINUE);
+    mr = (struct arc_pl_hmap){ .arena = &p.arena };
+    arc_pl_hmap_add(&mr, ARC_STR_LIT(":status"), ARC_STR_LIT("200"));
+    arc_pl_hmap_add(&mr, ARC_STR_LIT("server"), ARC_STR_LIT("up"));
+    mr.changed = false;
+    CHECK_INT(arc_pl_response_headers(a, &mr, false, 0), ARC_PL_PAUSE);
+    CHECK(a->paused && a->pause_resp && a->map == &mr);
+    /* a request release does not touch it */
+    struct arc_pl_run *b = pause_start(&p, "x-release", "continue", &mb, &v);
+    arc_pl_run_end(b);
+    CHECK_INT(notified, 0);
+    b = pause_start(&p, "x-release-response", "continue", &mb, &v);
+    CHECK_INT(v, ARC_PL_CONTINUE);
+    CHECK(field_is(&mb, "x-released-responses", "1"));
+    CHECK_INT(notified, 1);
+    arc_pl_run_end(b);
+    CHECK_INT(arc_pl_resume(a, 0), ARC_PL_CONTINUE);
+    CHECK(!a->paused && a->map == NULL && a->req_map == &mq);
+    CHECK(mr.changed && arc_pl_hmap_get(&mr, "x-released-by", 13) != NULL);
+    arc_pl_run_end(a);
+    /* answered instead */
+    a = pause_start(&p, "x-pause-response", "hold", &mq, &v);
+    mr = (struct arc_pl_hmap){ .arena = &p.arena };
+    arc_pl_hmap_add(&mr, ARC_STR_LIT(":status"), ARC_STR_LIT("200"));
+    CHECK_INT(arc_pl_response_headers(a, &mr, true, 0), ARC_PL_PAUSE);
+    b = pause_start(&p, "x-release-response", "deny", &mb, &v);
+    arc_pl_run_end(b);
+    CHECK_INT(notified, 2);
+    CHECK_INT(arc_pl_resume(a, 0), ARC_PL_LOCAL);
+    CHECK_INT(a->local.status, 409);
+    arc_pl_run_end(a);
+    /* never continued */
+    a = pause_start(&p, "x-pause-response", "hold", &mq, &v);
+    mr = (struct arc_pl_hmap){ .arena = &p.arena };
+    arc_pl_hmap_add(&mr, ARC_STR_LIT(":status"), ARC_STR_LIT("200"));
+    CHECK_INT(arc_pl_response_headers(a, &mr, true, 0), ARC_PL_PAUSE);
+    CHECK_INT(arc_pl_resume(a, 0), ARC_PL_FAIL);
+    CHECK_INT(a->fail, ARC_PL_FAIL_TIMEOUT);
+    arc_pl_run_end(a);
+    /* continued inside its own callback: not held */
+    a = pause_start(&p, "x-pause-response", "self", &mq, &v);
+    mr = (struct arc_pl_hmap){ .arena = &p.arena };
+    arc_pl_hmap_add(&mr, ARC_STR_LIT(":status"), ARC_STR_LIT("200"));
+    CHECK_INT(arc_pl_response_headers(a, &mr, true, 0), ARC_PL_CONTINUE);
+    CHECK(field_is(&mr, "x-self-continued", "1"));
+    arc_pl_run_end(a);
+    probe_close(&p);
+}
+
 /* examples/plugins/c/queue.c: a queue registered at configure time is
  * resolved and fed from request callbacks; proxy_on_queue_ready runs on
  * its owner's root context after the call that enqueued and drains it;
@@ -683,6 +746,7 @@ int main(void)
     RUN(test_traps_and_budget);
     RUN(test_not_proxy_wasm);
     RUN(test_pause_resume);
+    RUN(test_response_pause);
     RUN(test_queues);
     RUN(test_http_call);
     RUN(test_ticks);
