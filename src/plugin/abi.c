@@ -847,7 +847,7 @@ static uint32_t h_http_call(void *e, uint32_t up, uint32_t upl, uint32_t hp, uin
     const struct arc_pl_caller who = { .inst = in, .ctx_id = c->id, .gen = in->gen, .token = tok };
     const struct arc_pl_call_req req = {
         .upstream = { (const char *)u, upl }, .hdrs = &h, .body = { (const char *)b, bl },
-        .timeout_ms = timeout,
+        .timeout_ms = timeout, .max_body = in->pl->max_call_body,
     };
     rc = r->dispatch(r->owner, &req, &who);
     if (rc != WR_OK)
@@ -920,9 +920,9 @@ static uint32_t h_register_queue(void *e, uint32_t np, uint32_t nl, uint32_t ret
     uint32_t id;
     struct arc_pl_queue *q = queue_by_name(s, n, nl, &id);
     if (!q) {
-        if (s->n_queues >= ARC_PL_QUEUES_MAX)
+        if (s->n_queues >= in->pl->max_queues)
             return WR_BAD_ARGUMENT;
-        if (!s->queues && !(s->queues = calloc(ARC_PL_QUEUES_MAX, sizeof(*s->queues))))
+        if (!s->queues && !(s->queues = calloc(in->pl->max_queues, sizeof(*s->queues))))
             return WR_INTERNAL;
         char *name = malloc(nl);
         if (!name)
@@ -963,7 +963,7 @@ static uint32_t h_enqueue(void *e, uint32_t id, uint32_t dp, uint32_t dl)
     struct arc_pl_queue *q = queue_by_id(s, id);
     if (!q)
         return WR_NOT_FOUND;
-    if (q->n >= ARC_PL_QUEUE_MAX_ITEMS || q->bytes + dl > ARC_PL_QUEUE_MAX_BYTES)
+    if (q->n >= in->pl->max_queue_items || q->bytes + dl > in->pl->max_queue_bytes)
         return WR_BAD_ARGUMENT;         /* full */
     struct arc_pl_qitem *it = malloc(sizeof(*it) + (dl ? dl : 1));
     if (!it)

@@ -403,6 +403,10 @@ int arc_plugin_set_new(const struct arc_config *cfg, unsigned n_workers,
         pl->budget_ns = pc->budget_ms * 1000000ull;
         pl->pause_ms = pc->pause_timeout_ms;
         pl->max_body = pc->max_body_buffer;
+        pl->max_queues = pc->max_queues;
+        pl->max_queue_items = pc->max_queue_items;
+        pl->max_queue_bytes = pc->max_queue_bytes;
+        pl->max_call_body = pc->max_call_body;
         pl->max_pages = (uint32_t)(pc->max_memory / 65536);
         pl->pool = pc->pool;
         pl->fail_open = pc->fail_open;

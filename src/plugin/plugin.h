@@ -93,6 +93,8 @@ struct arc_pl_call_req {
     const struct arc_pl_hmap *hdrs;     /* :method, :path, :authority, then fields */
     struct arc_str body;
     uint32_t timeout_ms;
+    uint64_t max_body;                  /* largest answer body kept (the plugin's
+                                           max_call_body); a longer one fails the call */
 };
 struct arc_pl_call_resp {
     bool ok;                            /* false: failed (no answer, timeout, bad upstream) */

@@ -176,9 +176,7 @@ struct arc_pl_metric_val {
 
 /* proxy_register_shared_queue & co: per plugin per worker, like shared
  * data (see docs/plugins.md). An item is one malloc'd block. */
-#define ARC_PL_QUEUES_MAX 64
-#define ARC_PL_QUEUE_MAX_ITEMS 1024
-#define ARC_PL_QUEUE_MAX_BYTES (1u << 20)       /* data queued in one queue */
+/* (bounds: the plugin's max_queues, max_queue_items, max_queue_bytes) */
 struct arc_pl_qitem {
     struct arc_pl_qitem *next;
     uint32_t len;
@@ -222,6 +220,9 @@ struct arc_pl_plugin {
     uint64_t budget_ns;
     uint64_t pause_ms;                  /* pause_timeout */
     uint64_t max_body;                  /* max_body_buffer: bytes it may hold buffered */
+    uint32_t max_queues, max_queue_items;   /* shared queues per worker, items per queue */
+    uint64_t max_queue_bytes;           /* data queued in one queue */
+    uint64_t max_call_body;             /* proxy_http_call: largest answer body */
     unsigned body_mask;                 /* ARC_PL_HAS_*: the body and trailer callbacks
                                            the module exports */
     uint32_t max_pages;                 /* max_memory in 64 KiB pages */

@@ -560,7 +560,7 @@ def test_shared_queue_enqueue_and_queue_ready(arc, servers, cache_dir):
     assert 'arc_plugin_counter{plugin="queue",name="dequeued"} 3\n' in text
 
 
-def authcall_arc(arc, servers, cache_dir, callout_upstream="auth"):
+def authcall_arc(arc, servers, cache_dir, callout_upstream="auth", **plugin_kw):
     app = servers.http(name="app")
     auth = servers.http(name="auth")
     r = route_conf("r", "/{*rest}", upstream="app")
@@ -569,7 +569,7 @@ def authcall_arc(arc, servers, cache_dir, callout_upstream="auth"):
                        routes=[r], workers=1,
                        extra={"plugins": {"cache_dir": cache_dir, "wasm": [
                            plugin("authcall", "c_authcall.wasm", config=callout_upstream,
-                                  pause_timeout="60s")]}})
+                                  pause_timeout="60s", **plugin_kw)]}})
     return arc(conf), app, auth
 
 
@@ -616,6 +616,18 @@ def test_http_call_auth_callout(arc, servers, cache_dir, proto):
     # callouts are not client requests in the metrics
     ms = a.metrics()[0]
     assert metric(ms, "arc_requests_total", route="proxy_http_call") is None
+
+
+def test_http_call_answer_over_max_call_body_fails_the_call(arc, servers, cache_dir):
+    """plugins.wasm[].max_call_body bounds the answer body a call keeps: a
+    longer one fails the call (the filter answers 503), a shorter passes."""
+    a, app, auth = authcall_arc(arc, servers, cache_dir, max_call_body="200b")
+    c = a.client()
+    r = c.request("GET", "/x", headers=[("X-Auth", "/stream?bytes=150")])
+    assert r.status == 200 and echoed(r).get("x-auth-status") == "200"
+    r = c.request("GET", "/y", headers=[("X-Auth", "/stream?bytes=5000")])
+    assert r.status == 503 and r.body == b"auth unavailable\n"
+    assert "/y" not in app.targets()
 
 
 def test_http_call_to_an_unknown_upstream_is_refused(arc, servers, cache_dir):

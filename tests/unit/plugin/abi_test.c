@@ -31,7 +31,8 @@ static struct arc_config *config_for(const char *file, const char *conf)
     cfg->plugins[0] = (struct arc_plugin_conf){
         .name = "probe", .file = (char *)file, .budget_ms = 50, .max_memory = 16 << 20,
         .pool = 1, .config_json = (char *)conf, .line = 3, .col = 5,
-        .max_body_buffer = 1 << 16,
+        .max_body_buffer = 1 << 16, .max_queues = 64, .max_queue_items = 1024,
+        .max_queue_bytes = 1 << 20, .max_call_body = 1 << 20,
     };
     return cfg;
 }
@@ -443,7 +444,7 @@ static void test_queues(void)
     CHECK(p.set->pl[0].w[1].queues[0].head == NULL);
     /* a full queue refuses (BadArgument) and keeps what it has */
     struct arc_pl_queue *q = &s->queues[0];
-    q->n = ARC_PL_QUEUE_MAX_ITEMS;
+    q->n = 1024;                        /* (max_queue_items) */
     r = pause_start(&p, "x-enqueue", "z", &m, &v);
     CHECK(field_is(&m, "x-enqueue-rc", "2"));
     arc_pl_run_end(r);
