@@ -394,3 +394,26 @@ def test_retry_replays_the_rewritten_body(arc, servers, cache_dir):
         assert e["body_sha256"] == hashlib.sha256(want).hexdigest()
     # round robin: half the first attempts went to the 503 one and were retried
     assert len([t for t in bad.targets() if t.startswith("/p/")]) >= 2, bad.targets()
+
+
+def test_budget_overrun_mid_body(arc, servers, cache_dir):
+    """A body callback that loops forever is stopped by the plugin's budget:
+    mid-response the response is cut (no second head), mid-request the
+    answer is 500; counted as plugin_budget; the worker goes on."""
+    up = servers.http(name="app")
+    a = arc(cfg(up.addr, [body_plugin(budget="5ms")], cache_dir))
+    c = a.client()
+    c.send(b"GET /stream?bytes=4000000 HTTP/1.1\r\nHost: t\r\nX-Resp-Body: loop\r\n\r\n")
+    head = c.rd.read_head()
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert c.wait_closed(15)
+    assert b"HTTP/1.1 500" not in c.trailing
+    c = a.client()
+    c.send(b"POST /x HTTP/1.1\r\nHost: t\r\nX-Body: loop\r\nTransfer-Encoding: chunked\r\n\r\n")
+    c.send(b"3\r\nabc\r\n")
+    c.send(b"3\r\ndef\r\n0\r\n\r\n")
+    r = c.response()
+    assert r.status == 500
+    assert metric(a.metrics()[0], "arc_errors_total", kind="plugin_budget") == 2
+    r = a.client().request("POST", "/x", headers=[("X-Body", "upper")], body=b"fine")
+    assert r.status == 200 and echo(r)["body"] == "FINE"

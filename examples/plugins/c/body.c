@@ -11,6 +11,7 @@
  *   hold    buffers the whole body (StopIterationAndBuffer until
  *           end_of_stream), then appends "[held N]" (N = the size it saw)
  *   trap    traps on the second chunk (on the first if it is the end)
+ *   loop    loops forever on the second chunk (the plugin's budget stops it)
  *   local   answers 418 from the first body call
  *   rc-*    ABI probes for the unit tests: the body becomes "rc=NN", the
  *           status of one host call with hostile arguments
@@ -35,7 +36,7 @@ IMPORT(proxy_get_metric) u32 proxy_get_metric(u32 id, u64 *v);
 
 enum { MAP_REQUEST_TRAILERS = 1, MAP_RESPONSE_TRAILERS = 3 };
 enum { BUF_REQUEST_BODY = 0, BUF_RESPONSE_BODY = 1 };
-enum { M_NONE, M_UPPER, M_COUNT, M_HOLD, M_TRAP, M_LOCAL, M_RC_OOB_PTR, M_RC_OOB_DATA, M_RC_MID,
+enum { M_NONE, M_UPPER, M_COUNT, M_HOLD, M_TRAP, M_LOOP, M_LOCAL, M_RC_OOB_PTR, M_RC_OOB_DATA, M_RC_MID,
        M_RC_OTHER, M_RC_OVERFLOW, M_RC_GROW, M_RC_EDGES };
 
 static u32 chunks[2], maxc[2];
@@ -54,7 +55,7 @@ static u32 mode_of(const char *v, size_t l)
 {
     if (!v)
         return M_NONE;
-    static const char *const names[] = { "", "upper", "count", "hold", "trap", "local",
+    static const char *const names[] = { "", "upper", "count", "hold", "trap", "loop", "local",
                                          "rc-oob-ptr", "rc-oob-data", "rc-mid", "rc-other",
                                          "rc-overflow", "rc-grow", "rc-edges" };
     for (u32 i = 1; i < sizeof(names) / sizeof(names[0]); i++)
@@ -132,6 +133,11 @@ static u32 body(u32 d, u32 id, u32 size, u32 eos)
     case M_TRAP:
         if (k >= 1 || eos)
             __builtin_trap();
+        return CONTINUE;
+    case M_LOOP:
+        if (k >= 1 || eos)
+            for (volatile u32 spin = 0;; spin++)
+                ;
         return CONTINUE;
     case M_LOCAL:
         proxy_send_local_response(418, "", 0, "teapot from body\n", 17, 0, 0, 0);
