@@ -1,6 +1,7 @@
 /*
- * The proxy-wasm ABI (0.2.0 / 0.2.1) host functions, and the per-exchange
- * HTTP contexts.
+ * The proxy-wasm ABI (0.2.0 / 0.2.1) host functions (shared data, queues
+ * and metrics are in store.c), and the per-exchange HTTP contexts: header,
+ * body and trailer stages, pause and resume.
  *
  * Every pointer and length from the guest is checked against the linear
  * memory's current size before use (the memory may move when the guest
@@ -29,10 +30,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-enum {
-    WR_OK = 0, WR_NOT_FOUND = 1, WR_BAD_ARGUMENT = 2, WR_INVALID_MEMORY = 6, WR_EMPTY = 7,
-    WR_CAS_MISMATCH = 8, WR_INTERNAL = 10, WR_UNIMPLEMENTED = 12,
-};
 enum { MAP_REQUEST_HEADERS = 0, MAP_REQUEST_TRAILERS = 1, MAP_RESPONSE_HEADERS = 2,
        MAP_RESPONSE_TRAILERS = 3, MAP_CALL_RESPONSE_HEADERS = 6, MAP_CALL_RESPONSE_TRAILERS = 7 };
 enum { BUF_REQUEST_BODY = 0, BUF_RESPONSE_BODY = 1, BUF_CALL_RESPONSE_BODY = 4,
@@ -40,41 +37,25 @@ enum { BUF_REQUEST_BODY = 0, BUF_RESPONSE_BODY = 1, BUF_CALL_RESPONSE_BODY = 4,
 
 /* ------------------------------------------------------------ memory */
 
-static uint8_t *gmem(struct arc_pl_inst *in, uint32_t ptr, uint32_t len)
-{
-    if ((uint64_t)ptr + len > in->mem->size)
-        return NULL;
-    return in->mem->data + ptr;
-}
-
-static bool put_u32(struct arc_pl_inst *in, uint32_t ptr, uint32_t v)
-{
-    uint8_t *p = gmem(in, ptr, 4);
-    if (!p)
-        return false;
-    memcpy(p, &v, 4);                   /* wasm is little-endian, like x86-64 */
-    return true;
-}
-
 /* Copies len bytes into fresh guest memory and stores its address and size. */
-static uint32_t ret_bytes(struct arc_pl_inst *in, const void *data, size_t len,
+uint32_t arc_pl__ret_bytes(struct arc_pl_inst *in, const void *data, size_t len,
                           uint32_t ret_ptr, uint32_t ret_size)
 {
     if (len > UINT32_MAX / 2)
         return WR_BAD_ARGUMENT;
-    if (!gmem(in, ret_ptr, 4) || !gmem(in, ret_size, 4))
+    if (!arc_pl__gmem(in, ret_ptr, 4) || !arc_pl__gmem(in, ret_size, 4))
         return WR_INVALID_MEMORY;
     uint32_t p = 0;
     enum arc_pl_export alloc = in->pl->mod.m->exports[PLX_ON_MEMORY_ALLOCATE]
                                    ? PLX_ON_MEMORY_ALLOCATE : PLX_MALLOC;
     arc_pl__call(in, alloc, &p, 1, (uint32_t)len, 0, 0);
-    uint8_t *dst = gmem(in, p, (uint32_t)len);
+    uint8_t *dst = arc_pl__gmem(in, p, (uint32_t)len);
     if (!dst || (!p && len))
         return WR_INVALID_MEMORY;
     if (len)
         memcpy(dst, data, len);
-    put_u32(in, ret_ptr, p);
-    put_u32(in, ret_size, (uint32_t)len);
+    arc_pl__put_u32(in, ret_ptr, p);
+    arc_pl__put_u32(in, ret_size, (uint32_t)len);
     return WR_OK;
 }
 
@@ -233,7 +214,7 @@ static __thread uint64_t t_log_second, t_log_lines;
 static uint32_t h_log(void *e, uint32_t level, uint32_t p, uint32_t n)
 {
     struct arc_pl_inst *in = e;
-    const uint8_t *m = gmem(in, p, n);
+    const uint8_t *m = arc_pl__gmem(in, p, n);
     if (!m)
         return WR_INVALID_MEMORY;
     /* warn and above reach stderr, at most 20 lines a second per thread. */
@@ -251,7 +232,7 @@ static uint32_t h_log(void *e, uint32_t level, uint32_t p, uint32_t n)
 
 static uint32_t h_get_log_level(void *e, uint32_t ret)
 {
-    return put_u32(e, ret, 3) ? WR_OK : WR_INVALID_MEMORY;
+    return arc_pl__put_u32(e, ret, 3) ? WR_OK : WR_INVALID_MEMORY;
 }
 
 static uint32_t h_time(void *e, uint32_t ret)
@@ -260,7 +241,7 @@ static uint32_t h_time(void *e, uint32_t ret)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    uint8_t *p = gmem(in, ret, 8);
+    uint8_t *p = arc_pl__gmem(in, ret, 8);
     if (!p)
         return WR_INVALID_MEMORY;
     memcpy(p, &ns, 8);
@@ -276,7 +257,7 @@ static bool path_is(const uint8_t *p, size_t n, const char *want, size_t wn)
 static uint32_t h_get_property(void *e, uint32_t pp, uint32_t n, uint32_t ret_ptr, uint32_t ret_size)
 {
     struct arc_pl_inst *in = e;
-    const uint8_t *path = gmem(in, pp, n);
+    const uint8_t *path = arc_pl__gmem(in, pp, n);
     if (!path)
         return WR_INVALID_MEMORY;
     /* Trailing NUL separators are allowed. */
@@ -284,9 +265,9 @@ static uint32_t h_get_property(void *e, uint32_t pp, uint32_t n, uint32_t ret_pt
         n--;
     const struct arc_pl_plugin *pl = in->pl;
     if (PATH_IS("plugin_root_id"))
-        return ret_bytes(in, pl->root_id, strlen(pl->root_id), ret_ptr, ret_size);
+        return arc_pl__ret_bytes(in, pl->root_id, strlen(pl->root_id), ret_ptr, ret_size);
     if (PATH_IS("plugin_name"))
-        return ret_bytes(in, pl->name, strlen(pl->name), ret_ptr, ret_size);
+        return arc_pl__ret_bytes(in, pl->name, strlen(pl->name), ret_ptr, ret_size);
     struct arc_pl_run *r = run_of(in);
     const struct arc_pl_props *pr = r ? r->props : NULL;
     if (!pr)
@@ -307,7 +288,7 @@ static uint32_t h_get_property(void *e, uint32_t pp, uint32_t n, uint32_t ret_pt
     else if (PATH_IS("route_name"))
         s = &pr->route_name;
     if (s)
-        return ret_bytes(in, s->p, s->len, ret_ptr, ret_size);
+        return arc_pl__ret_bytes(in, s->p, s->len, ret_ptr, ret_size);
     if (PATH_IS("source\0address") || PATH_IS("source\0port")) {
         char ip[INET6_ADDRSTRLEN] = "", buf[INET6_ADDRSTRLEN + 10];
         uint64_t port = 0;              /* integers are 8 bytes little-endian, as in Envoy */
@@ -324,14 +305,14 @@ static uint32_t h_get_property(void *e, uint32_t pp, uint32_t n, uint32_t ret_pt
             return WR_NOT_FOUND;
         }
         if (PATH_IS("source\0port"))
-            return ret_bytes(in, &port, 8, ret_ptr, ret_size);
+            return arc_pl__ret_bytes(in, &port, 8, ret_ptr, ret_size);
         int bl = snprintf(buf, sizeof(buf), sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
                          (unsigned)port);
-        return ret_bytes(in, buf, (size_t)bl, ret_ptr, ret_size);
+        return arc_pl__ret_bytes(in, buf, (size_t)bl, ret_ptr, ret_size);
     }
     if (n > 16 && memcmp(path, "request\0headers\0", 16) == 0 && r->req_map) {
         const struct arc_str *v = arc_pl_hmap_get(r->req_map, (const char *)path + 16, n - 16);
-        return v ? ret_bytes(in, v->p, v->len, ret_ptr, ret_size) : WR_NOT_FOUND;
+        return v ? arc_pl__ret_bytes(in, v->p, v->len, ret_ptr, ret_size) : WR_NOT_FOUND;
     }
     return WR_NOT_FOUND;
 }
@@ -340,7 +321,7 @@ static uint32_t h_get_map_value(void *e, uint32_t type, uint32_t kp, uint32_t kn
                                 uint32_t ret_ptr, uint32_t ret_size)
 {
     struct arc_pl_inst *in = e;
-    const uint8_t *k = gmem(in, kp, kn);
+    const uint8_t *k = arc_pl__gmem(in, kp, kn);
     if (!k)
         return WR_INVALID_MEMORY;
     struct arc_pl_hmap *m = map_of(in, type);
@@ -349,14 +330,14 @@ static uint32_t h_get_map_value(void *e, uint32_t type, uint32_t kp, uint32_t kn
     const struct arc_str *v = arc_pl_hmap_get(m, (const char *)k, kn);
     if (!v)
         return WR_NOT_FOUND;
-    return ret_bytes(in, v->p, v->len, ret_ptr, ret_size);
+    return arc_pl__ret_bytes(in, v->p, v->len, ret_ptr, ret_size);
 }
 
 static uint32_t map_edit(void *e, uint32_t type, uint32_t kp, uint32_t kn, uint32_t vp,
                          uint32_t vn, bool replace)
 {
     struct arc_pl_inst *in = e;
-    const uint8_t *k = gmem(in, kp, kn), *v = gmem(in, vp, vn);
+    const uint8_t *k = arc_pl__gmem(in, kp, kn), *v = arc_pl__gmem(in, vp, vn);
     if (!k || !v)
         return WR_INVALID_MEMORY;
     struct arc_pl_hmap *m = map_of(in, type);
@@ -399,7 +380,7 @@ static uint32_t h_replace_map_value(void *e, uint32_t type, uint32_t kp, uint32_
 static uint32_t h_remove_map_value(void *e, uint32_t type, uint32_t kp, uint32_t kn)
 {
     struct arc_pl_inst *in = e;
-    const uint8_t *k = gmem(in, kp, kn);
+    const uint8_t *k = arc_pl__gmem(in, kp, kn);
     if (!k)
         return WR_INVALID_MEMORY;
     struct arc_pl_hmap *m = map_of(in, type);
@@ -433,14 +414,14 @@ static uint32_t h_get_map_pairs(void *e, uint32_t type, uint32_t ret_ptr, uint32
         buf[off + vl] = 0;
         off += vl + 1;
     }
-    return ret_bytes(in, buf, len, ret_ptr, ret_size);
+    return arc_pl__ret_bytes(in, buf, len, ret_ptr, ret_size);
 }
 
 /* Parses the ABI's serialised pairs into `out` (copies into the arena). */
 static uint32_t parse_pairs(struct arc_pl_inst *in, uint32_t p, uint32_t n, struct arc_pl_hmap *out,
                             bool allow_pseudo)
 {
-    const uint8_t *b = gmem(in, p, n);
+    const uint8_t *b = arc_pl__gmem(in, p, n);
     if (!b)
         return WR_INVALID_MEMORY;
     if (n == 0)
@@ -504,7 +485,7 @@ static uint32_t h_get_map_size(void *e, uint32_t type, uint32_t ret)
     struct arc_pl_hmap *m = map_of(in, type);
     if (!m)
         return WR_BAD_ARGUMENT;
-    return put_u32(in, ret, (uint32_t)pairs_size(m)) ? WR_OK : WR_INVALID_MEMORY;
+    return arc_pl__put_u32(in, ret, (uint32_t)pairs_size(m)) ? WR_OK : WR_INVALID_MEMORY;
 }
 
 /* The body offered to the callback running (types 0 and 1, during
@@ -544,7 +525,7 @@ static uint32_t h_get_buffer_bytes(void *e, uint32_t type, uint32_t start, uint3
     size_t l = ARC_MIN((size_t)max, len - s);
     /* (the guest's allocator runs inside ret_bytes; the body buffer is the
      * host's and does not move with the guest's memory) */
-    return ret_bytes(in, data + s, l, ret_ptr, ret_size);
+    return arc_pl__ret_bytes(in, data + s, l, ret_ptr, ret_size);
 }
 
 static uint32_t h_get_buffer_status(void *e, uint32_t type, uint32_t ret_len, uint32_t ret_flags)
@@ -564,7 +545,7 @@ static uint32_t h_get_buffer_status(void *e, uint32_t type, uint32_t ret_len, ui
         len = b->len;
     } else
         return WR_UNIMPLEMENTED;
-    return put_u32(in, ret_len, (uint32_t)len) && put_u32(in, ret_flags, 1) ? WR_OK
+    return arc_pl__put_u32(in, ret_len, (uint32_t)len) && arc_pl__put_u32(in, ret_flags, 1) ? WR_OK
                                                                           : WR_INVALID_MEMORY;
 }
 
@@ -590,7 +571,7 @@ static uint32_t h_set_buffer_bytes(void *e, uint32_t type, uint32_t start, uint3
                                    uint32_t dp, uint32_t dn)
 {
     struct arc_pl_inst *in = e;
-    const uint8_t *d = gmem(in, dp, dn);
+    const uint8_t *d = arc_pl__gmem(in, dp, dn);
     if (!d)
         return WR_INVALID_MEMORY;
     if (type != BUF_REQUEST_BODY && type != BUF_RESPONSE_BODY)
@@ -628,8 +609,8 @@ static uint32_t h_send_local_response(void *e, uint32_t status, uint32_t dp, uin
     (void)grpc;
     struct arc_pl_inst *in = e;
     struct arc_pl_run *r = run_of(in);
-    const uint8_t *body = gmem(in, bp, bn);
-    if (!gmem(in, dp, dn) || !body || !gmem(in, hp, hn))
+    const uint8_t *body = arc_pl__gmem(in, bp, bn);
+    if (!arc_pl__gmem(in, dp, dn) || !body || !arc_pl__gmem(in, hp, hn))
         return WR_INVALID_MEMORY;
     if (!r || (!r->map && !r->body) || status < 200 || status > 599 ||
         bn > ARC_PL_LOCAL_BODY_MAX)
@@ -649,85 +630,6 @@ static uint32_t h_send_local_response(void *e, uint32_t status, uint32_t dp, uin
     r->has_local = true;
     if (r->paused && r->notify)
         r->notify(r->owner);            /* answered while paused: it goes on (to answer) */
-    return WR_OK;
-}
-
-/* ------------------------------------------------------------ shared data */
-
-static struct arc_pl_shared *shared_find(struct arc_pl_wslot *s, const uint8_t *k, uint32_t kn)
-{
-    for (uint32_t i = 0; i < s->n_shared; i++)
-        if (s->shared[i].klen == kn && memcmp(s->shared[i].key, k, kn) == 0)
-            return &s->shared[i];
-    return NULL;
-}
-
-static uint32_t h_get_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t ret_ptr,
-                                  uint32_t ret_size, uint32_t ret_cas)
-{
-    struct arc_pl_inst *in = e;
-    const uint8_t *k = gmem(in, kp, kn);
-    if (!k || !gmem(in, ret_cas, 4))
-        return WR_INVALID_MEMORY;
-    struct arc_pl_shared *d = shared_find(in->slot, k, kn);
-    if (!d)
-        return WR_NOT_FOUND;
-    uint32_t cas = d->cas;
-    /* (the guest's allocator may run: d is not used after this) */
-    uint32_t rc = ret_bytes(in, d->value, d->vlen, ret_ptr, ret_size);
-    if (rc == WR_OK)
-        put_u32(in, ret_cas, cas);
-    return rc;
-}
-
-static uint32_t h_set_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t vp, uint32_t vn,
-                                  uint32_t cas)
-{
-    struct arc_pl_inst *in = e;
-    struct arc_pl_wslot *s = in->slot;
-    const uint8_t *k = gmem(in, kp, kn), *v = gmem(in, vp, vn);
-    if (!k || !v)
-        return WR_INVALID_MEMORY;
-    struct arc_pl_shared *d = shared_find(s, k, kn);
-    if (cas && (!d || d->cas != cas))
-        return WR_CAS_MISMATCH;
-    size_t old = d ? (size_t)d->klen + d->vlen : 0;
-    if (s->shared_bytes - old + kn + vn > ARC_PL_SHARED_MAX_BYTES ||
-        (!d && s->n_shared >= ARC_PL_SHARED_MAX_KEYS))
-        return WR_BAD_ARGUMENT;
-    char *nv = malloc(vn ? vn : 1);
-    if (!nv)
-        return WR_INTERNAL;
-    if (vn)
-        memcpy(nv, v, vn);
-    if (!d) {
-        if (s->n_shared == s->cap_shared) {
-            uint32_t cap = s->cap_shared ? s->cap_shared * 2 : 8;
-            struct arc_pl_shared *t = realloc(s->shared, cap * sizeof(*t));
-            if (!t) {
-                free(nv);
-                return WR_INTERNAL;
-            }
-            s->shared = t;
-            s->cap_shared = cap;
-        }
-        char *nk = malloc(kn ? kn : 1);
-        if (!nk) {
-            free(nv);
-            return WR_INTERNAL;
-        }
-        if (kn)
-            memcpy(nk, k, kn);
-        d = &s->shared[s->n_shared++];
-        *d = (struct arc_pl_shared){ .key = nk, .klen = kn };
-    }
-    free(d->value);
-    d->value = nv;
-    d->vlen = vn;
-    if (++s->next_cas == 0)
-        s->next_cas = 1;
-    d->cas = s->next_cas;
-    s->shared_bytes = s->shared_bytes - old + kn + vn;
     return WR_OK;
 }
 
@@ -827,8 +729,9 @@ static uint32_t h_http_call(void *e, uint32_t up, uint32_t upl, uint32_t hp, uin
                             uint32_t ret)
 {
     struct arc_pl_inst *in = e;
-    const uint8_t *u = gmem(in, up, upl), *b = gmem(in, bp, bl);
-    if (!u || !b || !gmem(in, hp, hl) || !gmem(in, tp, tl) || !gmem(in, ret, 4))
+    const uint8_t *u = arc_pl__gmem(in, up, upl), *b = arc_pl__gmem(in, bp, bl);
+    if (!u || !b || !arc_pl__gmem(in, hp, hl) || !arc_pl__gmem(in, tp, tl) ||
+        !arc_pl__gmem(in, ret, 4))
         return WR_INVALID_MEMORY;
     struct arc_pl_ctx *c = in->cur;
     struct arc_pl_run *r = c ? c->run : NULL;
@@ -852,7 +755,7 @@ static uint32_t h_http_call(void *e, uint32_t up, uint32_t upl, uint32_t hp, uin
     rc = r->dispatch(r->owner, &req, &who);
     if (rc != WR_OK)
         return rc;
-    put_u32(in, ret, tok);
+    arc_pl__put_u32(in, ret, tok);
     return WR_OK;
 }
 
@@ -886,312 +789,6 @@ void arc_pl_http_call_done(const struct arc_pl_caller *who, const struct arc_pl_
     }
     if (in->slot->queue_ready)
         arc_pl__queues_deliver(in->slot);
-}
-
-/* ------------------------------------------------------------ shared queues */
-
-static struct arc_pl_queue *queue_by_name(struct arc_pl_wslot *s, const uint8_t *n, uint32_t nl,
-                                          uint32_t *id)
-{
-    for (uint32_t i = 0; i < s->n_queues; i++)
-        if (s->queues[i].nlen == nl && memcmp(s->queues[i].name, n, nl) == 0) {
-            *id = i + 1;
-            return &s->queues[i];
-        }
-    return NULL;
-}
-
-static struct arc_pl_queue *queue_by_id(struct arc_pl_wslot *s, uint32_t id)
-{
-    return id >= 1 && id <= s->n_queues ? &s->queues[id - 1] : NULL;
-}
-
-/* The queue is owned by the calling instance's root context: the one being
- * configured, or the root of the HTTP context being called. */
-static uint32_t h_register_queue(void *e, uint32_t np, uint32_t nl, uint32_t ret)
-{
-    struct arc_pl_inst *in = e;
-    struct arc_pl_wslot *s = in->slot;
-    const uint8_t *n = gmem(in, np, nl);
-    if (!n || !gmem(in, ret, 4))
-        return WR_INVALID_MEMORY;
-    if (nl == 0 || nl > 256)
-        return WR_BAD_ARGUMENT;
-    uint32_t id;
-    struct arc_pl_queue *q = queue_by_name(s, n, nl, &id);
-    if (!q) {
-        if (s->n_queues >= in->pl->max_queues)
-            return WR_BAD_ARGUMENT;
-        if (!s->queues && !(s->queues = calloc(in->pl->max_queues, sizeof(*s->queues))))
-            return WR_INTERNAL;
-        char *name = malloc(nl);
-        if (!name)
-            return WR_INTERNAL;
-        memcpy(name, n, nl);
-        q = &s->queues[s->n_queues++];
-        *q = (struct arc_pl_queue){ .name = name, .nlen = nl };
-        id = s->n_queues;
-    }
-    q->owner = (uint32_t)(in - s->inst);
-    q->root = in->cur ? in->cur->root + 1 : in->cfg_root + 1;
-    put_u32(in, ret, id);
-    return WR_OK;
-}
-
-/* vm_id is not used: queues are per plugin (per worker). */
-static uint32_t h_resolve_queue(void *e, uint32_t vp, uint32_t vl, uint32_t np, uint32_t nl,
-                                uint32_t ret)
-{
-    struct arc_pl_inst *in = e;
-    const uint8_t *n = gmem(in, np, nl);
-    if (!gmem(in, vp, vl) || !n || !gmem(in, ret, 4))
-        return WR_INVALID_MEMORY;
-    uint32_t id;
-    if (!queue_by_name(in->slot, n, nl, &id))
-        return WR_NOT_FOUND;
-    put_u32(in, ret, id);
-    return WR_OK;
-}
-
-static uint32_t h_enqueue(void *e, uint32_t id, uint32_t dp, uint32_t dl)
-{
-    struct arc_pl_inst *in = e;
-    struct arc_pl_wslot *s = in->slot;
-    const uint8_t *d = gmem(in, dp, dl);
-    if (!d)
-        return WR_INVALID_MEMORY;
-    struct arc_pl_queue *q = queue_by_id(s, id);
-    if (!q)
-        return WR_NOT_FOUND;
-    if (q->n >= in->pl->max_queue_items || q->bytes + dl > in->pl->max_queue_bytes)
-        return WR_BAD_ARGUMENT;         /* full */
-    struct arc_pl_qitem *it = malloc(sizeof(*it) + (dl ? dl : 1));
-    if (!it)
-        return WR_INTERNAL;
-    it->next = NULL;
-    it->len = dl;
-    if (dl)
-        memcpy(it->data, d, dl);
-    if (q->tail)
-        q->tail->next = it;
-    else
-        q->head = it;
-    q->tail = it;
-    q->n++;
-    q->bytes += dl;
-    q->ready = true;
-    s->queue_ready = true;
-    return WR_OK;
-}
-
-static uint32_t h_dequeue(void *e, uint32_t id, uint32_t ret_ptr, uint32_t ret_size)
-{
-    struct arc_pl_inst *in = e;
-    struct arc_pl_wslot *s = in->slot;
-    if (!gmem(in, ret_ptr, 4) || !gmem(in, ret_size, 4))
-        return WR_INVALID_MEMORY;
-    struct arc_pl_queue *q = queue_by_id(s, id);
-    if (!q)
-        return WR_NOT_FOUND;
-    if (!q->head)
-        return WR_EMPTY;
-    struct arc_pl_qitem *it = q->head;
-    q->head = it->next;
-    if (!q->head)
-        q->tail = NULL;
-    q->n--;
-    q->bytes -= it->len;
-    /* In limbo while the guest's allocator runs (a trap there must not
-     * leak it; the next dequeue or the set's end frees it). */
-    free(s->limbo);
-    s->limbo = it;
-    uint32_t rc = ret_bytes(in, it->data, it->len, ret_ptr, ret_size);
-    if (s->limbo == it) {
-        free(it);
-        s->limbo = NULL;
-    }
-    return rc;
-}
-
-#define QUEUE_ROUNDS 4
-
-void arc_pl__queues_deliver(struct arc_pl_wslot *s)
-{
-    /* A few rounds: proxy_on_queue_ready may enqueue again (what is left
-     * is delivered after the worker's next call into the plugin). */
-    for (int round = 0; round < QUEUE_ROUNDS && s->queue_ready; round++) {
-        s->queue_ready = false;
-        for (uint32_t i = 0; i < s->n_queues; i++) {
-            struct arc_pl_queue *q = &s->queues[i];
-            if (!q->ready || !q->head)
-                continue;
-            struct arc_pl_inst *in = &s->inst[q->owner];
-            if (in->dead)
-                continue;               /* (ready stays: delivered once it is rebuilt and
-                                           the queue gets an item) */
-            q->ready = false;
-            uint32_t rv;
-            int code = arc_pl__call(in, PLX_ON_QUEUE_READY, &rv, 2, q->root, i + 1, 0);
-            if (code)
-                fprintf(stderr, "arc: plugin '%s' failed in proxy_on_queue_ready: %s\n",
-                        in->pl->name, arc_pl__trap_text(code));
-        }
-    }
-}
-
-void arc_pl__queues_free(struct arc_pl_wslot *s)
-{
-    for (uint32_t i = 0; i < s->n_queues; i++) {
-        struct arc_pl_qitem *it = s->queues[i].head;
-        while (it) {
-            struct arc_pl_qitem *nx = it->next;
-            free(it);
-            it = nx;
-        }
-        free(s->queues[i].name);
-    }
-    free(s->queues);
-    free(s->limbo);
-    s->queues = NULL;
-    s->limbo = NULL;
-    s->n_queues = 0;
-}
-
-/* ------------------------------------------------------------ metrics */
-
-static bool metric_name_ok(const uint8_t *p, uint32_t n)
-{
-    if (n == 0 || n >= sizeof(((struct arc_pl_metric_def *)0)->name))
-        return false;
-    for (uint32_t i = 0; i < n; i++)
-        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
-              (p[i] >= '0' && p[i] <= '9') || strchr("_.:-/", p[i])))
-            return false;
-    return true;
-}
-
-static uint32_t h_define_metric(void *e, uint32_t type, uint32_t np, uint32_t nn, uint32_t ret)
-{
-    struct arc_pl_inst *in = e;
-    struct arc_pl_plugin *pl = (struct arc_pl_plugin *)in->pl;
-    const uint8_t *name = gmem(in, np, nn);
-    if (!name || !gmem(in, ret, 4))
-        return WR_INVALID_MEMORY;
-    if (type > 2 || !metric_name_ok(name, nn))
-        return WR_BAD_ARGUMENT;
-    uint32_t n = atomic_load_explicit(&pl->n_metrics, memory_order_acquire), id = UINT32_MAX;
-    for (uint32_t i = 0; i < n && id == UINT32_MAX; i++)
-        if (strlen(pl->metric_defs[i].name) == nn && memcmp(pl->metric_defs[i].name, name, nn) == 0)
-            id = i;
-    if (id == UINT32_MAX) {
-        pthread_mutex_lock(&pl->metric_lock);
-        n = atomic_load_explicit(&pl->n_metrics, memory_order_relaxed);
-        for (uint32_t i = 0; i < n && id == UINT32_MAX; i++)
-            if (strlen(pl->metric_defs[i].name) == nn &&
-                memcmp(pl->metric_defs[i].name, name, nn) == 0)
-                id = i;
-        if (id == UINT32_MAX && n < ARC_PL_MAX_METRICS) {
-            memcpy(pl->metric_defs[n].name, name, nn);
-            pl->metric_defs[n].name[nn] = '\0';
-            pl->metric_defs[n].type = type;
-            atomic_store_explicit(&pl->n_metrics, n + 1, memory_order_release);
-            id = n;
-        }
-        pthread_mutex_unlock(&pl->metric_lock);
-    }
-    if (id == UINT32_MAX || pl->metric_defs[id].type != type)
-        return WR_BAD_ARGUMENT;         /* full, or the name has another type */
-    put_u32(in, ret, id);
-    return WR_OK;
-}
-
-static struct arc_pl_metric_val *metric_of(struct arc_pl_inst *in, uint32_t id, uint32_t *type)
-{
-    if (id >= atomic_load_explicit(&in->pl->n_metrics, memory_order_acquire))
-        return NULL;
-    *type = in->pl->metric_defs[id].type;
-    return &in->slot->metrics[id];
-}
-
-static uint32_t h_increment_metric(void *e, uint32_t id, uint64_t off)
-{
-    uint32_t type;
-    struct arc_pl_metric_val *m = metric_of(e, id, &type);
-    if (!m || type == 2 || (type == 0 && (int64_t)off < 0))
-        return m ? WR_BAD_ARGUMENT : WR_NOT_FOUND;
-    atomic_store_explicit(&m->v, atomic_load_explicit(&m->v, memory_order_relaxed) + (int64_t)off,
-                          memory_order_relaxed);
-    return WR_OK;
-}
-
-static uint32_t h_record_metric(void *e, uint32_t id, uint64_t value)
-{
-    uint32_t type;
-    struct arc_pl_metric_val *m = metric_of(e, id, &type);
-    if (!m)
-        return WR_NOT_FOUND;
-    if (type == 0)
-        return WR_BAD_ARGUMENT;
-    if (type == 1) {
-        atomic_store_explicit(&m->v, (int64_t)value, memory_order_relaxed);
-        return WR_OK;
-    }
-    atomic_store_explicit(&m->v, atomic_load_explicit(&m->v, memory_order_relaxed) + (int64_t)value,
-                          memory_order_relaxed);
-    atomic_store_explicit(&m->n, atomic_load_explicit(&m->n, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    return WR_OK;
-}
-
-static uint32_t h_get_metric(void *e, uint32_t id, uint32_t ret)
-{
-    struct arc_pl_inst *in = e;
-    uint32_t type;
-    if (!metric_of(in, id, &type))
-        return WR_NOT_FOUND;
-    uint8_t *p = gmem(in, ret, 8);
-    if (!p)
-        return WR_INVALID_MEMORY;
-    int64_t sum = 0;                    /* over every worker (relaxed reads) */
-    for (unsigned w = 0; w < in->pl->n_workers; w++)
-        sum += atomic_load_explicit(&in->pl->w[w].metrics[id].v, memory_order_relaxed);
-    memcpy(p, &sum, 8);
-    return WR_OK;
-}
-
-void arc_plugin_metrics_render(struct arc_sbuf *out, const struct arc_pl_set *set)
-{
-    static const char *const kind[3] = { "counter", "gauge", "histogram" };
-    bool head[3] = { false, false, false };
-    for (size_t i = 0; set && i < set->n; i++) {
-        const struct arc_pl_plugin *pl = &set->pl[i];
-        uint32_t n = pl->w ? atomic_load_explicit(&((struct arc_pl_plugin *)pl)->n_metrics,
-                                                  memory_order_acquire) : 0;
-        for (uint32_t k = 0; k < n; k++) {
-            uint32_t t = pl->metric_defs[k].type;
-            int64_t v = 0;
-            uint64_t cnt = 0;
-            for (unsigned w = 0; w < pl->n_workers; w++) {
-                v += atomic_load_explicit(&pl->w[w].metrics[k].v, memory_order_relaxed);
-                cnt += atomic_load_explicit(&pl->w[w].metrics[k].n, memory_order_relaxed);
-            }
-            if (!head[t]) {
-                head[t] = true;
-                arc_sbuf_printf(out, "# HELP arc_plugin_%s Metrics plugins define "
-                                "(proxy_define_metric), summed over workers.\n"
-                                "# TYPE arc_plugin_%s %s\n", kind[t], kind[t],
-                                t == 2 ? "summary" : kind[t]);
-            }
-            if (t == 2)
-                arc_sbuf_printf(out, "arc_plugin_histogram_sum{plugin=\"%s\",name=\"%s\"} %lld\n"
-                                "arc_plugin_histogram_count{plugin=\"%s\",name=\"%s\"} %llu\n",
-                                pl->name, pl->metric_defs[k].name, (long long)v, pl->name,
-                                pl->metric_defs[k].name, (unsigned long long)cnt);
-            else
-                arc_sbuf_printf(out, "arc_plugin_%s{plugin=\"%s\",name=\"%s\"} %lld\n", kind[t],
-                                pl->name, pl->metric_defs[k].name, (long long)v);
-        }
-    }
 }
 
 /* ------------------------------------------------------------ contexts, pause */
@@ -1335,12 +932,15 @@ const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
     (arc_w2c_fn)h_get_map_pairs, (arc_w2c_fn)h_set_map_pairs, (arc_w2c_fn)h_get_map_size,
     (arc_w2c_fn)h_get_buffer_bytes, (arc_w2c_fn)h_get_buffer_status,
     (arc_w2c_fn)h_send_local_response, (arc_w2c_fn)h_set_effective_context,
-    (arc_w2c_fn)h_proc_exit, (arc_w2c_fn)h_get_shared_data, (arc_w2c_fn)h_set_shared_data,
-    (arc_w2c_fn)h_define_metric, (arc_w2c_fn)h_increment_metric, (arc_w2c_fn)h_record_metric,
-    (arc_w2c_fn)h_get_metric, (arc_w2c_fn)h_continue_stream, (arc_w2c_fn)h_continue_request,
-    (arc_w2c_fn)h_continue_response, (arc_w2c_fn)h_register_queue, (arc_w2c_fn)h_resolve_queue,
-    (arc_w2c_fn)h_enqueue, (arc_w2c_fn)h_dequeue, (arc_w2c_fn)h_http_call,
-    (arc_w2c_fn)h_set_tick_period, (arc_w2c_fn)h_set_buffer_bytes,
+    (arc_w2c_fn)h_proc_exit,
+    (arc_w2c_fn)arc_pl__h_get_shared_data, (arc_w2c_fn)arc_pl__h_set_shared_data,
+    (arc_w2c_fn)arc_pl__h_define_metric, (arc_w2c_fn)arc_pl__h_increment_metric,
+    (arc_w2c_fn)arc_pl__h_record_metric, (arc_w2c_fn)arc_pl__h_get_metric,
+    (arc_w2c_fn)h_continue_stream, (arc_w2c_fn)h_continue_request,
+    (arc_w2c_fn)h_continue_response,
+    (arc_w2c_fn)arc_pl__h_register_queue, (arc_w2c_fn)arc_pl__h_resolve_queue,
+    (arc_w2c_fn)arc_pl__h_enqueue, (arc_w2c_fn)arc_pl__h_dequeue,
+    (arc_w2c_fn)h_http_call, (arc_w2c_fn)h_set_tick_period, (arc_w2c_fn)h_set_buffer_bytes,
 };
 
 /* ------------------------------------------------------------ runs */
@@ -1392,8 +992,8 @@ static bool ctx_live(const struct arc_pl_ctx *c)
 /* Makes ctx c ready for a callback: its context created (again, on a
  * rebuilt instance) and its instance alive. 1: call it; 0: skip it (out
  * of the run, failed open); -1: the run fails (fail_closed). */
-static inline __attribute__((always_inline)) int ctx_ready(struct arc_pl_run *r, struct arc_pl_ctx *c,
-                                                        uint64_t now_ms)
+static inline __attribute__((always_inline)) int ctx_ready(struct arc_pl_run *r,
+                                                          struct arc_pl_ctx *c, uint64_t now_ms)
 {
     if (c->dead)
         return 0;                       /* failed open earlier: the filter is out */

@@ -197,8 +197,9 @@ enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *run, struct arc_p
                                             bool end_of_stream, uint64_t now_ms);
 /* After ARC_PL_PAUSE: the paused stage (request or response head: see
  * run->pause_resp) goes on once notify was called (proxy_continue_stream
- * or proxy_send_local_response for the paused context), or fails with ARC_PL_FAIL_TIMEOUT (the plugin's on_error
- * policy) when the wait's deadline passed first. Returns the stage's
+ * or proxy_send_local_response for the paused context), or fails with
+ * ARC_PL_FAIL_TIMEOUT (the plugin's on_error policy) when the wait's
+ * deadline passed first. Returns the stage's
  * verdict (ARC_PL_PAUSE again if a later filter pauses). */
 enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *run, uint64_t now_ms);
 /* The answer to a proxy_http_call: proxy_on_http_call_response on the

@@ -26,6 +26,7 @@
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "plugin/plugin.h"
@@ -274,6 +275,51 @@ struct arc_pl_inst *arc_pl__pick(struct arc_pl_plugin *pl, unsigned worker, uint
 const char *arc_pl__trap_text(int code);
 /* proc_exit from the guest: unwinds the call as a trap. */
 void arc_pl__exit_trap(void) __attribute__((noreturn));
+
+/* ------------------------------------------------------------ abi.c, store.c */
+
+/* proxy-wasm status codes (WasmResult). */
+enum {
+    WR_OK = 0, WR_NOT_FOUND = 1, WR_BAD_ARGUMENT = 2, WR_INVALID_MEMORY = 6, WR_EMPTY = 7,
+    WR_CAS_MISMATCH = 8, WR_INTERNAL = 10, WR_UNIMPLEMENTED = 12,
+};
+
+/* The guest's bytes [ptr, ptr + len), or NULL when not inside its memory. */
+static inline uint8_t *arc_pl__gmem(struct arc_pl_inst *in, uint32_t ptr, uint32_t len)
+{
+    if ((uint64_t)ptr + len > in->mem->size)
+        return NULL;
+    return in->mem->data + ptr;
+}
+
+static inline bool arc_pl__put_u32(struct arc_pl_inst *in, uint32_t ptr, uint32_t v)
+{
+    uint8_t *p = arc_pl__gmem(in, ptr, 4);
+    if (!p)
+        return false;
+    memcpy(p, &v, 4);                   /* wasm is little-endian, like x86-64 */
+    return true;
+}
+
+/* Copies len bytes into memory the guest's allocator gives and stores its
+ * address and size at ret_ptr / ret_size (a status). */
+uint32_t arc_pl__ret_bytes(struct arc_pl_inst *in, const void *data, size_t len,
+                           uint32_t ret_ptr, uint32_t ret_size);
+
+/* Host functions in store.c (the import table is in abi.c). */
+uint32_t arc_pl__h_get_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t ret_ptr,
+                                   uint32_t ret_size, uint32_t ret_cas);
+uint32_t arc_pl__h_set_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t vp, uint32_t vn,
+                                   uint32_t cas);
+uint32_t arc_pl__h_register_queue(void *e, uint32_t np, uint32_t nl, uint32_t ret);
+uint32_t arc_pl__h_resolve_queue(void *e, uint32_t vp, uint32_t vl, uint32_t np, uint32_t nl,
+                                 uint32_t ret);
+uint32_t arc_pl__h_enqueue(void *e, uint32_t id, uint32_t dp, uint32_t dl);
+uint32_t arc_pl__h_dequeue(void *e, uint32_t id, uint32_t ret_ptr, uint32_t ret_size);
+uint32_t arc_pl__h_define_metric(void *e, uint32_t type, uint32_t np, uint32_t nn, uint32_t ret);
+uint32_t arc_pl__h_increment_metric(void *e, uint32_t id, uint64_t off);
+uint32_t arc_pl__h_record_metric(void *e, uint32_t id, uint64_t value);
+uint32_t arc_pl__h_get_metric(void *e, uint32_t id, uint32_t ret);
 
 /* Calls export `e` with up to three u32 arguments inside a trap point and
  * the instance's budget. Returns 0 (result in *ret) or the trap code. A
