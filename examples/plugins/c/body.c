@@ -33,11 +33,12 @@ IMPORT(proxy_define_metric) u32 proxy_define_metric(u32 type, const char *n, siz
 IMPORT(proxy_increment_metric) u32 proxy_increment_metric(u32 id, long long v);
 IMPORT(proxy_record_metric) u32 proxy_record_metric(u32 id, u64 v);
 IMPORT(proxy_get_metric) u32 proxy_get_metric(u32 id, u64 *v);
+IMPORT(proxy_get_buffer_status) u32 proxy_get_buffer_status(u32 type, size_t *len, u32 *flags);
 
 enum { MAP_REQUEST_TRAILERS = 1, MAP_RESPONSE_TRAILERS = 3 };
 enum { BUF_REQUEST_BODY = 0, BUF_RESPONSE_BODY = 1 };
 enum { M_NONE, M_UPPER, M_COUNT, M_HOLD, M_TRAP, M_LOOP, M_LOCAL, M_RC_OOB_PTR, M_RC_OOB_DATA, M_RC_MID,
-       M_RC_OTHER, M_RC_OVERFLOW, M_RC_GROW, M_RC_EDGES };
+       M_RC_OTHER, M_RC_OVERFLOW, M_RC_GROW, M_RC_EDGES, M_RC_STATUS, M_RC_STATUS_OOB };
 
 static u32 chunks[2], maxc[2];
 static u32 mode[2][256], seen[2][256];
@@ -57,7 +58,8 @@ static u32 mode_of(const char *v, size_t l)
         return M_NONE;
     static const char *const names[] = { "", "upper", "count", "hold", "trap", "loop", "local",
                                          "rc-oob-ptr", "rc-oob-data", "rc-mid", "rc-other",
-                                         "rc-overflow", "rc-grow", "rc-edges" };
+                                         "rc-overflow", "rc-grow", "rc-edges", "rc-status",
+                                         "rc-status-oob" };
     for (u32 i = 1; i < sizeof(names) / sizeof(names[0]); i++)
         if (pw_eq(v, l, names[i]))
             return i;
@@ -173,6 +175,16 @@ static u32 body(u32 d, u32 id, u32 size, u32 eos)
             put_rc(type, size + 2, 98);
         return CONTINUE;
     }
+    case M_RC_STATUS: {                 /* the size offered, as the status reports it */
+        size_t n = 0;
+        u32 f = 0;
+        u32 rc = proxy_get_buffer_status(type, &n, &f);
+        put_rc(type, size, rc ? rc : n == size ? 0 : 97);
+        return CONTINUE;
+    }
+    case M_RC_STATUS_OOB:
+        put_rc(type, size, proxy_get_buffer_status(type, (size_t *)0xfffffffcu, 0));
+        return CONTINUE;
     default:
         return CONTINUE;
     }

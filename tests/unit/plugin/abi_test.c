@@ -664,6 +664,8 @@ static void test_bodies(void)
         { "rc-overflow", "rc=02" },     /* get: start + length overflows */
         { "rc-grow", "rc=02" },         /* set: past max_body_buffer */
         { "rc-edges", "{hello>" },      /* prepend, append, replace a prefix, read past end */
+        { "rc-status", "rc=00" },       /* get_buffer_status: the size offered */
+        { "rc-status-oob", "rc=06" },
         { "upper", "HELLO" },
         { "count", "hello" },
     };
