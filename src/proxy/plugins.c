@@ -172,6 +172,14 @@ static bool request_fields(struct arc_worker *w, struct arc_exchange *ex, struct
 static void pl_pause(struct arc_worker *w, struct arc_exchange *ex);
 static void on_pl_notify(void *owner);
 
+/* Framing fields: Arc's to decide, never a filter's. */
+static bool framing(struct arc_str n)
+{
+    return (n.len == 14 && strncasecmp(n.p, "content-length", 14) == 0) ||
+           (n.len == 17 && strncasecmp(n.p, "transfer-encoding", 17) == 0);
+}
+
+
 /* ------------------------------------------------------------ bodies, trailers */
 
 /* Per exchange whose filters export body or trailer callbacks (arena). */
@@ -501,6 +509,11 @@ static void send_held(struct arc_worker *w, struct arc_exchange *ex, bool whole,
         if (cl) {
             int n = snprintf(cl, 24, "%zu", len);
             struct arc_h1_header *f = (struct arc_h1_header *)r->hdrs;
+            size_t k = 0;
+            for (size_t i = 0; i < r->n_hdrs; i++)
+                if (!framing(f[i].name))        /* (the upstream's own, if kept) */
+                    f[k++] = f[i];
+            r->n_hdrs = k;
             f[r->n_hdrs++] = (struct arc_h1_header){ ARC_STR_LIT("content-length"),
                                                      { cl, (size_t)n } };
             r->body = ARC_H1_BODY_LENGTH;
@@ -761,12 +774,6 @@ bool arc_px__plugins_request(struct arc_worker *w, struct arc_exchange *ex)
         return false;
     }
     return request_done(w, ex, v, path);
-}
-
-static bool framing(struct arc_str n)
-{
-    return (n.len == 14 && strncasecmp(n.p, "content-length", 14) == 0) ||
-           (n.len == 17 && strncasecmp(n.p, "transfer-encoding", 17) == 0);
 }
 
 /* ------------------------------------------------------------ response pause */

@@ -70,7 +70,9 @@ def cfg(up_addr, plugins, cache_dir, protocol=None, routes=None):
 
 
 def body_plugin(**kw):
-    p = {"name": "body", "file": os.path.join(FIX, "c_body.wasm")}
+    # (a generous budget: the call's deadline is wall-clock time, and a
+    # loaded 2-core machine can deschedule the worker mid-call)
+    p = {"name": "body", "file": os.path.join(FIX, "c_body.wasm"), "budget": "500ms"}
     p.update(kw)
     return p
 
@@ -232,7 +234,7 @@ def test_failures_mid_body_get_the_policy(arc, servers, cache_dir):
 
 def as_body(**kw):
     p = {"name": "asb", "file": os.path.join(FIX, "as_body.wasm"), "root_id": "as_body",
-         "config": "world|Arc"}
+         "config": "world|Arc", "budget": "500ms"}
     p.update(kw)
     return p
 
