@@ -419,3 +419,24 @@ def test_budget_overrun_mid_body(arc, servers, cache_dir):
     assert metric(a.metrics()[0], "arc_errors_total", kind="plugin_budget") == 2
     r = a.client().request("POST", "/x", headers=[("X-Body", "upper")], body=b"fine")
     assert r.status == 200 and echo(r)["body"] == "FINE"
+
+
+def test_trailer_only_filter_keeps_bodies_and_their_length(gw, h2s, servers, cache_dir):
+    """A filter with trailer callbacks only: bodies stream as they come
+    (a Content-Length response keeps one Content-Length, also to an HTTP/2
+    client), and the trailers of an HTTP/2 upstream's response get its
+    field."""
+    p = {"name": "tr", "file": os.path.join(FIX, "c_trailers.wasm"), "budget": "500ms"}
+    up = servers.http(name="app")
+    a = gw(cfg(up.addr, [p], cache_dir))
+    r = a.client().request("GET", "/x")
+    assert r.status == 200 and r.framing == "length"
+    assert r.headers.get("content-length") == str(len(r.body))
+    st, h, body = curl(a.port, "/x")
+    assert st == 200 and h.get("content-length") == str(len(body)), (h, len(body))
+    h2 = h2s(name="app2")
+    b = gw(cfg(h2.addr, [p], cache_dir, protocol="http2"))
+    r = b.client().request("GET", "/trailers", headers=[("TE", "trailers")])
+    assert r.status == 200 and r.body == b"first piece, second piece, last piece"
+    tr = dict((k.lower(), v) for k, v in r.trailers or [])
+    assert tr.get("x-resp-trailer-seen") == "02" and tr.get("x-count") == "3", r.trailers
