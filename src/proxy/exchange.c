@@ -434,6 +434,8 @@ void arc_px__ex_deadline(struct arc_worker *w, struct arc_exchange *ex)
 {
     if (ex->state == EX_TUNNEL)
         return;                         /* (disarmed at the 101; a tunnel has no deadline) */
+    if (ex->pl && ex->pl->glue)
+        arc_px__plugins_unsent(ex);     /* (a head a filter held never went out) */
     arc_px__ex_error(w, ex, 504, ARC_ERR_ROUTE_TIMEOUT);
 }
 

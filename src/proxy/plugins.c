@@ -471,6 +471,16 @@ void arc_px__plugins_req_end(struct arc_worker *w, struct arc_exchange *ex,
         arc_px__up_body_end_raw(w, ex, t, (size_t)nt);
 }
 
+void arc_px__plugins_unsent(struct arc_exchange *ex)
+{
+    struct pl_glue *g = ex->pl->glue;
+    if (!g->head_held)
+        return;
+    g->head_held = false;
+    g->done = true;                     /* (the answer ends it: no body end, no resume) */
+    ex->resp_started = false;
+}
+
 bool arc_px__plugins_hold_head(struct arc_exchange *ex, const struct arc_resp *r)
 {
     struct pl_glue *g = ex->pl->glue;

@@ -893,6 +893,10 @@ void arc_px__plugins_req_body(struct arc_worker *w, struct arc_exchange *ex, int
                               const char *p, size_t len);
 void arc_px__plugins_req_end(struct arc_worker *w, struct arc_exchange *ex,
                              const struct arc_hdr *trailers, size_t n);
+/* The exchange is answered instead of its response: a head the filters
+ * held (paused, or waiting for the body filters' output) is dropped and
+ * counts as not started, so the answer can go out. */
+void arc_px__plugins_unsent(struct arc_exchange *ex);
 /* The client codecs' send_head: true when the head is held until the body
  * filters' first output (the codec sends it then, called again). */
 bool arc_px__plugins_hold_head(struct arc_exchange *ex, const struct arc_resp *r);

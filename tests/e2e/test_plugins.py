@@ -842,3 +842,22 @@ def test_response_pause_waits_and_continues_or_answers(arc, servers, cache_dir, 
     r = c.request("GET", "/quick/x", headers=[("X-Pause-Response", "hold")])
     assert r.status == 504
     assert metric(a.metrics()[0], "arc_errors_total", kind="plugin_timeout") >= 1
+
+
+def test_route_timeout_while_a_response_head_is_paused_answers_504(arc, servers, cache_dir):
+    """The route's timeout passing while a filter holds the response head:
+    nothing of the response went out, so the client gets a 504 (not a
+    cut), and the connection goes on."""
+    up = servers.http(name="app")
+    r = route_conf("r", "/{*rest}", upstream="app", timeout="500ms")
+    r["plugins"] = [{"name": "pause"}]
+    a = arc(make_config([upstream_conf("app", up.addr)], routes=[r], workers=1,
+                        extra={"plugins": {"cache_dir": cache_dir, "wasm": [
+                            plugin("pause", "c_pause.wasm", pause_timeout="60s")]}}))
+    c = a.client(timeout=30)
+    resp = c.request("GET", "/x", headers=[("X-Pause-Response", "hold")])
+    assert resp.status == 504
+    assert metric(a.metrics()[0], "arc_errors_total", kind="route_timeout") == 1
+    assert wait_for(lambda: held_resp_gauge(a) == 0, timeout=30)
+    resp = a.client().request("GET", "/y")
+    assert resp.status == 200
