@@ -45,8 +45,8 @@ routes:
   - {name: as, match: {path: "/as"}, action: {upstream: b}, plugins: [{name: as}]}
 YML
 "$arc" run -c "$d/arc.yaml" 2>"$d/arc.log" & apid=$!; pids+=($apid)
-for _ in $(seq 100); do grep -q 'arc: ready' "$d/arc.log" && break; sleep 0.1; done
-grep -q 'arc: ready' "$d/arc.log" || { cat "$d/arc.log"; exit 1; }
+for _ in $(seq 100); do grep -q -e 'arc: ready' -e '"msg":"ready' "$d/arc.log" && break; sleep 0.1; done
+grep -q -e 'arc: ready' -e '"msg":"ready' "$d/arc.log" || { cat "$d/arc.log"; exit 1; }
 cpu() { awk '{print $14 + $15}' "/proc/$apid/stat"; }
 tck=$(getconf CLK_TCK)
 declare -A sum_ns sum_rps

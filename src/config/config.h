@@ -431,6 +431,11 @@ struct arc_plugin_conf {
     uint64_t budget_ms;         /* 2ms: CPU budget of one guest call */
     uint64_t pause_timeout_ms;  /* 10s: longest a request paused by the filter waits */
     uint64_t max_memory;        /* 64mb: linear memory cap per instance */
+    uint64_t max_body_buffer;   /* 1mb: body bytes the filter may hold buffered */
+    uint32_t max_queues;        /* 64: shared queues per worker */
+    uint32_t max_queue_items;   /* 1024: items in one queue */
+    uint64_t max_queue_bytes;   /* 1mb: data in one queue */
+    uint64_t max_call_body;     /* 1mb: proxy_http_call answer body kept */
     uint32_t pool;              /* 1: instances per worker */
     bool fail_open;             /* on_error: fail_closed (false) | fail_open */
     char *config_json;          /* `config`: a string as it is, else its JSON; NULL = none */

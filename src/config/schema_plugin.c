@@ -22,6 +22,7 @@ char *arc_plugin_default_cache_dir(void);
 #define PLUGIN_BUDGET_MAX_MS 10000
 #define PLUGIN_PAUSE_MAX_MS 3600000
 #define PLUGIN_MEMORY_MAX (4096ull << 20)
+#define PLUGIN_BODY_BUFFER_MAX (1024ull << 20)
 
 static const struct arc_conf_key plugins_keys[] = {
     { "wasm", 0 }, { "cache_dir", 0 },
@@ -30,6 +31,8 @@ static const struct arc_conf_key plugins_keys[] = {
 static const struct arc_conf_key wasm_keys[] = {
     { "name", REQ }, { "file", REQ }, { "root_id", 0 }, { "budget", 0 }, { "max_memory", 0 },
     { "pool", 0 }, { "on_error", 0 }, { "config", 0 }, { "pause_timeout", 0 },
+    { "max_body_buffer", 0 }, { "max_queues", 0 }, { "max_queue_items", 0 },
+    { "max_queue_bytes", 0 }, { "max_call_body", 0 },
 };
 
 static const struct arc_conf_key route_plugin_keys[] = {
@@ -62,6 +65,11 @@ static void wasm_entry(struct arc_sctx *s, const struct arc_cn *m, const char *p
     pc->budget_ms = 2;
     pc->pause_timeout_ms = 10000;
     pc->max_memory = 64ull << 20;
+    pc->max_body_buffer = 1ull << 20;
+    pc->max_queues = 64;
+    pc->max_queue_items = 1024;
+    pc->max_queue_bytes = 1ull << 20;
+    pc->max_call_body = 1ull << 20;
     pc->pool = 1;
     pc->pos_file = arc_config__xstrdup(s->d->file ? s->d->file : "<config>");
     pc->line = m->line;
@@ -75,6 +83,14 @@ static void wasm_entry(struct arc_sctx *s, const struct arc_cn *m, const char *p
     arc_config__get_dur(s, m, p, "pause_timeout", 1, PLUGIN_PAUSE_MAX_MS, false,
                         &pc->pause_timeout_ms);
     arc_config__get_size(s, m, p, "max_memory", 65536, PLUGIN_MEMORY_MAX, false, &pc->max_memory);
+    arc_config__get_size(s, m, p, "max_body_buffer", 1, PLUGIN_BODY_BUFFER_MAX, false,
+                         &pc->max_body_buffer);
+    arc_config__get_u32(s, m, p, "max_queues", 1, 4096, &pc->max_queues);
+    arc_config__get_u32(s, m, p, "max_queue_items", 1, 1000000, &pc->max_queue_items);
+    arc_config__get_size(s, m, p, "max_queue_bytes", 1, PLUGIN_BODY_BUFFER_MAX, false,
+                         &pc->max_queue_bytes);
+    arc_config__get_size(s, m, p, "max_call_body", 1, PLUGIN_BODY_BUFFER_MAX, false,
+                         &pc->max_call_body);
     arc_config__get_u32(s, m, p, "pool", 1, PLUGIN_POOL_MAX, &pc->pool);
     static const char *const policies[] = { "fail_closed", "fail_open" };
     int pol = 0;

@@ -1,6 +1,7 @@
 /*
- * The proxy-wasm ABI (0.2.0 / 0.2.1) host functions, and the per-exchange
- * HTTP contexts.
+ * The proxy-wasm ABI (0.2.0 / 0.2.1) host functions (shared data, queues
+ * and metrics are in store.c), and the per-exchange HTTP contexts: header,
+ * body and trailer stages, pause and resume.
  *
  * Every pointer and length from the guest is checked against the linear
  * memory's current size before use (the memory may move when the guest
@@ -29,51 +30,32 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-enum {
-    WR_OK = 0, WR_NOT_FOUND = 1, WR_BAD_ARGUMENT = 2, WR_INVALID_MEMORY = 6, WR_EMPTY = 7,
-    WR_CAS_MISMATCH = 8, WR_INTERNAL = 10, WR_UNIMPLEMENTED = 12,
-};
-enum { MAP_REQUEST_HEADERS = 0, MAP_RESPONSE_HEADERS = 2, MAP_CALL_RESPONSE_HEADERS = 6,
-       MAP_CALL_RESPONSE_TRAILERS = 7 };
-enum { BUF_CALL_RESPONSE_BODY = 4, BUF_VM_CONFIGURATION = 6, BUF_PLUGIN_CONFIGURATION = 7 };
+enum { MAP_REQUEST_HEADERS = 0, MAP_REQUEST_TRAILERS = 1, MAP_RESPONSE_HEADERS = 2,
+       MAP_RESPONSE_TRAILERS = 3, MAP_CALL_RESPONSE_HEADERS = 6, MAP_CALL_RESPONSE_TRAILERS = 7 };
+enum { BUF_REQUEST_BODY = 0, BUF_RESPONSE_BODY = 1, BUF_CALL_RESPONSE_BODY = 4,
+       BUF_VM_CONFIGURATION = 6, BUF_PLUGIN_CONFIGURATION = 7 };
 
 /* ------------------------------------------------------------ memory */
 
-static uint8_t *gmem(struct arc_pl_inst *in, uint32_t ptr, uint32_t len)
-{
-    if ((uint64_t)ptr + len > in->mem->size)
-        return NULL;
-    return in->mem->data + ptr;
-}
-
-static bool put_u32(struct arc_pl_inst *in, uint32_t ptr, uint32_t v)
-{
-    uint8_t *p = gmem(in, ptr, 4);
-    if (!p)
-        return false;
-    memcpy(p, &v, 4);                   /* wasm is little-endian, like x86-64 */
-    return true;
-}
-
 /* Copies len bytes into fresh guest memory and stores its address and size. */
-static uint32_t ret_bytes(struct arc_pl_inst *in, const void *data, size_t len,
+uint32_t arc_pl__ret_bytes(struct arc_pl_inst *in, const void *data, size_t len,
                           uint32_t ret_ptr, uint32_t ret_size)
 {
     if (len > UINT32_MAX / 2)
         return WR_BAD_ARGUMENT;
-    if (!gmem(in, ret_ptr, 4) || !gmem(in, ret_size, 4))
+    if (!arc_pl__gmem(in, ret_ptr, 4) || !arc_pl__gmem(in, ret_size, 4))
         return WR_INVALID_MEMORY;
     uint32_t p = 0;
     enum arc_pl_export alloc = in->pl->mod.m->exports[PLX_ON_MEMORY_ALLOCATE]
                                    ? PLX_ON_MEMORY_ALLOCATE : PLX_MALLOC;
     arc_pl__call(in, alloc, &p, 1, (uint32_t)len, 0, 0);
-    uint8_t *dst = gmem(in, p, (uint32_t)len);
+    uint8_t *dst = arc_pl__gmem(in, p, (uint32_t)len);
     if (!dst || (!p && len))
         return WR_INVALID_MEMORY;
     if (len)
         memcpy(dst, data, len);
-    put_u32(in, ret_ptr, p);
-    put_u32(in, ret_size, (uint32_t)len);
+    arc_pl__put_u32(in, ret_ptr, p);
+    arc_pl__put_u32(in, ret_size, (uint32_t)len);
     return WR_OK;
 }
 
@@ -208,13 +190,12 @@ static struct arc_pl_hmap *map_of(struct arc_pl_inst *in, uint32_t type)
                                                                          : cr->trailers);
     }
     struct arc_pl_run *r = run_of(in);
-    if (!r || !r->map)
+    if (!r)
         return NULL;
-    if ((type == MAP_REQUEST_HEADERS && r->map_type == MAP_REQUEST_HEADERS) ||
-        (type == MAP_RESPONSE_HEADERS && r->map_type == MAP_RESPONSE_HEADERS))
-        return r->map;
+    if (r->map && type <= MAP_RESPONSE_TRAILERS && (int)type == r->map_type)
+        return r->map;                  /* the stage's own map (headers or trailers) */
     if (type == MAP_REQUEST_HEADERS && r->req_map)
-        return r->req_map;              /* read at the response stage */
+        return r->req_map;              /* read at later stages */
     return NULL;
 }
 
@@ -233,7 +214,7 @@ static __thread uint64_t t_log_second, t_log_lines;
 static uint32_t h_log(void *e, uint32_t level, uint32_t p, uint32_t n)
 {
     struct arc_pl_inst *in = e;
-    const uint8_t *m = gmem(in, p, n);
+    const uint8_t *m = arc_pl__gmem(in, p, n);
     if (!m)
         return WR_INVALID_MEMORY;
     /* warn and above reach stderr, at most 20 lines a second per thread. */
@@ -251,7 +232,7 @@ static uint32_t h_log(void *e, uint32_t level, uint32_t p, uint32_t n)
 
 static uint32_t h_get_log_level(void *e, uint32_t ret)
 {
-    return put_u32(e, ret, 3) ? WR_OK : WR_INVALID_MEMORY;
+    return arc_pl__put_u32(e, ret, 3) ? WR_OK : WR_INVALID_MEMORY;
 }
 
 static uint32_t h_time(void *e, uint32_t ret)
@@ -260,7 +241,7 @@ static uint32_t h_time(void *e, uint32_t ret)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    uint8_t *p = gmem(in, ret, 8);
+    uint8_t *p = arc_pl__gmem(in, ret, 8);
     if (!p)
         return WR_INVALID_MEMORY;
     memcpy(p, &ns, 8);
@@ -276,7 +257,7 @@ static bool path_is(const uint8_t *p, size_t n, const char *want, size_t wn)
 static uint32_t h_get_property(void *e, uint32_t pp, uint32_t n, uint32_t ret_ptr, uint32_t ret_size)
 {
     struct arc_pl_inst *in = e;
-    const uint8_t *path = gmem(in, pp, n);
+    const uint8_t *path = arc_pl__gmem(in, pp, n);
     if (!path)
         return WR_INVALID_MEMORY;
     /* Trailing NUL separators are allowed. */
@@ -284,9 +265,9 @@ static uint32_t h_get_property(void *e, uint32_t pp, uint32_t n, uint32_t ret_pt
         n--;
     const struct arc_pl_plugin *pl = in->pl;
     if (PATH_IS("plugin_root_id"))
-        return ret_bytes(in, pl->root_id, strlen(pl->root_id), ret_ptr, ret_size);
+        return arc_pl__ret_bytes(in, pl->root_id, strlen(pl->root_id), ret_ptr, ret_size);
     if (PATH_IS("plugin_name"))
-        return ret_bytes(in, pl->name, strlen(pl->name), ret_ptr, ret_size);
+        return arc_pl__ret_bytes(in, pl->name, strlen(pl->name), ret_ptr, ret_size);
     struct arc_pl_run *r = run_of(in);
     const struct arc_pl_props *pr = r ? r->props : NULL;
     if (!pr)
@@ -307,7 +288,7 @@ static uint32_t h_get_property(void *e, uint32_t pp, uint32_t n, uint32_t ret_pt
     else if (PATH_IS("route_name"))
         s = &pr->route_name;
     if (s)
-        return ret_bytes(in, s->p, s->len, ret_ptr, ret_size);
+        return arc_pl__ret_bytes(in, s->p, s->len, ret_ptr, ret_size);
     if (PATH_IS("source\0address") || PATH_IS("source\0port")) {
         char ip[INET6_ADDRSTRLEN] = "", buf[INET6_ADDRSTRLEN + 10];
         uint64_t port = 0;              /* integers are 8 bytes little-endian, as in Envoy */
@@ -324,14 +305,14 @@ static uint32_t h_get_property(void *e, uint32_t pp, uint32_t n, uint32_t ret_pt
             return WR_NOT_FOUND;
         }
         if (PATH_IS("source\0port"))
-            return ret_bytes(in, &port, 8, ret_ptr, ret_size);
+            return arc_pl__ret_bytes(in, &port, 8, ret_ptr, ret_size);
         int bl = snprintf(buf, sizeof(buf), sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
                          (unsigned)port);
-        return ret_bytes(in, buf, (size_t)bl, ret_ptr, ret_size);
+        return arc_pl__ret_bytes(in, buf, (size_t)bl, ret_ptr, ret_size);
     }
     if (n > 16 && memcmp(path, "request\0headers\0", 16) == 0 && r->req_map) {
         const struct arc_str *v = arc_pl_hmap_get(r->req_map, (const char *)path + 16, n - 16);
-        return v ? ret_bytes(in, v->p, v->len, ret_ptr, ret_size) : WR_NOT_FOUND;
+        return v ? arc_pl__ret_bytes(in, v->p, v->len, ret_ptr, ret_size) : WR_NOT_FOUND;
     }
     return WR_NOT_FOUND;
 }
@@ -340,7 +321,7 @@ static uint32_t h_get_map_value(void *e, uint32_t type, uint32_t kp, uint32_t kn
                                 uint32_t ret_ptr, uint32_t ret_size)
 {
     struct arc_pl_inst *in = e;
-    const uint8_t *k = gmem(in, kp, kn);
+    const uint8_t *k = arc_pl__gmem(in, kp, kn);
     if (!k)
         return WR_INVALID_MEMORY;
     struct arc_pl_hmap *m = map_of(in, type);
@@ -349,14 +330,14 @@ static uint32_t h_get_map_value(void *e, uint32_t type, uint32_t kp, uint32_t kn
     const struct arc_str *v = arc_pl_hmap_get(m, (const char *)k, kn);
     if (!v)
         return WR_NOT_FOUND;
-    return ret_bytes(in, v->p, v->len, ret_ptr, ret_size);
+    return arc_pl__ret_bytes(in, v->p, v->len, ret_ptr, ret_size);
 }
 
 static uint32_t map_edit(void *e, uint32_t type, uint32_t kp, uint32_t kn, uint32_t vp,
                          uint32_t vn, bool replace)
 {
     struct arc_pl_inst *in = e;
-    const uint8_t *k = gmem(in, kp, kn), *v = gmem(in, vp, vn);
+    const uint8_t *k = arc_pl__gmem(in, kp, kn), *v = arc_pl__gmem(in, vp, vn);
     if (!k || !v)
         return WR_INVALID_MEMORY;
     struct arc_pl_hmap *m = map_of(in, type);
@@ -399,7 +380,7 @@ static uint32_t h_replace_map_value(void *e, uint32_t type, uint32_t kp, uint32_
 static uint32_t h_remove_map_value(void *e, uint32_t type, uint32_t kp, uint32_t kn)
 {
     struct arc_pl_inst *in = e;
-    const uint8_t *k = gmem(in, kp, kn);
+    const uint8_t *k = arc_pl__gmem(in, kp, kn);
     if (!k)
         return WR_INVALID_MEMORY;
     struct arc_pl_hmap *m = map_of(in, type);
@@ -433,14 +414,14 @@ static uint32_t h_get_map_pairs(void *e, uint32_t type, uint32_t ret_ptr, uint32
         buf[off + vl] = 0;
         off += vl + 1;
     }
-    return ret_bytes(in, buf, len, ret_ptr, ret_size);
+    return arc_pl__ret_bytes(in, buf, len, ret_ptr, ret_size);
 }
 
 /* Parses the ABI's serialised pairs into `out` (copies into the arena). */
 static uint32_t parse_pairs(struct arc_pl_inst *in, uint32_t p, uint32_t n, struct arc_pl_hmap *out,
                             bool allow_pseudo)
 {
-    const uint8_t *b = gmem(in, p, n);
+    const uint8_t *b = arc_pl__gmem(in, p, n);
     if (!b)
         return WR_INVALID_MEMORY;
     if (n == 0)
@@ -504,7 +485,17 @@ static uint32_t h_get_map_size(void *e, uint32_t type, uint32_t ret)
     struct arc_pl_hmap *m = map_of(in, type);
     if (!m)
         return WR_BAD_ARGUMENT;
-    return put_u32(in, ret, (uint32_t)pairs_size(m)) ? WR_OK : WR_INVALID_MEMORY;
+    return arc_pl__put_u32(in, ret, (uint32_t)pairs_size(m)) ? WR_OK : WR_INVALID_MEMORY;
+}
+
+/* The body offered to the callback running (types 0 and 1, during
+ * proxy_on_request_body / proxy_on_response_body only). */
+static struct arc_pl_buf *body_of(struct arc_pl_inst *in, uint32_t type)
+{
+    struct arc_pl_run *r = run_of(in);
+    if (!r || !r->body || (int)type != r->body_type)
+        return NULL;
+    return r->body;
 }
 
 static uint32_t h_get_buffer_bytes(void *e, uint32_t type, uint32_t start, uint32_t max,
@@ -519,12 +510,22 @@ static uint32_t h_get_buffer_bytes(void *e, uint32_t type, uint32_t start, uint3
     } else if (type == BUF_CALL_RESPONSE_BODY && in->call_resp) {
         data = in->call_resp->body.p;
         len = in->call_resp->body.len;
+    } else if (type == BUF_REQUEST_BODY || type == BUF_RESPONSE_BODY) {
+        struct arc_pl_buf *b = body_of(in, type);
+        if (!b)
+            return WR_NOT_FOUND;        /* (no body callback running: as Envoy) */
+        data = b->p ? b->p : "";
+        len = b->len;
     } else if (type != BUF_VM_CONFIGURATION) {
-        return WR_UNIMPLEMENTED;        /* bodies and call data: not yet */
+        return WR_UNIMPLEMENTED;
     }
+    if ((uint64_t)start + max > UINT32_MAX)
+        return WR_BAD_ARGUMENT;         /* (start + length overflows, as Envoy checks) */
     size_t s = ARC_MIN((size_t)start, len);
     size_t l = ARC_MIN((size_t)max, len - s);
-    return ret_bytes(in, data + s, l, ret_ptr, ret_size);
+    /* (the guest's allocator runs inside ret_bytes; the body buffer is the
+     * host's and does not move with the guest's memory) */
+    return arc_pl__ret_bytes(in, data + s, l, ret_ptr, ret_size);
 }
 
 static uint32_t h_get_buffer_status(void *e, uint32_t type, uint32_t ret_len, uint32_t ret_flags)
@@ -537,10 +538,68 @@ static uint32_t h_get_buffer_status(void *e, uint32_t type, uint32_t ret_len, ui
         len = in->call_resp->body.len;
     else if (type == BUF_VM_CONFIGURATION)
         len = 0;
-    else
+    else if (type == BUF_REQUEST_BODY || type == BUF_RESPONSE_BODY) {
+        struct arc_pl_buf *b = body_of(in, type);
+        if (!b)
+            return WR_NOT_FOUND;
+        len = b->len;
+    } else
         return WR_UNIMPLEMENTED;
-    return put_u32(in, ret_len, (uint32_t)len) && put_u32(in, ret_flags, 1) ? WR_OK
+    return arc_pl__put_u32(in, ret_len, (uint32_t)len) && arc_pl__put_u32(in, ret_flags, 1) ? WR_OK
                                                                           : WR_INVALID_MEMORY;
+}
+
+static bool buf_reserve(struct arc_pl_buf *b, size_t need)
+{
+    if (need <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return false;
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+/* proxy_set_buffer_bytes as Envoy does it: start 0 replaces the first
+ * `length` bytes (all of them when length >= size) with the data; start at
+ * or past the end appends; anything else is BadArgument. */
+static uint32_t h_set_buffer_bytes(void *e, uint32_t type, uint32_t start, uint32_t length,
+                                   uint32_t dp, uint32_t dn)
+{
+    struct arc_pl_inst *in = e;
+    const uint8_t *d = arc_pl__gmem(in, dp, dn);
+    if (!d)
+        return WR_INVALID_MEMORY;
+    if (type != BUF_REQUEST_BODY && type != BUF_RESPONSE_BODY)
+        return type <= BUF_PLUGIN_CONFIGURATION ? WR_BAD_ARGUMENT : WR_UNIMPLEMENTED;
+    struct arc_pl_buf *b = body_of(in, type);
+    if (!b)
+        return WR_NOT_FOUND;
+    size_t drop;
+    if (start == 0)
+        drop = ARC_MIN((size_t)length, b->len);
+    else if (start >= b->len)
+        drop = 0;
+    else
+        return WR_BAD_ARGUMENT;
+    size_t nlen = b->len - drop + dn;
+    if (nlen > in->pl->max_body)
+        return WR_BAD_ARGUMENT;         /* (a filter cannot grow a body past its limit) */
+    if (!buf_reserve(b, nlen))
+        return WR_INTERNAL;
+    if (start == 0) {
+        memmove(b->p + dn, b->p + drop, b->len - drop);
+        if (dn)
+            memcpy(b->p, d, dn);
+    } else if (dn) {
+        memcpy(b->p + b->len, d, dn);
+    }
+    b->len = nlen;
+    return WR_OK;
 }
 
 static uint32_t h_send_local_response(void *e, uint32_t status, uint32_t dp, uint32_t dn,
@@ -550,10 +609,11 @@ static uint32_t h_send_local_response(void *e, uint32_t status, uint32_t dp, uin
     (void)grpc;
     struct arc_pl_inst *in = e;
     struct arc_pl_run *r = run_of(in);
-    const uint8_t *body = gmem(in, bp, bn);
-    if (!gmem(in, dp, dn) || !body || !gmem(in, hp, hn))
+    const uint8_t *body = arc_pl__gmem(in, bp, bn);
+    if (!arc_pl__gmem(in, dp, dn) || !body || !arc_pl__gmem(in, hp, hn))
         return WR_INVALID_MEMORY;
-    if (!r || !r->map || status < 200 || status > 599 || bn > ARC_PL_LOCAL_BODY_MAX)
+    if (!r || (!r->map && !r->body) || status < 200 || status > 599 ||
+        bn > ARC_PL_LOCAL_BODY_MAX)
         return WR_BAD_ARGUMENT;         /* (no stage running or paused for that context) */
     struct arc_pl_hmap h = { .arena = r->arena };
     uint32_t rc = parse_pairs(in, hp, hn, &h, false);
@@ -570,85 +630,6 @@ static uint32_t h_send_local_response(void *e, uint32_t status, uint32_t dp, uin
     r->has_local = true;
     if (r->paused && r->notify)
         r->notify(r->owner);            /* answered while paused: it goes on (to answer) */
-    return WR_OK;
-}
-
-/* ------------------------------------------------------------ shared data */
-
-static struct arc_pl_shared *shared_find(struct arc_pl_wslot *s, const uint8_t *k, uint32_t kn)
-{
-    for (uint32_t i = 0; i < s->n_shared; i++)
-        if (s->shared[i].klen == kn && memcmp(s->shared[i].key, k, kn) == 0)
-            return &s->shared[i];
-    return NULL;
-}
-
-static uint32_t h_get_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t ret_ptr,
-                                  uint32_t ret_size, uint32_t ret_cas)
-{
-    struct arc_pl_inst *in = e;
-    const uint8_t *k = gmem(in, kp, kn);
-    if (!k || !gmem(in, ret_cas, 4))
-        return WR_INVALID_MEMORY;
-    struct arc_pl_shared *d = shared_find(in->slot, k, kn);
-    if (!d)
-        return WR_NOT_FOUND;
-    uint32_t cas = d->cas;
-    /* (the guest's allocator may run: d is not used after this) */
-    uint32_t rc = ret_bytes(in, d->value, d->vlen, ret_ptr, ret_size);
-    if (rc == WR_OK)
-        put_u32(in, ret_cas, cas);
-    return rc;
-}
-
-static uint32_t h_set_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t vp, uint32_t vn,
-                                  uint32_t cas)
-{
-    struct arc_pl_inst *in = e;
-    struct arc_pl_wslot *s = in->slot;
-    const uint8_t *k = gmem(in, kp, kn), *v = gmem(in, vp, vn);
-    if (!k || !v)
-        return WR_INVALID_MEMORY;
-    struct arc_pl_shared *d = shared_find(s, k, kn);
-    if (cas && (!d || d->cas != cas))
-        return WR_CAS_MISMATCH;
-    size_t old = d ? (size_t)d->klen + d->vlen : 0;
-    if (s->shared_bytes - old + kn + vn > ARC_PL_SHARED_MAX_BYTES ||
-        (!d && s->n_shared >= ARC_PL_SHARED_MAX_KEYS))
-        return WR_BAD_ARGUMENT;
-    char *nv = malloc(vn ? vn : 1);
-    if (!nv)
-        return WR_INTERNAL;
-    if (vn)
-        memcpy(nv, v, vn);
-    if (!d) {
-        if (s->n_shared == s->cap_shared) {
-            uint32_t cap = s->cap_shared ? s->cap_shared * 2 : 8;
-            struct arc_pl_shared *t = realloc(s->shared, cap * sizeof(*t));
-            if (!t) {
-                free(nv);
-                return WR_INTERNAL;
-            }
-            s->shared = t;
-            s->cap_shared = cap;
-        }
-        char *nk = malloc(kn ? kn : 1);
-        if (!nk) {
-            free(nv);
-            return WR_INTERNAL;
-        }
-        if (kn)
-            memcpy(nk, k, kn);
-        d = &s->shared[s->n_shared++];
-        *d = (struct arc_pl_shared){ .key = nk, .klen = kn };
-    }
-    free(d->value);
-    d->value = nv;
-    d->vlen = vn;
-    if (++s->next_cas == 0)
-        s->next_cas = 1;
-    d->cas = s->next_cas;
-    s->shared_bytes = s->shared_bytes - old + kn + vn;
     return WR_OK;
 }
 
@@ -748,8 +729,9 @@ static uint32_t h_http_call(void *e, uint32_t up, uint32_t upl, uint32_t hp, uin
                             uint32_t ret)
 {
     struct arc_pl_inst *in = e;
-    const uint8_t *u = gmem(in, up, upl), *b = gmem(in, bp, bl);
-    if (!u || !b || !gmem(in, hp, hl) || !gmem(in, tp, tl) || !gmem(in, ret, 4))
+    const uint8_t *u = arc_pl__gmem(in, up, upl), *b = arc_pl__gmem(in, bp, bl);
+    if (!u || !b || !arc_pl__gmem(in, hp, hl) || !arc_pl__gmem(in, tp, tl) ||
+        !arc_pl__gmem(in, ret, 4))
         return WR_INVALID_MEMORY;
     struct arc_pl_ctx *c = in->cur;
     struct arc_pl_run *r = c ? c->run : NULL;
@@ -768,12 +750,12 @@ static uint32_t h_http_call(void *e, uint32_t up, uint32_t upl, uint32_t hp, uin
     const struct arc_pl_caller who = { .inst = in, .ctx_id = c->id, .gen = in->gen, .token = tok };
     const struct arc_pl_call_req req = {
         .upstream = { (const char *)u, upl }, .hdrs = &h, .body = { (const char *)b, bl },
-        .timeout_ms = timeout,
+        .timeout_ms = timeout, .max_body = in->pl->max_call_body,
     };
     rc = r->dispatch(r->owner, &req, &who);
     if (rc != WR_OK)
         return rc;
-    put_u32(in, ret, tok);
+    arc_pl__put_u32(in, ret, tok);
     return WR_OK;
 }
 
@@ -807,312 +789,6 @@ void arc_pl_http_call_done(const struct arc_pl_caller *who, const struct arc_pl_
     }
     if (in->slot->queue_ready)
         arc_pl__queues_deliver(in->slot);
-}
-
-/* ------------------------------------------------------------ shared queues */
-
-static struct arc_pl_queue *queue_by_name(struct arc_pl_wslot *s, const uint8_t *n, uint32_t nl,
-                                          uint32_t *id)
-{
-    for (uint32_t i = 0; i < s->n_queues; i++)
-        if (s->queues[i].nlen == nl && memcmp(s->queues[i].name, n, nl) == 0) {
-            *id = i + 1;
-            return &s->queues[i];
-        }
-    return NULL;
-}
-
-static struct arc_pl_queue *queue_by_id(struct arc_pl_wslot *s, uint32_t id)
-{
-    return id >= 1 && id <= s->n_queues ? &s->queues[id - 1] : NULL;
-}
-
-/* The queue is owned by the calling instance's root context: the one being
- * configured, or the root of the HTTP context being called. */
-static uint32_t h_register_queue(void *e, uint32_t np, uint32_t nl, uint32_t ret)
-{
-    struct arc_pl_inst *in = e;
-    struct arc_pl_wslot *s = in->slot;
-    const uint8_t *n = gmem(in, np, nl);
-    if (!n || !gmem(in, ret, 4))
-        return WR_INVALID_MEMORY;
-    if (nl == 0 || nl > 256)
-        return WR_BAD_ARGUMENT;
-    uint32_t id;
-    struct arc_pl_queue *q = queue_by_name(s, n, nl, &id);
-    if (!q) {
-        if (s->n_queues >= ARC_PL_QUEUES_MAX)
-            return WR_BAD_ARGUMENT;
-        if (!s->queues && !(s->queues = calloc(ARC_PL_QUEUES_MAX, sizeof(*s->queues))))
-            return WR_INTERNAL;
-        char *name = malloc(nl);
-        if (!name)
-            return WR_INTERNAL;
-        memcpy(name, n, nl);
-        q = &s->queues[s->n_queues++];
-        *q = (struct arc_pl_queue){ .name = name, .nlen = nl };
-        id = s->n_queues;
-    }
-    q->owner = (uint32_t)(in - s->inst);
-    q->root = in->cur ? in->cur->root + 1 : in->cfg_root + 1;
-    put_u32(in, ret, id);
-    return WR_OK;
-}
-
-/* vm_id is not used: queues are per plugin (per worker). */
-static uint32_t h_resolve_queue(void *e, uint32_t vp, uint32_t vl, uint32_t np, uint32_t nl,
-                                uint32_t ret)
-{
-    struct arc_pl_inst *in = e;
-    const uint8_t *n = gmem(in, np, nl);
-    if (!gmem(in, vp, vl) || !n || !gmem(in, ret, 4))
-        return WR_INVALID_MEMORY;
-    uint32_t id;
-    if (!queue_by_name(in->slot, n, nl, &id))
-        return WR_NOT_FOUND;
-    put_u32(in, ret, id);
-    return WR_OK;
-}
-
-static uint32_t h_enqueue(void *e, uint32_t id, uint32_t dp, uint32_t dl)
-{
-    struct arc_pl_inst *in = e;
-    struct arc_pl_wslot *s = in->slot;
-    const uint8_t *d = gmem(in, dp, dl);
-    if (!d)
-        return WR_INVALID_MEMORY;
-    struct arc_pl_queue *q = queue_by_id(s, id);
-    if (!q)
-        return WR_NOT_FOUND;
-    if (q->n >= ARC_PL_QUEUE_MAX_ITEMS || q->bytes + dl > ARC_PL_QUEUE_MAX_BYTES)
-        return WR_BAD_ARGUMENT;         /* full */
-    struct arc_pl_qitem *it = malloc(sizeof(*it) + (dl ? dl : 1));
-    if (!it)
-        return WR_INTERNAL;
-    it->next = NULL;
-    it->len = dl;
-    if (dl)
-        memcpy(it->data, d, dl);
-    if (q->tail)
-        q->tail->next = it;
-    else
-        q->head = it;
-    q->tail = it;
-    q->n++;
-    q->bytes += dl;
-    q->ready = true;
-    s->queue_ready = true;
-    return WR_OK;
-}
-
-static uint32_t h_dequeue(void *e, uint32_t id, uint32_t ret_ptr, uint32_t ret_size)
-{
-    struct arc_pl_inst *in = e;
-    struct arc_pl_wslot *s = in->slot;
-    if (!gmem(in, ret_ptr, 4) || !gmem(in, ret_size, 4))
-        return WR_INVALID_MEMORY;
-    struct arc_pl_queue *q = queue_by_id(s, id);
-    if (!q)
-        return WR_NOT_FOUND;
-    if (!q->head)
-        return WR_EMPTY;
-    struct arc_pl_qitem *it = q->head;
-    q->head = it->next;
-    if (!q->head)
-        q->tail = NULL;
-    q->n--;
-    q->bytes -= it->len;
-    /* In limbo while the guest's allocator runs (a trap there must not
-     * leak it; the next dequeue or the set's end frees it). */
-    free(s->limbo);
-    s->limbo = it;
-    uint32_t rc = ret_bytes(in, it->data, it->len, ret_ptr, ret_size);
-    if (s->limbo == it) {
-        free(it);
-        s->limbo = NULL;
-    }
-    return rc;
-}
-
-#define QUEUE_ROUNDS 4
-
-void arc_pl__queues_deliver(struct arc_pl_wslot *s)
-{
-    /* A few rounds: proxy_on_queue_ready may enqueue again (what is left
-     * is delivered after the worker's next call into the plugin). */
-    for (int round = 0; round < QUEUE_ROUNDS && s->queue_ready; round++) {
-        s->queue_ready = false;
-        for (uint32_t i = 0; i < s->n_queues; i++) {
-            struct arc_pl_queue *q = &s->queues[i];
-            if (!q->ready || !q->head)
-                continue;
-            struct arc_pl_inst *in = &s->inst[q->owner];
-            if (in->dead)
-                continue;               /* (ready stays: delivered once it is rebuilt and
-                                           the queue gets an item) */
-            q->ready = false;
-            uint32_t rv;
-            int code = arc_pl__call(in, PLX_ON_QUEUE_READY, &rv, 2, q->root, i + 1, 0);
-            if (code)
-                fprintf(stderr, "arc: plugin '%s' failed in proxy_on_queue_ready: %s\n",
-                        in->pl->name, arc_pl__trap_text(code));
-        }
-    }
-}
-
-void arc_pl__queues_free(struct arc_pl_wslot *s)
-{
-    for (uint32_t i = 0; i < s->n_queues; i++) {
-        struct arc_pl_qitem *it = s->queues[i].head;
-        while (it) {
-            struct arc_pl_qitem *nx = it->next;
-            free(it);
-            it = nx;
-        }
-        free(s->queues[i].name);
-    }
-    free(s->queues);
-    free(s->limbo);
-    s->queues = NULL;
-    s->limbo = NULL;
-    s->n_queues = 0;
-}
-
-/* ------------------------------------------------------------ metrics */
-
-static bool metric_name_ok(const uint8_t *p, uint32_t n)
-{
-    if (n == 0 || n >= sizeof(((struct arc_pl_metric_def *)0)->name))
-        return false;
-    for (uint32_t i = 0; i < n; i++)
-        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
-              (p[i] >= '0' && p[i] <= '9') || strchr("_.:-/", p[i])))
-            return false;
-    return true;
-}
-
-static uint32_t h_define_metric(void *e, uint32_t type, uint32_t np, uint32_t nn, uint32_t ret)
-{
-    struct arc_pl_inst *in = e;
-    struct arc_pl_plugin *pl = (struct arc_pl_plugin *)in->pl;
-    const uint8_t *name = gmem(in, np, nn);
-    if (!name || !gmem(in, ret, 4))
-        return WR_INVALID_MEMORY;
-    if (type > 2 || !metric_name_ok(name, nn))
-        return WR_BAD_ARGUMENT;
-    uint32_t n = atomic_load_explicit(&pl->n_metrics, memory_order_acquire), id = UINT32_MAX;
-    for (uint32_t i = 0; i < n && id == UINT32_MAX; i++)
-        if (strlen(pl->metric_defs[i].name) == nn && memcmp(pl->metric_defs[i].name, name, nn) == 0)
-            id = i;
-    if (id == UINT32_MAX) {
-        pthread_mutex_lock(&pl->metric_lock);
-        n = atomic_load_explicit(&pl->n_metrics, memory_order_relaxed);
-        for (uint32_t i = 0; i < n && id == UINT32_MAX; i++)
-            if (strlen(pl->metric_defs[i].name) == nn &&
-                memcmp(pl->metric_defs[i].name, name, nn) == 0)
-                id = i;
-        if (id == UINT32_MAX && n < ARC_PL_MAX_METRICS) {
-            memcpy(pl->metric_defs[n].name, name, nn);
-            pl->metric_defs[n].name[nn] = '\0';
-            pl->metric_defs[n].type = type;
-            atomic_store_explicit(&pl->n_metrics, n + 1, memory_order_release);
-            id = n;
-        }
-        pthread_mutex_unlock(&pl->metric_lock);
-    }
-    if (id == UINT32_MAX || pl->metric_defs[id].type != type)
-        return WR_BAD_ARGUMENT;         /* full, or the name has another type */
-    put_u32(in, ret, id);
-    return WR_OK;
-}
-
-static struct arc_pl_metric_val *metric_of(struct arc_pl_inst *in, uint32_t id, uint32_t *type)
-{
-    if (id >= atomic_load_explicit(&in->pl->n_metrics, memory_order_acquire))
-        return NULL;
-    *type = in->pl->metric_defs[id].type;
-    return &in->slot->metrics[id];
-}
-
-static uint32_t h_increment_metric(void *e, uint32_t id, uint64_t off)
-{
-    uint32_t type;
-    struct arc_pl_metric_val *m = metric_of(e, id, &type);
-    if (!m || type == 2 || (type == 0 && (int64_t)off < 0))
-        return m ? WR_BAD_ARGUMENT : WR_NOT_FOUND;
-    atomic_store_explicit(&m->v, atomic_load_explicit(&m->v, memory_order_relaxed) + (int64_t)off,
-                          memory_order_relaxed);
-    return WR_OK;
-}
-
-static uint32_t h_record_metric(void *e, uint32_t id, uint64_t value)
-{
-    uint32_t type;
-    struct arc_pl_metric_val *m = metric_of(e, id, &type);
-    if (!m)
-        return WR_NOT_FOUND;
-    if (type == 0)
-        return WR_BAD_ARGUMENT;
-    if (type == 1) {
-        atomic_store_explicit(&m->v, (int64_t)value, memory_order_relaxed);
-        return WR_OK;
-    }
-    atomic_store_explicit(&m->v, atomic_load_explicit(&m->v, memory_order_relaxed) + (int64_t)value,
-                          memory_order_relaxed);
-    atomic_store_explicit(&m->n, atomic_load_explicit(&m->n, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    return WR_OK;
-}
-
-static uint32_t h_get_metric(void *e, uint32_t id, uint32_t ret)
-{
-    struct arc_pl_inst *in = e;
-    uint32_t type;
-    if (!metric_of(in, id, &type))
-        return WR_NOT_FOUND;
-    uint8_t *p = gmem(in, ret, 8);
-    if (!p)
-        return WR_INVALID_MEMORY;
-    int64_t sum = 0;                    /* over every worker (relaxed reads) */
-    for (unsigned w = 0; w < in->pl->n_workers; w++)
-        sum += atomic_load_explicit(&in->pl->w[w].metrics[id].v, memory_order_relaxed);
-    memcpy(p, &sum, 8);
-    return WR_OK;
-}
-
-void arc_plugin_metrics_render(struct arc_sbuf *out, const struct arc_pl_set *set)
-{
-    static const char *const kind[3] = { "counter", "gauge", "histogram" };
-    bool head[3] = { false, false, false };
-    for (size_t i = 0; set && i < set->n; i++) {
-        const struct arc_pl_plugin *pl = &set->pl[i];
-        uint32_t n = pl->w ? atomic_load_explicit(&((struct arc_pl_plugin *)pl)->n_metrics,
-                                                  memory_order_acquire) : 0;
-        for (uint32_t k = 0; k < n; k++) {
-            uint32_t t = pl->metric_defs[k].type;
-            int64_t v = 0;
-            uint64_t cnt = 0;
-            for (unsigned w = 0; w < pl->n_workers; w++) {
-                v += atomic_load_explicit(&pl->w[w].metrics[k].v, memory_order_relaxed);
-                cnt += atomic_load_explicit(&pl->w[w].metrics[k].n, memory_order_relaxed);
-            }
-            if (!head[t]) {
-                head[t] = true;
-                arc_sbuf_printf(out, "# HELP arc_plugin_%s Metrics plugins define "
-                                "(proxy_define_metric), summed over workers.\n"
-                                "# TYPE arc_plugin_%s %s\n", kind[t], kind[t],
-                                t == 2 ? "summary" : kind[t]);
-            }
-            if (t == 2)
-                arc_sbuf_printf(out, "arc_plugin_histogram_sum{plugin=\"%s\",name=\"%s\"} %lld\n"
-                                "arc_plugin_histogram_count{plugin=\"%s\",name=\"%s\"} %llu\n",
-                                pl->name, pl->metric_defs[k].name, (long long)v, pl->name,
-                                pl->metric_defs[k].name, (unsigned long long)cnt);
-            else
-                arc_sbuf_printf(out, "arc_plugin_%s{plugin=\"%s\",name=\"%s\"} %lld\n", kind[t],
-                                pl->name, pl->metric_defs[k].name, (long long)v);
-        }
-    }
 }
 
 /* ------------------------------------------------------------ contexts, pause */
@@ -1161,14 +837,19 @@ static uint32_t h_set_effective_context(void *e, uint32_t id)
     return WR_BAD_ARGUMENT;
 }
 
-/* proxy_continue_stream(request): the paused request goes on (after the
- * guest call that asked returns: the exchange is told to wake). */
-static uint32_t continue_request(struct arc_pl_inst *in)
+/* proxy_continue_stream(request or response): the paused stage goes on
+ * (after the guest call that asked returns: the exchange is told to
+ * wake). */
+static uint32_t continue_stage(struct arc_pl_inst *in, bool resp)
 {
     struct arc_pl_ctx *c = in->cur;
     if (!c)
         return WR_BAD_ARGUMENT;
     struct arc_pl_run *r = c->run;
+    if (r->paused && r->pause_resp != resp)
+        return WR_OK;                   /* (the other direction is not paused) */
+    if (resp && !r->paused && r->map_type != MAP_RESPONSE_HEADERS)
+        return WR_OK;                   /* (not in the response stage) */
     if (r->paused) {
         if (&r->ctx[r->next] != c)
             return WR_OK;               /* another filter of the run holds it */
@@ -1186,22 +867,19 @@ static uint32_t continue_request(struct arc_pl_inst *in)
 
 static uint32_t h_continue_stream(void *e, uint32_t type)
 {
-    if (type == 0)
-        return continue_request(e);
-    if (type == 1)
-        return WR_OK;                   /* responses never pause (see stage) */
+    if (type <= 1)
+        return continue_stage(e, type == 1);
     return WR_BAD_ARGUMENT;
 }
 
 static uint32_t h_continue_request(void *e)
 {
-    return continue_request(e);
+    return continue_stage(e, false);
 }
 
 static uint32_t h_continue_response(void *e)
 {
-    (void)e;
-    return WR_OK;
+    return continue_stage(e, true);
 }
 
 static void h_proc_exit(void *e, uint32_t code)
@@ -1244,6 +922,7 @@ const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS] = {
     { "proxy_dequeue_shared_queue", "iii>i" },
     { "proxy_http_call", "iiiiiiiiii>i" },
     { "proxy_set_tick_period_milliseconds", "i>i" },
+    { "proxy_set_buffer_bytes", "iiiii>i" },
 };
 
 const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
@@ -1253,12 +932,15 @@ const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS] = {
     (arc_w2c_fn)h_get_map_pairs, (arc_w2c_fn)h_set_map_pairs, (arc_w2c_fn)h_get_map_size,
     (arc_w2c_fn)h_get_buffer_bytes, (arc_w2c_fn)h_get_buffer_status,
     (arc_w2c_fn)h_send_local_response, (arc_w2c_fn)h_set_effective_context,
-    (arc_w2c_fn)h_proc_exit, (arc_w2c_fn)h_get_shared_data, (arc_w2c_fn)h_set_shared_data,
-    (arc_w2c_fn)h_define_metric, (arc_w2c_fn)h_increment_metric, (arc_w2c_fn)h_record_metric,
-    (arc_w2c_fn)h_get_metric, (arc_w2c_fn)h_continue_stream, (arc_w2c_fn)h_continue_request,
-    (arc_w2c_fn)h_continue_response, (arc_w2c_fn)h_register_queue, (arc_w2c_fn)h_resolve_queue,
-    (arc_w2c_fn)h_enqueue, (arc_w2c_fn)h_dequeue, (arc_w2c_fn)h_http_call,
-    (arc_w2c_fn)h_set_tick_period,
+    (arc_w2c_fn)h_proc_exit,
+    (arc_w2c_fn)arc_pl__h_get_shared_data, (arc_w2c_fn)arc_pl__h_set_shared_data,
+    (arc_w2c_fn)arc_pl__h_define_metric, (arc_w2c_fn)arc_pl__h_increment_metric,
+    (arc_w2c_fn)arc_pl__h_record_metric, (arc_w2c_fn)arc_pl__h_get_metric,
+    (arc_w2c_fn)h_continue_stream, (arc_w2c_fn)h_continue_request,
+    (arc_w2c_fn)h_continue_response,
+    (arc_w2c_fn)arc_pl__h_register_queue, (arc_w2c_fn)arc_pl__h_resolve_queue,
+    (arc_w2c_fn)arc_pl__h_enqueue, (arc_w2c_fn)arc_pl__h_dequeue,
+    (arc_w2c_fn)h_http_call, (arc_w2c_fn)h_set_tick_period, (arc_w2c_fn)h_set_buffer_bytes,
 };
 
 /* ------------------------------------------------------------ runs */
@@ -1273,8 +955,10 @@ struct arc_pl_run *arc_pl_run_new(struct arc_pl_set *set, unsigned worker,
         return NULL;
     *r = (struct arc_pl_run){ .set = set, .worker = worker, .n = n, .ctx = c,
                               .props = props, .arena = arena };
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         c[i] = (struct arc_pl_ctx){ .plugin = plugins[i], .root = roots ? roots[i] : 0, .run = r };
+        r->body_mask |= set->pl[plugins[i]].body_mask;
+    }
     return r;
 }
 
@@ -1305,6 +989,43 @@ static bool ctx_live(const struct arc_pl_ctx *c)
     return c->inst && !c->inst->dead && c->inst->gen == c->gen;
 }
 
+/* Makes ctx c ready for a callback: its context created (again, on a
+ * rebuilt instance) and its instance alive. 1: call it; 0: skip it (out
+ * of the run, failed open); -1: the run fails (fail_closed). */
+static inline __attribute__((always_inline)) int ctx_ready(struct arc_pl_run *r,
+                                                          struct arc_pl_ctx *c, uint64_t now_ms)
+{
+    if (c->dead)
+        return 0;                       /* failed open earlier: the filter is out */
+    if (c->created && !ctx_live(c)) {
+        c->created = false;             /* another exchange's failure discarded the
+                                           instance: this one starts a new context
+                                           on the rebuilt one, unaffected */
+        ctx_unlink(c);
+    }
+    if (!c->created) {
+        struct arc_pl_inst *in = arc_pl__pick(&r->set->pl[c->plugin], r->worker, now_ms);
+        c->created = true;
+        if (!in)
+            return failed(r, c, 0) == ARC_PL_FAIL ? -1 : 0;
+        c->inst = in;
+        c->gen = in->gen;
+        c->id = in->next_ctx++;
+        if (in->next_ctx == 0)
+            in->next_ctx = r->set->pl[c->plugin].n_roots + 1;
+        ctx_link(in, c);
+        uint32_t rv;
+        in->cur = c;
+        int code = arc_pl__call(in, PLX_ON_CONTEXT_CREATE, &rv, 2, c->id, c->root + 1, 0);
+        in->cur = NULL;
+        if (code)
+            return failed(r, c, code) == ARC_PL_FAIL ? -1 : 0;
+    }
+    if (!ctx_live(c))
+        return failed(r, c, 0) == ARC_PL_FAIL ? -1 : 0;
+    return 1;
+}
+
 /* Runs the stage's callback `e` for ctx[from..n) over run->map. */
 static enum arc_pl_verdict stage_from(struct arc_pl_run *r, size_t from, enum arc_pl_export e,
                                       uint64_t now_ms)
@@ -1312,43 +1033,11 @@ static enum arc_pl_verdict stage_from(struct arc_pl_run *r, size_t from, enum ar
     struct arc_pl_hmap *map = r->map;
     for (size_t i = from; i < r->n; i++) {
         struct arc_pl_ctx *c = &r->ctx[i];
-        if (c->dead)
-            continue;                   /* failed open earlier: the filter is out */
-        if (c->created && !ctx_live(c)) {
-            c->created = false;         /* another exchange's failure discarded the
-                                           instance: this one starts a new context
-                                           on the rebuilt one, unaffected */
-            ctx_unlink(c);
-        }
-        if (!c->created) {
-            struct arc_pl_inst *in = arc_pl__pick(&r->set->pl[c->plugin], r->worker, now_ms);
-            c->created = true;
-            if (!in) {
-                if (failed(r, c, 0) == ARC_PL_FAIL)
-                    return ARC_PL_FAIL;
-                continue;
-            }
-            c->inst = in;
-            c->gen = in->gen;
-            c->id = in->next_ctx++;
-            if (in->next_ctx == 0)
-                in->next_ctx = r->set->pl[c->plugin].n_roots + 1;
-            ctx_link(in, c);
-            uint32_t rv;
-            in->cur = c;
-            int code = arc_pl__call(in, PLX_ON_CONTEXT_CREATE, &rv, 2, c->id, c->root + 1, 0);
-            in->cur = NULL;
-            if (code) {
-                if (failed(r, c, code) == ARC_PL_FAIL)
-                    return ARC_PL_FAIL;
-                continue;
-            }
-        }
-        if (!ctx_live(c)) {
-            if (failed(r, c, 0) == ARC_PL_FAIL)
-                return ARC_PL_FAIL;
+        int ready = ctx_ready(r, c, now_ms);
+        if (ready < 0)
+            return ARC_PL_FAIL;
+        if (ready == 0)
             continue;
-        }
         uint32_t action = 0;
         struct arc_pl_inst *in = c->inst;
         in->cur = c;
@@ -1366,25 +1055,13 @@ static enum arc_pl_verdict stage_from(struct arc_pl_run *r, size_t from, enum ar
             return ARC_PL_LOCAL;
         if (action == 0 || r->resume_req)
             continue;                   /* Continue (or Pause, already continued) */
-        if (e == PLX_ON_REQUEST_HEADERS) {
-            /* Pause: the exchange waits for proxy_continue_stream (or a
-             * local answer) from a later call, up to pause_timeout. */
-            r->paused = true;
-            r->next = i;
-            r->pause_ms = r->set->pl[c->plugin].pause_ms;
-            return ARC_PL_PAUSE;
-        }
-        /* Pause at the response stage: not supported (the upstream's head
-         * is not kept), so this is the filter failing. */
-        static __thread uint64_t last_sec;
-        uint64_t sec = arc_pl__now_ns() / 1000000000ull;
-        if (sec != last_sec) {
-            last_sec = sec;
-            arc_log(ARC_LOG_WARN, "plugin '%s' paused a response; pausing a response is not "
-                    "supported", r->set->pl[c->plugin].name);
-        }
-        if (failed(r, c, 0) == ARC_PL_FAIL)
-            return ARC_PL_FAIL;
+        /* Pause: the exchange waits for proxy_continue_stream (or a local
+         * answer) from a later call, up to pause_timeout. */
+        r->paused = true;
+        r->pause_resp = e == PLX_ON_RESPONSE_HEADERS;
+        r->next = i;
+        r->pause_ms = r->set->pl[c->plugin].pause_ms;
+        return ARC_PL_PAUSE;
     }
     return ARC_PL_CONTINUE;
 }
@@ -1410,13 +1087,14 @@ enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *r, uint64_t now_ms)
         return ARC_PL_CONTINUE;
     r->paused = false;
     struct arc_pl_ctx *c = &r->ctx[r->next];
+    enum arc_pl_export e = r->pause_resp ? PLX_ON_RESPONSE_HEADERS : PLX_ON_REQUEST_HEADERS;
     enum arc_pl_verdict v;
     if (r->pfail) {
         int code = r->pfail;
         r->pfail = 0;
         v = failed(r, c, code);
         if (v == ARC_PL_CONTINUE)
-            v = stage_from(r, r->next + 1, PLX_ON_REQUEST_HEADERS, now_ms);
+            v = stage_from(r, r->next + 1, e, now_ms);
     } else if (r->has_local) {
         v = ARC_PL_LOCAL;
     } else if (!r->resume_req) {
@@ -1427,23 +1105,24 @@ enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *r, uint64_t now_ms)
         uint64_t sec = arc_pl__now_ns() / 1000000000ull;
         if (sec != last_sec) {
             last_sec = sec;
-            fprintf(stderr, "arc: plugin '%s' failed: a paused request was not continued "
+            fprintf(stderr, "arc: plugin '%s' failed: a paused %s was not continued "
                     "within pause_timeout (%s)\n", pl->name,
+                    r->pause_resp ? "response" : "request",
                     pl->fail_open ? "fail_open" : "fail_closed");
         }
         r->fail = ARC_PL_FAIL_TIMEOUT;
         c->dead = true;
-        v = pl->fail_open ? stage_from(r, r->next + 1, PLX_ON_REQUEST_HEADERS, now_ms)
-                          : ARC_PL_FAIL;
+        v = pl->fail_open ? stage_from(r, r->next + 1, e, now_ms) : ARC_PL_FAIL;
         if (v == ARC_PL_FAIL && r->fail == ARC_PL_FAIL_NONE)
             r->fail = ARC_PL_FAIL_TIMEOUT;
     } else {
         r->resume_req = false;
-        v = stage_from(r, r->next + 1, PLX_ON_REQUEST_HEADERS, now_ms);
+        v = stage_from(r, r->next + 1, e, now_ms);
     }
     if (v == ARC_PL_PAUSE)
         return v;
-    r->req_map = r->map;
+    if (!r->pause_resp)
+        r->req_map = r->map;
     r->map = NULL;
     return v;
 }
@@ -1456,12 +1135,177 @@ enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *r, struct arc_pl_
     r->stage_eos = eos;
     r->fail = ARC_PL_FAIL_NONE;
     enum arc_pl_verdict v = stage_from(r, 0, PLX_ON_RESPONSE_HEADERS, now_ms);
+    if (v == ARC_PL_PAUSE)
+        return v;                       /* (the map stays: the filter may still edit it) */
+    r->map = NULL;
+    return v;
+}
+
+/* ------------------------------------------------------------ bodies, trailers */
+
+static void buf_swap(struct arc_pl_buf *a, struct arc_pl_buf *b)
+{
+    struct arc_pl_buf t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Appends b's bytes to a (b is left empty). */
+static bool buf_join(struct arc_pl_buf *a, struct arc_pl_buf *b)
+{
+    if (!a->len) {
+        buf_swap(a, b);
+        b->len = 0;
+        return true;
+    }
+    if (b->len) {
+        if (!buf_reserve(a, a->len + b->len))
+            return false;
+        memcpy(a->p + a->len, b->p, b->len);
+        a->len += b->len;
+    }
+    b->len = 0;
+    return true;
+}
+
+enum arc_pl_verdict arc_pl_body(struct arc_pl_run *r, int dir, const char *p, size_t len,
+                                bool eos, uint64_t now_ms, const char **out, size_t *out_len)
+{
+    *out = p;
+    *out_len = len;
+    unsigned has = dir ? ARC_PL_HAS_RESP_BODY : ARC_PL_HAS_REQ_BODY;
+    if (r->body_eos[dir] || !(r->body_mask & has))
+        return ARC_PL_CONTINUE;         /* (closed: bytes pass through) */
+    enum arc_pl_export e = dir ? PLX_ON_RESPONSE_BODY : PLX_ON_REQUEST_BODY;
+    struct arc_pl_buf *w = &r->work[dir];
+    r->body_eos[dir] = eos;
+    r->fail = ARC_PL_FAIL_NONE;
+    w->len = 0;
+    if (len) {
+        if (!buf_reserve(w, len)) {
+            r->fail = ARC_PL_FAIL_TRAP;  /* (out of memory: fails like the filter) */
+            return ARC_PL_FAIL;
+        }
+        memcpy(w->p, p, len);
+        w->len = len;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        struct arc_pl_ctx *c = &r->ctx[i];
+        const struct arc_pl_plugin *pl = &r->set->pl[c->plugin];
+        if (!(pl->body_mask & has))
+            continue;
+        struct arc_pl_buf *h = &c->held[dir];
+        int ready = ctx_ready(r, c, now_ms);
+        if (ready < 0)
+            return ARC_PL_FAIL;
+        if (ready == 0) {
+            /* Out of the run (failed open): what it held goes on first. */
+            if (!buf_join(h, w))
+                return ARC_PL_FAIL;
+            buf_swap(h, w);
+            continue;
+        }
+        /* The filter sees what it holds with this chunk appended. */
+        if (h->len && h->len + w->len > pl->max_body)
+            return ARC_PL_TOO_LARGE;
+        if (!buf_join(h, w)) {
+            r->fail = ARC_PL_FAIL_TRAP;
+            return ARC_PL_FAIL;
+        }
+        uint32_t action = 0;
+        struct arc_pl_inst *in = c->inst;
+        in->cur = c;
+        r->body = h;
+        r->body_type = dir;
+        int code = arc_pl__call(in, e, &action, 3, c->id, (uint32_t)h->len, eos);
+        r->body = NULL;
+        in->cur = NULL;
+        if (in->slot->queue_ready)
+            arc_pl__queues_deliver(in->slot);
+        if (code) {
+            if (failed(r, c, code) == ARC_PL_FAIL)
+                return ARC_PL_FAIL;
+            buf_swap(h, w);             /* failed open: its bytes go on unfiltered */
+            continue;
+        }
+        if (r->has_local)
+            return ARC_PL_LOCAL;
+        if (action != 0 && !eos) {
+            /* StopIterationAndBuffer (1), AndWatermark (2), NoBuffer (3): held
+             * here and offered again with the next chunk. */
+            if (h->len > pl->max_body)
+                return ARC_PL_TOO_LARGE;
+            *out = "";
+            *out_len = 0;
+            return ARC_PL_CONTINUE;
+        }
+        buf_swap(h, w);                 /* Continue (or the end): on to the next filter */
+    }
+    *out = w->p ? w->p : "";
+    *out_len = w->len;
+    return ARC_PL_CONTINUE;
+}
+
+enum arc_pl_verdict arc_pl_trailers(struct arc_pl_run *r, int dir, struct arc_pl_hmap *map,
+                                    uint64_t now_ms)
+{
+    unsigned has = dir ? ARC_PL_HAS_RESP_TRAILERS : ARC_PL_HAS_REQ_TRAILERS;
+    if (!(r->body_mask & has) || r->map)
+        return ARC_PL_CONTINUE;         /* (r->map: a request stage still paused) */
+    enum arc_pl_export e = dir ? PLX_ON_RESPONSE_TRAILERS : PLX_ON_REQUEST_TRAILERS;
+    r->map = map;
+    r->map_type = dir ? MAP_RESPONSE_TRAILERS : MAP_REQUEST_TRAILERS;
+    r->fail = ARC_PL_FAIL_NONE;
+    enum arc_pl_verdict v = ARC_PL_CONTINUE;
+    for (size_t i = 0; i < r->n; i++) {
+        struct arc_pl_ctx *c = &r->ctx[i];
+        if (!(r->set->pl[c->plugin].body_mask & has))
+            continue;
+        int ready = ctx_ready(r, c, now_ms);
+        if (ready < 0) {
+            v = ARC_PL_FAIL;
+            break;
+        }
+        if (ready == 0)
+            continue;
+        uint32_t action = 0;
+        struct arc_pl_inst *in = c->inst;
+        in->cur = c;
+        int code = arc_pl__call(in, e, &action, 2, c->id, (uint32_t)map->n, 0);
+        in->cur = NULL;
+        if (in->slot->queue_ready)
+            arc_pl__queues_deliver(in->slot);
+        if (code) {
+            if (failed(r, c, code) == ARC_PL_FAIL) {
+                v = ARC_PL_FAIL;
+                break;
+            }
+            continue;
+        }
+        if (r->has_local) {
+            v = ARC_PL_LOCAL;
+            break;
+        }
+        /* (StopIteration at trailers: nothing follows to wait for, so it
+         * continues) */
+    }
     r->map = NULL;
     return v;
 }
 
 void arc_pl_run_end(struct arc_pl_run *r)
 {
+    if (r->body_mask) {                 /* (header-only filters never touch these) */
+        for (size_t i = 0; i < r->n; i++)
+            for (int d = 0; d < 2; d++) {
+                free(r->ctx[i].held[d].p);
+                r->ctx[i].held[d] = (struct arc_pl_buf){ 0 };
+            }
+        for (int d = 0; d < 2; d++) {
+            free(r->work[d].p);
+            r->work[d] = (struct arc_pl_buf){ 0 };
+        }
+    }
     for (size_t i = 0; i < r->n; i++) {
         struct arc_pl_ctx *c = &r->ctx[i];
         ctx_unlink(c);                  /* (also from a dead instance's list) */

@@ -32,7 +32,7 @@
 extern char **environ;
 
 /* Bump when the generated code changes shape. */
-#define GEN_VERSION "arc-w2c-10"
+#define GEN_VERSION "arc-w2c-11"
 #define CC_FLAGS "-O2", "-fPIC", "-shared", "-fvisibility=hidden", "-w", "-std=gnu11"
 
 const struct arc_pl_sig arc_pl__exports[PLX__COUNT] = {
@@ -52,6 +52,10 @@ const struct arc_pl_sig arc_pl__exports[PLX__COUNT] = {
     [PLX_ON_QUEUE_READY] = { "proxy_on_queue_ready", "ii>" },
     [PLX_ON_HTTP_CALL_RESPONSE] = { "proxy_on_http_call_response", "iiiii>" },
     [PLX_ON_TICK] = { "proxy_on_tick", "i>" },
+    [PLX_ON_REQUEST_BODY] = { "proxy_on_request_body", "iii>i" },
+    [PLX_ON_RESPONSE_BODY] = { "proxy_on_response_body", "iii>i" },
+    [PLX_ON_REQUEST_TRAILERS] = { "proxy_on_request_trailers", "ii>i" },
+    [PLX_ON_RESPONSE_TRAILERS] = { "proxy_on_response_trailers", "ii>i" },
 };
 
 static void errf(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

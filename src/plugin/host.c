@@ -93,9 +93,13 @@ static uint32_t invoke(void *w2c, enum arc_pl_export e, arc_w2c_fn f, uint32_t a
         return ((fn_ii)f)(w2c, a0);
     case PLX_ON_VM_START:
     case PLX_ON_CONFIGURE:
+    case PLX_ON_REQUEST_TRAILERS:
+    case PLX_ON_RESPONSE_TRAILERS:
         return ((fn_iii)f)(w2c, a0, a1);
     case PLX_ON_REQUEST_HEADERS:
     case PLX_ON_RESPONSE_HEADERS:
+    case PLX_ON_REQUEST_BODY:
+    case PLX_ON_RESPONSE_BODY:
     case PLX_ON_HTTP_CALL_RESPONSE:     /* (arc_pl__call5) */
     case PLX__COUNT:
         break;
@@ -337,6 +341,10 @@ static int load_module(struct arc_pl_plugin *pl, const char *so, char *err, size
         return -1;
     }
     pl->mod = (struct arc_pl_module){ .dl = dl, .m = m };
+    pl->body_mask = (m->exports[PLX_ON_REQUEST_BODY] ? ARC_PL_HAS_REQ_BODY : 0) |
+                    (m->exports[PLX_ON_RESPONSE_BODY] ? ARC_PL_HAS_RESP_BODY : 0) |
+                    (m->exports[PLX_ON_REQUEST_TRAILERS] ? ARC_PL_HAS_REQ_TRAILERS : 0) |
+                    (m->exports[PLX_ON_RESPONSE_TRAILERS] ? ARC_PL_HAS_RESP_TRAILERS : 0);
     m->set_host(&g_host);
     m->init_module();
     return 0;
@@ -394,6 +402,11 @@ int arc_plugin_set_new(const struct arc_config *cfg, unsigned n_workers,
                                                  strlen(pc->route_configs[k]) };
         pl->budget_ns = pc->budget_ms * 1000000ull;
         pl->pause_ms = pc->pause_timeout_ms;
+        pl->max_body = pc->max_body_buffer;
+        pl->max_queues = pc->max_queues;
+        pl->max_queue_items = pc->max_queue_items;
+        pl->max_queue_bytes = pc->max_queue_bytes;
+        pl->max_call_body = pc->max_call_body;
         pl->max_pages = (uint32_t)(pc->max_memory / 65536);
         pl->pool = pc->pool;
         pl->fail_open = pc->fail_open;

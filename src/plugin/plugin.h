@@ -67,6 +67,7 @@ struct arc_pl_local {
 
 enum arc_pl_verdict {
     ARC_PL_CONTINUE = 0,    /* go on (fail_open failures included) */
+    ARC_PL_TOO_LARGE = 4,   /* a body a filter buffered outgrew its max_body_buffer */
     ARC_PL_LOCAL,           /* answer with run->local */
     ARC_PL_FAIL,            /* fail_closed failure: answer 500 (504 for a pause timeout) */
     ARC_PL_PAUSE,           /* a filter paused the request: wait for arc_pl_resume */
@@ -92,6 +93,8 @@ struct arc_pl_call_req {
     const struct arc_pl_hmap *hdrs;     /* :method, :path, :authority, then fields */
     struct arc_str body;
     uint32_t timeout_ms;
+    uint64_t max_body;                  /* largest answer body kept (the plugin's
+                                           max_call_body); a longer one fails the call */
 };
 struct arc_pl_call_resp {
     bool ok;                            /* false: failed (no answer, timeout, bad upstream) */
@@ -105,6 +108,21 @@ struct arc_pl_call_resp {
  * BadArgument, InternalFailure). */
 typedef uint32_t (*arc_pl_dispatch_fn)(void *owner, const struct arc_pl_call_req *req,
                                        const struct arc_pl_caller *who);
+
+/* A body buffer (heap; bodies can be large, arenas only grow). */
+struct arc_pl_buf {
+    char *p;
+    size_t len, cap;
+};
+
+/* Which body and trailer callbacks a module exports (arc_pl_run.body_mask). */
+#define ARC_PL_HAS_REQ_BODY 1u
+#define ARC_PL_HAS_RESP_BODY 2u
+#define ARC_PL_HAS_REQ_TRAILERS 4u
+#define ARC_PL_HAS_RESP_TRAILERS 8u
+#define ARC_PL_HAS_REQ (ARC_PL_HAS_REQ_BODY | ARC_PL_HAS_REQ_TRAILERS)
+#define ARC_PL_HAS_RESP (ARC_PL_HAS_RESP_BODY | ARC_PL_HAS_RESP_TRAILERS)
+enum arc_pl_dir { ARC_PL_DIR_REQ = 0, ARC_PL_DIR_RESP = 1 };
 
 /* One exchange's plugin contexts: one per plugin on its route. */
 struct arc_pl_run {
@@ -120,9 +138,10 @@ struct arc_pl_run {
     bool has_local;
     enum arc_pl_fail fail;              /* of the last stage, ARC_PL_FAIL_NONE if none */
     struct arc_arena *arena;
-    /* Pause (request headers): the stage stopped at ctx[next]; it goes on
-     * from ctx[next + 1] in arc_pl_resume. */
+    /* Pause (request or response headers): the stage stopped at ctx[next];
+     * it goes on from ctx[next + 1] in arc_pl_resume. */
     bool paused;
+    bool pause_resp;                    /* the stage paused is the response head's */
     bool resume_req;                    /* proxy_continue_stream for the paused context
                                            (or for the context being called) */
     bool stage_eos;
@@ -135,6 +154,14 @@ struct arc_pl_run {
     arc_pl_dispatch_fn dispatch;        /* proxy_http_call (NULL: Unimplemented) */
     int pfail;                          /* a trap while paused (e.g. in
                                            proxy_on_http_call_response), 0 if none */
+    /* Bodies and trailers: 0 for header-only filters (then nothing below
+     * is used and the exchange pays nothing for it). */
+    unsigned body_mask;                 /* ARC_PL_HAS_* of the run's filters, ORed */
+    struct arc_pl_buf work[2];          /* per direction: the bytes passing the filters */
+    struct arc_pl_buf *body;            /* the buffer offered to the callback running */
+    int body_type;                      /* its proxy-wasm buffer type (0 or 1) */
+    bool body_eos[2];                   /* end_of_stream was given, per direction */
+    void *glue;                         /* the exchange side's state (plugins.c) */
 };
 
 /**
@@ -168,16 +195,37 @@ enum arc_pl_verdict arc_pl_request_headers(struct arc_pl_run *run, struct arc_pl
                                            bool end_of_stream, uint64_t now_ms);
 enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *run, struct arc_pl_hmap *map,
                                             bool end_of_stream, uint64_t now_ms);
-/* After ARC_PL_PAUSE: the request stage goes on once notify was called
- * (proxy_continue_stream or proxy_send_local_response for the paused
- * context), or fails with ARC_PL_FAIL_TIMEOUT (the plugin's on_error
- * policy) when the wait's deadline passed first. Returns the stage's
+/* After ARC_PL_PAUSE: the paused stage (request or response head: see
+ * run->pause_resp) goes on once notify was called (proxy_continue_stream
+ * or proxy_send_local_response for the paused context), or fails with
+ * ARC_PL_FAIL_TIMEOUT (the plugin's on_error policy) when the wait's
+ * deadline passed first. Returns the stage's
  * verdict (ARC_PL_PAUSE again if a later filter pauses). */
 enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *run, uint64_t now_ms);
 /* The answer to a proxy_http_call: proxy_on_http_call_response on the
  * calling context if it still exists (else dropped). Worker thread,
  * outside any guest call. */
 void arc_pl_http_call_done(const struct arc_pl_caller *who, const struct arc_pl_call_resp *resp);
+/**
+ * A body chunk (p, len; end_of_stream `eos`) of direction `dir` through the
+ * filters that export proxy_on_request_body / proxy_on_response_body, in
+ * order. A filter returning Continue passes the (possibly rewritten) bytes
+ * to the next; any other action holds them (buffered in its context, up to
+ * its plugin's max_body_buffer) and they are offered to it again, with the
+ * next chunks appended, until it continues or the stream ends. On
+ * ARC_PL_CONTINUE *out / *out_len are the bytes to pass on now (possibly
+ * none; valid until the next call for `dir`). ARC_PL_LOCAL: run->local;
+ * ARC_PL_FAIL: a fail_closed failure (run->fail); ARC_PL_TOO_LARGE: over a
+ * max_body_buffer. After eos the direction is closed (later calls pass
+ * bytes through). Thread: the run's worker.
+ */
+enum arc_pl_verdict arc_pl_body(struct arc_pl_run *run, int dir, const char *p, size_t len,
+                                bool eos, uint64_t now_ms, const char **out, size_t *out_len);
+/* proxy_on_request_trailers / proxy_on_response_trailers over `map` (map
+ * type 1 or 3, writable). Any action other than a local answer or a
+ * failure continues. */
+enum arc_pl_verdict arc_pl_trailers(struct arc_pl_run *run, int dir, struct arc_pl_hmap *map,
+                                    uint64_t now_ms);
 /* proxy_on_done, proxy_on_log, proxy_on_delete for every context. */
 void arc_pl_run_end(struct arc_pl_run *run);
 

@@ -26,12 +26,13 @@
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "plugin/plugin.h"
 #include "loop/timer.h"
 
-#define ARC_W2C_ABI 1
+#define ARC_W2C_ABI 2
 
 /* Trap codes beyond wasm2c's (wasm_rt_trap_t stays below 32). */
 #define ARC_TRAP_BUDGET 40
@@ -73,6 +74,7 @@ enum arc_pl_export {
     PLX_ON_DONE, PLX_ON_LOG, PLX_ON_DELETE,
     PLX_ON_MEMORY_ALLOCATE, PLX_MALLOC, PLX_INITIALIZE, PLX_ON_QUEUE_READY,
     PLX_ON_HTTP_CALL_RESPONSE, PLX_ON_TICK,
+    PLX_ON_REQUEST_BODY, PLX_ON_RESPONSE_BODY, PLX_ON_REQUEST_TRAILERS, PLX_ON_RESPONSE_TRAILERS,
     PLX__COUNT
 };
 
@@ -112,7 +114,7 @@ struct arc_pl_sig {
 };
 extern const struct arc_pl_sig arc_pl__exports[PLX__COUNT];
 /* Host functions for imports (module "env" unless said). */
-#define ARC_PL_IMPORTS 36
+#define ARC_PL_IMPORTS 37
 extern const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS];
 extern const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS];
 
@@ -175,9 +177,7 @@ struct arc_pl_metric_val {
 
 /* proxy_register_shared_queue & co: per plugin per worker, like shared
  * data (see docs/plugins.md). An item is one malloc'd block. */
-#define ARC_PL_QUEUES_MAX 64
-#define ARC_PL_QUEUE_MAX_ITEMS 1024
-#define ARC_PL_QUEUE_MAX_BYTES (1u << 20)       /* data queued in one queue */
+/* (bounds: the plugin's max_queues, max_queue_items, max_queue_bytes) */
 struct arc_pl_qitem {
     struct arc_pl_qitem *next;
     uint32_t len;
@@ -220,6 +220,12 @@ struct arc_pl_plugin {
     uint32_t n_roots;
     uint64_t budget_ns;
     uint64_t pause_ms;                  /* pause_timeout */
+    uint64_t max_body;                  /* max_body_buffer: bytes it may hold buffered */
+    uint32_t max_queues, max_queue_items;   /* shared queues per worker, items per queue */
+    uint64_t max_queue_bytes;           /* data queued in one queue */
+    uint64_t max_call_body;             /* proxy_http_call: largest answer body */
+    unsigned body_mask;                 /* ARC_PL_HAS_*: the body and trailer callbacks
+                                           the module exports */
     uint32_t max_pages;                 /* max_memory in 64 KiB pages */
     uint32_t pool;
     bool fail_open;
@@ -247,6 +253,7 @@ struct arc_pl_ctx {
     bool linked;                        /* in inst->live (of generation gen) */
     struct arc_pl_run *run;
     struct arc_pl_ctx *live_next, *live_prev;
+    struct arc_pl_buf held[2];          /* body it holds (StopIteration*), per direction */
 };
 
 /* Creates and configures an instance (start function, _initialize,
@@ -268,6 +275,51 @@ struct arc_pl_inst *arc_pl__pick(struct arc_pl_plugin *pl, unsigned worker, uint
 const char *arc_pl__trap_text(int code);
 /* proc_exit from the guest: unwinds the call as a trap. */
 void arc_pl__exit_trap(void) __attribute__((noreturn));
+
+/* ------------------------------------------------------------ abi.c, store.c */
+
+/* proxy-wasm status codes (WasmResult). */
+enum {
+    WR_OK = 0, WR_NOT_FOUND = 1, WR_BAD_ARGUMENT = 2, WR_INVALID_MEMORY = 6, WR_EMPTY = 7,
+    WR_CAS_MISMATCH = 8, WR_INTERNAL = 10, WR_UNIMPLEMENTED = 12,
+};
+
+/* The guest's bytes [ptr, ptr + len), or NULL when not inside its memory. */
+static inline uint8_t *arc_pl__gmem(struct arc_pl_inst *in, uint32_t ptr, uint32_t len)
+{
+    if ((uint64_t)ptr + len > in->mem->size)
+        return NULL;
+    return in->mem->data + ptr;
+}
+
+static inline bool arc_pl__put_u32(struct arc_pl_inst *in, uint32_t ptr, uint32_t v)
+{
+    uint8_t *p = arc_pl__gmem(in, ptr, 4);
+    if (!p)
+        return false;
+    memcpy(p, &v, 4);                   /* wasm is little-endian, like x86-64 */
+    return true;
+}
+
+/* Copies len bytes into memory the guest's allocator gives and stores its
+ * address and size at ret_ptr / ret_size (a status). */
+uint32_t arc_pl__ret_bytes(struct arc_pl_inst *in, const void *data, size_t len,
+                           uint32_t ret_ptr, uint32_t ret_size);
+
+/* Host functions in store.c (the import table is in abi.c). */
+uint32_t arc_pl__h_get_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t ret_ptr,
+                                   uint32_t ret_size, uint32_t ret_cas);
+uint32_t arc_pl__h_set_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t vp, uint32_t vn,
+                                   uint32_t cas);
+uint32_t arc_pl__h_register_queue(void *e, uint32_t np, uint32_t nl, uint32_t ret);
+uint32_t arc_pl__h_resolve_queue(void *e, uint32_t vp, uint32_t vl, uint32_t np, uint32_t nl,
+                                 uint32_t ret);
+uint32_t arc_pl__h_enqueue(void *e, uint32_t id, uint32_t dp, uint32_t dl);
+uint32_t arc_pl__h_dequeue(void *e, uint32_t id, uint32_t ret_ptr, uint32_t ret_size);
+uint32_t arc_pl__h_define_metric(void *e, uint32_t type, uint32_t np, uint32_t nn, uint32_t ret);
+uint32_t arc_pl__h_increment_metric(void *e, uint32_t id, uint64_t off);
+uint32_t arc_pl__h_record_metric(void *e, uint32_t id, uint64_t value);
+uint32_t arc_pl__h_get_metric(void *e, uint32_t id, uint32_t ret);
 
 /* Calls export `e` with up to three u32 arguments inside a trap point and
  * the instance's budget. Returns 0 (result in *ret) or the trap code. A

@@ -27,8 +27,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* Largest answer body kept for the filter; a longer one fails the call. */
-#define CALLOUT_BODY_MAX (1u << 20)
 
 struct callout {
     struct arc_conn fake;               /* ex->client: this file's codec */
@@ -41,6 +39,7 @@ struct callout {
     struct arc_pl_hmap hdrs, trailers;
     char *body;
     size_t body_len, body_cap;
+    uint64_t body_max;                  /* a longer answer body fails the call */
     bool got_head, failed;
     struct arc_timer timer;
     struct callout *next, *prev;        /* the worker's callouts not yet delivered */
@@ -147,7 +146,7 @@ static void co_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid, 
     struct callout *co = of(ex);
     if (co->failed || len == 0)
         return;
-    if (co->body_len + len > CALLOUT_BODY_MAX) {
+    if (co->body_len + len > co->body_max) {
         co->failed = true;
         arc_px__ex_cut(w, ex);          /* no use reading the rest */
         return;
@@ -260,6 +259,7 @@ uint32_t arc_px__callout(void *owner, const struct arc_pl_call_req *req,
     co->hdrs = (struct arc_pl_hmap){ .arena = &co->arena };
     co->trailers = (struct arc_pl_hmap){ .arena = &co->arena };
     co->who = *who;
+    co->body_max = req->max_body;
     arc_timer_init(&co->timer, deliver);
     co->fake.kind = CONN_CLIENT;
     co->fake.fd = -1;

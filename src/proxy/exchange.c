@@ -31,6 +31,12 @@
  * and calls the stage's on_cancel. A reload meanwhile changes nothing for
  * it: it continues on the snapshot it pinned.
  *
+ * A plugin may also hold an exchange after its upstream finished (a
+ * response head paused by a filter: EX_STREAMING ─arc_px__ex_end, deferred
+ * by arc_px__plugins_finish─▶ EX_WAITING, detached from the upstream ─the
+ * filter continues or answers─▶ arc_px__ex_end again), and the request-body
+ * gate waits in EX_WAITING for one turn before the action (plugins.c).
+ *
  * "end" is arc_px__ex_end, the only place an exchange finishes: it reports
  * the load balancer outcome, counts the request (every exchange exactly
  * once, aborted ones included, as 499 when no status was sent), unpins the
@@ -42,6 +48,7 @@
  * ex->up). Its request view lives in its arena and dies with it.
  */
 #include "proxy/proxy_int.h"
+#include "plugin/plugin.h"
 #include "router/router.h"
 
 #include <stdio.h>
@@ -275,6 +282,8 @@ void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outco
 {
     struct arc_conn *c = ex->client;
     ex->t_end_ns = arc_now_ns();
+    if (ex->pl && ex->pl->glue && !arc_px__plugins_finish(w, ex, &o))
+        return;                         /* (ends later, from plugins.c) */
     arc_px__plugins_end(ex);
     arc_tw_cancel(&w->tw, &ex->deadline);
     if (ex->state == EX_WAITING) {
@@ -425,6 +434,8 @@ void arc_px__ex_deadline(struct arc_worker *w, struct arc_exchange *ex)
 {
     if (ex->state == EX_TUNNEL)
         return;                         /* (disarmed at the 101; a tunnel has no deadline) */
+    if (ex->pl && ex->pl->glue)
+        arc_px__plugins_unsent(ex);     /* (a head a filter held never went out) */
     arc_px__ex_error(w, ex, 504, ARC_ERR_ROUTE_TIMEOUT);
 }
 

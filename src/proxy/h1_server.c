@@ -29,6 +29,7 @@
  * runs while our output waits on the client; idle_timeout between requests.
  */
 #include "proxy/proxy_int.h"
+#include "plugin/plugin.h"
 #include "core/sbuf.h"
 #include "http2/http2.h"
 #include "router/router.h"
@@ -111,6 +112,8 @@ static void h1_interim(struct arc_worker *w, struct arc_exchange *ex, const stru
 
 static void h1_send_head(struct arc_worker *w, struct arc_exchange *ex, const struct arc_resp *r)
 {
+    if (ex->pl && ex->pl->glue && arc_px__plugins_hold_head(ex, r))
+        return;                         /* (sent with the body filters' first output) */
     struct arc_conn *c = ex->client;
     /* 101, or the 200 of a CONNECT tunnel: relay bytes from now on. */
     if (r->status == 101 || (r->upgrade && ex->req.mbit == ARC_M_CONNECT)) {
@@ -144,6 +147,8 @@ static void h1_send_head(struct arc_worker *w, struct arc_exchange *ex, const st
 static void h1_send_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
                          const char *p, size_t len, bool framed)
 {
+    if (ex->pl && ex->pl->glue && arc_px__plugins_resp_body(w, ex, bid, p, len))
+        return;                         /* (the filters pass it on, or hold it) */
     (void)framed;   /* framed bytes are only sent when resp_passthrough said so */
     struct arc_conn *c = ex->client;
     ex->bytes_out += len;
@@ -178,6 +183,8 @@ static void last_chunk(struct arc_worker *w, struct arc_conn *c, const struct ar
 static void h1_trailers(struct arc_worker *w, struct arc_exchange *ex,
                         const struct arc_hdr *hdrs, size_t n)
 {
+    if (ex->pl && ex->pl->glue && arc_px__plugins_resp_trailers(w, ex, hdrs, n))
+        return;
     struct arc_conn *c = ex->client;
     if (c->c.rechunk)
         last_chunk(w, c, hdrs, n);

@@ -35,6 +35,7 @@
  * one run of TLS records and one send.
  */
 #include "proxy/proxy_int.h"
+#include "plugin/plugin.h"
 #include "http2/http2.h"
 #include "router/router.h"
 
@@ -272,7 +273,7 @@ static void cb_data(void *ud, int32_t sid, void *sud, const uint8_t *p, size_t l
             arc_px__ex_error(h->w, ex, 500, ARC_ERR_BAD_REQUEST);  /* (out of memory) */
         return;
     }
-    if (!ex || (!ex->up && !ex->retry_wait) || ex->req_done) {
+    if (!ex || !arc_px__body_wanted(ex) || ex->req_done) {
         ack_body(st);                   /* nobody wants these bytes: drop them */
         return;
     }
@@ -307,7 +308,7 @@ static void cb_trailers(void *ud, int32_t sid, void *sud, const struct arc_h2_he
         st->n_held_tr = ok ? n : 0;
         return;
     }
-    if (!st || !st->ex || (!st->ex->up && !st->ex->retry_wait))
+    if (!st || !st->ex || !arc_px__body_wanted(st->ex))
         return;
     /* struct arc_hdr and struct arc_h2_header are the same pair of views. */
     arc_px__up_body_end(h->w, st->ex, (const struct arc_hdr *)t, n);
@@ -327,7 +328,7 @@ static void cb_end(void *ud, int32_t sid, void *sud)
         return;
     }
     ex->req_done = true;
-    if (!ex->up && !ex->retry_wait)
+    if (!arc_px__body_wanted(ex))
         return;
     if (!st->req_trailers)
         arc_px__up_body_end(h->w, ex, NULL, 0);
@@ -437,6 +438,8 @@ static void h2_interim(struct arc_worker *w, struct arc_exchange *ex, const stru
 
 static void h2_send_head(struct arc_worker *w, struct arc_exchange *ex, const struct arc_resp *r)
 {
+    if (ex->pl && ex->pl->glue && arc_px__plugins_hold_head(ex, r))
+        return;                         /* (sent with the body filters' first output) */
     struct arc_hdr *v;
     size_t n;
     ex->resp_passthrough = false;       /* data arrives decoded; DATA frames carry it */
@@ -453,6 +456,8 @@ static void h2_send_head(struct arc_worker *w, struct arc_exchange *ex, const st
 static void h2_send_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
                          const char *p, size_t len, bool framed)
 {
+    if (ex->pl && ex->pl->glue && arc_px__plugins_resp_body(w, ex, bid, p, len))
+        return;                         /* (the filters pass it on, or hold it) */
     (void)bid;
     (void)framed;
     struct h2s *st = stream_of(ex);
@@ -469,6 +474,8 @@ static void h2_send_body(struct arc_worker *w, struct arc_exchange *ex, int32_t 
 static void h2_trailers(struct arc_worker *w, struct arc_exchange *ex,
                         const struct arc_hdr *hdrs, size_t n)
 {
+    if (ex->pl && ex->pl->glue && arc_px__plugins_resp_trailers(w, ex, hdrs, n))
+        return;
     (void)w;
     struct h2s *st = stream_of(ex);
     if (!st || !st->with_body || st->body_ended || n == 0)
@@ -503,7 +510,7 @@ static void feed_held(struct arc_worker *w, struct h2s *st)
     if (!ex || arc_px__ex_waiting(ex) || (!arc_px__bytes_len(&st->held) && !st->held_end))
         return;
     size_t n = arc_px__bytes_len(&st->held);
-    if (n && ex->up && !ex->req_done) {
+    if (n && arc_px__body_wanted(ex) && !ex->req_done) {
         ex->bytes_in += n;
         ex->body_in += n;
         if (ex->route && ex->route->conf->max_body && ex->body_in > ex->route->conf->max_body) {
@@ -518,7 +525,7 @@ static void feed_held(struct arc_worker *w, struct h2s *st)
     if (st->held_end) {
         st->held_end = false;
         ex->req_done = true;
-        if (ex->up && !st->req_trailers) {
+        if (arc_px__body_wanted(ex) && !st->req_trailers) {
             arc_px__up_body_end(w, ex, st->held_tr, st->n_held_tr);
             st->req_trailers = true;
         }

@@ -390,6 +390,10 @@ struct arc_exchange {
     struct arc_pl_run *pl;              /* the route's plugin contexts (plugins.c), or NULL */
     bool internal;                      /* a plugin's proxy_http_call (callout.c): not
                                            logged or counted as a client request */
+    bool pl_gate;                       /* plugins.c: the request body goes through its
+                                           filters before the upstream attempt starts */
+    bool pl_hold;                       /* plugins.c: a filter paused the response head:
+                                           the upstream side holds its bytes */
     struct arc_exchange *next_free;
 };
 
@@ -774,7 +778,7 @@ void arc_px__ex_pool_dispose(struct arc_worker *w);
 void arc_px__ex_pool_shrink(struct arc_worker *w, size_t keep);
 static inline bool arc_px__ex_down_blocked(const struct arc_exchange *ex)
 {
-    return ex->client->c.codec->blocked(ex);
+    return ex->pl_hold || ex->client->c.codec->blocked(ex);
 }
 
 /* obs.c: request id, trace context, access-log record */
@@ -901,6 +905,35 @@ uint32_t arc_px__callout(void *parent, const struct arc_pl_call_req *req,
 void arc_px__callouts_dispose(struct arc_worker *w);
 bool arc_px__plugins_response(struct arc_worker *w, struct arc_exchange *ex, struct arc_resp *resp);
 void arc_px__plugins_end(struct arc_exchange *ex);
+/* Bodies and trailers through the filters that export their callbacks
+ * (ex->pl->body_mask; never called otherwise). The request side is called
+ * from arc_px__up_body / arc_px__up_body_end and goes on with their _raw
+ * forms; the response side from the client codecs' send_body / trailers
+ * (true: the bytes were taken, the codec does nothing more with them). A
+ * filter's failure or local answer mid-body is applied on the worker's
+ * next turn (never inside the codec's call): an answer if the response has
+ * not started, else the response is cut. */
+void arc_px__plugins_req_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
+                              const char *p, size_t len);
+void arc_px__plugins_req_end(struct arc_worker *w, struct arc_exchange *ex,
+                             const struct arc_hdr *trailers, size_t n);
+/* The exchange is answered instead of its response: a head the filters
+ * held (paused, or waiting for the body filters' output) is dropped and
+ * counts as not started, so the answer can go out. */
+void arc_px__plugins_unsent(struct arc_exchange *ex);
+/* The client codecs' send_head: true when the head is held until the body
+ * filters' first output (the codec sends it then, called again). */
+bool arc_px__plugins_hold_head(struct arc_exchange *ex, const struct arc_resp *r);
+bool arc_px__plugins_resp_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
+                               const char *p, size_t len);
+bool arc_px__plugins_resp_trailers(struct arc_worker *w, struct arc_exchange *ex,
+                                   const struct arc_hdr *hdrs, size_t n);
+/* From arc_px__ex_end: the response body's end through the filters, and
+ * the outcome to end with in *o (a cut when a filter failed mid-body).
+ * False: the exchange does not end now (a filter paused the response head
+ * and the upstream finished meanwhile: it waits, detached from the
+ * upstream, and ends when the filter lets it go). */
+bool arc_px__plugins_finish(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome *o);
 
 /* h2_server.c */
 /* Switches a fresh client connection to HTTP/2 (TLS ALPN h2, or the h2c
@@ -984,8 +1017,19 @@ void arc_px__up_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
 /* The decoded request body is complete; trailers (n may be 0) follow it. */
 void arc_px__up_body_end(struct arc_worker *w, struct arc_exchange *ex,
                          const struct arc_hdr *trailers, size_t n);
+/* The same after the route's body and trailer filters (plugins.c). */
+void arc_px__up_body_raw(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
+                         const char *p, size_t len, bool framed);
+void arc_px__up_body_end_raw(struct arc_worker *w, struct arc_exchange *ex,
+                             const struct arc_hdr *trailers, size_t n);
 /* True while the upstream side holds as much request body as it may. */
 bool arc_px__up_full(const struct arc_exchange *ex);
+/* Someone takes the exchange's request body: an upstream attempt (or one
+ * about to be retried), or body filters before the attempt (plugins.c). */
+static inline bool arc_px__body_wanted(const struct arc_exchange *ex)
+{
+    return ex->up || ex->ux || ex->retry_wait || ex->pl_gate;
+}
 /* Push the exchange's upstream side (send what was queued, read if it may). */
 void arc_px__up_kick(struct arc_worker *w, struct arc_exchange *ex);
 void arc_px__up_data(struct arc_worker *w, struct arc_conn *u, int32_t bid, const char *p, size_t len);

@@ -31,6 +31,7 @@
  */
 #include "core/log.h"
 #include "proxy/proxy_int.h"
+#include "plugin/plugin.h"
 #include "net/net.h"
 #include "upstream/active.h"
 
@@ -1290,17 +1291,34 @@ void arc_px__retry_start(struct arc_worker *w, struct arc_exchange *ex, int fail
 
 /* ------------------------------------------------------------ request body */
 
+/* The exchange's upstream speaks HTTP/2 (it gets the decoded body). */
+static bool to_h2(const struct arc_exchange *ex)
+{
+    return ex->target && ex->target->conf->protocol == ARC_UP_HTTP2;
+}
+
 bool arc_px__up_framed(const struct arc_exchange *ex)
 {
-    return !ex->target || ex->target->conf->protocol != ARC_UP_HTTP2;
+    /* (filters that see the request body or trailers get it decoded) */
+    return !to_h2(ex) && !(ex->pl && (ex->pl->body_mask & ARC_PL_HAS_REQ));
 }
 
 void arc_px__up_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
                      const char *p, size_t len, bool framed)
 {
+    if (ex->pl && (ex->pl->body_mask & ARC_PL_HAS_REQ_BODY) && !framed) {
+        arc_px__plugins_req_body(w, ex, bid, p, len);   /* (it calls arc_px__up_body_raw) */
+        return;
+    }
+    arc_px__up_body_raw(w, ex, bid, p, len, framed);
+}
+
+void arc_px__up_body_raw(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
+                         const char *p, size_t len, bool framed)
+{
     if (ex->mirror && !framed)
-        arc_px__mirror_body(ex, p, len);
-    if (!arc_px__up_framed(ex)) {
+        arc_px__mirror_body(ex, p, len);    /* (what the filters passed on, if any) */
+    if (to_h2(ex)) {
         /* HTTP/2 upstream: the decoded body, kept for a retry (also while
          * one waits: it has nowhere else to go) */
         if (len)
@@ -1334,11 +1352,21 @@ void arc_px__up_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
 void arc_px__up_body_end(struct arc_worker *w, struct arc_exchange *ex,
                          const struct arc_hdr *trailers, size_t n)
 {
+    if (ex->pl && (ex->pl->body_mask & ARC_PL_HAS_REQ)) {
+        arc_px__plugins_req_end(w, ex, trailers, n);    /* (it calls arc_px__up_body_end_raw) */
+        return;
+    }
+    arc_px__up_body_end_raw(w, ex, trailers, n);
+}
+
+void arc_px__up_body_end_raw(struct arc_worker *w, struct arc_exchange *ex,
+                             const struct arc_hdr *trailers, size_t n)
+{
     if (ex->ux) {
         arc_px__h2u_body_end(w, ex, trailers, n);
         return;
     }
-    if (!arc_px__up_framed(ex)) {
+    if (to_h2(ex)) {
         if (ex->retry_wait)             /* (for the next attempt) */
             arc_px__h2u_keep_trailers(ex, trailers, n);
         return;

@@ -560,7 +560,7 @@ def test_shared_queue_enqueue_and_queue_ready(arc, servers, cache_dir):
     assert 'arc_plugin_counter{plugin="queue",name="dequeued"} 3\n' in text
 
 
-def authcall_arc(arc, servers, cache_dir, callout_upstream="auth"):
+def authcall_arc(arc, servers, cache_dir, callout_upstream="auth", **plugin_kw):
     app = servers.http(name="app")
     auth = servers.http(name="auth")
     r = route_conf("r", "/{*rest}", upstream="app")
@@ -569,7 +569,7 @@ def authcall_arc(arc, servers, cache_dir, callout_upstream="auth"):
                        routes=[r], workers=1,
                        extra={"plugins": {"cache_dir": cache_dir, "wasm": [
                            plugin("authcall", "c_authcall.wasm", config=callout_upstream,
-                                  pause_timeout="60s")]}})
+                                  pause_timeout="60s", **plugin_kw)]}})
     return arc(conf), app, auth
 
 
@@ -616,6 +616,18 @@ def test_http_call_auth_callout(arc, servers, cache_dir, proto):
     # callouts are not client requests in the metrics
     ms = a.metrics()[0]
     assert metric(ms, "arc_requests_total", route="proxy_http_call") is None
+
+
+def test_http_call_answer_over_max_call_body_fails_the_call(arc, servers, cache_dir):
+    """plugins.wasm[].max_call_body bounds the answer body a call keeps: a
+    longer one fails the call (the filter answers 503), a shorter passes."""
+    a, app, auth = authcall_arc(arc, servers, cache_dir, max_call_body="200b")
+    c = a.client()
+    r = c.request("GET", "/x", headers=[("X-Auth", "/stream?bytes=150")])
+    assert r.status == 200 and echoed(r).get("x-auth-status") == "200"
+    r = c.request("GET", "/y", headers=[("X-Auth", "/stream?bytes=5000")])
+    assert r.status == 503 and r.body == b"auth unavailable\n"
+    assert "/y" not in app.targets()
 
 
 def test_http_call_to_an_unknown_upstream_is_refused(arc, servers, cache_dir):
@@ -762,3 +774,90 @@ def test_paused_request_body_is_held_and_forwarded(arc, servers, cache_dir, prot
     t.join(90)
     got = json.loads(out[0])
     assert got["body_len"] == len(body) and got["body_sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def held_resp_gauge(a):
+    import re
+    m = re.search(r'^arc_plugin_gauge\{plugin="pause",name="held_responses"\} (\d+)$',
+                  a.metrics()[1], re.M)
+    return int(m.group(1)) if m else 0
+
+
+@pytest.mark.parametrize("proto", ["http1", "http2"])
+def test_response_pause_waits_and_continues_or_answers(arc, servers, cache_dir, proto):
+    """Pause from proxy_on_response_headers holds the response head (and
+    the upstream's body behind it) until a later request continues it with
+    proxy_continue_stream(1) (a field it added to the held response reaches
+    the client, the body follows whole), or answers it with
+    proxy_send_local_response instead of the upstream's response. A
+    bodiless response and a body the upstream finished meanwhile wait the
+    same way. Without a continue, pause_timeout gives 504 (fail_closed)."""
+    import threading
+    up = servers.http(name="app")
+    a = arc(cfg(up, [plugin("pause", "c_pause.wasm", pause_timeout="60s"),
+                     plugin("quick", "c_pause.wasm", pause_timeout="300ms")],
+                [("r", "/{*rest}", ["pause"]), ("q", "/quick/{*rest}", ["quick"])], cache_dir))
+    results = []
+
+    def hold(path):
+        if proto == "http2":
+            return h2_request_bg(a.port, path, ["X-Pause-Response: hold"], results)
+
+        def run():
+            r = a.client(timeout=90).request("GET", path, headers=[("X-Pause-Response", "hold")])
+            results.append((r.status, dict((k.lower(), v) for k, v in r.headers.items), r.body))
+        t = threading.Thread(target=run)
+        t.start()
+        return t
+
+    for release, want in (("continue", 200), ("deny", 409)):
+        results.clear()
+        ts = [hold("/chunked"), hold("/status/204"), hold("/held/x")]
+        assert wait_for(lambda: held_resp_gauge(a) == 3, timeout=30), held_resp_gauge(a)
+        c = a.client()
+        r = c.request("GET", "/other")
+        assert r.status == 200
+        r = c.request("GET", "/self", headers=[("X-Pause-Response", "self")])
+        assert r.status == 200 and r.headers.get("x-self-continued") == "1"
+        assert not results
+        r = c.request("GET", "/release", headers=[("X-Release-Response", release)])
+        assert r.status == 200 and echoed(r).get("x-released-responses") == "3"
+        for t in ts:
+            t.join(60)
+        assert all(isinstance(s, int) for s, _, _ in results), results
+        assert sorted(s for s, _, _ in results) == sorted([want, want if want != 200 else 204,
+                                                           want]), results
+        texts = [b if isinstance(b, str) else b.decode() for _, _, b in results]
+        if want == 200:                 # /chunked's whole body came after the pause
+            assert [t for t in texts if t.startswith("hello chunked world") and
+                    t.count("x") >= 70000], texts
+        for st, h, body in results:
+            if want == 200:
+                assert h.get("x-released-by"), h
+            else:
+                assert body in (b"response released with an answer\n",
+                                "response released with an answer\n")
+    assert held_resp_gauge(a) == 0
+    c = a.client(timeout=60)
+    r = c.request("GET", "/quick/x", headers=[("X-Pause-Response", "hold")])
+    assert r.status == 504
+    assert metric(a.metrics()[0], "arc_errors_total", kind="plugin_timeout") >= 1
+
+
+def test_route_timeout_while_a_response_head_is_paused_answers_504(arc, servers, cache_dir):
+    """The route's timeout passing while a filter holds the response head:
+    nothing of the response went out, so the client gets a 504 (not a
+    cut), and the connection goes on."""
+    up = servers.http(name="app")
+    r = route_conf("r", "/{*rest}", upstream="app", timeout="500ms")
+    r["plugins"] = [{"name": "pause"}]
+    a = arc(make_config([upstream_conf("app", up.addr)], routes=[r], workers=1,
+                        extra={"plugins": {"cache_dir": cache_dir, "wasm": [
+                            plugin("pause", "c_pause.wasm", pause_timeout="60s")]}}))
+    c = a.client(timeout=30)
+    resp = c.request("GET", "/x", headers=[("X-Pause-Response", "hold")])
+    assert resp.status == 504
+    assert metric(a.metrics()[0], "arc_errors_total", kind="route_timeout") == 1
+    assert wait_for(lambda: held_resp_gauge(a) == 0, timeout=30)
+    resp = a.client().request("GET", "/y")
+    assert resp.status == 200

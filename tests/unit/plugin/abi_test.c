@@ -31,6 +31,8 @@ static struct arc_config *config_for(const char *file, const char *conf)
     cfg->plugins[0] = (struct arc_plugin_conf){
         .name = "probe", .file = (char *)file, .budget_ms = 50, .max_memory = 16 << 20,
         .pool = 1, .config_json = (char *)conf, .line = 3, .col = 5,
+        .max_body_buffer = 1 << 16, .max_queues = 64, .max_queue_items = 1024,
+        .max_queue_bytes = 1 << 20, .max_call_body = 1 << 20,
     };
     return cfg;
 }
@@ -345,6 +347,69 @@ static void test_pause_resume(void)
     probe_close(&p);
 }
 
+/* The same filter pausing response heads: proxy_continue_stream(1) from
+ * another run continues it (a field added to the held response), a local
+ * answer replaces it, no continue is a pause timeout; continue_stream(0)
+ * does not release a paused response. */
+static void test_response_pause(void)
+{
+    struct probe p;
+    probe_open(&p, "tests/e2e/plugins/c_pause.wasm");
+    if (!p.set)
+        return;
+    struct arc_pl_hmap mq, mr, mb;
+    enum arc_pl_verdict v;
+    notified = 0;
+    struct arc_pl_run *a = pause_start(&p, "x-pause-response", "hold", &mq, &v);
+    CHECK_INT(v, ARC_PL_CONTINUE);
+    mr = (struct arc_pl_hmap){ .arena = &p.arena };
+    arc_pl_hmap_add(&mr, ARC_STR_LIT(":status"), ARC_STR_LIT("200"));
+    arc_pl_hmap_add(&mr, ARC_STR_LIT("server"), ARC_STR_LIT("up"));
+    mr.changed = false;
+    CHECK_INT(arc_pl_response_headers(a, &mr, false, 0), ARC_PL_PAUSE);
+    CHECK(a->paused && a->pause_resp && a->map == &mr);
+    /* a request release does not touch it */
+    struct arc_pl_run *b = pause_start(&p, "x-release", "continue", &mb, &v);
+    arc_pl_run_end(b);
+    CHECK_INT(notified, 0);
+    b = pause_start(&p, "x-release-response", "continue", &mb, &v);
+    CHECK_INT(v, ARC_PL_CONTINUE);
+    CHECK(field_is(&mb, "x-released-responses", "1"));
+    CHECK_INT(notified, 1);
+    arc_pl_run_end(b);
+    CHECK_INT(arc_pl_resume(a, 0), ARC_PL_CONTINUE);
+    CHECK(!a->paused && a->map == NULL && a->req_map == &mq);
+    CHECK(mr.changed && arc_pl_hmap_get(&mr, "x-released-by", 13) != NULL);
+    arc_pl_run_end(a);
+    /* answered instead */
+    a = pause_start(&p, "x-pause-response", "hold", &mq, &v);
+    mr = (struct arc_pl_hmap){ .arena = &p.arena };
+    arc_pl_hmap_add(&mr, ARC_STR_LIT(":status"), ARC_STR_LIT("200"));
+    CHECK_INT(arc_pl_response_headers(a, &mr, true, 0), ARC_PL_PAUSE);
+    b = pause_start(&p, "x-release-response", "deny", &mb, &v);
+    arc_pl_run_end(b);
+    CHECK_INT(notified, 2);
+    CHECK_INT(arc_pl_resume(a, 0), ARC_PL_LOCAL);
+    CHECK_INT(a->local.status, 409);
+    arc_pl_run_end(a);
+    /* never continued */
+    a = pause_start(&p, "x-pause-response", "hold", &mq, &v);
+    mr = (struct arc_pl_hmap){ .arena = &p.arena };
+    arc_pl_hmap_add(&mr, ARC_STR_LIT(":status"), ARC_STR_LIT("200"));
+    CHECK_INT(arc_pl_response_headers(a, &mr, true, 0), ARC_PL_PAUSE);
+    CHECK_INT(arc_pl_resume(a, 0), ARC_PL_FAIL);
+    CHECK_INT(a->fail, ARC_PL_FAIL_TIMEOUT);
+    arc_pl_run_end(a);
+    /* continued inside its own callback: not held */
+    a = pause_start(&p, "x-pause-response", "self", &mq, &v);
+    mr = (struct arc_pl_hmap){ .arena = &p.arena };
+    arc_pl_hmap_add(&mr, ARC_STR_LIT(":status"), ARC_STR_LIT("200"));
+    CHECK_INT(arc_pl_response_headers(a, &mr, true, 0), ARC_PL_CONTINUE);
+    CHECK(field_is(&mr, "x-self-continued", "1"));
+    arc_pl_run_end(a);
+    probe_close(&p);
+}
+
 /* examples/plugins/c/queue.c: a queue registered at configure time is
  * resolved and fed from request callbacks; proxy_on_queue_ready runs on
  * its owner's root context after the call that enqueued and drains it;
@@ -379,7 +444,7 @@ static void test_queues(void)
     CHECK(p.set->pl[0].w[1].queues[0].head == NULL);
     /* a full queue refuses (BadArgument) and keeps what it has */
     struct arc_pl_queue *q = &s->queues[0];
-    q->n = ARC_PL_QUEUE_MAX_ITEMS;
+    q->n = 1024;                        /* (max_queue_items) */
     r = pause_start(&p, "x-enqueue", "z", &m, &v);
     CHECK(field_is(&m, "x-enqueue-rc", "2"));
     arc_pl_run_end(r);
@@ -553,6 +618,127 @@ static void test_not_proxy_wasm(void)
     unlink(path);
 }
 
+/* ------------------------------------------------------------ bodies, trailers */
+
+/* A run of examples/plugins/c/body.c with "x-body: mode" past its request
+ * head stage. */
+static struct arc_pl_run *body_start(struct probe *p, const char *field, const char *mode)
+{
+    static const uint32_t idx[1] = { 0 };
+    struct arc_pl_run *r = arc_pl_run_new(p->set, 0, idx, NULL, 1, &p->arena, &p->props);
+    struct arc_pl_hmap *m = arc_arena_alloc(&p->arena, sizeof(*m));
+    *m = (struct arc_pl_hmap){ .arena = &p->arena };
+    arc_pl_hmap_add(m, ARC_STR_LIT(":path"), ARC_STR_LIT("/"));
+    arc_pl_hmap_add(m, (struct arc_str){ field, strlen(field) },
+                    (struct arc_str){ mode, strlen(mode) });
+    CHECK_INT(arc_pl_request_headers(r, m, false, 0), ARC_PL_CONTINUE);
+    return r;
+}
+
+/* One request body chunk through mode's filter; the output as a string. */
+static enum arc_pl_verdict body_once(struct probe *p, const char *mode, int dir, const char *in,
+                                     char *out, size_t cap)
+{
+    struct arc_pl_run *r = body_start(p, dir ? "x-resp-body" : "x-body", mode);
+    const char *o;
+    size_t on;
+    enum arc_pl_verdict v = arc_pl_body(r, dir, in, strlen(in), false, 0, &o, &on);
+    snprintf(out, cap, "%.*s", v == ARC_PL_CONTINUE ? (int)on : 0, o);
+    arc_pl_run_end(r);
+    return v;
+}
+
+static void test_bodies(void)
+{
+    struct probe p;
+    probe_open(&p, "tests/e2e/plugins/c_body.wasm");
+    if (!p.set)
+        return;
+    char out[256];
+    /* Hostile pointers and lengths from the guest get the ABI's status. */
+    static const struct { const char *mode, *want; } cases[] = {
+        { "rc-oob-ptr", "rc=06" },      /* get: result pointer out of memory */
+        { "rc-oob-data", "rc=06" },     /* set: data out of memory */
+        { "rc-mid", "rc=02" },          /* set: start inside the body, not 0 */
+        { "rc-other", "rc=01" },        /* the other direction's body: NotFound */
+        { "rc-overflow", "rc=02" },     /* get: start + length overflows */
+        { "rc-grow", "rc=02" },         /* set: past max_body_buffer */
+        { "rc-edges", "{hello>" },      /* prepend, append, replace a prefix, read past end */
+        { "rc-status", "rc=00" },       /* get_buffer_status: the size offered */
+        { "rc-status-oob", "rc=06" },
+        { "upper", "HELLO" },
+        { "count", "hello" },
+    };
+    for (int dir = 0; dir < 2; dir++)
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            CHECK_INT(body_once(&p, cases[i].mode, dir, "hello", out, sizeof(out)),
+                      ARC_PL_CONTINUE);
+            if (strcmp(out, cases[i].want) != 0)
+                fprintf(stderr, "body mode %s (dir %d): got '%s'\n", cases[i].mode, dir, out);
+            CHECK_STR(out, cases[i].want);
+        }
+    /* Buffered: held until the end, offered again with each chunk. */
+    struct arc_pl_run *r = body_start(&p, "x-body", "hold");
+    const char *o;
+    size_t on;
+    CHECK_INT(arc_pl_body(r, 0, "ab", 2, false, 0, &o, &on), ARC_PL_CONTINUE);
+    CHECK_INT(on, 0);
+    CHECK_INT(arc_pl_body(r, 0, "cd", 2, false, 0, &o, &on), ARC_PL_CONTINUE);
+    CHECK_INT(on, 0);
+    CHECK_INT(arc_pl_body(r, 0, NULL, 0, true, 0, &o, &on), ARC_PL_CONTINUE);
+    CHECK_VIEW(o, on, "abcd[held 4]");
+    /* after the end, bytes pass through */
+    CHECK_INT(arc_pl_body(r, 0, "zz", 2, false, 0, &o, &on), ARC_PL_CONTINUE);
+    CHECK_VIEW(o, on, "zz");
+    arc_pl_run_end(r);
+    /* Held past max_body_buffer (64 KiB here). */
+    static char big[40000];
+    memset(big, 'b', sizeof(big));
+    r = body_start(&p, "x-body", "hold");
+    CHECK_INT(arc_pl_body(r, 0, big, sizeof(big), false, 0, &o, &on), ARC_PL_CONTINUE);
+    CHECK_INT(arc_pl_body(r, 0, big, sizeof(big), false, 0, &o, &on), ARC_PL_TOO_LARGE);
+    arc_pl_run_end(r);
+    /* A trap mid-body: the fail_closed policy, the instance rebuilt. */
+    r = body_start(&p, "x-body", "trap");
+    CHECK_INT(arc_pl_body(r, 0, "a", 1, false, 0, &o, &on), ARC_PL_CONTINUE);
+    CHECK_INT(arc_pl_body(r, 0, "b", 1, false, 0, &o, &on), ARC_PL_FAIL);
+    CHECK_INT(r->fail, ARC_PL_FAIL_TRAP);
+    arc_pl_run_end(r);
+    CHECK_INT(body_once(&p, "upper", 0, "again", out, sizeof(out)), ARC_PL_CONTINUE);
+    CHECK_STR(out, "AGAIN");
+    /* A local answer from a body callback. */
+    r = body_start(&p, "x-body", "local");
+    CHECK_INT(arc_pl_body(r, 0, "a", 1, false, 0, &o, &on), ARC_PL_LOCAL);
+    CHECK_INT(r->local.status, 418);
+    arc_pl_run_end(r);
+    /* Trailers: maps 1 and 3 writable during their callbacks. */
+    for (int dir = 0; dir < 2; dir++) {
+        r = body_start(&p, "x-body", "count");
+        struct arc_pl_hmap t = { .arena = &p.arena };
+        arc_pl_hmap_add(&t, ARC_STR_LIT("grpc-status"), ARC_STR_LIT("0"));
+        CHECK_INT(arc_pl_trailers(r, dir, &t, 0), ARC_PL_CONTINUE);
+        const struct arc_str *v = arc_pl_hmap_get(&t, dir ? "x-resp-trailer-filter"
+                                                          : "x-trailer-filter",
+                                                  dir ? 21 : 16);
+        CHECK(v && v->len == 2 && memcmp(v->p, "01", 2) == 0);
+        CHECK(t.changed);
+        arc_pl_run_end(r);
+    }
+    probe_close(&p);
+    /* A filter without body callbacks: bytes pass untouched, no call. */
+    probe_open(&p, "tests/e2e/plugins/c_probe.wasm");
+    if (!p.set)
+        return;
+    static const uint32_t idx[1] = { 0 };
+    r = arc_pl_run_new(p.set, 0, idx, NULL, 1, &p.arena, &p.props);
+    CHECK_INT(r->body_mask, 0);
+    const char *in = "untouched";
+    CHECK_INT(arc_pl_body(r, 0, in, 9, true, 0, &o, &on), ARC_PL_CONTINUE);
+    CHECK(o == in && on == 9);
+    arc_pl_run_end(r);
+    probe_close(&p);
+}
+
 int main(void)
 {
     if (!mkdtemp(cache)) {
@@ -563,9 +749,11 @@ int main(void)
     RUN(test_traps_and_budget);
     RUN(test_not_proxy_wasm);
     RUN(test_pause_resume);
+    RUN(test_response_pause);
     RUN(test_queues);
     RUN(test_http_call);
     RUN(test_ticks);
+    RUN(test_bodies);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", cache);
     if (system(cmd) != 0)
