@@ -159,10 +159,11 @@ def test_running_node_follows_etcd(arc, arc_bin, tmp_path, etcd):
     a = arc(node_config(etcd, "file"))
     assert probe(a) == "file"
     assert wait_for(lambda: status(a).get("etcd", {}).get("state") == "watching"), status(a)
-    assert "key /arc/config not set" in a.stderr_text()
+    # (stderr reaches the test through a reader thread: wait for the line)
+    assert wait_for(lambda: "key /arc/config not set" in a.stderr_text()), a.stderr_tail(10)
     assert push(arc_bin, tmp_path, node_config(etcd, "pushed-1")).returncode == 0
     assert wait_for(lambda: probe(a) == "pushed-1"), a.stderr_tail(10)
-    assert "reloaded (etcd)" in a.stderr_text()
+    assert wait_for(lambda: "reloaded (etcd)" in a.stderr_text()), a.stderr_tail(10)
     assert push(arc_bin, tmp_path, node_config(etcd, "pushed-2")).returncode == 0
     assert wait_for(lambda: probe(a) == "pushed-2"), a.stderr_tail(10)
     st = status(a)
