@@ -24,3 +24,15 @@ bool arc_str_ieq(struct arc_str a, const char *s, size_t n)
     }
     return true;
 }
+
+char *arc_put_u64(char *w, uint64_t v)
+{
+    char t[20];
+    size_t i = sizeof(t);
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(w, t + i, sizeof(t) - i);
+    return w + sizeof(t) - i;
+}

@@ -47,4 +47,8 @@ static inline bool arc_str_eq(struct arc_str a, const char *lit, size_t n)
 /* ASCII case-insensitive equality (header names, tokens). */
 bool arc_str_ieq(struct arc_str a, const char *s, size_t n);
 
+/* Writes the decimal digits of v at w (at most 20 bytes, no NUL) and
+ * returns the end: numbers on hot paths without printf. */
+char *arc_put_u64(char *w, uint64_t v);
+
 #endif

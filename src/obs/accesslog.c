@@ -7,6 +7,7 @@
  * bytes that are not valid UTF-8 become U+FFFD, so every line is valid JSON
  * whatever a client sent.
  */
+#include "core/common.h"
 #include "obs/accesslog.h"
 #include "obs/metrics.h"
 
@@ -197,18 +198,6 @@ void arc_alog_json_str(struct arc_sbuf *o, const char *s)
     o->p[o->len] = '\0';
 }
 
-static char *u64(char *w, uint64_t v)
-{
-    char t[24];
-    size_t i = sizeof(t);
-    do {
-        t[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    memcpy(w, t + i, sizeof(t) - i);
-    return w + sizeof(t) - i;
-}
-
 /* ,"key": then the string, or null for an empty one. KEY is a literal. */
 #define KSTR(w, key, v) do { LIT(w, ",\"" key "\":"); \
     const char *_v = (v); if (_v && *_v) w = jstr(w, _v); else LIT(w, "null"); } while (0)
@@ -231,7 +220,7 @@ static char *ms(char *w, uint64_t ns)
         return w;
     }
     uint64_t us = (ns + 500) / 1000;
-    w = u64(w, us / 1000);
+    w = arc_put_u64(w, us / 1000);
     *w++ = '.';
     *w++ = (char)('0' + us % 1000 / 100);
     *w++ = (char)('0' + us % 100 / 10);
@@ -272,7 +261,7 @@ static char *ipv4(char *w, const struct in_addr *a)
     for (int i = 0; i < 4; i++) {
         if (i)
             *w++ = '.';
-        w = u64(w, b[i]);
+        w = arc_put_u64(w, b[i]);
     }
     return w;
 }
@@ -329,23 +318,23 @@ void arc_alog_format(struct arc_sbuf *o, const struct arc_alog_rec *r)
     else
         LIT(w, ",\"protocol\":\"http/1.1\"");
     LIT(w, ",\"status\":");
-    w = u64(w, r->status);
+    w = arc_put_u64(w, r->status);
     KSTR(w, "route", arc_alog_str(r, ROUTE));
     KSTR(w, "upstream", r->has_upstream ? arc_alog_str(r, UPSTREAM) : NULL);
     KSTR(w, "upstream_addr", r->has_upstream ? arc_alog_str(r, UPSTREAM_ADDR) : NULL);
     LIT(w, ",\"attempt\":");
-    w = u64(w, r->attempt);
+    w = arc_put_u64(w, r->attempt);
     if (r->client.sa.sa_family == AF_INET) {
         LIT(w, ",\"client_ip\":\"");
         w = ipv4(w, &r->client.in.sin_addr);
         LIT(w, "\",\"client_port\":");
-        w = u64(w, ntohs(r->client.in.sin_port));
+        w = arc_put_u64(w, ntohs(r->client.in.sin_port));
     } else if (r->client.sa.sa_family == AF_INET6) {
         char ip[INET6_ADDRSTRLEN];
         inet_ntop(AF_INET6, &r->client.in6.sin6_addr, ip, sizeof(ip));
         KSTR(w, "client_ip", ip);
         LIT(w, ",\"client_port\":");
-        w = u64(w, ntohs(r->client.in6.sin6_port));
+        w = arc_put_u64(w, ntohs(r->client.in6.sin6_port));
     } else {
         LIT(w, ",\"client_ip\":null,\"client_port\":null");
     }
@@ -363,9 +352,9 @@ void arc_alog_format(struct arc_sbuf *o, const struct arc_alog_rec *r)
         LIT(w, ",\"tls\":null");
     }
     LIT(w, ",\"bytes_received\":");
-    w = u64(w, r->bytes_in);
+    w = arc_put_u64(w, r->bytes_in);
     LIT(w, ",\"bytes_sent\":");
-    w = u64(w, r->bytes_out);
+    w = arc_put_u64(w, r->bytes_out);
     LIT(w, ",\"duration_ms\":");
     w = ms(w, r->dur_ns);
     LIT(w, ",\"upstream_connect_ms\":");
@@ -386,9 +375,9 @@ void arc_alog_format(struct arc_sbuf *o, const struct arc_alog_rec *r)
         memcpy(w, rl_names[r->rl], strlen(rl_names[r->rl]));
         w += strlen(rl_names[r->rl]);
         LIT(w, "\",\"quota\":");
-        w = u64(w, r->rl_quota);
+        w = arc_put_u64(w, r->rl_quota);
         LIT(w, ",\"window_s\":");
-        w = u64(w, r->rl_window);
+        w = arc_put_u64(w, r->rl_window);
         *w++ = '}';
     } else {
         LIT(w, ",\"rate_limit\":null");

@@ -90,13 +90,8 @@ static bool op_touches(const struct arc_header_op *ops, size_t n, struct arc_str
 /* Decimal without printf: heads are built for every request. */
 static void append_u64(struct arc_sbuf *b, unsigned long long v)
 {
-    char tmp[24];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    arc_sbuf_append(b, tmp + i, sizeof(tmp) - i);
+    char tmp[20];
+    arc_sbuf_append(b, tmp, (size_t)(arc_put_u64(tmp, v) - tmp));
 }
 
 static void append_cstr(struct arc_sbuf *b, const char *s)

@@ -166,24 +166,10 @@ static void policy(const struct arc_rate_limit_conf *lc, uint64_t *q, uint64_t *
     *q = (uint64_t)floor(lc->qps * (double)*wsec + 0.5);
 }
 
-/* Decimal digits of v at w (no printf: these fields go on every response
- * of a limited route). */
-static char *put_u64(char *w, uint64_t v)
-{
-    char t[20];
-    size_t i = sizeof(t);
-    do {
-        t[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    memcpy(w, t + i, sizeof(t) - i);
-    return w + sizeof(t) - i;
-}
-
 static struct arc_str arena_u64(struct arc_exchange *ex, bool *ok, uint64_t v)
 {
     char buf[20];
-    return arc_px__ex_dup(ex, (struct arc_str){ buf, (size_t)(put_u64(buf, v) - buf) }, ok);
+    return arc_px__ex_dup(ex, (struct arc_str){ buf, (size_t)(arc_put_u64(buf, v) - buf) }, ok);
 }
 
 /* A structured-field item with two parameters: "NAME";A=a;B=b. */
@@ -204,11 +190,11 @@ static struct arc_str arena_item(struct arc_exchange *ex, bool *ok, const char *
     *w++ = ';';
     *w++ = ka;
     *w++ = '=';
-    w = put_u64(w, a);
+    w = arc_put_u64(w, a);
     *w++ = ';';
     *w++ = kb;
     *w++ = '=';
-    w = put_u64(w, b);
+    w = arc_put_u64(w, b);
     return arc_px__ex_dup(ex, (struct arc_str){ buf, (size_t)(w - buf) }, ok);
 }
 

@@ -1,4 +1,4 @@
-/* Proves the string helpers in core/common.c compare the way HTTP needs. */
+/* Proves the string and number helpers in core/common.c behave the way HTTP needs. */
 #include "test.h"
 #include "core/common.h"
 
@@ -11,8 +11,27 @@ static void test_ieq(void)
     CHECK(!arc_str_ieq(ARC_STR_LIT("@"), "`", 1));
 }
 
+static void check_u64(uint64_t v, const char *want)
+{
+    char buf[24];
+    char *end = arc_put_u64(buf, v);
+    *end = '\0';
+    CHECK_STR(buf, want);
+}
+
+static void test_put_u64(void)
+{
+    check_u64(0, "0");
+    check_u64(7, "7");
+    check_u64(10, "10");
+    check_u64(429, "429");
+    check_u64(1000000, "1000000");
+    check_u64(UINT64_MAX, "18446744073709551615");
+}
+
 int main(void)
 {
     RUN(test_ieq);
+    RUN(test_put_u64);
     return TEST_REPORT();
 }
