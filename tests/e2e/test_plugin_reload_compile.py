@@ -4,7 +4,8 @@ while it compiles, the reload applies once it is done, a second reload
 during the compile waits for it (the newest config wins, the module is
 compiled once), and a module that does not compile fails the reload at
 its position while the running config keeps serving; a shutdown during
-the compile joins it and exits cleanly.
+the compile joins it and exits cleanly; a change of the config file
+compiles in the background the same way.
 
 The C compiler is wrapped (ARC_PLUGIN_CC) by a script that sleeps before
 compiling, so the compile surely takes longer than a /metrics answer may,
@@ -118,3 +119,22 @@ def test_shutdown_while_compiling_exits_cleanly(arc, servers, tmp_path):
     # (the teardown checks the sanitizer reports)
     a.expect_exited = True
     assert a.wait_exit(60) == 0, a.stderr_tail(20)
+
+
+def test_file_change_reload_compiles_in_the_background(arc, servers, tmp_path):
+    up = servers.http(name="app")
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    cc = tmp_path / "slow-cc"
+    cc.write_text("#!/bin/sh\nsleep 2\nexec cc \"$@\"\n")
+    cc.chmod(0o755)
+    a = arc(conf(up, str(cache)), env={"ARC_PLUGIN_CC": str(cc)})
+    ok0 = reloads(a, "ok")
+    rewrite(a, conf(up, str(cache), [{"name": "f", "file": os.path.join(FIX, "c_headers.wasm"),
+                                      "config": "file"}]))
+    assert wait_for(lambda: "reload (file change): compiling 1 plugin module" in a.stderr_text(),
+                    20), a.stderr_tail(20)
+    assert wait_for(lambda: reloads(a, "ok") > ok0, 60), a.stderr_tail(20)
+    c = a.client()
+    assert wait_for(lambda: echoed(c.request("GET", "/x")).get("x-c-filter") == "file", 10), \
+        a.stderr_tail(20)
