@@ -478,9 +478,73 @@ static void arm_watch(struct arc_ctl_loop *cs)
     io_uring_sqe_set_data64(sqe, UD_WATCH);
 }
 
+/* A reload from the config's source that nobody waits on (SIGHUP, a file
+ * change): the snapshot is built with plugin compiles deferred; if modules
+ * are missing from the cache, a thread compiles them and the reload runs
+ * again when it is done (finish_compile; the file is read again then, so
+ * the newest config wins). A request while a compile runs waits for it. */
+static void reload_bg(struct arc_ctl_loop *cs, const char *trigger, bool skip_unchanged)
+{
+    if (arc_plugin_compile_running()) {
+        if (!cs->compile_pending)
+            cs->compile_skip = true;
+        cs->compile_pending = true;
+        cs->compile_skip = cs->compile_skip && skip_unchanged;
+        snprintf(cs->compile_trigger, sizeof(cs->compile_trigger), "%s", trigger);
+        arc_log(ARC_LOG_INFO, "reload (%s) waits for the plugin compile running", trigger);
+        return;
+    }
+    arc_plugin_defer_arm(true);
+    int rc = arc_admin__reload_source(cs->ctl, trigger, skip_unchanged, NULL);
+    size_t n = arc_plugin_defer_missing();
+    if (rc == ARC_RELOAD_NONE && n && arc_plugin_compile_start() == 0) {
+        cs->compile_pending = true;
+        cs->compile_skip = skip_unchanged;
+        snprintf(cs->compile_trigger, sizeof(cs->compile_trigger), "%s", trigger);
+        arc_log(ARC_LOG_INFO, "reload (%s): compiling %zu plugin module%s first (off the "
+                "control thread)", trigger, n, n == 1 ? "" : "s");
+        arc_plugin_defer_arm(false);
+        return;
+    }
+    arc_plugin_defer_arm(false);
+    if (rc == ARC_RELOAD_NONE && n)     /* (no thread: compile here, as before) */
+        arc_admin__reload_source(cs->ctl, trigger, skip_unchanged, NULL);
+}
+
+/* The compile thread ended: join it, run the reload waiting on it (its
+ * modules are cached now, or their errors are reported at their place). */
+static void finish_compile(struct arc_ctl_loop *cs)
+{
+    arc_plugin_compile_join();
+    bool pending = cs->compile_pending;
+    cs->compile_pending = false;
+    char trigger[sizeof(cs->compile_trigger)];
+    memcpy(trigger, cs->compile_trigger, sizeof(trigger));
+    if (pending && cs->draining)
+        arc_log(ARC_LOG_WARN, "plugin compile done while draining: not reloaded");
+    else if (pending && cs->etcd && cs->etcd->value)
+        arc_log(ARC_LOG_INFO, "plugin compile done; the config comes from etcd (%s): the "
+                "file is not applied", cs->etcd->key);
+    else if (pending) {
+        arc_admin__watch_read(&cs->watch, arc_now_ms());
+        reload_bg(cs, trigger, cs->compile_skip);
+        arc_admin__watch_clear(&cs->watch);
+    }
+    arc_plugin_compile_forget();
+}
+
+void arc_admin__compile_wait(struct arc_ctl_loop *cs)
+{
+    if (arc_plugin_compile_running())
+        arc_log(ARC_LOG_INFO, "waiting for the plugin compile running");
+    while (arc_plugin_compile_running())
+        finish_compile(cs);
+}
+
 int arc_admin__etcd_apply(struct arc_ctl_loop *cs, const char *trigger,
                           struct arc_config_errors *keep)
 {
+    arc_admin__compile_wait(cs);
     struct arc_etcd *e = cs->etcd;
     char name[ARC_CP_ETCD_PREFIX_MAX + 16];
     snprintf(name, sizeof(name), "etcd:%s", e->key);
@@ -503,6 +567,13 @@ int arc_admin__reload_file(struct arc_ctl_loop *cs, const char *trigger,
         arc_admin__watch_clear(&cs->watch);
         return arc_admin__etcd_apply(cs, trigger, keep);
     }
+    if (!keep) {                        /* (nobody waits for the outcome) */
+        arc_admin__watch_read(&cs->watch, arc_now_ms());
+        reload_bg(cs, trigger, false);
+        arc_admin__watch_clear(&cs->watch);
+        return ARC_RELOAD_NONE;
+    }
+    arc_admin__compile_wait(cs);
     arc_admin__watch_read(&cs->watch, arc_now_ms());
     int rc = arc_admin__reload_source(cs->ctl, trigger, false, keep);
     arc_admin__watch_clear(&cs->watch);
@@ -530,7 +601,7 @@ static void file_changed(struct arc_ctl_loop *cs)
                     "applied", cs->etcd->key);
         return;
     }
-    arc_admin__reload_source(cs->ctl, "file change", !(what & ARC_WATCH_REF), NULL);
+    reload_bg(cs, "file change", !(what & ARC_WATCH_REF));
 }
 
 /* Whatever changed the running config: the watches follow its files and
@@ -666,6 +737,8 @@ int arc_control_run(struct arc_control *ctl)
                 arc_admin__xdp_tick(ctl, now);
                 if (cs.watch.pending && now >= cs.watch.due)
                     file_changed(&cs);
+                if (arc_plugin_compile_done())
+                    finish_compile(&cs);
                 if (cs.draining && all_workers_done(ctl))
                     done = true;
                 /* The last old config was freed (its memory went back to
@@ -692,6 +765,7 @@ int arc_control_run(struct arc_control *ctl)
     /* The ring goes first: operations still pending point into the
      * connections' buffers. */
     io_uring_queue_exit(&cs.ring);
+    arc_plugin_compile_shutdown();      /* (joins a compile still running) */
     arc_dns_free(cs.dns);
     arc_admin__etcd_dispose(&cs);
     for (size_t i = 0; i < cs.n_conns; i++) {

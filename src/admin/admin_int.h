@@ -147,7 +147,11 @@ void arc_admin__submit(struct arc_control *ctl, const char *text, size_t len, co
 /**
  * A reload that reads the config file (SIGHUP, POST /v1/reload). It sees
  * every change made before it, so the file events queued until now are
- * read and dropped: they would only repeat it. (admin.c)
+ * read and dropped: they would only repeat it. Without `keep` (SIGHUP:
+ * nobody waits for the outcome) plugin modules missing from the cache are
+ * compiled on a thread first and ARC_RELOAD_NONE is returned when that
+ * happened; with `keep` it waits for a compile running, then compiles on
+ * the control thread. (admin.c)
  */
 int arc_admin__reload_file(struct arc_ctl_loop *cs, const char *trigger,
                            struct arc_config_errors *keep);
@@ -218,7 +222,16 @@ struct arc_ctl_loop {
     struct arc_etcd *etcd;          /* config_source etcd (etcd.c), or NULL */
     struct arc_dns *dns;            /* discovery: dns (upstream/dns.c), or NULL */
     struct arc_admin_history *history; /* the dashboard's samples (status.c) */
+    /* A reload waiting for plugin modules compiling on a thread (admin.c's
+     * reload_bg): run again from the config's source when it ends. */
+    bool compile_pending;
+    bool compile_skip;              /* skip_unchanged of every request waiting */
+    char compile_trigger[160];      /* the newest request's */
 };
+/* A plugin compile for a reload is running: wait for it (blocking) and run
+ * the reload waiting on it, so that a synchronous reload or submit after it
+ * applies in order and never compiles the same module at once. */
+void arc_admin__compile_wait(struct arc_ctl_loop *cs);
 
 void arc_admin__ctl_start(struct arc_ctl_loop *cs);
 void arc_admin__ctl_on_accept(struct arc_ctl_loop *cs, const struct io_uring_cqe *cqe, uint64_t now);

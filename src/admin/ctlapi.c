@@ -371,6 +371,7 @@ static void ep_validate(struct arc_ctl_loop *cs, struct ctl_conn *c, const char 
 {
     struct arc_admin_outcome *o = malloc(sizeof(*o));
     ARC_ASSERT(o != NULL);
+    arc_admin__compile_wait(cs);
     arc_admin__submit(cs->ctl, c->body ? c->body : "", c->body_len, format, "<request>", NULL, false, o);
     if (o->result == ARC_RELOAD_ERROR)
         respond_json(cs, c, 400, NULL, json_pack("{s:b,s:o}", "valid", 0,
@@ -390,6 +391,7 @@ static void ep_apply(struct arc_ctl_loop *cs, struct ctl_conn *c, const char *fo
     ARC_ASSERT(o != NULL);
     char trigger[160];
     snprintf(trigger, sizeof(trigger), "API POST /v1/config from %s", c->peer);
+    arc_admin__compile_wait(cs);
     arc_admin__submit(cs->ctl, c->body ? c->body : "", c->body_len, format, "<request>", trigger, true, o);
     if (o->result == ARC_RELOAD_ERROR) {
         log_mutation(c, 400, "(the config did not load; not applied)");

@@ -2,12 +2,15 @@
  * Reloads: one path for every trigger (SIGHUP, a file change, POST
  * /v1/reload, POST /v1/config). A new config is loaded and compiled on the
  * control thread, refused if it changes a restart-only field, else
- * published; the workers adopt it at the top of their loops. Each attempt
+ * published; the workers adopt it at the top of their loops. A plugin
+ * module not yet in the compile cache is compiled on a thread first
+ * (admin.c's reload_bg) for the triggers nobody waits on. Each attempt
  * is logged with its trigger, counted by result and remembered for
  * GET /v1/status.
  */
 #include "core/log.h"
 #include "admin/admin_int.h"
+#include "plugin/plugin.h"
 #include "xdp/xdp.h"
 
 #include <stdarg.h>
@@ -96,6 +99,12 @@ int arc_admin__reload_source(struct arc_control *ctl, const char *trigger, bool 
 {
     struct arc_config_errors errs = { 0 };
     struct arc_snapshot *ns = ctl->load ? ctl->load(ctl->load_ud, &errs) : NULL;
+    if (!ns && arc_plugin_defer_missing()) {
+        /* (armed by the caller: modules to compile first; the caller
+         * starts the compile and reloads again when it is done) */
+        arc_config_errors_dispose(&errs);
+        return ARC_RELOAD_NONE;
+    }
     if (!ns) {
         int rc = failed(ctl, trigger, &errs);
         if (keep)

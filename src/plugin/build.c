@@ -573,8 +573,8 @@ static void rm_tree(const char *dir)
     rmdir(dir);
 }
 
-int arc_pl__build(const char *wasm_path, const char *cache_dir, char *so_path, size_t so_len,
-                  char *err, size_t err_len)
+int arc_pl__cached(const char *wasm_path, const char *cache_dir, char *so_path, size_t so_len,
+                   char hex[65], char *err, size_t err_len)
 {
     size_t wlen = 0;
     char *wasm = read_all(wasm_path, &wlen);
@@ -600,7 +600,6 @@ int arc_pl__build(const char *wasm_path, const char *cache_dir, char *so_path, s
         errf(err, err_len, "SHA-256 failed");
         return -1;
     }
-    char hex[65];
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
     if (check_dir(cache_dir, err, err_len) < 0)
@@ -609,8 +608,16 @@ int arc_pl__build(const char *wasm_path, const char *cache_dir, char *so_path, s
         errf(err, err_len, "plugin cache path too long");
         return -1;
     }
-    if (access(so_path, R_OK) == 0)
-        return 0;
+    return access(so_path, R_OK) == 0 ? 1 : 0;
+}
+
+int arc_pl__build(const char *wasm_path, const char *cache_dir, char *so_path, size_t so_len,
+                  char *err, size_t err_len)
+{
+    char hex[65];
+    int cached = arc_pl__cached(wasm_path, cache_dir, so_path, so_len, hex, err, err_len);
+    if (cached != 0)
+        return cached < 0 ? -1 : 0;
 
     char tdir[4096];
     snprintf(tdir, sizeof(tdir), "%s/build.XXXXXX", cache_dir);

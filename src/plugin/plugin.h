@@ -175,6 +175,27 @@ int arc_plugin_set_new(const struct arc_config *cfg, unsigned n_workers,
                        struct arc_pl_set **out, struct arc_config_errors *errs);
 void arc_plugin_set_free(struct arc_pl_set *set);
 
+/*
+ * Reload compiles off the control thread (defer.c). While armed, a set
+ * does not compile: a module missing from the cache is recorded and fails
+ * the set with "compile pending" (one whose last background compile failed
+ * fails with that compile's error). Arming (on or off) clears the record.
+ * arc_plugin_compile_start compiles the recorded modules on a thread (0,
+ * or -1: nothing recorded, one running, or no thread); poll
+ * arc_plugin_compile_done, then arc_plugin_compile_join (blocks until the
+ * thread ends; returns how many modules it compiled) keeps its failures
+ * for the next set until arc_plugin_compile_forget. Thread: control.
+ */
+void arc_plugin_defer_arm(bool on);
+size_t arc_plugin_defer_missing(void);
+int arc_plugin_compile_start(void);
+bool arc_plugin_compile_running(void);
+bool arc_plugin_compile_done(void);
+size_t arc_plugin_compile_join(void);
+void arc_plugin_compile_forget(void);
+/* Joins a compile still running and frees everything (control loop exit). */
+void arc_plugin_compile_shutdown(void);
+
 /* Index of a plugin by name, or -1. */
 int arc_plugin_index(const struct arc_pl_set *set, const char *name);
 

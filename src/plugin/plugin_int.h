@@ -120,9 +120,28 @@ extern const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS];
 
 /* Builds (or finds in cache_dir) the shared object for `wasm_path`; the
  * path of the .so is written to so_path. 0, or -1 with a message. Thread:
- * control (runs wasm2c and the C compiler as child processes). */
+ * any (runs wasm2c and the C compiler as child processes, reaped by pid;
+ * the only shared state is the cache directory, written by rename). */
 int arc_pl__build(const char *wasm_path, const char *cache_dir, char *so_path, size_t so_len,
                   char *err, size_t err_len);
+/* The cache lookup alone (reads and hashes the file, no compiler): 1 =
+ * cached (so_path names it), 0 = not cached (so_path is where it would
+ * go), -1 with a message (unreadable, not WebAssembly, bad cache dir).
+ * hex receives the module's key. */
+int arc_pl__cached(const char *wasm_path, const char *cache_dir, char *so_path, size_t so_len,
+                   char hex[65], char *err, size_t err_len);
+
+/* ------------------------------------------------------------ defer.c */
+
+/* True while the control thread armed deferred compiles
+ * (arc_plugin_defer_arm). */
+bool arc_pl__defer_armed(void);
+/* arc_pl__build's stand-in while armed: a cached module gives 0 and its
+ * path; one whose last background compile failed gives -1 with that
+ * compile's error; one not cached is recorded for arc_plugin_compile_start
+ * and gives -1 ("compile pending"). */
+int arc_pl__defer_lookup(const char *wasm_path, const char *cache_dir, char *so_path,
+                         size_t so_len, char *err, size_t err_len);
 
 /* ------------------------------------------------------------ host.c */
 
