@@ -189,6 +189,7 @@ def test_reload_swaps_a_plugin_and_keeps_it_when_the_new_one_is_broken(arc, serv
     assert arc.bin.run(["check", "-c", str(pre)]).returncode == 0
     rewrite(a, conf2)
     reload(a)
+    assert wait_for(lambda: echoed(a.client().request("GET", "/x")).get("x-as-filter") == "two")
     h = echoed(a.client().request("GET", "/x"))
     assert h.get("x-as-filter") == "two" and "x-c-filter" not in h
     # a broken module: the reload is refused, the running plugin stays

@@ -27,8 +27,9 @@ def rewrite(a, cfg):
 
 
 def reload(a, result="ok", timeout=10.0):
-    """SIGHUP, then wait until the reload was counted with `result` and (for
-    ok) every worker adopted it (the new generation answers)."""
+    """SIGHUP, then wait until the reload was counted with `result`. Workers
+    adopt a new config at the top of their loop: a request right after this
+    may still meet the old one (wait for what the new one answers)."""
     before = metric(a.metrics()[0], "arc_config_reloads_total", result=result) or 0
     a.signal(signal.SIGHUP)
     assert wait_for(lambda: (metric(a.metrics()[0], "arc_config_reloads_total", result=result) or 0)
