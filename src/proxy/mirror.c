@@ -245,34 +245,46 @@ void arc_px__mirror_start(struct arc_worker *w, struct arc_exchange *ex)
     ex->mirror = m;
 }
 
+/* Appends p to a buffer held up to max bytes. False when it would pass max
+ * or memory ran out: the buffer is then freed and the caller stops keeping. */
+static bool keep_bounded(char **buf, size_t *n, size_t *cap, size_t max, const char *p,
+                         size_t len)
+{
+    if (*n + len > max) {
+        free(*buf);
+        *buf = NULL;
+        *n = *cap = 0;
+        return false;
+    }
+    if (*n + len > *cap) {
+        size_t c = *cap ? *cap * 2 : 4096;
+        while (c < *n + len)
+            c *= 2;
+        if (c > max)
+            c = max;
+        char *b = realloc(*buf, c);
+        if (!b) {
+            free(*buf);
+            *buf = NULL;
+            *n = *cap = 0;
+            return false;
+        }
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *n, p, len);
+    *n += len;
+    return true;
+}
+
 void arc_px__mirror_body(struct arc_exchange *ex, const char *p, size_t len)
 {
     struct arc_px_mirror *m = ex->mirror;
     if (m->too_big || len == 0)
         return;
-    if (m->body_len + len > m->max_body) {
+    /* (a body over max_body, or out of memory: counted as too large) */
+    if (!keep_bounded(&m->body, &m->body_len, &m->body_cap, m->max_body, p, len))
         m->too_big = true;
-        free(m->body);
-        m->body = NULL;
-        m->body_len = m->body_cap = 0;
-        return;
-    }
-    if (m->body_len + len > m->body_cap) {
-        size_t cap = m->body_cap ? m->body_cap * 2 : 4096;
-        while (cap < m->body_len + len)
-            cap *= 2;
-        if (cap > m->max_body)
-            cap = m->max_body;
-        char *b = realloc(m->body, cap);
-        if (!b) {
-            m->too_big = true;          /* (counted as too large: not mirrored) */
-            return;
-        }
-        m->body = b;
-        m->body_cap = cap;
-    }
-    memcpy(m->body + m->body_len, p, len);
-    m->body_len += len;
 }
 
 void arc_px__mirror_resp_head(struct arc_exchange *ex, const struct arc_resp *r)
@@ -292,27 +304,8 @@ void arc_px__mirror_resp_body(struct arc_exchange *ex, const char *p, size_t len
     arc_mc__dg_update(&m->psum->body, p, len);
     if (!m->jmax || m->pbody_over || len == 0)
         return;
-    if (m->pbody_len + len > m->jmax) {
+    if (!keep_bounded(&m->pbody, &m->pbody_len, &m->pbody_cap, m->jmax, p, len))
         m->pbody_over = true;           /* (compared by digest) */
-        free(m->pbody);
-        m->pbody = NULL;
-        m->pbody_len = m->pbody_cap = 0;
-        return;
-    }
-    if (m->pbody_len + len > m->pbody_cap) {
-        size_t cap = m->pbody_cap ? m->pbody_cap * 2 : 4096;
-        while (cap < m->pbody_len + len)
-            cap *= 2;
-        char *b = realloc(m->pbody, cap);
-        if (!b) {
-            m->pbody_over = true;
-            return;
-        }
-        m->pbody = b;
-        m->pbody_cap = cap;
-    }
-    memcpy(m->pbody + m->pbody_len, p, len);
-    m->pbody_len += len;
 }
 
 static void copy_text(char *dst, size_t cap, struct arc_str v)
