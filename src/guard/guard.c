@@ -197,6 +197,26 @@ void arc_guard_dec(unsigned id, const struct arc_guard_key *key, enum arc_guard_
     add(id, key, col, (uint32_t)-1);
 }
 
+bool arc_guard_admit(unsigned id, const struct arc_guard_key *key, enum arc_guard_col col,
+                     uint32_t cap)
+{
+    if (!key->valid)
+        return true;
+    /* Count this one first, then read the node-wide sum: of two workers
+     * admitting at the same instant, at least one reads the other's store
+     * (the fence orders each one's store before its loads), so the sum a
+     * cap is checked against is never short. Checking first and counting
+     * after let both pass (each read the other's old count): a cap could
+     * be exceeded by one per other worker. Now the race can only refuse
+     * early, which is the side a guard should err on. */
+    add(id, key, col, 1);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (arc_guard_count(key, col) <= cap)
+        return true;
+    add(id, key, col, (uint32_t)-1);
+    return false;
+}
+
 uint32_t arc_guard_hs_count(const struct arc_guard_key *key, uint32_t sec)
 {
     if (!key->valid)

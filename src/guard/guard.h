@@ -94,6 +94,13 @@ uint32_t arc_guard_count(const struct arc_guard_key *key, enum arc_guard_col col
 /* Adds +1 / -1 to worker `id`'s cells of the key. */
 void arc_guard_inc(unsigned id, const struct arc_guard_key *key, enum arc_guard_col col);
 void arc_guard_dec(unsigned id, const struct arc_guard_key *key, enum arc_guard_col col);
+/* Counts one more for worker `id` if the node-wide count stays within
+ * cap: true = counted (give it back with arc_guard_dec), false = over the
+ * cap, nothing counted. Workers admitting at the same instant never pass
+ * the cap together; the race can refuse one early. An invalid key is
+ * admitted and not counted. */
+bool arc_guard_admit(unsigned id, const struct arc_guard_key *key, enum arc_guard_col col,
+                     uint32_t cap);
 
 /* TLS handshakes of the key in the whole second `sec` (node-wide), and
  * one more counted by worker `id`. */

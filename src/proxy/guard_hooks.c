@@ -53,10 +53,12 @@ bool arc_px__guard_accept(struct arc_worker *w, struct arc_conn *c, bool tls)
     /* The address is looked up once here (getpeername) and kept for the
      * connection: forwarding needs it anyway. */
     arc_guard_key_of(arc_px__peer_addr(c), g->ipv6_prefix, &gc->key);
-    if (g->max_connections_per_ip &&
-        arc_guard_count(&gc->key, ARC_GC_CONNS) >= g->max_connections_per_ip) {
-        arc_px__guard_trip(w, c, ARC_GR_MAX_CONNECTIONS_PER_IP);
-        return false;
+    if (g->max_connections_per_ip && gc->key.valid) {
+        if (!arc_guard_admit(w->id, &gc->key, ARC_GC_CONNS, g->max_connections_per_ip)) {
+            arc_px__guard_trip(w, c, ARC_GR_MAX_CONNECTIONS_PER_IP);
+            return false;
+        }
+        gc->counted_conn = true;
     }
     if (tls) {
         /* A full handshake is the most expensive thing a client can make a
@@ -78,7 +80,8 @@ bool arc_px__guard_accept(struct arc_worker *w, struct arc_conn *c, bool tls)
         w->hs_pending++;
         gc->hs_pending = true;
     }
-    if (gc->key.valid) {
+    if (gc->key.valid && !gc->counted_conn) {
+        /* counted with no cap too: a reload may set one */
         arc_guard_inc(w->id, &gc->key, ARC_GC_CONNS);
         gc->counted_conn = true;
     }
@@ -99,12 +102,14 @@ bool arc_px__guard_head_start(struct arc_worker *w, struct arc_conn *c)
     struct arc_guard_conn *gc = &c->c.g;
     if (gc->counted_incomplete || !gc->key.valid)
         return true;
-    if (g->slowloris && g->max_incomplete_per_ip &&
-        arc_guard_count(&gc->key, ARC_GC_INCOMPLETE) >= g->max_incomplete_per_ip) {
-        arc_px__guard_trip(w, c, ARC_GR_MAX_INCOMPLETE_PER_IP);
-        return false;
+    if (g->slowloris && g->max_incomplete_per_ip) {
+        if (!arc_guard_admit(w->id, &gc->key, ARC_GC_INCOMPLETE, g->max_incomplete_per_ip)) {
+            arc_px__guard_trip(w, c, ARC_GR_MAX_INCOMPLETE_PER_IP);
+            return false;
+        }
+    } else {
+        arc_guard_inc(w->id, &gc->key, ARC_GC_INCOMPLETE);
     }
-    arc_guard_inc(w->id, &gc->key, ARC_GC_INCOMPLETE);
     gc->counted_incomplete = true;
     return true;
 }

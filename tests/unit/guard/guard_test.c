@@ -7,6 +7,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 
 static struct sockaddr_in v4(const char *a)
 {
@@ -166,6 +169,66 @@ static void test_names(void)
         CHECK(strcmp(arc_guard_reason_name((enum arc_guard_reason)r), "unknown") != 0);
 }
 
+/* Two workers admitting one address under cap 1 at the same instants,
+ * over and over: "holders" counts who is admitted right now, and must
+ * never exceed the cap. (Checking the sum first and counting after let
+ * both pass whenever each read the other's old count: this failed within
+ * a few thousand rounds on two cores.) */
+static struct arc_guard_key race_key;
+static _Atomic int holders, over, admitted[2];
+static _Atomic bool race_go;
+
+static void *racer(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    while (!atomic_load(&race_go))
+        ;
+    /* until both have been admitted often (they ran side by side), or 3 s */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long i = 0;; i++) {
+        if ((i & 1023) == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if ((atomic_load(&admitted[0]) >= 100000 && atomic_load(&admitted[1]) >= 100000) ||
+                t.tv_sec - t0.tv_sec >= 3)
+                break;
+        }
+        if (!arc_guard_admit(id, &race_key, ARC_GC_INCOMPLETE, 1))
+            continue;
+        if (atomic_fetch_add(&holders, 1) + 1 > 1)
+            atomic_fetch_add(&over, 1);
+        atomic_fetch_add(&admitted[id], 1);
+        atomic_fetch_sub(&holders, 1);
+        arc_guard_dec(id, &race_key, ARC_GC_INCOMPLETE);
+    }
+    return NULL;
+}
+
+static void test_admit_race(void)
+{
+    CHECK_INT(arc_guard_attach(0, 0), 0);
+    CHECK_INT(arc_guard_attach(1, 0), 0);
+    struct sockaddr_in x = v4("192.0.2.99");
+    arc_guard_key_of((struct sockaddr *)&x, 64, &race_key);
+    /* single-threaded: the cap is exact, a refusal counts nothing */
+    CHECK(arc_guard_admit(0, &race_key, ARC_GC_INCOMPLETE, 2));
+    CHECK(arc_guard_admit(1, &race_key, ARC_GC_INCOMPLETE, 2));
+    CHECK(!arc_guard_admit(0, &race_key, ARC_GC_INCOMPLETE, 2));
+    CHECK_INT(arc_guard_count(&race_key, ARC_GC_INCOMPLETE), 2);
+    arc_guard_dec(0, &race_key, ARC_GC_INCOMPLETE);
+    arc_guard_dec(1, &race_key, ARC_GC_INCOMPLETE);
+    pthread_t t[2];
+    for (uintptr_t i = 0; i < 2; i++)
+        CHECK_INT(pthread_create(&t[i], NULL, racer, (void *)i), 0);
+    atomic_store(&race_go, true);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    CHECK_INT(atomic_load(&over), 0);
+    CHECK_INT(atomic_load(&admitted[0]) > 0, 1);
+    CHECK_INT(atomic_load(&admitted[1]) > 0, 1);
+    CHECK_INT(arc_guard_count(&race_key, ARC_GC_INCOMPLETE), 0);   /* all given back */
+}
+
 int main(void)
 {
     RUN(test_keys);
@@ -174,5 +237,6 @@ int main(void)
     RUN(test_rate_window);
     RUN(test_names);
     RUN(test_tiny_table_full);
+    RUN(test_admit_race);
     return TEST_REPORT();
 }
