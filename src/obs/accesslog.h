@@ -131,6 +131,7 @@ struct arc_alog_rec {
      * Packing keeps what a worker writes per request to the bytes it has
      * (a few cache lines) instead of one line per fixed-size field. */
     uint16_t off[ARC_ALOG_S__COUNT];
+    uint16_t len[ARC_ALOG_S__COUNT];    /* its length, when off[f] != 0 (saves the writer a strlen) */
     uint16_t used;                      /* bytes of strs in use (0: none yet) */
     char strs[ARC_ALOG_STR_BYTES];
 };
@@ -139,6 +140,8 @@ _Static_assert(ARC_ALOG_STR_BYTES < UINT16_MAX, "string offsets fit uint16_t");
 
 /* Field f of r: a NUL-terminated string, "" when absent. */
 #define arc_alog_str(r, f) ((const char *)(r)->strs + (r)->off[ARC_ALOG_S_##f])
+/* ... and its length. */
+#define arc_alog_len(r, f) ((r)->off[ARC_ALOG_S_##f] ? (size_t)(r)->len[ARC_ALOG_S_##f] : 0)
 
 /* Cap (with the NUL) and truncation bit (-1: none) of each field. */
 static const uint16_t arc_alog_caps[ARC_ALOG_S__COUNT] = {
@@ -181,6 +184,7 @@ static inline void arc_alog_put(struct arc_alog_rec *r, unsigned f, const char *
         return;
     }
     r->off[f] = r->used;
+    r->len[f] = (uint16_t)n;
     memcpy(r->strs + r->used, s, n);
     r->strs[r->used + n] = '\0';
     r->used = (uint16_t)(r->used + n + 1);

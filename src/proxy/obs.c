@@ -385,6 +385,7 @@ void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
         size_t qn = query_copy(r->strs + r->used, ARC_MIN((size_t)ARC_ALOG_QUERY, room), q->query,
                                lc, &tr);
         r->off[ARC_ALOG_S_QUERY] = qn ? r->used : 0;
+        r->len[ARC_ALOG_S_QUERY] = (uint16_t)qn;
         if (qn)
             r->used = (uint16_t)(r->used + qn + 1);
     }

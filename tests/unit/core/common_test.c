@@ -27,6 +27,20 @@ static void test_put_u64(void)
     check_u64(429, "429");
     check_u64(1000000, "1000000");
     check_u64(UINT64_MAX, "18446744073709551615");
+    /* every digit count, and its edges */
+    char want[24];
+    uint64_t p = 1;
+    for (int d = 1; d <= 20; d++) {
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)p);
+        check_u64(p, want);
+        if (d < 20) {
+            snprintf(want, sizeof(want), "%llu", (unsigned long long)(p * 10 - 1));
+            check_u64(p * 10 - 1, want);
+            snprintf(want, sizeof(want), "%llu", (unsigned long long)(p * 7 + 3));
+            check_u64(p * 7 + 3, want);
+            p *= 10;
+        }
+    }
 }
 
 int main(void)
