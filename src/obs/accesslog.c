@@ -140,8 +140,8 @@ static char *jstrn(char *w, const char *s, size_t n)
     static const char hx[] = "0123456789abcdef";
     while (i < n) {
         /* Plain bytes are stored as they are tested, a word at a time and
-         * then one by one: no library copy per run (the fields are short,
-         * and a call per run was a third of this function's time). */
+         * then one by one: no library copy per run (the fields are short;
+         * memmove was ~8% of formatting a line). */
         while (i + 8 <= n) {
             uint64_t v;
             memcpy(&v, p + i, 8);

@@ -435,6 +435,8 @@ static size_t drain(void)
         struct arc_alog_ring *r = &L.rings[i];
         uint64_t t, n = arc_alog_ring_avail(r, &t);
         for (uint64_t k = 0; k < n; k++) {
+            if (k + 1 < n)
+                arc_alog_prefetch_read(&r->recs[(t + k + 1) & r->mask]);
             arc_alog_format(&L.buf, &r->recs[(t + k) & r->mask]);
             L.buf_lines++;
             /* Free slots as we go so a busy worker is not held back by a
