@@ -272,6 +272,21 @@ class ArcProcess:
         with self.cond:
             return "\n".join(self.lines)
 
+    def wait_stderr(self, text, timeout=10.0):
+        """True once `text` (a substring) is in arc's stderr, waiting up to
+        timeout (sanitizer builds: x3). A reader thread collects the lines,
+        so a line arc printed before the event a test saw may still be on
+        its way: a check right after an event must wait, not read once."""
+        deadline = time.monotonic() + timeout * (3.0 if self.variant == "asan" else 1.0)
+        with self.cond:
+            while True:
+                if text in "\n".join(self.lines):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(min(left, 0.1))
+
     def stderr_tail(self, n=60):
         with self.cond:
             return "\n".join(self.lines[-n:])

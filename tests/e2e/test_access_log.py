@@ -379,7 +379,7 @@ def test_sigusr1_reopens_the_file(arc, servers, tmp_path):
         assert access_paths(f.read()) == ["/before"]
     ms, _ = a.metrics()
     assert metric(ms, "arc_access_log_reopens_total") == 1
-    assert "SIGUSR1 received: reopening the access log" in a.stderr_text()
+    assert a.wait_stderr("SIGUSR1 received: reopening the access log"), a.stderr_tail(20)
 
 
 def test_vanished_directory_is_reported_and_retried(arc, servers, tmp_path, arc_bin):
@@ -413,7 +413,7 @@ def test_vanished_directory_is_reported_and_retried(arc, servers, tmp_path, arc_
         time.sleep(0.05)
     paths = access_paths(text)
     assert paths and paths[-1] == "/back", paths     # held lines written first, then this one
-    assert "writing again" in a.stderr_text()
+    assert a.wait_stderr("writing again"), a.stderr_tail(20)
     assert a.alive()
 
 
@@ -731,7 +731,7 @@ def test_otlp_export_failures_are_counted(arc, servers, tmp_path, arc_bin):
         time.sleep(0.05)
     assert lost == 6
     assert metric(ms, "arc_tracing_export_errors_total") >= 1
-    assert "tracing: export to http://127.0.0.1:%d failed: connect" % gone in a.stderr_text()
+    assert a.wait_stderr("tracing: export to http://127.0.0.1:%d failed: connect" % gone), a.stderr_tail(20)
     # serving went on, and the access log has every request
     assert len(read_lines(str(tmp_path / "access.log"), 3)) == 3
 

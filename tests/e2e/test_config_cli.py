@@ -445,7 +445,7 @@ def test_run_without_config_uses_embedded_defaults(arc_bin, tmp_path):
     try:
         assert p.listeners == {"http": 8080}, p.stderr_text()
         assert p.admin_port == 9090
-        assert EMBEDDED_LINE in p.stderr_text()
+        assert p.wait_stderr(EMBEDDED_LINE), p.stderr_tail(20)
         status, body = ns_get(p, "http://127.0.0.1:9090/healthz")
         assert status == 200 and body.strip() == "ok"
         status, body = ns_get(p, "http://127.0.0.1:8080/")
@@ -481,7 +481,7 @@ def test_run_without_config_loads_etc_arc(arc_bin, tmp_path):
     p = start_isolated(arc_bin, tmp_path, ["run"], etc_arc={"arc.yaml": RESPOND_CONFIG})
     try:
         assert p.fingerprint == fp, "arc run without -c did not load /etc/arc/arc.yaml:\n" + p.stderr_text()
-        assert "arc: using config /etc/arc/arc.yaml (no -c given)" in p.stderr_text()
+        assert p.wait_stderr("arc: using config /etc/arc/arc.yaml (no -c given)"), p.stderr_tail(20)
         r = p.client().request("GET", "/x")
         assert r.status == 200 and r.body == b"from /etc/arc/arc.yaml\n", r
     finally:

@@ -316,7 +316,7 @@ def test_apply(arc, servers):
     assert st["fingerprint"] == res["fingerprint"] and st["config_source"] == "<request>"
     assert st["last_reload"]["trigger"].startswith("API POST /v1/config from 127.0.0.1:")
     assert logged(a, r"arc: control: POST /v1/config from 127\.0\.0\.1:\d+: 200"), a.stderr_tail()
-    assert "arc: reloaded (API POST /v1/config from 127.0.0.1:" in a.stderr_text()
+    assert a.wait_stderr("arc: reloaded (API POST /v1/config from 127.0.0.1:"), a.stderr_tail(20)
     ms = a.metrics()[0]
     assert metric(ms, "arc_config_reloads_total", result="ok") == 1
 
@@ -444,7 +444,7 @@ def other_addr():
 
 def test_no_token_loopback_only(arc, servers, other_addr):
     a, port, up = start(arc, servers, cp={"bind": "0.0.0.0:0"})
-    assert "auth=loopback-only" in a.stderr_text()
+    assert a.wait_stderr("auth=loopback-only"), a.stderr_tail(20)
     assert call(port, "GET", "/v1/status").status == 200
     # the same listener reached from a non-loopback address of this host
     for host, src in ((other_addr, other_addr), ("127.0.0.1", other_addr)):
@@ -459,7 +459,7 @@ def test_no_token_loopback_only(arc, servers, other_addr):
 
 def test_bearer_token(arc, servers, other_addr):
     a, port, up = start(arc, servers, cp={"bind": "0.0.0.0:0", "auth_token": TOKEN})
-    assert "auth=bearer-token" in a.stderr_text()
+    assert a.wait_stderr("auth=bearer-token"), a.stderr_tail(20)
     assert TOKEN not in a.stderr_text()
     for token in (None, "", TOKEN[:-1], TOKEN + "x", "X" + TOKEN[1:], TOKEN[:-1] + "X", "short"):
         r = call(port, "GET", "/v1/status", token=token)

@@ -182,7 +182,7 @@ def test_answer_changes_move_traffic_and_keep_connections(arc, dns, backends):
     assert wait_for(lambda: "b2" not in {server_of(c) for _ in range(4)}), a.stderr_tail(20)
     names = {served_by(c)[0] for _ in range(12)}
     assert "b2" not in names and "b3" in names, names
-    assert "endpoints updated" in a.stderr_text()
+    assert a.wait_stderr("endpoints updated"), a.stderr_tail(20)
 
 
 def test_ttl_is_honoured(arc, dns, backends):
@@ -237,7 +237,7 @@ def test_server_down_keeps_the_last_set(arc, dns, backends):
     assert metric(m, "arc_upstream_dns_up", upstream="app") == 0
     assert metric(m, "arc_upstream_dns_lookups_total", upstream="app", result="error") >= 1
     assert metric(m, "arc_upstream_dns_endpoints", upstream="app") == 1
-    assert "keeping the last good addresses" in a.stderr_text()
+    assert a.wait_stderr("keeping the last good addresses"), a.stderr_tail(20)
 
     # Back, with another answer: followed.
     d.set("app.arc.test", [("A", "127.0.0.3", 1)])
@@ -257,7 +257,7 @@ def test_no_answer_yet_is_503_then_served(arc, dns, backends):
     assert addrs(a) == []
     r = c.request("GET", "/")
     assert r.status == 503, r
-    assert "no addresses yet" in a.stderr_text()
+    assert a.wait_stderr("no addresses yet"), a.stderr_tail(20)
     d.set("app.arc.test", [("A", "127.0.0.3", 60)])
     assert wait_for(lambda: addrs(a) == ["127.0.0.3:%d" % port]), a.stderr_tail(20)
     assert wait_for(lambda: server_of(c) == "b3"), a.stderr_tail(20)

@@ -13,7 +13,7 @@ def test_ipv6_listener_proxies_and_forwards_client_address(arc, servers):
     cfg = make_config([upstream_conf("echo", up.addr)])
     cfg["listeners"] = [{"name": "v6", "kind": "http", "bind": "[::1]:0"}]
     a = arc(cfg)
-    assert "addr=[::1]:%d" % a.port in a.stderr_text()
+    assert a.wait_stderr("addr=[::1]:%d" % a.port), a.stderr_tail(20)
     s = socket.create_connection(("::1", a.port), timeout=10)
     try:
         s.sendall(b"GET /v6 HTTP/1.1\r\nHost: v6.test\r\nConnection: close\r\n\r\n")

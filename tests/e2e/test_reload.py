@@ -108,7 +108,7 @@ def test_bad_config_is_refused_and_the_running_one_stays(arc, servers):
     # change itself rather than the SIGHUP)
     assert wait_for(lambda: "nosuch" in a.stderr_text() and
                     "failed: the config above was not applied" in a.stderr_text()), a.stderr_tail(20)
-    assert "arc-%d.yaml:" % a.n in a.stderr_text()
+    assert a.wait_stderr("arc-%d.yaml:" % a.n), a.stderr_tail(20)
     assert a.client().request("GET", "/a/1").status == 200
     assert metric(a.metrics()[0], "arc_config_generation") == 1
 

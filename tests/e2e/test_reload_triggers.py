@@ -65,7 +65,7 @@ def test_edit_in_place(arc):
     assert wait_for(lambda: probe(a) == "v2"), a.stderr_tail(10)
     assert reloads(a) == 1 and generation(a) == 2
     assert logged(a, "arc: reloaded (file change) generation=2"), a.stderr_tail(10)
-    assert "arc: file change seen: %s" % os.path.basename(a.config_path) in a.stderr_text()
+    assert a.wait_stderr("arc: file change seen: %s" % os.path.basename(a.config_path)), a.stderr_tail(20)
 
 
 def test_rename_into_place(arc, tmp_path):
@@ -204,7 +204,7 @@ def test_broken_save_is_reported_and_fixed(arc):
     write(a.config_path, to_yaml(cfg) + "routes: [oops\n")
     assert wait_for(lambda: reloads(a, "error") == 1), a.stderr_tail(10)
     assert logged(a, "arc: reload (file change) failed")
-    assert "%s:" % a.config_path in a.stderr_text()
+    assert a.wait_stderr("%s:" % a.config_path), a.stderr_tail(20)
     assert probe(a) == "v1"
     write(a.config_path, to_yaml(config("fixed")))
     assert wait_for(lambda: probe(a) == "fixed"), a.stderr_tail(10)

@@ -427,7 +427,7 @@ def test_active_health_checks_take_an_endpoint_out_and_back(arc, procs, arc_bin)
     for i in range(8):
         r = a.client().request("GET", "/x/%d" % i)
         assert r.status == 200 and r.json()["server"] == "good", r
-    assert "endpoint %s is down" % bad.addr in a.stderr_text()
+    assert a.wait_stderr("endpoint %s is down" % bad.addr), a.stderr_tail(20)
     # it recovers: one passed check brings it back into rotation
     bad.kill()
     bad.mode = "http"

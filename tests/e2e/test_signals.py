@@ -127,7 +127,7 @@ def test_second_signal_exits_at_once(arc, servers, arc_bin):
     # Exactly the documented status: 0 would hide the cut-off request, and a
     # negative status is death by a signal (a crash, or the default action).
     assert rc == 1, "second signal: exit status %s, expected 1:\n%s" % (rc, a.stderr_tail(20))
-    assert "second signal, exiting now" in a.stderr_text(), a.stderr_tail(20)
+    assert a.wait_stderr("second signal, exiting now"), a.stderr_tail(20)
     assert took < 2 * arc_bin.slow, "arc took %.2fs to exit after the second signal" % took
 
 
@@ -190,4 +190,4 @@ def test_sighup_during_drain_is_not_a_second_signal(arc, servers, arc_bin):
     rc = a.wait_exit(8 * arc_bin.slow)
     a.expect_exited = True
     assert rc == 0, "exit status %s:\n%s" % (rc, a.stderr_tail(20))
-    assert "SIGHUP while draining: not reloaded" in a.stderr_text()
+    assert a.wait_stderr("SIGHUP while draining: not reloaded"), a.stderr_tail(20)
