@@ -197,6 +197,11 @@ void arc_guard_dec(unsigned id, const struct arc_guard_key *key, enum arc_guard_
     add(id, key, col, (uint32_t)-1);
 }
 
+void arc_guard_add(unsigned id, const struct arc_guard_key *key, enum arc_guard_col col, int32_t d)
+{
+    add(id, key, col, (uint32_t)d);     /* (modular: a negative d subtracts) */
+}
+
 uint32_t arc_guard_hs_count(const struct arc_guard_key *key, uint32_t sec)
 {
     if (!key->valid)
