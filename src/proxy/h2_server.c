@@ -180,7 +180,6 @@ static void check_done(struct arc_worker *w, struct arc_conn *c)
 
 /* ------------------------------------------------------------ streams */
 
-
 static void stream_unlink(struct arc_h2c *h, struct h2s *st)
 {
     if (st->prev)
@@ -412,7 +411,7 @@ static void cb_close(void *ud, int32_t sid, void *sud, uint32_t error_code)
     arc_px__bytes_free(&st->q);
     arc_px__bytes_free(&st->held);
     free(st);
-    if (h->n_streams == 0 && !h->c->closing)
+    if (h->n_streams == 0 && !h->c->closing && !arc_px__h2_head_deadline(h->w, h->c))
         arc_px__set_timer(h->w, h->c, cfg_of(h->w)->node.idle_timeout);
 }
 
