@@ -5,8 +5,10 @@ body with a 408) while normal and slow-but-fair clients are served, a
 client address over max_incomplete_per_ip or max_connections_per_ip (IPv4
 and IPv6) is refused at once while another address is served, and TLS
 handshakes over handshakes_per_ip_per_sec or a worker's
-max_handshakes_per_worker are refused; every trip is counted exactly in
-arc_guard_trips_total{reason}."""
+max_handshakes_per_worker are refused; HTTP/2 streams count against
+max_incomplete_per_ip (refused with REFUSED_STREAM over it, every place
+given back exactly once) and every HTTP/2 header block is under the header
+deadline; every trip is counted exactly in arc_guard_trips_total{reason}."""
 import os
 import signal
 import socket
@@ -939,3 +941,63 @@ def test_h2_later_header_block_under_header_deadline(arc, servers, arc_bin):
     assert fair.answered(fair.get("/after")) == 200
     fair.close()
     slow.close()
+
+
+def _open_block(h, sid, fields, end_stream):
+    """Sends a header block for `sid` (a request head or trailers, as h2
+    encodes it) with END_HEADERS cleared: it stays open."""
+    h.conn.send_headers(sid, fields, end_stream=end_stream)
+    data = h.conn.data_to_send()
+    assert data[3] == 0x1 and len(data) == 9 + int.from_bytes(data[0:3], "big"), data[:9]
+    h.sock.sendall(data[:4] + bytes([data[4] & ~0x4]) + data[5:])
+
+
+def _cut_quietly(h, budget):
+    """h is closed within budget s and nothing was written since mark()."""
+    t0 = time.monotonic()
+    h.wait(lambda: False, budget)
+    assert h.closed, "an open header block was not cut"
+    assert h.got_after == b"", "something was written: %r" % h.got_after[:64]
+    return time.monotonic() - t0
+
+
+def test_h2_trailers_block_under_header_deadline(arc, servers, arc_bin):
+    """A stream's trailers block left open (HEADERS without END_HEADERS
+    after its body) holds the whole connection like a head: cut at
+    headers_timeout from its first byte, nothing written, counted once."""
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"headers_timeout": "1s"}}))
+    h = H2Raw(a.port)
+    assert h.answered(h.get("/first")) == 200
+    sid = h.post("/up", 10)
+    h.conn.send_data(sid, b"0123456789")
+    h.flush()
+    h.sync()
+    h.mark()
+    _open_block(h, sid, [("x-checksum", "abc")], True)
+    _cut_quietly(h, 8 * arc_bin.slow)
+    assert wait_trips(a, "headers_timeout", 1, 5) == 1
+    h.close()
+
+
+def test_h2_header_block_bounded_by_read_timeout_without_the_guard(arc, servers, arc_bin):
+    """With the slowloris guard off, node.read_timeout bounds a later
+    header block instead (closed, nothing written, counted as a
+    client_timeout error, not as a guard trip)."""
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"enabled": False}}, node={"read_timeout": "1s"}))
+    h = H2Raw(a.port)
+    assert h.answered(h.get("/first")) == 200
+    ms, _ = a.metrics()
+    before = metric(ms, "arc_errors_total", kind="client_timeout") or 0
+    h.mark()
+    sid = h.conn.get_next_available_stream_id()
+    _open_block(h, sid, [(":method", "GET"), (":scheme", "http"), (":authority", "t"),
+                         (":path", "/late")], True)
+    _cut_quietly(h, 8 * arc_bin.slow)
+    wait_for(lambda: (metric(a.metrics()[0], "arc_errors_total", kind="client_timeout") or 0)
+             > before, timeout=5)
+    ms, _ = a.metrics()
+    assert metric(ms, "arc_errors_total", kind="client_timeout") == before + 1
+    assert (trips(a, "headers_timeout") or 0) == 0
+    h.close()
