@@ -217,6 +217,11 @@ bool arc_guard_admit(unsigned id, const struct arc_guard_key *key, enum arc_guar
     return false;
 }
 
+void arc_guard_add(unsigned id, const struct arc_guard_key *key, enum arc_guard_col col, int32_t d)
+{
+    add(id, key, col, (uint32_t)d);     /* (modular: a negative d subtracts) */
+}
+
 uint32_t arc_guard_hs_count(const struct arc_guard_key *key, uint32_t sec)
 {
     if (!key->valid)

@@ -68,7 +68,8 @@ struct arc_guard_rate {
 struct arc_guard_conn {
     struct arc_guard_key key;
     bool counted_conn;                  /* holds one ARC_GC_CONNS */
-    bool counted_incomplete;            /* holds one ARC_GC_INCOMPLETE */
+    bool counted_incomplete;            /* holds one ARC_GC_INCOMPLETE (HTTP/1) */
+    uint32_t h2_incomplete;             /* HTTP/2: holds this many ARC_GC_INCOMPLETE */
     bool hs_pending;                    /* holds one of the worker's handshake slots */
     struct arc_guard_rate rate;         /* HTTP/1: the current request's */
 };
@@ -101,6 +102,8 @@ void arc_guard_dec(unsigned id, const struct arc_guard_key *key, enum arc_guard_
  * admitted and not counted. */
 bool arc_guard_admit(unsigned id, const struct arc_guard_key *key, enum arc_guard_col col,
                      uint32_t cap);
+/* Adds `d` (may be negative) to worker `id`'s cells of the key. */
+void arc_guard_add(unsigned id, const struct arc_guard_key *key, enum arc_guard_col col, int32_t d);
 
 /* TLS handshakes of the key in the whole second `sec` (node-wide), and
  * one more counted by worker `id`. */

@@ -178,6 +178,14 @@ struct arc_h2_session;                /* opaque; owned by whoever created it */
  * Roles: S = server session only, C = client session only.
  */
 struct arc_h2_callbacks {
+    /* S: a request's HEADERS frame has begun (its header block may still be
+     * coming, in CONTINUATION frames). Return 0 to take the stream, or
+     * nonzero to refuse it at once with RST_STREAM(REFUSED_STREAM): its
+     * head is still decoded (HPACK state) but not kept, and neither
+     * on_request nor on_close comes for it. The refusal is charged to
+     * resets_per_sec like the resets nghttp2 makes. NULL: every stream is
+     * taken. */
+    int (*on_request_begin)(void *ud, int32_t sid);
     /* S: a request head is complete. Return 0 to take the stream (and set
      * *sud), or nonzero to refuse it with RST_STREAM(REFUSED_STREAM) (the
      * client may retry). The owner may answer from inside this call
@@ -329,6 +337,19 @@ bool arc_h2_want_read(const struct arc_h2_session *s);
 /** Graceful shutdown: GOAWAY(NO_ERROR) naming the last stream we processed;
  *  streams in flight finish, new ones are refused. */
 int arc_h2_shutdown(struct arc_h2_session *s);
+
+/**
+ * S: the header block (RFC 9113 §4.3: a HEADERS frame, then CONTINUATION
+ * frames up to the one with END_HEADERS) the client is in the middle of,
+ * as of the bytes given to arc_h2_recv so far: its stream id, or 0 when
+ * none is open. A block is open from its HEADERS frame's 9-byte header to
+ * the last byte of the frame that carries END_HEADERS; meanwhile nothing
+ * else can arrive on the connection (§6.10). *since_ms (may be NULL): the
+ * session clock when the first byte of its HEADERS frame arrived. *taken (may be
+ * NULL): it is a request head the owner took (on_request_begin), not
+ * trailers nor the head of a refused or ignored stream.
+ */
+int32_t arc_h2_open_header_block(const struct arc_h2_session *s, uint64_t *since_ms, bool *taken);
 
 /** The flood guard that tripped, or ARC_H2_BREACH_NONE. */
 enum arc_h2_breach arc_h2_breach(const struct arc_h2_session *s);

@@ -39,6 +39,7 @@ struct arc_h2__stream {
     bool rst_after_reply;       /* RST_STREAM(NO_ERROR) once that answer is sent */
     bool too_large;             /* header list over the limit; fields dropped */
     bool replied;               /* S: final response submitted */
+    bool refused;               /* S: refused by on_request_begin: head dropped, never delivered */
     uint32_t close_code;        /* reported by on_close instead of a clean 0 */
     uint64_t unconsumed;        /* received body bytes not yet given back by the owner */
     size_t hdr_bytes;           /* RFC 9113 §6.5.2 size of the head being received */
@@ -64,6 +65,22 @@ struct arc_h2_session {
     uint64_t (*now_ms)(void *);
     void *clock_ud;
     uint32_t n_cont;            /* CONTINUATION frames in the current header block */
+    /* S: the client's framing, followed beside nghttp2 over the bytes it
+     * was given, to know where a header block opens and ends
+     * (arc_h2_open_header_block). */
+    struct {
+        uint32_t skip;          /* preface bytes still to pass over */
+        uint8_t hd[9];          /* a frame header being received */
+        uint8_t hn;             /* ... bytes of it so far */
+        uint64_t hd_ms;         /* ... when its first byte arrived */
+        uint32_t left;          /* payload bytes of the current frame still to come */
+        bool block_frame;       /* the current frame is HEADERS or CONTINUATION */
+        bool end_headers;       /* ... with END_HEADERS */
+        bool open;              /* a header block is open */
+        int32_t sid;            /* its stream */
+        uint64_t since_ms;      /* when its HEADERS frame's first byte arrived */
+    } rx;
+    int32_t taken_sid;          /* S: the request head being received, taken by the owner */
     uint32_t n_streams;         /* module-side stream records */
     uint32_t n_open;            /* of which delivered (owner-known): arc_h2_open_streams */
     struct arc_h2__stream *streams;

@@ -147,6 +147,12 @@ static int on_request_head(struct arc_h2_session *s, struct arc_h2__stream *st, 
     size_t n = 0;
 
     st->head_seen = true;
+    if (s->taken_sid == st->id)
+        s->taken_sid = 0;
+    if (st->refused) {
+        arc_h2__fields_clear(st);
+        return 0;
+    }
     if (st->too_large)
         return local_reject(s, st, 431, end);
     if (!arc_h2__scratch_reserve(s, st->nf) || !join_cookies(s, st, &cookie)) {

@@ -7,7 +7,8 @@
  * Stream life (module side; nghttp2 keeps the protocol states):
  *
  *   server: on_begin_headers ─► receiving head ─► END_HEADERS ─► delivered ─► on_stream_close
- *                                     │                  └─► local_reject (400/405/431) ─┘
+ *                │                    │                  └─► local_reject (400/405/431) ─┘
+ *                └─ on_request_begin refuses ─► refused (RST REFUSED_STREAM, head dropped) ─┘
  *   client: arc_h2_submit_request ─► queued ─► HEADERS sent ─► on_stream_close
  *                                      └─► on_frame_not_send (GOAWAY first) ─► closed REFUSED
  *
@@ -129,6 +130,7 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
     switch (hd->type) {
     case NGHTTP2_HEADERS:
         s->n_cont = 0;
+        s->taken_sid = 0;           /* (a new block: the previous one ended) */
         return 0;
     case NGHTTP2_CONTINUATION:
         /* nghttp2 counts these too (max_continuations option, set one above
@@ -169,8 +171,19 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
         s->nomem = true;
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
-    if (nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, st) != 0)
+    if (nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, st) != 0) {
         arc_h2__stream_free(s, st);
+        return 0;
+    }
+    if (s->cb.on_request_begin && s->cb.on_request_begin(s->ud, st->id)) {
+        /* Refused before its head is whole: the rest of the block is
+         * decoded and dropped; the reset is charged when it is sent
+         * (on_frame_send), as nghttp2's own refusals are. */
+        st->refused = true;
+        int rv = nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+        return nghttp2_is_fatal(rv) ? rv : 0;
+    }
+    s->taken_sid = st->id;
     return 0;
 }
 
@@ -181,7 +194,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, nghttp2_rcbuf 
     struct arc_h2__stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
     nghttp2_vec nv = nghttp2_rcbuf_get_buf(name), vv = nghttp2_rcbuf_get_buf(value);
 
-    if (!st || st->too_large)
+    if (!st || st->too_large || st->refused)
         return 0;
     /* RFC 9113 §6.5.2 counts 32 bytes of overhead per field, which also
      * bounds the field count: no separate count limit is needed. */
@@ -526,6 +539,7 @@ int arc_h2__session_new(const struct arc_h2_callbacks *cb, void *ud,
     s->allow_connect = opt->allow_connect;
     s->allow_ext_connect = opt->allow_extended_connect;
     s->now_ms = opt->now_ms ? opt->now_ms : default_now_ms;
+    s->rx.skip = server ? NGHTTP2_CLIENT_MAGIC_LEN : 0;
     s->clock_ud = opt->clock_ud;
     arc_h2_limits_resolve(opt->limits, &s->lim);
     arc_h2_flood_init(&s->flood, &s->lim, s->now_ms(s->clock_ud));
@@ -623,6 +637,65 @@ static int fail(struct arc_h2_session *s, int err)
     return err;
 }
 
+/* A frame's last byte arrived (server framing, see struct rx). */
+static void frame_done(struct arc_h2_session *s)
+{
+    if (s->rx.block_frame && s->rx.end_headers)
+        s->rx.open = false;
+    s->rx.block_frame = false;
+}
+
+/* Follows the client's framing over bytes nghttp2 has taken: the preface,
+ * then 9-byte frame headers and payloads skipped whole. Only frame
+ * headers are looked at, so this costs a few steps per frame. */
+static void track_frames(struct arc_h2_session *s, const uint8_t *p, size_t len)
+{
+    while (len) {
+        if (s->rx.skip || s->rx.left) {
+            uint32_t *n = s->rx.skip ? &s->rx.skip : &s->rx.left;
+            size_t k = ARC_MIN(len, (size_t)*n);
+            *n -= (uint32_t)k;
+            p += k;
+            len -= k;
+            if (n == &s->rx.left && *n == 0)
+                frame_done(s);
+            continue;
+        }
+        if (s->rx.hn == 0)
+            s->rx.hd_ms = s->now_ms(s->clock_ud);
+        s->rx.hd[s->rx.hn++] = *p++;
+        len--;
+        if (s->rx.hn < 9)
+            continue;
+        const uint8_t *h = s->rx.hd;
+        uint8_t type = h[3];
+        s->rx.hn = 0;
+        s->rx.left = (uint32_t)h[0] << 16 | (uint32_t)h[1] << 8 | h[2];
+        s->rx.block_frame = type == NGHTTP2_HEADERS || type == NGHTTP2_CONTINUATION;
+        s->rx.end_headers = h[4] & NGHTTP2_FLAG_END_HEADERS;
+        if (type == NGHTTP2_HEADERS) {
+            s->rx.open = true;
+            s->rx.sid = (int32_t)((uint32_t)(h[5] & 0x7f) << 24 | (uint32_t)h[6] << 16 |
+                                  (uint32_t)h[7] << 8 | h[8]);
+            s->rx.since_ms = s->rx.hd_ms;
+        } else if (!s->rx.block_frame) {
+            s->rx.open = false;     /* (inside a block this is a connection error) */
+        }
+        if (s->rx.left == 0)
+            frame_done(s);
+    }
+}
+
+int32_t arc_h2_open_header_block(const struct arc_h2_session *s, uint64_t *since_ms, bool *taken)
+{
+    bool open = s->server && s->rx.open;
+    if (since_ms)
+        *since_ms = open ? s->rx.since_ms : 0;
+    if (taken)
+        *taken = open && s->taken_sid == s->rx.sid;
+    return open ? s->rx.sid : 0;
+}
+
 int arc_h2_recv(struct arc_h2_session *s, const uint8_t *p, size_t len)
 {
     ssize_t rv;
@@ -632,6 +705,8 @@ int arc_h2_recv(struct arc_h2_session *s, const uint8_t *p, size_t len)
     if (s->breach)
         return fail(s, ARC_H2_E_FLOOD);   /* tripped while sending */
     rv = nghttp2_session_mem_recv(s->ng, p, len);
+    if (rv >= 0 && s->server)
+        track_frames(s, p, (size_t)rv);
     if (rv >= 0)
         return s->breach ? fail(s, ARC_H2_E_FLOOD) : 0;
     if (s->breach)

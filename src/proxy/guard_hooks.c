@@ -4,14 +4,19 @@
  *
  *   accept ── max_connections_per_ip, TLS: max_handshakes_per_worker,
  *             handshakes_per_ip_per_sec ──▶ refused: closed without a byte
- *   head's first byte ── max_incomplete_per_ip ──▶ closed without a byte
+ *   head's first byte ── max_incomplete_per_ip ──▶ closed without a byte;
+ *             HTTP/2: a request's HEADERS frame ──▶ that stream refused
+ *             (RST_STREAM REFUSED_STREAM), the connection goes on
  *   each receive (head or body) ── min_recv_rate_bps over windows ──▶
  *             head: closed without a byte; body: 408 (cut if the answer
  *             already started), as a stalled body
  *   header deadline (headers_timeout, when not longer than
  *             node.read_timeout) ──▶ closed without a byte; HTTP/2: from
  *             accept to the first request's complete HEADERS (preface,
- *             SETTINGS and TLS handshake included) ──▶ closed, nothing written
+ *             SETTINGS and TLS handshake included) ──▶ closed, nothing written;
+ *             and any later header block (HEADERS without END_HEADERS,
+ *             CONTINUATION trickled) from its first byte ──▶ closed,
+ *             nothing more written (nothing else can arrive meanwhile)
  *   HTTP/2 DATA of a stream's request body ── min_recv_rate_bps over
  *             windows, per stream ──▶ that stream: 408 (then RST_STREAM
  *             NO_ERROR), or RST_STREAM CANCEL if its answer started
@@ -170,11 +175,40 @@ bool arc_px__guard_stream_body(struct arc_worker *w, struct arc_conn *c,
     return false;
 }
 
+bool arc_px__guard_h2_head(struct arc_worker *w, struct arc_conn *c)
+{
+    const struct arc_guard_conf *g = gconf(w);
+    struct arc_guard_conn *gc = &c->c.g;
+    if (!gc->key.valid || !g->slowloris || !g->max_incomplete_per_ip)
+        return true;
+    /* The head is already counted: the fence orders that store before the
+     * loads of the sum (see arc_guard_admit). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (arc_guard_count(&gc->key, ARC_GC_INCOMPLETE) <= g->max_incomplete_per_ip)
+        return true;
+    arc_px__guard_trip(w, c, ARC_GR_MAX_INCOMPLETE_PER_IP);
+    return false;
+}
+
+void arc_px__guard_h2_incomplete(struct arc_worker *w, struct arc_conn *c, uint32_t n)
+{
+    struct arc_guard_conn *gc = &c->c.g;
+    if (c->closing)
+        n = 0;                          /* (all of it is given back at close) */
+    if (!gc->key.valid || n == gc->h2_incomplete)
+        return;
+    arc_guard_add(w->id, &gc->key, ARC_GC_INCOMPLETE, (int32_t)(n - gc->h2_incomplete));
+    gc->h2_incomplete = n;
+}
+
 void arc_px__guard_release(struct arc_worker *w, struct arc_conn *c)
 {
     struct arc_guard_conn *gc = &c->c.g;
     if (gc->counted_incomplete)
         arc_guard_dec(w->id, &gc->key, ARC_GC_INCOMPLETE);
+    if (gc->h2_incomplete)
+        arc_guard_add(w->id, &gc->key, ARC_GC_INCOMPLETE, -(int32_t)gc->h2_incomplete);
+    gc->h2_incomplete = 0;
     if (gc->counted_conn)
         arc_guard_dec(w->id, &gc->key, ARC_GC_CONNS);
     arc_px__guard_hs_done(w, c);

@@ -793,17 +793,7 @@ void arc_px__client_sent(struct arc_worker *w, struct arc_conn *c)
 {
     struct arc_exchange *ex = c->c.ex;
     if (c->c.state == CS_H2) {
-        /* Deadlines: no request yet (the header deadline from accept),
-         * our output stalled on the client, or no stream left (idle);
-         * while streams wait on upstreams, theirs govern. */
-        if (arc_px__h2_head_deadline(w, c))
-            ;
-        else if (!arc_px__out_idle(c))
-            set_timer(w, c, cfg_of(w)->node.write_timeout);
-        else if (arc_px__h2_streams(c) == 0)
-            set_timer(w, c, cfg_of(w)->node.idle_timeout);
-        else
-            arc_tw_cancel(&w->tw, &c->timer);
+        arc_px__h2_timer(w, c);
         arc_px__h2_sent(w, c);
         arc_px__client_pump(w, c);
         return;
@@ -921,20 +911,29 @@ void arc_px__client_timeout(struct arc_worker *w, struct arc_conn *c)
     case CS_TUNNEL:
         arc_px__client_abort(w, c, EXO_TUNNEL_END);
         return;
-    case CS_H2:
-        if (arc_px__h2_awaiting_head(c)) {
+    case CS_H2: {
+        bool guard;
+        if (arc_px__h2_head_late(w, c, &guard)) {
             /* security.l7.slowloris.headers_timeout: no complete request
-             * head since accept: closed without a byte, as HTTP/1. */
-            arc_px__guard_trip(w, c, ARC_GR_HEADERS_TIMEOUT);
+             * head since accept, or a header block left open past the
+             * deadline (nothing else can arrive meanwhile, so no stream
+             * reset frees the connection): closed, nothing more written. */
+            if (guard)
+                arc_px__guard_trip(w, c, ARC_GR_HEADERS_TIMEOUT);
+            else
+                arc_m_add(&w->metrics.errors[ARC_ERR_CLIENT_TIMEOUT], 1);
             arc_px__conn_close(w, c);
             return;
         }
+        if (arc_px__h2_head_deadline(w, c))
+            return;                     /* (not yet: woken early for another reason) */
         /* Idle (no stream) or our output stalled: streams still running
          * end as aborted. */
         if (arc_px__h2_streams(c))
             arc_m_add(&w->metrics.errors[ARC_ERR_CLIENT_TIMEOUT], 1);
         arc_px__client_abort(w, c, EXO_CLIENT_TIMEOUT);
         return;
+    }
     case CS_CLOSING:
     case CS_LINGER:
         arc_px__conn_close(w, c);

@@ -10,7 +10,9 @@
  * and streams finished, a flood guard tripped, or the peer left), then
  * CS_CLOSING → CS_LINGER like HTTP/1 (h1_server.c).
  *
- * Stream (struct h2s), one per stream the session handed us:
+ * Stream (struct h2s), one per stream the session handed us (a request
+ * whose HEADERS began may be refused first, cb_request_begin:
+ * max_incomplete_per_ip):
  *
  *   on_request ──▶ exchange running (s->ex) ──exchange ended──▶ draining its
  *      │               │                                    queued response body
@@ -28,6 +30,13 @@
  * arc_h2_output(); from there only submit/resume/end_body/consume/reset may
  * be called, so output is pulled (arc_px__h2_pull, through arc_px__flush) only from the outside, and
  * upstreams that were waiting on a stream's queue are woken after sends.
+ *
+ * security.l7.slowloris on HTTP/2: the connection holds one count of
+ * incomplete requests per stream whose exchange runs and whose request has
+ * not all arrived (struct h2s counted), plus one for the request head it
+ * is receiving (head_counted, from its HEADERS to its END_HEADERS); a
+ * header block left open is under the header deadline from its first byte
+ * (arc_px__h2_head_deadline), whatever stream it belongs to.
  *
  * Batching: input and ended streams ask for a flush with arc_px__flush_soon,
  * which the worker runs once per connection at the end of its completion
@@ -71,6 +80,7 @@ struct h2s {
      * waiting) and starts afresh once it acknowledges again. */
     struct arc_guard_rate rate;
     bool stalled;
+    bool counted;                       /* holds one incomplete request (see the top) */
 };
 
 struct arc_h2c {
@@ -83,11 +93,31 @@ struct arc_h2c {
     bool counted_breach;
     bool awaiting_head;                 /* no request yet: the accept's header deadline runs */
     uint64_t head_deadline_ms;          /* ... until then */
+    uint32_t n_counted;                 /* streams counted as incomplete requests */
+    bool head_counted;                  /* the head being received is counted too */
+    bool block_timer;                   /* c's timer is a header block's deadline */
 };
 
 static const struct arc_config *cfg_of(struct arc_worker *w)
 {
     return w->snap->cfg;
+}
+
+/* The incomplete requests c holds in the guard table: see the top. */
+static void guard_update(struct arc_worker *w, struct arc_h2c *h)
+{
+    arc_px__guard_h2_incomplete(w, h->c, h->n_counted + (h->head_counted ? 1u : 0u));
+}
+
+/* After st's exchange or request progressed: is it still incomplete? */
+static void stream_count(struct arc_worker *w, struct h2s *st)
+{
+    bool want = st->ex && !st->ex->req_done && !st->held_end;
+    if (want == st->counted)
+        return;
+    st->counted = want;
+    st->h->n_counted += want ? 1u : (uint32_t)-1;
+    guard_update(w, st->h);
 }
 
 /* ------------------------------------------------------------ output */
@@ -141,6 +171,8 @@ static void check_done(struct arc_worker *w, struct arc_conn *c)
             if (c->closing || c->c.h2 != h)
                 return;
         }
+    h->head_counted = false;            /* (no more input is read) */
+    guard_update(w, h);
     c->c.state = CS_CLOSING;
     arc_px__set_timer(w, c, cfg_of(w)->node.write_timeout);
     arc_px__client_pump(w, c);
@@ -188,11 +220,32 @@ static bool set_request(struct arc_exchange *ex, const struct arc_h2_request *r)
     return arc_px__ex_take_fields(ex, (const struct arc_hdr *)r->headers, r->n_headers) && ok;
 }
 
+/* A request's HEADERS began: refused (REFUSED_STREAM, the client may
+ * retry) when its address is at max_incomplete_per_ip, else counted until
+ * its head is whole (then its stream is) or dropped. */
+static int cb_request_begin(void *ud, int32_t sid)
+{
+    struct arc_h2c *h = ud;
+    (void)sid;
+    /* Counted first, then checked (as arc_guard_admit): two workers taking
+     * heads from one address at once cannot both pass the cap. */
+    h->head_counted = true;
+    guard_update(h->w, h);
+    if (!arc_px__guard_h2_head(h->w, h->c)) {
+        h->head_counted = false;
+        guard_update(h->w, h);
+        return 1;
+    }
+    return 0;
+}
+
 static int cb_request(void *ud, int32_t sid, const struct arc_h2_request *r, void **sud)
 {
     struct arc_h2c *h = ud;
     struct arc_worker *w = h->w;
     struct arc_conn *c = h->c;
+    h->head_counted = false;            /* (its stream is counted instead, below) */
+    guard_update(w, h);
     if (w->draining)
         return -1;                      /* refused: GOAWAY follows */
     struct h2s *st = calloc(1, sizeof(*st));
@@ -221,6 +274,7 @@ static int cb_request(void *ud, int32_t sid, const struct arc_h2_request *r, voi
     arc_tw_cancel(&w->tw, &c->timer);   /* a stream is running: no idle deadline */
     if (!ex->req_done && arc_px__guard_rate_on(w))
         arc_guard_rate_start(&st->rate, w->now_ms);
+    stream_count(w, st);
     arc_px__pipeline_start(w, ex);
     return 0;
 }
@@ -325,9 +379,11 @@ static void cb_end(void *ud, int32_t sid, void *sud)
     struct arc_exchange *ex = st->ex;
     if (arc_px__ex_waiting(ex)) {
         st->held_end = true;            /* (req_done once what was held is fed) */
+        stream_count(h->w, st);
         return;
     }
     ex->req_done = true;
+    stream_count(h->w, st);
     if (!arc_px__body_wanted(ex))
         return;
     if (!st->req_trailers)
@@ -353,11 +409,12 @@ static void cb_close(void *ud, int32_t sid, void *sud, uint32_t error_code)
         if (!(st->head_sent && (!st->with_body || st->body_ended)))
             arc_px__ex_end(h->w, ex, EXO_CLIENT_ABORT);
     }
+    stream_count(h->w, st);             /* (gives its place back) */
     stream_unlink(h, st);
     arc_px__bytes_free(&st->q);
     arc_px__bytes_free(&st->held);
     free(st);
-    if (h->n_streams == 0 && !h->c->closing)
+    if (h->n_streams == 0 && !h->c->closing && !arc_px__h2_head_deadline(h->w, h->c))
         arc_px__set_timer(h->w, h->c, cfg_of(h->w)->node.idle_timeout);
 }
 
@@ -370,6 +427,7 @@ static size_t cb_read_body(void *ud, int32_t sid, void *sud, uint8_t *buf, size_
 }
 
 static const struct arc_h2_callbacks callbacks = {
+    .on_request_begin = cb_request_begin,
     .on_request = cb_request,
     .on_data = cb_data,
     .on_trailers = cb_trailers,
@@ -525,6 +583,7 @@ static void feed_held(struct arc_worker *w, struct h2s *st)
     if (st->held_end) {
         st->held_end = false;
         ex->req_done = true;
+        stream_count(w, st);
         if (arc_px__body_wanted(ex) && !st->req_trailers) {
             arc_px__up_body_end(w, ex, st->held_tr, st->n_held_tr);
             st->req_trailers = true;
@@ -554,6 +613,7 @@ static void h2_ended(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
         return;
     st->ex = NULL;
     ex->cx = NULL;
+    stream_count(w, st);                /* (an exchange ended early gives its place back) */
     struct arc_h2_session *s = st->h->s;
     switch (o) {
     case EXO_COMPLETE:
@@ -690,6 +750,7 @@ static bool h2_start(struct arc_worker *w, struct arc_conn *c, struct arc_exchan
         h->streams = st;
         h->n_streams = 1;
         c->c.ex = NULL;                 /* the exchange is stream 1's now */
+        stream_count(w, st);
     }
     c->c.h2 = h;
     c->c.codec = &arc_px__h2_server;
@@ -734,6 +795,18 @@ void arc_px__h2_input(struct arc_worker *w, struct arc_conn *c, const char *p, s
     h->in_cb--;
     if (c->closing)
         return;
+    bool taken;
+    bool open = arc_h2_open_header_block(h->s, NULL, &taken) != 0;
+    if (h->head_counted && !taken) {
+        h->head_counted = false;        /* (the head was answered or dropped by the session) */
+        guard_update(w, h);
+    }
+    if (open || h->block_timer) {
+        /* A header block is open (its deadline runs from its first byte),
+         * or the one that was ended: the timer goes back to its usual job. */
+        h->block_timer = open;
+        arc_px__h2_timer(w, c);
+    }
     if (rc < 0 || !arc_h2_want_read(h->s)) {
         arc_px__flush(w, c);
         check_done(w, c);
@@ -779,16 +852,58 @@ size_t arc_px__h2_streams(const struct arc_conn *c)
     return c->c.h2 ? c->c.h2->n_streams : 0;
 }
 
-bool arc_px__h2_awaiting_head(const struct arc_conn *c)
+/* When c's header deadline falls, or 0 when none runs: from accept until
+ * the first request's head is whole (headers_timeout), and from the first
+ * byte of any header block left open (the head deadline: headers_timeout,
+ * or node.read_timeout when shorter or the guard is off). *guard: the
+ * guard's deadline, not read_timeout's. */
+static uint64_t head_due(struct arc_worker *w, const struct arc_h2c *h, bool *guard)
 {
-    return c->c.h2 && c->c.h2->awaiting_head;
+    bool g = false, bg;
+    uint64_t due = 0, since;
+    if (h->awaiting_head) {
+        due = h->head_deadline_ms;
+        g = true;
+    }
+    if (arc_h2_open_header_block(h->s, &since, NULL)) {
+        uint64_t d = since + arc_px__head_deadline(w, &bg);
+        if (!due || d < due) {
+            due = d;
+            g = bg;
+        }
+    }
+    if (guard)
+        *guard = g;
+    return due;
 }
 
 bool arc_px__h2_head_deadline(struct arc_worker *w, struct arc_conn *c)
 {
-    if (!arc_px__h2_awaiting_head(c))
+    uint64_t due = c->c.h2 ? head_due(w, c->c.h2, NULL) : 0;
+    if (!due)
         return false;
     if (!c->closing)
-        arc_tw_schedule(&w->tw, &c->timer, c->c.h2->head_deadline_ms);
+        arc_tw_schedule(&w->tw, &c->timer, due);
     return true;
+}
+
+bool arc_px__h2_head_late(struct arc_worker *w, struct arc_conn *c, bool *guard)
+{
+    uint64_t due = c->c.h2 ? head_due(w, c->c.h2, guard) : 0;
+    return due && w->now_ms >= due;
+}
+
+void arc_px__h2_timer(struct arc_worker *w, struct arc_conn *c)
+{
+    /* A header deadline first; then our output stalled on the client, or
+     * no stream left (idle); while streams wait on upstreams, theirs
+     * govern. */
+    if (c->closing || arc_px__h2_head_deadline(w, c))
+        return;
+    if (!arc_px__out_idle(c))
+        arc_px__set_timer(w, c, cfg_of(w)->node.write_timeout);
+    else if (arc_px__h2_streams(c) == 0)
+        arc_px__set_timer(w, c, cfg_of(w)->node.idle_timeout);
+    else
+        arc_tw_cancel(&w->tw, &c->timer);
 }

@@ -949,11 +949,18 @@ void arc_px__h2_sent(struct arc_worker *w, struct arc_conn *c);
 void arc_px__h2_pull(struct arc_worker *w, struct arc_conn *c);
 void arc_px__h2_drain(struct arc_worker *w, struct arc_conn *c);
 size_t arc_px__h2_streams(const struct arc_conn *c);
-/* True while an HTTP/2 connection has not completed its first request's
- * head (the header deadline from accept still runs). */
-bool arc_px__h2_awaiting_head(const struct arc_conn *c);
-/* ... and if so, (re)arms c's timer for that deadline and returns true. */
+/* While an HTTP/2 connection has not completed its first request's head
+ * (the header deadline from accept), or has a header block open (a later
+ * request's head, trailers; from its first byte): (re)arms c's timer for
+ * that deadline and returns true. */
 bool arc_px__h2_head_deadline(struct arc_worker *w, struct arc_conn *c);
+/* The timer of c fired: true when a header deadline has passed (the
+ * caller closes; *guard: it was headers_timeout, not read_timeout). */
+bool arc_px__h2_head_late(struct arc_worker *w, struct arc_conn *c, bool *guard);
+/* (Re)arms c's timer for what it waits on now: a header deadline, our
+ * output stalled on the client (write_timeout), no stream (idle_timeout),
+ * or nothing while streams run. */
+void arc_px__h2_timer(struct arc_worker *w, struct arc_conn *c);
 
 /* heads.c (neutral response fields: hop-by-hop removed, route ops applied) */
 bool arc_px__response_fields(struct arc_exchange *ex, const struct arc_resp *resp,
@@ -987,6 +994,14 @@ bool arc_px__guard_input(struct arc_worker *w, struct arc_conn *c, size_t len);
 /* The header deadline (ms) and whether it is the guard's (quiet close on
  * expiry) rather than node.read_timeout's (408). */
 uint64_t arc_px__head_deadline(const struct arc_worker *w, bool *guard);
+/* HTTP/2: a request's HEADERS began on c and is already counted: false =
+ * its address is over max_incomplete_per_ip (trip counted; the caller
+ * takes the count back and refuses the stream). */
+bool arc_px__guard_h2_head(struct arc_worker *w, struct arc_conn *c);
+/* HTTP/2: c has `n` incomplete requests now (a taken head still arriving,
+ * streams whose request has not all arrived): the table is brought to n
+ * (0 once c is closing). */
+void arc_px__guard_h2_incomplete(struct arc_worker *w, struct arc_conn *c, uint32_t n);
 /* The connection is being freed: every count it holds is given back. */
 void arc_px__guard_release(struct arc_worker *w, struct arc_conn *c);
 void arc_px__guard_trip(struct arc_worker *w, struct arc_conn *c, enum arc_guard_reason r);

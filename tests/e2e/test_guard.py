@@ -5,8 +5,11 @@ body with a 408) while normal and slow-but-fair clients are served, a
 client address over max_incomplete_per_ip or max_connections_per_ip (IPv4
 and IPv6) is refused at once while another address is served, and TLS
 handshakes over handshakes_per_ip_per_sec or a worker's
-max_handshakes_per_worker are refused; every trip is counted exactly in
-arc_guard_trips_total{reason}."""
+max_handshakes_per_worker are refused; HTTP/2 streams count against
+max_incomplete_per_ip (refused with REFUSED_STREAM over it, every place
+given back exactly once) and every HTTP/2 header block is under the header
+deadline; every trip is counted exactly in arc_guard_trips_total{reason}."""
+import os
 import signal
 import socket
 import ssl
@@ -14,9 +17,10 @@ import subprocess
 import threading
 import time
 
+import h2.events
 import pytest
 
-from arcproc import make_config, metric, to_yaml, upstream_conf, wait_for
+from arcproc import make_config, metric, route_conf, to_yaml, upstream_conf, wait_for
 from httpraw import Client, read_response, BufReader
 from test_http2 import H2Client
 
@@ -678,3 +682,368 @@ def test_tls_handshake_rate_is_per_address(arc, servers, cert):
     assert flood_failed >= 1, "127.0.0.1 was never refused"
     assert refused_other == [] and other_ok == 3, (refused_other, other_ok)
     assert wait_trips(a, "tls_handshake_rate", flood_failed, 5) == flood_failed
+
+
+class H2Raw:
+    """An h2c connection (python3-h2) from source address `src`: what Arc
+    answers is gathered per stream (status, reset code, end); sync() is a
+    PING round trip, so Arc has processed everything sent before it."""
+
+    def __init__(self, port, src="127.0.0.1"):
+        self.sock, self.conn = _h2_conn(port, src)
+        self.st = {}
+        self.closed = False
+        self.goaway = None
+        self.acks = 0
+        self.got_after = None       # bytes received since mark()
+
+    def flush(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def mark(self):
+        self.got_after = b""
+
+    def _recv(self, timeout):
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return
+        except OSError:
+            self.closed = True
+            return
+        if not data:
+            self.closed = True
+            return
+        if self.got_after is not None:
+            self.got_after += data
+        for e in self.conn.receive_data(data):
+            sid = getattr(e, "stream_id", None)
+            if isinstance(e, h2.events.PingAckReceived):
+                self.acks += 1
+            elif isinstance(e, h2.events.ConnectionTerminated):
+                self.goaway = int(e.error_code)
+            elif sid:
+                d = self.st.setdefault(sid, {})
+                if isinstance(e, h2.events.ResponseReceived):
+                    d["status"] = int(dict(e.headers)[b":status"])
+                elif isinstance(e, h2.events.DataReceived):
+                    self.conn.acknowledge_received_data(e.flow_controlled_length, sid)
+                elif isinstance(e, h2.events.StreamEnded):
+                    d["end"] = True
+                elif isinstance(e, h2.events.StreamReset):
+                    d["reset"] = int(e.error_code)
+                    d["end"] = True
+        try:
+            self.flush()
+        except OSError:
+            self.closed = True
+
+    def wait(self, pred, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while not pred() and not self.closed and time.monotonic() < deadline:
+            self._recv(0.1)
+        return pred()
+
+    def sync(self):
+        """Two PING round trips: whatever Arc queued while processing what
+        was sent before (resets, answers) has arrived too."""
+        for _ in range(2):
+            n = self.acks
+            self.conn.ping(os.urandom(8))
+            self.flush()
+            assert self.wait(lambda: self.acks > n, 20), "no PING ACK"
+
+    def post(self, path="/p", length=1000):
+        """A request whose body is not sent (yet): incomplete."""
+        sid = self.conn.get_next_available_stream_id()
+        _h2_post_headers(self.conn, sid, path, length)
+        self.flush()
+        return sid
+
+    def get(self, path="/g"):
+        sid = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"),
+                                     (":authority", "t"), (":path", path)], end_stream=True)
+        self.flush()
+        return sid
+
+    def reset(self, sid):
+        self.conn.reset_stream(sid, 8)                       # CANCEL
+        self.flush()
+
+    def answered(self, sid, timeout=10.0):
+        """The stream's final word: its status once ended, or ("reset", code)."""
+        self.wait(lambda: self.st.get(sid, {}).get("end"), timeout)
+        d = self.st.get(sid, {})
+        return ("reset", d["reset"]) if "reset" in d else d.get("status")
+
+    def close(self):
+        self.sock.close()
+
+
+def _h2_guard_conf(up, l7):
+    return make_config([upstream_conf("echo", up.addr)],
+                       routes=[route_conf("small", "/small", upstream="echo", max_body="1kb"),
+                               route_conf("default", "/{*rest}", upstream="echo")],
+                       extra={"security": {"l7": l7}})
+
+
+def _fill(h, n):
+    """n requests left incomplete on h: every one must be admitted."""
+    sids = [h.post() for _ in range(n)]
+    h.sync()
+    refused = [s for s in sids if "reset" in h.st.get(s, {})]
+    assert not refused, "streams %s refused below the cap: %s" % (refused, h.st)
+    return sids
+
+
+def _refused_next(h):
+    """The next request from h's address is over the cap: its stream is
+    refused (REFUSED_STREAM), the connection goes on."""
+    sid = h.get()
+    assert h.answered(sid) == ("reset", 7), h.st.get(sid)
+    assert not h.closed and h.goaway is None
+
+
+def test_h2_max_incomplete_per_ip_refuses_streams_and_gives_back(arc, servers, arc_bin):
+    """max_incomplete_per_ip counts HTTP/2 request streams whose request has
+    not all arrived, node-wide with HTTP/1 heads: over the cap a new stream
+    is refused with REFUSED_STREAM (the connection and its other streams go
+    on), an HTTP/1 head from the same address is closed, another address is
+    served; every way a stream stops being incomplete gives its place back
+    exactly once (reset by the client, many times over; answered early by
+    Arc; its body completing; its connection closing), so the cap admits
+    exactly as many again."""
+    up = servers.http(name="echo")
+    a = arc(_h2_guard_conf(up, {"slowloris": {"max_incomplete_per_ip": 3,
+                                              "headers_timeout": "60s",
+                                              "min_recv_rate_bps": 0}}))
+    h = H2Raw(a.port)
+    held = _fill(h, 3)
+    _refused_next(h)                                         # trip 1
+    # node-wide, the same table as HTTP/1: a head from this address is cut
+    c = a.client()
+    c.send(b"GET /p HTTP/1.1\r\nHost: t\r\n")
+    assert c.wait_closed(5 * arc_bin.slow)                    # trip 2
+    assert c.trailing == b""
+    o = H2Raw(a.port, "127.0.0.2")                           # another address
+    assert o.answered(o.get()) == 200
+    o.close()
+    # streams reset by the client give their places back, however many
+    for sid in held:
+        h.reset(sid)
+    for i in range(40):
+        h.reset(h.post())
+        if i % 10 == 9:
+            h.sync()                                         # (under the reset-rate guard)
+    h.sync()
+    held = _fill(h, 3)                                       # no leak ...
+    _refused_next(h)                                         # ... and no undercount: trip 3
+    for sid in held:
+        h.reset(sid)
+    # exchanges that end before their request does (413 for a declared
+    # body over the route's max_body, the body never sent)
+    for _ in range(5):
+        sid = h.post("/small", 5000)
+        h.wait(lambda: "status" in h.st.get(sid, {}) or "reset" in h.st.get(sid, {}))
+        assert h.st.get(sid, {}).get("status") == 413, h.st.get(sid)
+    h.sync()
+    held = _fill(h, 3)
+    _refused_next(h)                                         # trip 4
+    # a body that arrives whole gives its place back
+    h.conn.send_data(held[0], b"x" * 1000, end_stream=True)
+    h.flush()
+    assert h.answered(held[0]) == 200
+    assert h.answered(h.get()) == 200
+    # a closed connection gives back all it held (two incomplete streams);
+    # its close reaches arc asynchronously: counted once the closes of the
+    # HTTP/1 client and of `o` are (so the next one seen is h's)
+
+    def closed():
+        return metric(a.metrics()[0], "arc_connections_closed_total") or 0
+    assert wait_for(lambda: closed() >= 2, timeout=10 * arc_bin.slow)
+    closed0 = closed()
+    h.close()
+    assert wait_for(lambda: closed() > closed0, timeout=10 * arc_bin.slow)
+    n = H2Raw(a.port)
+    _fill(n, 3)
+    _refused_next(n)                                         # trip 5
+    n.close()
+    assert trips(a, "max_incomplete_per_ip") == 5
+
+
+def _headers_frames(conn, sid, path, pieces, end_stream=True, extra=()):
+    """The request head of `sid` as h2 encodes it, re-framed into `pieces`
+    frames: HEADERS, then CONTINUATION frames, the last with END_HEADERS.
+    Returned as a list of frame byte strings."""
+    conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "t"),
+                            (":path", path)] + list(extra), end_stream=end_stream)
+    data = conn.data_to_send()
+    ln = int.from_bytes(data[0:3], "big")
+    assert data[3] == 0x1 and len(data) == 9 + ln, data[:9]  # one HEADERS frame
+    flags, block = data[4], data[9:]
+    assert not flags & 0x28, "padded/priority HEADERS"       # (plain block)
+    per = max(1, -(-len(block) // pieces))
+    chunks = [block[i:i + per] for i in range(0, len(block), per)]
+    out = []
+    for i, ch in enumerate(chunks):
+        last = i == len(chunks) - 1
+        f = (flags & 0x1 if i == 0 else 0) | (0x4 if last else 0)
+        out.append(len(ch).to_bytes(3, "big") + bytes([0x1 if i == 0 else 0x9, f]) +
+                   sid.to_bytes(4, "big") + ch)
+    return out
+
+
+def test_h2_open_header_block_counts_as_incomplete(arc, servers, arc_bin):
+    """A request head whose header block is still arriving (HEADERS without
+    END_HEADERS) counts against max_incomplete_per_ip from its first frame
+    until its END_HEADERS, then the stream it became is counted only while
+    its request is incomplete."""
+    up = servers.http(name="echo")
+    a = arc(_h2_guard_conf(up, {"slowloris": {"max_incomplete_per_ip": 2,
+                                              "headers_timeout": "60s",
+                                              "min_recv_rate_bps": 0}}))
+    h = H2Raw(a.port)
+    _fill(h, 1)
+    b = H2Raw(a.port)
+    b.sync()
+    frames = _headers_frames(b.conn, 1, "/blk", 2, extra=[("x-pad", "p" * 200)])
+    b.sock.sendall(frames[0])                                # the block stays open
+    # poll until b's open head is counted: then h's next stream is refused
+    # (an admitted probe is reset at once and gives its place back)
+
+    def probe():
+        sid = h.get("/probe")
+        r = h.answered(sid)
+        if r == ("reset", 7):
+            return True
+        assert r == 200, r
+        return False
+    assert wait_for(probe, timeout=10 * arc_bin.slow, step=0.1)
+    b.sock.sendall(frames[1])                                # END_HEADERS: whole
+    b.wait(lambda: b.st.get(1, {}).get("end"))
+    assert b.st[1].get("status") == 200, b.st
+    h.sync()
+    held = _fill(h, 1)                                       # b's place is back
+    _refused_next(h)
+    assert trips(a, "max_incomplete_per_ip") == 2
+    h.reset(held[0])
+    h.close()
+    b.close()
+
+
+def test_h2_later_header_block_under_header_deadline(arc, servers, arc_bin):
+    """headers_timeout applies to every HTTP/2 header block, not only the
+    first request's: on a connection that was served and then idled past
+    the deadline, a request head whose CONTINUATION frames trickle is cut
+    at the deadline from its first byte (closed, nothing more written,
+    trip headers_timeout), while a head split over frames that arrive
+    promptly is served."""
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"headers_timeout": "1s"}}))
+    fair = H2Raw(a.port)
+    slow = H2Raw(a.port)
+    assert fair.answered(fair.get("/first")) == 200
+    assert slow.answered(slow.get("/first")) == 200
+    time.sleep(1.5)                                          # idle past the deadline: fine
+    assert slow.answered(slow.get("/again")) == 200
+    # a head in 4 frames sent at once is served
+    sid = fair.conn.get_next_available_stream_id()
+    fair.sock.sendall(b"".join(_headers_frames(fair.conn, sid, "/split", 4,
+                                               extra=[("x-pad", "p" * 300)])))
+    assert fair.answered(sid) == 200
+    # a head trickled in 6 frames, one a second (5 s in all)
+    sid = slow.conn.get_next_available_stream_id()
+    frames = _headers_frames(slow.conn, sid, "/trickle", 6, extra=[("x-pad", "p" * 300)])
+    slow.sync()
+    slow.mark()
+    t0 = time.monotonic()
+    sent = 0
+    for f in frames:
+        try:
+            slow.sock.sendall(f)
+        except OSError:
+            break
+        sent += 1
+        if slow.wait(lambda: False, 1.0):                    # (reads while waiting)
+            break
+        if slow.closed:
+            break
+    slow.wait(lambda: False, 8 * arc_bin.slow)               # until closed
+    took = time.monotonic() - t0
+    assert slow.closed, "a trickled header block was not cut"
+    assert sent < len(frames), "the whole trickled head was sent before the cut"
+    assert took < 8 * arc_bin.slow
+    assert slow.got_after == b"", "something was written: %r" % slow.got_after[:64]
+    assert wait_trips(a, "headers_timeout", 1, 5) == 1
+    # the other connection is unaffected
+    assert fair.answered(fair.get("/after")) == 200
+    fair.close()
+    slow.close()
+
+
+def _open_block(h, sid, fields, end_stream):
+    """Sends a header block for `sid` (a request head or trailers, as h2
+    encodes it) with END_HEADERS cleared: it stays open."""
+    h.conn.send_headers(sid, fields, end_stream=end_stream)
+    data = h.conn.data_to_send()
+    assert data[3] == 0x1 and len(data) == 9 + int.from_bytes(data[0:3], "big"), data[:9]
+    h.sock.sendall(data[:4] + bytes([data[4] & ~0x4]) + data[5:])
+
+
+def _cut_quietly(h, budget):
+    """h is closed within budget s and nothing was written since mark()."""
+    t0 = time.monotonic()
+    h.wait(lambda: False, budget)
+    assert h.closed, "an open header block was not cut"
+    assert h.got_after == b"", "something was written: %r" % h.got_after[:64]
+    return time.monotonic() - t0
+
+
+def test_h2_trailers_block_under_header_deadline(arc, servers, arc_bin):
+    """A stream's trailers block left open (HEADERS without END_HEADERS
+    after its body) holds the whole connection like a head: cut at
+    headers_timeout from its first byte, nothing written, counted once."""
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"headers_timeout": "1s"}}))
+    h = H2Raw(a.port)
+    assert h.answered(h.get("/first")) == 200
+    # no content-length: the upstream gets it chunked and cannot answer
+    # before the body's end (which the trailers would bring)
+    sid = h.conn.get_next_available_stream_id()
+    h.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "t"),
+                              (":path", "/up")])
+    h.conn.send_data(sid, b"0123456789")
+    h.flush()
+    h.sync()
+    h.mark()
+    _open_block(h, sid, [("x-checksum", "abc")], True)
+    _cut_quietly(h, 8 * arc_bin.slow)
+    assert wait_trips(a, "headers_timeout", 1, 5) == 1
+    h.close()
+
+
+def test_h2_header_block_bounded_by_read_timeout_without_the_guard(arc, servers, arc_bin):
+    """With the slowloris guard off, node.read_timeout bounds a later
+    header block instead (closed, nothing written, counted as a
+    client_timeout error, not as a guard trip)."""
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"enabled": False}}, node={"read_timeout": "1s"}))
+    h = H2Raw(a.port)
+    assert h.answered(h.get("/first")) == 200
+    ms, _ = a.metrics()
+    before = metric(ms, "arc_errors_total", kind="client_timeout") or 0
+    h.mark()
+    sid = h.conn.get_next_available_stream_id()
+    _open_block(h, sid, [(":method", "GET"), (":scheme", "http"), (":authority", "t"),
+                         (":path", "/late")], True)
+    _cut_quietly(h, 8 * arc_bin.slow)
+    wait_for(lambda: (metric(a.metrics()[0], "arc_errors_total", kind="client_timeout") or 0)
+             > before, timeout=5)
+    ms, _ = a.metrics()
+    assert metric(ms, "arc_errors_total", kind="client_timeout") == before + 1
+    assert (trips(a, "headers_timeout") or 0) == 0
+    h.close()

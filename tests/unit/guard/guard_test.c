@@ -82,6 +82,16 @@ static void test_node_wide_counts(void)
     arc_guard_dec(1, &k, ARC_GC_INCOMPLETE);
     CHECK_INT(arc_guard_count(&k, ARC_GC_CONNS), 0);
     CHECK_INT(arc_guard_count(&k, ARC_GC_INCOMPLETE), 0);
+    /* Deltas (an HTTP/2 connection's incomplete requests), both ways. */
+    arc_guard_add(0, &k, ARC_GC_INCOMPLETE, 5);
+    arc_guard_add(1, &k, ARC_GC_INCOMPLETE, 2);
+    CHECK_INT(arc_guard_count(&k, ARC_GC_INCOMPLETE), 7);
+    arc_guard_add(0, &k, ARC_GC_INCOMPLETE, -3);
+    CHECK_INT(arc_guard_count(&k, ARC_GC_INCOMPLETE), 4);
+    arc_guard_add(0, &k, ARC_GC_INCOMPLETE, -2);
+    arc_guard_add(1, &k, ARC_GC_INCOMPLETE, -2);
+    CHECK_INT(arc_guard_count(&k, ARC_GC_INCOMPLETE), 0);
+    CHECK_INT(arc_guard_count(&k, ARC_GC_CONNS), 0);
 }
 
 static void test_handshake_seconds(void)

@@ -304,8 +304,147 @@ static void test_priority_and_empty_data_floods(void)
     teardown();
 }
 
+/* Feeds R cut at the given offsets (ascending), the fake clock moving
+ * 10 ms per receive. (Not a byte at a time: nghttp2 1.52 as patched in
+ * Debian trips its own CONTINUATION count when a CONTINUATION payload
+ * arrives in one-byte receives; two-byte ones pass.) */
+static void feed_cut(const size_t *cuts, size_t n)
+{
+    size_t off = 0;
+    for (size_t i = 0; i <= n; i++) {
+        size_t end = i < n ? cuts[i] : R.len;
+        CHECK_INT(arc_h2_recv(O.s, R.b + off, end - off), 0);
+        off = end;
+        fake_ms += 10;
+    }
+    R.len = 0;
+}
+
+/* The header block the client is in the middle of, followed beside
+ * nghttp2: open from the first byte of its HEADERS frame (its time) to the
+ * last byte of the frame with END_HEADERS, also when every frame arrives a
+ * byte at a time; a request head the owner took is `taken`, trailers are
+ * not. */
+static void test_open_header_block(void)
+{
+    nghttp2_hd_deflater *d;
+    uint64_t since = 1;
+    bool taken = true;
+    setup(NULL);
+    nghttp2_hd_deflate_new(&d, 4096);
+    CHECK_INT(feed(), 0);
+    CHECK_INT(arc_h2_open_header_block(O.s, &since, &taken), 0);
+    CHECK_INT(since, 0);
+    CHECK(!taken);
+    add_split_get(d, 1, 3, true);               /* HEADERS + 2 CONTINUATION, no END_HEADERS */
+    uint64_t t0 = fake_ms;
+    size_t hl = 9 + (((size_t)R.b[0] << 16) | ((size_t)R.b[1] << 8) | R.b[2]);
+    /* Frame headers split too: HEADERS's after 4 bytes, the next one's after 5. */
+    const size_t cuts[] = { 4, 9, hl, hl + 5, hl + 9 };
+    feed_cut(cuts, 5);
+    CHECK_INT(arc_h2_open_header_block(O.s, &since, &taken), 1);
+    CHECK_INT(since, t0);
+    CHECK(taken);
+    CHECK_LOG(&O.log, "begin 1\n");
+    CHECK_NOLOG(&O.log, "req 1");
+    /* The last CONTINUATION: open until its very last byte. */
+    static const uint8_t tail[4] = { 0x00, 0x01, 'z', 0x00 };   /* "z:" literal, not indexed */
+    raw_frame(&R, NGHTTP2_CONTINUATION, NGHTTP2_FLAG_END_HEADERS, 1, tail, 4);
+    size_t n = R.len;
+    CHECK_INT(arc_h2_recv(O.s, R.b, n - 1), 0);
+    CHECK_INT(arc_h2_open_header_block(O.s, NULL, NULL), 1);
+    CHECK_INT(arc_h2_recv(O.s, R.b + n - 1, 1), 0);
+    R.len = 0;
+    CHECK_INT(arc_h2_open_header_block(O.s, &since, &taken), 0);
+    CHECK(!taken);
+    CHECK_LOG(&O.log, "req 1 GET https example.com /split");
+    /* A whole HEADERS frame, a byte at a time: open only while it lasts. */
+    add_get(d, 3, 0);
+    n = R.len;
+    CHECK_INT(arc_h2_recv(O.s, R.b, 9), 0);
+    CHECK_INT(arc_h2_open_header_block(O.s, NULL, &taken), 3);
+    CHECK(taken);
+    CHECK_INT(arc_h2_recv(O.s, R.b + 9, n - 9), 0);
+    R.len = 0;
+    CHECK_INT(arc_h2_open_header_block(O.s, NULL, NULL), 0);
+    CHECK_LOG(&O.log, "req 3 ");
+    /* Trailers of stream 3 left open: a block, not a taken head. */
+    uint8_t blk[64];
+    static const nghttp2_nv tr[] = { NV("x-sum", "1") };
+    ssize_t bl = nghttp2_hd_deflate_hd(d, blk, sizeof(blk), tr, 1);
+    CHECK(bl > 0);
+    raw_frame(&R, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM, 3, blk, (size_t)bl);
+    CHECK_INT(feed(), 0);
+    CHECK_INT(arc_h2_open_header_block(O.s, NULL, &taken), 3);
+    CHECK(!taken);
+    raw_frame(&R, NGHTTP2_CONTINUATION, NGHTTP2_FLAG_END_HEADERS, 3, NULL, 0);
+    CHECK_INT(feed(), 0);
+    CHECK_INT(arc_h2_open_header_block(O.s, NULL, NULL), 0);
+    CHECK_LOG(&O.log, "trailer 3 x-sum: 1\n");
+    CHECK(arc_h2_want_read(O.s));
+    nghttp2_hd_deflate_del(d);
+    teardown();
+}
+
+/* on_request_begin refusing: RST_STREAM(REFUSED_STREAM), the head is
+ * decoded (later heads still decode: HPACK state kept) but never delivered
+ * and no on_close comes; the block is open but not taken; such refusals
+ * are charged to the reset budget like nghttp2's own. */
+static void test_request_begin_refused(void)
+{
+    nghttp2_hd_deflater *d;
+    bool taken = true;
+    setup(NULL);
+    nghttp2_hd_deflate_new(&d, 4096);
+    O.refuse_begin = 1;
+    add_split_get(d, 1, 2, true);
+    CHECK_INT(feed(), 0);
+    CHECK_INT(arc_h2_open_header_block(O.s, NULL, &taken), 1);
+    CHECK(!taken);
+    raw_frame(&R, NGHTTP2_CONTINUATION, NGHTTP2_FLAG_END_HEADERS, 1, NULL, 0);
+    CHECK_INT(feed(), 0);
+    size_t n = drain(O.s, OUT, sizeof(OUT));
+    bool rst = false;
+    for (size_t off = 0; off + 9 <= n;) {
+        size_t flen = ((size_t)OUT[off] << 16) | ((size_t)OUT[off + 1] << 8) | OUT[off + 2];
+        if (OUT[off + 3] == NGHTTP2_RST_STREAM && OUT[off + 8] == 1 && flen == 4 &&
+            OUT[off + 12] == NGHTTP2_REFUSED_STREAM)
+            rst = true;
+        off += 9 + flen;
+    }
+    CHECK(rst);
+    CHECK_LOG(&O.log, "begin 1\n");
+    CHECK_NOLOG(&O.log, "req 1");
+    CHECK_INT(O.n_close, 0);
+    /* The next stream is taken, and its head (same HPACK context) decodes. */
+    O.refuse_begin = 0;
+    add_get(d, 3, NGHTTP2_FLAG_END_STREAM);
+    CHECK_INT(feed(), 0);
+    CHECK_LOG(&O.log, "req 3 GET https example.com / cl=-1 end=1\n");
+    nghttp2_hd_deflate_del(d);
+    teardown();
+
+    struct arc_h2_limits lim = { .resets_per_sec = 20 };
+    setup(&lim);
+    nghttp2_hd_deflate_new(&d, 4096);
+    O.refuse_begin = 1;
+    int rv = 0;
+    for (int32_t i = 0; i < 40 && rv == 0; i++) {
+        add_get(d, 2 * i + 1, NGHTTP2_FLAG_END_STREAM);
+        rv = feed();
+        drain(O.s, OUT, sizeof(OUT));
+    }
+    CHECK_INT(rv, ARC_H2_E_FLOOD);
+    CHECK_INT(arc_h2_breach(O.s), ARC_H2_BREACH_RAPID_RESET);
+    CHECK_NOLOG(&O.log, "req");
+    nghttp2_hd_deflate_del(d);
+    teardown();
+}
+
 int main(void)
 {
+    RUN(test_open_header_block);
+    RUN(test_request_begin_refused);
     RUN(test_rapid_reset);
     RUN(test_resets_at_allowed_pace);
     RUN(test_refused_streams_charged);

@@ -60,6 +60,7 @@ struct owner {
     struct arc_h2_session *s;
     struct qstream st[MAXS];
     int refuse;             /* on_request returns this */
+    int refuse_begin;       /* on_request_begin returns this */
     bool answer_now;        /* on_request answers 200 "now" from inside the callback */
     int n_close;
 };
@@ -109,6 +110,13 @@ static inline void log_fields(struct tlog *l, const char *tag, int32_t sid,
     for (size_t i = 0; i < n; i++)
         tlog_add(l, "%s %d %.*s: %.*s\n", tag, sid, (int)h[i].name.len, h[i].name.p,
                  (int)h[i].value.len, h[i].value.p);
+}
+
+static inline int o_on_request_begin(void *ud, int32_t sid)
+{
+    struct owner *o = ud;
+    tlog_add(&o->log, "begin %d\n", sid);
+    return o->refuse_begin;
 }
 
 static inline int o_on_request(void *ud, int32_t sid, const struct arc_h2_request *r, void **sud)
@@ -186,7 +194,7 @@ static inline size_t o_read_body(void *ud, int32_t sid, void *sud, uint8_t *buf,
 }
 
 static const struct arc_h2_callbacks owner_cbs __attribute__((unused)) = {
-    .on_request = o_on_request, .on_informational = o_on_info, .on_response = o_on_response,
+    .on_request_begin = o_on_request_begin, .on_request = o_on_request, .on_informational = o_on_info, .on_response = o_on_response,
     .on_data = o_on_data, .on_trailers = o_on_trailers, .on_end = o_on_end,
     .on_close = o_on_close, .read_body = o_read_body,
 };
