@@ -276,3 +276,38 @@ def test_trailers_added_to_a_request_without_any(gw, h2s, servers, cache_dir, up
     import json
     tr = dict((k.lower(), v) for k, v in json.loads(b)["trailers"])
     assert st == 200 and tr == {"x-added": "v4"}, (st, b)
+
+
+@pytest.mark.parametrize("upproto", ["http1", "http2"])
+def test_http_call_sends_a_request_body(gw, h2s, servers, cache_dir, upproto):
+    """proxy_http_call with a body: an HTTP/1.1 upstream gets it with its
+    Content-Length, an HTTP/2 upstream in DATA frames; the filter appends
+    the call's answer (the upstream's echo of the call) to the held body."""
+    import json
+    from arcproc import upstream_conf
+    app = servers.http(name="app")
+    c = body_cfg(app.addr, [wait_plugin()], cache_dir)
+    if upproto == "http2":
+        check = h2s(name="check")
+        u = upstream_conf("check", check.addr)
+        u["protocol"] = "http2"
+        path = "/info"
+    else:
+        check = servers.http(name="check")
+        u = upstream_conf("check", check.addr)
+        path = "/cb"
+    c["upstreams"].append(u)
+    a = gw(c)
+    r = a.client(timeout=60).request("POST", "/x", body=b"hello", headers=[
+        ("X-Body-Wait", path), ("X-Call-Body", "payload-123")])
+    assert r.status == 200, r
+    body = echo(r)["body"]
+    assert body.startswith("hello[waited 5]{") and body.endswith("}[checked]"), body
+    ce, _ = json.JSONDecoder().raw_decode(body, body.index("{"))
+    assert ce["method"] == "POST" and ce["body"] == "payload-123" and ce["body_len"] == 11, ce
+    if upproto == "http1":
+        h = dict((k.lower(), v) for k, v in ce["headers"])
+        assert h.get("content-length") == "11" and "transfer-encoding" not in h, h
+    # without a body: GET, as before
+    r = a.client(timeout=60).request("POST", "/y", body=b"hi", headers=[("X-Body-Wait", path)])
+    assert r.status == 200 and echo(r)["body"] == "hi[waited 2][checked]", r

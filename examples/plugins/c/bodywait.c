@@ -25,6 +25,9 @@
  *                          request has trailers
  *   x-resp-add-trailer: V  the response body's last call adds the response
  *                          trailer "x-resp-added: V" (map 3)
+ *   x-call-body: V         the calls above are POST with the body V; a 200
+ *                          answer's body is appended to the held body too
+ *                          (before "[checked]")
  *
  * The gauge "waiting" counts the exchanges it holds.
  */
@@ -40,7 +43,7 @@ IMPORT(proxy_define_metric) u32 proxy_define_metric(u32 type, const char *n, siz
 IMPORT(proxy_increment_metric) u32 proxy_increment_metric(u32 id, long long v);
 
 enum { MAP_REQUEST_TRAILERS = 1, MAP_RESPONSE_TRAILERS = 3, MAP_CALL_RESPONSE = 6 };
-enum { BUF_REQUEST_BODY = 0, BUF_RESPONSE_BODY = 1 };
+enum { BUF_REQUEST_BODY = 0, BUF_RESPONSE_BODY = 1, BUF_CALL_RESPONSE_BODY = 4 };
 enum { W_NONE, W_CALL, W_STALL, W_SELF };
 /* what a context waits for: 1 + 2 * direction + stage (0 body, 1 trailers) */
 
@@ -56,6 +59,8 @@ struct slot {
     u32 path_len[4];
     char add[2][64];                    /* trailer values to add, per direction */
     u32 add_len[2];
+    char cbody[64];                     /* the calls' request body */
+    u32 cbody_len;
     u32 pending;                        /* 1 + 2 * dir + stage, 0: none */
 };
 static struct slot slots[SLOTS];
@@ -102,8 +107,9 @@ static void pick_add(struct slot *s, u32 d, const char *name)
     }
 }
 
-EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 n, u32 eos)
+EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 nf, u32 eos)
 {
+    size_t n;
     struct slot *s = &slots[id % SLOTS];
     pick(s, 0, "x-body-wait");
     pick(s, 1, "x-trailer-wait");
@@ -111,6 +117,13 @@ EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 n, u32
     pick(s, 3, "x-resp-trailer-wait");
     pick_add(s, 0, "x-add-trailer");
     pick_add(s, 1, "x-resp-add-trailer");
+    char *v = pw_header(MAP_REQUEST, "x-call-body", &n);
+    s->cbody_len = 0;
+    if (v && n < sizeof(s->cbody)) {
+        for (size_t i = 0; i < n; i++)
+            s->cbody[i] = v[i];
+        s->cbody_len = (u32)n;
+    }
     s->pending = 0;
     return CONTINUE;
 }
@@ -132,12 +145,12 @@ static size_t utoa(u32 v, char *out)
     return k;
 }
 
-/* GET path on the configured upstream; 0 = started. */
-static u32 call(const char *path, size_t pl)
+/* GET path (POST with body b, if any) on the configured upstream; 0 = started. */
+static u32 call(const char *path, size_t pl, const char *b, size_t bl)
 {
     static const char *const names[3] = { ":method", ":path", ":authority" };
-    const char *vals[3] = { "GET", path, "check" };
-    size_t vl[3] = { 3, pl, 5 };
+    const char *vals[3] = { bl ? "POST" : "GET", path, "check" };
+    size_t vl[3] = { bl ? 4 : 3, pl, 5 };
     static char buf[512];
     size_t off = 4 + 3 * 8;
     put32(buf, 3);
@@ -153,7 +166,8 @@ static u32 call(const char *path, size_t pl)
         buf[off++] = 0;
     }
     u32 token;
-    return proxy_http_call(upstream, upstream_len, buf, off, "", 0, "", 0, 10000, &token);
+    return proxy_http_call(upstream, upstream_len, buf, off, bl ? b : "", bl, "", 0, 10000,
+                           &token);
 }
 
 /* Pauses in stage k (2 * dir + stage) as the mode says; the action. */
@@ -169,7 +183,7 @@ static u32 wait(u32 id, u32 k)
         proxy_continue_stream(k / 2);
         return PAUSE;                   /* (a Continue: continued in the callback) */
     case W_CALL:
-        if (call(s->path[k], s->path_len[k]) != 0) {
+        if (call(s->path[k], s->path_len[k], s->cbody, s->cbody_len) != 0) {
             static const char msg[] = "check refused\n";
             proxy_send_local_response(503, "check", 5, msg, sizeof(msg) - 1, "", 0, -1);
             return PAUSE;
@@ -259,6 +273,12 @@ EXPORT(proxy_on_http_call_response) void proxy_on_http_call_response(u32 id, u32
         return;
     }
     u32 d = k / 2;
+    if (k % 2 == 0 && s->cbody_len && body_size) {
+        char *p = 0;
+        size_t bl = 0;
+        if (proxy_get_buffer_bytes(BUF_CALL_RESPONSE_BODY, 0, body_size, &p, &bl) == 0)
+            proxy_set_buffer_bytes(d ? BUF_RESPONSE_BODY : BUF_REQUEST_BODY, 0xffffff, 0, p, bl);
+    }
     if (k % 2 == 0)                     /* the held body, still readable and writable */
         proxy_set_buffer_bytes(d ? BUF_RESPONSE_BODY : BUF_REQUEST_BODY, 0xffffff, 0,
                                "[checked]", 9);
