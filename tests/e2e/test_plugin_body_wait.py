@@ -311,3 +311,36 @@ def test_http_call_sends_a_request_body(gw, h2s, servers, cache_dir, upproto):
     # without a body: GET, as before
     r = a.client(timeout=60).request("POST", "/y", body=b"hi", headers=[("X-Body-Wait", path)])
     assert r.status == 200 and echo(r)["body"] == "hi[waited 2][checked]", r
+
+
+@pytest.mark.parametrize("upproto", ["http1", "http2"])
+def test_request_end_waits_after_pieces_went_upstream(gw, h2s, servers, cache_dir, upproto):
+    """A filter that lets the body's pieces pass and pauses only at its end:
+    the upstream attempt starts with the first piece (chunked to an
+    HTTP/1.1 upstream), the request's end waits for the filter's call, then
+    goes on with what the filter appended."""
+    from arcproc import upstream_conf
+    if upproto == "http2":
+        up = h2s(name="app")
+        c = body_cfg(up.addr, [wait_plugin()], cache_dir, protocol="http2")
+        target = "/info"
+    else:
+        up = servers.http(name="app")
+        c = body_cfg(up.addr, [wait_plugin()], cache_dir)
+        target = "/x"
+    check = servers.http(name="check")
+    c["upstreams"].append(upstream_conf("check", check.addr))
+    a = gw(c)
+    cl = a.client(timeout=60)
+    cl.send("POST %s HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+            "X-Wait-Stream: 1\r\nX-Body-Wait: /slow?ms=500\r\n\r\n" % target)
+    cl.send(b"5\r\npart1\r\n")
+    time.sleep(0.3)
+    cl.send(b"5\r\npart2\r\n0\r\n\r\n")
+    r = cl.response()
+    assert r.status == 200, r
+    e = echo(r)
+    assert e["body"] == "part1part2[waited 0][checked]", e
+    if upproto == "http1":
+        assert hdrs(e).get("transfer-encoding") == "chunked", hdrs(e)
+    assert "/slow?ms=500" in check.targets()

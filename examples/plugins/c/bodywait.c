@@ -25,6 +25,8 @@
  *                          request has trailers
  *   x-resp-add-trailer: V  the response body's last call adds the response
  *                          trailer "x-resp-added: V" (map 3)
+ *   x-wait-stream: 1       the body's pieces before its end pass on at once
+ *                          (Continue); only its end waits
  *   x-call-body: V         the calls above are POST with the body V; a 200
  *                          answer's body is appended to the held body too
  *                          (before "[checked]")
@@ -61,6 +63,7 @@ struct slot {
     u32 add_len[2];
     char cbody[64];                     /* the calls' request body */
     u32 cbody_len;
+    u32 stream;                         /* x-wait-stream: pieces pass before the end */
     u32 pending;                        /* 1 + 2 * dir + stage, 0: none */
 };
 static struct slot slots[SLOTS];
@@ -117,6 +120,7 @@ EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 nf, u3
     pick(s, 3, "x-resp-trailer-wait");
     pick_add(s, 0, "x-add-trailer");
     pick_add(s, 1, "x-resp-add-trailer");
+    s->stream = pw_header(MAP_REQUEST, "x-wait-stream", &n) != 0;
     char *v = pw_header(MAP_REQUEST, "x-call-body", &n);
     s->cbody_len = 0;
     if (v && n < sizeof(s->cbody)) {
@@ -211,7 +215,7 @@ static u32 body(u32 d, u32 id, u32 size, u32 eos)
     if (s->mode[2 * d] == W_NONE)
         return CONTINUE;
     if (!eos)
-        return PAUSE;                   /* StopIterationAndBuffer: the whole body first */
+        return s->stream ? CONTINUE : PAUSE;    /* StopIterationAndBuffer: the whole body */
     char t[32] = "[waited ";
     size_t n = 8;
     n += utoa(size, t + n);
