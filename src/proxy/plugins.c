@@ -240,6 +240,7 @@ struct pl_glue {
 };
 
 static void resp_resume(struct arc_worker *w, struct arc_exchange *ex);
+static void wait_sched(struct arc_worker *w, struct arc_exchange *ex);
 static void on_resp_notify(void *owner);
 static void on_resp_waited(struct arc_worker *w, struct arc_exchange *ex);
 static void wait_resume(struct arc_worker *w, struct arc_exchange *ex);
@@ -499,6 +500,13 @@ static void wait_arm(struct arc_worker *w, struct arc_exchange *ex, int dir, int
     struct pl_glue *g = ex->pl->glue;
     g->wait[dir] = (uint8_t)stage;
     g->pause_until = w->now_ms + ex->pl->pause_ms;
+    wait_sched(w, ex);
+}
+
+/* (the wait's deadline: g->pause_until) */
+static void wait_sched(struct arc_worker *w, struct arc_exchange *ex)
+{
+    struct pl_glue *g = ex->pl->glue;
     ex->pl->notify = on_resp_notify;
     ex->pl->owner = ex;
     if (g->detached)
@@ -873,6 +881,7 @@ bool arc_px__plugins_finish(struct arc_worker *w, struct arc_exchange *ex, enum 
         arc_px__ex_wait(w, ex, ARC_MAX(g->pause_until, w->now_ms), on_resp_waited, NULL, 0);
         return false;
     }
+    bool paused_before = g->wait[ARC_PL_DIR_RESP] != 0;
     if (o == EXO_COMPLETE && g->fv == ARC_PL_CONTINUE && !g->done && !g->detached &&
         g->resp_body && !g->wait[ARC_PL_DIR_RESP]) {
         const char *b;
@@ -902,9 +911,12 @@ bool arc_px__plugins_finish(struct arc_worker *w, struct arc_exchange *ex, enum 
         arc_px__ex_drop_upstream(w, ex);
         ex->pl_hold = false;
         g->detached = true;
-        int stage = g->wait[ARC_PL_DIR_RESP];
-        g->wait[ARC_PL_DIR_RESP] = 0;
-        wait_arm(w, ex, ARC_PL_DIR_RESP, stage);
+        if (!paused_before)
+            g->pause_until = w->now_ms + ex->pl->pause_ms;
+        g->pause_until = ARC_MAX(g->pause_until, w->now_ms);
+        if (ex->pl->resume_req || ex->pl->has_local || ex->pl->pfail)
+            g->pause_until = w->now_ms;  /* (told meanwhile: goes on at once) */
+        wait_sched(w, ex);              /* (what is left of its pause_timeout) */
         return false;
     }
     free(g->pend.p);
