@@ -323,3 +323,24 @@ def test_compile_timeout_is_checked_at_its_position(arc_bin, servers, tmp_path):
     c["plugins"] = {"compile_timeout": "30s"}
     p.write_text(to_yaml(c))
     assert arc_bin.run(["check", "-c", str(p)]).returncode == 0
+
+
+def test_api_request_waiting_for_a_compile_gets_503_on_drain(arc, servers, tmp_path):
+    """A drain answers an API request that waits for a plugin compile
+    (503, nothing applied); the compile is killed at exit."""
+    from test_control_api import call, ctl_port
+    up = servers.http(name="app")
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    a = arc(api_conf(up, str(cache)), env={"ARC_PLUGIN_CC": slow_cc(tmp_path, 600)})
+    port = ctl_port(a)
+    rewrite(a, api_conf(up, str(cache), [{"name": "f", "file": os.path.join(FIX, "c_headers.wasm")}]))
+    t, out = in_thread(lambda: call(port, "POST", "/v1/reload", timeout=120))
+    assert wait_for(lambda: "compiling 1 plugin module" in a.stderr_text(), 10), a.stderr_tail(20)
+    t0 = time.monotonic()
+    a.signal(signal.SIGTERM)
+    t.join(60)
+    assert out and not isinstance(out[0], Exception) and out[0].status == 503, out
+    a.expect_exited = True
+    assert a.wait_exit(60) == 0, a.stderr_tail(20)
+    assert time.monotonic() - t0 < 30
