@@ -212,6 +212,11 @@ def test_trailer_callbacks_wait_too(arc, servers, cache_dir):
     assert tr.get("x-checksum") == "42" and tr.get("x-trailer-wait") == "1", tr
     assert tr.get("x-checked") == "200", tr
     assert len(check.targets()) == 2
+    # an HTTP/2 client: the held trailers in the trailing HEADERS frame
+    st, h, b = curl(a.port, "/chunked", ["-H", "X-Resp-Trailer-Wait: /slow?ms=300",
+                                          "-H", "TE: trailers"])
+    assert st == 200 and b.startswith(b"hello chunked"), b
+    assert b"x-checked: 200" in b and b"x-trailer-wait: 1" in b and b"x-checksum: 42" in b, b
 
 
 @pytest.mark.parametrize("proto", ["http1", "http2"])
