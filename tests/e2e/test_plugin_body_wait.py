@@ -349,3 +349,31 @@ def test_request_end_waits_after_pieces_went_upstream(gw, h2s, servers, cache_di
     if upproto == "http1":
         assert hdrs(e).get("transfer-encoding") == "chunked", hdrs(e)
     assert "/slow?ms=500" in check.targets()
+
+
+def test_request_trailers_from_an_http2_client_wait(arc, servers, cache_dir):
+    """An HTTP/2 client's request trailers (a trailing HEADERS frame) held
+    by a trailer callback: the request's end waits for the call, then the
+    upstream gets the trailers with what the filter added; a body filter
+    adding a trailer to an HTTP/2 request without any works the same."""
+    import json
+    from h2_upstreams import H2Client
+    c, app, check = conf(servers, cache_dir)
+    a = arc(c)
+    cl = H2Client(a.port, timeout=30)
+    try:
+        sid = cl.request("/t", method="POST", headers=[("x-trailer-wait", "/slow?ms=300")],
+                         body=b"abc", end=False)
+        cl.conn.send_headers(sid, [("x-sum", "3")], end_stream=True)
+        cl.flush()
+        s = cl.wait(sid, timeout=60)[0]
+        assert s.status == 200, s
+        e = json.loads(bytes(s.body))
+        tr = dict((k.lower(), v) for k, v in e["trailers"])
+        assert tr == {"x-sum": "3", "x-trailer-wait": "1", "x-checked": "200"}, tr
+        s = cl.get("/u", method="POST", headers=[("x-add-trailer", "v5")], body=b"xyz")
+        e = json.loads(bytes(s.body))
+        assert e["body"] == "xyz" and dict((k.lower(), v) for k, v in e["trailers"]) == \
+            {"x-added": "v5"}, e
+    finally:
+        cl.close()
