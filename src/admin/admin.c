@@ -513,9 +513,22 @@ static void reload_bg(struct arc_ctl_loop *cs, const char *trigger, bool skip_un
 
 /* The compile thread ended: join it, run the reload waiting on it (its
  * modules are cached now, or their errors are reported at their place). */
+
 static void finish_compile(struct arc_ctl_loop *cs)
 {
     arc_plugin_compile_join();
+    /* API requests waiting for it first: they answer with its outcome. */
+    arc_admin__ctl_compiled(cs);
+    if (cs->compile_etcd && !arc_plugin_compile_running()) {
+        cs->compile_etcd = false;
+        if (cs->draining)
+            arc_log(ARC_LOG_WARN, "plugin compile done while draining: the etcd value is "
+                    "not applied");
+        else if (cs->etcd && cs->etcd->value)
+            arc_admin__etcd_apply_bg(cs, "etcd");
+    }
+    if (arc_plugin_compile_running())
+        return;                         /* (another compile: the rest waits for it) */
     bool pending = cs->compile_pending;
     cs->compile_pending = false;
     char trigger[sizeof(cs->compile_trigger)];
@@ -539,6 +552,31 @@ void arc_admin__compile_wait(struct arc_ctl_loop *cs)
         arc_log(ARC_LOG_INFO, "waiting for the plugin compile running");
     while (arc_plugin_compile_running())
         finish_compile(cs);
+}
+
+/* An etcd value nobody waits on (a watch event, a certificate's change,
+ * SIGHUP): like reload_bg, modules missing from the cache are compiled on
+ * a thread first, then the newest value is applied (finish_compile). */
+void arc_admin__etcd_apply_bg(struct arc_ctl_loop *cs, const char *trigger)
+{
+    if (arc_plugin_compile_running()) {
+        cs->compile_etcd = true;
+        arc_log(ARC_LOG_INFO, "etcd value (%s) waits for the plugin compile running", trigger);
+        return;
+    }
+    arc_plugin_defer_arm(true);
+    int rc = arc_admin__etcd_apply(cs, trigger, NULL);
+    size_t n = arc_plugin_defer_missing();
+    if (rc == ARC_RELOAD_NONE && n && arc_plugin_compile_start() == 0) {
+        cs->compile_etcd = true;
+        arc_log(ARC_LOG_INFO, "etcd value (%s): compiling %zu plugin module%s first (off the "
+                "control thread)", trigger, n, n == 1 ? "" : "s");
+        arc_plugin_defer_arm(false);
+        return;
+    }
+    arc_plugin_defer_arm(false);
+    if (rc == ARC_RELOAD_NONE && n)     /* (no thread: compile here, as before) */
+        arc_admin__etcd_apply(cs, trigger, NULL);
 }
 
 int arc_admin__etcd_apply(struct arc_ctl_loop *cs, const char *trigger,
@@ -565,6 +603,10 @@ int arc_admin__reload_file(struct arc_ctl_loop *cs, const char *trigger,
     if (cs->etcd && cs->etcd->value) {
         arc_admin__watch_read(&cs->watch, arc_now_ms());
         arc_admin__watch_clear(&cs->watch);
+        if (!keep) {                    /* (nobody waits for the outcome) */
+            arc_admin__etcd_apply_bg(cs, trigger);
+            return ARC_RELOAD_NONE;
+        }
         return arc_admin__etcd_apply(cs, trigger, keep);
     }
     if (!keep) {                        /* (nobody waits for the outcome) */
@@ -595,7 +637,7 @@ static void file_changed(struct arc_ctl_loop *cs)
     }
     if (cs->etcd && cs->etcd->value) {
         if (what & ARC_WATCH_REF)
-            arc_admin__etcd_apply(cs, "file change", NULL);
+            arc_admin__etcd_apply_bg(cs, "file change");
         else
             arc_log(ARC_LOG_INFO, "the config comes from etcd (%s): the file's change is not "
                     "applied", cs->etcd->key);

@@ -227,6 +227,8 @@ struct arc_ctl_loop {
     bool compile_pending;
     bool compile_skip;              /* skip_unchanged of every request waiting */
     char compile_trigger[160];      /* the newest request's */
+    bool compile_etcd;              /* an etcd value waits for the compile: applied
+                                       (the newest value) when it ends */
 };
 /* A plugin compile for a reload is running: wait for it (blocking) and run
  * the reload waiting on it, so that a synchronous reload or submit after it
@@ -242,8 +244,12 @@ void arc_admin__ctl_on_cqe(struct arc_ctl_loop *cs, struct ctl_conn *c, int op, 
 void arc_admin__ctl_tick(struct arc_ctl_loop *cs, uint64_t now);
 /* The running fingerprint changed: parked long polls are answered. */
 void arc_admin__ctl_config_changed(struct arc_ctl_loop *cs);
-/* A drain began: parked long polls are answered 503. */
+/* A drain began: parked long polls (and requests waiting for a plugin
+ * compile) are answered 503. */
 void arc_admin__ctl_drain(struct arc_ctl_loop *cs);
+/* A plugin compile ended (joined; its failures still known): requests
+ * waiting for it run again. */
+void arc_admin__ctl_compiled(struct arc_ctl_loop *cs);
 /* Loop exit: closes every connection (their operations die with the ring). */
 void arc_admin__ctl_dispose(struct arc_ctl_loop *cs);
 
@@ -352,6 +358,10 @@ const char *arc_admin__etcd_state(const struct arc_etcd *e);
 /* Compiles and applies the last value read from etcd (admin.c): after a
  * new value, or when a reload is asked for (SIGHUP, a watched certificate
  * changed) while etcd is the source. */
+/* The same for an etcd value nobody waits on (a watch event, a file or
+ * SIGHUP): plugin modules missing from the cache are compiled on a thread
+ * first (cs->compile_etcd), then the newest value is applied. */
+void arc_admin__etcd_apply_bg(struct arc_ctl_loop *cs, const char *trigger);
 int arc_admin__etcd_apply(struct arc_ctl_loop *cs, const char *trigger,
                           struct arc_config_errors *keep);
 

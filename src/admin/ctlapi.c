@@ -13,7 +13,9 @@
  * it is CLOSING and the count is zero):
  *
  *   HEAD ──head parsed──> dispatch ──answer──> SEND ──sent──> (LINGER) ──> CLOSING
- *     │                     │  └─long poll, no news──> PARKED ──news/deadline──> SEND
+ *     │                     │  ├─long poll, no news──> PARKED ──news/deadline──> SEND
+ *     │                     │  └─a config change needing a plugin compile──> COMPILING
+ *     │                     │        ──compile done (arc_admin__ctl_compiled)──> dispatch again
  *     │                     └─needs the body──> (CONTINUE: 100 sent) ──> BODY ──whole──> dispatch
  *     └─error, timeout, peer gone──> CLOSING
  *
@@ -21,6 +23,9 @@
  *   CONTINUE  sending "100 Continue" (Expect: 100-continue, authorised, within max_body)
  *   BODY      receiving a body (Content-Length into c->body, chunked through c->rbuf)
  *   PARKED    a long poll waiting; a recv into c->sink notices the client leaving
+ *   COMPILING POST /v1/config[/validate] or /v1/reload waiting for a plugin
+ *             compile on a thread (its own, or one running): the control
+ *             thread goes on; a recv into c->sink notices the client leaving
  *   SEND      sending the answer
  *   LINGER    the answer went out before the request body was read: our side
  *             is shut for writing and the rest is read and dropped (for up to
@@ -43,6 +48,7 @@
 
 #include "core/sbuf.h"
 #include "http1/http1.h"
+#include "plugin/plugin.h"
 #include "net/net.h"
 #include "limit/limit.h"
 #include "obs/metrics.h"
@@ -60,7 +66,8 @@
 #define CTL_RBUF 16384
 #define LINGER_MS 2000
 
-enum ctl_state { CS_HEAD, CS_CONTINUE, CS_BODY, CS_PARKED, CS_SEND, CS_LINGER, CS_CLOSING };
+enum ctl_state { CS_HEAD, CS_CONTINUE, CS_BODY, CS_PARKED, CS_COMPILING, CS_SEND, CS_LINGER,
+                 CS_CLOSING };
 
 enum ctl_ep {
     EP_NONE, EP_STATUS, EP_CONFIG, EP_LONGPOLL, EP_VALIDATE, EP_APPLY, EP_RELOAD,
@@ -367,12 +374,18 @@ static json_t *fields_json(const char *fields, size_t n)
     return a;
 }
 
-static void ep_validate(struct arc_ctl_loop *cs, struct ctl_conn *c, const char *format)
+/* The config endpoints below return false, without answering, when plugin
+ * modules must be compiled first (compiles deferred: run_mutation). */
+static bool ep_validate(struct arc_ctl_loop *cs, struct ctl_conn *c, const char *format)
 {
     struct arc_admin_outcome *o = malloc(sizeof(*o));
     ARC_ASSERT(o != NULL);
-    arc_admin__compile_wait(cs);
     arc_admin__submit(cs->ctl, c->body ? c->body : "", c->body_len, format, "<request>", NULL, false, o);
+    if (o->result == ARC_RELOAD_NONE) {
+        arc_config_errors_dispose(&o->errs);
+        free(o);
+        return false;
+    }
     if (o->result == ARC_RELOAD_ERROR)
         respond_json(cs, c, 400, NULL, json_pack("{s:b,s:o}", "valid", 0,
                                                  "errors", errors_json(&o->errs)));
@@ -383,16 +396,21 @@ static void ep_validate(struct arc_ctl_loop *cs, struct ctl_conn *c, const char 
                                                  fields_json(o->fields, o->n_fields)));
     arc_config_errors_dispose(&o->errs);
     free(o);
+    return true;
 }
 
-static void ep_apply(struct arc_ctl_loop *cs, struct ctl_conn *c, const char *format)
+static bool ep_apply(struct arc_ctl_loop *cs, struct ctl_conn *c, const char *format)
 {
     struct arc_admin_outcome *o = malloc(sizeof(*o));
     ARC_ASSERT(o != NULL);
     char trigger[160];
     snprintf(trigger, sizeof(trigger), "API POST /v1/config from %s", c->peer);
-    arc_admin__compile_wait(cs);
     arc_admin__submit(cs->ctl, c->body ? c->body : "", c->body_len, format, "<request>", trigger, true, o);
+    if (o->result == ARC_RELOAD_NONE) {
+        arc_config_errors_dispose(&o->errs);
+        free(o);
+        return false;
+    }
     if (o->result == ARC_RELOAD_ERROR) {
         log_mutation(c, 400, "(the config did not load; not applied)");
         respond_json(cs, c, 400, NULL, json_pack("{s:s,s:o,s:o}", "result", "error",
@@ -413,14 +431,19 @@ static void ep_apply(struct arc_ctl_loop *cs, struct ctl_conn *c, const char *fo
     }
     arc_config_errors_dispose(&o->errs);
     free(o);
+    return true;
 }
 
-static void ep_reload(struct arc_ctl_loop *cs, struct ctl_conn *c)
+static bool ep_reload(struct arc_ctl_loop *cs, struct ctl_conn *c)
 {
     char trigger[160];
     snprintf(trigger, sizeof(trigger), "API POST /v1/reload from %s", c->peer);
     struct arc_config_errors errs = { 0 };
     int rc = arc_admin__reload_file(cs, trigger, &errs);
+    if (rc == ARC_RELOAD_NONE && arc_plugin_defer_missing()) {
+        arc_config_errors_dispose(&errs);
+        return false;
+    }
     const struct arc_reload_last *l = &cs->ctl->last;
     int status = rc == ARC_RELOAD_OK ? 200 : rc == ARC_RELOAD_REFUSED ? 409 : 400;
     log_mutation(c, status, rc == ARC_RELOAD_OK ? "(reloaded)" : "(not reloaded)");
@@ -432,6 +455,59 @@ static void ep_reload(struct arc_ctl_loop *cs, struct ctl_conn *c)
         json_object_set_new(doc, "errors", errors_json(&errs));
     arc_config_errors_dispose(&errs);
     respond_json(cs, c, status, NULL, doc);
+    return true;
+}
+
+/* The config endpoint of c (its body's format is known: dispatch checked
+ * it); false: plugin modules must be compiled first. */
+static bool mutate(struct arc_ctl_loop *cs, struct ctl_conn *c)
+{
+    if (c->ep == EP_RELOAD)
+        return ep_reload(cs, c);
+    const struct arc_h1_header *ct = header(c, "Content-Type");
+    const char *format = arc_admin__body_format(ct ? &ct->value : NULL, c->body ? c->body : "",
+                                                c->body_len);
+    return c->ep == EP_APPLY ? ep_apply(cs, c, format) : ep_validate(cs, c, format);
+}
+
+/* Waits for the plugin compile (no deadline of its own: each compiler run
+ * is bounded by plugins.compile_timeout); a recv notices the client
+ * leaving. */
+static void compile_park(struct arc_ctl_loop *cs, struct ctl_conn *c)
+{
+    if (c->st == CS_COMPILING)
+        return;                         /* (its recv is still armed) */
+    c->st = CS_COMPILING;
+    c->deadline = UINT64_MAX - 1;
+    arm_recv(cs, c, c->sink, sizeof(c->sink));
+}
+
+/* POST /v1/config, /v1/config/validate and /v1/reload: a plugin module
+ * missing from the cache is compiled on a thread (as for SIGHUP) while the
+ * request waits (COMPILING) and the control thread goes on serving; then
+ * the request runs again and answers with the outcome. A request that
+ * comes while a compile runs waits for it first. */
+static void run_mutation(struct arc_ctl_loop *cs, struct ctl_conn *c)
+{
+    if (arc_plugin_compile_running()) {
+        compile_park(cs, c);
+        return;
+    }
+    arc_plugin_defer_arm(true);
+    bool answered = mutate(cs, c);
+    size_t n = arc_plugin_defer_missing();
+    if (!answered && n && arc_plugin_compile_start() == 0) {
+        arc_plugin_defer_arm(false);
+        arc_log(ARC_LOG_INFO, "API %s from %s: compiling %zu plugin module%s first (off the "
+                "control thread)", c->ep == EP_RELOAD ? "POST /v1/reload"
+                : c->ep == EP_APPLY ? "POST /v1/config" : "POST /v1/config/validate",
+                c->peer, n, n == 1 ? "" : "s");
+        compile_park(cs, c);
+        return;
+    }
+    arc_plugin_defer_arm(false);
+    if (!answered)
+        mutate(cs, c);                  /* (no thread: compiled here, as before) */
 }
 
 static json_t *methods_json(uint32_t mask)
@@ -682,9 +758,9 @@ static void dispatch(struct arc_ctl_loop *cs, struct ctl_conn *c)
     case EP_STATUS: ep_status(cs, c); break;
     case EP_CONFIG: ep_config(cs, c); break;
     case EP_LONGPOLL: ep_longpoll(cs, c); break;
-    case EP_VALIDATE: ep_validate(cs, c, format); break;
-    case EP_APPLY: ep_apply(cs, c, format); break;
-    case EP_RELOAD: ep_reload(cs, c); break;
+    case EP_VALIDATE:
+    case EP_APPLY:
+    case EP_RELOAD: run_mutation(cs, c); break;
     case EP_ROUTES: ep_routes(cs, c); break;
     case EP_UPSTREAMS: ep_upstreams(cs, c); break;
     case EP_HEAVY_HITTERS: ep_heavy_hitters(cs, c); break;
@@ -1038,6 +1114,7 @@ void arc_admin__ctl_on_cqe(struct arc_ctl_loop *cs, struct ctl_conn *c, int op, 
             on_body_bytes(cs, c, res);
         break;
     case CS_PARKED:
+    case CS_COMPILING:
         /* The client left (or sent something it should not have). */
         conn_close(cs, c);
         break;
@@ -1053,13 +1130,19 @@ void arc_admin__ctl_on_cqe(struct arc_ctl_loop *cs, struct ctl_conn *c, int op, 
     }
 }
 
-/* Answers a parked poll: the recv watching the client is cancelled first
- * (its completion finds the connection in SEND and is dropped). */
-static void unpark(struct arc_ctl_loop *cs, struct ctl_conn *c, int status)
+/* The recv watching a waiting client is cancelled (its completion finds
+ * the connection answered, in SEND, and is dropped). */
+static void unwatch(struct arc_ctl_loop *cs, struct ctl_conn *c)
 {
     struct io_uring_sqe *sqe = arc_ring_sqe(&cs->ring);
     io_uring_prep_cancel64(sqe, arc_admin__ud(c, COP_RECV), 0);
     io_uring_sqe_set_data64(sqe, 0);
+}
+
+/* Answers a parked poll. */
+static void unpark(struct arc_ctl_loop *cs, struct ctl_conn *c, int status)
+{
+    unwatch(cs, c);
     if (status == 503)
         respond_error(cs, c, 503, "Retry-After: 1\r\n", "draining");
     else
@@ -1101,9 +1184,39 @@ void arc_admin__ctl_config_changed(struct arc_ctl_loop *cs)
 void arc_admin__ctl_drain(struct arc_ctl_loop *cs)
 {
     struct arc_ctl_server *s = &cs->srv;
-    for (size_t i = 0; i < s->n_conns && s->n_parked; i++)
-        if (s->conns[i]->st == CS_PARKED)
-            unpark(cs, s->conns[i], 503);
+    for (size_t i = 0; i < s->n_conns; i++) {
+        struct ctl_conn *c = s->conns[i];
+        if (c->st == CS_PARKED) {
+            unpark(cs, c, 503);
+        } else if (c->st == CS_COMPILING) {
+            unwatch(cs, c);
+            if (mutation(c->ep))
+                log_mutation(c, 503, "(draining; not applied)");
+            respond_error(cs, c, 503, NULL, "draining: configuration changes are not accepted");
+        }
+    }
+}
+
+void arc_admin__ctl_compiled(struct arc_ctl_loop *cs)
+{
+    struct arc_ctl_server *s = &cs->srv;
+    /* (answering never adds or removes connections: the array is stable;
+     * a request may start another compile and go on waiting) */
+    for (size_t i = 0; i < s->n_conns; i++) {
+        struct ctl_conn *c = s->conns[i];
+        if (c->st != CS_COMPILING)
+            continue;
+        if (cs->draining) {
+            unwatch(cs, c);
+            if (mutation(c->ep))
+                log_mutation(c, 503, "(draining; not applied)");
+            respond_error(cs, c, 503, NULL, "draining: configuration changes are not accepted");
+            continue;
+        }
+        run_mutation(cs, c);
+        if (c->st != CS_COMPILING)
+            unwatch(cs, c);             /* (answered: its recv is cancelled) */
+    }
 }
 
 void arc_admin__ctl_dispose(struct arc_ctl_loop *cs)

@@ -175,7 +175,7 @@ static void apply_value(struct arc_ctl_loop *cs, struct arc_etcd_value *v)
     e->value = v->text;
     e->value_len = v->len;
     v->text = NULL;
-    arc_admin__etcd_apply(cs, "etcd", NULL);
+    arc_admin__etcd_apply_bg(cs, "etcd");
 }
 
 static void on_range(struct arc_ctl_loop *cs, uint64_t now)

@@ -3,8 +3,9 @@
  * /v1/reload, POST /v1/config). A new config is loaded and compiled on the
  * control thread, refused if it changes a restart-only field, else
  * published; the workers adopt it at the top of their loops. A plugin
- * module not yet in the compile cache is compiled on a thread first
- * (admin.c's reload_bg) for the triggers nobody waits on. Each attempt
+ * module not yet in the compile cache is compiled on a thread first, for
+ * every trigger (admin.c's reload_bg and arc_admin__etcd_apply_bg, and
+ * ctlapi.c for the API, whose request waits for the outcome). Each attempt
  * is logged with its trigger, counted by result and remembered for
  * GET /v1/status.
  */
@@ -170,6 +171,12 @@ void arc_admin__submit(struct arc_control *ctl, const char *text, size_t len, co
         snprintf(out->fingerprint, sizeof(out->fingerprint), "%s", cfg->fingerprint);
         if (arc_snapshot_build(cfg, &ns, &out->errs) < 0)
             ns = NULL;
+    }
+    if (!ns && arc_plugin_defer_missing()) {
+        /* (armed by the caller: modules to compile first; it starts the
+         * compile and submits again when it is done) */
+        out->result = ARC_RELOAD_NONE;
+        return;
     }
     if (!ns) {
         out->result = ARC_RELOAD_ERROR;

@@ -336,6 +336,8 @@ struct arc_split_conf {
 
 /* routes[].mirror: fire-and-forget copies of the route's requests. */
 #define ARC_MIRROR_MAX 8
+/* plugins.compile_timeout's default (also `arc plugin build`'s). */
+#define ARC_PLUGIN_COMPILE_TIMEOUT_MS 120000u
 #define ARC_MIRROR_CMP_NAMES 32         /* compare.headers / ignore_headers entries */
 enum arc_mirror_cmp_fields {
     ARC_MCF_ALL,                /* every field but the ignored ones (headers: true) */
@@ -636,6 +638,7 @@ struct arc_config {
     struct arc_plugin_conf *plugins;
     size_t n_plugins;
     char *plugin_cache_dir;     /* plugins.cache_dir (ext): compiled modules, by SHA-256 */
+    uint64_t plugin_compile_timeout_ms; /* plugins.compile_timeout: per tool run (wasm2c, cc) */
     struct arc_heavy_hitters_conf heavy_hitters;
     struct arc_xdp_conf xdp;
     struct arc_rl_global_conf rl_global;

@@ -25,7 +25,7 @@ char *arc_plugin_default_cache_dir(void);
 #define PLUGIN_BODY_BUFFER_MAX (1024ull << 20)
 
 static const struct arc_conf_key plugins_keys[] = {
-    { "wasm", 0 }, { "cache_dir", 0 },
+    { "wasm", 0 }, { "cache_dir", 0 }, { "compile_timeout", 0 },
 };
 
 static const struct arc_conf_key wasm_keys[] = {
@@ -113,6 +113,8 @@ void arc_config__plugins(struct arc_sctx *s, const struct arc_cn *m)
         free(cfg->plugin_cache_dir);
         cfg->plugin_cache_dir = dir;
     }
+    arc_config__get_dur(s, m, p, "compile_timeout", 1000, 3600000, false,
+                        &cfg->plugin_compile_timeout_ms);
     const struct arc_cn *seq = arc_config__val(m, "wasm");
     if (!seq || !arc_config__want(s, seq, "plugins.wasm", ARC_CN_SEQ) || seq->n == 0)
         return;
@@ -137,6 +139,7 @@ void arc_config__plugin_defaults(struct arc_config *cfg)
     cfg->plugin_cache_dir = arc_plugin_default_cache_dir();
     if (!cfg->plugin_cache_dir)
         abort();
+    cfg->plugin_compile_timeout_ms = ARC_PLUGIN_COMPILE_TIMEOUT_MS;
 }
 
 void arc_config__route_plugins(struct arc_sctx *s, const struct arc_cn *seq, const char *p,

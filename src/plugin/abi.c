@@ -196,7 +196,26 @@ static struct arc_pl_hmap *map_of(struct arc_pl_inst *in, uint32_t type)
         return r->map;                  /* the stage's own map (headers or trailers) */
     if (type == MAP_REQUEST_HEADERS && r->req_map)
         return r->req_map;              /* read at later stages */
+    int d = type == MAP_REQUEST_TRAILERS ? 0 : type == MAP_RESPONSE_TRAILERS ? 1 : -1;
+    if (d >= 0 && r->body && r->body_type == d && r->body_eos[d]) {
+        /* The body's last call: trailers may be added to a message that
+         * has none yet (they go out after the body). */
+        if (!r->tmap[d]) {
+            r->tmap[d] = arc_arena_alloc(r->arena, sizeof(*r->tmap[d]));
+            if (!r->tmap[d])
+                return NULL;
+            *r->tmap[d] = (struct arc_pl_hmap){ .arena = r->arena };
+        }
+        return r->tmap[d];
+    }
     return NULL;
+}
+
+/* The maps a filter may change now: the stage's own, or the trailers it
+ * may add during its body's last call. */
+static bool map_writable(const struct arc_pl_run *r, const struct arc_pl_hmap *m)
+{
+    return m == r->map || (r->body && r->body_eos[r->body_type] && m == r->tmap[r->body_type]);
 }
 
 static size_t pairs_size(const struct arc_pl_hmap *m)
@@ -342,7 +361,7 @@ static uint32_t map_edit(void *e, uint32_t type, uint32_t kp, uint32_t kn, uint3
         return WR_INVALID_MEMORY;
     struct arc_pl_hmap *m = map_of(in, type);
     struct arc_pl_run *r = run_of(in);
-    if (!m || !r || m != r->map || !name_ok(k, kn) || !value_ok(v, vn))
+    if (!m || !r || !map_writable(r, m) || !name_ok(k, kn) || !value_ok(v, vn))
         return WR_BAD_ARGUMENT;
     struct arc_str val = { (const char *)v, vn };
     if (k[0] == ':') {                  /* pseudo-headers: replaced, never added */
@@ -384,7 +403,7 @@ static uint32_t h_remove_map_value(void *e, uint32_t type, uint32_t kp, uint32_t
     if (!k)
         return WR_INVALID_MEMORY;
     struct arc_pl_hmap *m = map_of(in, type);
-    if (!m || !run_of(in) || m != run_of(in)->map || (kn && k[0] == ':'))
+    if (!m || !run_of(in) || !map_writable(run_of(in), m) || (kn && k[0] == ':'))
         return WR_BAD_ARGUMENT;
     hmap_remove(m, k, kn);              /* absent: Ok, as Envoy answers */
     return WR_OK;
@@ -455,7 +474,7 @@ static uint32_t h_set_map_pairs(void *e, uint32_t type, uint32_t p, uint32_t n)
 {
     struct arc_pl_inst *in = e;
     struct arc_pl_hmap *m = map_of(in, type);
-    if (!m || !run_of(in) || m != run_of(in)->map)
+    if (!m || !run_of(in) || !map_writable(run_of(in), m))
         return WR_BAD_ARGUMENT;
     struct arc_pl_hmap nm = { .arena = m->arena, .added = m->added };
     uint32_t rc = parse_pairs(in, p, n, &nm, true);
@@ -489,11 +508,18 @@ static uint32_t h_get_map_size(void *e, uint32_t type, uint32_t ret)
 }
 
 /* The body offered to the callback running (types 0 and 1, during
- * proxy_on_request_body / proxy_on_response_body only). */
+ * proxy_on_request_body / proxy_on_response_body), or the body a filter
+ * holds while it pauses its end (for a call on that filter's context,
+ * e.g. from proxy_on_http_call_response). */
 static struct arc_pl_buf *body_of(struct arc_pl_inst *in, uint32_t type)
 {
     struct arc_pl_run *r = run_of(in);
-    if (!r || !r->body || (int)type != r->body_type)
+    if (!r)
+        return NULL;
+    if (!r->body && r->paused && r->pause_stage == ARC_PL_STAGE_BODY &&
+        (int)type == r->pause_resp && in->cur == &r->ctx[r->next])
+        return &r->ctx[r->next].held[type];     /* (the body its filter holds, paused) */
+    if (!r->body || (int)type != r->body_type)
         return NULL;
     return r->body;
 }
@@ -612,7 +638,7 @@ static uint32_t h_send_local_response(void *e, uint32_t status, uint32_t dp, uin
     const uint8_t *body = arc_pl__gmem(in, bp, bn);
     if (!arc_pl__gmem(in, dp, dn) || !body || !arc_pl__gmem(in, hp, hn))
         return WR_INVALID_MEMORY;
-    if (!r || (!r->map && !r->body) || status < 200 || status > 599 ||
+    if (!r || (!r->map && !r->body && !r->paused) || status < 200 || status > 599 ||
         bn > ARC_PL_LOCAL_BODY_MAX)
         return WR_BAD_ARGUMENT;         /* (no stage running or paused for that context) */
     struct arc_pl_hmap h = { .arena = r->arena };
@@ -735,7 +761,7 @@ static uint32_t h_http_call(void *e, uint32_t up, uint32_t upl, uint32_t hp, uin
         return WR_INVALID_MEMORY;
     struct arc_pl_ctx *c = in->cur;
     struct arc_pl_run *r = c ? c->run : NULL;
-    if (!r || !r->dispatch || !r->map || bl > ARC_PL_LOCAL_BODY_MAX)
+    if (!r || !r->dispatch || (!r->map && !r->body && !r->paused) || bl > ARC_PL_LOCAL_BODY_MAX)
         return WR_BAD_ARGUMENT;         /* (only from an exchange's callback, or paused) */
     struct arc_pl_hmap h = { .arena = r->arena };
     uint32_t rc = parse_pairs(in, hp, hl, &h, true);
@@ -848,8 +874,11 @@ static uint32_t continue_stage(struct arc_pl_inst *in, bool resp)
     struct arc_pl_run *r = c->run;
     if (r->paused && r->pause_resp != resp)
         return WR_OK;                   /* (the other direction is not paused) */
-    if (resp && !r->paused && r->map_type != MAP_RESPONSE_HEADERS)
-        return WR_OK;                   /* (not in the response stage) */
+    /* (in its own callback: the direction of the stage running) */
+    int dir = r->body ? r->body_type
+              : r->map_type == MAP_RESPONSE_HEADERS || r->map_type == MAP_RESPONSE_TRAILERS;
+    if (!r->paused && (int)resp != dir)
+        return WR_OK;                   /* (not in that direction's stage) */
     if (r->paused) {
         if (&r->ctx[r->next] != c)
             return WR_OK;               /* another filter of the run holds it */
@@ -1059,6 +1088,7 @@ static enum arc_pl_verdict stage_from(struct arc_pl_run *r, size_t from, enum ar
          * answer) from a later call, up to pause_timeout. */
         r->paused = true;
         r->pause_resp = e == PLX_ON_RESPONSE_HEADERS;
+        r->pause_stage = ARC_PL_STAGE_HEAD;
         r->next = i;
         r->pause_ms = r->set->pl[c->plugin].pause_ms;
         return ARC_PL_PAUSE;
@@ -1077,52 +1107,6 @@ enum arc_pl_verdict arc_pl_request_headers(struct arc_pl_run *r, struct arc_pl_h
     if (v == ARC_PL_PAUSE)
         return v;                       /* (the map stays: the filter may still edit it) */
     r->req_map = map;
-    r->map = NULL;
-    return v;
-}
-
-enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *r, uint64_t now_ms)
-{
-    if (!r->paused)
-        return ARC_PL_CONTINUE;
-    r->paused = false;
-    struct arc_pl_ctx *c = &r->ctx[r->next];
-    enum arc_pl_export e = r->pause_resp ? PLX_ON_RESPONSE_HEADERS : PLX_ON_REQUEST_HEADERS;
-    enum arc_pl_verdict v;
-    if (r->pfail) {
-        int code = r->pfail;
-        r->pfail = 0;
-        v = failed(r, c, code);
-        if (v == ARC_PL_CONTINUE)
-            v = stage_from(r, r->next + 1, e, now_ms);
-    } else if (r->has_local) {
-        v = ARC_PL_LOCAL;
-    } else if (!r->resume_req) {
-        /* pause_timeout: the plugin's failure policy; its context stays
-         * (the end callbacks still come) but it sees no later stage. */
-        const struct arc_pl_plugin *pl = &r->set->pl[c->plugin];
-        static __thread uint64_t last_sec;
-        uint64_t sec = arc_pl__now_ns() / 1000000000ull;
-        if (sec != last_sec) {
-            last_sec = sec;
-            fprintf(stderr, "arc: plugin '%s' failed: a paused %s was not continued "
-                    "within pause_timeout (%s)\n", pl->name,
-                    r->pause_resp ? "response" : "request",
-                    pl->fail_open ? "fail_open" : "fail_closed");
-        }
-        r->fail = ARC_PL_FAIL_TIMEOUT;
-        c->dead = true;
-        v = pl->fail_open ? stage_from(r, r->next + 1, e, now_ms) : ARC_PL_FAIL;
-        if (v == ARC_PL_FAIL && r->fail == ARC_PL_FAIL_NONE)
-            r->fail = ARC_PL_FAIL_TIMEOUT;
-    } else {
-        r->resume_req = false;
-        v = stage_from(r, r->next + 1, e, now_ms);
-    }
-    if (v == ARC_PL_PAUSE)
-        return v;
-    if (!r->pause_resp)
-        r->req_map = r->map;
     r->map = NULL;
     return v;
 }
@@ -1168,28 +1152,15 @@ static bool buf_join(struct arc_pl_buf *a, struct arc_pl_buf *b)
     return true;
 }
 
-enum arc_pl_verdict arc_pl_body(struct arc_pl_run *r, int dir, const char *p, size_t len,
-                                bool eos, uint64_t now_ms, const char **out, size_t *out_len)
+/* Runs the body callbacks of ctx[from..n) for direction dir over
+ * r->work[dir] (the bytes arriving, or a paused filter's held body). */
+static enum arc_pl_verdict body_from(struct arc_pl_run *r, int dir, size_t from, bool eos,
+                                     uint64_t now_ms)
 {
-    *out = p;
-    *out_len = len;
     unsigned has = dir ? ARC_PL_HAS_RESP_BODY : ARC_PL_HAS_REQ_BODY;
-    if (r->body_eos[dir] || !(r->body_mask & has))
-        return ARC_PL_CONTINUE;         /* (closed: bytes pass through) */
     enum arc_pl_export e = dir ? PLX_ON_RESPONSE_BODY : PLX_ON_REQUEST_BODY;
     struct arc_pl_buf *w = &r->work[dir];
-    r->body_eos[dir] = eos;
-    r->fail = ARC_PL_FAIL_NONE;
-    w->len = 0;
-    if (len) {
-        if (!buf_reserve(w, len)) {
-            r->fail = ARC_PL_FAIL_TRAP;  /* (out of memory: fails like the filter) */
-            return ARC_PL_FAIL;
-        }
-        memcpy(w->p, p, len);
-        w->len = len;
-    }
-    for (size_t i = 0; i < r->n; i++) {
+    for (size_t i = from; i < r->n; i++) {
         struct arc_pl_ctx *c = &r->ctx[i];
         const struct arc_pl_plugin *pl = &r->set->pl[c->plugin];
         if (!(pl->body_mask & has))
@@ -1217,6 +1188,7 @@ enum arc_pl_verdict arc_pl_body(struct arc_pl_run *r, int dir, const char *p, si
         in->cur = c;
         r->body = h;
         r->body_type = dir;
+        r->resume_req = false;
         int code = arc_pl__call(in, e, &action, 3, c->id, (uint32_t)h->len, eos);
         r->body = NULL;
         in->cur = NULL;
@@ -1230,19 +1202,103 @@ enum arc_pl_verdict arc_pl_body(struct arc_pl_run *r, int dir, const char *p, si
         }
         if (r->has_local)
             return ARC_PL_LOCAL;
-        if (action != 0 && !eos) {
-            /* StopIterationAndBuffer (1), AndWatermark (2), NoBuffer (3): held
-             * here and offered again with the next chunk. */
+        if (action != 0 && !r->resume_req) {
+            /* StopIterationAndBuffer (1), AndWatermark (2), NoBuffer (3):
+             * held here and offered again with the next chunk; at the end
+             * of the stream the exchange waits for proxy_continue_stream. */
             if (h->len > pl->max_body)
                 return ARC_PL_TOO_LARGE;
-            *out = "";
-            *out_len = 0;
-            return ARC_PL_CONTINUE;
+            if (!eos) {
+                w->len = 0;
+                return ARC_PL_CONTINUE;
+            }
+            r->paused = true;
+            r->pause_resp = dir == ARC_PL_DIR_RESP;
+            r->pause_stage = ARC_PL_STAGE_BODY;
+            r->next = i;
+            r->pause_ms = pl->pause_ms;
+            w->len = 0;
+            return ARC_PL_PAUSE;
         }
-        buf_swap(h, w);                 /* Continue (or the end): on to the next filter */
+        r->resume_req = false;
+        buf_swap(h, w);                 /* Continue: on to the next filter */
     }
-    *out = w->p ? w->p : "";
-    *out_len = w->len;
+    return ARC_PL_CONTINUE;
+}
+
+enum arc_pl_verdict arc_pl_body(struct arc_pl_run *r, int dir, const char *p, size_t len,
+                                bool eos, uint64_t now_ms, const char **out, size_t *out_len)
+{
+    *out = p;
+    *out_len = len;
+    unsigned has = dir ? ARC_PL_HAS_RESP_BODY : ARC_PL_HAS_REQ_BODY;
+    if (r->body_eos[dir] || !(r->body_mask & has))
+        return ARC_PL_CONTINUE;         /* (closed: bytes pass through) */
+    struct arc_pl_buf *w = &r->work[dir];
+    r->body_eos[dir] = eos;
+    r->fail = ARC_PL_FAIL_NONE;
+    w->len = 0;
+    if (len) {
+        if (!buf_reserve(w, len)) {
+            r->fail = ARC_PL_FAIL_TRAP;  /* (out of memory: fails like the filter) */
+            return ARC_PL_FAIL;
+        }
+        memcpy(w->p, p, len);
+        w->len = len;
+    }
+    enum arc_pl_verdict v = body_from(r, dir, 0, eos, now_ms);
+    arc_pl_body_out(r, dir, out, out_len);
+    return v;
+}
+
+void arc_pl_body_out(struct arc_pl_run *r, int dir, const char **out, size_t *out_len)
+{
+    *out = r->work[dir].p ? r->work[dir].p : "";
+    *out_len = r->work[dir].len;
+}
+
+/* Runs the trailer callbacks of ctx[from..n) over r->map. */
+static enum arc_pl_verdict trailers_from(struct arc_pl_run *r, int dir, size_t from,
+                                         uint64_t now_ms)
+{
+    unsigned has = dir ? ARC_PL_HAS_RESP_TRAILERS : ARC_PL_HAS_REQ_TRAILERS;
+    enum arc_pl_export e = dir ? PLX_ON_RESPONSE_TRAILERS : PLX_ON_REQUEST_TRAILERS;
+    for (size_t i = from; i < r->n; i++) {
+        struct arc_pl_ctx *c = &r->ctx[i];
+        if (!(r->set->pl[c->plugin].body_mask & has))
+            continue;
+        int ready = ctx_ready(r, c, now_ms);
+        if (ready < 0)
+            return ARC_PL_FAIL;
+        if (ready == 0)
+            continue;
+        uint32_t action = 0;
+        struct arc_pl_inst *in = c->inst;
+        in->cur = c;
+        r->resume_req = false;
+        int code = arc_pl__call(in, e, &action, 2, c->id, (uint32_t)r->map->n, 0);
+        in->cur = NULL;
+        if (in->slot->queue_ready)
+            arc_pl__queues_deliver(in->slot);
+        if (code) {
+            if (failed(r, c, code) == ARC_PL_FAIL)
+                return ARC_PL_FAIL;
+            continue;
+        }
+        if (r->has_local)
+            return ARC_PL_LOCAL;
+        if (action != 0 && !r->resume_req) {
+            /* StopIteration: the trailers (and the message's end) wait
+             * for proxy_continue_stream; the map stays writable. */
+            r->paused = true;
+            r->pause_resp = dir == ARC_PL_DIR_RESP;
+            r->pause_stage = ARC_PL_STAGE_TRAILERS;
+            r->next = i;
+            r->pause_ms = r->set->pl[c->plugin].pause_ms;
+            return ARC_PL_PAUSE;
+        }
+        r->resume_req = false;
+    }
     return ARC_PL_CONTINUE;
 }
 
@@ -1252,45 +1308,91 @@ enum arc_pl_verdict arc_pl_trailers(struct arc_pl_run *r, int dir, struct arc_pl
     unsigned has = dir ? ARC_PL_HAS_RESP_TRAILERS : ARC_PL_HAS_REQ_TRAILERS;
     if (!(r->body_mask & has) || r->map)
         return ARC_PL_CONTINUE;         /* (r->map: a request stage still paused) */
-    enum arc_pl_export e = dir ? PLX_ON_RESPONSE_TRAILERS : PLX_ON_REQUEST_TRAILERS;
     r->map = map;
     r->map_type = dir ? MAP_RESPONSE_TRAILERS : MAP_REQUEST_TRAILERS;
     r->fail = ARC_PL_FAIL_NONE;
-    enum arc_pl_verdict v = ARC_PL_CONTINUE;
-    for (size_t i = 0; i < r->n; i++) {
-        struct arc_pl_ctx *c = &r->ctx[i];
-        if (!(r->set->pl[c->plugin].body_mask & has))
-            continue;
-        int ready = ctx_ready(r, c, now_ms);
-        if (ready < 0) {
-            v = ARC_PL_FAIL;
-            break;
-        }
-        if (ready == 0)
-            continue;
-        uint32_t action = 0;
-        struct arc_pl_inst *in = c->inst;
-        in->cur = c;
-        int code = arc_pl__call(in, e, &action, 2, c->id, (uint32_t)map->n, 0);
-        in->cur = NULL;
-        if (in->slot->queue_ready)
-            arc_pl__queues_deliver(in->slot);
-        if (code) {
-            if (failed(r, c, code) == ARC_PL_FAIL) {
-                v = ARC_PL_FAIL;
-                break;
-            }
-            continue;
-        }
-        if (r->has_local) {
-            v = ARC_PL_LOCAL;
-            break;
-        }
-        /* (StopIteration at trailers: nothing follows to wait for, so it
-         * continues) */
-    }
-    r->map = NULL;
+    enum arc_pl_verdict v = trailers_from(r, dir, 0, now_ms);
+    if (v != ARC_PL_PAUSE)
+        r->map = NULL;
     return v;
+}
+
+/* Resumes a paused stage from ctx[from]. */
+static enum arc_pl_verdict stage_go(struct arc_pl_run *r, size_t from, uint64_t now_ms)
+{
+    int dir = r->pause_resp;
+    switch (r->pause_stage) {
+    case ARC_PL_STAGE_BODY: {
+        /* The paused filter's held body goes on to the filters after it. */
+        struct arc_pl_buf *h = &r->ctx[r->next].held[dir], *w = &r->work[dir];
+        w->len = 0;
+        buf_swap(h, w);
+        return body_from(r, dir, from, true, now_ms);
+    }
+    case ARC_PL_STAGE_TRAILERS:
+        return trailers_from(r, dir, from, now_ms);
+    default:
+        return stage_from(r, from, dir ? PLX_ON_RESPONSE_HEADERS : PLX_ON_REQUEST_HEADERS,
+                          now_ms);
+    }
+}
+
+enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *r, uint64_t now_ms)
+{
+    if (!r->paused)
+        return ARC_PL_CONTINUE;
+    r->paused = false;
+    struct arc_pl_ctx *c = &r->ctx[r->next];
+    int stage = r->pause_stage;
+    enum arc_pl_verdict v;
+    if (r->pfail) {
+        int code = r->pfail;
+        r->pfail = 0;
+        v = failed(r, c, code);
+        if (v == ARC_PL_CONTINUE)
+            v = stage_go(r, r->next + 1, now_ms);
+    } else if (r->has_local) {
+        v = ARC_PL_LOCAL;
+    } else if (!r->resume_req) {
+        /* pause_timeout: the plugin's failure policy; its context stays
+         * (the end callbacks still come) but it sees no later stage. */
+        const struct arc_pl_plugin *pl = &r->set->pl[c->plugin];
+        static __thread uint64_t last_sec;
+        uint64_t sec = arc_pl__now_ns() / 1000000000ull;
+        if (sec != last_sec) {
+            last_sec = sec;
+            static const char *const what[] = { "", " body", " trailers" };
+            fprintf(stderr, "arc: plugin '%s' failed: a paused %s%s was not continued "
+                    "within pause_timeout (%s)\n", pl->name,
+                    r->pause_resp ? "response" : "request", what[stage % 3],
+                    pl->fail_open ? "fail_open" : "fail_closed");
+        }
+        r->fail = ARC_PL_FAIL_TIMEOUT;
+        c->dead = true;
+        v = pl->fail_open ? stage_go(r, r->next + 1, now_ms) : ARC_PL_FAIL;
+        if (v == ARC_PL_FAIL && r->fail == ARC_PL_FAIL_NONE)
+            r->fail = ARC_PL_FAIL_TIMEOUT;
+    } else {
+        r->resume_req = false;
+        v = stage_go(r, r->next + 1, now_ms);
+    }
+    if (v == ARC_PL_PAUSE)
+        return v;
+    if (stage == ARC_PL_STAGE_HEAD && !r->pause_resp)
+        r->req_map = r->map;
+    if (stage != ARC_PL_STAGE_BODY)
+        r->map = NULL;
+    return v;
+}
+
+void arc_pl_abandon(struct arc_pl_run *r)
+{
+    if (!r->paused || r->pause_stage == ARC_PL_STAGE_HEAD)
+        return;
+    r->paused = false;
+    r->resume_req = false;
+    if (r->pause_stage == ARC_PL_STAGE_TRAILERS)
+        r->map = NULL;
 }
 
 void arc_pl_run_end(struct arc_pl_run *r)

@@ -18,13 +18,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -107,25 +110,70 @@ static bool write_all(const char *path, const char *p, size_t n)
     return fclose(f) == 0 && ok;
 }
 
-/* Runs argv (PATH lookup) with stdout/stderr into `log`; 0 = exit status 0. */
-static int run(char *const argv[], const char *log, char *err, size_t err_len)
+static atomic_bool build_stop;
+
+void arc_pl__build_stop(bool on)
+{
+    atomic_store(&build_stop, on);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Runs argv (PATH lookup) with stdout/stderr into `log`; 0 = exit status 0.
+ * The tool runs in its own process group; past timeout_ms (or when
+ * arc_pl__build_stop asks) the group is killed (a compiler driver's own
+ * children included) and reaped. */
+static int run(char *const argv[], const char *log, uint32_t timeout_ms, char *err,
+               size_t err_len)
 {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&at, 0);
     pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    int rc = posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
     if (rc != 0) {
         errf(err, err_len, "cannot run %s: %s (install wabt and a C compiler)", argv[0],
              strerror(rc));
         return -1;
     }
     int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
+    uint64_t deadline = mono_ms() + timeout_ms;
+    unsigned nap_ms = 1;
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR)
             return -1;
+        bool stop = atomic_load(&build_stop);
+        if (stop || mono_ms() >= deadline) {
+            kill(-pid, SIGKILL);
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+            if (stop)
+                errf(err, err_len, "%s stopped: Arc is shutting down", argv[0]);
+            else
+                errf(err, err_len, "%s did not finish within %u ms (plugins.compile_timeout): "
+                     "killed", argv[0], timeout_ms);
+            return -1;
+        }
+        struct timespec ts = { 0, (long)nap_ms * 1000000L };
+        nanosleep(&ts, NULL);
+        if (nap_ms < 20)
+            nap_ms *= 2;
+    }
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
         return 0;
     size_t n = 0;
@@ -611,8 +659,8 @@ int arc_pl__cached(const char *wasm_path, const char *cache_dir, char *so_path, 
     return access(so_path, R_OK) == 0 ? 1 : 0;
 }
 
-int arc_pl__build(const char *wasm_path, const char *cache_dir, char *so_path, size_t so_len,
-                  char *err, size_t err_len)
+int arc_pl__build(const char *wasm_path, const char *cache_dir, uint32_t timeout_ms,
+                  char *so_path, size_t so_len, char *err, size_t err_len)
 {
     char hex[65];
     int cached = arc_pl__cached(wasm_path, cache_dir, so_path, so_len, hex, err, err_len);
@@ -638,7 +686,7 @@ int arc_pl__build(const char *wasm_path, const char *cache_dir, char *so_path, s
     char *h = NULL, *c = NULL;
     struct sb shim = { 0 }, gen = { 0 };
     char *w2c[] = { "wasm2c", "-n", "m", (char *)wasm_path, "-o", gen_c, NULL };
-    if (run(w2c, log, err, err_len) < 0)
+    if (run(w2c, log, timeout_ms, err, err_len) < 0)
         goto out;
     size_t hl, cl;
     if (!(h = read_all(gen_h, &hl)) || !(c = read_all(gen_c, &cl))) {
@@ -662,7 +710,7 @@ int arc_pl__build(const char *wasm_path, const char *cache_dir, char *so_path, s
     const char *cc = getenv("ARC_PLUGIN_CC");
     char *ccv[] = { (char *)(cc && *cc ? cc : "cc"), CC_FLAGS, "-include", pre_h, "-I", tdir,
                     "-o", out_so, gen2_c, shim_c, "-Wl,-z,defs", "-lm", NULL };
-    if (run(ccv, log, err, err_len) < 0)
+    if (run(ccv, log, timeout_ms, err, err_len) < 0)
         goto out;
     if (rename(out_so, so_path) < 0) {
         errf(err, err_len, "cannot move the object into %s: %s", cache_dir, strerror(errno));

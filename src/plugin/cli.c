@@ -3,6 +3,7 @@
  * the same cache a config load uses (so a later `arc run` only loads).
  */
 #include "plugin/plugin_int.h"
+#include "config/config.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -54,7 +55,8 @@ int arc_plugin_cli(int argc, char **argv)
     int rc = 0;
     for (; i < argc; i++) {
         char so[4096], err[512];
-        if (arc_pl__build(argv[i], dir, so, sizeof(so), err, sizeof(err)) < 0) {
+        if (arc_pl__build(argv[i], dir, ARC_PLUGIN_COMPILE_TIMEOUT_MS, so, sizeof(so), err,
+                          sizeof(err)) < 0) {
             fprintf(stderr, "arc: %s: %s\n", argv[i], err);
             rc = 1;
             continue;

@@ -29,6 +29,7 @@
 
 struct job {
     char *file, *cache_dir;
+    uint32_t timeout_ms;
     char hex[65];
     bool ok;
     char err[512];
@@ -67,7 +68,8 @@ static const struct job *jobs_find(const struct jobs *j, const char *hex)
     return NULL;
 }
 
-static bool jobs_add(struct jobs *j, const char *file, const char *cache_dir, const char *hex)
+static bool jobs_add(struct jobs *j, const char *file, const char *cache_dir, const char *hex,
+                     uint32_t timeout_ms)
 {
     if (j->n == j->cap) {
         size_t cap = j->cap ? j->cap * 2 : 4;
@@ -78,7 +80,8 @@ static bool jobs_add(struct jobs *j, const char *file, const char *cache_dir, co
         j->cap = cap;
     }
     struct job *b = &j->v[j->n];
-    *b = (struct job){ .file = strdup(file), .cache_dir = strdup(cache_dir) };
+    *b = (struct job){ .file = strdup(file), .cache_dir = strdup(cache_dir),
+                       .timeout_ms = timeout_ms };
     if (!b->file || !b->cache_dir) {
         free(b->file);
         free(b->cache_dir);
@@ -105,8 +108,8 @@ size_t arc_plugin_defer_missing(void)
     return D.missing.n;
 }
 
-int arc_pl__defer_lookup(const char *wasm_path, const char *cache_dir, char *so_path,
-                         size_t so_len, char *err, size_t err_len)
+int arc_pl__defer_lookup(const char *wasm_path, const char *cache_dir, uint32_t timeout_ms,
+                         char *so_path, size_t so_len, char *err, size_t err_len)
 {
     char hex[65];
     int r = arc_pl__cached(wasm_path, cache_dir, so_path, so_len, hex, err, err_len);
@@ -118,7 +121,8 @@ int arc_pl__defer_lookup(const char *wasm_path, const char *cache_dir, char *so_
         return -1;
     }
     /* (a module named twice is compiled once) */
-    if (!jobs_find(&D.missing, hex) && !jobs_add(&D.missing, wasm_path, cache_dir, hex)) {
+    if (!jobs_find(&D.missing, hex) &&
+        !jobs_add(&D.missing, wasm_path, cache_dir, hex, timeout_ms)) {
         snprintf(err, err_len, "out of memory");
         return -1;
     }
@@ -132,7 +136,8 @@ static void *compile_main(void *arg)
     char so[4096];
     for (size_t i = 0; i < D.run.n; i++) {
         struct job *j = &D.run.v[i];
-        j->ok = arc_pl__build(j->file, j->cache_dir, so, sizeof(so), j->err, sizeof(j->err)) == 0;
+        j->ok = arc_pl__build(j->file, j->cache_dir, j->timeout_ms, so, sizeof(so), j->err,
+                              sizeof(j->err)) == 0;
     }
     atomic_store(&D.done, true);
     return NULL;
@@ -174,7 +179,7 @@ size_t arc_plugin_compile_join(void)
     for (size_t i = 0; i < D.run.n; i++) {
         const struct job *j = &D.run.v[i];
         /* (out of memory: the module is compiled again next time) */
-        if (!j->ok && jobs_add(&D.failed, j->file, j->cache_dir, j->hex))
+        if (!j->ok && jobs_add(&D.failed, j->file, j->cache_dir, j->hex, j->timeout_ms))
             memcpy(D.failed.v[D.failed.n - 1].err, j->err, sizeof(j->err));
     }
     jobs_free(&D.run);
@@ -188,7 +193,10 @@ void arc_plugin_compile_forget(void)
 
 void arc_plugin_compile_shutdown(void)
 {
+    /* (a compiler still running is killed: the join is bounded) */
+    arc_pl__build_stop(true);
     arc_plugin_compile_join();
+    arc_pl__build_stop(false);
     arc_plugin_compile_forget();
     arc_plugin_defer_arm(false);
 }

@@ -411,10 +411,13 @@ int arc_plugin_set_new(const struct arc_config *cfg, unsigned n_workers,
         pl->pool = pc->pool;
         pl->fail_open = pc->fail_open;
         char so[4096], err[512];
+        /* (0: a config built without the schema's defaults) */
+        uint32_t tmo = cfg->plugin_compile_timeout_ms ? (uint32_t)cfg->plugin_compile_timeout_ms
+                                                      : ARC_PLUGIN_COMPILE_TIMEOUT_MS;
         if ((arc_pl__defer_armed()
-                 ? arc_pl__defer_lookup(pc->file, cfg->plugin_cache_dir, so, sizeof(so), err,
-                                        sizeof(err))
-                 : arc_pl__build(pc->file, cfg->plugin_cache_dir, so, sizeof(so), err,
+                 ? arc_pl__defer_lookup(pc->file, cfg->plugin_cache_dir,
+                                        tmo, so, sizeof(so), err, sizeof(err))
+                 : arc_pl__build(pc->file, cfg->plugin_cache_dir, tmo, so, sizeof(so), err,
                                  sizeof(err))) < 0 ||
             load_module(pl, so, err, sizeof(err)) < 0) {
             add_err(errs, pc, cfg->source, err);

@@ -123,6 +123,8 @@ struct arc_pl_buf {
 #define ARC_PL_HAS_REQ (ARC_PL_HAS_REQ_BODY | ARC_PL_HAS_REQ_TRAILERS)
 #define ARC_PL_HAS_RESP (ARC_PL_HAS_RESP_BODY | ARC_PL_HAS_RESP_TRAILERS)
 enum arc_pl_dir { ARC_PL_DIR_REQ = 0, ARC_PL_DIR_RESP = 1 };
+/* The stage a run paused in (arc_pl_run.pause_stage). */
+enum { ARC_PL_STAGE_HEAD = 0, ARC_PL_STAGE_BODY, ARC_PL_STAGE_TRAILERS };
 
 /* One exchange's plugin contexts: one per plugin on its route. */
 struct arc_pl_run {
@@ -141,7 +143,8 @@ struct arc_pl_run {
     /* Pause (request or response headers): the stage stopped at ctx[next];
      * it goes on from ctx[next + 1] in arc_pl_resume. */
     bool paused;
-    bool pause_resp;                    /* the stage paused is the response head's */
+    bool pause_resp;                    /* the stage paused is the response's */
+    uint8_t pause_stage;                /* ARC_PL_STAGE_*: which stage paused */
     bool resume_req;                    /* proxy_continue_stream for the paused context
                                            (or for the context being called) */
     bool stage_eos;
@@ -161,6 +164,9 @@ struct arc_pl_run {
     struct arc_pl_buf *body;            /* the buffer offered to the callback running */
     int body_type;                      /* its proxy-wasm buffer type (0 or 1) */
     bool body_eos[2];                   /* end_of_stream was given, per direction */
+    /* Trailers a filter added in its body's last call (end_of_stream) to a
+     * message that may have none (map type 1 / 3 then); NULL if none. */
+    struct arc_pl_hmap *tmap[2];
     void *glue;                         /* the exchange side's state (plugins.c) */
 };
 
@@ -216,13 +222,21 @@ enum arc_pl_verdict arc_pl_request_headers(struct arc_pl_run *run, struct arc_pl
                                            bool end_of_stream, uint64_t now_ms);
 enum arc_pl_verdict arc_pl_response_headers(struct arc_pl_run *run, struct arc_pl_hmap *map,
                                             bool end_of_stream, uint64_t now_ms);
-/* After ARC_PL_PAUSE: the paused stage (request or response head: see
- * run->pause_resp) goes on once notify was called (proxy_continue_stream
+/* After ARC_PL_PAUSE: the paused stage (request or response head, body end
+ * or trailers: see run->pause_resp, run->pause_stage) goes on once notify was called (proxy_continue_stream
  * or proxy_send_local_response for the paused context), or fails with
  * ARC_PL_FAIL_TIMEOUT (the plugin's on_error policy) when the wait's
  * deadline passed first. Returns the stage's
- * verdict (ARC_PL_PAUSE again if a later filter pauses). */
+ * verdict (ARC_PL_PAUSE again if a later filter pauses). A body stage's
+ * output is then in arc_pl_body_out; a trailer stage's map is the one given
+ * to arc_pl_trailers. */
 enum arc_pl_verdict arc_pl_resume(struct arc_pl_run *run, uint64_t now_ms);
+/* The bytes a body stage passed on after arc_pl_resume (valid until the
+ * next call for `dir`). */
+void arc_pl_body_out(struct arc_pl_run *run, int dir, const char **out, size_t *out_len);
+/* A body or trailer stage paused on `dir` is given up (the exchange no
+ * longer needs it: e.g. the response arrived before the request's end). */
+void arc_pl_abandon(struct arc_pl_run *run);
 /* The answer to a proxy_http_call: proxy_on_http_call_response on the
  * calling context if it still exists (else dropped). Worker thread,
  * outside any guest call. */
@@ -235,7 +249,10 @@ void arc_pl_http_call_done(const struct arc_pl_caller *who, const struct arc_pl_
  * its plugin's max_body_buffer) and they are offered to it again, with the
  * next chunks appended, until it continues or the stream ends. On
  * ARC_PL_CONTINUE *out / *out_len are the bytes to pass on now (possibly
- * none; valid until the next call for `dir`). ARC_PL_LOCAL: run->local;
+ * none; valid until the next call for `dir`). A filter that does not
+ * continue at end_of_stream pauses the run (ARC_PL_PAUSE, the body it holds
+ * kept, up to its max_body_buffer): arc_pl_resume goes on once it
+ * continues. ARC_PL_LOCAL: run->local;
  * ARC_PL_FAIL: a fail_closed failure (run->fail); ARC_PL_TOO_LARGE: over a
  * max_body_buffer. After eos the direction is closed (later calls pass
  * bytes through). Thread: the run's worker.
@@ -243,8 +260,8 @@ void arc_pl_http_call_done(const struct arc_pl_caller *who, const struct arc_pl_
 enum arc_pl_verdict arc_pl_body(struct arc_pl_run *run, int dir, const char *p, size_t len,
                                 bool eos, uint64_t now_ms, const char **out, size_t *out_len);
 /* proxy_on_request_trailers / proxy_on_response_trailers over `map` (map
- * type 1 or 3, writable). Any action other than a local answer or a
- * failure continues. */
+ * type 1 or 3, writable). A filter that does not continue pauses the run
+ * (ARC_PL_PAUSE; `map` must live until arc_pl_resume). */
 enum arc_pl_verdict arc_pl_trailers(struct arc_pl_run *run, int dir, struct arc_pl_hmap *map,
                                     uint64_t now_ms);
 /* proxy_on_done, proxy_on_log, proxy_on_delete for every context. */

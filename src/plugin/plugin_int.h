@@ -119,11 +119,14 @@ extern const struct arc_pl_sig arc_pl__imports[ARC_PL_IMPORTS];
 extern const arc_w2c_fn arc_pl__import_fns[ARC_PL_IMPORTS];
 
 /* Builds (or finds in cache_dir) the shared object for `wasm_path`; the
- * path of the .so is written to so_path. 0, or -1 with a message. Thread:
- * any (runs wasm2c and the C compiler as child processes, reaped by pid;
- * the only shared state is the cache directory, written by rename). */
-int arc_pl__build(const char *wasm_path, const char *cache_dir, char *so_path, size_t so_len,
-                  char *err, size_t err_len);
+ * path of the .so is written to so_path. 0, or -1 with a message. Each
+ * tool (wasm2c, the C compiler) may run timeout_ms (killed after it).
+ * Thread: any (runs them as child processes, reaped by pid; the only
+ * shared state is the cache directory, written by rename). */
+int arc_pl__build(const char *wasm_path, const char *cache_dir, uint32_t timeout_ms,
+                  char *so_path, size_t so_len, char *err, size_t err_len);
+/* While on, a tool arc_pl__build runs is killed at once (shutdown). */
+void arc_pl__build_stop(bool on);
 /* The cache lookup alone (reads and hashes the file, no compiler): 1 =
  * cached (so_path names it), 0 = not cached (so_path is where it would
  * go), -1 with a message (unreadable, not WebAssembly, bad cache dir).
@@ -140,8 +143,8 @@ bool arc_pl__defer_armed(void);
  * path; one whose last background compile failed gives -1 with that
  * compile's error; one not cached is recorded for arc_plugin_compile_start
  * and gives -1 ("compile pending"). */
-int arc_pl__defer_lookup(const char *wasm_path, const char *cache_dir, char *so_path,
-                         size_t so_len, char *err, size_t err_len);
+int arc_pl__defer_lookup(const char *wasm_path, const char *cache_dir, uint32_t timeout_ms,
+                         char *so_path, size_t so_len, char *err, size_t err_len);
 
 /* ------------------------------------------------------------ host.c */
 

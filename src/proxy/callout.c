@@ -250,8 +250,6 @@ uint32_t arc_px__callout(void *owner, const struct arc_pl_call_req *req,
     const struct arc_upstream_rt *up = upstream_named(parent->snap, req->upstream);
     if (!up)
         return WR_NOT_FOUND;
-    if (req->body.len)
-        return WR_BAD_ARGUMENT;         /* (a request body is not supported yet) */
     struct callout *co = calloc(1, sizeof(*co));
     if (!co)
         return WR_INTERNAL;
@@ -316,8 +314,11 @@ uint32_t arc_px__callout(void *owner, const struct arc_pl_call_req *req,
     q->query = qm ? (struct arc_str){ qm + 1, q->target.len - plen - 1 } : (struct arc_str){ "", 0 };
     q->version = 11;
     q->keep_alive = true;
-    q->body = ARC_H1_BODY_NONE;
-    ex->req_done = true;
+    /* A body (copied as it is queued): its Content-Length on HTTP/1, DATA
+     * frames on HTTP/2. */
+    q->body = req->body.len ? ARC_H1_BODY_LENGTH : ARC_H1_BODY_NONE;
+    q->content_length = req->body.len;
+    ex->req_done = !req->body.len;
     if (!ok || !q->target.len || q->target.p[0] != '/' || !arc_px__ex_take_fields(ex, f, nf)) {
         /* (answered through co_respond: the filter hears of the failure) */
         arc_px__ex_error(w, ex, 500, ARC_ERR_BAD_REQUEST);
@@ -326,5 +327,13 @@ uint32_t arc_px__callout(void *owner, const struct arc_pl_call_req *req,
     if (req->timeout_ms)
         arc_tw_schedule(&w->tw, &ex->deadline, w->now_ms + req->timeout_ms);
     arc_px__up_start(w, ex);
+    if (req->body.len && co->ex == ex) {
+        /* (the attempt started as for a body still to come: an HTTP/2
+         * stream would otherwise end at once) */
+        arc_px__up_body_raw(w, ex, -1, req->body.p, req->body.len, false);
+        arc_px__up_body_end_raw(w, ex, NULL, 0);
+        ex->req_done = true;
+        arc_px__up_kick(w, ex);
+    }
     return WR_OK;
 }

@@ -27,6 +27,16 @@
  *        then what the filters passed on
  *   response body: the head is held until the filters' first output
  *        (send_held: Content-Length when that is the whole body)
+ *   a body filter returning StopIteration at end_of_stream, or a trailer
+ *        filter returning it ─wait_arm─▶ g->wait[dir] (the glue's timer:
+ *        pause_timeout; notify moves it to now) ─wait_resume─▶ the held body
+ *        / trailers go on (request: to the upstream or the gate; response:
+ *        head, body, trailers) / answer or cut / paused again. A response
+ *        whose upstream finished meanwhile: arc_px__plugins_finish detaches
+ *        it (EX_WAITING), ended from wait_resume. The response head
+ *        arriving gives up a request-side wait (arc_pl_abandon).
+ *   trailers a body filter added at end_of_stream (run->tmap): merged into
+ *        the message's trailers, or sent as its only trailers (chunked)
  *   a filter's failure mid-body ─glue_fail─▶ on the next turn: an answer if
  *        nothing of the response went out, else a cut
  *   a filter's proxy_http_call ─arc_px__callout (callout.c)─▶ an internal exchange
@@ -216,9 +226,25 @@ struct pl_glue {
     const struct arc_hdr *held_tr;
     size_t held_ntr;
     bool held_trailers;
+    /* A body's end or trailers a filter paused (Pause at end_of_stream, or
+     * in a trailer callback), per direction: ARC_PL_STAGE_BODY / _TRAILERS,
+     * 0 if none. The glue's timer holds its pause_timeout (or, detached, the
+     * exchange's wait); the trailers that came meanwhile wait in wtr, the
+     * paused trailer stage's map in wmap. */
+    uint8_t wait[2];
+    const struct arc_hdr *wtr;          /* (arena) */
+    size_t wntr;
+    bool wtr_set;
+    struct arc_pl_hmap *wmap;
+    bool tr_sent;                       /* the response's trailers went to the codec */
 };
 
 static void resp_resume(struct arc_worker *w, struct arc_exchange *ex);
+static void wait_sched(struct arc_worker *w, struct arc_exchange *ex);
+static void on_resp_notify(void *owner);
+static void on_resp_waited(struct arc_worker *w, struct arc_exchange *ex);
+static void wait_resume(struct arc_worker *w, struct arc_exchange *ex);
+static void glue_apply(struct arc_worker *w, struct arc_exchange *ex);
 
 static void on_glue_timer(struct arc_timer *t, uint64_t now)
 {
@@ -226,11 +252,23 @@ static void on_glue_timer(struct arc_timer *t, uint64_t now)
     struct pl_glue *g = arc_container_of(t, struct pl_glue, timer);
     struct arc_exchange *ex = g->ex;
     struct arc_worker *w = arc_px__worker();
-    struct arc_pl_run *r = ex->pl;
     if (g->resp_paused && g->fv == ARC_PL_CONTINUE) {
         resp_resume(w, ex);             /* (continued, answered, or pause_timeout) */
         return;
     }
+    if ((g->wait[0] || g->wait[1]) && g->fv == ARC_PL_CONTINUE) {
+        wait_resume(w, ex);
+        return;
+    }
+    glue_apply(w, ex);
+}
+
+/* A failure mid-body (g->fv), applied: an answer if nothing of the
+ * response went out, else a cut. */
+static void glue_apply(struct arc_worker *w, struct arc_exchange *ex)
+{
+    struct pl_glue *g = ex->pl->glue;
+    struct arc_pl_run *r = ex->pl;
     g->done = true;
     if (g->head_held) {
         /* The response's head was held back: nothing went out yet. */
@@ -255,7 +293,7 @@ static void on_glue_timer(struct arc_timer *t, uint64_t now)
          * 413, a response body over it the proxy's 500) */
         arc_px__ex_error(w, ex, g->fdir == ARC_PL_DIR_REQ ? 413 : 500, ARC_ERR_BODY_TOO_LARGE);
     } else {
-        arc_px__ex_error(w, ex, 500, fail_kind(g->ffail));
+        arc_px__ex_error(w, ex, g->ffail == ARC_PL_FAIL_TIMEOUT ? 504 : 500, fail_kind(g->ffail));
     }
 }
 
@@ -394,22 +432,29 @@ void arc_px__plugins_req_body(struct arc_worker *w, struct arc_exchange *ex, int
         arc_px__up_body_raw(w, ex, o == p ? bid : -1, o, on, false);
 }
 
-/* Trailer fields through the trailer filters: the fields to send (the
- * given ones, or the filters' version in the arena); n_out = -1: the
- * exchange fails (glue_fail ran). */
+/* Trailer fields through the trailer filters (with those a body filter
+ * added at the body's end, run->tmap): the fields to send (the given ones,
+ * or the filters' version in the arena); n_out = -1: the exchange fails
+ * (glue_fail ran); -2: a filter paused them (g->wmap holds the map). */
 static const struct arc_hdr *trailers_run(struct arc_worker *w, struct arc_exchange *ex, int dir,
                                           const struct arc_hdr *t, size_t n, long *n_out)
 {
     *n_out = (long)n;
     unsigned has = dir ? ARC_PL_HAS_RESP_TRAILERS : ARC_PL_HAS_REQ_TRAILERS;
-    if (!n || !(ex->pl->body_mask & has))
+    const struct arc_pl_hmap *added = ex->pl->tmap[dir];
+    size_t na = added ? added->n : 0;
+    if (!n && !na)
         return t;                       /* (no trailers: no callback, as Envoy) */
+    if (!(ex->pl->body_mask & has) && !na)
+        return t;
     struct arc_pl_hmap *m = arc_arena_alloc(&ex->arena, sizeof(*m));
     bool ok = m != NULL;
     if (ok)
         *m = (struct arc_pl_hmap){ .arena = &ex->arena };
     for (size_t i = 0; ok && i < n; i++)
         ok = arc_pl_hmap_add(m, t[i].name, t[i].value);  /* (copied: views may be short-lived) */
+    for (size_t i = 0; ok && i < na; i++)
+        ok = arc_pl_hmap_view(m, added->v[i].name, added->v[i].value);
     if (!ok) {
         ex->pl->fail = ARC_PL_FAIL_TRAP;
         glue_fail(w, ex, dir, ARC_PL_FAIL);
@@ -418,6 +463,11 @@ static const struct arc_hdr *trailers_run(struct arc_worker *w, struct arc_excha
     }
     m->changed = false;
     enum arc_pl_verdict v = arc_pl_trailers(ex->pl, dir, m, w->now_ms);
+    if (v == ARC_PL_PAUSE) {
+        ((struct pl_glue *)ex->pl->glue)->wmap = m;
+        *n_out = -2;
+        return NULL;
+    }
     if (v != ARC_PL_CONTINUE) {
         glue_fail(w, ex, dir, v);
         *n_out = -1;
@@ -426,6 +476,88 @@ static const struct arc_hdr *trailers_run(struct arc_worker *w, struct arc_excha
     note_open(w, ex->pl);
     *n_out = (long)m->n;
     return (const struct arc_hdr *)m->v;
+}
+
+/* Trailer fields copied into the arena (their views die with the
+ * caller's buffer); NULL with *ok false on out of memory. */
+static const struct arc_hdr *keep_fields(struct arc_exchange *ex, const struct arc_hdr *t,
+                                         size_t n, bool *ok)
+{
+    struct arc_hdr *kt = n ? arc_arena_alloc(&ex->arena, n * sizeof(*kt)) : NULL;
+    *ok = !n || kt;
+    for (size_t i = 0; *ok && i < n; i++) {
+        kt[i].name = arc_px__ex_dup(ex, t[i].name, ok);
+        kt[i].value = arc_px__ex_dup(ex, t[i].value, ok);
+    }
+    return kt;
+}
+
+/* A filter paused a body's end or its trailers: the exchange waits for
+ * proxy_continue_stream (or a local answer) up to pause_timeout, on the
+ * glue's timer (notify moves it to now). */
+static void wait_arm(struct arc_worker *w, struct arc_exchange *ex, int dir, int stage)
+{
+    struct pl_glue *g = ex->pl->glue;
+    g->wait[dir] = (uint8_t)stage;
+    g->pause_until = w->now_ms + ex->pl->pause_ms;
+    wait_sched(w, ex);
+}
+
+/* (the wait's deadline: g->pause_until) */
+static void wait_sched(struct arc_worker *w, struct arc_exchange *ex)
+{
+    struct pl_glue *g = ex->pl->glue;
+    ex->pl->notify = on_resp_notify;
+    ex->pl->owner = ex;
+    if (g->detached)
+        arc_px__ex_wait(w, ex, g->pause_until, on_resp_waited, NULL, 0);
+    else
+        arc_tw_schedule(&w->tw, &g->timer, g->pause_until);
+}
+
+/* The request body's last output: to the upstream, or kept for the gate. */
+static void req_body_out(struct arc_worker *w, struct arc_exchange *ex, const char *o, size_t on)
+{
+    struct pl_glue *g = ex->pl->glue;
+    if (ex->pl_gate) {
+        if (on && !buf_add(&g->pend, o, on)) {
+            ex->pl->fail = ARC_PL_FAIL_TRAP;
+            glue_fail(w, ex, ARC_PL_DIR_REQ, ARC_PL_FAIL);
+        }
+        return;
+    }
+    if (on && arc_px__body_wanted(ex))
+        arc_px__up_body_raw(w, ex, -1, o, on, false);
+}
+
+/* The request's end, its trailers filtered: to the upstream, or the gate
+ * opens with the whole body. */
+static void req_finish(struct arc_worker *w, struct arc_exchange *ex, const struct arc_hdr *t,
+                       size_t nt)
+{
+    struct pl_glue *g = ex->pl->glue;
+    if (g->fv != ARC_PL_CONTINUE)
+        return;
+    if (ex->pl_gate) {
+        bool ok;
+        g->pend_tr = keep_fields(ex, t, nt, &ok);
+        g->pend_ntr = ok ? nt : 0;
+        g->pend_eos = true;
+        gate_feed(w, ex, NULL, 0);
+        return;
+    }
+    arc_px__up_body_end_raw(w, ex, t, nt);
+}
+
+static void req_trailers(struct arc_worker *w, struct arc_exchange *ex,
+                         const struct arc_hdr *trailers, size_t n)
+{
+    long nt;
+    const struct arc_hdr *t = trailers_run(w, ex, ARC_PL_DIR_REQ, trailers, n, &nt);
+    if (nt == -2)
+        wait_arm(w, ex, ARC_PL_DIR_REQ, ARC_PL_STAGE_TRAILERS);
+    else if (nt >= 0)
+        req_finish(w, ex, t, (size_t)nt);
 }
 
 void arc_px__plugins_req_end(struct arc_worker *w, struct arc_exchange *ex,
@@ -439,36 +571,21 @@ void arc_px__plugins_req_end(struct arc_worker *w, struct arc_exchange *ex,
         size_t on;
         enum arc_pl_verdict v = arc_pl_body(ex->pl, ARC_PL_DIR_REQ, NULL, 0, true, w->now_ms,
                                             &o, &on);
+        if (v == ARC_PL_PAUSE) {
+            bool ok;
+            g->wtr = keep_fields(ex, trailers, n, &ok);
+            g->wntr = ok ? n : 0;
+            wait_arm(w, ex, ARC_PL_DIR_REQ, ARC_PL_STAGE_BODY);
+            return;
+        }
         if (v != ARC_PL_CONTINUE) {
             glue_fail(w, ex, ARC_PL_DIR_REQ, v);
             return;
         }
         note_open(w, ex->pl);
-        if (ex->pl_gate) {
-            long nt;
-            const struct arc_hdr *t = trailers_run(w, ex, ARC_PL_DIR_REQ, trailers, n, &nt);
-            if (nt < 0)
-                return;
-            /* (the trailers' views die with the caller's buffer) */
-            struct arc_hdr *kt = nt ? arc_arena_alloc(&ex->arena, (size_t)nt * sizeof(*kt)) : NULL;
-            bool ok = !nt || kt;
-            for (long i = 0; ok && i < nt; i++) {
-                kt[i].name = arc_px__ex_dup(ex, t[i].name, &ok);
-                kt[i].value = arc_px__ex_dup(ex, t[i].value, &ok);
-            }
-            g->pend_tr = kt;
-            g->pend_ntr = ok ? (size_t)nt : 0;
-            g->pend_eos = true;
-            gate_feed(w, ex, o, on);
-            return;
-        }
-        if (on && arc_px__body_wanted(ex))
-            arc_px__up_body_raw(w, ex, -1, o, on, false);
+        req_body_out(w, ex, o, on);
     }
-    long nt;
-    const struct arc_hdr *t = trailers_run(w, ex, ARC_PL_DIR_REQ, trailers, n, &nt);
-    if (nt >= 0)
-        arc_px__up_body_end_raw(w, ex, t, (size_t)nt);
+    req_trailers(w, ex, trailers, n);
 }
 
 void arc_px__plugins_unsent(struct arc_exchange *ex)
@@ -546,6 +663,12 @@ static void emit(struct arc_worker *w, struct arc_exchange *ex, int32_t bid, con
     g->emitting = false;
 }
 
+/* A body filter added response trailers at the body's end. */
+static bool added_trailers(const struct arc_exchange *ex)
+{
+    return ex->pl->tmap[ARC_PL_DIR_RESP] && ex->pl->tmap[ARC_PL_DIR_RESP]->n;
+}
+
 bool arc_px__plugins_resp_body(struct arc_worker *w, struct arc_exchange *ex, int32_t bid,
                                const char *p, size_t len)
 {
@@ -567,36 +690,63 @@ bool arc_px__plugins_resp_body(struct arc_worker *w, struct arc_exchange *ex, in
     size_t on;
     enum arc_pl_verdict v = arc_pl_body(ex->pl, ARC_PL_DIR_RESP, p, len, ex->resp_done,
                                         w->now_ms, &o, &on);
+    if (v == ARC_PL_PAUSE) {
+        wait_arm(w, ex, ARC_PL_DIR_RESP, ARC_PL_STAGE_BODY);
+        return true;
+    }
     if (v != ARC_PL_CONTINUE) {
         glue_fail(w, ex, ARC_PL_DIR_RESP, v);
         return true;
     }
     note_open(w, ex->pl);
     if (on || ex->resp_done)
-        send_held(w, ex, ex->resp_done, on);
+        send_held(w, ex, ex->resp_done && !added_trailers(ex), on);
     emit(w, ex, o == p ? bid : -1, o, on);
     return true;
 }
 
 /* The end of the response body through the body filters (its last bytes
- * in *o, *on, not sent yet); false: failed. */
-static bool resp_body_end(struct arc_worker *w, struct arc_exchange *ex, const char **o,
-                          size_t *on)
+ * in *o, *on, not sent yet): their verdict (ARC_PL_PAUSE: a filter holds
+ * it, wait_arm next). */
+static enum arc_pl_verdict resp_body_end(struct arc_worker *w, struct arc_exchange *ex,
+                                         const char **o, size_t *on)
 {
     struct pl_glue *g = ex->pl->glue;
     *o = "";
     *on = 0;
     if (!g->resp_body || !(ex->pl->body_mask & ARC_PL_HAS_RESP_BODY) ||
         ex->pl->body_eos[ARC_PL_DIR_RESP])
-        return true;
+        return ARC_PL_CONTINUE;
     enum arc_pl_verdict v = arc_pl_body(ex->pl, ARC_PL_DIR_RESP, NULL, 0, true, w->now_ms,
                                         o, on);
-    if (v != ARC_PL_CONTINUE) {
-        g->fv = v;
-        g->ffail = ex->pl->fail;
+    if (v == ARC_PL_CONTINUE)
+        note_open(w, ex->pl);
+    return v;
+}
+
+/* The response's last body bytes (o, on) and its trailers, through the
+ * trailer filters, to the client. False: a trailer filter paused them (the
+ * body went out) or the exchange fails. */
+static bool resp_tail(struct arc_worker *w, struct arc_exchange *ex, const char *o, size_t on,
+                      const struct arc_hdr *hdrs, size_t n)
+{
+    struct pl_glue *g = ex->pl->glue;
+    long nt;
+    const struct arc_hdr *t = trailers_run(w, ex, ARC_PL_DIR_RESP, hdrs, n, &nt);
+    if (nt == -1)
+        return false;
+    send_held(w, ex, nt == 0, on);      /* (trailers need the chunked framing) */
+    emit(w, ex, -1, o, on);
+    if (nt == -2) {
+        wait_arm(w, ex, ARC_PL_DIR_RESP, ARC_PL_STAGE_TRAILERS);
         return false;
     }
-    note_open(w, ex->pl);
+    if (nt > 0 || n) {
+        g->tr_sent = true;
+        g->emitting = true;
+        ex->client->c.codec->trailers(w, ex, t, (size_t)nt);
+        g->emitting = false;
+    }
     return true;
 }
 
@@ -606,41 +756,108 @@ bool arc_px__plugins_resp_trailers(struct arc_worker *w, struct arc_exchange *ex
     struct pl_glue *g = ex->pl->glue;
     if (!g || g->emitting)
         return false;
-    if (g->resp_paused) {
-        struct arc_hdr *kt = n ? arc_arena_alloc(&ex->arena, n * sizeof(*kt)) : NULL;
-        bool ok = !n || kt;
-        for (size_t i = 0; ok && i < n; i++) {
-            kt[i].name = arc_px__ex_dup(ex, hdrs[i].name, &ok);
-            kt[i].value = arc_px__ex_dup(ex, hdrs[i].value, &ok);
+    if (g->resp_paused || g->wait[ARC_PL_DIR_RESP] == ARC_PL_STAGE_BODY) {
+        /* (kept for when the paused head or body's end goes on) */
+        bool ok;
+        const struct arc_hdr *kt = keep_fields(ex, hdrs, n, &ok);
+        if (g->resp_paused) {
+            g->held_tr = kt;
+            g->held_ntr = ok ? n : 0;
+            g->held_trailers = true;
+        } else {
+            g->wtr = kt;
+            g->wntr = ok ? n : 0;
+            g->wtr_set = true;
         }
-        g->held_tr = kt;
-        g->held_ntr = ok ? n : 0;
-        g->held_trailers = true;
         return true;
     }
     if (!g->resp_body)
         return false;
-    if (g->fv != ARC_PL_CONTINUE)
+    if (g->fv != ARC_PL_CONTINUE || g->wait[ARC_PL_DIR_RESP])
         return true;
     /* Trailers end the body: its last call (end_of_stream) comes first. */
     const char *o;
     size_t on;
-    if (!resp_body_end(w, ex, &o, &on)) {
-        enum arc_pl_verdict v = g->fv;
-        g->fv = ARC_PL_CONTINUE;
+    enum arc_pl_verdict v = resp_body_end(w, ex, &o, &on);
+    if (v == ARC_PL_PAUSE) {
+        bool ok;
+        g->wtr = keep_fields(ex, hdrs, n, &ok);
+        g->wntr = ok ? n : 0;
+        g->wtr_set = true;
+        wait_arm(w, ex, ARC_PL_DIR_RESP, ARC_PL_STAGE_BODY);
+        return true;
+    }
+    if (v != ARC_PL_CONTINUE) {
         glue_fail(w, ex, ARC_PL_DIR_RESP, v);
         return true;
     }
-    long nt;
-    const struct arc_hdr *t = trailers_run(w, ex, ARC_PL_DIR_RESP, hdrs, n, &nt);
-    if (nt < 0)
-        return true;
-    send_held(w, ex, nt == 0, on);      /* (trailers need the chunked framing) */
-    emit(w, ex, -1, o, on);
-    g->emitting = true;
-    ex->client->c.codec->trailers(w, ex, t, (size_t)nt);
-    g->emitting = false;
+    resp_tail(w, ex, o, on, hdrs, n);
     return true;
+}
+
+/* A paused body end or trailer stage goes on (continued, answered, failed
+ * or past pause_timeout). */
+static void wait_resume(struct arc_worker *w, struct arc_exchange *ex)
+{
+    struct pl_glue *g = ex->pl->glue;
+    struct arc_pl_run *r = ex->pl;
+    int dir = g->wait[ARC_PL_DIR_REQ] ? ARC_PL_DIR_REQ : ARC_PL_DIR_RESP;
+    int stage = g->wait[dir];
+    enum arc_pl_verdict v = arc_pl_resume(r, w->now_ms);
+    if (v == ARC_PL_PAUSE) {
+        g->wait[dir] = 0;               /* (a later filter paused it again) */
+        wait_arm(w, ex, dir, r->pause_stage);
+        return;
+    }
+    g->wait[dir] = 0;
+    if (v != ARC_PL_CONTINUE) {
+        g->fv = v;
+        g->fdir = dir;
+        g->ffail = r->fail;
+        g->detached = false;
+        glue_apply(w, ex);
+        return;
+    }
+    note_open(w, r);
+    bool ended = true;
+    if (dir == ARC_PL_DIR_REQ) {
+        if (stage == ARC_PL_STAGE_BODY) {
+            const char *o;
+            size_t on;
+            arc_pl_body_out(r, ARC_PL_DIR_REQ, &o, &on);
+            req_body_out(w, ex, o, on);
+            if (g->fv == ARC_PL_CONTINUE)
+                req_trailers(w, ex, g->wtr, g->wntr);
+        } else {
+            req_finish(w, ex, (const struct arc_hdr *)g->wmap->v, g->wmap->n);
+        }
+        if (!ex->pl_gate)
+            arc_px__up_kick(w, ex);     /* (what was queued goes out) */
+        return;
+    }
+    if (stage == ARC_PL_STAGE_BODY) {
+        const char *o;
+        size_t on;
+        arc_pl_body_out(r, ARC_PL_DIR_RESP, &o, &on);
+        if (g->wtr_set || added_trailers(ex)) {
+            g->wtr_set = false;
+            ended = resp_tail(w, ex, o, on, g->wtr, g->wntr);
+        } else {
+            send_held(w, ex, g->detached, on);
+            emit(w, ex, -1, o, on);
+        }
+    } else {
+        g->tr_sent = true;
+        g->emitting = true;
+        ex->client->c.codec->trailers(w, ex, (const struct arc_hdr *)g->wmap->v, g->wmap->n);
+        g->emitting = false;
+    }
+    if (!ended || g->fv != ARC_PL_CONTINUE)
+        return;                         /* (paused again, or failing: glue_fail's turn) */
+    if (g->detached) {
+        g->detached = false;
+        arc_px__ex_end(w, ex, EXO_COMPLETE);
+    }
 }
 
 static void on_resp_waited(struct arc_worker *w, struct arc_exchange *ex);
@@ -650,6 +867,8 @@ bool arc_px__plugins_finish(struct arc_worker *w, struct arc_exchange *ex, enum 
     struct pl_glue *g = ex->pl->glue;
     enum ex_outcome o = *out;
     arc_tw_cancel(&w->tw, &g->timer);
+    if ((o == EXO_CLIENT_ABORT || o == EXO_CLIENT_TIMEOUT) && g->head_held)
+        ex->status = 0;                 /* (nothing was answered: counted as 499) */
     if (g->resp_paused && o == EXO_COMPLETE && g->fv == ARC_PL_CONTINUE && !g->done) {
         /* The upstream finished while a filter holds the response head:
          * everything it sent is kept here; the exchange lets go of the
@@ -662,6 +881,44 @@ bool arc_px__plugins_finish(struct arc_worker *w, struct arc_exchange *ex, enum 
         arc_px__ex_wait(w, ex, ARC_MAX(g->pause_until, w->now_ms), on_resp_waited, NULL, 0);
         return false;
     }
+    bool paused_before = g->wait[ARC_PL_DIR_RESP] != 0;
+    if (o == EXO_COMPLETE && g->fv == ARC_PL_CONTINUE && !g->done && !g->detached &&
+        g->resp_body && !g->wait[ARC_PL_DIR_RESP]) {
+        const char *b;
+        size_t bn;
+        enum arc_pl_verdict v = resp_body_end(w, ex, &b, &bn);
+        if (v == ARC_PL_CONTINUE) {
+            if (added_trailers(ex) && !g->tr_sent) {
+                if (!resp_tail(w, ex, b, bn, NULL, 0) && g->fv == ARC_PL_CONTINUE &&
+                    !g->wait[ARC_PL_DIR_RESP])
+                    v = ARC_PL_FAIL;    /* (trailers failed: counted below) */
+            } else {
+                send_held(w, ex, true, bn);
+                emit(w, ex, -1, b, bn);
+            }
+        } else if (v == ARC_PL_PAUSE) {
+            g->wait[ARC_PL_DIR_RESP] = ARC_PL_STAGE_BODY;
+        } else {
+            g->fv = v;
+            g->ffail = ex->pl->fail;
+        }
+    }
+    if (g->wait[ARC_PL_DIR_RESP] && o == EXO_COMPLETE && g->fv == ARC_PL_CONTINUE && !g->done) {
+        /* The upstream finished while a filter holds the response's end
+         * (its body's last call or its trailers): the exchange lets go of
+         * the upstream and waits for the filter, then ends. */
+        arc_tw_cancel(&w->tw, &g->timer);
+        arc_px__ex_drop_upstream(w, ex);
+        ex->pl_hold = false;
+        g->detached = true;
+        if (!paused_before)
+            g->pause_until = w->now_ms + ex->pl->pause_ms;
+        g->pause_until = ARC_MAX(g->pause_until, w->now_ms);
+        if (ex->pl->resume_req || ex->pl->has_local || ex->pl->pfail)
+            g->pause_until = w->now_ms;  /* (told meanwhile: goes on at once) */
+        wait_sched(w, ex);              /* (what is left of its pause_timeout) */
+        return false;
+    }
     free(g->pend.p);
     g->pend = (struct arc_pl_buf){ 0 };
     free(g->held_body.p);
@@ -670,14 +927,6 @@ bool arc_px__plugins_finish(struct arc_worker *w, struct arc_exchange *ex, enum 
     ex->pl_hold = false;
     if (g->done)
         return true;                    /* (the failure's own answer ends it) */
-    if (o == EXO_COMPLETE && g->fv == ARC_PL_CONTINUE) {
-        const char *b;
-        size_t bn;
-        if (resp_body_end(w, ex, &b, &bn)) {
-            send_held(w, ex, true, bn);
-            emit(w, ex, -1, b, bn);
-        }
-    }
     if (g->fv != ARC_PL_CONTINUE && o == EXO_COMPLETE && g->head_held) {
         /* The upstream finished before the failure's answer was due, and
          * nothing of the response went out: answered here instead. */
@@ -924,13 +1173,26 @@ static void resp_resume(struct arc_worker *w, struct arc_exchange *ex)
 
 static void on_resp_waited(struct arc_worker *w, struct arc_exchange *ex)
 {
-    resp_resume(w, ex);
+    struct pl_glue *g = ex->pl->glue;
+    if (g->wait[ARC_PL_DIR_REQ] || g->wait[ARC_PL_DIR_RESP])
+        wait_resume(w, ex);             /* (a body's end or trailers held) */
+    else
+        resp_resume(w, ex);
 }
 
 bool arc_px__plugins_response(struct arc_worker *w, struct arc_exchange *ex, struct arc_resp *resp)
 {
     if (!ex->pl || !ex->pl->n || resp->status < 200)
         return true;
+    struct pl_glue *g0 = ex->pl->glue;
+    if (g0 && g0->wait[ARC_PL_DIR_REQ]) {
+        /* The upstream answered before the request's end, which a filter
+         * still holds: that wait is given up (the request's end is not
+         * sent). */
+        g0->wait[ARC_PL_DIR_REQ] = 0;
+        arc_tw_cancel(&w->tw, &g0->timer);
+        arc_pl_abandon(ex->pl);
+    }
     struct arc_pl_hmap *m = arc_arena_alloc(&ex->arena, sizeof(*m));
     char st[8];
     snprintf(st, sizeof(st), "%03d", resp->status % 1000);

@@ -34,6 +34,7 @@ static void test_values_and_defaults(void)
     if (!c)
         return;
     CHECK_STR(c->plugin_cache_dir, "/var/tmp/arc-test");
+    CHECK_INT(c->plugin_compile_timeout_ms, 120000);
     CHECK_INT(c->n_plugins, 3);
     const struct arc_plugin_conf *a = &c->plugins[0], *b = &c->plugins[1];
     CHECK_STR(a->name, "a");
@@ -97,6 +98,14 @@ static void test_errors(void)
     arc_config_errors_dispose(&e);
     CHECK_FAILS("yaml", "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
                 "plugins: {cache_dir: rel/dir}\n", 1, 2, 22, "plugins.cache_dir: must be an absolute path");
+    CHECK_FAILS("yaml", "listeners: [{name: http, kind: http, bind: \"127.0.0.1:0\"}]\n"
+                "plugins: {compile_timeout: 10ms}\n", 1, 2, 28, "plugins.compile_timeout");
+    struct arc_config *c2 = must_load("yaml", "listeners: [{name: http, kind: http, bind: "
+                                      "\"127.0.0.1:0\"}]\nplugins: {compile_timeout: 30s}\n");
+    if (c2) {
+        CHECK_INT(c2->plugin_compile_timeout_ms, 30000);
+        arc_config_free(c2);
+    }
 }
 
 int main(void)

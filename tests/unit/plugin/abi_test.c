@@ -739,6 +739,103 @@ static void test_bodies(void)
     probe_close(&p);
 }
 
+/* A run of examples/plugins/c/bodywait.c with `field: value`, past its
+ * request head (dispatching calls to record_dispatch). */
+static struct arc_pl_run *wait_start(struct probe *p, const char *field, const char *value)
+{
+    struct arc_pl_run *r = body_start(p, field, value);
+    r->notify = note;
+    r->owner = r;
+    r->dispatch = record_dispatch;
+    return r;
+}
+
+static bool out_is(struct arc_pl_run *r, int dir, const char *want)
+{
+    const char *o;
+    size_t on;
+    arc_pl_body_out(r, dir, &o, &on);
+    return on == strlen(want) && memcmp(o, want, on) == 0;
+}
+
+/* examples/plugins/c/bodywait.c: StopIteration at end_of_stream pauses the
+ * run (the whole body held), resumed by proxy_continue_stream from the
+ * call's answer (which still rewrites the held body) or failing at
+ * pause_timeout; continue_stream in the callback itself is a Continue; a
+ * trailer callback pauses the same way; trailers added in the body's last
+ * call land in run->tmap. */
+static void test_body_wait(void)
+{
+    struct probe p;
+    probe_open(&p, "tests/e2e/plugins/c_bodywait.wasm");
+    if (!p.set)
+        return;
+    const char *o;
+    size_t on;
+    for (int dir = 0; dir < 2; dir++) {
+        const char *f = dir ? "x-resp-wait" : "x-body-wait";
+        /* never continued: pause_timeout, fail_closed */
+        struct arc_pl_run *r = wait_start(&p, f, "stall");
+        CHECK_INT(arc_pl_body(r, dir, "abc", 3, false, 0, &o, &on), ARC_PL_CONTINUE);
+        CHECK_INT(on, 0);                               /* (held) */
+        CHECK_INT(arc_pl_body(r, dir, "de", 2, true, 0, &o, &on), ARC_PL_PAUSE);
+        CHECK(r->paused && r->pause_stage == ARC_PL_STAGE_BODY && r->pause_resp == (dir == 1));
+        CHECK_INT(arc_pl_resume(r, 0), ARC_PL_FAIL);
+        CHECK_INT(r->fail, ARC_PL_FAIL_TIMEOUT);
+        arc_pl_run_end(r);
+        /* continued in its own callback */
+        r = wait_start(&p, f, "self");
+        CHECK_INT(arc_pl_body(r, dir, "abc", 3, true, 0, &o, &on), ARC_PL_CONTINUE);
+        CHECK_VIEW(o, on, "abc[waited 3]");
+        arc_pl_run_end(r);
+        /* continued from the call's answer, which appends to the held body */
+        notified = dispatched = 0;
+        dispatch_rc = 0;
+        r = wait_start(&p, f, "/check");
+        CHECK_INT(arc_pl_body(r, dir, "ab", 2, true, 0, &o, &on), ARC_PL_PAUSE);
+        CHECK_INT(dispatched, 1);
+        CHECK(strcmp(got_path, "/check") == 0);
+        struct arc_arena ra;
+        arc_arena_init(&ra, 1024);
+        struct arc_pl_hmap h = { .arena = &ra };
+        arc_pl_hmap_add(&h, ARC_STR_LIT(":status"), ARC_STR_LIT("200"));
+        struct arc_pl_call_resp ok = { .ok = true, .hdrs = &h, .body = ARC_STR_LIT("") };
+        arc_pl_http_call_done(&got_who, &ok);
+        CHECK_INT(notified, 1);
+        CHECK_INT(arc_pl_resume(r, 0), ARC_PL_CONTINUE);
+        CHECK(out_is(r, dir, "ab[waited 2][checked]"));
+        CHECK(!r->paused);
+        arc_pl_run_end(r);
+        /* the answer says no: a local answer */
+        r = wait_start(&p, f, "/check");
+        CHECK_INT(arc_pl_body(r, dir, "ab", 2, true, 0, &o, &on), ARC_PL_PAUSE);
+        h = (struct arc_pl_hmap){ .arena = &ra };
+        arc_pl_hmap_add(&h, ARC_STR_LIT(":status"), ARC_STR_LIT("401"));
+        arc_pl_http_call_done(&got_who, &ok);
+        CHECK_INT(arc_pl_resume(r, 0), ARC_PL_LOCAL);
+        CHECK_INT(r->local.status, 403);
+        arc_pl_run_end(r);
+        arc_arena_dispose(&ra);
+        /* a trailer callback pausing; its map keeps what it added */
+        r = wait_start(&p, dir ? "x-resp-trailer-wait" : "x-trailer-wait", "stall");
+        struct arc_pl_hmap t = { .arena = &p.arena };
+        arc_pl_hmap_add(&t, ARC_STR_LIT("x-sum"), ARC_STR_LIT("6"));
+        CHECK_INT(arc_pl_trailers(r, dir, &t, 0), ARC_PL_PAUSE);
+        CHECK(r->pause_stage == ARC_PL_STAGE_TRAILERS && field_is(&t, "x-trailer-wait", "1"));
+        CHECK_INT(arc_pl_resume(r, 0), ARC_PL_FAIL);
+        arc_pl_run_end(r);
+        /* trailers added in the body's last call only */
+        r = wait_start(&p, dir ? "x-resp-add-trailer" : "x-add-trailer", "v1");
+        CHECK_INT(arc_pl_body(r, dir, "a", 1, false, 0, &o, &on), ARC_PL_CONTINUE);
+        CHECK(r->tmap[dir] == NULL);
+        CHECK_INT(arc_pl_body(r, dir, "b", 1, true, 0, &o, &on), ARC_PL_CONTINUE);
+        CHECK(r->tmap[dir] && field_is(r->tmap[dir], dir ? "x-resp-added" : "x-added", "v1"));
+        CHECK(r->tmap[dir ^ 1] == NULL);
+        arc_pl_run_end(r);
+    }
+    probe_close(&p);
+}
+
 int main(void)
 {
     if (!mkdtemp(cache)) {
@@ -754,6 +851,7 @@ int main(void)
     RUN(test_http_call);
     RUN(test_ticks);
     RUN(test_bodies);
+    RUN(test_body_wait);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", cache);
     if (system(cmd) != 0)
