@@ -164,7 +164,7 @@ struct arc_pl_inst {
     bool dead;                          /* trapped: rebuilt before the next use */
     uint32_t gen;                       /* bumped on every rebuild (contexts check it) */
     uint64_t budget_ns;
-    uint64_t deadline_ns;               /* of the call running */
+    uint64_t deadline_ns;               /* of the call running (0: its first slice runs) */
     struct arc_pl_ctx *cur;             /* HTTP context of the call running, or NULL */
     const struct arc_pl_call_resp *call_resp; /* during proxy_on_http_call_response */
     uint32_t next_token;                /* proxy_http_call tokens */
