@@ -66,13 +66,25 @@ static struct arc_pl_run *run_of(struct arc_pl_inst *in)
 
 /* ------------------------------------------------------------ header maps */
 
+/* RFC 9110's separators: not in a token (tchar). */
+static bool separator(uint8_t c)
+{
+    switch (c) {
+    case '"': case '(': case ')': case ',': case '/': case ';': case '<': case '=':
+    case '>': case '?': case '@': case '[': case '\\': case ']': case '{': case '}':
+        return true;
+    default:
+        return false;
+    }
+}
+
 static bool name_ok(const uint8_t *p, size_t n)
 {
     if (n == 0)
         return false;
     for (size_t i = 0; i < n; i++) {
         uint8_t c = p[i];
-        if (c <= ' ' || c >= 0x7f || strchr("\"(),/;<=>?@[\\]{}", c))
+        if (c <= ' ' || c >= 0x7f || separator(c))
             if (!(i == 0 && c == ':'))
                 return false;
     }
@@ -89,7 +101,7 @@ static bool value_ok(const uint8_t *p, size_t n)
 
 static bool name_eq(struct arc_str a, const void *b, size_t n)
 {
-    return a.len == n && strncasecmp(a.p, b, n) == 0;
+    return arc_str_ieq(a, b, n);
 }
 
 const struct arc_str *arc_pl_hmap_get(const struct arc_pl_hmap *m, const char *name, size_t len)

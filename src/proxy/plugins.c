@@ -1194,8 +1194,8 @@ bool arc_px__plugins_response(struct arc_worker *w, struct arc_exchange *ex, str
         arc_pl_abandon(ex->pl);
     }
     struct arc_pl_hmap *m = arc_arena_alloc(&ex->arena, sizeof(*m));
-    char st[8];
-    snprintf(st, sizeof(st), "%03d", resp->status % 1000);
+    unsigned sv = (unsigned)resp->status % 1000;
+    char st[3] = { (char)('0' + sv / 100), (char)('0' + sv / 10 % 10), (char)('0' + sv % 10) };
     if (!m) {
         arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_BAD);
         return false;
