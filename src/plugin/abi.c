@@ -587,7 +587,7 @@ static uint32_t h_get_buffer_status(void *e, uint32_t type, uint32_t ret_len, ui
                                                                           : WR_INVALID_MEMORY;
 }
 
-static bool buf_reserve(struct arc_pl_buf *b, size_t need)
+bool arc_pl_buf_reserve(struct arc_pl_buf *b, size_t need)
 {
     if (need <= b->cap)
         return true;
@@ -599,6 +599,15 @@ static bool buf_reserve(struct arc_pl_buf *b, size_t need)
         return false;
     b->p = p;
     b->cap = cap;
+    return true;
+}
+
+bool arc_pl_buf_add(struct arc_pl_buf *b, const void *p, size_t len)
+{
+    if (!arc_pl_buf_reserve(b, b->len + len))
+        return false;
+    memcpy(b->p + b->len, p, len);
+    b->len += len;
     return true;
 }
 
@@ -627,7 +636,7 @@ static uint32_t h_set_buffer_bytes(void *e, uint32_t type, uint32_t start, uint3
     size_t nlen = b->len - drop + dn;
     if (nlen > in->pl->max_body)
         return WR_BAD_ARGUMENT;         /* (a filter cannot grow a body past its limit) */
-    if (!buf_reserve(b, nlen))
+    if (!arc_pl_buf_reserve(b, nlen))
         return WR_INTERNAL;
     if (start == 0) {
         memmove(b->p + dn, b->p + drop, b->len - drop);
@@ -1154,12 +1163,8 @@ static bool buf_join(struct arc_pl_buf *a, struct arc_pl_buf *b)
         b->len = 0;
         return true;
     }
-    if (b->len) {
-        if (!buf_reserve(a, a->len + b->len))
-            return false;
-        memcpy(a->p + a->len, b->p, b->len);
-        a->len += b->len;
-    }
+    if (b->len && !arc_pl_buf_add(a, b->p, b->len))
+        return false;
     b->len = 0;
     return true;
 }
@@ -1251,7 +1256,7 @@ enum arc_pl_verdict arc_pl_body(struct arc_pl_run *r, int dir, const char *p, si
     r->fail = ARC_PL_FAIL_NONE;
     w->len = 0;
     if (len) {
-        if (!buf_reserve(w, len)) {
+        if (!arc_pl_buf_reserve(w, len)) {
             r->fail = ARC_PL_FAIL_TRAP;  /* (out of memory: fails like the filter) */
             return ARC_PL_FAIL;
         }

@@ -114,6 +114,11 @@ struct arc_pl_buf {
     char *p;
     size_t len, cap;
 };
+/* Room for `need` bytes in b (grown by doubling from 4 KiB); false when
+ * memory ran out (b unchanged). */
+bool arc_pl_buf_reserve(struct arc_pl_buf *b, size_t need);
+/* Appends p[0..len) to b; false when memory ran out (b unchanged). */
+bool arc_pl_buf_add(struct arc_pl_buf *b, const void *p, size_t len);
 
 /* Which body and trailer callbacks a module exports (arc_pl_run.body_mask). */
 #define ARC_PL_HAS_REQ_BODY 1u

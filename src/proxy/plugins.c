@@ -323,23 +323,6 @@ static void glue_fail(struct arc_worker *w, struct arc_exchange *ex, int dir,
     arc_tw_schedule(&w->tw, &g->timer, w->now_ms);
 }
 
-static bool buf_add(struct arc_pl_buf *b, const char *p, size_t len)
-{
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + len)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np)
-            return false;
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, p, len);
-    b->len += len;
-    return true;
-}
-
 /* Counts a failure the filters absorbed (fail_open). */
 static void note_open(struct arc_worker *w, const struct arc_pl_run *r)
 {
@@ -520,7 +503,7 @@ static void req_body_out(struct arc_worker *w, struct arc_exchange *ex, const ch
 {
     struct pl_glue *g = ex->pl->glue;
     if (ex->pl_gate) {
-        if (on && !buf_add(&g->pend, o, on)) {
+        if (on && !arc_pl_buf_add(&g->pend, o, on)) {
             ex->pl->fail = ARC_PL_FAIL_TRAP;
             glue_fail(w, ex, ARC_PL_DIR_REQ, ARC_PL_FAIL);
         }
@@ -678,7 +661,7 @@ bool arc_px__plugins_resp_body(struct arc_worker *w, struct arc_exchange *ex, in
     if (g->resp_paused) {
         /* (the few bytes already on their way when the upstream side was
          * held back: bounded by its receive buffer or stream window) */
-        if (len && !buf_add(&g->held_body, p, len))
+        if (len && !arc_pl_buf_add(&g->held_body, p, len))
             glue_fail(w, ex, ARC_PL_DIR_RESP, ARC_PL_FAIL);
         return true;
     }
@@ -1080,17 +1063,18 @@ static bool resp_pause(struct arc_worker *w, struct arc_exchange *ex, struct arc
     return true;
 }
 
-/* The filters' changes to the paused head, applied to the held copy. */
-static bool head_apply(struct arc_exchange *ex)
+/* The response head h as the filters left map m: their fields (no
+ * pseudo-headers), and a valid :status. Framing stays Arc's: the
+ * upstream's Content-Length and Transfer-Encoding are kept whatever the
+ * filters did to them, unless the body is reframed (then none). False
+ * when memory ran out. */
+static bool head_from_map(struct arc_exchange *ex, const struct arc_pl_hmap *m,
+                          struct arc_resp *h, bool reframed)
 {
-    struct pl_glue *g = ex->pl->glue;
-    struct arc_pl_hmap *m = g->resp_map;
-    struct arc_resp *h = &g->head;
-    struct arc_h1_header *f = arc_arena_alloc(&ex->arena, (m->n + h->n_hdrs + 2) * sizeof(*f));
+    struct arc_h1_header *f = arc_arena_alloc(&ex->arena, (m->n + h->n_hdrs + 1) * sizeof(*f));
     if (!f)
         return false;
     size_t k = 0;
-    bool reframed = g->resp_body && (ex->pl->body_mask & ARC_PL_HAS_RESP_BODY);
     for (size_t i = 0; i < m->n; i++)
         if (m->v[i].name.len && m->v[i].name.p[0] != ':' && !framing(m->v[i].name))
             f[k++] = (struct arc_h1_header){ m->v[i].name, m->v[i].value };
@@ -1108,6 +1092,15 @@ static bool head_apply(struct arc_exchange *ex)
     h->hdrs = f;
     h->n_hdrs = k;
     return true;
+}
+
+/* The filters' changes to the paused head, applied to the held copy. */
+static bool head_apply(struct arc_exchange *ex)
+{
+    struct pl_glue *g = ex->pl->glue;
+    struct arc_pl_hmap *m = g->resp_map;
+    struct arc_resp *h = &g->head;
+    return head_from_map(ex, m, h, g->resp_body && (ex->pl->body_mask & ARC_PL_HAS_RESP_BODY));
 }
 
 /* The paused response head goes on (continued), is answered instead
@@ -1238,31 +1231,10 @@ bool arc_px__plugins_response(struct arc_worker *w, struct arc_exchange *ex, str
     }
     if (!m->changed && !(g && g->resp_body && resp->decoded))
         return true;
-    size_t k = 0;
-    struct arc_h1_header *f = arc_arena_alloc(&ex->arena, (m->n + resp->n_hdrs + 1) * sizeof(*f));
-    if (!f) {
+    if (!head_from_map(ex, m, resp, g && g->resp_body && resp->decoded)) {
         arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_BAD);
         return false;
     }
-    /* Framing stays Arc's: the upstream's Content-Length and
-     * Transfer-Encoding are kept whatever the filters did to them. */
-    for (size_t i = 0; i < m->n; i++)
-        if (m->v[i].name.len && m->v[i].name.p[0] != ':' && !framing(m->v[i].name))
-            f[k++] = (struct arc_h1_header){ m->v[i].name, m->v[i].value };
-    bool reframed = g && g->resp_body && resp->decoded;
-    for (size_t i = 0; i < resp->n_hdrs; i++)
-        if (framing(resp->hdrs[i].name) && !reframed)
-            f[k++] = resp->hdrs[i];
-    struct arc_str ns = pseudo(m, ":status");
-    int status = 0;
-    for (size_t i = 0; i < ns.len && ns.p[i] >= '0' && ns.p[i] <= '9'; i++)
-        status = status * 10 + (ns.p[i] - '0');
-    if (ns.len == 3 && status >= 200 && status <= 599) {
-        resp->status = status;
-        ex->status = status;
-    }
-    resp->hdrs = f;
-    resp->n_hdrs = k;
     return true;
 }
 
