@@ -782,8 +782,10 @@ static uint32_t h_http_call(void *e, uint32_t up, uint32_t upl, uint32_t hp, uin
         return WR_INVALID_MEMORY;
     struct arc_pl_ctx *c = in->cur;
     struct arc_pl_run *r = c ? c->run : NULL;
-    if (!r || !r->dispatch || (!r->map && !r->body && !r->paused) || bl > ARC_PL_LOCAL_BODY_MAX)
+    if (!r || !r->dispatch || (!r->map && !r->body && !r->paused))
         return WR_BAD_ARGUMENT;         /* (only from an exchange's callback, or paused) */
+    if (bl > in->pl->max_call_body)
+        return WR_BAD_ARGUMENT;         /* (the same bound as the answer's body) */
     struct arc_pl_hmap h = { .arena = r->arena };
     uint32_t rc = parse_pairs(in, hp, hl, &h, true);
     if (rc != WR_OK)

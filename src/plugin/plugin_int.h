@@ -245,7 +245,7 @@ struct arc_pl_plugin {
     uint64_t max_body;                  /* max_body_buffer: bytes it may hold buffered */
     uint32_t max_queues, max_queue_items;   /* shared queues per worker, items per queue */
     uint64_t max_queue_bytes;           /* data queued in one queue */
-    uint64_t max_call_body;             /* proxy_http_call: largest answer body */
+    uint64_t max_call_body;             /* proxy_http_call: largest request or answer body */
     unsigned body_mask;                 /* ARC_PL_HAS_*: the body and trailer callbacks
                                            the module exports */
     uint32_t max_pages;                 /* max_memory in 64 KiB pages */

@@ -377,3 +377,20 @@ def test_request_trailers_from_an_http2_client_wait(arc, servers, cache_dir):
             {"x-added": "v5"}, e
     finally:
         cl.close()
+
+
+def test_http_call_request_body_over_max_call_body_refused(arc, servers, cache_dir):
+    """plugins.wasm[].max_call_body bounds a call's request body too: a
+    longer one is refused (BadArgument, the filter answers 503 itself and
+    the check upstream sees nothing); one within it is sent (and here the
+    upstream's echo, over the same bound, then fails the call)."""
+    c, app, check = conf(servers, cache_dir, max_call_body="8b")
+    a = arc(c)
+    r = a.client(timeout=60).request("POST", "/long", body=b"x", headers=[
+        ("X-Body-Wait", "/cb"), ("X-Call-Body", "123456789")])
+    assert r.status == 503 and r.body == b"check refused\n", r
+    assert not check.targets() and "/long" not in app.targets()
+    r = a.client(timeout=60).request("POST", "/short", body=b"x", headers=[
+        ("X-Body-Wait", "/cb"), ("X-Call-Body", "12345678")])
+    assert r.status == 503 and r.body == b"check unavailable\n", r
+    assert check.targets() == ["/cb"]
