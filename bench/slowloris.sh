@@ -3,13 +3,16 @@
 # 2-worker Arc, nginx and HAProxy, each first unattacked and then while
 # 2,000 slow connections attack it, all in ONE run, interleaved per round.
 #
-#   bench/slowloris.sh                          # 2 rounds, ~6 min
+#   bench/slowloris.sh                          # 2 rounds, ~8 min
 #   ROUNDS=1 DURATION=8 TARGETS="arc nginx" MODE=body bench/slowloris.sh
 #
 # Servers (all 2 workers/threads, loopback, one C backend from the shared
 # harness, empty 200 body), each with its documented slowloris defence:
 #   arc      defaults of security.l7.slowloris (headers_timeout 10s,
-#            min_recv_rate_bps 100 over 10s windows, max_incomplete_per_ip 64)
+#            min_recv_rate_bps 100 over 10s windows, max_incomplete_per_ip 64,
+#            over_incomplete: tarpit)
+#   arc-close  the same with over_incomplete: close (a connection over the
+#            cap is closed at its first byte instead of tarpitted)
 #   arc-noinc  the same with max_incomplete_per_ip: 0 (only the deadline and
 #            the rate guard: the slow connections are held until cut, as in
 #            nginx and HAProxy, instead of refused at their first byte)
@@ -39,7 +42,7 @@ if [[ -z ${BENCH_HARNESS:-} && ! -d $harness ]]; then
 fi
 harness=$(cd "$harness" && pwd) || { echo "harness not found (set BENCH_HARNESS)" >&2; exit 1; }
 
-TARGETS=${TARGETS:-"arc arc-noinc nginx haproxy"}
+TARGETS=${TARGETS:-"arc arc-close arc-noinc nginx haproxy"}
 ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-10}
 RAMP=${RAMP:-6}
@@ -53,7 +56,7 @@ ARC_BIN=${ARC_BIN:-$top/build/release/arc}
 ts=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$top/bench/results/slowloris-$ts}
 mkdir -p "$OUT"
-declare -A PORT=([arc]=18185 [arc-noinc]=18186 [nginx]=18181 [haproxy]=18183)
+declare -A PORT=([arc]=18185 [arc-noinc]=18186 [arc-close]=18187 [nginx]=18181 [haproxy]=18183)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -80,6 +83,8 @@ observability: {metrics_bind: "127.0.0.1:0"}
 Y
 sed -e "s/${PORT[arc]}/${PORT[arc-noinc]}/" "$OUT/arc.yaml" >"$OUT/arc-noinc.yaml"
 echo 'security: {l7: {slowloris: {max_incomplete_per_ip: 0}}}' >>"$OUT/arc-noinc.yaml"
+sed -e "s/${PORT[arc]}/${PORT[arc-close]}/" "$OUT/arc.yaml" >"$OUT/arc-close.yaml"
+echo 'security: {l7: {slowloris: {over_incomplete: close}}}' >>"$OUT/arc-close.yaml"
 mkdir -p "$OUT/nginx/tmp"
 cat >"$OUT/nginx/nginx.conf" <<N
 worker_processes 2;
@@ -129,7 +134,7 @@ H
 
 start() {
     case $1 in
-        arc|arc-noinc) "$ARC_BIN" run -c "$OUT/$1.yaml" >"$OUT/$1.log" 2>&1 & ;;
+        arc|arc-noinc|arc-close) "$ARC_BIN" run -c "$OUT/$1.yaml" >"$OUT/$1.log" 2>&1 & ;;
         nginx) nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" >"$OUT/nginx.log" 2>&1 & ;;
         haproxy) haproxy -db -f "$OUT/haproxy.cfg" >"$OUT/haproxy.log" 2>&1 & ;;
     esac
@@ -173,7 +178,7 @@ for r in $(seq "$ROUNDS"); do
         sleep 2
     done
 done
-for t in arc arc-noinc; do
+for t in arc arc-close arc-noinc; do
     [[ " $TARGETS " == *" $t "* ]] || continue
     mport=$(sed -n 's/.*arc: admin listening addr=[0-9.]*:\([0-9]*\).*/\1/p' "$OUT/$t.log" | head -1)
     [[ -n $mport ]] && curl -fsS "http://127.0.0.1:$mport/metrics" | grep '^arc_guard_trips_total' \

@@ -475,6 +475,8 @@ struct arc_guard_conf {
     uint32_t min_recv_rate_bps;         /* slowloris.min_recv_rate_bps, 100 (0 = off) */
     uint64_t min_recv_rate_window;      /* slowloris.min_recv_rate_window (ext), 10s */
     uint32_t max_incomplete_per_ip;     /* slowloris.max_incomplete_per_ip, 64 (0 = off) */
+    bool incomplete_tarpit;             /* slowloris.over_incomplete (ext): "tarpit" (true,
+                                           the default) or "close" */
     uint32_t max_connections_per_ip;    /* 0 = off */
     uint32_t max_tracked_addresses;     /* (ext) 16384: the per-address table's cells per
                                            row (rounded up to a power of two; restart-only) */

@@ -76,7 +76,7 @@ static const struct arc_conf_key l7_keys[] = {
 
 static const struct arc_conf_key slowloris_keys[] = {
     { "enabled", 0 }, { "headers_timeout", 0 }, { "min_recv_rate_bps", 0 },
-    { "min_recv_rate_window", 0 }, { "max_incomplete_per_ip", 0 },
+    { "min_recv_rate_window", 0 }, { "max_incomplete_per_ip", 0 }, { "over_incomplete", 0 },
 };
 
 static const struct arc_conf_key tls_flood_keys[] = {
@@ -161,6 +161,7 @@ static void set_defaults(struct arc_config *cfg)
     cfg->guard = (struct arc_guard_conf){
         .slowloris = true, .headers_timeout = 10 * MS_S, .min_recv_rate_bps = 100,
         .min_recv_rate_window = 10 * MS_S, .max_incomplete_per_ip = 64,
+        .incomplete_tarpit = true,
         .max_connections_per_ip = 0, .ipv6_prefix = 64, .handshakes_per_ip_per_sec = 0,
         .max_handshakes_per_worker = 256, .max_tracked_addresses = 16384,
     };
@@ -445,6 +446,10 @@ static void l7_section(struct arc_sctx *s, const struct arc_cn *m)
                             &g->min_recv_rate_window);
         arc_config__get_u32(s, sl, sp, "max_incomplete_per_ip", 0, 10000000,
                             &g->max_incomplete_per_ip);
+        static const char *const over[] = { "close", "tarpit" };
+        int k = g->incomplete_tarpit;
+        if (arc_config__get_enum(s, sl, sp, "over_incomplete", over, N(over), NULL, 0, &k))
+            g->incomplete_tarpit = k == 1;
     }
     const struct arc_cn *tf = arc_config__val(m, "tls_flood");
     const char *tp = "security.l7.tls_flood";

@@ -4,7 +4,9 @@
  *
  *   accept ── max_connections_per_ip, TLS: max_handshakes_per_worker,
  *             handshakes_per_ip_per_sec ──▶ refused: closed without a byte
- *   head's first byte ── max_incomplete_per_ip ──▶ closed without a byte;
+ *   head's first byte ── max_incomplete_per_ip ──▶ tarpit: held unanswered,
+ *             its bytes dropped, closed at its header deadline (or closed
+ *             at once: over_incomplete: close);
  *             HTTP/2: a request's HEADERS frame ──▶ that stream refused
  *             (RST_STREAM REFUSED_STREAM), the connection goes on
  *   each receive (head or body) ── min_recv_rate_bps over windows ──▶

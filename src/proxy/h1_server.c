@@ -12,13 +12,16 @@
  *     │                        └──101 Switching Protocols──▶ CS_TUNNEL ──both closed──▶ closed
  *     ├──bad head / read_timeout on a head──▶ (exchange answers 4xx) ──▶ CS_CLOSING
  *     ├──L7 guard trip (headers_timeout, min rate, max_incomplete_per_ip)──▶ closed
+ *     ├──max_incomplete_per_ip, over_incomplete: tarpit──▶ CS_LINGER (write side open)
  *     └──EOF with an answer still going out──▶ CS_CLOSING
  *   CS_CLOSING ──output sent──▶ CS_LINGER (write side shut) ──EOF / lingering_timeout──▶ closed
  *   any ──client gone, write stall──▶ closed (a running exchange ends as aborted)
  *
  * CS_LINGER: unread client bytes are read and dropped until EOF or a short
  * deadline so the client sees our last response instead of a RST (the
- * classic lingering-close problem).
+ * classic lingering-close problem). A connection refused by
+ * max_incomplete_per_ip is held there too (the tarpit), its write side
+ * left open and nothing written, until EOF or its header deadline.
  *
  * Deadlines: the header deadline runs from the first byte of a head (not
  * extended by later bytes): security.l7.slowloris.headers_timeout (a quiet
@@ -500,7 +503,19 @@ static size_t read_head(struct arc_worker *w, struct arc_conn *c, const char *p,
          * still gets cut off after read_timeout. */
         c->c.head_started = true;
         if (!arc_px__guard_head_start(w, c)) {
-            arc_px__conn_close(w, c);   /* over max_incomplete_per_ip */
+            /* Over max_incomplete_per_ip. A refused slowloris client
+             * reconnects at once, so closing turns held connections into a
+             * stream of connects and closes; the tarpit holds this one
+             * unanswered, reading and dropping, until its header deadline
+             * (what it wanted anyway, at the cost of an idle connection:
+             * no head buffer, not counted as incomplete). */
+            if (!w->snap->cfg->guard.incomplete_tarpit) {
+                arc_px__conn_close(w, c);
+                return len;
+            }
+            c->c.keep_alive = false;
+            c->c.state = CS_LINGER;
+            set_timer(w, c, arc_px__head_deadline(w, NULL));
             return len;
         }
         set_timer(w, c, arc_px__head_deadline(w, NULL));

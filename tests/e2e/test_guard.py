@@ -10,6 +10,7 @@ max_incomplete_per_ip (refused with REFUSED_STREAM over it, every place
 given back exactly once) and every HTTP/2 header block is under the header
 deadline; every trip is counted exactly in arc_guard_trips_total{reason}."""
 import os
+import select
 import signal
 import socket
 import ssl
@@ -177,7 +178,8 @@ def test_max_incomplete_per_ip(arc, servers, arc_bin):
     # far beyond the test, so nothing else closes a client.
     up = servers.http(name="echo")
     a = arc(guard_conf(up, {"slowloris": {"max_incomplete_per_ip": 3, "headers_timeout": "60s",
-                                          "min_recv_rate_bps": 0}},
+                                          "min_recv_rate_bps": 0,
+                                          "over_incomplete": "close"}},
                        workers=1, node={"read_timeout": "60s"}))
     partial = b"GET /p HTTP/1.1\r\nHost: t\r\n"
     cs = [a.client() for _ in range(4)]
@@ -218,7 +220,8 @@ def test_max_incomplete_per_ip_node_wide(arc, servers, arc_bin):
     its own: heads reaching both workers at once could all pass.)"""
     up = servers.http(name="echo")
     a = arc(guard_conf(up, {"slowloris": {"max_incomplete_per_ip": 3, "headers_timeout": "60s",
-                                          "min_recv_rate_bps": 0}},
+                                          "min_recv_rate_bps": 0,
+                                          "over_incomplete": "close"}},
                        workers=2, node={"read_timeout": "60s"}))
     partial = b"GET /p HTTP/1.1\r\nHost: t\r\n"
     cs = [a.client() for _ in range(12)]
@@ -241,6 +244,63 @@ def test_max_incomplete_per_ip_node_wide(arc, servers, arc_bin):
     for c in fresh:
         c.send(b"\r\n")
         assert read_response(c.rd).status == 200
+
+
+def _served_and_held(cs, timeout):
+    """Completes the heads of two clients whose address is at a cap of one:
+    returns (the one answered 200, the one left unanswered)."""
+    for c in cs:
+        c.send(b"\r\n")
+    r, _, _ = select.select([c.sock for c in cs], [], [], timeout)
+    assert len(r) == 1, "expected exactly one client answered, got %d" % len(r)
+    served = cs[0] if r[0] is cs[0].sock else cs[1]
+    assert read_response(served.rd).status == 200
+    return served, cs[1] if served is cs[0] else cs[0]
+
+
+def test_max_incomplete_per_ip_tarpit(arc, servers, arc_bin):
+    """The default over_incomplete: tarpit. A connection starting a head
+    over the cap is not closed at once (a slowloris client would reconnect
+    at once): it is held and nothing it sends is answered, not even a whole
+    head, until it is closed without a byte at its header deadline. It does
+    not hold a place of the cap, and a tarpitted client that leaves is
+    closed at once (arc_connections_active goes back down)."""
+    up = servers.http(name="echo")
+    a = arc(guard_conf(up, {"slowloris": {"max_incomplete_per_ip": 1, "headers_timeout": "5s",
+                                          "min_recv_rate_bps": 0}},
+                       workers=1, node={"read_timeout": "60s"}))
+    partial = b"GET /p HTTP/1.1\r\nHost: t\r\n"
+    cs = [a.client(), a.client()]
+    t0 = time.monotonic()
+    for c in cs:
+        c.send(partial)
+    assert wait_trips(a, "max_incomplete_per_ip", 1, 10 * arc_bin.slow) == 1
+    served, held = _served_and_held(cs, 5 * arc_bin.slow)
+    assert not held.wait_closed(1.0), "tarpitted connection closed at once"
+    assert held.trailing == b"", "a tarpitted head was answered"
+    # the tarpitted connection holds no place: another head is served
+    other = a.client()
+    other.send(partial + b"\r\n")
+    assert read_response(other.rd).status == 200
+    # closed without a byte at its header deadline
+    assert held.wait_closed(20 * arc_bin.slow)
+    assert held.trailing == b""
+    assert time.monotonic() - t0 >= 4.5
+    assert trips(a, "max_incomplete_per_ip") == 1
+    # a tarpitted client that goes away is closed at once, not at the deadline
+    cs = [a.client(), a.client()]
+    for c in cs:
+        c.send(partial)
+    assert wait_trips(a, "max_incomplete_per_ip", 2, 10 * arc_bin.slow) == 2
+    _, gone = _served_and_held(cs, 5 * arc_bin.slow)
+
+    def active():
+        return metric(a.metrics()[0], "arc_connections_active")
+    n = active()
+    gone.close()
+    assert wait_for(lambda: active() <= n - 1, timeout=3.0), "tarpitted client's close not noticed"
+    for c in cs + [served, other]:
+        c.close()
 
 
 def _conn_cap(a, arc_bin, family, host, cap):
@@ -820,7 +880,8 @@ def test_h2_max_incomplete_per_ip_refuses_streams_and_gives_back(arc, servers, a
     up = servers.http(name="echo")
     a = arc(_h2_guard_conf(up, {"slowloris": {"max_incomplete_per_ip": 3,
                                               "headers_timeout": "60s",
-                                              "min_recv_rate_bps": 0}}))
+                                              "min_recv_rate_bps": 0,
+                                              "over_incomplete": "close"}}))
     h = H2Raw(a.port)
     held = _fill(h, 3)
     _refused_next(h)                                         # trip 1

@@ -252,6 +252,7 @@ static void test_l7_guards(void)
         CHECK_INT(c->guard.min_recv_rate_bps, 100);
         CHECK_INT(c->guard.min_recv_rate_window, 10000);
         CHECK_INT(c->guard.max_incomplete_per_ip, 64);
+        CHECK(c->guard.incomplete_tarpit);
         CHECK_INT(c->guard.max_connections_per_ip, 0);
         CHECK_INT(c->guard.ipv6_prefix, 64);
         CHECK_INT(c->guard.handshakes_per_ip_per_sec, 0);
@@ -273,7 +274,8 @@ static void test_l7_guards(void)
     c = must_load("yaml",
         "security: {l7: {max_connections_per_ip: 7, ipv6_prefix: 56,\n"
         "  slowloris: {enabled: false, headers_timeout: 3s, min_recv_rate_bps: 0,\n"
-        "              min_recv_rate_window: 500ms, max_incomplete_per_ip: 9},\n"
+        "              min_recv_rate_window: 500ms, max_incomplete_per_ip: 9,\n"
+        "              over_incomplete: close},\n"
         "  tls_flood: {handshakes_per_ip_per_sec: 11, max_handshakes_per_worker: 12}}}\n"
         "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n");
     if (c) {
@@ -282,6 +284,7 @@ static void test_l7_guards(void)
         CHECK_INT(c->guard.min_recv_rate_bps, 0);
         CHECK_INT(c->guard.min_recv_rate_window, 500);
         CHECK_INT(c->guard.max_incomplete_per_ip, 9);
+        CHECK(!c->guard.incomplete_tarpit);
         CHECK_INT(c->guard.max_connections_per_ip, 7);
         CHECK_INT(c->guard.ipv6_prefix, 56);
         CHECK_INT(c->guard.handshakes_per_ip_per_sec, 11);
@@ -292,6 +295,11 @@ static void test_l7_guards(void)
                 "security: {l7: {slowloris: {min_recv_rate_window: 10ms}}}\n"
                 "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n",
                 1, 1, 51, "security.l7.slowloris.min_recv_rate_window");
+    check_fails(__FILE__, __LINE__, "yaml",
+                "security: {l7: {slowloris: {over_incomplete: tarpt}}}\n"
+                "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n",
+                1, 1, 46, "security.l7.slowloris.over_incomplete: unknown value 'tarpt' "
+                "(did you mean 'tarpit'?)");
     check_fails(__FILE__, __LINE__, "yaml",
                 "security: {l7: {ipv6_prefix: 0}}\n"
                 "listeners: [{name: a, kind: http, bind: \"127.0.0.1:1\"}]\n",
