@@ -5,6 +5,8 @@
 #
 #   bench/slowloris.sh                          # 2 rounds, ~8 min
 #   ROUNDS=1 DURATION=8 TARGETS="arc nginx" MODE=body bench/slowloris.sh
+#   ATTACKER_CPU=0.25 bench/slowloris.sh       # the attacker limited to 25% of a
+#                                              # core (bench/attacker_cpu.sh)
 #
 # Servers (all 2 workers/threads, loopback, one C backend from the shared
 # harness, empty 200 body), each with its documented slowloris defence:
@@ -58,13 +60,19 @@ OUT=${OUT:-$top/bench/results/slowloris-$ts}
 mkdir -p "$OUT"
 declare -A PORT=([arc]=18185 [arc-noinc]=18186 [arc-close]=18187 [nginx]=18181 [haproxy]=18183)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+. "$top/bench/attacker_cpu.sh"
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    attacker_cgroup_fini
+}
 trap cleanup EXIT
 
 for p in $BACKEND_PORT "${PORT[@]}"; do
     if ss -Htln "sport = :$p" | grep -q .; then echo "port $p in use" >&2; exit 1; fi
 done
-echo "load before: $(uptime)" | tee "$OUT/meta.txt"
+echo "load before: $(uptime); ATTACKER_CPU=${ATTACKER_CPU:-unlimited}" | tee "$OUT/meta.txt"
+attacker_cgroup_init
 
 mkdir -p "$top/build/bench"
 gcc -O2 -Wall -Wextra -pthread -o "$top/build/bench/backend" "$harness/backend.c"
@@ -164,8 +172,9 @@ for r in $(seq "$ROUNDS"); do
     for t in $TARGETS; do
         port=${PORT[$t]}
         read -r brps bp99 < <(run_wrk "$port")
-        /usr/bin/python3 "$top/bench/slowloris_attack.py" --port "$port" -c "$CONNS" -r "$RATE" \
-            -i "$INTERVAL" -d $((RAMP + DURATION + 2)) --mode "$MODE" >"$OUT/attack-$t-$r.json" &
+        attacker_run /usr/bin/python3 "$top/bench/slowloris_attack.py" --port "$port" -c "$CONNS" \
+            -r "$RATE" -i "$INTERVAL" -d $((RAMP + DURATION + 2)) --mode "$MODE" \
+            >"$OUT/attack-$t-$r.json"
         apid=$!
         PIDS+=($apid)
         sleep "$RAMP"

@@ -10,6 +10,8 @@
 #
 #   bench/tls_flood.sh
 #   ROUNDS=1 DURATION=8 TARGETS="arc-rate" bench/tls_flood.sh
+#   ATTACKER_CPU=0.25 bench/tls_flood.sh     # the flood limited to 25% of a core
+#                                            # (bench/attacker_cpu.sh)
 #
 # Targets: arc       guard defaults (max_handshakes_per_worker 256, no
 #                    per-address rate)
@@ -36,9 +38,15 @@ OUT=${OUT:-$top/bench/results/tls_flood-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT" "$top/build/bench"
 declare -A PORT=([arc]=18195 [arc-rate]=18196)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+. "$top/bench/attacker_cpu.sh"
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    attacker_cgroup_fini
+}
 trap cleanup EXIT
-echo "load before: $(uptime)" | tee "$OUT/meta.txt"
+attacker_cgroup_init
+echo "load before: $(uptime); ATTACKER_CPU=${ATTACKER_CPU:-unlimited}" | tee "$OUT/meta.txt"
 
 gcc -O2 -Wall -Wextra -pthread -o "$top/build/bench/backend" "$harness/backend.c"
 gcc -O2 -Wall -Wextra -o "$top/build/bench/tls_hs" "$top/bench/tls_hs.c" -lssl -lcrypto
@@ -81,8 +89,8 @@ for r in $(seq "$ROUNDS"); do
     for t in $TARGETS; do
         port=${PORT[$t]}
         read -r brps bp99 < <(run_wrk "$port")
-        "$top/build/bench/tls_hs" -p "$port" -b 127.0.0.2 -c "$FLOOD_PROCS" -d $((DURATION + 3)) \
-            -t 2000 >"$OUT/flood-$t-$r.json" 2>"$OUT/flood-$t-$r.err" &
+        attacker_run "$top/build/bench/tls_hs" -p "$port" -b 127.0.0.2 -c "$FLOOD_PROCS" \
+            -d $((DURATION + 3)) -t 2000 >"$OUT/flood-$t-$r.json" 2>"$OUT/flood-$t-$r.err"
         fpid=$!
         PIDS+=($fpid)
         sleep 1
