@@ -120,7 +120,7 @@ struct arc_exchange *arc_px__ex_new(struct arc_worker *w, struct arc_conn *clien
     ex->snap = arc_px__snap_pin(w, w->snap);
     ex->ep = -1;
     ex->started_ms = w->now_ms;
-    ex->t_start_ns = arc_now_ns();
+    ex->t_start_ns = w->now_ns;
     arc_timer_init(&ex->deadline, arc_px__ex_on_deadline);
     w->n_exchanges++;
     return ex;
@@ -281,7 +281,7 @@ static void ex_count(struct arc_worker *w, const struct arc_exchange *ex, int st
 void arc_px__ex_end(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome o)
 {
     struct arc_conn *c = ex->client;
-    ex->t_end_ns = arc_now_ns();
+    ex->t_end_ns = w->now_ns;
     if (ex->pl && ex->pl->glue && !arc_px__plugins_finish(w, ex, &o))
         return;                         /* (ends later, from plugins.c) */
     arc_px__plugins_end(ex);

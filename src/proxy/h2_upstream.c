@@ -400,7 +400,7 @@ static bool attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, struc
     ex->up = h->u;
     ex->attempts++;
     ex->state = h->ready ? EX_UPSTREAM : EX_CONNECTING;
-    ex->t_up_ns = arc_now_ns();
+    ex->t_up_ns = w->now_ns;
     ex->t_conn_ns = h->ready ? ex->t_up_ns : 0;
     ex->t_head_ns = 0;
     if (h->ready)
@@ -601,7 +601,7 @@ static void cb_response(void *ud, int32_t sid, void *sud, const struct arc_h2_re
     st->got_head = true;
     arc_px__ep_result(h->w, ex->target, ex->ep, r->status < 500);
     ex->status = resp.status;
-    ex->t_head_ns = arc_now_ns();
+    ex->t_head_ns = h->w->now_ns;
     ex->resp_started = true;
     ex->state = EX_STREAMING;
     codec_of(ex)->send_head(h->w, ex, &resp);
@@ -837,7 +837,7 @@ void arc_px__h2u_ready(struct arc_worker *w, struct arc_conn *u, const char *alp
     for (struct h2us *st = h->streams; st; st = st->next)
         if (st->ex) {
             st->ex->state = EX_UPSTREAM;
-            st->ex->t_conn_ns = arc_now_ns();
+            st->ex->t_conn_ns = w->now_ns;
             stream_arm(w, st);
         }
     arc_px__flush(w, u);

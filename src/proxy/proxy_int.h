@@ -360,7 +360,9 @@ struct arc_exchange {
     uint64_t wait_deadline;
     struct arc_exchange *wait_next, *wait_prev;
     uint64_t started_ms;
-    /* Timings, CLOCK_MONOTONIC ns (arc_now_ns); 0 = did not happen. They
+    /* Timings, CLOCK_MONOTONIC ns of the completion batch that saw the
+     * event (w->now_ns: the clock is read once per batch, not per event,
+     * as nginx caches its time per loop turn); 0 = did not happen. They
      * describe the last upstream attempt when there were several. */
     uint64_t t_start_ns;                /* head parsed: the exchange was created */
     uint64_t t_up_ns;                   /* upstream attempt began (endpoint picked) */
@@ -555,6 +557,8 @@ struct arc_worker {
     struct arc_bufring br;
     struct arc_tw tw;
     uint64_t now_ms;
+    uint64_t now_ns;                    /* CLOCK_MONOTONIC, read once per completion batch
+                                           (as now_ms): the exchanges' timings */
     int64_t real_off_ns;                /* CLOCK_REALTIME - CLOCK_MONOTONIC (obs.c) */
     uint64_t real_off_ms;               /* now_ms when read (0: never) */
     struct arc_snapshot *snap;          /* current; one reference held */

@@ -411,7 +411,7 @@ static void attempt(struct arc_worker *w, struct arc_exchange *ex, int ep, char 
 {
     const struct arc_upstream_rt *up = ex->target;
     ex->ep = ep;
-    ex->t_up_ns = arc_now_ns();
+    ex->t_up_ns = w->now_ns;
     ex->t_conn_ns = ex->t_head_ns = 0;
     struct arc_conn *u = pool_take(w, ex, up, ep);
     bool reused = u != NULL;
@@ -494,7 +494,7 @@ static void connect_start(struct arc_worker *w, struct arc_exchange *ex, int ep)
         arc_px__ex_error(w, ex, 502, ARC_ERR_UPSTREAM_CONNECT);
         return;
     }
-    ex->t_up_ns = arc_now_ns();
+    ex->t_up_ns = w->now_ns;
     struct arc_conn *u = cb_conn_room(w, up, ep) ? arc_px__up_connect(w, ex->snap, up, ep) : NULL;
     if (!u) {
         arc_m_add(arc_m_up(&w->metrics, up->id, ARC_MU_CONNECT_ERRORS), 1);
@@ -514,7 +514,7 @@ static void connect_established(struct arc_worker *w, struct arc_conn *u)
 {
     struct arc_exchange *ex = u->u.ex;
     if (!ex->t_conn_ns)
-        ex->t_conn_ns = arc_now_ns();
+        ex->t_conn_ns = w->now_ns;
     ex->t_head_ns = ex->t_conn_ns;
     ex->status = 200;
     arc_tw_cancel(&w->tw, &ex->deadline);   /* a tunnel lives as long as its peers */
@@ -584,7 +584,7 @@ static bool retry(struct arc_worker *w, struct arc_conn *u)
         return true;
     }
     ex->state = EX_CONNECTING;
-    ex->t_up_ns = arc_now_ns();
+    ex->t_up_ns = w->now_ns;
     ex->t_conn_ns = 0;
     attach(ex, nu);
     char *head = ex->replay;
@@ -621,7 +621,7 @@ void arc_px__up_connected(struct arc_worker *w, struct arc_conn *u, int res)
     }
     ex->state = EX_UPSTREAM;
     if (!u->tls)
-        ex->t_conn_ns = arc_now_ns();   /* (TLS: once the handshake is done, up_ready) */
+        ex->t_conn_ns = w->now_ns;   /* (TLS: once the handshake is done, up_ready) */
     if (ex->req.mbit == ARC_M_CONNECT && !u->tls) {
         connect_established(w, u);
         return;
@@ -715,7 +715,7 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
             return len;
         }
         ex->status = 101;
-        ex->t_head_ns = arc_now_ns();
+        ex->t_head_ns = w->now_ns;
         arc_tw_cancel(&w->tw, &ex->deadline);   /* a tunnel lives as long as its peers */
         arc_px__ex_lb_end(w, ex);
         ex->resp_started = true;
@@ -741,7 +741,7 @@ static size_t read_resp_head(struct arc_worker *w, struct arc_conn *u, const cha
         return len;
     }
     ex->status = r.status;
-    ex->t_head_ns = arc_now_ns();
+    ex->t_head_ns = w->now_ns;
     u->u.head_done = true;
     u->u.resp_body = r.body;
     u->u.resp_left = r.content_length;
@@ -1056,7 +1056,7 @@ void arc_px__up_ready(struct arc_worker *w, struct arc_conn *u, const char *alpn
     if (u->u.h2)
         arc_px__h2u_ready(w, u, alpn);
     else if (u->u.ex && !u->u.ex->t_conn_ns)
-        u->u.ex->t_conn_ns = arc_now_ns();
+        u->u.ex->t_conn_ns = w->now_ns;
     if (!u->u.h2 && u->u.ex && u->u.ex->req.mbit == ARC_M_CONNECT &&
         u->u.ex->state != EX_TUNNEL)
         connect_established(w, u);

@@ -511,7 +511,8 @@ static int worker_setup(struct arc_worker *w)
                  w->id, cfg->uring.buffer_count, cfg->uring.buffer_size, strerror(-rc));
         return -1;
     }
-    w->now_ms = arc_now_ms();
+    w->now_ns = arc_now_ns();
+    w->now_ms = w->now_ns / 1000000u;
     arc_tw_init(&w->tw, w->now_ms, TICK_MS);
     w->tls_plain = malloc(TLS_PLAIN_BUF);
     if (!w->tls_plain)
@@ -590,7 +591,8 @@ static void *worker_main(void *arg)
             arc_log(ARC_LOG_ERROR, "worker %u: io_uring_enter: %s", w->id, strerror(-rc));
             break;
         }
-        w->now_ms = arc_now_ms();
+        w->now_ns = arc_now_ns();
+        w->now_ms = w->now_ns / 1000000u;
         struct io_uring_cqe *cqe;
         unsigned head, n = 0;
         w->in_batch = true;
