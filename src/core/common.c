@@ -48,6 +48,19 @@ static unsigned digits_u64(uint64_t v)
     }
 }
 
+char *arc_put_hex(char *w, uint64_t v)
+{
+    unsigned n = 1;
+    for (uint64_t t = v >> 4; t; t >>= 4)
+        n++;
+    char *e = w + n, *p = e;
+    do {
+        *--p = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    return e;
+}
+
 char *arc_put_u64(char *w, uint64_t v)
 {
     /* Written backwards from the end, which the digit count gives: no

@@ -50,5 +50,7 @@ bool arc_str_ieq(struct arc_str a, const char *s, size_t n);
 /* Writes the decimal digits of v at w (at most 20 bytes, no NUL) and
  * returns the end: numbers on hot paths without printf. */
 char *arc_put_u64(char *w, uint64_t v);
+/* The same in lower-case hexadecimal (at most 16 bytes): chunk sizes. */
+char *arc_put_hex(char *w, uint64_t v);
 
 #endif

@@ -423,11 +423,18 @@ void arc_px__ex_error(struct arc_worker *w, struct arc_exchange *ex, int status,
         arc_px__ex_cut(w, ex);
         return;
     }
+    /* "404 Not Found\n" (reasons are short literals) */
     char body[96];
-    int bl = snprintf(body, sizeof(body), "%d %s\n", status, arc_h1_reason(status));
+    const char *reason = arc_h1_reason(status);
+    size_t rl = strnlen(reason, sizeof(body) - 24);
+    char *o = arc_put_u64(body, status > 0 ? (uint64_t)status : 0);
+    *o++ = ' ';
+    memcpy(o, reason, rl);
+    o += rl;
+    *o++ = '\n';
     static const struct arc_hdr ct = { ARC_STR_LIT("Content-Type"),
                                        ARC_STR_LIT("text/plain; charset=utf-8") };
-    arc_px__ex_respond(w, ex, status, &ct, 1, body, (size_t)bl);
+    arc_px__ex_respond(w, ex, status, &ct, 1, body, (size_t)(o - body));
 }
 
 void arc_px__ex_deadline(struct arc_worker *w, struct arc_exchange *ex)

@@ -33,7 +33,6 @@
  */
 #include "proxy/proxy_int.h"
 #include "plugin/plugin.h"
-#include "core/sbuf.h"
 #include "http2/http2.h"
 #include "router/router.h"
 
@@ -60,28 +59,55 @@ static bool status_has_no_body(int status)
     return status < 200 || status == 204 || status == 304;
 }
 
-/* Serialises a complete local answer. */
+static char *put(char *o, const void *p, size_t n)
+{
+    if (n)                              /* (p may be NULL then) */
+        memcpy(o, p, n);
+    return o + n;
+}
+
+/* Serialises a complete local answer into one exact allocation (a 429
+ * answered to a flood is as hot as a proxied request: no printf, no
+ * growing buffer). NULL (and *len 0) when out of memory. */
 static char *local_bytes(int status, const struct arc_hdr *hdrs, size_t n, const char *body,
                          size_t body_len, bool head_only, const char *conn, size_t *len)
 {
-    struct arc_sbuf b = { 0 };
-    arc_sbuf_printf(&b, "HTTP/1.1 %d %s\r\n", status, arc_h1_reason(status));
-    for (size_t i = 0; i < n; i++) {
-        arc_sbuf_append(&b, hdrs[i].name.p, hdrs[i].name.len);
-        arc_sbuf_append(&b, ": ", 2);
-        arc_sbuf_append(&b, hdrs[i].value.p, hdrs[i].value.len);
-        arc_sbuf_append(&b, "\r\n", 2);
-    }
+    const char *reason = arc_h1_reason(status);
+    size_t rl = strlen(reason), cl = strlen(conn);
     /* 1xx/204/304 carry no body and no Content-Length (RFC 9110 §8.6); a
      * HEAD answer declares the length the GET would have had. */
     bool no_body = status_has_no_body(status);
+    size_t out_body = !no_body && !head_only ? body_len : 0;
+    size_t need = sizeof("HTTP/1.1 ") - 1 + 20 + 1 + rl + 2 + cl + 2 + out_body;
+    for (size_t i = 0; i < n; i++)
+        need += hdrs[i].name.len + 2 + hdrs[i].value.len + 2;
     if (!no_body)
-        arc_sbuf_printf(&b, "Content-Length: %zu\r\n", body_len);
-    arc_sbuf_printf(&b, "%s\r\n", conn);
-    if (!no_body && !head_only && body_len)
-        arc_sbuf_append(&b, body, body_len);
-    *len = b.len;
-    return b.p;
+        need += sizeof("Content-Length: ") - 1 + 20 + 2;
+    char *m = malloc(need), *o = m;
+    *len = 0;
+    if (!m)
+        return NULL;
+    o = put(o, "HTTP/1.1 ", 9);
+    o = arc_put_u64(o, status > 0 ? (uint64_t)status : 0);
+    *o++ = ' ';
+    o = put(o, reason, rl);
+    o = put(o, "\r\n", 2);
+    for (size_t i = 0; i < n; i++) {
+        o = put(o, hdrs[i].name.p, hdrs[i].name.len);
+        o = put(o, ": ", 2);
+        o = put(o, hdrs[i].value.p, hdrs[i].value.len);
+        o = put(o, "\r\n", 2);
+    }
+    if (!no_body) {
+        o = put(o, "Content-Length: ", 16);
+        o = arc_put_u64(o, body_len);
+        o = put(o, "\r\n", 2);
+    }
+    o = put(o, conn, cl);
+    o = put(o, "\r\n", 2);
+    o = put(o, body, out_body);
+    *len = (size_t)(o - m);
+    return m;
 }
 
 static const char *conn_field(const struct arc_conn *c, bool close)
@@ -98,6 +124,8 @@ static void h1_respond(struct arc_worker *w, struct arc_exchange *ex, int status
         c->c.keep_alive = false;
     size_t len;
     char *m = local_bytes(status, hdrs, n, body, body_len, ex->is_head, conn_field(c, close), &len);
+    if (!m)
+        c->c.keep_alive = false;        /* (out of memory: closed without an answer) */
     arc_px__queue_owned(w, c, m, len);
 }
 
@@ -158,9 +186,10 @@ static void h1_send_body(struct arc_worker *w, struct arc_exchange *ex, int32_t 
     if (c->c.rechunk) {
         if (len == 0)
             return;                     /* (an empty chunk would end the body) */
-        char hd[24];
-        int n = snprintf(hd, sizeof(hd), "%zx\r\n", len);
-        arc_px__queue_copy(w, c, hd, (size_t)n);
+        char hd[24], *e = arc_put_hex(hd, len);
+        *e++ = '\r';
+        *e++ = '\n';
+        arc_px__queue_copy(w, c, hd, (size_t)(e - hd));
         arc_px__queue_buf(w, c, bid, p, len);
         arc_px__queue_copy(w, c, "\r\n", 2);
         return;

@@ -1337,14 +1337,16 @@ void arc_px__up_body_raw(struct arc_worker *w, struct arc_exchange *ex, int32_t 
         return;
     }
     /* Decoded bytes of a body the HTTP/1.1 upstream gets chunked. */
-    char hd[24];
-    int n = snprintf(hd, sizeof(hd), "%zx\r\n", len);
-    keep(ex, hd, (size_t)n);
+    char hd[24], *e = arc_put_hex(hd, len);
+    *e++ = '\r';
+    *e++ = '\n';
+    size_t n = (size_t)(e - hd);
+    keep(ex, hd, n);
     keep(ex, p, len);
     keep(ex, "\r\n", 2);
     if (!u)
         return;
-    arc_px__queue_copy(w, u, hd, (size_t)n);
+    arc_px__queue_copy(w, u, hd, n);
     arc_px__queue_buf(w, u, bid, p, len);
     arc_px__queue_copy(w, u, "\r\n", 2);
 }

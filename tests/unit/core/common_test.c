@@ -43,9 +43,36 @@ static void test_put_u64(void)
     }
 }
 
+static void check_hex(uint64_t v)
+{
+    char buf[24], want[24];
+    char *end = arc_put_hex(buf, v);
+    *end = '\0';
+    snprintf(want, sizeof(want), "%llx", (unsigned long long)v);
+    CHECK_STR(buf, want);
+}
+
+static void test_put_hex(void)
+{
+    check_hex(0);
+    check_hex(9);
+    check_hex(10);
+    check_hex(255);
+    check_hex(256);
+    check_hex(UINT64_MAX);
+    /* every digit count, and its edges */
+    for (int d = 0; d < 64; d += 4) {
+        uint64_t p = 1ull << d;
+        check_hex(p);
+        check_hex(p - 1);
+        check_hex(p * 11 + 5);
+    }
+}
+
 int main(void)
 {
     RUN(test_ieq);
     RUN(test_put_u64);
+    RUN(test_put_hex);
     return TEST_REPORT();
 }
