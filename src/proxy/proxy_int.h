@@ -901,6 +901,10 @@ struct arc_pl_call_req;
 struct arc_pl_caller;
 uint32_t arc_px__callout(void *parent, const struct arc_pl_call_req *req,
                          const struct arc_pl_caller *who);
+/* The same from a root context of the plugin set of `snap` (a struct
+ * arc_snapshot *, the worker's: given to arc_plugin_ticks_start). */
+uint32_t arc_px__callout_root(void *snap, const struct arc_pl_call_req *req,
+                              const struct arc_pl_caller *who);
 /* Worker exit: ends and frees the worker's calls not yet delivered. */
 void arc_px__callouts_dispose(struct arc_worker *w);
 bool arc_px__plugins_response(struct arc_worker *w, struct arc_exchange *ex, struct arc_resp *resp);
