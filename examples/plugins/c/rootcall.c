@@ -16,12 +16,19 @@
  * was given). A response to a request with "x-root-stat: 1" gets them as
  * "x-root-<key>" fields, and "x-root-maxpending" (most calls outstanding
  * at once).
+ *
+ * Calls from other root callbacks: a request with "x-root-call: 1" makes
+ * one from its HTTP callback after proxy_set_effective_context(1) (the
+ * answer goes to root context 1, not to the request); "x-root-chain: N"
+ * makes the next N answers each call again from the root's
+ * proxy_on_http_call_response.
  */
 #include "pw.h"
 
 IMPORT(proxy_http_call) u32 proxy_http_call(const char *up, size_t ul, const char *h, size_t hl,
                                             const char *b, size_t bl, const char *t, size_t tl,
                                             u32 timeout, u32 *token);
+IMPORT(proxy_set_effective_context) u32 proxy_set_effective_context(u32 id);
 IMPORT(proxy_set_tick_period_milliseconds) u32 proxy_set_tick_period_milliseconds(u32 ms);
 IMPORT(proxy_get_shared_data) u32 proxy_get_shared_data(const char *k, size_t kl, char **v,
                                                         size_t *vl, u32 *cas);
@@ -36,6 +43,7 @@ static u32 timeout_ms = 1000, burst = 1;
 static u32 pending, max_pending, answers, failures, refused, tokens_bad;
 static u32 given[64];
 static u32 n_given;
+static u32 chain;
 
 static u32 atou(const char *p, size_t n)
 {
@@ -110,10 +118,9 @@ static void store_u(const char *key, u32 v)
     store(key, b, utoa(v, b));
 }
 
-EXPORT(proxy_on_tick) void proxy_on_tick(u32 root)
+/* n calls GET PATH from the effective (root) context. */
+static void call_some(u32 n)
 {
-    if (pending)
-        return;
     /* :method GET, :path PATH, :authority keys (the ABI's serialised pairs) */
     static const char *const names[3] = { ":method", ":path", ":authority" };
     const char *vals[3] = { "GET", path, "keys" };
@@ -132,7 +139,7 @@ EXPORT(proxy_on_tick) void proxy_on_tick(u32 root)
             buf[off++] = vals[i][k];
         buf[off++] = 0;
     }
-    for (u32 i = 0; i < burst; i++) {
+    for (u32 i = 0; i < n; i++) {
         u32 token = 0;
         u32 rc = proxy_http_call(upstream, upstream_len, buf, off, "", 0, "", 0, timeout_ms,
                                  &token);
@@ -147,6 +154,12 @@ EXPORT(proxy_on_tick) void proxy_on_tick(u32 root)
             max_pending = pending;
     }
     store_u("maxpending", max_pending);
+}
+
+EXPORT(proxy_on_tick) void proxy_on_tick(u32 root)
+{
+    if (!pending)
+        call_some(burst);
 }
 
 EXPORT(proxy_on_http_call_response) void proxy_on_http_call_response(u32 root, u32 token, u32 nh,
@@ -164,6 +177,10 @@ EXPORT(proxy_on_http_call_response) void proxy_on_http_call_response(u32 root, u
         pending--;
     store_u("answers", ++answers);
     store_u("root", root);
+    if (chain) {
+        chain--;
+        call_some(1);                   /* (from the root's own answer) */
+    }
     if (nh == 0) {
         store_u("failures", ++failures);
         store("status", "failed", 6);
@@ -180,6 +197,19 @@ EXPORT(proxy_on_http_call_response) void proxy_on_http_call_response(u32 root, u
         store("body", b, bl);
     else
         store("body", "", 0);
+}
+
+EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 n, u32 eos)
+{
+    size_t l;
+    char *v = pw_header(MAP_REQUEST, "x-root-chain", &l);
+    if (v)
+        chain = atou(v, l);
+    if (pw_header(MAP_REQUEST, "x-root-call", &l) && proxy_set_effective_context(1) == 0) {
+        call_some(1);
+        proxy_set_effective_context(id);
+    }
+    return CONTINUE;
 }
 
 EXPORT(proxy_on_response_headers) u32 proxy_on_response_headers(u32 id, u32 n, u32 eos)

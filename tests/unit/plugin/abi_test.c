@@ -669,20 +669,50 @@ static void test_root_http_call(void)
     arc_pl_http_call_done(&root_who[1], &bad);
     CHECK_INT(in->root_calls, 0);
     CHECK(shared_is(s, "status", "failed") && shared_is(s, "failures", "1"));
+    /* from an HTTP callback after proxy_set_effective_context(1): a root
+     * call (not the exchange's dispatcher), answered to the root after the
+     * request ended; that answer calls again (x-root-chain) */
+    static const uint32_t idx[1] = { 0 };
+    struct arc_arena ea;
+    arc_arena_init(&ea, 1024);
+    struct arc_pl_props props = { .method = ARC_STR_LIT("GET"), .path = ARC_STR_LIT("/"),
+                                  .url_path = ARC_STR_LIT("/"), .route_name = ARC_STR_LIT("r") };
+    struct arc_pl_run *r = arc_pl_run_new(set, 0, idx, NULL, 1, &ea, &props);
+    r->dispatch = record_dispatch;
+    r->owner = r;
+    struct arc_pl_hmap m = { .arena = &ea };
+    arc_pl_hmap_add(&m, ARC_STR_LIT("x-root-call"), ARC_STR_LIT("1"));
+    arc_pl_hmap_add(&m, ARC_STR_LIT("x-root-chain"), ARC_STR_LIT("1"));
+    dispatched = 0;
+    CHECK_INT(arc_pl_request_headers(r, &m, true, now), ARC_PL_CONTINUE);
+    arc_pl_run_end(r);
+    CHECK_INT(dispatched, 0);
+    CHECK_INT(n_root_who, 3);
+    CHECK(root_who[2].root && root_who[2].ctx_id == 1);
+    CHECK_INT(in->root_calls, 1);
+    arc_pl_http_call_done(&root_who[2], &ok);
+    CHECK(shared_is(s, "answers", "3") && shared_is(s, "root", "1"));
+    CHECK_INT(n_root_who, 4);
+    CHECK(root_who[3].root && root_who[3].ctx_id == 1);
+    CHECK_INT(in->root_calls, 1);
+    arc_pl_http_call_done(&root_who[3], &ok);
+    CHECK(shared_is(s, "answers", "4"));
+    CHECK_INT(in->root_calls, 0);
+    arc_arena_dispose(&ea);
     /* the next tick calls again; the instance is rebuilt meanwhile: the
      * answer is not delivered to the new generation */
     arc_pl__on_tick(&in->tick, now);
-    CHECK_INT(n_root_who, 4);
+    CHECK_INT(n_root_who, 6);
     CHECK_INT(arc_pl__inst_rebuild(in), 0);
-    CHECK(root_who[2].gen != in->gen);
-    arc_pl_http_call_done(&root_who[2], &ok);
-    CHECK(shared_is(s, "answers", "2"));        /* (shared data outlives the rebuild) */
+    CHECK(root_who[4].gen != in->gen);
+    arc_pl_http_call_done(&root_who[4], &ok);
+    CHECK(shared_is(s, "answers", "4"));        /* (shared data outlives the rebuild) */
     CHECK_INT(in->root_calls, 1);
     /* the worker lets the set go (a reload): dropped too */
     arc_plugin_ticks_stop(set, 0);
     CHECK(s->root_call == NULL);
-    arc_pl_http_call_done(&root_who[3], &ok);
-    CHECK(shared_is(s, "answers", "2"));
+    arc_pl_http_call_done(&root_who[5], &ok);
+    CHECK(shared_is(s, "answers", "4"));
     CHECK_INT(in->root_calls, 0);
     arc_arena_dispose(&ra);
     arc_plugin_set_free(set);
