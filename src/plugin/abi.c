@@ -845,9 +845,11 @@ static void root_call_done(struct arc_pl_inst *in, const struct arc_pl_caller *w
                            const struct arc_pl_call_resp *resp)
 {
     in->root_calls--;
-    const char *gone = in->dead || in->gen != who->gen ? "the instance was rebuilt since"
-                       : !in->slot->root_call ? "the worker runs a newer configuration"
-                       : NULL;
+    const char *gone = NULL;
+    if (in->dead || in->gen != who->gen)
+        gone = "the instance was discarded since (a trap or a budget overrun)";
+    else if (!in->slot->root_call)
+        gone = "the worker runs a newer configuration";
     if (gone) {
         /* Never to another instance or configuration: the call belongs
          * to the one that made it. */

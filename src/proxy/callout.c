@@ -21,8 +21,9 @@
  *
  * The internal exchange pins the caller's snapshot (the plugin instance
  * and the upstream live in it); the callout keeps its own pin until the
- * answer is delivered, so the instance it answers is never freed before. It is neither logged nor counted as a
- * client request; upstream and endpoint metrics count it as usual. At
+ * answer is delivered, so the instance it answers is never freed before.
+ * It is neither logged nor counted as a client request; upstream and
+ * endpoint metrics count it as usual. At
  * worker exit, calls not yet delivered are ended and freed
  * (arc_px__callouts_dispose).
  */
