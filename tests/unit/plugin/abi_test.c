@@ -719,6 +719,46 @@ static void test_root_http_call(void)
     config_free(cfg);
 }
 
+/* A worker's pool of two instances: each instance's root calls carry it,
+ * and an answer goes back to (and is counted against) that one only. */
+static void test_root_http_call_pool(void)
+{
+    struct arc_config *cfg = config_for("tests/e2e/plugins/c_rootcall.wasm", "keys /keys 20 900");
+    cfg->plugins[0].pool = 2;
+    struct arc_pl_set *set = NULL;
+    struct arc_config_errors errs = { 0 };
+    CHECK_INT(arc_plugin_set_new(cfg, 1, &set, &errs), 0);
+    arc_config_errors_dispose(&errs);
+    if (!set) {
+        config_free(cfg);
+        return;
+    }
+    struct arc_pl_wslot *s = &set->pl[0].w[0];
+    struct arc_tw tw;
+    uint64_t now = arc_pl__now_ns() / 1000000u;
+    arc_tw_init(&tw, now, 1);
+    int marker;
+    arc_plugin_ticks_start(set, 0, &tw, now, record_root, &marker);
+    n_root_who = 0;
+    arc_pl__on_tick(&s->inst[0].tick, now);
+    arc_pl__on_tick(&s->inst[1].tick, now);
+    CHECK_INT(n_root_who, 2);
+    CHECK(root_who[0].inst == &s->inst[0] && root_who[1].inst == &s->inst[1]);
+    CHECK_INT(s->inst[0].root_calls, 1);
+    CHECK_INT(s->inst[1].root_calls, 1);
+    struct arc_pl_call_resp bad = { .ok = false };
+    arc_pl_http_call_done(&root_who[1], &bad);
+    CHECK_INT(s->inst[0].root_calls, 1);
+    CHECK_INT(s->inst[1].root_calls, 0);
+    CHECK(shared_is(s, "answers", "1") && shared_is(s, "failures", "1"));
+    arc_pl_http_call_done(&root_who[0], &bad);
+    CHECK_INT(s->inst[0].root_calls, 0);
+    CHECK(shared_is(s, "answers", "1"));        /* (each instance counts its own) */
+    arc_plugin_ticks_stop(set, 0);
+    arc_plugin_set_free(set);
+    config_free(cfg);
+}
+
 static void test_not_proxy_wasm(void)
 {
     /* A valid module without the ABI version export. */
@@ -981,6 +1021,7 @@ int main(void)
     RUN(test_http_call);
     RUN(test_ticks);
     RUN(test_root_http_call);
+    RUN(test_root_http_call_pool);
     RUN(test_bodies);
     RUN(test_body_wait);
     char cmd[128];
