@@ -148,3 +148,22 @@ def test_reload_while_a_root_call_is_outstanding(arc, servers, cache_dir):
     s = stat(a, "r")
     assert s["body"].startswith("key-") and s["tokens"] == "ok", s
     assert a.alive()
+
+
+def test_a_trap_discards_the_instance_with_its_calls(arc, servers, cache_dir):
+    """The instance traps while its root call is outstanding (fail_open:
+    the request goes on): the answer is dropped (logged), never delivered
+    to the rebuilt instance, which makes its own calls from its ticks."""
+    app = servers.http(name="app")
+    keys = servers.http(handler=keys_handler, name="keys")
+    a = arc(conf(app, keys, cache_dir, [("x", "keys /slow?s=2 50 10000",
+                                         {"on_error": "fail_open"})]))
+    assert wait_for(lambda: "/slow?s=2" in keys.targets(), timeout=30)
+    r = a.client(timeout=30).request("GET", "/x/t", headers=[("X-Root-Trap", "1")])
+    assert r.status == 200
+    assert wait_for(lambda: "was dropped: the instance was discarded since" in a.stderr_text(),
+                    timeout=30), a.stderr_tail(20)
+    assert wait_for(lambda: stat(a, "x").get("status") == "200", timeout=30), stat(a, "x")
+    s = stat(a, "x")
+    # (an answer of the old instance would carry a token the new one never gave)
+    assert s["tokens"] == "ok" and int(s["answers"]) >= 1 and s["root"] == "1", s

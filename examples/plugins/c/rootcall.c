@@ -21,7 +21,8 @@
  * one from its HTTP callback after proxy_set_effective_context(1) (the
  * answer goes to root context 1, not to the request); "x-root-chain: N"
  * makes the next N answers each call again from the root's
- * proxy_on_http_call_response.
+ * proxy_on_http_call_response. "x-root-trap: 1" traps (unreachable) in
+ * the request's callback: the instance is discarded with its calls.
  */
 #include "pw.h"
 
@@ -202,6 +203,8 @@ EXPORT(proxy_on_http_call_response) void proxy_on_http_call_response(u32 root, u
 EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 n, u32 eos)
 {
     size_t l;
+    if (pw_header(MAP_REQUEST, "x-root-trap", &l))
+        __builtin_trap();
     char *v = pw_header(MAP_REQUEST, "x-root-chain", &l);
     if (v)
         chain = atou(v, l);
