@@ -438,6 +438,8 @@ struct arc_plugin_conf {
     uint32_t max_queue_items;   /* 1024: items in one queue */
     uint64_t max_queue_bytes;   /* 1mb: data in one queue */
     uint64_t max_call_body;     /* 1mb: proxy_http_call answer body kept */
+    uint32_t max_root_calls;    /* 16: proxy_http_calls of root contexts outstanding
+                                   per instance */
     uint32_t pool;              /* 1: instances per worker */
     bool fail_open;             /* on_error: fail_closed (false) | fail_open */
     char *config_json;          /* `config`: a string as it is, else its JSON; NULL = none */

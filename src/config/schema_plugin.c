@@ -32,7 +32,7 @@ static const struct arc_conf_key wasm_keys[] = {
     { "name", REQ }, { "file", REQ }, { "root_id", 0 }, { "budget", 0 }, { "max_memory", 0 },
     { "pool", 0 }, { "on_error", 0 }, { "config", 0 }, { "pause_timeout", 0 },
     { "max_body_buffer", 0 }, { "max_queues", 0 }, { "max_queue_items", 0 },
-    { "max_queue_bytes", 0 }, { "max_call_body", 0 },
+    { "max_queue_bytes", 0 }, { "max_call_body", 0 }, { "max_root_calls", 0 },
 };
 
 static const struct arc_conf_key route_plugin_keys[] = {
@@ -70,6 +70,7 @@ static void wasm_entry(struct arc_sctx *s, const struct arc_cn *m, const char *p
     pc->max_queue_items = 1024;
     pc->max_queue_bytes = 1ull << 20;
     pc->max_call_body = 1ull << 20;
+    pc->max_root_calls = 16;
     pc->pool = 1;
     pc->pos_file = arc_config__xstrdup(s->d->file ? s->d->file : "<config>");
     pc->line = m->line;
@@ -91,6 +92,7 @@ static void wasm_entry(struct arc_sctx *s, const struct arc_cn *m, const char *p
                          &pc->max_queue_bytes);
     arc_config__get_size(s, m, p, "max_call_body", 1, PLUGIN_BODY_BUFFER_MAX, false,
                          &pc->max_call_body);
+    arc_config__get_u32(s, m, p, "max_root_calls", 1, 4096, &pc->max_root_calls);
     arc_config__get_u32(s, m, p, "pool", 1, PLUGIN_POOL_MAX, &pc->pool);
     static const char *const policies[] = { "fail_closed", "fail_open" };
     int pol = 0;

@@ -700,7 +700,7 @@ static uint32_t h_set_tick_period(void *e, uint32_t ms)
 {
     struct arc_pl_inst *in = e;
     in->tick_ms = ms;
-    in->tick_root = in->cur ? in->cur->root + 1 : in->cfg_root + 1;
+    in->tick_root = in->cur ? in->cur->root + 1 : in->root_now ? in->root_now : in->cfg_root + 1;
     tick_arm(in);
     return WR_OK;
 }
@@ -727,7 +727,9 @@ void arc_pl__on_tick(struct arc_timer *t, uint64_t now_ms)
     } else {
         uint32_t rv;
         in->cur = NULL;
+        in->root_now = in->tick_root;
         int code = arc_pl__call(in, PLX_ON_TICK, &rv, 1, in->tick_root, 0, 0);
+        in->root_now = 0;
         if (code)
             fprintf(stderr, "arc: plugin '%s' failed in proxy_on_tick: %s\n", in->pl->name,
                     arc_pl__trap_text(code));
@@ -739,7 +741,7 @@ void arc_pl__on_tick(struct arc_timer *t, uint64_t now_ms)
 }
 
 void arc_plugin_ticks_start(struct arc_pl_set *set, unsigned worker, struct arc_tw *tw,
-                            uint64_t now_ms)
+                            uint64_t now_ms, arc_pl_dispatch_fn root_call, void *owner)
 {
     for (size_t i = 0; set && i < set->n; i++) {
         struct arc_pl_plugin *pl = &set->pl[i];
@@ -747,6 +749,8 @@ void arc_plugin_ticks_start(struct arc_pl_set *set, unsigned worker, struct arc_
             continue;
         struct arc_pl_wslot *s = &pl->w[worker];
         s->tw = tw;
+        s->root_call = root_call;
+        s->root_owner = owner;
         for (uint32_t k = 0; k < pl->pool; k++)
             if (s->inst[k].tick_ms)
                 arc_tw_schedule(tw, &s->inst[k].tick, now_ms + s->inst[k].tick_ms);
@@ -763,14 +767,20 @@ void arc_plugin_ticks_stop(struct arc_pl_set *set, unsigned worker)
         for (uint32_t k = 0; k < pl->pool; k++)
             arc_tw_cancel(s->tw, &s->inst[k].tick);
         s->tw = NULL;
+        s->root_call = NULL;            /* (answers still on their way are dropped) */
+        s->root_owner = NULL;
     }
 }
 
 /* ------------------------------------------------------------ http calls */
 
-/* proxy_http_call from an HTTP context: the exchange's side dispatches it
+/* proxy_http_call from an HTTP context (the exchange's side dispatches it
  * to the named upstream; the answer comes in proxy_on_http_call_response
- * on the same context. Request trailers are not sent. */
+ * on the same context) or from a root context (on_tick, on_queue_ready,
+ * a root's own call answer, configure when the instance is rebuilt on its
+ * worker, or after proxy_set_effective_context to a root): the worker's
+ * side dispatches it, the answer comes to that root context on the same
+ * instance. Request trailers are not sent. */
 static uint32_t h_http_call(void *e, uint32_t up, uint32_t upl, uint32_t hp, uint32_t hl,
                             uint32_t bp, uint32_t bl, uint32_t tp, uint32_t tl, uint32_t timeout,
                             uint32_t ret)
@@ -782,35 +792,95 @@ static uint32_t h_http_call(void *e, uint32_t up, uint32_t upl, uint32_t hp, uin
         return WR_INVALID_MEMORY;
     struct arc_pl_ctx *c = in->cur;
     struct arc_pl_run *r = c ? c->run : NULL;
-    if (!r || !r->dispatch || (!r->map && !r->body && !r->paused))
-        return WR_BAD_ARGUMENT;         /* (only from an exchange's callback, or paused) */
+    struct arc_pl_wslot *s = in->slot;
+    arc_pl_dispatch_fn fn;
+    void *owner;
+    if (c) {
+        if (!r || !r->dispatch || (!r->map && !r->body && !r->paused))
+            return WR_BAD_ARGUMENT;     /* (only from an exchange's callback, or paused) */
+        fn = r->dispatch;
+        owner = r->owner;
+    } else {
+        /* A root context: only on a worker running this configuration
+         * (not while the control thread builds the set), within the
+         * instance's bound. */
+        if (!in->root_now || !s->root_call || in->root_calls >= in->pl->max_root_calls)
+            return WR_BAD_ARGUMENT;
+        fn = s->root_call;
+        owner = s->root_owner;
+    }
     if (bl > in->pl->max_call_body)
         return WR_BAD_ARGUMENT;         /* (the same bound as the answer's body) */
-    struct arc_pl_hmap h = { .arena = r->arena };
+    struct arc_arena tmp;
+    arc_arena_init(&tmp, 1024);         /* (the dispatch copies what it keeps) */
+    struct arc_pl_hmap h = { .arena = r ? r->arena : &tmp };
     uint32_t rc = parse_pairs(in, hp, hl, &h, true);
-    if (rc != WR_OK)
-        return rc;
-    if (!arc_pl_hmap_get(&h, ":method", 7) || !arc_pl_hmap_get(&h, ":path", 5) ||
-        !arc_pl_hmap_get(&h, ":authority", 10))
-        return WR_BAD_ARGUMENT;
-    uint32_t tok = ++in->next_token;
-    if (tok == 0)
+    if (rc == WR_OK && (!arc_pl_hmap_get(&h, ":method", 7) || !arc_pl_hmap_get(&h, ":path", 5) ||
+                        !arc_pl_hmap_get(&h, ":authority", 10)))
+        rc = WR_BAD_ARGUMENT;
+    uint32_t tok = 0;
+    if (rc == WR_OK) {
         tok = ++in->next_token;
-    const struct arc_pl_caller who = { .inst = in, .ctx_id = c->id, .gen = in->gen, .token = tok };
-    const struct arc_pl_call_req req = {
-        .upstream = { (const char *)u, upl }, .hdrs = &h, .body = { (const char *)b, bl },
-        .timeout_ms = timeout, .max_body = in->pl->max_call_body,
-    };
-    rc = r->dispatch(r->owner, &req, &who);
+        if (tok == 0)
+            tok = ++in->next_token;
+        const struct arc_pl_caller who = { .inst = in, .ctx_id = c ? c->id : in->root_now,
+                                           .gen = in->gen, .token = tok, .root = !c };
+        const struct arc_pl_call_req req = {
+            .upstream = { (const char *)u, upl }, .hdrs = &h, .body = { (const char *)b, bl },
+            .timeout_ms = timeout, .max_body = in->pl->max_call_body,
+        };
+        rc = fn(owner, &req, &who);
+    }
+    arc_arena_dispose(&tmp);
     if (rc != WR_OK)
         return rc;
+    if (!c)
+        in->root_calls++;
     arc_pl__put_u32(in, ret, tok);
     return WR_OK;
+}
+
+/* The answer to a root context's call. */
+static void root_call_done(struct arc_pl_inst *in, const struct arc_pl_caller *who,
+                           const struct arc_pl_call_resp *resp)
+{
+    in->root_calls--;
+    const char *gone = NULL;
+    if (in->dead || in->gen != who->gen)
+        gone = "the instance was discarded since (a trap or a budget overrun)";
+    else if (!in->slot->root_call)
+        gone = "the worker runs a newer configuration";
+    if (gone) {
+        /* Never to another instance or configuration: the call belongs
+         * to the one that made it. */
+        arc_log(ARC_LOG_WARN, "plugin '%s': the answer to proxy_http_call %u of root "
+                "context %u was dropped: %s", in->pl->name, who->token, who->ctx_id, gone);
+        return;
+    }
+    uint32_t nh = resp->ok && resp->hdrs ? (uint32_t)resp->hdrs->n : 0;
+    uint32_t nt = resp->ok && resp->trailers ? (uint32_t)resp->trailers->n : 0;
+    in->cur = NULL;
+    in->root_now = who->ctx_id;
+    in->call_resp = resp;
+    int code = arc_pl__call5(in, PLX_ON_HTTP_CALL_RESPONSE, who->ctx_id, who->token, nh,
+                             resp->ok ? (uint32_t)resp->body.len : 0, nt);
+    in->call_resp = NULL;
+    in->cur = NULL;
+    in->root_now = 0;
+    if (code)
+        fprintf(stderr, "arc: plugin '%s' failed in proxy_on_http_call_response: %s\n",
+                in->pl->name, arc_pl__trap_text(code));
+    if (in->slot->queue_ready)
+        arc_pl__queues_deliver(in->slot);
 }
 
 void arc_pl_http_call_done(const struct arc_pl_caller *who, const struct arc_pl_call_resp *resp)
 {
     struct arc_pl_inst *in = who->inst;
+    if (who->root) {
+        root_call_done(in, who, resp);
+        return;
+    }
     if (in->dead || in->gen != who->gen)
         return;                         /* the instance was discarded since */
     struct arc_pl_ctx *c = in->live;
@@ -827,6 +897,7 @@ void arc_pl_http_call_done(const struct arc_pl_caller *who, const struct arc_pl_
                              resp->ok ? (uint32_t)resp->body.len : 0, nt);
     in->call_resp = NULL;
     in->cur = NULL;
+    in->root_now = 0;
     if (code) {
         fprintf(stderr, "arc: plugin '%s' failed in proxy_on_http_call_response: %s\n",
                 in->pl->name, arc_pl__trap_text(code));
@@ -881,6 +952,7 @@ static uint32_t h_set_effective_context(void *e, uint32_t id)
         }
     if (id >= 1 && id <= in->pl->n_roots) {
         in->cur = NULL;
+        in->root_now = id;
         return WR_OK;
     }
     return WR_BAD_ARGUMENT;
@@ -1070,6 +1142,7 @@ static inline __attribute__((always_inline)) int ctx_ready(struct arc_pl_run *r,
         in->cur = c;
         int code = arc_pl__call(in, PLX_ON_CONTEXT_CREATE, &rv, 2, c->id, c->root + 1, 0);
         in->cur = NULL;
+        in->root_now = 0;          /* (a switch to a root ends with the call) */
         if (code)
             return failed(r, c, code) == ARC_PL_FAIL ? -1 : 0;
     }
@@ -1096,6 +1169,7 @@ static enum arc_pl_verdict stage_from(struct arc_pl_run *r, size_t from, enum ar
         r->resume_req = false;
         int code = arc_pl__call(in, e, &action, 3, c->id, (uint32_t)map->n, r->stage_eos);
         in->cur = NULL;
+        in->root_now = 0;
         if (in->slot->queue_ready)
             arc_pl__queues_deliver(in->slot);
         if (code) {
@@ -1211,6 +1285,7 @@ static enum arc_pl_verdict body_from(struct arc_pl_run *r, int dir, size_t from,
         int code = arc_pl__call(in, e, &action, 3, c->id, (uint32_t)h->len, eos);
         r->body = NULL;
         in->cur = NULL;
+        in->root_now = 0;
         if (in->slot->queue_ready)
             arc_pl__queues_deliver(in->slot);
         if (code) {
@@ -1297,6 +1372,7 @@ static enum arc_pl_verdict trailers_from(struct arc_pl_run *r, int dir, size_t f
         r->resume_req = false;
         int code = arc_pl__call(in, e, &action, 2, c->id, (uint32_t)r->map->n, 0);
         in->cur = NULL;
+        in->root_now = 0;
         if (in->slot->queue_ready)
             arc_pl__queues_deliver(in->slot);
         if (code) {
@@ -1437,6 +1513,7 @@ void arc_pl_run_end(struct arc_pl_run *r)
         in->cur = c;
         arc_pl__call_seq(in, end, 3, c->id);
         in->cur = NULL;
+        in->root_now = 0;
         if (in->slot->queue_ready)
             arc_pl__queues_deliver(in->slot);
     }

@@ -267,6 +267,8 @@ static int inst_build(struct arc_pl_inst *in, char *err, size_t err_len)
     in->live = NULL;                    /* contexts of the old generation are gone */
     in->next_ctx = pl->n_roots + 1;
     in->cfg_root = 0;
+    in->cur = NULL;
+    in->root_now = 1;                   /* (start, vm_start: the first root context) */
     in->budget_ns = pl->budget_ns;
     int code = guarded_instantiate(in);
     if (code) {
@@ -296,6 +298,7 @@ static int inst_build(struct arc_pl_inst *in, char *err, size_t err_len)
      * per-route configuration has a root context of its own. */
     for (uint32_t k = 0; k < pl->n_roots; k++) {
         in->cfg_root = k;
+        in->root_now = k + 1;
         if (k && (code = arc_pl__call(in, PLX_ON_CONTEXT_CREATE, &r, 2, k + 1, 0, 0)))
             break;
         if ((code = arc_pl__call(in, PLX_ON_CONFIGURE, &r, 2, k + 1, (uint32_t)pl->roots[k].len, 0)) ||
@@ -309,10 +312,12 @@ static int inst_build(struct arc_pl_inst *in, char *err, size_t err_len)
         goto fail;
     }
     in->cfg_root = 0;
+    in->root_now = 0;
     return 0;
 fail:
     inst_release(in);
     in->dead = true;
+    in->root_now = 0;
     return -1;
 }
 
@@ -416,6 +421,8 @@ int arc_plugin_set_new(const struct arc_config *cfg, unsigned n_workers,
         pl->max_queue_items = pc->max_queue_items;
         pl->max_queue_bytes = pc->max_queue_bytes;
         pl->max_call_body = pc->max_call_body;
+        /* (0: a config built without the schema's defaults) */
+        pl->max_root_calls = pc->max_root_calls ? pc->max_root_calls : 16;
         pl->max_pages = (uint32_t)(pc->max_memory / 65536);
         pl->pool = pc->pool;
         pl->fail_open = pc->fail_open;

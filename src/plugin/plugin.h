@@ -86,7 +86,9 @@ enum arc_pl_fail {
  * dispatch call only), who to answer, and the answer. */
 struct arc_pl_caller {
     void *inst;                         /* struct arc_pl_inst * (lives as long as its set) */
-    uint32_t ctx_id, gen, token;
+    uint32_t ctx_id, gen, token;        /* ctx_id: the HTTP context, or the root context
+                                           when `root` */
+    bool root;                          /* made from a root context (no exchange) */
 };
 struct arc_pl_call_req {
     struct arc_str upstream;            /* an upstreams[] name */
@@ -243,8 +245,11 @@ void arc_pl_body_out(struct arc_pl_run *run, int dir, const char **out, size_t *
  * longer needs it: e.g. the response arrived before the request's end). */
 void arc_pl_abandon(struct arc_pl_run *run);
 /* The answer to a proxy_http_call: proxy_on_http_call_response on the
- * calling context if it still exists (else dropped). Worker thread,
- * outside any guest call. */
+ * calling context if it still exists (else dropped): an HTTP context not
+ * ended yet, or a root context of the same instance, not rebuilt since,
+ * on a worker still running its configuration. Called once for every call
+ * dispatched (it ends the call's count against max_root_calls). Worker
+ * thread, outside any guest call. */
 void arc_pl_http_call_done(const struct arc_pl_caller *who, const struct arc_pl_call_resp *resp);
 /**
  * A body chunk (p, len; end_of_stream `eos`) of direction `dir` through the
@@ -274,10 +279,13 @@ void arc_pl_run_end(struct arc_pl_run *run);
 
 /* proxy_on_tick: a worker runs the ticks of its instances of `set` on its
  * timer wheel from ticks_start (it adopted the snapshot) to ticks_stop
- * (before it lets the snapshot go). Thread: that worker. */
+ * (before it lets the snapshot go). In between, a proxy_http_call from a
+ * root context of those instances goes to `root_call(owner, …)` (NULL:
+ * refused); an answer to one arriving after ticks_stop, or for an instance
+ * rebuilt since, is dropped (logged). Thread: that worker. */
 struct arc_tw;
 void arc_plugin_ticks_start(struct arc_pl_set *set, unsigned worker, struct arc_tw *tw,
-                            uint64_t now_ms);
+                            uint64_t now_ms, arc_pl_dispatch_fn root_call, void *owner);
 void arc_plugin_ticks_stop(struct arc_pl_set *set, unsigned worker);
 
 /* Appends the plugins' own metrics (proxy_define_metric) in Prometheus

@@ -174,6 +174,11 @@ struct arc_pl_inst {
     struct arc_pl_ctx *live;            /* HTTP contexts created on this instance (since
                                            its last rebuild) and not ended: what
                                            proxy_set_effective_context can switch to */
+    uint32_t root_now;                  /* the root context of the root callback running
+                                           (or switched to by proxy_set_effective_context)
+                                           when cur is NULL; 0: none */
+    uint32_t root_calls;                /* proxy_http_calls of its root contexts not
+                                           answered yet (all generations: max_root_calls) */
 };
 
 /* proxy_{get,set}_shared_data: per plugin per worker (see docs/plugins.md). */
@@ -229,6 +234,9 @@ struct arc_pl_wslot {                   /* one worker's instances of a plugin */
     struct arc_pl_qitem *limbo;         /* dequeued, being copied to the guest */
     struct arc_tw *tw;                  /* the worker's wheel while its ticks run
                                            (arc_plugin_ticks_start), else NULL */
+    arc_pl_dispatch_fn root_call;       /* proxy_http_call from a root context, while the
+                                           worker runs this set (else NULL) */
+    void *root_owner;
     uint32_t rr;
     uint64_t retry_ms;                  /* back-off: no rebuild before this */
     uint32_t backoff_ms;
@@ -246,6 +254,7 @@ struct arc_pl_plugin {
     uint32_t max_queues, max_queue_items;   /* shared queues per worker, items per queue */
     uint64_t max_queue_bytes;           /* data queued in one queue */
     uint64_t max_call_body;             /* proxy_http_call: largest request or answer body */
+    uint32_t max_root_calls;            /* root contexts' calls outstanding per instance */
     unsigned body_mask;                 /* ARC_PL_HAS_*: the body and trailer callbacks
                                            the module exports */
     uint32_t max_pages;                 /* max_memory in 64 KiB pages */

@@ -136,7 +136,7 @@ uint32_t arc_pl__h_register_queue(void *e, uint32_t np, uint32_t nl, uint32_t re
         id = s->n_queues;
     }
     q->owner = (uint32_t)(in - s->inst);
-    q->root = in->cur ? in->cur->root + 1 : in->cfg_root + 1;
+    q->root = in->cur ? in->cur->root + 1 : in->root_now ? in->root_now : in->cfg_root + 1;
     arc_pl__put_u32(in, ret, id);
     return WR_OK;
 }
@@ -234,7 +234,10 @@ void arc_pl__queues_deliver(struct arc_pl_wslot *s)
                                            the queue gets an item) */
             q->ready = false;
             uint32_t rv;
+            in->cur = NULL;
+            in->root_now = q->root;
             int code = arc_pl__call(in, PLX_ON_QUEUE_READY, &rv, 2, q->root, i + 1, 0);
+            in->root_now = 0;
             if (code)
                 fprintf(stderr, "arc: plugin '%s' failed in proxy_on_queue_ready: %s\n",
                         in->pl->name, arc_pl__trap_text(code));

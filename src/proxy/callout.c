@@ -13,10 +13,17 @@
  *   timer (the worker's next turn, outside any guest call) ─▶
  *       arc_pl_http_call_done (proxy_on_http_call_response) ─▶ freed
  *
- * The internal exchange pins the calling exchange's snapshot (the plugin
- * instance and the upstream live in it); the callout keeps its own pin
- * until the answer is delivered. It is neither logged nor counted as a
- * client request; upstream and endpoint metrics count it as usual. At
+ * A call from a root context (arc_px__callout_root: proxy_on_tick,
+ * proxy_on_queue_ready…) has no calling exchange: it runs on the snapshot
+ * the worker gave the plugin set in arc_plugin_ticks_start, and its answer
+ * goes to the root context (plugin/abi.c drops it if the instance was
+ * rebuilt or the worker took another snapshot meanwhile).
+ *
+ * The internal exchange pins the caller's snapshot (the plugin instance
+ * and the upstream live in it); the callout keeps its own pin until the
+ * answer is delivered, so the instance it answers is never freed before.
+ * It is neither logged nor counted as a client request; upstream and
+ * endpoint metrics count it as usual. At
  * worker exit, calls not yet delivered are ended and freed
  * (arc_px__callouts_dispose).
  */
@@ -242,12 +249,12 @@ static const struct arc_upstream_rt *upstream_named(const struct arc_snapshot *s
 
 enum { WR_OK = 0, WR_NOT_FOUND = 1, WR_BAD_ARGUMENT = 2, WR_INTERNAL = 10 };
 
-uint32_t arc_px__callout(void *owner, const struct arc_pl_call_req *req,
-                         const struct arc_pl_caller *who)
+/* A call on snapshot `snap` (the caller's: its upstream, its plugin set). */
+static uint32_t callout_start(struct arc_snapshot *snap, uint32_t route_id,
+                              const struct arc_pl_call_req *req, const struct arc_pl_caller *who)
 {
-    struct arc_exchange *parent = owner;
     struct arc_worker *w = arc_px__worker();
-    const struct arc_upstream_rt *up = upstream_named(parent->snap, req->upstream);
+    const struct arc_upstream_rt *up = upstream_named(snap, req->upstream);
     if (!up)
         return WR_NOT_FOUND;
     struct callout *co = calloc(1, sizeof(*co));
@@ -266,9 +273,9 @@ uint32_t arc_px__callout(void *owner, const struct arc_pl_call_req *req,
     co->fake.c.peer_known = true;       /* (no peer: AF_UNSPEC) */
     co->fake.c.peer.sa.sa_family = AF_UNSPEC;
     co->rconf.name = "proxy_http_call";
-    co->route = (struct arc_route_rt){ .conf = &co->rconf, .id = parent->route->id,
+    co->route = (struct arc_route_rt){ .conf = &co->rconf, .id = route_id,
                                        .up = (struct arc_upstream_rt *)up };
-    co->snap = arc_px__snap_pin(w, parent->snap);
+    co->snap = arc_px__snap_pin(w, snap);
     co->next = t_live;
     if (t_live)
         t_live->prev = co;
@@ -278,9 +285,9 @@ uint32_t arc_px__callout(void *owner, const struct arc_pl_call_req *req,
         co_free(w, co);
         return WR_INTERNAL;
     }
-    /* The parent's snapshot: the upstream named is its own. */
+    /* The caller's snapshot: the upstream named is its own. */
     arc_px__snap_unpin(w, ex->snap);
-    ex->snap = arc_px__snap_pin(w, parent->snap);
+    ex->snap = arc_px__snap_pin(w, snap);
     ex->internal = true;
     ex->route = &co->route;
     ex->target = co->route.up;
@@ -336,4 +343,17 @@ uint32_t arc_px__callout(void *owner, const struct arc_pl_call_req *req,
         arc_px__up_kick(w, ex);
     }
     return WR_OK;
+}
+
+uint32_t arc_px__callout(void *owner, const struct arc_pl_call_req *req,
+                         const struct arc_pl_caller *who)
+{
+    struct arc_exchange *parent = owner;
+    return callout_start(parent->snap, parent->route->id, req, who);
+}
+
+uint32_t arc_px__callout_root(void *snap, const struct arc_pl_call_req *req,
+                              const struct arc_pl_caller *who)
+{
+    return callout_start(snap, ARC_M_NO_ROUTE, req, who);
 }

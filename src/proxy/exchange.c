@@ -36,6 +36,8 @@
  * by arc_px__plugins_finish─▶ EX_WAITING, detached from the upstream ─the
  * filter continues or answers─▶ arc_px__ex_end again), and the request-body
  * gate waits in EX_WAITING for one turn before the action (plugins.c).
+ * While a filter holds an exchange (arc_px__ex_held), its client is watched
+ * and an HTTP/1 EOF counts as leaving, as for a waiting one.
  *
  * "end" is arc_px__ex_end, the only place an exchange finishes: it reports
  * the load balancer outcome, counts the request (every exchange exactly

@@ -787,9 +787,13 @@ void arc_px__client_pump(struct arc_worker *w, struct arc_conn *c)
         return;
     }
     arc_px__flush(w, c);
-    if (c->stash_n == 0 && !c->eof && !c->starved && can_process(c))
-        arc_px__arm_recv(w, c);
     struct arc_exchange *ex = c->c.ex;
+    /* (an exchange a filter holds: the client is watched for leaving;
+     * what it sends meanwhile is stashed, and the receive pauses) */
+    if (c->stash_n == 0 && !c->eof && !c->starved &&
+        (can_process(c) ||
+         (c->c.state == CS_EXCHANGE && ex && ex->req_done && arc_px__ex_held(ex))))
+        arc_px__arm_recv(w, c);
     if (c->c.state == CS_EXCHANGE && ex) {
         /* Blame: while the upstream does not take the body, Arc is the one
          * not reading the client, so the client's read deadline pauses;
@@ -877,9 +881,11 @@ void arc_px__client_eof(struct arc_worker *w, struct arc_conn *c, int err)
         case CS_EXCHANGE:
             /* A client may half-close after sending its whole request
              * (HTTP/1.0 style): the response is still owed. Not while the
-             * exchange waits (exchange.c): a half-close cannot be told
-             * from a client that left, and a waiting one holds a place. */
-            if (ex && ex->req_done && !arc_px__ex_waiting(ex)) {
+             * exchange waits (exchange.c) or a filter holds it: a
+             * half-close cannot be told from a client that left, and a
+             * held one holds a place (and its upstream) until a filter or
+             * a timeout lets go. */
+            if (ex && ex->req_done && !arc_px__ex_held(ex)) {
                 c->c.keep_alive = false;
                 return;
             }

@@ -571,6 +571,13 @@ void arc_px__plugins_req_end(struct arc_worker *w, struct arc_exchange *ex,
     req_trailers(w, ex, trailers, n);
 }
 
+bool arc_px__plugins_holding(const struct arc_exchange *ex)
+{
+    const struct pl_glue *g = ex->pl->glue;
+    return ex->pl_hold || ex->pl_gate ||
+           (g && (g->resp_paused || g->wait[ARC_PL_DIR_REQ] || g->wait[ARC_PL_DIR_RESP]));
+}
+
 void arc_px__plugins_unsent(struct arc_exchange *ex)
 {
     struct pl_glue *g = ex->pl->glue;

@@ -905,6 +905,10 @@ struct arc_pl_call_req;
 struct arc_pl_caller;
 uint32_t arc_px__callout(void *parent, const struct arc_pl_call_req *req,
                          const struct arc_pl_caller *who);
+/* The same from a root context of the plugin set of `snap` (a struct
+ * arc_snapshot *, the worker's: given to arc_plugin_ticks_start). */
+uint32_t arc_px__callout_root(void *snap, const struct arc_pl_call_req *req,
+                              const struct arc_pl_caller *who);
 /* Worker exit: ends and frees the worker's calls not yet delivered. */
 void arc_px__callouts_dispose(struct arc_worker *w);
 bool arc_px__plugins_response(struct arc_worker *w, struct arc_exchange *ex, struct arc_resp *resp);
@@ -938,6 +942,16 @@ bool arc_px__plugins_resp_trailers(struct arc_worker *w, struct arc_exchange *ex
  * and the upstream finished meanwhile: it waits, detached from the
  * upstream, and ends when the filter lets it go). */
 bool arc_px__plugins_finish(struct arc_worker *w, struct arc_exchange *ex, enum ex_outcome *o);
+/* A filter holds the exchange (its response head paused, a body's end or
+ * trailers waiting, the request gate closed): the client codec watches the
+ * client meanwhile, and a half-closed HTTP/1 client counts as gone, as for
+ * an exchange waiting (nothing else would end it before the upstream's
+ * own timeouts). */
+bool arc_px__plugins_holding(const struct arc_exchange *ex);
+static inline bool arc_px__ex_held(const struct arc_exchange *ex)
+{
+    return arc_px__ex_waiting(ex) || (ex->pl && arc_px__plugins_holding(ex));
+}
 
 /* h2_server.c */
 /* Switches a fresh client connection to HTTP/2 (TLS ALPN h2, or the h2c

@@ -485,9 +485,9 @@ static void adopt(struct arc_worker *w)
         arc_log(ARC_LOG_ERROR, "worker %u: out of memory for the heavy-hitter sketch; "
                 "heavy hitters off on this worker", w->id);
     arc_px__pools_adopt(w);
-    /* The plugins' ticks follow the worker's snapshot. */
+    /* The plugins' ticks (and their root contexts' calls) follow the worker's snapshot. */
     arc_plugin_ticks_stop(old->plugins, w->id);
-    arc_plugin_ticks_start(ns->plugins, w->id, &w->tw, w->now_ms);
+    arc_plugin_ticks_start(ns->plugins, w->id, &w->tw, w->now_ms, arc_px__callout_root, ns);
     arc_snapshot_unref(old);
 }
 
@@ -579,7 +579,8 @@ static void *worker_main(void *arg)
     }
     arm_tick(w);
     arc_px__gl_arm(w);
-    arc_plugin_ticks_start(w->snap->plugins, w->id, &w->tw, arc_now_ms());
+    arc_plugin_ticks_start(w->snap->plugins, w->id, &w->tw, arc_now_ms(), arc_px__callout_root,
+                           w->snap);
     for (size_t i = 0; i < w->n_listen; i++)
         arm_accept(w, i);
     io_uring_submit(&w->ring);

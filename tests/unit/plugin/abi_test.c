@@ -32,7 +32,7 @@ static struct arc_config *config_for(const char *file, const char *conf)
         .name = "probe", .file = (char *)file, .budget_ms = 50, .max_memory = 16 << 20,
         .pool = 1, .config_json = (char *)conf, .line = 3, .col = 5,
         .max_body_buffer = 1 << 16, .max_queues = 64, .max_queue_items = 1024,
-        .max_queue_bytes = 1 << 20, .max_call_body = 1 << 20,
+        .max_queue_bytes = 1 << 20, .max_call_body = 1 << 20, .max_root_calls = 16,
     };
     return cfg;
 }
@@ -563,7 +563,7 @@ static void test_ticks(void)
     struct arc_tw tw;
     uint64_t now = arc_pl__now_ns() / 1000000u;
     arc_tw_init(&tw, now, 1);
-    arc_plugin_ticks_start(p.set, 0, &tw, now);
+    arc_plugin_ticks_start(p.set, 0, &tw, now, NULL, NULL);
     CHECK_INT(tw.count, 0);
     struct arc_pl_run *r = pause_start(&p, "x-tick-period", "20", &m, &v);
     arc_pl_run_end(r);
@@ -587,6 +587,176 @@ static void test_ticks(void)
     CHECK_INT(tw.count, 0);
     CHECK(pl->w[0].tw == NULL);
     probe_close(&p);
+}
+
+/* examples/plugins/c/rootcall.c: proxy_http_call from proxy_on_tick (a
+ * root context) goes to the worker's root dispatcher given at
+ * ticks_start (refused without one), at most max_root_calls outstanding
+ * per instance; the answer reaches the root context (headers, body read
+ * in it, kept in shared data); an answer for an instance rebuilt since,
+ * or after the worker let the set go, is dropped (and still ends the
+ * call's count). */
+static struct arc_pl_caller root_who[8];
+static int n_root_who;
+static void *root_owner;
+
+static uint32_t record_root(void *owner, const struct arc_pl_call_req *req,
+                            const struct arc_pl_caller *who)
+{
+    root_owner = owner;
+    const struct arc_str *pth = arc_pl_hmap_get(req->hdrs, ":path", 5);
+    CHECK(req->upstream.len == 4 && memcmp(req->upstream.p, "keys", 4) == 0);
+    CHECK(pth && pth->len == 5 && memcmp(pth->p, "/keys", 5) == 0);
+    CHECK_INT(req->timeout_ms, 900);
+    if (n_root_who < 8)
+        root_who[n_root_who++] = *who;
+    return 0;
+}
+
+static bool shared_is(const struct arc_pl_wslot *s, const char *k, const char *v)
+{
+    for (uint32_t i = 0; i < s->n_shared; i++)
+        if (s->shared[i].klen == strlen(k) && memcmp(s->shared[i].key, k, s->shared[i].klen) == 0)
+            return s->shared[i].vlen == strlen(v) && memcmp(s->shared[i].value, v, s->shared[i].vlen) == 0;
+    return false;
+}
+
+static void test_root_http_call(void)
+{
+    struct arc_config *cfg = config_for("tests/e2e/plugins/c_rootcall.wasm", "keys /keys 20 900 3");
+    cfg->plugins[0].max_root_calls = 2;
+    struct arc_pl_set *set = NULL;
+    struct arc_config_errors errs = { 0 };
+    CHECK_INT(arc_plugin_set_new(cfg, 1, &set, &errs), 0);
+    arc_config_errors_dispose(&errs);
+    if (!set) {
+        config_free(cfg);
+        return;
+    }
+    struct arc_pl_wslot *s = &set->pl[0].w[0];
+    struct arc_pl_inst *in = &s->inst[0];
+    CHECK_INT(in->tick_ms, 20);
+    struct arc_tw tw;
+    uint64_t now = arc_pl__now_ns() / 1000000u;
+    arc_tw_init(&tw, now, 1);
+    /* a worker without a root dispatcher: refused (BadArgument) */
+    arc_plugin_ticks_start(set, 0, &tw, now, NULL, NULL);
+    arc_pl__on_tick(&in->tick, now);
+    CHECK(shared_is(s, "refused", "3") && shared_is(s, "rc", "2"));
+    arc_plugin_ticks_stop(set, 0);
+    int marker;
+    arc_plugin_ticks_start(set, 0, &tw, now, record_root, &marker);
+    n_root_who = 0;
+    arc_pl__on_tick(&in->tick, now);
+    CHECK_INT(n_root_who, 2);           /* the third is over max_root_calls */
+    CHECK(shared_is(s, "refused", "4") && shared_is(s, "maxpending", "2"));
+    CHECK(root_owner == &marker);
+    CHECK(root_who[0].root && root_who[0].ctx_id == 1 && root_who[0].gen == in->gen);
+    CHECK(root_who[0].token != root_who[1].token);
+    CHECK_INT(in->root_calls, 2);
+    struct arc_arena ra;
+    arc_arena_init(&ra, 1024);
+    struct arc_pl_hmap h = { .arena = &ra };
+    arc_pl_hmap_add(&h, ARC_STR_LIT(":status"), ARC_STR_LIT("200"));
+    arc_pl_hmap_add(&h, ARC_STR_LIT("x-upstream"), ARC_STR_LIT("keysrv"));
+    struct arc_pl_call_resp ok = { .ok = true, .hdrs = &h, .body = ARC_STR_LIT("k1k2") };
+    arc_pl_http_call_done(&root_who[0], &ok);
+    CHECK_INT(in->root_calls, 1);
+    CHECK(shared_is(s, "status", "200") && shared_is(s, "body", "k1k2"));
+    CHECK(shared_is(s, "upstream", "keysrv") && shared_is(s, "root", "1"));
+    CHECK(shared_is(s, "answers", "1") && shared_is(s, "tokens", "ok"));
+    struct arc_pl_call_resp bad = { .ok = false };
+    arc_pl_http_call_done(&root_who[1], &bad);
+    CHECK_INT(in->root_calls, 0);
+    CHECK(shared_is(s, "status", "failed") && shared_is(s, "failures", "1"));
+    /* from an HTTP callback after proxy_set_effective_context(1): a root
+     * call (not the exchange's dispatcher), answered to the root after the
+     * request ended; that answer calls again (x-root-chain) */
+    static const uint32_t idx[1] = { 0 };
+    struct arc_arena ea;
+    arc_arena_init(&ea, 1024);
+    struct arc_pl_props props = { .method = ARC_STR_LIT("GET"), .path = ARC_STR_LIT("/"),
+                                  .url_path = ARC_STR_LIT("/"), .route_name = ARC_STR_LIT("r") };
+    struct arc_pl_run *r = arc_pl_run_new(set, 0, idx, NULL, 1, &ea, &props);
+    r->dispatch = record_dispatch;
+    r->owner = r;
+    struct arc_pl_hmap m = { .arena = &ea };
+    arc_pl_hmap_add(&m, ARC_STR_LIT("x-root-call"), ARC_STR_LIT("1"));
+    arc_pl_hmap_add(&m, ARC_STR_LIT("x-root-chain"), ARC_STR_LIT("1"));
+    dispatched = 0;
+    CHECK_INT(arc_pl_request_headers(r, &m, true, now), ARC_PL_CONTINUE);
+    arc_pl_run_end(r);
+    CHECK_INT(dispatched, 0);
+    CHECK_INT(n_root_who, 3);
+    CHECK(root_who[2].root && root_who[2].ctx_id == 1);
+    CHECK_INT(in->root_calls, 1);
+    arc_pl_http_call_done(&root_who[2], &ok);
+    CHECK(shared_is(s, "answers", "3") && shared_is(s, "root", "1"));
+    CHECK_INT(n_root_who, 4);
+    CHECK(root_who[3].root && root_who[3].ctx_id == 1);
+    CHECK_INT(in->root_calls, 1);
+    arc_pl_http_call_done(&root_who[3], &ok);
+    CHECK(shared_is(s, "answers", "4"));
+    CHECK_INT(in->root_calls, 0);
+    arc_arena_dispose(&ea);
+    /* the next tick calls again; the instance is rebuilt meanwhile: the
+     * answer is not delivered to the new generation */
+    arc_pl__on_tick(&in->tick, now);
+    CHECK_INT(n_root_who, 6);
+    CHECK_INT(arc_pl__inst_rebuild(in), 0);
+    CHECK(root_who[4].gen != in->gen);
+    arc_pl_http_call_done(&root_who[4], &ok);
+    CHECK(shared_is(s, "answers", "4"));        /* (shared data outlives the rebuild) */
+    CHECK_INT(in->root_calls, 1);
+    /* the worker lets the set go (a reload): dropped too */
+    arc_plugin_ticks_stop(set, 0);
+    CHECK(s->root_call == NULL);
+    arc_pl_http_call_done(&root_who[5], &ok);
+    CHECK(shared_is(s, "answers", "4"));
+    CHECK_INT(in->root_calls, 0);
+    arc_arena_dispose(&ra);
+    arc_plugin_set_free(set);
+    config_free(cfg);
+}
+
+/* A worker's pool of two instances: each instance's root calls carry it,
+ * and an answer goes back to (and is counted against) that one only. */
+static void test_root_http_call_pool(void)
+{
+    struct arc_config *cfg = config_for("tests/e2e/plugins/c_rootcall.wasm", "keys /keys 20 900");
+    cfg->plugins[0].pool = 2;
+    struct arc_pl_set *set = NULL;
+    struct arc_config_errors errs = { 0 };
+    CHECK_INT(arc_plugin_set_new(cfg, 1, &set, &errs), 0);
+    arc_config_errors_dispose(&errs);
+    if (!set) {
+        config_free(cfg);
+        return;
+    }
+    struct arc_pl_wslot *s = &set->pl[0].w[0];
+    struct arc_tw tw;
+    uint64_t now = arc_pl__now_ns() / 1000000u;
+    arc_tw_init(&tw, now, 1);
+    int marker;
+    arc_plugin_ticks_start(set, 0, &tw, now, record_root, &marker);
+    n_root_who = 0;
+    arc_pl__on_tick(&s->inst[0].tick, now);
+    arc_pl__on_tick(&s->inst[1].tick, now);
+    CHECK_INT(n_root_who, 2);
+    CHECK(root_who[0].inst == &s->inst[0] && root_who[1].inst == &s->inst[1]);
+    CHECK_INT(s->inst[0].root_calls, 1);
+    CHECK_INT(s->inst[1].root_calls, 1);
+    struct arc_pl_call_resp bad = { .ok = false };
+    arc_pl_http_call_done(&root_who[1], &bad);
+    CHECK_INT(s->inst[0].root_calls, 1);
+    CHECK_INT(s->inst[1].root_calls, 0);
+    CHECK(shared_is(s, "answers", "1") && shared_is(s, "failures", "1"));
+    arc_pl_http_call_done(&root_who[0], &bad);
+    CHECK_INT(s->inst[0].root_calls, 0);
+    CHECK(shared_is(s, "answers", "1"));        /* (each instance counts its own) */
+    arc_plugin_ticks_stop(set, 0);
+    arc_plugin_set_free(set);
+    config_free(cfg);
 }
 
 static void test_not_proxy_wasm(void)
@@ -850,6 +1020,8 @@ int main(void)
     RUN(test_queues);
     RUN(test_http_call);
     RUN(test_ticks);
+    RUN(test_root_http_call);
+    RUN(test_root_http_call_pool);
     RUN(test_bodies);
     RUN(test_body_wait);
     char cmd[128];
