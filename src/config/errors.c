@@ -110,8 +110,8 @@ static bool before(const struct arc_config_error *a, const struct arc_config_err
 void arc_config__diag_finish(struct arc_conf_diag *d)
 {
     /* Insertion sort: stable, and at most ARC_CONF_MAX_ERRORS elements. */
-    struct arc_config_error *v = d->errs->v + d->base;
     size_t n = d->errs->n - d->base;
+    struct arc_config_error *v = n ? d->errs->v + d->base : NULL;   /* (v may be NULL) */
     for (size_t i = 1; i < n; i++) {
         struct arc_config_error e = v[i];
         size_t j = i;
