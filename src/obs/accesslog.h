@@ -208,6 +208,7 @@ struct arc_alog_ring {
     _Alignas(ARC_ALOG_CACHELINE) _Atomic uint64_t tail;
     _Alignas(ARC_ALOG_CACHELINE) uint32_t mask;
     struct arc_alog_rec *recs;          /* [mask + 1] */
+    size_t map_len;                     /* recs is an mmap of this many bytes (0: calloc) */
 };
 
 /* Ring API (also used by the unit test directly). */
