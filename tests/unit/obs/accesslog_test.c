@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Sets a string field of a record (what the worker does with arc_alog_put). */
@@ -352,6 +353,184 @@ static void test_format_hostile_bytes(void)
 /* The packed string area: a field over its cap is cut to cap - 1 bytes and
  * marked; an empty value is absent; a field set again wins; setting fields
  * over and over never writes past the area (what does not fit is cut). */
+/* The text of "key":value in line (value up to the next ',' or '}'). */
+static const char *field_text(const char *line, const char *key, char *out, size_t cap)
+{
+    char k[64];
+    snprintf(k, sizeof(k), "\"%s\":", key);
+    const char *p = strstr(line, k);
+    out[0] = '\0';
+    if (!p)
+        return out;
+    p += strlen(k);
+    size_t n = strcspn(p, ",}");
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return out;
+}
+
+/* Record fields are escaped a word at a time, the last short word read
+ * past the field: at every length from 1 to 40, with a byte to escape (or
+ * none) at every position, the text is what the byte-by-byte escaper
+ * gives, bytes after the field never show, and a field that ends the
+ * string area (its last word read from the record's padding) is exact. */
+static void test_format_field_words(void)
+{
+    static const char specials[] = { 0, '"', '\\', '\n', 0x7f, (char)0xc3, (char)0xff };
+    struct arc_alog_rec *r = malloc(sizeof(*r));    /* exact size: ASan sees any over-read */
+    CHECK(r != NULL);
+    if (!r)
+        return;
+    long bad = 0;
+    for (size_t n = 1; n <= 40; n++)
+        for (size_t sp = 0; sp < sizeof(specials); sp++)
+            for (size_t at = 0; at < (sp ? n : 1); at++) {
+                char v[64];
+                for (size_t i = 0; i < n; i++)
+                    v[i] = (char)('A' + (i * 7 + n) % 26);
+                if (sp)
+                    v[at] = specials[(size_t)sp];
+                v[n] = '\0';
+                memset(r, '"', sizeof(*r));     /* what follows a field: quotes */
+                memset(r, 0, offsetof(struct arc_alog_rec, strs));
+                r->connect_ns = r->ttfb_ns = r->response_ns = ARC_ALOG_NONE;
+                arc_alog_strs_reset(r);
+                arc_alog_put(r, ARC_ALOG_S_PATH, v, n);
+                r->strs[r->used] = '"';         /* the byte after the NUL too */
+                struct arc_sbuf o = { 0 }, want = { 0 };
+                arc_alog_format(&o, r);
+                arc_alog_json_str(&want, v);
+                char got[512];
+                field_text(o.p, "path", got, sizeof(got));
+                if (strcmp(got, want.p) != 0) {
+                    if (bad++ < 5)
+                        fprintf(stderr, "n=%zu sp=%zu at=%zu: %s != %s\n", n, sp, at, got, want.p);
+                }
+                arc_sbuf_dispose(&o);
+                arc_sbuf_dispose(&want);
+            }
+    CHECK_INT(bad, 0);
+    /* Every field at its cap: the last one ends the string area. */
+    memset(r, 0, sizeof(*r));
+    r->connect_ns = r->ttfb_ns = r->response_ns = ARC_ALOG_NONE;
+    r->has_upstream = 1;
+    r->tls = 1;
+    char big[600];
+    memset(big, 'x', sizeof(big));
+    for (unsigned f = 0; f < ARC_ALOG_S__COUNT; f++)
+        arc_alog_put(r, f, big, arc_alog_caps[f] - 1);
+    CHECK_INT(r->used, ARC_ALOG_STR_BYTES);
+    memset(r->strs_pad, '"', sizeof(r->strs_pad));
+    char *line = malloc(16384);
+    json_t *j = line ? format_one(r, line, 16384) : NULL;
+    if (j) {
+        CHECK_INT(strlen(JSTR(j, "referer")), ARC_ALOG_REFERER - 1);
+        CHECK_INT(strlen(JSTR(j, "path")), ARC_ALOG_PATH - 1);
+        CHECK(strspn(JSTR(j, "referer"), "x") == ARC_ALOG_REFERER - 1);
+        json_decref(j);
+    }
+    free(line);
+    free(r);
+}
+
+/* Numbers as the line writes them, at the digit-count boundaries. */
+static void test_format_numbers(void)
+{
+    static const uint64_t v[] = { 0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 1001, 9999, 10000,
+                                  65535, 123456789, 18446744073709551614ull };
+    struct arc_alog_rec r;
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        memset(&r, 0, sizeof(r));
+        r.connect_ns = ARC_ALOG_NONE;
+        r.bytes_in = v[i];
+        r.bytes_out = v[i] / 3;
+        r.status = (uint16_t)(100 + v[i] % 900);
+        r.attempt = (uint8_t)v[i];
+        r.client.in.sin_family = AF_INET;
+        r.client.in.sin_addr.s_addr = htonl((uint32_t)(v[i] * 2654435761u));
+        r.client.in.sin_port = htons((uint16_t)v[i]);
+        r.dur_ns = v[i];                /* ms with µs, rounded to the nearest µs */
+        r.ttfb_ns = v[i] * 1000;
+        r.response_ns = v[i] % 1000000000000ull;
+        struct arc_sbuf o = { 0 };
+        arc_alog_format(&o, &r);
+        char got[128], want[128];
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)v[i]);
+        CHECK_STR(field_text(o.p, "bytes_received", got, sizeof(got)), want);
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)(v[i] / 3));
+        CHECK_STR(field_text(o.p, "bytes_sent", got, sizeof(got)), want);
+        snprintf(want, sizeof(want), "%u", (unsigned)(100 + v[i] % 900));
+        CHECK_STR(field_text(o.p, "status", got, sizeof(got)), want);
+        snprintf(want, sizeof(want), "%u", (unsigned)(uint8_t)v[i]);
+        CHECK_STR(field_text(o.p, "attempt", got, sizeof(got)), want);
+        snprintf(want, sizeof(want), "%u", (unsigned)(uint16_t)v[i]);
+        CHECK_STR(field_text(o.p, "client_port", got, sizeof(got)), want);
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &r.client.in.sin_addr, ip, sizeof(ip));
+        snprintf(want, sizeof(want), "\"%s\"", ip);
+        CHECK_STR(field_text(o.p, "client_ip", got, sizeof(got)), want);
+        const struct { const char *key; uint64_t ns; } ms[] = {
+            { "duration_ms", r.dur_ns }, { "upstream_ttfb_ms", r.ttfb_ns },
+            { "upstream_response_ms", r.response_ns },
+        };
+        for (size_t k = 0; k < 3; k++) {
+            unsigned long long us = (unsigned long long)((ms[k].ns + 500) / 1000);
+            snprintf(want, sizeof(want), "%llu.%03llu", us / 1000, us % 1000);
+            CHECK_STR(field_text(o.p, ms[k].key, got, sizeof(got)), want);
+        }
+        CHECK_STR(field_text(o.p, "upstream_connect_ms", got, sizeof(got)), "null");
+        arc_sbuf_dispose(&o);
+    }
+}
+
+/* "ts": the seconds part is remembered between lines; it stays right
+ * across second, minute, hour, day, month and year boundaries, leap days
+ * (2000 and 2024 are leap years, 2100 is not), and lines out of time order
+ * (rings of several workers interleave). */
+static void test_format_timestamps(void)
+{
+    static const struct { uint64_t sec; uint32_t ns; const char *text; } t[] = {
+        { 951782399, 999999999, "2000-02-28T23:59:59.999999999Z" },
+        { 951782400, 0, "2000-02-29T00:00:00.000000000Z" },
+        { 951868800, 1, "2000-03-01T00:00:00.000000001Z" },
+        { 1709164799, 100000000, "2024-02-28T23:59:59.100000000Z" },
+        { 1709164800, 10, "2024-02-29T00:00:00.000000010Z" },
+        { 1709251199, 999999999, "2024-02-29T23:59:59.999999999Z" },
+        { 1709251200, 123456789, "2024-03-01T00:00:00.123456789Z" },
+        { 1735689599, 500000000, "2024-12-31T23:59:59.500000000Z" },
+        { 1735689600, 500000000, "2025-01-01T00:00:00.500000000Z" },
+        { 4107542399, 7, "2100-02-28T23:59:59.000000007Z" },
+        { 4107542400, 70, "2100-03-01T00:00:00.000000070Z" },
+        { 1796646016, 123456789, "2026-12-07T12:20:16.123456789Z" },
+        { 1796646016, 987654321, "2026-12-07T12:20:16.987654321Z" },
+        { 1796646017, 0, "2026-12-07T12:20:17.000000000Z" },
+        { 1796646059, 0, "2026-12-07T12:20:59.000000000Z" },
+        { 1796646060, 0, "2026-12-07T12:21:00.000000000Z" },
+        { 1796648399, 0, "2026-12-07T12:59:59.000000000Z" },
+        { 1796648400, 0, "2026-12-07T13:00:00.000000000Z" },
+        { 1796646016, 5, "2026-12-07T12:20:16.000000005Z" },       /* back in time */
+        { 0, 0, "1970-01-01T00:00:00.000000000Z" },
+    };
+    struct arc_alog_rec r;
+    memset(&r, 0, sizeof(r));
+    r.connect_ns = r.ttfb_ns = r.response_ns = ARC_ALOG_NONE;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+            size_t k = pass ? sizeof(t) / sizeof(t[0]) - 1 - i : i;
+            r.ts_ns = t[k].sec * 1000000000ull + t[k].ns;
+            struct arc_sbuf o = { 0 };
+            arc_alog_format(&o, &r);
+            char want[64];
+            snprintf(want, sizeof(want), "{\"ts\":\"%s\",", t[k].text);
+            CHECK(strncmp(o.p, want, strlen(want)) == 0);
+            if (strncmp(o.p, want, strlen(want)) != 0)
+                fprintf(stderr, "got %.40s want %s\n", o.p, want);
+            arc_sbuf_dispose(&o);
+        }
+}
+
 static void test_put_caps_and_bounds(void)
 {
     static struct arc_alog_rec r;
@@ -390,5 +569,8 @@ int main(void)
     RUN(test_format_nulls_and_errors);
     RUN(test_format_hostile_bytes);
     RUN(test_put_caps_and_bounds);
+    RUN(test_format_field_words);
+    RUN(test_format_numbers);
+    RUN(test_format_timestamps);
     return TEST_REPORT();
 }
