@@ -17,6 +17,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define HUGE_2M ((size_t)2 << 20)
 
@@ -213,15 +216,37 @@ static char *jstr(char *w, const char *s)
     return jstrn(w, s, strlen(s));
 }
 
-/* A record's field s[0..n) as a JSON string: as jstrn, but a word at a
- * time to the end, the last (short) word included, which may read up to 7
- * bytes past s + n (still inside the record: strs_pad) and writes up to 7
- * bytes past the string (inside the line's reserved room, overwritten by
- * what follows). Most fields are a word or two long: jstrn's byte-at-a-time
- * tail was most of their cost. */
+/* A record's field s[0..n) as a JSON string: as jstrn, but a block at a
+ * time to the end, the last (short) block included, which may read up to
+ * 15 bytes past s + n (still inside the record: strs_pad) and writes up to
+ * 15 bytes past the string (inside the line's reserved room, overwritten by
+ * what follows). Most fields are one or two blocks long: jstrn's
+ * byte-at-a-time tail was most of their cost. With SSE2 (every x86-64) a
+ * block is 16 bytes tested in a few instructions; else a word of 8. */
 static char *jfield(char *w, const char *s, size_t n)
 {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if defined(__SSE2__)
+    const __m128i sp = _mm_set1_epi8(0x20), dq = _mm_set1_epi8('"'),
+                  bs = _mm_set1_epi8('\\'), del = _mm_set1_epi8(0x7f);
+    char *w0 = w;
+    *w++ = '"';
+    for (size_t i = 0; i < n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        /* bytes below 0x20 and from 0x80 up (negative as signed) */
+        __m128i bad = _mm_or_si128(_mm_cmpgt_epi8(sp, v),
+                                   _mm_or_si128(_mm_cmpeq_epi8(v, dq),
+                                                _mm_or_si128(_mm_cmpeq_epi8(v, bs),
+                                                             _mm_cmpeq_epi8(v, del))));
+        unsigned m = (unsigned)_mm_movemask_epi8(bad);
+        size_t k = n - i < 16 ? n - i : 16;
+        if (m & ((1u << k) - 1))
+            return jstrn(w0, s, n);     /* something to escape: the careful way */
+        _mm_storeu_si128((__m128i *)(void *)w, v);
+        w += k;
+    }
+    *w++ = '"';
+    return w;
+#elif __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     size_t i = 0;
     char *w0 = w;
     *w++ = '"';

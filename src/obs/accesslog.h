@@ -134,9 +134,9 @@ struct arc_alog_rec {
     uint16_t len[ARC_ALOG_S__COUNT];    /* its length, when off[f] != 0 (saves the writer a strlen) */
     uint16_t used;                      /* bytes of strs in use (0: none yet) */
     char strs[ARC_ALOG_STR_BYTES];
-    /* Never written: lets the formatter load any field 8 bytes at a time
-     * (a field's last word may reach past strs). */
-    char strs_pad[8];
+    /* Never written: lets the formatter load any field 16 bytes at a time
+     * (a field's last block may reach past strs). */
+    char strs_pad[16];
 };
 
 _Static_assert(ARC_ALOG_STR_BYTES < UINT16_MAX, "string offsets fit uint16_t");

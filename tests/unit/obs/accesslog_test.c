@@ -378,7 +378,8 @@ static const char *field_text(const char *line, const char *key, char *out, size
  * string area (its last word read from the record's padding) is exact. */
 static void test_format_field_words(void)
 {
-    static const char specials[] = { 0, '"', '\\', '\n', 0x7f, (char)0xc3, (char)0xff };
+    static const char specials[] = { 0, '"', '\\', '\n', 0x1f, 0x7f, (char)0x80, (char)0xc3, (char)0xff,
+                                     0x20, 0x7e };
     struct arc_alog_rec *r = malloc(sizeof(*r));    /* exact size: ASan sees any over-read */
     CHECK(r != NULL);
     if (!r)
