@@ -312,8 +312,30 @@ static const char hex_pairs[513] =
     "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
     "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
 
+#if defined(__SSE2__)
+/* The 16 nibbles of 8 bytes in x (its low half), high nibble first, as
+ * hex digits. */
+static inline __m128i hex16(__m128i x)
+{
+    const __m128i f = _mm_set1_epi8(0x0f);
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(x, 4), f), lo = _mm_and_si128(x, f);
+    __m128i d = _mm_unpacklo_epi8(hi, lo);
+    __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(d, _mm_set1_epi8(9)), _mm_set1_epi8('a' - '0' - 10));
+    return _mm_add_epi8(_mm_add_epi8(d, _mm_set1_epi8('0')), letter);
+}
+#endif
+
+/* b[0..n) as lower-case hex (ids: 8 or 16 bytes). */
 static char *hex(char *w, const uint8_t *b, size_t n)
 {
+#if defined(__SSE2__)
+    if (n == 8 || n == 16) {
+        for (size_t i = 0; i < n; i += 8)
+            _mm_storeu_si128((__m128i *)(void *)(w + 2 * i),
+                             hex16(_mm_loadl_epi64((const __m128i *)(const void *)(b + i))));
+        return w + 2 * n;
+    }
+#endif
     for (size_t i = 0; i < n; i++)
         memcpy(w + 2 * i, hex_pairs + 2 * b[i], 2);
     return w + 2 * n;

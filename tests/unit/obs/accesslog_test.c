@@ -486,6 +486,40 @@ static void test_format_numbers(void)
     }
 }
 
+/* Trace and span ids as hex: every byte value. */
+static void test_format_hex_ids(void)
+{
+    struct arc_alog_rec r;
+    for (unsigned k = 0; k < 16; k++) {
+        memset(&r, 0, sizeof(r));
+        r.connect_ns = r.ttfb_ns = r.response_ns = ARC_ALOG_NONE;
+        r.traced = 1;
+        r.has_parent = 1;
+        for (unsigned i = 0; i < 16; i++)
+            r.trace_id[i] = (uint8_t)(16 * k + i);
+        for (unsigned i = 0; i < 8; i++) {
+            r.span_id[i] = (uint8_t)(255 - 16 * k - i);
+            r.parent_id[i] = (uint8_t)(16 * k + 8 + i);
+        }
+        char want[3][40], got[64];
+        for (unsigned i = 0; i < 16; i++)
+            snprintf(want[0] + 2 * i, 3, "%02x", r.trace_id[i]);
+        for (unsigned i = 0; i < 8; i++) {
+            snprintf(want[1] + 2 * i, 3, "%02x", r.span_id[i]);
+            snprintf(want[2] + 2 * i, 3, "%02x", r.parent_id[i]);
+        }
+        struct arc_sbuf o = { 0 };
+        arc_alog_format(&o, &r);
+        const char *keys[3] = { "trace_id", "span_id", "parent_span_id" };
+        for (int j = 0; j < 3; j++) {
+            char q[160];
+            snprintf(q, sizeof(q), "\"%s\"", want[j]);
+            CHECK_STR(field_text(o.p, keys[j], got, sizeof(got)), q);
+        }
+        arc_sbuf_dispose(&o);
+    }
+}
+
 /* "ts": the seconds part is remembered between lines; it stays right
  * across second, minute, hour, day, month and year boundaries, leap days
  * (2000 and 2024 are leap years, 2100 is not), and lines out of time order
@@ -573,5 +607,6 @@ int main(void)
     RUN(test_format_field_words);
     RUN(test_format_numbers);
     RUN(test_format_timestamps);
+    RUN(test_format_hex_ids);
     return TEST_REPORT();
 }
