@@ -304,6 +304,17 @@ void arc_alog_stats(struct arc_alog_stats *st);
  * NULL and *n = 0 when there are none or the directory cannot be read. */
 char **arc_alog_rotated(const char *file, size_t *n);
 
+/* logging.writer.drop_behind: after the file grew to `size`, the range to
+ * start writing back ([*synced, size) once it is a step long, a step being
+ * behind / 4) and the range to drop from the page cache ([*dropped,
+ * size - behind) once it is a step long; both advance *synced / *dropped.
+ * A length of 0: nothing to do. behind 0: never anything. */
+struct arc_alog_drop {
+    uint64_t sync_off, sync_len, drop_off, drop_len;
+};
+void arc_alog__drop_plan(uint64_t size, uint64_t behind, uint64_t *synced, uint64_t *dropped,
+                         struct arc_alog_drop *out);
+
 /* Prometheus text of those counters (nothing when logging is off). */
 void arc_alog_render_metrics(struct arc_sbuf *o);
 

@@ -520,6 +520,52 @@ static void test_format_hex_ids(void)
     }
 }
 
+/* logging.writer.drop_behind: writeback a step (behind / 4) at a time,
+ * pages dropped once further than `behind` behind the end, a step at a
+ * time; never with 0; a file that shrank (rotated) starts over. */
+static void test_drop_plan(void)
+{
+    struct arc_alog_drop d;
+    uint64_t synced = 0, dropped = 0;
+    const uint64_t mb = 1 << 20;
+    arc_alog__drop_plan(100 * mb, 0, &synced, &dropped, &d);
+    CHECK(!d.sync_len && !d.drop_len && synced == 0 && dropped == 0);
+    arc_alog__drop_plan(1 * mb, 8 * mb, &synced, &dropped, &d);
+    CHECK(!d.sync_len && !d.drop_len);              /* less than a step (2 MB) */
+    arc_alog__drop_plan(2 * mb, 8 * mb, &synced, &dropped, &d);
+    CHECK_INT(d.sync_off, 0);
+    CHECK_INT(d.sync_len, 2 * mb);
+    CHECK_INT(synced, 2 * mb);
+    CHECK(!d.drop_len);
+    arc_alog__drop_plan(9 * mb, 8 * mb, &synced, &dropped, &d);
+    CHECK_INT(d.sync_off, 2 * mb);
+    CHECK_INT(d.sync_len, 7 * mb);
+    CHECK(!d.drop_len);                             /* 1 MB behind the mark: not a step */
+    arc_alog__drop_plan(10 * mb, 8 * mb, &synced, &dropped, &d);
+    CHECK(!d.sync_len);
+    CHECK_INT(d.drop_off, 0);
+    CHECK_INT(d.drop_len, 2 * mb);
+    CHECK_INT(dropped, 2 * mb);
+    arc_alog__drop_plan(11 * mb, 8 * mb, &synced, &dropped, &d);
+    CHECK_INT(d.sync_off, 9 * mb);                  /* a step since the last one */
+    CHECK_INT(d.sync_len, 2 * mb);
+    CHECK(!d.drop_len);
+    arc_alog__drop_plan(20 * mb, 8 * mb, &synced, &dropped, &d);
+    CHECK_INT(d.sync_off, 11 * mb);
+    CHECK_INT(d.sync_len, 9 * mb);
+    CHECK_INT(d.drop_off, 2 * mb);
+    CHECK_INT(d.drop_len, 10 * mb);
+    /* every byte synced before it is dropped, and nothing twice */
+    CHECK(synced >= dropped + 8 * mb);
+    arc_alog__drop_plan(3 * mb, 8 * mb, &synced, &dropped, &d);     /* a new file */
+    CHECK(!d.sync_len && !d.drop_len);
+    CHECK_INT(synced, 3 * mb);
+    CHECK_INT(dropped, 3 * mb);
+    arc_alog__drop_plan(5 * mb, 8 * mb, &synced, &dropped, &d);
+    CHECK_INT(d.sync_off, 3 * mb);
+    CHECK_INT(d.sync_len, 2 * mb);
+}
+
 /* "ts": the seconds part is remembered between lines; it stays right
  * across second, minute, hour, day, month and year boundaries, leap days
  * (2000 and 2024 are leap years, 2100 is not), and lines out of time order
@@ -608,5 +654,6 @@ int main(void)
     RUN(test_format_numbers);
     RUN(test_format_timestamps);
     RUN(test_format_hex_ids);
+    RUN(test_drop_plan);
     return TEST_REPORT();
 }
