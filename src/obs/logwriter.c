@@ -26,6 +26,9 @@
  *
  * Writes are plain write(2) on this thread: it is the only thread that ever
  * waits on the disk, so io_uring would buy nothing here but complexity.
+ * After each write the file's written bytes are handed to writeback a step
+ * at a time and its pages further than writer.drop_behind behind the end
+ * are dropped from the page cache (drop_behind()).
  */
 #include "config/config.h"
 #include "core/log.h"
