@@ -31,7 +31,7 @@ int arc_alog_ring_init(struct arc_alog_ring *r, uint32_t capacity)
     size_t bytes = (size_t)capacity * sizeof(*r->recs);
     if (bytes >= HUGE_2M) {
         /* Whole 2 MB pages, asked to be huge: the ring is cycled through
-         * record by record (17 MB at the default capacity), and with 4 kB
+         * record by record (18 MB at the default capacity), and with 4 kB
          * pages nearly every record written or read missed the TLB. */
         size_t len = (bytes + HUGE_2M - 1) & ~(HUGE_2M - 1);
         char *m = mmap(NULL, len + HUGE_2M, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
