@@ -18,6 +18,13 @@
 #   default one). A_ROUTE / B_ROUTE: keys added to the one route's flow
 #   mapping (B_ROUTE='rate_limit: {qps: 1000000, key: {by: client_ip}}').
 # Prints one line per round and the median ratio B/A.
+#   PERF=1: also `perf record` CPU 1 during the rounds and print, per
+#   function (thread, user/kernel), both sides' samples per request as a
+#   share of A's total and the difference B-A, largest first (PERF_TOP
+#   rows, 30): a side-by-side profile, so the machine's load hits both
+#   sides alike. Where a cost moves between functions (a stall absorbed by
+#   whatever runs next) only the total and the per-thread sums can be
+#   trusted.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 harness=${BENCH_HARNESS:-$top/../shared/bench}
@@ -83,6 +90,12 @@ load() {    # load PORT_OFFSET SECONDS -> requests completed
 }
 load 11 2 >/dev/null & w=$!; load 21 2 >/dev/null; wait $w          # warm-up
 tck=$(getconf CLK_TCK)
+perfpid=
+if [[ ${PERF:-0} == 1 ]]; then
+    perf record -C 1 -o "$out/perf.data" -- sleep 100000 >/dev/null 2>&1 &
+    perfpid=$!
+    sleep 0.5
+fi
 for r in $(seq "$rounds"); do
     a0=$(cpu $pa) b0=$(cpu $pb)
     if (( r % 2 )); then load 11 "$secs" >"$out/ra" & w1=$!; load 21 "$secs" >"$out/rb" & w2=$!
@@ -93,10 +106,43 @@ for r in $(seq "$rounds"); do
     echo "round $r A $(echo "scale=2; ($a1-$a0)*1000000/$tck/$na" | bc) us/req ($na req)" \
          "B $(echo "scale=2; ($b1-$b0)*1000000/$tck/$nb" | bc) us/req ($nb req)"
 done | tee "$out/rounds.txt"
+if [[ -n $perfpid ]]; then
+    kill -INT "$perfpid"
+    wait "$perfpid" 2>/dev/null || true
+    perf script -i "$out/perf.data" -F pid,tid,comm,ip,sym 2>/dev/null |
+        awk -v pa="$pa" -v pb="$pb" '{split($2, t, "/"); if (t[1] == pa || t[1] == pb)
+            print (t[1] == pa ? "A" : "B"), $1, ($3 ~ /^ffff/ ? "k:" : "u:") $4}' >"$out/samples.txt"
+fi
 /usr/bin/python3 - "$out/rounds.txt" <<'PY'
 import re, statistics, sys
 r = [(float(a), float(b)) for a, b in re.findall(r"A ([\d.]+) us/req .* B ([\d.]+) us/req", open(sys.argv[1]).read())]
 q = [b / a for a, b in r]
 print("B/A CPU per request: median %.3f (rounds %s)" % (statistics.median(q), " ".join("%.3f" % x for x in q)))
 PY
+if [[ -n $perfpid ]]; then
+    /usr/bin/python3 - "$out/rounds.txt" "$out/samples.txt" "${PERF_TOP:-30}" <<'PY'
+import collections, re, sys
+rounds = open(sys.argv[1]).read()
+n = {"A": sum(int(x) for x in re.findall(r"A [\d.]+ us/req \((\d+) req\)", rounds)),
+     "B": sum(int(x) for x in re.findall(r"B [\d.]+ us/req \((\d+) req\)", rounds))}
+c = {"A": collections.Counter(), "B": collections.Counter()}
+th = {"A": collections.Counter(), "B": collections.Counter()}
+for line in open(sys.argv[2]):
+    p = line.split()
+    if len(p) == 3:
+        c[p[0]][p[1] + " " + p[2]] += 1
+        th[p[0]][p[1]] += 1
+a = {k: v / n["A"] for k, v in c["A"].items()}
+b = {k: v / n["B"] for k, v in c["B"].items()}
+ta = sum(a.values()) or 1
+print("perf samples per request B/A: %.4f" % (sum(b.values()) / ta))
+for s in "AB":
+    print("  %s by thread (%% of A's samples per request): %s" % (s, ", ".join(
+        "%s %.2f" % (k, v / n[s] / ta * 100) for k, v in th[s].most_common())))
+d = {k: b.get(k, 0) - a.get(k, 0) for k in set(a) | set(b)}
+print("  %8s %8s %8s  function" % ("B-A %", "A %", "B %"))
+for k, v in sorted(d.items(), key=lambda x: -abs(x[1]))[:int(sys.argv[3])]:
+    print("  %+8.3f %8.3f %8.3f  %s" % (v / ta * 100, a.get(k, 0) / ta * 100, b.get(k, 0) / ta * 100, k))
+PY
+fi
 echo "files in $out"

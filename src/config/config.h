@@ -528,6 +528,8 @@ struct arc_logging_conf {
     uint32_t ring_capacity;     /* writer.ring_capacity, 8192 records per worker (power of two) */
     uint32_t batch_bytes;       /* writer.batch_bytes, 256kb */
     uint64_t flush_interval;    /* writer.flush_interval, 50ms */
+    uint64_t drop_behind;       /* writer.drop_behind (ext), 64mb: the file's pages further
+                                 * behind its end leave the page cache (0 = kept) */
 };
 
 static inline bool arc_logging_forced_status(const struct arc_logging_conf *l, int status)

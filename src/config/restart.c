@@ -163,6 +163,8 @@ size_t arc_config_restart_diff(const struct arc_config *old, const struct arc_co
             changed(&d, "logging.writer.batch_bytes");
         if (la->flush_interval != lb->flush_interval)
             changed(&d, "logging.writer.flush_interval");
+        if (la->drop_behind != lb->drop_behind)
+            changed(&d, "logging.writer.drop_behind");
     }
     /* security.xdp: what is attached where; the lists and rates reload. */
     const struct arc_xdp_conf *xa = &old->xdp, *xb = &new->xdp;

@@ -39,7 +39,7 @@ static const struct arc_conf_key log_redact_keys[] = {
 };
 
 static const struct arc_conf_key log_writer_keys[] = {
-    { "ring_capacity", 0 }, { "batch_bytes", 0 }, { "flush_interval", 0 },
+    { "ring_capacity", 0 }, { "batch_bytes", 0 }, { "flush_interval", 0 }, { "drop_behind", 0 },
 };
 
 static const struct arc_conf_key tracing_keys[] = {
@@ -64,6 +64,7 @@ void arc_config__logging_defaults(struct arc_config *cfg)
         .ring_capacity = 8192,
         .batch_bytes = 256u << 10,
         .flush_interval = 50,
+        .drop_behind = 64ull << 20,
     };
     static const int forced[] = { 401, 403, 429, 500, 502, 503, 504 };
     for (size_t i = 0; i < N(forced); i++)
@@ -196,6 +197,17 @@ static void writer_section(struct arc_sctx *s, const struct arc_cn *m)
     if (arc_config__get_size(s, m, p, "batch_bytes", 4096, 64u << 20, false, &bb))
         l->batch_bytes = (uint32_t)bb;
     arc_config__get_dur(s, m, p, "flush_interval", 1, 60 * MS_S, false, &l->flush_interval);
+    uint64_t db = l->drop_behind;
+    if (arc_config__get_size(s, m, p, "drop_behind", 0, 1ull << 40, false, &db)) {
+        if (db && db < (1u << 20)) {
+            char pb[ARC_PATH_MAX];
+            arc_config__err(s, arc_config__val(m, "drop_behind"),
+                            "%s: must be 0 (keep the pages) or at least 1mb, got %llu",
+                            arc_config__path(pb, p, "drop_behind"), (unsigned long long)db);
+        } else {
+            l->drop_behind = db;
+        }
+    }
 }
 
 void arc_config__logging(struct arc_sctx *s, const struct arc_cn *m)

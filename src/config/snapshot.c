@@ -183,6 +183,7 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
         struct arc_upstream_rt *u = &s->ups[i];
         u->conf = uc;
         u->id = arc_ident_of(ARC_IDENT_UPSTREAM, uc->name, strlen(uc->name));
+        u->name_len = (uint16_t)ARC_MIN(strlen(uc->name), (size_t)UINT16_MAX);
         if (u->id == ARC_IDENT_NONE)
             goto too_many;
         u->n_eps = uc->n_endpoints;
@@ -193,6 +194,7 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
             u->eps[e].ss = uc->endpoints[e].address.ss;
             u->eps[e].len = uc->endpoints[e].address.len;
             u->eps[e].text = uc->endpoints[e].address.text;
+            u->eps[e].text_len = (uint16_t)ARC_MIN(strlen(u->eps[e].text), (size_t)UINT16_MAX);
             u->eps[e].weight = uc->endpoints[e].weight ? uc->endpoints[e].weight : 1;
             char key[512];
             int kl = snprintf(key, sizeof(key), "%s|%s", uc->name, u->eps[e].text);
@@ -211,6 +213,7 @@ int arc_snapshot_build(struct arc_config *cfg, struct arc_snapshot **out,
         struct arc_route_rt *r = &s->routes[i];
         r->conf = rc;
         r->id = arc_ident_of(ARC_IDENT_ROUTE, rc->name, strlen(rc->name));
+        r->name_len = (uint16_t)ARC_MIN(strlen(rc->name), (size_t)UINT16_MAX);
         if (r->id == ARC_IDENT_NONE)
             goto too_many;
         s->route_ids[i] = r->id;

@@ -27,6 +27,7 @@
 struct arc_endpoint_rt {
     struct sockaddr_storage ss;
     socklen_t len;
+    uint16_t text_len;          /* strlen(text), at most UINT16_MAX (the access log's copy) */
     const char *text;           /* "ip:port", owned by the config */
     uint32_t weight;
     uint32_t id;                /* stable identity (config/ident.h): upstream name + address */
@@ -45,6 +46,7 @@ struct arc_upstream_rt {
     const struct arc_upstream_conf *conf;
     struct arc_tls_client *tls;     /* upstreams[].tls set: its client context, owned */
     uint32_t id;                    /* stable identity: worker tables and metrics rows */
+    uint16_t name_len;              /* strlen(conf->name), at most UINT16_MAX (0: not set) */
     struct arc_endpoint_rt *eps;
     size_t n_eps;
 };
@@ -57,6 +59,7 @@ struct arc_rl_table;
 struct arc_route_rt {
     const struct arc_route_conf *conf;
     uint32_t id;                    /* stable identity: metrics rows */
+    uint16_t name_len;              /* strlen(conf->name), at most UINT16_MAX (0: not set) */
     struct arc_upstream_rt *up;     /* ACTION_UPSTREAM only */
     struct arc_upstream_rt **split; /* routes[].split: [conf->split->n_choices], owned; or NULL */
     struct arc_rt_rewrite *rewrite; /* action.rewrite compiled, or NULL; owned */

@@ -134,6 +134,9 @@ struct arc_alog_rec {
     uint16_t len[ARC_ALOG_S__COUNT];    /* its length, when off[f] != 0 (saves the writer a strlen) */
     uint16_t used;                      /* bytes of strs in use (0: none yet) */
     char strs[ARC_ALOG_STR_BYTES];
+    /* Never written: lets the formatter load any field 16 bytes at a time
+     * (a field's last block may reach past strs). */
+    char strs_pad[16];
 };
 
 _Static_assert(ARC_ALOG_STR_BYTES < UINT16_MAX, "string offsets fit uint16_t");
@@ -208,6 +211,7 @@ struct arc_alog_ring {
     _Alignas(ARC_ALOG_CACHELINE) _Atomic uint64_t tail;
     _Alignas(ARC_ALOG_CACHELINE) uint32_t mask;
     struct arc_alog_rec *recs;          /* [mask + 1] */
+    size_t map_len;                     /* recs is an mmap of this many bytes (0: calloc) */
 };
 
 /* Ring API (also used by the unit test directly). */
@@ -299,6 +303,17 @@ void arc_alog_stats(struct arc_alog_stats *st);
  * names sort by their UTC time); the caller frees each and the array.
  * NULL and *n = 0 when there are none or the directory cannot be read. */
 char **arc_alog_rotated(const char *file, size_t *n);
+
+/* logging.writer.drop_behind: after the file grew to `size`, the range to
+ * start writing back ([*synced, size) once it is a step long, a step being
+ * behind / 4) and the range to drop from the page cache ([*dropped,
+ * size - behind) once it is a step long; both advance *synced / *dropped.
+ * A length of 0: nothing to do. behind 0: never anything. */
+struct arc_alog_drop {
+    uint64_t sync_off, sync_len, drop_off, drop_len;
+};
+void arc_alog__drop_plan(uint64_t size, uint64_t behind, uint64_t *synced, uint64_t *dropped,
+                         struct arc_alog_drop *out);
 
 /* Prometheus text of those counters (nothing when logging is off). */
 void arc_alog_render_metrics(struct arc_sbuf *o);

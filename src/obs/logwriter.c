@@ -26,6 +26,9 @@
  *
  * Writes are plain write(2) on this thread: it is the only thread that ever
  * waits on the disk, so io_uring would buy nothing here but complexity.
+ * After each write the file's written bytes are handed to writeback a step
+ * at a time and its pages further than writer.drop_behind behind the end
+ * are dropped from the page cache (drop_behind()).
  */
 #include "config/config.h"
 #include "core/log.h"
@@ -59,6 +62,7 @@ static struct {
     /* writer-thread state */
     int fd;
     uint64_t size;
+    uint64_t synced, dropped;           /* drop_behind: file offsets handled so far */
     uint64_t retry_ms, check_ms, report_ms, reported_drops;
     bool failing;
     int last_errno;
@@ -188,6 +192,7 @@ static bool open_file(void)
     }
     struct stat st;
     L.size = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    L.synced = L.dropped = L.size;      /* (what was there before is left alone) */
     L.fd = fd;
     if (L.failing)
         arc_log(ARC_LOG_INFO, "access log %s: writing again", L.conf.file);
@@ -338,6 +343,47 @@ static bool write_all(int fd, const char *p, size_t n, int *err)
     return true;
 }
 
+void arc_alog__drop_plan(uint64_t size, uint64_t behind, uint64_t *synced, uint64_t *dropped,
+                         struct arc_alog_drop *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!behind)
+        return;
+    uint64_t step = behind / 4;
+    if (*synced > size || *dropped > size)     /* (a smaller file: start over) */
+        *synced = *dropped = size;
+    if (size - *synced >= step) {
+        out->sync_off = *synced;
+        out->sync_len = size - *synced;
+        *synced = size;
+    }
+    if (size > behind && size - behind > *dropped && size - behind - *dropped >= step) {
+        out->drop_off = *dropped;
+        out->drop_len = size - behind - *dropped;
+        *dropped = size - behind;
+    }
+}
+
+/* The log is written once and read, if at all, near its end (tail -f):
+ * its older pages only crowd the page cache. Written pages are handed to
+ * writeback a step at a time, and pages further than drop_behind behind
+ * the end (long written back by then) are dropped, so the file reuses the
+ * pages it freed instead of taking fresh ones. (On a VM whose free pages go
+ * back to the hypervisor, a fresh page costs a fault on the host at first
+ * touch: writing to a new file ran at 253-487 MB/s against 3.9 GB/s into
+ * reused pages, and the write(2) copy was 9% of the proxy's CPU at 40k
+ * lines/s; with this, ~1-2%.) sync_file_range may wait for the device's
+ * queue: only this thread waits on the disk. */
+static void drop_behind(void)
+{
+    struct arc_alog_drop d;
+    arc_alog__drop_plan(L.size, L.conf.drop_behind, &L.synced, &L.dropped, &d);
+    if (d.sync_len)
+        (void)sync_file_range(L.fd, (off_t)d.sync_off, (off_t)d.sync_len, SYNC_FILE_RANGE_WRITE);
+    if (d.drop_len)
+        (void)posix_fadvise(L.fd, (off_t)d.drop_off, (off_t)d.drop_len, POSIX_FADV_DONTNEED);
+}
+
 static void flush(void)
 {
     if (!L.buf.len)
@@ -361,6 +407,7 @@ static void flush(void)
             if (write_all(L.fd, L.buf.p, L.buf.len, &err)) {
                 L.size += L.buf.len;
                 done = true;
+                drop_behind();
             } else {
                 /* A partial line may have been written; the next open
                  * appends after it (a reader sees one broken line). */

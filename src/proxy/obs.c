@@ -260,6 +260,13 @@ static void puts_f(struct arc_alog_rec *r, unsigned f, const char *s)
         r->off[f] = 0;
 }
 
+/* A name from the snapshot with its length (0: not known, measured). */
+static void put_name(struct arc_alog_rec *r, unsigned f, const char *s, size_t n)
+{
+    if (s)
+        arc_alog_put(r, f, s, n ? n : strlen(s));
+}
+
 #define REDACTED "REDACTED"
 
 static bool redacted_header(const struct arc_logging_conf *lc, const char *lname)
@@ -389,14 +396,15 @@ void arc_px__obs_log(struct arc_worker *w, struct arc_exchange *ex, enum ex_outc
         if (qn)
             r->used = (uint16_t)(r->used + qn + 1);
     }
-    puts_f(r, ARC_ALOG_S_ROUTE, ex->route ? ex->route->conf->name : NULL);
+    if (ex->route)      /* (lengths kept in the snapshot: no strlen per request) */
+        put_name(r, ARC_ALOG_S_ROUTE, ex->route->conf->name, ex->route->name_len);
     const struct arc_upstream_rt *up = ex->target;
     r->has_upstream = up != NULL;
     r->rl = (uint8_t)arc_px__limit_log(ex, &r->rl_quota, &r->rl_window);
     if (up) {
-        puts_f(r, ARC_ALOG_S_UPSTREAM, up->conf->name);
-        puts_f(r, ARC_ALOG_S_UPSTREAM_ADDR,
-               ex->ep >= 0 && (size_t)ex->ep < up->n_eps ? up->eps[ex->ep].text : NULL);
+        put_name(r, ARC_ALOG_S_UPSTREAM, up->conf->name, up->name_len);
+        if (ex->ep >= 0 && (size_t)ex->ep < up->n_eps)
+            put_name(r, ARC_ALOG_S_UPSTREAM_ADDR, up->eps[ex->ep].text, up->eps[ex->ep].text_len);
     }
     arc_alog_put(r, ARC_ALOG_S_REQUEST_ID, ex->rid, ex->rid_len);
     r->tls = c->tls != NULL;

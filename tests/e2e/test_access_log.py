@@ -4,7 +4,8 @@ abort, an HTTP/2 request and a TLS request (with a client certificate);
 size rotation with gzip and max_files; SIGUSR1 reopening a moved file; a
 vanished log directory reported and recovered from; redaction (the secret
 never reaches the file); sampling with force_on_status / force_on_slow;
-ring-full drops counted with a tiny ring; X-Request-Id generated (UUIDv7),
+ring-full drops counted with a tiny ring; the file's old pages dropped from
+the page cache (writer.drop_behind); X-Request-Id generated (UUIDv7),
 kept from trusted peers only, forwarded and returned; traceparent continued
 with a new span id (or started, sampled per tracing.sample); and the
 `arc logs` filters over live and rotated files, piped and followed."""
@@ -448,6 +449,68 @@ def test_sampling_with_forced_statuses_and_slow_requests(arc, servers, tmp_path)
     assert c.request("GET", "/slow?ms=300").status == 200
     lines = read_lines(str(tmp_path / "access.log"), 2)
     assert sorted(ln["path"] for ln in lines) == ["/slow", "/status/404"]
+
+
+def resident_pages(path, length):
+    """How many of the first `length` bytes' pages of a file are in the page
+    cache (mincore over a shared read-only mapping)."""
+    import ctypes
+    import mmap
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    page = mmap.PAGESIZE
+    n = (length + page - 1) // page
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, length, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        assert addr not in (None, ctypes.c_void_p(-1).value), ctypes.get_errno()
+        vec = ctypes.create_string_buffer(n)
+        try:
+            assert libc.mincore(addr, length, vec) == 0, ctypes.get_errno()
+        finally:
+            libc.munmap(addr, length)
+    finally:
+        os.close(fd)
+    return sum(b & 1 for b in vec.raw)
+
+
+def test_drop_behind_leaves_every_line_and_drops_old_pages(arc, servers, tmp_path):
+    """logging.writer.drop_behind: the file's pages further than it behind
+    the end leave the page cache once written back; every line is still in
+    the file, whole."""
+    up = servers.http(name="echo")
+    routes = [route_conf("ping", "/{*rest}", respond={"status": 200, "body": "pong"})]
+    a = arc(log_config(tmp_path, [upstream_conf("echo", up.addr)], routes=routes, workers=1,
+                       logging={"writer": {"drop_behind": "1mb", "batch_bytes": "64kb"}}))
+    path = "/" + "p" * 480
+    ua = "u" * 180
+    c = a.client()
+    n, chunk = 3000, 100                # ~1.3 kB a line: ~4 MB of log
+    for _ in range(n // chunk):
+        c.send(b"".join(build_request("GET", path, headers={"User-Agent": ua})
+                        for _ in range(chunk)))
+        for _ in range(chunk):
+            assert c.response().status == 200
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        ms, _ = a.metrics()
+        if metric(ms, "arc_access_log_lines_total") + metric(ms, "arc_access_log_dropped_total") >= n:
+            break
+        time.sleep(0.05)
+    assert metric(ms, "arc_access_log_dropped_total") == 0
+    log = str(tmp_path / "access.log")
+    size = os.path.getsize(log)
+    assert size > 3 << 20, size
+    # the first megabyte was handed to writeback when written and dropped
+    # once the file was 2+ MB long: its pages are (at least mostly) gone
+    first = 1 << 20
+    assert resident_pages(log, first) < first // 4096 // 2, resident_pages(log, first)
+    lines = read_lines(log, n)
+    assert all(ln["path"] == path and ln["user_agent"] == ua for ln in lines)
 
 
 def test_tiny_ring_drops_are_counted(arc, servers, tmp_path):

@@ -30,6 +30,7 @@ static void test_defaults(void)
     CHECK_INT(l->ring_capacity, 8192);
     CHECK_INT(l->batch_bytes, 256 << 10);
     CHECK_INT(l->flush_interval, 50);
+    CHECK_INT(l->drop_behind, 64 << 20);
     CHECK(c->tracing_sample == 0.01);
     arc_config_free(c);
 }
@@ -44,7 +45,7 @@ static void test_values(void)
         "    rotation: {max_size: 10mb, max_files: 3, compress: false}\n"
         "  access: {sample: 0.25, force_on_status: [404, 599], force_on_slow: 2s}\n"
         "  redact: {headers: [Referer, User-Agent], query_params: [token]}\n"
-        "  writer: {ring_capacity: 16, batch_bytes: 8kb, flush_interval: 5ms}\n"
+        "  writer: {ring_capacity: 16, batch_bytes: 8kb, flush_interval: 5ms, drop_behind: 2mb}\n"
         "observability: {tracing: {sample: 1, endpoint: \"http://127.0.0.1:4318\", "
         "queue_capacity: 64, flush_interval: 200ms, timeout: 1s}}\n");
     if (!c)
@@ -72,6 +73,7 @@ static void test_values(void)
     CHECK_INT(l->ring_capacity, 16);
     CHECK_INT(l->batch_bytes, 8192);
     CHECK_INT(l->flush_interval, 5);
+    CHECK_INT(l->drop_behind, 2 << 20);
     CHECK(c->tracing_sample == 1.0);
     CHECK(c->tracing.export);
     CHECK_STR(c->tracing.addr.text, "127.0.0.1:4318");
@@ -98,6 +100,8 @@ static void test_tracing_errors(void)
     CHECK_FAILS("yaml", MINI_YAML "observability: {tracing: {queue_capacity: 100}}\n",
                 1, 11, 43, "observability.tracing.queue_capacity: must be a power of two");
 }
+
+static struct arc_config *with_logging(const char *logging);
 
 static void test_errors(void)
 {
@@ -126,6 +130,17 @@ static void test_errors(void)
     CHECK_ERR(&e, 16, 3, "unknown key 'extra'");
     CHECK_ERR(&e, 17, 35, "observability.tracing.sample: expected a number from 0 to 1");
     arc_config_errors_dispose(&e);
+    c = load_str("yaml", MINI_YAML
+        "logging:\n"                                                  /* 11 */
+        "  writer: {drop_behind: 4kb}\n",                             /* 12 */
+        &e);
+    CHECK(c == NULL);
+    CHECK_ERR(&e, 12, 25, "logging.writer.drop_behind: must be 0 (keep the pages) or at least 1mb");
+    arc_config_errors_dispose(&e);
+    c = with_logging("logging: {writer: {drop_behind: 0}}\n");
+    if (c)
+        CHECK_INT(c->logging.drop_behind, 0);
+    arc_config_free(c);
 }
 
 static struct arc_config *with_logging(const char *logging)
@@ -140,7 +155,7 @@ static void test_restart_only(void)
     struct arc_config *off = with_logging("");
     struct arc_config *on = with_logging("logging: {output: {file: /tmp/a.log}}\n");
     struct arc_config *other = with_logging("logging: {output: {file: /tmp/b.log}, "
-                                            "writer: {ring_capacity: 64}}\n");
+                                            "writer: {ring_capacity: 64, drop_behind: 0}}\n");
     struct arc_config *sampled = with_logging("logging: {output: {file: /tmp/a.log}, "
                                               "access: {sample: 0.5}, redact: {headers: [referer]}}\n"
                                               "observability: {tracing: {sample: 0.5}}\n");
@@ -153,9 +168,10 @@ static void test_restart_only(void)
     CHECK_INT(arc_config_restart_diff(off, on, buf, sizeof(buf)), 1);
     CHECK(strstr(buf, "logging.output (logging turned on)") != NULL);
     CHECK_INT(arc_config_restart_diff(on, off, buf, sizeof(buf)), 1);
-    CHECK_INT(arc_config_restart_diff(on, other, buf, sizeof(buf)), 2);
+    CHECK_INT(arc_config_restart_diff(on, other, buf, sizeof(buf)), 3);
     CHECK(strstr(buf, "logging.output.file") != NULL);
     CHECK(strstr(buf, "logging.writer.ring_capacity") != NULL);
+    CHECK(strstr(buf, "logging.writer.drop_behind") != NULL);
     /* sampling and redaction are reloadable */
     CHECK_INT(arc_config_restart_diff(on, sampled, buf, sizeof(buf)), 0);
 out:
