@@ -343,6 +343,14 @@ uint32_t arc_pl__h_get_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t r
 uint32_t arc_pl__h_set_shared_data(void *e, uint32_t kp, uint32_t kn, uint32_t vp, uint32_t vn,
                                    uint32_t cas);
 uint32_t arc_pl__h_register_queue(void *e, uint32_t np, uint32_t nl, uint32_t ret);
+/* calls.c */
+uint32_t arc_pl__h_http_call(void *e, uint32_t up, uint32_t upl, uint32_t hp, uint32_t hl,
+                             uint32_t bp, uint32_t bl, uint32_t tp, uint32_t tl, uint32_t timeout,
+                             uint32_t ret);
+/* abi.c: a guest's serialised header pairs into `out` (pseudo-headers
+ * allowed or BadArgument). */
+uint32_t arc_pl__parse_pairs(struct arc_pl_inst *in, uint32_t p, uint32_t n, struct arc_pl_hmap *out,
+                             bool allow_pseudo);
 uint32_t arc_pl__h_resolve_queue(void *e, uint32_t vp, uint32_t vl, uint32_t np, uint32_t nl,
                                  uint32_t ret);
 uint32_t arc_pl__h_enqueue(void *e, uint32_t id, uint32_t dp, uint32_t dl);

@@ -16,7 +16,7 @@
  * A call from a root context (arc_px__callout_root: proxy_on_tick,
  * proxy_on_queue_ready…) has no calling exchange: it runs on the snapshot
  * the worker gave the plugin set in arc_plugin_ticks_start, and its answer
- * goes to the root context (plugin/abi.c drops it if the instance was
+ * goes to the root context (plugin/calls.c drops it if the instance was
  * rebuilt or the worker took another snapshot meanwhile).
  *
  * The internal exchange pins the caller's snapshot (the plugin instance
